@@ -1,0 +1,158 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from signoff_client._gen import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ReviewState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVIEW_STATE_UNSPECIFIED: _ClassVar[ReviewState]
+    REVIEW_STATE_PENDING: _ClassVar[ReviewState]
+    REVIEW_STATE_APPROVED: _ClassVar[ReviewState]
+    REVIEW_STATE_MODIFIED: _ClassVar[ReviewState]
+    REVIEW_STATE_REJECTED: _ClassVar[ReviewState]
+    REVIEW_STATE_EXPIRED: _ClassVar[ReviewState]
+    REVIEW_STATE_CANCELLED: _ClassVar[ReviewState]
+
+class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERDICT_UNSPECIFIED: _ClassVar[Verdict]
+    VERDICT_APPROVE: _ClassVar[Verdict]
+    VERDICT_MODIFY: _ClassVar[Verdict]
+    VERDICT_REJECT: _ClassVar[Verdict]
+
+class ReviewOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVIEW_ORDER_UNSPECIFIED: _ClassVar[ReviewOrder]
+    REVIEW_ORDER_OLDEST_FIRST: _ClassVar[ReviewOrder]
+    REVIEW_ORDER_NEWEST_FIRST: _ClassVar[ReviewOrder]
+REVIEW_STATE_UNSPECIFIED: ReviewState
+REVIEW_STATE_PENDING: ReviewState
+REVIEW_STATE_APPROVED: ReviewState
+REVIEW_STATE_MODIFIED: ReviewState
+REVIEW_STATE_REJECTED: ReviewState
+REVIEW_STATE_EXPIRED: ReviewState
+REVIEW_STATE_CANCELLED: ReviewState
+VERDICT_UNSPECIFIED: Verdict
+VERDICT_APPROVE: Verdict
+VERDICT_MODIFY: Verdict
+VERDICT_REJECT: Verdict
+REVIEW_ORDER_UNSPECIFIED: ReviewOrder
+REVIEW_ORDER_OLDEST_FIRST: ReviewOrder
+REVIEW_ORDER_NEWEST_FIRST: ReviewOrder
+
+class ReviewAct(_message.Message):
+    __slots__ = ("reviewer", "verdict", "comment", "params", "at")
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    reviewer: str
+    verdict: Verdict
+    comment: str
+    params: _struct_pb2.Struct
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, reviewer: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., comment: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Review(_message.Message):
+    __slots__ = ("review_id", "decision_id", "request", "state", "reviewer_group", "reason", "matched_rules", "approvals_required", "acts", "created_at", "expires_at", "resolved_at", "final_params", "on_timeout", "version", "policy_version")
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_RULES_FIELD_NUMBER: _ClassVar[int]
+    APPROVALS_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    ACTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINAL_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    ON_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    decision_id: str
+    request: _common_pb2.ActionRequest
+    state: ReviewState
+    reviewer_group: str
+    reason: str
+    matched_rules: _containers.RepeatedCompositeFieldContainer[_common_pb2.MatchedRule]
+    approvals_required: int
+    acts: _containers.RepeatedCompositeFieldContainer[ReviewAct]
+    created_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    resolved_at: _timestamp_pb2.Timestamp
+    final_params: _struct_pb2.Struct
+    on_timeout: str
+    version: int
+    policy_version: str
+    def __init__(self, review_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., request: _Optional[_Union[_common_pb2.ActionRequest, _Mapping]] = ..., state: _Optional[_Union[ReviewState, str]] = ..., reviewer_group: _Optional[str] = ..., reason: _Optional[str] = ..., matched_rules: _Optional[_Iterable[_Union[_common_pb2.MatchedRule, _Mapping]]] = ..., approvals_required: _Optional[int] = ..., acts: _Optional[_Iterable[_Union[ReviewAct, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., final_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., on_timeout: _Optional[str] = ..., version: _Optional[int] = ..., policy_version: _Optional[str] = ...) -> None: ...
+
+class ListReviewsRequest(_message.Message):
+    __slots__ = ("reviewer_groups", "states", "order", "page_size", "page_token", "action")
+    REVIEWER_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    reviewer_groups: _containers.RepeatedScalarFieldContainer[str]
+    states: _containers.RepeatedScalarFieldContainer[ReviewState]
+    order: ReviewOrder
+    page_size: int
+    page_token: str
+    action: str
+    def __init__(self, reviewer_groups: _Optional[_Iterable[str]] = ..., states: _Optional[_Iterable[_Union[ReviewState, str]]] = ..., order: _Optional[_Union[ReviewOrder, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+
+class ListReviewsResponse(_message.Message):
+    __slots__ = ("reviews", "next_page_token")
+    REVIEWS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    reviews: _containers.RepeatedCompositeFieldContainer[Review]
+    next_page_token: str
+    def __init__(self, reviews: _Optional[_Iterable[_Union[Review, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetReviewRequest(_message.Message):
+    __slots__ = ("review_id",)
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    def __init__(self, review_id: _Optional[str] = ...) -> None: ...
+
+class WatchReviewRequest(_message.Message):
+    __slots__ = ("review_id",)
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    def __init__(self, review_id: _Optional[str] = ...) -> None: ...
+
+class SubmitReviewRequest(_message.Message):
+    __slots__ = ("review_id", "verdict", "params", "comment", "expected_version")
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    verdict: Verdict
+    params: _struct_pb2.Struct
+    comment: str
+    expected_version: int
+    def __init__(self, review_id: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., comment: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
+class CancelReviewRequest(_message.Message):
+    __slots__ = ("review_id", "reason")
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    reason: str
+    def __init__(self, review_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
