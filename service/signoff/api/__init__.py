@@ -1,0 +1,1 @@
+"""The gRPC layer: thin servicers that convert, call `app`, and map errors."""

@@ -1,0 +1,285 @@
+"""Use cases: evaluate, explain, load policies. Knows the store, not gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from signoff import pb
+from signoff.audit import AuditRecord
+from signoff.decide import DefaultDecision, Evaluation, evaluate
+from signoff.errors import FailedPrecondition
+from signoff.ids import Clock, IdFactory
+from signoff.logs import event
+from signoff.policy import Bundle, BundleError, load_bundle
+from signoff.redact import redact
+from signoff.store.base import DecisionRecord, Store
+from signoff.validate import Limits, validate_batch, validate_request
+
+log = logging.getLogger("signoff.app")
+
+OUTCOMES = {
+    "allow": pb.common.OUTCOME_AUTO_ALLOW,
+    "review": pb.common.OUTCOME_REQUIRE_REVIEW,
+    "deny": pb.common.OUTCOME_DENY,
+}
+RULE_DECISIONS = {
+    "allow": pb.common.RULE_DECISION_ALLOW,
+    "review": pb.common.RULE_DECISION_REVIEW,
+    "deny": pb.common.RULE_DECISION_DENY,
+    "": pb.common.RULE_DECISION_UNSPECIFIED,
+}
+SERVER_ACTOR = "signoff"
+
+
+@dataclass
+class BundleHolder:
+    """The bundle in force; a reload swaps this one reference, in-flight requests keep theirs."""
+
+    bundle: Bundle
+    loaded_at: Any
+
+
+class Signoff:
+    """The application: everything a request needs, built once by `server.py`."""
+
+    def __init__(
+        self,
+        *,
+        policies: Path,
+        store: Store,
+        clock: Clock,
+        new_id: IdFactory,
+        limits: Limits,
+        default: DefaultDecision,
+    ) -> None:
+        self.policies = policies
+        self.store = store
+        self.clock = clock
+        self.new_id = new_id
+        self.limits = limits
+        self.default = default
+        self._holder: BundleHolder | None = None
+        self._reload_lock = asyncio.Lock()
+
+    @property
+    def bundle(self) -> Bundle:
+        """The bundle in force (start() must have succeeded)."""
+        assert self._holder is not None, "Signoff.start() was not called"
+        return self._holder.bundle
+
+    async def start(self) -> Bundle:
+        """Load the policies for the first time; a bad bundle raises BundleError."""
+        bundle = await self._load_and_audit()
+        if bundle is None:
+            raise self._last_error
+        return bundle
+
+    async def reload(self) -> tuple[bool, list[Any]]:
+        """Load the policies again; a bad bundle is audited and the old one keeps serving."""
+        async with self._reload_lock:
+            bundle = await self._load_and_audit()
+            return (bundle is not None, [] if bundle else list(self._last_error.errors))
+
+    async def _load_and_audit(self) -> Bundle | None:
+        try:
+            bundle = await asyncio.to_thread(load_bundle, self.policies)
+        except BundleError as exc:
+            self._last_error = exc
+            event(log, "policy.rejected", logging.ERROR, errors=len(exc.errors))
+            for err in exc.errors:
+                event(log, "policy.error", logging.ERROR, error=str(err))
+            await self.store.append([self._policy_record("policy.rejected", exc)])
+            return None
+        for warning in bundle.warnings:
+            event(log, "policy.warning", logging.WARNING, warning=warning)
+        await self.store.append([self._policy_record("policy.loaded", bundle)])
+        self._holder = BundleHolder(bundle=bundle, loaded_at=self.clock.now())
+        event(log, "policy.loaded", version=bundle.version, rules=bundle.rule_count)
+        return bundle
+
+    def _policy_record(self, kind: str, what: Bundle | BundleError) -> AuditRecord:
+        if isinstance(what, BundleError):
+            payload: dict[str, Any] = {
+                "directory": str(self.policies),
+                "errors": [str(e) for e in what.errors],
+            }
+            version = self._holder.bundle.version if self._holder else ""
+        else:
+            payload = {
+                "directory": str(self.policies),
+                "files": [p.file for p in what.policies],
+                "rules": what.rule_count,
+                "warnings": list(what.warnings),
+            }
+            version = what.version
+        return AuditRecord(
+            type=kind,
+            actor=SERVER_ACTOR,
+            time=self.clock.now(),
+            policy_version=version,
+            payload=payload,
+        )
+
+    async def evaluate(self, req: pb.common.ActionRequest) -> pb.common.Decision:
+        """Decide one action and store it in the audit log before returning."""
+        validate_request(req, self.limits)
+        return await self._decide(req)
+
+    async def evaluate_batch(self, reqs: list[pb.common.ActionRequest]) -> list[pb.common.Decision]:
+        """Decide several actions; their audit appends share group commits."""
+        validate_batch(reqs, self.limits)
+        return list(await asyncio.gather(*(self._decide(r) for r in reqs)))
+
+    async def _decide(self, req: pb.common.ActionRequest) -> pb.common.Decision:
+        digest = hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
+        if req.request_id:
+            found = await self.store.find_decision(req.principal.id, req.request_id)
+            if found is not None:
+                return _replayed(found, digest)
+        bundle = self.bundle  # one bundle for the whole request, even if a reload swaps it
+        now = self.clock.now()
+        ev = evaluate(bundle, req, now, self.default)
+        decision = self._to_decision(req, ev, bundle, now)
+        record = DecisionRecord(
+            decision_id=decision.decision_id,
+            principal_id=req.principal.id,
+            request_id=req.request_id,
+            request_digest=digest,
+            action_name=req.action.name,
+            outcome=pb.common.Outcome.Name(decision.outcome),
+            created_at=now,
+            decision=decision.SerializeToString(),
+        )
+        stored, replayed = await self.store.record_decision(
+            record, self._decision_record(req, ev, decision)
+        )
+        if replayed:
+            return _replayed(stored, digest)
+        event(
+            log,
+            "decision",
+            decision_id=decision.decision_id,
+            action=req.action.name,
+            outcome=ev.outcome,
+            rule=ev.deciding_rule.name if ev.deciding_rule else "",
+        )
+        return decision
+
+    def _to_decision(
+        self, req: pb.common.ActionRequest, ev: Evaluation, bundle: Bundle, now: Any
+    ) -> pb.common.Decision:
+        d = pb.common.Decision(
+            decision_id=self.new_id(),
+            request_id=req.request_id,
+            outcome=OUTCOMES[ev.outcome],
+            reason=ev.reason,
+            reviewer_group=ev.reviewer_group if ev.outcome == "review" else "",
+            policy_version=bundle.version,
+            default_applied=ev.default_applied,
+        )
+        d.evaluated_at.FromDatetime(now)
+        for m in ev.matched:
+            d.matched_rules.add(
+                file=m.file,
+                policy=m.policy,
+                rule=m.rule,
+                decision=RULE_DECISIONS[m.decision],
+                reason=m.reason,
+                shadow=m.shadow,
+                error=m.error,
+                reviewer_group=m.reviewer_group,
+                line=m.line,
+            )
+        return d
+
+    def _decision_record(
+        self, req: pb.common.ActionRequest, ev: Evaluation, d: pb.common.Decision
+    ) -> AuditRecord:
+        shown = redact(req, ev.redact) if ev.redact else req
+        return AuditRecord(
+            type="decision",
+            actor=req.principal.id,
+            time=d.evaluated_at.ToDatetime(tzinfo=self.clock.now().tzinfo),
+            request_id=req.request_id,
+            decision_id=d.decision_id,
+            action_name=req.action.name,
+            outcome=pb.common.Outcome.Name(d.outcome).removeprefix("OUTCOME_"),
+            principal=req.principal.id,
+            reviewer_group=d.reviewer_group,
+            rules=tuple(m.rule for m in ev.matched),
+            policy_version=d.policy_version,
+            payload={
+                "request": json_format.MessageToDict(shown, preserving_proto_field_name=True),
+                "decision": json_format.MessageToDict(d, preserving_proto_field_name=True),
+                "decided_by": ev.decided_by,
+            },
+        )
+
+    def explain(self, req: pb.common.ActionRequest) -> pb.decision.Explanation:
+        """Evaluate with a full trace; stores nothing, opens nothing."""
+        validate_request(req, self.limits)
+        bundle = self.bundle
+        now = self.clock.now()
+        ev = evaluate(bundle, req, now, self.default, trace=True)
+        decision = self._to_decision(req, ev, bundle, now)
+        decision.decision_id = ""
+        out = pb.decision.Explanation(decision=decision, decided_by=ev.decided_by)
+        out.applicable_files.extend(ev.applicable_files)
+        for t in ev.rule_traces:
+            out.rules.add(
+                file=t.file,
+                policy=t.policy,
+                rule=t.rule,
+                line=t.line,
+                when=t.when,
+                decision=RULE_DECISIONS[t.decision],
+                matched=t.matched,
+                error=t.error,
+                reason=t.reason,
+                shadow=t.shadow,
+                effect=RULE_DECISIONS[t.effect or ""],
+            )
+        for v in ev.variable_traces:
+            vt = out.variables.add(policy=v.policy, name=v.name, error=v.error)
+            if not v.error:
+                json_format.ParseDict(v.value, vt.value)
+        return out
+
+    def bundle_info(self) -> pb.policy.BundleInfo:
+        """Describe the bundle in force."""
+        assert self._holder is not None
+        b = self._holder.bundle
+        info = pb.policy.BundleInfo(version=b.version, directory=str(self.policies))
+        info.loaded_at.FromDatetime(self._holder.loaded_at)
+        for p in b.policies:
+            f = info.files.add(
+                path=p.file, name=p.name, description=p.description, actions=list(p.actions)
+            )
+            for r in p.rules:
+                f.rules.add(
+                    name=r.name,
+                    decision=RULE_DECISIONS[r.decision],
+                    reviewers=r.reviewers or "",
+                    shadow=r.shadow,
+                    when=r.when,
+                    line=r.line,
+                )
+        return info
+
+
+def _replayed(found: DecisionRecord, digest: str) -> pb.common.Decision:
+    if found.request_digest != digest:
+        raise FailedPrecondition(
+            f"request_id {found.request_id!r} was already used for a different request; "
+            "use a new request_id for a new action"
+        )
+    d = pb.common.Decision.FromString(found.decision)
+    d.replayed = True
+    return d

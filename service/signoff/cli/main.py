@@ -1,0 +1,81 @@
+"""`signoff` command line: serve, policy check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from signoff import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="signoff", description="Human-in-the-loop decision service.")
+    p.add_argument("--version", action="version", version=f"signoff {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gRPC service")
+    serve.add_argument("--policies", type=Path, help="policy directory (default ./policies)")
+    serve.add_argument("--db", help="database URL (default sqlite:///./signoff.db)")
+    serve.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:50051)")
+    serve.add_argument("--config", type=Path, help="YAML config file")
+    serve.add_argument("--log-format", choices=["text", "json"], help="log line format")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    policy = sub.add_parser("policy", help="work with policy files")
+    psub = policy.add_subparsers(dest="policy_command", required=True)
+    check = psub.add_parser("check", help="load and type-check a policy directory")
+    check.add_argument("directory", type=Path)
+    check.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `signoff` console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "policy" and args.policy_command == "check":
+        from signoff.cli.policy_check import run_check
+
+        return run_check(args.directory, as_json=args.json)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from signoff import logs
+    from signoff.config import ConfigError, load_settings
+    from signoff.policy import BundleError
+    from signoff.server import serve
+
+    flags = {
+        "policies": args.policies,
+        "db": args.db,
+        "listen": args.listen,
+        "log_format": args.log_format,
+        "log_level": args.log_level,
+    }
+    try:
+        settings = load_settings(flags, args.config)
+    except ConfigError as exc:
+        print(f"signoff: config error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format, settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except BundleError as exc:
+        print(f"signoff: policies in {settings.policies} rejected:", file=sys.stderr)
+        for err in exc.errors:
+            print(f"  {err}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"signoff: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

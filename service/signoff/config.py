@@ -1,0 +1,123 @@
+"""Settings: one typed model, layered flags > environment (SIGNOFF_*) > config file > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+class ConfigError(Exception):
+    """Settings could not be loaded; the message is one line naming the key."""
+
+
+class Settings(BaseSettings):
+    """Everything `signoff serve` can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGNOFF_", extra="forbid")
+
+    policies: Path = Field(Path("./policies"), description="Directory of policy files.")
+    db: str = Field(
+        "sqlite:///./signoff.db",
+        description="Database URL: sqlite:///PATH (or sqlite:///:memory:).",
+    )
+    listen: str = Field("127.0.0.1:50051", description="gRPC listen address HOST:PORT.")
+    log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
+    default_decision: Literal["review", "deny"] = Field(
+        "review", description="Decision when no rule matches."
+    )
+    default_reviewer_group: str = Field(
+        "default", min_length=1, description="Reviewer group of the default review decision."
+    )
+    max_params_bytes: int = Field(
+        256 * 1024, gt=0, description="Largest accepted action.params, in serialized bytes."
+    )
+    max_context_bytes: int = Field(
+        256 * 1024, gt=0, description="Largest accepted context, in serialized bytes."
+    )
+    max_depth: int = Field(
+        20, gt=0, le=30, description="Deepest accepted nesting of params, context and attributes."
+    )
+    max_batch: int = Field(100, gt=0, le=10_000, description="Most requests in one EvaluateBatch.")
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, description="Largest gRPC message received; larger ones are refused."
+    )
+    shutdown_grace: float = Field(
+        10.0, ge=0, description="Seconds in-flight requests get to finish on SIGTERM."
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"must be HOST:PORT with a port 0-65535, got {v!r}")
+        return v
+
+    @field_validator("db")
+    @classmethod
+    def _check_db(cls, v: str) -> str:
+        if not v.startswith("sqlite:///"):
+            raise ValueError(f"unsupported database URL {v!r}: use sqlite:///PATH")
+        return v
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file named by `db`."""
+        return Path(self.db.removeprefix("sqlite:///"))
+
+    @property
+    def listen_host(self) -> str:
+        """The host part of `listen`."""
+        return self.listen.rpartition(":")[0]
+
+
+def load_settings(flags: dict[str, Any] | None = None, config_file: Path | None = None) -> Settings:
+    """Build settings from flags, environment and an optional YAML file; raise ConfigError."""
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file}: not found")
+
+    class _Layered(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if config_file is not None:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            return tuple(sources)
+
+    try:
+        return Settings.model_validate(_Layered(**given).model_dump())
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+    except Exception as exc:  # a malformed YAML file surfaces as a plain exception
+        raise ConfigError(f"config file {config_file}: {exc}".replace("\n", " ")) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            parts.append(f"{key}: unknown setting")
+        else:
+            parts.append(f"{key} (SIGNOFF_{key.upper()}): {msg}")
+    return "; ".join(parts)
