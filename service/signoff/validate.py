@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -61,7 +62,7 @@ def validate_request(req: pb.common.ActionRequest, limits: Limits, prefix: str =
         ("principal.attributes", req.principal.attributes),
         ("resource.attributes", req.resource.attributes),
     ):
-        _check_depth(f"{prefix}{field}", struct, limits.max_depth)
+        _check_values(f"{prefix}{field}", struct, limits.max_depth)
 
 
 def validate_batch(reqs: list[pb.common.ActionRequest], limits: Limits) -> None:
@@ -88,8 +89,9 @@ def _kib(n: int) -> str:
     return f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n} bytes"
 
 
-def _check_depth(field: str, struct: struct_pb2.Struct, limit: int) -> None:
+def _check_values(field: str, struct: struct_pb2.Struct, limit: int) -> None:
     # Iterative walk: a recursive one is what hostile nesting is designed to break.
+    # NaN and infinities have no JSON form, so the audit log could not record them.
     stack: list[tuple[struct_pb2.Value | struct_pb2.Struct, int]] = [(struct, 1)]
     while stack:
         node, depth = stack.pop()
@@ -99,6 +101,8 @@ def _check_depth(field: str, struct: struct_pb2.Struct, limit: int) -> None:
             stack.extend((v, depth) for v in node.fields.values())
             continue
         kind = node.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(node.number_value):
+            raise InvalidArgument(field, f"contains {node.number_value}, which JSON cannot carry")
         if kind == "struct_value":
             stack.append((node.struct_value, depth + 1))
         elif kind == "list_value":
