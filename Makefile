@@ -1,0 +1,29 @@
+# Two entry points for a fresh machine with Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: run test lint gen bench
+
+$(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ./clients/python -e '.[dev]'
+	touch $@
+
+run: $(BIN)/.installed  ## install, then serve the example policies on SQLite
+	$(BIN)/signoff serve
+
+test: $(BIN)/.installed  ## install, then run the whole test suite
+	$(BIN)/pytest -q
+
+lint: $(BIN)/.installed  ## generated code fresh, ruff clean
+	$(BIN)/python scripts/gen_proto.py --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+gen: $(BIN)/.installed  ## regenerate protobuf/gRPC code from proto/
+	$(BIN)/python scripts/gen_proto.py
+
+bench: $(BIN)/.installed  ## run the benchmarks, write bench/results/
+	$(BIN)/python bench/run.py
