@@ -1,0 +1,103 @@
+"""The `signoff` command as a user runs it: a real process, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+
+from signoff import pb
+from signoff_client._gen import decision_pb2_grpc
+
+from .conftest import EXAMPLE_POLICIES
+
+SIGNOFF = [sys.executable, "-m", "signoff.cli.main"]
+
+
+async def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *SIGNOFF,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_serve_answers_then_drains_on_sigterm(tmp_path: Path):
+    proc = await asyncio.create_subprocess_exec(
+        *SIGNOFF,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--policies",
+        str(EXAMPLE_POLICIES),
+        "--db",
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    port = None
+    while port is None:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
+        assert line, "server exited before it started"
+        if '"server.started"' in line:
+            port = re.search(r'"listen": "127\.0\.0\.1:(\d+)"', line).group(1)  # type: ignore[union-attr]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        req = pb.common.ActionRequest()
+        req.action.name = "refund.issue"
+        req.action.params.update({"amount": 20})
+        d = await decision_pb2_grpc.DecisionServiceStub(ch).Evaluate(req)
+        assert d.outcome == pb.common.OUTCOME_AUTO_ALLOW
+    proc.send_signal(signal.SIGTERM)
+    rest = (await asyncio.wait_for(proc.stderr.read(), 60)).decode()
+    assert await proc.wait() == 0
+    assert "server.stopped" in rest
+
+
+async def test_bad_setting_stops_start_up_with_one_line():
+    code, _, err = await _run("serve", "--listen", "nonsense")
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert "listen" in err
+    assert "HOST:PORT" in err
+
+
+async def test_bad_environment_value_names_the_variable():
+    code, _, err = await _run("serve", env={"SIGNOFF_MAX_BATCH": "lots"})
+    assert code == 2
+    assert "SIGNOFF_MAX_BATCH" in err
+
+
+async def test_serve_refuses_a_bad_bundle(tmp_path: Path):
+    (tmp_path / "p.yaml").write_text("name: x\nrules: [\n")
+    code, _, err = await _run(
+        "serve", "--policies", str(tmp_path), "--db", f"sqlite:///{tmp_path / 'db'}"
+    )
+    assert code == 1
+    assert "p.yaml:" in err
+
+
+async def test_policy_check_summarises_a_good_directory():
+    code, out, _ = await _run("policy", "check", str(EXAMPLE_POLICIES))
+    assert code == 0
+    assert "refund.issue" in out
+    assert "sha256:" in out
+
+
+async def test_policy_check_lists_errors_and_fails(tmp_path: Path):
+    (tmp_path / "bad.yaml").write_text(
+        "name: bad\nrules:\n  - name: r\n    when: nope > 1\n    decision: allow\n    reason: x\n"
+    )
+    code, _, err = await _run("policy", "check", str(tmp_path))
+    assert code == 1
+    assert re.search(r"bad\.yaml:4:\d+: r: .*nope", err)
