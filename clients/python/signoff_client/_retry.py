@@ -1,0 +1,91 @@
+"""When to retry a call and how long to wait: pure, shared by the sync and async clients.
+
+The rules (README, "Retries and idempotency"):
+
+- only UNAVAILABLE and DEADLINE_EXCEEDED are retried. The server promises that
+  UNAVAILABLE means nothing was decided or stored, and every Evaluate carries a
+  request_id, so a retry that reaches a server which did decide replays that decision;
+- a call has one overall deadline. Each attempt gets what is left of it, so an attempt
+  that times out on our side has used it all and is not retried; a DEADLINE_EXCEEDED
+  the server returned early is retried while time remains;
+- the wait before retry n (0-based) is drawn from [d/2, d] with d = min(cap, base * 2**n):
+  exponential so a restarting server is not hammered, jittered so that many agents that
+  failed together do not come back together, never below d/2 so that a retry is never
+  immediate.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How many times to retry and the backoff bounds, in seconds."""
+
+    retries: int = 3
+    base: float = 0.1
+    cap: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
+        if not 0 < self.base <= self.cap:
+            raise ValueError(f"backoff needs 0 < base <= cap, got {self.base}, {self.cap}")
+
+
+def backoff(policy: RetryPolicy, retry: int, jitter: float) -> float:
+    """Return the wait before retry number `retry` (0-based), for `jitter` in [0, 1]."""
+    ceiling = min(policy.cap, policy.base * 2**retry)
+    return ceiling * (0.5 + 0.5 * jitter)
+
+
+class Attempts:
+    """The retry state of one call: its deadline and how many attempts it has made."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        timeout: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._rand = rand
+        self._start = clock()
+        self._deadline = self._start + timeout
+        self.made = 0
+
+    def remaining(self) -> float:
+        """Return the seconds left until the overall deadline (at least 0)."""
+        return max(0.0, self._deadline - self._clock())
+
+    def elapsed(self) -> float:
+        """Return the seconds since the call started."""
+        return self._clock() - self._start
+
+    def start(self) -> float:
+        """Count one attempt and return its timeout: what is left of the deadline."""
+        self.made += 1
+        return self.remaining()
+
+    def retry_after(self, code: grpc.StatusCode) -> float | None:
+        """Return how long to wait before retrying after `code`, or None to give up."""
+        retry = self.made - 1  # the number of this retry, 0-based
+        if code not in RETRYABLE or retry >= self._policy.retries:
+            return None
+        delay = backoff(self._policy, retry, self._rand())
+        # Waiting past the deadline only to fail with DEADLINE_EXCEEDED would hide the
+        # real cause; give up now and report the error we have.
+        if delay >= self.remaining():
+            return None
+        return delay

@@ -1,0 +1,157 @@
+"""Every error the client raises on purpose, and the one mapping from gRPC status codes.
+
+Catch `SignoffError` for anything the service (or the client on its behalf) refused;
+each subclass names one gRPC status code. The original `grpc.RpcError`, when there is
+one, is chained as `__cause__`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+import grpc
+
+__all__ = [
+    "AlreadyExists",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "SignoffError",
+    "Unauthenticated",
+    "Unavailable",
+    "from_rpc_error",
+    "from_status",
+    "status_of",
+]
+
+
+class SignoffError(Exception):
+    """Base of every client error; `code` is the gRPC status code, `message` its details."""
+
+    default_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code: grpc.StatusCode = code or self.default_code
+
+
+# The server writes INVALID_ARGUMENT details as "<field>: <message>", e.g.
+# "action.name: must not be empty" or "requests[2].action.params: 312 KiB exceeds ...".
+_FIELD_RE = re.compile(r"^([A-Za-z_][\w.\[\]-]*): ")
+
+
+class InvalidArgument(SignoffError, ValueError):
+    """A request field is malformed; `field` is its dotted path, e.g. `action.name`.
+
+    Raised by the server, or by the client before sending (params that are not JSON);
+    it is also a `ValueError` so that either is caught the same way.
+    """
+
+    default_code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(
+        self, message: str, *, field: str | None = None, code: grpc.StatusCode | None = None
+    ) -> None:
+        if field is None:
+            match = _FIELD_RE.match(message)
+            field = match.group(1) if match else ""
+        elif field and not message.startswith(f"{field}: "):
+            message = f"{field}: {message}"
+        super().__init__(message, code=code)
+        self.field = field
+
+
+class NotFound(SignoffError):
+    """The named object (a review, a decision) does not exist."""
+
+    default_code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(SignoffError):
+    """The object being created exists already."""
+
+    default_code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class PermissionDenied(SignoffError):
+    """The caller is known but may not do this."""
+
+    default_code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unauthenticated(SignoffError):
+    """The token is missing, malformed or not accepted."""
+
+    default_code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class FailedPrecondition(SignoffError):
+    """The object is not in a state that allows this, e.g. a request_id reused elsewhere."""
+
+    default_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Unavailable(SignoffError):
+    """The server could not be reached or could not store; nothing was decided."""
+
+    default_code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceeded(SignoffError):
+    """The call's overall deadline passed before an answer arrived."""
+
+    default_code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class ResourceExhausted(SignoffError):
+    """A server limit was hit (request size, batch size, rate)."""
+
+    default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# The one place that decides which exception a status code becomes. Codes not listed
+# (INTERNAL, UNKNOWN, UNIMPLEMENTED...) become a plain SignoffError carrying the code.
+_BY_CODE: dict[grpc.StatusCode, type[SignoffError]] = {
+    cls.default_code: cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        PermissionDenied,
+        Unauthenticated,
+        FailedPrecondition,
+        Unavailable,
+        DeadlineExceeded,
+        ResourceExhausted,
+    )
+}
+
+
+def from_status(code: grpc.StatusCode, details: str) -> SignoffError:
+    """Return the exception for a gRPC status code and its details message."""
+    cls = _BY_CODE.get(code, SignoffError)
+    return cls(details or code.name, code=code)
+
+
+def from_rpc_error(exc: grpc.RpcError) -> SignoffError:
+    """Return the exception for a failed call (sync or `grpc.aio`)."""
+    code, details = status_of(exc)
+    return from_status(code, details)
+
+
+def status_of(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
+    """Return the status code and details of a failed call."""
+    # Sync failures are `grpc.Call`s, `grpc.aio.AioRpcError` is not, and grpc.RpcError
+    # promises neither: read the two methods where they exist, else call it UNKNOWN.
+    code_of = getattr(exc, "code", None)
+    details_of = getattr(exc, "details", None)
+    code = code_of() if callable(code_of) else None
+    details = details_of() if callable(details_of) else None
+    if not isinstance(code, grpc.StatusCode):
+        code = grpc.StatusCode.UNKNOWN
+    return code, details if isinstance(details, str) else str(exc)
