@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
+from google.protobuf import struct_pb2
+
 from signoff_client import _struct
 from signoff_client._gen import common_pb2
 from signoff_client.errors import InvalidArgument
@@ -48,11 +50,11 @@ def to_proto(req: Request, path: str = "", *, with_id: bool = True) -> common_pb
         request_id=request_id or "",
         action=common_pb2.Action(
             name=req.action,
-            params=_struct.to_struct(req.params, _field(path, "action.params")),
+            params=_optional_struct(req.params, _field(path, "action.params")),
         ),
         principal=_principal(req.principal, _field(path, "principal")),
         resource=_resource(req.resource, _field(path, "resource")),
-        context=_struct.to_struct(req.context, _field(path, "context")),
+        context=_optional_struct(req.context, _field(path, "context")),
         justification=req.justification,
     )
 
@@ -77,7 +79,7 @@ def _principal(value: object, path: str) -> common_pb2.Principal | None:
         roles=_strings(value.roles, _field(path, "roles")),
         tags=_strings(value.tags, _field(path, "tags")),
         on_behalf_of=value.on_behalf_of,
-        attributes=_struct.to_struct(value.attributes, _field(path, "attributes")),
+        attributes=_optional_struct(value.attributes, _field(path, "attributes")),
     )
 
 
@@ -96,8 +98,14 @@ def _resource(value: object, path: str) -> common_pb2.Resource | None:
     return common_pb2.Resource(
         kind=value.kind,
         id=value.id,
-        attributes=_struct.to_struct(value.attributes, _field(path, "attributes")),
+        attributes=_optional_struct(value.attributes, _field(path, "attributes")),
     )
+
+
+def _optional_struct(value: Mapping[str, Any] | None, path: str) -> struct_pb2.Struct | None:
+    # Unset rather than empty: the message stays as small as what the caller said (the
+    # server presents both the same way to CEL).
+    return None if value is None else _struct.to_struct(value, path)
 
 
 def _strings(value: object, path: str) -> list[str]:
