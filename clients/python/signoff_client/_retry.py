@@ -43,7 +43,7 @@ class RetryPolicy:
 
 def backoff(policy: RetryPolicy, retry: int, jitter: float) -> float:
     """Return the wait before retry number `retry` (0-based), for `jitter` in [0, 1]."""
-    ceiling = min(policy.cap, policy.base * 2**retry)
+    ceiling = min(policy.cap, policy.base * 2.0**retry)
     return ceiling * (0.5 + 0.5 * jitter)
 
 

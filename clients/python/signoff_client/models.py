@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf import timestamp_pb2
+
 from signoff_client import _struct
 from signoff_client._gen import common_pb2, decision_pb2
 from signoff_client.errors import SignoffError
@@ -65,8 +67,9 @@ class RuleDecision(enum.Enum):
             return None
 
 
-def _timestamp(ts: Any) -> dt.datetime:
-    return ts.ToDatetime(tzinfo=dt.UTC)
+def _timestamp(ts: timestamp_pb2.Timestamp) -> dt.datetime:
+    when: dt.datetime = ts.ToDatetime(tzinfo=dt.UTC)
+    return when
 
 
 @dataclass(frozen=True, slots=True)
