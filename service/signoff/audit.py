@@ -1,0 +1,302 @@
+"""The audit log's data model, canonical encoding and hash chain (pure: no I/O).
+
+Encoding contract (version 1) -- auditors re-implement this to verify an export:
+
+* Each entry is hashed over one JSON object holding every field except ``hash``:
+  ``action_name, actor, decision_id, outcome, payload, policy_version, prev_hash, principal,
+  request_id, review_id, review_state, reviewer, reviewer_group, rules, seq, time, type`` and
+  ``v`` (the encoding version, the number 1). Absent values are ``""``; ``rules`` is an array of
+  strings in decision order; ``payload`` is a JSON object; ``seq`` is an integer.
+* The object is serialized with RFC 8785 (JSON Canonicalization Scheme): keys sorted by their
+  UTF-16 code units, no whitespace, UTF-8, strings escaped minimally (``\\"``, ``\\\\``,
+  ``\\b \\f \\n \\r \\t``, other control characters as lowercase ``\\u00xx``, everything
+  else literal), numbers as ECMAScript's ``Number.prototype.toString`` (``1.0`` -> ``1``,
+  ``1e21`` -> ``1e+21``, ``1e-7`` -> ``1e-7``, ``-0`` -> ``0``). NaN, infinities, integers that
+  an IEEE-754 double cannot hold exactly, lone surrogates and non-string keys are rejected.
+* ``time`` is RFC 3339 in UTC with exactly six fractional digits and ``Z``:
+  ``2024-05-01T12:00:00.000000Z``.
+* ``hash = hex(sha256(ascii(prev_hash) || canonical_bytes))`` (lowercase hex). The first entry
+  (``seq`` 1) has ``prev_hash`` = ``GENESIS`` (64 zeros); entry *n* has the hash of entry *n-1*.
+
+Any change of a field, deletion or reordering of entries therefore breaks either an entry's own
+hash or the link to its predecessor, which `verify_chain` reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+GENESIS = "0" * 64
+ENCODING_VERSION = 1
+
+ENTRY_TYPES = frozenset(
+    {
+        "decision",
+        "review.opened",
+        "review.approved",
+        "review.modified",
+        "review.rejected",
+        "review.expired",
+        "review.escalated",
+        "review.cancelled",
+        "policy.loaded",
+        "policy.rejected",
+    }
+)
+OUTCOMES = frozenset({"", "AUTO_ALLOW", "REQUIRE_REVIEW", "DENY"})
+
+# Largest integer every JSON implementation (IEEE-754 doubles) reads back exactly.
+_MAX_EXACT_INT = 2**53
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord:
+    """What the application asks to append; the store adds seq and the chain hashes."""
+
+    type: str
+    time: dt.datetime
+    actor: str = ""
+    request_id: str = ""
+    decision_id: str = ""
+    review_id: str = ""
+    action_name: str = ""
+    outcome: str = ""
+    principal: str = ""
+    reviewer: str = ""
+    reviewer_group: str = ""
+    review_state: str = ""
+    rules: tuple[str, ...] = ()
+    policy_version: str = ""
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    # Canonical JSON of `payload`, computed once here so that bad payloads fail at the caller,
+    # not inside the store's write batch.
+    payload_json: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.type not in ENTRY_TYPES:
+            raise ValueError(f"audit type {self.type!r} is not one of {sorted(ENTRY_TYPES)}")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"audit outcome {self.outcome!r} is not one of {sorted(OUTCOMES)}")
+        if self.time.tzinfo is None or self.time.utcoffset() is None:
+            raise ValueError("audit time must be timezone-aware")
+        if not isinstance(self.payload, Mapping):
+            raise ValueError("audit payload must be a JSON object")
+        rules = tuple(self.rules)
+        if not all(isinstance(r, str) for r in rules):
+            raise ValueError("audit rules must be strings")
+        text = canonical_json(self.payload)
+        # Normalize so that an entry read back from storage compares equal to the one appended.
+        object.__setattr__(self, "time", self.time.astimezone(dt.UTC))
+        object.__setattr__(self, "rules", rules)
+        object.__setattr__(self, "payload", json.loads(text))
+        object.__setattr__(self, "payload_json", text)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry(AuditRecord):
+    """An appended record: its position in the log and its place in the hash chain."""
+
+    seq: int
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """Outcome of walking a chain: ok, or the first bad entry and what is wrong with it."""
+
+    ok: bool
+    checked: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int = 0
+    problem: str = ""  # "changed" | "missing" | "reordered"
+    detail: str = ""
+
+
+def format_time(t: dt.datetime) -> str:
+    """Return `t` as RFC 3339 UTC with microseconds and 'Z' (the encoding's time format)."""
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError("time must be timezone-aware")
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> dt.datetime:
+    """Parse a time written by `format_time`."""
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+def canonical_json(value: Any) -> str:
+    """Return the RFC 8785 canonical JSON text of `value` (raises ValueError if not JSON-able)."""
+    out: list[str] = []
+    _encode(value, out)
+    return "".join(out)
+
+
+def canonical_bytes(record: AuditRecord, *, seq: int, prev_hash: str) -> bytes:
+    """Return the canonical encoding of `record` at position `seq` after `prev_hash`."""
+    obj = {
+        "action_name": record.action_name,
+        "actor": record.actor,
+        "decision_id": record.decision_id,
+        "outcome": record.outcome,
+        "policy_version": record.policy_version,
+        "prev_hash": prev_hash,
+        "principal": record.principal,
+        "request_id": record.request_id,
+        "review_id": record.review_id,
+        "review_state": record.review_state,
+        "reviewer": record.reviewer,
+        "reviewer_group": record.reviewer_group,
+        "rules": list(record.rules),
+        "seq": seq,
+        "time": format_time(record.time),
+        "type": record.type,
+        "v": ENCODING_VERSION,
+    }
+    head = canonical_json(obj)
+    # The payload is spliced in pre-encoded ("payload" sorts between "outcome" and
+    # "policy_version"), which keeps the writer from re-encoding it for every hash.
+    cut = head.index(',"policy_version":')
+    text = f'{head[:cut]},"payload":{record.payload_json}{head[cut:]}'
+    return text.encode("utf-8")
+
+
+def entry_hash(record: AuditRecord, *, seq: int, prev_hash: str) -> str:
+    """Return the chain hash of `record` at position `seq` after `prev_hash`."""
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(canonical_bytes(record, seq=seq, prev_hash=prev_hash))
+    return digest.hexdigest()
+
+
+def seal(record: AuditRecord, *, seq: int, prev_hash: str) -> AuditEntry:
+    """Return `record` as the entry at `seq` chained after `prev_hash`."""
+    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(record) if f.init}
+    digest = entry_hash(record, seq=seq, prev_hash=prev_hash)
+    return AuditEntry(**values, seq=seq, prev_hash=prev_hash, hash=digest)
+
+
+def verify_chain(
+    entries: Iterable[AuditEntry], prev_hash: str = GENESIS, expected_first_seq: int = 1
+) -> VerifyResult:
+    """Check `entries` are intact, gap-free and chained on from `prev_hash` at the given seq."""
+    it: Iterator[AuditEntry] = iter(entries)
+    expected, head_hash, checked = expected_first_seq, prev_hash, 0
+
+    def bad(seq: int, problem: str, detail: str) -> VerifyResult:
+        return VerifyResult(False, checked, expected - 1, head_hash, seq, problem, detail)
+
+    for entry in it:
+        if entry.seq < expected:
+            return bad(entry.seq, "reordered", f"seq {entry.seq} follows seq {expected - 1}")
+        if entry.seq > expected:
+            # One entry of lookahead tells a swap ([.., 4, 3]) from a hole ([.., 4, 5]).
+            nxt = next(it, None)
+            if nxt is not None and nxt.seq < entry.seq:
+                return bad(expected, "reordered", f"seq {entry.seq} comes before seq {nxt.seq}")
+            last = entry.seq - 1
+            span = f"seq {expected}" if last == expected else f"seq {expected}..{last}"
+            return bad(expected, "missing", f"{span} missing before seq {entry.seq}")
+        actual = entry_hash(entry, seq=entry.seq, prev_hash=entry.prev_hash)
+        if actual != entry.hash:
+            return bad(entry.seq, "changed", f"seq {entry.seq}: content does not match its hash")
+        if entry.prev_hash != head_hash:
+            return bad(
+                entry.seq,
+                "reordered",
+                f"seq {entry.seq}: prev_hash {entry.prev_hash[:12]}... is not the hash of "
+                f"seq {expected - 1} ({head_hash[:12]}...): an entry was moved, removed or "
+                "inserted here",
+            )
+        checked += 1
+        expected, head_hash = entry.seq + 1, entry.hash
+    return VerifyResult(True, checked, expected - 1, head_hash)
+
+
+def _encode(value: Any, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        _check_unicode(value)
+        out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, int | float):
+        out.append(_number(value))
+    elif isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError("JSON object keys must be strings")
+        out.append("{")
+        # RFC 8785 orders keys by UTF-16 code units, which differs from code point order
+        # only for characters above U+FFFF.
+        for i, key in enumerate(sorted(value, key=lambda k: k.encode("utf-16-be"))):
+            if i:
+                out.append(",")
+            _encode(key, out)
+            out.append(":")
+            _encode(value[key], out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _encode(item, out)
+        out.append("]")
+    else:
+        raise ValueError(f"{type(value).__name__} is not JSON-able")
+
+
+def _check_unicode(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("strings must be valid Unicode (lone surrogate)") from exc
+
+
+def _number(value: int | float) -> str:
+    if isinstance(value, int):
+        if abs(value) <= _MAX_EXACT_INT:
+            return str(value)
+        try:
+            exact = float(value) == value
+        except OverflowError:
+            exact = False
+        if not exact:
+            raise ValueError(f"integer {value} cannot be represented exactly as a JSON number")
+        value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{value} is not a JSON number")
+    if value == 0:
+        return "0"
+    # repr() gives the shortest digits that round-trip, as ECMAScript does; only the layout
+    # (where the point goes, when to use an exponent) differs, and is redone here.
+    sign = "-" if value < 0 else ""
+    mantissa, _, exp_text = repr(abs(value)).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    stripped = digits.rstrip("0")
+    exp = int(exp_text or 0) - len(frac) + len(digits) - len(stripped)
+    digits = stripped
+    k = len(digits)
+    n = k + exp  # value = 0.digits * 10**n
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = f"{digits[:n]}.{digits[n:]}"
+    elif -6 < n <= 0:
+        text = "0." + "0" * -n + digits
+    else:
+        e = n - 1
+        head = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
+        text = f"{head}e{'+' if e >= 0 else '-'}{abs(e)}"
+    return sign + text
