@@ -1,0 +1,156 @@
+"""The compiled, immutable policy bundle: what requests are evaluated against.
+
+A reload builds a new Bundle and swaps one reference; nothing here is mutated after load
+(the index's lookup cache is the one exception, and it only memoises a pure function).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from signoff.policy.cel import Program
+
+if TYPE_CHECKING:
+    from signoff.policy.index import PolicyIndex
+
+Decision = Literal["allow", "review", "deny"]
+
+
+@dataclass(frozen=True)
+class PolicyError:
+    """One problem in a policy file, at a 1-based line and column of that file."""
+
+    file: str
+    line: int
+    column: int
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        # line 0: the problem has no position (e.g. the directory itself is missing).
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        return f"{where}: {self.rule}: {self.message}" if self.rule else f"{where}: {self.message}"
+
+
+class BundleError(Exception):
+    """The bundle was rejected whole; `errors` lists every problem found, in file order."""
+
+    def __init__(self, errors: Sequence[PolicyError]) -> None:
+        self.errors = list(errors)
+        lines = "\n".join(str(e) for e in self.errors)
+        super().__init__(f"{len(self.errors)} error(s) in the policy bundle:\n{lines}")
+
+
+@dataclass(frozen=True)
+class CompiledVariable:
+    """A policy variable, compiled on its own (with its dependencies inlined) for Explain."""
+
+    name: str
+    expr: str
+    line: int
+    program: Program
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A rule ready to evaluate; `when` and `reason_expr` have variables inlined."""
+
+    file: str
+    policy: str
+    name: str
+    line: int
+    when_text: str
+    when: Program
+    decision: Decision
+    reason: str | None
+    reason_expr: Program | None
+    reviewers: str | None
+    approvals: int
+    timeout: dt.timedelta | None
+    on_timeout: str
+    on_error: Literal["review", "deny", "ignore"]
+    shadow: bool
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """One policy file: its rules in file order."""
+
+    file: str
+    name: str
+    description: str
+    actions: tuple[str, ...] | None  # None: applies to every action
+    variables: tuple[CompiledVariable, ...]
+    rules: tuple[CompiledRule, ...]
+    redact: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Every policy of a directory, in bundle order (files by relative path)."""
+
+    directory: Path
+    version: str
+    policies: tuple[CompiledPolicy, ...]
+    index: PolicyIndex = field(repr=False)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Relative paths of the policy files, in bundle order."""
+        return tuple(p.file for p in self.policies)
+
+    @property
+    def rule_count(self) -> int:
+        """Number of rules in the bundle, shadow rules included."""
+        return sum(len(p.rules) for p in self.policies)
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Action names and globs the bundle covers, sorted; `*` when a file applies to all."""
+        covered = {a for p in self.policies for a in (p.actions or ("*",))}
+        return tuple(sorted(covered))
+
+    def policies_for(self, action_name: str) -> tuple[CompiledPolicy, ...]:
+        """The policies whose `actions` match `action_name`, in bundle order."""
+        return self.index.policies_for(action_name)
+
+
+def content_version(files: Sequence[tuple[str, bytes]]) -> str:
+    """Return "sha256:<hex>" over the sorted (relative path, content) pairs."""
+    digest = hashlib.sha256()
+    for rel, content in sorted(files):
+        # Length-prefixed so that moving bytes between a path and a content changes the hash.
+        name = rel.encode()
+        digest.update(b"%d:%s\0%d:" % (len(name), name, len(content)))
+        digest.update(content)
+    return "sha256:" + digest.hexdigest()
+
+
+def git_suffix(directory: Path) -> str:
+    """Return "+git:<short commit>[-dirty]" when `directory` is in a git work tree, else ""."""
+    try:
+        head = _git(directory, "rev-parse", "--short=12", "HEAD")
+        if head is None:
+            return ""
+        status = _git(directory, "status", "--porcelain", "--", ".")
+    except (OSError, subprocess.SubprocessError):
+        return ""  # no git binary, or it hung: the content hash alone still identifies
+    return f"+git:{head}" + ("-dirty" if status else "")
+
+
+def _git(directory: Path, *args: str) -> str | None:
+    result = subprocess.run(
+        ["git", "-C", str(directory), *args],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    )
+    return result.stdout.strip() if result.returncode == 0 else None

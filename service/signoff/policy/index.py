@@ -1,0 +1,56 @@
+"""Action name -> applicable policies, so decision time does not grow with the bundle.
+
+Exact names are a dict lookup. Globs are matched once per action name and the answer is
+cached (bounded LRU), so after the first request for a name every lookup is O(1) whatever
+the number of policies: 10,000 rules over 1,000 action names decide as fast as 10 rules.
+A cache miss costs one regex match per glob policy; action names are validated by the API
+(at most 200 characters), and the bound keeps random names from growing memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+
+from signoff.policy.bundle import CompiledPolicy
+
+DEFAULT_CACHE_SIZE = 8192
+
+
+def glob_regex(glob: str) -> re.Pattern[str]:
+    """Compile an action glob: `*` matches any run of characters, dots included."""
+    return re.compile(".*".join(re.escape(part) for part in glob.split("*")))
+
+
+class PolicyIndex:
+    """Finds the policies that apply to an action name, in bundle order."""
+
+    def __init__(
+        self, policies: Sequence[CompiledPolicy], cache_size: int = DEFAULT_CACHE_SIZE
+    ) -> None:
+        self._policies = tuple(policies)
+        self._exact: dict[str, list[int]] = {}
+        self._globs: list[tuple[int, re.Pattern[str]]] = []
+        self._universal: list[int] = []
+        for position, policy in enumerate(self._policies):
+            if policy.actions is None:
+                self._universal.append(position)
+                continue
+            for pattern in policy.actions:
+                if "*" in pattern:
+                    self._globs.append((position, glob_regex(pattern)))
+                else:
+                    self._exact.setdefault(pattern, []).append(position)
+        # Per instance, so two bundles (before and after a reload) never share answers.
+        self._cached = functools.lru_cache(maxsize=cache_size)(self._lookup)
+
+    def policies_for(self, action_name: str) -> tuple[CompiledPolicy, ...]:
+        """The policies whose `actions` match `action_name` (or that apply to all)."""
+        return self._cached(action_name)
+
+    def _lookup(self, action_name: str) -> tuple[CompiledPolicy, ...]:
+        positions = set(self._universal)
+        positions.update(self._exact.get(action_name, ()))
+        positions.update(p for p, regex in self._globs if regex.fullmatch(action_name))
+        return tuple(self._policies[p] for p in sorted(positions))

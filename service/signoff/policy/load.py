@@ -1,0 +1,521 @@
+"""Load a policy directory into a Bundle: YAML with positions -> schema -> compiled CEL.
+
+Every error is collected (all files, all rules) and reported with the YAML position it
+comes from, then the bundle is rejected whole: a running service keeps its last good one.
+
+Variables are inlined: every `vars.<name>` outside string literals is replaced by
+`(<the variable's expression, itself expanded>)` before compiling. That keeps them lazy
+(CEL evaluates only what `&&`, `||` and `?:` reach), type-checked with their real types,
+and lets cycles and missing names be found before the engine sees the text. A span map
+translates engine columns in the expanded text back to the text the author wrote.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from signoff.policy import cel
+from signoff.policy.bundle import (
+    Bundle,
+    BundleError,
+    CompiledPolicy,
+    CompiledRule,
+    CompiledVariable,
+    PolicyError,
+    content_version,
+    git_suffix,
+)
+from signoff.policy.index import PolicyIndex
+from signoff.policy.model import PolicyFile, Rule
+
+# Inlining doubles text per level when a variable is used twice; refuse silly sizes early.
+MAX_EXPANDED_CHARS = 64 * 1024
+_SUFFIXES = (".yaml", ".yml")
+_TEST_SUFFIXES = ("_test.yaml", "_test.yml")
+_EXPR_TYPES = {"when": ("BOOL", "DYN", "bool"), "reason_expr": ("STRING", "DYN", "string")}
+
+
+def policy_files(directory: Path) -> list[tuple[str, Path]]:
+    """(relative posix path, path) of every policy file under `directory`, sorted by path."""
+    found = []
+    for path in directory.rglob("*"):
+        rel = path.relative_to(directory)
+        # Hidden directories (.git, editor state) never hold policies.
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        if path.name.endswith(_SUFFIXES) and not path.name.endswith(_TEST_SUFFIXES):
+            found.append((rel.as_posix(), path))
+    return sorted(found)
+
+
+def load_bundle(directory: Path | str) -> Bundle:
+    """Load and compile every policy file under `directory`; raise BundleError if any is bad."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BundleError([PolicyError(str(directory), 0, 0, "", "no such policy directory")])
+    errors: list[PolicyError] = []
+    policies: list[CompiledPolicy] = []
+    contents: list[tuple[str, bytes]] = []
+    names: dict[str, str] = {}
+    warnings: list[str] = []
+    for rel, path in policy_files(directory):
+        raw = path.read_bytes()
+        contents.append((rel, raw))
+        source = _Source(rel, raw)
+        policy = source.load()
+        errors.extend(sorted(source.errors, key=lambda e: (e.line, e.column)))
+        if policy is None:
+            continue
+        if policy.name in names:
+            line, column = source.name_position
+            message = f"duplicate policy name '{policy.name}': also defined in {names[policy.name]}"
+            errors.append(PolicyError(rel, line, column, "", message))
+        names.setdefault(policy.name, rel)
+        if not policy.rules:
+            warnings.append(f"{rel}: policy '{policy.name}' has no rules")
+        policies.append(policy)
+    if errors:
+        raise BundleError(errors)
+    if not contents:
+        warnings.append(f"no policy files in {directory}: every action gets the default decision")
+    version = content_version(contents) + git_suffix(directory)
+    return Bundle(directory, version, tuple(policies), PolicyIndex(policies), tuple(warnings))
+
+
+@dataclass(frozen=True)
+class _Span:
+    """`vars.name` at [orig_start, orig_end) became [start, end) of the expanded text."""
+
+    start: int
+    end: int
+    orig_start: int
+    orig_end: int
+
+
+@dataclass(frozen=True)
+class _Expanded:
+    text: str
+    spans: tuple[_Span, ...]
+
+    def original_offset(self, offset: int) -> int:
+        """Map an offset of the expanded text to the author's text."""
+        shift = 0
+        for span in self.spans:
+            if offset < span.start:
+                break
+            if offset < span.end:
+                return span.orig_start  # inside an inlined variable: point at the reference
+            shift = span.end - span.orig_end
+        return offset - shift
+
+
+class _RefError(Exception):
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.message = message
+
+
+def var_refs(expr: str) -> list[tuple[int, int, str]]:
+    """(start, end, name) of every `vars.<name>`; raise _RefError on any other use of vars."""
+    tokens = cel.scan(expr)
+    refs = []
+    for i, tok in enumerate(tokens):
+        if tok.kind != "ident" or tok.text != "vars" or (i and tokens[i - 1].text == "."):
+            continue
+        if i + 2 < len(tokens) and tokens[i + 1].text == "." and tokens[i + 2].kind == "ident":
+            refs.append((tok.start, tokens[i + 2].end, tokens[i + 2].text))
+        else:
+            raise _RefError(tok.start, "use a variable as vars.<name>")
+    return refs
+
+
+def _substitute(expr: str, refs: list[tuple[int, int, str]], values: dict[str, str]) -> _Expanded:
+    parts: list[str] = []
+    spans: list[_Span] = []
+    pos = length = 0
+    for start, end, name in refs:
+        parts.append(expr[pos:start])
+        length += start - pos
+        inlined = f"({values[name]})"
+        spans.append(_Span(length, length + len(inlined), start, end))
+        parts.append(inlined)
+        length += len(inlined)
+        pos = end
+    parts.append(expr[pos:])
+    return _Expanded("".join(parts), tuple(spans))
+
+
+class _Source:
+    """One policy file being loaded: its text, YAML nodes, and the errors found so far."""
+
+    def __init__(self, rel: str, raw: bytes) -> None:
+        self.rel = rel
+        self.raw = raw
+        self.text = ""
+        self.errors: list[PolicyError] = []
+        self.name_position = (1, 1)
+        self._line_starts: list[int] = [0]
+
+    def error(self, line: int, column: int, label: str, message: str) -> None:
+        """Record one error at a 1-based position."""
+        self.errors.append(PolicyError(self.rel, line, column, label, message))
+
+    def position(self, index: int) -> tuple[int, int]:
+        """1-based (line, column) of a character index of the file."""
+        line = bisect.bisect_right(self._line_starts, index) - 1
+        return line + 1, index - self._line_starts[line] + 1
+
+    def node_error(self, node: Node, label: str, message: str) -> None:
+        """Record an error at the start of a YAML node."""
+        self.error(node.start_mark.line + 1, node.start_mark.column + 1, label, message)
+
+    def load(self) -> CompiledPolicy | None:
+        """Parse, validate and compile this file; None (with errors recorded) if it is bad."""
+        try:
+            self.text = self.raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.error(1, 1, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+            return None
+        self._line_starts = [0] + [i + 1 for i, ch in enumerate(self.text) if ch == "\n"]
+        root, data = self._parse()
+        if root is None:
+            return None
+        if not isinstance(root, MappingNode):
+            self.node_error(root, "", "a policy file is a YAML mapping (name, rules, ...)")
+            return None
+        self._check_duplicate_keys(root)
+        if self.errors:
+            return None
+        name_node = _child(root, "name")
+        if name_node is not None:
+            self.name_position = (name_node.start_mark.line + 1, name_node.start_mark.column + 1)
+        try:
+            model = PolicyFile.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                self._schema_error(root, data, err)
+            # Still compile the CEL of the parts that are valid, so one run shows every error.
+            variables, rules = _valid_parts(data)
+            model = PolicyFile.model_construct(name="", variables=variables, rules=[])
+            self._compile(root, model, rules)
+            return None
+        return self._compile(root, model, list(enumerate(model.rules)))
+
+    def _parse(self) -> tuple[Node | None, Any]:
+        loader = yaml.SafeLoader(self.text)
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                self.error(1, 1, "", "empty file: a policy needs at least name and rules")
+                return None, None
+            return root, loader.construct_document(root)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            problem = exc.problem or exc.context or "unreadable"
+            self.error(line, column, "", f"invalid YAML: {problem}")
+        except yaml.YAMLError as exc:
+            self.error(1, 1, "", f"invalid YAML: {exc}")
+        finally:
+            loader.dispose()
+        return None, None
+
+    def _check_duplicate_keys(self, node: Node) -> None:
+        # PyYAML silently keeps the last of two equal keys; a policy must not hide a rule.
+        if isinstance(node, MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                if isinstance(key, ScalarNode) and key.value in seen:
+                    self.node_error(key, "", f"duplicate key '{key.value}'")
+                seen.add(getattr(key, "value", ""))
+                self._check_duplicate_keys(value)
+        elif isinstance(node, SequenceNode):
+            for item in node.value:
+                self._check_duplicate_keys(item)
+
+    def _schema_error(self, root: MappingNode, data: Any, err: Any) -> None:
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        ctx = err.get("ctx") or {}
+        if kind == "rule_field":
+            loc = (*loc, ctx["field"])
+        elif kind == "duplicate_rule":
+            loc = ("rules", ctx["index"], "name")
+        label, field_loc = _label(loc, data)
+        field = _dotted(field_loc)
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            message = f"unknown key '{loc[-1]}'"
+        elif kind == "missing":
+            message = f"missing required key '{loc[-1]}'"
+        elif kind not in ("rule_field", "duplicate_rule") and field:
+            message = f"{field}: {message}"
+        node = _node_at(root, loc, key=kind == "extra_forbidden")
+        self.node_error(node, label, message)
+
+    def _compile(
+        self, root: MappingNode, model: PolicyFile, indexed_rules: list[tuple[int, Rule]]
+    ) -> CompiledPolicy | None:
+        var_nodes = _child(root, "variables")
+        expanded, variables = self._compile_variables(model, var_nodes)
+        rules = []
+        for index, rule in indexed_rules:
+            node = _node_at(root, ("rules", index))
+            compiled = self._compile_rule(model, rule, node, expanded)
+            if compiled is not None:
+                rules.append(compiled)
+        if self.errors:
+            return None
+        return CompiledPolicy(
+            file=self.rel,
+            name=model.name,
+            description=model.description,
+            actions=tuple(model.actions) if model.actions is not None else None,
+            variables=tuple(variables),
+            rules=tuple(rules),
+            redact=tuple(model.redact),
+        )
+
+    def _compile_variables(
+        self, model: PolicyFile, parent: Node | None
+    ) -> tuple[dict[str, str], list[CompiledVariable]]:
+        """Expand and compile each variable; return expansions of the good ones."""
+        refs: dict[str, list[tuple[int, int, str]]] = {}
+        broken: set[str] = set()
+        for name, expr in model.variables.items():
+            node = _child(parent, name)
+            try:
+                refs[name] = var_refs(expr)
+            except _RefError as exc:
+                self._expr_error(node, exc.offset, f"variables.{name}", exc.message)
+                broken.add(name)
+                continue
+            for start, _end, ref in refs[name]:
+                if ref not in model.variables:
+                    self._expr_error(node, start, f"variables.{name}", _unknown(ref, model))
+                    broken.add(name)
+        expanded: dict[str, str] = {}
+        compiled: list[CompiledVariable] = []
+        state: dict[str, str] = {}  # DFS colouring: "visiting" or "done"
+
+        def visit(name: str, path: list[str]) -> None:
+            if state.get(name) == "done" or name in broken:
+                return
+            state[name] = "visiting"
+            node = _child(parent, name)
+            for start, _end, ref in refs.get(name, []):
+                if state.get(ref) == "visiting":
+                    chain = [*path, name]
+                    cycle = " -> ".join([*chain[chain.index(ref) :], ref])
+                    label = f"variables.{name}"
+                    self._expr_error(node, start, label, f"variable cycle: {cycle}")
+                    broken.add(name)
+                    continue
+                visit(ref, [*path, name])
+                if ref in broken:
+                    broken.add(name)  # its own error was reported where it is defined
+            state[name] = "done"
+            if name in broken:
+                return
+            result = _substitute(model.variables[name], refs[name], expanded)
+            program = self._compile_expr(node, result, f"variables.{name}", None)
+            if program is None:
+                broken.add(name)
+                return
+            expanded[name] = result.text
+            line = node.start_mark.line + 1 if node is not None else 1
+            compiled.append(CompiledVariable(name, model.variables[name], line, program))
+
+        for name in model.variables:
+            visit(name, [])
+        order = list(model.variables)
+        compiled.sort(key=lambda v: order.index(v.name))
+        return {n: t for n, t in expanded.items() if n not in broken}, compiled
+
+    def _compile_rule(
+        self, model: PolicyFile, rule: Rule, node: Node, expanded: dict[str, str]
+    ) -> CompiledRule | None:
+        programs: dict[str, cel.Program | None] = {"when": None, "reason_expr": None}
+        ok = True
+        for key in programs:
+            text = getattr(rule, key)
+            if text is None:
+                continue
+            value_node = _child(node, key)
+            try:
+                refs = var_refs(text)
+            except _RefError as exc:
+                self._expr_error(value_node, exc.offset, rule.name, f"{key}: {exc.message}")
+                ok = False
+                continue
+            missing = [r for r in refs if r[2] not in model.variables]
+            for start, _end, ref in missing:
+                self._expr_error(value_node, start, rule.name, f"{key}: {_unknown(ref, model)}")
+            if missing or any(r[2] not in expanded for r in refs):
+                ok = False  # a broken variable was reported where it is defined
+                continue
+            result = _substitute(text, refs, expanded)
+            programs[key] = self._compile_expr(value_node, result, rule.name, key)
+            ok = ok and programs[key] is not None
+        when = programs["when"]
+        if not ok or when is None:
+            return None
+        return CompiledRule(
+            file=self.rel,
+            policy=model.name,
+            name=rule.name,
+            line=node.start_mark.line + 1,
+            when_text=rule.when,
+            when=when,
+            decision=rule.decision,
+            reason=rule.reason,
+            reason_expr=programs["reason_expr"],
+            reviewers=rule.reviewers,
+            approvals=rule.approvals,
+            timeout=rule.timeout,  # type: ignore[arg-type]  # parsed by the model
+            on_timeout=rule.effective_on_timeout,
+            on_error=rule.on_error,
+            shadow=rule.mode == "shadow",
+        )
+
+    def _compile_expr(
+        self, node: Node | None, expr: _Expanded, label: str, key: str | None
+    ) -> cel.Program | None:
+        prefix = f"{key}: " if key else ""
+        if len(expr.text) > MAX_EXPANDED_CHARS:
+            message = f"expands to {len(expr.text)} characters with its variables inlined "
+            self._expr_error(node, 0, label, f"{prefix}{message}(limit {MAX_EXPANDED_CHARS})")
+            return None
+        try:
+            program = cel.compile(expr.text)
+        except cel.CelError as exc:
+            starts = [0] + [i + 1 for i, ch in enumerate(expr.text) if ch == "\n"]
+            for issue in (exc, *exc.more):
+                offset = starts[min(issue.line, len(starts)) - 1] + issue.column - 1
+                original = expr.original_offset(offset)
+                self._expr_error(node, original, label, f"{prefix}{issue.message}")
+            return None
+        expected = _EXPR_TYPES.get(key or "")
+        if expected and program.return_type not in expected[:2]:
+            found = program.return_type.lower()
+            message = f"{prefix}must be a {expected[2]} expression, this one is {found}"
+            self._expr_error(node, 0, label, message)
+            return None
+        return program
+
+    def _expr_error(self, node: Node | None, offset: int, label: str, message: str) -> None:
+        if node is None:
+            self.error(1, 1, label, message)
+            return
+        self.error(*self.position(_scalar_index(self.text, node, offset)), label, message)
+
+
+def _scalar_index(text: str, node: Node, offset: int) -> int:
+    """File index of character `offset` of a scalar's value; the scalar start if unsure."""
+    start = node.start_mark.index
+    if not isinstance(node, ScalarNode):
+        return start
+    value, style = node.value, node.style
+    j = start
+    if style in ("|", ">"):
+        j = text.find("\n", start) + 1 or start  # content starts on the line after `|`
+    elif style in ("'", '"'):
+        j = start + 1
+    i = 0
+    while i < min(offset, len(value)):
+        if value[i].isspace():
+            # One whitespace run in the value is one run in the source (folding, indents).
+            run_i, run_j = i, j
+            while i < len(value) and value[i].isspace():
+                i += 1
+            while j < len(text) and text[j].isspace():
+                j += 1
+            if offset < i:
+                return min(run_j + offset - run_i, j)
+            continue
+        while j < len(text) and text[j].isspace():
+            j += 1  # block indentation before the first character of a line
+        if j < len(text) and text[j] == value[i]:
+            step = 2 if style == "'" and text.startswith("''", j) else 1
+        elif style == '"' and text.startswith("\\" + value[i], j) and value[i] in '"\\/':
+            step = 2
+        else:
+            return start  # an escape or fold we cannot follow: point at the scalar
+        i, j = i + 1, j + step
+    while j < len(text) and text[j].isspace() and i < len(value):
+        j += 1
+    return j
+
+
+def _valid_parts(data: Any) -> tuple[dict[str, str], list[tuple[int, Rule]]]:
+    """The variables and (index, rule) pairs that validate on their own."""
+    if not isinstance(data, dict):
+        return {}, []
+    variables = data.get("variables")
+    if not isinstance(variables, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in variables.items()
+    ):
+        variables = {}
+    rules = data.get("rules")
+    valid: list[tuple[int, Rule]] = []
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        try:
+            valid.append((index, Rule.model_validate(rule)))
+        except ValidationError:
+            continue  # already reported against the whole file
+    return variables, valid
+
+
+def _child(node: Node | None, key: str) -> Node | None:
+    if isinstance(node, MappingNode):
+        for k, v in node.value:
+            if isinstance(k, ScalarNode) and k.value == key:
+                return v
+    return None
+
+
+def _node_at(root: Node, loc: tuple[Any, ...], key: bool = False) -> Node:
+    node = root
+    for depth, part in enumerate(loc):
+        if isinstance(node, MappingNode) and isinstance(part, str):
+            match = next((kv for kv in node.value if getattr(kv[0], "value", None) == part), None)
+            if match is None:
+                return node
+            node = match[0] if key and depth == len(loc) - 1 else match[1]
+        elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        elif not isinstance(part, str):
+            return node
+    return node
+
+
+def _label(loc: tuple[Any, ...], data: Any) -> tuple[str, tuple[Any, ...]]:
+    """The rule (or variables.<name>) an error belongs to, and the loc inside it."""
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        rules = data.get("rules") if isinstance(data, dict) else None
+        rule = rules[loc[1]] if isinstance(rules, list) and loc[1] < len(rules) else None
+        name = rule.get("name") if isinstance(rule, dict) else None
+        return (name if isinstance(name, str) else f"rules[{loc[1]}]"), loc[2:]
+    if len(loc) >= 2 and loc[0] == "variables":
+        return f"variables.{loc[1]}", loc[2:]
+    return "", loc
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _unknown(name: str, model: PolicyFile) -> str:
+    known = ", ".join(model.variables) or "none"
+    return f"unknown variable 'vars.{name}' (defined: {known})"
