@@ -178,7 +178,7 @@ def entry_hash(record: AuditRecord, *, seq: int, prev_hash: str) -> str:
 
 def seal(record: AuditRecord, *, seq: int, prev_hash: str) -> AuditEntry:
     """Return `record` as the entry at `seq` chained after `prev_hash`."""
-    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(record) if f.init}
+    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(AuditRecord) if f.init}
     digest = entry_hash(record, seq=seq, prev_hash=prev_hash)
     return AuditEntry(**values, seq=seq, prev_hash=prev_hash, hash=digest)
 
