@@ -92,11 +92,19 @@ class AuditRecord:
         if not all(isinstance(r, str) for r in rules):
             raise ValueError("audit rules must be strings")
         text = canonical_json(self.payload)
+        _check_unicode("".join(self._strings()) + "".join(rules))
         # Normalize so that an entry read back from storage compares equal to the one appended.
         object.__setattr__(self, "time", self.time.astimezone(dt.UTC))
         object.__setattr__(self, "rules", rules)
         object.__setattr__(self, "payload", json.loads(text))
         object.__setattr__(self, "payload_json", text)
+
+    def _strings(self) -> tuple[str, ...]:
+        return (
+            *(self.type, self.actor, self.request_id, self.decision_id, self.review_id),
+            *(self.action_name, self.principal, self.reviewer, self.reviewer_group),
+            *(self.review_state, self.policy_version),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,6 +114,9 @@ class AuditEntry(AuditRecord):
     seq: int
     prev_hash: str
     hash: str
+
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(AuditRecord))
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +172,11 @@ def canonical_bytes(record: AuditRecord, *, seq: int, prev_hash: str) -> bytes:
         "type": record.type,
         "v": ENCODING_VERSION,
     }
-    head = canonical_json(obj)
+    # Every header value is a string, an int or a list of strings and every key is ASCII;
+    # for those json.dumps already writes RFC 8785 (the same escapes and key order), at a
+    # fraction of the cost. Lone surrogates fail in encode() below (UnicodeEncodeError is a
+    # ValueError).
+    head = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     # The payload is spliced in pre-encoded ("payload" sorts between "outcome" and
     # "policy_version"), which keeps the writer from re-encoding it for every hash.
     cut = head.index(',"policy_version":')
@@ -178,9 +193,16 @@ def entry_hash(record: AuditRecord, *, seq: int, prev_hash: str) -> str:
 
 def seal(record: AuditRecord, *, seq: int, prev_hash: str) -> AuditEntry:
     """Return `record` as the entry at `seq` chained after `prev_hash`."""
-    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(AuditRecord) if f.init}
     digest = entry_hash(record, seq=seq, prev_hash=prev_hash)
-    return AuditEntry(**values, seq=seq, prev_hash=prev_hash, hash=digest)
+    # Copy the fields instead of calling the constructor: `record` was validated and
+    # normalized when it was built, and re-encoding its payload would double the writer's work.
+    entry = object.__new__(AuditEntry)
+    for name in _RECORD_FIELDS:
+        object.__setattr__(entry, name, getattr(record, name))
+    object.__setattr__(entry, "seq", seq)
+    object.__setattr__(entry, "prev_hash", prev_hash)
+    object.__setattr__(entry, "hash", digest)
+    return entry
 
 
 def verify_chain(

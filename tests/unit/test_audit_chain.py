@@ -140,6 +140,7 @@ def test_times_are_utc_with_microseconds_and_z() -> None:
         ({"time": dt.datetime(2024, 5, 1)}, "timezone-aware"),
         ({"payload": {"x": math.nan}}, "not a JSON number"),
         ({"rules": ("a", 1)}, "rules must be strings"),
+        ({"actor": "\ud800"}, "lone surrogate"),
     ],
 )
 def test_bad_records_fail_at_construction(overrides: dict[str, Any], message: str) -> None:
