@@ -59,17 +59,18 @@ class CompiledVariable:
 
 @dataclass(frozen=True)
 class CompiledRule:
-    """A rule ready to evaluate; `when` and `reason_expr` have variables inlined."""
+    """A rule ready to evaluate; its programs have the policy's variables inlined."""
 
     file: str
     policy: str
     name: str
     line: int
-    when_text: str
-    when: Program
+    when: str  # as written
+    when_program: Program
     decision: Decision
     reason: str | None
-    reason_expr: Program | None
+    reason_expr: str | None  # as written
+    reason_program: Program | None
     reviewers: str | None
     approvals: int
     timeout: dt.timedelta | None
@@ -85,7 +86,7 @@ class CompiledPolicy:
     file: str
     name: str
     description: str
-    actions: tuple[str, ...] | None  # None: applies to every action
+    actions: tuple[str, ...]  # empty: applies to every action (a file without `actions`)
     variables: tuple[CompiledVariable, ...]
     rules: tuple[CompiledRule, ...]
     redact: tuple[str, ...]

@@ -33,7 +33,10 @@ are quadratic in the number of kept elements: 1,000 elements take ~20 ms, 5,000 
 the worst case is then about 10 maps of 1,000 (the budget) ≈ 0.2 s. Residual risk, left to
 policy review: an author who concatenates input lists inside an expression
 (`xs + xs + ...`) before `map` can still build a list up to the budget. The parser has its
-own recursion limit for deeply nested expressions (a compile error).
+own recursion limit for deeply nested expressions (a compile error). The strings
+extension is not enabled: its split() would let a 256 KiB input string become a list of
+256 K elements inside the expression, out of reach of the guard above; matches() (RE2,
+linear time) covers case-insensitive and word matching: `s.matches("(?i)\\bdrop\\b")`.
 """
 
 from __future__ import annotations
@@ -85,6 +88,9 @@ _CHECK_ENV = cel.NewEnv(
     descriptor_pool.Default(), variables=_VARIABLES, extensions=[_numeric_comparisons()]
 )
 _RUN_ENV = cel.NewEnv(descriptor_pool.Default(), variables=_VARIABLES)
+# The binding sets up Python -> CEL value conversion on an env's first compile; a program
+# only deserialized into a fresh env reports "Non-CEL value type for 'now'" without this.
+_RUN_ENV.compile("true")
 _ERROR = cel.Type.ERROR
 _ISSUE_RE = re.compile(r"ERROR: <input>:(\d+):(\d+): ([^\n]*)")
 _STATUS_RE = re.compile(r"^[A-Z_]+: |\s*\[[A-Z_]+\]$")
@@ -186,7 +192,11 @@ def compile(expr: str) -> Program:
         raise _compile_error(str(exc)) from None
     tokens = scan(expr)
     macros = any(
-        t.kind == "ident" and t.text in _LIST_MACROS and _prev_is_dot(tokens, i)
+        t.kind == "ident"
+        and t.text in _LIST_MACROS
+        and _prev_is_dot(tokens, i)
+        and i + 1 < len(tokens)
+        and tokens[i + 1].text == "("
         for i, t in enumerate(tokens)
     )
     return Program(expr, expression.return_type().name(), macros, expression)

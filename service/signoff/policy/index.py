@@ -34,7 +34,7 @@ class PolicyIndex:
         self._globs: list[tuple[int, re.Pattern[str]]] = []
         self._universal: list[int] = []
         for position, policy in enumerate(self._policies):
-            if policy.actions is None:
+            if not policy.actions:
                 self._universal.append(position)
                 continue
             for pattern in policy.actions:

@@ -1,0 +1,269 @@
+"""Pure decision semantics: a Bundle and an ActionRequest in, an Evaluation out. No I/O.
+
+The rules (SPEC "Decision semantics"):
+1. Every rule of every policy whose `actions` match the action name is evaluated.
+2. deny > review > allow; among equally severe matches the first in bundle order (files by
+   path, rules in file order) gives the reason and the reviewer group. All are reported.
+3. No match: the configured default (review by `default` out of the box).
+4. A `when` that fails to evaluate is never false: `on_error` turns it into a review (by the
+   rule's reviewers, or the default group for non-review rules), a deny, or nothing
+   (`ignore`, still reported). A `reason_expr` that fails after `when` matched keeps the
+   rule's decision, raised to at least what `on_error` asks for, with a fallback reason.
+5. `mode: shadow` rules are evaluated and reported ("would have decided") but never decide.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from signoff import pb
+from signoff.policy import Activation, Bundle, CelEvalError, CompiledPolicy, CompiledRule
+
+Decision = Literal["allow", "review", "deny"]
+# "" where a rule had no effect: an ignored failure (on_error: ignore) or no match.
+Effect = Literal["allow", "review", "deny", ""]
+SEVERITY: dict[str, int] = {"allow": 1, "review": 2, "deny": 3}
+
+
+@dataclass(frozen=True)
+class DefaultDecision:
+    """What to decide when no rule matches (operators may choose deny)."""
+
+    decision: Literal["review", "deny"] = "review"
+    reviewer_group: str = "default"
+    reason: str = "no policy matched"
+
+
+@dataclass(frozen=True)
+class MatchedRule:
+    """A rule that matched or failed; `decision` is its effect ("": an ignored failure)."""
+
+    file: str
+    policy: str
+    rule: str
+    line: int
+    decision: Effect
+    reason: str
+    shadow: bool
+    error: str
+    reviewer_group: str
+
+
+@dataclass(frozen=True)
+class RuleTrace:
+    """How one applicable rule evaluated (Explain)."""
+
+    file: str
+    policy: str
+    rule: str
+    line: int
+    when: str
+    decision: Decision
+    matched: bool
+    error: str
+    reason: str
+    shadow: bool
+    effect: Effect
+
+
+@dataclass(frozen=True)
+class VariableTrace:
+    """The value of one policy variable for this request (Explain)."""
+
+    policy: str
+    name: str
+    value: Any
+    error: str
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of evaluating a bundle against one request."""
+
+    outcome: Decision
+    reason: str
+    reviewer_group: str
+    matched: tuple[MatchedRule, ...]
+    default_applied: bool
+    decided_by: str
+    deciding_rule: CompiledRule | None
+    redact: tuple[str, ...]
+    applicable_files: tuple[str, ...]
+    rule_traces: tuple[RuleTrace, ...] = ()
+    variable_traces: tuple[VariableTrace, ...] = ()
+
+
+def evaluate(
+    bundle: Bundle,
+    request: pb.common.ActionRequest,
+    now: dt.datetime,
+    default: DefaultDecision,
+    trace: bool = False,
+) -> Evaluation:
+    """Decide `request` with `bundle`; with `trace`, also report every rule and variable."""
+    policies = bundle.policies_for(request.action.name)
+    activation = Activation(request, now)
+    matched: list[tuple[MatchedRule, CompiledRule]] = []
+    traces: list[RuleTrace] = []
+    for policy in policies:
+        for rule in policy.rules:
+            match, rule_trace = _evaluate_rule(rule, activation, default, trace)
+            if match is not None:
+                matched.append((match, rule))
+            if rule_trace is not None:
+                traces.append(rule_trace)
+    deciding = _deciding(matched)
+    if deciding is None:
+        outcome, reason, group = default.decision, default.reason, default.reviewer_group
+        decided_by, rule = "no rule matched: default decision", None
+    else:
+        match, rule = deciding
+        outcome, reason, group = match.decision or "review", match.reason, match.reviewer_group
+        decided_by = _decided_by(match, rule, [m for m, _ in matched])
+    return Evaluation(
+        outcome=outcome,
+        reason=reason,
+        reviewer_group=group if outcome == "review" else "",
+        matched=tuple(m for m, _ in matched),
+        default_applied=deciding is None,
+        decided_by=decided_by,
+        deciding_rule=rule,
+        redact=tuple(dict.fromkeys(path for p in policies for path in p.redact)),
+        applicable_files=tuple(p.file for p in policies),
+        rule_traces=tuple(traces),
+        variable_traces=_variable_traces(policies, activation) if trace else (),
+    )
+
+
+def _evaluate_rule(
+    rule: CompiledRule, activation: Activation, default: DefaultDecision, trace: bool
+) -> tuple[MatchedRule | None, RuleTrace | None]:
+    error = ""
+    reason = ""
+    effect: Effect = ""
+    try:
+        value = rule.when_program.eval(activation)
+        if not isinstance(value, bool):
+            raise CelEvalError(f"when evaluated to {type(value).__name__}, not bool")
+        when_ok = True
+    except CelEvalError as exc:
+        value, when_ok, error = False, False, f"when: {exc}"
+    if when_ok and value:
+        effect = rule.decision
+        try:
+            reason = _reason(rule, activation)
+        except CelEvalError as exc:
+            error = f"reason_expr: {exc}"
+            reason = f"rule {rule.name} matched; its reason_expr failed: {exc}"
+            if rule.on_error != "ignore" and SEVERITY[rule.on_error] > SEVERITY[effect]:
+                effect = rule.on_error
+    elif not when_ok:
+        effect = "" if rule.on_error == "ignore" else rule.on_error
+        reason = f"rule {rule.name} failed to evaluate ({error}); on_error: {rule.on_error}"
+    group = ""
+    if effect == "review":
+        group = rule.reviewers or default.reviewer_group
+    match = None
+    if effect or error:
+        match = MatchedRule(
+            file=rule.file,
+            policy=rule.policy,
+            rule=rule.name,
+            line=rule.line,
+            decision=effect,
+            reason=reason,
+            shadow=rule.shadow,
+            error=error,
+            reviewer_group=group,
+        )
+    if not trace:
+        return match, None
+    return match, RuleTrace(
+        file=rule.file,
+        policy=rule.policy,
+        rule=rule.name,
+        line=rule.line,
+        when=rule.when,
+        decision=rule.decision,
+        matched=bool(value),
+        error=error,
+        reason=reason,
+        shadow=rule.shadow,
+        effect="" if rule.shadow else effect,
+    )
+
+
+def _reason(rule: CompiledRule, activation: Activation) -> str:
+    if rule.reason_program is None:
+        return rule.reason or ""
+    value = rule.reason_program.eval(activation)
+    if not isinstance(value, str):
+        raise CelEvalError(f"reason_expr evaluated to {type(value).__name__}, not string")
+    return value
+
+
+def _deciding(
+    matched: list[tuple[MatchedRule, CompiledRule]],
+) -> tuple[MatchedRule, CompiledRule] | None:
+    best: tuple[MatchedRule, CompiledRule] | None = None
+    for match, rule in matched:
+        if match.shadow or not match.decision:
+            continue
+        # Strictly greater: among equals the first in bundle order wins.
+        if best is None or SEVERITY[match.decision] > SEVERITY[best[0].decision or "allow"]:
+            best = (match, rule)
+    return best
+
+
+def _decided_by(match: MatchedRule, rule: CompiledRule, matched: list[MatchedRule]) -> str:
+    where = f"rule {rule.name} ({rule.file}:{rule.line})"
+    if match.error.startswith("when:"):
+        where += f" failed to evaluate, on_error: {rule.on_error}"
+    others = {m.decision for m in matched if not m.shadow and m.decision}
+    if match.decision == "deny":
+        step = "deny overrides review and allow" if len(others) > 1 else "a rule denies"
+    elif match.decision == "review":
+        step = "review overrides allow" if "allow" in others else "a rule requires review"
+    else:
+        step = "every matching rule allows"
+    first = sum(1 for m in matched if m.decision == match.decision and not m.shadow) > 1
+    return f"{step}: {where}" + (", the first in bundle order" if first else "")
+
+
+def _variable_traces(
+    policies: tuple[CompiledPolicy, ...], activation: Activation
+) -> tuple[VariableTrace, ...]:
+    out = []
+    for policy in policies:
+        for variable in policy.variables:
+            try:
+                value, error = to_json(variable.program.eval(activation)), ""
+            except CelEvalError as exc:
+                value, error = None, str(exc)
+            out.append(VariableTrace(policy.name, variable.name, value, error))
+    return tuple(out)
+
+
+def to_json(value: Any) -> Any:
+    """Convert a CEL result to JSON-like data (timestamps, durations, bytes as strings)."""
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.timedelta):
+        return f"{value.total_seconds():g}s"
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, Message):
+        return json_format.MessageToDict(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)  # a CEL type value, e.g. type(x)
