@@ -13,6 +13,7 @@ import hashlib
 import os
 import sqlite3
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,24 @@ async def all_entries(store: Store) -> list[Any]:
     return await store.read_audit(1, 1_000_000)
 
 
+async def in_one_batch(store: Store, *calls: Awaitable[Any]) -> list[Any]:
+    """Run `calls` concurrently; on SQLite, hold the writer so they share one transaction."""
+    if not isinstance(store, SqliteStore):
+        return await asyncio.gather(*calls, return_exceptions=True)
+    gate = threading.Event()
+
+    async def release() -> None:
+        gate.set()
+
+    before = store.stats.commits
+    # gather starts its tasks in order: the writer is held, every call is queued, then released.
+    _, *results, _ = await asyncio.gather(
+        store.maintenance(lambda _: gate.wait(30)), *calls, release(), return_exceptions=True
+    )
+    assert store.stats.commits == before + 1
+    return results
+
+
 # -- behaviour of every backend -------------------------------------------------------------
 
 
@@ -120,11 +139,11 @@ async def test_same_request_replays_the_stored_decision_and_appends_nothing(
 async def test_reused_request_id_fails_only_that_request(store: Store) -> None:
     await store.record_decision(decision(1), audit_of(decision(1)))
     other = decision(2, request_id="req-1")  # same key, different request digest
-    results = await asyncio.gather(
+    results = await in_one_batch(
+        store,
         store.record_decision(decision(3), audit_of(decision(3))),
         store.record_decision(other, audit_of(other)),
         store.record_decision(decision(4), audit_of(decision(4))),
-        return_exceptions=True,
     )
     assert isinstance(results[1], FailedPrecondition)
     assert "request_id 'req-1' was used for a different request" in results[1].message
@@ -141,7 +160,12 @@ async def test_racing_duplicates_store_one_decision_and_one_entry(
 ) -> None:
     store = await make_store(max_batch=max_batch)
     copies = [decision(i, request_id="req-x", digest="d" * 64) for i in range(20)]
-    results = await asyncio.gather(*(store.record_decision(c, audit_of(c)) for c in copies))
+    calls = [store.record_decision(c, audit_of(c)) for c in copies]
+    if max_batch == 1:
+        results = await asyncio.gather(*calls)
+        assert store.stats.commits == len(copies)  # type: ignore[attr-defined]
+    else:
+        results = await in_one_batch(store, *calls)
     assert [replayed for _, replayed in results].count(False) == 1
     assert {rec for rec, _ in results} == {copies[0]}
     assert [e.decision_id for e in await all_entries(store)] == ["dec-0"]
@@ -162,6 +186,19 @@ async def test_idempotency_keys_are_per_principal(store: Store) -> None:
     assert await store.record_decision(b, audit_of(b)) == (b, False)
     assert await store.find_decision("agent-2", "req-1") == b
     assert await store.find_decision("agent-3", "req-1") is None
+
+
+async def test_a_closed_or_unopened_store_is_unavailable(
+    make_store: MakeStore, tmp_path: Path, clock: Clock
+) -> None:
+    never_opened = SqliteStore(tmp_path / "x.db", clock)
+    await never_opened.close()
+    store = await make_store()
+    await store.close()
+    await store.close()
+    for call in (store.append([loaded(1)]), store.read_audit(), store.audit_head()):
+        with pytest.raises(Unavailable, match="not open"):
+            await call
 
 
 async def test_close_commits_everything_queued_before_it(make_store: MakeStore) -> None:

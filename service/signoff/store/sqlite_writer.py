@@ -1,0 +1,213 @@
+"""Group commit for SQLite: one thread owns the write connection and batches transactions.
+
+Callers submit operations and get a `concurrent.futures.Future`. The writer takes everything
+queued (up to ``max_batch``), runs it in ONE ``BEGIN IMMEDIATE ... COMMIT`` -- one fsync for
+the whole batch -- and only then resolves the futures, so nothing is acknowledged before it
+is durable. Each operation runs under its own SAVEPOINT: a semantic failure (a
+`SignoffError`, a constraint violation, a bad value) undoes that operation alone; an SQL
+failure of the transaction (read-only file, disk full, I/O error) rolls the batch back and
+fails every operation in it with `Unavailable`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+from signoff.errors import FailedPrecondition, SignoffError, Unavailable
+
+# Why a database call failed, in words an operator can act on (keyed by primary result code).
+_REASONS = {
+    sqlite3.SQLITE_READONLY: "database is read-only",
+    sqlite3.SQLITE_FULL: "database or disk is full",
+    sqlite3.SQLITE_BUSY: "database is locked by another process",
+    sqlite3.SQLITE_LOCKED: "database table is locked",
+    sqlite3.SQLITE_IOERR: "disk I/O error",
+    sqlite3.SQLITE_CORRUPT: "database file is corrupt",
+    sqlite3.SQLITE_NOTADB: "file is not a database",
+    sqlite3.SQLITE_CANTOPEN: "cannot open the database file",
+    sqlite3.SQLITE_PERM: "permission denied",
+}
+
+_STOP = object()
+
+
+def unavailable(exc: BaseException) -> SignoffError:
+    """Map a database failure to the error a caller sees (a fresh instance per caller)."""
+    if isinstance(exc, Unavailable):
+        return Unavailable(exc.message)
+    if isinstance(exc, SignoffError):
+        return exc
+    code = getattr(exc, "sqlite_errorcode", None)
+    reason = _REASONS.get(code & 0xFF) if isinstance(code, int) else None
+    detail = f"{reason} ({exc})" if reason and str(exc) != reason else (reason or str(exc))
+    return Unavailable(f"audit store unavailable: {detail}")
+
+
+@dataclass
+class WriterStats:
+    """Counters of the group-commit writer (observability)."""
+
+    ops: int = 0  # operations executed in write transactions (committed or failed)
+    batches: int = 0  # write transactions attempted
+    commits: int = 0  # write transactions committed
+    failed_batches: int = 0  # write transactions rolled back by an SQL failure
+    largest_batch: int = 0
+
+
+class _Op:
+    def __init__(self, apply: Callable[[Any], Any], in_transaction: bool) -> None:
+        self.apply = apply
+        self.in_transaction = in_transaction
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+
+class GroupCommitWriter:
+    """The single writer of one SQLite database."""
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        begin: Callable[[sqlite3.Connection], Any],
+        *,
+        max_batch: int,
+        name: str = "signoff-sqlite-writer",
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        # `begin(conn)` builds what operations receive, from the open transaction's state; it
+        # is called again after an operation fails, because its savepoint rollback undid
+        # whatever that operation had changed.
+        self._connect, self._begin, self._max_batch = connect, begin, max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._accepting = False
+        self._ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._stats = WriterStats()
+
+    @property
+    def stats(self) -> WriterStats:
+        """Return a snapshot of the counters."""
+        return dataclasses.replace(self._stats)
+
+    def start(self) -> concurrent.futures.Future[None]:
+        """Start the thread; the future resolves once connected (or fails with why not)."""
+        self._thread.start()
+        return self._ready
+
+    def submit(
+        self, apply: Callable[[Any], Any], *, in_transaction: bool = True
+    ) -> concurrent.futures.Future[Any]:
+        """Queue `apply(tx)` (or `apply(connection)` outside any transaction) for the writer."""
+        op = _Op(apply, in_transaction)
+        with self._lock:
+            if not self._accepting:
+                raise Unavailable("audit store unavailable: the store is not open")
+            self._queue.put(op)
+        return op.future
+
+    def stop(self) -> concurrent.futures.Future[None]:
+        """Refuse new operations, finish the queued ones, close the connection."""
+        with self._lock:
+            if self._accepting:
+                self._accepting = False
+                self._queue.put(_STOP)
+        return self._stopped
+
+    def _main(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:
+            self._ready.set_exception(exc)
+            self._stopped.set_result(None)
+            return
+        self._accepting = True
+        self._ready.set_result(None)
+        try:
+            self._loop(conn)
+        finally:
+            conn.close()
+            self._stopped.set_result(None)
+
+    def _loop(self, conn: sqlite3.Connection) -> None:
+        while True:
+            batch: list[_Op] = []
+            item = self._queue.get()
+            while item is not _STOP:
+                if item.in_transaction:
+                    batch.append(item)
+                else:  # maintenance keeps its place in the queue order
+                    self._run_batch(conn, batch)
+                    batch = []
+                    self._run_maintenance(conn, item)
+                if len(batch) >= self._max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._run_batch(conn, batch)
+            if item is _STOP:
+                return
+
+    def _run_maintenance(self, conn: sqlite3.Connection, op: _Op) -> None:
+        if not op.future.set_running_or_notify_cancel():
+            return
+        try:
+            op.future.set_result(op.apply(conn))
+        except Exception as exc:
+            op.future.set_exception(unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+        # A caller cancelled before its op started is skipped; once started, it commits.
+        live = [op for op in batch if op.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        stats = self._stats
+        stats.batches += 1
+        stats.ops += len(live)
+        stats.largest_batch = max(stats.largest_batch, len(live))
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            tx = self._begin(conn)
+            for op in live:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = op.apply(tx)
+                except (SignoffError, sqlite3.IntegrityError, ValueError) as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    tx = self._begin(conn)
+                    if isinstance(exc, sqlite3.IntegrityError):
+                        exc = FailedPrecondition(f"rejected by the database: {exc}")
+                    outcomes.append((False, exc))
+                    continue
+                conn.execute("RELEASE op")
+                outcomes.append((True, value))
+            conn.execute("COMMIT")
+        except Exception as exc:
+            # SQLite may already have rolled back (disk full, I/O error); never leave a
+            # transaction open, or every later batch would fail on BEGIN.
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            stats.failed_batches += 1
+            for op in live:
+                op.future.set_exception(unavailable(exc))
+            return
+        stats.commits += 1
+        for op, (ok, value) in zip(live, outcomes, strict=True):
+            if ok:
+                op.future.set_result(value)
+            else:
+                op.future.set_exception(value)
