@@ -94,6 +94,7 @@ async def in_one_batch(store: Store, *calls: Awaitable[Any]) -> list[Any]:
 
 
 async def test_empty_log_has_genesis_head(store: Store) -> None:
+    assert isinstance(store, Store)
     assert await store.audit_head() == (0, GENESIS)
     assert await store.read_audit() == []
 
