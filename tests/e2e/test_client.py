@@ -179,15 +179,29 @@ async def test_async_explain(server):
     assert ex.decision.outcome is Outcome.DENY
 
 
-def test_server_deadline_is_honoured(server):
-    # A deadline too short for any server: the call fails with DeadlineExceeded, fast,
-    # and the client does not retry past it.
+def _stall(server, seconds: float) -> None:
+    """Make the real server unresponsive for a while: block its event loop."""
+    server.loop.call_soon_threadsafe(time.sleep, seconds)
+
+
+def test_deadline_is_honoured_when_the_server_stalls(server):
     with Client(server.target) as signoff:
-        signoff.evaluate("refund.issue", {"amount": 1})  # connect first
+        signoff.evaluate("refund.issue", {"amount": 1})  # connected and warm
+        _stall(server, 1.0)
         start = time.monotonic()
         with pytest.raises(errors.DeadlineExceeded):
-            signoff.evaluate("refund.issue", {"amount": 1}, timeout=1e-6)
-        assert time.monotonic() - start < 0.5
+            signoff.evaluate("refund.issue", {"amount": 1}, timeout=0.3)
+        assert 0.25 <= time.monotonic() - start < 0.8  # not retried past the deadline
+
+
+async def test_async_deadline_is_honoured_when_the_server_stalls(server):
+    async with AsyncClient(server.target, timeout=0.3) as signoff:
+        await signoff.evaluate("refund.issue", {"amount": 1}, timeout=5)
+        _stall(server, 1.0)
+        start = time.monotonic()
+        with pytest.raises(errors.DeadlineExceeded):
+            await signoff.evaluate("refund.issue", {"amount": 1})
+        assert 0.25 <= time.monotonic() - start < 0.8
 
 
 # --- no server ---------------------------------------------------------------------------
