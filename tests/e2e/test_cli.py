@@ -90,7 +90,7 @@ async def test_serve_refuses_a_bad_bundle(tmp_path: Path):
 async def test_policy_check_summarises_a_good_directory():
     code, out, _ = await _run("policy", "check", str(EXAMPLE_POLICIES))
     assert code == 0
-    assert "refund.issue" in out
+    assert "refund.*" in out
     assert "sha256:" in out
 
 
