@@ -289,3 +289,77 @@ def _string_end(expr: str, start: int, raw: bool) -> int:
 
 def _prev_is_dot(tokens: list[Token], index: int) -> bool:
     return index > 0 and tokens[index - 1].text == "."
+
+
+# --- variable inlining ----------------------------------------------------------------
+# `vars.<name>` is replaced by `(<expression>)` before compiling; the spans map engine
+# columns in the inlined text back to the text the author wrote.
+
+
+@dataclass(frozen=True)
+class Span:
+    """`vars.name` at [orig_start, orig_end) became [start, end) of the expanded text."""
+
+    start: int
+    end: int
+    orig_start: int
+    orig_end: int
+
+
+@dataclass(frozen=True)
+class Inlined:
+    """An expression with its variables inlined, and where each one came from."""
+
+    text: str
+    spans: tuple[Span, ...]
+
+    def original_offset(self, offset: int) -> int:
+        """Map an offset of the expanded text to the author's text."""
+        shift = 0
+        for span in self.spans:
+            if offset < span.start:
+                break
+            if offset < span.end:
+                return span.orig_start  # inside an inlined variable: point at the reference
+            shift = span.end - span.orig_end
+        return offset - shift
+
+
+class RefError(Exception):
+    """A misuse of `vars` at `offset` of the author's text."""
+
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.message = message
+
+
+def var_refs(expr: str) -> list[tuple[int, int, str]]:
+    """(start, end, name) of every `vars.<name>`; raise RefError on any other use of vars."""
+    tokens = scan(expr)
+    refs = []
+    for i, tok in enumerate(tokens):
+        if tok.kind != "ident" or tok.text != "vars" or (i and tokens[i - 1].text == "."):
+            continue
+        if i + 2 < len(tokens) and tokens[i + 1].text == "." and tokens[i + 2].kind == "ident":
+            refs.append((tok.start, tokens[i + 2].end, tokens[i + 2].text))
+        else:
+            raise RefError(tok.start, "use a variable as vars.<name>")
+    return refs
+
+
+def inline(expr: str, refs: list[tuple[int, int, str]], values: dict[str, str]) -> Inlined:
+    """Replace each `vars.<name>` at `refs` by `(values[name])`."""
+    parts: list[str] = []
+    spans: list[Span] = []
+    pos = length = 0
+    for start, end, name in refs:
+        parts.append(expr[pos:start])
+        length += start - pos
+        inlined = f"({values[name]})"
+        spans.append(Span(length, length + len(inlined), start, end))
+        parts.append(inlined)
+        length += len(inlined)
+        pos = end
+    parts.append(expr[pos:])
+    return Inlined("".join(parts), tuple(spans))

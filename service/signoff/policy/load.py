@@ -13,7 +13,6 @@ translates engine columns in the expanded text back to the text the author wrote
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,9 @@ from signoff.policy.model import PolicyFile, Rule
 MAX_EXPANDED_CHARS = 64 * 1024
 _SUFFIXES = (".yaml", ".yml")
 _TEST_SUFFIXES = ("_test.yaml", "_test.yml")
+# libyaml parses ~10x faster than the pure-Python loader (1,000 files: 0.8 s instead of
+# 8 s) and gives the same marks (line, column, character index).
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _EXPR_TYPES = {"when": ("BOOL", "DYN", "bool"), "reason_expr": ("STRING", "DYN", "string")}
 
 
@@ -87,70 +89,6 @@ def load_bundle(directory: Path | str) -> Bundle:
         warnings.append(f"no policy files in {directory}: every action gets the default decision")
     version = content_version(contents) + git_suffix(directory)
     return Bundle(directory, version, tuple(policies), PolicyIndex(policies), tuple(warnings))
-
-
-@dataclass(frozen=True)
-class _Span:
-    """`vars.name` at [orig_start, orig_end) became [start, end) of the expanded text."""
-
-    start: int
-    end: int
-    orig_start: int
-    orig_end: int
-
-
-@dataclass(frozen=True)
-class _Expanded:
-    text: str
-    spans: tuple[_Span, ...]
-
-    def original_offset(self, offset: int) -> int:
-        """Map an offset of the expanded text to the author's text."""
-        shift = 0
-        for span in self.spans:
-            if offset < span.start:
-                break
-            if offset < span.end:
-                return span.orig_start  # inside an inlined variable: point at the reference
-            shift = span.end - span.orig_end
-        return offset - shift
-
-
-class _RefError(Exception):
-    def __init__(self, offset: int, message: str) -> None:
-        super().__init__(message)
-        self.offset = offset
-        self.message = message
-
-
-def var_refs(expr: str) -> list[tuple[int, int, str]]:
-    """(start, end, name) of every `vars.<name>`; raise _RefError on any other use of vars."""
-    tokens = cel.scan(expr)
-    refs = []
-    for i, tok in enumerate(tokens):
-        if tok.kind != "ident" or tok.text != "vars" or (i and tokens[i - 1].text == "."):
-            continue
-        if i + 2 < len(tokens) and tokens[i + 1].text == "." and tokens[i + 2].kind == "ident":
-            refs.append((tok.start, tokens[i + 2].end, tokens[i + 2].text))
-        else:
-            raise _RefError(tok.start, "use a variable as vars.<name>")
-    return refs
-
-
-def _substitute(expr: str, refs: list[tuple[int, int, str]], values: dict[str, str]) -> _Expanded:
-    parts: list[str] = []
-    spans: list[_Span] = []
-    pos = length = 0
-    for start, end, name in refs:
-        parts.append(expr[pos:start])
-        length += start - pos
-        inlined = f"({values[name]})"
-        spans.append(_Span(length, length + len(inlined), start, end))
-        parts.append(inlined)
-        length += len(inlined)
-        pos = end
-    parts.append(expr[pos:])
-    return _Expanded("".join(parts), tuple(spans))
 
 
 class _Source:
@@ -210,7 +148,7 @@ class _Source:
         return self._compile(root, model, list(enumerate(model.rules)))
 
     def _parse(self) -> tuple[Node | None, Any]:
-        loader = yaml.SafeLoader(self.text)
+        loader = _Loader(self.text)
         try:
             root = loader.get_single_node()
             if root is None:
@@ -258,6 +196,8 @@ class _Source:
             message = f"missing required key '{loc[-1]}'"
         elif kind not in ("rule_field", "duplicate_rule") and field:
             message = f"{field}: {message}"
+        if kind == "string_type" and isinstance(err.get("input"), bool):
+            message += " (YAML reads yes/no/on/off/true/false as booleans: quote the value)"
         node = _node_at(root, loc, key=kind == "extra_forbidden")
         self.node_error(node, label, message)
 
@@ -293,8 +233,8 @@ class _Source:
         for name, expr in model.variables.items():
             node = _child(parent, name)
             try:
-                refs[name] = var_refs(expr)
-            except _RefError as exc:
+                refs[name] = cel.var_refs(expr)
+            except cel.RefError as exc:
                 self._expr_error(node, exc.offset, f"variables.{name}", exc.message)
                 broken.add(name)
                 continue
@@ -325,7 +265,7 @@ class _Source:
             state[name] = "done"
             if name in broken:
                 return
-            result = _substitute(model.variables[name], refs[name], expanded)
+            result = cel.inline(model.variables[name], refs[name], expanded)
             program = self._compile_expr(node, result, f"variables.{name}", None)
             if program is None:
                 broken.add(name)
@@ -351,8 +291,8 @@ class _Source:
                 continue
             value_node = _child(node, key)
             try:
-                refs = var_refs(text)
-            except _RefError as exc:
+                refs = cel.var_refs(text)
+            except cel.RefError as exc:
                 self._expr_error(value_node, exc.offset, rule.name, f"{key}: {exc.message}")
                 ok = False
                 continue
@@ -362,7 +302,7 @@ class _Source:
             if missing or any(r[2] not in expanded for r in refs):
                 ok = False  # a broken variable was reported where it is defined
                 continue
-            result = _substitute(text, refs, expanded)
+            result = cel.inline(text, refs, expanded)
             programs[key] = self._compile_expr(value_node, result, rule.name, key)
             ok = ok and programs[key] is not None
         when = programs["when"]
@@ -388,7 +328,7 @@ class _Source:
         )
 
     def _compile_expr(
-        self, node: Node | None, expr: _Expanded, label: str, key: str | None
+        self, node: Node | None, expr: cel.Inlined, label: str, key: str | None
     ) -> cel.Program | None:
         prefix = f"{key}: " if key else ""
         if len(expr.text) > MAX_EXPANDED_CHARS:
