@@ -16,6 +16,7 @@ from signoff.audit import AuditRecord
 from signoff.decide import DefaultDecision, Evaluation, evaluate
 from signoff.errors import FailedPrecondition
 from signoff.ids import Clock, IdFactory
+from signoff.jsonify import decision_to_dict, request_to_dict
 from signoff.logs import event
 from signoff.policy import Bundle, BundleError, load_bundle
 from signoff.redact import redact
@@ -162,9 +163,12 @@ class Signoff:
         )
         if replayed:
             return _replayed(stored, digest)
+        # DEBUG: the audit log is the record of decisions; at INFO this line would cost
+        # more than the policy evaluation itself.
         event(
             log,
             "decision",
+            logging.DEBUG,
             decision_id=decision.decision_id,
             action=req.action.name,
             outcome=ev.outcome,
@@ -216,8 +220,8 @@ class Signoff:
             rules=tuple(m.rule for m in ev.matched),
             policy_version=d.policy_version,
             payload={
-                "request": json_format.MessageToDict(shown, preserving_proto_field_name=True),
-                "decision": json_format.MessageToDict(d, preserving_proto_field_name=True),
+                "request": request_to_dict(shown),
+                "decision": decision_to_dict(d),
                 "decided_by": ev.decided_by,
             },
         )

@@ -246,3 +246,52 @@ def test_an_entry_rehashed_into_another_position_is_reordered() -> None:
 
 def test_a_chain_starting_from_the_wrong_hash_is_reordered() -> None:
     assert bad(chain(2), "1" * 64) == (1, "reordered")
+
+
+def test_fast_canonical_path_matches_the_exact_encoder():
+    import random
+
+    from signoff.audit import _encode, canonical_json
+
+    rng = random.Random(7)
+    atoms = [
+        0.0,
+        -0.0,
+        1.0,
+        750.0,
+        0.1,
+        1e-4,
+        1.5e-5,
+        1e-7,
+        123.456,
+        1e16,
+        1e20,
+        1e21,
+        2.0**53,
+        2**53,
+        2**53 + 2,
+        -17,
+        True,
+        False,
+        None,
+        "",
+        "é",
+        "\u2028",
+        "\U0001f600",
+        'a"b\\c\n',
+    ]
+
+    def gen(depth: int):
+        r = rng.random()
+        if depth > 3 or r < 0.5:
+            return rng.choice(atoms)
+        if r < 0.75:
+            return [gen(depth + 1) for _ in range(rng.randrange(4))]
+        keys = ["b", "a", "é", "\ue000", "\U0001f600", "A", "aa"]
+        return {rng.choice(keys): gen(depth + 1) for _ in range(rng.randrange(5))}
+
+    for _ in range(2000):
+        value = gen(0)
+        exact: list[str] = []
+        _encode(value, exact)
+        assert canonical_json(value) == "".join(exact), value

@@ -1,0 +1,104 @@
+"""Requests and decisions as JSON-able dicts for the audit payload.
+
+Hand-written for our few message types: json_format.MessageToDict walks descriptors in pure
+Python and measured ~90 µs per decision, more than the policy evaluation. Empty fields are
+left out, as MessageToDict does; numbers in Structs stay floats (the canonical encoding
+writes integral ones as integers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import struct_pb2
+
+from signoff import pb
+
+JsonDict = dict[str, Any]
+
+
+def struct_to_dict(s: struct_pb2.Struct) -> JsonDict:
+    """Convert a Struct to plain dicts, lists and scalars."""
+    return {k: value_to_py(v) for k, v in s.fields.items()}
+
+
+def value_to_py(v: struct_pb2.Value) -> Any:
+    """Convert a Value to a plain Python value."""
+    kind = v.WhichOneof("kind")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "number_value":
+        return v.number_value
+    if kind == "bool_value":
+        return v.bool_value
+    if kind == "struct_value":
+        return struct_to_dict(v.struct_value)
+    if kind == "list_value":
+        return [value_to_py(x) for x in v.list_value.values]
+    return None
+
+
+def _nonempty(d: JsonDict) -> JsonDict:
+    return {k: v for k, v in d.items() if v or (v is False and k == "shadow")}
+
+
+def request_to_dict(r: pb.common.ActionRequest) -> JsonDict:
+    """The request as recorded in the audit log (redact it first)."""
+    out: JsonDict = {
+        "request_id": r.request_id,
+        "action": {"name": r.action.name, "params": struct_to_dict(r.action.params)},
+        "principal": _nonempty(
+            {
+                "id": r.principal.id,
+                "kind": r.principal.kind,
+                "roles": list(r.principal.roles),
+                "tags": list(r.principal.tags),
+                "on_behalf_of": r.principal.on_behalf_of,
+                "attributes": struct_to_dict(r.principal.attributes),
+            }
+        ),
+        "resource": _nonempty(
+            {
+                "kind": r.resource.kind,
+                "id": r.resource.id,
+                "attributes": struct_to_dict(r.resource.attributes),
+            }
+        ),
+        "context": struct_to_dict(r.context),
+        "justification": r.justification,
+    }
+    return {k: v for k, v in out.items() if v or k == "action"}
+
+
+def decision_to_dict(d: pb.common.Decision) -> JsonDict:
+    """The decision as recorded in the audit log."""
+    out: JsonDict = {
+        "decision_id": d.decision_id,
+        "request_id": d.request_id,
+        "outcome": pb.common.Outcome.Name(d.outcome).removeprefix("OUTCOME_"),
+        "reason": d.reason,
+        "reviewer_group": d.reviewer_group,
+        "review_id": d.review_id,
+        "policy_version": d.policy_version,
+        "evaluated_at": d.evaluated_at.ToJsonString(),
+        "default_applied": d.default_applied,
+        "matched_rules": [
+            _nonempty(
+                {
+                    "file": m.file,
+                    "policy": m.policy,
+                    "rule": m.rule,
+                    "line": m.line,
+                    "decision": pb.common.RuleDecision.Name(m.decision).removeprefix(
+                        "RULE_DECISION_"
+                    ),
+                    "reason": m.reason,
+                    "reviewer_group": m.reviewer_group,
+                    "shadow": m.shadow,
+                    "error": m.error,
+                }
+            )
+            for m in d.matched_rules
+        ],
+    }
+    return {k: v for k, v in out.items() if v or k in ("outcome", "matched_rules")}
