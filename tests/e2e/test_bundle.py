@@ -80,3 +80,25 @@ def test_reload_swaps_a_good_bundle_and_keeps_the_last_good_one(make_server, pol
     types = [e.type for e in server.call(server.running.app.store.read_audit(1, 100))]
     assert types.count("policy.loaded") == 2
     assert types.count("policy.rejected") == 1
+
+
+RUNAWAY = """\
+name: runaway
+rules:
+  - name: cubic
+    when: >-
+      action.params.items.all(i, action.params.items.all(j,
+      action.params.items.all(k, i + j + k >= 0.0)))
+    decision: allow
+    reason: looks harmless
+"""
+
+
+def test_runaway_expression_is_stopped_and_sent_to_review(make_server, policy_dir):
+    server = make_server(policies=policy_dir({"runaway.yaml": RUNAWAY}))
+    req = _req("anything")
+    req.action.params.update({"items": list(range(1000))})
+    d = decision_pb2_grpc.DecisionServiceStub(server.channel()).Evaluate(req)
+    assert d.outcome == pb.common.OUTCOME_REQUIRE_REVIEW
+    assert d.matched_rules[0].rule == "cubic"
+    assert d.matched_rules[0].error
