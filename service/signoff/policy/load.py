@@ -33,6 +33,7 @@ from signoff.policy.bundle import (
 )
 from signoff.policy.index import PolicyIndex
 from signoff.policy.model import PolicyFile, Rule
+from signoff.policy.yamlpos import child, dotted, error_label, node_at, scalar_index
 
 # Inlining doubles text per level when a variable is used twice; refuse silly sizes early.
 MAX_EXPANDED_CHARS = 64 * 1024
@@ -132,7 +133,7 @@ class _Source:
         self._check_duplicate_keys(root)
         if self.errors:
             return None
-        name_node = _child(root, "name")
+        name_node = child(root, "name")
         if name_node is not None:
             self.name_position = (name_node.start_mark.line + 1, name_node.start_mark.column + 1)
         try:
@@ -187,8 +188,8 @@ class _Source:
             loc = (*loc, ctx["field"])
         elif kind == "duplicate_rule":
             loc = ("rules", ctx["index"], "name")
-        label, field_loc = _label(loc, data)
-        field = _dotted(field_loc)
+        label, field_loc = error_label(loc, data)
+        field = dotted(field_loc)
         message = str(err["msg"]).removeprefix("Value error, ")
         if kind == "extra_forbidden":
             message = f"unknown key '{loc[-1]}'"
@@ -198,17 +199,17 @@ class _Source:
             message = f"{field}: {message}"
         if kind == "string_type" and isinstance(err.get("input"), bool):
             message += " (YAML reads yes/no/on/off/true/false as booleans: quote the value)"
-        node = _node_at(root, loc, key=kind == "extra_forbidden")
+        node = node_at(root, loc, key=kind == "extra_forbidden")
         self.node_error(node, label, message)
 
     def _compile(
         self, root: MappingNode, model: PolicyFile, indexed_rules: list[tuple[int, Rule]]
     ) -> CompiledPolicy | None:
-        var_nodes = _child(root, "variables")
+        var_nodes = child(root, "variables")
         expanded, variables = self._compile_variables(model, var_nodes)
         rules = []
         for index, rule in indexed_rules:
-            node = _node_at(root, ("rules", index))
+            node = node_at(root, ("rules", index))
             compiled = self._compile_rule(model, rule, node, expanded)
             if compiled is not None:
                 rules.append(compiled)
@@ -231,7 +232,7 @@ class _Source:
         refs: dict[str, list[tuple[int, int, str]]] = {}
         broken: set[str] = set()
         for name, expr in model.variables.items():
-            node = _child(parent, name)
+            node = child(parent, name)
             try:
                 refs[name] = cel.var_refs(expr)
             except cel.RefError as exc:
@@ -250,7 +251,7 @@ class _Source:
             if state.get(name) == "done" or name in broken:
                 return
             state[name] = "visiting"
-            node = _child(parent, name)
+            node = child(parent, name)
             for start, _end, ref in refs.get(name, []):
                 if state.get(ref) == "visiting":
                     chain = [*path, name]
@@ -289,7 +290,7 @@ class _Source:
             text = getattr(rule, key)
             if text is None:
                 continue
-            value_node = _child(node, key)
+            value_node = child(node, key)
             try:
                 refs = cel.var_refs(text)
             except cel.RefError as exc:
@@ -356,44 +357,7 @@ class _Source:
         if node is None:
             self.error(1, 1, label, message)
             return
-        self.error(*self.position(_scalar_index(self.text, node, offset)), label, message)
-
-
-def _scalar_index(text: str, node: Node, offset: int) -> int:
-    """File index of character `offset` of a scalar's value; the scalar start if unsure."""
-    start = node.start_mark.index
-    if not isinstance(node, ScalarNode):
-        return start
-    value, style = node.value, node.style
-    j = start
-    if style in ("|", ">"):
-        j = text.find("\n", start) + 1 or start  # content starts on the line after `|`
-    elif style in ("'", '"'):
-        j = start + 1
-    i = 0
-    while i < min(offset, len(value)):
-        if value[i].isspace():
-            # One whitespace run in the value is one run in the source (folding, indents).
-            run_i, run_j = i, j
-            while i < len(value) and value[i].isspace():
-                i += 1
-            while j < len(text) and text[j].isspace():
-                j += 1
-            if offset < i:
-                return min(run_j + offset - run_i, j)
-            continue
-        while j < len(text) and text[j].isspace():
-            j += 1  # block indentation before the first character of a line
-        if j < len(text) and text[j] == value[i]:
-            step = 2 if style == "'" and text.startswith("''", j) else 1
-        elif style == '"' and text.startswith("\\" + value[i], j) and value[i] in '"\\/':
-            step = 2
-        else:
-            return start  # an escape or fold we cannot follow: point at the scalar
-        i, j = i + 1, j + step
-    while j < len(text) and text[j].isspace() and i < len(value):
-        j += 1
-    return j
+        self.error(*self.position(scalar_index(self.text, node, offset)), label, message)
 
 
 def _valid_parts(data: Any) -> tuple[dict[str, str], list[tuple[int, Rule]]]:
@@ -413,48 +377,6 @@ def _valid_parts(data: Any) -> tuple[dict[str, str], list[tuple[int, Rule]]]:
         except ValidationError:
             continue  # already reported against the whole file
     return variables, valid
-
-
-def _child(node: Node | None, key: str) -> Node | None:
-    if isinstance(node, MappingNode):
-        for k, v in node.value:
-            if isinstance(k, ScalarNode) and k.value == key:
-                return v
-    return None
-
-
-def _node_at(root: Node, loc: tuple[Any, ...], key: bool = False) -> Node:
-    node = root
-    for depth, part in enumerate(loc):
-        if isinstance(node, MappingNode) and isinstance(part, str):
-            match = next((kv for kv in node.value if getattr(kv[0], "value", None) == part), None)
-            if match is None:
-                return node
-            node = match[0] if key and depth == len(loc) - 1 else match[1]
-        elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        elif not isinstance(part, str):
-            return node
-    return node
-
-
-def _label(loc: tuple[Any, ...], data: Any) -> tuple[str, tuple[Any, ...]]:
-    """The rule (or variables.<name>) an error belongs to, and the loc inside it."""
-    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-        rules = data.get("rules") if isinstance(data, dict) else None
-        rule = rules[loc[1]] if isinstance(rules, list) and loc[1] < len(rules) else None
-        name = rule.get("name") if isinstance(rule, dict) else None
-        return (name if isinstance(name, str) else f"rules[{loc[1]}]"), loc[2:]
-    if len(loc) >= 2 and loc[0] == "variables":
-        return f"variables.{loc[1]}", loc[2:]
-    return "", loc
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _unknown(name: str, model: PolicyFile) -> str:
