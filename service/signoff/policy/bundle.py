@@ -135,10 +135,14 @@ def content_version(files: Sequence[tuple[str, bytes]]) -> str:
 
 
 def git_suffix(directory: Path) -> str:
-    """Return "+git:<short commit>[-dirty]" when `directory` is in a git work tree, else ""."""
+    """Return "+git:<commit>[-dirty]" when `directory` is in a git work tree, else "".
+
+    The commit is the last one that touched the directory, not HEAD: commits elsewhere in
+    the repository must not change the version of unchanged policies.
+    """
     try:
-        head = _git(directory, "rev-parse", "--short=12", "HEAD")
-        if head is None:
+        head = _git(directory, "log", "-1", "--format=%h", "--abbrev=12", "--", ".")
+        if not head:
             return ""
         status = _git(directory, "status", "--porcelain", "--", ".")
     except (OSError, subprocess.SubprocessError):
