@@ -48,13 +48,26 @@ def table() -> str:
     return "\n".join(out) + "\n"
 
 
+def quote_in_readme(text: str) -> None:
+    """Replace the table between the bench markers of the top-level README."""
+    readme = HERE.parent / "README.md"
+    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+    doc = readme.read_text()
+    head, _, rest = doc.partition(start)
+    _, _, tail = rest.partition(end)
+    readme.write_text(f"{head}{start}{text}{end}{tail}")
+
+
 def main() -> int:
-    """Run engine.py and e2e.py, then write results/README.md."""
-    for script in ("engine.py", "e2e.py"):
-        print(f"== {script}", flush=True)
-        subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE)
-    (RESULTS / "README.md").write_text(table())
-    print(table())
+    """Run engine.py and e2e.py (unless --table-only), write the table, quote it."""
+    if "--table-only" not in sys.argv:
+        for script in ("engine.py", "e2e.py"):
+            print(f"== {script}", flush=True)
+            subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE)
+    text = table()
+    (RESULTS / "README.md").write_text(text)
+    quote_in_readme(text)
+    print(text)
     return 0
 
 
