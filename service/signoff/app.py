@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from signoff import pb
 from signoff.audit import AuditRecord
 from signoff.decide import DefaultDecision, Evaluation, evaluate
-from signoff.errors import FailedPrecondition
+from signoff.errors import AlreadyExists
 from signoff.ids import Clock, IdFactory
 from signoff.jsonify import decision_to_dict, request_to_dict
 from signoff.logs import event
@@ -280,7 +280,7 @@ class Signoff:
 
 def _replayed(found: DecisionRecord, digest: str) -> pb.common.Decision:
     if found.request_digest != digest:
-        raise FailedPrecondition(
+        raise AlreadyExists(
             f"request_id {found.request_id!r} was already used for a different request; "
             "use a new request_id for a new action"
         )

@@ -121,7 +121,7 @@ def test_without_request_id_every_call_is_a_new_decision(server):
 def test_request_id_reused_for_another_request_is_refused(server):
     with Client(server.target) as signoff:
         signoff.evaluate("refund.issue", {"amount": 5}, principal=PRINCIPAL, request_id="r-x")
-        with pytest.raises(errors.FailedPrecondition):
+        with pytest.raises(errors.AlreadyExists):
             signoff.evaluate(
                 "refund.issue", {"amount": 9000}, principal=PRINCIPAL, request_id="r-x"
             )

@@ -102,7 +102,7 @@ def test_request_id_reused_for_a_different_request_is_refused(server):
     req.action.params["amount"] = 751
     with pytest.raises(grpc.RpcError) as err:
         stub.Evaluate(req)
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert "req-43" in err.value.details()
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from signoff.audit import GENESIS, AuditRecord, entry_hash, verify_chain
-from signoff.errors import FailedPrecondition, Unavailable
+from signoff.errors import AlreadyExists, FailedPrecondition, Unavailable
 from signoff.ids import Clock
 from signoff.store import DecisionRecord, SqliteStore, Store
 from signoff.store.migrations import load
@@ -145,7 +145,7 @@ async def test_reused_request_id_fails_only_that_request(store: Store) -> None:
         store.record_decision(other, audit_of(other)),
         store.record_decision(decision(4), audit_of(decision(4))),
     )
-    assert isinstance(results[1], FailedPrecondition)
+    assert isinstance(results[1], AlreadyExists)
     assert "request_id 'req-1' was used for a different request" in results[1].message
     assert results[0] == (decision(3), False)
     assert results[2] == (decision(4), False)

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from signoff.audit import GENESIS, AuditEntry, AuditRecord, canonical_json, format_time, parse_time
 from signoff.audit import seal as seal_entry
-from signoff.errors import FailedPrecondition, Unavailable
+from signoff.errors import AlreadyExists, FailedPrecondition, Unavailable
 from signoff.ids import Clock
 from signoff.store.base import DecisionRecord
 from signoff.store.migrations import migrate_sqlite
@@ -126,7 +126,7 @@ class SqliteStore:
                 if found is not None:
                     existing = _decision_from_row(found)
                     if existing.request_digest != rec.request_digest:
-                        raise FailedPrecondition(
+                        raise AlreadyExists(
                             f"request_id {rec.request_id!r} was used for a different request "
                             f"by principal {rec.principal_id!r}; use a new request_id"
                         )

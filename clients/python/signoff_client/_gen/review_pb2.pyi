@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from signoff_client._gen import common_pb2 as _common_pb2
@@ -50,21 +51,23 @@ REVIEW_ORDER_OLDEST_FIRST: ReviewOrder
 REVIEW_ORDER_NEWEST_FIRST: ReviewOrder
 
 class ReviewAct(_message.Message):
-    __slots__ = ("reviewer", "verdict", "comment", "params", "at")
+    __slots__ = ("reviewer", "verdict", "comment", "params", "at", "roles")
     REVIEWER_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
     reviewer: str
     verdict: Verdict
     comment: str
     params: _struct_pb2.Struct
     at: _timestamp_pb2.Timestamp
-    def __init__(self, reviewer: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., comment: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, reviewer: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., comment: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Review(_message.Message):
-    __slots__ = ("review_id", "decision_id", "request", "state", "reviewer_group", "reason", "matched_rules", "approvals_required", "acts", "created_at", "expires_at", "resolved_at", "final_params", "on_timeout", "version", "policy_version")
+    __slots__ = ("review_id", "decision_id", "request", "state", "reviewer_group", "reason", "matched_rules", "approvals_required", "acts", "created_at", "expires_at", "resolved_at", "final_params", "on_timeout", "version", "policy_version", "action_digest", "final_digest", "outcome", "escalated_from", "resolution_note")
     REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +84,11 @@ class Review(_message.Message):
     ON_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTION_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    FINAL_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ESCALATED_FROM_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_NOTE_FIELD_NUMBER: _ClassVar[int]
     review_id: str
     decision_id: str
     request: _common_pb2.ActionRequest
@@ -97,23 +105,30 @@ class Review(_message.Message):
     on_timeout: str
     version: int
     policy_version: str
-    def __init__(self, review_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., request: _Optional[_Union[_common_pb2.ActionRequest, _Mapping]] = ..., state: _Optional[_Union[ReviewState, str]] = ..., reviewer_group: _Optional[str] = ..., reason: _Optional[str] = ..., matched_rules: _Optional[_Iterable[_Union[_common_pb2.MatchedRule, _Mapping]]] = ..., approvals_required: _Optional[int] = ..., acts: _Optional[_Iterable[_Union[ReviewAct, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., final_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., on_timeout: _Optional[str] = ..., version: _Optional[int] = ..., policy_version: _Optional[str] = ...) -> None: ...
+    action_digest: str
+    final_digest: str
+    outcome: _common_pb2.Outcome
+    escalated_from: _containers.RepeatedScalarFieldContainer[str]
+    resolution_note: str
+    def __init__(self, review_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., request: _Optional[_Union[_common_pb2.ActionRequest, _Mapping]] = ..., state: _Optional[_Union[ReviewState, str]] = ..., reviewer_group: _Optional[str] = ..., reason: _Optional[str] = ..., matched_rules: _Optional[_Iterable[_Union[_common_pb2.MatchedRule, _Mapping]]] = ..., approvals_required: _Optional[int] = ..., acts: _Optional[_Iterable[_Union[ReviewAct, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., final_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., on_timeout: _Optional[str] = ..., version: _Optional[int] = ..., policy_version: _Optional[str] = ..., action_digest: _Optional[str] = ..., final_digest: _Optional[str] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ..., escalated_from: _Optional[_Iterable[str]] = ..., resolution_note: _Optional[str] = ...) -> None: ...
 
 class ListReviewsRequest(_message.Message):
-    __slots__ = ("reviewer_groups", "states", "order", "page_size", "page_token", "action")
+    __slots__ = ("reviewer_groups", "states", "order", "page_size", "page_token", "action", "older_than")
     REVIEWER_GROUPS_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
+    OLDER_THAN_FIELD_NUMBER: _ClassVar[int]
     reviewer_groups: _containers.RepeatedScalarFieldContainer[str]
     states: _containers.RepeatedScalarFieldContainer[ReviewState]
     order: ReviewOrder
     page_size: int
     page_token: str
     action: str
-    def __init__(self, reviewer_groups: _Optional[_Iterable[str]] = ..., states: _Optional[_Iterable[_Union[ReviewState, str]]] = ..., order: _Optional[_Union[ReviewOrder, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+    older_than: _duration_pb2.Duration
+    def __init__(self, reviewer_groups: _Optional[_Iterable[str]] = ..., states: _Optional[_Iterable[_Union[ReviewState, str]]] = ..., order: _Optional[_Union[ReviewOrder, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., action: _Optional[str] = ..., older_than: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class ListReviewsResponse(_message.Message):
     __slots__ = ("reviews", "next_page_token")
