@@ -251,7 +251,7 @@ def test_a_chain_starting_from_the_wrong_hash_is_reordered() -> None:
 def test_fast_canonical_path_matches_the_exact_encoder():
     import random
 
-    from signoff.audit import _encode, canonical_json
+    from signoff_client.canonical import _encode, canonical_json
 
     rng = random.Random(7)
     atoms = [

@@ -27,13 +27,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from signoff.audit import GENESIS, AuditEntry, AuditRecord, canonical_json, format_time, parse_time
+from signoff.audit import GENESIS, AuditEntry, AuditRecord, format_time, parse_time
 from signoff.audit import seal as seal_entry
 from signoff.errors import AlreadyExists, FailedPrecondition, Unavailable
 from signoff.ids import Clock
 from signoff.store.base import DecisionRecord
 from signoff.store.migrations import migrate_sqlite
 from signoff.store.sqlite_writer import GroupCommitWriter, WriterStats, unavailable
+from signoff_client.canonical import canonical_json
 
 T = TypeVar("T")
 
