@@ -77,6 +77,12 @@ def validate_batch(reqs: list[pb.common.ActionRequest], limits: Limits) -> None:
         validate_request(r, limits, prefix=f"requests[{i}].")
 
 
+def check_struct(field: str, struct: struct_pb2.Struct, max_bytes: int, max_depth: int) -> None:
+    """Raise InvalidArgument if a Struct is too large, too deep or holds non-finite numbers."""
+    _check_size(field, struct, max_bytes)
+    _check_values(field, struct, max_depth)
+
+
 def _check_size(field: str, struct: struct_pb2.Struct, limit: int) -> None:
     size = struct.ByteSize()
     if size > limit:
