@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import os
 import sqlite3
-import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from signoff.errors import AlreadyExists, FailedPrecondition, Unavailable
 from signoff.ids import Clock
 from signoff.store import DecisionRecord, SqliteStore, Store
 from signoff.store.migrations import load
+from tests.store.helpers import all_entries, in_one_batch
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 MakeStore = Callable[..., Awaitable[Store]]
@@ -65,28 +65,6 @@ def loaded(n: int, **payload: Any) -> AuditRecord:
     return AuditRecord(
         type="policy.loaded", time=T0, actor="signoff", policy_version=f"v{n}", payload=payload
     )
-
-
-async def all_entries(store: Store) -> list[Any]:
-    return await store.read_audit(1, 1_000_000)
-
-
-async def in_one_batch(store: Store, *calls: Awaitable[Any]) -> list[Any]:
-    """Run `calls` concurrently; on SQLite, hold the writer so they share one transaction."""
-    if not isinstance(store, SqliteStore):
-        return await asyncio.gather(*calls, return_exceptions=True)
-    gate = threading.Event()
-
-    async def release() -> None:
-        gate.set()
-
-    before = store.stats.commits
-    # gather starts its tasks in order: the writer is held, every call is queued, then released.
-    _, *results, _ = await asyncio.gather(
-        store.maintenance(lambda _: gate.wait(30)), *calls, release(), return_exceptions=True
-    )
-    assert store.stats.commits == before + 1
-    return results
 
 
 # -- behaviour of every backend -------------------------------------------------------------
