@@ -8,6 +8,11 @@ Contract shared by all backends (and checked by the one behavioural suite in tes
   (`signoff.audit`); no code path updates or deletes them.
 * Database failures raise `signoff.errors.Unavailable` ("audit store unavailable: ...");
   nothing that raised was stored, so the call may be retried (idempotently, by request_id).
+* A review is opened only together with its decision (`record_decision`) and changes only by
+  a conditional update (`update_review`: ``WHERE version = expected``) committed with its
+  audit entries; of two updates from the same version exactly one wins. A resolved review
+  (state other than PENDING) is immutable and no review is ever deleted -- the database
+  refuses both, whatever code path tries.
 """
 
 from __future__ import annotations
@@ -34,6 +39,70 @@ class DecisionRecord:
     decision: bytes  # serialized signoff.v1.Decision; opaque to the store
 
 
+REVIEW_STATES = frozenset({"PENDING", "APPROVED", "MODIFIED", "REJECTED", "EXPIRED", "CANCELLED"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewRecord:
+    """A stored review; `review` is the serialized signoff.v1.Review, opaque to the store."""
+
+    review_id: str
+    decision_id: str
+    principal_id: str
+    on_behalf_of: str
+    action_name: str
+    reviewer_group: str
+    state: str  # one of REVIEW_STATES
+    version: int  # 1 when opened; +1 on every change
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    expires_at: dt.datetime | None
+    review: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewQuery:
+    """Which reviews `list_reviews` returns, in which order, from which cursor."""
+
+    groups: tuple[str, ...] = ()  # empty = every group
+    states: tuple[str, ...] = ("PENDING",)  # empty = every state
+    action_glob: str = ""  # "" = all; '*' matches any characters, dots included
+    created_before: dt.datetime | None = None  # only reviews created before this (age filter)
+    principal_id: str = ""  # only reviews requested by this principal
+    newest_first: bool = False
+    # (created_at, review_id) of the last row of the previous page; rows strictly after it.
+    after: tuple[dt.datetime, str] | None = None
+    limit: int = 50
+
+
+def check_opened_review(
+    rec: DecisionRecord, review: ReviewRecord | None, review_audit: AuditRecord | None
+) -> None:
+    """Refuse a review that cannot be opened with decision `rec` (ValueError)."""
+    if review is None:
+        if review_audit is not None:
+            raise ValueError("review_audit given without a review")
+        return
+    if review_audit is None:
+        raise ValueError("a review is opened with its review.opened audit record")
+    if review.decision_id != rec.decision_id:
+        raise ValueError("the review belongs to another decision")
+    if review.state != "PENDING" or review.version != 1:
+        raise ValueError("a review is opened PENDING at version 1")
+    if review_audit.review_id and review_audit.review_id != review.review_id:
+        raise ValueError("the review audit record belongs to another review")
+
+
+def check_review_update(new: ReviewRecord, expected_version: int) -> None:
+    """Refuse an update that does not step the version by one or names no known state."""
+    if new.version != expected_version + 1:
+        raise ValueError(
+            f"new.version must be expected_version + 1 ({expected_version + 1}), not {new.version}"
+        )
+    if new.state not in REVIEW_STATES:
+        raise ValueError(f"unknown review state {new.state!r}")
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable storage for decisions and the audit log (async; safe to share across tasks)."""
@@ -47,9 +116,13 @@ class Store(Protocol):
         ...
 
     async def record_decision(
-        self, rec: DecisionRecord, audit: AuditRecord
+        self,
+        rec: DecisionRecord,
+        audit: AuditRecord,
+        review: ReviewRecord | None = None,
+        review_audit: AuditRecord | None = None,
     ) -> tuple[DecisionRecord, bool]:
-        """Store `rec` and append `audit` atomically; return (stored record, replayed)."""
+        """Store `rec`, open `review` and append the audit atomically; return (rec, replayed)."""
         ...
 
     async def append(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
@@ -66,4 +139,28 @@ class Store(Protocol):
 
     async def audit_head(self) -> tuple[int, str]:
         """Return the last committed (seq, hash), or (0, GENESIS) when the log is empty."""
+        ...
+
+    async def get_review(self, review_id: str) -> ReviewRecord | None:
+        """Return the review with this id, if any."""
+        ...
+
+    async def review_for_decision(self, decision_id: str) -> ReviewRecord | None:
+        """Return the review opened by this decision, if any."""
+        ...
+
+    async def update_review(
+        self, new: ReviewRecord, expected_version: int, audit: Sequence[AuditRecord]
+    ) -> ReviewRecord:
+        """Replace the review at `expected_version` by `new` and append `audit`, atomically."""
+        # NotFound for an unknown review; FailedPrecondition(current_state=...) when it is no
+        # longer at `expected_version` or is resolved.
+        ...
+
+    async def list_reviews(self, q: ReviewQuery) -> list[ReviewRecord]:
+        """Return one page of reviews matching `q`, ordered by (created_at, review_id)."""
+        ...
+
+    async def due_reviews(self, now: dt.datetime, limit: int = 100) -> list[ReviewRecord]:
+        """Return PENDING reviews whose expires_at <= `now`, oldest deadline first."""
         ...

@@ -20,6 +20,7 @@ Reads use their own connections (WAL readers never block the writer) on worker t
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import queue
 import sqlite3
@@ -31,7 +32,14 @@ from signoff.audit import GENESIS, AuditEntry, AuditRecord, format_time, parse_t
 from signoff.audit import seal as seal_entry
 from signoff.errors import AlreadyExists, FailedPrecondition, Unavailable
 from signoff.ids import Clock
-from signoff.store.base import DecisionRecord
+from signoff.store import sqlite_reviews as reviews_sql
+from signoff.store.base import (
+    DecisionRecord,
+    ReviewQuery,
+    ReviewRecord,
+    check_opened_review,
+    check_review_update,
+)
 from signoff.store.migrations import migrate_sqlite
 from signoff.store.sqlite_writer import GroupCommitWriter, WriterStats, unavailable
 from signoff_client.canonical import canonical_json
@@ -114,11 +122,16 @@ class SqliteStore:
             self._readers.get_nowait().close()
 
     async def record_decision(
-        self, rec: DecisionRecord, audit: AuditRecord
+        self,
+        rec: DecisionRecord,
+        audit: AuditRecord,
+        review: ReviewRecord | None = None,
+        review_audit: AuditRecord | None = None,
     ) -> tuple[DecisionRecord, bool]:
-        """Store `rec` and append `audit` atomically; return (stored record, replayed)."""
+        """Store `rec`, open `review` and append the audit atomically; return (rec, replayed)."""
         if audit.decision_id and audit.decision_id != rec.decision_id:
             raise ValueError("the audit record belongs to another decision")
+        check_opened_review(rec, review, review_audit)
 
         def apply(tx: _Tx) -> tuple[DecisionRecord, bool]:
             if rec.request_id:
@@ -140,6 +153,9 @@ class SqliteStore:
                 ),
             )
             tx.append(audit)
+            if review is not None and review_audit is not None:
+                reviews_sql.insert(tx.conn, review)
+                tx.append(review_audit)
             return rec, False
 
         return await self._submit(apply)
@@ -183,6 +199,39 @@ class SqliteStore:
     async def audit_head(self) -> tuple[int, str]:
         """Return the last committed (seq, hash), or (0, GENESIS) when the log is empty."""
         return await self._read(_read_head)
+
+    async def get_review(self, review_id: str) -> ReviewRecord | None:
+        """Return the review with this id, if any."""
+        return await self._read(lambda conn: reviews_sql.get(conn, review_id))
+
+    async def review_for_decision(self, decision_id: str) -> ReviewRecord | None:
+        """Return the review opened by this decision, if any."""
+        return await self._read(lambda conn: reviews_sql.for_decision(conn, decision_id))
+
+    async def update_review(
+        self, new: ReviewRecord, expected_version: int, audit: Sequence[AuditRecord]
+    ) -> ReviewRecord:
+        """Replace the review at `expected_version` by `new` and append `audit`, atomically."""
+        check_review_update(new, expected_version)
+        records = list(audit)
+
+        def apply(tx: _Tx) -> ReviewRecord:
+            # The version guard runs in the writer's transaction: of two updates from the
+            # same version, in one batch or in two, the second matches no row.
+            stored = reviews_sql.update(tx.conn, new, expected_version)
+            for record in records:
+                tx.append(record)
+            return stored
+
+        return await self._submit(apply)
+
+    async def list_reviews(self, q: ReviewQuery) -> list[ReviewRecord]:
+        """Return one page of reviews matching `q`, ordered by (created_at, review_id)."""
+        return await self._read(lambda conn: reviews_sql.query(conn, q))
+
+    async def due_reviews(self, now: dt.datetime, limit: int = 100) -> list[ReviewRecord]:
+        """Return PENDING reviews whose expires_at <= `now`, oldest deadline first."""
+        return await self._read(lambda conn: reviews_sql.due(conn, now, limit))
 
     # -- the caller side ------------------------------------------------------------------
 
