@@ -1,8 +1,10 @@
-"""Webhook payloads, signatures and settings: pure functions, plain tables."""
+"""Webhook payloads, signatures, backoff and settings: pure functions, plain tables."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import random
 
 import pytest
 from google.protobuf import struct_pb2
@@ -17,6 +19,7 @@ from signoff.notify.payloads import (
     slack_payload,
     summary,
 )
+from signoff.notify.webhooks import backoff_delay, parse_retry_after
 
 R = pb.review
 
@@ -184,6 +187,36 @@ def test_signature_refuses(secret, timestamp, body, header_of, now):
 @pytest.mark.parametrize("header", ["", "sha1=abc", "sha256=zz", "sha256=é" * 10])
 def test_signature_refuses_malformed_headers(header):
     assert not verify_signature("s", 1, b"{}", header, now=1)
+
+
+def test_backoff_is_full_jitter_capped_and_honours_retry_after():
+    rng = random.Random(7)
+    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (10, 60.0)]:
+        delays = [backoff_delay(attempt, 0.5, 60, None, rng) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling / 2  # jitter spans the range, not a fixed value
+    assert backoff_delay(1, 0.5, 60, 7, rng) == 7
+    assert backoff_delay(1, 0.5, 60, 3600, rng) == 60  # a receiver cannot park us for an hour
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("12", 12.0),
+        (" 3 ", 3.0),
+        ("soon", None),
+        ("-1", None),
+        (
+            dt.datetime.fromtimestamp(1_700_000_030, dt.UTC).strftime("%a, %d %b %Y %H:%M:%S GMT"),
+            30.0,
+        ),
+        ("Tue, 14 Nov 2000 22:13:20 GMT", 0.0),  # in the past: retry now
+    ],
+)
+def test_parse_retry_after(value, expected):
+    assert parse_retry_after(value, now=1_700_000_000) == expected
 
 
 def test_webhook_defaults():

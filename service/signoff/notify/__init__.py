@@ -9,11 +9,13 @@ and `await close()` on shutdown. Receivers verify deliveries as `signing` descri
 from signoff.notify.config import EVENTS, Event, NotifySettings, WebhookSettings
 from signoff.notify.payloads import AUDIT_TO_EVENT
 from signoff.notify.signing import sign, verify_signature
+from signoff.notify.webhooks import Notifier
 
 __all__ = [
     "AUDIT_TO_EVENT",
     "EVENTS",
     "Event",
+    "Notifier",
     "NotifySettings",
     "WebhookSettings",
     "sign",

@@ -1,0 +1,372 @@
+"""Webhook delivery: publish() enqueues and returns; background workers POST and retry.
+
+Guarantees, in one place:
+- `publish` never awaits the network and never raises: a decision or a review act never
+  waits for, or fails because of, a webhook.
+- Each webhook has its own bounded queue and its own few workers, so an endpoint that
+  hangs or fails only delays (and, once its queue is full, drops) its own deliveries.
+- Delivery is at least once while the process lives: a delivery is retried on connection
+  errors, timeouts, 429 and 5xx with the same `X-Signoff-Delivery` id, so receivers dedupe.
+  Queued deliveries are in memory: a crash loses them (the audit log is the durable record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+from signoff import pb
+from signoff.logs import event as log_event
+from signoff.notify.config import ALL_GROUPS, EVENTS, NotifySettings, WebhookSettings
+from signoff.notify.payloads import JsonDict, encode, json_payload, review_to_dict, slack_payload
+from signoff.notify.signing import sign
+
+log = logging.getLogger("signoff.notify")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for one webhook: the same id across all of its attempts."""
+
+    delivery_id: str
+    event: str
+    sent_at: str
+    review: JsonDict
+
+
+@dataclass
+class _Target:
+    """A webhook with its queue and workers. `label` names it in logs without its URL."""
+
+    settings: WebhookSettings
+    label: str
+    queue: asyncio.Queue[Delivery]
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def backoff_delay(
+    attempt: int, base: float, cap: float, retry_after: float | None, rng: random.Random
+) -> float:
+    """Seconds to wait after failed `attempt` (1-based): full jitter, at least Retry-After."""
+    # Full jitter (uniform in [0, base * 2^(attempt-1)]) spreads retries of many deliveries
+    # that failed together, instead of hitting a recovering endpoint in waves.
+    delay = rng.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    # Capped even against Retry-After: a receiver must not park our workers for hours.
+    return min(delay, cap)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def _identity(hook: WebhookSettings) -> tuple[object, ...]:
+    """Everything that changes what is sent where: equal identities are one target."""
+    secret = hook.secret.get_secret_value() if hook.secret else None
+    return (
+        str(hook.url),
+        secret,
+        hook.format,
+        tuple(hook.events),
+        hook.timeout_s,
+        hook.max_attempts,
+    )
+
+
+def _label(group: str, index: int, url: str) -> str:
+    # Never the full URL: Slack-style webhook URLs carry their secret in the path.
+    return f"{group}[{index}]@{urlsplit(url).hostname}"
+
+
+class Notifier:
+    """Sends review events to the webhooks configured for the review's reviewer group."""
+
+    def __init__(
+        self,
+        settings: NotifySettings,
+        *,
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep = asyncio.sleep,
+        backoff_base: float = 0.5,
+        backoff_max: float = 60,
+        queue_size: int = 10_000,
+        workers_per_webhook: int = 4,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        """Route events per group; nothing is sent until `start()`."""
+        self._client = client
+        self._own_client = client is None
+        self._sleep = sleep
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._workers_per_webhook = max(1, workers_per_webhook)
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._closed = False
+        # Deliveries accepted and not yet finished (queued or in flight), for close().
+        self._pending = 0
+        self._targets: list[_Target] = []
+        self._routes: dict[str, list[_Target]] = {}
+        # The same webhook listed under several groups (or also under "*") is one target,
+        # so a review is announced to it once.
+        by_settings: dict[tuple[object, ...], _Target] = {}
+        for group, hooks in settings.webhooks.items():
+            for i, hook in enumerate(hooks):
+                key = _identity(hook)
+                target = by_settings.get(key)
+                if target is None:
+                    target = _Target(
+                        hook, _label(group, i, str(hook.url)), asyncio.Queue(queue_size)
+                    )
+                    by_settings[key] = target
+                    self._targets.append(target)
+                self._routes.setdefault(group, []).append(target)
+
+    async def start(self) -> None:
+        """Start the delivery workers on the running loop."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        if self._client is None and self._targets:
+            # Timeouts are enforced per attempt in _attempt; the client's own are a backstop.
+            self._client = httpx.AsyncClient(follow_redirects=False)
+        for target in self._targets:
+            for n in range(self._workers_per_webhook):
+                task = asyncio.create_task(self._work(target), name=f"notify:{target.label}:{n}")
+                target.workers.append(task)
+
+    def publish(self, event: str, review: pb.review.Review) -> None:
+        """Queue `event` about `review` for each matching webhook; never blocks, never raises."""
+        try:
+            self._publish(event, review)
+        except Exception as exc:  # the caller is a decision or a review act: never fail it
+            log_event(
+                log,
+                "notify.publish_failed",
+                logging.ERROR,
+                notify_event=event,
+                review_id=getattr(review, "review_id", None),
+                error=type(exc).__name__,
+            )
+
+    def _publish(self, event: str, review: pb.review.Review) -> None:
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r}")
+        if self._closed:
+            log_event(
+                log,
+                "notify.closed_drop",
+                logging.WARNING,
+                notify_event=event,
+                review_id=review.review_id,
+            )
+            return
+        targets = self._matching(event, review)
+        if not targets:
+            return
+        # Converted once, here, so the caller may reuse or mutate its message afterwards.
+        data = review_to_dict(review)
+        sent_at = (
+            dt.datetime.fromtimestamp(self._clock(), dt.UTC).isoformat().replace("+00:00", "Z")
+        )
+        items = [(t, Delivery(str(uuid.uuid4()), event, sent_at, data)) for t in targets]
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._loop_thread:
+            # asyncio queues are not thread-safe; hop onto the loop that owns them.
+            loop.call_soon_threadsafe(self._enqueue, items)
+        else:
+            self._enqueue(items)
+
+    def _matching(self, event: str, review: pb.review.Review) -> list[_Target]:
+        groups = [review.reviewer_group, ALL_GROUPS]
+        if event == "review.escalated" and review.escalated_from:
+            # The group it left hears about it too: the review vanished from its queue.
+            groups.append(review.escalated_from[-1])
+        seen: dict[int, _Target] = {}
+        for group in groups:
+            for t in self._routes.get(group, ()):
+                if event in t.settings.events:
+                    seen.setdefault(id(t), t)
+        return list(seen.values())
+
+    def _enqueue(self, items: list[tuple[_Target, Delivery]]) -> None:
+        for target, delivery in items:
+            try:
+                target.queue.put_nowait(delivery)
+                self._pending += 1
+            except asyncio.QueueFull:
+                log_event(
+                    log,
+                    "notify.queue_full",
+                    logging.WARNING,
+                    webhook=target.label,
+                    notify_event=delivery.event,
+                    review_id=delivery.review["review_id"],
+                    delivery_id=delivery.delivery_id,
+                    queue_size=target.queue.maxsize,
+                )
+
+    # A plain `timeout` argument (not asyncio.timeout around the call): it bounds only the
+    # flush, after which close() still cancels the workers and releases the client.
+    async def close(self, timeout: float = 5) -> None:  # noqa: ASYNC109
+        """Stop accepting events, deliver what can be within `timeout`, drop (and log) the rest."""
+        self._closed = True
+        queues = [t.queue for t in self._targets]
+        if self._loop is not None and queues:
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*(q.join() for q in queues))
+            except TimeoutError:
+                pass
+        workers = [w for t in self._targets for w in t.workers]
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        # Still queued, plus those in flight when cancelled.
+        if self._pending:
+            log_event(log, "notify.dropped", logging.WARNING, deliveries=self._pending)
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _work(self, target: _Target) -> None:
+        while True:
+            delivery = await target.queue.get()
+            try:
+                await self._deliver(target, delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug here must not kill the worker for good
+                log_event(
+                    log,
+                    "notify.failed",
+                    logging.ERROR,
+                    webhook=target.label,
+                    delivery_id=delivery.delivery_id,
+                    error=type(exc).__name__,
+                )
+            self._pending -= 1
+            target.queue.task_done()
+
+    def _render(self, target: _Target, d: Delivery) -> bytes:
+        if target.settings.format == "slack":
+            return encode(slack_payload(d.event, d.review))
+        return encode(json_payload(d.event, d.delivery_id, d.sent_at, d.review))
+
+    async def _deliver(self, target: _Target, d: Delivery) -> None:
+        hook = target.settings
+        body = self._render(target, d)
+        fields = {
+            "webhook": target.label,
+            "notify_event": d.event,
+            "review_id": d.review["review_id"],
+            "delivery_id": d.delivery_id,
+        }
+        for attempt in range(1, hook.max_attempts + 1):
+            status, retry_after, error = await self._attempt(hook, d, body)
+            if status is not None and 200 <= status < 300:
+                log_event(log, "notify.delivered", status=status, attempts=attempt, **fields)
+                return
+            retryable = status is None or status == 429 or status >= 500
+            if not retryable:
+                log_event(
+                    log,
+                    "notify.failed",
+                    logging.ERROR,
+                    status=status,
+                    attempts=attempt,
+                    retried=False,
+                    **fields,
+                )
+                return
+            if attempt == hook.max_attempts:
+                log_event(
+                    log,
+                    "notify.failed",
+                    logging.ERROR,
+                    status=status,
+                    error=error,
+                    attempts=attempt,
+                    retried=True,
+                    **fields,
+                )
+                return
+            delay = backoff_delay(
+                attempt, self._backoff_base, self._backoff_max, retry_after, self._rng
+            )
+            log_event(
+                log,
+                "notify.retry",
+                logging.WARNING,
+                status=status,
+                error=error,
+                attempt=attempt,
+                delay_s=round(delay, 3),
+                **fields,
+            )
+            await self._sleep(delay)
+
+    async def _attempt(
+        self, hook: WebhookSettings, d: Delivery, body: bytes
+    ) -> tuple[int | None, float | None, str | None]:
+        """POST once: (status, Retry-After seconds, error name); status None if no response."""
+        if self._client is None:
+            raise RuntimeError("Notifier.start() was not called")
+        now = self._clock()
+        ts = int(now)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "signoff-webhooks/1",
+            "X-Signoff-Event": d.event,
+            "X-Signoff-Delivery": d.delivery_id,
+            "X-Signoff-Timestamp": str(ts),
+        }
+        if hook.secret is not None:
+            headers["X-Signoff-Signature"] = sign(hook.secret.get_secret_value(), ts, body)
+        request = self._client.build_request(
+            "POST", str(hook.url), content=body, headers=headers, timeout=hook.timeout_s
+        )
+        try:
+            # httpx's timeout applies per phase (connect, each read...), so an endpoint that
+            # trickles bytes could outlast it; this bounds the whole attempt.
+            async with asyncio.timeout(hook.timeout_s):
+                response = await self._client.send(request, stream=True)
+                # The body is never read: only the status matters, and a hostile endpoint
+                # could send an endless one.
+                await response.aclose()
+        except TimeoutError:
+            return None, None, "Timeout"
+        except httpx.HTTPError as exc:
+            return None, None, type(exc).__name__
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now)
+        return response.status_code, retry_after, None
