@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -11,15 +12,16 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from signoff import pb
+from signoff import pb, reviews
 from signoff.audit import AuditRecord
 from signoff.decide import DefaultDecision, Evaluation, evaluate
-from signoff.errors import AlreadyExists
+from signoff.errors import AlreadyExists, PermissionDenied
 from signoff.ids import Clock, IdFactory
 from signoff.jsonify import decision_to_dict, request_to_dict
 from signoff.logs import event
 from signoff.policy import Bundle, BundleError, load_bundle
 from signoff.redact import redact
+from signoff.review_app import Identity, ReviewDesk, audit_record, to_record
 from signoff.store.base import DecisionRecord, Store
 from signoff.validate import Limits, validate_batch, validate_request
 
@@ -59,6 +61,8 @@ class Signoff:
         new_id: IdFactory,
         limits: Limits,
         default: DefaultDecision,
+        review_timeout: dt.timedelta = dt.timedelta(hours=24),
+        desk: ReviewDesk | None = None,
     ) -> None:
         self.policies = policies
         self.store = store
@@ -66,6 +70,8 @@ class Signoff:
         self.new_id = new_id
         self.limits = limits
         self.default = default
+        self.review_timeout = review_timeout
+        self.reviews = desk or ReviewDesk(store, clock, limits)
         self._holder: BundleHolder | None = None
         self._reload_lock = asyncio.Lock()
 
@@ -82,13 +88,23 @@ class Signoff:
             raise self._last_error
         return bundle
 
-    async def reload(self) -> tuple[bool, list[Any]]:
+    async def reload(self, actor: str = SERVER_ACTOR) -> tuple[bool, list[Any]]:
         """Load the policies again; a bad bundle is audited and the old one keeps serving."""
         async with self._reload_lock:
-            bundle = await self._load_and_audit()
+            bundle = await self._load_and_audit(actor)
             return (bundle is not None, [] if bundle else list(self._last_error.errors))
 
-    async def _load_and_audit(self) -> Bundle | None:
+    async def audit_denied(self, method: str, who: str, message: str) -> None:
+        """Record a refused call (unauthenticated or not allowed) in the audit log."""
+        record = AuditRecord(
+            type="access.denied",
+            actor=who,
+            time=self.clock.now(),
+            payload={"method": method, "error": message},
+        )
+        await self.store.append([record])
+
+    async def _load_and_audit(self, actor: str = SERVER_ACTOR) -> Bundle | None:
         try:
             bundle = await asyncio.to_thread(load_bundle, self.policies)
         except BundleError as exc:
@@ -96,16 +112,18 @@ class Signoff:
             event(log, "policy.rejected", logging.ERROR, errors=len(exc.errors))
             for err in exc.errors:
                 event(log, "policy.error", logging.ERROR, error=str(err))
-            await self.store.append([self._policy_record("policy.rejected", exc)])
+            await self.store.append([self._policy_record("policy.rejected", exc, actor)])
             return None
         for warning in bundle.warnings:
             event(log, "policy.warning", logging.WARNING, warning=warning)
-        await self.store.append([self._policy_record("policy.loaded", bundle)])
+        await self.store.append([self._policy_record("policy.loaded", bundle, actor)])
         self._holder = BundleHolder(bundle=bundle, loaded_at=self.clock.now())
         event(log, "policy.loaded", version=bundle.version, rules=bundle.rule_count)
         return bundle
 
-    def _policy_record(self, kind: str, what: Bundle | BundleError) -> AuditRecord:
+    def _policy_record(
+        self, kind: str, what: Bundle | BundleError, actor: str = SERVER_ACTOR
+    ) -> AuditRecord:
         if isinstance(what, BundleError):
             payload: dict[str, Any] = {
                 "directory": str(self.policies),
@@ -122,20 +140,25 @@ class Signoff:
             version = what.version
         return AuditRecord(
             type=kind,
-            actor=SERVER_ACTOR,
+            actor=actor,
             time=self.clock.now(),
             policy_version=version,
             payload=payload,
         )
 
-    async def evaluate(self, req: pb.common.ActionRequest) -> pb.common.Decision:
+    async def evaluate(self, who: Identity, req: pb.common.ActionRequest) -> pb.common.Decision:
         """Decide one action and store it in the audit log before returning."""
         validate_request(req, self.limits)
+        _check_principal(who, req)
         return await self._decide(req)
 
-    async def evaluate_batch(self, reqs: list[pb.common.ActionRequest]) -> list[pb.common.Decision]:
+    async def evaluate_batch(
+        self, who: Identity, reqs: list[pb.common.ActionRequest]
+    ) -> list[pb.common.Decision]:
         """Decide several actions; their audit appends share group commits."""
         validate_batch(reqs, self.limits)
+        for r in reqs:
+            _check_principal(who, r)
         return list(await asyncio.gather(*(self._decide(r) for r in reqs)))
 
     async def _decide(self, req: pb.common.ActionRequest) -> pb.common.Decision:
@@ -148,6 +171,11 @@ class Signoff:
         now = self.clock.now()
         ev = evaluate(bundle, req, now, self.default)
         decision = self._to_decision(req, ev, bundle, now)
+        # The review (and so decision.review_id) exists before anything is recorded: the
+        # decision, its audit entry and the opened review commit in one transaction.
+        review = None
+        if decision.outcome == pb.common.OUTCOME_REQUIRE_REVIEW:
+            review = self._open_review(req, ev, decision, now)
         record = DecisionRecord(
             decision_id=decision.decision_id,
             principal_id=req.principal.id,
@@ -159,10 +187,15 @@ class Signoff:
             decision=decision.SerializeToString(),
         )
         stored, replayed = await self.store.record_decision(
-            record, self._decision_record(req, ev, decision)
+            record,
+            self._decision_record(req, ev, decision),
+            to_record(review) if review else None,
+            audit_record(review, "review.opened", SERVER_ACTOR, now) if review else None,
         )
         if replayed:
             return _replayed(stored, digest)
+        if review is not None:
+            self.reviews.published("review.opened", review)
         # DEBUG: the audit log is the record of decisions; at INFO this line would cost
         # more than the policy evaluation itself.
         event(
@@ -175,6 +208,26 @@ class Signoff:
             rule=ev.deciding_rule.name if ev.deciding_rule else "",
         )
         return decision
+
+    def _open_review(
+        self,
+        req: pb.common.ActionRequest,
+        ev: Evaluation,
+        decision: pb.common.Decision,
+        now: dt.datetime,
+    ) -> pb.review.Review:
+        rule = ev.deciding_rule
+        decision.review_id = self.new_id()
+        return reviews.open_review(
+            review_id=decision.review_id,
+            decision=decision,
+            shown=redact(req, ev.redact) if ev.redact else req,
+            redacted_paths=ev.redact,
+            approvals=rule.approvals if rule and rule.decision == "review" else 1,
+            timeout=(rule.timeout if rule and rule.timeout else None) or self.review_timeout,
+            on_timeout=rule.on_timeout if rule and rule.decision == "review" else "deny",
+            now=now,
+        )
 
     def _to_decision(
         self, req: pb.common.ActionRequest, ev: Evaluation, bundle: Bundle, now: Any
@@ -226,9 +279,11 @@ class Signoff:
             },
         )
 
-    def explain(self, req: pb.common.ActionRequest) -> pb.decision.Explanation:
+    def explain(self, who: Identity, req: pb.common.ActionRequest) -> pb.decision.Explanation:
         """Evaluate with a full trace; stores nothing, opens nothing."""
         validate_request(req, self.limits)
+        if not who.act_for_others and not {"admin", "auditor"} & who.roles:
+            _check_principal(who, req)
         bundle = self.bundle
         now = self.clock.now()
         ev = evaluate(bundle, req, now, self.default, trace=True)
@@ -276,6 +331,23 @@ class Signoff:
                     line=r.line,
                 )
         return info
+
+
+def require_role(who: Identity, *roles: str) -> None:
+    """Raise PermissionDenied unless the caller holds one of `roles`."""
+    if not set(roles) & who.roles:
+        raise PermissionDenied(f"{who.id} needs the role {' or '.join(roles)}")
+
+
+def _check_principal(who: Identity, req: pb.common.ActionRequest) -> None:
+    """Agents speak for themselves; only a gateway (act_for_others) names another principal."""
+    if not req.principal.id:
+        req.principal.id = who.id
+    elif req.principal.id != who.id and not who.act_for_others:
+        raise PermissionDenied(
+            f"principal.id {req.principal.id!r} is not the caller {who.id!r}; "
+            "only identities allowed to act for others may set it"
+        )
 
 
 def _replayed(found: DecisionRecord, digest: str) -> pb.common.Decision:

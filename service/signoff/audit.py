@@ -49,6 +49,7 @@ ENTRY_TYPES = frozenset(
         "review.cancelled",
         "policy.loaded",
         "policy.rejected",
+        "access.denied",
     }
 )
 OUTCOMES = frozenset({"", "AUTO_ALLOW", "REQUIRE_REVIEW", "DENY"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from signoff.auth.config import AuthSettings
+from signoff.notify.config import NotifySettings
+
 
 class ConfigError(Exception):
     """Settings could not be loaded; the message is one line naming the key."""
@@ -21,7 +25,9 @@ class ConfigError(Exception):
 class Settings(BaseSettings):
     """Everything `signoff serve` can be configured with."""
 
-    model_config = SettingsConfigDict(env_prefix="SIGNOFF_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="SIGNOFF_", env_nested_delimiter="__", extra="forbid"
+    )
 
     policies: Path = Field(Path("./policies"), description="Directory of policy files.")
     db: str = Field(
@@ -54,6 +60,24 @@ class Settings(BaseSettings):
     )
     shutdown_grace: float = Field(
         10.0, ge=0, description="Seconds in-flight requests get to finish on SIGTERM."
+    )
+    review_timeout: dt.timedelta = Field(
+        dt.timedelta(hours=24),
+        gt=dt.timedelta(0),
+        description="How long a review may stay pending when its rule sets no timeout.",
+    )
+    sweep_interval: float = Field(
+        1.0, gt=0, description="Seconds between checks for reviews past their deadline."
+    )
+    watch_recheck: float = Field(
+        5.0, gt=0, description="Seconds a WatchReview stream waits before re-reading anyway."
+    )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings,
+        description="Authentication; with nothing configured the server runs in dev mode.",
+    )
+    notify: NotifySettings = Field(
+        default_factory=NotifySettings, description="Webhooks per reviewer group."
     )
 
     @field_validator("listen")
@@ -119,5 +143,6 @@ def _one_line(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             parts.append(f"{key}: unknown setting")
         else:
-            parts.append(f"{key} (SIGNOFF_{key.upper()}): {msg}")
+            env = "SIGNOFF_" + key.upper().replace(".", "__")
+            parts.append(f"{key} ({env}): {msg}")
     return "; ".join(parts)

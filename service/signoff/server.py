@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -11,15 +13,19 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from signoff import pb
 from signoff.api import decision as decision_api
 from signoff.api import policy as policy_api
+from signoff.api import review as review_api
+from signoff.api.errors import Authenticator, Guard
 from signoff.api.unimplemented import Unimplemented
 from signoff.app import Signoff
-from signoff.config import Settings
+from signoff.auth import DevAuthenticator, build_authenticator
+from signoff.config import ConfigError, Settings
 from signoff.decide import DefaultDecision
 from signoff.ids import Clock, IdFactory, SystemClock, new_id
 from signoff.logs import event
+from signoff.notify import Notifier
+from signoff.review_app import ReviewDesk
 from signoff.store.sqlite import SqliteStore
 from signoff.validate import Limits
 
@@ -42,6 +48,8 @@ class Running:
     server: grpc.aio.Server
     health: health.aio.HealthServicer
     settings: Settings
+    notifier: Notifier
+    sweeper: asyncio.Task[None]
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -50,7 +58,11 @@ class Running:
             return
         self._stopped.set()
         await self.health.enter_graceful_shutdown()
+        self.sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.sweeper
         await self.server.stop(self.settings.shutdown_grace if grace is None else grace)
+        await self.notifier.close()
         await self.app.store.close()
         event(log, "server.stopped", port=self.port)
 
@@ -59,7 +71,12 @@ class Running:
         await self.server.wait_for_termination()
 
 
-def build_app(settings: Settings, clock: Clock | None = None, ids: IdFactory = new_id) -> Signoff:
+def build_app(
+    settings: Settings,
+    clock: Clock | None = None,
+    ids: IdFactory = new_id,
+    notifier: Notifier | None = None,
+) -> Signoff:
     """Build the application and its store from settings."""
     clock = clock or SystemClock()
     store = SqliteStore(settings.sqlite_path, clock)
@@ -72,6 +89,13 @@ def build_app(settings: Settings, clock: Clock | None = None, ids: IdFactory = n
     default = DefaultDecision(
         decision=settings.default_decision, reviewer_group=settings.default_reviewer_group
     )
+    desk = ReviewDesk(
+        store,
+        clock,
+        limits,
+        publish=notifier.publish if notifier else None,
+        recheck_s=settings.watch_recheck,
+    )
     return Signoff(
         policies=settings.policies,
         store=store,
@@ -79,18 +103,55 @@ def build_app(settings: Settings, clock: Clock | None = None, ids: IdFactory = n
         new_id=ids,
         limits=limits,
         default=default,
+        review_timeout=settings.review_timeout,
+        desk=desk,
     )
+
+
+def authenticator_for(settings: Settings) -> Authenticator:
+    """The configured authenticator, or dev mode (loopback only) when none is configured."""
+    configured = build_authenticator(settings.auth)
+    if configured is not None:
+        return configured
+    if not _is_loopback(settings.listen_host):
+        raise ConfigError(
+            f"listen {settings.listen}: with no authentication configured (dev mode) the "
+            "server only listens on loopback; configure auth.tokens_file or auth.jwt"
+        )
+    event(
+        log,
+        "auth.dev_mode",
+        logging.WARNING,
+        warning="NO AUTHENTICATION: every caller may act as anyone with every role; "
+        "for local development only",
+    )
+    return DevAuthenticator()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 async def start(settings: Settings, clock: Clock | None = None) -> Running:
     """Open the store, load the bundle, then listen; readiness only once both are ready."""
-    app = build_app(settings, clock)
+    # httpx logs full webhook URLs at INFO, and Slack URLs carry their secret in the path.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    authenticator = authenticator_for(settings)
+    notifier = Notifier(settings.notify)
+    app = build_app(settings, clock, notifier=notifier)
     await app.store.open()
     try:
         await app.start()
     except BaseException:
         await app.store.close()
         raise
+    await notifier.start()
+    guard = Guard(authenticator, app.audit_denied)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -99,7 +160,12 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         ]
     )
     server.add_generic_rpc_handlers(
-        (decision_api.handler(app), policy_api.handler(app), Unimplemented())
+        (
+            decision_api.handler(app, guard),
+            policy_api.handler(app, guard),
+            review_api.handler(app.reviews, guard),
+            Unimplemented(),
+        )
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -113,9 +179,11 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     )
     port = server.add_insecure_port(settings.listen)
     if port == 0:
+        await notifier.close()
         await app.store.close()
         raise OSError(f"cannot listen on {settings.listen}")
     await server.start()
+    sweeper = asyncio.get_running_loop().create_task(_sweep_forever(app, settings))
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     event(
@@ -126,8 +194,26 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         db=settings.db,
         version=app.bundle.version,
     )
-    _ = pb  # the messages must be imported before reflection describes them
-    return Running(port=port, app=app, server=server, health=health_servicer, settings=settings)
+    return Running(
+        port=port,
+        app=app,
+        server=server,
+        health=health_servicer,
+        settings=settings,
+        notifier=notifier,
+        sweeper=sweeper,
+    )
+
+
+async def _sweep_forever(app: Signoff, settings: Settings) -> None:
+    # Deadlines are stored, so the first sweep after a restart expires what fell due while
+    # the server was down.
+    while True:
+        try:
+            await app.reviews.sweep()
+        except Exception:
+            log.exception("review sweep failed; retrying")
+        await asyncio.sleep(settings.sweep_interval)
 
 
 async def serve(settings: Settings) -> None:

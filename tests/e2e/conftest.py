@@ -7,6 +7,7 @@ as well as the asyncio one without deadlocking the loop that serves them.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import grpc
 import pytest
 
 from signoff.config import Settings
+from signoff.ids import Clock
 from signoff.server import Running, start
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,18 +45,36 @@ class ServerHandle:
         return grpc.insecure_channel(self.target)
 
 
+class FakeClock:
+    """A clock tests move by hand: time passes only when `advance` says so."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.t = start or dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+
+    def now(self) -> dt.datetime:
+        """The current fake time."""
+        return self.t
+
+    def advance(self, **delta: float) -> None:
+        """Move time forward, e.g. advance(hours=2)."""
+        self.t += dt.timedelta(**delta)
+
+
 class ServerThread:
     """Owns a thread running an event loop that runs one server."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
+        self.clock = clock
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def start(self) -> ServerHandle:
         """Start the loop thread and the server; return a handle once it serves."""
         self.thread.start()
-        fut: Future[Running] = asyncio.run_coroutine_threadsafe(start(self.settings), self.loop)
+        fut: Future[Running] = asyncio.run_coroutine_threadsafe(
+            start(self.settings, self.clock), self.loop
+        )
         running = fut.result(timeout=30)
         return ServerHandle(
             target=f"127.0.0.1:{running.port}",
@@ -80,7 +100,9 @@ def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeServer
     """Factory: start servers with given policies dir and settings; all stopped at teardown."""
     threads: list[tuple[ServerThread, ServerHandle | None]] = []
 
-    def make(policies: Path | None = None, **overrides: Any) -> ServerHandle:
+    def make(
+        policies: Path | None = None, clock: Clock | None = None, **overrides: Any
+    ) -> ServerHandle:
         base = tmp_path_factory.mktemp("server")
         values: dict[str, Any] = {
             "policies": policies or EXAMPLE_POLICIES,
@@ -89,7 +111,7 @@ def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeServer
             "shutdown_grace": 0.0,
         }
         values.update(overrides)
-        st = ServerThread(Settings(**values))
+        st = ServerThread(Settings(**values), clock)
         try:
             handle = st.start()
         except BaseException:

@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from signoff import pb
 from signoff.audit import GENESIS, verify_chain
-from signoff_client._gen import decision_pb2_grpc, policy_pb2_grpc, review_pb2_grpc
+from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc, policy_pb2_grpc
 
 from .conftest import ServerHandle
 
@@ -91,7 +91,8 @@ def test_same_request_id_returns_the_same_decision(server):
     assert again.decision_id == first.decision_id
     assert again.replayed
     assert not first.replayed
-    assert sum(1 for e in _audit(server) if e.request_id == "req-42") == 1
+    stored = [e.type for e in _audit(server) if e.request_id == "req-42"]
+    assert stored == ["decision", "review.opened"]
 
 
 def test_request_id_reused_for_a_different_request_is_refused(server):
@@ -255,10 +256,10 @@ def test_health_and_reflection_are_served(server):
 
 
 def test_planned_rpcs_answer_unimplemented(server):
-    stub = review_pb2_grpc.ReviewServiceStub(server.channel())
-    code, details = _code_and_details(stub.GetReview, pb.review.GetReviewRequest(review_id="x"))
+    stub = audit_pb2_grpc.AuditServiceStub(server.channel())
+    code, details = _code_and_details(stub.VerifyAudit, pb.audit.VerifyAuditRequest())
     assert code == grpc.StatusCode.UNIMPLEMENTED
-    assert "ReviewService.GetReview" in details
+    assert "AuditService.VerifyAudit" in details
 
 
 def test_get_bundle_describes_the_policies(server):

@@ -5,39 +5,38 @@ from __future__ import annotations
 import grpc
 
 from signoff import pb
-from signoff.api.errors import mapped, parse
+from signoff.api.errors import Ctx, Guard, parse, unary_handler
 from signoff.app import Signoff
+from signoff.review_app import Identity
 
 SERVICE = "signoff.v1.DecisionService"
 
 
-def handler(app: Signoff) -> grpc.GenericRpcHandler:
-    """The DecisionService handlers; requests arrive as bytes so decoding errors are ours."""
+def handler(app: Signoff, guard: Guard) -> grpc.GenericRpcHandler:
+    """The DecisionService handlers."""
 
-    @mapped
-    async def Evaluate(data: bytes, context: grpc.aio.ServicerContext) -> pb.common.Decision:
-        return await app.evaluate(parse(pb.common.ActionRequest, data))
+    async def evaluate(who: Identity, data: bytes, _: Ctx) -> pb.common.Decision:
+        return await app.evaluate(who, parse(pb.common.ActionRequest, data))
 
-    @mapped
-    async def EvaluateBatch(
-        data: bytes, context: grpc.aio.ServicerContext
+    async def evaluate_batch(
+        who: Identity, data: bytes, _: Ctx
     ) -> pb.decision.EvaluateBatchResponse:
         req = parse(pb.decision.EvaluateBatchRequest, data)
-        decisions = await app.evaluate_batch(list(req.requests))
+        decisions = await app.evaluate_batch(who, list(req.requests))
         return pb.decision.EvaluateBatchResponse(decisions=decisions)
 
-    @mapped
-    async def Explain(data: bytes, context: grpc.aio.ServicerContext) -> pb.decision.Explanation:
-        return app.explain(parse(pb.common.ActionRequest, data))
+    async def explain(who: Identity, data: bytes, _: Ctx) -> pb.decision.Explanation:
+        return app.explain(who, parse(pb.common.ActionRequest, data))
 
-    def unary(fn: object, out: type) -> grpc.RpcMethodHandler:
-        return grpc.unary_unary_rpc_method_handler(fn, response_serializer=out.SerializeToString)
-
+    methods = {
+        "Evaluate": (evaluate, pb.common.Decision),
+        "EvaluateBatch": (evaluate_batch, pb.decision.EvaluateBatchResponse),
+        "Explain": (explain, pb.decision.Explanation),
+    }
     return grpc.method_handlers_generic_handler(
         SERVICE,
         {
-            "Evaluate": unary(Evaluate, pb.common.Decision),
-            "EvaluateBatch": unary(EvaluateBatch, pb.decision.EvaluateBatchResponse),
-            "Explain": unary(Explain, pb.decision.Explanation),
+            name: unary_handler(guard.unary(f"{SERVICE}/{name}", fn), out)
+            for name, (fn, out) in methods.items()
         },
     )

@@ -1,30 +1,29 @@
-"""PolicyService: GetBundle, ReloadBundle."""
+"""PolicyService: GetBundle, ReloadBundle (admin only)."""
 
 from __future__ import annotations
 
 import grpc
 
 from signoff import pb
-from signoff.api.errors import mapped, parse
-from signoff.app import Signoff
+from signoff.api.errors import Ctx, Guard, parse, unary_handler
+from signoff.app import Signoff, require_role
+from signoff.review_app import Identity
 
 SERVICE = "signoff.v1.PolicyService"
 
 
-def handler(app: Signoff) -> grpc.GenericRpcHandler:
+def handler(app: Signoff, guard: Guard) -> grpc.GenericRpcHandler:
     """The PolicyService handlers."""
 
-    @mapped
-    async def GetBundle(data: bytes, context: grpc.aio.ServicerContext) -> pb.policy.BundleInfo:
+    async def get_bundle(who: Identity, data: bytes, _: Ctx) -> pb.policy.BundleInfo:
+        require_role(who, "admin", "auditor")
         parse(pb.policy.GetBundleRequest, data)
         return app.bundle_info()
 
-    @mapped
-    async def ReloadBundle(
-        data: bytes, context: grpc.aio.ServicerContext
-    ) -> pb.policy.ReloadBundleResponse:
+    async def reload_bundle(who: Identity, data: bytes, _: Ctx) -> pb.policy.ReloadBundleResponse:
+        require_role(who, "admin")
         parse(pb.policy.ReloadBundleRequest, data)
-        accepted, errs = await app.reload()
+        accepted, errs = await app.reload(actor=who.id)
         out = pb.policy.ReloadBundleResponse(accepted=accepted, bundle=app.bundle_info())
         for e in errs:
             out.errors.add(
@@ -32,13 +31,14 @@ def handler(app: Signoff) -> grpc.GenericRpcHandler:
             )
         return out
 
-    def unary(fn: object, out: type) -> grpc.RpcMethodHandler:
-        return grpc.unary_unary_rpc_method_handler(fn, response_serializer=out.SerializeToString)
-
+    methods = {
+        "GetBundle": (get_bundle, pb.policy.BundleInfo),
+        "ReloadBundle": (reload_bundle, pb.policy.ReloadBundleResponse),
+    }
     return grpc.method_handlers_generic_handler(
         SERVICE,
         {
-            "GetBundle": unary(GetBundle, pb.policy.BundleInfo),
-            "ReloadBundle": unary(ReloadBundle, pb.policy.ReloadBundleResponse),
+            name: unary_handler(guard.unary(f"{SERVICE}/{name}", fn), out)
+            for name, (fn, out) in methods.items()
         },
     )

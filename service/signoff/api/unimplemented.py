@@ -7,7 +7,6 @@ import grpc
 from signoff import pb
 
 PLANNED = {
-    "signoff.v1.ReviewService": pb.review.DESCRIPTOR.services_by_name["ReviewService"],
     "signoff.v1.AuditService": pb.audit.DESCRIPTOR.services_by_name["AuditService"],
 }
 

@@ -69,6 +69,9 @@ def _serve(args: argparse.Namespace) -> int:
         for err in exc.errors:
             print(f"  {err}", file=sys.stderr)
         return 1
+    except ConfigError as exc:
+        print(f"signoff: config error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"signoff: {exc}", file=sys.stderr)
         return 1

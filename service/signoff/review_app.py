@@ -1,0 +1,301 @@
+"""Review use cases: open, get, list, watch, submit, cancel, expire. Knows the store, not gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from google.protobuf import struct_pb2
+
+from signoff import pb, reviews
+from signoff.audit import AuditRecord
+from signoff.errors import InvalidArgument, NotFound, PermissionDenied
+from signoff.ids import Clock
+from signoff.jsonify import struct_to_dict
+from signoff.logs import event
+from signoff.reviews import Actor, Change
+from signoff.store.base import ReviewQuery, ReviewRecord, Store
+from signoff.validate import Limits
+
+log = logging.getLogger("signoff.reviews")
+S = pb.review
+MAX_PAGE = 500
+
+
+class Identity(Protocol):
+    """What the review use cases need of an authenticated caller (see signoff.auth)."""
+
+    id: str
+    roles: frozenset[str]
+    act_for_others: bool
+
+    def can_review(self, group: str) -> bool:
+        """True if the caller may act on reviews of `group`."""
+        ...
+
+
+Publish = Callable[[str, pb.review.Review], None]
+
+
+class Hub:
+    """In-process wake-ups for watchers: one Event per review, replaced at every change."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def event(self, review_id: str) -> asyncio.Event:
+        """The event the next change of `review_id` will set."""
+        return self._events.setdefault(review_id, asyncio.Event())
+
+    def notify(self, review_id: str) -> None:
+        """Wake everyone waiting on `review_id`."""
+        ev = self._events.pop(review_id, None)
+        if ev is not None:
+            ev.set()
+
+
+def to_record(r: pb.review.Review) -> ReviewRecord:
+    """The store row of a review."""
+    return ReviewRecord(
+        review_id=r.review_id,
+        decision_id=r.decision_id,
+        principal_id=r.request.principal.id,
+        on_behalf_of=r.request.principal.on_behalf_of,
+        action_name=r.request.action.name,
+        reviewer_group=r.reviewer_group,
+        state=reviews.state_name(r.state),
+        version=r.version,
+        created_at=r.created_at.ToDatetime(tzinfo=dt.UTC),
+        updated_at=(r.resolved_at if r.HasField("resolved_at") else r.created_at).ToDatetime(
+            tzinfo=dt.UTC
+        ),
+        expires_at=(r.expires_at.ToDatetime(tzinfo=dt.UTC) if r.state == reviews.PENDING else None),
+        review=r.SerializeToString(),
+    )
+
+
+def audit_record(r: pb.review.Review, kind: str, actor: str, now: dt.datetime) -> AuditRecord:
+    """The audit entry of a review change: who, what, and the review as it now stands."""
+    payload: dict[str, object] = {
+        "state": reviews.state_name(r.state),
+        "version": r.version,
+        "reviewer_group": r.reviewer_group,
+        "action_digest": r.action_digest,
+    }
+    if r.final_digest:
+        payload["final_digest"] = r.final_digest
+    if r.acts and kind in ("review.approved", "review.modified", "review.rejected"):
+        act = r.acts[-1]
+        payload["act"] = {
+            "reviewer": act.reviewer,
+            "roles": list(act.roles),
+            "verdict": S.Verdict.Name(act.verdict).removeprefix("VERDICT_"),
+            "comment": act.comment,
+        }
+        if act.HasField("params"):
+            payload["act"]["params"] = struct_to_dict(act.params)  # type: ignore[index]
+            payload["requested_params"] = struct_to_dict(r.request.action.params)
+    if r.escalated_from:
+        payload["escalated_from"] = list(r.escalated_from)
+    if r.resolution_note:
+        payload["note"] = r.resolution_note
+    return AuditRecord(
+        type=kind,
+        actor=actor,
+        time=now,
+        request_id=r.request.request_id,
+        decision_id=r.decision_id,
+        review_id=r.review_id,
+        action_name=r.request.action.name,
+        principal=r.request.principal.id,
+        reviewer=actor if kind in ("review.approved", "review.modified", "review.rejected") else "",
+        reviewer_group=r.reviewer_group,
+        review_state=reviews.state_name(r.state),
+        policy_version=r.policy_version,
+        payload=payload,
+    )
+
+
+class ReviewDesk:
+    """Everything people and agents do with reviews."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        limits: Limits,
+        publish: Publish | None = None,
+        recheck_s: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.limits = limits
+        self.hub = Hub()
+        self._publish = publish
+        self.recheck_s = recheck_s
+
+    def published(self, kind: str, review: pb.review.Review) -> None:
+        """Wake watchers and hand the change to the notifier (which never blocks)."""
+        self.hub.notify(review.review_id)
+        if self._publish is not None:
+            note = "review.opened" if kind == "review.opened" else kind
+            if kind not in ("review.opened", "review.escalated"):
+                note = "review.resolved" if review.state in reviews.FINAL_STATES else ""
+            if note:
+                self._publish(note, review)
+
+    async def _load(self, review_id: str) -> pb.review.Review:
+        if not review_id:
+            raise InvalidArgument("review_id", "is required")
+        rec = await self.store.get_review(review_id)
+        if rec is None:
+            raise NotFound(f"review {review_id} not found")
+        return S.Review.FromString(rec.review)
+
+    def _may_see(self, who: Identity, r: pb.review.Review) -> bool:
+        return (
+            who.can_review(r.reviewer_group)
+            or who.id == r.request.principal.id
+            or who.act_for_others
+            or "admin" in who.roles
+            or "auditor" in who.roles
+        )
+
+    async def get(self, who: Identity, review_id: str) -> pb.review.Review:
+        """One review, if the caller requested it, may review it, or audits."""
+        r = await self._load(review_id)
+        if not self._may_see(who, r):
+            raise PermissionDenied(f"{who.id} may not see review {review_id}")
+        return r
+
+    async def watch(self, who: Identity, review_id: str) -> AsyncIterator[pb.review.Review]:
+        """The review now, then at every change, until it is resolved."""
+        r = await self.get(who, review_id)
+        yield r
+        while r.state not in reviews.FINAL_STATES:
+            # Take the event before re-reading, so a change between the read and the wait
+            # still wakes us; the periodic re-check covers a missed wake-up anyway.
+            changed = self.hub.event(review_id)
+            current = await self._load(review_id)
+            if current.version == r.version:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), self.recheck_s)
+                current = await self._load(review_id)
+            if current.version != r.version:
+                r = current
+                yield r
+
+    async def list(
+        self, who: Identity, req: pb.review.ListReviewsRequest
+    ) -> pb.review.ListReviewsResponse:
+        """A page of reviews of the caller's groups (or their own requests, for agents)."""
+        groups = tuple(req.reviewer_groups)
+        sees_all = "admin" in who.roles or "auditor" in who.roles
+        principal = ""
+        if groups and not sees_all:
+            denied = [g for g in groups if not who.can_review(g)]
+            if denied:
+                raise PermissionDenied(f"{who.id} may not review for {', '.join(denied)}")
+        elif not groups and not sees_all and "reviewer:*" not in who.roles:
+            groups = tuple(
+                sorted(r.removeprefix("reviewer:") for r in who.roles if r.startswith("reviewer:"))
+            )
+            if not groups:
+                principal = who.id  # an agent lists the reviews it asked for
+        if req.action and not _glob_ok(req.action):
+            raise InvalidArgument("action", f"{req.action!r} is not a valid action glob")
+        states = tuple(reviews.state_name(s) for s in req.states) or ("PENDING",)
+        size = req.page_size or 50
+        if not 0 < size <= MAX_PAGE:
+            raise InvalidArgument("page_size", f"must be 1-{MAX_PAGE}")
+        now = self.clock.now()
+        query = ReviewQuery(
+            groups=groups,
+            states=states,
+            action_glob=req.action,
+            created_before=(now - req.older_than.ToTimedelta())
+            if req.HasField("older_than")
+            else None,
+            principal_id=principal,
+            newest_first=req.order == S.REVIEW_ORDER_NEWEST_FIRST,
+            after=_decode_cursor(req.page_token),
+            limit=size + 1,
+        )
+        rows = await self.store.list_reviews(query)
+        out = S.ListReviewsResponse(reviews=[S.Review.FromString(r.review) for r in rows[:size]])
+        if len(rows) > size:
+            last = rows[size - 1]
+            key = f"{last.created_at.isoformat()}|{last.review_id}"
+            out.next_page_token = base64.urlsafe_b64encode(key.encode()).decode()
+        return out
+
+    async def submit(self, who: Identity, req: pb.review.SubmitReviewRequest) -> pb.review.Review:
+        """Approve, approve with edits, or reject."""
+        r = await self._load(req.review_id)
+        params: struct_pb2.Struct | None = req.params if req.HasField("params") else None
+        change = reviews.submit(
+            r,
+            Actor(who.id, who.roles),
+            req.verdict,
+            params,
+            req.comment,
+            req.expected_version,
+            self.clock.now(),
+            self.limits,
+        )
+        return await self._apply(r, change, who.id)
+
+    async def cancel(self, who: Identity, req: pb.review.CancelReviewRequest) -> pb.review.Review:
+        """The requesting agent withdraws its review."""
+        r = await self._load(req.review_id)
+        change = reviews.cancel(r, Actor(who.id, who.roles), req.reason, self.clock.now())
+        return await self._apply(r, change, who.id)
+
+    async def sweep(self) -> int:
+        """Expire (or escalate) every review past its deadline; return how many changed."""
+        now = self.clock.now()
+        changed = 0
+        for rec in await self.store.due_reviews(now):
+            r = S.Review.FromString(rec.review)
+            try:
+                await self._apply(r, reviews.expire(r, now), "signoff")
+                changed += 1
+            except Exception as exc:  # a concurrent act won the race: that is fine
+                event(log, "review.expire_skipped", review_id=r.review_id, error=str(exc))
+        return changed
+
+    async def _apply(self, old: pb.review.Review, change: Change, actor: str) -> pb.review.Review:
+        new = change.review
+        now = self.clock.now()
+        await self.store.update_review(
+            to_record(new), old.version, [audit_record(new, change.event, actor, now)]
+        )
+        event(
+            log,
+            change.event,
+            review_id=new.review_id,
+            actor=actor,
+            state=reviews.state_name(new.state),
+            group=new.reviewer_group,
+        )
+        self.published(change.event, new)
+        return new
+
+
+def _glob_ok(glob: str) -> bool:
+    return all(c.isalnum() or c in "._-*?" for c in glob)
+
+
+def _decode_cursor(token: str) -> tuple[dt.datetime, str] | None:
+    if not token:
+        return None
+    try:
+        at, _, review_id = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
+        return dt.datetime.fromisoformat(at), review_id
+    except ValueError:
+        raise InvalidArgument("page_token", "is not a token this server issued") from None
