@@ -1,36 +1,40 @@
-"""PLACEHOLDER until the authentication module lands: dev mode only."""
+"""Authentication: bearer tokens (a tokens file or OIDC JWTs) to identities with roles.
+
+Roles: `agent`, `reviewer:<group>` (`reviewer:*` for every group), `auditor`, `admin`.
+Authorization (which RPC needs which role) is decided by the API layer from the Identity.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from signoff.auth.chain import ChainAuthenticator, looks_like_jwt
+from signoff.auth.config import AuthSettings, JwtSettings, build_authenticator
+from signoff.auth.dev import DevAuthenticator
+from signoff.auth.identity import (
+    ALL_ROLES,
+    AuthConfigError,
+    Authenticator,
+    Identity,
+    parse_roles,
+    role_error,
+)
+from signoff.auth.oidc import JwtAuthenticator
+from signoff.auth.tokens import TokensAuthenticator, hash_token, new_token
 
-from signoff.auth.config import AuthSettings
-
-ALL_ROLES = frozenset({"agent", "reviewer:*", "auditor", "admin"})
-
-
-@dataclass(frozen=True)
-class Identity:
-    """An authenticated caller."""
-
-    id: str
-    roles: frozenset[str]
-    act_for_others: bool = False
-    source: str = "dev"
-
-    def can_review(self, group: str) -> bool:
-        """True if the caller may review for `group`."""
-        return f"reviewer:{group}" in self.roles or "reviewer:*" in self.roles
-
-
-class DevAuthenticator:
-    """Dev mode: anyone is anyone, with every role."""
-
-    def authenticate(self, token: str | None) -> Identity:
-        """The token is taken as the identity name."""
-        return Identity(token or "dev", ALL_ROLES, True, "dev")
-
-
-def build_authenticator(settings: AuthSettings) -> None:
-    """Nothing configurable yet."""
-    return None
+__all__ = [
+    "ALL_ROLES",
+    "AuthConfigError",
+    "AuthSettings",
+    "Authenticator",
+    "ChainAuthenticator",
+    "DevAuthenticator",
+    "Identity",
+    "JwtAuthenticator",
+    "JwtSettings",
+    "TokensAuthenticator",
+    "build_authenticator",
+    "hash_token",
+    "looks_like_jwt",
+    "new_token",
+    "parse_roles",
+    "role_error",
+]

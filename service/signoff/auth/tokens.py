@@ -1,0 +1,221 @@
+"""Static bearer tokens from a YAML file, stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from signoff.auth.identity import AuthConfigError, Identity, role_error
+from signoff.errors import Unauthenticated
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_HEX = frozenset("0123456789abcdef")
+
+
+def hash_token(token: str) -> str:
+    """The lower-case hex SHA-256 of a token, as the tokens file stores it."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh random token and its SHA-256: give the first out, store the second."""
+    # 32 bytes of entropy; url-safe base64 has no '.', so it never looks like a JWT.
+    token = secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
+def _check_sha256(value: str) -> str:
+    value = value.lower()
+    if len(value) != 64 or not set(value) <= _HEX:
+        raise ValueError(
+            "must be 64 hex digits, the SHA-256 of the token (`signoff token new` prints one);"
+            " never put the token itself here"
+        )
+    return value
+
+
+def _check_role(value: str) -> str:
+    problem = role_error(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _check_identity(value: str) -> str:
+    if not value.strip() or value != value.strip():
+        raise ValueError("must be a non-empty id without surrounding spaces")
+    return value
+
+
+class _Entry(BaseModel):
+    """One token of the tokens file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sha256: Annotated[StrictStr, AfterValidator(_check_sha256)]
+    identity: Annotated[StrictStr, AfterValidator(_check_identity)]
+    roles: list[Annotated[StrictStr, AfterValidator(_check_role)]] = []
+    act_for_others: StrictBool = False
+
+
+class _File(BaseModel):
+    """The tokens file: `tokens: [...]`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: list[_Entry]
+
+
+class TokensAuthenticator:
+    """Bearer tokens listed in a YAML file as SHA-256 hashes, each with an identity and roles."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._by_hash = _load(self.path)
+
+    def __len__(self) -> int:
+        """How many tokens the file holds."""
+        return len(self._by_hash)
+
+    def authenticate(self, token: str | None) -> Identity:
+        """The identity of a listed token; Unauthenticated otherwise."""
+        if not token:
+            raise Unauthenticated("missing bearer token")
+        digest = hashlib.sha256(token.encode("utf-8")).digest()
+        # The dict probes compare digests of a 256-bit secret, never the token: learning how
+        # much of a digest matched brings an attacker no closer to a preimage. The constant-
+        # time compare is the check that actually admits the caller.
+        found = self._by_hash.get(digest)
+        if found is None or not hmac.compare_digest(found[0], digest):
+            raise Unauthenticated("unknown token")
+        return found[1]
+
+
+def _load(path: Path) -> dict[bytes, tuple[bytes, Identity]]:
+    """Parse and check a tokens file; AuthConfigError listing every problem with file:line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuthConfigError(f"{path}: cannot read tokens file: {exc}") from None
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
+        raise AuthConfigError(f"{path}:{where}: invalid YAML: {exc.problem}") from None
+    finally:
+        loader.dispose()
+    if root is None or not isinstance(root, MappingNode):
+        raise AuthConfigError(f"{path}:1:1: a tokens file is a mapping with a 'tokens' list")
+
+    errors: list[str] = []
+
+    def error(node: Node, message: str) -> None:
+        errors.append(f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: {message}")
+
+    _duplicate_keys(root, error)
+    if errors:
+        raise AuthConfigError("\n".join(errors))
+    try:
+        model = _File.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = f"unknown key '{loc[-1]}'"
+            elif err["type"] == "missing":
+                message = f"missing required key '{loc[-1]}'"
+            node = _node_at(root, loc, key=err["type"] == "extra_forbidden")
+            error(node, f"{_dotted(loc)}: {message}" if loc else message)
+        raise AuthConfigError("\n".join(errors)) from None
+
+    by_hash: dict[bytes, tuple[bytes, Identity]] = {}
+    hash_line: dict[bytes, int] = {}
+    by_identity: dict[str, tuple[Identity, int]] = {}
+    items = _child(root, "tokens")
+    nodes = items.value if isinstance(items, SequenceNode) else []
+    for i, entry in enumerate(model.tokens):
+        node = nodes[i] if i < len(nodes) else root
+        line = node.start_mark.line + 1
+        digest = bytes.fromhex(entry.sha256)
+        identity = Identity(
+            entry.identity, frozenset(entry.roles), entry.act_for_others, source="tokens"
+        )
+        if digest in by_hash:
+            error(
+                _child(node, "sha256") or node,
+                f"tokens[{i}].sha256: duplicate token hash (also on line {hash_line[digest]})",
+            )
+            continue
+        # One identity may hold several tokens (rotation), but they must agree on what it may
+        # do: otherwise its rights would depend on which token it happened to present.
+        seen = by_identity.get(entry.identity)
+        if seen is not None and seen[0] != identity:
+            error(
+                _child(node, "identity") or node,
+                f"tokens[{i}].identity: '{entry.identity}' has different roles or"
+                f" act_for_others than its entry on line {seen[1]}",
+            )
+            continue
+        by_identity.setdefault(entry.identity, (identity, line))
+        by_hash[digest] = (digest, identity)
+        hash_line[digest] = line
+    if errors:
+        raise AuthConfigError("\n".join(errors))
+    return by_hash
+
+
+# Small position helpers of our own: signoff.policy.yamlpos has the same ones, but importing
+# it loads the policy package (CEL engine, protobufs), which authentication must not need.
+def _child(node: Node | None, key: str) -> Node | None:
+    """The value node of `key` in a mapping node, if present."""
+    if isinstance(node, MappingNode):
+        for k, v in node.value:
+            if isinstance(k, ScalarNode) and k.value == key:
+                return v
+    return None
+
+
+def _node_at(root: Node, loc: tuple[Any, ...], key: bool) -> Node:
+    """The deepest node along a pydantic error location (the key node if `key`)."""
+    node = root
+    for depth, part in enumerate(loc):
+        if isinstance(node, MappingNode) and isinstance(part, str):
+            match = next((kv for kv in node.value if getattr(kv[0], "value", None) == part), None)
+            if match is None:
+                return node
+            node = match[0] if key and depth == len(loc) - 1 else match[1]
+        elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    """A pydantic location as `tokens[0].roles[1]`."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _duplicate_keys(node: Node, error: Any) -> None:
+    # PyYAML silently keeps the last of two equal keys; a token's roles must not hide.
+    if isinstance(node, MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, ScalarNode) and key.value in seen:
+                error(key, f"duplicate key '{key.value}'")
+            seen.add(getattr(key, "value", ""))
+            _duplicate_keys(value, error)
+    elif isinstance(node, SequenceNode):
+        for item in node.value:
+            _duplicate_keys(item, error)
