@@ -1,4 +1,4 @@
-"""`signoff` command line: serve, policy check."""
+"""`signoff` command line: serve, policy check, reviews."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     check = psub.add_parser("check", help="load and type-check a policy directory")
     check.add_argument("directory", type=Path)
     check.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    from signoff.cli.reviews import add_parser as add_reviews
+
+    add_reviews(sub)
     return p
 
 
@@ -40,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         from signoff.cli.policy_check import run_check
 
         return run_check(args.directory, as_json=args.json)
+    if args.command == "reviews":
+        from signoff.cli.reviews import run
+
+        return run(args)
     return 2
 
 

@@ -1,0 +1,555 @@
+"""`signoff reviews`: list, show, approve, modify, reject and cancel reviews on a server.
+
+Reviewing from the command line
+-------------------------------
+
+    export SIGNOFF_SERVER=127.0.0.1:50051    # or --server HOST:PORT
+    export SIGNOFF_TOKEN=...                 # or --token; sent as `authorization: Bearer`
+
+    signoff reviews list                     # pending reviews of your groups, oldest first
+    signoff reviews list --group finance --action 'refund.*' --older-than 1h --newest
+    signoff reviews list --state approved --state rejected --limit 20 --all-pages
+    signoff reviews show 3f9c2a1b            # everything needed to decide, on one screen
+    signoff reviews approve 3f9c2a1b --comment "matches ticket 4411"
+    signoff reviews modify 3f9c2a1b --params '{"amount": 500, "currency": "EUR"}'
+    signoff reviews modify 3f9c2a1b --params-file edited.json --yes
+    signoff reviews reject 3f9c2a1b --comment "duplicate of 3f9c..."
+    signoff reviews cancel 3f9c2a1b --reason "customer withdrew"   # the requesting agent
+
+Every command takes `--json` (list: one review per line; others: the review) and
+`--timeout SECONDS`. Ids: a full review id, or any unique prefix or suffix of the id of a
+pending (or recently resolved) review. `list` shows the last 8 characters: review ids are
+UUIDv7, whose leading characters are a timestamp shared by reviews opened close together.
+
+Acting is guarded: approve, modify and reject send the review version as
+`expected_version`, so if anyone else acted in between the server refuses and nothing is
+submitted. Pass `--version N` (from `show`) to insist on the version you actually read.
+`modify` prints the changes to the params and asks before submitting (`--yes`, or a stdin
+that is not a terminal, skips the question).
+
+Exit codes: 0 done; 1 refused, not found or changed meanwhile; 2 bad input; 3 server
+unreachable or too slow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from signoff.cli.output import compact, diff, humanize, message_dict, plain, pretty, table, truncate
+from signoff_client._gen import review_pb2 as R
+from signoff_client._gen import review_pb2_grpc
+from signoff_client._gen.common_pb2 import RuleDecision
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+STATES = ("pending", "approved", "modified", "rejected", "expired", "cancelled")
+FULL_ID_LEN = 36
+MAX_PAGE = 500  # the server's largest page
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
+
+
+class CliError(Exception):
+    """A failure already phrased for the user, with its exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_REFUSED) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class Client:
+    """The ReviewService over one channel, with the caller's token and a per-call deadline."""
+
+    def __init__(self, target: str, token: str, timeout: float) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.channel = grpc.insecure_channel(target)
+        self.stub = review_pb2_grpc.ReviewServiceStub(self.channel)
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+
+    def get(self, review_id: str) -> R.Review:
+        """GetReview."""
+        req = R.GetReviewRequest(review_id=review_id)
+        return self.stub.GetReview(req, metadata=self.metadata, timeout=self.timeout)
+
+    def list(self, req: R.ListReviewsRequest) -> R.ListReviewsResponse:
+        """ListReviews."""
+        return self.stub.ListReviews(req, metadata=self.metadata, timeout=self.timeout)
+
+    def submit(self, req: R.SubmitReviewRequest) -> R.Review:
+        """SubmitReview."""
+        return self.stub.SubmitReview(req, metadata=self.metadata, timeout=self.timeout)
+
+    def cancel(self, req: R.CancelReviewRequest) -> R.Review:
+        """CancelReview."""
+        return self.stub.CancelReview(req, metadata=self.metadata, timeout=self.timeout)
+
+
+def add_parser(sub: Any) -> None:
+    """Register `reviews` and its subcommands on the top-level subparsers."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--server", help=f"HOST:PORT of the server (default $SIGNOFF_SERVER or {DEFAULT_SERVER})"
+    )
+    common.add_argument("--token", help="bearer token (default $SIGNOFF_TOKEN)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    common.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
+
+    reviews = sub.add_parser("reviews", help="list and act on reviews on a server")
+    rsub = reviews.add_subparsers(dest="reviews_command", required=True)
+
+    ls = rsub.add_parser("list", parents=[common], help="list reviews (pending by default)")
+    ls.add_argument("--group", action="append", help="reviewer group (repeatable)")
+    ls.add_argument("--state", action="append", choices=STATES, help="state (repeatable)")
+    ls.add_argument("--action", help="action name glob, e.g. 'refund.*'")
+    ls.add_argument("--older-than", type=_duration, help="waiting at least, e.g. 30m, 1h, 2d")
+    ls.add_argument("--newest", action="store_true", help="newest first (default oldest)")
+    ls.add_argument("--limit", type=int, default=50, help="reviews per page (default 50)")
+    ls.add_argument("--all-pages", action="store_true", help="follow every page")
+
+    show = rsub.add_parser("show", parents=[common], help="one review in full")
+    show.add_argument("id", help="review id, or a unique prefix/suffix of a pending one")
+
+    for verb in ("approve", "reject", "modify"):
+        what = "approve with edited params" if verb == "modify" else verb
+        act = rsub.add_parser(verb, parents=[common], help=f"{what}: a pending review")
+        act.add_argument("id", help="review id, or a unique prefix/suffix of a pending one")
+        act.add_argument("--comment", default="", help="shown to the agent, kept in the audit")
+        act.add_argument(
+            "--version", type=int, help="the review version you looked at (default: current)"
+        )
+        if verb == "modify":
+            src = act.add_mutually_exclusive_group(required=True)
+            src.add_argument("--params", help="the edited params as a JSON object")
+            src.add_argument(
+                "--params-file", type=Path, help="JSON file with the params (- = stdin)"
+            )
+            act.add_argument("--yes", "-y", action="store_true", help="submit without asking")
+
+    cancel = rsub.add_parser("cancel", parents=[common], help="withdraw your pending review")
+    cancel.add_argument("id", help="review id, or a unique prefix/suffix of a pending one")
+    cancel.add_argument("--reason", default="", help="kept in the audit log")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one `signoff reviews` subcommand; print one clear line on failure."""
+    target = args.server or os.environ.get("SIGNOFF_SERVER") or DEFAULT_SERVER
+    token = args.token if args.token is not None else os.environ.get("SIGNOFF_TOKEN", "")
+    client = Client(target, token, args.timeout)
+    try:
+        return COMMANDS[args.reviews_command](client, args)
+    except CliError as exc:
+        print(f"signoff: {exc.message}", file=sys.stderr)
+        return exc.code
+    except grpc.RpcError as exc:
+        message, code = _rpc_failure(exc, client)
+        print(f"signoff: {message}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        client.channel.close()
+
+
+def _rpc_failure(exc: grpc.RpcError, client: Client) -> tuple[str, int]:
+    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return f"cannot reach the server at {client.target} ({details})", EXIT_UNAVAILABLE
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no answer from {client.target} within {client.timeout:g}s", EXIT_UNAVAILABLE
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return f"invalid argument: {details}", EXIT_USAGE
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"not authenticated: {details}; pass --token or set SIGNOFF_TOKEN", EXIT_REFUSED
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return f"permission denied: {details}", EXIT_REFUSED
+    return details, EXIT_REFUSED
+
+
+def _list(client: Client, args: argparse.Namespace) -> int:
+    if not 0 < args.limit <= MAX_PAGE:
+        raise CliError(f"--limit must be between 1 and {MAX_PAGE}", EXIT_USAGE)
+    req = R.ListReviewsRequest(
+        reviewer_groups=args.group or [],
+        states=[R.ReviewState.Value(f"REVIEW_STATE_{s.upper()}") for s in args.state or []],
+        order=R.REVIEW_ORDER_NEWEST_FIRST if args.newest else R.REVIEW_ORDER_OLDEST_FIRST,
+        page_size=args.limit,
+        action=args.action or "",
+    )
+    if args.older_than is not None:
+        req.older_than.FromTimedelta(args.older_than)
+    found: list[R.Review] = []
+    more = False
+    while True:
+        page = client.list(req)
+        found.extend(page.reviews)
+        if not page.next_page_token:
+            break
+        if not args.all_pages:
+            more = True
+            break
+        req.page_token = page.next_page_token
+    if args.json:
+        for r in found:
+            print(json.dumps(message_dict(r), ensure_ascii=False))
+        return 0
+    with_state = bool(args.state) and args.state != ["pending"]
+    print(_listing(found, _now(), with_state))
+    if more:
+        print("more on the next page: add --all-pages, or raise --limit")
+    return 0
+
+
+def _show(client: Client, args: argparse.Namespace) -> int:
+    r = resolve(client, args.id)
+    if args.json:
+        print(json.dumps(message_dict(r), indent=2, ensure_ascii=False))
+    else:
+        print(_details(r, _now()))
+    return 0
+
+
+def _act(verdict: int) -> Callable[[Client, argparse.Namespace], int]:
+    def act(client: Client, args: argparse.Namespace) -> int:
+        new_params = _read_params(args) if verdict == R.VERDICT_MODIFY else None
+        r = resolve(client, args.id)
+        if args.version is None and r.state != R.REVIEW_STATE_PENDING:
+            raise CliError(
+                f"review {r.review_id} is already {_state_by(r)}: resolved reviews cannot change"
+            )
+        version = args.version if args.version is not None else r.version
+        req = R.SubmitReviewRequest(
+            review_id=r.review_id, verdict=verdict, comment=args.comment, expected_version=version
+        )
+        if new_params is not None:
+            _confirm_edit(_current_params(r), new_params, args)
+            req.params.update(new_params)
+        try:
+            done = client.submit(req)
+        except grpc.RpcError as exc:
+            raise _refusal(client, r.review_id, version, exc) from None
+        _report(done, args)
+        return 0
+
+    return act
+
+
+def _cancel(client: Client, args: argparse.Namespace) -> int:
+    r = resolve(client, args.id)
+    if r.state != R.REVIEW_STATE_PENDING:
+        raise CliError(f"review {r.review_id} is already {_state_by(r)}")
+    # CancelReview takes no expected_version: withdrawing is safe whatever changed.
+    try:
+        done = client.cancel(R.CancelReviewRequest(review_id=r.review_id, reason=args.reason))
+    except grpc.RpcError as exc:
+        raise _refusal(client, r.review_id, r.version, exc) from None
+    _report(done, args)
+    return 0
+
+
+def resolve(client: Client, ref: str) -> R.Review:
+    """The review named by a full id, or a unique prefix or suffix of a pending or recent one."""
+    try:
+        return client.get(ref)
+    except grpc.RpcError as exc:
+        if not isinstance(exc, grpc.Call) or exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        if len(ref) >= FULL_ID_LEN:
+            raise CliError(f"review {ref} not found") from None
+    key = ref.lower()
+    matches = _matching(client, key, R.ListReviewsRequest(page_size=MAX_PAGE), every_page=True)
+    if not matches:
+        # Someone may have resolved it meanwhile: look at the most recent reviews too, one
+        # page only, so a short id never scans the whole history.
+        recent = R.ListReviewsRequest(
+            states=[s for s in R.ReviewState.values() if s != R.REVIEW_STATE_UNSPECIFIED],
+            order=R.REVIEW_ORDER_NEWEST_FIRST,
+            page_size=MAX_PAGE,
+        )
+        matches = _matching(client, key, recent, every_page=False)
+    if not matches:
+        raise CliError(
+            f"review {ref} not found (no review you can see, pending or among the {MAX_PAGE} "
+            "most recent, has an id starting or ending with it)"
+        )
+    if len(matches) > 1:
+        listed = ", ".join(f"{r.review_id} ({r.request.action.name})" for r in matches[:10])
+        raise CliError(f"review id {ref!r} is ambiguous, give more characters: {listed}")
+    return matches[0]
+
+
+def _matching(
+    client: Client, key: str, req: R.ListReviewsRequest, every_page: bool
+) -> list[R.Review]:
+    found: list[R.Review] = []
+    while True:
+        page = client.list(req)
+        found += [
+            r for r in page.reviews if r.review_id.startswith(key) or r.review_id.endswith(key)
+        ]
+        if not (every_page and page.next_page_token):
+            return found
+        req.page_token = page.next_page_token
+
+
+def _refusal(client: Client, review_id: str, version: int, exc: grpc.RpcError) -> Exception:
+    """Explain a FAILED_PRECONDITION by what the review is now; pass other errors through."""
+    if not isinstance(exc, grpc.Call) or exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+        return exc
+    try:
+        now = client.get(review_id)
+    except grpc.RpcError:
+        return CliError(exc.details() or "refused by the server")
+    if now.version != version:
+        return CliError(
+            f"review changed since you looked at it (now {_state_by(now)}); "
+            f"run `signoff reviews show {review_id}`"
+        )
+    return CliError(exc.details() or "refused by the server")
+
+
+def _read_params(args: argparse.Namespace) -> dict[str, Any]:
+    if args.params is not None:
+        source, text = "--params", args.params
+    else:
+        source = f"--params-file {args.params_file}"
+        try:
+            if str(args.params_file) == "-":
+                text = sys.stdin.read()
+            else:
+                text = args.params_file.read_text()
+        except OSError as exc:
+            raise CliError(f"{source}: {exc.strerror or exc}", EXIT_USAGE) from None
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        raise CliError(f"{source}: not valid JSON: {exc}", EXIT_USAGE) from None
+    if not isinstance(value, dict):
+        raise CliError(
+            f"{source}: must be a JSON object of params, not {type(value).__name__}", EXIT_USAGE
+        )
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    # Struct numbers are doubles but NaN and Infinity are not JSON and cannot be audited.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _confirm_edit(old: dict[str, Any], new: dict[str, Any], args: argparse.Namespace) -> None:
+    changes = diff(old, new)
+    if not changes:
+        raise CliError("the new params equal the current ones; use `approve` instead", EXIT_USAGE)
+    # With --json, stdout carries only the result, so the diff goes to stderr.
+    out = sys.stderr if args.json else sys.stdout
+    print("params changes (- removed, + added, ~ changed):", file=out)
+    for line in changes:
+        print(f"  {line}", file=out)
+    if args.yes or not sys.stdin.isatty():
+        return
+    try:
+        answer = input("submit these params? [y/N] ").strip().lower()
+    except EOFError:
+        answer = ""
+    if answer not in ("y", "yes"):
+        raise CliError("not submitted")
+
+
+def _report(r: R.Review, args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps(message_dict(r), indent=2, ensure_ascii=False))
+        return
+    print(f"review {r.review_id} ({r.request.action.name}): {_summary(r)}")
+    if r.state == R.REVIEW_STATE_MODIFIED:
+        print("the agent will execute:")
+        print(json.dumps(plain(_current_params(r)), indent=2, sort_keys=True))
+
+
+_DURATION = re.compile(r"(\d+)\s*([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> dt.timedelta:
+    """Parse `90s`, `30m`, `1h30m`, `2d` (argparse type)."""
+    compact = text.replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 1h30m or 2d")
+    return dt.timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _listing(reviews: list[R.Review], now: dt.datetime, with_state: bool) -> str:
+    if not reviews:
+        return "no reviews match"
+    header = ["id", "group", "action", "params", "reason", "requested by", "waiting", "expires in"]
+    rows = []
+    for r in reviews:
+        pending = r.state == R.REVIEW_STATE_PENDING
+        row = [
+            r.review_id[-8:],
+            r.reviewer_group,
+            r.request.action.name,
+            truncate(compact(message_dict(r.request.action.params)), 40),
+            truncate(r.reason, 40),
+            truncate(_requester(r), 24),
+            humanize(now - _at(r.created_at)) if pending else "-",
+            _expires_in(r, now) if pending else "-",
+        ]
+        rows.append([*row[:1], _state(r), *row[1:]] if with_state else row)
+    if with_state:
+        header.insert(1, "state")
+    footer = f"{len(reviews)} review(s); ids are shortened: any unique prefix or suffix works"
+    return table(header, rows) + "\n\n" + footer
+
+
+def _details(r: R.Review, now: dt.datetime) -> str:
+    req = r.request
+    pending = r.state == R.REVIEW_STATE_PENDING
+    approvers = _approvers(r)
+    lines = [
+        f"review         {r.review_id}",
+        f"state          {_state_by(r)} (version {r.version})",
+        f"action         {req.action.name}",
+        f"reason         {r.reason}",
+        f"group          {r.reviewer_group}"
+        + (f" (escalated from {', '.join(r.escalated_from)})" if r.escalated_from else ""),
+        f"approvals      {len(approvers)} of {r.approvals_required}"
+        + (f": {', '.join(sorted(approvers))}" if approvers else ""),
+        f"requested by   {_requester(r)}"
+        + (f" ({req.principal.kind})" if req.principal.kind else ""),
+    ]
+    if req.principal.roles or req.principal.tags:
+        lines.append(
+            f"  roles/tags   {', '.join(req.principal.roles) or '-'} / "
+            f"{', '.join(req.principal.tags) or '-'}"
+        )
+    if req.resource.kind or req.resource.id:
+        lines.append(f"resource       {req.resource.kind}/{req.resource.id}")
+    lines.append(f"opened         {_stamp(r.created_at)} ({humanize(now - _at(r.created_at))} ago)")
+    if pending:
+        lines.append(
+            f"expires        {_stamp(r.expires_at)} (in {_expires_in(r, now)}; "
+            f"then {r.on_timeout or 'deny'})"
+        )
+    else:
+        lines.append(f"resolved       {_stamp(r.resolved_at)}")
+    if r.resolution_note:
+        lines.append(f"note           {r.resolution_note}")
+    lines += ["", "justification", f"  {req.justification or '(none given)'}"]
+    redacted = f" (redacted: {', '.join(r.redacted_paths)})" if r.redacted_paths else ""
+    lines += ["", f"params{redacted}", pretty(message_dict(req.action.params))]
+    if r.HasField("final_params"):
+        lines += ["", "edited params (what the agent will execute)", pretty(_current_params(r))]
+    for title, struct in (
+        ("context", req.context),
+        ("principal attributes", req.principal.attributes),
+        ("resource attributes", req.resource.attributes),
+    ):
+        if struct.fields:
+            lines += ["", title, pretty(message_dict(struct))]
+    lines += ["", "matched rules"]
+    lines += [f"  {_rule(m)}" for m in r.matched_rules] or ["  (none)"]
+    lines += ["", "acts"]
+    lines += [f"  {_act_line(a)}" for a in r.acts] or ["  (none yet)"]
+    lines += ["", "digests", f"  action  {r.action_digest}", f"  final   {r.final_digest or '-'}"]
+    lines.append(f"  policy  {r.policy_version}")
+    return "\n".join(lines)
+
+
+def _rule(m: Any) -> str:
+    decision = RuleDecision.Name(m.decision).removeprefix("RULE_DECISION_")
+    flags = (" [shadow]" if m.shadow else "") + (f" [error: {m.error}]" if m.error else "")
+    return f"{m.file}:{m.line}  {m.rule}  {decision}{flags}  {m.reason}".rstrip()
+
+
+def _act_line(a: R.ReviewAct) -> str:
+    verdict = R.Verdict.Name(a.verdict).removeprefix("VERDICT_")
+    line = f"{_stamp(a.at)}  {a.reviewer}  {verdict}"
+    if a.comment:
+        line += f"  {json.dumps(a.comment, ensure_ascii=False)}"
+    if a.verdict == R.VERDICT_MODIFY:
+        line += f"  params: {compact(message_dict(a.params))}"
+    return line
+
+
+def _approvers(r: R.Review) -> set[str]:
+    # Mirrors the server's count: an edit restarts it, so earlier approvals no longer count.
+    acts = list(r.acts)
+    last_edit = max((i for i, a in enumerate(acts) if a.verdict == R.VERDICT_MODIFY), default=0)
+    approving = (R.VERDICT_APPROVE, R.VERDICT_MODIFY)
+    return {a.reviewer for a in acts[last_edit:] if a.verdict in approving}
+
+
+def _summary(r: R.Review) -> str:
+    if r.state == R.REVIEW_STATE_PENDING:
+        got = len(_approvers(r))
+        return f"still PENDING, {got} of {r.approvals_required} approvals (version {r.version})"
+    return f"now {_state_by(r)} (version {r.version})"
+
+
+def _state_by(r: R.Review) -> str:
+    """The state with who caused it: `APPROVED by carol`, `CANCELLED: customer withdrew`."""
+    state = _state(r)
+    if r.state in (R.REVIEW_STATE_CANCELLED, R.REVIEW_STATE_EXPIRED) and r.resolution_note:
+        return f"{state}: {r.resolution_note}"
+    if r.acts:
+        return (
+            f"{state} by {r.acts[-1].reviewer}"
+            if r.state != R.REVIEW_STATE_PENDING
+            else (
+                f"{state}, last act {R.Verdict.Name(r.acts[-1].verdict).removeprefix('VERDICT_')} "
+                f"by {r.acts[-1].reviewer}"
+            )
+        )
+    return state
+
+
+def _current_params(r: R.Review) -> dict[str, Any]:
+    """The params as they stand: the latest edit if any, else the (redacted) request."""
+    return message_dict(r.final_params if r.HasField("final_params") else r.request.action.params)
+
+
+def _state(r: R.Review) -> str:
+    return R.ReviewState.Name(r.state).removeprefix("REVIEW_STATE_")
+
+
+def _requester(r: R.Review) -> str:
+    p = r.request.principal
+    return f"{p.id} for {p.on_behalf_of}" if p.on_behalf_of else p.id or "-"
+
+
+def _expires_in(r: R.Review, now: dt.datetime) -> str:
+    left = _at(r.expires_at) - now
+    return humanize(left) if left.total_seconds() >= 0 else f"overdue {humanize(-left)}"
+
+
+def _at(ts: Any) -> dt.datetime:
+    return ts.ToDatetime(tzinfo=dt.UTC)
+
+
+def _stamp(ts: Any) -> str:
+    return _at(ts).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
+    "list": _list,
+    "show": _show,
+    "approve": _act(R.VERDICT_APPROVE),
+    "modify": _act(R.VERDICT_MODIFY),
+    "reject": _act(R.VERDICT_REJECT),
+    "cancel": _cancel,
+}
