@@ -149,6 +149,7 @@ class Signoff:
     async def evaluate(self, who: Identity, req: pb.common.ActionRequest) -> pb.common.Decision:
         """Decide one action and store it in the audit log before returning."""
         validate_request(req, self.limits)
+        require_role(who, "agent")
         _check_principal(who, req)
         return await self._decide(req)
 
@@ -157,6 +158,7 @@ class Signoff:
     ) -> list[pb.common.Decision]:
         """Decide several actions; their audit appends share group commits."""
         validate_batch(reqs, self.limits)
+        require_role(who, "agent")
         for r in reqs:
             _check_principal(who, r)
         return list(await asyncio.gather(*(self._decide(r) for r in reqs)))
@@ -282,6 +284,7 @@ class Signoff:
     def explain(self, who: Identity, req: pb.common.ActionRequest) -> pb.decision.Explanation:
         """Evaluate with a full trace; stores nothing, opens nothing."""
         validate_request(req, self.limits)
+        require_role(who, "agent", "admin", "auditor")
         if not who.act_for_others and not {"admin", "auditor"} & who.roles:
             _check_principal(who, req)
         bundle = self.bundle

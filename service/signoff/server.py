@@ -19,7 +19,7 @@ from signoff.api import review as review_api
 from signoff.api.errors import Authenticator, Guard
 from signoff.api.unimplemented import Unimplemented
 from signoff.app import Signoff
-from signoff.auth import DevAuthenticator, build_authenticator
+from signoff.auth import AuthConfigError, DevAuthenticator, build_authenticator
 from signoff.config import ConfigError, Settings
 from signoff.decide import DefaultDecision
 from signoff.ids import Clock, IdFactory, SystemClock, new_id
@@ -110,7 +110,10 @@ def build_app(
 
 def authenticator_for(settings: Settings) -> Authenticator:
     """The configured authenticator, or dev mode (loopback only) when none is configured."""
-    configured = build_authenticator(settings.auth)
+    try:
+        configured = build_authenticator(settings.auth)
+    except AuthConfigError as exc:
+        raise ConfigError(f"auth: {exc}".replace("\n", "; ")) from None
     if configured is not None:
         return configured
     if not _is_loopback(settings.listen_host):
