@@ -6,6 +6,7 @@ Dev mode: the bearer token names the caller, and every caller has every role.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ import sys
 import pytest
 
 from signoff import pb
+from signoff.cli.output import diff, humanize
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 
 from .conftest import ServerHandle
@@ -294,3 +296,22 @@ async def test_server_down_is_exit_3():
     assert (code, out) == (3, "")
     assert err.startswith(f"signoff: cannot reach the server at 127.0.0.1:{port}")
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (59, "59s"), (180, "3m"), (7500, "2h 5m"), (7505, "2h 5m"), (100800, "1d 4h")],
+)
+def test_durations_read_as_two_units(seconds, text):
+    assert humanize(dt.timedelta(seconds=seconds)) == text
+
+
+def test_params_diff_names_each_changed_path():
+    old = {"amount": 750.0, "meta": {"ticket": "T-1", "tags": ["a"]}, "gone": True}
+    new = {"amount": 500, "meta": {"ticket": "T-2", "tags": ["a"]}, "note": "x"}
+    assert diff(old, new) == [
+        "~ amount: 750 -> 500",
+        "- gone: true",
+        '~ meta.ticket: "T-1" -> "T-2"',
+        '+ note: "x"',
+    ]
