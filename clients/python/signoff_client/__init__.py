@@ -3,15 +3,18 @@
     from signoff_client import Client
 
     with Client("localhost:7575", token="...") as signoff:
-        decision = signoff.evaluate("refund.issue", {"amount": 120}, principal="support-bot-7")
-        if decision.allowed:
-            ...
+        approval = signoff.require("refund.issue", {"amount": 750}, principal="support-bot-7")
+        issue_refund(**approval.params)  # a reviewer's edits included
 
-`AsyncClient` is the same API for asyncio. Errors are in `signoff_client.errors`.
+`require()` raises a `errors.NotApproved` subclass when the action must not run;
+`gate(...)` does the same around a tool function. `AsyncClient` is the same API for
+asyncio. Errors are in `signoff_client.errors`.
 """
 
 from signoff_client import errors
-from signoff_client._client import AsyncClient, Client
+from signoff_client._async_client import AsyncClient
+from signoff_client._client import Client
+from signoff_client._gate import gate
 from signoff_client.models import (
     Decision,
     Explanation,
@@ -24,8 +27,10 @@ from signoff_client.models import (
     RuleTrace,
     VariableTrace,
 )
+from signoff_client.reviews import Approval, Review, ReviewAct, ReviewPage, ReviewState, Verdict
 
 __all__ = [
+    "Approval",
     "AsyncClient",
     "Client",
     "Decision",
@@ -35,8 +40,14 @@ __all__ = [
     "Principal",
     "Request",
     "Resource",
+    "Review",
+    "ReviewAct",
+    "ReviewPage",
+    "ReviewState",
     "RuleDecision",
     "RuleTrace",
     "VariableTrace",
+    "Verdict",
     "errors",
+    "gate",
 ]

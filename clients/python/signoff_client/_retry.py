@@ -89,3 +89,51 @@ class Attempts:
         if delay >= self.remaining():
             return None
         return delay
+
+
+class Reconnects:
+    """The reconnect state of a long wait on a stream: bounded by a deadline, not a count.
+
+    A stream that drops is reopened after `backoff()`; the backoff starts over once a
+    message arrives (the server was reachable again), so a wait of hours survives any
+    number of server restarts. `timeout` None waits without a deadline.
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        timeout: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._rand = rand
+        self._start = clock()
+        self._deadline = None if timeout is None else self._start + timeout
+        self._failures = 0
+
+    def remaining(self) -> float | None:
+        """Return the seconds left until the deadline (at least 0), None without one."""
+        return None if self._deadline is None else max(0.0, self._deadline - self._clock())
+
+    def elapsed(self) -> float:
+        """Return the seconds since the wait started."""
+        return self._clock() - self._start
+
+    def received(self) -> None:
+        """Note that the stream delivered a message: the next drop backs off from the start."""
+        self._failures = 0
+
+    def retry_after(self, code: grpc.StatusCode | None) -> float | None:
+        """Return the wait before reopening after `code` (None: a clean end), or None to stop."""
+        if code is not None and code not in RETRYABLE:
+            return None
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            return None
+        delay = backoff(self._policy, self._failures, self._rand())
+        self._failures += 1
+        # Sleeping past the deadline would only delay the timeout; stop at it instead.
+        return delay if remaining is None else min(delay, remaining)

@@ -8,18 +8,29 @@ one, is chained as `__cause__`.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import grpc
 
+if TYPE_CHECKING:  # models import this module: annotations only, no cycle at run time
+    from signoff_client.models import Decision
+    from signoff_client.reviews import Review
+
 __all__ = [
     "AlreadyExists",
+    "Cancelled",
     "DeadlineExceeded",
+    "Denied",
+    "DigestMismatch",
+    "Expired",
     "FailedPrecondition",
     "InvalidArgument",
+    "NotApproved",
     "NotFound",
     "PermissionDenied",
+    "Rejected",
     "ResourceExhausted",
+    "ReviewTimeout",
     "SignoffError",
     "Unauthenticated",
     "Unavailable",
@@ -112,6 +123,90 @@ class ResourceExhausted(SignoffError):
     """A server limit was hit (request size, batch size, rate)."""
 
     default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# --- require(): the action must not run ---------------------------------------------------
+#
+# Not gRPC failures: every call succeeded, and the answer is "no" (or "not yet"). None is
+# in _BY_CODE, so no status the server sends can be mistaken for one of them.
+
+
+class NotApproved(SignoffError):
+    """Base of every reason `require()` or a gated tool refuses to run the action."""
+
+    default_code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Denied(NotApproved):
+    """The policy denied the action outright; `decision` says which rule and why."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(f"denied by policy: {decision.reason}")
+        self.decision = decision
+
+
+class Rejected(NotApproved):
+    """A reviewer rejected the action; `comment` is theirs, `review` the resolved review."""
+
+    def __init__(self, review: Review) -> None:
+        act = review.acts[-1] if review.acts else None
+        self.reviewer = act.reviewer if act else ""
+        self.comment = act.comment if act else ""
+        said = f": {self.comment}" if self.comment else ""
+        super().__init__(f"review {review.review_id} rejected by {self.reviewer or '?'}{said}")
+        self.review = review
+
+
+class Expired(NotApproved):
+    """Nobody decided in time and the rule's `on_timeout` denies the action."""
+
+    def __init__(self, review: Review) -> None:
+        note = f" ({review.resolution_note})" if review.resolution_note else ""
+        super().__init__(f"review {review.review_id} expired{note}")
+        self.review = review
+
+
+class Cancelled(NotApproved):
+    """The review was withdrawn (by the agent, or an admin) before anyone decided."""
+
+    def __init__(self, review: Review) -> None:
+        note = f": {review.resolution_note}" if review.resolution_note else ""
+        super().__init__(f"review {review.review_id} was cancelled{note}")
+        self.review = review
+
+
+class ReviewTimeout(NotApproved):
+    """The client stopped waiting; the review stays pending on the server.
+
+    `review` is the last state seen (None if the server was never reached). Calling
+    `require()` again with the same `request_id` resumes waiting on the same review.
+    """
+
+    default_code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def __init__(self, review_id: str, review: Review | None = None, waited: float = 0.0) -> None:
+        super().__init__(
+            f"review {review_id} still pending after {waited:.1f}s of waiting; "
+            "it stays open on the server"
+        )
+        self.review_id = review_id
+        self.review = review
+
+
+class DigestMismatch(NotApproved):
+    """What the client would execute is not what the server says was reviewed or approved."""
+
+    default_code = grpc.StatusCode.DATA_LOSS
+
+    def __init__(self, review: Review, *, field: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"review {review.review_id}: {field} is {expected or '(empty)'} but the action "
+            f"this client would execute hashes to {actual}; refusing to execute"
+        )
+        self.review = review
+        self.field = field
+        self.expected = expected
+        self.actual = actual
 
 
 # The one place that decides which exception a status code becomes. Codes not listed
