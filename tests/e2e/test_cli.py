@@ -101,3 +101,23 @@ async def test_policy_check_lists_errors_and_fails(tmp_path: Path):
     code, _, err = await _run("policy", "check", str(tmp_path))
     assert code == 1
     assert re.search(r"bad\.yaml:4:\d+: r: .*nope", err)
+
+
+async def test_token_new_prints_a_token_and_only_its_hash_for_the_file(tmp_path: Path):
+    from signoff.auth import TokensAuthenticator, hash_token
+
+    code, out, err = await _run("token", "new", "alice", "--role", "reviewer:finance")
+    assert code == 0
+    token = err.strip().rsplit(" ", 1)[-1]
+    assert f"sha256: {hash_token(token)}" in out
+    assert token not in out
+    (tmp_path / "tokens.yaml").write_text("tokens:\n" + out)
+    who = TokensAuthenticator(tmp_path / "tokens.yaml").authenticate(token)
+    assert who.id == "alice"
+    assert who.can_review("finance")
+
+
+async def test_token_new_refuses_an_unknown_role():
+    code, _, err = await _run("token", "new", "x", "--role", "root")
+    assert code == 2
+    assert "unknown role 'root'" in err

@@ -1,4 +1,4 @@
-"""`signoff` command line: serve, policy check, reviews."""
+"""`signoff` command line: serve, policy check, reviews, token new."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("directory", type=Path)
     check.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+    token = sub.add_parser("token", help="manage tokens for the tokens file")
+    tsub = token.add_subparsers(dest="token_command", required=True)
+    new = tsub.add_parser("new", help="print a new token and the entry for the tokens file")
+    new.add_argument("identity", help="the identity the token authenticates")
+    new.add_argument("--role", action="append", default=[], help="a role (repeatable)")
+
     from signoff.cli.reviews import add_parser as add_reviews
 
     add_reviews(sub)
@@ -44,11 +50,29 @@ def main(argv: list[str] | None = None) -> int:
         from signoff.cli.policy_check import run_check
 
         return run_check(args.directory, as_json=args.json)
+    if args.command == "token":
+        return _new_token(args.identity, args.role)
     if args.command == "reviews":
         from signoff.cli.reviews import run
 
         return run(args)
     return 2
+
+
+def _new_token(identity: str, roles: list[str]) -> int:
+    """Print a fresh token (shown once) and the tokens-file entry holding only its hash."""
+    from signoff.auth import AuthConfigError, new_token, parse_roles
+
+    try:
+        parse_roles(roles)
+    except AuthConfigError as exc:
+        print(f"signoff: {exc}", file=sys.stderr)
+        return 2
+    token, digest = new_token()
+    print(f"token (give it to {identity}; it is not stored anywhere): {token}", file=sys.stderr)
+    quoted = ", ".join(f'"{r}"' for r in roles)
+    print(f"  - sha256: {digest}\n    identity: {identity}\n    roles: [{quoted}]")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
