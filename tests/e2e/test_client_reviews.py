@@ -9,6 +9,7 @@ a WatchReview stream starts waiting on, so no test sleeps or guesses at timing.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import queue
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from signoff_client import (
     Approval,
     AsyncClient,
     Client,
+    Decision,
     ReviewState,
     Verdict,
     errors,
@@ -284,9 +286,17 @@ def test_reviewer_lists_gets_and_is_refused_a_stale_version(server):
 
 def test_gate_runs_the_tool_with_the_approved_params(server):
     executed: list[dict[str, Any]] = []
+    waited: list[Decision] = []
     agent = _agent(server)
 
-    @gate("refund.issue", client=agent, principal="bot", resource=RESOURCE, timeout=WAIT)
+    @gate(
+        "refund.issue",
+        client=agent,
+        principal="bot",
+        resource=RESOURCE,
+        timeout=WAIT,
+        on_review=waited.append,
+    )
     def issue_refund(*, amount: float, currency: str, card_number: str) -> str:
         executed.append({"amount": amount, "currency": currency, "card_number": card_number})
         return f"refunded {amount} {currency}"
@@ -314,6 +324,7 @@ def test_gate_runs_the_tool_with_the_approved_params(server):
             issue_refund(120, "EUR", CARD)
     finally:
         agent.close()
+    assert [d.reviewer_group for d in waited] == ["finance"]  # the 600 only
     assert executed == [
         {"amount": 120, "currency": "EUR", "card_number": CARD},
         {"amount": 600.0, "currency": "EUR", "card_number": CARD},
@@ -375,3 +386,31 @@ def test_waiting_client_reconnects_to_a_restarted_server_and_gets_the_approval(
     assert approval.review.review_id == review_id
     assert approval.review.state is ReviewState.APPROVED
     assert approval.params == REFUND
+
+
+# --- the example agent ----------------------------------------------------------------------
+
+
+def _example() -> Any:
+    path = Path(__file__).resolve().parents[2] / "examples" / "refund_agent.py"
+    spec = importlib.util.spec_from_file_location("refund_agent", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_example_agent_executes_allowed_waits_for_reviewed_and_skips_denied(server, capsys):
+    agent = _example()
+    args = ["--server", server.target]
+    assert agent.main([*args, "--amount", "120"]) == 0
+    assert agent.main([*args, "--amount", "25000"]) == 1
+    watched = watching(server)
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(agent.main, [*args, "--amount", "750"])
+        _act(server, watched(), Verdict.APPROVE)
+        assert run.result(timeout=WAIT) == 0
+    out = capsys.readouterr().out
+    assert "executed: refunded 120 EUR to acct_42, card ending 1111" in out
+    assert "not executed: denied by policy" in out
+    assert "waiting for a finance reviewer" in out
+    assert "executed: refunded 750 EUR to acct_42, card ending 1111" in out

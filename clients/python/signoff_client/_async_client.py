@@ -109,11 +109,13 @@ class AsyncClient(BaseClient):
         justification: str = "",
         request_id: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109
+        on_review: Callable[[Decision], object] | None = None,
     ) -> Approval:
         """Evaluate, wait for the review if one is needed, and return what may be executed.
 
         Raises a `NotApproved` subclass (Denied, Rejected, Expired, Cancelled,
-        ReviewTimeout, DigestMismatch) whenever the action must not run.
+        ReviewTimeout, DigestMismatch) whenever the action must not run. `on_review` is
+        called with the REQUIRE_REVIEW decision just before waiting starts.
         """
         started, evaluate_timeout = self._require_budget(timeout)
         decision = await self.evaluate(
@@ -129,6 +131,8 @@ class AsyncClient(BaseClient):
         approval = _approval.from_decision(decision, params)
         if approval is not None:
             return approval
+        if on_review is not None:
+            on_review(decision)
         wait = self._wait_budget(started, timeout)
         review = await self.wait_for_review(decision.review_id, timeout=wait)
         return _approval.from_review(action, params, decision, review)

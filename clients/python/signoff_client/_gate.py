@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 from signoff_client._async_client import AsyncClient
 from signoff_client._base import PrincipalLike, ResourceLike
 from signoff_client._client import Client
+from signoff_client.models import Decision
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +38,7 @@ def gate(
     justification: str | Callable[..., str] = "",
     request_id: str | Callable[..., str] | None = None,
     timeout: float | None = None,
+    on_review: Callable[[Decision], object] | None = None,
 ) -> Callable[[F], F]:
     """Decorate a tool function so that it runs only as `require(action, ...)` approves.
 
@@ -44,7 +46,8 @@ def gate(
     keyword arguments). `principal`, `resource`, `context`, `justification` and
     `request_id` are values or functions of the call's arguments; give `request_id` as a
     function of the task (e.g. the tool call id) so that a restarted agent resumes waiting
-    on the same review. Sync functions need a `Client`, async functions an `AsyncClient`.
+    on the same review; `on_review(decision)` is called when the call starts waiting for
+    a review. Sync functions need a `Client`, async functions an `AsyncClient`.
     """
 
     def decorate(fn: F) -> F:
@@ -69,6 +72,7 @@ def gate(
                 "justification": _value(justification, args, kwargs),
                 "request_id": _value(request_id, args, kwargs),
                 "timeout": timeout,
+                "on_review": on_review,
             }
 
         if is_async:
