@@ -61,8 +61,10 @@ class Running:
         self.sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.sweeper
-        await self.server.stop(self.settings.shutdown_grace if grace is None else grace)
-        await self.notifier.close()
+        grace = self.settings.shutdown_grace if grace is None else grace
+        await self.server.stop(grace)
+        # Pending webhook deliveries get the same grace; the audit log is the durable record.
+        await self.notifier.close(timeout=grace)
         await self.app.store.close()
         event(log, "server.stopped", port=self.port)
 
