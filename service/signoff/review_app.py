@@ -79,7 +79,13 @@ def to_record(r: pb.review.Review) -> ReviewRecord:
     )
 
 
-def audit_record(r: pb.review.Review, kind: str, actor: str, now: dt.datetime) -> AuditRecord:
+def audit_record(
+    r: pb.review.Review,
+    kind: str,
+    actor: str,
+    now: dt.datetime,
+    roles: frozenset[str] = frozenset(),
+) -> AuditRecord:
     """The audit entry of a review change: who, what, and the review as it now stands."""
     payload: dict[str, object] = {
         "state": reviews.state_name(r.state),
@@ -100,6 +106,8 @@ def audit_record(r: pb.review.Review, kind: str, actor: str, now: dt.datetime) -
         if act.HasField("params"):
             payload["act"]["params"] = struct_to_dict(act.params)  # type: ignore[index]
             payload["requested_params"] = struct_to_dict(r.request.action.params)
+    if roles:
+        payload["actor_roles"] = sorted(roles)
     if r.escalated_from:
         payload["escalated_from"] = list(r.escalated_from)
     if r.resolution_note:
@@ -248,13 +256,13 @@ class ReviewDesk:
             self.clock.now(),
             self.limits,
         )
-        return await self._apply(r, change, who.id)
+        return await self._apply(r, change, who.id, who.roles)
 
     async def cancel(self, who: Identity, req: pb.review.CancelReviewRequest) -> pb.review.Review:
         """The requesting agent withdraws its review."""
         r = await self._load(req.review_id)
         change = reviews.cancel(r, Actor(who.id, who.roles), req.reason, self.clock.now())
-        return await self._apply(r, change, who.id)
+        return await self._apply(r, change, who.id, who.roles)
 
     async def sweep(self) -> int:
         """Expire (or escalate) every review past its deadline; return how many changed."""
@@ -269,11 +277,17 @@ class ReviewDesk:
                 event(log, "review.expire_skipped", review_id=r.review_id, error=str(exc))
         return changed
 
-    async def _apply(self, old: pb.review.Review, change: Change, actor: str) -> pb.review.Review:
+    async def _apply(
+        self,
+        old: pb.review.Review,
+        change: Change,
+        actor: str,
+        roles: frozenset[str] = frozenset(),
+    ) -> pb.review.Review:
         new = change.review
         now = self.clock.now()
         await self.store.update_review(
-            to_record(new), old.version, [audit_record(new, change.event, actor, now)]
+            to_record(new), old.version, [audit_record(new, change.event, actor, now, roles)]
         )
         event(
             log,

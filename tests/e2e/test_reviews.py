@@ -313,3 +313,28 @@ def test_two_approvals_need_two_people(make_server, policy_dir):
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "already approved" in err.details()
     assert _submit(server, rid, "carol", version=2).state == R.REVIEW_STATE_APPROVED
+
+
+def test_a_restarted_server_expires_what_fell_due_while_it_was_down(make_server, policy_dir):
+    clock = FakeClock()
+    policies = policy_dir({"t.yaml": TIMEOUTS})
+    first = make_server(policies=policies, clock=clock)
+    review_id = _job(first, "job.deny").review_id
+    db = first.db_path
+    first.call(first.running.stop(0))
+    clock.advance(hours=3)  # the deadline passes while no server runs
+    second = make_server(policies=policies, clock=clock, db=f"sqlite:///{db}")
+    second.call(second.running.app.reviews.sweep())
+    r = _state(second, review_id)
+    assert r.state == R.REVIEW_STATE_EXPIRED
+    assert r.outcome == pb.common.OUTCOME_DENY
+
+
+def test_every_act_is_audited_with_actor_roles_and_comment(server):
+    d = _refund(server)
+    _submit(server, d.review_id, "alice", R.VERDICT_REJECT)
+    entry = [e for e in _audit(server) if e.type == "review.rejected"][-1]
+    assert entry.actor == "alice"
+    assert entry.payload["act"]["comment"] == "by alice"
+    assert "reviewer:*" in entry.payload["actor_roles"]
+    assert entry.review_state == "REJECTED"
