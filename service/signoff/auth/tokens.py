@@ -14,6 +14,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from signoff.auth.identity import AuthConfigError, Identity, role_error
 from signoff.errors import Unauthenticated
+from signoff.yamlpos import child, node_at
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _HEX = frozenset("0123456789abcdef")
@@ -135,14 +136,14 @@ def _load(path: Path) -> dict[bytes, tuple[bytes, Identity]]:
                 message = f"unknown key '{loc[-1]}'"
             elif err["type"] == "missing":
                 message = f"missing required key '{loc[-1]}'"
-            node = _node_at(root, loc, key=err["type"] == "extra_forbidden")
+            node = node_at(root, loc, key=err["type"] == "extra_forbidden")
             error(node, f"{_dotted(loc)}: {message}" if loc else message)
         raise AuthConfigError("\n".join(errors)) from None
 
     by_hash: dict[bytes, tuple[bytes, Identity]] = {}
     hash_line: dict[bytes, int] = {}
     by_identity: dict[str, tuple[Identity, int]] = {}
-    items = _child(root, "tokens")
+    items = child(root, "tokens")
     nodes = items.value if isinstance(items, SequenceNode) else []
     for i, entry in enumerate(model.tokens):
         node = nodes[i] if i < len(nodes) else root
@@ -153,7 +154,7 @@ def _load(path: Path) -> dict[bytes, tuple[bytes, Identity]]:
         )
         if digest in by_hash:
             error(
-                _child(node, "sha256") or node,
+                child(node, "sha256") or node,
                 f"tokens[{i}].sha256: duplicate token hash (also on line {hash_line[digest]})",
             )
             continue
@@ -162,7 +163,7 @@ def _load(path: Path) -> dict[bytes, tuple[bytes, Identity]]:
         seen = by_identity.get(entry.identity)
         if seen is not None and seen[0] != identity:
             error(
-                _child(node, "identity") or node,
+                child(node, "identity") or node,
                 f"tokens[{i}].identity: '{entry.identity}' has different roles or"
                 f" act_for_others than its entry on line {seen[1]}",
             )
@@ -173,33 +174,6 @@ def _load(path: Path) -> dict[bytes, tuple[bytes, Identity]]:
     if errors:
         raise AuthConfigError("\n".join(errors))
     return by_hash
-
-
-# Small position helpers of our own: signoff.policy.yamlpos has the same ones, but importing
-# it loads the policy package (CEL engine, protobufs), which authentication must not need.
-def _child(node: Node | None, key: str) -> Node | None:
-    """The value node of `key` in a mapping node, if present."""
-    if isinstance(node, MappingNode):
-        for k, v in node.value:
-            if isinstance(k, ScalarNode) and k.value == key:
-                return v
-    return None
-
-
-def _node_at(root: Node, loc: tuple[Any, ...], key: bool) -> Node:
-    """The deepest node along a pydantic error location (the key node if `key`)."""
-    node = root
-    for depth, part in enumerate(loc):
-        if isinstance(node, MappingNode) and isinstance(part, str):
-            match = next((kv for kv in node.value if getattr(kv[0], "value", None) == part), None)
-            if match is None:
-                return node
-            node = match[0] if key and depth == len(loc) - 1 else match[1]
-        elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            return node
-    return node
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

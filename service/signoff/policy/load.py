@@ -33,7 +33,7 @@ from signoff.policy.bundle import (
 )
 from signoff.policy.index import PolicyIndex
 from signoff.policy.model import PolicyFile, Rule
-from signoff.policy.yamlpos import child, dotted, error_label, node_at, scalar_index
+from signoff.yamlpos import child, dotted, error_label, node_at, scalar_index
 
 # Inlining doubles text per level when a variable is used twice; refuse silly sizes early.
 MAX_EXPANDED_CHARS = 64 * 1024
