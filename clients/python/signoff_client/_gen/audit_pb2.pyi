@@ -20,6 +20,20 @@ EXPORT_FORMAT_UNSPECIFIED: ExportFormat
 EXPORT_FORMAT_JSONL: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
 
+class Checkpoint(_message.Message):
+    __slots__ = ("seq", "head_hash", "time", "key_id", "signature")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    HEAD_HASH_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    head_hash: str
+    time: _timestamp_pb2.Timestamp
+    key_id: str
+    signature: str
+    def __init__(self, seq: _Optional[int] = ..., head_hash: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
+
 class AuditEntry(_message.Message):
     __slots__ = ("seq", "time", "type", "actor", "request_id", "decision_id", "review_id", "action_name", "outcome", "policy_version", "payload_json", "prev_hash", "hash")
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -51,7 +65,7 @@ class AuditEntry(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[str] = ..., actor: _Optional[str] = ..., request_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., review_id: _Optional[str] = ..., action_name: _Optional[str] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ..., policy_version: _Optional[str] = ..., payload_json: _Optional[str] = ..., prev_hash: _Optional[str] = ..., hash: _Optional[str] = ...) -> None: ...
 
 class AuditFilter(_message.Message):
-    __slots__ = ("since", "until", "types", "action", "outcomes", "principal", "reviewer", "reviewer_group", "rule", "review_state", "policy_version", "decision_id", "review_id")
+    __slots__ = ("since", "until", "types", "action", "outcomes", "principal", "reviewer", "reviewer_group", "rule", "review_state", "policy_version", "decision_id", "review_id", "request_id")
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     TYPES_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +79,7 @@ class AuditFilter(_message.Message):
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
     types: _containers.RepeatedScalarFieldContainer[str]
@@ -78,7 +93,8 @@ class AuditFilter(_message.Message):
     policy_version: str
     decision_id: str
     review_id: str
-    def __init__(self, since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., types: _Optional[_Iterable[str]] = ..., action: _Optional[str] = ..., outcomes: _Optional[_Iterable[_Union[_common_pb2.Outcome, str]]] = ..., principal: _Optional[str] = ..., reviewer: _Optional[str] = ..., reviewer_group: _Optional[str] = ..., rule: _Optional[str] = ..., review_state: _Optional[str] = ..., policy_version: _Optional[str] = ..., decision_id: _Optional[str] = ..., review_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., types: _Optional[_Iterable[str]] = ..., action: _Optional[str] = ..., outcomes: _Optional[_Iterable[_Union[_common_pb2.Outcome, str]]] = ..., principal: _Optional[str] = ..., reviewer: _Optional[str] = ..., reviewer_group: _Optional[str] = ..., rule: _Optional[str] = ..., review_state: _Optional[str] = ..., policy_version: _Optional[str] = ..., decision_id: _Optional[str] = ..., review_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class QueryAuditRequest(_message.Message):
     __slots__ = ("filter", "descending", "page_size", "page_token")
@@ -117,25 +133,49 @@ class ExportChunk(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., entries: _Optional[int] = ...) -> None: ...
 
 class VerifyAuditRequest(_message.Message):
-    __slots__ = ("from_seq", "to_seq")
+    __slots__ = ("from_seq", "to_seq", "from_last_checkpoint")
     FROM_SEQ_FIELD_NUMBER: _ClassVar[int]
     TO_SEQ_FIELD_NUMBER: _ClassVar[int]
+    FROM_LAST_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     from_seq: int
     to_seq: int
-    def __init__(self, from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ...) -> None: ...
+    from_last_checkpoint: bool
+    def __init__(self, from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ..., from_last_checkpoint: _Optional[bool] = ...) -> None: ...
 
 class VerifyAuditResponse(_message.Message):
-    __slots__ = ("ok", "entries_checked", "first_bad_seq", "problem", "head_hash", "head_seq")
+    __slots__ = ("ok", "entries_checked", "first_bad_seq", "problem", "head_hash", "head_seq", "checkpoints_verified", "from_seq")
     OK_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_CHECKED_FIELD_NUMBER: _ClassVar[int]
     FIRST_BAD_SEQ_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     HEAD_HASH_FIELD_NUMBER: _ClassVar[int]
     HEAD_SEQ_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    FROM_SEQ_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     entries_checked: int
     first_bad_seq: int
     problem: str
     head_hash: str
     head_seq: int
-    def __init__(self, ok: _Optional[bool] = ..., entries_checked: _Optional[int] = ..., first_bad_seq: _Optional[int] = ..., problem: _Optional[str] = ..., head_hash: _Optional[str] = ..., head_seq: _Optional[int] = ...) -> None: ...
+    checkpoints_verified: int
+    from_seq: int
+    def __init__(self, ok: _Optional[bool] = ..., entries_checked: _Optional[int] = ..., first_bad_seq: _Optional[int] = ..., problem: _Optional[str] = ..., head_hash: _Optional[str] = ..., head_seq: _Optional[int] = ..., checkpoints_verified: _Optional[int] = ..., from_seq: _Optional[int] = ...) -> None: ...
+
+class GetCheckpointsRequest(_message.Message):
+    __slots__ = ("from_seq", "limit")
+    FROM_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    from_seq: int
+    limit: int
+    def __init__(self, from_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class GetCheckpointsResponse(_message.Message):
+    __slots__ = ("checkpoints", "public_key_pem", "key_id")
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    checkpoints: _containers.RepeatedCompositeFieldContainer[Checkpoint]
+    public_key_pem: str
+    key_id: str
+    def __init__(self, checkpoints: _Optional[_Iterable[_Union[Checkpoint, _Mapping]]] = ..., public_key_pem: _Optional[str] = ..., key_id: _Optional[str] = ...) -> None: ...

@@ -50,6 +50,11 @@ class AuditServiceStub:
                 request_serializer=signoff_dot_v1_dot_audit__pb2.VerifyAuditRequest.SerializeToString,
                 response_deserializer=signoff_dot_v1_dot_audit__pb2.VerifyAuditResponse.FromString,
                 _registered_method=True)
+        self.GetCheckpoints = channel.unary_unary(
+                '/signoff.v1.AuditService/GetCheckpoints',
+                request_serializer=signoff_dot_v1_dot_audit__pb2.GetCheckpointsRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_audit__pb2.GetCheckpointsResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -71,7 +76,14 @@ class AuditServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def VerifyAudit(self, request, context):
-        """Walk the hash chain and report the first inconsistency.
+        """Walk the hash chain and the signed checkpoints; report the first inconsistency.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckpoints(self, request, context):
+        """The signed checkpoints and the public key that verifies them, for keeping elsewhere.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,6 +106,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.VerifyAudit,
                     request_deserializer=signoff_dot_v1_dot_audit__pb2.VerifyAuditRequest.FromString,
                     response_serializer=signoff_dot_v1_dot_audit__pb2.VerifyAuditResponse.SerializeToString,
+            ),
+            'GetCheckpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoints,
+                    request_deserializer=signoff_dot_v1_dot_audit__pb2.GetCheckpointsRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_audit__pb2.GetCheckpointsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +195,33 @@ class AuditService:
             '/signoff.v1.AuditService/VerifyAudit',
             signoff_dot_v1_dot_audit__pb2.VerifyAuditRequest.SerializeToString,
             signoff_dot_v1_dot_audit__pb2.VerifyAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.AuditService/GetCheckpoints',
+            signoff_dot_v1_dot_audit__pb2.GetCheckpointsRequest.SerializeToString,
+            signoff_dot_v1_dot_audit__pb2.GetCheckpointsResponse.FromString,
             options,
             channel_credentials,
             insecure,
