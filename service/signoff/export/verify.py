@@ -1,0 +1,396 @@
+"""Offline verification of a JSON Lines export, streaming in flat memory (format in __init__)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from signoff.audit import GENESIS, AuditEntry, entry_hash
+from signoff.checkpoints import CheckpointLike, key_id, verify, verify_bytes
+from signoff.export.lines import (
+    END_FIELDS,
+    checkpoint_from_json,
+    decode_line,
+    end_bytes,
+    entry_from_json,
+)
+
+PROBLEMS = frozenset(
+    {
+        "changed",
+        "missing",
+        "reordered",
+        "truncated",
+        "bad signature",
+        "checkpoint mismatch",
+        "malformed",
+    }
+)
+PROGRESS_EVERY = 10_000  # lines between progress callbacks
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(slots=True, kw_only=True)
+class ExportReport:
+    """What `verify_export` found: ok, or the first problem, where, and what was not checked."""
+
+    ok: bool
+    entries: int = 0  # entry lines read (reading stops soon after the first problem)
+    checkpoints_verified: int = 0  # signature valid and matching the entry at its seq
+    first_bad_seq: int = 0  # 0 when the problem is not about one entry
+    first_bad_line: int = 0  # 1-based
+    problem: str = ""  # one of PROBLEMS
+    detail: str = ""
+    head_seq: int = 0  # the last entry read before the problem (the last entry when ok)
+    head_hash: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    line: int
+    seq: int
+    problem: str
+    detail: str
+    head_seq: int
+    head_hash: str
+
+
+def verify_export(
+    lines: Iterable[bytes],
+    public_key: Ed25519PublicKey | None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> ExportReport:
+    """Check an export's hashes, chain, checkpoints and end line; report the first problem.
+
+    Without `public_key` no signature is checked and `ok` covers hashes and links only.
+    `progress` gets the number of lines read, every `PROGRESS_EVERY` lines and at the end.
+    """
+    v = _Verifier(public_key)
+    for raw in lines:
+        v.line += 1
+        if progress is not None and v.line % PROGRESS_EVERY == 0:
+            progress(v.line)
+        if v.hard is None:
+            v.read(raw)
+        elif v.chain is not None and v.end is None:
+            # Which problem comes first depends on whether the export is filtered, which only
+            # its last line says: read on, for that line only.
+            v.seek_end(raw)
+        if v.hard is not None and (v.chain is None or v.end is not None):
+            break
+    if progress is not None:
+        progress(v.line)
+    return v.report()
+
+
+class _Verifier:
+    """The state of one verification: O(1) in the size of the export."""
+
+    def __init__(self, public_key: Ed25519PublicKey | None) -> None:
+        self.key = public_key
+        self.key_id = key_id(public_key) if public_key is not None else ""
+        self.line = 0
+        self.entries = 0
+        self.digest = hashlib.sha256()
+        self.first_seq = 0
+        self.last_seq, self.last_hash = 0, GENESIS  # the last entry line read
+        self.expected, self.link = 0, GENESIS  # the chain as an unfiltered export continues it
+        self.checkpoints = 0  # verified (signed, matching)
+        self.matched_unsigned = 0  # matching the chain, signature not checked (no key)
+        self.last_cp_seq = 0
+        self.hard: _Problem | None = None  # the first problem whatever the export is
+        self.chain: _Problem | None = None  # the first gap or misorder (unfiltered only)
+        self.missing_at = 0  # seq after a gap: a smaller next seq makes the gap a swap
+        self.end: dict[str, Any] | None = None
+
+    # -- recording problems --
+
+    def fail(self, problem: str, detail: str, seq: int = 0) -> None:
+        if self.hard is None:
+            self.hard = _Problem(self.line, seq, problem, detail, self.last_seq, self.last_hash)
+
+    def chain_fail(self, problem: str, detail: str, seq: int) -> None:
+        if self.chain is None:
+            self.chain = _Problem(self.line, seq, problem, detail, self.last_seq, self.last_hash)
+
+    # -- lines --
+
+    def read(self, raw: bytes) -> None:
+        try:
+            obj = decode_line(raw)
+        except ValueError as exc:
+            self.fail("malformed", f"line {self.line}: {exc}")
+            return
+        if self.end is not None:
+            self.fail("malformed", f"line {self.line}: a line after the end line")
+        elif isinstance(obj, dict) and obj.keys() == {"checkpoint"}:
+            self.read_checkpoint(obj["checkpoint"])
+        elif isinstance(obj, dict) and obj.keys() == {"end"}:
+            self.read_end(obj["end"])
+        else:
+            self.read_entry(obj)
+
+    def seek_end(self, raw: bytes) -> None:
+        try:
+            obj = decode_line(raw)
+        except ValueError:
+            return
+        if isinstance(obj, dict) and obj.keys() == {"end"}:
+            self.read_end(obj["end"])
+
+    def read_entry(self, obj: Any) -> None:
+        try:
+            entry = entry_from_json(obj)
+        except ValueError as exc:
+            self.fail("malformed", f"line {self.line}: {exc}")
+            return
+        self.entries += 1
+        self.digest.update(entry.hash.encode("ascii"))
+        self.check_order(entry)
+        if entry_hash(entry, seq=entry.seq, prev_hash=entry.prev_hash) != entry.hash:
+            self.fail("changed", f"seq {entry.seq}: content does not match its hash", entry.seq)
+            return
+        if entry.seq == self.expected and entry.prev_hash != self.link:
+            self.chain_fail(
+                "reordered",
+                f"seq {entry.seq}: prev_hash {entry.prev_hash[:12]}... is not the hash of seq "
+                f"{entry.seq - 1} ({self.link[:12]}...): an entry was moved, removed or "
+                "inserted here",
+                entry.seq,
+            )
+        self.last_seq, self.last_hash = entry.seq, entry.hash
+        self.expected, self.link = entry.seq + 1, entry.hash
+
+    def check_order(self, entry: AuditEntry) -> None:
+        """Record a gap or a step back; the chain resumes from this entry either way."""
+        if not self.first_seq:
+            self.first_seq = entry.seq
+            # The first entry's link is checked only if it is the chain's first: an export of
+            # a range cannot show the hash of the entry before it.
+            self.expected = entry.seq
+            self.link = GENESIS if entry.seq == 1 else entry.prev_hash
+            return
+        if self.missing_at:
+            if entry.seq < self.missing_at and self.chain is not None:
+                self.chain = _Problem(
+                    self.chain.line,
+                    self.chain.seq,
+                    "reordered",
+                    f"seq {self.missing_at} comes before seq {entry.seq}",
+                    self.chain.head_seq,
+                    self.chain.head_hash,
+                )
+            self.missing_at = 0
+        if entry.seq < self.expected:
+            self.chain_fail(
+                "reordered", f"seq {entry.seq} follows seq {self.expected - 1}", entry.seq
+            )
+        elif entry.seq > self.expected:
+            last = entry.seq - 1
+            span = (
+                f"seq {self.expected}" if last == self.expected else f"seq {self.expected}..{last}"
+            )
+            if self.chain is None:
+                self.missing_at = entry.seq
+            self.chain_fail("missing", f"{span} missing before seq {entry.seq}", self.expected)
+
+    def read_checkpoint(self, obj: Any) -> None:
+        try:
+            cp = checkpoint_from_json(obj)
+        except ValueError as exc:
+            self.fail("malformed", f"line {self.line}: {exc}")
+            return
+        if not self.signature_ok(cp, verify(self.key, cp) if self.key else True, "checkpoint"):
+            return
+        if self.entries and cp.seq > self.last_seq:
+            # In an unfiltered export this is a gap: its entry was removed with what follows.
+            span = f"seq {self.last_seq + 1}" + (
+                f"..{cp.seq}" if cp.seq > self.last_seq + 1 else ""
+            )
+            self.chain_fail(
+                "missing",
+                f"{span} missing before the checkpoint at seq {cp.seq}",
+                self.last_seq + 1,
+            )
+        if not self.entries or cp.seq != self.last_seq:
+            after = f"entry {self.last_seq}" if self.entries else "no entry"
+            self.fail(
+                "checkpoint mismatch",
+                f"checkpoint at seq {cp.seq} is not right after its entry (it follows {after}): "
+                "entries were removed or moved",
+                cp.seq,
+            )
+        elif cp.head_hash != self.last_hash:
+            self.fail(
+                "checkpoint mismatch",
+                f"checkpoint at seq {cp.seq} does not match the chain: it signed hash "
+                f"{cp.head_hash[:12]}..., the entry has {self.last_hash[:12]}... "
+                "(the log was rewritten after the checkpoint was signed)",
+                cp.seq,
+            )
+        elif self.key is not None:
+            self.checkpoints += 1
+            self.last_cp_seq = cp.seq
+        else:
+            self.matched_unsigned += 1
+
+    def signature_ok(self, cp: CheckpointLike, valid: bool, what: str) -> bool:
+        if self.key is None or valid:
+            return True
+        if cp.key_id != self.key_id:
+            detail = (
+                f"{what} at seq {cp.seq} names key {cp.key_id}, not the given key {self.key_id}"
+            )
+        else:
+            detail = f"{what} at seq {cp.seq}: the signature does not verify (forged or altered)"
+        self.fail("bad signature", detail, cp.seq)
+        return False
+
+    def read_end(self, obj: Any) -> None:
+        try:
+            end = _end_from_json(obj)
+        except ValueError as exc:
+            self.fail("malformed", f"line {self.line}: {exc}")
+            return
+        self.end = end
+        cp: CheckpointLike = end["checkpoint"]
+        if self.key is not None:
+            data = end_bytes(
+                cp, entries=end["entries"], filtered=end["filtered"], digest=end["digest"]
+            )
+            if not verify_bytes(self.key, data, cp.signature):
+                # An unsigned "filtered: true" must not switch the chain checks off.
+                end["filtered"] = False
+                self.signature_ok(cp, False, "end line")
+                return
+        if self.hard is not None:
+            return  # seeking the filter flag only
+        digest = self.digest.hexdigest()
+        cut = self.last_seq + 1
+        if cp.seq == self.last_seq and cp.head_hash == self.last_hash:
+            if end["entries"] != self.entries:
+                self.fail(
+                    "missing",
+                    f"the end line counts {end['entries']} entries, the file has "
+                    f"{self.entries}: entries were removed",
+                )
+            elif end["digest"] != digest:
+                self.fail(
+                    "changed",
+                    "the entries are not those exported (their digest differs from the signed "
+                    "one): an entry was replaced, removed or moved",
+                )
+        elif cp.seq > self.last_seq:
+            self.fail(
+                "truncated",
+                f"truncated: the end line covers {end['entries']} entries up to seq {cp.seq}, "
+                f"the file has {self.entries} up to seq {self.last_seq}",
+                cut,
+            )
+        else:
+            self.fail(
+                "changed",
+                f"the end line covers {end['entries']} entries up to seq {cp.seq} (hash "
+                f"{cp.head_hash[:12]}...), the file has {self.entries} up to seq "
+                f"{self.last_seq} ({self.last_hash[:12]}...): entries were added or replaced",
+                cp.seq,
+            )
+
+    # -- the result --
+
+    def report(self) -> ExportReport:
+        if self.end is None and self.hard is None:
+            self.hard = _Problem(
+                self.line + 1,  # where the end line should have been
+                self.last_seq + 1,
+                "truncated",
+                "truncated: no end line (the export was cut short)",
+                self.last_seq,
+                self.last_hash,
+            )
+        filtered = bool(self.end and self.end["filtered"])
+        # On the same line, a gap or misorder explains the rest (as in verify_chain): first.
+        found = [p for p in (None if filtered else self.chain, self.hard) if p is not None]
+        notes = self.notes(filtered)
+        if not found:
+            return ExportReport(
+                ok=True,
+                entries=self.entries,
+                checkpoints_verified=self.checkpoints,
+                head_seq=self.last_seq,
+                head_hash=self.last_hash,
+                notes=notes,
+            )
+        first = min(found, key=lambda p: p.line)
+        return ExportReport(
+            ok=False,
+            entries=self.entries,
+            checkpoints_verified=self.checkpoints,
+            first_bad_seq=first.seq,
+            first_bad_line=first.line,
+            problem=first.problem,
+            detail=first.detail,
+            head_seq=first.head_seq,
+            head_hash=first.head_hash,
+            notes=notes,
+        )
+
+    def notes(self, filtered: bool) -> list[str]:
+        notes: list[str] = []
+        if self.end is None:
+            notes.append("no end line: read as an unfiltered export")
+        if filtered:
+            notes.append(
+                "filtered export: each entry's hash and the signatures were checked; links "
+                "and gaps between entries were not (the signed end digest covers the selection)"
+            )
+        elif self.first_seq > 1:
+            notes.append(
+                f"the export starts at seq {self.first_seq}: entries before it are not covered"
+            )
+        if self.key is None:
+            notes.append(
+                "no public key: signatures were not checked; ok covers hashes and links only"
+                + (
+                    f" ({self.matched_unsigned} checkpoints match the chain)"
+                    if self.matched_unsigned
+                    else ""
+                )
+            )
+        elif self.entries and self.last_seq > self.last_cp_seq:
+            since = f"after seq {self.last_cp_seq}" if self.last_cp_seq else "in this file"
+            notes.append(
+                f"entries {since} have no stored checkpoint here: only the export's own "
+                "end signature (made at export time) vouches for them"
+            )
+        return notes
+
+
+def _end_from_json(obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise ValueError("the end line's 'end' is not a JSON object")
+    for name in END_FIELDS:
+        if name not in obj:
+            raise ValueError(f"end field {name!r} is missing")
+    extra = sorted(set(obj) - set(END_FIELDS))
+    if extra:
+        raise ValueError(f"end field {extra[0]!r} is not part of the format")
+    if type(obj["entries"]) is not int or obj["entries"] < 0:
+        raise ValueError("end field 'entries' is not a non-negative integer")
+    if type(obj["filtered"]) is not bool:
+        raise ValueError("end field 'filtered' is not true or false")
+    if not isinstance(obj["digest"], str) or not _HASH.fullmatch(obj["digest"]):
+        raise ValueError("end field 'digest' is not 64 lowercase hex characters")
+    try:
+        cp = checkpoint_from_json(obj["checkpoint"])
+    except ValueError as exc:
+        raise ValueError(f"end {exc}") from None
+    return {**obj, "checkpoint": cp}
