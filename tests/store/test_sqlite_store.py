@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import os
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -251,11 +252,16 @@ async def test_disk_full_is_unavailable_then_appends_resume(store: Store) -> Non
 
     await sqlite_store.maintenance(fill)
     big = "x" * 200_000  # needs new pages, which max_page_count forbids
-    results = await asyncio.gather(
-        store.append([loaded(2, blob=big)]),
-        store.append([loaded(3)]),
-        return_exceptions=True,
-    )
+    # Hold the writer so both share one batch: a small append alone, in a batch of its own,
+    # might still fit in the pages the file has.
+    gate = threading.Event()
+    held = sqlite_store.maintenance(lambda _: gate.wait(30))
+    calls = [store.append([loaded(2, blob=big)]), store.append([loaded(3)])]
+
+    async def release() -> None:
+        gate.set()
+
+    _, *results, _ = await asyncio.gather(held, *calls, release(), return_exceptions=True)
     assert all(isinstance(r, Unavailable) for r in results), results
     assert "database or disk is full" in results[0].message  # type: ignore[union-attr]
     assert await all_entries(store) == before
