@@ -295,7 +295,7 @@ async def test_a_database_from_migration_0001_upgrades_in_place(
     await store.update_review(changed(r), 1, [change_audit(changed(r))])
     with raw(tmp_path) as conn:
         rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version")
-        assert rows.fetchall() == [(1, "0001_init.sql"), (2, "0002_reviews.sql")]
+        assert rows.fetchall()[:2] == [(1, "0001_init.sql"), (2, "0002_reviews.sql")]
     entries = await all_entries(store)
     assert [e.type for e in entries] == ["decision", "decision", "review.opened", "review.approved"]
     assert verify_chain(entries).ok

@@ -13,6 +13,8 @@ Contract shared by all backends (and checked by the one behavioural suite in tes
   audit entries; of two updates from the same version exactly one wins. A resolved review
   (state other than PENDING) is immutable and no review is ever deleted -- the database
   refuses both, whatever code path tries.
+* `query_audit` pages by seq (keyset), so paging while entries are appended neither repeats
+  nor skips one; checkpoints only move forward, never past the head, and are never changed.
 """
 
 from __future__ import annotations
@@ -73,6 +75,39 @@ class ReviewQuery:
     # (created_at, review_id) of the last row of the previous page; rows strictly after it.
     after: tuple[dt.datetime, str] | None = None
     limit: int = 50
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditQuery:
+    """Filters of an audit query; empty values do not filter."""
+
+    since: dt.datetime | None = None  # time >= since
+    until: dt.datetime | None = None  # time < until
+    types: tuple[str, ...] = ()
+    action_glob: str = ""  # '*' matches any characters incl. dots; case-sensitive
+    outcomes: tuple[str, ...] = ()  # "AUTO_ALLOW" | "REQUIRE_REVIEW" | "DENY"
+    principal: str = ""
+    reviewer: str = ""
+    reviewer_group: str = ""
+    rule: str = ""  # entries whose matched rules include it (audit_rules)
+    review_state: str = ""
+    policy_version: str = ""
+    decision_id: str = ""
+    review_id: str = ""
+    request_id: str = ""
+    from_seq: int = 0  # seq >= from_seq (0 = no bound)
+    to_seq: int = 0  # seq <= to_seq (0 = no bound)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checkpoint:
+    """A signed statement of the chain head: (seq, hash) at a time, signed with Ed25519."""
+
+    seq: int
+    head_hash: str
+    time: dt.datetime
+    key_id: str
+    signature: str  # base64 of the Ed25519 signature (opaque to the store)
 
 
 def check_opened_review(
@@ -139,6 +174,32 @@ class Store(Protocol):
 
     async def audit_head(self) -> tuple[int, str]:
         """Return the last committed (seq, hash), or (0, GENESIS) when the log is empty."""
+        ...
+
+    async def query_audit(
+        self,
+        q: AuditQuery,
+        *,
+        descending: bool = False,
+        after_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Return one page of entries matching `q` in seq order, strictly past `after_seq`."""
+        # Keyset pages: seq > after_seq ascending, seq < after_seq descending; appends (seq
+        # only grows) neither repeat nor skip entries across pages. FailedPrecondition naming
+        # the seq for a row that cannot be decoded, as read_audit.
+        ...
+
+    async def add_checkpoint(self, cp: Checkpoint) -> None:
+        """Store `cp` durably; ValueError unless it follows the last one and signs a stored head."""
+        ...
+
+    async def checkpoints(self, from_seq: int = 0, to_seq: int = 0) -> list[Checkpoint]:
+        """Return the checkpoints with from_seq <= seq <= to_seq (0 = no bound), ascending."""
+        ...
+
+    async def last_checkpoint(self) -> Checkpoint | None:
+        """Return the latest checkpoint, if any."""
         ...
 
     async def get_review(self, review_id: str) -> ReviewRecord | None:

@@ -21,19 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import queue
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from signoff.audit import GENESIS, AuditEntry, AuditRecord, format_time, parse_time
+from signoff.audit import AuditEntry, AuditRecord, format_time, parse_time
 from signoff.audit import seal as seal_entry
-from signoff.errors import AlreadyExists, FailedPrecondition, Unavailable
+from signoff.errors import AlreadyExists, Unavailable
 from signoff.ids import Clock
+from signoff.store import sqlite_audit as audit_sql
+from signoff.store import sqlite_audit_query as audit_query
 from signoff.store import sqlite_reviews as reviews_sql
 from signoff.store.base import (
+    AuditQuery,
+    Checkpoint,
     DecisionRecord,
     ReviewQuery,
     ReviewRecord,
@@ -42,18 +45,9 @@ from signoff.store.base import (
 )
 from signoff.store.migrations import migrate_sqlite
 from signoff.store.sqlite_writer import GroupCommitWriter, WriterStats, unavailable
-from signoff_client.canonical import canonical_json
 
 T = TypeVar("T")
 
-# Column names equal AuditEntry field names (`payload` holds canonical JSON text).
-_AUDIT_FIELDS = (
-    *("seq", "time", "type", "actor", "request_id", "decision_id", "review_id", "action_name"),
-    *("outcome", "principal", "reviewer", "reviewer_group", "review_state", "rules"),
-    *("policy_version", "payload", "prev_hash", "hash"),
-)
-_AUDIT_COLUMNS = ", ".join(_AUDIT_FIELDS)
-_INSERT_AUDIT = f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 18)})"
 _DECISION_COLUMNS = (
     "decision_id, principal_id, request_id, request_digest, action_name, outcome, "
     "created_at, decision"
@@ -70,17 +64,13 @@ class _Tx:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.seq, self.hash = _read_head(conn)
+        self.seq, self.hash = audit_sql.read_head(conn)
+        self.high_water = audit_sql.high_water(conn)
 
     def append(self, record: AuditRecord) -> AuditEntry:
         """Chain `record` after the head, insert it, and advance the head."""
         entry = seal_entry(record, seq=self.seq + 1, prev_hash=self.hash)
-        self.conn.execute(_INSERT_AUDIT, _audit_row(entry))
-        if entry.rules:
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO audit_rules (rule, seq) VALUES (?, ?)",
-                [(rule, entry.seq) for rule in entry.rules],
-            )
+        self.high_water = audit_sql.insert(self.conn, entry, self.high_water)
         self.seq, self.hash = entry.seq, entry.hash
         return entry
 
@@ -189,16 +179,44 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> list[AuditEntry]:
             rows = conn.execute(
-                f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",
+                f"SELECT {audit_sql.AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",
                 (max(from_seq, 1), limit),
             )
-            return [_entry_from_row(row) for row in rows]
+            return [audit_sql.entry_from_row(row) for row in rows]
 
         return await self._read(read)
 
     async def audit_head(self) -> tuple[int, str]:
         """Return the last committed (seq, hash), or (0, GENESIS) when the log is empty."""
-        return await self._read(_read_head)
+        return await self._read(audit_sql.read_head)
+
+    async def query_audit(
+        self,
+        q: AuditQuery,
+        *,
+        descending: bool = False,
+        after_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Return one page of entries matching `q` in seq order, strictly past `after_seq`."""
+        return await self._read(
+            lambda conn: audit_query.query(
+                conn, q, descending=descending, after_seq=after_seq, limit=limit
+            )
+        )
+
+    async def add_checkpoint(self, cp: Checkpoint) -> None:
+        """Store `cp` durably; ValueError unless it follows the last one and signs a stored head."""
+        format_time(cp.time)  # a naive time fails here, at the caller, not in the batch
+        await self._submit(lambda tx: audit_sql.insert_checkpoint(tx.conn, cp))
+
+    async def checkpoints(self, from_seq: int = 0, to_seq: int = 0) -> list[Checkpoint]:
+        """Return the checkpoints with from_seq <= seq <= to_seq (0 = no bound), ascending."""
+        return await self._read(lambda conn: audit_sql.checkpoints(conn, from_seq, to_seq))
+
+    async def last_checkpoint(self) -> Checkpoint | None:
+        """Return the latest checkpoint, if any."""
+        return await self._read(audit_sql.last_checkpoint)
 
     async def get_review(self, review_id: str) -> ReviewRecord | None:
         """Return the review with this id, if any."""
@@ -297,36 +315,6 @@ class SqliteStore:
             conn.close()
             raise
         return conn
-
-
-def _read_head(conn: sqlite3.Connection) -> tuple[int, str]:
-    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
-
-
-def _audit_row(e: AuditEntry) -> tuple[Any, ...]:
-    return (
-        *(e.seq, format_time(e.time), e.type, e.actor, e.request_id, e.decision_id),
-        *(e.review_id, e.action_name, e.outcome, e.principal, e.reviewer, e.reviewer_group),
-        *(e.review_state, canonical_json(list(e.rules)), e.policy_version, e.payload_json),
-        *(e.prev_hash, e.hash),
-    )
-
-
-def _entry_from_row(row: Sequence[Any]) -> AuditEntry:
-    fields = dict(zip(_AUDIT_FIELDS, row, strict=True))
-    try:
-        fields["time"] = parse_time(fields["time"])
-        fields["rules"] = tuple(json.loads(fields["rules"]))
-        fields["payload"] = json.loads(fields["payload"])
-        return AuditEntry(**fields)
-    except (ValueError, TypeError) as exc:
-        # Only a write that bypassed signoff can store an undecodable row.
-        raise FailedPrecondition(
-            f"audit entry seq {fields['seq']} cannot be decoded ({exc}): the database was "
-            "modified outside signoff",
-            current_state="corrupt",
-        ) from exc
 
 
 def _decision_from_row(row: Sequence[Any]) -> DecisionRecord:
