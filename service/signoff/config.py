@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,29 @@ from signoff.notify.config import NotifySettings
 
 class ConfigError(Exception):
     """Settings could not be loaded; the message is one line naming the key."""
+
+
+class AuditSettings(BaseModel):
+    """Signed checkpoints of the audit chain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signing_key: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM) that signs checkpoints; default: "
+        "signoff-audit-key.pem next to the database.",
+    )
+    create_key: bool = Field(
+        False, description="Generate the key file if it is missing (always so in dev mode)."
+    )
+    checkpoint_every: int = Field(
+        10_000, gt=0, description="Sign the chain head at least every N entries."
+    )
+    checkpoint_interval: dt.timedelta = Field(
+        dt.timedelta(seconds=60),
+        gt=dt.timedelta(0),
+        description="...and at least this often while entries arrive.",
+    )
 
 
 class Settings(BaseSettings):
@@ -75,6 +98,9 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(
         default_factory=AuthSettings,
         description="Authentication; with nothing configured the server runs in dev mode.",
+    )
+    audit: AuditSettings = Field(
+        default_factory=AuditSettings, description="Signed checkpoints of the audit log."
     )
     notify: NotifySettings = Field(
         default_factory=NotifySettings, description="Webhooks per reviewer group."

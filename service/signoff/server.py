@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import ipaddress
 import logging
 import signal
@@ -13,12 +14,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from signoff import checkpoints
+from signoff.api import audit as audit_api
 from signoff.api import decision as decision_api
 from signoff.api import policy as policy_api
 from signoff.api import review as review_api
 from signoff.api.errors import Authenticator, Guard
-from signoff.api.unimplemented import Unimplemented
 from signoff.app import Signoff
+from signoff.audit_app import AuditDesk, Signer
 from signoff.auth import AuthConfigError, DevAuthenticator, build_authenticator
 from signoff.config import ConfigError, Settings
 from signoff.decide import DefaultDecision
@@ -49,7 +52,8 @@ class Running:
     health: health.aio.HealthServicer
     settings: Settings
     notifier: Notifier
-    sweeper: asyncio.Task[None]
+    audit: AuditDesk
+    tasks: list[asyncio.Task[None]]
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -58,11 +62,15 @@ class Running:
             return
         self._stopped.set()
         await self.health.enter_graceful_shutdown()
-        self.sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.sweeper
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         grace = self.settings.shutdown_grace if grace is None else grace
         await self.server.stop(grace)
+        # A last checkpoint covers the tail written since the previous one.
+        with contextlib.suppress(Exception):
+            await self.audit.checkpoint_if_due(1, dt.timedelta(0))
         # Pending webhook deliveries get the same grace; the audit log is the durable record.
         await self.notifier.close(timeout=grace)
         await self.app.store.close()
@@ -110,6 +118,18 @@ def build_app(
     )
 
 
+def signer_for(settings: Settings, dev_mode: bool) -> Signer:
+    """Load (or, in dev mode or when asked, create) the checkpoint signing key."""
+    path = settings.audit.signing_key or settings.sqlite_path.parent / "signoff-audit-key.pem"
+    try:
+        key = checkpoints.load_or_create_key(path, create=dev_mode or settings.audit.create_key)
+    except checkpoints.SigningKeyError as exc:
+        raise ConfigError(
+            f"audit.signing_key: {exc}; set audit.create_key to generate one"
+        ) from None
+    return Signer(key)
+
+
 def authenticator_for(settings: Settings) -> Authenticator:
     """The configured authenticator, or dev mode (loopback only) when none is configured."""
     try:
@@ -147,6 +167,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     # httpx logs full webhook URLs at INFO, and Slack URLs carry their secret in the path.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     authenticator = authenticator_for(settings)
+    signer = signer_for(settings, dev_mode=isinstance(authenticator, DevAuthenticator))
     notifier = Notifier(settings.notify)
     app = build_app(settings, clock, notifier=notifier)
     await app.store.open()
@@ -157,6 +178,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         raise
     await notifier.start()
     guard = Guard(authenticator, app.audit_denied)
+    audit = AuditDesk(app.store, app.clock, signer)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -169,7 +191,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             decision_api.handler(app, guard),
             policy_api.handler(app, guard),
             review_api.handler(app.reviews, guard),
-            Unimplemented(),
+            audit_api.handler(audit, guard),
         )
     )
     health_servicer = health.aio.HealthServicer()
@@ -188,7 +210,11 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         await app.store.close()
         raise OSError(f"cannot listen on {settings.listen}")
     await server.start()
-    sweeper = asyncio.get_running_loop().create_task(_sweep_forever(app, settings))
+    loop = asyncio.get_running_loop()
+    tasks = [
+        loop.create_task(_sweep_forever(app, settings)),
+        loop.create_task(_checkpoint_forever(audit, settings)),
+    ]
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     event(
@@ -206,7 +232,8 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         health=health_servicer,
         settings=settings,
         notifier=notifier,
-        sweeper=sweeper,
+        audit=audit,
+        tasks=tasks,
     )
 
 
@@ -219,6 +246,16 @@ async def _sweep_forever(app: Signoff, settings: Settings) -> None:
         except Exception:
             log.exception("review sweep failed; retrying")
         await asyncio.sleep(settings.sweep_interval)
+
+
+async def _checkpoint_forever(audit: AuditDesk, settings: Settings) -> None:
+    every, interval = settings.audit.checkpoint_every, settings.audit.checkpoint_interval
+    while True:
+        try:
+            await audit.checkpoint_if_due(every, interval)
+        except Exception:
+            log.exception("audit checkpoint failed; retrying")
+        await asyncio.sleep(1.0)
 
 
 async def serve(settings: Settings) -> None:

@@ -109,6 +109,8 @@ def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeServer
             "db": f"sqlite:///{base / 'signoff.db'}",
             "listen": "127.0.0.1:0",
             "shutdown_grace": 0.0,
+            # Outside dev mode the signing key must exist or be asked for explicitly.
+            "audit": {"create_key": True},
         }
         values.update(overrides)
         st = ServerThread(Settings(**values), clock)

@@ -169,3 +169,12 @@ def test_bad_tokens_file_stops_start_up_with_its_line(tmp_path):
     settings = Settings(auth={"tokens_file": path}, db=f"sqlite:///{tmp_path / 'x.db'}")
     with pytest.raises(ConfigError, match=r"tokens\.yaml:2"):
         authenticator_for(settings)
+
+
+def test_outside_dev_mode_a_missing_signing_key_stops_start_up(make_server, tmp_path):
+    path = tmp_path / "tokens.yaml"
+    path.write_text(
+        f"tokens:\n  - sha256: {hash_token('t')}\n    identity: x\n    roles: [agent]\n"
+    )
+    with pytest.raises(ConfigError, match="audit signing key not found"):
+        make_server(auth={"tokens_file": path}, audit={"create_key": False})

@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from signoff import pb
 from signoff.audit import GENESIS, verify_chain
-from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc, policy_pb2_grpc
+from signoff_client._gen import decision_pb2_grpc, policy_pb2_grpc
 
 from .conftest import ServerHandle
 
@@ -253,13 +253,6 @@ def test_health_and_reflection_are_served(server):
         for s in r.list_services_response.service
     }
     assert {"signoff.v1.DecisionService", "signoff.v1.ReviewService"} <= names
-
-
-def test_planned_rpcs_answer_unimplemented(server):
-    stub = audit_pb2_grpc.AuditServiceStub(server.channel())
-    code, details = _code_and_details(stub.VerifyAudit, pb.audit.VerifyAuditRequest())
-    assert code == grpc.StatusCode.UNIMPLEMENTED
-    assert "AuditService.VerifyAudit" in details
 
 
 def test_get_bundle_describes_the_policies(server):
