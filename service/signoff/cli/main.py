@@ -1,4 +1,4 @@
-"""`signoff` command line: serve, policy check, reviews, token new."""
+"""`signoff` command line: serve, policy check, reviews, audit, token new."""
 
 from __future__ import annotations
 
@@ -35,9 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("identity", help="the identity the token authenticates")
     new.add_argument("--role", action="append", default=[], help="a role (repeatable)")
 
+    from signoff.cli.audit import add_parser as add_audit
     from signoff.cli.reviews import add_parser as add_reviews
 
     add_reviews(sub)
+    add_audit(sub)
     return p
 
 
@@ -56,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         from signoff.cli.reviews import run
 
         return run(args)
+    if args.command == "audit":
+        from signoff.cli.audit import run as run_audit
+
+        return run_audit(args)
     return 2
 
 

@@ -1,0 +1,467 @@
+"""`signoff audit`: query, show, export, verify and checkpoints of the audit log.
+
+Filters are `key=value`: since and until (RFC 3339, a date, `now` or relative: -2h, -30m,
+-7d; no zone means UTC), type and outcome (repeatable or comma-separated; outcome is allow,
+review, deny or AUTO_ALLOW...), action (a glob), principal, reviewer, group, rule, state,
+policy, decision, review, request. The token needs the auditor role.
+
+`--timeout` is per call: 10s by default, 60s per verified range; an export has no deadline
+unless one is given. Exit codes: 0 ok; 1 refused, not found, or verification failed;
+2 bad input; 3 server unreachable, too slow, or gone during an export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+from google.protobuf.message import Message
+
+from signoff.cli import audit_view as view
+from signoff.cli.reviews import DEFAULT_SERVER, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, CliError
+from signoff_client._gen import audit_pb2 as A
+from signoff_client._gen import audit_pb2_grpc, review_pb2_grpc
+from signoff_client._gen import review_pb2 as R
+from signoff_client._gen.common_pb2 import Outcome
+
+MAX_PAGE = 1000  # the server's largest page
+VERIFY_BATCH = 100_000
+
+# key -> AuditFilter field; repeatable keys map to repeated fields.
+# fmt: off
+FILTERS = {
+    "since": "since", "until": "until", "type": "types", "action": "action",
+    "outcome": "outcomes", "principal": "principal", "reviewer": "reviewer",
+    "group": "reviewer_group", "rule": "rule", "state": "review_state",
+    "policy": "policy_version", "decision": "decision_id", "review": "review_id",
+    "request": "request_id",
+}
+# fmt: on
+REPEATABLE = ("type", "outcome")
+OUTCOMES = {"allow": "AUTO_ALLOW", "review": "REQUIRE_REVIEW", "deny": "DENY"}
+
+
+class Client:
+    """The AuditService over one channel, with the caller's token."""
+
+    def __init__(self, target: str, token: str, timeout: float | None) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.channel = grpc.insecure_channel(target)
+        self.stub = audit_pb2_grpc.AuditServiceStub(self.channel)
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+
+    def call(self, method: str, req: Message, timeout: float | None = 10.0) -> Any:
+        """One AuditService call; `--timeout` overrides the method's default deadline."""
+        rpc = getattr(self.stub, method)
+        return rpc(req, metadata=self.metadata, timeout=self.timeout or timeout)
+
+    def review_terms(self, review_id: str) -> R.Review | None:
+        """The review itself (approvals, deadline), if the caller may read it; else None."""
+        stub = review_pb2_grpc.ReviewServiceStub(self.channel)
+        try:
+            req = R.GetReviewRequest(review_id=review_id)
+            return stub.GetReview(req, metadata=self.metadata, timeout=self.timeout or 10.0)
+        except grpc.RpcError:
+            return None
+
+
+def add_parser(sub: Any) -> None:
+    """Register `audit` and its subcommands on the top-level subparsers."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--server", help=f"HOST:PORT of the server (default $SIGNOFF_SERVER or {DEFAULT_SERVER})"
+    )
+    common.add_argument("--token", help="bearer token with the auditor role ($SIGNOFF_TOKEN)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    common.add_argument("--timeout", type=float, help="seconds per call")
+    known = ", ".join(FILTERS)
+
+    audit = sub.add_parser("audit", help="query, export and verify the audit log")
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+
+    q = asub.add_parser("query", parents=[common], help="entries matching filters")
+    q.add_argument("filters", nargs="*", metavar="FILTER", help=f"key=value; keys: {known}")
+    q.add_argument("--newest", action="store_true", help="newest first (default oldest)")
+    q.add_argument("--limit", type=int, default=50, help="entries per page (default 50)")
+    q.add_argument("--all-pages", action="store_true", help="follow every page")
+
+    show = asub.add_parser("show", parents=[common], help="the story of one action")
+    show.add_argument("id", help="a decision id, review id or request id")
+
+    ex = asub.add_parser("export", parents=[common], help="stream entries to a file or stdout")
+    ex.add_argument("filters", nargs="*", metavar="FILTER", help=f"key=value; keys: {known}")
+    ex.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    ex.add_argument("-o", "--output", default="-", help="file to write (default - = stdout)")
+    ex.add_argument("--progress", action="store_true", help="progress on stderr even if no TTY")
+
+    v = asub.add_parser("verify", parents=[common], help="check the hash chain and checkpoints")
+    v.add_argument("file", nargs="?", type=Path, help="an exported JSONL file (offline)")
+    v.add_argument("--public-key", type=Path, help="PEM public key for a FILE's signatures")
+    start = v.add_mutually_exclusive_group()
+    start.add_argument("--from", dest="from_seq", type=int, help="first seq to check")
+    start.add_argument(
+        "--from-checkpoint", action="store_true", help="start at the last signed checkpoint"
+    )
+    v.add_argument("--to", dest="to_seq", type=int, help="last seq to check (default the head)")
+    v.add_argument("--batch", type=int, default=VERIFY_BATCH, help="entries per server call")
+    v.add_argument("--progress", action="store_true", help="progress on stderr even if no TTY")
+
+    cp = asub.add_parser("checkpoints", parents=[common], help="signed checkpoints and the key")
+    cp.add_argument("--from", dest="from_seq", type=int, default=0, help="from this seq on")
+    cp.add_argument("--limit", type=int, default=100, help="the newest N (default 100)")
+    cp.add_argument("--public-key-out", type=Path, help="save the public key PEM to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one `signoff audit` subcommand; print one clear line on failure."""
+    target = args.server or os.environ.get("SIGNOFF_SERVER") or DEFAULT_SERVER
+    token = args.token if args.token is not None else os.environ.get("SIGNOFF_TOKEN", "")
+    client = Client(target, token, args.timeout)
+    try:
+        return COMMANDS[args.audit_command](client, args)
+    except CliError as exc:
+        print(f"signoff: {exc.message}", file=sys.stderr)
+        return exc.code
+    except grpc.RpcError as exc:
+        message, code = rpc_failure(exc, client)
+        print(f"signoff: {message}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        client.channel.close()
+
+
+def rpc_failure(exc: grpc.RpcError, client: Client) -> tuple[str, int]:
+    """A gRPC error as one line for the user and its exit code."""
+    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return f"cannot reach the server at {client.target} ({details})", EXIT_UNAVAILABLE
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no answer from {client.target} in time (--timeout)", EXIT_UNAVAILABLE
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return f"invalid argument: {details}", EXIT_USAGE
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"not authenticated: {details}; pass --token or set SIGNOFF_TOKEN", EXIT_REFUSED
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return f"permission denied: {details}", EXIT_REFUSED
+    return details, EXIT_REFUSED
+
+
+# -- filters ---------------------------------------------------------------------------------
+
+
+def parse_filters(items: list[str], now: dt.datetime) -> A.AuditFilter:
+    """`key=value` arguments as an AuditFilter; CliError (exit 2) names the bad one."""
+    f = A.AuditFilter()
+    seen: set[str] = set()
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"filter {item!r} is not key=value", EXIT_USAGE)
+        if key not in FILTERS:
+            raise CliError(f"unknown filter {key!r} (known: {', '.join(FILTERS)})", EXIT_USAGE)
+        if key in seen and key not in REPEATABLE:
+            raise CliError(f"filter {key!r} given twice", EXIT_USAGE)
+        seen.add(key)
+        if not value:
+            raise CliError(f"filter {key!r} has an empty value", EXIT_USAGE)
+        field = FILTERS[key]
+        if key in ("since", "until"):
+            getattr(f, field).FromDatetime(parse_time(key, value, now))
+        elif key == "outcome":
+            f.outcomes.extend(_outcome(v) for v in value.split(","))
+        elif key == "type":
+            f.types.extend(v.strip() for v in value.split(","))
+        else:
+            setattr(f, field, value)
+    return f
+
+
+_RELATIVE = re.compile(r"-(\d+)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(key: str, text: str, now: dt.datetime) -> dt.datetime:
+    """RFC 3339, a date, `now`, or `-2h` (ago); a time without a zone is UTC."""
+    if text == "now":
+        return now
+    rel = _RELATIVE.fullmatch(text)
+    if rel:
+        return now - dt.timedelta(seconds=int(rel[1]) * _UNITS[rel[2]])
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(
+            f"filter {key}={text!r}: not a time (RFC 3339 like 2026-01-01T09:00:00Z, "
+            "a date, or relative like -2h, -30m, -7d)",
+            EXIT_USAGE,
+        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def _outcome(text: str) -> int:
+    name = text.strip().upper().removeprefix("OUTCOME_")
+    name = OUTCOMES.get(name.lower(), name)
+    if name not in OUTCOMES.values():
+        known = ", ".join([*OUTCOMES, *OUTCOMES.values()])
+        raise CliError(f"filter outcome={text!r}: not an outcome (one of {known})", EXIT_USAGE)
+    return Outcome.Value(f"OUTCOME_{name}")
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def _query(client: Client, args: argparse.Namespace) -> int:
+    if not 0 < args.limit <= MAX_PAGE:
+        raise CliError(f"--limit must be between 1 and {MAX_PAGE}", EXIT_USAGE)
+    req = A.QueryAuditRequest(
+        filter=parse_filters(args.filters, _now()), descending=args.newest, page_size=args.limit
+    )
+    found: list[A.AuditEntry] = []
+    more = False
+    while True:
+        page = client.call("QueryAudit", req)
+        found.extend(page.entries)
+        if not page.next_page_token:
+            break
+        if not args.all_pages:
+            more = True
+            break
+        req.page_token = page.next_page_token
+    if args.json:
+        for e in found:
+            print(view.json_line(e))
+        return 0
+    print(view.listing(found))
+    if more:
+        print("more on the next page: add --all-pages, or raise --limit")
+    return 0
+
+
+def _show(client: Client, args: argparse.Namespace) -> int:
+    entries = story_entries(client, args.id)
+    if not entries:
+        raise CliError(f"no audit entries for {args.id} (looked for a decision, review, request)")
+    if args.json:
+        for e in entries:
+            print(view.json_line(e))
+        return 0
+    # review.opened entries do not record the approvals needed or the deadline: take them
+    # from the review itself when the caller may read it (the view says where they came from).
+    opened = [e for e in entries if e.type == "review.opened"]
+    terms = {e.review_id: client.review_terms(e.review_id) for e in opened}
+    print(view.story(entries, {k: v for k, v in terms.items() if v is not None}))
+    return 0
+
+
+def story_entries(client: Client, ref: str) -> list[A.AuditEntry]:
+    """Every entry of the action(s) `ref` names, following the ids they share, by seq."""
+    by_seq: dict[int, A.AuditEntry] = {}
+    asked: set[tuple[str, str]] = set()
+    todo = {("decision_id", ref), ("review_id", ref), ("request_id", ref)}
+    # Review entries may carry only the review id and a decision only its own: follow the
+    # ids found until nothing new turns up, so any of the three ids tells the whole story.
+    while todo:
+        field, value = todo.pop()
+        asked.add((field, value))
+        for e in _all_pages(client, A.AuditFilter(**{field: value})):
+            by_seq[e.seq] = e
+            for f in ("decision_id", "review_id"):
+                found = (f, getattr(e, f))
+                if found[1] and found not in asked:
+                    todo.add(found)
+    return [by_seq[s] for s in sorted(by_seq)]
+
+
+def _all_pages(client: Client, f: A.AuditFilter) -> Iterator[A.AuditEntry]:
+    req = A.QueryAuditRequest(filter=f, page_size=MAX_PAGE)
+    while True:
+        page = client.call("QueryAudit", req)
+        yield from page.entries
+        if not page.next_page_token:
+            return
+        req.page_token = page.next_page_token
+
+
+def _export(client: Client, args: argparse.Namespace) -> int:
+    fmt = A.EXPORT_FORMAT_CSV if args.format == "csv" else A.EXPORT_FORMAT_JSONL
+    req = A.ExportAuditRequest(filter=parse_filters(args.filters, _now()), format=fmt)
+    progress = view.Progress(sys.stderr, "exported", forced=args.progress)
+    to_stdout = args.output == "-"
+    out, tmp = (sys.stdout.buffer, None) if to_stdout else _temporary(Path(args.output))
+    count, received, tail = 0, False, b""
+    try:
+        for chunk in client.call("ExportAudit", req, None):
+            out.write(chunk.data)
+            count, received = chunk.entries, True
+            tail = (tail + chunk.data)[-4096:]
+            progress.update(count)
+        # A JSONL export ends with its end line; a stream that stopped short of it without
+        # an error is still a short file (belt and braces: the server should have failed it).
+        if fmt == A.EXPORT_FORMAT_JSONL and not tail.rstrip().rsplit(b"\n", 1)[-1].startswith(
+            b'{"end":'
+        ):
+            raise CliError(f"export ended without its end line after {count} entries")
+        out.flush()
+        if tmp is not None:
+            os.fsync(out.fileno())
+            out.close()
+            # Renamed into place only now: an interrupted export never leaves a short FILE.
+            os.replace(tmp, args.output)
+            tmp = None
+    except grpc.RpcError as exc:
+        progress.clear()
+        if not received:
+            raise  # refused or unreachable before anything was written: the plain error
+        _, code = rpc_failure(exc, client)
+        status = exc.code().name.lower() if isinstance(exc, grpc.Call) else "error"
+        details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
+        what = "stdout is incomplete" if to_stdout else f"{args.output} was not written"
+        raise CliError(
+            f"export interrupted after {count} entries ({status}: {details}); {what}", code
+        ) from None
+    except BrokenPipeError:
+        # The reader (`| head`) left: not an error of the export, but nothing more to do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_REFUSED
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            out.close()
+            tmp.unlink(missing_ok=True)
+    progress.done(count, "" if to_stdout else f" to {args.output}", always=not to_stdout)
+    return 0
+
+
+def _temporary(path: Path) -> tuple[IO[bytes], Path]:
+    """A new file next to `path` (same filesystem, so the final rename is atomic)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        return open(tmp, "xb"), tmp
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _verify(client: Client, args: argparse.Namespace) -> int:
+    if args.file is not None:
+        if args.from_seq is not None or args.from_checkpoint or args.to_seq is not None:
+            raise CliError("--from, --from-checkpoint and --to are for the server", EXIT_USAGE)
+        return _verify_file(args)
+    if args.public_key is not None:
+        raise CliError("--public-key verifies a FILE; give the exported file", EXIT_USAGE)
+    if args.batch < 1:
+        raise CliError("--batch must be positive", EXIT_USAGE)
+    head = client.call("QueryAudit", A.QueryAuditRequest(descending=True, page_size=1)).entries
+    last = head[0].seq if head else 0
+    start = max(args.from_seq or 1, 1)
+    if args.from_checkpoint:
+        cps = client.call("GetCheckpoints", A.GetCheckpointsRequest(limit=1)).checkpoints
+        start = cps[-1].seq if cps else 1
+    end = args.to_seq or last
+    progress = view.Progress(sys.stderr, "verified", forced=args.progress, total=end - start + 1)
+    total = A.VerifyAuditResponse(ok=True)
+    lo = start
+    while True:
+        hi = lo + args.batch - 1
+        # The last call runs to the head itself (to_seq 0), where the server also checks
+        # that no signed checkpoint lies beyond the log's end (a truncated tail).
+        final = hi >= end
+        to_seq = (args.to_seq or 0) if final else hi
+        first = lo == start
+        if args.from_checkpoint and first:
+            req = A.VerifyAuditRequest(from_last_checkpoint=True, to_seq=to_seq)
+        else:
+            req = A.VerifyAuditRequest(from_seq=lo, to_seq=to_seq)
+        r = client.call("VerifyAudit", req, 60.0)
+        if first:
+            total.from_seq = r.from_seq
+        total.entries_checked += r.entries_checked
+        total.checkpoints_verified += r.checkpoints_verified
+        progress.update(total.entries_checked)
+        if not r.ok or final:
+            total.ok, total.first_bad_seq, total.problem = r.ok, r.first_bad_seq, r.problem
+            total.head_seq, total.head_hash = r.head_seq, r.head_hash
+            break
+        # Each range trusts the stored hash of the entry before it, which the previous
+        # range has just checked: contiguous ranges verify as one walk would.
+        lo = hi + 1
+    progress.clear()
+    print(view.verify_json(total) if args.json else view.verify_report(total))
+    return 0 if total.ok else EXIT_REFUSED
+
+
+def _verify_file(args: argparse.Namespace) -> int:
+    from signoff.checkpoints import SigningKeyError, load_public_key
+    from signoff.export import verify_export
+
+    key = None
+    if args.public_key is not None:
+        try:
+            key = load_public_key(args.public_key)
+        except SigningKeyError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+    try:
+        size = args.file.stat().st_size
+        handle = open(args.file, "rb")  # noqa: SIM115 - closed below, after streaming
+    except OSError as exc:
+        raise CliError(f"{args.file}: {exc.strerror or exc}", EXIT_USAGE) from None
+    progress = view.Progress(sys.stderr, "read", forced=args.progress, total=size, unit="bytes")
+    with handle:
+        report = verify_export(progress.counting(handle), key)
+    progress.clear()
+    print(view.file_json(report, key) if args.json else view.file_report(report, key, args.file))
+    return 0 if report.ok else EXIT_REFUSED
+
+
+def _checkpoints(client: Client, args: argparse.Namespace) -> int:
+    if not 0 < args.limit <= 10_000:
+        raise CliError("--limit must be between 1 and 10000", EXIT_USAGE)
+    resp = client.call(
+        "GetCheckpoints", A.GetCheckpointsRequest(from_seq=args.from_seq, limit=args.limit)
+    )
+    if args.public_key_out is not None:
+        if not resp.public_key_pem:
+            raise CliError("the server has no signing key: nothing to save")
+        _write_atomically(args.public_key_out, resp.public_key_pem.encode())
+        print(f"public key {resp.key_id} saved to {args.public_key_out}", file=sys.stderr)
+    if args.json:
+        for c in resp.checkpoints:
+            print(view.json_line(c))
+    else:
+        print(view.checkpoints(resp, args.limit))
+    return 0
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    out, tmp = _temporary(path)
+    try:
+        with out:
+            out.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
+    "query": _query,
+    "show": _show,
+    "export": _export,
+    "verify": _verify,
+    "checkpoints": _checkpoints,
+}
