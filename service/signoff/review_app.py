@@ -93,6 +93,9 @@ def audit_record(
         "reviewer_group": r.reviewer_group,
         "action_digest": r.action_digest,
     }
+    if kind in ("review.opened", "review.escalated"):
+        payload["approvals_required"] = r.approvals_required
+        payload["expires_at"] = r.expires_at.ToJsonString()
     if r.final_digest:
         payload["final_digest"] = r.final_digest
     if r.acts and kind in ("review.approved", "review.modified", "review.rejected"):
