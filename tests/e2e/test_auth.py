@@ -178,3 +178,15 @@ def test_outside_dev_mode_a_missing_signing_key_stops_start_up(make_server, tmp_
     )
     with pytest.raises(ConfigError, match="audit signing key not found"):
         make_server(auth={"tokens_file": path}, audit={"create_key": False})
+
+
+def test_audit_rpcs_need_the_auditor_role(secured):
+    from signoff_client._gen import audit_pb2_grpc
+
+    stub = audit_pb2_grpc.AuditServiceStub(secured.channel())
+    query = pb.audit.QueryAuditRequest()
+    for token in ("bot-token", "alice-token", "admin-token"):
+        code, details = _code(stub.QueryAudit, query, metadata=_md(token))
+        assert code == grpc.StatusCode.PERMISSION_DENIED
+        assert "auditor" in details
+    assert stub.QueryAudit(query, metadata=_md("audit-token")).entries
