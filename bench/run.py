@@ -45,7 +45,40 @@ def table() -> str:
             f"| {r['concurrency']} | {ev['rps']:.0f} | {ev['p50_ms']:.2f} | {ev['p99_ms']:.2f} "
             f"| {hc['rps']:.0f} | {hc['p99_ms']:.2f} | {r['ratio']:.2f} |"
         )
+    audit_path = RESULTS / "audit_query.json"
+    if audit_path.exists():
+        out += audit_table(json.loads(audit_path.read_text()))
     return "\n".join(out) + "\n"
+
+
+def audit_table(aq: dict) -> list[str]:
+    """The audit query and export figures (bench/audit_query.py)."""
+    out = [
+        "",
+        f"**Audit log at {aq['entries']:,} entries** (SQLite {aq['sqlite']}, "
+        f"{aq['db_mib']:.0f} MiB; first page of 100, median of {aq['runs_per_median']} runs):",
+        "",
+        "| query | asc ms | desc ms |",
+        "|---|---:|---:|",
+    ]
+    for q in aq["queries"]:
+        name = q["query"].replace("|", " or ")
+        out.append(f"| {name} | {q['asc_ms']} | {q['desc_ms']} |")
+    for name, page in aq.get("deep_page", {}).items():
+        out.append(
+            f"| page after seq {page['after_seq']:,} ({name}) | {page['asc_ms']} "
+            f"| {page['desc_ms']} |"
+        )
+    for key in ("export", "export_deny"):
+        ex = aq.get(key)
+        if ex:
+            out.append("")
+            out.append(
+                f"Export walk, filter {ex['filter']}: {ex['entries']:,} entries in "
+                f"{ex['seconds']} s ({ex['entries_per_s']:,}/s); RSS {ex['rss_mib_before']} "
+                f"-> {ex['rss_mib_after']} MiB (flat)."
+            )
+    return out
 
 
 def quote_in_readme(text: str) -> None:
@@ -59,9 +92,9 @@ def quote_in_readme(text: str) -> None:
 
 
 def main() -> int:
-    """Run engine.py and e2e.py (unless --table-only), write the table, quote it."""
+    """Run the benchmarks (unless --table-only), write the table, quote it in the README."""
     if "--table-only" not in sys.argv:
-        for script in ("engine.py", "e2e.py"):
+        for script in ("engine.py", "e2e.py", "audit_query.py"):
             print(f"== {script}", flush=True)
             subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE)
     text = table()
