@@ -278,6 +278,12 @@ class Signoff:
                 "request": request_to_dict(shown),
                 "decision": decision_to_dict(d),
                 "decided_by": ev.decided_by,
+                # Shadow rules never decide; auditors see what they would have done.
+                "shadow": [
+                    f"{m.rule} ({m.file}:{m.line}) would have decided {m.decision}"
+                    for m in ev.matched
+                    if m.shadow and m.decision
+                ],
             },
         )
 

@@ -261,3 +261,14 @@ def test_get_bundle_describes_the_policies(server):
     )
     assert info.version.startswith("sha256:")
     assert any(f.name == "refunds" for f in info.files)
+
+
+def test_shadow_rules_are_audited_as_would_have_decided(server):
+    d = _stub(server).Evaluate(_req(amount=7_000))
+    shadow = [m for m in d.matched_rules if m.shadow]
+    assert [m.rule for m in shadow] == ["very-large-refund-two-approvers"]
+    assert d.reviewer_group == "finance"  # the shadow rule asked for 2 approvers: not applied
+    stored = [e for e in _audit(server) if e.decision_id == d.decision_id][0]
+    assert stored.payload["shadow"] == [
+        "very-large-refund-two-approvers (refunds.yaml:49) would have decided review"
+    ]
