@@ -13,11 +13,15 @@ RUN useradd --system --uid 10001 --home-dir /data signoff \
  && mkdir -p /data /policies && chown signoff /data
 COPY --from=build /opt/signoff /opt/signoff
 COPY policies /policies
+# Listening beyond loopback needs authentication: mount a tokens file and set
+# SIGNOFF_AUTH__TOKENS_FILE=/run/secrets/tokens.yaml (or configure SIGNOFF_AUTH__JWT__*).
+# The checkpoint signing key is created in the data volume on first start.
 ENV PATH=/opt/signoff/bin:$PATH \
     SIGNOFF_POLICIES=/policies \
     SIGNOFF_DB=sqlite:////data/signoff.db \
     SIGNOFF_LISTEN=0.0.0.0:50051 \
-    SIGNOFF_LOG_FORMAT=json
+    SIGNOFF_LOG_FORMAT=json \
+    SIGNOFF_AUDIT__CREATE_KEY=true
 USER signoff
 VOLUME ["/data", "/policies"]
 EXPOSE 50051
