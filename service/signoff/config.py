@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     watch_recheck: float = Field(
         5.0, gt=0, description="Seconds a WatchReview stream waits before re-reading anyway."
     )
+    watch_policies: bool = Field(
+        True, description="Reload the policies when a file in the policy directory changes."
+    )
+    watch_debounce: float = Field(
+        0.3,
+        gt=0,
+        le=60,
+        description="Seconds without further changes before the watcher reloads (a checkout "
+        "that writes many files reloads once).",
+    )
     auth: AuthSettings = Field(
         default_factory=AuthSettings,
         description="Authentication; with nothing configured the server runs in dev mode.",

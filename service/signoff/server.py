@@ -31,6 +31,7 @@ from signoff.notify import Notifier
 from signoff.review_app import ReviewDesk
 from signoff.store.sqlite import SqliteStore
 from signoff.validate import Limits
+from signoff.watch import PolicyWatcher
 
 log = logging.getLogger("signoff.server")
 
@@ -54,6 +55,7 @@ class Running:
     notifier: Notifier
     audit: AuditDesk
     tasks: list[asyncio.Task[None]]
+    watcher: PolicyWatcher | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -215,6 +217,10 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         loop.create_task(_sweep_forever(app, settings)),
         loop.create_task(_checkpoint_forever(audit, settings)),
     ]
+    watcher = None
+    if settings.watch_policies:
+        watcher = PolicyWatcher(app, settings.policies, settings.watch_debounce)
+        tasks.append(loop.create_task(watcher.run()))
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     event(
@@ -234,6 +240,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         notifier=notifier,
         audit=audit,
         tasks=tasks,
+        watcher=watcher,
     )
 
 
