@@ -7,12 +7,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
 from google.protobuf import json_format
 
 from signoff import pb
 from signoff.decide import DefaultDecision, evaluate
 from signoff.policy import load_bundle
+from signoff.policytest import load_cases, run_case
+from signoff.policytest.report import failure_diff
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 DEFAULT = DefaultDecision()
@@ -224,24 +225,27 @@ def test_deciding_rule_carries_review_settings(tmp_path):
 # --- the example policies and their *_test.yaml cases --------------------------------
 
 
-def example_cases():
-    for path in sorted(POLICIES.glob("*_test.yaml")):
-        for case in yaml.safe_load(path.read_text())["cases"]:
-            yield pytest.param(case, id=f"{path.stem}: {case['name']}")
+EXAMPLE_FILES = load_cases(POLICIES)
 
 
-@pytest.mark.parametrize("case", list(example_cases()))
-def test_example_policy_cases(case):
-    bundle = load_bundle(POLICIES)
-    req = json_format.ParseDict(case["request"], pb.common.ActionRequest())
-    ev = evaluate(bundle, req, NOW, DEFAULT)
-    expect = case["expect"]
-    assert ev.outcome == expect["outcome"], ev
-    if "reviewer_group" in expect:
-        assert ev.reviewer_group == expect["reviewer_group"]
-    if "rule" in expect:
-        assert (ev.deciding_rule.name if ev.deciding_rule else "") == expect["rule"]
-    if "reason_contains" in expect:
-        assert expect["reason_contains"] in ev.reason
-    for shadow in expect.get("shadow", []):
-        assert any(m.rule == shadow and m.shadow for m in ev.matched), ev.matched
+def test_example_case_files_load():
+    assert EXAMPLE_FILES
+    assert [str(e) for f in EXAMPLE_FILES for e in f.errors] == []
+
+
+@pytest.fixture(scope="module")
+def example_bundle():
+    return load_bundle(POLICIES)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, id=f"{Path(f.file).stem}: {case.name}")
+        for f in EXAMPLE_FILES
+        for case in f.cases
+    ],
+)
+def test_example_policy_cases(example_bundle, case):
+    result = run_case(example_bundle, case, DEFAULT)
+    assert result.passed, failure_diff(str(POLICIES), result)

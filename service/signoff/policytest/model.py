@@ -1,0 +1,56 @@
+"""The schema of a `*_test.yaml` case file, as pydantic models (validation only).
+
+The loader validates the YAML data with `CaseFile` and maps every pydantic error back to a
+YAML position, so a misspelled key (`expect.outcom`) is reported where it was written.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr
+
+Decision = Literal["allow", "review", "deny"]
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo must not turn an expectation into a silent no-op.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Expect(_Strict):
+    """What the decision must be; unset optional fields are not checked."""
+
+    outcome: Decision
+    reviewer_group: StrictStr | None = None
+    # "" means: no rule decided, the default decision applied.
+    rule: StrictStr | None = None
+    reason_contains: StrictStr | None = None
+    shadow: list[StrictStr] = Field(default_factory=list)
+
+
+class Case(_Strict):
+    """One request and the decision expected for it."""
+
+    name: StrictStr = Field(min_length=1)
+    # Validated later against the proto (json_format) and signoff.validate, which know more.
+    request: dict[str, Any]
+    expect: Expect
+    now: AwareDatetime | None = None
+
+
+class DefaultSpec(_Strict):
+    """The decision when no rule matches, as the server under test is configured."""
+
+    decision: Literal["review", "deny"] = "review"
+    reviewer_group: StrictStr = Field("default", min_length=1)
+    reason: StrictStr = "no policy matched"
+
+
+class CaseFile(_Strict):
+    """A whole `*_test.yaml` file."""
+
+    cases: list[Case]
+    default: DefaultSpec | None = None
+    # A fixed evaluation time for every case of the file that does not set its own.
+    now: AwareDatetime | None = None
