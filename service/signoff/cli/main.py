@@ -36,10 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("--role", action="append", default=[], help="a role (repeatable)")
 
     from signoff.cli.audit import add_parser as add_audit
+    from signoff.cli.explain import add_parser as add_explain
+    from signoff.cli.replay import add_parser as add_replay
     from signoff.cli.reviews import add_parser as add_reviews
 
     add_reviews(sub)
     add_audit(sub)
+    add_explain(sub)
+    add_replay(psub)
     return p
 
 
@@ -62,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         from signoff.cli.audit import run as run_audit
 
         return run_audit(args)
+    if args.command == "explain":
+        from signoff.cli.explain import run as run_explain
+
+        return run_explain(args)
+    if args.command == "policy" and args.policy_command == "replay":
+        from signoff.cli.replay import run as run_replay
+
+        return run_replay(args)
     return 2
 
 
