@@ -1,4 +1,4 @@
-"""`signoff` command line: serve, policy check, reviews, audit, token new."""
+"""`signoff` command line: serve, policy check|test, reviews, audit, token new."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     check = psub.add_parser("check", help="load and type-check a policy directory")
     check.add_argument("directory", type=Path)
     check.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from signoff.cli.policy_test import add_parser as add_policy_test
+
+    add_policy_test(psub)
 
     token = sub.add_parser("token", help="manage tokens for the tokens file")
     tsub = token.add_subparsers(dest="token_command", required=True)
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         from signoff.cli.policy_check import run_check
 
         return run_check(args.directory, as_json=args.json)
+    if args.command == "policy" and args.policy_command == "test":
+        from signoff.cli.policy_test import run as run_policy_test
+
+        return run_policy_test(args)
     if args.command == "token":
         return _new_token(args.identity, args.role)
     if args.command == "reviews":
