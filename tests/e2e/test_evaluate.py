@@ -268,7 +268,7 @@ def test_shadow_rules_are_audited_as_would_have_decided(server):
     shadow = [m for m in d.matched_rules if m.shadow]
     assert [m.rule for m in shadow] == ["very-large-refund-two-approvers"]
     assert d.reviewer_group == "finance"  # the shadow rule asked for 2 approvers: not applied
-    stored = [e for e in _audit(server) if e.decision_id == d.decision_id][0]
+    stored = next(e for e in _audit(server) if e.decision_id == d.decision_id)
     assert stored.payload["shadow"] == [
         "very-large-refund-two-approvers (refunds.yaml:49) would have decided review"
     ]
