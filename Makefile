@@ -17,8 +17,9 @@ run: $(BIN)/.installed  ## install, then serve the example policies on SQLite
 test: $(BIN)/.installed  ## install, then run the whole test suite
 	$(BIN)/pytest -q
 
-lint: $(BIN)/.installed  ## generated code fresh, ruff clean
+lint: $(BIN)/.installed  ## generated code and schemas fresh, ruff clean
 	$(BIN)/python scripts/gen_proto.py --check
+	$(BIN)/signoff policy schema --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     check = psub.add_parser("check", help="load and type-check a policy directory")
     check.add_argument("directory", type=Path)
     check.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from signoff.cli.policy_schema import add_parser as add_policy_schema
+
+    add_policy_schema(psub)
     from signoff.cli.policy_test import add_parser as add_policy_test
 
     add_policy_test(psub)
@@ -59,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         from signoff.cli.policy_check import run_check
 
         return run_check(args.directory, as_json=args.json)
+    if args.command == "policy" and args.policy_command == "schema":
+        from signoff.cli.policy_schema import run as run_policy_schema
+
+        return run_policy_schema(args)
     if args.command == "policy" and args.policy_command == "test":
         from signoff.cli.policy_test import run as run_policy_test
 
