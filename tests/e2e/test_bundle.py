@@ -56,7 +56,7 @@ def test_bad_bundle_stops_start_up_with_every_error(make_server, policy_dir):
 
 def test_reload_swaps_a_good_bundle_and_keeps_the_last_good_one(make_server, policy_dir):
     root = policy_dir({"all.yaml": ALLOW_ALL})
-    server = make_server(policies=root)
+    server = make_server(policies=root, watch_policies=False)  # reloads by RPC only
     decide = decision_pb2_grpc.DecisionServiceStub(server.channel()).Evaluate
     policies = policy_pb2_grpc.PolicyServiceStub(server.channel())
     first = decide(_req())
