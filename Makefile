@@ -14,8 +14,9 @@ $(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 run: $(BIN)/.installed  ## install, then serve the example policies on SQLite
 	$(BIN)/signoff serve
 
-test: $(BIN)/.installed  ## install, then run the whole test suite
+test: $(BIN)/.installed  ## install, then run the whole test suite and the example policies' cases
 	$(BIN)/pytest -q
+	$(BIN)/signoff policy test policies
 
 lint: $(BIN)/.installed  ## generated code and schemas fresh, ruff clean
 	$(BIN)/python scripts/gen_proto.py --check
