@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     policies: Path = Field(Path("./policies"), description="Directory of policy files.")
     db: str = Field(
         "sqlite:///./signoff.db",
-        description="Database URL: sqlite:///PATH (or sqlite:///:memory:).",
+        description="Database URL: sqlite:///PATH, or postgresql://USER@HOST/DB for replicas.",
     )
     listen: str = Field("127.0.0.1:50051", description="gRPC listen address HOST:PORT.")
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
@@ -127,9 +127,16 @@ class Settings(BaseSettings):
     @field_validator("db")
     @classmethod
     def _check_db(cls, v: str) -> str:
-        if not v.startswith("sqlite:///"):
-            raise ValueError(f"unsupported database URL {v!r}: use sqlite:///PATH")
+        if not v.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError(
+                f"unsupported database URL {v!r}: use sqlite:///PATH or postgresql://..."
+            )
         return v
+
+    @property
+    def is_postgres(self) -> bool:
+        """True when `db` names a PostgreSQL database."""
+        return self.db.startswith(("postgresql://", "postgres://"))
 
     @property
     def sqlite_path(self) -> Path:

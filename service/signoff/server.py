@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,6 +30,7 @@ from signoff.ids import Clock, IdFactory, SystemClock, new_id
 from signoff.logs import event
 from signoff.notify import Notifier
 from signoff.review_app import ReviewDesk
+from signoff.store.base import Store
 from signoff.store.sqlite import SqliteStore
 from signoff.validate import Limits
 from signoff.watch import PolicyWatcher
@@ -91,7 +93,14 @@ def build_app(
 ) -> Signoff:
     """Build the application and its store from settings."""
     clock = clock or SystemClock()
-    store = SqliteStore(settings.sqlite_path, clock)
+    store: Store
+    if settings.is_postgres:
+        # Imported here: a SQLite deployment never loads the PostgreSQL driver.
+        from signoff.store.postgres import PostgresStore
+
+        store = PostgresStore(settings.db, clock)
+    else:
+        store = SqliteStore(settings.sqlite_path, clock)
     limits = Limits(
         max_params_bytes=settings.max_params_bytes,
         max_context_bytes=settings.max_context_bytes,
@@ -122,7 +131,8 @@ def build_app(
 
 def signer_for(settings: Settings, dev_mode: bool) -> Signer:
     """Load (or, in dev mode or when asked, create) the checkpoint signing key."""
-    path = settings.audit.signing_key or settings.sqlite_path.parent / "signoff-audit-key.pem"
+    default_dir = Path(".") if settings.is_postgres else settings.sqlite_path.parent
+    path = settings.audit.signing_key or default_dir / "signoff-audit-key.pem"
     try:
         key = checkpoints.load_or_create_key(path, create=dev_mode or settings.audit.create_key)
     except checkpoints.SigningKeyError as exc:
