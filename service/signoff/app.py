@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
-
 from signoff import pb, reviews
 from signoff.audit import AuditRecord
 from signoff.decide import DefaultDecision, Evaluation, evaluate
 from signoff.errors import AlreadyExists, PermissionDenied
+from signoff.explanation import RULE_DECISIONS, decision_message, explanation
 from signoff.ids import Clock, IdFactory
 from signoff.jsonify import decision_to_dict, request_to_dict
 from signoff.logs import event
@@ -27,17 +26,6 @@ from signoff.validate import Limits, validate_batch, validate_request
 
 log = logging.getLogger("signoff.app")
 
-OUTCOMES = {
-    "allow": pb.common.OUTCOME_AUTO_ALLOW,
-    "review": pb.common.OUTCOME_REQUIRE_REVIEW,
-    "deny": pb.common.OUTCOME_DENY,
-}
-RULE_DECISIONS = {
-    "allow": pb.common.RULE_DECISION_ALLOW,
-    "review": pb.common.RULE_DECISION_REVIEW,
-    "deny": pb.common.RULE_DECISION_DENY,
-    "": pb.common.RULE_DECISION_UNSPECIFIED,
-}
 SERVER_ACTOR = "signoff"
 
 
@@ -234,29 +222,9 @@ class Signoff:
     def _to_decision(
         self, req: pb.common.ActionRequest, ev: Evaluation, bundle: Bundle, now: Any
     ) -> pb.common.Decision:
-        d = pb.common.Decision(
-            decision_id=self.new_id(),
-            request_id=req.request_id,
-            outcome=OUTCOMES[ev.outcome],
-            reason=ev.reason,
-            reviewer_group=ev.reviewer_group if ev.outcome == "review" else "",
-            policy_version=bundle.version,
-            default_applied=ev.default_applied,
+        return decision_message(
+            ev, bundle.version, now, decision_id=self.new_id(), request_id=req.request_id
         )
-        d.evaluated_at.FromDatetime(now)
-        for m in ev.matched:
-            d.matched_rules.add(
-                file=m.file,
-                policy=m.policy,
-                rule=m.rule,
-                decision=RULE_DECISIONS[m.decision],
-                reason=m.reason,
-                shadow=m.shadow,
-                error=m.error,
-                reviewer_group=m.reviewer_group,
-                line=m.line,
-            )
-        return d
 
     def _decision_record(
         self, req: pb.common.ActionRequest, ev: Evaluation, d: pb.common.Decision
@@ -296,29 +264,7 @@ class Signoff:
         bundle = self.bundle
         now = self.clock.now()
         ev = evaluate(bundle, req, now, self.default, trace=True)
-        decision = self._to_decision(req, ev, bundle, now)
-        decision.decision_id = ""
-        out = pb.decision.Explanation(decision=decision, decided_by=ev.decided_by)
-        out.applicable_files.extend(ev.applicable_files)
-        for t in ev.rule_traces:
-            out.rules.add(
-                file=t.file,
-                policy=t.policy,
-                rule=t.rule,
-                line=t.line,
-                when=t.when,
-                decision=RULE_DECISIONS[t.decision],
-                matched=t.matched,
-                error=t.error,
-                reason=t.reason,
-                shadow=t.shadow,
-                effect=RULE_DECISIONS[t.effect or ""],
-            )
-        for v in ev.variable_traces:
-            vt = out.variables.add(policy=v.policy, name=v.name, error=v.error)
-            if not v.error:
-                json_format.ParseDict(v.value, vt.value)
-        return out
+        return explanation(ev, bundle.version, now)
 
     def bundle_info(self) -> pb.policy.BundleInfo:
         """Describe the bundle in force."""

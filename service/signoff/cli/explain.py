@@ -36,6 +36,7 @@ from signoff import pb
 from signoff.cli.explain_view import tree
 from signoff.cli.output import message_dict
 from signoff.cli.reviews import DEFAULT_SERVER, EXIT_USAGE, CliError
+from signoff.explanation import explanation
 
 if TYPE_CHECKING:
     from signoff.decide import Evaluation
@@ -183,50 +184,7 @@ def _display(directory: Path, error: str) -> str:
 
 def to_explanation(ev: Evaluation, version: str, now: dt.datetime) -> pb.decision.Explanation:
     """An Evaluation with traces as the Explanation message the Explain RPC returns."""
-    # Mirrors Signoff.explain (app.py), which needs a running app; keep the two in step.
-    from signoff.app import OUTCOMES, RULE_DECISIONS
-
-    d = pb.common.Decision(
-        outcome=OUTCOMES[ev.outcome],
-        reason=ev.reason,
-        reviewer_group=ev.reviewer_group if ev.outcome == "review" else "",
-        policy_version=version,
-        default_applied=ev.default_applied,
-    )
-    d.evaluated_at.FromDatetime(now)
-    for m in ev.matched:
-        d.matched_rules.add(
-            file=m.file,
-            policy=m.policy,
-            rule=m.rule,
-            decision=RULE_DECISIONS[m.decision],
-            reason=m.reason,
-            shadow=m.shadow,
-            error=m.error,
-            reviewer_group=m.reviewer_group,
-            line=m.line,
-        )
-    out = pb.decision.Explanation(decision=d, decided_by=ev.decided_by)
-    out.applicable_files.extend(ev.applicable_files)
-    for t in ev.rule_traces:
-        out.rules.add(
-            file=t.file,
-            policy=t.policy,
-            rule=t.rule,
-            line=t.line,
-            when=t.when,
-            decision=RULE_DECISIONS[t.decision],
-            matched=t.matched,
-            error=t.error,
-            reason=t.reason,
-            shadow=t.shadow,
-            effect=RULE_DECISIONS[t.effect or ""],
-        )
-    for v in ev.variable_traces:
-        vt = out.variables.add(policy=v.policy, name=v.name, error=v.error)
-        if not v.error:
-            json_format.ParseDict(v.value, vt.value)
-    return out
+    return explanation(ev, version, now)
 
 
 def _explain_online(
