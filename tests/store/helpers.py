@@ -15,18 +15,20 @@ async def all_entries(store: Store) -> list[Any]:
 
 
 async def in_one_batch(store: Store, *calls: Awaitable[Any]) -> list[Any]:
-    """Run `calls` concurrently; on SQLite, hold the writer so they share one transaction."""
-    if not isinstance(store, SqliteStore):
-        return await asyncio.gather(*calls, return_exceptions=True)
-    gate = threading.Event()
+    """Run `calls` concurrently, holding the writer so that they share one transaction."""
+    before = store.stats.commits  # type: ignore[attr-defined]
+    if isinstance(store, SqliteStore):
+        gate = threading.Event()
+        held = store.maintenance(lambda _: gate.wait(30))
+    else:  # PostgresStore: its writer is a task on this loop, held by an asyncio.Event
+        event = asyncio.Event()
+        gate = event  # type: ignore[assignment]
+        held = store.maintenance(lambda _: asyncio.wait_for(event.wait(), 30))  # type: ignore[attr-defined]
 
     async def release() -> None:
         gate.set()
 
-    before = store.stats.commits
     # gather starts its tasks in order: the writer is held, every call is queued, then released.
-    _, *results, _ = await asyncio.gather(
-        store.maintenance(lambda _: gate.wait(30)), *calls, release(), return_exceptions=True
-    )
-    assert store.stats.commits == before + 1
+    _, *results, _ = await asyncio.gather(held, *calls, release(), return_exceptions=True)
+    assert store.stats.commits == before + 1  # type: ignore[attr-defined]
     return results

@@ -168,6 +168,7 @@ async def test_cursor_pages_see_every_entry_once_while_entries_arrive(
         assert set(seqs(before)) <= set(seqs(paged))
 
 
+@pytest.mark.sqlite_only
 async def test_an_undecodable_row_names_its_seq_and_a_decodable_change_fails_verify(
     log: Store, tmp_path: Path
 ) -> None:
@@ -204,6 +205,7 @@ class Recording:
         return self.conn.execute(sql, args)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("query", "index"),
     [

@@ -93,6 +93,7 @@ async def test_a_refused_checkpoint_does_not_fail_the_appends_committed_with_it(
     assert await store.last_checkpoint() == good
 
 
+@pytest.mark.sqlite_only
 async def test_the_database_refuses_to_change_delete_or_misplace_checkpoints(
     store: Store, tmp_path: Path
 ) -> None:
@@ -118,6 +119,7 @@ async def test_the_database_refuses_to_change_delete_or_misplace_checkpoints(
     assert await store.checkpoints() == [cp]
 
 
+@pytest.mark.sqlite_only
 async def test_a_database_from_migration_0002_upgrades_in_place(
     make_store: MakeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

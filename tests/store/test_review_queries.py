@@ -175,6 +175,7 @@ class Explaining:
         return self.conn.execute("SELECT 1 WHERE 0")  # no rows
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("call", "index"),
     [

@@ -230,6 +230,7 @@ async def test_a_failed_update_does_not_fail_its_batch(store: Store) -> None:
     assert verify_chain(await all_entries(store)).ok
 
 
+@pytest.mark.sqlite_only
 async def test_the_database_refuses_to_change_resolved_reviews_or_delete_any(
     store: Store, tmp_path: Path
 ) -> None:
@@ -273,6 +274,7 @@ async def test_reopening_keeps_reviews_deadlines_and_the_chain(make_store: MakeS
     assert verify_chain(entries).ok
 
 
+@pytest.mark.sqlite_only
 async def test_a_database_from_migration_0001_upgrades_in_place(
     make_store: MakeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -207,6 +207,7 @@ async def test_file_and_parent_directories_are_created(tmp_path: Path, clock: Cl
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+@pytest.mark.sqlite_only
 async def test_read_only_database_is_unavailable_and_nothing_is_acknowledged(
     store: Store,
 ) -> None:
@@ -242,6 +243,7 @@ async def test_read_only_file_refuses_to_open(tmp_path: Path, clock: Clock) -> N
         await SqliteStore(path, clock).open()
 
 
+@pytest.mark.sqlite_only
 async def test_disk_full_is_unavailable_then_appends_resume(store: Store) -> None:
     sqlite_store: SqliteStore = store  # type: ignore[assignment]
     before = await store.append([loaded(1)])
@@ -273,6 +275,7 @@ async def test_disk_full_is_unavailable_then_appends_resume(store: Store) -> Non
     assert verify_chain(await all_entries(store)).ok
 
 
+@pytest.mark.sqlite_only
 async def test_migrations_are_recorded_once_and_reopen_is_idempotent(
     make_store: MakeStore, tmp_path: Path
 ) -> None:
@@ -287,6 +290,7 @@ async def test_migrations_are_recorded_once_and_reopen_is_idempotent(
     assert load("sqlite")[0][:2] == (1, "0001_init.sql")
 
 
+@pytest.mark.sqlite_only
 async def test_newer_schema_is_refused_with_a_clear_message(
     make_store: MakeStore, tmp_path: Path
 ) -> None:
@@ -297,6 +301,7 @@ async def test_newer_schema_is_refused_with_a_clear_message(
         await make_store()
 
 
+@pytest.mark.sqlite_only
 async def test_audit_rows_cannot_be_updated_deleted_or_inserted_out_of_chain(
     store: Store, tmp_path: Path
 ) -> None:
@@ -316,6 +321,7 @@ async def test_audit_rows_cannot_be_updated_deleted_or_inserted_out_of_chain(
     assert await all_entries(store) == [entry]
 
 
+@pytest.mark.sqlite_only
 async def test_matched_rules_are_indexed_in_a_side_table(store: Store, tmp_path: Path) -> None:
     await store.record_decision(decision(1), audit_of(decision(1)))
     with raw(tmp_path / "db" / "signoff.db") as conn:
@@ -342,6 +348,7 @@ async def tampered(make_store: MakeStore, tmp_path: Path, *sql: str) -> Any:
     return verify_chain(await all_entries(store))
 
 
+@pytest.mark.sqlite_only
 async def test_verify_detects_a_changed_entry(make_store: MakeStore, tmp_path: Path) -> None:
     result = await tampered(
         make_store, tmp_path, "UPDATE audit SET payload = '{\"i\":40}' WHERE seq = 4"
@@ -350,12 +357,14 @@ async def test_verify_detects_a_changed_entry(make_store: MakeStore, tmp_path: P
     assert (result.checked, result.head_seq) == (3, 3)
 
 
+@pytest.mark.sqlite_only
 async def test_verify_detects_a_missing_entry(make_store: MakeStore, tmp_path: Path) -> None:
     result = await tampered(make_store, tmp_path, "DELETE FROM audit WHERE seq = 5")
     assert (result.first_bad_seq, result.problem) == (5, "missing")
     assert "seq 5 missing" in result.detail
 
 
+@pytest.mark.sqlite_only
 async def test_verify_detects_reordered_entries(make_store: MakeStore, tmp_path: Path) -> None:
     # The attacker swaps entries 5 and 6 and, knowing the public encoding, re-hashes each at
     # its new position; the links to the neighbours still give it away.
