@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import urllib.parse
 from typing import Any
 
 import psycopg
@@ -217,3 +218,52 @@ async def test_tampering_is_detected(store: Store, pg_url: str) -> None:
     assert (result.first_bad_seq, result.problem) == (4, "changed")
     with pytest.raises(FailedPrecondition, match="audit entry seq 7 cannot be decoded"):
         await store.query_audit(AuditQuery(to_seq=8))
+
+
+# The README's grants (operations section), with the schema and role names substituted.
+SERVICE_GRANTS = """
+GRANT USAGE ON SCHEMA {schema} TO {role};
+GRANT SELECT ON schema_migrations TO {role};
+GRANT SELECT, INSERT ON audit, audit_rules, checkpoints, decisions TO {role};
+GRANT SELECT, INSERT, UPDATE ON reviews TO {role};
+"""
+
+
+async def test_a_service_role_with_insert_and_select_only_runs_the_store(
+    make_store: MakeStore, pg_url: str, clock: Clock
+) -> None:
+    await (await make_store()).close()  # migrated by the owner (here: the test's superuser)
+    schema = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(pg_url).query))["application_name"]
+    role = f"{schema}_svc"
+    with raw(pg_url) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")  # type: ignore[arg-type]
+        conn.execute(SERVICE_GRANTS.format(schema=schema, role=role))  # type: ignore[arg-type]
+    try:
+        parts = urllib.parse.urlsplit(pg_url)
+        url = urllib.parse.urlunsplit(
+            parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}")
+        )
+        store = PostgresStore(url, clock)
+        await store.open()
+        try:
+            o = opening(1)
+            await store.record_decision(o.decision, o.audit, o.review, o.review_audit)
+            await store.update_review(changed(o.review), 1, [change_audit(changed(o.review))])
+            assert verify_chain(await all_entries(store)).ok
+        finally:
+            await store.close()
+        with raw(url) as conn:
+            for sql in (
+                "UPDATE audit SET actor = 'x'",
+                "DELETE FROM audit",
+                "TRUNCATE audit CASCADE",
+                "DELETE FROM checkpoints",
+                "UPDATE decisions SET outcome = 'DENY'",
+                "ALTER TABLE audit DISABLE TRIGGER audit_append_only",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(sql)  # type: ignore[arg-type]
+    finally:
+        with raw(pg_url) as conn:
+            conn.execute(f"DROP OWNED BY {role}")  # type: ignore[arg-type]
+            conn.execute(f"DROP ROLE {role}")  # type: ignore[arg-type]

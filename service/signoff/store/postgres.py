@@ -267,10 +267,14 @@ async def migrate(conn: sql.Conn, clock: Clock) -> int:
     async with conn.transaction():
         # Replicas starting together queue here; the next one then sees the applied rows.
         await conn.execute(MIGRATE_LOCK)
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            "version integer PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL)"
-        )
+        # Look before creating: CREATE ... IF NOT EXISTS needs the CREATE privilege even when
+        # the table exists, and the service role of a locked-down deployment has none.
+        cur = await conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        if not (await cur.fetchone() or (False,))[0]:
+            await conn.execute(
+                "CREATE TABLE schema_migrations ("
+                "version integer PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL)"
+            )
         cur = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
         row = await cur.fetchone()
         version = int(row[0]) if row else 0
