@@ -85,6 +85,16 @@ class Running:
         await self.server.wait_for_termination()
 
 
+def build_store(settings: Settings, clock: Clock) -> Store:
+    """The store the database URL names."""
+    if settings.is_postgres:
+        # Imported here: a SQLite deployment never loads the PostgreSQL driver.
+        from signoff.store.postgres import PostgresStore
+
+        return PostgresStore(settings.db, clock)
+    return SqliteStore(settings.sqlite_path, clock)
+
+
 def build_app(
     settings: Settings,
     clock: Clock | None = None,
@@ -93,14 +103,7 @@ def build_app(
 ) -> Signoff:
     """Build the application and its store from settings."""
     clock = clock or SystemClock()
-    store: Store
-    if settings.is_postgres:
-        # Imported here: a SQLite deployment never loads the PostgreSQL driver.
-        from signoff.store.postgres import PostgresStore
-
-        store = PostgresStore(settings.db, clock)
-    else:
-        store = SqliteStore(settings.sqlite_path, clock)
+    store = build_store(settings, clock)
     limits = Limits(
         max_params_bytes=settings.max_params_bytes,
         max_context_bytes=settings.max_context_bytes,

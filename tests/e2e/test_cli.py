@@ -121,3 +121,17 @@ async def test_token_new_refuses_an_unknown_role():
     code, _, err = await _run("token", "new", "x", "--role", "root")
     assert code == 2
     assert "unknown role 'root'" in err
+
+
+async def test_db_migrate_creates_the_schema_and_is_idempotent(tmp_path: Path):
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    for _ in range(2):
+        code, out, err = await _run("db", "migrate", "--db", url)
+        assert code == 0, err
+        assert "up to date" in out
+    with sqlite3.connect(tmp_path / "fresh.db") as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == sorted(set(versions))
+    assert len(versions) >= 3

@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("identity", help="the identity the token authenticates")
     new.add_argument("--role", action="append", default=[], help="a role (repeatable)")
 
+    db = sub.add_parser("db", help="manage the database")
+    dsub = db.add_subparsers(dest="db_command", required=True)
+    migrate = dsub.add_parser("migrate", help="create or upgrade the schema, then exit")
+    migrate.add_argument("--db", help="database URL (default sqlite:///./signoff.db)")
+    migrate.add_argument("--config", type=Path, help="YAML config file")
+
     from signoff.cli.audit import add_parser as add_audit
     from signoff.cli.explain import add_parser as add_explain
     from signoff.cli.replay import add_parser as add_replay
@@ -72,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_policy_test(args)
     if args.command == "token":
         return _new_token(args.identity, args.role)
+    if args.command == "db":
+        return _migrate(args)
     if args.command == "reviews":
         from signoff.cli.reviews import run
 
@@ -89,6 +97,33 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_replay(args)
     return 2
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Apply the schema migrations (as the schema owner) without serving."""
+    from signoff.config import ConfigError, load_settings
+    from signoff.errors import SignoffError
+    from signoff.ids import SystemClock
+    from signoff.server import build_store
+
+    try:
+        settings = load_settings({"db": args.db}, args.config)
+    except ConfigError as exc:
+        print(f"signoff: config error: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        store = build_store(settings, SystemClock())
+        await store.open()  # opening migrates, under a lock when replicas race
+        await store.close()
+
+    try:
+        asyncio.run(run())
+    except SignoffError as exc:
+        print(f"signoff: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"database {settings.db.split('@')[-1]} is up to date")
+    return 0
 
 
 def _new_token(identity: str, roles: list[str]) -> int:
