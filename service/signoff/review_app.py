@@ -43,17 +43,39 @@ Publish = Callable[[str, pb.review.Review], None]
 
 
 class Hub:
-    """In-process wake-ups for watchers: one Event per review, replaced at every change."""
+    """In-process wake-ups for watchers: one Event per review, replaced at every change.
+
+    Fed by this process's own changes (`ReviewDesk.published`) and by the store's change feed
+    (other replicas), so a review changed twice may be notified twice: a spurious wake-up
+    costs the watcher one re-read, a missing one costs it up to `recheck_s`.
+    """
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # the watchers' loop
 
     def event(self, review_id: str) -> asyncio.Event:
         """The event the next change of `review_id` will set."""
+        self._loop = asyncio.get_running_loop()
         return self._events.setdefault(review_id, asyncio.Event())
 
     def notify(self, review_id: str) -> None:
-        """Wake everyone waiting on `review_id`."""
+        """Wake everyone waiting on `review_id`; callable from any thread."""
+        # asyncio.Event is not thread-safe: a store callback from another thread (or loop)
+        # hands the wake-up to the watchers' loop instead of touching the events itself.
+        loop = self._loop
+        if loop is None:
+            return  # nobody has ever waited
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            self._wake(review_id)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake, review_id)
+
+    def _wake(self, review_id: str) -> None:
         ev = self._events.pop(review_id, None)
         if ev is not None:
             ev.set()
@@ -149,6 +171,8 @@ class ReviewDesk:
         self.hub = Hub()
         self._publish = publish
         self.recheck_s = recheck_s
+        # Changes committed through other replicas (PostgreSQL) wake our watchers too.
+        store.subscribe_reviews(self.hub.notify)
 
     def published(self, kind: str, review: pb.review.Review) -> None:
         """Wake watchers and hand the change to the notifier (which never blocks)."""

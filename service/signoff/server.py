@@ -259,10 +259,17 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
 
 async def _sweep_forever(app: Signoff, settings: Settings) -> None:
     # Deadlines are stored, so the first sweep after a restart expires what fell due while
-    # the server was down.
+    # the server was down. Replicas on one database sweep under a lease, so exactly one of
+    # them expires reviews; when it dies, another takes over within one interval.
+    leading = False
     while True:
         try:
-            await app.reviews.sweep()
+            now_leading = await app.store.try_lead("sweeper")
+            if now_leading != leading:
+                leading = now_leading
+                event(log, "sweeper.lead" if leading else "sweeper.follow")
+            if leading:
+                await app.reviews.sweep()
         except Exception:
             log.exception("review sweep failed; retrying")
         await asyncio.sleep(settings.sweep_interval)

@@ -15,12 +15,17 @@ Contract shared by all backends (and checked by the one behavioural suite in tes
   refuses both, whatever code path tries.
 * `query_audit` pages by seq (keyset), so paging while entries are appended neither repeats
   nor skips one; checkpoints only move forward, never past the head, and are never changed.
+* `subscribe_reviews` callbacks run on the event loop after a review change committed -- in
+  this process, or for a shared database on any replica. Delivery is best effort (a dropped
+  listener connection loses some): consumers re-read periodically, the feed only hurries them.
+* `try_lead(name)` is true in at most one process per database at a time (modulo the moment
+  a dead holder's connection takes to drop); jobs run under it must still be idempotent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -224,4 +229,12 @@ class Store(Protocol):
 
     async def due_reviews(self, now: dt.datetime, limit: int = 100) -> list[ReviewRecord]:
         """Return PENDING reviews whose expires_at <= `now`, oldest deadline first."""
+        ...
+
+    def subscribe_reviews(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(review_id)` on the event loop after each committed review change."""
+        ...
+
+    async def try_lead(self, name: str) -> bool:
+        """True if this process holds the lease `name` (taking it if free); never waits."""
         ...

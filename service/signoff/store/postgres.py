@@ -13,6 +13,9 @@ many operations per transaction, one SAVEPOINT per operation, and a per-database
 lock that makes the audit chain one linear sequence across all replicas. Reads use pooled
 connections (psycopg_pool) in autocommit mode: each read is one statement, one snapshot.
 
+Replicas learn of each other's review changes through LISTEN/NOTIFY and elect one leader
+for singleton jobs (the expiry sweeper) with session advisory locks: postgres_feed.py.
+
 Schema migrations (migrations/postgres/) run on open() in one transaction under an advisory
 lock, so replicas starting together apply them once; a newer schema is refused.
 """
@@ -41,6 +44,7 @@ from signoff.store.base import (
     check_opened_review,
     check_review_update,
 )
+from signoff.store.postgres_feed import NOTIFY, Leases, ReviewCallback, ReviewFeed, channel_for
 from signoff.store.postgres_writer import (
     MIGRATE_LOCK,
     GroupCommitWriter,
@@ -83,6 +87,9 @@ class PostgresStore:
             name="signoff",
         )
         self._writer = GroupCommitWriter(self._pool, max_batch=max_batch)
+        self.feed = ReviewFeed(url, connect_timeout=connect_timeout)
+        self._leases = Leases(url, connect_timeout=connect_timeout)
+        self._channel = ""  # known after open(): it names the schema
         self._state = "new"  # new -> open -> closed
 
     @property
@@ -103,6 +110,8 @@ class PostgresStore:
             raise unavailable(exc) from exc
         try:
             await migrate(conn, self._clock)
+            cur = await conn.execute("SELECT current_schema()")
+            self._channel = channel_for(str((await cur.fetchone() or ("public",))[0]))
         except psycopg.Error as exc:
             raise unavailable(exc) from exc
         finally:
@@ -112,6 +121,7 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise unavailable(exc) from exc
         self._writer.start()
+        self.feed.start(self._channel)
         self._state = "open"
 
     async def close(self) -> None:
@@ -120,7 +130,9 @@ class PostgresStore:
         self._state = "closed"
         if never_opened:
             return
+        await self.feed.stop()
         await self._writer.stop()
+        await self._leases.close()
         await self._pool.close()
 
     async def record_decision(
@@ -141,6 +153,7 @@ class PostgresStore:
                 return existing, True
             if review is not None and review_audit is not None:
                 await sql.insert_review(tx.conn, review)
+                await tx.conn.execute(NOTIFY, (self._channel, review.review_id))
                 await tx.append([audit, review_audit])
             else:
                 await tx.append([audit])
@@ -229,10 +242,22 @@ class PostgresStore:
             # from the same version, in one batch, two batches or two replicas, the second
             # matches no row.
             stored = await sql.update_review(tx.conn, new, expected_version)
+            # Delivered to every replica's listener on commit, and never if rolled back.
+            await tx.conn.execute(NOTIFY, (self._channel, new.review_id))
             await tx.append(records)
             return stored
 
         return await self._submit(apply)
+
+    def subscribe_reviews(self, callback: ReviewCallback) -> None:
+        """Call `callback(review_id)` on the event loop after a review committed, on any replica."""
+        self.feed.subscribe(callback)
+
+    async def try_lead(self, name: str) -> bool:
+        """True while this replica holds the database-wide lease `name` (advisory lock)."""
+        if self._state != "open":
+            return False
+        return await self._leases.try_lead(name)
 
     async def list_reviews(self, q: ReviewQuery) -> list[ReviewRecord]:
         """Return one page of reviews matching `q`, ordered by (created_at, review_id)."""

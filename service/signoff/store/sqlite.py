@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import queue
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ from signoff.store.migrations import migrate_sqlite
 from signoff.store.sqlite_writer import GroupCommitWriter, WriterStats, unavailable
 
 T = TypeVar("T")
+log = logging.getLogger("signoff.store")
 
 _DECISION_COLUMNS = (
     "decision_id, principal_id, request_id, request_digest, action_name, outcome, "
@@ -87,6 +89,7 @@ class SqliteStore:
         self._writer = GroupCommitWriter(self._connect_writer, _Tx, max_batch=max_batch)
         self._state = "new"  # new -> open -> closed
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._subscribers: list[Callable[[str], None]] = []
 
     @property
     def stats(self) -> WriterStats:
@@ -148,7 +151,10 @@ class SqliteStore:
                 tx.append(review_audit)
             return rec, False
 
-        return await self._submit(apply)
+        stored, replayed = await self._submit(apply)
+        if review is not None and not replayed:
+            self._changed(review.review_id)
+        return stored, replayed
 
     async def append(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
         """Append `records` to the audit log atomically and return them as entries."""
@@ -241,7 +247,26 @@ class SqliteStore:
                 tx.append(record)
             return stored
 
-        return await self._submit(apply)
+        stored = await self._submit(apply)
+        self._changed(new.review_id)
+        return stored
+
+    def subscribe_reviews(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(review_id)` on the event loop after each committed review change."""
+        # One process per file, so the feed is the committing call itself. Kept (rather than
+        # a no-op) so that both backends keep one contract, checked by one test.
+        self._subscribers.append(callback)
+
+    async def try_lead(self, name: str) -> bool:
+        """Always true: a SQLite file is served by one process, which leads every job."""
+        return True
+
+    def _changed(self, review_id: str) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(review_id)
+            except Exception:  # one broken subscriber must not fail a committed write
+                log.exception("review change subscriber failed")
 
     async def list_reviews(self, q: ReviewQuery) -> list[ReviewRecord]:
         """Return one page of reviews matching `q`, ordered by (created_at, review_id)."""
