@@ -20,6 +20,7 @@ Guarantees, and their limits:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
@@ -151,4 +152,9 @@ class Leases:
         self._held.clear()
         if self._conn is not None:
             conn, self._conn = self._conn, None
+            # Release explicitly: the server ends a closed session asynchronously, so a
+            # follower asking right after close() could still find the lock held.
+            with contextlib.suppress(psycopg.Error, OSError):
+                if not conn.closed:
+                    await conn.execute("SELECT pg_advisory_unlock_all()")
             await conn.close()
