@@ -2,6 +2,11 @@
 
 The server runs its own event loop in a thread so that tests can use the blocking client
 as well as the asyncio one without deadlocking the loop that serves them.
+
+Backends: the `server` fixture runs every test that uses it on SQLite and on PostgreSQL (a
+fresh schema per server, tests/pg.py). `make_server` starts SQLite servers unless the test
+asks for the `backend` fixture (or passes backend=...). Tests that reach into the SQLite file
+are marked ``sqlite_only``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,8 @@ import pytest
 from signoff.config import Settings
 from signoff.ids import Clock
 from signoff.server import Running, start
+
+from ..pg import backend_param, fresh_schema, parametrize_backend, register_markers
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_POLICIES = REPO / "policies"
@@ -34,7 +42,22 @@ class ServerHandle:
     target: str
     running: Running
     loop: asyncio.AbstractEventLoop
-    db_path: Path
+    db: str  # the database URL, to start another server on the same database
+
+    @property
+    def backend(self) -> str:
+        """The backend: "sqlite" or "postgres"."""
+        return "postgres" if self.db.startswith("postgres") else "sqlite"
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file; a test that needs it is SQLite-only and must say so."""
+        if self.backend != "sqlite":
+            raise AssertionError(
+                "db_path: this server runs on PostgreSQL; mark the test "
+                "@pytest.mark.sqlite_only (it reaches into the SQLite file)"
+            )
+        return Path(self.db.removeprefix("sqlite:///"))
 
     def call(self, coro: Any) -> Any:
         """Run a coroutine on the server's loop and return its result."""
@@ -80,7 +103,7 @@ class ServerThread:
             target=f"127.0.0.1:{running.port}",
             running=running,
             loop=self.loop,
-            db_path=self.settings.sqlite_path,
+            db=self.settings.db,
         )
 
     def stop(self, handle: ServerHandle | None) -> None:
@@ -95,22 +118,94 @@ class ServerThread:
 MakeServer = Callable[..., ServerHandle]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    register_markers(config)
+
+
+# Tests that reach into the SQLite file or use SQLite-only store internals, by module and
+# name, with the reason. Kept here rather than as markers in the modules so that the list of
+# what PostgreSQL does not run end to end is in one place. Their PostgreSQL counterparts
+# (tampering under the triggers, killed connections) are in tests/store.
+SQLITE_ONLY = {
+    ("test_audit.py", "test_secrets_in_redacted_paths_never_reach_the_database"): (
+        "greps the SQLite file and its WAL for the secret"
+    ),
+    ("test_audit.py", "test_verify_finds_the_first_bad_entry"): "tampers with the SQLite file",
+    ("test_audit.py", "test_truncated_tail_is_caught_by_a_checkpoint"): (
+        "tampers with the SQLite file"
+    ),
+    ("test_audit.py", "test_a_rewritten_chain_with_recomputed_hashes_is_caught_by_checkpoints"): (
+        "tampers with the SQLite file"
+    ),
+    ("test_cli_audit.py", "test_verify_after_tampering_with_the_database_names_the_seq"): (
+        "tampers with the SQLite file"
+    ),
+    ("test_storage_faults.py", "test_database_failure_is_unavailable_and_recovers"): (
+        "breaks the database with SQLite PRAGMAs through store.maintenance"
+    ),
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    key = (metafunc.definition.path.name, metafunc.definition.originalname)
+    if reason := SQLITE_ONLY.get(key):
+        metafunc.definition.add_marker(pytest.mark.sqlite_only(reason=reason))
+    parametrize_backend(metafunc)
+
+
 @pytest.fixture
-def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeServer]:
-    """Factory: start servers with given policies dir and settings; all stopped at teardown."""
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend this test runs on (parametrized: sqlite, postgres).
+
+    A fixture that reaches `server` through request.getfixturevalue cannot be parametrized
+    at collection, so it gets SQLite.
+    """
+    if not hasattr(request, "param"):
+        return "sqlite"
+    return backend_param(request)
+
+
+@pytest.fixture
+def make_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MakeServer]:
+    """Factory: start servers with given policies dir and settings; all stopped at teardown.
+
+    Each server gets a fresh database on its backend (the test's `backend` if it asks for
+    one, else SQLite) unless `db=` names one, e.g. another server's `handle.db`.
+    """
+    default_backend = (
+        request.getfixturevalue("backend") if "backend" in request.fixturenames else "sqlite"
+    )
     threads: list[tuple[ServerThread, ServerHandle | None]] = []
+    # On PostgreSQL the key's default place is the working directory; servers of one test
+    # share a key, as replicas do, so that a restarted server verifies older checkpoints.
+    pg_key = tmp_path_factory.mktemp("pg-key") / "signoff-audit-key.pem"
+    schemas = ExitStack()  # dropped after every server stopped (their pools hold sessions)
 
     def make(
-        policies: Path | None = None, clock: Clock | None = None, **overrides: Any
+        policies: Path | None = None,
+        clock: Clock | None = None,
+        backend: str | None = None,
+        **overrides: Any,
     ) -> ServerHandle:
         base = tmp_path_factory.mktemp("server")
+        if "db" in overrides:
+            db = overrides.pop("db")
+        elif (backend or default_backend) == "postgres":
+            db = schemas.enter_context(fresh_schema())
+        else:
+            db = f"sqlite:///{base / 'signoff.db'}"
+        # Outside dev mode the signing key must exist or be asked for explicitly.
+        audit: dict[str, Any] = {"create_key": True}
+        if not db.startswith("sqlite:"):
+            audit["signing_key"] = pg_key
         values: dict[str, Any] = {
             "policies": policies or EXAMPLE_POLICIES,
-            "db": f"sqlite:///{base / 'signoff.db'}",
+            "db": db,
             "listen": "127.0.0.1:0",
             "shutdown_grace": 0.0,
-            # Outside dev mode the signing key must exist or be asked for explicitly.
-            "audit": {"create_key": True},
+            "audit": audit,
         }
         values.update(overrides)
         st = ServerThread(Settings(**values), clock)
@@ -122,15 +217,16 @@ def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeServer
         threads.append((st, handle))
         return handle
 
-    yield make
-    for st, handle in threads:
-        st.stop(handle)
+    with schemas:
+        yield make
+        for st, handle in threads:
+            st.stop(handle)
 
 
 @pytest.fixture
-def server(make_server: MakeServer) -> ServerHandle:
-    """A real server on the example policies with a fresh SQLite file."""
-    return make_server()
+def server(make_server: MakeServer, backend: str) -> ServerHandle:
+    """A real server on the example policies with a fresh database on each backend."""
+    return make_server(backend=backend)
 
 
 @pytest.fixture

@@ -1,21 +1,14 @@
 """Fixtures for the storage suite: every behavioural test runs against every backend.
 
-PostgreSQL: each test works in its own schema of the server named by SIGNOFF_TEST_POSTGRES_URL
-(default: the machine's server, DEVELOPERS.md), created before and dropped after the test.
-When no server answers, the postgres cases SKIP with the reason -- unless
-SIGNOFF_REQUIRE_POSTGRES=1 (CI), which makes them FAIL instead.
-
-Tests marked ``sqlite_only`` (PRAGMA tricks, file tampering, SQLite query plans) run on SQLite
-alone; ``postgres_only`` tests are their PostgreSQL counterparts.
+PostgreSQL: each test works in its own schema (tests/pg.py says which server, and when the
+postgres cases skip or fail). Tests marked ``sqlite_only`` (PRAGMA tricks, file tampering,
+SQLite query plans) run on SQLite alone; ``postgres_only`` tests are their PostgreSQL
+counterparts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import os
-import urllib.parse
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,11 +17,7 @@ import pytest
 
 from signoff.store import SqliteStore, Store
 
-BACKENDS = ["sqlite", "postgres"]
-POSTGRES_URL = os.environ.get(
-    "SIGNOFF_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
-REQUIRE_POSTGRES = os.environ.get("SIGNOFF_REQUIRE_POSTGRES") == "1"
+from ..pg import backend_param, fresh_schema, parametrize_backend, register_markers
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -50,34 +39,11 @@ MakeStore = Callable[..., Awaitable[Store]]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sqlite_only: runs on the SQLite backend alone")
-    config.addinivalue_line("markers", "postgres_only: runs on the PostgreSQL backend alone")
+    register_markers(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" not in metafunc.fixturenames:
-        return
-    backends = BACKENDS
-    if metafunc.definition.get_closest_marker("sqlite_only"):
-        backends = ["sqlite"]
-    elif metafunc.definition.get_closest_marker("postgres_only"):
-        backends = ["postgres"]
-    metafunc.parametrize("backend", backends, indirect=True)
-
-
-@functools.cache
-def postgres_unreachable() -> str:
-    """Why the test server cannot be used ("" when it can); asked once per session."""
-    try:
-        import psycopg
-    except ImportError as exc:
-        return f"psycopg is not installed ({exc})"
-    try:
-        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        return f"no PostgreSQL at {POSTGRES_URL} ({str(exc).strip().splitlines()[0]})"
-    return ""
+    parametrize_backend(metafunc)
 
 
 @pytest.fixture
@@ -87,21 +53,7 @@ def clock() -> StepClock:
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    name = str(request.param)
-    if name == "postgres" and (reason := postgres_unreachable()):
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"SIGNOFF_REQUIRE_POSTGRES=1 but {reason}")
-        print(f"skipping postgres: {reason}")
-        pytest.skip(f"postgres: {reason}; set SIGNOFF_TEST_POSTGRES_URL")
-    return name
-
-
-def with_schema(url: str, schema: str) -> str:
-    """Return `url` working in `schema`, its connections named after it (application_name)."""
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query)
-    query += [("options", f"-csearch_path={schema}"), ("application_name", schema)]
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    return backend_param(request)
 
 
 @pytest.fixture
@@ -110,14 +62,8 @@ def pg_url(backend: str) -> Any:
     if backend != "postgres":
         yield ""
         return
-    import psycopg
-
-    schema = f"signoff_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield with_schema(POSTGRES_URL, schema)
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_schema() as url:
+        yield url
 
 
 @pytest.fixture
