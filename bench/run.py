@@ -45,6 +45,21 @@ def table() -> str:
             f"| {r['concurrency']} | {ev['rps']:.0f} | {ev['p50_ms']:.2f} | {ev['p99_ms']:.2f} "
             f"| {hc['rps']:.0f} | {hc['p99_ms']:.2f} | {r['ratio']:.2f} |"
         )
+    replicas_path = RESULTS / "replicas.json"
+    if replicas_path.exists():
+        rep = json.loads(replicas_path.read_text())
+        out += [
+            "",
+            f"**Replicas** (Evaluate at concurrency {rep['concurrency']}, one load generator, "
+            "all on this 2-core machine):",
+            "",
+            "| setup | decisions /s | p50 ms | p99 ms |",
+            "|---|---:|---:|---:|",
+        ]
+        out += [
+            f"| {r['setup']} | {r['rps']:.0f} | {r['p50_ms']} | {r['p99_ms']} |"
+            for r in rep["rows"]
+        ]
     audit_path = RESULTS / "audit_query.json"
     if audit_path.exists():
         out += audit_table(json.loads(audit_path.read_text()))
@@ -94,7 +109,7 @@ def quote_in_readme(text: str) -> None:
 def main() -> int:
     """Run the benchmarks (unless --table-only), write the table, quote it in the README."""
     if "--table-only" not in sys.argv:
-        for script in ("engine.py", "e2e.py", "audit_query.py"):
+        for script in ("engine.py", "e2e.py", "replicas.py", "audit_query.py"):
             print(f"== {script}", flush=True)
             subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE)
     text = table()
