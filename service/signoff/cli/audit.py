@@ -25,7 +25,15 @@ from google.protobuf.message import Message
 
 from signoff.cli import audit_view as view
 from signoff.cli.audit_filters import FILTERS, parse_filters
-from signoff.cli.reviews import DEFAULT_SERVER, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, CliError
+from signoff.cli.remote import (
+    DEFAULT_SERVER,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    CliError,
+    Remote,
+    rpc_failure,
+    run_command,
+)
 from signoff_client._gen import audit_pb2 as A
 from signoff_client._gen import audit_pb2_grpc, review_pb2_grpc
 from signoff_client._gen import review_pb2 as R
@@ -34,15 +42,12 @@ MAX_PAGE = 1000  # the server's largest page
 VERIFY_BATCH = 100_000
 
 
-class Client:
+class Client(Remote):
     """The AuditService over one channel, with the caller's token."""
 
     def __init__(self, target: str, token: str, timeout: float | None) -> None:
-        self.target = target
-        self.timeout = timeout
-        self.channel = grpc.insecure_channel(target)
+        super().__init__(target, token, timeout)
         self.stub = audit_pb2_grpc.AuditServiceStub(self.channel)
-        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
     def call(self, method: str, req: Message, timeout: float | None = 10.0) -> Any:
         """One AuditService call; `--timeout` overrides the method's default deadline."""
@@ -108,39 +113,8 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one `signoff audit` subcommand; print one clear line on failure."""
-    target = args.server or os.environ.get("SIGNOFF_SERVER") or DEFAULT_SERVER
-    token = args.token if args.token is not None else os.environ.get("SIGNOFF_TOKEN", "")
-    client = Client(target, token, args.timeout)
-    try:
-        return COMMANDS[args.audit_command](client, args)
-    except CliError as exc:
-        print(f"signoff: {exc.message}", file=sys.stderr)
-        return exc.code
-    except grpc.RpcError as exc:
-        message, code = rpc_failure(exc, client)
-        print(f"signoff: {message}", file=sys.stderr)
-        return code
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        client.channel.close()
-
-
-def rpc_failure(exc: grpc.RpcError, client: Client) -> tuple[str, int]:
-    """A gRPC error as one line for the user and its exit code."""
-    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return f"cannot reach the server at {client.target} ({details})", EXIT_UNAVAILABLE
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return f"no answer from {client.target} in time (--timeout)", EXIT_UNAVAILABLE
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return f"invalid argument: {details}", EXIT_USAGE
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return f"not authenticated: {details}; pass --token or set SIGNOFF_TOKEN", EXIT_REFUSED
-    if code == grpc.StatusCode.PERMISSION_DENIED:
-        return f"permission denied: {details}", EXIT_REFUSED
-    return details, EXIT_REFUSED
+    client = Client.from_args(args)
+    return run_command(client, lambda: COMMANDS[args.audit_command](client, args))
 
 
 # -- commands --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from signoff.cli.reviews import EXIT_USAGE, CliError
+from signoff.cli.remote import EXIT_USAGE, CliError
 from signoff_client._gen import audit_pb2 as A
 from signoff_client._gen.common_pb2 import Outcome
 

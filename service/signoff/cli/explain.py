@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ from google.protobuf import json_format
 from signoff import pb
 from signoff.cli.explain_view import tree
 from signoff.cli.output import message_dict
-from signoff.cli.reviews import DEFAULT_SERVER, EXIT_USAGE, CliError
+from signoff.cli.remote import EXIT_USAGE, CliError, Remote, rpc_failure
 from signoff.explanation import explanation
 
 if TYPE_CHECKING:
@@ -190,12 +189,9 @@ def to_explanation(ev: Evaluation, version: str, now: dt.datetime) -> pb.decisio
 def _explain_online(
     req: pb.common.ActionRequest, args: argparse.Namespace
 ) -> pb.decision.Explanation:
-    from signoff.cli.audit import Client, rpc_failure
     from signoff_client._gen import decision_pb2_grpc
 
-    target = args.server or os.environ.get("SIGNOFF_SERVER") or DEFAULT_SERVER
-    token = args.token if args.token is not None else os.environ.get("SIGNOFF_TOKEN", "")
-    client = Client(target, token, args.timeout)
+    client = Remote.from_args(args)
     try:
         stub = decision_pb2_grpc.DecisionServiceStub(client.channel)
         result: pb.decision.Explanation = stub.Explain(
@@ -206,4 +202,4 @@ def _explain_online(
         message, code = rpc_failure(exc, client)
         raise CliError(message, code) from None
     finally:
-        client.channel.close()
+        client.close()

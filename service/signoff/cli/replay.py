@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -35,7 +34,7 @@ from typing import IO, Any
 
 import grpc
 
-from signoff.cli.reviews import DEFAULT_SERVER, EXIT_USAGE, CliError
+from signoff.cli.remote import DEFAULT_SERVER, EXIT_USAGE, CliError
 
 MAX_PAGE = 1000  # the server's largest QueryAudit page
 
@@ -189,16 +188,15 @@ def _lines(source: str) -> Iterator[tuple[int, bytes]]:
 
 
 def _from_server(args: argparse.Namespace, acc: Any) -> None:
-    from signoff.cli.audit import Client, rpc_failure
+    from signoff.cli.audit import Client
     from signoff.cli.audit_filters import parse_filters
+    from signoff.cli.remote import rpc_failure
     from signoff.replay import recorded_from_payload
     from signoff_client._gen import audit_pb2 as A
 
     if any(f.partition("=")[0] == "type" for f in args.filters):
         raise CliError("replay reads decision entries only: drop the type filter", EXIT_USAGE)
-    target = args.server or os.environ.get("SIGNOFF_SERVER") or DEFAULT_SERVER
-    token = args.token if args.token is not None else os.environ.get("SIGNOFF_TOKEN", "")
-    client = Client(target, token, args.timeout)
+    client = Client.from_args(args)
     flt = parse_filters(args.filters, dt.datetime.now(dt.UTC))
     flt.types[:] = ["decision"]
     req = A.QueryAuditRequest(filter=flt, page_size=MAX_PAGE)
@@ -225,4 +223,4 @@ def _from_server(args: argparse.Namespace, acc: Any) -> None:
         message, code = rpc_failure(exc, client)
         raise CliError(message, code) from None
     finally:
-        client.channel.close()
+        client.close()

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -47,34 +46,27 @@ import grpc
 
 from signoff.cli import reviews_view as view
 from signoff.cli.output import diff
+from signoff.cli.remote import (
+    DEFAULT_SERVER,
+    EXIT_USAGE,
+    CliError,
+    Remote,
+    run_command,
+)
 from signoff_client._gen import review_pb2 as R
 from signoff_client._gen import review_pb2_grpc
 
-DEFAULT_SERVER = "127.0.0.1:50051"
 STATES = ("pending", "approved", "modified", "rejected", "expired", "cancelled")
 FULL_ID_LEN = 36
 MAX_PAGE = 500  # the server's largest page
-EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
 
 
-class CliError(Exception):
-    """A failure already phrased for the user, with its exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_REFUSED) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-
-
-class Client:
+class Client(Remote):
     """The ReviewService over one channel, with the caller's token and a per-call deadline."""
 
-    def __init__(self, target: str, token: str, timeout: float) -> None:
-        self.target = target
-        self.timeout = timeout
-        self.channel = grpc.insecure_channel(target)
+    def __init__(self, target: str, token: str, timeout: float | None) -> None:
+        super().__init__(target, token, timeout)
         self.stub = review_pb2_grpc.ReviewServiceStub(self.channel)
-        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
     def get(self, review_id: str) -> R.Review:
         """GetReview."""
@@ -142,38 +134,8 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one `signoff reviews` subcommand; print one clear line on failure."""
-    target = args.server or os.environ.get("SIGNOFF_SERVER") or DEFAULT_SERVER
-    token = args.token if args.token is not None else os.environ.get("SIGNOFF_TOKEN", "")
-    client = Client(target, token, args.timeout)
-    try:
-        return COMMANDS[args.reviews_command](client, args)
-    except CliError as exc:
-        print(f"signoff: {exc.message}", file=sys.stderr)
-        return exc.code
-    except grpc.RpcError as exc:
-        message, code = _rpc_failure(exc, client)
-        print(f"signoff: {message}", file=sys.stderr)
-        return code
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        client.channel.close()
-
-
-def _rpc_failure(exc: grpc.RpcError, client: Client) -> tuple[str, int]:
-    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return f"cannot reach the server at {client.target} ({details})", EXIT_UNAVAILABLE
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return f"no answer from {client.target} within {client.timeout:g}s", EXIT_UNAVAILABLE
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return f"invalid argument: {details}", EXIT_USAGE
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return f"not authenticated: {details}; pass --token or set SIGNOFF_TOKEN", EXIT_REFUSED
-    if code == grpc.StatusCode.PERMISSION_DENIED:
-        return f"permission denied: {details}", EXIT_REFUSED
-    return details, EXIT_REFUSED
+    client = Client.from_args(args)
+    return run_command(client, lambda: COMMANDS[args.reviews_command](client, args))
 
 
 def _list(client: Client, args: argparse.Namespace) -> int:
