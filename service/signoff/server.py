@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from signoff import checkpoints
 from signoff.api import audit as audit_api
 from signoff.api import decision as decision_api
+from signoff.api import grpc_transport
 from signoff.api import policy as policy_api
 from signoff.api import review as review_api
 from signoff.api.errors import Authenticator, Guard
@@ -201,14 +202,13 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             ("grpc.so_reuseport", 0),
         ]
     )
-    server.add_generic_rpc_handlers(
-        (
-            decision_api.handler(app, guard),
-            policy_api.handler(app, guard),
-            review_api.handler(app.reviews, guard),
-            audit_api.handler(audit, guard),
-        )
-    )
+    methods = [
+        *decision_api.methods(app),
+        *policy_api.methods(app),
+        *review_api.methods(app.reviews),
+        *audit_api.methods(audit),
+    ]
+    server.add_generic_rpc_handlers(grpc_transport.handlers(methods, guard))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -2,41 +2,38 @@
 
 from __future__ import annotations
 
-import grpc
-
 from signoff import pb
-from signoff.api.errors import Ctx, Guard, parse, unary_handler
+from signoff.api.errors import parse
+from signoff.api.methods import Method
 from signoff.app import Signoff
 from signoff.review_app import Identity
 
 SERVICE = "signoff.v1.DecisionService"
+D = pb.decision
 
 
-def handler(app: Signoff, guard: Guard) -> grpc.GenericRpcHandler:
-    """The DecisionService handlers."""
+def methods(app: Signoff) -> list[Method]:
+    """The DecisionService methods."""
 
-    async def evaluate(who: Identity, data: bytes, _: Ctx) -> pb.common.Decision:
+    async def evaluate(who: Identity, data: bytes) -> pb.common.Decision:
         return await app.evaluate(who, parse(pb.common.ActionRequest, data))
 
-    async def evaluate_batch(
-        who: Identity, data: bytes, _: Ctx
-    ) -> pb.decision.EvaluateBatchResponse:
-        req = parse(pb.decision.EvaluateBatchRequest, data)
+    async def evaluate_batch(who: Identity, data: bytes) -> D.EvaluateBatchResponse:
+        req = parse(D.EvaluateBatchRequest, data)
         decisions = await app.evaluate_batch(who, list(req.requests))
-        return pb.decision.EvaluateBatchResponse(decisions=decisions)
+        return D.EvaluateBatchResponse(decisions=decisions)
 
-    async def explain(who: Identity, data: bytes, _: Ctx) -> pb.decision.Explanation:
+    async def explain(who: Identity, data: bytes) -> D.Explanation:
         return app.explain(who, parse(pb.common.ActionRequest, data))
 
-    methods = {
-        "Evaluate": (evaluate, pb.common.Decision),
-        "EvaluateBatch": (evaluate_batch, pb.decision.EvaluateBatchResponse),
-        "Explain": (explain, pb.decision.Explanation),
-    }
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            name: unary_handler(guard.unary(f"{SERVICE}/{name}", fn), out)
-            for name, (fn, out) in methods.items()
-        },
-    )
+    return [
+        Method(SERVICE, "Evaluate", pb.common.ActionRequest, pb.common.Decision, evaluate),
+        Method(
+            SERVICE,
+            "EvaluateBatch",
+            D.EvaluateBatchRequest,
+            D.EvaluateBatchResponse,
+            evaluate_batch,
+        ),
+        Method(SERVICE, "Explain", pb.common.ActionRequest, D.Explanation, explain),
+    ]

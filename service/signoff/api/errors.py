@@ -1,10 +1,9 @@
-"""The one place where Signoff errors become gRPC status codes, and where callers are
-authenticated: every handler goes through `Guard.unary` or `Guard.stream`."""
+"""The one place where Signoff errors become status codes, and where callers are
+authenticated: every call of every transport goes through `Guard.unary` or `Guard.stream`."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -13,8 +12,8 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from signoff import errors
+from signoff.api.methods import Method
 from signoff.logs import event
-from signoff.review_app import Identity
 
 log = logging.getLogger("signoff.api")
 
@@ -31,9 +30,16 @@ CODES: dict[type[errors.SignoffError], grpc.StatusCode] = {
 DENIALS = (errors.Unauthenticated, errors.PermissionDenied)
 
 M = TypeVar("M", bound=Message)
-Ctx = grpc.aio.ServicerContext
-Unary = Callable[[Identity, bytes, Ctx], Awaitable[Message]]
-Stream = Callable[[Identity, bytes, Ctx], AsyncIterator[Message]]
+TokenOf = Callable[[], "str | None"]
+
+
+class Failure(Exception):
+    """A call's failure, already logged and audited: the transport only has to send it."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class Authenticator(Protocol):
@@ -60,15 +66,14 @@ def parse(cls: type[M], data: bytes) -> M:
         ) from None
 
 
-def bearer(context: Ctx) -> str | None:
-    """The bearer token of the call's `authorization` metadata, if any."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-            raise errors.Unauthenticated("authorization metadata must be 'Bearer <token>'")
-    return None
+def bearer_of(authorization: str | None) -> str | None:
+    """The token of an `authorization` header or metadata value, if any."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    raise errors.Unauthenticated("authorization must be 'Bearer <token>'")
 
 
 class Guard:
@@ -78,7 +83,7 @@ class Guard:
         self.authenticator = authenticator
         self.on_denied = on_denied
 
-    async def _fail(self, method: str, who: str, exc: Exception, context: Ctx) -> None:
+    async def _failure(self, method: str, who: str, exc: Exception) -> Failure:
         if isinstance(exc, errors.SignoffError):
             code = CODES.get(type(exc), grpc.StatusCode.UNKNOWN)
             if isinstance(exc, DENIALS):
@@ -88,51 +93,31 @@ class Guard:
                     await self.on_denied(method, who, exc.message)
             elif code == grpc.StatusCode.UNAVAILABLE:
                 event(log, "rpc.unavailable", logging.ERROR, method=method, error=exc.message)
-            await context.abort(code, exc.message)
-        log.exception("internal error", extra={"method": method})
-        await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+            return Failure(code, exc.message)
+        log.error("internal error", exc_info=exc, extra={"method": method})
+        return Failure(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
-    def unary(self, method: str, fn: Unary) -> Callable[[bytes, Ctx], Awaitable[Message]]:
-        """Wrap a unary handler."""
+    async def unary(self, method: Method, token_of: TokenOf, data: bytes) -> Message:
+        """Run a unary call; every failure comes out as `Failure`."""
+        assert method.unary is not None
+        who = ""
+        try:
+            identity = self.authenticator.authenticate(token_of())
+            who = identity.id
+            return await method.unary(identity, data)
+        except Exception as exc:
+            raise await self._failure(method.full_name, who, exc) from None
 
-        @functools.wraps(fn)
-        async def handler(data: bytes, context: Ctx) -> Message:
-            who = ""
-            try:
-                identity = self.authenticator.authenticate(bearer(context))
-                who = identity.id
-                return await fn(identity, data, context)
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await self._fail(method, who, exc, context)
-                raise  # unreachable: abort raises
-
-        return handler
-
-    def stream(self, method: str, fn: Stream) -> Callable[[bytes, Ctx], AsyncIterator[Message]]:
-        """Wrap a server-streaming handler."""
-
-        async def handler(data: bytes, context: Ctx) -> AsyncIterator[Message]:
-            who = ""
-            try:
-                identity = self.authenticator.authenticate(bearer(context))
-                who = identity.id
-                async for item in fn(identity, data, context):
-                    yield item
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await self._fail(method, who, exc, context)
-
-        return handler
-
-
-def unary_handler(fn: Callable[..., Any], out: type[Message]) -> grpc.RpcMethodHandler:
-    """A unary-unary handler that receives raw bytes (decoding errors are ours to report)."""
-    return grpc.unary_unary_rpc_method_handler(fn, response_serializer=out.SerializeToString)
-
-
-def stream_handler(fn: Callable[..., Any], out: type[Message]) -> grpc.RpcMethodHandler:
-    """A unary-stream handler that receives raw bytes."""
-    return grpc.unary_stream_rpc_method_handler(fn, response_serializer=out.SerializeToString)
+    async def stream(
+        self, method: Method, token_of: TokenOf, data: bytes
+    ) -> AsyncIterator[Message]:
+        """Run a server-streaming call; every failure comes out as `Failure`."""
+        assert method.stream is not None
+        who = ""
+        try:
+            identity = self.authenticator.authenticate(token_of())
+            who = identity.id
+            async for item in method.stream(identity, data):
+                yield item
+        except Exception as exc:
+            raise await self._failure(method.full_name, who, exc) from None

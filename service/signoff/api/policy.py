@@ -2,43 +2,38 @@
 
 from __future__ import annotations
 
-import grpc
-
 from signoff import pb
-from signoff.api.errors import Ctx, Guard, parse, unary_handler
+from signoff.api.errors import parse
+from signoff.api.methods import Method
 from signoff.app import Signoff, require_role
 from signoff.review_app import Identity
 
 SERVICE = "signoff.v1.PolicyService"
+P = pb.policy
 
 
-def handler(app: Signoff, guard: Guard) -> grpc.GenericRpcHandler:
-    """The PolicyService handlers."""
+def methods(app: Signoff) -> list[Method]:
+    """The PolicyService methods."""
 
-    async def get_bundle(who: Identity, data: bytes, _: Ctx) -> pb.policy.BundleInfo:
+    async def get_bundle(who: Identity, data: bytes) -> P.BundleInfo:
         require_role(who, "admin", "auditor")
-        parse(pb.policy.GetBundleRequest, data)
+        parse(P.GetBundleRequest, data)
         return app.bundle_info()
 
-    async def reload_bundle(who: Identity, data: bytes, _: Ctx) -> pb.policy.ReloadBundleResponse:
+    async def reload_bundle(who: Identity, data: bytes) -> P.ReloadBundleResponse:
         require_role(who, "admin")
-        parse(pb.policy.ReloadBundleRequest, data)
+        parse(P.ReloadBundleRequest, data)
         accepted, errs = await app.reload(actor=who.id)
-        out = pb.policy.ReloadBundleResponse(accepted=accepted, bundle=app.bundle_info())
+        out = P.ReloadBundleResponse(accepted=accepted, bundle=app.bundle_info())
         for e in errs:
             out.errors.add(
                 file=e.file, line=e.line, column=e.column, rule=e.rule or "", message=e.message
             )
         return out
 
-    methods = {
-        "GetBundle": (get_bundle, pb.policy.BundleInfo),
-        "ReloadBundle": (reload_bundle, pb.policy.ReloadBundleResponse),
-    }
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            name: unary_handler(guard.unary(f"{SERVICE}/{name}", fn), out)
-            for name, (fn, out) in methods.items()
-        },
-    )
+    return [
+        Method(SERVICE, "GetBundle", P.GetBundleRequest, P.BundleInfo, get_bundle),
+        Method(
+            SERVICE, "ReloadBundle", P.ReloadBundleRequest, P.ReloadBundleResponse, reload_bundle
+        ),
+    ]

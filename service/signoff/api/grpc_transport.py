@@ -1,0 +1,59 @@
+"""Serves the method tables over gRPC (HTTP/2)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from itertools import groupby
+
+import grpc
+from google.protobuf.message import Message
+
+from signoff.api.errors import Failure, Guard, bearer_of
+from signoff.api.methods import Method
+
+Ctx = grpc.aio.ServicerContext
+
+
+def _token_of(context: Ctx) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            return bearer_of(value)
+    return None
+
+
+def _rpc_handler(method: Method, guard: Guard) -> grpc.RpcMethodHandler:
+    # Handlers receive raw bytes (no request_deserializer): decoding errors are ours to report.
+    if method.stream is not None:
+
+        async def stream(data: bytes, context: Ctx) -> AsyncIterator[Message]:
+            try:
+                async for item in guard.stream(method, lambda: _token_of(context), data):
+                    yield item
+            except Failure as f:
+                await context.abort(f.code, f.message)
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream, response_serializer=method.response.SerializeToString
+        )
+
+    async def unary(data: bytes, context: Ctx) -> Message:
+        try:
+            return await guard.unary(method, lambda: _token_of(context), data)
+        except Failure as f:
+            await context.abort(f.code, f.message)
+            raise  # unreachable: abort raises
+
+    return grpc.unary_unary_rpc_method_handler(
+        unary, response_serializer=method.response.SerializeToString
+    )
+
+
+def handlers(methods: Iterable[Method], guard: Guard) -> list[grpc.GenericRpcHandler]:
+    """One generic handler per service."""
+    ordered = sorted(methods, key=lambda m: m.service)
+    return [
+        grpc.method_handlers_generic_handler(
+            service, {m.name: _rpc_handler(m, guard) for m in group}
+        )
+        for service, group in groupby(ordered, key=lambda m: m.service)
+    ]
