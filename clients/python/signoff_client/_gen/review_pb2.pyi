@@ -175,3 +175,65 @@ class CancelReviewRequest(_message.Message):
     review_id: str
     reason: str
     def __init__(self, review_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WatchQueueRequest(_message.Message):
+    __slots__ = ("reviewer_groups", "limit")
+    REVIEWER_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    reviewer_groups: _containers.RepeatedScalarFieldContainer[str]
+    limit: int
+    def __init__(self, reviewer_groups: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class QueueGroup(_message.Message):
+    __slots__ = ("reviewer_group", "pending", "oldest_created_at", "next_expires_at")
+    REVIEWER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    reviewer_group: str
+    pending: int
+    oldest_created_at: _timestamp_pb2.Timestamp
+    next_expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, reviewer_group: _Optional[str] = ..., pending: _Optional[int] = ..., oldest_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Queue(_message.Message):
+    __slots__ = ("reviews", "groups", "pending", "server_time")
+    REVIEWS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    SERVER_TIME_FIELD_NUMBER: _ClassVar[int]
+    reviews: _containers.RepeatedCompositeFieldContainer[Review]
+    groups: _containers.RepeatedCompositeFieldContainer[QueueGroup]
+    pending: int
+    server_time: _timestamp_pb2.Timestamp
+    def __init__(self, reviews: _Optional[_Iterable[_Union[Review, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[QueueGroup, _Mapping]]] = ..., pending: _Optional[int] = ..., server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListPrecedentsRequest(_message.Message):
+    __slots__ = ("review_id", "limit")
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    limit: int
+    def __init__(self, review_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListPrecedentsResponse(_message.Message):
+    __slots__ = ("precedents",)
+    PRECEDENTS_FIELD_NUMBER: _ClassVar[int]
+    precedents: _containers.RepeatedCompositeFieldContainer[Review]
+    def __init__(self, precedents: _Optional[_Iterable[_Union[Review, _Mapping]]] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Caller(_message.Message):
+    __slots__ = ("id", "roles", "reviewer_groups", "act_for_others")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    ACT_FOR_OTHERS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    reviewer_groups: _containers.RepeatedScalarFieldContainer[str]
+    act_for_others: bool
+    def __init__(self, id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., reviewer_groups: _Optional[_Iterable[str]] = ..., act_for_others: _Optional[bool] = ...) -> None: ...

@@ -60,6 +60,21 @@ class ReviewServiceStub:
                 request_serializer=signoff_dot_v1_dot_review__pb2.CancelReviewRequest.SerializeToString,
                 response_deserializer=signoff_dot_v1_dot_review__pb2.Review.FromString,
                 _registered_method=True)
+        self.WatchQueue = channel.unary_stream(
+                '/signoff.v1.ReviewService/WatchQueue',
+                request_serializer=signoff_dot_v1_dot_review__pb2.WatchQueueRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_review__pb2.Queue.FromString,
+                _registered_method=True)
+        self.ListPrecedents = channel.unary_unary(
+                '/signoff.v1.ReviewService/ListPrecedents',
+                request_serializer=signoff_dot_v1_dot_review__pb2.ListPrecedentsRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_review__pb2.ListPrecedentsResponse.FromString,
+                _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/signoff.v1.ReviewService/WhoAmI',
+                request_serializer=signoff_dot_v1_dot_review__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_review__pb2.Caller.FromString,
+                _registered_method=True)
 
 
 class ReviewServiceServicer:
@@ -101,6 +116,29 @@ class ReviewServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchQueue(self, request, context):
+        """The pending queue of the caller's groups now, then again whenever it changes: the
+        reviewer console's live queue. The stream never ends by itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPrecedents(self, request, context):
+        """How the last resolved reviews of the same action under the same rules were decided,
+        newest first: what a reviewer compares a review with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhoAmI(self, request, context):
+        """Who the caller's token belongs to: id, roles and the groups it reviews for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReviewServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +166,21 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.CancelReview,
                     request_deserializer=signoff_dot_v1_dot_review__pb2.CancelReviewRequest.FromString,
                     response_serializer=signoff_dot_v1_dot_review__pb2.Review.SerializeToString,
+            ),
+            'WatchQueue': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchQueue,
+                    request_deserializer=signoff_dot_v1_dot_review__pb2.WatchQueueRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_review__pb2.Queue.SerializeToString,
+            ),
+            'ListPrecedents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPrecedents,
+                    request_deserializer=signoff_dot_v1_dot_review__pb2.ListPrecedentsRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_review__pb2.ListPrecedentsResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=signoff_dot_v1_dot_review__pb2.WhoAmIRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_review__pb2.Caller.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +319,87 @@ class ReviewService:
             '/signoff.v1.ReviewService/CancelReview',
             signoff_dot_v1_dot_review__pb2.CancelReviewRequest.SerializeToString,
             signoff_dot_v1_dot_review__pb2.Review.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/signoff.v1.ReviewService/WatchQueue',
+            signoff_dot_v1_dot_review__pb2.WatchQueueRequest.SerializeToString,
+            signoff_dot_v1_dot_review__pb2.Queue.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPrecedents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.ReviewService/ListPrecedents',
+            signoff_dot_v1_dot_review__pb2.ListPrecedentsRequest.SerializeToString,
+            signoff_dot_v1_dot_review__pb2.ListPrecedentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.ReviewService/WhoAmI',
+            signoff_dot_v1_dot_review__pb2.WhoAmIRequest.SerializeToString,
+            signoff_dot_v1_dot_review__pb2.Caller.FromString,
             options,
             channel_credentials,
             insecure,
