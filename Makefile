@@ -11,6 +11,12 @@ $(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ./clients/python -e '.[dev]'
 	touch $@
 
+# Node is needed only to generate and test the TypeScript client and to build the console;
+# `make run` serves the console's committed build without it.
+clients/node_modules/.installed: clients/package-lock.json clients/*/package.json
+	cd clients && npm ci --no-audit --no-fund
+	touch $@
+
 run: $(BIN)/.installed  ## install, then serve the example policies on SQLite
 	$(BIN)/signoff serve
 
@@ -18,13 +24,13 @@ test: $(BIN)/.installed  ## install, then run the whole test suite and the examp
 	$(BIN)/pytest -q
 	$(BIN)/signoff policy test policies
 
-lint: $(BIN)/.installed  ## generated code and schemas fresh, ruff clean
+lint: $(BIN)/.installed clients/node_modules/.installed  ## generated code and schemas fresh, ruff clean
 	$(BIN)/python scripts/gen_proto.py --check
 	$(BIN)/signoff policy schema --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-gen: $(BIN)/.installed  ## regenerate protobuf/gRPC code from proto/
+gen: $(BIN)/.installed clients/node_modules/.installed  ## regenerate protobuf/gRPC code from proto/
 	$(BIN)/python scripts/gen_proto.py
 
 bench: $(BIN)/.installed  ## run the benchmarks, write bench/results/
