@@ -47,6 +47,9 @@ class DecisionRecord:
 
 
 REVIEW_STATES = frozenset({"PENDING", "APPROVED", "MODIFIED", "REJECTED", "EXPIRED", "CANCELLED"})
+# Resolved with an outcome somebody (or the rule's on_timeout) decided; CANCELLED is a
+# withdrawal, not a decision. The SQL of `decided_reviews` and its index spell the same list.
+DECIDED_STATES = ("APPROVED", "MODIFIED", "REJECTED", "EXPIRED")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +83,16 @@ class ReviewQuery:
     # (created_at, review_id) of the last row of the previous page; rows strictly after it.
     after: tuple[dt.datetime, str] | None = None
     limit: int = 50
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupBacklog:
+    """The pending reviews of one reviewer group: how many, since when, the next deadline."""
+
+    reviewer_group: str
+    pending: int
+    oldest_created_at: dt.datetime
+    next_expires_at: dt.datetime | None  # None when none of them expires
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,6 +242,19 @@ class Store(Protocol):
 
     async def due_reviews(self, now: dt.datetime, limit: int = 100) -> list[ReviewRecord]:
         """Return PENDING reviews whose expires_at <= `now`, oldest deadline first."""
+        ...
+
+    async def pending_backlog(self, groups: Sequence[str] = ()) -> list[GroupBacklog]:
+        """Return the backlog of each group with PENDING reviews (of `groups`; empty = all)."""
+        # One GROUP BY statement over an index of the pending rows only, ordered by group.
+        ...
+
+    async def decided_reviews(
+        self, action_name: str, *, exclude_review_id: str = "", limit: int = 100
+    ) -> list[ReviewRecord]:
+        """Return reviews of `action_name` in DECIDED_STATES, latest resolution first."""
+        # Ordered by (updated_at, review_id) descending: a resolved review is immutable, so
+        # updated_at is when it was resolved. Read from an index, at most `limit` rows.
         ...
 
     def subscribe_reviews(self, callback: Callable[[str], None]) -> None:

@@ -39,6 +39,7 @@ from signoff.store.base import (
     AuditQuery,
     Checkpoint,
     DecisionRecord,
+    GroupBacklog,
     ReviewQuery,
     ReviewRecord,
     check_opened_review,
@@ -266,6 +267,18 @@ class PostgresStore:
     async def due_reviews(self, now: dt.datetime, limit: int = 100) -> list[ReviewRecord]:
         """Return PENDING reviews whose expires_at <= `now`, oldest deadline first."""
         return await self._read(lambda conn: query.due_reviews(conn, now, limit))
+
+    async def pending_backlog(self, groups: Sequence[str] = ()) -> list[GroupBacklog]:
+        """Return the backlog of each group with PENDING reviews (of `groups`; empty = all)."""
+        return await self._read(lambda conn: query.pending_backlog(conn, groups))
+
+    async def decided_reviews(
+        self, action_name: str, *, exclude_review_id: str = "", limit: int = 100
+    ) -> list[ReviewRecord]:
+        """Return reviews of `action_name` in DECIDED_STATES, latest resolution first."""
+        return await self._read(
+            lambda conn: query.decided_reviews(conn, action_name, exclude_review_id, limit)
+        )
 
     # -- the caller side ------------------------------------------------------------------
 

@@ -5,15 +5,25 @@ of one value in seq order and stop at the page's LIMIT; a keyset cursor (seq > a
 range inside that index, and paging while entries are appended neither repeats nor skips
 one. Unlike the SQLite backend, the planner (with statistics) picks the driving index; time
 bounds filter rows (index (time, seq)) instead of becoming seq bounds.
+
+The reviewer console's reads (group backlogs, decided reviews of an action) are here too;
+each matches one partial index of migrations/postgres/0002_console.sql.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from signoff.audit import AuditEntry
-from signoff.store.base import AuditQuery, ReviewQuery, ReviewRecord
+from signoff.store.base import (
+    DECIDED_STATES,
+    AuditQuery,
+    GroupBacklog,
+    ReviewQuery,
+    ReviewRecord,
+)
 from signoff.store.postgres_sql import (
     AUDIT_FIELDS,
     SELECT_REVIEW,
@@ -21,6 +31,7 @@ from signoff.store.postgres_sql import (
     aware,
     entry_from_row,
     review_from_row,
+    utc,
 )
 
 _COLUMNS = ", ".join(f"a.{name}" for name in AUDIT_FIELDS)
@@ -131,5 +142,47 @@ async def due_reviews(conn: Conn, now: dt.datetime, limit: int) -> list[ReviewRe
         f"{SELECT_REVIEW} WHERE state = 'PENDING' AND expires_at <= %s "
         "ORDER BY expires_at, review_id LIMIT %s",
         (aware(now), limit),
+    )
+    return [review_from_row(row) for row in await cur.fetchall()]
+
+
+async def pending_backlog(conn: Conn, groups: Sequence[str]) -> list[GroupBacklog]:
+    """Per group with PENDING reviews (of `groups`; empty = all): count, oldest, next deadline."""
+    # The literal `state = 'PENDING'` matches the partial index reviews_pending_backlog.
+    where, args = "state = 'PENDING'", []
+    if groups:
+        where += " AND reviewer_group = ANY(%s)"
+        args.append(list(dict.fromkeys(groups)))
+    cur = await conn.execute(
+        "SELECT reviewer_group, count(*), min(created_at), min(expires_at) "
+        f"FROM reviews WHERE {where} GROUP BY reviewer_group ORDER BY reviewer_group",
+        args,
+    )
+    return [
+        GroupBacklog(
+            reviewer_group=row[0],
+            pending=int(row[1]),
+            oldest_created_at=utc(row[2]),
+            next_expires_at=None if row[3] is None else utc(row[3]),
+        )
+        for row in await cur.fetchall()
+    ]
+
+
+# Spelled as in the partial index reviews_decided_action, which the planner can then prove
+# covers the query.
+_DECIDED = f"state IN ({', '.join(repr(s) for s in DECIDED_STATES)})"
+
+
+async def decided_reviews(
+    conn: Conn, action_name: str, exclude_review_id: str, limit: int
+) -> list[ReviewRecord]:
+    """Reviews of `action_name` in DECIDED_STATES, latest resolution (updated_at) first."""
+    if limit <= 0:
+        return []
+    cur = await conn.execute(
+        f"{SELECT_REVIEW} WHERE action_name = %s AND {_DECIDED} AND review_id <> %s "
+        "ORDER BY updated_at DESC, review_id DESC LIMIT %s",
+        (action_name, exclude_review_id, limit),
     )
     return [review_from_row(row) for row in await cur.fetchall()]

@@ -1,4 +1,5 @@
-"""SQLite statements for reviews: insert, conditional update, lookups, listing, expiry sweep.
+"""SQLite statements for reviews: insert, conditional update, lookups, listing, expiry sweep,
+and the console's reads (group backlogs, decided reviews of an action).
 
 Functions here run on a connection the caller owns (the writer's transaction or a reader);
 `SqliteStore` decides where they run. See migrations/sqlite/0002_reviews.sql for the schema
@@ -14,7 +15,7 @@ from typing import Any
 
 from signoff.audit import format_time, parse_time
 from signoff.errors import FailedPrecondition, NotFound
-from signoff.store.base import ReviewQuery, ReviewRecord
+from signoff.store.base import DECIDED_STATES, GroupBacklog, ReviewQuery, ReviewRecord
 
 _FIELDS = (
     *("review_id", "decision_id", "principal_id", "on_behalf_of", "action_name"),
@@ -134,6 +135,51 @@ def due(conn: sqlite3.Connection, now: dt.datetime, limit: int) -> list[ReviewRe
         f"{_SELECT} INDEXED BY reviews_pending_expiry WHERE state = 'PENDING' AND expires_at <= ? "
         "ORDER BY expires_at, review_id LIMIT ?",
         (format_time(now), limit),
+    )
+    return [from_row(row) for row in rows]
+
+
+def backlog(conn: sqlite3.Connection, groups: Sequence[str]) -> list[GroupBacklog]:
+    """Per group with PENDING reviews (of `groups`; empty = all): count, oldest, next deadline."""
+    where, args = "state = 'PENDING'", list(dict.fromkeys(groups))
+    if args:
+        where += f" AND reviewer_group IN ({', '.join('?' * len(args))})"
+    # The literal `state = 'PENDING'` is what lets the planner use the partial index; named
+    # because without statistics it would rather take reviews_state_group and then fetch
+    # expires_at from every pending row.
+    rows = conn.execute(
+        "SELECT reviewer_group, count(*), min(created_at), min(expires_at) "
+        f"FROM reviews INDEXED BY reviews_pending_backlog WHERE {where} "
+        "GROUP BY reviewer_group ORDER BY reviewer_group",
+        args,
+    )
+    return [
+        GroupBacklog(
+            reviewer_group=row[0],
+            pending=int(row[1]),
+            oldest_created_at=parse_time(row[2]),
+            next_expires_at=None if row[3] is None else parse_time(row[3]),
+        )
+        for row in rows
+    ]
+
+
+# Spelled as in the partial index reviews_decided_action: SQLite uses a partial index only
+# when the query's WHERE contains the index's terms as written.
+_DECIDED = f"state IN ({', '.join(repr(s) for s in DECIDED_STATES)})"
+
+
+def decided(
+    conn: sqlite3.Connection, action_name: str, exclude_review_id: str, limit: int
+) -> list[ReviewRecord]:
+    """Reviews of `action_name` in DECIDED_STATES, latest resolution (updated_at) first."""
+    if limit <= 0:
+        return []
+    rows = conn.execute(
+        f"{_SELECT} INDEXED BY reviews_decided_action "
+        f"WHERE action_name = ? AND {_DECIDED} AND review_id <> ? "
+        "ORDER BY updated_at DESC, review_id DESC LIMIT ?",
+        (action_name, exclude_review_id, limit),
     )
     return [from_row(row) for row in rows]
 
