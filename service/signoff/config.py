@@ -6,7 +6,14 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -58,6 +65,11 @@ class Settings(BaseSettings):
         description="Database URL: sqlite:///PATH, or postgresql://USER@HOST/DB for replicas.",
     )
     listen: str = Field("127.0.0.1:50051", description="gRPC listen address HOST:PORT.")
+    http_listen: str = Field(
+        "127.0.0.1:8080",
+        description="HOST:PORT of the reviewer console and the Connect (browser) API; "
+        "empty: no HTTP port.",
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
@@ -116,12 +128,16 @@ class Settings(BaseSettings):
         default_factory=NotifySettings, description="Webhooks per reviewer group."
     )
 
-    @field_validator("listen")
+    @field_validator("listen", "http_listen")
     @classmethod
-    def _check_listen(cls, v: str) -> str:
+    def _check_listen(cls, v: str, info: ValidationInfo) -> str:
+        optional = info.field_name == "http_listen"
+        if optional and v == "":
+            return v  # the documented way to turn the HTTP port off
         host, sep, port = v.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"must be HOST:PORT with a port 0-65535, got {v!r}")
+            off = ", or empty for no HTTP port" if optional else ""
+            raise ValueError(f"must be HOST:PORT with a port 0-65535{off}, got {v!r}")
         return v
 
     @field_validator("db")
@@ -147,6 +163,11 @@ class Settings(BaseSettings):
     def listen_host(self) -> str:
         """The host part of `listen`."""
         return self.listen.rpartition(":")[0]
+
+    @property
+    def http_listen_host(self) -> str:
+        """The host part of `http_listen` ("" when the HTTP port is off)."""
+        return self.http_listen.rpartition(":")[0]
 
 
 def load_settings(flags: dict[str, Any] | None = None, config_file: Path | None = None) -> Settings:

@@ -19,6 +19,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--policies", type=Path, help="policy directory (default ./policies)")
     serve.add_argument("--db", help="database URL (default sqlite:///./signoff.db)")
     serve.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:50051)")
+    serve.add_argument(
+        "--http-listen",
+        help="HOST:PORT of the reviewer console and the Connect API (default 127.0.0.1:8080; "
+        "'' for none)",
+    )
     serve.add_argument("--config", type=Path, help="YAML config file")
     serve.add_argument("--log-format", choices=["text", "json"], help="log line format")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -152,6 +157,7 @@ def _serve(args: argparse.Namespace) -> int:
         "policies": args.policies,
         "db": args.db,
         "listen": args.listen,
+        "http_listen": args.http_listen,
         "log_format": args.log_format,
         "log_level": args.log_level,
     }
