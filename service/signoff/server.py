@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from signoff import checkpoints
 from signoff.api import audit as audit_api
+from signoff.api import connect as connect_api
 from signoff.api import decision as decision_api
 from signoff.api import grpc_transport
 from signoff.api import policy as policy_api
@@ -27,6 +28,7 @@ from signoff.audit_app import AuditDesk, Signer
 from signoff.auth import AuthConfigError, DevAuthenticator, build_authenticator
 from signoff.config import ConfigError, Settings
 from signoff.decide import DefaultDecision
+from signoff.http_server import HttpServer
 from signoff.ids import Clock, IdFactory, SystemClock, new_id
 from signoff.logs import event
 from signoff.notify import Notifier
@@ -48,7 +50,7 @@ SERVICE_NAMES = (
 
 @dataclass
 class Running:
-    """A started server: its port, app and the means to stop it."""
+    """A started server: its ports, app and the means to stop it."""
 
     port: int
     app: Signoff
@@ -59,6 +61,8 @@ class Running:
     audit: AuditDesk
     tasks: list[asyncio.Task[None]]
     watcher: PolicyWatcher | None = None
+    http: HttpServer | None = None
+    http_port: int | None = None  # the console and Connect port; None when http_listen is ""
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -72,7 +76,12 @@ class Running:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         grace = self.settings.shutdown_grace if grace is None else grace
-        await self.server.stop(grace)
+        # The HTTP port ends its streams at once (a console's live queue never ends by
+        # itself) and gives other calls the configured grace.
+        stops = [self.server.stop(grace)]
+        if self.http is not None:
+            stops.append(self.http.stop())
+        await asyncio.gather(*stops)
         # A last checkpoint covers the tail written since the previous one.
         with contextlib.suppress(Exception):
             await self.audit.checkpoint_if_due(1, dt.timedelta(0))
@@ -154,11 +163,16 @@ def authenticator_for(settings: Settings) -> Authenticator:
         raise ConfigError(f"auth: {exc}".replace("\n", "; ")) from None
     if configured is not None:
         return configured
-    if not _is_loopback(settings.listen_host):
-        raise ConfigError(
-            f"listen {settings.listen}: with no authentication configured (dev mode) the "
-            "server only listens on loopback; configure auth.tokens_file or auth.jwt"
-        )
+    # The console port serves the same API, so it is held to the same rule.
+    for key, address, host in (
+        ("listen", settings.listen, settings.listen_host),
+        ("http_listen", settings.http_listen, settings.http_listen_host),
+    ):
+        if address and not _is_loopback(host):
+            raise ConfigError(
+                f"{key} {address}: with no authentication configured (dev mode) the "
+                "server only listens on loopback; configure auth.tokens_file or auth.jwt"
+            )
     event(
         log,
         "auth.dev_mode",
@@ -225,6 +239,21 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         await app.store.close()
         raise OSError(f"cannot listen on {settings.listen}")
     await server.start()
+    http, http_port = None, None
+    if settings.http_listen:
+        http = HttpServer(
+            connect_api.ConnectHandler(methods, guard, settings.max_message_bytes),
+            grace=settings.shutdown_grace,
+            loopback_only=isinstance(authenticator, DevAuthenticator),
+        )
+        host, _, want = settings.http_listen.rpartition(":")
+        try:
+            http_port = await http.start(host, int(want))
+        except OSError as exc:
+            await server.stop(0)
+            await notifier.close()
+            await app.store.close()
+            raise OSError(f"cannot listen on http_listen {settings.http_listen}: {exc}") from None
     loop = asyncio.get_running_loop()
     tasks = [
         loop.create_task(_sweep_forever(app, settings)),
@@ -240,10 +269,13 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         log,
         "server.started",
         listen=f"{settings.listen_host}:{port}",
+        http=f"{settings.http_listen_host}:{http_port}" if http else "off",
         policies=str(settings.policies),
         db=settings.db,
         version=app.bundle.version,
     )
+    if http:
+        event(log, "console.ready", url=f"http://{settings.http_listen_host}:{http_port}/")
     return Running(
         port=port,
         app=app,
@@ -254,6 +286,8 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         audit=audit,
         tasks=tasks,
         watcher=watcher,
+        http=http,
+        http_port=http_port,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -43,6 +44,7 @@ class ServerHandle:
     running: Running
     loop: asyncio.AbstractEventLoop
     db: str  # the database URL, to start another server on the same database
+    http_url: str | None = None  # http://127.0.0.1:PORT: the console and the Connect API
 
     @property
     def backend(self) -> str:
@@ -99,11 +101,13 @@ class ServerThread:
             start(self.settings, self.clock), self.loop
         )
         running = fut.result(timeout=30)
+        http = running.http_port
         return ServerHandle(
             target=f"127.0.0.1:{running.port}",
             running=running,
             loop=self.loop,
             db=self.settings.db,
+            http_url=f"http://127.0.0.1:{http}" if http is not None else None,
         )
 
     def stop(self, handle: ServerHandle | None) -> None:
@@ -120,6 +124,14 @@ MakeServer = Callable[..., ServerHandle]
 
 def pytest_configure(config: pytest.Config) -> None:
     register_markers(config)
+
+
+@pytest.fixture(autouse=True)
+def _any_free_http_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`signoff serve` processes started by tests (CLI, replicas, restarts) would all take the
+    default console port 8080, and collide with each other and with a developer's server."""
+    if "SIGNOFF_HTTP_LISTEN" not in os.environ:
+        monkeypatch.setenv("SIGNOFF_HTTP_LISTEN", "127.0.0.1:0")
 
 
 # Tests that reach into the SQLite file or use SQLite-only store internals, by module and
@@ -204,6 +216,7 @@ def make_server(
             "policies": policies or EXAMPLE_POLICIES,
             "db": db,
             "listen": "127.0.0.1:0",
+            "http_listen": "127.0.0.1:0",
             "shutdown_grace": 0.0,
             "audit": audit,
         }
