@@ -37,6 +37,8 @@ async def _start(db: Path) -> tuple[asyncio.subprocess.Process, str]:
         "serve",
         "--listen",
         "127.0.0.1:0",
+        "--http-listen",
+        "",  # gRPC only: the browser port is not what is measured
         "--policies",
         str(REPO / "policies"),
         "--db",

@@ -33,7 +33,8 @@ async def _serve(db: str, key: Path) -> tuple[asyncio.subprocess.Process, str]:
     env = {**os.environ, "SIGNOFF_AUDIT__SIGNING_KEY": str(key), "SIGNOFF_AUDIT__CREATE_KEY": "1"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "signoff.cli.main", "serve", "--listen", "127.0.0.1:0",
-        "--policies", str(REPO / "policies"), "--db", db, "--log-format", "json",
+        "--http-listen", "", "--policies", str(REPO / "policies"), "--db", db,
+        "--log-format", "json",
         stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     assert proc.stderr is not None
