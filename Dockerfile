@@ -20,11 +20,13 @@ ENV PATH=/opt/signoff/bin:$PATH \
     SIGNOFF_POLICIES=/policies \
     SIGNOFF_DB=sqlite:////data/signoff.db \
     SIGNOFF_LISTEN=0.0.0.0:50051 \
+    SIGNOFF_HTTP_LISTEN=0.0.0.0:8080 \
     SIGNOFF_LOG_FORMAT=json \
     SIGNOFF_AUDIT__CREATE_KEY=true
 USER signoff
 VOLUME ["/data", "/policies"]
-EXPOSE 50051
+# 50051: gRPC for agents; 8080: the reviewer console and the Connect API for browsers.
+EXPOSE 50051 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s \
   CMD python -c "import grpc,sys; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; \
 r=g.HealthStub(grpc.insecure_channel('127.0.0.1:50051')).Check(h.HealthCheckRequest(), timeout=2); \
