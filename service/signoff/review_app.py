@@ -1,4 +1,5 @@
-"""Review use cases: open, get, list, watch, submit, cancel, expire. Knows the store, not gRPC."""
+"""Review use cases: open, get, list, watch, submit, cancel, expire, and the console's queue,
+precedents and who-am-I (their reads are in review_console.py). Knows the store, not gRPC."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Protocol
 
 from google.protobuf import struct_pb2
 
-from signoff import pb, reviews
+from signoff import pb, review_console, reviews
 from signoff.audit import AuditRecord
 from signoff.errors import InvalidArgument, NotFound, PermissionDenied
 from signoff.ids import Clock
@@ -43,21 +44,30 @@ Publish = Callable[[str, pb.review.Review], None]
 
 
 class Hub:
-    """In-process wake-ups for watchers: one Event per review, replaced at every change.
+    """In-process wake-ups for watchers: one Event per review, and one for any review, each
+    replaced at every change.
 
     Fed by this process's own changes (`ReviewDesk.published`) and by the store's change feed
     (other replicas), so a review changed twice may be notified twice: a spurious wake-up
-    costs the watcher one re-read, a missing one costs it up to `recheck_s`.
+    costs the watcher one re-read, a missing one costs it up to `recheck_s`. Queue watchers
+    share the one "any" event and register nothing, so a watcher that goes away leaves
+    nothing behind.
     """
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
+        self._any = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None  # the watchers' loop
 
     def event(self, review_id: str) -> asyncio.Event:
         """The event the next change of `review_id` will set."""
         self._loop = asyncio.get_running_loop()
         return self._events.setdefault(review_id, asyncio.Event())
+
+    def any_event(self) -> asyncio.Event:
+        """The event the next change of any review will set."""
+        self._loop = asyncio.get_running_loop()
+        return self._any
 
     def notify(self, review_id: str) -> None:
         """Wake everyone waiting on `review_id`; callable from any thread."""
@@ -79,6 +89,8 @@ class Hub:
         ev = self._events.pop(review_id, None)
         if ev is not None:
             ev.set()
+        woken, self._any = self._any, asyncio.Event()
+        woken.set()
 
 
 def to_record(r: pb.review.Review) -> ReviewRecord:
@@ -164,6 +176,7 @@ class ReviewDesk:
         limits: Limits,
         publish: Publish | None = None,
         recheck_s: float = 5.0,
+        queue_interval_s: float = review_console.QUEUE_MIN_INTERVAL_S,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -171,6 +184,8 @@ class ReviewDesk:
         self.hub = Hub()
         self._publish = publish
         self.recheck_s = recheck_s
+        self.queue_interval_s = queue_interval_s
+        self.queue_watchers = 0  # open WatchQueue streams (a gauge; tests check it drops)
         # Changes committed through other replicas (PostgreSQL) wake our watchers too.
         store.subscribe_reviews(self.hub.notify)
 
@@ -268,6 +283,50 @@ class ReviewDesk:
             key = f"{last.created_at.isoformat()}|{last.review_id}"
             out.next_page_token = base64.urlsafe_b64encode(key.encode()).decode()
         return out
+
+    async def queue(
+        self, who: Identity, req: pb.review.WatchQueueRequest
+    ) -> AsyncIterator[pb.review.Queue]:
+        """The pending queue of the caller's groups now, then whenever it changes; endless."""
+        groups = review_console.queue_groups(who, tuple(req.reviewer_groups))
+        limit = review_console.bounded(req.limit, "limit", review_console.QUEUE_LIMIT)
+
+        async def read() -> pb.review.Queue:
+            return await review_console.read_queue(self.store, groups, limit, self.clock.now())
+
+        snapshots = review_console.watch_queue(
+            read, self.hub.any_event, recheck_s=self.recheck_s, min_interval_s=self.queue_interval_s
+        )
+        self.queue_watchers += 1
+        try:
+            # aclosing: when the client goes away the inner generator is closed now, not
+            # whenever the garbage collector finds it.
+            async with contextlib.aclosing(snapshots):
+                async for snapshot in snapshots:
+                    yield snapshot
+        finally:
+            self.queue_watchers -= 1
+
+    async def precedents(
+        self, who: Identity, req: pb.review.ListPrecedentsRequest
+    ) -> pb.review.ListPrecedentsResponse:
+        """Decided reviews of the same action under the same rules, latest resolution first."""
+        limit = review_console.bounded(req.limit, "limit", review_console.PRECEDENT_LIMIT)
+        r = await self.get(who, req.review_id)
+        candidates = await self.store.decided_reviews(
+            r.request.action.name,
+            exclude_review_id=r.review_id,
+            limit=limit * review_console.PRECEDENT_SCAN,
+        )
+        sees_all = "admin" in who.roles or "auditor" in who.roles
+        found = review_console.precedents(
+            r, candidates, lambda group: sees_all or who.can_review(group), limit
+        )
+        return S.ListPrecedentsResponse(precedents=found)
+
+    def whoami(self, who: Identity) -> pb.review.Caller:
+        """The caller as the server sees it: id, roles, the groups it reviews for."""
+        return review_console.caller(who)
 
     async def submit(self, who: Identity, req: pb.review.SubmitReviewRequest) -> pb.review.Review:
         """Approve, approve with edits, or reject."""

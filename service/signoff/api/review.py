@@ -1,7 +1,9 @@
-"""ReviewService: ListReviews, GetReview, WatchReview, SubmitReview, CancelReview."""
+"""ReviewService: ListReviews, GetReview, WatchReview, SubmitReview, CancelReview, and for the
+reviewer console WatchQueue, ListPrecedents and WhoAmI."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 from signoff import pb
@@ -32,10 +34,32 @@ def methods(desk: ReviewDesk) -> list[Method]:
     async def cancel_review(who: Identity, data: bytes) -> R.Review:
         return await desk.cancel(who, parse(R.CancelReviewRequest, data))
 
+    async def watch_queue(who: Identity, data: bytes) -> AsyncIterator[R.Queue]:
+        # Endless: closed explicitly, so the desk's clean-up runs as the client goes away.
+        async with contextlib.aclosing(desk.queue(who, parse(R.WatchQueueRequest, data))) as qs:
+            async for queue in qs:
+                yield queue
+
+    async def list_precedents(who: Identity, data: bytes) -> R.ListPrecedentsResponse:
+        return await desk.precedents(who, parse(R.ListPrecedentsRequest, data))
+
+    async def who_am_i(who: Identity, data: bytes) -> R.Caller:
+        parse(R.WhoAmIRequest, data)  # nothing to read, but a malformed request is still refused
+        return desk.whoami(who)
+
     return [
         Method(SERVICE, "ListReviews", R.ListReviewsRequest, R.ListReviewsResponse, list_reviews),
         Method(SERVICE, "GetReview", R.GetReviewRequest, R.Review, get_review),
         Method(SERVICE, "WatchReview", R.WatchReviewRequest, R.Review, stream=watch_review),
         Method(SERVICE, "SubmitReview", R.SubmitReviewRequest, R.Review, submit_review),
         Method(SERVICE, "CancelReview", R.CancelReviewRequest, R.Review, cancel_review),
+        Method(SERVICE, "WatchQueue", R.WatchQueueRequest, R.Queue, stream=watch_queue),
+        Method(
+            SERVICE,
+            "ListPrecedents",
+            R.ListPrecedentsRequest,
+            R.ListPrecedentsResponse,
+            list_precedents,
+        ),
+        Method(SERVICE, "WhoAmI", R.WhoAmIRequest, R.Caller, who_am_i),
     ]
