@@ -118,15 +118,16 @@ class ReviewServiceServicer:
 
     def WatchQueue(self, request, context):
         """The pending queue of the caller's groups now, then again whenever it changes: the
-        reviewer console's live queue. The stream never ends by itself.
+        reviewer console's live queue. Changes in a burst are sent as one snapshot (at most one
+        every 0.25 s) and an unchanged queue is not sent again. The stream never ends by itself.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPrecedents(self, request, context):
-        """How the last resolved reviews of the same action under the same rules were decided,
-        newest first: what a reviewer compares a review with.
+        """How the latest decided reviews of the same action under the same rules were decided,
+        most recently resolved first: what a reviewer compares a review with.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

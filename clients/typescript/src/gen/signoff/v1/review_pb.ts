@@ -588,7 +588,7 @@ export const QueueSchema: GenMessage<Queue> = /*@__PURE__*/
  */
 export type ListPrecedentsRequest = Message<"signoff.v1.ListPrecedentsRequest"> & {
   /**
-   * The review being decided.
+   * The review being decided: any review the caller may get (as GetReview).
    *
    * @generated from field: string review_id = 1;
    */
@@ -610,13 +610,17 @@ export const ListPrecedentsRequestSchema: GenMessage<ListPrecedentsRequest> = /*
   messageDesc(file_signoff_v1_review, 11);
 
 /**
- * Resolved reviews of the same action whose matched rules are the same as the review's.
+ * Decided reviews (APPROVED, MODIFIED, REJECTED or EXPIRED; never PENDING or CANCELLED) of the
+ * same action whose matched rules are the review's: the same set of (policy, rule) pairs,
+ * shadow rules left out (they decide nothing). Only reviews of groups the caller reviews (any
+ * group for admins and auditors). The server looks at the action's 20 x `limit` most recently
+ * resolved reviews, so fewer may come back when most of those matched other rules.
  *
  * @generated from message signoff.v1.ListPrecedentsResponse
  */
 export type ListPrecedentsResponse = Message<"signoff.v1.ListPrecedentsResponse"> & {
   /**
-   * Newest first; the review itself is never among them.
+   * Latest `resolved_at` first; the review itself is never among them.
    *
    * @generated from field: repeated signoff.v1.Review precedents = 1;
    */
@@ -882,7 +886,8 @@ export const ReviewService: GenService<{
   },
   /**
    * The pending queue of the caller's groups now, then again whenever it changes: the
-   * reviewer console's live queue. The stream never ends by itself.
+   * reviewer console's live queue. Changes in a burst are sent as one snapshot (at most one
+   * every 0.25 s) and an unchanged queue is not sent again. The stream never ends by itself.
    *
    * @generated from rpc signoff.v1.ReviewService.WatchQueue
    */
@@ -892,8 +897,8 @@ export const ReviewService: GenService<{
     output: typeof QueueSchema;
   },
   /**
-   * How the last resolved reviews of the same action under the same rules were decided,
-   * newest first: what a reviewer compares a review with.
+   * How the latest decided reviews of the same action under the same rules were decided,
+   * most recently resolved first: what a reviewer compares a review with.
    *
    * @generated from rpc signoff.v1.ReviewService.ListPrecedents
    */
