@@ -1,0 +1,59 @@
+// Single-key shortcuts. Pages register the keys they handle; nothing fires while typing in
+// a field, or with Ctrl/Alt/Meta held (the browser's own shortcuts stay the browser's).
+import { useEffect, useRef } from "preact/hooks";
+
+type Handlers = Partial<Record<string, (e: KeyboardEvent) => void>>;
+
+const layers: { current: Handlers }[] = [];
+
+export function isTyping(target: EventTarget | null): boolean {
+  const el = target as HTMLElement | null;
+  if (!el || !el.tagName) return false;
+  const tag = el.tagName;
+  if (tag === "TEXTAREA" || tag === "SELECT" || el.isContentEditable) return true;
+  if (tag === "INPUT") {
+    const type = (el as HTMLInputElement).type;
+    return !["checkbox", "radio", "button", "submit", "reset"].includes(type);
+  }
+  return false;
+}
+
+addEventListener("keydown", (e) => {
+  if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
+  if (isTyping(e.target)) return;
+  // The most recently registered layer first (an open dialog before the page under it).
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const fn = layers[i].current[e.key];
+    if (fn) {
+      e.preventDefault();
+      fn(e);
+      return;
+    }
+    if (layers[i].current["*modal"]) return; // a dialog swallows the page's keys
+  }
+});
+
+/** Handle these keys while the component is mounted. */
+export function useKeys(handlers: Handlers): void {
+  const ref = useRef(handlers);
+  ref.current = handlers;
+  useEffect(() => {
+    layers.push(ref);
+    return () => {
+      const i = layers.indexOf(ref);
+      if (i >= 0) layers.splice(i, 1);
+    };
+  }, []);
+}
+
+export const SHORTCUTS: [string, string][] = [
+  ["a", "Approve the open review"],
+  ["e", "Edit the params, then approve with edits"],
+  ["r", "Reject the open review (needs a comment)"],
+  ["j / n", "Next review in the queue"],
+  ["k", "Previous review in the queue"],
+  ["Enter", "Open the selected review"],
+  ["g", "Back to the queue"],
+  ["?", "Show or hide this help"],
+  ["Esc", "Close help, or leave the params editor"],
+];
