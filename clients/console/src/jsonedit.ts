@@ -186,7 +186,7 @@ function isObject(v: JsonValue | undefined): v is JsonObject {
 export function diff(before: JsonValue | undefined, after: JsonValue | undefined, path = ""): Change[] {
   if (isObject(before) && isObject(after)) {
     const out: Change[] = [];
-    const keys = [...Object.keys(before), ...Object.keys(after).filter((k) => !(k in before))];
+    const keys = [...Object.keys(before), ...Object.keys(after).filter((k) => !(k in before))].sort();
     for (const k of keys) {
       const p = joinPath(path, k);
       if (!(k in after)) out.push({ path: p, kind: "removed", before: before[k] });
@@ -206,6 +206,11 @@ export function same(a: JsonValue | undefined, b: JsonValue | undefined): boolea
   return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
 }
 
+/** JSON with sorted keys, two-space indented: the editor's starting text. */
+export function pretty(v: JsonValue): string {
+  return JSON.stringify(canonical(v), null, 2);
+}
+
 function canonical(v: JsonValue | undefined): JsonValue | undefined {
   if (Array.isArray(v)) return v.map((x) => canonical(x) as JsonValue);
   if (isObject(v)) {
@@ -219,7 +224,9 @@ function canonical(v: JsonValue | undefined): JsonValue | undefined {
 /** Leaves of a JSON object as (path, value), for a params table. */
 export function leaves(v: JsonValue | undefined, path = ""): [string, JsonValue][] {
   if (isObject(v) && Object.keys(v).length) {
-    return Object.keys(v).flatMap((k) => leaves(v[k], joinPath(path, k)));
+    return Object.keys(v)
+      .sort()
+      .flatMap((k) => leaves(v[k], joinPath(path, k)));
   }
   if (Array.isArray(v) && v.length && v.some((x) => typeof x === "object" && x !== null)) {
     return v.flatMap((x, n) => leaves(x, joinPath(path, n)));

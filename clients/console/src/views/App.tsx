@@ -107,7 +107,10 @@ function Console({ caller }: { caller: Caller }) {
             Shortcuts <Kbd>?</Kbd>
           </button>
           <span class="who" data-testid="whoami" title={`roles: ${caller.roles.join(", ")}`}>
-            <strong>{caller.id}</strong> <span class="sub">reviews for {groups}</span>
+            <strong>{caller.id}</strong>{" "}
+            <span class="sub">
+              {caller.reviewerGroups.length ? `reviews for ${groups}` : caller.roles.join(", ") || "no role"}
+            </span>
           </span>
           <button type="button" class="btn btn-quiet" onClick={() => signOut()}>
             Sign out

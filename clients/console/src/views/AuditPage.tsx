@@ -5,7 +5,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AuditEntry, AuditFilter, AuditFilterSchema } from "../../../typescript/src/gen/signoff/v1/audit_pb.js";
 import { Outcome } from "../../../typescript/src/gen/signoff/v1/common_pb.js";
 import { audit, messageOf } from "../api";
-import { outcomeText, short, stamp } from "../format";
+import { iso, outcomeText, short, stamp } from "../format";
 import { diff } from "../jsonedit";
 import { linkClick, navigate, reviewPath } from "../router";
 import { Notice } from "./common";
@@ -25,7 +25,7 @@ const TYPES = [
   "access.denied",
 ];
 const STATES = ["PENDING", "APPROVED", "MODIFIED", "REJECTED", "EXPIRED", "CANCELLED"];
-const PAGE = 50;
+const PAGE_SIZES = [10, 50, 200];
 
 type Form = {
   types: string[];
@@ -42,6 +42,7 @@ type Form = {
   since: string;
   until: string;
   newest: boolean;
+  pageSize: number;
 };
 
 const EMPTY: Form = {
@@ -59,6 +60,7 @@ const EMPTY: Form = {
   since: "",
   until: "",
   newest: true,
+  pageSize: 50,
 };
 
 type FilterInit = Exclude<MessageInitShape<typeof AuditFilterSchema>, AuditFilter>;
@@ -119,7 +121,7 @@ export function AuditPage(props: { params: URLSearchParams }) {
       const res = await audit.queryAudit({
         filter: toFilter(f),
         descending: f.newest,
-        pageSize: PAGE,
+        pageSize: f.pageSize,
         pageToken: pageTokens[pageTokens.length - 1],
       });
       setApplied(f);
@@ -233,6 +235,16 @@ export function AuditPage(props: { params: URLSearchParams }) {
               <label class="check">
                 <input type="checkbox" checked={form.newest} onChange={(e) => set("newest", (e.target as HTMLInputElement).checked)} /> Newest first
               </label>
+              <label class="check" for="f-size">
+                Per page
+              </label>
+              <select id="f-size" class="narrow-select" value={String(form.pageSize)} onChange={(e) => set("pageSize", Number((e.target as HTMLSelectElement).value))}>
+                {PAGE_SIZES.map((n) => (
+                  <option key={n} value={String(n)}>
+                    {n}
+                  </option>
+                ))}
+              </select>
               <button type="submit" class="btn btn-primary" disabled={busy}>
                 Search
               </button>
@@ -295,9 +307,8 @@ function Results(props: {
               <th scope="col">Time</th>
               <th scope="col">Type</th>
               <th scope="col">Actor</th>
-              <th scope="col">Action</th>
+              <th scope="col">Action · group</th>
               <th scope="col">Outcome / state</th>
-              <th scope="col">Group</th>
               <th scope="col">Story</th>
             </tr>
           </thead>
@@ -309,14 +320,20 @@ function Results(props: {
               return (
                 <tr key={String(e.seq)}>
                   <td class="num">{String(e.seq)}</td>
-                  <td class="nowrap">{stamp(e.time)}</td>
+                  <td>
+                    <time dateTime={iso(e.time)}>{stamp(e.time).replace(" UTC", "")}</time>
+                  </td>
                   <td>
                     <span class={`type type-${e.type.split(".")[0]}`}>{e.type}</span>
                   </td>
                   <td>{e.actor || "-"}</td>
-                  <td>{e.actionName || "-"}</td>
+                  <td>
+                    {e.actionName || "-"}
+                    {(str(d.reviewer_group) || str(p.reviewer_group)) && (
+                      <span class="sub block">{str(d.reviewer_group) || str(p.reviewer_group)}</span>
+                    )}
+                  </td>
                   <td>{outcomeText(e.outcome) || str(p.state).toLowerCase() || "-"}</td>
-                  <td>{str(d.reviewer_group) || str(p.reviewer_group) || "-"}</td>
                   <td>
                     {id ? (
                       <a href={`/audit?story=${encodeURIComponent(id)}`} onClick={linkClick} aria-label={`Timeline of ${e.actionName || e.type} ${short(id)}`}>

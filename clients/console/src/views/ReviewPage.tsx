@@ -6,7 +6,7 @@ import { asConnectError, Code, type ConnectError, isTransient, messageOf, review
 import { keepStreaming } from "../connection";
 import { ms, serverNow } from "../clock";
 import { durationMs, literal, ruleText, scalar, short, span, stamp, stateText, verdictText } from "../format";
-import { type Change, diff, leaves, parseParams } from "../jsonedit";
+import { type Change, diff, leaves, parseParams, pretty } from "../jsonedit";
 import { useKeys } from "../keys";
 import { linkClick, navigate, reviewPath } from "../router";
 import { groupsText, queue as queueStore, reviewsFor } from "../session";
@@ -102,7 +102,7 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
 
   const startEdit = () => {
     if (!review || !canAct) return;
-    if (!editing) setEditText(JSON.stringify(requested, null, 2));
+    if (!editing) setEditText(pretty(requested));
     setEditing(true);
     setTimeout(() => editor.current?.focus(), 0);
   };
