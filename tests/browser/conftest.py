@@ -66,29 +66,20 @@ def _unavailable() -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     why = _unavailable()
-    if not why:
+    if not why or REQUIRE_BROWSER:  # required: the `browser` fixture fails, saying why
         return
     here = Path(__file__).parent
-    mine = [i for i in items if here in Path(i.path).parents]
-    if not mine:
-        return
-    if REQUIRE_BROWSER:
-        mark = pytest.mark.usefixtures("_browser_required")
-    else:
-        print(f"\nSKIPPED browser tests: {why}")
-        mark = pytest.mark.skip(reason=f"browser tests: {why}")
-    for item in mine:
-        item.add_marker(mark)
-
-
-@pytest.fixture
-def _browser_required() -> None:
-    pytest.fail(f"SIGNOFF_REQUIRE_BROWSER=1 but {_unavailable()}")
+    skip = pytest.mark.skip(reason=f"browser tests: {why}")
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """One Chromium for the whole run; each test gets fresh contexts (no shared storage)."""
+    if why := _unavailable():
+        pytest.fail(f"SIGNOFF_REQUIRE_BROWSER=1 but {why}")
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=EXPECT_TIMEOUT_MS)

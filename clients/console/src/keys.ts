@@ -1,6 +1,6 @@
 // Single-key shortcuts. Pages register the keys they handle; nothing fires while typing in
 // a field, or with Ctrl/Alt/Meta held (the browser's own shortcuts stay the browser's).
-import { useEffect, useRef } from "preact/hooks";
+import { useLayoutEffect, useRef } from "preact/hooks";
 
 type Handlers = Partial<Record<string, (e: KeyboardEvent) => void>>;
 
@@ -37,7 +37,9 @@ addEventListener("keydown", (e) => {
 export function useKeys(handlers: Handlers): void {
   const ref = useRef(handlers);
   ref.current = handlers;
-  useEffect(() => {
+  // A layout effect: registered as the component appears, before the next key press can
+  // reach the page under it (a passive effect may run a frame later).
+  useLayoutEffect(() => {
     layers.push(ref);
     return () => {
       const i = layers.indexOf(ref);

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import type { Caller } from "../../../typescript/src/gen/signoff/v1/review_pb.js";
 import { failing } from "../connection";
 import { useKeys } from "../keys";
@@ -49,8 +49,11 @@ function Console({ caller }: { caller: Caller }) {
     "?": () => setHelp(true),
     g: () => navigate("/"),
   });
+  const firstRoute = useRef(r);
   useEffect(() => {
-    // Moving between pages moves focus to the new page's heading, as a page load would.
+    // Moving between pages moves focus to the new page's heading (screen readers announce
+    // it); a fresh page load keeps the browser's own start, so the skip link comes first.
+    if (r === firstRoute.current) return;
     const h = document.querySelector<HTMLElement>("main h1");
     if (h) {
       h.tabIndex = -1;

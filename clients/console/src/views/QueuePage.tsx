@@ -77,14 +77,17 @@ function Groups({ queue }: { queue: Queue }) {
 function QueueTable({ reviews }: { reviews: Review[] }) {
   const [selected, setSelected] = useState(0);
   const body = useRef<HTMLTableSectionElement>(null);
-  const focusRow = (i: number) => {
-    const n = Math.max(0, Math.min(reviews.length - 1, i));
+  const move = (step: number) => {
+    const links = [...(body.current?.querySelectorAll<HTMLAnchorElement>("a.row-link") ?? [])];
+    const at = links.indexOf(document.activeElement as HTMLAnchorElement);
+    // The first press puts focus on the selected row; Enter then opens it.
+    const n = Math.max(0, Math.min(links.length - 1, at < 0 ? selected : at + step));
     setSelected(n);
-    body.current?.querySelectorAll<HTMLAnchorElement>("a.row-link")[n]?.focus();
+    links[n]?.focus();
   };
   useKeys({
-    j: () => focusRow(selected + 1),
-    k: () => focusRow(selected - 1),
+    j: () => move(1),
+    k: () => move(-1),
     n: () => reviews[0] && navigate(reviewPath(reviews[0].reviewId)),
   });
   if (!reviews.length) {

@@ -91,6 +91,18 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
     };
   }, [id]);
 
+  const loaded = load.state !== "loading";
+  useEffect(() => {
+    // After an in-app navigation the link that was clicked is gone: start at the heading.
+    if (loaded && document.activeElement === document.body) {
+      const h = document.querySelector<HTMLElement>("main h1");
+      if (h) {
+        h.tabIndex = -1;
+        h.focus({ preventScroll: true });
+      }
+    }
+  }, [loaded]);
+
   const review = load.state === "ok" ? load.review : null;
   const requested = (review?.request?.action?.params ?? {}) as JsonObject;
   const parsed = useMemo(() => (editing ? parseParams(editText) : null), [editing, editText]);
