@@ -11,7 +11,7 @@ from typing import Any
 
 from signoff_client import ReviewState, Verdict
 
-from .conftest import CARD, WAIT, Console, screenshot
+from .conftest import CARD, WAIT, Console
 
 try:
     from playwright.sync_api import expect
@@ -43,7 +43,9 @@ def _precedents(console: Console) -> None:
 # --- the reviewer's path --------------------------------------------------------------------
 
 
-def test_a_review_arrives_live_and_an_edited_approval_reaches_the_agent(console: Console):
+def test_a_review_arrives_live_and_an_edited_approval_reaches_the_agent(
+    console: Console, screenshot
+):
     _precedents(console)
     # An older review, close to its deadline (the refund rule's timeout is 1 day).
     console.clock.advance(hours=1)
@@ -296,7 +298,7 @@ def test_the_console_reconnects_when_the_server_comes_back(console: Console):
 # --- auditors -----------------------------------------------------------------------------------
 
 
-def test_the_auditor_view_queries_and_shows_one_actions_timeline(console: Console):
+def test_the_auditor_view_queries_and_shows_one_actions_timeline(console: Console, screenshot):
     _precedents(console)
     decision = console.refund(1500, account="acct_99")
     console.clock.advance(minutes=12)
