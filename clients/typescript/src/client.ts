@@ -230,12 +230,22 @@ export class SignoffClient {
         throw new ReviewTimeout(reviewId, last, Date.now() - started);
       }
       let error: unknown;
+      // Our own signal and deadline per stream, both ended when we leave it. (Connect's
+      // `timeoutMs` would keep its timer, and so a Node process, alive until the deadline
+      // when we stop reading at the final state.)
+      const attempt = new AbortController();
+      const forward = (): void => attempt.abort(signal?.reason);
+      signal?.addEventListener("abort", forward, { once: true });
+      let timedOut = false;
+      const timer =
+        remaining === undefined
+          ? undefined
+          : setTimeout(() => {
+              timedOut = true;
+              attempt.abort();
+            }, remaining);
       try {
-        // timeoutMs <= 0 would mean "no deadline" to Connect: never pass it.
-        const stream = this.reviews.watchReview(
-          { reviewId },
-          { signal, timeoutMs: remaining === undefined ? undefined : Math.max(1, Math.ceil(remaining)) },
-        );
+        const stream = this.reviews.watchReview({ reviewId }, { signal: attempt.signal });
         for await (const review of stream) {
           failures = 0; // the server was reachable: back off from the start next time
           last = review;
@@ -248,9 +258,13 @@ export class SignoffClient {
         // state, an error thrown by onUpdate) is the caller's to see as it is.
         if (!(err instanceof ConnectError)) throw err;
         error = err;
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", forward);
+        attempt.abort();
       }
       signal?.throwIfAborted();
-      if (deadline !== undefined && Date.now() >= deadline) {
+      if (timedOut || (deadline !== undefined && Date.now() >= deadline)) {
         throw new ReviewTimeout(reviewId, last, Date.now() - started, error);
       }
       if (error !== undefined) {
