@@ -78,9 +78,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One Chromium for the whole run; each test gets fresh contexts (no shared storage)."""
+    """One Chromium per test module; each test gets fresh contexts (no shared storage).
+
+    Not per session: Playwright's sync API keeps an event loop running in the main thread
+    while it is started, and pytest-asyncio cannot run the async tests that come after."""
     if why := _unavailable():
         pytest.fail(f"SIGNOFF_REQUIRE_BROWSER=1 but {why}")
     from playwright.sync_api import expect, sync_playwright
