@@ -66,9 +66,16 @@ const INPUT_KEYS = new Set([
   "requestId",
 ]);
 
-/** Return a fresh idempotency key (a random UUID). */
+/** Return a fresh idempotency key (a random version 4 UUID). */
 export function newRequestId(): string {
-  return globalThis.crypto.randomUUID();
+  const c = globalThis.crypto;
+  // randomUUID exists only in secure contexts (https, localhost); getRandomValues everywhere.
+  if (typeof c.randomUUID === "function") return c.randomUUID();
+  const b = c.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** Return the ActionRequest for `input`; a missing requestId is generated if `withId`. */
