@@ -47,8 +47,8 @@ export function signoffBin(): string {
   tried.push("signoff on PATH");
   throw new Error(
     `the tests need the Signoff server (\`signoff\`) and found none; tried ${tried.join(", ")}. ` +
-      "Run `make run` (or `python -m venv .venv && .venv/bin/pip install -e .`) at the repository " +
-      "root, or set SIGNOFF_BIN to the executable.",
+      "Create the repository's virtualenv (`make .venv/bin/.installed`, which `make run` and " +
+      "`make test` do first) or set SIGNOFF_BIN to the executable.",
   );
 }
 
