@@ -199,7 +199,8 @@ export function clientFlows(h: Harness): void {
 
     test("ReviewTimeout leaves the review open; the same request_id resumes it", async () => {
       const requestId = `resume-${crypto.randomUUID()}`;
-      const first = await h.agent.require(request(990, requestId), { timeoutMs: 300 }).catch((e: unknown) => e);
+      // Long enough for the evaluate call on a slow machine; the wait then times out.
+      const first = await h.agent.require(request(990, requestId), { timeoutMs: 1_000 }).catch((e: unknown) => e);
       expect(first).toBeInstanceOf(ReviewTimeout);
       const timeout = first as ReviewTimeout;
       expect(timeout.code).toBe(Code.DeadlineExceeded);
