@@ -185,9 +185,7 @@ export class SignoffClient {
     const { signal, timeoutMs, onReview, onUpdate } = options;
     const started = Date.now();
     if (timeoutMs !== undefined) checkTimeout(timeoutMs, "timeoutMs");
-    // One request id for the evaluate call and its retries, and for the review it opens.
-    const withId: ActionInput = { ...input, requestId: toActionRequest(input).requestId };
-    const decision = await this.evaluate(withId, {
+    const decision = await this.evaluate(input, {
       signal,
       timeoutMs: timeoutMs === undefined ? undefined : Math.min(this.timeoutMs, timeoutMs),
     });
