@@ -52,7 +52,10 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
     if (prev && r.version <= prev.version) return;
     current.current = r;
     setLoad({ state: "ok", review: r });
-    if (prev && r.version !== myVersion.current) setLive(describeChange(prev, r));
+    // My own act may come back through the watch before SubmitReview answers: not news.
+    const mine =
+      !!prev && r.acts.length > prev.acts.length && r.acts[r.acts.length - 1].reviewer === caller.id;
+    if (prev && r.version !== myVersion.current && !mine) setLive(describeChange(prev, r));
   };
 
   useEffect(() => {
