@@ -265,6 +265,22 @@ def test_rejecting_needs_a_comment(console: Console):
     expect(page.get_by_role("alert")).to_contain_text("Rejected: the review is rejected")
 
 
+def test_a_review_that_expires_while_open_says_so_and_offers_nothing(console: Console):
+    decision = console.refund(750)
+    page = console.page("tok-alice", f"/reviews/{decision.review_id}")
+    expect(page.get_by_role("button", name="Approve", exact=True)).to_be_enabled()
+    expect(page.locator(".head-deadline")).to_contain_text("23h")
+
+    server = console.server
+    assert server is not None
+    console.clock.advance(days=1, seconds=1)
+    assert server.call(server.running.app.reviews.sweep()) == 1
+    expect(page.get_by_role("alert")).to_contain_text("This review expired while you had it open")
+    expect(page.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
+    page.keyboard.press("a")  # nothing to approve: no request, no error
+    expect(page.get_by_role("alert")).to_have_count(1)
+
+
 # --- the server goes away ---------------------------------------------------------------------
 
 
