@@ -16,9 +16,11 @@ import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { fromDecision, fromReview, isFinal, checkOutcome, type Approval } from "./approval.js";
 import {
+  Code,
   InvalidArgument,
   ReviewTimeout,
   SignoffError,
+  Unavailable,
   fromError,
 } from "./errors.js";
 import { AuditService } from "./gen/signoff/v1/audit_pb.js";
@@ -266,7 +268,7 @@ export class SignoffClient {
         throw new ReviewTimeout(reviewId, last, Date.now() - started, error);
       }
       if (error !== undefined) {
-        const mapped = fromError(error);
+        const mapped = peerCancelled(fromError(error), signal);
         if (!RETRYABLE.has(mapped.code)) throw mapped;
       }
       // A dropped stream, or one that ended without a final state (a server going away
@@ -364,7 +366,7 @@ export class SignoffClient {
         return await rpc({ signal, timeoutMs: remaining });
       } catch (err) {
         signal?.throwIfAborted();
-        const error = fromError(err);
+        const error = peerCancelled(fromError(err), signal);
         const delay = this.retryAfter(error, attempt, deadline);
         if (delay === undefined) {
           if (attempt > 0) {
@@ -384,6 +386,17 @@ export class SignoffClient {
     // cause; give up now and report the error we have.
     return delay >= deadline - Date.now() ? undefined : delay;
   }
+}
+
+/**
+ * A call cancelled though the caller did not abort it was reset by the other side: an HTTP/2
+ * stream the server closed with CANCEL as it shut down, which Connect reports as `Canceled`
+ * where gRPC's own clients say UNAVAILABLE. Nothing was decided; it is an `Unavailable`,
+ * retried like one. (Connect's own deadline gives DeadlineExceeded, not Canceled.)
+ */
+function peerCancelled(error: SignoffError, signal: AbortSignal | undefined): SignoffError {
+  if (error.code !== Code.Canceled || signal?.aborted) return error;
+  return new Unavailable(`the server ended the call: ${error.message}`, { cause: error.cause });
 }
 
 function checkTimeout(ms: number, name: string): number {

@@ -75,6 +75,9 @@ export interface Server {
   tokens: Record<Who, string>;
   /** The server's log lines so far (JSON objects). */
   logs: Record<string, unknown>[];
+  /** Stop the server (SIGTERM, or SIGKILL with `crash`) and start it again on the same
+   * ports and database. */
+  restart(options?: { crash?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -100,20 +103,63 @@ export async function startServer(): Promise<Server> {
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("SIGNOFF_")) env[k] = v;
   env.SIGNOFF_AUTH__TOKENS_FILE = tokensFile;
   env.SIGNOFF_AUDIT__CREATE_KEY = "true";
+  // On SIGTERM the gRPC port lets open calls run this long; a WatchReview on a pending review
+  // never ends by itself, so a stop with one open would take the default 10 s.
+  env.SIGNOFF_SHUTDOWN_GRACE = "1";
 
+  const logs: Record<string, unknown>[] = [];
+  let proc: Proc;
+  try {
+    proc = await spawnServer(bin, dir, env, "127.0.0.1:0", "127.0.0.1:0", logs);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const server: Server = {
+    grpcUrl: `http://${proc.listen}`,
+    httpUrl: `http://${proc.http}`,
+    tokens,
+    logs,
+    async restart({ crash = false } = {}) {
+      await proc.stop(crash);
+      // The same ports and database: clients reconnect to the same address.
+      proc = await spawnServer(bin, dir, env, proc.listen, proc.http, logs);
+    },
+    async stop() {
+      await proc.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
+
+interface Proc {
+  listen: string;
+  http: string;
+  stop(crash?: boolean): Promise<void>;
+}
+
+/** Run `signoff serve` on `dir`'s database; resolve once it logs `server.started`. */
+async function spawnServer(
+  bin: string,
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  listen: string,
+  http: string,
+  logs: Record<string, unknown>[],
+): Promise<Proc> {
   const child = spawn(
     bin,
     [
       "serve",
-      "--listen", "127.0.0.1:0",
-      "--http-listen", "127.0.0.1:0",
+      "--listen", listen,
+      "--http-listen", http,
       "--db", `sqlite:///${join(dir, "signoff.db")}`,
       "--policies", join(REPO, "policies"),
       "--log-format", "json",
     ],
     { env, stdio: ["ignore", "pipe", "pipe"] },
   );
-  const logs: Record<string, unknown>[] = [];
   const text: string[] = [];
   const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
 
@@ -144,30 +190,23 @@ export async function startServer(): Promise<Server> {
     });
   });
 
-  let entry: Record<string, unknown>;
   try {
-    entry = await started;
+    const entry = await started;
+    return {
+      listen: String(entry.listen),
+      http: String(entry.http),
+      stop: (crash = false) => kill(child, exited, crash),
+    };
   } catch (err) {
     await kill(child, exited);
-    await rm(dir, { recursive: true, force: true });
     throw err;
   }
-  return {
-    grpcUrl: `http://${String(entry.listen)}`,
-    httpUrl: `http://${String(entry.http)}`,
-    tokens,
-    logs,
-    async stop() {
-      await kill(child, exited);
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
 }
 
-/** SIGTERM once (a graceful drain), SIGKILL if it is still there after 10 s. */
-async function kill(child: ChildProcess, exited: Promise<number | null>): Promise<void> {
+/** SIGTERM once (a graceful drain), SIGKILL if it is still there after 10 s; or SIGKILL. */
+async function kill(child: ChildProcess, exited: Promise<number | null>, crash = false): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill("SIGTERM");
+  child.kill(crash ? "SIGKILL" : "SIGTERM");
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<"late">((done) => {
     timer = setTimeout(() => done("late"), 10_000);
