@@ -15,7 +15,7 @@ from google.protobuf import struct_pb2
 
 from signoff import pb, review_console, reviews
 from signoff.audit import AuditRecord
-from signoff.errors import InvalidArgument, NotFound, PermissionDenied
+from signoff.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from signoff.ids import Clock
 from signoff.jsonify import struct_to_dict
 from signoff.logs import event
@@ -58,6 +58,21 @@ class Hub:
         self._events: dict[str, asyncio.Event] = {}
         self._any = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None  # the watchers' loop
+        self.closed = False
+
+    def close(self) -> None:
+        """Wake every watcher for good: the server is stopping (call on the watchers' loop)."""
+        self.closed = True
+        for review_id in list(self._events):
+            self._wake(review_id)
+        self._wake("")
+
+    def check_open(self) -> None:
+        """Raise Unavailable once the server is stopping, so that watch streams end at once."""
+        # A watch never ends by itself; left running, it would hold a graceful stop for its
+        # whole grace period. Clients reconnect on UNAVAILABLE, to a replica or the restart.
+        if self.closed:
+            raise Unavailable("the server is shutting down; watch again")
 
     def event(self, review_id: str) -> asyncio.Event:
         """The event the next change of `review_id` will set."""
@@ -233,8 +248,10 @@ class ReviewDesk:
             changed = self.hub.event(review_id)
             current = await self._load(review_id)
             if current.version == r.version:
+                self.hub.check_open()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), self.recheck_s)
+                self.hub.check_open()
                 current = await self._load(review_id)
             if current.version != r.version:
                 r = current
@@ -295,7 +312,11 @@ class ReviewDesk:
             return await review_console.read_queue(self.store, groups, limit, self.clock.now())
 
         snapshots = review_console.watch_queue(
-            read, self.hub.any_event, recheck_s=self.recheck_s, min_interval_s=self.queue_interval_s
+            read,
+            self.hub.any_event,
+            recheck_s=self.recheck_s,
+            min_interval_s=self.queue_interval_s,
+            check_open=self.hub.check_open,
         )
         self.queue_watchers += 1
         try:

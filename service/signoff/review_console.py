@@ -116,6 +116,7 @@ async def watch_queue(
     *,
     recheck_s: float,
     min_interval_s: float = QUEUE_MIN_INTERVAL_S,
+    check_open: Callable[[], None] = lambda: None,
 ) -> AsyncIterator[pb.review.Queue]:
     """The queue now, then after changes: at most one read per `min_interval_s`, no repeats."""
     loop = asyncio.get_running_loop()
@@ -130,9 +131,11 @@ async def watch_queue(
         if key != sent:
             sent = key
             yield queue
+        check_open()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(recheck_s):
                 await changed.wait()
+        check_open()
         # Changes arriving during this pause are all covered by the next read.
         pause = read_at + min_interval_s - loop.time()
         if pause > 0:

@@ -76,6 +76,8 @@ class Running:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         grace = self.settings.shutdown_grace if grace is None else grace
+        # Watch streams (both ports) end at once with UNAVAILABLE; clients reconnect.
+        self.app.reviews.hub.close()
         # The HTTP port ends its streams at once (a console's live queue never ends by
         # itself) and gives other calls the configured grace.
         stops = [self.server.stop(grace)]
@@ -327,14 +329,15 @@ async def serve(settings: Settings) -> None:
 
     def on_signal(sig: signal.Signals) -> None:
         event(log, "server.stopping", signal=sig.name)
+        # A second signal (GNU timeout sends two) joins the stop already under way.
         stopping.add(loop.create_task(running.stop()))
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     loop.add_signal_handler(signal.SIGHUP, lambda: stopping.add(loop.create_task(_reload(running))))
     await running.wait()
-    for task in stopping:
-        await task
+    while stopping:
+        await stopping.pop()
 
 
 async def _reload(running: Running) -> None:

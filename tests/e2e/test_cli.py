@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import grpc
+import pytest
 
 from signoff import pb
-from signoff_client._gen import decision_pb2_grpc
+from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 
 from .conftest import EXAMPLE_POLICIES
 
@@ -135,3 +136,44 @@ async def test_db_migrate_creates_the_schema_and_is_idempotent(tmp_path: Path):
         versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
     assert versions == sorted(set(versions))
     assert len(versions) >= 3
+
+
+async def test_sigterm_ends_watch_streams_at_once_and_a_second_signal_is_harmless(
+    tmp_path: Path,
+):
+    # A 60 s grace that open watch streams must not hold up: they end with UNAVAILABLE
+    # (clients reconnect) and the process exits long before the grace is over.
+    proc = await asyncio.create_subprocess_exec(
+        *SIGNOFF, "serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--log-format",
+        "json", "--policies", str(EXAMPLE_POLICIES), "--db", f"sqlite:///{tmp_path / 'db.sqlite'}",
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "SIGNOFF_SHUTDOWN_GRACE": "60"},
+    )  # fmt: skip
+    assert proc.stderr is not None
+    target = None
+    while target is None:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
+        assert line, "server exited before it started"
+        if '"server.started"' in line:
+            target = re.search(r'"listen": "([^"]+)"', line).group(1)  # type: ignore[union-attr]
+    md = (("authorization", "Bearer bot"),)
+    async with grpc.aio.insecure_channel(target) as ch:
+        req = pb.common.ActionRequest(request_id="big-refund")
+        req.principal.id = "bot"
+        req.action.name = "refund.issue"
+        req.action.params.update({"amount": 750, "currency": "EUR"})
+        d = await decision_pb2_grpc.DecisionServiceStub(ch).Evaluate(req, metadata=md)
+        assert d.outcome == pb.common.OUTCOME_REQUIRE_REVIEW
+        watch = review_pb2_grpc.ReviewServiceStub(ch).WatchReview(
+            pb.review.WatchReviewRequest(review_id=d.review_id), metadata=md
+        )
+        first = await asyncio.wait_for(watch.read(), 30)
+        assert first.state == pb.review.REVIEW_STATE_PENDING
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)  # as GNU timeout does
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await asyncio.wait_for(watch.read(), 20)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    rest = (await asyncio.wait_for(proc.stderr.read(), 20)).decode()
+    assert await proc.wait() == 0, rest
+    assert "Traceback" not in rest
+    assert "server.stopped" in rest
