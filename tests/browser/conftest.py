@@ -18,11 +18,16 @@ from typing import Any
 
 import pytest
 
-from signoff.auth.tokens import hash_token
 from signoff_client import Approval, Client, Decision, Review, Verdict
 
 # The e2e fixtures, used here as they are: real servers on free ports, a fake clock.
-from ..e2e.conftest import FakeClock, MakeServer, ServerHandle, make_server  # noqa: F401
+from ..e2e.conftest import (  # noqa: F401
+    FakeClock,
+    MakeServer,
+    ServerHandle,
+    make_server,
+    write_tokens,
+)
 
 CHROMIUM = Path(os.environ.get("SIGNOFF_CHROMIUM", "/usr/bin/chromium"))
 REQUIRE_BROWSER = os.environ.get("SIGNOFF_REQUIRE_BROWSER") == "1"
@@ -99,16 +104,7 @@ def browser() -> Iterator[Any]:
 
 def tokens_file(directory: Path) -> Path:
     """A tokens file with PEOPLE, by SHA-256 as the server stores them."""
-    lines = ["tokens:"]
-    for token, (identity, roles) in PEOPLE.items():
-        lines += [
-            f"  - sha256: {hash_token(token)}",
-            f"    identity: {identity}",
-            f"    roles: [{', '.join(repr(r) for r in roles)}]",
-        ]
-    path = directory / "tokens.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_tokens(directory, PEOPLE)
 
 
 @dataclass

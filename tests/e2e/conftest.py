@@ -16,7 +16,7 @@ import datetime as dt
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from typing import Any
 import grpc
 import pytest
 
+from signoff.auth import hash_token
 from signoff.config import Settings
 from signoff.ids import Clock
 from signoff.server import Running, start
@@ -120,6 +121,24 @@ class ServerThread:
 
 
 MakeServer = Callable[..., ServerHandle]
+
+
+def write_tokens(
+    directory: Path, people: Mapping[str, tuple[str, Sequence[str]]], others: Iterable[str] = ()
+) -> Path:
+    """A tokens file: token -> (identity, roles); tokens in `others` may act for others."""
+    lines = ["tokens:"]
+    for token, (identity, roles) in people.items():
+        lines += [
+            f"  - sha256: {hash_token(token)}",
+            f"    identity: {identity}",
+            f"    roles: [{', '.join(repr(r) for r in roles)}]",
+        ]
+        if token in others:
+            lines.append("    act_for_others: true")
+    path = directory / "tokens.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,7 +13,7 @@ from signoff.config import ConfigError, Settings
 from signoff.server import authenticator_for
 from signoff_client._gen import decision_pb2_grpc, policy_pb2_grpc, review_pb2_grpc
 
-from .conftest import ServerHandle
+from .conftest import ServerHandle, write_tokens
 
 R = pb.review
 PEOPLE = {
@@ -28,17 +28,9 @@ PEOPLE = {
 
 @pytest.fixture
 def secured(make_server, tmp_path: Path) -> ServerHandle:
-    lines = ["tokens:"]
-    for token, (who, roles, others) in PEOPLE.items():
-        lines += [
-            f"  - sha256: {hash_token(token)}",
-            f"    identity: {who}",
-            f"    roles: [{', '.join(roles)}]",
-            f"    act_for_others: {str(others).lower()}",
-        ]
-    path = tmp_path / "tokens.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return make_server(auth={"tokens_file": path})
+    people = {token: (who, roles) for token, (who, roles, _) in PEOPLE.items()}
+    others = [token for token, (_, _, acts_for_others) in PEOPLE.items() if acts_for_others]
+    return make_server(auth={"tokens_file": write_tokens(tmp_path, people, others)})
 
 
 def _md(token: str) -> tuple[tuple[str, str], ...]:

@@ -18,13 +18,13 @@ import pytest
 from signoff import pb
 from signoff.api.connect import ConnectHandler
 from signoff.api.errors import Guard
-from signoff.auth import DevAuthenticator, hash_token
+from signoff.auth import DevAuthenticator
 from signoff.config import ConfigError, Settings, load_settings
 from signoff.http_server import HttpServer
 from signoff.server import authenticator_for
 from signoff_client._gen import review_pb2_grpc
 
-from .conftest import EXAMPLE_POLICIES, ServerHandle
+from .conftest import EXAMPLE_POLICIES, ServerHandle, write_tokens
 
 R = pb.review
 EVALUATE = "/signoff.v1.DecisionService/Evaluate"
@@ -324,15 +324,8 @@ PEOPLE = {
 
 @pytest.fixture
 def secured(make_server, tmp_path: Path) -> ServerHandle:
-    lines = ["tokens:"]
-    for token, (who, role) in PEOPLE.items():
-        lines += [
-            f"  - sha256: {hash_token(token)}",
-            f"    identity: {who}",
-            f"    roles: [{role}]",
-        ]
-    (tmp_path / "tokens.yaml").write_text("\n".join(lines) + "\n")
-    return make_server(auth={"tokens_file": tmp_path / "tokens.yaml"})
+    people = {token: (who, [role]) for token, (who, role) in PEOPLE.items()}
+    return make_server(auth={"tokens_file": write_tokens(tmp_path, people)})
 
 
 def _denials(server: ServerHandle) -> list:

@@ -18,10 +18,9 @@ import grpc
 import pytest
 
 from signoff import pb
-from signoff.auth.tokens import hash_token
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 
-from .conftest import FakeClock, MakeServer, ServerHandle
+from .conftest import FakeClock, MakeServer, ServerHandle, write_tokens
 
 R = pb.review
 READ_TIMEOUT_S = 10.0
@@ -40,16 +39,7 @@ PEOPLE = {  # token: (identity, roles)
 
 
 def _tokens_file(tmp_path: Path) -> Path:
-    lines = ["tokens:"]
-    for token, (identity, roles) in PEOPLE.items():
-        lines += [
-            f"  - sha256: {hash_token(token)}",
-            f"    identity: {identity}",
-            f"    roles: [{', '.join(repr(r) for r in roles)}]",
-        ]
-    path = tmp_path / "tokens.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_tokens(tmp_path, PEOPLE)
 
 
 def _md(token: str) -> tuple[tuple[str, str], ...]:
