@@ -29,7 +29,10 @@ DURATION = float(os.environ.get("BENCH_DURATION", "4"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
-async def _start(db: Path) -> tuple[asyncio.subprocess.Process, str]:
+async def start_server(
+    db: Path, policies: Path = REPO / "policies"
+) -> tuple[asyncio.subprocess.Process, str]:
+    """Start `signoff serve` (gRPC only, SQLite at `db`); return it and its address."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -40,7 +43,7 @@ async def _start(db: Path) -> tuple[asyncio.subprocess.Process, str]:
         "--http-listen",
         "",  # gRPC only: the browser port is not what is measured
         "--policies",
-        str(REPO / "policies"),
+        str(policies),
         "--db",
         f"sqlite:///{db}",
         "--log-format",
@@ -100,7 +103,7 @@ async def load(call, concurrency: int, duration: float) -> dict[str, float]:
 async def run() -> dict:
     """Measure both calls at every concurrency, alternating, ROUNDS times; keep medians."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc, target = await _start(Path(tmp) / "bench.db")
+        proc, target = await start_server(Path(tmp) / "bench.db")
         try:
             async with grpc.aio.insecure_channel(target) as ch:
                 decide = decision_pb2_grpc.DecisionServiceStub(ch).Evaluate

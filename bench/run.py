@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.metadata
+import importlib.util
 import json
+import os
+import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+# Every result file latest.json gathers, by its name in latest.json.
+PARTS = (
+    "engine",
+    "e2e",
+    "alternatives",
+    "replicas",
+    "audit_query",
+    "audit_append",
+    "memory",
+)
+PACKAGES = ("grpcio", "protobuf", "cel-expr-python", "cel-python", "matplotlib")
 
 
 def table() -> str:
@@ -60,10 +78,55 @@ def table() -> str:
             f"| {r['setup']} | {r['rps']:.0f} | {r['p50_ms']} | {r['p99_ms']} |"
             for r in rep["rows"]
         ]
+    alt_path = RESULTS / "alternatives.json"
+    if alt_path.exists():
+        out += alternatives_table(json.loads(alt_path.read_text()))
+    mem_path = RESULTS / "memory.json"
+    if mem_path.exists():
+        out += memory_table(json.loads(mem_path.read_text()))
     audit_path = RESULTS / "audit_query.json"
     if audit_path.exists():
         out += audit_table(json.loads(audit_path.read_text()))
     return "\n".join(out) + "\n"
+
+
+def alternatives_table(alt: dict) -> list[str]:
+    """cel-python against cel-expr-python on the refund policy (bench/alternatives.py)."""
+    out = [
+        "",
+        f"**Against cel-python** (example refund policy, {alt['rules']} rules compiled once, "
+        f"{alt['check']['inputs']} inputs checked equal; median of {alt['repeats']} "
+        "repetitions, min to max):",
+        "",
+        "| engine | version | µs / decision | min to max µs | compile ms | ratio "
+        "| ratio per repetition |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {r['engine']} | {r['version']} | {r['median_us']:.1f} "
+        f"| {r['min_us']:.1f} to {r['max_us']:.1f} | {r['compile_ms']} "
+        f"| {r['ratio_to_cel_expr_python']} "
+        f"| {r['ratio_per_rep_min']} to {r['ratio_per_rep_max']} |"
+        for r in alt["rows"]
+    ]
+    return out
+
+
+def memory_table(mem: dict) -> list[str]:
+    """Server RSS (bench/memory.py)."""
+    return [
+        "",
+        f"**Server memory** (RSS of `signoff serve`, {mem['decisions']:,} decisions at "
+        f"{mem['decisions_per_s']:,}/s from {mem['channels']} channels x "
+        f"{mem['concurrency_per_channel']} in flight):",
+        "",
+        "| idle, example policies | idle, 10,000 rules | peak under load | after load "
+        "| growth over the second half |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {mem['rss_mib_idle']} MiB | {mem['rss_mib_10k_rules']} MiB "
+        f"| {mem['rss_mib_peak_sample']} MiB | {mem['rss_mib_after']} MiB "
+        f"| {mem['second_half_growth_mib']:+} MiB ({mem['verdict']}) |",
+    ]
 
 
 def audit_table(aq: dict) -> list[str]:
@@ -106,16 +169,113 @@ def quote_in_readme(text: str) -> None:
     readme.write_text(f"{head}{start}{text}{end}{tail}")
 
 
+def machine() -> dict[str, Any]:
+    """The machine and the versions the figures were measured with."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def write_latest() -> Path:
+    """results/latest.json: the machine and every result file of the run, in one file."""
+    figures = {}
+    for name in PARTS:
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            figures[name] = json.loads(path.read_text())
+    path = RESULTS / "latest.json"
+    path.write_text(json.dumps({"machine": machine(), **figures}, indent=2) + "\n")
+    return path
+
+
+def chart() -> Path | None:
+    """results/e2e.png: throughput and p99 against concurrency, Evaluate vs health Check."""
+    if importlib.util.find_spec("matplotlib") is None:
+        print("SKIPPED: e2e.png needs matplotlib (pip install -e '.[bench]')")
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    e2e = json.loads((RESULTS / "e2e.json").read_text())
+    conc = [r["concurrency"] for r in e2e["rows"]]
+    series = {"Evaluate (audit append)": "evaluate", "health Check (no-op)": "health_check"}
+    fig, (rps_ax, p99_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for label, key in series.items():
+        rps_ax.plot(conc, [r[key]["rps"] for r in e2e["rows"]], marker="o", label=label)
+        p99_ax.plot(conc, [r[key]["p99_ms"] for r in e2e["rows"]], marker="o", label=label)
+    for ax, title, unit in ((rps_ax, "Throughput", "calls / s"), (p99_ax, "p99 latency", "ms")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(conc, [str(c) for c in conc])
+        ax.set_xlabel("concurrent calls")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    m = e2e["machine"]
+    fig.suptitle(
+        f"signoff serve, SQLite, example policies: {m['cpus']} cores, Python {m['python']}, "
+        f"{m['date']}"
+    )
+    fig.tight_layout()
+    path = RESULTS / "e2e.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def main() -> int:
     """Run the benchmarks (unless --table-only), write the table, quote it in the README."""
-    if "--table-only" not in sys.argv:
-        for script in ("engine.py", "e2e.py", "replicas.py", "audit_query.py"):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--table-only", action="store_true", help="only render existing results")
+    ap.add_argument(
+        "--memory",
+        action="store_true",
+        help="also run bench/memory.py (server RSS under load; about 3 minutes)",
+    )
+    ap.add_argument("--memory-decisions", type=int, help="decisions for memory.py")
+    args = ap.parse_args()
+    if not args.table_only:
+        scripts = [["engine.py"], ["e2e.py"]]
+        if importlib.util.find_spec("celpy") is not None:
+            scripts.append(["alternatives.py"])
+        else:
+            print("SKIPPED: alternatives.py needs cel-python (pip install -e '.[bench]')")
+        scripts += [["replicas.py"], ["audit_query.py"]]
+        if args.memory or args.memory_decisions:
+            extra = [f"--decisions={args.memory_decisions}"] if args.memory_decisions else []
+            scripts.append(["memory.py", *extra])
+        for script, *rest in scripts:
             print(f"== {script}", flush=True)
-            subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE)
+            subprocess.run([sys.executable, str(HERE / script), *rest], check=True, cwd=HERE)
     text = table()
     (RESULTS / "README.md").write_text(text)
     quote_in_readme(text)
     print(text)
+    print(f"wrote {write_latest()}")
+    png = chart()
+    if png:
+        print(f"wrote {png}")
     return 0
 
 
