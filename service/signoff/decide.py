@@ -112,8 +112,15 @@ def evaluate(
     matched: list[tuple[MatchedRule, CompiledRule]] = []
     traces: list[RuleTrace] = []
     for policy in policies:
-        for rule in policy.rules:
-            match, rule_trace = _evaluate_rule(rule, activation, default, trace)
+        values = _batch_values(policy, activation)
+        for i, rule in enumerate(policy.rules):
+            if values is None:
+                value, error = _when(rule, activation)
+            else:  # False, True, or the reason of a match (a string)
+                value, error = values[i], ""
+                if value is False and not trace:
+                    continue  # no match, no error: nothing to report
+            match, rule_trace = _evaluate_rule(rule, value, error, activation, default, trace)
             if match is not None:
                 matched.append((match, rule))
             if rule_trace is not None:
@@ -141,29 +148,59 @@ def evaluate(
     )
 
 
-def _evaluate_rule(
-    rule: CompiledRule, activation: Activation, default: DefaultDecision, trace: bool
-) -> tuple[MatchedRule | None, RuleTrace | None]:
-    error = ""
-    reason = ""
-    effect: Effect = ""
+def _batch_values(policy: CompiledPolicy, activation: Activation) -> list[Any] | None:
+    """Every rule's outcome from the policy's batch (one eval), or None: rule by rule.
+
+    The batch fails whenever a rule's `when` or matched reason_expr would (and sometimes
+    when none would: comprehensions share one iteration budget), and any value the rule
+    by rule path would not accept sends it there too, so results, errors included, are
+    exactly those of evaluating each rule on its own.
+    """
+    batch = policy.batch
+    if batch is None:
+        return None
+    try:
+        values = batch.program.eval(activation)
+    except CelEvalError:
+        return None
+    for value, with_reason in zip(values, batch.with_reason, strict=True):
+        if not (value is False or (type(value) is str if with_reason else value is True)):
+            return None
+    return values
+
+
+def _when(rule: CompiledRule, activation: Activation) -> tuple[bool, str]:
+    """(value, error) of one rule's `when`; a failure is (False, "when: ...")."""
     try:
         value = rule.when_program.eval(activation)
-        if not isinstance(value, bool):
-            raise CelEvalError(f"when evaluated to {type(value).__name__}, not bool")
-        when_ok = True
     except CelEvalError as exc:
-        value, when_ok, error = False, False, f"when: {exc}"
-    if when_ok and value:
+        return False, f"when: {exc}"
+    if not isinstance(value, bool):
+        return False, f"when: when evaluated to {type(value).__name__}, not bool"
+    return value, ""
+
+
+def _evaluate_rule(
+    rule: CompiledRule,
+    value: bool | str,
+    error: str,
+    activation: Activation,
+    default: DefaultDecision,
+    trace: bool,
+) -> tuple[MatchedRule | None, RuleTrace | None]:
+    """`value`: the `when` (False on error), or the reason when the batch evaluated it."""
+    reason = ""
+    effect: Effect = ""
+    if value is not False:
         effect = rule.decision
         try:
-            reason = _reason(rule, activation)
+            reason = value if isinstance(value, str) else _reason(rule, activation)
         except CelEvalError as exc:
             error = f"reason_expr: {exc}"
             reason = f"rule {rule.name} matched; its reason_expr failed: {exc}"
             if rule.on_error != "ignore" and SEVERITY[rule.on_error] > SEVERITY[effect]:
                 effect = rule.on_error
-    elif not when_ok:
+    elif error:
         effect = "" if rule.on_error == "ignore" else rule.on_error
         reason = f"rule {rule.name} failed to evaluate ({error}); on_error: {rule.on_error}"
     group = ""
@@ -191,7 +228,7 @@ def _evaluate_rule(
         line=rule.line,
         when=rule.when,
         decision=rule.decision,
-        matched=bool(value),
+        matched=value is not False,
         error=error,
         reason=reason,
         shadow=rule.shadow,

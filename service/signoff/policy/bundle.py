@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from signoff.policy.cel import Program
+from signoff.policy.cel import Program, combine
 
 if TYPE_CHECKING:
     from signoff.policy.index import PolicyIndex
@@ -90,6 +90,43 @@ class CompiledPolicy:
     variables: tuple[CompiledVariable, ...]
     rules: tuple[CompiledRule, ...]
     redact: tuple[str, ...]
+    batch: RuleBatch | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class RuleBatch:
+    """A policy's rules in one program: one eval per request instead of one per rule.
+
+    Each eval costs ~1.5 µs before any work, and the request's messages are converted for
+    CEL once per Activation, so one list-valued program is much cheaper than one program
+    per rule. Element i is rule i's `when`, except for a rule in `with_reason`: there it is
+    `when ? reason_expr : false` (a string-typed reason_expr, evaluated only on a match,
+    as rule by rule). The batch fails whenever one of its parts would fail (or when the
+    comprehensions share out the iteration budget): then decide.py goes rule by rule.
+    """
+
+    program: Program
+    with_reason: tuple[bool, ...]
+
+
+def rule_batch(rules: Sequence[CompiledRule]) -> RuleBatch | None:
+    """The batch of `rules`, or None when there is nothing to gain (or it does not compile)."""
+    if len(rules) < 2 and not any(r.reason_program for r in rules):
+        return None
+    exprs, with_reason = [], []
+    for rule in rules:
+        reason = rule.reason_program
+        combined = reason is not None and reason.return_type == "STRING"
+        when = rule.when_program.expr
+        exprs.append(f"({when}) ? dyn({reason.expr}) : false" if combined and reason else when)
+        with_reason.append(combined)
+    macros = any(
+        p is not None and p.uses_list_macros
+        for r in rules
+        for p in (r.when_program, r.reason_program)
+    )
+    program = combine(exprs, macros)
+    return None if program is None else RuleBatch(program, tuple(with_reason))
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,6 +201,19 @@ def compile(expr: str) -> Program:
         for i, t in enumerate(tokens)
     )
     return Program(expr, expression.return_type().name(), macros, expression)
+
+
+def combine(exprs: Sequence[str], uses_list_macros: bool) -> Program | None:
+    """One program whose value is the list of the expressions' values; None if they do
+    not compile together (the parser's limits). A list is an error as soon as one element
+    is, and comprehensions share one iteration budget: callers fall back to the
+    expressions one by one when it fails."""
+    text = "[" + ", ".join(f"({e})" for e in exprs) + "]"
+    try:
+        expression = _RUN_ENV.deserialize(_CHECK_ENV.compile(text).serialize())
+    except RuntimeError:
+        return None
+    return Program(text, expression.return_type().name(), uses_list_macros, expression)
 
 
 def _compile_error(text: str) -> CelError:

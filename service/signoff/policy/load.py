@@ -30,6 +30,7 @@ from signoff.policy.bundle import (
     PolicyError,
     content_version,
     git_suffix,
+    rule_batch,
 )
 from signoff.policy.index import PolicyIndex
 from signoff.policy.model import PolicyFile, Rule
@@ -223,6 +224,7 @@ class _Source:
             variables=tuple(variables),
             rules=tuple(rules),
             redact=tuple(model.redact),
+            batch=rule_batch(rules),
         )
 
     def _compile_variables(
