@@ -107,7 +107,8 @@ def evaluate(
     trace: bool = False,
 ) -> Evaluation:
     """Decide `request` with `bundle`; with `trace`, also report every rule and variable."""
-    policies = bundle.policies_for(request.action.name)
+    applicable = bundle.applicable(request.action.name)
+    policies = applicable.policies
     activation = Activation(request, now)
     matched: list[tuple[MatchedRule, CompiledRule]] = []
     traces: list[RuleTrace] = []
@@ -141,8 +142,8 @@ def evaluate(
         default_applied=deciding is None,
         decided_by=decided_by,
         deciding_rule=rule,
-        redact=tuple(dict.fromkeys(path for p in policies for path in p.redact)),
-        applicable_files=tuple(p.file for p in policies),
+        redact=applicable.redact,
+        applicable_files=applicable.files,
         rule_traces=tuple(traces),
         variable_traces=_variable_traces(policies, activation) if trace else (),
     )

@@ -12,7 +12,7 @@ from google.protobuf import json_format
 
 from signoff import pb
 from signoff.decide import DefaultDecision, evaluate
-from signoff.policy import load_bundle
+from signoff.policy import Activation, cel, load_bundle
 from signoff.policytest import load_cases
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -139,3 +139,39 @@ def test_a_single_rule_without_reason_expr_has_no_batch(tmp_path):
         tmp_path, "name: p\nrules:\n  - {name: a, when: 'true', decision: allow, reason: ok}\n"
     )
     assert bundle.policies[0].batch is None
+
+
+def test_a_batch_reads_the_request_as_one_variable():
+    text = 'has(context.x) && action.params.y > 1 && "action" == resource.id && r.principal'
+    assert cel._whole_request(text) == (
+        "has(__request.context.x) && __request.action.params.y > 1 && "
+        '"action" == __request.resource.id && r.principal'
+    )
+
+
+def test_a_macro_binding_a_variable_name_gets_no_batch_and_still_decides(tmp_path):
+    bundle = bundle_of(
+        tmp_path,
+        """\
+        name: p
+        rules:
+          - name: a
+            when: 'principal.tags.exists(context, context == "vip")'
+            decision: deny
+            reason: vip
+          - {name: b, when: 'true', decision: allow, reason: ok}
+        """,
+    )
+    assert bundle.policies[0].batch is None
+    ev = evaluate(bundle, request(action={"name": "x"}, principal={"tags": ["vip"]}), NOW, DEFAULT)
+    assert (ev.outcome, ev.reason) == ("deny", "vip")
+
+
+def test_a_batch_needs_no_engine_activation():
+    refunds = load_bundle(POLICIES).policies_for("refund.issue")[0]
+    req = request(action={"name": "refund.issue", "params": {"amount": 5}})
+    activation = Activation(req, NOW)
+    assert refunds.batch is not None
+    assert refunds.batch.program.eval(activation)[-2:] == [True, False]
+    assert activation._cel is None  # built on first use, by a rule evaluated on its own
+    assert cel.compile("action.name == 'refund.issue'").eval(activation) is True

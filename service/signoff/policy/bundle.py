@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from signoff.policy.cel import Program, combine
 
 if TYPE_CHECKING:
-    from signoff.policy.index import PolicyIndex
+    from signoff.policy.index import Applicable, PolicyIndex
 
 Decision = Literal["allow", "review", "deny"]
 
@@ -158,6 +158,10 @@ class Bundle:
     def policies_for(self, action_name: str) -> tuple[CompiledPolicy, ...]:
         """The policies whose `actions` match `action_name`, in bundle order."""
         return self.index.policies_for(action_name)
+
+    def applicable(self, action_name: str) -> Applicable:
+        """What applies to `action_name`: its policies, their files and redact paths."""
+        return self.index.applicable(action_name)
 
 
 def content_version(files: Sequence[tuple[str, bytes]]) -> str:

@@ -16,6 +16,10 @@ Measured with cel-expr-python 0.1.3 (the numbers behind the choices below):
 - One `Activation` per request, reused by every rule: 2 µs per rule instead of 8 µs when
   the data dict is converted on each `eval`. `context` is passed as the request's `Struct`
   message itself: as fast as a dict once in an Activation, and no conversion.
+- Faster still, one eval per policy (`combine`, a rule batch in bundle.py): every eval
+  costs ~1.5 µs before any work, and each variable's message is converted on its first use
+  in an activation (~2 µs each). A batch reads the whole request as one variable, from a
+  plain data dict: the refund policy's 7 evals (~27 µs) became 1 (~12 µs).
 - Unset sub-messages are passed as their proto3 default instances (Python returns one for
   an unset field), so `has(resource.attributes.tier)` is false, never an error.
 - Evaluation errors come back two ways: a `Value` of type ERROR (missing key, no matching
@@ -92,7 +96,20 @@ _RUN_ENV = cel.NewEnv(descriptor_pool.Default(), variables=_VARIABLES)
 # The binding sets up Python -> CEL value conversion on an env's first compile; a program
 # only deserialized into a fresh env reports "Non-CEL value type for 'now'" without this.
 _RUN_ENV.compile("true")
+# Batches (see combine) read the request as one message: the engine converts each
+# variable's message on its first use in an eval (~2 µs each), one message costs about
+# what one of the four does. Authors never see this name: every expression in a batch
+# was first compiled on its own, in the environments above, which do not declare it.
+_REQUEST = "__request"
+_REQUEST_FIELDS = {"action", "principal", "resource", "context"}
+_BATCH_VARIABLES = {**_VARIABLES, _REQUEST: cel.Type(pb.common.ActionRequest.DESCRIPTOR.full_name)}
+_BATCH_CHECK_ENV = cel.NewEnv(
+    descriptor_pool.Default(), variables=_BATCH_VARIABLES, extensions=[_numeric_comparisons()]
+)
+_BATCH_RUN_ENV = cel.NewEnv(descriptor_pool.Default(), variables=_BATCH_VARIABLES)
+_BATCH_RUN_ENV.compile("true")
 _ERROR = cel.Type.ERROR
+_NEVER_ERRORS = (bool, list)  # Python types of plain values that no ERROR value has
 _ISSUE_RE = re.compile(r"ERROR: <input>:(\d+):(\d+): ([^\n]*)")
 _STATUS_RE = re.compile(r"^[A-Z_]+: |\s*\[[A-Z_]+\]$")
 _LIST_MACROS = {"map", "filter"}
@@ -123,6 +140,7 @@ class Program:
     return_type: str
     uses_list_macros: bool
     _expression: Any = field(repr=False, compare=False)
+    whole_request: bool = False  # reads the request as one variable (a batch)
 
     def eval(self, activation: Activation) -> Any:
         """Evaluate against a request; return a plain Python value or raise CelEvalError."""
@@ -133,12 +151,18 @@ class Program:
                 "(use exists() or all(), which are linear)"
             )
         try:
-            value = self._expression.eval(activation.cel)
+            if self.whole_request:
+                data = {_REQUEST: activation.request, "now": activation.now}
+                value = self._expression.eval(data=data)
+            else:
+                value = self._expression.eval(activation.cel)
         except RuntimeError as exc:
             raise CelEvalError(_clean(str(exc))) from None
-        if value.type() == _ERROR:
+        plain = value.plain_value()
+        # Checking the type costs ~0.5 µs; a bool or a list (a `when`, a batch) is no error.
+        if type(plain) not in _NEVER_ERRORS and value.type() == _ERROR:
             raise CelEvalError(_clean(str(value.value())))
-        return value.plain_value()
+        return plain
 
 
 class Activation:
@@ -148,16 +172,25 @@ class Activation:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         self.request = request
-        self.cel = _RUN_ENV.Activation(
-            {
-                "action": request.action,
-                "principal": request.principal,
-                "resource": request.resource,
-                "context": request.context,
-                "now": now,
-            }
-        )
+        self.now = now
+        self._cel: Any = None
         self._largest: int | None = None
+
+    @property
+    def cel(self) -> Any:
+        """The engine's activation, built on first use: a batch does not need it."""
+        if self._cel is None:
+            r = self.request
+            self._cel = _RUN_ENV.Activation(
+                {
+                    "action": r.action,
+                    "principal": r.principal,
+                    "resource": r.resource,
+                    "context": r.context,
+                    "now": self.now,
+                }
+            )
+        return self._cel
 
     def largest_list(self) -> int:
         """Length of the longest list anywhere in the request (computed once, on demand)."""
@@ -208,12 +241,28 @@ def combine(exprs: Sequence[str], uses_list_macros: bool) -> Program | None:
     not compile together (the parser's limits). A list is an error as soon as one element
     is, and comprehensions share one iteration budget: callers fall back to the
     expressions one by one when it fails."""
-    text = "[" + ", ".join(f"({e})" for e in exprs) + "]"
+    text = "[" + ", ".join(f"({_whole_request(e)})" for e in exprs) + "]"
     try:
-        expression = _RUN_ENV.deserialize(_CHECK_ENV.compile(text).serialize())
+        expression = _BATCH_RUN_ENV.deserialize(_BATCH_CHECK_ENV.compile(text).serialize())
     except RuntimeError:
         return None
-    return Program(text, expression.return_type().name(), uses_list_macros, expression)
+    return_type = expression.return_type().name()
+    return Program(text, return_type, uses_list_macros, expression, whole_request=True)
+
+
+def _whole_request(expr: str) -> str:
+    """`expr` with the variables action, principal, resource, context read from _REQUEST.
+
+    Only free identifiers are replaced (not fields: `x.action`). A macro that binds one of
+    these names (`xs.exists(action, ...)`) no longer compiles, so it gets no batch.
+    """
+    parts, pos = [], 0
+    tokens = scan(expr)
+    for i, tok in enumerate(tokens):
+        if tok.kind == "ident" and tok.text in _REQUEST_FIELDS and not _prev_is_dot(tokens, i):
+            parts += [expr[pos : tok.start], f"{_REQUEST}.{tok.text}"]
+            pos = tok.end
+    return "".join(parts) + expr[pos:]
 
 
 def _compile_error(text: str) -> CelError:

@@ -12,10 +12,20 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from signoff.policy.bundle import CompiledPolicy
 
 DEFAULT_CACHE_SIZE = 8192
+
+
+@dataclass(frozen=True)
+class Applicable:
+    """What applies to one action name: the policies, their files and redact paths."""
+
+    policies: tuple[CompiledPolicy, ...]
+    files: tuple[str, ...]
+    redact: tuple[str, ...]  # in bundle order, without repeats
 
 
 def glob_regex(glob: str) -> re.Pattern[str]:
@@ -47,10 +57,16 @@ class PolicyIndex:
 
     def policies_for(self, action_name: str) -> tuple[CompiledPolicy, ...]:
         """The policies whose `actions` match `action_name` (or that apply to all)."""
+        return self._cached(action_name).policies
+
+    def applicable(self, action_name: str) -> Applicable:
+        """The policies for `action_name` with what every evaluation derives from them."""
         return self._cached(action_name)
 
-    def _lookup(self, action_name: str) -> tuple[CompiledPolicy, ...]:
+    def _lookup(self, action_name: str) -> Applicable:
         positions = set(self._universal)
         positions.update(self._exact.get(action_name, ()))
         positions.update(p for p, regex in self._globs if regex.fullmatch(action_name))
-        return tuple(self._policies[p] for p in sorted(positions))
+        policies = tuple(self._policies[p] for p in sorted(positions))
+        redact = tuple(dict.fromkeys(path for p in policies for path in p.redact))
+        return Applicable(policies, tuple(p.file for p in policies), redact)
