@@ -48,4 +48,5 @@ gen: $(BIN)/.installed clients/node_modules/.installed  ## regenerate protobuf/g
 	$(BIN)/python scripts/gen_proto.py
 
 bench: $(BIN)/.installed  ## run the benchmarks, write bench/results/
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
