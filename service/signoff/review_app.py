@@ -249,8 +249,12 @@ class ReviewDesk:
             current = await self._load(review_id)
             if current.version == r.version:
                 self.hub.check_open()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns through a
+                # cancellation that arrives with the change (CPython gh-86296), and a stream
+                # cancelled by the server's stop would go on.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), self.recheck_s)
+                    async with asyncio.timeout(self.recheck_s):
+                        await changed.wait()
                 self.hub.check_open()
                 current = await self._load(review_id)
             if current.version != r.version:

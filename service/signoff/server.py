@@ -10,6 +10,7 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -71,10 +72,7 @@ class Running:
             return
         self._stopped.set()
         await self.health.enter_graceful_shutdown()
-        for task in self.tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self.tasks)
         grace = self.settings.shutdown_grace if grace is None else grace
         # Watch streams (both ports) end at once with UNAVAILABLE; clients reconnect.
         self.app.reviews.hub.close()
@@ -95,6 +93,63 @@ class Running:
     async def wait(self) -> None:
         """Wait until the server has stopped."""
         await self.server.wait_for_termination()
+
+
+# How long `Running.stop` waits for its background tasks, cancelling them again and again,
+# before it names the ones still running and stops without them.
+TASK_STOP_TIMEOUT = 10.0
+_RECANCEL_EVERY = 0.5
+
+
+async def cancel_and_wait(
+    tasks: list[asyncio.Task[None]], within: float = TASK_STOP_TIMEOUT
+) -> list[asyncio.Task[None]]:
+    """Cancel `tasks` and wait until they end; return (and log) those still running after
+    `within` seconds.
+
+    One cancel() is not always enough: a library await may return normally through the
+    cancellation (asyncio.wait_for on Python 3.11, CPython gh-86296, as under psycopg_pool's
+    wait for a connection). A forever loop that loses its cancellation would keep `stop`
+    waiting forever, so a task still running is cancelled again, and after `within` seconds
+    it is left behind with an error that says where it waits.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(_RECANCEL_EVERY, left))
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+    stuck = [task for task in tasks if not task.done()]
+    for task in stuck:
+        event(
+            log,
+            "server.task_not_stopped",
+            logging.ERROR,
+            task=task.get_name(),
+            where=waiting_at(task),
+            waited=within,
+        )
+    return stuck
+
+
+def waiting_at(task: asyncio.Task[Any]) -> str:
+    """Where a suspended task waits: its chain of awaits, innermost last."""
+    where = []
+    coro: Any = task.get_coro()
+    while coro is not None and len(where) < 20:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            where.append(f"{code.co_name} ({Path(code.co_filename).name}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return " > ".join(where)
 
 
 def build_store(settings: Settings, clock: Clock) -> Store:
@@ -258,13 +313,13 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             raise OSError(f"cannot listen on http_listen {settings.http_listen}: {exc}") from None
     loop = asyncio.get_running_loop()
     tasks = [
-        loop.create_task(_sweep_forever(app, settings)),
-        loop.create_task(_checkpoint_forever(audit, settings)),
+        loop.create_task(_sweep_forever(app, settings), name="signoff-sweeper"),
+        loop.create_task(_checkpoint_forever(audit, settings), name="signoff-checkpointer"),
     ]
     watcher = None
     if settings.watch_policies:
         watcher = PolicyWatcher(app, settings.policies, settings.watch_debounce)
-        tasks.append(loop.create_task(watcher.run()))
+        tasks.append(loop.create_task(watcher.run(), name="signoff-policy-watcher"))
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     event(

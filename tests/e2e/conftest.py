@@ -29,7 +29,7 @@ import pytest
 from signoff.auth import hash_token
 from signoff.config import Settings
 from signoff.ids import Clock
-from signoff.server import Running, start
+from signoff.server import Running, start, waiting_at
 
 from ..pg import backend_param, fresh_schema, parametrize_backend, register_markers
 
@@ -101,7 +101,7 @@ class ServerThread:
         fut: Future[Running] = asyncio.run_coroutine_threadsafe(
             start(self.settings, self.clock), self.loop
         )
-        running = fut.result(timeout=30)
+        running = self._result(fut, "start")
         http = running.http_port
         return ServerHandle(
             target=f"127.0.0.1:{running.port}",
@@ -114,10 +114,35 @@ class ServerThread:
     def stop(self, handle: ServerHandle | None) -> None:
         """Stop the server (if started) and the loop thread."""
         if handle is not None:
-            asyncio.run_coroutine_threadsafe(handle.running.stop(0), self.loop).result(30)
+            self._result(
+                asyncio.run_coroutine_threadsafe(handle.running.stop(0), self.loop), "stop"
+            )
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=30)
         self.loop.close()
+
+    def _result(self, fut: Future[Any], what: str, timeout: float = 30) -> Any:
+        """The result of `fut`; a timeout says what each task of the server's loop awaits."""
+        try:
+            return fut.result(timeout=timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"the server did not {what} within {timeout:g} s; its loop's tasks:\n"
+                + self._tasks()
+            ) from None
+
+    def _tasks(self) -> str:
+        async def describe() -> str:
+            tasks = asyncio.all_tasks() - {asyncio.current_task()}
+            return "\n".join(
+                f"  {task.get_name()}: {waiting_at(task)}"
+                for task in sorted(tasks, key=lambda task: task.get_name())
+            )
+
+        try:
+            return asyncio.run_coroutine_threadsafe(describe(), self.loop).result(timeout=5)
+        except TimeoutError:
+            return "  (none listed: the loop itself is blocked)"
 
 
 MakeServer = Callable[..., ServerHandle]

@@ -8,6 +8,7 @@ these are the counterparts of the SQLite-only tests that poke at the database di
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import urllib.parse
 from typing import Any
@@ -200,6 +201,40 @@ async def test_killed_connections_fail_with_unavailable_and_the_store_recovers(
     acked = [e for x in outcomes if not isinstance(x, BaseException) for e in x]
     assert entries == before + acked + after
     assert verify_chain(entries).ok
+
+
+async def test_a_read_cancelled_as_the_pool_hands_it_a_connection_is_cancelled(
+    make_store: MakeStore,
+) -> None:
+    # psycopg_pool waits for a connection with asyncio.wait_for, which on Python 3.11 returns
+    # the connection when the cancellation arrives with it (CPython gh-86296). The expiry
+    # sweeper lost its cancellation that way when a server stopped as its pool opened, and
+    # Running.stop waited for it forever. The cancellation comes at each loop step after the
+    # hand-over in turn.
+    store = await make_store(pool_size=2)
+    assert isinstance(store, PostgresStore)
+    pool = store._pool
+    await pool.wait()
+    cancelled = 0
+    for steps in range(8):
+        async with pool.connection(), contextlib.AsyncExitStack() as busy:
+            await busy.enter_async_context(pool.connection())  # both connections in use
+            read = asyncio.create_task(store.get_review("rv_none"))
+            for _ in range(5000):  # until the read waits for a connection
+                if pool.get_stats().get("requests_waiting"):
+                    break
+                await asyncio.sleep(0.001)
+            else:
+                pytest.fail("the read never waited for a connection")
+            await busy.aclose()  # hands one connection to the waiting read
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            if not read.cancel():
+                continue  # it had finished before the cancellation
+            cancelled += 1
+            with pytest.raises(asyncio.CancelledError):
+                await read
+    assert cancelled
 
 
 async def test_tampering_is_detected(store: Store, pg_url: str) -> None:

@@ -22,6 +22,7 @@ lock, so replicas starting together apply them once; a newer schema is refused.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -292,11 +293,27 @@ class PostgresStore:
     async def _read(self, fn: Callable[[sql.Conn], Awaitable[T]]) -> T:
         if self._state != "open":
             raise Unavailable("audit store unavailable: the store is not open")
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
         try:
             async with self._pool.connection() as conn:
+                raise_swallowed_cancel(task, cancels)
                 return await fn(conn)
         except (psycopg.Error, PoolTimeout, OSError) as exc:
             raise unavailable(exc) from exc
+
+
+def raise_swallowed_cancel(task: asyncio.Task[Any] | None, cancels: int) -> None:
+    """Raise CancelledError if `task` was cancelled since it had `cancels` requests pending
+    and yet is still running: a cancellation that an await returned through instead of raising.
+
+    psycopg_pool waits for a connection with asyncio.wait_for, which on Python 3.11 returns the
+    result when the cancellation and the connection arrive together (CPython gh-86296, fixed
+    in 3.12). A loop whose cancellation is lost that way -- the expiry sweeper cancelled by
+    `Running.stop` as the pool opened -- runs on, and whoever awaits it waits forever.
+    """
+    if task is not None and task.cancelling() > cancels:
+        raise asyncio.CancelledError("cancelled while waiting for a pooled connection")
 
 
 async def migrate(conn: sql.Conn, clock: Clock) -> int:
