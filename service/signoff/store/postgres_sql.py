@@ -103,16 +103,7 @@ async def insert_decision(conn: Conn, rec: DecisionRecord) -> DecisionRecord | N
 
 def decision_from_row(row: Sequence[Any]) -> DecisionRecord:
     """Build a decision from a row selected in DECISION_COLUMNS order."""
-    return DecisionRecord(
-        decision_id=row[0],
-        principal_id=row[1],
-        request_id=row[2],
-        request_digest=row[3],
-        action_name=row[4],
-        outcome=row[5],
-        created_at=utc(row[6]),
-        decision=bytes(row[7]),
-    )
+    return DecisionRecord.from_row(row, utc)
 
 
 # -- audit -----------------------------------------------------------------------------------
@@ -286,20 +277,7 @@ async def review_where(conn: Conn, column: str, value: str) -> ReviewRecord | No
 
 def review_from_row(row: Sequence[Any]) -> ReviewRecord:
     """Build a record from a row selected in REVIEW_FIELDS order."""
-    return ReviewRecord(
-        review_id=row[0],
-        decision_id=row[1],
-        principal_id=row[2],
-        on_behalf_of=row[3],
-        action_name=row[4],
-        reviewer_group=row[5],
-        state=row[6],
-        version=int(row[7]),
-        created_at=utc(row[8]),
-        updated_at=utc(row[9]),
-        expires_at=None if row[10] is None else utc(row[10]),
-        review=bytes(row[11]),
-    )
+    return ReviewRecord.from_row(row, utc)
 
 
 def _opt(t: dt.datetime | None) -> dt.datetime | None:

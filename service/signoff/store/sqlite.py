@@ -356,13 +356,4 @@ class SqliteStore:
 
 
 def _decision_from_row(row: Sequence[Any]) -> DecisionRecord:
-    return DecisionRecord(
-        decision_id=row[0],
-        principal_id=row[1],
-        request_id=row[2],
-        request_digest=row[3],
-        action_name=row[4],
-        outcome=row[5],
-        created_at=parse_time(row[6]),
-        decision=bytes(row[7]),
-    )
+    return DecisionRecord.from_row(row, parse_time)

@@ -192,20 +192,7 @@ def sqlite_glob(action_glob: str) -> str:
 
 def from_row(row: Sequence[Any]) -> ReviewRecord:
     """Build a record from a row selected in `_FIELDS` order."""
-    return ReviewRecord(
-        review_id=row[0],
-        decision_id=row[1],
-        principal_id=row[2],
-        on_behalf_of=row[3],
-        action_name=row[4],
-        reviewer_group=row[5],
-        state=row[6],
-        version=int(row[7]),
-        created_at=parse_time(row[8]),
-        updated_at=parse_time(row[9]),
-        expires_at=None if row[10] is None else parse_time(row[10]),
-        review=bytes(row[11]),
-    )
+    return ReviewRecord.from_row(row, parse_time)
 
 
 def _row(rec: ReviewRecord) -> tuple[Any, ...]:
