@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Awaitable
 from typing import Any
@@ -32,3 +33,15 @@ async def in_one_batch(store: Store, *calls: Awaitable[Any]) -> list[Any]:
     _, *results, _ = await asyncio.gather(held, *calls, release(), return_exceptions=True)
     assert store.stats.commits == before + 1  # type: ignore[attr-defined]
     return results
+
+
+class Explaining:
+    """A SQLite connection stand-in that records each statement's query plan instead of rows."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.plans = conn, []
+
+    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        rows = self.conn.execute(f"EXPLAIN QUERY PLAN {sql}", args)
+        self.plans.append(" ".join(str(row[3]) for row in rows))
+        return self.conn.execute("SELECT 1 WHERE 0")  # no rows

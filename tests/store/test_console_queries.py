@@ -13,6 +13,7 @@ import pytest
 
 from signoff.store import ReviewRecord, Store, postgres_query, sqlite_reviews
 from signoff.store.base import GroupBacklog
+from tests.store.helpers import Explaining
 from tests.store.reviews import T0, change_audit, changed, open_review
 
 
@@ -133,18 +134,6 @@ async def test_decided_reviews_return_whole_records(history: Store) -> None:
 
 
 # -- query plans ----------------------------------------------------------------------------
-
-
-class Explaining:
-    """A SQLite connection stand-in that records each statement's query plan instead of rows."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn, self.plans = conn, []
-
-    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
-        rows = self.conn.execute(f"EXPLAIN QUERY PLAN {sql}", args)
-        self.plans.append(" ".join(str(row[3]) for row in rows))
-        return self.conn.execute("SELECT 1 WHERE 0")  # no rows
 
 
 @pytest.mark.sqlite_only

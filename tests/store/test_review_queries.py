@@ -13,7 +13,7 @@ import pytest
 
 from signoff.audit import verify_chain
 from signoff.store import ReviewQuery, ReviewRecord, Store, sqlite_reviews
-from tests.store.helpers import all_entries
+from tests.store.helpers import Explaining, all_entries
 from tests.store.reviews import T0, change_audit, changed, open_review
 
 
@@ -161,18 +161,6 @@ async def test_times_in_other_zones_compare_as_instants(store: Store) -> None:
 
 
 # -- SQLite specifics -----------------------------------------------------------------------
-
-
-class Explaining:
-    """A connection stand-in that records the query plan of each statement instead of rows."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn, self.plans = conn, []
-
-    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
-        rows = self.conn.execute(f"EXPLAIN QUERY PLAN {sql}", args)
-        self.plans.append(" ".join(str(row[3]) for row in rows))
-        return self.conn.execute("SELECT 1 WHERE 0")  # no rows
 
 
 @pytest.mark.sqlite_only
