@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
 
@@ -22,7 +22,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from signoff import errors
-from signoff.api.errors import Failure, Guard, bearer_of
+from signoff.api.errors import Failure, Guard
 from signoff.api.methods import Method
 
 S = grpc.StatusCode
@@ -108,9 +108,10 @@ class ConnectHandler:
     async def _unary(self, request: web.Request, method: Method, codec: str) -> web.Response:
         try:
             _identity_only(request.headers.get("Content-Encoding"))
-            async with asyncio.timeout(_timeout(request)):
+            timeout = _timeout(request)
+            async with asyncio.timeout(timeout):
                 data = await _read(request, self.max_bytes, self.max_bytes)
-                reply = await self.guard.unary(method, _token_of(request), data)
+                reply = await self.guard.unary(method, ConnectCall(request, timeout), data)
         except TimeoutError:
             return _error(S.DEADLINE_EXCEEDED, "the call exceeded its Connect-Timeout-Ms")
         except Failure as f:
@@ -125,9 +126,11 @@ class ConnectHandler:
         self.idle.clear()
         try:
             _identity_only(request.headers.get("Connect-Content-Encoding"))
-            async with asyncio.timeout(_timeout(request)):
+            timeout = _timeout(request)
+            async with asyncio.timeout(timeout):
                 body = await _read(request, self.max_bytes + 5, self.max_bytes)
-                items = self.guard.stream(method, _token_of(request), _unenvelope(body))
+                call = ConnectCall(request, timeout)
+                items = self.guard.stream(method, call, _unenvelope(body))
                 async with contextlib.aclosing(_until(self.closing, items)) as until:
                     async for item in until:
                         # Each message is written (and so sent) as soon as it is produced:
@@ -200,8 +203,28 @@ def _encode(message: Message, codec: str) -> bytes:
     return json.dumps(json_format.MessageToDict(message), separators=(",", ":")).encode()
 
 
-def _token_of(request: web.Request) -> Callable[[], str | None]:
-    return lambda: bearer_of(request.headers.get("Authorization"))
+class ConnectCall:
+    """The Guard's view of one Connect call."""
+
+    __slots__ = ("_deadline", "_request")
+
+    def __init__(self, request: web.Request, timeout: float | None) -> None:
+        self._request = request
+        self._deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+
+    def header(self, name: str) -> str | None:
+        """The request header `name`."""
+        return self._request.headers.get(name)
+
+    def time_remaining(self) -> float | None:
+        """Seconds left of the caller's Connect-Timeout-Ms, None without one."""
+        if self._deadline is None:
+            return None
+        return self._deadline - asyncio.get_running_loop().time()
+
+    def peer_certificate(self) -> bytes | None:
+        """None: the HTTP port serves plaintext."""
+        return None
 
 
 def _identity_only(encoding: str | None) -> None:

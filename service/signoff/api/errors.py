@@ -30,7 +30,22 @@ CODES: dict[type[errors.SignoffError], grpc.StatusCode] = {
 DENIALS = (errors.Unauthenticated, errors.PermissionDenied)
 
 M = TypeVar("M", bound=Message)
-TokenOf = Callable[[], "str | None"]
+
+
+class Call(Protocol):
+    """What a transport knows of one call; the Guard reads only what it needs, when it does."""
+
+    def header(self, name: str) -> str | None:
+        """The value of a request header (gRPC metadata key), `name` in lower case."""
+        ...
+
+    def time_remaining(self) -> float | None:
+        """Seconds left before the caller's deadline; None when the caller set none."""
+        ...
+
+    def peer_certificate(self) -> bytes | None:
+        """The client's TLS certificate (DER) when it presented one, else None."""
+        ...
 
 
 class Failure(Exception):
@@ -97,25 +112,23 @@ class Guard:
         log.error("internal error", exc_info=exc, extra={"method": method})
         return Failure(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
-    async def unary(self, method: Method, token_of: TokenOf, data: bytes) -> Message:
+    async def unary(self, method: Method, call: Call, data: bytes) -> Message:
         """Run a unary call; every failure comes out as `Failure`."""
         assert method.unary is not None
         who = ""
         try:
-            identity = self.authenticator.authenticate(token_of())
+            identity = self.authenticator.authenticate(bearer_of(call.header("authorization")))
             who = identity.id
             return await method.unary(identity, data)
         except Exception as exc:
             raise await self._failure(method.full_name, who, exc) from None
 
-    async def stream(
-        self, method: Method, token_of: TokenOf, data: bytes
-    ) -> AsyncIterator[Message]:
+    async def stream(self, method: Method, call: Call, data: bytes) -> AsyncIterator[Message]:
         """Run a server-streaming call; every failure comes out as `Failure`."""
         assert method.stream is not None
         who = ""
         try:
-            identity = self.authenticator.authenticate(token_of())
+            identity = self.authenticator.authenticate(bearer_of(call.header("authorization")))
             who = identity.id
             async for item in method.stream(identity, data):
                 yield item

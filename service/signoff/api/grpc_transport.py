@@ -8,17 +8,34 @@ from itertools import groupby
 import grpc
 from google.protobuf.message import Message
 
-from signoff.api.errors import Failure, Guard, bearer_of
+from signoff.api.errors import Failure, Guard
 from signoff.api.methods import Method
 
 Ctx = grpc.aio.ServicerContext
 
 
-def _token_of(context: Ctx) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str):
-            return bearer_of(value)
-    return None
+class GrpcCall:
+    """The Guard's view of one gRPC call."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context: Ctx) -> None:
+        self._context = context
+
+    def header(self, name: str) -> str | None:
+        """The first text metadata value under `name`."""
+        for key, value in self._context.invocation_metadata() or ():
+            if key == name and isinstance(value, str):
+                return value
+        return None
+
+    def time_remaining(self) -> float | None:
+        """Seconds left of the client's deadline, None without one."""
+        return self._context.time_remaining()
+
+    def peer_certificate(self) -> bytes | None:
+        """None: the gRPC port serves plaintext."""
+        return None
 
 
 def _rpc_handler(method: Method, guard: Guard) -> grpc.RpcMethodHandler:
@@ -27,7 +44,7 @@ def _rpc_handler(method: Method, guard: Guard) -> grpc.RpcMethodHandler:
 
         async def stream(data: bytes, context: Ctx) -> AsyncIterator[Message]:
             try:
-                async for item in guard.stream(method, lambda: _token_of(context), data):
+                async for item in guard.stream(method, GrpcCall(context), data):
                     yield item
             except Failure as f:
                 await context.abort(f.code, f.message)
@@ -38,7 +55,7 @@ def _rpc_handler(method: Method, guard: Guard) -> grpc.RpcMethodHandler:
 
     async def unary(data: bytes, context: Ctx) -> Message:
         try:
-            return await guard.unary(method, lambda: _token_of(context), data)
+            return await guard.unary(method, GrpcCall(context), data)
         except Failure as f:
             await context.abort(f.code, f.message)
             raise  # unreachable: abort raises
