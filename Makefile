@@ -41,6 +41,7 @@ lint: $(BIN)/.installed clients/node_modules/.installed  ## generated code and s
 	$(BIN)/python scripts/gen_proto.py --check
 	$(BIN)/python scripts/build_console.py --check
 	$(BIN)/signoff policy schema --check
+	$(BIN)/signoff config reference --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -173,8 +175,7 @@ class Settings(BaseSettings):
 def load_settings(flags: dict[str, Any] | None = None, config_file: Path | None = None) -> Settings:
     """Build settings from flags, environment and an optional YAML file; raise ConfigError."""
     given = {k: v for k, v in (flags or {}).items() if v is not None}
-    if config_file is not None and not config_file.is_file():
-        raise ConfigError(f"config file {config_file}: not found")
+    in_file = _read_config_file(config_file) if config_file is not None else {}
 
     class _Layered(Settings):
         @classmethod
@@ -194,19 +195,54 @@ def load_settings(flags: dict[str, Any] | None = None, config_file: Path | None 
     try:
         return Settings.model_validate(_Layered(**given).model_dump())
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc)) from None
-    except Exception as exc:  # a malformed YAML file surfaces as a plain exception
-        raise ConfigError(f"config file {config_file}: {exc}".replace("\n", " ")) from None
+        raise ConfigError(_one_line(exc, config_file, in_file)) from None
 
 
-def _one_line(exc: ValidationError) -> str:
+def _read_config_file(path: Path) -> dict[str, Any]:
+    """The YAML mapping in `path`; ConfigError naming the file (and line) if it is not one."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).replace("\n", " ")
+        raise ConfigError(f"config file {path}{where}: not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise ConfigError(f"config file {path}: must be a mapping of settings, got a {kind}")
+    return data
+
+
+def _one_line(
+    exc: ValidationError, config_file: Path | None = None, in_file: dict[str, Any] | None = None
+) -> str:
     parts = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "config"
         msg = err["msg"].removeprefix("Value error, ")
+        env = "SIGNOFF_" + key.upper().replace(".", "__")
+        # Name the file when the bad key came from it (the environment outranks the file).
+        where = ""
+        loc = err["loc"][:-1] if err["type"] == "missing" else err["loc"]
+        if config_file is not None and _has(in_file or {}, loc) and env not in os.environ:
+            where = f"config file {config_file}: "
         if err["type"] == "extra_forbidden":
-            parts.append(f"{key}: unknown setting")
+            parts.append(f"{where}{key}: unknown setting")
         else:
-            env = "SIGNOFF_" + key.upper().replace(".", "__")
-            parts.append(f"{key} ({env}): {msg}")
+            parts.append(f"{where}{key} ({env}): {msg}")
     return "; ".join(parts)
+
+
+def _has(data: Any, loc: tuple[int | str, ...]) -> bool:
+    for part in loc:
+        in_list = isinstance(data, list) and isinstance(part, int) and part < len(data)
+        if not (in_list or (isinstance(data, dict) and part in data)):
+            return False
+        data = data[part]
+    return True

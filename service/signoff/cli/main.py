@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     add_audit(sub)
     add_explain(sub)
     add_replay(psub)
+    from signoff.cli.config_cmd import add_parser as add_config
+
+    add_config(sub)
     return p
 
 
@@ -97,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         from signoff.cli.explain import run as run_explain
 
         return run_explain(args)
+    if args.command == "config":
+        from signoff.cli.config_cmd import run as run_config
+
+        return run_config(args)
     if args.command == "policy" and args.policy_command == "replay":
         from signoff.cli.replay import run as run_replay
 
