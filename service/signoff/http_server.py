@@ -1,5 +1,6 @@
-"""The HTTP port (`http_listen`): the Connect API for browsers, the reviewer console's files
-and `/healthz`, on aiohttp in the event loop that runs the gRPC server."""
+"""The HTTP port (`http_listen`): the Connect API for browsers, the reviewer console's files,
+`/healthz` (liveness) and `/readyz` (readiness), on aiohttp in the event loop that runs the
+gRPC server."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ class HttpServer:
         # through DNS rebinding; the Host it sends then names that site, so it is refused.
         self.loopback_only = loopback_only
         self.stopping = False
+        self.ready = False  # set once the store is open, the bundle loaded, gRPC serving
         app = web.Application()
         app.router.add_route("*", "/{path:.*}", self._dispatch)
         app.on_response_prepare.append(_secure)
@@ -89,6 +91,12 @@ class HttpServer:
             if self.stopping:
                 return web.Response(status=503, text="stopping\n")
             return web.Response(text="ok\n")
+        if path == "/readyz":
+            if self.stopping or not self.ready:
+                return web.Response(
+                    status=503, text="stopping\n" if self.stopping else "starting\n"
+                )
+            return web.Response(text="ready\n")
         # Dot segments are refused as sent (aiohttp resolves them in request.path) and once
         # decoded (%2e%2e, %2f): neither may reach outside the static directory.
         raw = unquote(request.raw_path.partition("?")[0])

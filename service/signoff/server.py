@@ -71,7 +71,10 @@ class Running:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        # Both readiness signals flip first, so balancers stop sending before anything ends.
         await self.health.enter_graceful_shutdown()
+        if self.http is not None:
+            self.http.stopping = True
         await cancel_and_wait(self.tasks)
         grace = self.settings.shutdown_grace if grace is None else grace
         # Watch streams (both ports) end at once with UNAVAILABLE; clients reconnect.
@@ -82,12 +85,29 @@ class Running:
         if self.http is not None:
             stops.append(self.http.stop())
         await asyncio.gather(*stops)
-        # A last checkpoint covers the tail written since the previous one.
-        with contextlib.suppress(Exception):
-            await self.audit.checkpoint_if_due(1, dt.timedelta(0))
+        # A database that hangs (a lock held elsewhere, a server gone) must not keep the
+        # process from exiting: every call has ended by now, so whatever is still unwritten
+        # was never acknowledged to anyone.
+        deadline = asyncio.get_running_loop().time() + STORE_CLOSE_TIMEOUT
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                # A last checkpoint covers the tail written since the previous one.
+                with contextlib.suppress(Exception):
+                    await self.audit.checkpoint_if_due(1, dt.timedelta(0))
         # Pending webhook deliveries get the same grace; the audit log is the durable record.
         await self.notifier.close(timeout=grace)
-        await self.app.store.close()
+        try:
+            async with asyncio.timeout_at(max(deadline, asyncio.get_running_loop().time() + 1)):
+                await self.app.store.close()
+        except TimeoutError:
+            event(
+                log,
+                "server.store_not_closed",
+                logging.ERROR,
+                waited=STORE_CLOSE_TIMEOUT,
+                error="the database did not finish within the wait; unacknowledged writes "
+                "are dropped",
+            )
         event(log, "server.stopped", port=self.port)
 
     async def wait(self) -> None:
@@ -98,6 +118,8 @@ class Running:
 # How long `Running.stop` waits for its background tasks, cancelling them again and again,
 # before it names the ones still running and stops without them.
 TASK_STOP_TIMEOUT = 10.0
+# How long `Running.stop` waits for the last checkpoint and the store's final flush.
+STORE_CLOSE_TIMEOUT = 10.0
 _RECANCEL_EVERY = 0.5
 
 
@@ -281,6 +303,9 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     ]
     server.add_generic_rpc_handlers(grpc_transport.handlers(methods, guard))
     health_servicer = health.aio.HealthServicer()
+    # The servicer starts out SERVING; until everything below is up it must say otherwise.
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (
@@ -322,6 +347,8 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         tasks.append(loop.create_task(watcher.run(), name="signoff-policy-watcher"))
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if http:
+        http.ready = True
     event(
         log,
         "server.started",
