@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     from signoff.cli.config_cmd import add_parser as add_config
 
     add_config(sub)
+    from signoff.cli.doctor import add_parser as add_doctor
+
+    add_doctor(sub)
     return p
 
 
@@ -100,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         from signoff.cli.explain import run as run_explain
 
         return run_explain(args)
+    if args.command == "doctor":
+        from signoff.cli.doctor import run as run_doctor
+
+        return run_doctor(args)
     if args.command == "config":
         from signoff.cli.config_cmd import run as run_config
 
