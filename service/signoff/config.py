@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from signoff.auth.config import AuthSettings
 from signoff.notify.config import NotifySettings
+from signoff.tls import TlsSettings
 
 
 class ConfigError(Exception):
@@ -128,6 +129,9 @@ class Settings(BaseSettings):
     )
     notify: NotifySettings = Field(
         default_factory=NotifySettings, description="Webhooks per reviewer group."
+    )
+    tls: TlsSettings = Field(
+        default_factory=TlsSettings, description="TLS and mTLS on the gRPC and HTTP ports."
     )
 
     @field_validator("listen", "http_listen")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import ssl
 from pathlib import Path
 from typing import Final
 from urllib.parse import unquote
@@ -36,6 +37,7 @@ class HttpServer:
         grace: float,
         static: Path = STATIC,
         loopback_only: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.connect = connect
         self.static = static.resolve()
@@ -44,6 +46,7 @@ class HttpServer:
         self.loopback_only = loopback_only
         self.stopping = False
         self.ready = False  # set once the store is open, the bundle loaded, gRPC serving
+        self.ssl_context = ssl_context  # None: plain HTTP
         app = web.Application()
         app.router.add_route("*", "/{path:.*}", self._dispatch)
         app.on_response_prepare.append(_secure)
@@ -61,7 +64,9 @@ class HttpServer:
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (0: any free port); return the bound port."""
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host.strip("[]"), port, reuse_address=True)
+        site = web.TCPSite(
+            self.runner, host.strip("[]"), port, reuse_address=True, ssl_context=self.ssl_context
+        )
         try:
             await site.start()
         except BaseException:

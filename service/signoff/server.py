@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from signoff import checkpoints
+from signoff import checkpoints, tls
 from signoff.api import audit as audit_api
 from signoff.api import connect as connect_api
 from signoff.api import decision as decision_api
@@ -276,6 +276,10 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     # httpx logs full webhook URLs at INFO, and Slack URLs carry their secret in the path.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     authenticator = authenticator_for(settings)
+    try:
+        tls_files = tls.certificate_files(settings.tls, settings.auth.mtls is not None)
+    except tls.TlsError as exc:
+        raise ConfigError(str(exc)) from None
     signer = signer_for(settings, dev_mode=isinstance(authenticator, DevAuthenticator))
     notifier = Notifier(settings.notify)
     app = build_app(settings, clock, notifier=notifier)
@@ -315,7 +319,10 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         ),
         server,
     )
-    port = server.add_insecure_port(settings.listen)
+    if tls_files is None:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, tls.grpc_credentials(tls_files))
     if port == 0:
         await notifier.close()
         await app.store.close()
@@ -327,6 +334,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             connect_api.ConnectHandler(methods, guard, settings.max_message_bytes),
             grace=settings.shutdown_grace,
             loopback_only=isinstance(authenticator, DevAuthenticator),
+            ssl_context=tls.http_context(tls_files) if tls_files and settings.tls.http else None,
         )
         host, _, want = settings.http_listen.rpartition(":")
         try:
@@ -359,7 +367,8 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         version=app.bundle.version,
     )
     if http:
-        event(log, "console.ready", url=f"http://{settings.http_listen_host}:{http_port}/")
+        scheme = "https" if settings.tls.serves_http else "http"
+        event(log, "console.ready", url=f"{scheme}://{settings.http_listen_host}:{http_port}/")
     return Running(
         port=port,
         app=app,

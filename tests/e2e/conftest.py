@@ -45,7 +45,7 @@ class ServerHandle:
     running: Running
     loop: asyncio.AbstractEventLoop
     db: str  # the database URL, to start another server on the same database
-    http_url: str | None = None  # http://127.0.0.1:PORT: the console and the Connect API
+    http_url: str | None = None  # http(s)://127.0.0.1:PORT: the console and the Connect API
 
     @property
     def backend(self) -> str:
@@ -103,12 +103,13 @@ class ServerThread:
         )
         running = self._result(fut, "start")
         http = running.http_port
+        scheme = "https" if self.settings.tls.serves_http else "http"
         return ServerHandle(
             target=f"127.0.0.1:{running.port}",
             running=running,
             loop=self.loop,
             db=self.settings.db,
-            http_url=f"http://127.0.0.1:{http}" if http is not None else None,
+            http_url=f"{scheme}://127.0.0.1:{http}" if http is not None else None,
         )
 
     def stop(self, handle: ServerHandle | None) -> None:

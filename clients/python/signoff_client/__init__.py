@@ -6,6 +6,9 @@
         approval = signoff.require("refund.issue", {"amount": 750}, principal="support-bot-7")
         issue_refund(**approval.params)  # a reviewer's edits included
 
+Over TLS: `Client(target, credentials=tls_credentials(ca="ca.pem"))`, with `cert=` and
+`key=` too for mTLS.
+
 `require()` raises a `errors.NotApproved` subclass when the action must not run;
 `gate(...)` does the same around a tool function. `AsyncClient` is the same API for
 asyncio. Errors are in `signoff_client.errors`.
@@ -15,6 +18,7 @@ from signoff_client import errors
 from signoff_client._async_client import AsyncClient
 from signoff_client._client import Client
 from signoff_client._gate import gate
+from signoff_client._tls import tls_credentials
 from signoff_client.models import (
     Decision,
     Explanation,
@@ -50,4 +54,5 @@ __all__ = [
     "Verdict",
     "errors",
     "gate",
+    "tls_credentials",
 ]

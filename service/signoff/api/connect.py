@@ -223,8 +223,13 @@ class ConnectCall:
         return self._deadline - asyncio.get_running_loop().time()
 
     def peer_certificate(self) -> bytes | None:
-        """None: the HTTP port serves plaintext."""
-        return None
+        """The client's certificate (DER) when it presented one over TLS (mTLS), else None."""
+        transport = self._request.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if ssl_object is None:
+            return None
+        der: bytes | None = ssl_object.getpeercert(binary_form=True)
+        return der
 
 
 def _identity_only(encoding: str | None) -> None:

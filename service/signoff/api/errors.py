@@ -58,9 +58,10 @@ class Failure(Exception):
 
 
 class Authenticator(Protocol):
-    """Turns a bearer token (None when absent) into an identity, or raises Unauthenticated."""
+    """Turns a bearer token (None when absent) and, if it `uses_certificates`, the client's
+    TLS certificate into an identity, or raises Unauthenticated."""
 
-    def authenticate(self, token: str | None) -> Any:
+    def authenticate(self, token: str | None, certificate: bytes | None = None) -> Any:
         """Return the caller's identity."""
         ...
 
@@ -97,6 +98,14 @@ class Guard:
     def __init__(self, authenticator: Authenticator, on_denied: OnDenied) -> None:
         self.authenticator = authenticator
         self.on_denied = on_denied
+        # Reading the peer certificate costs a little on every call; only mTLS needs it.
+        self._certificates = bool(getattr(authenticator, "uses_certificates", False))
+
+    def _identity(self, call: Call) -> Any:
+        token = bearer_of(call.header("authorization"))
+        if self._certificates:
+            return self.authenticator.authenticate(token, call.peer_certificate())
+        return self.authenticator.authenticate(token)
 
     async def _failure(self, method: str, who: str, exc: Exception) -> Failure:
         if isinstance(exc, errors.SignoffError):
@@ -117,7 +126,7 @@ class Guard:
         assert method.unary is not None
         who = ""
         try:
-            identity = self.authenticator.authenticate(bearer_of(call.header("authorization")))
+            identity = self._identity(call)
             who = identity.id
             return await method.unary(identity, data)
         except Exception as exc:
@@ -128,7 +137,7 @@ class Guard:
         assert method.stream is not None
         who = ""
         try:
-            identity = self.authenticator.authenticate(bearer_of(call.header("authorization")))
+            identity = self._identity(call)
             who = identity.id
             async for item in method.stream(identity, data):
                 yield item

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Iterable
 from itertools import groupby
 
@@ -34,8 +35,11 @@ class GrpcCall:
         return self._context.time_remaining()
 
     def peer_certificate(self) -> bytes | None:
-        """None: the gRPC port serves plaintext."""
-        return None
+        """The client's certificate (DER) when it presented one over TLS (mTLS), else None."""
+        pem = self._context.auth_context().get("x509_pem_cert")
+        if not pem:
+            return None
+        return ssl.PEM_cert_to_DER_cert(pem[0].decode("ascii"))
 
 
 def _rpc_handler(method: Method, guard: Guard) -> grpc.RpcMethodHandler:

@@ -1,4 +1,5 @@
-"""Authentication: bearer tokens (a tokens file or OIDC JWTs) to identities with roles.
+"""Authentication: bearer tokens (a tokens file or OIDC JWTs) or mTLS client certificates
+to identities with roles.
 
 Roles: `agent`, `reviewer:<group>` (`reviewer:*` for every group), `auditor`, `admin`.
 Authorization (which RPC needs which role) is decided by the API layer from the Identity.
@@ -17,6 +18,7 @@ from signoff.auth.identity import (
     parse_roles,
     role_error,
 )
+from signoff.auth.mtls import MtlsAuthenticator, MtlsIdentity, MtlsSettings
 from signoff.auth.oidc import JwtAuthenticator
 from signoff.auth.tokens import TokensAuthenticator, hash_token, new_token
 
@@ -30,6 +32,9 @@ __all__ = [
     "Identity",
     "JwtAuthenticator",
     "JwtSettings",
+    "MtlsAuthenticator",
+    "MtlsIdentity",
+    "MtlsSettings",
     "TokensAuthenticator",
     "build_authenticator",
     "hash_token",

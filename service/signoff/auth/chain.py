@@ -28,7 +28,7 @@ class ChainAuthenticator:
         self._jwt = [a for a in authenticators if isinstance(a, JwtAuthenticator)]
         self._other = [a for a in authenticators if not isinstance(a, JwtAuthenticator)]
 
-    def authenticate(self, token: str | None) -> Identity:
+    def authenticate(self, token: str | None, certificate: bytes | None = None) -> Identity:
         """The identity from the first authenticator that accepts the token."""
         if not token:
             raise Unauthenticated("missing bearer token")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from signoff.auth.chain import ChainAuthenticator
 from signoff.auth.identity import Authenticator
+from signoff.auth.mtls import MtlsAuthenticator, MtlsSettings
 from signoff.auth.oidc import JwtAuthenticator
 from signoff.auth.tokens import TokensAuthenticator
 
@@ -94,6 +95,11 @@ class AuthSettings(BaseModel):
         None, description="YAML file of bearer tokens (SHA-256 hashes) with identities and roles."
     )
     jwt: JwtSettings | None = Field(None, description="OIDC/JWT bearer tokens.")
+    mtls: MtlsSettings | None = Field(
+        None,
+        description="Client certificates as identities (needs tls.client_auth: require); "
+        "a bearer token, when sent, wins.",
+    )
 
 
 def build_authenticator(settings: AuthSettings) -> Authenticator | None:
@@ -103,9 +109,10 @@ def build_authenticator(settings: AuthSettings) -> Authenticator | None:
         found.append(TokensAuthenticator(settings.tokens_file))
     if settings.jwt is not None:
         found.append(JwtAuthenticator(settings.jwt))
-    if not found:
-        return None
-    return found[0] if len(found) == 1 else ChainAuthenticator(found)
+    tokens = None if not found else found[0] if len(found) == 1 else ChainAuthenticator(found)
+    if settings.mtls is not None:
+        return MtlsAuthenticator(settings.mtls, tokens)
+    return tokens
 
 
 def _is_loopback(host: str) -> bool:

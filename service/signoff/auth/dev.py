@@ -22,7 +22,7 @@ class DevAuthenticator:
         # A local tour uses a handful of names; remember them instead of rebuilding each time.
         self._named: dict[str, Identity] = {}
 
-    def authenticate(self, token: str | None) -> Identity:
+    def authenticate(self, token: str | None, certificate: bytes | None = None) -> Identity:
         """The dev identity, or the one the token names (so alice can approve bob's request)."""
         if not token:
             return self._default

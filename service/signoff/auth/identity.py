@@ -60,7 +60,7 @@ class Identity:
     roles: frozenset[str]
     # A gateway may send requests whose principal.id is not its own identity.
     act_for_others: bool = False
-    source: str = "tokens"  # "tokens" | "jwt" | "dev"
+    source: str = "tokens"  # "tokens" | "jwt" | "mtls" | "dev"
     # Derived once: authorization checks run on every RPC.
     _groups: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -105,8 +105,9 @@ class Identity:
 
 
 class Authenticator(Protocol):
-    """Turns a bearer token into an identity; called on every RPC, so it must be fast."""
+    """Turns a bearer token (or, for those with `uses_certificates`, the client's verified TLS
+    certificate, DER) into an identity; called on every RPC, so it must be fast."""
 
-    def authenticate(self, token: str | None) -> Identity:
+    def authenticate(self, token: str | None, certificate: bytes | None = None) -> Identity:
         """The caller's identity; Unauthenticated with a precise, non-leaky message."""
         ...

@@ -70,7 +70,7 @@ class JwtAuthenticator:
                 cooldown_duration=REFRESH_COOLDOWN_S,
             )
 
-    def authenticate(self, token: str | None) -> Identity:
+    def authenticate(self, token: str | None, certificate: bytes | None = None) -> Identity:
         """The identity a valid JWT names; Unauthenticated saying what is wrong otherwise."""
         if not token:
             raise Unauthenticated("missing bearer token")

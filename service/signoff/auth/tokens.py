@@ -85,7 +85,7 @@ class TokensAuthenticator:
         """How many tokens the file holds."""
         return len(self._by_hash)
 
-    def authenticate(self, token: str | None) -> Identity:
+    def authenticate(self, token: str | None, certificate: bytes | None = None) -> Identity:
         """The identity of a listed token; Unauthenticated otherwise."""
         if not token:
             raise Unauthenticated("missing bearer token")

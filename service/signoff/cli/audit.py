@@ -31,6 +31,8 @@ from signoff.cli.remote import (
     EXIT_USAGE,
     CliError,
     Remote,
+    add_tls_arguments,
+    report,
     rpc_failure,
     run_command,
 )
@@ -45,8 +47,14 @@ VERIFY_BATCH = 100_000
 class Client(Remote):
     """The AuditService over one channel, with the caller's token."""
 
-    def __init__(self, target: str, token: str, timeout: float | None) -> None:
-        super().__init__(target, token, timeout)
+    def __init__(
+        self,
+        target: str,
+        token: str,
+        timeout: float | None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        super().__init__(target, token, timeout, credentials)
         self.stub = audit_pb2_grpc.AuditServiceStub(self.channel)
 
     def call(self, method: str, req: Message, timeout: float | None = 10.0) -> Any:
@@ -71,6 +79,7 @@ def add_parser(sub: Any) -> None:
         "--server", help=f"HOST:PORT of the server (default $SIGNOFF_SERVER or {DEFAULT_SERVER})"
     )
     common.add_argument("--token", help="bearer token with the auditor role ($SIGNOFF_TOKEN)")
+    add_tls_arguments(common)
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     common.add_argument("--timeout", type=float, help="seconds per call")
     known = ", ".join(FILTERS)
@@ -113,7 +122,10 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one `signoff audit` subcommand; print one clear line on failure."""
-    client = Client.from_args(args)
+    try:
+        client = Client.from_args(args)
+    except CliError as exc:
+        return report(exc)
     return run_command(client, lambda: COMMANDS[args.audit_command](client, args))
 
 

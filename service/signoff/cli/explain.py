@@ -34,7 +34,7 @@ from google.protobuf import json_format
 from signoff import pb
 from signoff.cli.explain_view import tree
 from signoff.cli.output import message_dict
-from signoff.cli.remote import EXIT_USAGE, CliError, Remote, rpc_failure
+from signoff.cli.remote import EXIT_USAGE, CliError, Remote, add_tls_arguments, rpc_failure
 from signoff.explanation import explanation
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ def add_parser(sub: Any) -> None:
         "--server", help="HOST:PORT of a server to ask (Explain RPC; default $SIGNOFF_SERVER)"
     )
     p.add_argument("--token", help="bearer token for --server (default $SIGNOFF_TOKEN)")
+    add_tls_arguments(p)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     p.add_argument("--request", type=Path, help="ActionRequest file, YAML or JSON")
     p.add_argument("--action", help="action name, e.g. refund.issue")

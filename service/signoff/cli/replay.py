@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import grpc
 
-from signoff.cli.remote import DEFAULT_SERVER, EXIT_USAGE, CliError
+from signoff.cli.remote import DEFAULT_SERVER, EXIT_USAGE, CliError, add_tls_arguments
 
 MAX_PAGE = 1000  # the server's largest QueryAudit page
 
@@ -66,6 +66,7 @@ def add_parser(psub: Any) -> None:
         help=f"HOST:PORT to read decisions from (default $SIGNOFF_SERVER or {DEFAULT_SERVER})",
     )
     p.add_argument("--token", help="bearer token with the auditor role ($SIGNOFF_TOKEN)")
+    add_tls_arguments(p)
     p.add_argument("--timeout", type=float, help="seconds per server call (default 10)")
     known = ", ".join(k for k in FILTERS if k != "type")
     p.add_argument("filters", nargs="*", metavar="FILTER", help=f"--server only; keys: {known}")

@@ -51,6 +51,8 @@ from signoff.cli.remote import (
     EXIT_USAGE,
     CliError,
     Remote,
+    add_tls_arguments,
+    report,
     run_command,
 )
 from signoff_client._gen import review_pb2 as R
@@ -64,8 +66,14 @@ MAX_PAGE = 500  # the server's largest page
 class Client(Remote):
     """The ReviewService over one channel, with the caller's token and a per-call deadline."""
 
-    def __init__(self, target: str, token: str, timeout: float | None) -> None:
-        super().__init__(target, token, timeout)
+    def __init__(
+        self,
+        target: str,
+        token: str,
+        timeout: float | None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        super().__init__(target, token, timeout, credentials)
         self.stub = review_pb2_grpc.ReviewServiceStub(self.channel)
 
     def get(self, review_id: str) -> R.Review:
@@ -93,6 +101,7 @@ def add_parser(sub: Any) -> None:
         "--server", help=f"HOST:PORT of the server (default $SIGNOFF_SERVER or {DEFAULT_SERVER})"
     )
     common.add_argument("--token", help="bearer token (default $SIGNOFF_TOKEN)")
+    add_tls_arguments(common)
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     common.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
 
@@ -134,7 +143,10 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one `signoff reviews` subcommand; print one clear line on failure."""
-    client = Client.from_args(args)
+    try:
+        client = Client.from_args(args)
+    except CliError as exc:
+        return report(exc)
     return run_command(client, lambda: COMMANDS[args.reviews_command](client, args))
 
 
