@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import grpc
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -134,7 +135,7 @@ def load_material(settings: TlsSettings, now: dt.datetime) -> Material:
             f"{_where('key_file', settings.key_file)}: encrypted; "
             "the server needs an unencrypted key"
         ) from None
-    except (ValueError, serialization.UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm):
         raise TlsError(f"{_where('key_file', settings.key_file)}: not a PEM private key") from None
     if key.public_key().public_bytes(*_SPKI) != leaf.public_key().public_bytes(*_SPKI):
         raise TlsError(
