@@ -174,6 +174,14 @@ class CertificateFiles:
         self._stamp = self._stat()
         self.material = load_material(settings, clock())
         self.version = 0
+        event(
+            log,
+            "tls.loaded",
+            subject=self.material.subject,
+            not_after=_day(self.material.not_after),
+            client_auth=settings.client_auth,
+            http="tls" if settings.http else "plain",
+        )
         self._warn_if_expiring()
 
     def _paths(self) -> list[Path]:

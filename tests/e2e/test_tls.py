@@ -355,6 +355,19 @@ def test_cli_connects_with_ca_and_client_certificate(make_server: MakeServer, pk
     assert bad.stderr.startswith(f"signoff: cannot reach the server at {server.target} (")
     assert "TLS failed: check --ca" in bad.stderr
 
+    no_cert = subprocess.run(
+        [*cli, "--ca", str(pki.ca.pem), "--server", server.target],
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert no_cert.returncode == 3
+    assert no_cert.stderr.startswith(f"signoff: cannot reach the server at {server.target} (")
+    # "Socket closed" after TLS 1.3's handshake, or a failed handshake: both point at --cert.
+    assert "--cert" in no_cert.stderr
+
     missing = subprocess.run(
         [*cli, "--ca", str(pki.tmp / "nope.pem")],
         env=base,

@@ -133,6 +133,8 @@ def _tls_hint(details: str, remote: Remote) -> str:
     lowered = details.lower()
     if "handshake" in lowered or "certificate" in lowered:
         return "; TLS failed: check --ca (the server's CA) and, for mTLS, --cert and --key"
-    if not remote.tls and ("socket closed" in lowered or "connection reset" in lowered):
+    if "socket closed" in lowered or "connection reset" in lowered:
+        if remote.tls:
+            return "; the server may require a client certificate it trusts: check --cert, --key"
         return "; if the server serves TLS, pass --ca (or set SIGNOFF_CA)"
     return ""
