@@ -382,3 +382,22 @@ def test_cli_connects_with_ca_and_client_certificate(make_server: MakeServer, pk
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_rotated_client_ca_decides_new_handshakes(make_server: MakeServer, pki: Pki) -> None:
+    tls = _tls(pki, mutual=True) | {"client_ca_file": pki.tmp / "clients-ca.pem"}
+    _replace(pki.ca.pem, tls["client_ca_file"])
+    server = make_server(tls=tls, auth=MTLS_AUTH)
+    assert server.http_url is not None
+    old = tls_credentials(pki.ca.pem, pki.billing.cert, pki.billing.key)
+    new = tls_credentials(pki.ca.pem, pki.foreign.cert, pki.foreign.key)
+    assert _whoami(server, old).id == "billing-agent"
+    _refused(server, new)
+
+    _replace(pki.other.pem, tls["client_ca_file"])  # now clients of the other CA only
+    assert _whoami(server, new).id == "billing-agent"  # the same subject, from the new CA
+    _refused(server, old)
+    with _https(pki, pki.foreign) as http:
+        assert http.get(server.http_url + "/healthz").status_code == 200
+    with _https(pki, pki.billing) as http, pytest.raises(REFUSED):
+        http.get(server.http_url + "/healthz")
