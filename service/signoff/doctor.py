@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from signoff import checkpoints
+from signoff import checkpoints, tls
 from signoff.audit import parse_time
 from signoff.auth import AuthConfigError, build_authenticator
 from signoff.config import Settings
@@ -58,6 +58,7 @@ async def run_checks(settings: Settings, clock: Clock | None = None) -> list[Che
     rows.append(audit_check(db))
     auth_row, dev_mode = auth_check(settings)
     rows.append(auth_row)
+    rows.append(tls_check(settings, clock.now()))
     rows.append(signing_key_check(settings, dev_mode))
     rows += listen_checks(settings)
     rows += clock_checks(settings, db, clock.now())
@@ -215,7 +216,11 @@ def auth_check(settings: Settings) -> tuple[Check, bool]:
     if configured is not None:
         kinds = [
             k
-            for k, v in (("tokens file", settings.auth.tokens_file), ("JWT", settings.auth.jwt))
+            for k, v in (
+                ("tokens file", settings.auth.tokens_file),
+                ("JWT", settings.auth.jwt),
+                ("client certificates", settings.auth.mtls),
+            )
             if v is not None
         ]
         return Check("auth", "ok", " and ".join(kinds) + " configured"), False
@@ -238,6 +243,45 @@ def auth_check(settings: Settings) -> tuple[Check, bool]:
         "warn",
         "no authentication configured: dev mode, loopback only, every caller may act as anyone",
     ), True
+
+
+def tls_check(settings: Settings, now: dt.datetime) -> Check:
+    """The TLS files check out as at start-up; expiring soon, or plaintext beyond loopback
+    with authentication on (tokens in the clear), is a warning."""
+    from signoff.server import _is_loopback
+
+    s = settings.tls
+    try:
+        if settings.auth.mtls is not None and not s.mutual:
+            tls.certificate_files(s, mtls_identities=True)  # raises, naming what is missing
+        material = tls.load_material(s, now) if s.enabled else None
+    except tls.TlsError as exc:
+        return Check("tls", "fail", str(exc))
+    if material is None:
+        exposed = [
+            key
+            for key, address, host in (
+                ("listen", settings.listen, settings.listen_host),
+                ("http_listen", settings.http_listen, settings.http_listen_host),
+            )
+            if address and not _is_loopback(host)
+        ]
+        if exposed and (settings.auth.tokens_file or settings.auth.jwt):
+            return Check(
+                "tls",
+                "warn",
+                f"off: {', '.join(exposed)} beyond loopback, tokens in the clear (unless a proxy "
+                "terminates TLS)",
+            )
+        return Check("tls", "ok", "off")
+    until = material.not_after.strftime("%Y-%m-%d")
+    detail = (
+        f"{material.subject}, valid until {until}; client_auth {s.client_auth}; "
+        f"HTTP port {'TLS' if s.http else 'plain'}"
+    )
+    if material.not_after - now < dt.timedelta(days=s.expiry_warning_days):
+        return Check("tls", "warn", f"{detail}: expires in less than {s.expiry_warning_days} days")
+    return Check("tls", "ok", detail)
 
 
 def signing_key_check(settings: Settings, dev_mode: bool) -> Check:

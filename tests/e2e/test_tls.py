@@ -5,6 +5,7 @@ SQLite only: TLS is the transport, the store does not matter.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -22,12 +23,13 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from signoff import pb
-from signoff.config import ConfigError
+from signoff.config import ConfigError, Settings
+from signoff.doctor import run_checks
 from signoff_client import Client, tls_credentials
 from signoff_client._gen import review_pb2_grpc
 
 from ..pki import Ca, Issued
-from .conftest import MakeServer, ServerHandle, write_tokens
+from .conftest import EXAMPLE_POLICIES, MakeServer, ServerHandle, write_tokens
 
 R = pb.review
 WHOAMI = "/signoff.v1.ReviewService/WhoAmI"
@@ -401,3 +403,47 @@ def test_a_rotated_client_ca_decides_new_handshakes(make_server: MakeServer, pki
         assert http.get(server.http_url + "/healthz").status_code == 200
     with _https(pki, pki.billing) as http, pytest.raises(REFUSED):
         http.get(server.http_url + "/healthz")
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+
+def _doctor_tls(pki: Pki, **values: Any) -> tuple[str, str]:
+    settings = Settings(
+        policies=EXAMPLE_POLICIES,
+        db=f"sqlite:///{pki.tmp / 'doctor.db'}",
+        listen=values.pop("listen", "127.0.0.1:0"),
+        http_listen="",
+        **values,
+    )
+    [row] = [r for r in asyncio.run(run_checks(settings)) if r.check == "tls"]
+    return row.status, row.detail
+
+
+def test_doctor_checks_the_tls_files(pki: Pki) -> None:
+    assert _doctor_tls(pki) == ("ok", "off")
+    status, detail = _doctor_tls(pki, tls=_tls(pki, mutual=True), auth=MTLS_AUTH)
+    assert status == "ok"
+    assert detail.startswith("CN=server-1,O=Signoff Tests, valid until ")
+    assert detail.endswith("; client_auth require; HTTP port TLS")
+
+    old = pki.ca.issue("old", "old", server=True, expired=True)
+    status, detail = _doctor_tls(pki, tls={"cert_file": old.cert, "key_file": old.key})
+    assert (status, detail.split(": ")[0]) == ("fail", "tls.cert_file (SIGNOFF_TLS__CERT_FILE)")
+    assert "certificate expired on" in detail
+
+    soon = pki.ca.issue("soon", "soon", server=True, days=5)
+    status, detail = _doctor_tls(pki, tls={"cert_file": soon.cert, "key_file": soon.key})
+    assert status == "warn"
+    assert detail.endswith("expires in less than 14 days")
+
+    status, detail = _doctor_tls(pki, tls=_tls(pki), auth=MTLS_AUTH)
+    assert status == "fail"
+    assert detail.startswith("auth.mtls: client certificates as identities need")
+
+    tokens = write_tokens(pki.tmp, {"t": ("bot", ["agent"])})
+    status, detail = _doctor_tls(pki, listen="0.0.0.0:0", auth={"tokens_file": tokens})
+    assert status == "warn"
+    assert detail == (
+        "off: listen beyond loopback, tokens in the clear (unless a proxy terminates TLS)"
+    )
