@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from signoff.auth.config import AuthSettings
+from signoff.limits.config import LimitSettings
 from signoff.notify.config import NotifySettings
 from signoff.tls import TlsSettings
 
@@ -132,6 +133,10 @@ class Settings(BaseSettings):
     )
     tls: TlsSettings = Field(
         default_factory=TlsSettings, description="TLS and mTLS on the gRPC and HTTP ports."
+    )
+    limits: LimitSettings = Field(
+        default_factory=LimitSettings,
+        description="Concurrent calls and streams, and calls per second per identity.",
     )
 
     @field_validator("listen", "http_listen")

@@ -48,4 +48,12 @@ class Unavailable(SignoffError):
 
 
 class ResourceExhausted(SignoffError):
-    """A limit was hit."""
+    """A limit was hit; `retry_after` (seconds) when waiting that long is worth a retry."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(SignoffError):
+    """The caller's deadline passed before the call was served; nothing was done."""

@@ -31,6 +31,7 @@ from signoff.config import ConfigError, Settings
 from signoff.decide import DefaultDecision
 from signoff.http_server import HttpServer
 from signoff.ids import Clock, IdFactory, SystemClock, new_id
+from signoff.limits import Limiter
 from signoff.logs import event
 from signoff.notify import Notifier
 from signoff.review_app import ReviewDesk
@@ -64,6 +65,7 @@ class Running:
     watcher: PolicyWatcher | None = None
     http: HttpServer | None = None
     http_port: int | None = None  # the console and Connect port; None when http_listen is ""
+    limiter: Limiter | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -290,7 +292,8 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         await app.store.close()
         raise
     await notifier.start()
-    guard = Guard(authenticator, app.audit_denied)
+    limiter = Limiter(settings.limits)
+    guard = Guard(authenticator, app.audit_denied, limiter)
     audit = AuditDesk(app.store, app.clock, signer)
     server = grpc.aio.server(
         options=[
@@ -381,6 +384,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         watcher=watcher,
         http=http,
         http_port=http_port,
+        limiter=limiter,
     )
 
 

@@ -10,8 +10,10 @@ streams (no method has them).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import math
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
@@ -115,7 +117,7 @@ class ConnectHandler:
         except TimeoutError:
             return _error(S.DEADLINE_EXCEEDED, "the call exceeded its Connect-Timeout-Ms")
         except Failure as f:
-            return _error(f.code, f.message)
+            return _error(f.code, f.message, details=f.details)
         return web.Response(body=_encode(reply, codec), content_type=f"application/{codec}")
 
     async def _stream(self, request: web.Request, method: Method, codec: str) -> web.StreamResponse:
@@ -139,7 +141,7 @@ class ConnectHandler:
         except TimeoutError:
             end = _end_error(S.DEADLINE_EXCEEDED, "the call exceeded its Connect-Timeout-Ms")
         except Failure as f:
-            end = _end_error(f.code, f.message)
+            end = _end_error(f.code, f.message, f.details)
         except ConnectionResetError:
             return response  # the client left; there is nobody to tell
         finally:
@@ -317,13 +319,37 @@ def _error(
     message: str,
     headers: dict[str, str] | None = None,
     status: int | None = None,
+    details: tuple[Message, ...] = (),
 ) -> web.Response:
     """A Connect error: JSON with the code, and the HTTP status of that code unless given."""
     name, default_status = CODES[code]
-    return web.json_response(
-        {"code": name, "message": message}, status=status or default_status, headers=headers
-    )
+    body: dict[str, Any] = {"code": name, "message": message}
+    if details:
+        body["details"] = [_detail(d) for d in details]
+        headers = {**(headers or {}), **_retry_after_header(details)}
+    return web.json_response(body, status=status or default_status, headers=headers)
 
 
-def _end_error(code: grpc.StatusCode, message: str) -> dict[str, Any]:
-    return {"error": {"code": CODES[code][0], "message": message}}
+def _end_error(
+    code: grpc.StatusCode, message: str, details: tuple[Message, ...] = ()
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": CODES[code][0], "message": message}
+    if details:
+        error["details"] = [_detail(d) for d in details]
+    return {"error": error}
+
+
+def _detail(message: Message) -> dict[str, str]:
+    """An error detail as the Connect protocol spells it: the message's full type name and its
+    binary form in base64 without padding."""
+    value = base64.b64encode(message.SerializeToString()).rstrip(b"=").decode()
+    return {"type": message.DESCRIPTOR.full_name, "value": value}
+
+
+def _retry_after_header(details: tuple[Message, ...]) -> dict[str, str]:
+    """HTTP's Retry-After (whole seconds) from a RetryInfo, for proxies and plain HTTP tools."""
+    for d in details:
+        if d.DESCRIPTOR.full_name == "google.rpc.RetryInfo":
+            delay = d.retry_delay.ToNanoseconds() / 1e9  # type: ignore[attr-defined]
+            return {"Retry-After": str(max(1, math.ceil(delay)))}
+    return {}

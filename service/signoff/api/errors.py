@@ -10,9 +10,11 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
+from google.rpc import error_details_pb2
 
 from signoff import errors
 from signoff.api.methods import Method
+from signoff.limits import Limiter, LimitSettings
 from signoff.logs import event
 
 log = logging.getLogger("signoff.api")
@@ -26,6 +28,7 @@ CODES: dict[type[errors.SignoffError], grpc.StatusCode] = {
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 DENIALS = (errors.Unauthenticated, errors.PermissionDenied)
 
@@ -49,12 +52,23 @@ class Call(Protocol):
 
 
 class Failure(Exception):
-    """A call's failure, already logged and audited: the transport only has to send it."""
+    """A call's failure, already logged and audited: the transport only has to send it, with
+    its `details` (google.rpc error details such as RetryInfo) where the protocol has room."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(
+        self, code: grpc.StatusCode, message: str, details: tuple[Message, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = details
+
+
+def retry_info(seconds: float) -> error_details_pb2.RetryInfo:
+    """google.rpc.RetryInfo: how long the client should wait before retrying."""
+    info = error_details_pb2.RetryInfo()
+    info.retry_delay.FromNanoseconds(max(1_000_000, round(seconds * 1e9)))  # at least 1 ms
+    return info
 
 
 class Authenticator(Protocol):
@@ -93,11 +107,15 @@ def bearer_of(authorization: str | None) -> str | None:
 
 
 class Guard:
-    """Authenticates each call, maps errors to status codes, and audits denials."""
+    """Authenticates each call, applies the limits, maps errors to status codes, and audits
+    denials."""
 
-    def __init__(self, authenticator: Authenticator, on_denied: OnDenied) -> None:
+    def __init__(
+        self, authenticator: Authenticator, on_denied: OnDenied, limiter: Limiter | None = None
+    ) -> None:
         self.authenticator = authenticator
         self.on_denied = on_denied
+        self.limiter = limiter or Limiter(LimitSettings(max_concurrent=0, max_streams=0))
         # Reading the peer certificate costs a little on every call; only mTLS needs it.
         self._certificates = bool(getattr(authenticator, "uses_certificates", False))
 
@@ -117,6 +135,8 @@ class Guard:
                     await self.on_denied(method, who, exc.message)
             elif code == grpc.StatusCode.UNAVAILABLE:
                 event(log, "rpc.unavailable", logging.ERROR, method=method, error=exc.message)
+            elif isinstance(exc, errors.ResourceExhausted) and exc.retry_after is not None:
+                return Failure(code, exc.message, (retry_info(exc.retry_after),))
             return Failure(code, exc.message)
         log.error("internal error", exc_info=exc, extra={"method": method})
         return Failure(grpc.StatusCode.INTERNAL, "internal error; see the server log")
@@ -126,9 +146,14 @@ class Guard:
         assert method.unary is not None
         who = ""
         try:
+            _check_deadline(call)
             identity = self._identity(call)
             who = identity.id
-            return await method.unary(identity, data)
+            self.limiter.enter(identity)
+            try:
+                return await method.unary(identity, data)
+            finally:
+                self.limiter.leave()
         except Exception as exc:
             raise await self._failure(method.full_name, who, exc) from None
 
@@ -137,9 +162,25 @@ class Guard:
         assert method.stream is not None
         who = ""
         try:
+            _check_deadline(call)
             identity = self._identity(call)
             who = identity.id
-            async for item in method.stream(identity, data):
-                yield item
+            self.limiter.open_stream(identity)
+            try:
+                async for item in method.stream(identity, data):
+                    yield item
+            finally:
+                self.limiter.close_stream()
         except Exception as exc:
             raise await self._failure(method.full_name, who, exc) from None
+
+
+def _check_deadline(call: Call) -> None:
+    # A call can reach us after its deadline (the loop was busy): the caller has already been
+    # told DEADLINE_EXCEEDED, so deciding and recording it now would only record a decision
+    # nobody receives.
+    left = call.time_remaining()
+    if left is not None and left <= 0:
+        raise errors.DeadlineExceeded(
+            f"the deadline passed {-left:.3f} s before the call was served; nothing was done"
+        )

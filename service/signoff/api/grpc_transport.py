@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from itertools import groupby
+from typing import NoReturn
 
 import grpc
+from google.protobuf import any_pb2
 from google.protobuf.message import Message
+from google.rpc import status_pb2
+from grpc_status import rpc_status
 
 from signoff.api.errors import Failure, Guard
 from signoff.api.methods import Method
@@ -48,10 +53,12 @@ def _rpc_handler(method: Method, guard: Guard) -> grpc.RpcMethodHandler:
 
         async def stream(data: bytes, context: Ctx) -> AsyncIterator[Message]:
             try:
-                async for item in guard.stream(method, GrpcCall(context), data):
-                    yield item
+                # Closed as the client goes away, so the Guard counts the stream as ended.
+                async with contextlib.aclosing(guard.stream(method, GrpcCall(context), data)) as it:
+                    async for item in it:
+                        yield item
             except Failure as f:
-                await context.abort(f.code, f.message)
+                await _abort(context, f)
 
         return grpc.unary_stream_rpc_method_handler(
             stream, response_serializer=method.response.SerializeToString
@@ -61,12 +68,26 @@ def _rpc_handler(method: Method, guard: Guard) -> grpc.RpcMethodHandler:
         try:
             return await guard.unary(method, GrpcCall(context), data)
         except Failure as f:
-            await context.abort(f.code, f.message)
-            raise  # unreachable: abort raises
+            await _abort(context, f)
 
     return grpc.unary_unary_rpc_method_handler(
         unary, response_serializer=method.response.SerializeToString
     )
+
+
+async def _abort(context: Ctx, f: Failure) -> NoReturn:
+    """End the call with the failure; details go in the grpc-status-details-bin trailer."""
+    if not f.details:
+        await context.abort(f.code, f.message)
+    packed = []
+    for detail in f.details:
+        any_ = any_pb2.Any()
+        any_.Pack(detail)
+        packed.append(any_)
+    status = rpc_status.to_status(
+        status_pb2.Status(code=f.code.value[0], message=f.message, details=packed)
+    )
+    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 def handlers(methods: Iterable[Method], guard: Guard) -> list[grpc.GenericRpcHandler]:

@@ -1,0 +1,82 @@
+"""Limits settings: concurrent calls, concurrent streams, and per-identity call rates."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from signoff.auth.identity import role_error
+
+
+class RateSettings(BaseModel):
+    """A token bucket: `rate` calls per second on average, up to `burst` at once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="Calls per second allowed; 0: unlimited."
+    )
+    burst: int | None = Field(
+        None,
+        ge=1,
+        description="Calls allowed at once after a quiet spell; default: one second's worth "
+        "(the rate rounded up).",
+    )
+
+    @model_validator(mode="after")
+    def _burst_needs_rate(self) -> RateSettings:
+        if self.burst is not None and self.rate == 0:
+            raise ValueError("burst is set but rate is 0 (unlimited); set a rate too")
+        return self
+
+    @property
+    def unlimited(self) -> bool:
+        """True when calls are not counted at all."""
+        return self.rate == 0
+
+    @property
+    def capacity(self) -> float:
+        """The bucket's size: `burst`, or one second's worth of calls."""
+        return float(self.burst if self.burst is not None else max(1, math.ceil(self.rate)))
+
+
+class LimitSettings(BaseModel):
+    """Back-pressure: how many calls run at once, and how fast one identity may call."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_concurrent: int = Field(
+        1000,
+        ge=0,
+        description="Unary calls in flight at once, both ports together; one more is refused "
+        "at once with RESOURCE_EXHAUSTED (no queue); 0: unlimited.",
+    )
+    max_streams: int = Field(
+        1000,
+        ge=0,
+        description="Open watch streams (WatchReview, WatchQueue) at once, both ports "
+        "together; one more is refused with RESOURCE_EXHAUSTED; 0: unlimited.",
+    )
+    rate: RateSettings = Field(
+        default_factory=RateSettings,
+        description="Calls per second per identity, for identities without an override; "
+        "default unlimited.",
+    )
+    roles: dict[str, RateSettings] = Field(
+        default_factory=dict,
+        description="Role (agent, auditor, admin, reviewer:GROUP) -> rate for identities with "
+        "that role; with several, the most generous applies.",
+    )
+    identities: dict[str, RateSettings] = Field(
+        default_factory=dict,
+        description="Identity id -> rate; overrides `rate` and `roles` for that identity.",
+    )
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, v: dict[str, RateSettings]) -> dict[str, RateSettings]:
+        for role in v:
+            if (why := role_error(role)) is not None:
+                raise ValueError(why)
+        return v

@@ -1,0 +1,160 @@
+"""Per-identity token buckets and counters of calls in flight: checked by the Guard before
+every handler, on the event loop, so a dict lookup and some arithmetic and no locks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from signoff import errors
+from signoff.limits.config import LimitSettings, RateSettings
+from signoff.logs import event
+
+log = logging.getLogger("signoff.limits")
+
+# What a caller refused for want of a free slot is told to wait: slots free up as calls end,
+# typically within milliseconds, and no one can say which will end first.
+BUSY_RETRY_S = 0.1
+STREAM_RETRY_S = 1.0
+# Buckets are swept (full ones dropped) once there are this many, then at twice the number
+# left, so memory follows the identities active within a bucket's refill time.
+SWEEP_AT = 1024
+LOG_EVERY_S = 1.0  # per identity: a flood must not turn into a flood of log lines
+
+
+class Bucket:
+    """The tokens one identity has left, and when they were last counted."""
+
+    __slots__ = ("capacity", "logged", "rate", "roles", "suppressed", "tokens", "updated")
+
+    def __init__(self, rate: RateSettings, roles: frozenset[str], now: float) -> None:
+        self.rate = rate.rate
+        self.capacity = rate.capacity
+        self.roles = roles  # those the rate was chosen for; other roles, choose again
+        self.tokens = self.capacity
+        self.updated = now
+        self.logged = -LOG_EVERY_S
+        self.suppressed = 0
+
+    def take(self, now: float) -> float:
+        """Take one token; return 0, or the seconds until one is available (none taken)."""
+        tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if tokens >= 1.0:
+            self.tokens = tokens - 1.0
+            return 0.0
+        self.tokens = tokens
+        return (1.0 - tokens) / self.rate
+
+    def full(self, now: float) -> bool:
+        """True when the bucket is as good as a new one, so forgetting it changes nothing."""
+        return self.tokens + (now - self.updated) * self.rate >= self.capacity
+
+
+class Limiter:
+    """Admits or refuses calls by the limits; `leave`/`close_stream` after each admitted one."""
+
+    def __init__(
+        self, settings: LimitSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.in_flight = 0
+        self.streams = 0
+        self.refused = 0  # calls refused by any limit since start
+        self.buckets: dict[str, Bucket] = {}
+        self._sweep_at = SWEEP_AT
+        self._rates_on = not (
+            settings.rate.unlimited
+            and all(r.unlimited for r in (*settings.roles.values(), *settings.identities.values()))
+        )
+
+    def enter(self, identity: Any) -> None:
+        """Admit a unary call of `identity` (taking a slot), or raise ResourceExhausted."""
+        most = self.settings.max_concurrent
+        if most and self.in_flight >= most:
+            self.refused += 1
+            raise errors.ResourceExhausted(
+                f"the server is at its limit of {most} concurrent calls (limits.max_concurrent);"
+                f" retry in {BUSY_RETRY_S:g} s",
+                retry_after=BUSY_RETRY_S,
+            )
+        if self._rates_on:
+            self._take(identity)
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        """Give back the slot of a unary call admitted by `enter`."""
+        self.in_flight -= 1
+
+    def open_stream(self, identity: Any) -> None:
+        """Admit a stream of `identity`, or raise ResourceExhausted."""
+        most = self.settings.max_streams
+        if most and self.streams >= most:
+            self.refused += 1
+            raise errors.ResourceExhausted(
+                f"the server is at its limit of {most} open streams (limits.max_streams);"
+                f" retry in {STREAM_RETRY_S:g} s",
+                retry_after=STREAM_RETRY_S,
+            )
+        if self._rates_on:
+            self._take(identity)
+        self.streams += 1
+
+    def close_stream(self) -> None:
+        """Give back the place of a stream admitted by `open_stream`."""
+        self.streams -= 1
+
+    def rate_for(self, identity: Any) -> RateSettings:
+        """The rate that applies to `identity`: its own, else its roles' most generous one."""
+        own = self.settings.identities.get(identity.id)
+        if own is not None:
+            return own
+        by_role = [r for role, r in self.settings.roles.items() if role in identity.roles]
+        if not by_role:
+            return self.settings.rate
+        if any(r.unlimited for r in by_role):
+            return RateSettings()
+        return max(by_role, key=lambda r: (r.rate, r.capacity))
+
+    def _take(self, identity: Any) -> None:
+        now = self.clock()
+        bucket = self.buckets.get(identity.id)
+        if bucket is None or bucket.roles != identity.roles:
+            if len(self.buckets) >= self._sweep_at:
+                self._sweep(now)
+            bucket = Bucket(self.rate_for(identity), identity.roles, now)
+            self.buckets[identity.id] = bucket
+        if not bucket.rate:
+            return
+        wait = bucket.take(now)
+        if not wait:
+            return
+        self.refused += 1
+        bucket.suppressed += 1
+        if now - bucket.logged >= LOG_EVERY_S:
+            event(
+                log,
+                "rpc.rate_limited",
+                logging.WARNING,
+                who=identity.id,
+                rate=bucket.rate,
+                burst=bucket.capacity,
+                refused=bucket.suppressed,  # since this identity's previous line
+            )
+            bucket.logged, bucket.suppressed = now, 0
+        raise errors.ResourceExhausted(
+            f"rate limit of {bucket.rate:g} calls/s (burst {bucket.capacity:g}) for "
+            f"{identity.id} exceeded; retry in {_seconds(wait)} s",
+            retry_after=wait,
+        )
+
+    def _sweep(self, now: float) -> None:
+        self.buckets = {k: b for k, b in self.buckets.items() if not b.full(now)}
+        self._sweep_at = max(SWEEP_AT, 2 * len(self.buckets))
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.3f}".rstrip("0").rstrip(".") if s >= 0.001 else "0.001"
