@@ -20,7 +20,13 @@ import grpc
 from signoff_client import _request, _struct
 from signoff_client._gen import common_pb2, decision_pb2, review_pb2
 from signoff_client._retry import RETRYABLE, Attempts, Reconnects, RetryPolicy
-from signoff_client.errors import InvalidArgument, ReviewTimeout, from_status, status_of
+from signoff_client.errors import (
+    InvalidArgument,
+    ReviewTimeout,
+    from_status,
+    retry_delay_of,
+    status_of,
+)
 from signoff_client.models import Principal, Request, Resource
 from signoff_client.reviews import Review, ReviewState, Verdict
 
@@ -172,9 +178,15 @@ class BaseClient:
     def _retry_after(self, exc: grpc.RpcError, attempts: Attempts) -> float:
         """Return the wait before the next attempt, or raise the mapped error."""
         code, details = status_of(exc)
-        delay = attempts.retry_after(code)
+        server_delay = retry_delay_of(exc)
+        delay = attempts.retry_after(code, server_delay)
         if delay is None:
-            error = from_status(code, details)
+            error = from_status(code, details, server_delay)
+            if server_delay is not None and server_delay >= attempts.remaining():
+                error.add_note(
+                    f"the server asked to retry in {server_delay:.3f}s; only "
+                    f"{attempts.remaining():.3f}s of the call's timeout were left"
+                )
             if attempts.made > 1:
                 error.add_note(
                     f"gave up after {attempts.made} attempts in {attempts.elapsed():.2f}s "
@@ -199,10 +211,11 @@ class BaseClient:
         cleanly). Reopening loses nothing: the server sends the current state first.
         """
         code, details = status_of(exc) if exc is not None else (None, "")
-        delay = reconnects.retry_after(code)
+        server_delay = retry_delay_of(exc) if exc is not None else None
+        delay = reconnects.retry_after(code, server_delay)
         if delay is not None:
             return delay
-        if code is None or code in RETRYABLE:
+        if code is None or code in RETRYABLE or server_delay is not None:
             raise ReviewTimeout(review_id, last, reconnects.elapsed()) from exc
         raise from_status(code, details) from exc
 

@@ -11,7 +11,12 @@ The rules (README, "Retries and idempotency"):
 - the wait before retry n (0-based) is drawn from [d/2, d] with d = min(cap, base * 2**n):
   exponential so a restarting server is not hammered, jittered so that many agents that
   failed together do not come back together, never below d/2 so that a retry is never
-  immediate.
+  immediate;
+- RESOURCE_EXHAUSTED is retried only when the server said how long to wait (RetryInfo: a
+  rate limit, all slots busy), after that wait plus up to 10% jitter, and only if the wait
+  fits what is left of the deadline; else the caller gets ResourceExhausted with
+  `retry_after`, to wait or shed load as it sees fit. Without RetryInfo (a request too
+  large) a retry cannot help and none is made.
 """
 
 from __future__ import annotations
@@ -78,10 +83,18 @@ class Attempts:
         self.made += 1
         return self.remaining()
 
-    def retry_after(self, code: grpc.StatusCode) -> float | None:
-        """Return how long to wait before retrying after `code`, or None to give up."""
+    def retry_after(self, code: grpc.StatusCode, server_delay: float | None = None) -> float | None:
+        """Return how long to wait before retrying after `code` (with the server's RetryInfo
+        delay, if it sent one), or None to give up."""
         retry = self.made - 1  # the number of this retry, 0-based
-        if code not in RETRYABLE or retry >= self._policy.retries:
+        if retry >= self._policy.retries:
+            return None
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and server_delay is not None:
+            if server_delay >= self.remaining():
+                return None
+            jittered = server_delay * (1.0 + 0.1 * self._rand())
+            return jittered if jittered < self.remaining() else server_delay
+        if code not in RETRYABLE:
             return None
         delay = backoff(self._policy, retry, self._rand())
         # Waiting past the deadline only to fail with DEADLINE_EXCEEDED would hide the
@@ -126,14 +139,21 @@ class Reconnects:
         """Note that the stream delivered a message: the next drop backs off from the start."""
         self._failures = 0
 
-    def retry_after(self, code: grpc.StatusCode | None) -> float | None:
-        """Return the wait before reopening after `code` (None: a clean end), or None to stop."""
-        if code is not None and code not in RETRYABLE:
+    def retry_after(
+        self, code: grpc.StatusCode | None, server_delay: float | None = None
+    ) -> float | None:
+        """Return the wait before reopening after `code` (None: a clean end), or None to stop;
+        a stream refused with the server's RetryInfo (too many open) waits that long."""
+        limited = code == grpc.StatusCode.RESOURCE_EXHAUSTED and server_delay is not None
+        if code is not None and code not in RETRYABLE and not limited:
             return None
         remaining = self.remaining()
         if remaining is not None and remaining <= 0:
             return None
         delay = backoff(self._policy, self._failures, self._rand())
+        if limited:
+            assert server_delay is not None
+            delay = max(delay, server_delay)
         self._failures += 1
         # Sleeping past the deadline would only delay the timeout; stop at it instead.
         return delay if remaining is None else min(delay, remaining)

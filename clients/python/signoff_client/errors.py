@@ -11,6 +11,8 @@ import re
 from typing import TYPE_CHECKING, ClassVar
 
 import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
 
 if TYPE_CHECKING:  # models import this module: annotations only, no cycle at run time
     from signoff_client.models import Decision
@@ -36,6 +38,7 @@ __all__ = [
     "Unavailable",
     "from_rpc_error",
     "from_status",
+    "retry_delay_of",
     "status_of",
 ]
 
@@ -120,9 +123,25 @@ class DeadlineExceeded(SignoffError):
 
 
 class ResourceExhausted(SignoffError):
-    """A server limit was hit (request size, batch size, rate)."""
+    """A server limit was hit (request size, batch size, rate, concurrent calls).
+
+    `retry_after` is the wait in seconds the server asked for (its RetryInfo) when a retry
+    after that long may succeed, as after a rate limit; None when retrying cannot help, as
+    for a request that is too large. The client waits and retries by itself when the wait
+    fits the call's timeout; this error means it did not.
+    """
 
     default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: grpc.StatusCode | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 # --- require(): the action must not run ---------------------------------------------------
@@ -227,16 +246,38 @@ _BY_CODE: dict[grpc.StatusCode, type[SignoffError]] = {
 }
 
 
-def from_status(code: grpc.StatusCode, details: str) -> SignoffError:
-    """Return the exception for a gRPC status code and its details message."""
+def from_status(
+    code: grpc.StatusCode, details: str, retry_after: float | None = None
+) -> SignoffError:
+    """Return the exception for a gRPC status code, its details message and retry delay."""
     cls = _BY_CODE.get(code, SignoffError)
+    if cls is ResourceExhausted:
+        return ResourceExhausted(details or code.name, code=code, retry_after=retry_after)
     return cls(details or code.name, code=code)
 
 
 def from_rpc_error(exc: grpc.RpcError) -> SignoffError:
     """Return the exception for a failed call (sync or `grpc.aio`)."""
     code, details = status_of(exc)
-    return from_status(code, details)
+    return from_status(code, details, retry_delay_of(exc))
+
+
+def retry_delay_of(exc: grpc.RpcError) -> float | None:
+    """Return the seconds the server asked us to wait (google.rpc.RetryInfo), if it did."""
+    trailers = getattr(exc, "trailing_metadata", None)
+    metadata = trailers() if callable(trailers) else None
+    for key, value in metadata or ():
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                info = error_details_pb2.RetryInfo()
+                if detail.Unpack(info):
+                    return max(0.0, info.retry_delay.ToNanoseconds() / 1e9)
+        except DecodeError:
+            return None  # a garbled trailer is no reason to hide the status itself
+    return None
 
 
 def status_of(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:

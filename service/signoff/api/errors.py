@@ -146,7 +146,7 @@ class Guard:
         assert method.unary is not None
         who = ""
         try:
-            _check_deadline(call)
+            self.limiter.check_deadline(call.time_remaining())
             identity = self._identity(call)
             who = identity.id
             self.limiter.enter(identity)
@@ -162,7 +162,7 @@ class Guard:
         assert method.stream is not None
         who = ""
         try:
-            _check_deadline(call)
+            self.limiter.check_deadline(call.time_remaining())
             identity = self._identity(call)
             who = identity.id
             self.limiter.open_stream(identity)
@@ -173,14 +173,3 @@ class Guard:
                 self.limiter.close_stream()
         except Exception as exc:
             raise await self._failure(method.full_name, who, exc) from None
-
-
-def _check_deadline(call: Call) -> None:
-    # A call can reach us after its deadline (the loop was busy): the caller has already been
-    # told DEADLINE_EXCEEDED, so deciding and recording it now would only record a decision
-    # nobody receives.
-    left = call.time_remaining()
-    if left is not None and left <= 0:
-        raise errors.DeadlineExceeded(
-            f"the deadline passed {-left:.3f} s before the call was served; nothing was done"
-        )

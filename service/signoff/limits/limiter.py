@@ -42,8 +42,10 @@ class Bucket:
         """Take one token; return 0, or the seconds until one is available (none taken)."""
         tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        if tokens >= 1.0:
-            self.tokens = tokens - 1.0
+        # The epsilon: a client that waited exactly the delay it was given must get through,
+        # whatever the rounding of the clock's floats.
+        if tokens >= 1.0 - 1e-9:
+            self.tokens = max(0.0, tokens - 1.0)
             return 0.0
         self.tokens = tokens
         return (1.0 - tokens) / self.rate
@@ -64,11 +66,36 @@ class Limiter:
         self.in_flight = 0
         self.streams = 0
         self.refused = 0  # calls refused by any limit since start
+        self.expired = 0  # calls refused because their deadline had passed, since start
+        self._expired_logged = -LOG_EVERY_S
+        self._expired_unlogged = 0
         self.buckets: dict[str, Bucket] = {}
         self._sweep_at = SWEEP_AT
         self._rates_on = not (
             settings.rate.unlimited
             and all(r.unlimited for r in (*settings.roles.values(), *settings.identities.values()))
+        )
+
+    def check_deadline(self, left: float | None) -> None:
+        """Refuse a call whose deadline passed (`left` seconds remain) before it was served."""
+        if left is None or left > 0:
+            return
+        # The caller has already been told DEADLINE_EXCEEDED (it waited while the server was
+        # busy): deciding and recording the call now would record a decision nobody gets.
+        self.expired += 1
+        self._expired_unlogged += 1
+        now = self.clock()
+        if now - self._expired_logged >= LOG_EVERY_S:
+            event(
+                log,
+                "rpc.deadline_passed",
+                logging.WARNING,
+                late_by=round(-left, 3),
+                refused=self._expired_unlogged,  # since the previous line
+            )
+            self._expired_logged, self._expired_unlogged = now, 0
+        raise errors.DeadlineExceeded(
+            f"the deadline passed {-left:.3f} s before the call was served; nothing was done"
         )
 
     def enter(self, identity: Any) -> None:

@@ -1,0 +1,266 @@
+"""Limits and back-pressure against a real server: per-identity rates, concurrent calls,
+deadlines that passed before a call was served, and what both transports and the Python
+client make of a RESOURCE_EXHAUSTED with RetryInfo."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from signoff import pb
+from signoff_client import Client
+from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
+from signoff_client.errors import ResourceExhausted
+
+from .conftest import ServerHandle, write_tokens
+
+EVALUATE = "/signoff.v1.DecisionService/Evaluate"
+JSON = {"Content-Type": "application/json", "Connect-Protocol-Version": "1"}
+PEOPLE = {
+    "flood-token": ("flood-bot", ["agent"]),
+    "calm-token": ("calm-bot", ["agent"]),
+    "lead-token": ("lead", ["reviewer:finance-leads"]),
+}
+# One call per 10 s after a burst of 5: nothing refills while a test floods.
+SLOW_AGENTS = {"roles": {"agent": {"rate": 0.1, "burst": 5}}}
+
+
+def _req(who: str, request_id: str = "", amount: float = 20) -> pb.common.ActionRequest:
+    r = pb.common.ActionRequest(request_id=request_id)
+    r.action.name = "refund.issue"
+    r.action.params.update({"amount": amount, "currency": "EUR"})
+    r.principal.id = who
+    return r
+
+
+def _auth(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def _stub(server: ServerHandle) -> decision_pb2_grpc.DecisionServiceStub:
+    return decision_pb2_grpc.DecisionServiceStub(server.channel())
+
+
+def _decided(server: ServerHandle, who: str, request_id: str) -> bool:
+    store = server.running.app.store
+    return server.call(store.find_decision(who, request_id)) is not None
+
+
+def _retry_delay(err: grpc.RpcError) -> float:
+    """The RetryInfo delay of a failed call, read from its trailer as any gRPC client would."""
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    assert status is not None, "no grpc-status-details-bin trailer"
+    assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    (detail,) = status.details
+    info = error_details_pb2.RetryInfo()
+    assert detail.Unpack(info), detail.type_url
+    return info.retry_delay.ToNanoseconds() / 1e9
+
+
+def _until(server: ServerHandle, condition: Callable[[], bool], what: str) -> None:
+    """Wait for a condition of the server's state, checked once per turn of its loop."""
+    deadline = time.monotonic() + 10
+    while not server.call(_turn(condition)):
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+
+
+async def _turn(condition: Callable[[], bool]) -> bool:
+    return condition()
+
+
+@pytest.fixture
+def tokens(tmp_path: Path) -> dict[str, Any]:
+    return {"tokens_file": write_tokens(tmp_path, dict(PEOPLE))}
+
+
+# --- per-identity rates --------------------------------------------------------------------
+
+
+def test_a_flood_from_one_identity_is_refused_with_retry_info_while_others_are_served(
+    make_server, tokens
+):
+    server = make_server(auth=tokens, limits=SLOW_AGENTS)
+    stub = _stub(server)
+    outcomes: list[grpc.StatusCode] = []
+    delays: list[float] = []
+    messages: list[str] = []
+
+    def flood(i: int) -> None:
+        try:
+            stub.Evaluate(_req("flood-bot", f"flood-{i}"), metadata=_auth("flood-token"))
+            outcomes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as err:
+            outcomes.append(err.code())
+            delays.append(_retry_delay(err))
+            messages.append(err.details())
+
+    with ThreadPoolExecutor(4) as pool:
+        flooding = [pool.submit(flood, i) for i in range(60)]
+        # While the flood runs, another agent gets every one of its calls through.
+        calm = [stub.Evaluate(_req("calm-bot"), metadata=_auth("calm-token")) for _ in range(5)]
+        for f in flooding:
+            f.result()
+    assert len(calm) == 5
+    assert outcomes.count(grpc.StatusCode.OK) == 5  # the burst
+    assert outcomes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 55
+    assert all(0 < d <= 10.0 for d in delays)
+    assert all("for flood-bot exceeded; retry in" in m for m in messages)
+    assert server.running.limiter.refused == 55
+    # A refused call was not evaluated: no decision, no audit entry under its request_id.
+    served = sum(_decided(server, "flood-bot", f"flood-{i}") for i in range(60))
+    assert served == 5
+
+
+def test_a_role_override_leaves_other_roles_unlimited(make_server, tokens):
+    server = make_server(auth=tokens, limits=SLOW_AGENTS)
+    decisions = _stub(server)
+    for _ in range(5):
+        decisions.Evaluate(_req("flood-bot"), metadata=_auth("flood-token"))
+    with pytest.raises(grpc.RpcError) as err:
+        decisions.Evaluate(_req("flood-bot"), metadata=_auth("flood-token"))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The reviewer's console is not an agent: however busy the agents, it is not starved.
+    reviews = review_pb2_grpc.ReviewServiceStub(server.channel())
+    for _ in range(20):
+        reviews.ListReviews(pb.review.ListReviewsRequest(), metadata=_auth("lead-token"))
+
+
+def test_connect_rate_limited_is_429_with_retry_info_details(make_server, tokens):
+    server = make_server(auth=tokens, limits=SLOW_AGENTS)
+    headers = {**JSON, "Authorization": "Bearer flood-token"}
+    body = {
+        "principal": {"id": "flood-bot"},
+        "action": {"name": "refund.issue", "params": {"amount": 20, "currency": "EUR"}},
+    }
+    url = f"{server.http_url}{EVALUATE}"
+    answers = [httpx.post(url, json=body, headers=headers, timeout=30) for _ in range(6)]
+    assert [r.status_code for r in answers] == [200] * 5 + [429]
+    refused = answers[-1]
+    error = refused.json()
+    assert error["code"] == "resource_exhausted"
+    assert "retry in" in error["message"]
+    (detail,) = error["details"]
+    assert detail["type"] == "google.rpc.RetryInfo"
+    value = detail["value"]
+    assert not value.endswith("=")  # Connect's base64 has no padding
+    info = error_details_pb2.RetryInfo.FromString(base64.b64decode(value + "=" * (-len(value) % 4)))
+    assert 0 < info.retry_delay.ToNanoseconds() / 1e9 <= 10
+    assert 1 <= int(refused.headers["Retry-After"]) <= 10
+    # gRPC and Connect share the bucket: the same identity is refused on the other port too.
+    with pytest.raises(grpc.RpcError) as err:
+        _stub(server).Evaluate(_req("flood-bot"), metadata=_auth("flood-token"))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# --- deadlines -----------------------------------------------------------------------------
+
+
+def test_a_call_whose_deadline_passed_before_it_was_served_is_not_evaluated(make_server):
+    server = make_server()  # dev mode: the same rules
+    stub = _stub(server)
+    stub.Evaluate(_req("bot"))  # connected, so the next call only waits for the server
+    release = threading.Event()
+    server.loop.call_soon_threadsafe(release.wait)  # the server's loop is stuck until set
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Evaluate(_req("bot", "too-late"), timeout=0.2)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        release.set()
+    # The server gets to the call 0.2 s too late and does not decide it (grpcio drops such a
+    # call before any handler; the Guard refuses one that reaches it: tests/unit).
+    assert stub.Evaluate(_req("bot", "after")).decision_id  # the server has caught up
+    assert not _decided(server, "bot", "too-late")
+    retry = stub.Evaluate(_req("bot", "too-late"))
+    assert not retry.replayed  # a retry is a fresh decision: the late call never was one
+
+
+# --- concurrent calls ----------------------------------------------------------------------
+
+
+def test_calls_beyond_max_concurrent_are_refused_at_once_and_slots_come_back(make_server):
+    server = make_server(limits={"max_concurrent": 2})
+    store, limiter = server.running.app.store, server.running.limiter
+    stub = _stub(server)
+    release = threading.Event()
+    # The store's writer waits for the test: every decision stays in flight until then.
+    hold: Future[Any] = asyncio.run_coroutine_threadsafe(
+        store.maintenance(lambda _conn: release.wait()), server.loop
+    )
+    try:
+        held = [stub.Evaluate.future(_req(f"bot{i}", f"held-{i}"), timeout=30) for i in range(2)]
+        _until(server, lambda: limiter.in_flight == 2, "both calls hold a slot")
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Evaluate(_req("other", "refused"), timeout=30)
+        assert time.monotonic() - started < 5  # refused at once, not queued behind the two
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "limit of 2 concurrent calls (limits.max_concurrent)" in err.value.details()
+        assert _retry_delay(err.value) == pytest.approx(0.1)
+        # The Connect port shares the slots.
+        r = httpx.post(
+            f"{server.http_url}{EVALUATE}",
+            json={"principal": {"id": "web"}, "action": {"name": "refund.issue"}},
+            headers=JSON,
+            timeout=30,
+        )
+        assert (r.status_code, r.json()["code"]) == (429, "resource_exhausted")
+    finally:
+        release.set()
+    hold.result(timeout=30)
+    assert all(f.result().decision_id for f in held)
+    _until(server, lambda: limiter.in_flight == 0, "the slots are given back")
+    assert not _decided(server, "other", "refused")
+    assert stub.Evaluate(_req("other", "refused")).decision_id
+
+
+# --- the Python client ---------------------------------------------------------------------
+
+
+def test_the_client_waits_as_retry_info_asks_when_it_fits_its_timeout(make_server):
+    server = make_server(limits={"rate": {"rate": 4, "burst": 1}})  # a token every 0.25 s
+    with Client(server.target, token="bot", timeout=5) as client:
+        client.evaluate("refund.issue", {"amount": 5}, principal="bot")
+        started = time.monotonic()
+        second = client.evaluate("refund.issue", {"amount": 5}, principal="bot")
+        waited = time.monotonic() - started
+    assert second.decision_id
+    assert server.running.limiter.refused >= 1  # the server did refuse it first
+    assert 0.1 < waited < 2
+
+
+def test_the_client_fails_with_the_delay_when_it_does_not_fit(make_server):
+    server = make_server(limits={"rate": {"rate": 0.1, "burst": 1}})  # a token every 10 s
+    with Client(server.target, token="bot", timeout=1) as client:
+        client.evaluate("refund.issue", {"amount": 5}, principal="bot")
+        started = time.monotonic()
+        with pytest.raises(ResourceExhausted) as err:
+            client.evaluate("refund.issue", {"amount": 5}, principal="bot")
+    assert time.monotonic() - started < 1  # no pointless wait for a delay that cannot fit
+    assert err.value.retry_after is not None
+    assert 5 < err.value.retry_after <= 10
+    assert "retry in" in err.value.message
+    assert any("only" in note and "timeout were left" in note for note in err.value.__notes__)
+    assert server.running.limiter.refused == 1  # and no retry was sent in vain
+
+
+def test_a_resource_exhausted_without_retry_info_is_not_retried(make_server):
+    server = make_server(max_message_bytes=64 * 1024)
+    with (
+        Client(server.target, token="bot", timeout=5) as client,
+        pytest.raises(ResourceExhausted) as err,
+    ):
+        client.evaluate("refund.issue", {"note": "x" * 100_000}, principal="bot")
+    assert err.value.retry_after is None
