@@ -187,18 +187,80 @@ def test_a_call_whose_deadline_passed_before_it_was_served_is_not_evaluated(make
     assert not retry.replayed  # a retry is a fresh decision: the late call never was one
 
 
+def _hold_writer(server: ServerHandle, release: threading.Event) -> Future[Any]:
+    """Hold the store's writer (both backends) until `release` is set, and return once it is
+    held: writes submitted from now on wait in its queue."""
+    holding = threading.Event()
+
+    def wait() -> None:
+        holding.set()
+        release.wait()
+
+    if server.backend == "sqlite":
+        hold: Any = lambda _conn: wait()  # noqa: E731 (runs in the writer thread)
+    else:
+
+        async def hold(_conn: Any) -> None:
+            await asyncio.to_thread(wait)
+
+    held = asyncio.run_coroutine_threadsafe(server.running.app.store.maintenance(hold), server.loop)
+    assert holding.wait(timeout=10), "the writer did not start the hold"
+    return held
+
+
+def _flush_writer(server: ServerHandle) -> None:
+    """Return once every write queued so far is done (maintenance keeps its queue place)."""
+    if server.backend == "sqlite":
+        server.call(server.running.app.store.maintenance(lambda _conn: None))
+    else:
+
+        async def nothing(_conn: Any) -> None:
+            return None
+
+        server.call(server.running.app.store.maintenance(nothing))
+
+
+def _decision_entries(server: ServerHandle) -> int:
+    entries = server.call(server.running.app.store.read_audit(1, 10_000))
+    return sum(e.type == "decision" for e in entries)
+
+
+def test_a_deadline_that_passes_while_the_decision_waits_for_the_database(make_server, backend):
+    server = make_server(backend=backend)
+    stub = _stub(server)
+    stub.Evaluate(_req("bot"))
+    before = _decision_entries(server)
+    release = threading.Event()
+    hold = _hold_writer(server, release)
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Evaluate(_req("bot", "slow"), timeout=0.3)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        release.set()
+    hold.result(timeout=30)
+    limiter = server.running.limiter
+    _until(server, lambda: limiter.in_flight == 0, "the late call has left the server")
+    _flush_writer(server)
+    # Two endings are possible, and both are safe. The write had started (or grpcio let the
+    # handler finish): the decision is stored although its caller was told
+    # DEADLINE_EXCEEDED, and a retry with the same request_id gets it back, replayed. Or the
+    # call was cancelled while its write still queued: the write is dropped, and the retry
+    # is decided afresh. Either way there is exactly one decision.
+    stored = _decided(server, "bot", "slow")
+    assert stub.Evaluate(_req("bot", "slow")).replayed == stored
+    assert _decision_entries(server) == before + 1
+
+
 # --- concurrent calls ----------------------------------------------------------------------
 
 
 def test_calls_beyond_max_concurrent_are_refused_at_once_and_slots_come_back(make_server):
     server = make_server(limits={"max_concurrent": 2})
-    store, limiter = server.running.app.store, server.running.limiter
+    limiter = server.running.limiter
     stub = _stub(server)
     release = threading.Event()
-    # The store's writer waits for the test: every decision stays in flight until then.
-    hold: Future[Any] = asyncio.run_coroutine_threadsafe(
-        store.maintenance(lambda _conn: release.wait()), server.loop
-    )
+    hold = _hold_writer(server, release)  # every decision stays in flight until released
     try:
         held = [stub.Evaluate.future(_req(f"bot{i}", f"held-{i}"), timeout=30) for i in range(2)]
         _until(server, lambda: limiter.in_flight == 2, "both calls hold a slot")
