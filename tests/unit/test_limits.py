@@ -234,5 +234,9 @@ def test_limits_from_a_config_file(tmp_path: Path):
     assert limits.roles["reviewer:payments"].capacity == 20
     assert limits.identities["nightly-batch"].rate == 5
     config.write_text("limits:\n  roles:\n    agnet: {rate: 1}\n")
-    with pytest.raises(ConfigError, match=r"^limits.roles \(SIGNOFF_LIMITS__ROLES\): unknown role"):
+    with pytest.raises(ConfigError) as err:
         load_settings(config_file=config)
+    assert str(err.value) == (
+        f"config file {config}: limits.roles (SIGNOFF_LIMITS__ROLES): unknown role 'agnet': "
+        "use agent, reviewer:<group>, auditor or admin"
+    )
