@@ -153,10 +153,10 @@ class Signoff:
 
     async def _decide(self, req: pb.common.ActionRequest) -> pb.common.Decision:
         digest = hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
-        if req.request_id:
-            found = await self.store.find_decision(req.principal.id, req.request_id)
-            if found is not None:
-                return _replayed(found, digest)
+        # A retried request_id is found inside the write transaction (record_decision), not
+        # looked up first: retries are rare, and a read before every decision cost a thread
+        # hand-off on the hot path. A retry is evaluated for nothing; what it gets back is
+        # the stored decision.
         bundle = self.bundle  # one bundle for the whole request, even if a reload swaps it
         now = self.clock.now()
         ev = evaluate(bundle, req, now, self.default)

@@ -166,7 +166,7 @@ class SqliteStore:
 
     async def maintenance(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` in the writer thread between batches (pragmas, checkpoints)."""
-        return await asyncio.wrap_future(self._writer.submit(fn, in_transaction=False))
+        return await self._writer.submit_async(fn, in_transaction=False)
 
     async def find_decision(self, principal_id: str, request_id: str) -> DecisionRecord | None:
         """Return the decision stored for this idempotency key, if any."""
@@ -293,8 +293,8 @@ class SqliteStore:
 
     async def _submit(self, apply: Callable[[_Tx], T]) -> T:
         # If the caller is cancelled before the writer starts the op, the op is skipped
-        # (wrap_future cancels the concurrent future); once started it commits regardless.
-        return await asyncio.wrap_future(self._writer.submit(apply))
+        # (the cancel reaches the awaited future); once started it commits regardless.
+        return await self._writer.submit_async(apply)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._state != "open":
