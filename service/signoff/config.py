@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         4 * 1024 * 1024, gt=0, description="Largest gRPC message received; larger ones are refused."
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the ports (SO_REUSEPORT), about one core each; "
+        "review expiry and checkpoints run in worker 0. See README, 'Several processes'.",
+    )
     shutdown_grace: float = Field(
         10.0, ge=0, description="Seconds in-flight requests get to finish on SIGTERM."
     )

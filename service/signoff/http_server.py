@@ -38,8 +38,10 @@ class HttpServer:
         static: Path = STATIC,
         loopback_only: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.connect = connect
+        self.reuse_port = reuse_port  # `serve --workers`: every worker listens on the port
         self.static = static.resolve()
         # In dev mode (no authentication) a page on any site could reach a loopback port
         # through DNS rebinding; the Host it sends then names that site, so it is refused.
@@ -65,7 +67,12 @@ class HttpServer:
         """Listen on host:port (0: any free port); return the bound port."""
         await self.runner.setup()
         site = web.TCPSite(
-            self.runner, host.strip("[]"), port, reuse_address=True, ssl_context=self.ssl_context
+            self.runner,
+            host.strip("[]"),
+            port,
+            reuse_address=True,
+            reuse_port=self.reuse_port,
+            ssl_context=self.ssl_context,
         )
         try:
             await site.start()

@@ -47,10 +47,19 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure(fmt: str = "text", level: str = "info") -> None:
-    """Send all `signoff` logs to stderr in the chosen format."""
+def configure(fmt: str = "text", level: str = "info", **always: Any) -> None:
+    """Send all `signoff` logs to stderr in the chosen format, each line with `always`'s
+    fields (e.g. worker=2 under `serve --workers`)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    if always:
+
+        def stamp(record: logging.LogRecord) -> bool:
+            for key, value in always.items():
+                setattr(record, key, value)
+            return True
+
+        handler.addFilter(stamp)
     root = logging.getLogger("signoff")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -8,6 +8,7 @@ import datetime as dt
 import ipaddress
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,8 +274,13 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-async def start(settings: Settings, clock: Clock | None = None) -> Running:
-    """Open the store, load the bundle, then listen; readiness only once both are ready."""
+async def start(
+    settings: Settings, clock: Clock | None = None, *, worker: int | None = None
+) -> Running:
+    """Open the store, load the bundle, then listen; readiness only once both are ready.
+
+    `worker` is this process's index under `serve --workers N` (None: the only process).
+    """
     # httpx logs full webhook URLs at INFO, and Slack URLs carry their secret in the path.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     authenticator = authenticator_for(settings)
@@ -299,7 +305,8 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            # Workers share the port; a lone server must not silently share it with another.
+            ("grpc.so_reuseport", 0 if worker is None else 1),
         ]
     )
     methods = [
@@ -338,6 +345,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             grace=settings.shutdown_grace,
             loopback_only=isinstance(authenticator, DevAuthenticator),
             ssl_context=tls.http_context(tls_files) if tls_files and settings.tls.http else None,
+            reuse_port=worker is not None,
         )
         host, _, want = settings.http_listen.rpartition(":")
         try:
@@ -348,10 +356,12 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             await app.store.close()
             raise OSError(f"cannot listen on http_listen {settings.http_listen}: {exc}") from None
     loop = asyncio.get_running_loop()
-    tasks = [
-        loop.create_task(_sweep_forever(app, settings), name="signoff-sweeper"),
-        loop.create_task(_checkpoint_forever(audit, settings), name="signoff-checkpointer"),
-    ]
+    tasks = []
+    if not worker:  # the jobs that must run once per deployment run in worker 0
+        tasks += [
+            loop.create_task(_sweep_forever(app, settings), name="signoff-sweeper"),
+            loop.create_task(_checkpoint_forever(audit, settings), name="signoff-checkpointer"),
+        ]
     watcher = None
     if settings.watch_policies:
         watcher = PolicyWatcher(app, settings.policies, settings.watch_debounce)
@@ -368,6 +378,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         policies=str(settings.policies),
         db=settings.db,
         version=app.bundle.version,
+        **({} if worker is None else {"worker": worker}),
     )
     if http:
         scheme = "https" if settings.tls.serves_http else "http"
@@ -416,9 +427,19 @@ async def _checkpoint_forever(audit: AuditDesk, settings: Settings) -> None:
         await asyncio.sleep(1.0)
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then drain gracefully."""
-    running = await start(settings)
+async def serve(
+    settings: Settings,
+    *,
+    worker: int | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT, then drain gracefully; with `workers` > 1, supervise."""
+    if settings.workers > 1 and worker is None:
+        from signoff.workers import Supervisor  # imported here: it imports this module
+
+        await Supervisor(settings).run()
+        return
+    running = await start(settings, worker=worker)
     loop = asyncio.get_running_loop()
     stopping: set[asyncio.Task[None]] = set()
 
@@ -430,6 +451,8 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     loop.add_signal_handler(signal.SIGHUP, lambda: stopping.add(loop.create_task(_reload(running))))
+    if on_started is not None:  # only now: a SIGTERM from then on drains instead of killing
+        on_started()
     await running.wait()
     while stopping:
         await stopping.pop()

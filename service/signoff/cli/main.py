@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         help="HOST:PORT of the reviewer console and the Connect API (default 127.0.0.1:8080; "
         "'' for none)",
     )
+    serve.add_argument("--workers", type=int, help="server processes sharing the ports (default 1)")
     serve.add_argument("--config", type=Path, help="YAML config file")
     serve.add_argument("--log-format", choices=["text", "json"], help="log line format")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -166,6 +167,7 @@ def _serve(args: argparse.Namespace) -> int:
     from signoff.config import ConfigError, load_settings
     from signoff.policy import BundleError
     from signoff.server import serve
+    from signoff.workers import WorkerError
 
     flags = {
         "policies": args.policies,
@@ -174,6 +176,7 @@ def _serve(args: argparse.Namespace) -> int:
         "http_listen": args.http_listen,
         "log_format": args.log_format,
         "log_level": args.log_level,
+        "workers": args.workers,
     }
     try:
         settings = load_settings(flags, args.config)
@@ -191,7 +194,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"signoff: config error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except (OSError, WorkerError) as exc:
         print(f"signoff: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
