@@ -27,8 +27,9 @@ USER signoff
 VOLUME ["/data", "/policies"]
 # 50051: gRPC for agents; 8080: the reviewer console and the Connect API for browsers.
 EXPOSE 50051 8080
-HEALTHCHECK --interval=10s --timeout=3s --start-period=5s \
-  CMD python -c "import grpc,sys; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; \
-r=g.HealthStub(grpc.insecure_channel('127.0.0.1:50051')).Check(h.HealthCheckRequest(), timeout=2); \
-sys.exit(r.status != h.HealthCheckResponse.SERVING)"
+# `signoff health` asks grpc.health.v1 on the port SIGNOFF_LISTEN names: SERVING only once
+# the database is open and the policies are loaded, NOT_SERVING from the first SIGTERM.
+# The start period covers a migration on first start.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["signoff", "health", "--timeout", "3"]
 ENTRYPOINT ["signoff", "serve"]

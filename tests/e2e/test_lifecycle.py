@@ -25,6 +25,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from signoff import pb
+from signoff.cli.main import main
 from signoff.server import STORE_CLOSE_TIMEOUT
 from signoff_client._gen import decision_pb2_grpc
 
@@ -158,10 +159,17 @@ async def test_not_ready_until_the_database_is(pg_db: str, tmp_path: Path):
                 with pytest.raises(httpx.ConnectError):
                     await client.get(f"{srv.http}/readyz")
             assert not any('"server.started"' in line for line in srv.log)
+            # The image's HEALTHCHECK command says the same.
+            assert await asyncio.to_thread(main, ["health", "--target", srv.target]) == 1
 
             await conn.execute(f"SELECT pg_advisory_unlock({MIGRATE_KEY})")
             await srv.until_logged("server.started")
             assert await _health(srv.target) == SERVING
+            # Without --target it asks the `listen` setting's port, a wildcard as loopback.
+            port = srv.target.rpartition(":")[2]
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv("SIGNOFF_LISTEN", f"0.0.0.0:{port}")
+                assert await asyncio.to_thread(main, ["health"]) == 0
             async with httpx.AsyncClient() as client:
                 ready = await client.get(f"{srv.http}/readyz")
                 assert (ready.status_code, ready.text) == (200, "ready\n")

@@ -1,11 +1,12 @@
 """`signoff doctor`: check a configuration (settings, policies, database, keys, ports, clock)
-without starting the server, and print what is wrong."""
+without starting the server, and print what is wrong; `signoff health`: the container probe."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import sys
 from dataclasses import asdict
 from typing import Any
 
@@ -48,3 +49,46 @@ def run(args: argparse.Namespace) -> int:
         verdict = f"{failed} failed" if failed else "no failures"
         print(f"\n{verdict}, {warned} warning(s)")
     return 1 if failed else 0
+
+
+def add_health_parser(sub: Any) -> None:
+    """Register `signoff health`, the probe the image's HEALTHCHECK runs."""
+    health = sub.add_parser(
+        "health", help="exit 0 if the local server reports SERVING (for container probes)"
+    )
+    health.add_argument(
+        "--target",
+        help="HOST:PORT to ask (default: the `listen` setting, a wildcard host as loopback)",
+    )
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+
+
+def run_health(args: argparse.Namespace) -> int:
+    """Ask grpc.health.v1 on the gRPC port; print one line; exit 0 only when SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from signoff.config import ConfigError, load_settings
+
+    target = args.target
+    if target is None:
+        try:
+            listen = load_settings().listen
+        except ConfigError as exc:
+            print(f"signoff: config error: {exc}", file=sys.stderr)
+            return 2
+        host, _, port = listen.rpartition(":")
+        # The server listens on every address; the probe runs beside it.
+        host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
+        target = f"{host}:{port}"
+    try:
+        with grpc.insecure_channel(target) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=args.timeout
+            )
+    except grpc.RpcError as exc:
+        print(f"{target}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{target}: {status}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1

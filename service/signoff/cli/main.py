@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     from signoff.cli.doctor import add_parser as add_doctor
 
     add_doctor(sub)
+    from signoff.cli.doctor import add_health_parser
+
+    add_health_parser(sub)
     return p
 
 
@@ -104,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         from signoff.cli.explain import run as run_explain
 
         return run_explain(args)
+    if args.command == "health":
+        from signoff.cli.doctor import run_health
+
+        return run_health(args)
     if args.command == "doctor":
         from signoff.cli.doctor import run as run_doctor
 
