@@ -61,6 +61,9 @@ def add_health_parser(sub: Any) -> None:
         help="HOST:PORT to ask (default: the `listen` setting, a wildcard host as loopback)",
     )
     health.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    from signoff.cli.remote import add_tls_arguments
+
+    add_tls_arguments(health)  # a TLS port: --ca, and for mTLS --cert and --key
 
 
 def run_health(args: argparse.Namespace) -> int:
@@ -81,8 +84,18 @@ def run_health(args: argparse.Namespace) -> int:
         # The server listens on every address; the probe runs beside it.
         host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
         target = f"{host}:{port}"
+    from signoff.cli.remote import CliError, report, tls_from_args
+
     try:
-        with grpc.insecure_channel(target) as channel:
+        credentials = tls_from_args(args)
+    except CliError as exc:
+        return report(exc)
+    try:
+        with (
+            grpc.secure_channel(target, credentials)
+            if credentials
+            else grpc.insecure_channel(target)
+        ) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=args.timeout
             )
