@@ -1,19 +1,27 @@
 """End to end: Evaluate (with its durable audit append) against the same server's no-op
-grpc.health.v1 Check, at concurrency 1, 8 and 64, measured in the same run.
+grpc.health.v1 Check, at concurrency 1, 8 and 64, measured in the same run; then the same
+with `serve --workers 2`.
 
 The server runs as its own process (`signoff serve`, SQLite, example policies); the load
-generator is one grpc.aio process. On a 2-core machine the two compete for CPU, so the
-ratio Evaluate/Check is the figure to read, not the absolute rate.
+generator is this grpc.aio process, bounded in time (DURATION) and spread over CHANNELS
+connections (a worker serves whole connections). Each Evaluate carries a fresh request_id,
+as the Python client sends. On a 2-core machine the load generator and the server compete
+for the cores, so the ratio Evaluate/Check is the figure to read, not the absolute rate.
+
+Where the time goes: the server's CPU time per call, by thread (from /proc), for each
+measured run: the event loop (gRPC's Python layer, the handlers, the engine), the audit
+writer, gRPC's C-core threads, and the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import re
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -25,42 +33,37 @@ from signoff_client._gen import decision_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 8, 64)
+WORKERS_CONCURRENCY = (8, 64)  # where 2 worker processes are compared with 1
+CHANNELS = 8
 DURATION = float(os.environ.get("BENCH_DURATION", "4"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 async def start_server(
-    db: Path, policies: Path = REPO / "policies"
-) -> tuple[asyncio.subprocess.Process, str]:
-    """Start `signoff serve` (gRPC only, SQLite at `db`); return it and its address."""
+    db: Path, policies: Path = REPO / "policies", workers: int = 1
+) -> tuple[asyncio.subprocess.Process, str, list[int]]:
+    """Start `signoff serve` (gRPC only, SQLite at `db`); return it, its address and the pids
+    of the processes that serve (the workers under a supervisor)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "signoff.cli.main",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "",  # gRPC only: the browser port is not what is measured
-        "--policies",
-        str(policies),
-        "--db",
-        f"sqlite:///{db}",
-        "--log-format",
-        "json",
+        sys.executable, "-m", "signoff.cli.main", "serve",
+        "--listen", "127.0.0.1:0",
+        "--http-listen", "",  # gRPC only: the browser port is not what is measured
+        "--policies", str(policies), "--db", f"sqlite:///{db}",
+        "--log-format", "json", "--workers", str(workers),
         stderr=asyncio.subprocess.PIPE,
-    )
+    )  # fmt: skip
     assert proc.stderr is not None
     while True:
         line = (await proc.stderr.readline()).decode()
         if not line:
             raise RuntimeError("server exited before it started")
-        m = re.search(r'"server.started".*"listen": "([^"]+)"', line)
-        if m:
+        entry = json.loads(line) if line.startswith("{") else {}
+        if entry.get("event") == "server.started" and (workers == 1 or "workers" in entry):
             break
     # Drain the log so the server never blocks on a full pipe.
     asyncio.get_running_loop().create_task(_drain(proc.stderr))
-    return proc, m.group(1)
+    return proc, entry["listen"], entry.get("pids", [proc.pid])
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:
@@ -77,8 +80,36 @@ def _request(i: int) -> pb.common.ActionRequest:
     return r
 
 
-async def load(call, concurrency: int, duration: float) -> dict[str, float]:
-    """Run `call(i)` from `concurrency` workers for `duration` seconds."""
+def thread_cpu(pids: list[int]) -> dict[str, float]:
+    """CPU seconds so far of the serving processes, by thread role."""
+    out: dict[str, float] = {}
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            except FileNotFoundError:
+                continue  # a thread that ended meanwhile
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            seconds = (int(fields[11]) + int(fields[12])) / TICK
+            role = (
+                "event_loop"
+                if tid == str(pid)
+                else "audit_writer"
+                if name.startswith("signoff-writer")
+                else "grpc_core"
+                if name in ("event_engine", "grpc_global_tim") or name.startswith("grpc")
+                else "other"
+            )
+            out[role] = out.get(role, 0.0) + seconds
+    return out
+
+
+async def load(
+    call: Callable[[int], Awaitable[object]], concurrency: int, duration: float, pids: list[int]
+) -> dict[str, float]:
+    """Run `call(i)` from `concurrency` workers for `duration` seconds; with the serving
+    processes' CPU time per call, by thread role (µs)."""
     latencies: list[float] = []
     stop = time.perf_counter() + duration
 
@@ -90,55 +121,104 @@ async def load(call, concurrency: int, duration: float) -> dict[str, float]:
             latencies.append(time.perf_counter() - t)
             i += concurrency
 
+    before = thread_cpu(pids)
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
     elapsed = time.perf_counter() - t0
+    after = thread_cpu(pids)
+    n = len(latencies)
+    cpu = {f"cpu_us_{k}": (after[k] - before.get(k, 0.0)) / n * 1e6 for k in after}
     return {
-        "rps": len(latencies) / elapsed,
+        "rps": n / elapsed,
         "p50_ms": percentile(latencies, 50) * 1e3,
         "p99_ms": percentile(latencies, 99) * 1e3,
+        "cpu_us_total": sum(cpu.values()),
+        **cpu,
     }
 
 
-async def run() -> dict:
-    """Measure both calls at every concurrency, alternating, ROUNDS times; keep medians."""
+async def measure(workers: int, concurrency: tuple[int, ...]) -> list[dict]:
+    """Both calls at every concurrency, alternating, ROUNDS times; medians of the rounds."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc, target = await start_server(Path(tmp) / "bench.db")
+        proc, target, pids = await start_server(Path(tmp) / "bench.db", workers=workers)
+        # A local subchannel pool per channel: CHANNELS distinct connections.
+        channels = [
+            grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(CHANNELS)
+        ]
         try:
-            async with grpc.aio.insecure_channel(target) as ch:
-                decide = decision_pb2_grpc.DecisionServiceStub(ch).Evaluate
-                check = health_pb2_grpc.HealthStub(ch).Check
-                hreq = health_pb2.HealthCheckRequest()
-                reqs = [_request(i) for i in range(3)]
-                calls = {
-                    "evaluate": lambda i: decide(reqs[i % 3]),
-                    "health_check": lambda i: check(hreq),
-                }
-                for c in calls.values():  # warm-up
-                    await load(c, 8, 0.5)
-                rows = []
-                for conc in CONCURRENCY:
-                    samples: dict[str, list[dict[str, float]]] = {k: [] for k in calls}
-                    for _ in range(ROUNDS):
-                        for name, c in calls.items():
-                            samples[name].append(await load(c, conc, DURATION / ROUNDS))
-                    row: dict = {"concurrency": conc}
-                    for name, runs in samples.items():
-                        row[name] = {k: round(median([r[k] for r in runs]), 3) for k in runs[0]}
-                    row["ratio"] = round(row["evaluate"]["rps"] / row["health_check"]["rps"], 2)
-                    rows.append(row)
-                    ev = row["evaluate"]
-                    print(
-                        f"c={conc:<3} evaluate {ev['rps']:8.0f}/s "
-                        f"p50 {ev['p50_ms']:6.2f} ms p99 {ev['p99_ms']:6.2f} ms"
-                        f" | check {row['health_check']['rps']:8.0f}/s "
-                        f"p99 {row['health_check']['p99_ms']:6.2f} ms | ratio {row['ratio']:.2f}",
-                        flush=True,
-                    )
-                return {"rows": rows, "duration_s": DURATION, "rounds": ROUNDS}
+            decide = [decision_pb2_grpc.DecisionServiceStub(ch).Evaluate for ch in channels]
+            check = [health_pb2_grpc.HealthStub(ch).Check for ch in channels]
+            hreq = health_pb2.HealthCheckRequest()
+            reqs = [_request(i) for i in range(3)]
+            run_id = os.urandom(4).hex()
+
+            def evaluate(i: int) -> Awaitable[object]:
+                req = pb.common.ActionRequest()
+                req.CopyFrom(reqs[i % 3])
+                req.request_id = f"{run_id}-{i}"  # fresh per call, as the client sends
+                return decide[i % CHANNELS](req)
+
+            calls = {"evaluate": evaluate, "health_check": lambda i: check[i % CHANNELS](hreq)}
+            for c in calls.values():  # warm-up
+                await load(c, 8, 0.5, pids)
+            rows = []
+            for conc in concurrency:
+                samples: dict[str, list[dict[str, float]]] = {k: [] for k in calls}
+                for _ in range(ROUNDS):
+                    for name, c in calls.items():
+                        run_id = os.urandom(4).hex()
+                        samples[name].append(await load(c, conc, DURATION / ROUNDS, pids))
+                row: dict = {"concurrency": conc, "workers": workers}
+                for name, runs in samples.items():
+                    keys = sorted({k for r in runs for k in r})
+                    row[name] = {k: round(median([r.get(k, 0.0) for r in runs]), 3) for k in keys}
+                row["ratio"] = round(row["evaluate"]["rps"] / row["health_check"]["rps"], 2)
+                rows.append(row)
+                ev, hc = row["evaluate"], row["health_check"]
+                print(
+                    f"workers={workers} c={conc:<3} evaluate {ev['rps']:6.0f}/s "
+                    f"p50 {ev['p50_ms']:6.2f} ms p99 {ev['p99_ms']:6.2f} ms "
+                    f"cpu {ev['cpu_us_total']:5.0f} µs | check {hc['rps']:6.0f}/s "
+                    f"p99 {hc['p99_ms']:6.2f} ms cpu {hc['cpu_us_total']:4.0f} µs "
+                    f"| ratio {row['ratio']:.2f}",
+                    flush=True,
+                )
+            return rows
         finally:
+            for ch in channels:
+                await ch.close()
             proc.terminate()
             await proc.wait()
+
+
+async def run() -> dict:
+    """One process at every concurrency, then two worker processes."""
+    rows = await measure(1, CONCURRENCY)
+    two = await measure(2, WORKERS_CONCURRENCY)
+    scaling = []
+    for row in two:
+        one = next(r for r in rows if r["concurrency"] == row["concurrency"])
+        scaling.append(
+            {
+                "concurrency": row["concurrency"],
+                "evaluate_1": one["evaluate"]["rps"],
+                "evaluate_2": row["evaluate"]["rps"],
+                "evaluate_speedup": round(row["evaluate"]["rps"] / one["evaluate"]["rps"], 2),
+                "check_1": one["health_check"]["rps"],
+                "check_2": row["health_check"]["rps"],
+                "check_speedup": round(row["health_check"]["rps"] / one["health_check"]["rps"], 2),
+                "ratio_2": row["ratio"],
+            }
+        )
+    return {
+        "rows": rows,
+        "workers_rows": two,
+        "scaling": scaling,
+        "channels": CHANNELS,
+        "duration_s": DURATION,
+        "rounds": ROUNDS,
+    }
 
 
 def main() -> int:

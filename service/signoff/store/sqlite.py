@@ -87,7 +87,12 @@ class SqliteStore:
         self.path = Path(path)
         self._clock = clock
         self._busy_timeout_ms = busy_timeout_ms
-        self._writer = GroupCommitWriter(self._connect_writer, _Tx, max_batch=max_batch)
+        self._writer = GroupCommitWriter(
+            self._connect_writer,
+            _Tx,
+            max_batch=max_batch,
+            lock_file=self.path.with_name(self.path.name + "-writer.lock"),
+        )
         self._state = "new"  # new -> open -> closed
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._subscribers: list[Callable[[str], None]] = []
