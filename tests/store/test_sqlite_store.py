@@ -388,3 +388,33 @@ async def test_verify_detects_reordered_entries(make_store: MakeStore, tmp_path:
             )
     result = verify_chain(await all_entries(store))
     assert (result.first_bad_seq, result.problem) == (5, "reordered")
+
+
+async def test_two_stores_on_one_file_interleave_into_one_chain(
+    tmp_path: Path, clock: Clock
+) -> None:
+    # Two stores stand for two `serve --workers` processes: each has its own writer thread,
+    # connection and lock-file descriptor (flock excludes descriptors, not just processes).
+    path = tmp_path / "signoff.db"
+    first, second = SqliteStore(path, clock), SqliteStore(path, clock)
+    await first.open()
+    await second.open()
+    try:
+        recs = [decision(n) for n in range(200)]
+        await asyncio.gather(
+            *(
+                (first if n % 2 else second).record_decision(rec, audit_of(rec))
+                for n, rec in enumerate(recs)
+            )
+        )
+        entries = await all_entries(first)
+    finally:
+        await first.close()
+        await second.close()
+    assert len(entries) == 200
+    assert verify_chain(entries).ok
+    assert {e.decision_id for e in entries} == {r.decision_id for r in recs}
+    # Both writers committed (neither waited out SQLite's busy timeout and failed).
+    assert first.stats.commits > 0
+    assert second.stats.commits > 0
+    assert first.stats.failed_batches == second.stats.failed_batches == 0
