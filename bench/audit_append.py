@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import platform
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from signoff.audit import AuditRecord, verify_chain
 from signoff.ids import SystemClock
-from signoff.store import SqliteStore
+from signoff.store import DecisionRecord, SqliteStore
 
 RESULTS = Path(__file__).parent / "results" / "audit_append.json"
 
@@ -43,18 +44,35 @@ def record(clock: SystemClock, n: int) -> AuditRecord:
     )
 
 
-async def run(ops: int, max_batch: int, concurrent: bool) -> dict[str, float]:
+def decision(clock: SystemClock, n: int) -> tuple[DecisionRecord, AuditRecord]:
+    """What one Evaluate writes: the decision row (idempotency key) and its audit entry."""
+    rec = DecisionRecord(
+        decision_id=f"dec-{n}",
+        principal_id="agent-1",
+        request_id=f"req-{n}",
+        request_digest=hashlib.sha256(f"request {n}".encode()).hexdigest(),
+        action_name="refund.issue",
+        outcome="OUTCOME_AUTO_ALLOW",
+        created_at=clock.now(),
+        decision=b"x" * 300,
+    )
+    return rec, record(clock, n)
+
+
+async def run(ops: int, max_batch: int, concurrent: bool, decisions: bool = False) -> dict:
     clock = SystemClock()
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(Path(tmp) / "bench.db", clock, max_batch=max_batch)
         await store.open()
-        records = [record(clock, i) for i in range(ops)]
+        pairs = [decision(clock, i) for i in range(ops)]
         start = time.perf_counter()
-        if concurrent:
-            await asyncio.gather(*(store.append([r]) for r in records))
+        if decisions:
+            await asyncio.gather(*(store.record_decision(d, a) for d, a in pairs))
+        elif concurrent:
+            await asyncio.gather(*(store.append([a]) for _, a in pairs))
         else:
-            for r in records:
-                await store.append([r])
+            for _, a in pairs:
+                await store.append([a])
         elapsed = time.perf_counter() - start
         stats = store.stats
         assert verify_chain(await store.read_audit(1, ops)).ok
@@ -84,13 +102,16 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     modes = {
-        "group_commit_concurrent": (512, True),
-        "txn_per_append_concurrent": (1, True),
-        "sequential_await": (512, False),
+        "group_commit_concurrent": (512, True, False),
+        "txn_per_append_concurrent": (1, True, False),
+        "sequential_await": (512, False, False),
+        # What Evaluate writes (decision row + audit entry), many in flight: the writer's
+        # capacity that the end-to-end decision rate is compared with (bench/run.py).
+        "decision_writes_concurrent": (512, True, True),
     }
     results: dict[str, dict[str, float]] = {}
-    for name, (max_batch, concurrent) in modes.items():
-        runs = [await run(args.ops, max_batch, concurrent) for _ in range(args.runs)]
+    for name, (max_batch, concurrent, decisions) in modes.items():
+        runs = [await run(args.ops, max_batch, concurrent, decisions) for _ in range(args.runs)]
         results[name] = {
             "median_ops_per_s": round(statistics.median(r["ops_per_s"] for r in runs), 1),
             "median_commits": statistics.median(r["commits"] for r in runs),

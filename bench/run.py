@@ -63,6 +63,11 @@ def table() -> str:
             f"| {r['concurrency']} | {ev['rps']:.0f} | {ev['p50_ms']:.2f} | {ev['p99_ms']:.2f} "
             f"| {hc['rps']:.0f} | {hc['p99_ms']:.2f} | {r['ratio']:.2f} |"
         )
+    out += cpu_table(e2e)
+    out += workers_table(e2e)
+    append_path = RESULTS / "audit_append.json"
+    if append_path.exists():
+        out += durability_lines(json.loads(append_path.read_text()), e2e)
     replicas_path = RESULTS / "replicas.json"
     if replicas_path.exists():
         rep = json.loads(replicas_path.read_text())
@@ -88,6 +93,67 @@ def table() -> str:
     if audit_path.exists():
         out += audit_table(json.loads(audit_path.read_text()))
     return "\n".join(out) + "\n"
+
+
+ROLES = ("event_loop", "audit_writer", "grpc_core", "other")
+
+
+def cpu_table(e2e: dict) -> list[str]:
+    """The server's CPU time per call by thread: where the time goes (bench/e2e.py)."""
+    out = [
+        "",
+        "**Where the time goes** (the server's CPU µs per call, by thread, from /proc; the "
+        "event loop runs gRPC's Python layer, the handlers and the engine):",
+        "",
+        "| concurrency | call | event loop | audit writer | gRPC core | other | total |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in e2e["rows"]:
+        for name, key in (("Evaluate", "evaluate"), ("Check", "health_check")):
+            c = r[key]
+            cells = " | ".join(f"{c.get(f'cpu_us_{role}', 0):.0f}" for role in ROLES)
+            out.append(f"| {r['concurrency']} | {name} | {cells} | {c['cpu_us_total']:.0f} |")
+    return out
+
+
+def workers_table(e2e: dict) -> list[str]:
+    """`serve --workers 2` against one process, same load generator (bench/e2e.py)."""
+    if not e2e.get("scaling"):
+        return []
+    out = [
+        "",
+        f"**Several processes** (`serve --workers 2` vs 1; load over {e2e['channels']} "
+        "connections from one load generator on the same 2 cores):",
+        "",
+        "| concurrency | Evaluate /s, 1 | Evaluate /s, 2 | speed-up | Check /s, 1 "
+        "| Check /s, 2 | speed-up | Evaluate p99 ms, 2 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    p99 = {r["concurrency"]: r["evaluate"]["p99_ms"] for r in e2e["workers_rows"]}
+    for r in e2e["scaling"]:
+        out.append(
+            f"| {r['concurrency']} | {r['evaluate_1']:.0f} | {r['evaluate_2']:.0f} "
+            f"| {r['evaluate_speedup']:.2f} | {r['check_1']:.0f} | {r['check_2']:.0f} "
+            f"| {r['check_speedup']:.2f} | {p99[r['concurrency']]:.1f} |"
+        )
+    return out
+
+
+def durability_lines(append: dict, e2e: dict) -> list[str]:
+    """The group-commit writer's capacity against the end-to-end decision rate."""
+    writes = append["modes"].get("decision_writes_concurrent")
+    if writes is None:
+        return []
+    peak = max(r["evaluate"]["rps"] for r in e2e["rows"])
+    ratio = writes["median_ops_per_s"] / peak
+    return [
+        "",
+        f"**Durability without a cap**: the group-commit writer stores "
+        f"{writes['median_ops_per_s']:,.0f} decisions/s (decision row + audit entry, "
+        f"synchronous=FULL, fsync {append['median_fsync_ms']} ms) = **{ratio:.1f}x** the "
+        f"server's peak end-to-end rate ({peak:,.0f}/s); one transaction per append would "
+        f"give {append['modes']['txn_per_append_concurrent']['median_ops_per_s']:,.0f}/s.",
+    ]
 
 
 def alternatives_table(alt: dict) -> list[str]:
@@ -220,9 +286,16 @@ def chart() -> Path | None:
     conc = [r["concurrency"] for r in e2e["rows"]]
     series = {"Evaluate (audit append)": "evaluate", "health Check (no-op)": "health_check"}
     fig, (rps_ax, p99_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    two = e2e.get("workers_rows", [])
     for label, key in series.items():
-        rps_ax.plot(conc, [r[key]["rps"] for r in e2e["rows"]], marker="o", label=label)
+        line = rps_ax.plot(conc, [r[key]["rps"] for r in e2e["rows"]], marker="o", label=label)
         p99_ax.plot(conc, [r[key]["p99_ms"] for r in e2e["rows"]], marker="o", label=label)
+        if two:  # the same call under `serve --workers 2`, dashed, in the same colour
+            style = {"ls": "--", "marker": "s", "color": line[0].get_color()}
+            two_conc = [r["concurrency"] for r in two]
+            label2 = f"{label}, 2 workers"
+            rps_ax.plot(two_conc, [r[key]["rps"] for r in two], label=label2, **style)
+            p99_ax.plot(two_conc, [r[key]["p99_ms"] for r in two], label=label2, **style)
     for ax, title, unit in ((rps_ax, "Throughput", "calls / s"), (p99_ax, "p99 latency", "ms")):
         ax.set_xscale("log", base=2)
         ax.set_xticks(conc, [str(c) for c in conc])
@@ -261,7 +334,7 @@ def main() -> int:
             scripts.append(["alternatives.py"])
         else:
             print("SKIPPED: alternatives.py needs cel-python (pip install -e '.[bench]')")
-        scripts += [["replicas.py"], ["audit_query.py"]]
+        scripts += [["audit_append.py"], ["replicas.py"], ["audit_query.py"]]
         if args.memory or args.memory_decisions:
             extra = [f"--decisions={args.memory_decisions}"] if args.memory_decisions else []
             scripts.append(["memory.py", *extra])
