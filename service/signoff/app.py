@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from signoff.policy import Bundle, BundleError, load_bundle
 from signoff.redact import redact
 from signoff.review_app import Identity, ReviewDesk, audit_record, to_record
 from signoff.store.base import DecisionRecord, Store
+from signoff.telemetry import Telemetry
 from signoff.validate import Limits, validate_batch, validate_request
 
 log = logging.getLogger("signoff.app")
@@ -51,6 +53,7 @@ class Signoff:
         default: DefaultDecision,
         review_timeout: dt.timedelta = dt.timedelta(hours=24),
         desk: ReviewDesk | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.policies = policies
         self.store = store
@@ -60,6 +63,7 @@ class Signoff:
         self.default = default
         self.review_timeout = review_timeout
         self.reviews = desk or ReviewDesk(store, clock, limits)
+        self.telemetry = telemetry or Telemetry()
         self._holder: BundleHolder | None = None
         self._reload_lock = asyncio.Lock()
 
@@ -106,6 +110,7 @@ class Signoff:
             event(log, "policy.warning", logging.WARNING, warning=warning)
         await self.store.append([self._policy_record("policy.loaded", bundle, actor)])
         self._holder = BundleHolder(bundle=bundle, loaded_at=self.clock.now())
+        self.telemetry.policy_loaded(bundle)
         event(log, "policy.loaded", version=bundle.version, rules=bundle.rule_count)
         return bundle
 
@@ -152,6 +157,7 @@ class Signoff:
         return list(await asyncio.gather(*(self._decide(r) for r in reqs)))
 
     async def _decide(self, req: pb.common.ActionRequest) -> pb.common.Decision:
+        started = time.perf_counter()
         digest = hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
         # A retried request_id is found inside the write transaction (record_decision), not
         # looked up first: retries are rare, and a read before every decision cost a thread
@@ -159,7 +165,9 @@ class Signoff:
         # the stored decision.
         bundle = self.bundle  # one bundle for the whole request, even if a reload swaps it
         now = self.clock.now()
+        started_policy = time.perf_counter()
         ev = evaluate(bundle, req, now, self.default)
+        policy_s = time.perf_counter() - started_policy
         decision = self._to_decision(req, ev, bundle, now)
         # The review (and so decision.review_id) exists before anything is recorded: the
         # decision, its audit entry and the opened review commit in one transaction.
@@ -186,6 +194,7 @@ class Signoff:
             return _replayed(stored, digest)
         if review is not None:
             self.reviews.published("review.opened", review)
+        self.telemetry.decided(req.action.name, decision, ev, started, policy_s)
         # DEBUG: the audit log is the record of decisions; at INFO this line would cost
         # more than the policy evaluation itself.
         event(

@@ -26,6 +26,7 @@ from pydantic_settings import (
 from signoff.auth.config import AuthSettings
 from signoff.limits.config import LimitSettings
 from signoff.notify.config import NotifySettings
+from signoff.telemetry_config import TelemetrySettings
 from signoff.tls import TlsSettings
 
 
@@ -144,6 +145,10 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(
         default_factory=LimitSettings,
         description="Concurrent calls and streams, and calls per second per identity.",
+    )
+    telemetry: TelemetrySettings = Field(
+        default_factory=TelemetrySettings,
+        description="OpenTelemetry traces and metrics: OTLP export, /metrics on the HTTP port.",
     )
 
     @field_validator("listen", "http_listen")

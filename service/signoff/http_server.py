@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 from urllib.parse import unquote
@@ -24,6 +25,7 @@ SECURITY_HEADERS: Final = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+PROMETHEUS_TEXT: Final = "text/plain; version=0.0.4; charset=utf-8"
 # Files under assets/ have a content hash in their name, so they never change.
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
 
@@ -39,9 +41,11 @@ class HttpServer:
         loopback_only: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
+        metrics: Callable[[], bytes] | None = None,
     ) -> None:
         self.connect = connect
         self.reuse_port = reuse_port  # `serve --workers`: every worker listens on the port
+        self.metrics = metrics  # renders /metrics (Prometheus text); None: no such path
         self.static = static.resolve()
         # In dev mode (no authentication) a page on any site could reach a loopback port
         # through DNS rebinding; the Host it sends then names that site, so it is refused.
@@ -109,6 +113,8 @@ class HttpServer:
                     status=503, text="stopping\n" if self.stopping else "starting\n"
                 )
             return web.Response(text="ready\n")
+        if path == "/metrics" and self.metrics is not None:
+            return web.Response(body=self.metrics(), headers={"Content-Type": PROMETHEUS_TEXT})
         # Dot segments are refused as sent (aiohttp resolves them in request.path) and once
         # decoded (%2e%2e, %2f): neither may reach outside the static directory.
         raw = unquote(request.raw_path.partition("?")[0])

@@ -21,6 +21,7 @@ from signoff.jsonify import struct_to_dict
 from signoff.logs import event
 from signoff.reviews import Actor, Change
 from signoff.store.base import ReviewQuery, ReviewRecord, Store
+from signoff.telemetry import Telemetry
 from signoff.validate import Limits
 
 log = logging.getLogger("signoff.reviews")
@@ -192,6 +193,7 @@ class ReviewDesk:
         publish: Publish | None = None,
         recheck_s: float = 5.0,
         queue_interval_s: float = review_console.QUEUE_MIN_INTERVAL_S,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -200,6 +202,7 @@ class ReviewDesk:
         self._publish = publish
         self.recheck_s = recheck_s
         self.queue_interval_s = queue_interval_s
+        self.telemetry = telemetry or Telemetry()
         self.queue_watchers = 0  # open WatchQueue streams (a gauge; tests check it drops)
         # Changes committed through other replicas (PostgreSQL) wake our watchers too.
         store.subscribe_reviews(self.hub.notify)
@@ -397,9 +400,10 @@ class ReviewDesk:
     ) -> pb.review.Review:
         new = change.review
         now = self.clock.now()
-        await self.store.update_review(
-            to_record(new), old.version, [audit_record(new, change.event, actor, now, roles)]
-        )
+        with self.telemetry.review_change(change.event, new, actor, now):
+            await self.store.update_review(
+                to_record(new), old.version, [audit_record(new, change.event, actor, now, roles)]
+            )
         event(
             log,
             change.event,

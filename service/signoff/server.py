@@ -38,6 +38,7 @@ from signoff.notify import Notifier
 from signoff.review_app import ReviewDesk
 from signoff.store.base import Store
 from signoff.store.sqlite import SqliteStore
+from signoff.telemetry import Telemetry
 from signoff.validate import Limits
 from signoff.watch import PolicyWatcher
 
@@ -111,6 +112,7 @@ class Running:
                 error="the database did not finish within the wait; unacknowledged writes "
                 "are dropped",
             )
+        await self.app.telemetry.close()  # bounded: a dead collector cannot hold the stop
         event(log, "server.stopped", port=self.port)
 
     async def wait(self) -> None:
@@ -192,6 +194,7 @@ def build_app(
     clock: Clock | None = None,
     ids: IdFactory = new_id,
     notifier: Notifier | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Signoff:
     """Build the application and its store from settings."""
     clock = clock or SystemClock()
@@ -211,6 +214,7 @@ def build_app(
         limits,
         publish=notifier.publish if notifier else None,
         recheck_s=settings.watch_recheck,
+        telemetry=telemetry,
     )
     return Signoff(
         policies=settings.policies,
@@ -221,6 +225,7 @@ def build_app(
         default=default,
         review_timeout=settings.review_timeout,
         desk=desk,
+        telemetry=telemetry,
     )
 
 
@@ -290,7 +295,9 @@ async def start(
         raise ConfigError(str(exc)) from None
     signer = signer_for(settings, dev_mode=isinstance(authenticator, DevAuthenticator))
     notifier = Notifier(settings.notify)
-    app = build_app(settings, clock, notifier=notifier)
+    telemetry = Telemetry(settings.telemetry, prometheus=bool(settings.http_listen))
+    app = build_app(settings, clock, notifier=notifier, telemetry=telemetry)
+    telemetry.watch_store(app.store)
     await app.store.open()
     try:
         await app.start()
@@ -299,7 +306,7 @@ async def start(
         raise
     await notifier.start()
     limiter = Limiter(settings.limits)
-    guard = Guard(authenticator, app.audit_denied, limiter)
+    guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming)
     audit = AuditDesk(app.store, app.clock, signer)
     server = grpc.aio.server(
         options=[
@@ -346,6 +353,7 @@ async def start(
             loopback_only=isinstance(authenticator, DevAuthenticator),
             ssl_context=tls.http_context(tls_files) if tls_files and settings.tls.http else None,
             reuse_port=worker is not None,
+            metrics=telemetry.prometheus_page,
         )
         host, _, want = settings.http_listen.rpartition(":")
         try:
@@ -362,6 +370,10 @@ async def start(
             loop.create_task(_sweep_forever(app, settings), name="signoff-sweeper"),
             loop.create_task(_checkpoint_forever(audit, settings), name="signoff-checkpointer"),
         ]
+    # Every worker keeps its own snapshot for its own /metrics.
+    tasks.append(
+        loop.create_task(telemetry.refresh_pending_forever(app.store), name="signoff-pending")
+    )
     watcher = None
     if settings.watch_policies:
         watcher = PolicyWatcher(app, settings.policies, settings.watch_debounce)

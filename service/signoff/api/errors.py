@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -81,6 +82,12 @@ class Authenticator(Protocol):
 
 
 OnDenied = Callable[[str, str, str], Awaitable[None]]
+Trace = Callable[[Callable[[str], str | None]], AbstractContextManager[Any]]
+_NO_TRACE = contextlib.nullcontext()
+
+
+def _no_trace(header: Callable[[str], str | None]) -> AbstractContextManager[Any]:
+    return _NO_TRACE
 
 
 def parse(cls: type[M], data: bytes) -> M:
@@ -111,11 +118,16 @@ class Guard:
     denials."""
 
     def __init__(
-        self, authenticator: Authenticator, on_denied: OnDenied, limiter: Limiter | None = None
+        self,
+        authenticator: Authenticator,
+        on_denied: OnDenied,
+        limiter: Limiter | None = None,
+        trace: Trace = _no_trace,
     ) -> None:
         self.authenticator = authenticator
         self.on_denied = on_denied
         self.limiter = limiter or Limiter(LimitSettings(max_concurrent=0, max_streams=0))
+        self.trace = trace  # continues the caller's trace context (Telemetry.incoming)
         # Reading the peer certificate costs a little on every call; only mTLS needs it.
         self._certificates = bool(getattr(authenticator, "uses_certificates", False))
 
@@ -151,7 +163,8 @@ class Guard:
             who = identity.id
             self.limiter.enter(identity)
             try:
-                return await method.unary(identity, data)
+                with self.trace(call.header):
+                    return await method.unary(identity, data)
             finally:
                 self.limiter.leave()
         except Exception as exc:

@@ -293,6 +293,10 @@ class Store(Protocol):
         """Call `callback(review_id)` on the event loop after each committed review change."""
         ...
 
+    def observe_batches(self, callback: Callable[[int, float], None]) -> None:
+        """Call `callback(size, seconds)` after each group commit (maybe from another thread)."""
+        ...
+
     async def try_lead(self, name: str) -> bool:
         """True if this process holds the lease `name` (taking it if free); never waits."""
         ...

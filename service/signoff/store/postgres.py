@@ -99,6 +99,10 @@ class PostgresStore:
         """Return a snapshot of the group-commit counters (transactions vs operations)."""
         return self._writer.stats
 
+    def observe_batches(self, callback: Callable[[int, float], None]) -> None:
+        """Call `callback(size, seconds)` after each group commit (maybe from another thread)."""
+        self._writer.on_batch = callback
+
     async def open(self) -> None:
         """Connect, bring the schema up to date (once across replicas), start the writer."""
         if self._state != "new":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -98,6 +99,7 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._accepting = False
         self._stats = WriterStats()
+        self.on_batch: Callable[[int, float], None] | None = None  # (size, seconds): telemetry
 
     @property
     def stats(self) -> WriterStats:
@@ -173,6 +175,7 @@ class GroupCommitWriter:
         stats.ops += len(live)
         stats.largest_batch = max(stats.largest_batch, len(live))
         outcomes: list[tuple[bool, Any]] = []
+        started = time.perf_counter()
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute(CHAIN_LOCK)
@@ -196,6 +199,8 @@ class GroupCommitWriter:
                 _settle(op.future, exc=unavailable(exc))
             return
         stats.commits += 1
+        if self.on_batch is not None:
+            self.on_batch(len(live), time.perf_counter() - started)
         for op, (ok, value) in zip(live, outcomes, strict=True):
             _settle(op.future, value if ok else None, exc=None if ok else value)
 

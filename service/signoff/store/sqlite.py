@@ -102,6 +102,10 @@ class SqliteStore:
         """Return a snapshot of the group-commit counters (transactions vs operations)."""
         return self._writer.stats
 
+    def observe_batches(self, callback: Callable[[int, float], None]) -> None:
+        """Call `callback(size, seconds)` after each group commit (maybe from another thread)."""
+        self._writer.on_batch = callback
+
     async def open(self) -> None:
         """Create the file (and parent directories) if needed and migrate the schema."""
         if self._state != "new":

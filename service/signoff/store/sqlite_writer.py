@@ -31,6 +31,7 @@ import queue
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -163,6 +164,7 @@ class GroupCommitWriter:
         self._stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._stats = WriterStats()
+        self.on_batch: Callable[[int, float], None] | None = None  # (size, seconds): telemetry
 
     @property
     def stats(self) -> WriterStats:
@@ -281,6 +283,7 @@ class GroupCommitWriter:
         stats.ops += len(live)
         stats.largest_batch = max(stats.largest_batch, len(live))
         outcomes: list[tuple[bool, Any]] = []
+        started = time.perf_counter()
         try:
             with self._exclusive():
                 self._transaction(conn, live, outcomes)
@@ -294,6 +297,8 @@ class GroupCommitWriter:
             _resolve(live, [(False, unavailable(exc)) for _ in live])
             return
         stats.commits += 1
+        if self.on_batch is not None:
+            self.on_batch(len(live), time.perf_counter() - started)
         _resolve(live, outcomes)
 
     def _transaction(

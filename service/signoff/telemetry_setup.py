@@ -1,0 +1,75 @@
+"""Building the OpenTelemetry providers and exporters from settings; nothing else imports
+the SDK's export machinery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from prometheus_client import CollectorRegistry
+
+from signoff import __version__
+from signoff.telemetry_config import TelemetrySettings
+
+
+@dataclass
+class Providers:
+    """What one server's telemetry exports through; None where it is off."""
+
+    tracer: TracerProvider | None
+    meter: MeterProvider | None
+    registry: CollectorRegistry | None  # what /metrics renders
+
+
+def build(settings: TelemetrySettings, *, prometheus: bool) -> Providers:
+    """Providers of one server, never the process-global ones: several servers (tests,
+    replicas in one process) must not share instruments."""
+    resource = Resource.create(
+        {"service.name": settings.service_name, "service.version": __version__}
+    )
+    endpoint = settings.otlp_endpoint
+    insecure = bool(endpoint) and endpoint.startswith("http://")  # type: ignore[union-attr]
+    tracer = None
+    if endpoint and settings.traces:
+        tracer = TracerProvider(
+            resource=resource,
+            sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
+        )
+        exporter = OTLPSpanExporter(
+            endpoint=endpoint, insecure=insecure, timeout=settings.export_timeout
+        )
+        # Spans leave in batches from the processor's thread: a slow or dead collector
+        # delays nothing but the export (the queue is bounded and drops when full).
+        tracer.add_span_processor(
+            BatchSpanProcessor(exporter, export_timeout_millis=settings.export_timeout * 1000)
+        )
+    readers: list[MetricReader] = []
+    registry = None
+    if settings.metrics and prometheus:
+        registry = CollectorRegistry(auto_describe=True)
+        readers.append(PrometheusMetricReader(registry=registry, scope_info_enabled=False))
+    if settings.metrics and endpoint:
+        readers.append(
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(
+                    endpoint=endpoint, insecure=insecure, timeout=settings.export_timeout
+                ),
+                export_interval_millis=settings.export_interval * 1000,
+                export_timeout_millis=settings.export_timeout * 1000,
+            )
+        )
+    meter = None
+    if readers:
+        # Exemplars would cost a context lookup on every measurement of the hot path.
+        meter = MeterProvider(
+            metric_readers=readers, resource=resource, exemplar_filter=AlwaysOffExemplarFilter()
+        )
+    return Providers(tracer=tracer, meter=meter, registry=registry)
