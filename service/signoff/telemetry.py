@@ -250,16 +250,19 @@ class Telemetry:
         while True:
             self._pending_changed.clear()
             try:
-                backlog = await store.pending_backlog()
+                await self.refresh_pending(store)
             except Exception as exc:
                 event(log, "telemetry.pending_failed", logging.WARNING, error=str(exc))
-            else:
-                snapshot = dict.fromkeys(self._pending, 0)  # a group that emptied reads 0
-                snapshot.update((b.reviewer_group, b.pending) for b in backlog)
-                self._pending = snapshot
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._pending_changed.wait(), self.settings.pending_refresh)
             await asyncio.sleep(PENDING_MIN_GAP)
+
+    async def refresh_pending(self, store: Store) -> None:
+        """Read the pending reviews per group once into the gauge's snapshot."""
+        backlog = await store.pending_backlog()
+        snapshot = dict.fromkeys(self._pending, 0)  # a group that emptied reads 0
+        snapshot.update((b.reviewer_group, b.pending) for b in backlog)
+        self._pending = snapshot
 
     def _observe_decisions(self, options: CallbackOptions) -> Iterable[Observation]:
         return [

@@ -37,7 +37,10 @@ class TelemetrySettings(BaseModel):
         "empty).",
     )
     export_interval: float = Field(
-        15.0, gt=0, description="Seconds between metric exports to the OTLP endpoint."
+        15.0,
+        gt=0,
+        description="Seconds between metric exports to the OTLP endpoint; spans leave at least "
+        "this often (and at least every 5 s).",
     )
     export_timeout: float = Field(
         5.0,

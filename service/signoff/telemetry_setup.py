@@ -49,7 +49,11 @@ def build(settings: TelemetrySettings, *, prometheus: bool) -> Providers:
         # Spans leave in batches from the processor's thread: a slow or dead collector
         # delays nothing but the export (the queue is bounded and drops when full).
         tracer.add_span_processor(
-            BatchSpanProcessor(exporter, export_timeout_millis=settings.export_timeout * 1000)
+            BatchSpanProcessor(
+                exporter,
+                schedule_delay_millis=min(settings.export_interval, 5.0) * 1000,
+                export_timeout_millis=settings.export_timeout * 1000,
+            )
         )
     readers: list[MetricReader] = []
     registry = None
