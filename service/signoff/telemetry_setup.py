@@ -30,8 +30,8 @@ class Providers:
 
 
 def build(settings: TelemetrySettings, *, prometheus: bool) -> Providers:
-    """Providers of one server, never the process-global ones: several servers (tests,
-    replicas in one process) must not share instruments."""
+    """Providers of one server (`prometheus`: it has an HTTP port to serve /metrics on),
+    never the process-global ones: several servers in one process must not share them."""
     resource = Resource.create(
         {"service.name": settings.service_name, "service.version": __version__}
     )
@@ -57,7 +57,7 @@ def build(settings: TelemetrySettings, *, prometheus: bool) -> Providers:
         )
     readers: list[MetricReader] = []
     registry = None
-    if settings.metrics and prometheus:
+    if settings.metrics and settings.prometheus and prometheus:
         registry = CollectorRegistry(auto_describe=True)
         readers.append(PrometheusMetricReader(registry=registry, scope_info_enabled=False))
     if settings.metrics and endpoint:
