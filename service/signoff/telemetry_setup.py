@@ -7,17 +7,18 @@ from dataclasses import dataclass
 
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 
 from signoff import __version__
 from signoff.telemetry_config import TelemetrySettings
+from signoff.telemetry_fast import FastMetrics, OtlpReader, PrometheusReader
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Providers:
     tracer: TracerProvider | None
     meter: MeterProvider | None
     registry: CollectorRegistry | None  # what /metrics renders
+    fast: FastMetrics | None  # the hot path's histograms, exported by the meter's readers
 
 
 def build(settings: TelemetrySettings, *, prometheus: bool) -> Providers:
@@ -56,13 +58,15 @@ def build(settings: TelemetrySettings, *, prometheus: bool) -> Providers:
             )
         )
     readers: list[MetricReader] = []
+    fast = FastMetrics(resource, InstrumentationScope("signoff", __version__))
     registry = None
     if settings.metrics and settings.prometheus and prometheus:
         registry = CollectorRegistry(auto_describe=True)
-        readers.append(PrometheusMetricReader(registry=registry, scope_info_enabled=False))
+        readers.append(PrometheusReader(fast, registry=registry, scope_info_enabled=False))
     if settings.metrics and endpoint:
         readers.append(
-            PeriodicExportingMetricReader(
+            OtlpReader(
+                fast,
                 OTLPMetricExporter(
                     endpoint=endpoint, insecure=insecure, timeout=settings.export_timeout
                 ),
@@ -76,4 +80,4 @@ def build(settings: TelemetrySettings, *, prometheus: bool) -> Providers:
         meter = MeterProvider(
             metric_readers=readers, resource=resource, exemplar_filter=AlwaysOffExemplarFilter()
         )
-    return Providers(tracer=tracer, meter=meter, registry=registry)
+    return Providers(tracer=tracer, meter=meter, registry=registry, fast=fast if meter else None)
