@@ -107,3 +107,28 @@ def test_metrics_count_by_outcome_and_bounded_action():
     assert 'signoff_decisions_total{action="email.send",outcome="AUTO_ALLOW"} 2.0' in page
     assert 'signoff_decisions_total{action="other",outcome="AUTO_ALLOW"} 2.0' in page
     assert "signoff_decision_duration_seconds_count 4.0" in page
+
+
+def test_fast_histograms_bucket_like_the_sdk():
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from signoff.telemetry_fast import FastHistogram
+
+    bounds = (1, 2, 4)
+    values = (0.5, 1, 1.5, 2, 4, 4.01, 100)
+    reader = InMemoryMetricReader()
+    sdk = MeterProvider(metric_readers=[reader]).get_meter("t")
+    h = sdk.create_histogram("h", explicit_bucket_boundaries_advisory=bounds)
+    fast = FastHistogram("h", "s", "", bounds)
+    for v in values:
+        h.record(v)
+        fast.record(v)
+    data = reader.get_metrics_data()
+    (want,) = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points
+    metric = fast.metric(0)
+    assert metric is not None
+    (got,) = metric.data.data_points
+    assert list(got.bucket_counts) == list(want.bucket_counts) == [2, 2, 1, 2]
+    assert (got.count, got.sum, got.min, got.max) == (want.count, want.sum, want.min, want.max)
+    assert FastHistogram("e", "s", "", bounds).metric(0) is None  # nothing recorded yet
