@@ -27,8 +27,8 @@ class TelemetrySettings(BaseModel):
         1.0,
         ge=0,
         le=1,
-        description="Share of new traces sampled; a caller's sampled traceparent is always "
-        "followed (parent-based).",
+        description="Share of new traces sampled; with a traceparent the caller's sampling "
+        "decision holds (parent-based).",
     )
     metrics: bool = Field(True, description="Count and time decisions, reviews and audit appends.")
     prometheus: bool = Field(
