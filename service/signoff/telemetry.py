@@ -293,6 +293,12 @@ class Telemetry:
             return None
         return lambda: generate_latest(registry)
 
+    def force_flush(self) -> None:
+        """Export what is queued now (blocking; for benchmarks and tests)."""
+        p = self._providers
+        if p is not None and p.tracer is not None:
+            p.tracer.force_flush(int(self.settings.export_timeout * 1000))
+
     async def close(self) -> None:
         """Flush and stop the exporters; waits at most export_timeout + 1 s, whatever the
         collector does (a dead one must not hold up the server's stop)."""
