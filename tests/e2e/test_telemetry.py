@@ -55,7 +55,8 @@ class Receiver:
 
     def wait(self, ready: Callable[[], bool], timeout: float = 30) -> None:
         with self.changed:
-            assert self.changed.wait_for(ready, timeout), f"not received in time: {self.metric_names}"
+            got = self.changed.wait_for(ready, timeout)
+            assert got, f"not received in time; metrics so far: {sorted(self.metric_names)}"
 
     def named(self, name: str) -> list[Span]:
         with self.changed:
