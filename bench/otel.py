@@ -1,10 +1,11 @@
 """The cost of telemetry: Evaluate end to end with telemetry off, metrics on, and metrics plus
 tracing to a local OTLP sink; and the per-decision hook alone, in process.
 
-Three `signoff serve` processes (SQLite, example policies, gRPC only) run side by side; the
-load alternates between them round after round, so drift of the machine hits all three
-alike. The sink is an OTLP/gRPC receiver in the load generator's process that accepts and
-drops everything. On a 2-core machine the figures to read are the ratios to "off".
+Four `signoff serve` processes (SQLite, example policies, gRPC only) run side by side, one
+of them a second "off" as a control of the noise; the load alternates between them round
+after round, in a rotating order, so drift of the machine hits all of them alike. The sink
+is an OTLP/gRPC receiver in its own process that accepts and drops everything. On a 2-core
+machine the figures to read are the ratios to "off", next to the control's.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class _Sink(tsvc_grpc.TraceServiceServicer, msvc_grpc.MetricsServiceServicer):
 def _configs(sink: str) -> dict[str, dict[str, str]]:
     return {
         "off": {"SIGNOFF_TELEMETRY__METRICS": "false"},
+        # The same as "off" in another process: how far apart two identical servers measure.
+        "off (control)": {"SIGNOFF_TELEMETRY__METRICS": "false"},
         # No HTTP port in the benchmark, so metrics need the OTLP reader to be recorded at all.
         "metrics": {"SIGNOFF_TELEMETRY__OTLP_ENDPOINT": sink, "SIGNOFF_TELEMETRY__TRACES": "false"},
         "metrics+tracing": {"SIGNOFF_TELEMETRY__OTLP_ENDPOINT": sink},
@@ -116,7 +119,7 @@ async def _with_sink(fn):
 
 
 async def run() -> dict:
-    """Start the sink and the three servers, alternate the load, keep medians."""
+    """Start the sink and the servers, alternate the load, keep medians."""
     sink_proc, sink_url = await _start_sink()
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,9 +145,11 @@ async def run() -> dict:
             rows = []
             for conc in CONCURRENCY:
                 samples: dict[str, list[dict[str, float]]] = {k: [] for k in calls}
-                for _ in range(ROUNDS):
-                    for name, c in calls.items():
-                        samples[name].append(await load(c, conc, DURATION))
+                names = list(calls)
+                for r in range(ROUNDS):
+                    # A different order each round: no config always runs first or last.
+                    for name in names[r % len(names) :] + names[: r % len(names)]:
+                        samples[name].append(await load(calls[name], conc, DURATION))
                 row: dict = {"concurrency": conc}
                 for name, runs in samples.items():
                     row[name] = {k: round(median([r[k] for r in runs]), 3) for k in runs[0]}
