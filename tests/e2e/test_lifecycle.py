@@ -259,3 +259,18 @@ async def test_a_call_held_past_the_grace_does_not_keep_the_process(pg_db: str, 
         # The grace, then at most the bounded wait for the store (STORE_CLOSE_TIMEOUT).
         assert took < 1.0 + STORE_CLOSE_TIMEOUT + 5, log
         assert '"server.store_not_closed"' in log
+
+
+def test_readyz_says_starting_and_stopping_while_healthz_is_liveness(make_server):
+    server = make_server()
+    http = server.running.http
+    assert http is not None
+    ready = httpx.get(f"{server.http_url}/readyz")
+    assert (ready.status_code, ready.text) == (200, "ready\n")
+    http.ready = False  # as between listening and the first SERVING
+    starting = httpx.get(f"{server.http_url}/readyz")
+    assert (starting.status_code, starting.text) == (503, "starting\n")
+    assert httpx.get(f"{server.http_url}/healthz").status_code == 200  # alive meanwhile
+    http.ready, http.stopping = True, True  # as from the first SIGTERM
+    stopping = httpx.get(f"{server.http_url}/readyz")
+    assert (stopping.status_code, stopping.text) == (503, "stopping\n")

@@ -137,3 +137,16 @@ def test_show_takes_the_serve_flags(flag, capsys):
     assert main(["config", "show", flag, value, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data[flag.removeprefix("--").replace("-", "_")] == value
+
+
+def test_every_serve_flag_sets_a_documented_setting_and_defaults_to_unset():
+    # `doctor` and `config show` take the serve flags by reading the parser: a flag whose
+    # name is no setting, or whose default is not None, would be silently wrong there.
+    keys = {r.key.replace(".", "_") for r in settings_rows({})}
+    from signoff.cli.config_reference import serve_flags, subparser
+    from signoff.cli.main import _parser
+
+    assert set(serve_flags()) <= keys
+    for action in subparser(_parser(), "serve")._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.default is None, action.dest
