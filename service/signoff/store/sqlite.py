@@ -1,4 +1,4 @@
-"""SQLite backend: one file in WAL mode, one writer thread doing group commit.
+"""SQLite backend: one file in WAL mode, one writer per process doing group commit.
 
 Durability -- what an acknowledged write means: a write's awaitable returns only after the
 transaction holding it committed with ``journal_mode=WAL`` and ``synchronous=FULL``, i.e. after
@@ -9,8 +9,8 @@ the main file with fsync as well. A write whose awaitable raised was rolled back
 caller vanished (cancelled, process killed) may or may not have committed, which is why
 decisions are idempotent by request_id: the retry returns the stored decision.
 
-Writes go through `GroupCommitWriter` (sqlite_writer.py): one thread, many operations per
-transaction, one SAVEPOINT per operation. The chain head (seq, hash) is read inside each write
+Writes go through `GroupCommitWriter` (sqlite_writer.py): many operations per transaction,
+one SAVEPOINT per operation, the commit's fsync on the writer's own thread. The chain head (seq, hash) is read inside each write
 transaction, under SQLite's write lock, so it cannot drift from what is committed: not after a
 failed commit, nor if another process appended to the same file.
 
@@ -111,7 +111,7 @@ class SqliteStore:
         if self._state != "new":
             raise RuntimeError("SqliteStore.open() may be called once")
         self._state = "closed"  # until the writer is up
-        await asyncio.wrap_future(self._writer.start())
+        await self._writer.start()
         self._state = "open"
 
     async def close(self) -> None:
@@ -120,7 +120,7 @@ class SqliteStore:
         self._state = "closed"
         if never_opened:
             return
-        await asyncio.wrap_future(self._writer.stop())
+        await self._writer.stop()
         while not self._readers.empty():
             self._readers.get_nowait().close()
 
@@ -342,8 +342,12 @@ class SqliteStore:
             msg = f"audit store unavailable: cannot create {self.path.parent}: {exc}"
             raise Unavailable(msg) from exc
         try:
+            # The loop runs the writer's operations and its thread commits (never at once).
             conn = sqlite3.connect(
-                self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000
+                self.path,
+                isolation_level=None,
+                timeout=self._busy_timeout_ms / 1000,
+                check_same_thread=False,
             )
         except sqlite3.Error as exc:
             raise unavailable(exc) from exc

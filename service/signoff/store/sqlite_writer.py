@@ -1,44 +1,48 @@
-"""Group commit for SQLite: one thread owns the write connection and batches transactions.
+"""Group commit for SQLite: one writer per store batches transactions, one fsync per batch.
 
-Callers submit operations and get a future (`submit_async`: an asyncio future of the caller's
-loop; `submit`: a `concurrent.futures.Future`). The writer takes everything
-queued (up to ``max_batch``), runs it in ONE ``BEGIN IMMEDIATE ... COMMIT`` -- one fsync for
-the whole batch -- and only then resolves the futures, so nothing is acknowledged before it
-is durable. Each operation runs under its own SAVEPOINT: a semantic failure (a
-`SignoffError`, a constraint violation, a bad value) undoes that operation alone; an SQL
-failure of the transaction (read-only file, disk full, I/O error) rolls the batch back and
-fails every operation in it with `Unavailable`.
+Callers submit operations and await an asyncio future. The writer takes everything queued
+(up to ``max_batch``), runs it in ONE ``BEGIN IMMEDIATE ... COMMIT`` -- one fsync for the
+whole batch -- and only then resolves the futures, so nothing is acknowledged before it is
+durable. Each operation runs under its own SAVEPOINT: a semantic failure (a `SignoffError`,
+a constraint violation, a bad value) undoes that operation alone; an SQL failure of the
+transaction (read-only file, disk full, I/O error) rolls the batch back and fails every
+operation in it with `Unavailable`.
+
+Where it runs, and why: the operations (a few inserts and a hash each, microseconds) run on
+the event loop; only what waits on the disk -- COMMIT, maintenance, opening -- runs on the
+writer's own thread. A writer thread that ran the operations too competed with the event
+loop for the GIL at every SQLite call: measured in the server, each decision's write then
+cost about twice its CPU time alone, and the two threads' hand-offs capped throughput. While
+one batch commits on the thread, the loop serves requests and the next batch queues.
 
 Several processes may write one file (`serve --workers N`): each writer takes an exclusive
 flock on a lock file beside the database for each transaction. SQLite's own wait for a
 write lock polls with sleeps of up to 100 ms, which under two busy writers put the p99 of a
 decision near a second; a flock waiter is woken by the kernel the moment the lock is free.
-
-The asyncio futures of one batch are settled with ONE wake-up of their event loop: at 64
-concurrent decisions, a wake-up (self-pipe write and read, a lock, a callback) per operation
-cost the event loop, which is the server's bottleneck, more than the commit itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import ctypes
 import dataclasses
 import fcntl
+import logging
 import os
-import queue
 import sqlite3
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from signoff.errors import FailedPrecondition, SignoffError, Unavailable
+
+log = logging.getLogger("signoff.store")
 
 # Why a database call failed, in words an operator can act on (keyed by primary result code).
 _REASONS = {
@@ -52,8 +56,6 @@ _REASONS = {
     sqlite3.SQLITE_CANTOPEN: "cannot open the database file",
     sqlite3.SQLITE_PERM: "permission denied",
 }
-
-_STOP = object()
 
 
 def unavailable(exc: BaseException) -> SignoffError:
@@ -79,66 +81,15 @@ class WriterStats:
     largest_batch: int = 0
 
 
+@dataclass(slots=True)
 class _Op:
-    __slots__ = ("apply", "future", "in_transaction", "loop")
-
-    def __init__(
-        self,
-        apply: Callable[[Any], Any],
-        in_transaction: bool,
-        loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        self.apply = apply
-        self.in_transaction = in_transaction
-        self.loop = loop
-        # An asyncio future is only ever touched in its loop (see _settle), except for the
-        # read of cancelled() in start(): a cancel racing it makes the op commit unanswered,
-        # which is what a cancel after the op started means anyway.
-        self.future: Any = loop.create_future() if loop is not None else concurrent.futures.Future()
-
-    def start(self) -> bool:
-        """Mark the op running; False when its caller cancelled it first (skip it)."""
-        if self.loop is not None:
-            return not self.future.cancelled()
-        return bool(self.future.set_running_or_notify_cancel())
-
-
-def _name_os_thread(name: str) -> None:
-    """Show this thread as `name` in top -H, ps -L and /proc (Linux; elsewhere nothing)."""
-    if sys.platform == "linux":
-        with suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
-
-
-def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    """Resolve asyncio futures in their own loop (a caller may have cancelled meanwhile)."""
-    for future, ok, value in results:
-        if future.done():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-
-def _resolve(ops: list[_Op], outcomes: list[tuple[bool, Any]]) -> None:
-    """Hand each op its outcome: concurrent futures at once, asyncio ones per loop, in one
-    call_soon_threadsafe each."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-    for op, (ok, value) in zip(ops, outcomes, strict=True):
-        if op.loop is not None:
-            by_loop.setdefault(op.loop, []).append((op.future, ok, value))
-        elif ok:
-            op.future.set_result(value)
-        else:
-            op.future.set_exception(value)
-    for loop, results in by_loop.items():
-        with suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-            loop.call_soon_threadsafe(_settle, results)
+    apply: Callable[[Any], Any]
+    in_transaction: bool
+    future: asyncio.Future[Any]
 
 
 class GroupCommitWriter:
-    """The single writer of one SQLite database."""
+    """The single writer of one SQLite database, for the event loop that opened it."""
 
     def __init__(
         self,
@@ -146,23 +97,25 @@ class GroupCommitWriter:
         begin: Callable[[sqlite3.Connection], Any],
         *,
         max_batch: int,
-        name: str = "signoff-sqlite-writer",
+        name: str = "signoff-writer",
         lock_file: Path | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        # `connect()` must return a connection usable from any thread (check_same_thread
+        # off): the loop runs the operations and the writer thread commits, never at once.
         # `begin(conn)` builds what operations receive, from the open transaction's state; it
         # is called again after an operation fails, because its savepoint rollback undid
         # whatever that operation had changed.
         self._connect, self._begin, self._max_batch = connect, begin, max_batch
-        self._lock_file = lock_file
+        self._name, self._lock_file = name, lock_file
         self._lock_fd = -1
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._queue: collections.deque[_Op] = collections.deque()
+        self._wake = asyncio.Event()
         self._accepting = False
-        self._ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._task: asyncio.Task[None] | None = None
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._stats = WriterStats()
         self.on_batch: Callable[[int, float], None] | None = None  # (size, seconds): telemetry
 
@@ -171,113 +124,106 @@ class GroupCommitWriter:
         """Return a snapshot of the counters."""
         return dataclasses.replace(self._stats)
 
-    def start(self) -> concurrent.futures.Future[None]:
-        """Start the thread; the future resolves once connected (or fails with why not)."""
-        self._thread.start()
-        return self._ready
-
-    def submit(
-        self, apply: Callable[[Any], Any], *, in_transaction: bool = True
-    ) -> concurrent.futures.Future[Any]:
-        """Queue `apply(tx)` (or `apply(connection)` outside any transaction) for the writer."""
-        op = _Op(apply, in_transaction)
-        self._put(op)
-        return op.future  # type: ignore[no-any-return]
+    async def start(self) -> None:
+        """Connect (on the writer thread) and start taking operations; raise why not."""
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=self._name, initializer=_name_os_thread, initargs=(self._name,)
+        )
+        try:
+            self._conn = await self._on_thread(self._open)
+        except BaseException:
+            self._thread.shutdown(wait=False)
+            raise
+        self._accepting = True
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
 
     def submit_async(
         self, apply: Callable[[Any], Any], *, in_transaction: bool = True
     ) -> asyncio.Future[Any]:
-        """Like `submit`, for the running event loop: an asyncio future, settled per batch."""
-        op = _Op(apply, in_transaction, asyncio.get_running_loop())
-        self._put(op)
-        return op.future  # type: ignore[no-any-return]
+        """Queue `apply(tx)` (or `apply(connection)` on the writer thread, outside any
+        transaction: maintenance) and return the future of its result."""
+        if not self._accepting:
+            raise Unavailable("audit store unavailable: the store is not open")
+        op = _Op(apply, in_transaction, asyncio.get_running_loop().create_future())
+        self._queue.append(op)
+        self._wake.set()
+        return op.future
 
-    def _put(self, op: _Op) -> None:
-        with self._lock:
-            if not self._accepting:
-                raise Unavailable("audit store unavailable: the store is not open")
-            self._queue.put(op)
-
-    def stop(self) -> concurrent.futures.Future[None]:
+    async def stop(self) -> None:
         """Refuse new operations, finish the queued ones, close the connection."""
-        with self._lock:
-            if self._accepting:
-                self._accepting = False
-                self._queue.put(_STOP)
-        return self._stopped
+        self._accepting = False
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.shield(self._task)
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._on_thread(self._close, conn)
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
 
-    def _main(self) -> None:
-        _name_os_thread("signoff-writer")
-        try:
-            conn = self._connect()  # creates the database's directory if needed
-            if self._lock_file is not None:
-                try:
-                    self._lock_fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-                except OSError:
-                    conn.close()
-                    raise
-        except BaseException as exc:
-            self._ready.set_exception(exc)
-            self._stopped.set_result(None)
-            return
-        self._accepting = True
-        self._ready.set_result(None)
-        try:
-            self._loop(conn)
-        finally:
-            conn.close()
-            if self._lock_fd >= 0:
-                os.close(self._lock_fd)
-            self._stopped.set_result(None)
+    async def _on_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        assert self._thread is not None
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
-    def _loop(self, conn: sqlite3.Connection) -> None:
+    def _open(self) -> sqlite3.Connection:
+        conn = self._connect()  # creates the database's directory if needed
+        if self._lock_file is not None:
+            try:
+                self._lock_fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                conn.close()
+                raise
+        return conn
+
+    def _close(self, conn: sqlite3.Connection) -> None:
+        conn.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    async def _run(self) -> None:
         while True:
-            batch: list[_Op] = []
-            item = self._queue.get()
-            while item is not _STOP:
-                if item.in_transaction:
-                    batch.append(item)
-                else:  # maintenance keeps its place in the queue order
-                    self._run_batch(conn, batch)
-                    batch = []
-                    self._run_maintenance(conn, item)
-                if len(batch) >= self._max_batch:
-                    break
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch: list[_Op] = []
+                while self._queue and len(batch) < self._max_batch:
+                    if not self._queue[0].in_transaction:
+                        break  # maintenance keeps its place in the queue order
+                    batch.append(self._queue.popleft())
                 try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            self._run_batch(conn, batch)
-            if item is _STOP:
+                    if batch:
+                        await self._run_batch(batch)
+                    elif self._queue:
+                        await self._run_maintenance(self._queue.popleft())
+                except Exception as exc:  # a bug here must not leave callers waiting forever
+                    log.exception("audit writer failed")
+                    for op in batch:
+                        _settle(op, False, unavailable(exc))
+            if not self._accepting and not self._queue:
                 return
 
-    def _run_maintenance(self, conn: sqlite3.Connection, op: _Op) -> None:
-        if not op.start():
+    async def _run_maintenance(self, op: _Op) -> None:
+        if op.future.cancelled():
             return
         try:
-            with self._exclusive():
-                outcome: tuple[bool, Any] = (True, op.apply(conn))
+            await self._lock()
+            try:
+                value = await self._on_thread(op.apply, self._conn)
+            finally:
+                self._unlock()
         except Exception as exc:
-            outcome = (False, unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
-        _resolve([op], [outcome])
-
-    @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """Hold the lock file (if any) across one transaction of this process's writer."""
-        if self._lock_fd < 0:
-            yield
+            _settle(op, False, unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
             return
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        _settle(op, True, value)
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+    async def _run_batch(self, batch: list[_Op]) -> None:
         # A caller cancelled before its op started is skipped; once started, it commits.
-        live = [op for op in batch if op.start()]
+        live = [op for op in batch if not op.future.cancelled()]
         if not live:
             return
+        conn = self._conn
+        assert conn is not None
         stats = self._stats
         stats.batches += 1
         stats.ops += len(live)
@@ -285,8 +231,12 @@ class GroupCommitWriter:
         outcomes: list[tuple[bool, Any]] = []
         started = time.perf_counter()
         try:
-            with self._exclusive():
+            await self._lock()
+            try:
                 self._transaction(conn, live, outcomes)
+                await self._on_thread(conn.execute, "COMMIT")  # the fsync, off the loop
+            finally:
+                self._unlock()
         except Exception as exc:
             # SQLite may already have rolled back (disk full, I/O error); never leave a
             # transaction open, or every later batch would fail on BEGIN.
@@ -294,17 +244,24 @@ class GroupCommitWriter:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             stats.failed_batches += 1
-            _resolve(live, [(False, unavailable(exc)) for _ in live])
+            for op in live:
+                _settle(op, False, unavailable(exc))
             return
         stats.commits += 1
         if self.on_batch is not None:
             self.on_batch(len(live), time.perf_counter() - started)
-        _resolve(live, outcomes)
+        for op, (ok, value) in zip(live, outcomes, strict=True):
+            _settle(op, ok, value)
 
     def _transaction(
         self, conn: sqlite3.Connection, live: list[_Op], outcomes: list[tuple[bool, Any]]
     ) -> None:
-        """Run `live` in one transaction, each under a savepoint; fill `outcomes`."""
+        """Run `live` in one open transaction, each under a savepoint; fill `outcomes`.
+
+        BEGIN IMMEDIATE does not wait here: this process holds the lock file, which every
+        Signoff writer takes first. Only a foreign writer (the sqlite3 shell) could make it
+        wait, up to the busy timeout.
+        """
         conn.execute("BEGIN IMMEDIATE")
         tx = self._begin(conn)
         for op in live:
@@ -321,4 +278,33 @@ class GroupCommitWriter:
                 continue
             conn.execute("RELEASE op")
             outcomes.append((True, value))
-        conn.execute("COMMIT")
+
+    async def _lock(self) -> None:
+        """Take the lock file: at once when free, else waiting on the writer thread."""
+        if self._lock_fd < 0:
+            return
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another worker process is writing
+            await self._on_thread(fcntl.flock, self._lock_fd, fcntl.LOCK_EX)
+
+    def _unlock(self) -> None:
+        if self._lock_fd >= 0:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+
+def _settle(op: _Op, ok: bool, value: Any) -> None:
+    """Resolve `op`'s future unless its caller already gave up on it."""
+    if op.future.done():
+        return
+    if ok:
+        op.future.set_result(value)
+    else:
+        op.future.set_exception(value)
+
+
+def _name_os_thread(name: str) -> None:
+    """Show this thread as `name` in top -H, ps -L and /proc (Linux; elsewhere nothing)."""
+    if sys.platform == "linux":
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
