@@ -10,9 +10,10 @@ caller vanished (cancelled, process killed) may or may not have committed, which
 decisions are idempotent by request_id: the retry returns the stored decision.
 
 Writes go through `GroupCommitWriter` (sqlite_writer.py): many operations per transaction,
-one SAVEPOINT per operation, the commit's fsync on the writer's own thread. The chain head (seq, hash) is read inside each write
-transaction, under SQLite's write lock, so it cannot drift from what is committed: not after a
-failed commit, nor if another process appended to the same file.
+one SAVEPOINT per operation, the commit's fsync on the writer's own thread. The chain head
+(seq, hash) is read inside each write transaction, under SQLite's write lock, so it cannot
+drift from what is committed: not after a failed commit, nor if another process appended to
+the same file.
 
 Reads use their own connections (WAL readers never block the writer) on worker threads.
 """
