@@ -232,7 +232,9 @@ def test_a_client_that_leaves_ends_its_stream_on_the_server(server):
     connect = server.running.http.connect
     review_id = _call(server, EVALUATE, _refund()).json()["reviewId"]
     with _watch(server, review_id) as response:
-        assert Frames(response).json()["state"] == "REVIEW_STATE_PENDING"
+        # Held in a name: a dropped reader closes its response, and the stream with it.
+        frames = Frames(response)
+        assert frames.json()["state"] == "REVIEW_STATE_PENDING"
         assert connect.open_streams == 1
     # The connection is closed: the handler is cancelled and the watch closed.
     server.call(asyncio.wait_for(connect.idle.wait(), 10))
