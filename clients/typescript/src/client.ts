@@ -18,6 +18,7 @@ import { fromDecision, fromReview, isFinal, checkOutcome, type Approval } from "
 import {
   Code,
   InvalidArgument,
+  ResourceExhausted,
   ReviewTimeout,
   SignoffError,
   Unavailable,
@@ -267,13 +268,17 @@ export class SignoffClient {
       if (timedOut || (deadline !== undefined && Date.now() >= deadline)) {
         throw new ReviewTimeout(reviewId, last, Date.now() - started, error);
       }
+      let serverDelay = 0;
       if (error !== undefined) {
         const mapped = peerCancelled(fromError(error), signal);
-        if (!RETRYABLE.has(mapped.code)) throw mapped;
+        // A stream refused with RetryInfo (too many open) is reopened after that delay.
+        const limited = mapped instanceof ResourceExhausted && mapped.retryAfterMs !== undefined;
+        if (!RETRYABLE.has(mapped.code) && !limited) throw mapped;
+        if (limited) serverDelay = (mapped as ResourceExhausted).retryAfterMs ?? 0;
       }
       // A dropped stream, or one that ended without a final state (a server going away
       // cleanly): reopen after a backoff, never past the deadline.
-      let delay = backoffMs(this.retryPolicy, failures++);
+      let delay = Math.max(serverDelay, backoffMs(this.retryPolicy, failures++));
       if (deadline !== undefined) delay = Math.min(delay, Math.max(0, deadline - Date.now()));
       await sleep(delay, signal);
     }
@@ -380,7 +385,19 @@ export class SignoffClient {
   }
 
   private retryAfter(error: SignoffError, attempt: number, deadline: number): number | undefined {
-    if (!RETRYABLE.has(error.code) || attempt >= this.retryPolicy.retries) return undefined;
+    if (attempt >= this.retryPolicy.retries) return undefined;
+    if (error instanceof ResourceExhausted && error.retryAfterMs !== undefined) {
+      // The server said when (a rate limit, all slots busy): wait that, plus up to 10% so
+      // that callers refused together do not return together, if it fits the deadline.
+      const left = deadline - Date.now();
+      if (error.retryAfterMs >= left) {
+        error.message += ` (the server asked to retry in ${(error.retryAfterMs / 1000).toFixed(3)}s; only ${(left / 1000).toFixed(3)}s of the timeout were left)`;
+        return undefined;
+      }
+      const jittered = error.retryAfterMs * (1 + 0.1 * Math.random());
+      return jittered < left ? jittered : error.retryAfterMs;
+    }
+    if (!RETRYABLE.has(error.code)) return undefined;
     const delay = backoffMs(this.retryPolicy, attempt);
     // Waiting past the deadline only to fail with DEADLINE_EXCEEDED would hide the real
     // cause; give up now and report the error we have.

@@ -7,6 +7,9 @@
  * client's `signoff_client.errors`.
  */
 
+import { fromBinary } from "@bufbuild/protobuf";
+import { DurationSchema } from "@bufbuild/protobuf/wkt";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Decision } from "./gen/signoff/v1/common_pb.js";
 import type { Review } from "./gen/signoff/v1/review_pb.js";
@@ -81,9 +84,17 @@ export class DeadlineExceeded extends SignoffError {
   static override readonly defaultCode: Code = Code.DeadlineExceeded;
 }
 
-/** A server limit was hit (request size, batch size). */
+/**
+ * A server limit was hit (request size, batch size, rate, concurrent calls).
+ *
+ * `retryAfterMs` is the wait the server asked for (its google.rpc.RetryInfo) when a retry
+ * after that long may succeed, as after a rate limit; undefined when retrying cannot help,
+ * as for a request that is too large. The client waits and retries by itself when the wait
+ * fits the call's timeout; this error means it did not.
+ */
 export class ResourceExhausted extends SignoffError {
   static override readonly defaultCode: Code = Code.ResourceExhausted;
+  retryAfterMs?: number;
 }
 
 // --- require(): the action must not run ---------------------------------------------------
@@ -214,5 +225,33 @@ export function fromError(err: unknown): SignoffError {
   if (err instanceof SignoffError) return err;
   const e = ConnectError.from(err);
   // rawMessage is the server's message without Connect's "[code] " prefix.
-  return fromStatus(e.code, e.rawMessage, err);
+  const error = fromStatus(e.code, e.rawMessage, err);
+  if (error instanceof ResourceExhausted) error.retryAfterMs = retryDelayMs(e);
+  return error;
+}
+
+/**
+ * The delay of the error's google.rpc.RetryInfo detail, in ms, if it has one. Read by hand
+ * (its one field is a Duration) rather than from generated googleapis code: Connect hands
+ * over the detail's bytes over both transports, and nothing else of google.rpc is needed.
+ */
+export function retryDelayMs(error: ConnectError): number | undefined {
+  for (const detail of error.details) {
+    // Details received are {type, value: bytes}; the other shape is a detail to send.
+    if (!("type" in detail) || detail.type !== "google.rpc.RetryInfo") continue;
+    try {
+      const reader = new BinaryReader(detail.value);
+      while (reader.pos < reader.len) {
+        const [field, wireType] = reader.tag();
+        if (field === 1 && wireType === WireType.LengthDelimited) {
+          const delay = fromBinary(DurationSchema, reader.bytes());
+          return Math.max(0, Number(delay.seconds) * 1000 + delay.nanos / 1e6);
+        }
+        reader.skip(wireType);
+      }
+    } catch {
+      return undefined; // a garbled detail is no reason to hide the status itself
+    }
+  }
+  return undefined;
 }

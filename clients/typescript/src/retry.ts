@@ -1,11 +1,13 @@
 /**
  * When to retry a call and how long to wait; the rules of the Python client's `_retry`:
  *
- * - only UNAVAILABLE and DEADLINE_EXCEEDED are retried. The server promises that
+ * - UNAVAILABLE and DEADLINE_EXCEEDED are retried. The server promises that
  *   UNAVAILABLE means nothing was decided or stored, and every Evaluate carries a
  *   request_id, so a retry that reaches a server which did decide replays that decision;
  * - a call has one overall deadline; each attempt gets what is left of it;
- * - the wait before retry n (0-based) is drawn from [d/2, d] with d = min(cap, base * 2^n).
+ * - the wait before retry n (0-based) is drawn from [d/2, d] with d = min(cap, base * 2^n);
+ * - RESOURCE_EXHAUSTED is retried only when the server sent RetryInfo (a rate limit, all
+ *   slots busy), after that delay plus up to 10%, if it fits the deadline (client.ts).
  */
 
 import { Code } from "@connectrpc/connect";

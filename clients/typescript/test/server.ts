@@ -83,8 +83,9 @@ export interface Server {
 
 const STARTUP_MS = 30_000;
 
-/** Start `signoff serve` and resolve once it logs `server.started`. */
-export async function startServer(): Promise<Server> {
+/** Start `signoff serve` (with `settings`: extra SIGNOFF_* variables) and resolve once it
+ * logs `server.started`. */
+export async function startServer(settings: Record<string, string> = {}): Promise<Server> {
   const bin = signoffBin();
   const dir = await mkdtemp(join(tmpdir(), "signoff-ts-"));
   const tokens = {} as Record<Who, string>;
@@ -106,6 +107,7 @@ export async function startServer(): Promise<Server> {
   // On SIGTERM the gRPC port lets open calls run this long; a WatchReview on a pending review
   // never ends by itself, so a stop with one open would take the default 10 s.
   env.SIGNOFF_SHUTDOWN_GRACE = "1";
+  Object.assign(env, settings);
 
   const logs: Record<string, unknown>[] = [];
   let proc: Proc;
