@@ -326,3 +326,26 @@ def test_a_resource_exhausted_without_retry_info_is_not_retried(make_server):
     ):
         client.evaluate("refund.issue", {"note": "x" * 100_000}, principal="bot")
     assert err.value.retry_after is None
+
+
+def test_streams_beyond_max_streams_are_refused_and_their_place_comes_back(make_server):
+    server = make_server(limits={"max_streams": 1})
+    limiter = server.running.limiter
+    review_id = _stub(server).Evaluate(_req("bot", amount=750)).review_id
+    assert review_id
+    reviews = review_pb2_grpc.ReviewServiceStub(server.channel())
+    watch = pb.review.WatchReviewRequest(review_id=review_id)
+    first = reviews.WatchReview(watch, timeout=30)
+    assert next(first).review_id == review_id  # open: the current state came first
+    with pytest.raises(grpc.RpcError) as err:
+        next(reviews.WatchReview(watch, timeout=30))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "limit of 1 open streams (limits.max_streams)" in err.value.details()
+    assert _retry_delay(err.value) == pytest.approx(1.0)
+    # Unary calls are not counted against streams.
+    assert reviews.GetReview(pb.review.GetReviewRequest(review_id=review_id)).review_id
+    first.cancel()
+    _until(server, lambda: limiter.streams == 0, "the cancelled stream is counted out")
+    again = reviews.WatchReview(watch, timeout=30)
+    assert next(again).review_id == review_id
+    again.cancel()

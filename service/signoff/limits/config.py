@@ -55,8 +55,8 @@ class LimitSettings(BaseModel):
     max_streams: int = Field(
         1000,
         ge=0,
-        description="Open watch streams (WatchReview, WatchQueue) at once, both ports "
-        "together; one more is refused with RESOURCE_EXHAUSTED; 0: unlimited.",
+        description="Open server streams (WatchReview, WatchQueue, ExportAudit) at once, both "
+        "ports together; one more is refused with RESOURCE_EXHAUSTED; 0: unlimited.",
     )
     rate: RateSettings = Field(
         default_factory=RateSettings,
