@@ -242,11 +242,10 @@ def test_a_deadline_that_passes_while_the_decision_waits_for_the_database(make_s
     limiter = server.running.limiter
     _until(server, lambda: limiter.in_flight == 0, "the late call has left the server")
     _flush_writer(server)
-    # Two endings are possible, and both are safe. The write had started (or grpcio let the
-    # handler finish): the decision is stored although its caller was told
-    # DEADLINE_EXCEEDED, and a retry with the same request_id gets it back, replayed. Or the
-    # call was cancelled while its write still queued: the write is dropped, and the retry
-    # is decided afresh. Either way there is exactly one decision.
+    # Two endings are possible, and both are safe. The write got far enough: the decision
+    # is stored although its caller was told DEADLINE_EXCEEDED, and a retry with the same
+    # request_id gets it back, replayed. Or it was dropped from the writer's queue with the
+    # cancelled call: the retry is decided afresh. Either way there is exactly one decision.
     stored = _decided(server, "bot", "slow")
     assert stub.Evaluate(_req("bot", "slow")).replayed == stored
     assert _decision_entries(server) == before + 1
