@@ -149,7 +149,9 @@ class Limiter:
     def _take(self, identity: Any) -> None:
         now = self.clock()
         bucket = self.buckets.get(identity.id)
-        if bucket is None or bucket.roles != identity.roles:
+        # `is` first: a tokens file hands out the same Identity every call; a JWT, equal ones.
+        roles = identity.roles
+        if bucket is None or (bucket.roles is not roles and bucket.roles != roles):
             if len(self.buckets) >= self._sweep_at:
                 self._sweep(now)
             bucket = Bucket(self.rate_for(identity), identity.roles, now)
