@@ -306,6 +306,7 @@ async def start(
         raise
     await notifier.start()
     limiter = Limiter(settings.limits)
+    telemetry.watch_limits(limiter)
     guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming)
     audit = AuditDesk(app.store, app.clock, signer)
     server = grpc.aio.server(

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -53,6 +53,14 @@ _NULL: Final = contextlib.nullcontext()
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
 
 
+class LimitCounts(Protocol):
+    """What the metrics read of the limiter (signoff.limits.Limiter)."""
+
+    refusals: dict[str, int]
+    in_flight: int
+    streams: int
+
+
 class _HeaderGetter(Getter[Callable[[str], str | None]]):
     """Reads W3C trace context through a transport's `Call.header`."""
 
@@ -85,6 +93,7 @@ class Telemetry:
         self._pending: dict[str, int] = {}
         self._pending_changed = asyncio.Event()
         self._rules = 0
+        self._limits: LimitCounts | None = None
         if p.meter is not None and p.fast is not None:
             self._instruments(p.meter.get_meter("signoff", __version__), p.fast)
 
@@ -127,6 +136,19 @@ class Telemetry:
             unit="s",
             description="Time from a review's opening to its resolution, by group and outcome.",
             explicit_bucket_boundaries_advisory=REVIEW_BUCKETS,
+        )
+        meter.create_observable_counter(
+            "signoff.rpc.refused",
+            [self._observe_refused],
+            unit="{call}",
+            description="Calls refused before any work by the limits, by reason: rate, "
+            "concurrency, streams, deadline.",
+        )
+        meter.create_observable_gauge(
+            "signoff.rpc.in_flight",
+            [self._observe_in_flight],
+            unit="{call}",
+            description="Calls in progress, by kind: unary, stream.",
         )
         self._reviews_resolved = meter.create_counter(
             "signoff.reviews.resolved",
@@ -252,6 +274,23 @@ class Telemetry:
         """Record the store's group commits."""
         if self.metering:
             store.observe_batches(self.audit_batch)
+
+    def watch_limits(self, limits: LimitCounts) -> None:
+        """Report the limiter's refusals and calls in flight (read at collection time)."""
+        self._limits = limits
+
+    def _observe_refused(self, options: CallbackOptions) -> Iterable[Observation]:
+        if self._limits is None:
+            return []
+        return [Observation(n, {"reason": r}) for r, n in list(self._limits.refusals.items())]
+
+    def _observe_in_flight(self, options: CallbackOptions) -> Iterable[Observation]:
+        if self._limits is None:
+            return []
+        return [
+            Observation(self._limits.in_flight, {"kind": "unary"}),
+            Observation(self._limits.streams, {"kind": "stream"}),
+        ]
 
     async def refresh_pending_forever(self, store: Store) -> None:
         """Keep the pending-by-group snapshot fresh: the gauge's callback never reads the DB."""

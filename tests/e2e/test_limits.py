@@ -18,6 +18,7 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from prometheus_client.parser import text_string_to_metric_families
 
 from signoff import pb
 from signoff_client import Client
@@ -67,6 +68,16 @@ def _retry_delay(err: grpc.RpcError) -> float:
     info = error_details_pb2.RetryInfo()
     assert detail.Unpack(info), detail.type_url
     return info.retry_delay.ToNanoseconds() / 1e9
+
+
+def _scrape(server: ServerHandle) -> dict[tuple[str, frozenset], float]:
+    """The server's /metrics, by (name, labels)."""
+    text = httpx.get(f"{server.http_url}/metrics", timeout=30).text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def _until(server: ServerHandle, condition: Callable[[], bool], what: str) -> None:
@@ -121,6 +132,10 @@ def test_a_flood_from_one_identity_is_refused_with_retry_info_while_others_are_s
     # A refused call was not evaluated: no decision, no audit entry under its request_id.
     served = sum(_decided(server, "flood-bot", f"flood-{i}") for i in range(60))
     assert served == 5
+    metrics = _scrape(server)
+    assert metrics[("signoff_rpc_refused_total", frozenset({("reason", "rate")}))] == 55
+    assert metrics[("signoff_rpc_refused_total", frozenset({("reason", "concurrency")}))] == 0
+    assert metrics[("signoff_rpc_in_flight", frozenset({("kind", "unary")}))] == 0
 
 
 def test_a_role_override_leaves_other_roles_unlimited(make_server, tokens):
@@ -341,6 +356,9 @@ def test_streams_beyond_max_streams_are_refused_and_their_place_comes_back(make_
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "limit of 1 open streams (limits.max_streams)" in err.value.details()
     assert _retry_delay(err.value) == pytest.approx(1.0)
+    metrics = _scrape(server)
+    assert metrics[("signoff_rpc_in_flight", frozenset({("kind", "stream")}))] == 1
+    assert metrics[("signoff_rpc_refused_total", frozenset({("reason", "streams")}))] == 1
     # Unary calls are not counted against streams.
     assert reviews.GetReview(pb.review.GetReviewRequest(review_id=review_id)).review_id
     first.cancel()

@@ -67,6 +67,8 @@ class Limiter:
         self.streams = 0
         self.refused = 0  # calls refused by any limit since start
         self.expired = 0  # calls refused because their deadline had passed, since start
+        # Refusals by reason since start, for the signoff.rpc.refused metric.
+        self.refusals = dict.fromkeys(("rate", "concurrency", "streams", "deadline"), 0)
         self._expired_logged = -LOG_EVERY_S
         self._expired_unlogged = 0
         self.buckets: dict[str, Bucket] = {}
@@ -83,6 +85,7 @@ class Limiter:
         # The caller has already been told DEADLINE_EXCEEDED (it waited while the server was
         # busy): deciding and recording the call now would record a decision nobody gets.
         self.expired += 1
+        self.refusals["deadline"] += 1
         self._expired_unlogged += 1
         now = self.clock()
         if now - self._expired_logged >= LOG_EVERY_S:
@@ -103,6 +106,7 @@ class Limiter:
         most = self.settings.max_concurrent
         if most and self.in_flight >= most:
             self.refused += 1
+            self.refusals["concurrency"] += 1
             raise errors.ResourceExhausted(
                 f"the server is at its limit of {most} concurrent calls (limits.max_concurrent);"
                 f" retry in {BUSY_RETRY_S:g} s",
@@ -121,6 +125,7 @@ class Limiter:
         most = self.settings.max_streams
         if most and self.streams >= most:
             self.refused += 1
+            self.refusals["streams"] += 1
             raise errors.ResourceExhausted(
                 f"the server is at its limit of {most} open streams (limits.max_streams);"
                 f" retry in {STREAM_RETRY_S:g} s",
@@ -162,6 +167,7 @@ class Limiter:
         if not wait:
             return
         self.refused += 1
+        self.refusals["rate"] += 1
         bucket.suppressed += 1
         if now - bucket.logged >= LOG_EVERY_S:
             event(
