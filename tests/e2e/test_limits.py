@@ -21,11 +21,12 @@ from grpc_status import rpc_status
 from prometheus_client.parser import text_string_to_metric_families
 
 from signoff import pb
-from signoff_client import Client
+from signoff_client import AsyncClient, Client
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 from signoff_client.errors import ResourceExhausted
 
 from .conftest import ServerHandle, write_tokens
+from .test_connect import Frames, _watch
 
 EVALUATE = "/signoff.v1.DecisionService/Evaluate"
 JSON = {"Content-Type": "application/json", "Connect-Protocol-Version": "1"}
@@ -366,3 +367,29 @@ def test_streams_beyond_max_streams_are_refused_and_their_place_comes_back(make_
     again = reviews.WatchReview(watch, timeout=30)
     assert next(again).review_id == review_id
     again.cancel()
+
+
+def test_a_connect_stream_beyond_max_streams_ends_with_retry_info(make_server):
+    server = make_server(limits={"max_streams": 1})
+    review_id = _stub(server).Evaluate(_req("bot", amount=750)).review_id
+    with _watch(server, review_id) as held:
+        held_frames = Frames(held)  # kept in a name: a dropped reader closes the stream
+        assert held_frames.json()["state"] == "REVIEW_STATE_PENDING"
+        with _watch(server, review_id) as refused:
+            assert refused.status_code == 200  # Connect streams report errors at their end
+            error = Frames(refused).end()["error"]
+    assert error["code"] == "resource_exhausted"
+    assert "limits.max_streams" in error["message"]
+    (detail,) = error["details"]
+    assert detail["type"] == "google.rpc.RetryInfo"
+    value = detail["value"] + "=" * (-len(detail["value"]) % 4)
+    assert error_details_pb2.RetryInfo.FromString(base64.b64decode(value)).retry_delay.seconds == 1
+
+
+async def test_the_async_client_waits_as_retry_info_asks(make_server):
+    server = make_server(limits={"rate": {"rate": 4, "burst": 1}})
+    async with AsyncClient(server.target, token="bot", timeout=5) as client:
+        await client.evaluate("refund.issue", {"amount": 5}, principal="bot")
+        second = await client.evaluate("refund.issue", {"amount": 5}, principal="bot")
+    assert second.decision_id
+    assert server.running.limiter.refusals["rate"] >= 1
