@@ -161,6 +161,18 @@ def test_one_span_per_decision_continues_the_callers_trace(receiver, make_server
     assert "signoff.decision.duration" in receiver.metric_names
 
 
+def test_each_decision_of_a_batch_is_a_span_in_the_callers_trace(receiver, make_server):
+    server = _traced(make_server, receiver)
+    batch = pb.decision.EvaluateBatchRequest(requests=[_refund(a) for a in (120, 750, 300)])
+    md = (("authorization", "Bearer bot"), ("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01"))
+    stub = decision_pb2_grpc.DecisionServiceStub(server.channel())
+    decided = stub.EvaluateBatch(batch, metadata=md).decisions
+    receiver.wait(lambda: len(receiver.named("signoff.decision")) == 3)
+    spans = receiver.named("signoff.decision")
+    assert {_attrs(s)["signoff.decision_id"] for s in spans} == {d.decision_id for d in decided}
+    assert {(s.trace_id.hex(), s.parent_span_id.hex()) for s in spans} == {(TRACE_ID, PARENT_ID)}
+
+
 def test_a_decision_without_traceparent_starts_its_own_trace(receiver, make_server):
     server = _traced(make_server, receiver)
     d = _evaluate(server, _refund(120))
