@@ -36,12 +36,16 @@ from engine import refund_request
 from google.protobuf import json_format
 
 from signoff import pb
+from signoff.decide import DefaultDecision, Evaluation, evaluate
 from signoff.policy import cel, load_bundle
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 ACTION = "refund.issue"
 REPEATS = 7
-CALLS = {"cel-expr-python": 5_000, "cel-python": 300}
+# The server's engine as it runs: one CEL program per policy, the outcome and reasons picked
+# by signoff.decide (MatchedRule, Evaluation). Checked on outcome and deciding rule.
+ENGINE = "signoff engine"
+CALLS = {"cel-expr-python": 5_000, "cel-python": 300, ENGINE: 5_000}
 SEVERITY = {"allow": 0, "review": 1, "deny": 2}
 
 # (rule name, shadow, decision, when text, reason_expr text or None)
@@ -119,6 +123,14 @@ def cel_expr_side(rules: list[RuleText]) -> Callable[[pb.common.ActionRequest], 
     return decide
 
 
+def engine_side() -> Callable[[pb.common.ActionRequest], Evaluation]:
+    """signoff.decide.evaluate on the loaded bundle, as Signoff.evaluate calls it."""
+    bundle = load_bundle(POLICIES)
+    now = dt.datetime.now(dt.UTC)
+    default = DefaultDecision()
+    return lambda req: evaluate(bundle, req, now, default)
+
+
 def _struct_fields(msg: Any, structs: tuple[str, ...]) -> dict[str, Any]:
     d = json_format.MessageToDict(
         msg, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
@@ -181,6 +193,12 @@ def check(rules: list[RuleText], sides: dict[str, Callable], reqs: list) -> dict
         decided = outcome(rules, ref)
         counts["outcomes"][decided[0]] = counts["outcomes"].get(decided[0], 0) + 1
         for name, side in sides.items():
+            if name == ENGINE:
+                ev = side(req)
+                got_outcome = (ev.outcome, ev.deciding_rule.name if ev.deciding_rule else "default")
+                if got_outcome != decided:
+                    raise SystemExit(f"MISMATCH input {i}: {name} {got_outcome} != {decided}")
+                continue
             if name == ref_name:
                 continue
             got = side(req)
@@ -222,6 +240,7 @@ def main() -> int:
     makers = {
         "cel-expr-python": lambda: cel_expr_side(rules),
         "cel-python": lambda: cel_python_side(rules),
+        ENGINE: engine_side,
     }
     for name, make in makers.items():
         t = time.perf_counter()
@@ -254,6 +273,7 @@ def main() -> int:
             "version": importlib.metadata.version(
                 "cel-python" if name.startswith("cel-python") else "cel-expr-python"
             ),
+            "ratio_of_cel_python": round(median(runs["cel-python"]) / median(xs), 1),
             "decisions_per_rep": CALLS[name],
             "median_us": round(median(xs), 2),
             "min_us": round(min(xs), 2),
