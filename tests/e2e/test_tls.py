@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from signoff import pb
 from signoff.config import ConfigError, Settings
 from signoff.doctor import run_checks
-from signoff_client import Client, tls_credentials
+from signoff_client import AsyncClient, Client, tls_credentials
 from signoff_client._gen import review_pb2_grpc
 
 from ..pki import Ca, Issued
@@ -139,6 +139,12 @@ def test_client_over_tls_with_a_token(make_server: MakeServer, pki: Pki) -> None
         decision = client.evaluate("refund.issue", {"amount": 10, "currency": "EUR"})
     assert decision.allowed
     assert _whoami(server, creds, "t-bot").id == "bot"
+
+    async def from_asyncio() -> bool:
+        async with AsyncClient(server.target, token="t-bot", credentials=creds) as client:
+            return (await client.evaluate("refund.issue", {"amount": 10})).allowed
+
+    assert asyncio.run(from_asyncio())
 
 
 def test_client_trusting_another_ca_fails_the_handshake(make_server: MakeServer, pki: Pki) -> None:

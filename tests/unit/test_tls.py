@@ -210,3 +210,21 @@ def test_a_file_missing_mid_rotation_keeps_the_current(ca: Ca) -> None:
         )
     )
     assert files.check()[0] == 0
+
+
+# -- the Python client's tls_credentials ----------------------------------------------------
+
+
+def test_client_tls_credentials_name_the_bad_file(ca: Ca, tmp_path: Path) -> None:
+    from signoff_client import tls_credentials
+
+    client = ca.issue("client", "bot")
+    assert tls_credentials(ca=ca.pem, cert=client.cert, key=client.key) is not None
+    assert tls_credentials() is not None  # the system's CAs
+    with pytest.raises(ValueError, match="cert and key go together"):
+        tls_credentials(ca=ca.pem, cert=client.cert)
+    with pytest.raises(ValueError, match=f"^CA file {tmp_path / 'nope.pem'}: cannot read: "):
+        tls_credentials(ca=tmp_path / "nope.pem")
+    (tmp_path / "text.pem").write_text("hello")
+    with pytest.raises(ValueError, match=f"^client key {tmp_path / 'text.pem'}: not a PEM file$"):
+        tls_credentials(ca=ca.pem, cert=client.cert, key=tmp_path / "text.pem")
