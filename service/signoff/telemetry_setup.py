@@ -44,6 +44,9 @@ def build(settings: TelemetrySettings, *, prometheus: bool) -> Providers:
         tracer = TracerProvider(
             resource=resource,
             sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
+            # Telemetry.close() stops it, within a bound; an atexit flush to a dead collector
+            # would hold up the exit of a server that failed to start.
+            shutdown_on_exit=False,
         )
         exporter = OTLPSpanExporter(
             endpoint=endpoint, insecure=insecure, timeout=settings.export_timeout
@@ -78,6 +81,9 @@ def build(settings: TelemetrySettings, *, prometheus: bool) -> Providers:
     if readers:
         # Exemplars would cost a context lookup on every measurement of the hot path.
         meter = MeterProvider(
-            metric_readers=readers, resource=resource, exemplar_filter=AlwaysOffExemplarFilter()
+            metric_readers=readers,
+            resource=resource,
+            exemplar_filter=AlwaysOffExemplarFilter(),
+            shutdown_on_exit=False,  # as the tracer's
         )
     return Providers(tracer=tracer, meter=meter, registry=registry, fast=fast if meter else None)

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -269,3 +272,23 @@ def _serves_and_stops_promptly(make_server, port: int) -> None:
     began = time.monotonic()
     server.call(server.running.stop(0))
     assert time.monotonic() - began < 0.5 + 1.0 + 2.0  # export_timeout + 1 s bound + margin
+
+
+def test_a_server_that_fails_to_start_exits_at_once_whatever_the_collector(tmp_path):
+    (tmp_path / "bad.yaml").write_text("rules: [\n")
+    env = {
+        **os.environ,
+        "SIGNOFF_TELEMETRY__OTLP_ENDPOINT": "http://127.0.0.1:9",  # nothing listens there
+        "SIGNOFF_TELEMETRY__EXPORT_TIMEOUT": "30",
+    }
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff.cli.main", "serve", "--listen", "127.0.0.1:0",
+         "--http-listen", "", "--policies", str(tmp_path), "--db",
+         f"sqlite:///{tmp_path / 'x.db'}"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "bad.yaml:2:1" in done.stderr
+    # An exit-time flush of the metrics to the dead collector took the export timeout (30 s).
+    assert time.monotonic() - began < 15
