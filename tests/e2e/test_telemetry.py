@@ -176,6 +176,24 @@ def test_each_decision_of_a_batch_is_a_span_in_the_callers_trace(receiver, make_
     assert {(s.trace_id.hex(), s.parent_span_id.hex()) for s in spans} == {(TRACE_ID, PARENT_ID)}
 
 
+def test_the_callers_sampling_decision_and_tracestate_hold(receiver, make_server):
+    server = _traced(make_server, receiver, trace_sample_ratio=0.0)
+    unsampled = _evaluate(server, _refund(120), f"00-{TRACE_ID}-{PARENT_ID}-00")
+    md = [
+        ("authorization", "Bearer bot"),
+        ("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01"),
+        ("tracestate", "vendor=opaque"),
+    ]
+    stub = decision_pb2_grpc.DecisionServiceStub(server.channel())
+    sampled = stub.Evaluate(_refund(120), metadata=md)
+    _evaluate(server, _refund(120))  # no parent: a new trace, sampled at the ratio, 0
+    receiver.wait(lambda: len(receiver.named("signoff.decision")) >= 1)
+    server.running.app.telemetry.force_flush()  # anything else queued is out too
+    (span,) = receiver.named("signoff.decision")
+    assert _attrs(span)["signoff.decision_id"] == sampled.decision_id != unsampled.decision_id
+    assert span.trace_state == "vendor=opaque"
+
+
 def test_a_decision_without_traceparent_starts_its_own_trace(receiver, make_server):
     server = _traced(make_server, receiver)
     d = _evaluate(server, _refund(120))
