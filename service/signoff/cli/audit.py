@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -47,15 +48,10 @@ VERIFY_BATCH = 100_000
 class Client(Remote):
     """The AuditService over one channel, with the caller's token."""
 
-    def __init__(
-        self,
-        target: str,
-        token: str,
-        timeout: float | None,
-        credentials: grpc.ChannelCredentials | None = None,
-    ) -> None:
-        super().__init__(target, token, timeout, credentials)
-        self.stub = audit_pb2_grpc.AuditServiceStub(self.channel)
+    @functools.cached_property
+    def stub(self) -> audit_pb2_grpc.AuditServiceStub:
+        """The service's stub on this client's channel."""
+        return audit_pb2_grpc.AuditServiceStub(self.channel)
 
     def call(self, method: str, req: Message, timeout: float | None = 10.0) -> Any:
         """One AuditService call; `--timeout` overrides the method's default deadline."""

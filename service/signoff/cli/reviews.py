@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import re
 import sys
@@ -66,15 +67,10 @@ MAX_PAGE = 500  # the server's largest page
 class Client(Remote):
     """The ReviewService over one channel, with the caller's token and a per-call deadline."""
 
-    def __init__(
-        self,
-        target: str,
-        token: str,
-        timeout: float | None,
-        credentials: grpc.ChannelCredentials | None = None,
-    ) -> None:
-        super().__init__(target, token, timeout, credentials)
-        self.stub = review_pb2_grpc.ReviewServiceStub(self.channel)
+    @functools.cached_property
+    def stub(self) -> review_pb2_grpc.ReviewServiceStub:
+        """The service's stub on this client's channel."""
+        return review_pb2_grpc.ReviewServiceStub(self.channel)
 
     def get(self, review_id: str) -> R.Review:
         """GetReview."""
