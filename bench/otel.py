@@ -121,15 +121,25 @@ async def _with_sink(fn):
 async def run() -> dict:
     """Start the sink and the servers, alternate the load, keep medians."""
     sink_proc, sink_url = await _start_sink()
+    try:
+        return await _measure(sink_url)
+    finally:
+        sink_proc.terminate()
+        await sink_proc.wait()
+
+
+async def _measure(sink_url: str) -> dict:
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            targets = {}
+            targets: dict[str, str] = {}
+            pids: dict[str, list[int]] = {}
             for name, env in _configs(sink_url).items():
                 saved = dict(os.environ)
                 os.environ.update(env)
                 try:
-                    proc, targets[name] = await start_server(Path(tmp) / f"{name}.db")
+                    started = await start_server(Path(tmp) / f"{name}.db")
+                    proc, targets[name], pids[name] = started
                 finally:
                     os.environ.clear()
                     os.environ.update(saved)
@@ -140,8 +150,8 @@ async def run() -> dict:
             for n, ch in channels.items():
                 stub = decision_pb2_grpc.DecisionServiceStub(ch)
                 calls[n] = lambda i, e=stub.Evaluate: e(reqs[i % 3])
-            for c in calls.values():  # warm-up
-                await load(c, 8, 0.5)
+            for n, c in calls.items():  # warm-up
+                await load(c, 8, 0.5, pids[n])
             rows = []
             for conc in CONCURRENCY:
                 samples: dict[str, list[dict[str, float]]] = {k: [] for k in calls}
@@ -149,18 +159,23 @@ async def run() -> dict:
                 for r in range(ROUNDS):
                     # A different order each round: no config always runs first or last.
                     for name in names[r % len(names) :] + names[: r % len(names)]:
-                        samples[name].append(await load(calls[name], conc, DURATION))
+                        samples[name].append(await load(calls[name], conc, DURATION, pids[name]))
                 row: dict = {"concurrency": conc}
                 for name, runs in samples.items():
                     row[name] = {k: round(median([r[k] for r in runs]), 3) for k in runs[0]}
+                off = row["off"]
                 for name in calls:
-                    row[name]["rps_vs_off"] = round(row[name]["rps"] / row["off"]["rps"], 3)
+                    row[name]["rps_vs_off"] = round(row[name]["rps"] / off["rps"], 3)
+                    # The server's CPU per Evaluate, all its threads: the overhead itself.
+                    extra = row[name]["cpu_us_total"] - off["cpu_us_total"]
+                    row[name]["cpu_us_vs_off"] = round(extra, 1)
                 rows.append(row)
                 print(
                     f"c={conc:<3} "
                     + " | ".join(
-                        f"{n} {row[n]['rps']:6.0f}/s p50 {row[n]['p50_ms']:5.2f} "
-                        f"p99 {row[n]['p99_ms']:5.2f} ms x{row[n]['rps_vs_off']:.3f}"
+                        f"{n} {row[n]['rps']:5.0f}/s p50 {row[n]['p50_ms']:5.2f} "
+                        f"p99 {row[n]['p99_ms']:5.2f} ms x{row[n]['rps_vs_off']:.3f} "
+                        f"cpu {row[n]['cpu_us_total']:5.0f} µs ({row[n]['cpu_us_vs_off']:+.0f})"
                         for n in calls
                     ),
                     flush=True,
@@ -171,8 +186,6 @@ async def run() -> dict:
             for proc in procs:
                 proc.terminate()
                 await proc.wait()
-    sink_proc.terminate()
-    await sink_proc.wait()
     return {"rows": rows, "duration_s": DURATION, "rounds": ROUNDS}
 
 
