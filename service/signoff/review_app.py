@@ -8,12 +8,12 @@ import base64
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
 from google.protobuf import struct_pb2
 
-from signoff import pb, review_console, reviews
+from signoff import pb, review_batch, review_console, reviews
 from signoff.audit import AuditRecord
 from signoff.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from signoff.ids import Clock
@@ -135,6 +135,7 @@ def audit_record(
     actor: str,
     now: dt.datetime,
     roles: frozenset[str] = frozenset(),
+    extra: Mapping[str, object] | None = None,
 ) -> AuditRecord:
     """The audit entry of a review change: who, what, and the review as it now stands."""
     payload: dict[str, object] = {
@@ -165,6 +166,8 @@ def audit_record(
         payload["escalated_from"] = list(r.escalated_from)
     if r.resolution_note:
         payload["note"] = r.resolution_note
+    if extra:
+        payload.update(extra)
     return AuditRecord(
         type=kind,
         actor=actor,
@@ -360,17 +363,36 @@ class ReviewDesk:
         """Approve, approve with edits, or reject."""
         r = await self._load(req.review_id)
         params: struct_pb2.Struct | None = req.params if req.HasField("params") else None
+        return await self.act(who, r, req.verdict, params, req.comment, req.expected_version)
+
+    async def act(
+        self,
+        who: Identity,
+        r: pb.review.Review,
+        verdict: int,
+        params: struct_pb2.Struct | None,
+        comment: str,
+        expected_version: int,
+        extra: Mapping[str, object] | None = None,
+    ) -> pb.review.Review:
+        """One reviewer's act on the loaded review `r`: the one path of single and batch acts."""
         change = reviews.submit(
             r,
             Actor(who.id, who.roles),
-            req.verdict,
+            verdict,
             params,
-            req.comment,
-            req.expected_version,
+            comment,
+            expected_version,
             self.clock.now(),
             self.limits,
         )
-        return await self._apply(r, change, who.id, who.roles)
+        return await self._apply(r, change, who.id, who.roles, extra)
+
+    async def submit_batch(
+        self, who: Identity, req: pb.review.SubmitReviewsRequest
+    ) -> pb.review.SubmitReviewsResponse:
+        """Approve or reject several reviews of one action and rule in one act."""
+        return await review_batch.submit(self, who, req)
 
     async def cancel(self, who: Identity, req: pb.review.CancelReviewRequest) -> pb.review.Review:
         """The requesting agent withdraws its review."""
@@ -397,12 +419,15 @@ class ReviewDesk:
         change: Change,
         actor: str,
         roles: frozenset[str] = frozenset(),
+        extra: Mapping[str, object] | None = None,
     ) -> pb.review.Review:
         new = change.review
         now = self.clock.now()
         with self.telemetry.review_change(change.event, new, actor, now):
             await self.store.update_review(
-                to_record(new), old.version, [audit_record(new, change.event, actor, now, roles)]
+                to_record(new),
+                old.version,
+                [audit_record(new, change.event, actor, now, roles, extra)],
             )
         event(
             log,

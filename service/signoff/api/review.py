@@ -1,4 +1,4 @@
-"""ReviewService: ListReviews, GetReview, WatchReview, SubmitReview, CancelReview, and for the
+"""ReviewService: ListReviews, GetReview, WatchReview, SubmitReview(s), CancelReview, and for the
 reviewer console WatchQueue, ListPrecedents and WhoAmI."""
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def methods(desk: ReviewDesk) -> list[Method]:
     async def submit_review(who: Identity, data: bytes) -> R.Review:
         return await desk.submit(who, parse(R.SubmitReviewRequest, data))
 
+    async def submit_reviews(who: Identity, data: bytes) -> R.SubmitReviewsResponse:
+        return await desk.submit_batch(who, parse(R.SubmitReviewsRequest, data))
+
     async def cancel_review(who: Identity, data: bytes) -> R.Review:
         return await desk.cancel(who, parse(R.CancelReviewRequest, data))
 
@@ -52,6 +55,13 @@ def methods(desk: ReviewDesk) -> list[Method]:
         Method(SERVICE, "GetReview", R.GetReviewRequest, R.Review, get_review),
         Method(SERVICE, "WatchReview", R.WatchReviewRequest, R.Review, stream=watch_review),
         Method(SERVICE, "SubmitReview", R.SubmitReviewRequest, R.Review, submit_review),
+        Method(
+            SERVICE,
+            "SubmitReviews",
+            R.SubmitReviewsRequest,
+            R.SubmitReviewsResponse,
+            submit_reviews,
+        ),
         Method(SERVICE, "CancelReview", R.CancelReviewRequest, R.Review, cancel_review),
         Method(SERVICE, "WatchQueue", R.WatchQueueRequest, R.Queue, stream=watch_queue),
         Method(

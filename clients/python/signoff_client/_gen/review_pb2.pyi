@@ -168,6 +168,46 @@ class SubmitReviewRequest(_message.Message):
     expected_version: int
     def __init__(self, review_id: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., comment: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
+class ReviewRef(_message.Message):
+    __slots__ = ("review_id", "expected_version")
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    expected_version: int
+    def __init__(self, review_id: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
+class SubmitReviewsRequest(_message.Message):
+    __slots__ = ("reviews", "verdict", "comment")
+    REVIEWS_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    reviews: _containers.RepeatedCompositeFieldContainer[ReviewRef]
+    verdict: Verdict
+    comment: str
+    def __init__(self, reviews: _Optional[_Iterable[_Union[ReviewRef, _Mapping]]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class ReviewResult(_message.Message):
+    __slots__ = ("review_id", "review", "error_code", "error_message")
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    review: Review
+    error_code: str
+    error_message: str
+    def __init__(self, review_id: _Optional[str] = ..., review: _Optional[_Union[Review, _Mapping]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class SubmitReviewsResponse(_message.Message):
+    __slots__ = ("batch_id", "results", "succeeded")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    results: _containers.RepeatedCompositeFieldContainer[ReviewResult]
+    succeeded: int
+    def __init__(self, batch_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[ReviewResult, _Mapping]]] = ..., succeeded: _Optional[int] = ...) -> None: ...
+
 class CancelReviewRequest(_message.Message):
     __slots__ = ("review_id", "reason")
     REVIEW_ID_FIELD_NUMBER: _ClassVar[int]

@@ -55,6 +55,11 @@ class ReviewServiceStub:
                 request_serializer=signoff_dot_v1_dot_review__pb2.SubmitReviewRequest.SerializeToString,
                 response_deserializer=signoff_dot_v1_dot_review__pb2.Review.FromString,
                 _registered_method=True)
+        self.SubmitReviews = channel.unary_unary(
+                '/signoff.v1.ReviewService/SubmitReviews',
+                request_serializer=signoff_dot_v1_dot_review__pb2.SubmitReviewsRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_review__pb2.SubmitReviewsResponse.FromString,
+                _registered_method=True)
         self.CancelReview = channel.unary_unary(
                 '/signoff.v1.ReviewService/CancelReview',
                 request_serializer=signoff_dot_v1_dot_review__pb2.CancelReviewRequest.SerializeToString,
@@ -104,6 +109,17 @@ class ReviewServiceServicer:
 
     def SubmitReview(self, request, context):
         """Approve, approve with edits, or reject. FAILED_PRECONDITION if the review is resolved.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitReviews(self, request, context):
+        """Approve or reject several pending reviews of one action and the same deciding rules in
+        one act with one comment. Each review is still its own act (its own version check, audit
+        entry and wake-ups): one that changed meanwhile fails alone, in its result, and the others
+        go through. A batch that is malformed as a whole (MODIFY, a reject without a comment,
+        mixed actions or rules, a group the caller does not review) is refused before any act.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -162,6 +178,11 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.SubmitReview,
                     request_deserializer=signoff_dot_v1_dot_review__pb2.SubmitReviewRequest.FromString,
                     response_serializer=signoff_dot_v1_dot_review__pb2.Review.SerializeToString,
+            ),
+            'SubmitReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitReviews,
+                    request_deserializer=signoff_dot_v1_dot_review__pb2.SubmitReviewsRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_review__pb2.SubmitReviewsResponse.SerializeToString,
             ),
             'CancelReview': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelReview,
@@ -293,6 +314,33 @@ class ReviewService:
             '/signoff.v1.ReviewService/SubmitReview',
             signoff_dot_v1_dot_review__pb2.SubmitReviewRequest.SerializeToString,
             signoff_dot_v1_dot_review__pb2.Review.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.ReviewService/SubmitReviews',
+            signoff_dot_v1_dot_review__pb2.SubmitReviewsRequest.SerializeToString,
+            signoff_dot_v1_dot_review__pb2.SubmitReviewsResponse.FromString,
             options,
             channel_credentials,
             insecure,

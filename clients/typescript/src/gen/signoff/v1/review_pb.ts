@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file signoff/v1/review.proto.
  */
 export const file_signoff_v1_review: GenFile = /*@__PURE__*/
-  fileDesc("ChdzaWdub2ZmL3YxL3Jldmlldy5wcm90bxIKc2lnbm9mZi52MSK0AQoJUmV2aWV3QWN0EhAKCHJldmlld2VyGAEgASgJEiQKB3ZlcmRpY3QYAiABKA4yEy5zaWdub2ZmLnYxLlZlcmRpY3QSDwoHY29tbWVudBgDIAEoCRInCgZwYXJhbXMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVyb2xlcxgGIAMoCSLiBQoGUmV2aWV3EhEKCXJldmlld19pZBgBIAEoCRITCgtkZWNpc2lvbl9pZBgCIAEoCRIqCgdyZXF1ZXN0GAMgASgLMhkuc2lnbm9mZi52MS5BY3Rpb25SZXF1ZXN0EiYKBXN0YXRlGAQgASgOMhcuc2lnbm9mZi52MS5SZXZpZXdTdGF0ZRIWCg5yZXZpZXdlcl9ncm91cBgFIAEoCRIOCgZyZWFzb24YBiABKAkSLgoNbWF0Y2hlZF9ydWxlcxgHIAMoCzIXLnNpZ25vZmYudjEuTWF0Y2hlZFJ1bGUSGgoSYXBwcm92YWxzX3JlcXVpcmVkGAggASgFEiMKBGFjdHMYCSADKAsyFS5zaWdub2ZmLnYxLlJldmlld0FjdBIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXNvbHZlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoMZmluYWxfcGFyYW1zGA0gASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpvbl90aW1lb3V0GA4gASgJEg8KB3ZlcnNpb24YDyABKAMSFgoOcG9saWN5X3ZlcnNpb24YECABKAkSFQoNYWN0aW9uX2RpZ2VzdBgRIAEoCRIUCgxmaW5hbF9kaWdlc3QYEiABKAkSJAoHb3V0Y29tZRgTIAEoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIWCg5lc2NhbGF0ZWRfZnJvbRgUIAMoCRIXCg9yZXNvbHV0aW9uX25vdGUYFSABKAkSFgoOcmVkYWN0ZWRfcGF0aHMYFiADKAkSKgoHdGltZW91dBgXIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiLkAQoSTGlzdFJldmlld3NSZXF1ZXN0EhcKD3Jldmlld2VyX2dyb3VwcxgBIAMoCRInCgZzdGF0ZXMYAiADKA4yFy5zaWdub2ZmLnYxLlJldmlld1N0YXRlEiYKBW9yZGVyGAMgASgOMhcuc2lnbm9mZi52MS5SZXZpZXdPcmRlchIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCRIOCgZhY3Rpb24YBiABKAkSLQoKb2xkZXJfdGhhbhgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJTChNMaXN0UmV2aWV3c1Jlc3BvbnNlEiMKB3Jldmlld3MYASADKAsyEi5zaWdub2ZmLnYxLlJldmlldxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJQoQR2V0UmV2aWV3UmVxdWVzdBIRCglyZXZpZXdfaWQYASABKAkiJwoSV2F0Y2hSZXZpZXdSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCSKiAQoTU3VibWl0UmV2aWV3UmVxdWVzdBIRCglyZXZpZXdfaWQYASABKAkSJAoHdmVyZGljdBgCIAEoDjITLnNpZ25vZmYudjEuVmVyZGljdBInCgZwYXJhbXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB2NvbW1lbnQYBCABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgFIAEoAyI4ChNDYW5jZWxSZXZpZXdSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiOwoRV2F0Y2hRdWV1ZVJlcXVlc3QSFwoPcmV2aWV3ZXJfZ3JvdXBzGAEgAygJEg0KBWxpbWl0GAIgASgFIqEBCgpRdWV1ZUdyb3VwEhYKDnJldmlld2VyX2dyb3VwGAEgASgJEg8KB3BlbmRpbmcYAiABKAUSNQoRb2xkZXN0X2NyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD25leHRfZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilgEKBVF1ZXVlEiMKB3Jldmlld3MYASADKAsyEi5zaWdub2ZmLnYxLlJldmlldxImCgZncm91cHMYAiADKAsyFi5zaWdub2ZmLnYxLlF1ZXVlR3JvdXASDwoHcGVuZGluZxgDIAEoBRIvCgtzZXJ2ZXJfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOQoVTGlzdFByZWNlZGVudHNSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCRINCgVsaW1pdBgCIAEoBSJAChZMaXN0UHJlY2VkZW50c1Jlc3BvbnNlEiYKCnByZWNlZGVudHMYASADKAsyEi5zaWdub2ZmLnYxLlJldmlldyIPCg1XaG9BbUlSZXF1ZXN0IlQKBkNhbGxlchIKCgJpZBgBIAEoCRINCgVyb2xlcxgCIAMoCRIXCg9yZXZpZXdlcl9ncm91cHMYAyADKAkSFgoOYWN0X2Zvcl9vdGhlcnMYBCABKAgqzAEKC1Jldmlld1N0YXRlEhwKGFJFVklFV19TVEFURV9VTlNQRUNJRklFRBAAEhgKFFJFVklFV19TVEFURV9QRU5ESU5HEAESGQoVUkVWSUVXX1NUQVRFX0FQUFJPVkVEEAISGQoVUkVWSUVXX1NUQVRFX01PRElGSUVEEAMSGQoVUkVWSUVXX1NUQVRFX1JFSkVDVEVEEAQSGAoUUkVWSUVXX1NUQVRFX0VYUElSRUQQBRIaChZSRVZJRVdfU1RBVEVfQ0FOQ0VMTEVEEAYqXwoHVmVyZGljdBIXChNWRVJESUNUX1VOU1BFQ0lGSUVEEAASEwoPVkVSRElDVF9BUFBST1ZFEAESEgoOVkVSRElDVF9NT0RJRlkQAhISCg5WRVJESUNUX1JFSkVDVBADKmkKC1Jldmlld09yZGVyEhwKGFJFVklFV19PUkRFUl9VTlNQRUNJRklFRBAAEh0KGVJFVklFV19PUkRFUl9PTERFU1RfRklSU1QQARIdChlSRVZJRVdfT1JERVJfTkVXRVNUX0ZJUlNUEAIywQQKDVJldmlld1NlcnZpY2USTgoLTGlzdFJldmlld3MSHi5zaWdub2ZmLnYxLkxpc3RSZXZpZXdzUmVxdWVzdBofLnNpZ25vZmYudjEuTGlzdFJldmlld3NSZXNwb25zZRI9CglHZXRSZXZpZXcSHC5zaWdub2ZmLnYxLkdldFJldmlld1JlcXVlc3QaEi5zaWdub2ZmLnYxLlJldmlldxJDCgtXYXRjaFJldmlldxIeLnNpZ25vZmYudjEuV2F0Y2hSZXZpZXdSZXF1ZXN0GhIuc2lnbm9mZi52MS5SZXZpZXcwARJDCgxTdWJtaXRSZXZpZXcSHy5zaWdub2ZmLnYxLlN1Ym1pdFJldmlld1JlcXVlc3QaEi5zaWdub2ZmLnYxLlJldmlldxJDCgxDYW5jZWxSZXZpZXcSHy5zaWdub2ZmLnYxLkNhbmNlbFJldmlld1JlcXVlc3QaEi5zaWdub2ZmLnYxLlJldmlldxJACgpXYXRjaFF1ZXVlEh0uc2lnbm9mZi52MS5XYXRjaFF1ZXVlUmVxdWVzdBoRLnNpZ25vZmYudjEuUXVldWUwARJXCg5MaXN0UHJlY2VkZW50cxIhLnNpZ25vZmYudjEuTGlzdFByZWNlZGVudHNSZXF1ZXN0GiIuc2lnbm9mZi52MS5MaXN0UHJlY2VkZW50c1Jlc3BvbnNlEjcKBldob0FtSRIZLnNpZ25vZmYudjEuV2hvQW1JUmVxdWVzdBoSLnNpZ25vZmYudjEuQ2FsbGVyYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_signoff_v1_common]);
+  fileDesc("ChdzaWdub2ZmL3YxL3Jldmlldy5wcm90bxIKc2lnbm9mZi52MSK0AQoJUmV2aWV3QWN0EhAKCHJldmlld2VyGAEgASgJEiQKB3ZlcmRpY3QYAiABKA4yEy5zaWdub2ZmLnYxLlZlcmRpY3QSDwoHY29tbWVudBgDIAEoCRInCgZwYXJhbXMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVyb2xlcxgGIAMoCSLiBQoGUmV2aWV3EhEKCXJldmlld19pZBgBIAEoCRITCgtkZWNpc2lvbl9pZBgCIAEoCRIqCgdyZXF1ZXN0GAMgASgLMhkuc2lnbm9mZi52MS5BY3Rpb25SZXF1ZXN0EiYKBXN0YXRlGAQgASgOMhcuc2lnbm9mZi52MS5SZXZpZXdTdGF0ZRIWCg5yZXZpZXdlcl9ncm91cBgFIAEoCRIOCgZyZWFzb24YBiABKAkSLgoNbWF0Y2hlZF9ydWxlcxgHIAMoCzIXLnNpZ25vZmYudjEuTWF0Y2hlZFJ1bGUSGgoSYXBwcm92YWxzX3JlcXVpcmVkGAggASgFEiMKBGFjdHMYCSADKAsyFS5zaWdub2ZmLnYxLlJldmlld0FjdBIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXNvbHZlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoMZmluYWxfcGFyYW1zGA0gASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpvbl90aW1lb3V0GA4gASgJEg8KB3ZlcnNpb24YDyABKAMSFgoOcG9saWN5X3ZlcnNpb24YECABKAkSFQoNYWN0aW9uX2RpZ2VzdBgRIAEoCRIUCgxmaW5hbF9kaWdlc3QYEiABKAkSJAoHb3V0Y29tZRgTIAEoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIWCg5lc2NhbGF0ZWRfZnJvbRgUIAMoCRIXCg9yZXNvbHV0aW9uX25vdGUYFSABKAkSFgoOcmVkYWN0ZWRfcGF0aHMYFiADKAkSKgoHdGltZW91dBgXIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiLkAQoSTGlzdFJldmlld3NSZXF1ZXN0EhcKD3Jldmlld2VyX2dyb3VwcxgBIAMoCRInCgZzdGF0ZXMYAiADKA4yFy5zaWdub2ZmLnYxLlJldmlld1N0YXRlEiYKBW9yZGVyGAMgASgOMhcuc2lnbm9mZi52MS5SZXZpZXdPcmRlchIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCRIOCgZhY3Rpb24YBiABKAkSLQoKb2xkZXJfdGhhbhgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJTChNMaXN0UmV2aWV3c1Jlc3BvbnNlEiMKB3Jldmlld3MYASADKAsyEi5zaWdub2ZmLnYxLlJldmlldxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJQoQR2V0UmV2aWV3UmVxdWVzdBIRCglyZXZpZXdfaWQYASABKAkiJwoSV2F0Y2hSZXZpZXdSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCSKiAQoTU3VibWl0UmV2aWV3UmVxdWVzdBIRCglyZXZpZXdfaWQYASABKAkSJAoHdmVyZGljdBgCIAEoDjITLnNpZ25vZmYudjEuVmVyZGljdBInCgZwYXJhbXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB2NvbW1lbnQYBCABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgFIAEoAyI4CglSZXZpZXdSZWYSEQoJcmV2aWV3X2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMidQoUU3VibWl0UmV2aWV3c1JlcXVlc3QSJgoHcmV2aWV3cxgBIAMoCzIVLnNpZ25vZmYudjEuUmV2aWV3UmVmEiQKB3ZlcmRpY3QYAiABKA4yEy5zaWdub2ZmLnYxLlZlcmRpY3QSDwoHY29tbWVudBgDIAEoCSJwCgxSZXZpZXdSZXN1bHQSEQoJcmV2aWV3X2lkGAEgASgJEiIKBnJldmlldxgCIAEoCzISLnNpZ25vZmYudjEuUmV2aWV3EhIKCmVycm9yX2NvZGUYAyABKAkSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCSJnChVTdWJtaXRSZXZpZXdzUmVzcG9uc2USEAoIYmF0Y2hfaWQYASABKAkSKQoHcmVzdWx0cxgCIAMoCzIYLnNpZ25vZmYudjEuUmV2aWV3UmVzdWx0EhEKCXN1Y2NlZWRlZBgDIAEoBSI4ChNDYW5jZWxSZXZpZXdSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiOwoRV2F0Y2hRdWV1ZVJlcXVlc3QSFwoPcmV2aWV3ZXJfZ3JvdXBzGAEgAygJEg0KBWxpbWl0GAIgASgFIqEBCgpRdWV1ZUdyb3VwEhYKDnJldmlld2VyX2dyb3VwGAEgASgJEg8KB3BlbmRpbmcYAiABKAUSNQoRb2xkZXN0X2NyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD25leHRfZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilgEKBVF1ZXVlEiMKB3Jldmlld3MYASADKAsyEi5zaWdub2ZmLnYxLlJldmlldxImCgZncm91cHMYAiADKAsyFi5zaWdub2ZmLnYxLlF1ZXVlR3JvdXASDwoHcGVuZGluZxgDIAEoBRIvCgtzZXJ2ZXJfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOQoVTGlzdFByZWNlZGVudHNSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCRINCgVsaW1pdBgCIAEoBSJAChZMaXN0UHJlY2VkZW50c1Jlc3BvbnNlEiYKCnByZWNlZGVudHMYASADKAsyEi5zaWdub2ZmLnYxLlJldmlldyIPCg1XaG9BbUlSZXF1ZXN0IlQKBkNhbGxlchIKCgJpZBgBIAEoCRINCgVyb2xlcxgCIAMoCRIXCg9yZXZpZXdlcl9ncm91cHMYAyADKAkSFgoOYWN0X2Zvcl9vdGhlcnMYBCABKAgqzAEKC1Jldmlld1N0YXRlEhwKGFJFVklFV19TVEFURV9VTlNQRUNJRklFRBAAEhgKFFJFVklFV19TVEFURV9QRU5ESU5HEAESGQoVUkVWSUVXX1NUQVRFX0FQUFJPVkVEEAISGQoVUkVWSUVXX1NUQVRFX01PRElGSUVEEAMSGQoVUkVWSUVXX1NUQVRFX1JFSkVDVEVEEAQSGAoUUkVWSUVXX1NUQVRFX0VYUElSRUQQBRIaChZSRVZJRVdfU1RBVEVfQ0FOQ0VMTEVEEAYqXwoHVmVyZGljdBIXChNWRVJESUNUX1VOU1BFQ0lGSUVEEAASEwoPVkVSRElDVF9BUFBST1ZFEAESEgoOVkVSRElDVF9NT0RJRlkQAhISCg5WRVJESUNUX1JFSkVDVBADKmkKC1Jldmlld09yZGVyEhwKGFJFVklFV19PUkRFUl9VTlNQRUNJRklFRBAAEh0KGVJFVklFV19PUkRFUl9PTERFU1RfRklSU1QQARIdChlSRVZJRVdfT1JERVJfTkVXRVNUX0ZJUlNUEAIylwUKDVJldmlld1NlcnZpY2USTgoLTGlzdFJldmlld3MSHi5zaWdub2ZmLnYxLkxpc3RSZXZpZXdzUmVxdWVzdBofLnNpZ25vZmYudjEuTGlzdFJldmlld3NSZXNwb25zZRI9CglHZXRSZXZpZXcSHC5zaWdub2ZmLnYxLkdldFJldmlld1JlcXVlc3QaEi5zaWdub2ZmLnYxLlJldmlldxJDCgtXYXRjaFJldmlldxIeLnNpZ25vZmYudjEuV2F0Y2hSZXZpZXdSZXF1ZXN0GhIuc2lnbm9mZi52MS5SZXZpZXcwARJDCgxTdWJtaXRSZXZpZXcSHy5zaWdub2ZmLnYxLlN1Ym1pdFJldmlld1JlcXVlc3QaEi5zaWdub2ZmLnYxLlJldmlldxJUCg1TdWJtaXRSZXZpZXdzEiAuc2lnbm9mZi52MS5TdWJtaXRSZXZpZXdzUmVxdWVzdBohLnNpZ25vZmYudjEuU3VibWl0UmV2aWV3c1Jlc3BvbnNlEkMKDENhbmNlbFJldmlldxIfLnNpZ25vZmYudjEuQ2FuY2VsUmV2aWV3UmVxdWVzdBoSLnNpZ25vZmYudjEuUmV2aWV3EkAKCldhdGNoUXVldWUSHS5zaWdub2ZmLnYxLldhdGNoUXVldWVSZXF1ZXN0GhEuc2lnbm9mZi52MS5RdWV1ZTABElcKDkxpc3RQcmVjZWRlbnRzEiEuc2lnbm9mZi52MS5MaXN0UHJlY2VkZW50c1JlcXVlc3QaIi5zaWdub2ZmLnYxLkxpc3RQcmVjZWRlbnRzUmVzcG9uc2USNwoGV2hvQW1JEhkuc2lnbm9mZi52MS5XaG9BbUlSZXF1ZXN0GhIuc2lnbm9mZi52MS5DYWxsZXJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_signoff_v1_common]);
 
 /**
  * One reviewer's act on a review.
@@ -440,6 +440,148 @@ export const SubmitReviewRequestSchema: GenMessage<SubmitReviewRequest> = /*@__P
   messageDesc(file_signoff_v1_review, 6);
 
 /**
+ * One review of a batch and the version the reviewer saw.
+ *
+ * @generated from message signoff.v1.ReviewRef
+ */
+export type ReviewRef = Message<"signoff.v1.ReviewRef"> & {
+  /**
+   * The review to act on.
+   *
+   * @generated from field: string review_id = 1;
+   */
+  reviewId: string;
+
+  /**
+   * Required: the review `version` the reviewer saw (as in SubmitReviewRequest).
+   *
+   * @generated from field: int64 expected_version = 2;
+   */
+  expectedVersion: bigint;
+};
+
+/**
+ * Describes the message signoff.v1.ReviewRef.
+ * Use `create(ReviewRefSchema)` to create a new message.
+ */
+export const ReviewRefSchema: GenMessage<ReviewRef> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_review, 7);
+
+/**
+ * One reviewer's act on several reviews of the same action and deciding rules.
+ *
+ * @generated from message signoff.v1.SubmitReviewsRequest
+ */
+export type SubmitReviewsRequest = Message<"signoff.v1.SubmitReviewsRequest"> & {
+  /**
+   * 1-100 distinct reviews, all of the same action name and the same (policy, rule) pairs
+   * (shadow rules left out), all of groups the caller reviews.
+   *
+   * @generated from field: repeated signoff.v1.ReviewRef reviews = 1;
+   */
+  reviews: ReviewRef[];
+
+  /**
+   * VERDICT_APPROVE or VERDICT_REJECT: edits are made one review at a time (SubmitReview).
+   *
+   * @generated from field: signoff.v1.Verdict verdict = 2;
+   */
+  verdict: Verdict;
+
+  /**
+   * Kept on every act and audit entry; required to reject (every agent is told why).
+   *
+   * @generated from field: string comment = 3;
+   */
+  comment: string;
+};
+
+/**
+ * Describes the message signoff.v1.SubmitReviewsRequest.
+ * Use `create(SubmitReviewsRequestSchema)` to create a new message.
+ */
+export const SubmitReviewsRequestSchema: GenMessage<SubmitReviewsRequest> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_review, 8);
+
+/**
+ * What became of one review of a batch: the review, or why the act was refused.
+ *
+ * @generated from message signoff.v1.ReviewResult
+ */
+export type ReviewResult = Message<"signoff.v1.ReviewResult"> & {
+  /**
+   * The review acted on.
+   *
+   * @generated from field: string review_id = 1;
+   */
+  reviewId: string;
+
+  /**
+   * The review after the act; unset when the act was refused.
+   *
+   * @generated from field: signoff.v1.Review review = 2;
+   */
+  review?: Review | undefined;
+
+  /**
+   * Empty on success, else the status the same act would get from SubmitReview, e.g.
+   * "FAILED_PRECONDITION" (changed meanwhile, already resolved, expired).
+   *
+   * @generated from field: string error_code = 3;
+   */
+  errorCode: string;
+
+  /**
+   * Why the act was refused (empty on success).
+   *
+   * @generated from field: string error_message = 4;
+   */
+  errorMessage: string;
+};
+
+/**
+ * Describes the message signoff.v1.ReviewResult.
+ * Use `create(ReviewResultSchema)` to create a new message.
+ */
+export const ReviewResultSchema: GenMessage<ReviewResult> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_review, 9);
+
+/**
+ * The results of a batch, in the order of the request.
+ *
+ * @generated from message signoff.v1.SubmitReviewsResponse
+ */
+export type SubmitReviewsResponse = Message<"signoff.v1.SubmitReviewsResponse"> & {
+  /**
+   * Id of the batch, also in the payload of each act's audit entry (`batch_id`).
+   *
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+
+  /**
+   * One result per requested review, in request order.
+   *
+   * @generated from field: repeated signoff.v1.ReviewResult results = 2;
+   */
+  results: ReviewResult[];
+
+  /**
+   * How many acts went through.
+   *
+   * @generated from field: int32 succeeded = 3;
+   */
+  succeeded: number;
+};
+
+/**
+ * Describes the message signoff.v1.SubmitReviewsResponse.
+ * Use `create(SubmitReviewsResponseSchema)` to create a new message.
+ */
+export const SubmitReviewsResponseSchema: GenMessage<SubmitReviewsResponse> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_review, 10);
+
+/**
  * Withdraw a pending review.
  *
  * @generated from message signoff.v1.CancelReviewRequest
@@ -465,7 +607,7 @@ export type CancelReviewRequest = Message<"signoff.v1.CancelReviewRequest"> & {
  * Use `create(CancelReviewRequestSchema)` to create a new message.
  */
 export const CancelReviewRequestSchema: GenMessage<CancelReviewRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 7);
+  messageDesc(file_signoff_v1_review, 11);
 
 /**
  * Which queue to watch.
@@ -494,7 +636,7 @@ export type WatchQueueRequest = Message<"signoff.v1.WatchQueueRequest"> & {
  * Use `create(WatchQueueRequestSchema)` to create a new message.
  */
 export const WatchQueueRequestSchema: GenMessage<WatchQueueRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 8);
+  messageDesc(file_signoff_v1_review, 12);
 
 /**
  * The pending backlog of one reviewer group.
@@ -536,7 +678,7 @@ export type QueueGroup = Message<"signoff.v1.QueueGroup"> & {
  * Use `create(QueueGroupSchema)` to create a new message.
  */
 export const QueueGroupSchema: GenMessage<QueueGroup> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 9);
+  messageDesc(file_signoff_v1_review, 13);
 
 /**
  * A snapshot of the pending queue.
@@ -579,7 +721,7 @@ export type Queue = Message<"signoff.v1.Queue"> & {
  * Use `create(QueueSchema)` to create a new message.
  */
 export const QueueSchema: GenMessage<Queue> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 10);
+  messageDesc(file_signoff_v1_review, 14);
 
 /**
  * Which review to find precedents for.
@@ -607,7 +749,7 @@ export type ListPrecedentsRequest = Message<"signoff.v1.ListPrecedentsRequest"> 
  * Use `create(ListPrecedentsRequestSchema)` to create a new message.
  */
 export const ListPrecedentsRequestSchema: GenMessage<ListPrecedentsRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 11);
+  messageDesc(file_signoff_v1_review, 15);
 
 /**
  * Decided reviews (APPROVED, MODIFIED, REJECTED or EXPIRED; never PENDING or CANCELLED) of the
@@ -632,7 +774,7 @@ export type ListPrecedentsResponse = Message<"signoff.v1.ListPrecedentsResponse"
  * Use `create(ListPrecedentsResponseSchema)` to create a new message.
  */
 export const ListPrecedentsResponseSchema: GenMessage<ListPrecedentsResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 12);
+  messageDesc(file_signoff_v1_review, 16);
 
 /**
  * Empty: the caller is named by its token.
@@ -647,7 +789,7 @@ export type WhoAmIRequest = Message<"signoff.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 13);
+  messageDesc(file_signoff_v1_review, 17);
 
 /**
  * The authenticated caller.
@@ -689,7 +831,7 @@ export type Caller = Message<"signoff.v1.Caller"> & {
  * Use `create(CallerSchema)` to create a new message.
  */
 export const CallerSchema: GenMessage<Caller> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 14);
+  messageDesc(file_signoff_v1_review, 18);
 
 /**
  * Lifecycle of a review: PENDING -> APPROVED | MODIFIED | REJECTED | EXPIRED | CANCELLED.
@@ -873,6 +1015,20 @@ export const ReviewService: GenService<{
     methodKind: "unary";
     input: typeof SubmitReviewRequestSchema;
     output: typeof ReviewSchema;
+  },
+  /**
+   * Approve or reject several pending reviews of one action and the same deciding rules in
+   * one act with one comment. Each review is still its own act (its own version check, audit
+   * entry and wake-ups): one that changed meanwhile fails alone, in its result, and the others
+   * go through. A batch that is malformed as a whole (MODIFY, a reject without a comment,
+   * mixed actions or rules, a group the caller does not review) is refused before any act.
+   *
+   * @generated from rpc signoff.v1.ReviewService.SubmitReviews
+   */
+  submitReviews: {
+    methodKind: "unary";
+    input: typeof SubmitReviewsRequestSchema;
+    output: typeof SubmitReviewsResponseSchema;
   },
   /**
    * The requesting agent withdraws its pending review.
