@@ -1,4 +1,4 @@
-"""PolicyService: GetBundle, ReloadBundle (admin only)."""
+"""PolicyService: GetBundle, ReloadBundle (admin only), GetInsights."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from signoff import pb
 from signoff.api.errors import parse
 from signoff.api.methods import Method
 from signoff.app import Signoff, require_role
+from signoff.insights_app import get_insights
 from signoff.review_app import Identity
 
 SERVICE = "signoff.v1.PolicyService"
@@ -31,7 +32,13 @@ def methods(app: Signoff) -> list[Method]:
             )
         return out
 
+    async def insights(who: Identity, data: bytes) -> P.Insights:
+        # Figures over every group's reviews: the roles that already see the whole log.
+        require_role(who, "admin", "auditor")
+        return await get_insights(app.store, parse(P.GetInsightsRequest, data), app.clock.now())
+
     return [
+        Method(SERVICE, "GetInsights", P.GetInsightsRequest, P.Insights, insights),
         Method(SERVICE, "GetBundle", P.GetBundleRequest, P.BundleInfo, get_bundle),
         Method(
             SERVICE, "ReloadBundle", P.ReloadBundleRequest, P.ReloadBundleResponse, reload_bundle

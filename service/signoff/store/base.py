@@ -289,6 +289,19 @@ class Store(Protocol):
         # updated_at is when it was resolved. Read from an index, at most `limit` rows.
         ...
 
+    async def opened_reviews(
+        self,
+        since: dt.datetime,
+        until: dt.datetime,
+        *,
+        after: tuple[dt.datetime, str] | None = None,
+        limit: int = 1000,
+    ) -> list[ReviewRecord]:
+        """Return one page of reviews opened in [since, until), by (created_at, review_id)."""
+        # Any state; keyset on the sort key (rows strictly after `after`) over the index
+        # reviews_created, so a report over a long window reads it page by page.
+        ...
+
     def subscribe_reviews(self, callback: Callable[[str], None]) -> None:
         """Call `callback(review_id)` on the event loop after each committed review change."""
         ...

@@ -285,6 +285,17 @@ class PostgresStore:
             lambda conn: query.decided_reviews(conn, action_name, exclude_review_id, limit)
         )
 
+    async def opened_reviews(
+        self,
+        since: dt.datetime,
+        until: dt.datetime,
+        *,
+        after: tuple[dt.datetime, str] | None = None,
+        limit: int = 1000,
+    ) -> list[ReviewRecord]:
+        """Return one page of reviews opened in [since, until), by (created_at, review_id)."""
+        return await self._read(lambda conn: query.opened_reviews(conn, since, until, after, limit))
+
     # -- the caller side ------------------------------------------------------------------
 
     async def _submit(self, apply: Callable[[Tx], Awaitable[T]]) -> T:

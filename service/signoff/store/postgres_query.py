@@ -186,3 +186,23 @@ async def decided_reviews(
         (action_name, exclude_review_id, limit),
     )
     return [review_from_row(row) for row in await cur.fetchall()]
+
+
+async def opened_reviews(
+    conn: Conn,
+    since: dt.datetime,
+    until: dt.datetime,
+    after: tuple[dt.datetime, str] | None,
+    limit: int,
+) -> list[ReviewRecord]:
+    """Reviews opened in [since, until) past `after`, by (created_at, review_id)."""
+    if limit <= 0:
+        return []
+    low, low_id = (since, "") if after is None else after
+    # A row-value range on the index reviews_created: (since, "") makes it created_at >= since.
+    cur = await conn.execute(
+        f"{SELECT_REVIEW} WHERE (created_at, review_id) > (%s, %s) AND created_at < %s "
+        "ORDER BY created_at, review_id LIMIT %s",
+        (aware(low), low_id, aware(until), limit),
+    )
+    return [review_from_row(row) for row in await cur.fetchall()]

@@ -299,6 +299,17 @@ class SqliteStore:
             lambda conn: reviews_sql.decided(conn, action_name, exclude_review_id, limit)
         )
 
+    async def opened_reviews(
+        self,
+        since: dt.datetime,
+        until: dt.datetime,
+        *,
+        after: tuple[dt.datetime, str] | None = None,
+        limit: int = 1000,
+    ) -> list[ReviewRecord]:
+        """Return one page of reviews opened in [since, until), by (created_at, review_id)."""
+        return await self._read(lambda conn: reviews_sql.opened(conn, since, until, after, limit))
+
     # -- the caller side ------------------------------------------------------------------
 
     async def _submit(self, apply: Callable[[_Tx], T]) -> T:

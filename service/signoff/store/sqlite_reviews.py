@@ -184,6 +184,27 @@ def decided(
     return [from_row(row) for row in rows]
 
 
+def opened(
+    conn: sqlite3.Connection,
+    since: dt.datetime,
+    until: dt.datetime,
+    after: tuple[dt.datetime, str] | None,
+    limit: int,
+) -> list[ReviewRecord]:
+    """Reviews opened in [since, until) past `after`, by (created_at, review_id)."""
+    if limit <= 0:
+        return []
+    low, low_id = (since, "") if after is None else after
+    # (created_at, review_id) > (since, "") is created_at >= since: every id is > "".
+    rows = conn.execute(
+        f"{_SELECT} INDEXED BY reviews_created "
+        "WHERE (created_at, review_id) > (?, ?) AND created_at < ? "
+        "ORDER BY created_at, review_id LIMIT ?",
+        (format_time(low), low_id, format_time(until), limit),
+    )
+    return [from_row(row) for row in rows]
+
+
 def sqlite_glob(action_glob: str) -> str:
     """Translate an action glob (only `*` is special) into an SQLite GLOB pattern."""
     # GLOB also treats `?` and `[` as wildcards; a one-character class makes them literal.

@@ -83,3 +83,79 @@ class ReloadBundleResponse(_message.Message):
     bundle: BundleInfo
     errors: _containers.RepeatedCompositeFieldContainer[PolicyError]
     def __init__(self, accepted: _Optional[bool] = ..., bundle: _Optional[_Union[BundleInfo, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[PolicyError, _Mapping]]] = ...) -> None: ...
+
+class GetInsightsRequest(_message.Message):
+    __slots__ = ("since", "until", "reviewer_group", "min_reviews", "auto_allow_share", "expired_share")
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    MIN_REVIEWS_FIELD_NUMBER: _ClassVar[int]
+    AUTO_ALLOW_SHARE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    reviewer_group: str
+    min_reviews: int
+    auto_allow_share: float
+    expired_share: float
+    def __init__(self, since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reviewer_group: _Optional[str] = ..., min_reviews: _Optional[int] = ..., auto_allow_share: _Optional[float] = ..., expired_share: _Optional[float] = ...) -> None: ...
+
+class InsightFlag(_message.Message):
+    __slots__ = ("kind", "reason")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    reason: str
+    def __init__(self, kind: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RuleInsight(_message.Message):
+    __slots__ = ("policy", "rule", "file", "line", "reviews", "approved_unchanged", "edited", "rejected", "expired", "cancelled", "pending", "median_s", "p90_s", "reviewers", "disagreement", "compared", "flags")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    REVIEWS_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    EDITED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_S_FIELD_NUMBER: _ClassVar[int]
+    P90_S_FIELD_NUMBER: _ClassVar[int]
+    REVIEWERS_FIELD_NUMBER: _ClassVar[int]
+    DISAGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    COMPARED_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    policy: str
+    rule: str
+    file: str
+    line: int
+    reviews: int
+    approved_unchanged: int
+    edited: int
+    rejected: int
+    expired: int
+    cancelled: int
+    pending: int
+    median_s: float
+    p90_s: float
+    reviewers: int
+    disagreement: float
+    compared: int
+    flags: _containers.RepeatedCompositeFieldContainer[InsightFlag]
+    def __init__(self, policy: _Optional[str] = ..., rule: _Optional[str] = ..., file: _Optional[str] = ..., line: _Optional[int] = ..., reviews: _Optional[int] = ..., approved_unchanged: _Optional[int] = ..., edited: _Optional[int] = ..., rejected: _Optional[int] = ..., expired: _Optional[int] = ..., cancelled: _Optional[int] = ..., pending: _Optional[int] = ..., median_s: _Optional[float] = ..., p90_s: _Optional[float] = ..., reviewers: _Optional[int] = ..., disagreement: _Optional[float] = ..., compared: _Optional[int] = ..., flags: _Optional[_Iterable[_Union[InsightFlag, _Mapping]]] = ...) -> None: ...
+
+class Insights(_message.Message):
+    __slots__ = ("since", "until", "reviews", "rules", "truncated")
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    REVIEWS_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    reviews: int
+    rules: _containers.RepeatedCompositeFieldContainer[RuleInsight]
+    truncated: bool
+    def __init__(self, since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reviews: _Optional[int] = ..., rules: _Optional[_Iterable[_Union[RuleInsight, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...

@@ -45,6 +45,11 @@ class PolicyServiceStub:
                 request_serializer=signoff_dot_v1_dot_policy__pb2.ReloadBundleRequest.SerializeToString,
                 response_deserializer=signoff_dot_v1_dot_policy__pb2.ReloadBundleResponse.FromString,
                 _registered_method=True)
+        self.GetInsights = channel.unary_unary(
+                '/signoff.v1.PolicyService/GetInsights',
+                request_serializer=signoff_dot_v1_dot_policy__pb2.GetInsightsRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_policy__pb2.Insights.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -66,6 +71,14 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetInsights(self, request, context):
+        """Per rule, what its reviews became in a time window: counts by outcome, time to review,
+        reviewer disagreement, and flags for rules to relax or to staff (auditor or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +91,11 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.ReloadBundle,
                     request_deserializer=signoff_dot_v1_dot_policy__pb2.ReloadBundleRequest.FromString,
                     response_serializer=signoff_dot_v1_dot_policy__pb2.ReloadBundleResponse.SerializeToString,
+            ),
+            'GetInsights': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInsights,
+                    request_deserializer=signoff_dot_v1_dot_policy__pb2.GetInsightsRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_policy__pb2.Insights.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +153,33 @@ class PolicyService:
             '/signoff.v1.PolicyService/ReloadBundle',
             signoff_dot_v1_dot_policy__pb2.ReloadBundleRequest.SerializeToString,
             signoff_dot_v1_dot_policy__pb2.ReloadBundleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInsights(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.PolicyService/GetInsights',
+            signoff_dot_v1_dot_policy__pb2.GetInsightsRequest.SerializeToString,
+            signoff_dot_v1_dot_policy__pb2.Insights.FromString,
             options,
             channel_credentials,
             insecure,

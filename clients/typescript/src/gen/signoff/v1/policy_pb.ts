@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file signoff/v1/policy.proto.
  */
 export const file_signoff_v1_policy: GenFile = /*@__PURE__*/
-  fileDesc("ChdzaWdub2ZmL3YxL3BvbGljeS5wcm90bxIKc2lnbm9mZi52MSISChBHZXRCdW5kbGVSZXF1ZXN0IhUKE1JlbG9hZEJ1bmRsZVJlcXVlc3QigwEKCFJ1bGVJbmZvEgwKBG5hbWUYASABKAkSKgoIZGVjaXNpb24YAiABKA4yGC5zaWdub2ZmLnYxLlJ1bGVEZWNpc2lvbhIRCglyZXZpZXdlcnMYAyABKAkSDgoGc2hhZG93GAQgASgIEgwKBHdoZW4YBSABKAkSDAoEbGluZRgGIAEoBSJ3Cg5Qb2xpY3lGaWxlSW5mbxIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSDwoHYWN0aW9ucxgEIAMoCRIjCgVydWxlcxgFIAMoCzIULnNpZ25vZmYudjEuUnVsZUluZm8iigEKCkJ1bmRsZUluZm8SDwoHdmVyc2lvbhgBIAEoCRIRCglkaXJlY3RvcnkYAiABKAkSLQoJbG9hZGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgVmaWxlcxgEIAMoCzIaLnNpZ25vZmYudjEuUG9saWN5RmlsZUluZm8iWAoLUG9saWN5RXJyb3ISDAoEZmlsZRgBIAEoCRIMCgRsaW5lGAIgASgFEg4KBmNvbHVtbhgDIAEoBRIMCgRydWxlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkieQoUUmVsb2FkQnVuZGxlUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAgSJgoGYnVuZGxlGAIgASgLMhYuc2lnbm9mZi52MS5CdW5kbGVJbmZvEicKBmVycm9ycxgDIAMoCzIXLnNpZ25vZmYudjEuUG9saWN5RXJyb3IypQEKDVBvbGljeVNlcnZpY2USQQoJR2V0QnVuZGxlEhwuc2lnbm9mZi52MS5HZXRCdW5kbGVSZXF1ZXN0GhYuc2lnbm9mZi52MS5CdW5kbGVJbmZvElEKDFJlbG9hZEJ1bmRsZRIfLnNpZ25vZmYudjEuUmVsb2FkQnVuZGxlUmVxdWVzdBogLnNpZ25vZmYudjEuUmVsb2FkQnVuZGxlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_signoff_v1_common]);
+  fileDesc("ChdzaWdub2ZmL3YxL3BvbGljeS5wcm90bxIKc2lnbm9mZi52MSISChBHZXRCdW5kbGVSZXF1ZXN0IhUKE1JlbG9hZEJ1bmRsZVJlcXVlc3QigwEKCFJ1bGVJbmZvEgwKBG5hbWUYASABKAkSKgoIZGVjaXNpb24YAiABKA4yGC5zaWdub2ZmLnYxLlJ1bGVEZWNpc2lvbhIRCglyZXZpZXdlcnMYAyABKAkSDgoGc2hhZG93GAQgASgIEgwKBHdoZW4YBSABKAkSDAoEbGluZRgGIAEoBSJ3Cg5Qb2xpY3lGaWxlSW5mbxIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSDwoHYWN0aW9ucxgEIAMoCRIjCgVydWxlcxgFIAMoCzIULnNpZ25vZmYudjEuUnVsZUluZm8iigEKCkJ1bmRsZUluZm8SDwoHdmVyc2lvbhgBIAEoCRIRCglkaXJlY3RvcnkYAiABKAkSLQoJbG9hZGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgVmaWxlcxgEIAMoCzIaLnNpZ25vZmYudjEuUG9saWN5RmlsZUluZm8iWAoLUG9saWN5RXJyb3ISDAoEZmlsZRgBIAEoCRIMCgRsaW5lGAIgASgFEg4KBmNvbHVtbhgDIAEoBRIMCgRydWxlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkieQoUUmVsb2FkQnVuZGxlUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAgSJgoGYnVuZGxlGAIgASgLMhYuc2lnbm9mZi52MS5CdW5kbGVJbmZvEicKBmVycm9ycxgDIAMoCzIXLnNpZ25vZmYudjEuUG9saWN5RXJyb3IiyAEKEkdldEluc2lnaHRzUmVxdWVzdBIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnJldmlld2VyX2dyb3VwGAMgASgJEhMKC21pbl9yZXZpZXdzGAQgASgFEhgKEGF1dG9fYWxsb3dfc2hhcmUYBSABKAESFQoNZXhwaXJlZF9zaGFyZRgGIAEoASIrCgtJbnNpZ2h0RmxhZxIMCgRraW5kGAEgASgJEg4KBnJlYXNvbhgCIAEoCSLPAgoLUnVsZUluc2lnaHQSDgoGcG9saWN5GAEgASgJEgwKBHJ1bGUYAiABKAkSDAoEZmlsZRgDIAEoCRIMCgRsaW5lGAQgASgFEg8KB3Jldmlld3MYBSABKAUSGgoSYXBwcm92ZWRfdW5jaGFuZ2VkGAYgASgFEg4KBmVkaXRlZBgHIAEoBRIQCghyZWplY3RlZBgIIAEoBRIPCgdleHBpcmVkGAkgASgFEhEKCWNhbmNlbGxlZBgKIAEoBRIPCgdwZW5kaW5nGAsgASgFEhAKCG1lZGlhbl9zGAwgASgBEg0KBXA5MF9zGA0gASgBEhEKCXJldmlld2VycxgOIAEoBRIUCgxkaXNhZ3JlZW1lbnQYDyABKAESEAoIY29tcGFyZWQYECABKAUSJgoFZmxhZ3MYESADKAsyFy5zaWdub2ZmLnYxLkluc2lnaHRGbGFnIqwBCghJbnNpZ2h0cxIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3Jldmlld3MYAyABKAUSJgoFcnVsZXMYBCADKAsyFy5zaWdub2ZmLnYxLlJ1bGVJbnNpZ2h0EhEKCXRydW5jYXRlZBgFIAEoCDLqAQoNUG9saWN5U2VydmljZRJBCglHZXRCdW5kbGUSHC5zaWdub2ZmLnYxLkdldEJ1bmRsZVJlcXVlc3QaFi5zaWdub2ZmLnYxLkJ1bmRsZUluZm8SUQoMUmVsb2FkQnVuZGxlEh8uc2lnbm9mZi52MS5SZWxvYWRCdW5kbGVSZXF1ZXN0GiAuc2lnbm9mZi52MS5SZWxvYWRCdW5kbGVSZXNwb25zZRJDCgtHZXRJbnNpZ2h0cxIeLnNpZ25vZmYudjEuR2V0SW5zaWdodHNSZXF1ZXN0GhQuc2lnbm9mZi52MS5JbnNpZ2h0c2IGcHJvdG8z", [file_google_protobuf_timestamp, file_signoff_v1_common]);
 
 /**
  * No parameters.
@@ -278,6 +278,271 @@ export const ReloadBundleResponseSchema: GenMessage<ReloadBundleResponse> = /*@_
   messageDesc(file_signoff_v1_policy, 6);
 
 /**
+ * Which reviews GetInsights looks at, and when it flags a rule.
+ *
+ * @generated from message signoff.v1.GetInsightsRequest
+ */
+export type GetInsightsRequest = Message<"signoff.v1.GetInsightsRequest"> & {
+  /**
+   * Reviews opened at or after this time (required).
+   *
+   * @generated from field: google.protobuf.Timestamp since = 1;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Reviews opened before this time (unset: now).
+   *
+   * @generated from field: google.protobuf.Timestamp until = 2;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * Only reviews now assigned to this reviewer group (empty: all groups).
+   *
+   * @generated from field: string reviewer_group = 3;
+   */
+  reviewerGroup: string;
+
+  /**
+   * Decided reviews a rule needs before it is flagged (0: 20).
+   *
+   * @generated from field: int32 min_reviews = 4;
+   */
+  minReviews: number;
+
+  /**
+   * Share of decided reviews approved unchanged that flags an auto-allow candidate (0: 0.95).
+   *
+   * @generated from field: double auto_allow_share = 5;
+   */
+  autoAllowShare: number;
+
+  /**
+   * Share of decided reviews expired that flags a rule for more reviewers or time (0: 0.10).
+   *
+   * @generated from field: double expired_share = 6;
+   */
+  expiredShare: number;
+};
+
+/**
+ * Describes the message signoff.v1.GetInsightsRequest.
+ * Use `create(GetInsightsRequestSchema)` to create a new message.
+ */
+export const GetInsightsRequestSchema: GenMessage<GetInsightsRequest> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_policy, 7);
+
+/**
+ * Something to look at about a rule.
+ *
+ * @generated from message signoff.v1.InsightFlag
+ */
+export type InsightFlag = Message<"signoff.v1.InsightFlag"> & {
+  /**
+   * "auto_allow_candidate" or "needs_more_reviewers_or_time".
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * Why, with the figures, e.g. "approved unchanged 39 of 40 decided reviews (98%)".
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message signoff.v1.InsightFlag.
+ * Use `create(InsightFlagSchema)` to create a new message.
+ */
+export const InsightFlagSchema: GenMessage<InsightFlag> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_policy, 8);
+
+/**
+ * What the reviews caused by one rule became.
+ *
+ * @generated from message signoff.v1.RuleInsight
+ */
+export type RuleInsight = Message<"signoff.v1.RuleInsight"> & {
+  /**
+   * Policy name ("" with rule "(default)": reviews no rule asked for).
+   *
+   * @generated from field: string policy = 1;
+   */
+  policy: string;
+
+  /**
+   * Rule name.
+   *
+   * @generated from field: string rule = 2;
+   */
+  rule: string;
+
+  /**
+   * Policy file path relative to the policies directory, when the review recorded it.
+   *
+   * @generated from field: string file = 3;
+   */
+  file: string;
+
+  /**
+   * 1-based line of the rule in its file (0 when unknown).
+   *
+   * @generated from field: int32 line = 4;
+   */
+  line: number;
+
+  /**
+   * Reviews opened in the window that this rule asked for.
+   *
+   * @generated from field: int32 reviews = 5;
+   */
+  reviews: number;
+
+  /**
+   * Of those: approved as requested.
+   *
+   * @generated from field: int32 approved_unchanged = 6;
+   */
+  approvedUnchanged: number;
+
+  /**
+   * Approved with edited params.
+   *
+   * @generated from field: int32 edited = 7;
+   */
+  edited: number;
+
+  /**
+   * Rejected.
+   *
+   * @generated from field: int32 rejected = 8;
+   */
+  rejected: number;
+
+  /**
+   * Expired (resolved by the rule's on_timeout).
+   *
+   * @generated from field: int32 expired = 9;
+   */
+  expired: number;
+
+  /**
+   * Withdrawn by the agent.
+   *
+   * @generated from field: int32 cancelled = 10;
+   */
+  cancelled: number;
+
+  /**
+   * Still pending.
+   *
+   * @generated from field: int32 pending = 11;
+   */
+  pending: number;
+
+  /**
+   * Median seconds from opening to a reviewer's resolution (approved, edited, rejected).
+   *
+   * @generated from field: double median_s = 12;
+   */
+  medianS: number;
+
+  /**
+   * 90th percentile of the same (nearest rank).
+   *
+   * @generated from field: double p90_s = 13;
+   */
+  p90S: number;
+
+  /**
+   * Distinct reviewers who acted on these reviews.
+   *
+   * @generated from field: int32 reviewers = 14;
+   */
+  reviewers: number;
+
+  /**
+   * Minority share of verdicts among similar reviews: see the README, "Policy insights".
+   *
+   * @generated from field: double disagreement = 15;
+   */
+  disagreement: number;
+
+  /**
+   * Reviews that had a similar reviewed one to compare with (the base of `disagreement`).
+   *
+   * @generated from field: int32 compared = 16;
+   */
+  compared: number;
+
+  /**
+   * What to look at.
+   *
+   * @generated from field: repeated signoff.v1.InsightFlag flags = 17;
+   */
+  flags: InsightFlag[];
+};
+
+/**
+ * Describes the message signoff.v1.RuleInsight.
+ * Use `create(RuleInsightSchema)` to create a new message.
+ */
+export const RuleInsightSchema: GenMessage<RuleInsight> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_policy, 9);
+
+/**
+ * The insights of a window.
+ *
+ * @generated from message signoff.v1.Insights
+ */
+export type Insights = Message<"signoff.v1.Insights"> & {
+  /**
+   * The window: opened at or after `since`, before `until`.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 1;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp until = 2;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * Reviews opened in the window (of the group, if one was asked for).
+   *
+   * @generated from field: int32 reviews = 3;
+   */
+  reviews: number;
+
+  /**
+   * One row per rule, most reviews first.
+   *
+   * @generated from field: repeated signoff.v1.RuleInsight rules = 4;
+   */
+  rules: RuleInsight[];
+
+  /**
+   * True when the window held more reviews than the server reads for one report; the
+   * figures then cover the oldest ones only (`reviews` of them).
+   *
+   * @generated from field: bool truncated = 5;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message signoff.v1.Insights.
+ * Use `create(InsightsSchema)` to create a new message.
+ */
+export const InsightsSchema: GenMessage<Insights> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_policy, 10);
+
+/**
  * The policy bundle the server decides with.
  *
  * @generated from service signoff.v1.PolicyService
@@ -303,6 +568,17 @@ export const PolicyService: GenService<{
     methodKind: "unary";
     input: typeof ReloadBundleRequestSchema;
     output: typeof ReloadBundleResponseSchema;
+  },
+  /**
+   * Per rule, what its reviews became in a time window: counts by outcome, time to review,
+   * reviewer disagreement, and flags for rules to relax or to staff (auditor or admin).
+   *
+   * @generated from rpc signoff.v1.PolicyService.GetInsights
+   */
+  getInsights: {
+    methodKind: "unary";
+    input: typeof GetInsightsRequestSchema;
+    output: typeof InsightsSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_signoff_v1_policy, 0);

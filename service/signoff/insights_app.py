@@ -1,0 +1,73 @@
+"""GetInsights: read the reviews opened in a window, page by page, and summarize them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+
+from signoff import insights, pb
+from signoff.errors import InvalidArgument
+from signoff.store.base import Store
+
+PAGE = 1000
+# One report reads at most this many reviews (about 1 KiB each decoded): a window that holds
+# more is reported on its oldest ones and marked truncated rather than held in memory whole.
+MAX_REVIEWS = 200_000
+
+
+def thresholds(req: pb.policy.GetInsightsRequest) -> insights.Thresholds:
+    """The request's thresholds, defaults for zeros; InvalidArgument names a bad one."""
+    d = insights.Thresholds()
+    if req.min_reviews < 0:
+        raise InvalidArgument(f"min_reviews must be >= 0, not {req.min_reviews}")
+    for name in ("auto_allow_share", "expired_share"):
+        value = getattr(req, name)
+        if not 0 <= value <= 1:
+            raise InvalidArgument(f"{name} must be between 0 and 1, not {value:g}")
+    return insights.Thresholds(
+        min_reviews=req.min_reviews or d.min_reviews,
+        auto_allow_share=req.auto_allow_share or d.auto_allow_share,
+        expired_share=req.expired_share or d.expired_share,
+    )
+
+
+async def get_insights(
+    store: Store, req: pb.policy.GetInsightsRequest, now: dt.datetime
+) -> pb.policy.Insights:
+    """The per-rule insights of the reviews opened in the request's window."""
+    if not req.HasField("since"):
+        raise InvalidArgument("since is required (the start of the window)")
+    since = req.since.ToDatetime(dt.UTC)
+    until = req.until.ToDatetime(dt.UTC) if req.HasField("until") else now
+    if until <= since:
+        raise InvalidArgument(
+            f"until ({until.isoformat()}) must be after since ({since.isoformat()})"
+        )
+    limits = thresholds(req)
+    seen: list[pb.review.Review] = []
+    truncated = False
+    async for review in _reviews(store, since, until):
+        if req.reviewer_group and review.reviewer_group != req.reviewer_group:
+            continue
+        if len(seen) == MAX_REVIEWS:
+            truncated = True
+            break
+        seen.append(review)
+    out = pb.policy.Insights(reviews=len(seen), truncated=truncated)
+    out.since.FromDatetime(since)
+    out.until.FromDatetime(until)
+    out.rules.extend(insights.rule_rows(seen, limits))
+    return out
+
+
+async def _reviews(
+    store: Store, since: dt.datetime, until: dt.datetime
+) -> AsyncIterator[pb.review.Review]:
+    after: tuple[dt.datetime, str] | None = None
+    while True:
+        page = await store.opened_reviews(since, until, after=after, limit=PAGE)
+        for rec in page:
+            yield pb.review.Review.FromString(rec.review)
+        if len(page) < PAGE:
+            return
+        after = (page[-1].created_at, page[-1].review_id)
