@@ -19,11 +19,11 @@ def thresholds(req: pb.policy.GetInsightsRequest) -> insights.Thresholds:
     """The request's thresholds, defaults for zeros; InvalidArgument names a bad one."""
     d = insights.Thresholds()
     if req.min_reviews < 0:
-        raise InvalidArgument(f"min_reviews must be >= 0, not {req.min_reviews}")
+        raise InvalidArgument("min_reviews", f"must be >= 0, not {req.min_reviews}")
     for name in ("auto_allow_share", "expired_share"):
         value = getattr(req, name)
         if not 0 <= value <= 1:
-            raise InvalidArgument(f"{name} must be between 0 and 1, not {value:g}")
+            raise InvalidArgument(name, f"must be between 0 and 1, not {value:g}")
     return insights.Thresholds(
         min_reviews=req.min_reviews or d.min_reviews,
         auto_allow_share=req.auto_allow_share or d.auto_allow_share,
@@ -36,12 +36,12 @@ async def get_insights(
 ) -> pb.policy.Insights:
     """The per-rule insights of the reviews opened in the request's window."""
     if not req.HasField("since"):
-        raise InvalidArgument("since is required (the start of the window)")
+        raise InvalidArgument("since", "is required (the start of the window)")
     since = req.since.ToDatetime(dt.UTC)
     until = req.until.ToDatetime(dt.UTC) if req.HasField("until") else now
     if until <= since:
         raise InvalidArgument(
-            f"until ({until.isoformat()}) must be after since ({since.isoformat()})"
+            "until", f"{until.isoformat()} is not after since ({since.isoformat()})"
         )
     limits = thresholds(req)
     seen: list[pb.review.Review] = []

@@ -133,6 +133,34 @@ async def test_decided_reviews_return_whole_records(history: Store) -> None:
     assert (first.state, first.updated_at) == ("APPROVED", at(50))
 
 
+# -- opened_reviews -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "after", "limit", "expected"),
+    [
+        (0, 100, None, 100, ["rev-1", "rev-2", "rev-3", "rev-4", "rev-5", "rev-6", "rev-7"]),
+        (2, 5, None, 100, ["rev-2", "rev-3", "rev-4"]),  # since inclusive, until exclusive
+        (0, 100, None, 2, ["rev-1", "rev-2"]),
+        (0, 100, (2, "rev-2"), 2, ["rev-3", "rev-4"]),  # the next page
+        (0, 100, (7, "rev-7"), 2, []),
+        (8, 100, None, 100, []),
+        (0, 100, None, 0, []),
+    ],
+)
+async def test_opened_reviews_page_every_state_by_opening_time(
+    history: Store,
+    since: float,
+    until: float,
+    after: tuple[float, str] | None,
+    limit: int,
+    expected: list[str],
+) -> None:
+    cursor = None if after is None else (at(after[0]), after[1])
+    got = await history.opened_reviews(at(since), at(until), after=cursor, limit=limit)
+    assert ids(got) == expected
+
+
 # -- query plans ----------------------------------------------------------------------------
 
 
@@ -143,6 +171,8 @@ async def test_decided_reviews_return_whole_records(history: Store) -> None:
         (lambda c: sqlite_reviews.backlog(c, ()), "reviews_pending_backlog"),
         (lambda c: sqlite_reviews.backlog(c, ("a", "b")), "reviews_pending_backlog"),
         (lambda c: sqlite_reviews.decided(c, "refund.issue", "r", 200), "reviews_decided_action"),
+        (lambda c: sqlite_reviews.opened(c, at(0), at(60), None, 1000), "reviews_created"),
+        (lambda c: sqlite_reviews.opened(c, at(0), at(60), (at(5), "r"), 1000), "reviews_created"),
     ],
 )
 async def test_console_queries_read_their_index_without_sorting_on_sqlite(
@@ -182,6 +212,10 @@ FILL = (
 )
 
 
+def _ago(seconds: float) -> dt.datetime:
+    return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
+
+
 @pytest.mark.postgres_only
 @pytest.mark.parametrize(
     ("call", "index"),
@@ -191,6 +225,14 @@ FILL = (
         (
             lambda c: postgres_query.decided_reviews(c, "refund.issue", "v1", 200),
             "reviews_decided_action",
+        ),
+        (
+            lambda c: postgres_query.opened_reviews(c, _ago(3600), _ago(0), None, 1000),
+            "reviews_created",
+        ),
+        (
+            lambda c: postgres_query.opened_reviews(c, _ago(3600), _ago(0), (_ago(60), "v"), 1000),
+            "reviews_created",
         ),
     ],
 )

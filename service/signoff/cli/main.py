@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     add_audit(sub)
     add_explain(sub)
     add_replay(psub)
+    from signoff.cli.insights import add_parser as add_insights
+
+    add_insights(psub)
     from signoff.cli.config_cmd import add_parser as add_config
 
     add_config(sub)
@@ -123,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         from signoff.cli.replay import run as run_replay
 
         return run_replay(args)
+    if args.command == "policy" and args.policy_command == "insights":
+        from signoff.cli.insights import run as run_insights
+
+        return run_insights(args)
     return 2
 
 
