@@ -20,6 +20,7 @@ from signoff.ids import Clock, IdFactory
 from signoff.jsonify import decision_to_dict, request_to_dict
 from signoff.logs import event
 from signoff.policy import Bundle, BundleError, load_bundle
+from signoff.receipts import ReceiptIssuer
 from signoff.redact import redact
 from signoff.review_app import Identity, ReviewDesk, audit_record, to_record
 from signoff.store.base import DecisionRecord, Store
@@ -54,6 +55,7 @@ class Signoff:
         review_timeout: dt.timedelta = dt.timedelta(hours=24),
         desk: ReviewDesk | None = None,
         telemetry: Telemetry | None = None,
+        receipts: ReceiptIssuer | None = None,
     ) -> None:
         self.policies = policies
         self.store = store
@@ -64,6 +66,7 @@ class Signoff:
         self.review_timeout = review_timeout
         self.reviews = desk or ReviewDesk(store, clock, limits)
         self.telemetry = telemetry or Telemetry()
+        self.receipts = receipts
         self._holder: BundleHolder | None = None
         self._reload_lock = asyncio.Lock()
 
@@ -169,6 +172,9 @@ class Signoff:
         ev = evaluate(bundle, req, now, self.default)
         policy_s = time.perf_counter() - started_policy
         decision = self._to_decision(req, ev, bundle, now)
+        if self.receipts is not None:
+            # Signed before it is stored, so that a replay returns the same receipt.
+            self.receipts.for_decision(req, decision)
         # The review (and so decision.review_id) exists before anything is recorded: the
         # decision, its audit entry and the opened review commit in one transaction.
         review = None

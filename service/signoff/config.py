@@ -26,6 +26,7 @@ from pydantic_settings import (
 from signoff.auth.config import AuthSettings
 from signoff.limits.config import LimitSettings
 from signoff.notify.config import NotifySettings
+from signoff.receipts_config import ReceiptSettings
 from signoff.telemetry_config import TelemetrySettings
 from signoff.tls import TlsSettings
 
@@ -138,6 +139,10 @@ class Settings(BaseSettings):
     )
     notify: NotifySettings = Field(
         default_factory=NotifySettings, description="Webhooks per reviewer group."
+    )
+    receipts: ReceiptSettings = Field(
+        default_factory=ReceiptSettings,
+        description="Signed receipts of AUTO_ALLOW decisions and approved reviews.",
     )
     tls: TlsSettings = Field(
         default_factory=TlsSettings, description="TLS and mTLS on the gRPC and HTTP ports."

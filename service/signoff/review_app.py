@@ -19,6 +19,7 @@ from signoff.errors import InvalidArgument, NotFound, PermissionDenied, Unavaila
 from signoff.ids import Clock
 from signoff.jsonify import struct_to_dict
 from signoff.logs import event
+from signoff.receipts import ReceiptIssuer
 from signoff.reviews import Actor, Change
 from signoff.store.base import ReviewQuery, ReviewRecord, Store
 from signoff.telemetry import Telemetry
@@ -197,8 +198,10 @@ class ReviewDesk:
         recheck_s: float = 5.0,
         queue_interval_s: float = review_console.QUEUE_MIN_INTERVAL_S,
         telemetry: Telemetry | None = None,
+        receipts: ReceiptIssuer | None = None,
     ) -> None:
         self.store = store
+        self.receipts = receipts
         self.clock = clock
         self.limits = limits
         self.hub = Hub()
@@ -242,7 +245,10 @@ class ReviewDesk:
         r = await self._load(review_id)
         if not self._may_see(who, r):
             raise PermissionDenied(f"{who.id} may not see review {review_id}")
-        return r
+        return self._receipted(r)
+
+    def _receipted(self, r: pb.review.Review) -> pb.review.Review:
+        return self.receipts.for_review(r) if self.receipts is not None else r
 
     async def watch(self, who: Identity, review_id: str) -> AsyncIterator[pb.review.Review]:
         """The review now, then at every change, until it is resolved."""
@@ -265,7 +271,7 @@ class ReviewDesk:
                 current = await self._load(review_id)
             if current.version != r.version:
                 r = current
-                yield r
+                yield self._receipted(r)
 
     async def list(
         self, who: Identity, req: pb.review.ListReviewsRequest
@@ -438,7 +444,7 @@ class ReviewDesk:
             group=new.reviewer_group,
         )
         self.published(change.event, new)
-        return new
+        return self._receipted(new)
 
 
 def _glob_ok(glob: str) -> bool:

@@ -160,7 +160,7 @@ def submit(
         raise InvalidArgument("params", "only VERDICT_MODIFY takes params")
     if len(comment) > 4096:
         raise InvalidArgument("comment", "longer than 4096 characters")
-    if verdict == S.VERDICT_APPROVE and actor.id in _approvers(review):
+    if verdict == S.VERDICT_APPROVE and actor.id in approvers(review):
         raise FailedPrecondition(
             f"{actor.id} already approved review {review.review_id}; "
             f"{review.approvals_required} distinct reviewers are needed",
@@ -179,7 +179,7 @@ def submit(
     if verdict == S.VERDICT_MODIFY:
         act.params.CopyFrom(params)
         new.final_params.CopyFrom(params)
-    if len(_approvers(new)) >= new.approvals_required:
+    if len(approvers(new)) >= new.approvals_required:
         edited = new.HasField("final_params")
         state = S.REVIEW_STATE_MODIFIED if edited else S.REVIEW_STATE_APPROVED
         _resolve(new, state, pb.common.OUTCOME_AUTO_ALLOW, now)
@@ -187,7 +187,7 @@ def submit(
     return Change(new, VERDICT_EVENTS[verdict])
 
 
-def _approvers(review: pb.review.Review) -> set[str]:
+def approvers(review: pb.review.Review) -> set[str]:
     """Distinct approvers of the params as they stand now.
 
     An edit changes what is being approved, so only approvals given at or after the last

@@ -35,6 +35,7 @@ from signoff.ids import Clock, IdFactory, SystemClock, new_id
 from signoff.limits import Limiter
 from signoff.logs import event
 from signoff.notify import Notifier
+from signoff.receipts import ReceiptIssuer
 from signoff.review_app import ReviewDesk
 from signoff.store.base import Store
 from signoff.store.sqlite import SqliteStore
@@ -195,8 +196,9 @@ def build_app(
     ids: IdFactory = new_id,
     notifier: Notifier | None = None,
     telemetry: Telemetry | None = None,
+    signer: Signer | None = None,
 ) -> Signoff:
-    """Build the application and its store from settings."""
+    """Build the application and its store from settings; `signer` signs receipts."""
     clock = clock or SystemClock()
     store = build_store(settings, clock)
     limits = Limits(
@@ -208,6 +210,11 @@ def build_app(
     default = DefaultDecision(
         decision=settings.default_decision, reviewer_group=settings.default_reviewer_group
     )
+    receipts = (
+        ReceiptIssuer(signer.key, settings.receipts.ttl)
+        if signer is not None and settings.receipts.enabled
+        else None
+    )
     desk = ReviewDesk(
         store,
         clock,
@@ -215,6 +222,7 @@ def build_app(
         publish=notifier.publish if notifier else None,
         recheck_s=settings.watch_recheck,
         telemetry=telemetry,
+        receipts=receipts,
     )
     return Signoff(
         policies=settings.policies,
@@ -226,6 +234,7 @@ def build_app(
         review_timeout=settings.review_timeout,
         desk=desk,
         telemetry=telemetry,
+        receipts=receipts,
     )
 
 
@@ -296,7 +305,7 @@ async def start(
     signer = signer_for(settings, dev_mode=isinstance(authenticator, DevAuthenticator))
     notifier = Notifier(settings.notify)
     telemetry = Telemetry(settings.telemetry, prometheus=bool(settings.http_listen))
-    app = build_app(settings, clock, notifier=notifier, telemetry=telemetry)
+    app = build_app(settings, clock, notifier=notifier, telemetry=telemetry, signer=signer)
     telemetry.watch_store(app.store)
     await app.store.open()
     try:

@@ -125,6 +125,11 @@ class Decision:
         return self.outcome is Outcome.AUTO_ALLOW
 
     @property
+    def receipt(self) -> common_pb2.Receipt | None:
+        """The server's signed receipt (AUTO_ALLOW only); see `receipts.verify`."""
+        return self.raw.receipt if self.raw.HasField("receipt") else None
+
+    @property
     def denied(self) -> bool:
         """True when the agent must not take the step."""
         return self.outcome is Outcome.DENY

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from signoff_client import _struct
-from signoff_client._gen import review_pb2
+from signoff_client._gen import common_pb2, review_pb2
 from signoff_client.errors import SignoffError
 from signoff_client.models import Decision, MatchedRule, Outcome, _timestamp
 
@@ -132,6 +132,11 @@ class Review:
         return self.state.final
 
     @property
+    def receipt(self) -> common_pb2.Receipt | None:
+        """The server's signed receipt (APPROVED and MODIFIED only); see `receipts.verify`."""
+        return self.raw.receipt if self.raw.HasField("receipt") else None
+
+    @property
     def comment(self) -> str:
         """The latest reviewer comment ("" if none)."""
         return next((a.comment for a in reversed(self.acts) if a.comment), "")
@@ -195,6 +200,11 @@ class Approval:
     params: dict[str, Any]  # the params to execute (a reviewer's edits where edited)
     decision: Decision
     review: Review | None  # None when the policy allowed the action without review
+
+    @property
+    def receipt(self) -> common_pb2.Receipt | None:
+        """The signed receipt to pass to the service that executes the action, if any."""
+        return self.review.receipt if self.review is not None else self.decision.receipt
 
     @property
     def reviewed(self) -> bool:

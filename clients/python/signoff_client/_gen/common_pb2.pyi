@@ -106,7 +106,7 @@ class MatchedRule(_message.Message):
     def __init__(self, file: _Optional[str] = ..., policy: _Optional[str] = ..., rule: _Optional[str] = ..., decision: _Optional[_Union[RuleDecision, str]] = ..., reason: _Optional[str] = ..., shadow: _Optional[bool] = ..., error: _Optional[str] = ..., reviewer_group: _Optional[str] = ..., line: _Optional[int] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("decision_id", "request_id", "outcome", "reason", "reviewer_group", "review_id", "matched_rules", "policy_version", "evaluated_at", "default_applied", "replayed")
+    __slots__ = ("decision_id", "request_id", "outcome", "reason", "reviewer_group", "review_id", "matched_rules", "policy_version", "evaluated_at", "default_applied", "replayed", "receipt")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +118,7 @@ class Decision(_message.Message):
     EVALUATED_AT_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_APPLIED_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     request_id: str
     outcome: Outcome
@@ -129,4 +130,15 @@ class Decision(_message.Message):
     evaluated_at: _timestamp_pb2.Timestamp
     default_applied: bool
     replayed: bool
-    def __init__(self, decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reason: _Optional[str] = ..., reviewer_group: _Optional[str] = ..., review_id: _Optional[str] = ..., matched_rules: _Optional[_Iterable[_Union[MatchedRule, _Mapping]]] = ..., policy_version: _Optional[str] = ..., evaluated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_applied: _Optional[bool] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    receipt: Receipt
+    def __init__(self, decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reason: _Optional[str] = ..., reviewer_group: _Optional[str] = ..., review_id: _Optional[str] = ..., matched_rules: _Optional[_Iterable[_Union[MatchedRule, _Mapping]]] = ..., policy_version: _Optional[str] = ..., evaluated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_applied: _Optional[bool] = ..., replayed: _Optional[bool] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+
+class Receipt(_message.Message):
+    __slots__ = ("payload", "signature", "key_id")
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    payload: bytes
+    signature: bytes
+    key_id: str
+    def __init__(self, payload: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file signoff/v1/common.proto.
  */
 export const file_signoff_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChdzaWdub2ZmL3YxL2NvbW1vbi5wcm90bxIKc2lnbm9mZi52MSI/CgZBY3Rpb24SDAoEbmFtZRgBIAEoCRInCgZwYXJhbXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoUBCglQcmluY2lwYWwSCgoCaWQYASABKAkSDAoEa2luZBgCIAEoCRINCgVyb2xlcxgDIAMoCRIMCgR0YWdzGAQgAygJEhQKDG9uX2JlaGFsZl9vZhgFIAEoCRIrCgphdHRyaWJ1dGVzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJRCghSZXNvdXJjZRIMCgRraW5kGAEgASgJEgoKAmlkGAIgASgJEisKCmF0dHJpYnV0ZXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0ItoBCg1BY3Rpb25SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSIgoGYWN0aW9uGAIgASgLMhIuc2lnbm9mZi52MS5BY3Rpb24SKAoJcHJpbmNpcGFsGAMgASgLMhUuc2lnbm9mZi52MS5QcmluY2lwYWwSJgoIcmVzb3VyY2UYBCABKAsyFC5zaWdub2ZmLnYxLlJlc291cmNlEigKB2NvbnRleHQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhUKDWp1c3RpZmljYXRpb24YBiABKAkiugEKC01hdGNoZWRSdWxlEgwKBGZpbGUYASABKAkSDgoGcG9saWN5GAIgASgJEgwKBHJ1bGUYAyABKAkSKgoIZGVjaXNpb24YBCABKA4yGC5zaWdub2ZmLnYxLlJ1bGVEZWNpc2lvbhIOCgZyZWFzb24YBSABKAkSDgoGc2hhZG93GAYgASgIEg0KBWVycm9yGAcgASgJEhYKDnJldmlld2VyX2dyb3VwGAggASgJEgwKBGxpbmUYCSABKAUiuQIKCERlY2lzaW9uEhMKC2RlY2lzaW9uX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSJAoHb3V0Y29tZRgDIAEoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIOCgZyZWFzb24YBCABKAkSFgoOcmV2aWV3ZXJfZ3JvdXAYBSABKAkSEQoJcmV2aWV3X2lkGAYgASgJEi4KDW1hdGNoZWRfcnVsZXMYByADKAsyFy5zaWdub2ZmLnYxLk1hdGNoZWRSdWxlEhYKDnBvbGljeV92ZXJzaW9uGAggASgJEjAKDGV2YWx1YXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPZGVmYXVsdF9hcHBsaWVkGAogASgIEhAKCHJlcGxheWVkGAsgASgIKmgKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhYKEk9VVENPTUVfQVVUT19BTExPVxABEhoKFk9VVENPTUVfUkVRVUlSRV9SRVZJRVcQAhIQCgxPVVRDT01FX0RFTlkQAyp4CgxSdWxlRGVjaXNpb24SHQoZUlVMRV9ERUNJU0lPTl9VTlNQRUNJRklFRBAAEhcKE1JVTEVfREVDSVNJT05fQUxMT1cQARIYChRSVUxFX0RFQ0lTSU9OX1JFVklFVxACEhYKElJVTEVfREVDSVNJT05fREVOWRADYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChdzaWdub2ZmL3YxL2NvbW1vbi5wcm90bxIKc2lnbm9mZi52MSI/CgZBY3Rpb24SDAoEbmFtZRgBIAEoCRInCgZwYXJhbXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoUBCglQcmluY2lwYWwSCgoCaWQYASABKAkSDAoEa2luZBgCIAEoCRINCgVyb2xlcxgDIAMoCRIMCgR0YWdzGAQgAygJEhQKDG9uX2JlaGFsZl9vZhgFIAEoCRIrCgphdHRyaWJ1dGVzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJRCghSZXNvdXJjZRIMCgRraW5kGAEgASgJEgoKAmlkGAIgASgJEisKCmF0dHJpYnV0ZXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0ItoBCg1BY3Rpb25SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSIgoGYWN0aW9uGAIgASgLMhIuc2lnbm9mZi52MS5BY3Rpb24SKAoJcHJpbmNpcGFsGAMgASgLMhUuc2lnbm9mZi52MS5QcmluY2lwYWwSJgoIcmVzb3VyY2UYBCABKAsyFC5zaWdub2ZmLnYxLlJlc291cmNlEigKB2NvbnRleHQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhUKDWp1c3RpZmljYXRpb24YBiABKAkiugEKC01hdGNoZWRSdWxlEgwKBGZpbGUYASABKAkSDgoGcG9saWN5GAIgASgJEgwKBHJ1bGUYAyABKAkSKgoIZGVjaXNpb24YBCABKA4yGC5zaWdub2ZmLnYxLlJ1bGVEZWNpc2lvbhIOCgZyZWFzb24YBSABKAkSDgoGc2hhZG93GAYgASgIEg0KBWVycm9yGAcgASgJEhYKDnJldmlld2VyX2dyb3VwGAggASgJEgwKBGxpbmUYCSABKAUi3wIKCERlY2lzaW9uEhMKC2RlY2lzaW9uX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSJAoHb3V0Y29tZRgDIAEoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIOCgZyZWFzb24YBCABKAkSFgoOcmV2aWV3ZXJfZ3JvdXAYBSABKAkSEQoJcmV2aWV3X2lkGAYgASgJEi4KDW1hdGNoZWRfcnVsZXMYByADKAsyFy5zaWdub2ZmLnYxLk1hdGNoZWRSdWxlEhYKDnBvbGljeV92ZXJzaW9uGAggASgJEjAKDGV2YWx1YXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPZGVmYXVsdF9hcHBsaWVkGAogASgIEhAKCHJlcGxheWVkGAsgASgIEiQKB3JlY2VpcHQYDCABKAsyEy5zaWdub2ZmLnYxLlJlY2VpcHQiPQoHUmVjZWlwdBIPCgdwYXlsb2FkGAEgASgMEhEKCXNpZ25hdHVyZRgCIAEoDBIOCgZrZXlfaWQYAyABKAkqaAoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFgoST1VUQ09NRV9BVVRPX0FMTE9XEAESGgoWT1VUQ09NRV9SRVFVSVJFX1JFVklFVxACEhAKDE9VVENPTUVfREVOWRADKngKDFJ1bGVEZWNpc2lvbhIdChlSVUxFX0RFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASFwoTUlVMRV9ERUNJU0lPTl9BTExPVxABEhgKFFJVTEVfREVDSVNJT05fUkVWSUVXEAISFgoSUlVMRV9ERUNJU0lPTl9ERU5ZEANiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * The step an agent wants to take. In CEL this is the variable `action`.
@@ -356,6 +356,13 @@ export type Decision = Message<"signoff.v1.Decision"> & {
    * @generated from field: bool replayed = 11;
    */
   replayed: boolean;
+
+  /**
+   * Proof, signed by the server, that this exact action was allowed (AUTO_ALLOW only).
+   *
+   * @generated from field: signoff.v1.Receipt receipt = 12;
+   */
+  receipt?: Receipt | undefined;
 };
 
 /**
@@ -364,6 +371,47 @@ export type Decision = Message<"signoff.v1.Decision"> & {
  */
 export const DecisionSchema: GenMessage<Decision> = /*@__PURE__*/
   messageDesc(file_signoff_v1_common, 5);
+
+/**
+ * A final "may execute" decision, signed with the server's Ed25519 checkpoint key (the
+ * public key GetCheckpoints returns), so that the service that finally executes the action
+ * can check offline that exactly this action was approved, and recently. Verify with
+ * `signoff_client.receipts.verify` or the TypeScript `verifyReceipt`.
+ *
+ * @generated from message signoff.v1.Receipt
+ */
+export type Receipt = Message<"signoff.v1.Receipt"> & {
+  /**
+   * The signed bytes, verbatim: the RFC 8785 canonical JSON of {"v": 1, "type":
+   * "signoff.receipt", "decision_id", "review_id", "action_digest", "redacted_paths",
+   * "outcome", "approvers", "issued_at", "expires_at", "key_id"}. Read the fields from here,
+   * never re-encode them.
+   *
+   * @generated from field: bytes payload = 1;
+   */
+  payload: Uint8Array;
+
+  /**
+   * The 64-byte Ed25519 signature (RFC 8032) over `payload`.
+   *
+   * @generated from field: bytes signature = 2;
+   */
+  signature: Uint8Array;
+
+  /**
+   * First 16 hex characters of SHA-256 of the raw public key (as for checkpoints).
+   *
+   * @generated from field: string key_id = 3;
+   */
+  keyId: string;
+};
+
+/**
+ * Describes the message signoff.v1.Receipt.
+ * Use `create(ReceiptSchema)` to create a new message.
+ */
+export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_common, 6);
 
 /**
  * The answer to an ActionRequest.
