@@ -169,3 +169,16 @@ def test_the_ttl_setting_sets_the_expiry(make_server):
     v = receipts.verify(_evaluate(server, 120).receipt, _public_key(server), _action(120))
     assert v.expires_at - v.issued_at == dt.timedelta(minutes=2)
     assert dataclasses.asdict(v)["outcome"] == "AUTO_ALLOW"
+
+
+def test_the_readme_sample_verifies_serialized_bytes_with_the_saved_pem(server, tmp_path):
+    """README "Signed receipts": the agent sends the bytes, the executor has the PEM file."""
+    with Client(server.target, token="bot") as bot:
+        approval = bot.require(**_action(120))
+    pub = tmp_path / "signoff.pub"
+    pub.write_text(_public_key(server))
+    sent = approval.receipt.SerializeToString()
+    verified = receipts.verify(sent, pub.read_text(), _action(120))
+    assert verified.decision_id == approval.decision.decision_id
+    with pytest.raises(receipts.MalformedReceipt, match="serialized"):
+        receipts.verify(b"\xff" + sent, pub.read_text(), _action(120))

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from google.protobuf.message import DecodeError
+
 from signoff_client import _masking, _struct
 from signoff_client._gen import common_pb2
 from signoff_client._request import as_request, to_proto
@@ -104,11 +106,11 @@ def verify(
 ) -> VerifiedReceipt:
     """Return what `receipt` states if it is valid for `action` now; raise ReceiptError if not.
 
-    `receipt` is a `Receipt` message or anything with one in `.receipt` (a Decision, a
-    Review, an Approval). `public_key` is the server's Ed25519 key: PEM (str or bytes), the
-    32 raw bytes, or an `Ed25519PublicKey`. `action` is what is about to execute, as
-    `evaluate` takes it: a `Request` or a mapping with "action", "params", "principal",
-    "resource" (the principal and resource as the agent sent them).
+    `receipt` is a `Receipt` message, its serialized bytes, or anything with one in
+    `.receipt` (a Decision, a Review, an Approval). `public_key` is the server's Ed25519
+    key: PEM (str or bytes), the 32 raw bytes, or an `Ed25519PublicKey`. `action` is what
+    is about to execute, as `evaluate` takes it: a `Request` or a mapping with "action",
+    "params", "principal", "resource" (the principal and resource as the agent sent them).
     """
     raw = _receipt_of(receipt)
     key = _load_key(public_key)
@@ -144,6 +146,11 @@ def key_id(key: Ed25519PublicKey) -> str:
 
 
 def _receipt_of(value: Any) -> common_pb2.Receipt:
+    if isinstance(value, bytes | bytearray):
+        try:
+            value = common_pb2.Receipt.FromString(bytes(value))
+        except DecodeError:
+            raise MalformedReceipt("receipt bytes are not a serialized Receipt") from None
     if not isinstance(value, common_pb2.Receipt):
         value = getattr(value, "receipt", None)
     if not isinstance(value, common_pb2.Receipt) or not value.payload:
