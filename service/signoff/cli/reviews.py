@@ -14,6 +14,8 @@ Reviewing from the command line
     signoff reviews modify 3f9c2a1b --params '{"amount": 500, "currency": "EUR"}'
     signoff reviews modify 3f9c2a1b --params-file edited.json --yes
     signoff reviews reject 3f9c2a1b --comment "duplicate of 3f9c..."
+    signoff reviews approve 3f9c2a1b 7d01e4aa --comment "same ticket"   # one batch act
+    signoff reviews reject --all-like 3f9c2a1b --comment "bot loop"    # see reviews_batch.py
     signoff reviews cancel 3f9c2a1b --reason "customer withdrew"   # the requesting agent
 
 Every command takes `--json` (list: one review per line; others: the review) and
@@ -45,6 +47,7 @@ from typing import Any
 
 import grpc
 
+from signoff.cli import reviews_batch
 from signoff.cli import reviews_view as view
 from signoff.cli.output import diff
 from signoff.cli.remote import (
@@ -85,6 +88,10 @@ class Client(Remote):
         """SubmitReview."""
         return self.stub.SubmitReview(req, metadata=self.metadata, timeout=self.timeout)
 
+    def submit_many(self, req: R.SubmitReviewsRequest) -> R.SubmitReviewsResponse:
+        """SubmitReviews."""
+        return self.stub.SubmitReviews(req, metadata=self.metadata, timeout=self.timeout)
+
     def cancel(self, req: R.CancelReviewRequest) -> R.Review:
         """CancelReview."""
         return self.stub.CancelReview(req, metadata=self.metadata, timeout=self.timeout)
@@ -119,7 +126,17 @@ def add_parser(sub: Any) -> None:
     for verb in ("approve", "reject", "modify"):
         what = "approve with edited params" if verb == "modify" else verb
         act = rsub.add_parser(verb, parents=[common], help=f"{what}: a pending review")
-        act.add_argument("id", help="review id, or a unique prefix/suffix of a pending one")
+        if verb == "modify":
+            act.add_argument("id", help="review id, or a unique prefix/suffix of a pending one")
+        else:
+            act.add_argument(
+                "ids", nargs="*", metavar="id", help="review ids (several: one batch act)"
+            )
+            act.add_argument(
+                "--all-like",
+                metavar="ID",
+                help="every pending review of ID's group, action and deciding rules (a batch)",
+            )
         act.add_argument("--comment", default="", help="shown to the agent, kept in the audit")
         act.add_argument(
             "--version", type=int, help="the review version you looked at (default: current)"
@@ -191,6 +208,12 @@ def _show(client: Client, args: argparse.Namespace) -> int:
 
 def _act(verdict: int) -> Callable[[Client, argparse.Namespace], int]:
     def act(client: Client, args: argparse.Namespace) -> int:
+        if verdict != R.VERDICT_MODIFY:
+            if reviews_batch.wants_batch(args):
+                return reviews_batch.act_many(client, args, verdict, resolve)
+            if not args.ids:
+                raise CliError("give a review id (or several, or --all-like ID)", EXIT_USAGE)
+            args.id = args.ids[0]
         new_params = _read_params(args) if verdict == R.VERDICT_MODIFY else None
         r = resolve(client, args.id)
         if args.version is None and r.state != R.REVIEW_STATE_PENDING:
