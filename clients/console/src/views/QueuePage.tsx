@@ -5,6 +5,7 @@ import { useKeys } from "../keys";
 import { linkClick, navigate, reviewPath } from "../router";
 import { queue as queueStore, type QueueState } from "../session";
 import { useStore } from "../store";
+import { BatchBar, batchKey } from "./BatchBar";
 import { Age, Notice, TimeLeft } from "./common";
 
 export function QueuePage() {
@@ -76,6 +77,16 @@ function Groups({ queue }: { queue: Queue }) {
 
 function QueueTable({ reviews }: { reviews: Review[] }) {
   const [selected, setSelected] = useState(0);
+  // Ticked reviews, for one batch act; those that left the queue drop out by themselves.
+  const [ticked, setTicked] = useState<ReadonlySet<string>>(new Set());
+  const chosen = reviews.filter((r) => ticked.has(r.reviewId));
+  const key = chosen.length ? batchKey(chosen[0]) : "";
+  const toggle = (id: string, on: boolean) => {
+    const next = new Set([...ticked].filter((t) => reviews.some((r) => r.reviewId === t)));
+    if (on) next.add(id);
+    else next.delete(id);
+    setTicked(next);
+  };
   const body = useRef<HTMLTableSectionElement>(null);
   const move = (step: number) => {
     const links = [...(body.current?.querySelectorAll<HTMLAnchorElement>("a.row-link") ?? [])];
@@ -101,10 +112,15 @@ function QueueTable({ reviews }: { reviews: Review[] }) {
     );
   }
   return (
+    <>
+    <BatchBar selected={chosen} onDone={() => setTicked(new Set())} />
     <table class="queue">
       <caption class="sr-only">Pending reviews, oldest first</caption>
       <thead>
         <tr>
+          <th scope="col">
+            <span class="sr-only">Select</span>
+          </th>
           <th scope="col">Action</th>
           <th scope="col">Principal</th>
           <th scope="col">Reason</th>
@@ -115,14 +131,31 @@ function QueueTable({ reviews }: { reviews: Review[] }) {
       </thead>
       <tbody ref={body}>
         {reviews.map((r, i) => (
-          <QueueRow key={r.reviewId} r={r} selected={i === selected} onFocus={() => setSelected(i)} />
+          <QueueRow
+            key={r.reviewId}
+            r={r}
+            selected={i === selected}
+            onFocus={() => setSelected(i)}
+            ticked={ticked.has(r.reviewId)}
+            // A batch holds reviews of one action and rule: others cannot join it.
+            tickable={!key || batchKey(r) === key}
+            onTick={(on) => toggle(r.reviewId, on)}
+          />
         ))}
       </tbody>
     </table>
+    </>
   );
 }
 
-function QueueRow(props: { r: Review; selected: boolean; onFocus: () => void }) {
+function QueueRow(props: {
+  r: Review;
+  selected: boolean;
+  onFocus: () => void;
+  ticked: boolean;
+  tickable: boolean;
+  onTick: (on: boolean) => void;
+}) {
   const r = props.r;
   const req = r.request;
   const who = req?.principal;
@@ -132,10 +165,20 @@ function QueueRow(props: { r: Review; selected: boolean; onFocus: () => void }) 
       class={props.selected ? "selected" : ""}
       data-review-id={r.reviewId}
       onClick={(e) => {
-        if ((e.target as HTMLElement).closest("a")) return;
+        if ((e.target as HTMLElement).closest("a, input, label")) return;
         navigate(href);
       }}
     >
+      <td class="tick">
+        <input
+          type="checkbox"
+          checked={props.ticked}
+          disabled={!props.tickable && !props.ticked}
+          title={props.tickable ? "" : "A batch holds reviews of one action and rule"}
+          aria-label={`Select review ${short(r.reviewId)} for a batch`}
+          onChange={(e) => props.onTick((e.target as HTMLInputElement).checked)}
+        />
+      </td>
       <td>
         <a class="row-link" href={href} onClick={linkClick} onFocus={props.onFocus}>
           {req?.action?.name || "(unnamed action)"}
