@@ -33,6 +33,19 @@ export {
 export { MASK, mask, remask, unmask } from "./masking.js";
 export { newRequestId, toActionRequest, type ActionInput, type PrincipalInput, type ResourceInput } from "./request.js";
 export * from "./errors.js";
+export {
+  BadSignature,
+  DEFAULT_LEEWAY_MS,
+  MalformedReceipt,
+  ReceiptError,
+  ReceiptExpired,
+  ReceiptNotYetValid,
+  UnknownKey,
+  WrongAction,
+  verifyReceipt,
+  type VerifiedReceipt,
+  type VerifyOptions,
+} from "./receipts.js";
 
 export * from "./gen/signoff/v1/common_pb.js";
 export * from "./gen/signoff/v1/decision_pb.js";

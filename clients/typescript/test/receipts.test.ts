@@ -1,0 +1,119 @@
+// Signed receipts from a real `signoff serve`, verified offline with verifyReceipt.
+
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  BadSignature,
+  DEFAULT_LEEWAY_MS,
+  MalformedReceipt,
+  Outcome,
+  ReceiptExpired,
+  ReceiptNotYetValid,
+  ReceiptSchema,
+  ReviewState,
+  UnknownKey,
+  WrongAction,
+  verifyReceipt,
+  type ActionInput,
+} from "../src/index.js";
+import { createSignoffNodeClient, type SignoffNodeClient } from "../src/node.js";
+import { AGENT, REVIEWER, WAIT_MS, refund } from "./flows.js";
+import { startServer, type Server } from "./server.js";
+
+let server: Server;
+let agent: SignoffNodeClient;
+let reviewer: SignoffNodeClient;
+let keyDir: string;
+const keys = generateKeyPairSync("ed25519");
+const publicPem = keys.publicKey.export({ type: "spki", format: "pem" }).toString();
+
+const action = (amount: number): ActionInput => ({
+  action: "refund.issue",
+  params: refund(amount),
+  principal: AGENT,
+  resource: { kind: "account", id: "acct_42" },
+});
+
+beforeAll(async () => {
+  keyDir = await mkdtemp(join(tmpdir(), "signoff-ts-key-"));
+  const keyFile = join(keyDir, "key.pem");
+  await writeFile(keyFile, keys.privateKey.export({ type: "pkcs8", format: "pem" }));
+  server = await startServer({ SIGNOFF_AUDIT__SIGNING_KEY: keyFile });
+  agent = createSignoffNodeClient({ baseUrl: server.grpcUrl, token: server.tokens.agent });
+  reviewer = createSignoffNodeClient({ baseUrl: server.grpcUrl, token: server.tokens.reviewer });
+});
+
+afterAll(async () => {
+  agent?.close();
+  reviewer?.close();
+  await server?.stop();
+  await rm(keyDir, { recursive: true, force: true });
+});
+
+describe("auto-allow", () => {
+  test("carries a receipt that verifies with the server's key, as PEM, raw bytes or bytes", async () => {
+    const decision = await agent.evaluate(action(120));
+    expect(decision.outcome).toBe(Outcome.AUTO_ALLOW);
+    const v = await verifyReceipt(decision, publicPem, action(120));
+    expect(v.decisionId).toBe(decision.decisionId);
+    expect(v.outcome).toBe("AUTO_ALLOW");
+    expect(v.approvers).toEqual([]);
+    expect(v.expiresAt.getTime() - v.issuedAt.getTime()).toBe(15 * 60_000);
+    const raw = keys.publicKey.export({ type: "spki", format: "der" }).subarray(-32);
+    const bytes = toBinary(ReceiptSchema, decision.receipt!);
+    expect((await verifyReceipt(bytes, new Uint8Array(raw), action(120))).actionDigest).toBe(v.actionDigest);
+  });
+
+  test("refuses another action, flipped bytes, another key and expiry", async () => {
+    const decision = await agent.evaluate(action(130));
+    const receipt = decision.receipt!;
+    await expect(verifyReceipt(receipt, publicPem, action(131))).rejects.toBeInstanceOf(WrongAction);
+    await expect(verifyReceipt(receipt, publicPem, { ...action(130), principal: "other" })).rejects.toBeInstanceOf(
+      WrongAction,
+    );
+    for (const field of ["payload", "signature"] as const) {
+      const flipped = new Uint8Array(receipt[field]);
+      flipped[flipped.length >> 1]! ^= 1;
+      const tampered = create(ReceiptSchema, { ...receipt, [field]: flipped });
+      await expect(verifyReceipt(tampered, publicPem, action(130))).rejects.toBeInstanceOf(BadSignature);
+    }
+    const other = generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }).toString();
+    await expect(verifyReceipt(receipt, other, action(130))).rejects.toBeInstanceOf(UnknownKey);
+    const v = await verifyReceipt(receipt, publicPem, action(130));
+    const late = new Date(v.expiresAt.getTime() + DEFAULT_LEEWAY_MS + 1);
+    await expect(verifyReceipt(receipt, publicPem, action(130), { now: late })).rejects.toBeInstanceOf(ReceiptExpired);
+    const early = new Date(v.issuedAt.getTime() - 5 * 60_000);
+    await expect(verifyReceipt(receipt, publicPem, action(130), { now: early })).rejects.toBeInstanceOf(
+      ReceiptNotYetValid,
+    );
+  });
+
+  test("a denied decision has none", async () => {
+    const decision = await agent.evaluate(action(25_000));
+    expect(decision.outcome).toBe(Outcome.DENY);
+    expect(decision.receipt).toBeUndefined();
+    await expect(verifyReceipt(decision, publicPem, action(25_000))).rejects.toBeInstanceOf(MalformedReceipt);
+  });
+});
+
+describe("reviews", () => {
+  test("a modified review's receipt is for the edited action only", async () => {
+    const decision = await agent.evaluate(action(750));
+    expect(decision.outcome).toBe(Outcome.REQUIRE_REVIEW);
+    expect(decision.receipt).toBeUndefined();
+    const pending = await reviewer.getReview(decision.reviewId);
+    expect(pending.receipt).toBeUndefined();
+    await reviewer.modify(pending, { ...pending.request!.action!.params!, amount: 600 });
+    const review = await reviewer.getReview(decision.reviewId);
+    expect(review.state).toBe(ReviewState.MODIFIED);
+    const v = await verifyReceipt(review, publicPem, action(600));
+    expect(v.outcome).toBe("MODIFIED");
+    expect(v.approvers).toEqual([REVIEWER]);
+    expect(v.actionDigest).toBe(review.finalDigest);
+    await expect(verifyReceipt(review, publicPem, action(750))).rejects.toBeInstanceOf(WrongAction);
+  }, WAIT_MS);
+});
