@@ -365,3 +365,29 @@ def test_the_auditor_view_queries_and_shows_one_actions_timeline(console: Consol
     newer.click()
     expect(page.get_by_text("page 1,")).to_be_visible()
     assert int(results.first.locator("td").first.inner_text()) > int(first_of_page_2)
+
+
+def test_the_insights_page_shows_each_rules_reviews_and_flags(console: Console):
+    reviewer = console.page("tok-alice")
+    expect(reviewer.get_by_role("link", name="Insights")).to_have_count(0)  # not an auditor
+
+    page = console.page("tok-ann")
+    page.get_by_role("link", name="Insights").click()
+    expect(page).to_have_url(re.compile("/insights$"))
+    expect(page.get_by_test_id("insights-empty")).to_contain_text("no reviews in the window")
+
+    _precedents(console)  # approved, edited, rejected by bob over five hours
+    console.clock.advance(minutes=1)  # the window ends before the server's now
+    page.get_by_role("button", name="Show").click()
+    row = page.locator("table[data-testid=insights] tbody tr")
+    expect(row).to_have_count(1)
+    expect(row.first.locator("th")).to_contain_text("refunds/large-refund")
+    expect(row.first.locator("th")).to_contain_text("refunds.yaml:")
+    expect(row.first.locator("td")).to_have_text(
+        # Acted on at once, by bob alone; one rejection against two approvals: 1 of 3.
+        ["3", "1", "1", "1", "0", "0", "0", "0s", "0s", "1", "33%"]
+    )
+    page.get_by_label("Group").fill("comms")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_test_id("insights-empty")).to_contain_text("0 reviews opened")
+    assert not console.errors

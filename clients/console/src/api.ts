@@ -2,6 +2,7 @@
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { AuditService } from "../../typescript/src/gen/signoff/v1/audit_pb.js";
+import { PolicyService } from "../../typescript/src/gen/signoff/v1/policy_pb.js";
 import { ReviewService } from "../../typescript/src/gen/signoff/v1/review_pb.js";
 
 const TOKEN_KEY = "signoff.token";
@@ -30,6 +31,7 @@ const transport = createConnectTransport({
 
 export const reviews = createClient(ReviewService, transport);
 export const audit = createClient(AuditService, transport);
+export const policies = createClient(PolicyService, transport);
 
 export function asConnectError(err: unknown): ConnectError {
   return ConnectError.from(err);

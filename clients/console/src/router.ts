@@ -1,10 +1,11 @@
-// History API routing: /, /reviews/<id>, /audit. The server answers index.html for them.
+// History API routing: /, /reviews/<id>, /audit, /insights. The server answers index.html for them.
 import { Store } from "./store";
 
 export type Route =
   | { name: "queue" }
   | { name: "review"; id: string }
   | { name: "audit"; params: URLSearchParams }
+  | { name: "insights" }
   | { name: "missing"; path: string };
 
 function parse(): Route {
@@ -15,6 +16,7 @@ function parse(): Route {
   if (path === "/audit" || path === "/audit/") {
     return { name: "audit", params: new URLSearchParams(location.search) };
   }
+  if (path === "/insights" || path === "/insights/") return { name: "insights" };
   return { name: "missing", path };
 }
 

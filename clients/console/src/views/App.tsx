@@ -9,6 +9,7 @@ import { getToken } from "../api";
 import { AuditPage } from "./AuditPage";
 import { Kbd, Notice } from "./common";
 import { Help } from "./Help";
+import { InsightsPage } from "./InsightsPage";
 import { QueuePage } from "./QueuePage";
 import { ReviewPage } from "./ReviewPage";
 import { SignIn } from "./SignIn";
@@ -74,6 +75,14 @@ function Console({ caller }: { caller: Caller }) {
         The audit log is for auditors and admins; {caller.id} has neither role.
       </Notice>
     );
+  } else if (r.name === "insights") {
+    page = auditor ? (
+      <InsightsPage />
+    ) : (
+      <Notice kind="info" alert>
+        Policy insights are for auditors and admins; {caller.id} has neither role.
+      </Notice>
+    );
   } else {
     page = (
       <Notice kind="info" alert>
@@ -102,6 +111,11 @@ function Console({ caller }: { caller: Caller }) {
           {auditor && (
             <a href="/audit" onClick={linkClick} aria-current={r.name === "audit" ? "page" : undefined}>
               Audit
+            </a>
+          )}
+          {auditor && (
+            <a href="/insights" onClick={linkClick} aria-current={r.name === "insights" ? "page" : undefined}>
+              Insights
             </a>
           )}
         </nav>
