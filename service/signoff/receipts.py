@@ -18,7 +18,7 @@ Signing contract (version 1) -- `signoff_client.receipts.verify` and the TypeScr
   checkpoint key (`signoff.checkpoints`); the ``type`` member keeps a receipt from being
   replayed as a checkpoint or an export signature, and the other way round.
 
-Review receipts are signed when read (GetReview, WatchReview, SubmitReview), with
+Review receipts are signed when read (GetReview, WatchReview, SubmitReview(s)), with
 ``issued_at`` = the review's ``resolved_at``: Ed25519 is deterministic, so every read (and
 every worker process) returns the same bytes, and nothing extra is stored. A decision's
 receipt is issued at ``evaluated_at`` and stored with the decision, so a replay returns it.

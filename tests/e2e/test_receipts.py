@@ -182,3 +182,16 @@ def test_the_readme_sample_verifies_serialized_bytes_with_the_saved_pem(server, 
     assert verified.decision_id == approval.decision.decision_id
     with pytest.raises(receipts.MalformedReceipt, match="serialized"):
         receipts.verify(b"\xff" + sent, pub.read_text(), _action(120))
+
+
+def test_require_exposes_the_review_receipt_once_approved(server):
+    with Client(server.target, token="bot") as bot:
+        decision = bot.evaluate(**_action(760), request_id="r-760")
+    with Client(server.target, token="alice") as alice:
+        review = alice.get_review(decision.review_id)
+        alice.submit_review(review.review_id, Verdict.APPROVE, expected_version=review.version)
+    with Client(server.target, token="bot") as bot:
+        approval = bot.require(**_action(760), request_id="r-760")  # resumes the same review
+    assert approval.review is not None
+    v = receipts.verify(approval, _public_key(server), _action(760))
+    assert (v.review_id, v.approvers) == (decision.review_id, ("alice",))
