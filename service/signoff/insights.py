@@ -62,18 +62,33 @@ class _Acc:
     )
 
 
+class Tally:
+    """Per-rule accumulators fed page by page, so a long window is never held whole."""
+
+    def __init__(self) -> None:
+        self._accs: dict[tuple[str, str], _Acc] = {}
+
+    def add(self, reviews: Iterable[R.Review]) -> None:
+        """Count `reviews` towards every rule that asked for them."""
+        for review in reviews:
+            for key, file, line in _asking_rules(review):
+                acc = self._accs.get(key)
+                if acc is None:
+                    acc = self._accs[key] = _Acc(file=file, line=line)
+                _add(acc, review)
+
+    def rows(self, thresholds: Thresholds) -> list[pb.policy.RuleInsight]:
+        """One row per rule seen, most reviews first."""
+        rows = [_row(key, acc, thresholds) for key, acc in self._accs.items()]
+        rows.sort(key=lambda r: (-r.reviews, r.policy, r.rule))
+        return rows
+
+
 def rule_rows(reviews: Iterable[R.Review], thresholds: Thresholds) -> list[pb.policy.RuleInsight]:
     """One row per rule that asked for any of `reviews`, most reviews first."""
-    accs: dict[tuple[str, str], _Acc] = {}
-    for review in reviews:
-        for key, file, line in _asking_rules(review):
-            acc = accs.get(key)
-            if acc is None:
-                acc = accs[key] = _Acc(file=file, line=line)
-            _add(acc, review)
-    rows = [_row(key, acc, thresholds) for key, acc in accs.items()]
-    rows.sort(key=lambda r: (-r.reviews, r.policy, r.rule))
-    return rows
+    tally = Tally()
+    tally.add(reviews)
+    return tally.rows(thresholds)
 
 
 def percentile(sorted_values: list[float], p: float) -> float:

@@ -151,3 +151,11 @@ def test_rows_are_ordered_by_reviews_then_name() -> None:
 
 def test_no_reviews_no_rows() -> None:
     assert rule_rows([], Thresholds()) == []
+
+
+def test_a_tally_fed_page_by_page_equals_one_pass() -> None:
+    reviews = [review(s, after_s=n * 7) for n, s in enumerate(["approved", "rejected"] * 5)]
+    tally = insights.Tally()
+    tally.add(reviews[:3])
+    tally.add(reviews[3:])
+    assert tally.rows(Thresholds(min_reviews=1)) == rule_rows(reviews, Thresholds(min_reviews=1))
