@@ -212,6 +212,10 @@ FILL = (
 )
 
 
+PENDING_ONLY = "an index that reads PENDING reviews only"
+PENDING_INDEXES = ("reviews_pending_backlog", "reviews_pending_expiry", "reviews_state_group")
+
+
 def _ago(seconds: float) -> dt.datetime:
     return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
 
@@ -220,8 +224,8 @@ def _ago(seconds: float) -> dt.datetime:
 @pytest.mark.parametrize(
     ("call", "index"),
     [
-        (lambda c: postgres_query.pending_backlog(c, ()), "reviews_pending_backlog"),
-        (lambda c: postgres_query.pending_backlog(c, ("g1", "g2")), "reviews_pending_backlog"),
+        (lambda c: postgres_query.pending_backlog(c, ()), PENDING_ONLY),
+        (lambda c: postgres_query.pending_backlog(c, ("g1", "g2")), PENDING_ONLY),
         (
             lambda c: postgres_query.decided_reviews(c, "refund.issue", "v1", 200),
             "reviews_decided_action",
@@ -245,5 +249,17 @@ async def test_console_queries_read_their_index_without_sorting_on_postgres(
         explaining = PgExplaining(conn)
         await call(explaining)
     [plan] = explaining.plans
+    if index == PENDING_ONLY:
+        # With every page all-visible the planner reads reviews_pending_backlog in group
+        # order. When another session's old snapshot keeps VACUUM from marking pages visible
+        # (any busy server) it reads pending reviews through another index and sorts the
+        # few per-group totals. Either way it reads pending reviews only and sorts no rows.
+        assert any(f"using {i} " in plan for i in PENDING_INDEXES), plan
+        assert "Seq Scan" not in plan, plan
+        lines = plan.splitlines()
+        for n, line in enumerate(lines):
+            if line.lstrip(" ->").startswith("Sort  ("):
+                assert "Aggregate" in lines[n + 2], plan
+        return
     assert f"using {index}" in plan, plan
     assert "Sort" not in plan, plan
