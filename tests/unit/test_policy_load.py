@@ -60,6 +60,21 @@ def test_good_bundle_loads(tmp_path):
     assert not bundle.warnings
 
 
+@pytest.mark.parametrize(
+    ("extra", "allowed"),
+    [
+        ("", True),  # one approval: grants allowed by default
+        ("approvals: 2\n", False),  # two or more: forbidden unless said otherwise
+        ("approvals: 2\ngrants: true\n", True),
+        ("grants: false\n", False),
+    ],
+)
+def test_rule_grants_default_and_override(tmp_path, extra, allowed):
+    body = "when: 'true'\ndecision: review\nreviewers: f\nreason: x\n" + extra
+    bundle = load_bundle(write(tmp_path, {"p.yaml": rule(body)}))
+    assert bundle.policies[0].rules[0].grants is allowed
+
+
 # Each case: the file text, then the exact error lines (file:line:column: rule: message).
 BAD = {
     "malformed yaml": (
@@ -114,6 +129,14 @@ BAD = {
     "approvals zero": (
         rule("when: 'true'\ndecision: review\nreviewers: f\nreason: x\napprovals: 0\n"),
         ["p.yaml:8:16: r: approvals: Input should be greater than or equal to 1"],
+    ),
+    "grants on allow": (
+        rule("when: 'true'\ndecision: allow\nreason: x\ngrants: false\n"),
+        ["p.yaml:7:13: r: grants: only allowed when decision is review"],
+    ),
+    "grants not a bool": (
+        rule("when: 'true'\ndecision: review\nreviewers: f\nreason: x\ngrants: 'yes'\n"),
+        ["p.yaml:8:13: r: grants: Input should be a valid boolean"],
     ),
     "bad on_timeout": (
         rule("when: 'true'\ndecision: review\nreviewers: f\nreason: x\non_timeout: later\n"),

@@ -80,6 +80,11 @@ _RULE = {
         {"pattern": model.NAME_RE.pattern},
     ),
     "approvals": ("Distinct approvers needed (review only).", {}),
+    "grants": (
+        "Whether an approving reviewer may grant a standing approval for more requests like "
+        "this one (review only). Default: true when approvals is 1, false for 2 or more.",
+        {},
+    ),
     "timeout": (
         "How long the review may stay pending (review only): e.g. 45s, 30m, 2h, 1d, 1h30m. "
         "Default: the server's review_timeout.",

@@ -77,6 +77,7 @@ class CompiledRule:
     on_timeout: str
     on_error: Literal["review", "deny", "ignore"]
     shadow: bool
+    grants: bool = False  # reviewers may grant standing approvals (model.Rule.allows_grants)
 
 
 @dataclass(frozen=True)

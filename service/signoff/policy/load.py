@@ -328,6 +328,7 @@ class _Source:
             on_timeout=rule.effective_on_timeout,
             on_error=rule.on_error,
             shadow=rule.mode == "shadow",
+            grants=rule.allows_grants,
         )
 
     def _compile_expr(

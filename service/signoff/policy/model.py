@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     model_validator,
@@ -133,6 +134,9 @@ class Rule(BaseModel):
     on_timeout: Annotated[StrictStr, AfterValidator(_on_timeout)] | None = None
     on_error: OnError = "review"
     mode: Mode = "enforce"
+    # Standing approvals (a reviewer's "allow more like this"): None means the default, see
+    # `allows_grants`.
+    grants: StrictBool | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
@@ -142,7 +146,7 @@ class Rule(BaseModel):
         if self.decision == "review" and self.reviewers is None:
             raise _field_error("reviewers", "required when decision is review")
         if self.decision != "review":
-            for field in ("reviewers", "timeout", "on_timeout"):
+            for field in ("reviewers", "timeout", "on_timeout", "grants"):
                 if getattr(self, field) is not None:
                     raise _field_error(field, "only allowed when decision is review")
             if "approvals" in self.model_fields_set:
@@ -153,6 +157,13 @@ class Rule(BaseModel):
     def effective_on_timeout(self) -> str:
         """What happens when the review times out (default deny)."""
         return self.on_timeout or "deny"
+
+    @property
+    def allows_grants(self) -> bool:
+        """Whether reviewers may grant standing approvals (default: only for one approval)."""
+        # A rule asking for two or more approvals wants several people to look every time;
+        # one reviewer's standing approval would quietly undo that, so it needs an explicit yes.
+        return self.grants if self.grants is not None else self.approvals == 1
 
 
 class PolicyFile(BaseModel):
