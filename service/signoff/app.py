@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -16,6 +17,7 @@ from signoff.audit import AuditRecord
 from signoff.decide import DefaultDecision, Evaluation, evaluate
 from signoff.errors import AlreadyExists, PermissionDenied
 from signoff.explanation import RULE_DECISIONS, decision_message, explanation
+from signoff.grant_app import GrantDesk
 from signoff.ids import Clock, IdFactory
 from signoff.jsonify import decision_to_dict, request_to_dict
 from signoff.logs import event
@@ -56,6 +58,7 @@ class Signoff:
         desk: ReviewDesk | None = None,
         telemetry: Telemetry | None = None,
         receipts: ReceiptIssuer | None = None,
+        grant_max_ttl: dt.timedelta = dt.timedelta(hours=24),
     ) -> None:
         self.policies = policies
         self.store = store
@@ -68,6 +71,8 @@ class Signoff:
         self.telemetry = telemetry or Telemetry()
         self.receipts = receipts
         self._holder: BundleHolder | None = None
+        self.grants = GrantDesk(store, clock, new_id, lambda: self.bundle, grant_max_ttl)
+        self.reviews.grants = self.grants
         self._reload_lock = asyncio.Lock()
 
     @property
@@ -171,6 +176,12 @@ class Signoff:
         started_policy = time.perf_counter()
         ev = evaluate(bundle, req, now, self.default)
         policy_s = time.perf_counter() - started_policy
+        if _grantable(ev):
+            granted = await self._decide_by_grant(req, ev, bundle, now, digest)
+            if granted is not None:
+                decision, granted_ev = granted
+                self.telemetry.decided(req.action.name, decision, granted_ev, started, policy_s)
+                return decision
         decision = self._to_decision(req, ev, bundle, now)
         if self.receipts is not None:
             # Signed before it is stored, so that a replay returns the same receipt.
@@ -180,16 +191,7 @@ class Signoff:
         review = None
         if decision.outcome == pb.common.OUTCOME_REQUIRE_REVIEW:
             review = self._open_review(req, ev, decision, now)
-        record = DecisionRecord(
-            decision_id=decision.decision_id,
-            principal_id=req.principal.id,
-            request_id=req.request_id,
-            request_digest=digest,
-            action_name=req.action.name,
-            outcome=pb.common.Outcome.Name(decision.outcome),
-            created_at=now,
-            decision=decision.SerializeToString(),
-        )
+        record = _decision_row(req, decision, digest, now)
         stored, replayed = await self.store.record_decision(
             record,
             self._decision_record(req, ev, decision),
@@ -213,6 +215,37 @@ class Signoff:
             rule=ev.deciding_rule.name if ev.deciding_rule else "",
         )
         return decision
+
+    async def _decide_by_grant(
+        self,
+        req: pb.common.ActionRequest,
+        ev: Evaluation,
+        bundle: Bundle,
+        now: dt.datetime,
+        digest: str,
+    ) -> tuple[pb.common.Decision, Evaluation] | None:
+        """AUTO_ALLOW by an active standing approval covering `req`, or None: review it."""
+        assert ev.deciding_rule is not None
+        for grant in await self.grants.find(req, ev.deciding_rule, ev.reviewer_group, now):
+            why = f"standing approval {grant.grant_id} granted by {grant.created_by}"
+            allowed = dataclasses.replace(
+                ev,
+                outcome="allow",
+                reason=why,
+                reviewer_group="",
+                decided_by=f"{why}, standing in for the review of {ev.decided_by}",
+            )
+            decision = self._to_decision(req, allowed, bundle, now)
+            if self.receipts is not None:
+                self.receipts.for_decision(req, decision)
+            audit = self._decision_record(req, allowed, decision, grant_id=grant.grant_id)
+            record = _decision_row(req, decision, digest, now)
+            stored = await self.store.record_granted_decision(record, audit, grant.grant_id, now)
+            if stored is None:
+                continue  # used up, revoked or expired since it was read: try the next
+            found, replayed = stored
+            return (_replayed(found, digest), allowed) if replayed else (decision, allowed)
+        return None
 
     def _open_review(
         self,
@@ -242,7 +275,11 @@ class Signoff:
         )
 
     def _decision_record(
-        self, req: pb.common.ActionRequest, ev: Evaluation, d: pb.common.Decision
+        self,
+        req: pb.common.ActionRequest,
+        ev: Evaluation,
+        d: pb.common.Decision,
+        grant_id: str = "",
     ) -> AuditRecord:
         shown = redact(req, ev.redact) if ev.redact else req
         return AuditRecord(
@@ -261,6 +298,7 @@ class Signoff:
                 "request": request_to_dict(shown),
                 "decision": decision_to_dict(d),
                 "decided_by": ev.decided_by,
+                **({"grant_id": grant_id} if grant_id else {}),
                 # Shadow rules never decide; auditors see what they would have done.
                 "shadow": [
                     f"{m.rule} ({m.file}:{m.line}) would have decided {m.decision}"
@@ -318,6 +356,31 @@ def _check_principal(who: Identity, req: pb.common.ActionRequest) -> None:
             f"principal.id {req.principal.id!r} is not the caller {who.id!r}; "
             "only identities allowed to act for others may set it"
         )
+
+
+def _grantable(ev: Evaluation) -> bool:
+    """Whether a standing approval may stand in for this evaluation's review."""
+    # Only a review a rule asked for, and only if that rule evaluated: never a deny, never
+    # the default decision, never a rule that failed (on_error: review).
+    rule = ev.deciding_rule
+    if ev.outcome != "review" or rule is None or rule.decision != "review" or not rule.grants:
+        return False
+    return not any(m.error for m in ev.matched if (m.policy, m.rule) == (rule.policy, rule.name))
+
+
+def _decision_row(
+    req: pb.common.ActionRequest, decision: pb.common.Decision, digest: str, now: dt.datetime
+) -> DecisionRecord:
+    return DecisionRecord(
+        decision_id=decision.decision_id,
+        principal_id=req.principal.id,
+        request_id=req.request_id,
+        request_digest=digest,
+        action_name=req.action.name,
+        outcome=pb.common.Outcome.Name(decision.outcome),
+        created_at=now,
+        decision=decision.SerializeToString(),
+    )
 
 
 def _replayed(found: DecisionRecord, digest: str) -> pb.common.Decision:

@@ -50,6 +50,8 @@ ENTRY_TYPES = frozenset(
         "policy.loaded",
         "policy.rejected",
         "access.denied",
+        "grant.created",
+        "grant.revoked",
     }
 )
 OUTCOMES = frozenset({"", "AUTO_ALLOW", "REQUIRE_REVIEW", "DENY"})

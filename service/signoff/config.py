@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from signoff.auth.config import AuthSettings
+from signoff.grants_config import GrantSettings
 from signoff.limits.config import LimitSettings
 from signoff.notify.config import NotifySettings
 from signoff.receipts_config import ReceiptSettings
@@ -139,6 +140,10 @@ class Settings(BaseSettings):
     )
     notify: NotifySettings = Field(
         default_factory=NotifySettings, description="Webhooks per reviewer group."
+    )
+    grants: GrantSettings = Field(
+        default_factory=GrantSettings,
+        description="Standing approvals: how long a reviewer's grant may last.",
     )
     receipts: ReceiptSettings = Field(
         default_factory=ReceiptSettings,

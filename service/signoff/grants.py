@@ -29,7 +29,7 @@ class Bound:
     value: Any  # a JSON value; a number for <= and >=
 
     def __str__(self) -> str:
-        return f"{self.path} {self.op} {json.dumps(self.value, sort_keys=True)}"
+        return f"{self.path} {self.op} {show(self.value)}"
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,13 @@ class Scope:
         who = f"principal {self.principal_id}" if self.principal_id else "any principal"
         where = ", ".join(str(b) for b in self.bounds) or "any params"
         return f"{self.action_name} by {who} where {where}"
+
+
+def show(value: Any) -> str:
+    """A JSON value as written in a bound; 750.0 (every number in a Struct is one) as 750."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return json.dumps(value, sort_keys=True)
 
 
 def lookup(params: Mapping[str, Any], path: str) -> Any:
@@ -106,7 +113,7 @@ def check_bounds(bounds: Sequence[Bound], approved: Mapping[str, Any]) -> None:
         if not holds(bound, approved):
             raise ValueError(
                 f"{where}: {bound} does not hold for the approved action "
-                f"({bound.path} = {json.dumps(actual, sort_keys=True)})"
+                f"({bound.path} = {show(actual)})"
             )
 
 

@@ -9,19 +9,29 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from google.protobuf import struct_pb2
 
 from signoff import pb, review_batch, review_console, reviews
 from signoff.audit import AuditRecord
-from signoff.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from signoff.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from signoff.ids import Clock
 from signoff.jsonify import struct_to_dict
 from signoff.logs import event
 from signoff.receipts import ReceiptIssuer
 from signoff.reviews import Actor, Change
 from signoff.store.base import ReviewQuery, ReviewRecord, Store
+from signoff.store.grants_sql import GrantRecord
+
+if TYPE_CHECKING:
+    from signoff.grant_app import GrantDesk
 from signoff.telemetry import Telemetry
 from signoff.validate import Limits
 
@@ -209,6 +219,7 @@ class ReviewDesk:
         self.recheck_s = recheck_s
         self.queue_interval_s = queue_interval_s
         self.telemetry = telemetry or Telemetry()
+        self.grants: GrantDesk | None = None  # set by the application (it knows the bundle)
         self.queue_watchers = 0  # open WatchQueue streams (a gauge; tests check it drops)
         # Changes committed through other replicas (PostgreSQL) wake our watchers too.
         store.subscribe_reviews(self.hub.notify)
@@ -369,7 +380,16 @@ class ReviewDesk:
         """Approve, approve with edits, or reject."""
         r = await self._load(req.review_id)
         params: struct_pb2.Struct | None = req.params if req.HasField("params") else None
-        return await self.act(who, r, req.verdict, params, req.comment, req.expected_version)
+        grant = None
+        if req.HasField("grant"):
+            if req.verdict != S.VERDICT_APPROVE:
+                raise InvalidArgument("grant", "only with VERDICT_APPROVE")
+            if self.grants is None:
+                raise FailedPrecondition("standing approvals are not enabled on this server")
+            grant = self.grants.build(who.id, who.can_review, r, req.grant, self.clock.now())
+        return await self.act(
+            who, r, req.verdict, params, req.comment, req.expected_version, grant=grant
+        )
 
     async def act(
         self,
@@ -380,6 +400,7 @@ class ReviewDesk:
         comment: str,
         expected_version: int,
         extra: Mapping[str, object] | None = None,
+        grant: tuple[GrantRecord, AuditRecord] | None = None,
     ) -> pb.review.Review:
         """One reviewer's act on the loaded review `r`: the one path of single and batch acts."""
         change = reviews.submit(
@@ -392,7 +413,13 @@ class ReviewDesk:
             self.clock.now(),
             self.limits,
         )
-        return await self._apply(r, change, who.id, who.roles, extra)
+        if grant is not None and change.review.state != S.REVIEW_STATE_APPROVED:
+            more = change.review.approvals_required - _approvals(change.review)
+            raise FailedPrecondition(
+                f"grant: review {r.review_id} is not approved by this act ({more} more "
+                "approvals needed); grant with the approval that resolves it"
+            )
+        return await self._apply(r, change, who.id, who.roles, extra, grant)
 
     async def submit_batch(
         self, who: Identity, req: pb.review.SubmitReviewsRequest
@@ -426,14 +453,17 @@ class ReviewDesk:
         actor: str,
         roles: frozenset[str] = frozenset(),
         extra: Mapping[str, object] | None = None,
+        grant: tuple[GrantRecord, AuditRecord] | None = None,
     ) -> pb.review.Review:
         new = change.review
         now = self.clock.now()
+        audit = [audit_record(new, change.event, actor, now, roles, extra)]
         with self.telemetry.review_change(change.event, new, actor, now):
             await self.store.update_review(
                 to_record(new),
                 old.version,
-                [audit_record(new, change.event, actor, now, roles, extra)],
+                audit + ([grant[1]] if grant else []),
+                grant[0] if grant else None,
             )
         event(
             log,
@@ -445,6 +475,10 @@ class ReviewDesk:
         )
         self.published(change.event, new)
         return self._receipted(new)
+
+
+def _approvals(r: pb.review.Review) -> int:
+    return len({a.reviewer for a in r.acts if a.verdict == S.VERDICT_APPROVE})
 
 
 def _glob_ok(glob: str) -> bool:

@@ -235,6 +235,7 @@ def build_app(
         desk=desk,
         telemetry=telemetry,
         receipts=receipts,
+        grant_max_ttl=settings.grants.max_ttl,
     )
 
 
@@ -329,7 +330,7 @@ async def start(
     methods = [
         *decision_api.methods(app),
         *policy_api.methods(app),
-        *review_api.methods(app.reviews),
+        *review_api.methods(app.reviews, app.grants),
         *audit_api.methods(audit),
     ]
     server.add_generic_rpc_handlers(grpc_transport.handlers(methods, guard))

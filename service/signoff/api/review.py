@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 from signoff import pb
 from signoff.api.errors import parse
 from signoff.api.methods import Method
+from signoff.grant_app import GrantDesk
 from signoff.review_app import Identity, ReviewDesk
 
 SERVICE = "signoff.v1.ReviewService"
 R = pb.review
 
 
-def methods(desk: ReviewDesk) -> list[Method]:
+def methods(desk: ReviewDesk, grants: GrantDesk) -> list[Method]:
     """The ReviewService methods."""
 
     async def list_reviews(who: Identity, data: bytes) -> R.ListReviewsResponse:
@@ -50,7 +51,15 @@ def methods(desk: ReviewDesk) -> list[Method]:
         parse(R.WhoAmIRequest, data)  # nothing to read, but a malformed request is still refused
         return desk.whoami(who)
 
+    async def list_grants(who: Identity, data: bytes) -> R.ListGrantsResponse:
+        return await grants.list(who.id, who.can_review, parse(R.ListGrantsRequest, data))
+
+    async def revoke_grant(who: Identity, data: bytes) -> R.Grant:
+        return await grants.revoke(who.id, who.can_review, parse(R.RevokeGrantRequest, data))
+
     return [
+        Method(SERVICE, "ListGrants", R.ListGrantsRequest, R.ListGrantsResponse, list_grants),
+        Method(SERVICE, "RevokeGrant", R.RevokeGrantRequest, R.Grant, revoke_grant),
         Method(SERVICE, "ListReviews", R.ListReviewsRequest, R.ListReviewsResponse, list_reviews),
         Method(SERVICE, "GetReview", R.GetReviewRequest, R.Review, get_review),
         Method(SERVICE, "WatchReview", R.WatchReviewRequest, R.Review, stream=watch_review),

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from signoff.audit import AuditEntry, AuditRecord
+from signoff.store.grants_sql import GrantRecord
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -261,11 +262,45 @@ class Store(Protocol):
         ...
 
     async def update_review(
-        self, new: ReviewRecord, expected_version: int, audit: Sequence[AuditRecord]
+        self,
+        new: ReviewRecord,
+        expected_version: int,
+        audit: Sequence[AuditRecord],
+        grant: GrantRecord | None = None,
     ) -> ReviewRecord:
-        """Replace the review at `expected_version` by `new` and append `audit`, atomically."""
+        """Replace the review at `expected_version` by `new`, store `grant` and append `audit`."""
         # NotFound for an unknown review; FailedPrecondition(current_state=...) when it is no
-        # longer at `expected_version` or is resolved.
+        # longer at `expected_version` or is resolved. All or nothing: a failed act grants
+        # nothing.
+        ...
+
+    async def record_granted_decision(
+        self, rec: DecisionRecord, audit: AuditRecord, grant_id: str, now: dt.datetime
+    ) -> tuple[DecisionRecord, bool] | None:
+        """As record_decision, using grant `grant_id` once; None if it is no longer active."""
+        # The use and the decision commit together; None writes nothing.
+        ...
+
+    async def active_grants(
+        self, action_name: str, reviewer_group: str, policy: str, rule: str, now: dt.datetime
+    ) -> list[GrantRecord]:
+        """The active grants for one action, group and rule, newest first."""
+        ...
+
+    async def list_grants(
+        self, reviewer_group: str, now: dt.datetime, active_only: bool
+    ) -> list[GrantRecord]:
+        """One group's grants, newest first."""
+        ...
+
+    async def get_grant(self, grant_id: str) -> GrantRecord | None:
+        """One grant by id, or None."""
+        ...
+
+    async def revoke_grant(
+        self, grant_id: str, actor: str, now: dt.datetime, audit: AuditRecord
+    ) -> bool:
+        """Revoke `grant_id` and append `audit`; False (nothing written) if already revoked."""
         ...
 
     async def list_reviews(self, q: ReviewQuery) -> list[ReviewRecord]:

@@ -33,6 +33,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from signoff.audit import AuditEntry, AuditRecord, format_time
 from signoff.errors import Unavailable
 from signoff.ids import Clock
+from signoff.store import grants_sql as gsql
 from signoff.store import migrations
 from signoff.store import postgres_query as query
 from signoff.store import postgres_sql as sql
@@ -46,7 +47,9 @@ from signoff.store.base import (
     check_opened_review,
     check_review_update,
 )
+from signoff.store.grants_sql import GrantRecord
 from signoff.store.postgres_feed import NOTIFY, Leases, ReviewCallback, ReviewFeed, channel_for
+from signoff.store.postgres_grants import PostgresGrants
 from signoff.store.postgres_writer import (
     MIGRATE_LOCK,
     GroupCommitWriter,
@@ -58,7 +61,7 @@ from signoff.store.sqlite_writer import WriterStats
 T = TypeVar("T")
 
 
-class PostgresStore:
+class PostgresStore(PostgresGrants):
     """The scale-out `Store`: one PostgreSQL database shared by every replica."""
 
     def __init__(
@@ -237,9 +240,13 @@ class PostgresStore:
         return await self._read(lambda conn: sql.review_where(conn, "decision_id", decision_id))
 
     async def update_review(
-        self, new: ReviewRecord, expected_version: int, audit: Sequence[AuditRecord]
+        self,
+        new: ReviewRecord,
+        expected_version: int,
+        audit: Sequence[AuditRecord],
+        grant: GrantRecord | None = None,
     ) -> ReviewRecord:
-        """Replace the review at `expected_version` by `new` and append `audit`, atomically."""
+        """Replace the review at `expected_version` by `new`, store `grant` and append `audit`."""
         check_review_update(new, expected_version)
         records = list(audit)
 
@@ -248,6 +255,8 @@ class PostgresStore:
             # from the same version, in one batch, two batches or two replicas, the second
             # matches no row.
             stored = await sql.update_review(tx.conn, new, expected_version)
+            if grant is not None:  # after the guard: a failed act grants nothing
+                await tx.conn.execute(gsql.INSERT, grant.row(sql.aware))
             # Delivered to every replica's listener on commit, and never if rolled back.
             await tx.conn.execute(NOTIFY, (self._channel, new.review_id))
             await tx.append(records)

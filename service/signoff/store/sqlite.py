@@ -33,6 +33,7 @@ from signoff.audit import AuditEntry, AuditRecord, format_time, parse_time
 from signoff.audit import seal as seal_entry
 from signoff.errors import AlreadyExists, Unavailable
 from signoff.ids import Clock
+from signoff.store import grants_sql as gsql
 from signoff.store import sqlite_audit as audit_sql
 from signoff.store import sqlite_audit_query as audit_query
 from signoff.store import sqlite_reviews as reviews_sql
@@ -46,7 +47,9 @@ from signoff.store.base import (
     check_opened_review,
     check_review_update,
 )
+from signoff.store.grants_sql import GrantRecord
 from signoff.store.migrations import migrate_sqlite
+from signoff.store.sqlite_grants import SqliteGrants
 from signoff.store.sqlite_writer import GroupCommitWriter, WriterStats, unavailable
 
 T = TypeVar("T")
@@ -79,7 +82,7 @@ class _Tx:
         return entry
 
 
-class SqliteStore:
+class SqliteStore(SqliteGrants):
     """The embedded `Store`: a local SQLite file, durable group-committed writes."""
 
     def __init__(
@@ -167,6 +170,40 @@ class SqliteStore:
             self._changed(review.review_id)
         return stored, replayed
 
+    async def record_granted_decision(
+        self, rec: DecisionRecord, audit: AuditRecord, grant_id: str, now: dt.datetime
+    ) -> tuple[DecisionRecord, bool] | None:
+        """As record_decision, using grant `grant_id` once; None if it is no longer active."""
+        if audit.decision_id and audit.decision_id != rec.decision_id:
+            raise ValueError("the audit record belongs to another decision")
+
+        def apply(tx: _Tx) -> tuple[DecisionRecord, bool] | None:
+            if rec.request_id:
+                found = tx.conn.execute(_SELECT_DECISION, (rec.principal_id, rec.request_id))
+                row = found.fetchone()
+                if row is not None:  # a retry: the stored decision, no second use
+                    existing = _decision_from_row(row)
+                    if existing.request_digest != rec.request_digest:
+                        raise AlreadyExists(
+                            f"request_id {rec.request_id!r} was used for a different request "
+                            f"by principal {rec.principal_id!r}; use a new request_id"
+                        )
+                    return existing, True
+            used = tx.conn.execute(gsql.for_sqlite(gsql.USE), (grant_id, format_time(now)))
+            if used.rowcount != 1:
+                return None  # used up, revoked or expired meanwhile: nothing is written
+            tx.conn.execute(
+                f"INSERT INTO decisions ({_DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *(rec.decision_id, rec.principal_id, rec.request_id, rec.request_digest),
+                    *(rec.action_name, rec.outcome, format_time(rec.created_at), rec.decision),
+                ),
+            )
+            tx.append(audit)
+            return rec, False
+
+        return await self._submit(apply)
+
     async def append(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
         """Append `records` to the audit log atomically and return them as entries."""
         batch = list(records)
@@ -244,9 +281,13 @@ class SqliteStore:
         return await self._read(lambda conn: reviews_sql.for_decision(conn, decision_id))
 
     async def update_review(
-        self, new: ReviewRecord, expected_version: int, audit: Sequence[AuditRecord]
+        self,
+        new: ReviewRecord,
+        expected_version: int,
+        audit: Sequence[AuditRecord],
+        grant: GrantRecord | None = None,
     ) -> ReviewRecord:
-        """Replace the review at `expected_version` by `new` and append `audit`, atomically."""
+        """Replace the review at `expected_version` by `new`, store `grant` and append `audit`."""
         check_review_update(new, expected_version)
         records = list(audit)
 
@@ -254,6 +295,8 @@ class SqliteStore:
             # The version guard runs in the writer's transaction: of two updates from the
             # same version, in one batch or in two, the second matches no row.
             stored = reviews_sql.update(tx.conn, new, expected_version)
+            if grant is not None:  # after the guard: a failed act grants nothing
+                tx.conn.execute(gsql.for_sqlite(gsql.INSERT), grant.row(format_time))
             for record in records:
                 tx.append(record)
             return stored

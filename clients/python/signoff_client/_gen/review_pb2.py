@@ -28,19 +28,19 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from signoff_client._gen import common_pb2 as signoff_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17signoff/v1/review.proto\x12\nsignoff.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17signoff/v1/common.proto\"\xb4\x01\n\tReviewAct\x12\x10\n\x08reviewer\x18\x01 \x01(\t\x12$\n\x07verdict\x18\x02 \x01(\x0e\x32\x13.signoff.v1.Verdict\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\x12\'\n\x06params\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05roles\x18\x06 \x03(\t\"\x88\x06\n\x06Review\x12\x11\n\treview_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12*\n\x07request\x18\x03 \x01(\x0b\x32\x19.signoff.v1.ActionRequest\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.signoff.v1.ReviewState\x12\x16\n\x0ereviewer_group\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12.\n\rmatched_rules\x18\x07 \x03(\x0b\x32\x17.signoff.v1.MatchedRule\x12\x1a\n\x12\x61pprovals_required\x18\x08 \x01(\x05\x12#\n\x04\x61\x63ts\x18\t \x03(\x0b\x32\x15.signoff.v1.ReviewAct\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bresolved_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x0c\x66inal_params\x18\r \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\non_timeout\x18\x0e \x01(\t\x12\x0f\n\x07version\x18\x0f \x01(\x03\x12\x16\n\x0epolicy_version\x18\x10 \x01(\t\x12\x15\n\raction_digest\x18\x11 \x01(\t\x12\x14\n\x0c\x66inal_digest\x18\x12 \x01(\t\x12$\n\x07outcome\x18\x13 \x01(\x0e\x32\x13.signoff.v1.Outcome\x12\x16\n\x0e\x65scalated_from\x18\x14 \x03(\t\x12\x17\n\x0fresolution_note\x18\x15 \x01(\t\x12\x16\n\x0eredacted_paths\x18\x16 \x03(\t\x12*\n\x07timeout\x18\x17 \x01(\x0b\x32\x19.google.protobuf.Duration\x12$\n\x07receipt\x18\x18 \x01(\x0b\x32\x13.signoff.v1.Receipt\"\xe4\x01\n\x12ListReviewsRequest\x12\x17\n\x0freviewer_groups\x18\x01 \x03(\t\x12\'\n\x06states\x18\x02 \x03(\x0e\x32\x17.signoff.v1.ReviewState\x12&\n\x05order\x18\x03 \x01(\x0e\x32\x17.signoff.v1.ReviewOrder\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12-\n\nolder_than\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"S\n\x13ListReviewsResponse\x12#\n\x07reviews\x18\x01 \x03(\x0b\x32\x12.signoff.v1.Review\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x10GetReviewRequest\x12\x11\n\treview_id\x18\x01 \x01(\t\"\'\n\x12WatchReviewRequest\x12\x11\n\treview_id\x18\x01 \x01(\t\"\xa2\x01\n\x13SubmitReviewRequest\x12\x11\n\treview_id\x18\x01 \x01(\t\x12$\n\x07verdict\x18\x02 \x01(\x0e\x32\x13.signoff.v1.Verdict\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x05 \x01(\x03\"8\n\tReviewRef\x12\x11\n\treview_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"u\n\x14SubmitReviewsRequest\x12&\n\x07reviews\x18\x01 \x03(\x0b\x32\x15.signoff.v1.ReviewRef\x12$\n\x07verdict\x18\x02 \x01(\x0e\x32\x13.signoff.v1.Verdict\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"p\n\x0cReviewResult\x12\x11\n\treview_id\x18\x01 \x01(\t\x12\"\n\x06review\x18\x02 \x01(\x0b\x32\x12.signoff.v1.Review\x12\x12\n\nerror_code\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\"g\n\x15SubmitReviewsResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12)\n\x07results\x18\x02 \x03(\x0b\x32\x18.signoff.v1.ReviewResult\x12\x11\n\tsucceeded\x18\x03 \x01(\x05\"8\n\x13\x43\x61ncelReviewRequest\x12\x11\n\treview_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\";\n\x11WatchQueueRequest\x12\x17\n\x0freviewer_groups\x18\x01 \x03(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"\xa1\x01\n\nQueueGroup\x12\x16\n\x0ereviewer_group\x18\x01 \x01(\t\x12\x0f\n\x07pending\x18\x02 \x01(\x05\x12\x35\n\x11oldest_created_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_expires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\x05Queue\x12#\n\x07reviews\x18\x01 \x03(\x0b\x32\x12.signoff.v1.Review\x12&\n\x06groups\x18\x02 \x03(\x0b\x32\x16.signoff.v1.QueueGroup\x12\x0f\n\x07pending\x18\x03 \x01(\x05\x12/\n\x0bserver_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"9\n\x15ListPrecedentsRequest\x12\x11\n\treview_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"@\n\x16ListPrecedentsResponse\x12&\n\nprecedents\x18\x01 \x03(\x0b\x32\x12.signoff.v1.Review\"\x0f\n\rWhoAmIRequest\"T\n\x06\x43\x61ller\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x17\n\x0freviewer_groups\x18\x03 \x03(\t\x12\x16\n\x0e\x61\x63t_for_others\x18\x04 \x01(\x08*\xcc\x01\n\x0bReviewState\x12\x1c\n\x18REVIEW_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14REVIEW_STATE_PENDING\x10\x01\x12\x19\n\x15REVIEW_STATE_APPROVED\x10\x02\x12\x19\n\x15REVIEW_STATE_MODIFIED\x10\x03\x12\x19\n\x15REVIEW_STATE_REJECTED\x10\x04\x12\x18\n\x14REVIEW_STATE_EXPIRED\x10\x05\x12\x1a\n\x16REVIEW_STATE_CANCELLED\x10\x06*_\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x13\n\x0fVERDICT_APPROVE\x10\x01\x12\x12\n\x0eVERDICT_MODIFY\x10\x02\x12\x12\n\x0eVERDICT_REJECT\x10\x03*i\n\x0bReviewOrder\x12\x1c\n\x18REVIEW_ORDER_UNSPECIFIED\x10\x00\x12\x1d\n\x19REVIEW_ORDER_OLDEST_FIRST\x10\x01\x12\x1d\n\x19REVIEW_ORDER_NEWEST_FIRST\x10\x02\x32\x97\x05\n\rReviewService\x12N\n\x0bListReviews\x12\x1e.signoff.v1.ListReviewsRequest\x1a\x1f.signoff.v1.ListReviewsResponse\x12=\n\tGetReview\x12\x1c.signoff.v1.GetReviewRequest\x1a\x12.signoff.v1.Review\x12\x43\n\x0bWatchReview\x12\x1e.signoff.v1.WatchReviewRequest\x1a\x12.signoff.v1.Review0\x01\x12\x43\n\x0cSubmitReview\x12\x1f.signoff.v1.SubmitReviewRequest\x1a\x12.signoff.v1.Review\x12T\n\rSubmitReviews\x12 .signoff.v1.SubmitReviewsRequest\x1a!.signoff.v1.SubmitReviewsResponse\x12\x43\n\x0c\x43\x61ncelReview\x12\x1f.signoff.v1.CancelReviewRequest\x1a\x12.signoff.v1.Review\x12@\n\nWatchQueue\x12\x1d.signoff.v1.WatchQueueRequest\x1a\x11.signoff.v1.Queue0\x01\x12W\n\x0eListPrecedents\x12!.signoff.v1.ListPrecedentsRequest\x1a\".signoff.v1.ListPrecedentsResponse\x12\x37\n\x06WhoAmI\x12\x19.signoff.v1.WhoAmIRequest\x1a\x12.signoff.v1.Callerb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17signoff/v1/review.proto\x12\nsignoff.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17signoff/v1/common.proto\"\xb4\x01\n\tReviewAct\x12\x10\n\x08reviewer\x18\x01 \x01(\t\x12$\n\x07verdict\x18\x02 \x01(\x0e\x32\x13.signoff.v1.Verdict\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\x12\'\n\x06params\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05roles\x18\x06 \x03(\t\"\x88\x06\n\x06Review\x12\x11\n\treview_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12*\n\x07request\x18\x03 \x01(\x0b\x32\x19.signoff.v1.ActionRequest\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.signoff.v1.ReviewState\x12\x16\n\x0ereviewer_group\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12.\n\rmatched_rules\x18\x07 \x03(\x0b\x32\x17.signoff.v1.MatchedRule\x12\x1a\n\x12\x61pprovals_required\x18\x08 \x01(\x05\x12#\n\x04\x61\x63ts\x18\t \x03(\x0b\x32\x15.signoff.v1.ReviewAct\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bresolved_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x0c\x66inal_params\x18\r \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\non_timeout\x18\x0e \x01(\t\x12\x0f\n\x07version\x18\x0f \x01(\x03\x12\x16\n\x0epolicy_version\x18\x10 \x01(\t\x12\x15\n\raction_digest\x18\x11 \x01(\t\x12\x14\n\x0c\x66inal_digest\x18\x12 \x01(\t\x12$\n\x07outcome\x18\x13 \x01(\x0e\x32\x13.signoff.v1.Outcome\x12\x16\n\x0e\x65scalated_from\x18\x14 \x03(\t\x12\x17\n\x0fresolution_note\x18\x15 \x01(\t\x12\x16\n\x0eredacted_paths\x18\x16 \x03(\t\x12*\n\x07timeout\x18\x17 \x01(\x0b\x32\x19.google.protobuf.Duration\x12$\n\x07receipt\x18\x18 \x01(\x0b\x32\x13.signoff.v1.Receipt\"\xe4\x01\n\x12ListReviewsRequest\x12\x17\n\x0freviewer_groups\x18\x01 \x03(\t\x12\'\n\x06states\x18\x02 \x03(\x0e\x32\x17.signoff.v1.ReviewState\x12&\n\x05order\x18\x03 \x01(\x0e\x32\x17.signoff.v1.ReviewOrder\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12-\n\nolder_than\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"S\n\x13ListReviewsResponse\x12#\n\x07reviews\x18\x01 \x03(\x0b\x32\x12.signoff.v1.Review\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x10GetReviewRequest\x12\x11\n\treview_id\x18\x01 \x01(\t\"\'\n\x12WatchReviewRequest\x12\x11\n\treview_id\x18\x01 \x01(\t\"\xc8\x01\n\x13SubmitReviewRequest\x12\x11\n\treview_id\x18\x01 \x01(\t\x12$\n\x07verdict\x18\x02 \x01(\x0e\x32\x13.signoff.v1.Verdict\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x05 \x01(\x03\x12$\n\x05grant\x18\x06 \x01(\x0b\x32\x15.signoff.v1.GrantSpec\"M\n\nGrantBound\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\n\n\x02op\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"q\n\tGrantSpec\x12\x13\n\x0bttl_seconds\x18\x01 \x01(\x03\x12\x10\n\x08max_uses\x18\x02 \x01(\x05\x12\x15\n\rany_principal\x18\x03 \x01(\x08\x12&\n\x06\x62ounds\x18\x04 \x03(\x0b\x32\x16.signoff.v1.GrantBound\"\xa2\x03\n\x05Grant\x12\x10\n\x08grant_id\x18\x01 \x01(\t\x12\x16\n\x0ereviewer_group\x18\x02 \x01(\t\x12\x13\n\x0b\x61\x63tion_name\x18\x03 \x01(\t\x12\x0e\n\x06policy\x18\x04 \x01(\t\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x14\n\x0cprincipal_id\x18\x06 \x01(\t\x12&\n\x06\x62ounds\x18\x07 \x03(\x0b\x32\x16.signoff.v1.GrantBound\x12\x10\n\x08max_uses\x18\x08 \x01(\x05\x12\x0c\n\x04uses\x18\t \x01(\x05\x12\x12\n\ncreated_by\x18\n \x01(\t\x12\x11\n\treview_id\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrevoked_by\x18\x0f \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x10 \x01(\t\"E\n\x11ListGrantsRequest\x12\x16\n\x0ereviewer_group\x18\x01 \x01(\t\x12\x18\n\x10include_inactive\x18\x02 \x01(\x08\"7\n\x12ListGrantsResponse\x12!\n\x06grants\x18\x01 \x03(\x0b\x32\x11.signoff.v1.Grant\"6\n\x12RevokeGrantRequest\x12\x10\n\x08grant_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"8\n\tReviewRef\x12\x11\n\treview_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"u\n\x14SubmitReviewsRequest\x12&\n\x07reviews\x18\x01 \x03(\x0b\x32\x15.signoff.v1.ReviewRef\x12$\n\x07verdict\x18\x02 \x01(\x0e\x32\x13.signoff.v1.Verdict\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"p\n\x0cReviewResult\x12\x11\n\treview_id\x18\x01 \x01(\t\x12\"\n\x06review\x18\x02 \x01(\x0b\x32\x12.signoff.v1.Review\x12\x12\n\nerror_code\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\"g\n\x15SubmitReviewsResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12)\n\x07results\x18\x02 \x03(\x0b\x32\x18.signoff.v1.ReviewResult\x12\x11\n\tsucceeded\x18\x03 \x01(\x05\"8\n\x13\x43\x61ncelReviewRequest\x12\x11\n\treview_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\";\n\x11WatchQueueRequest\x12\x17\n\x0freviewer_groups\x18\x01 \x03(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"\xa1\x01\n\nQueueGroup\x12\x16\n\x0ereviewer_group\x18\x01 \x01(\t\x12\x0f\n\x07pending\x18\x02 \x01(\x05\x12\x35\n\x11oldest_created_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_expires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\x05Queue\x12#\n\x07reviews\x18\x01 \x03(\x0b\x32\x12.signoff.v1.Review\x12&\n\x06groups\x18\x02 \x03(\x0b\x32\x16.signoff.v1.QueueGroup\x12\x0f\n\x07pending\x18\x03 \x01(\x05\x12/\n\x0bserver_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"9\n\x15ListPrecedentsRequest\x12\x11\n\treview_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"@\n\x16ListPrecedentsResponse\x12&\n\nprecedents\x18\x01 \x03(\x0b\x32\x12.signoff.v1.Review\"\x0f\n\rWhoAmIRequest\"T\n\x06\x43\x61ller\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x17\n\x0freviewer_groups\x18\x03 \x03(\t\x12\x16\n\x0e\x61\x63t_for_others\x18\x04 \x01(\x08*\xcc\x01\n\x0bReviewState\x12\x1c\n\x18REVIEW_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14REVIEW_STATE_PENDING\x10\x01\x12\x19\n\x15REVIEW_STATE_APPROVED\x10\x02\x12\x19\n\x15REVIEW_STATE_MODIFIED\x10\x03\x12\x19\n\x15REVIEW_STATE_REJECTED\x10\x04\x12\x18\n\x14REVIEW_STATE_EXPIRED\x10\x05\x12\x1a\n\x16REVIEW_STATE_CANCELLED\x10\x06*_\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x13\n\x0fVERDICT_APPROVE\x10\x01\x12\x12\n\x0eVERDICT_MODIFY\x10\x02\x12\x12\n\x0eVERDICT_REJECT\x10\x03*i\n\x0bReviewOrder\x12\x1c\n\x18REVIEW_ORDER_UNSPECIFIED\x10\x00\x12\x1d\n\x19REVIEW_ORDER_OLDEST_FIRST\x10\x01\x12\x1d\n\x19REVIEW_ORDER_NEWEST_FIRST\x10\x02\x32\xa6\x06\n\rReviewService\x12N\n\x0bListReviews\x12\x1e.signoff.v1.ListReviewsRequest\x1a\x1f.signoff.v1.ListReviewsResponse\x12=\n\tGetReview\x12\x1c.signoff.v1.GetReviewRequest\x1a\x12.signoff.v1.Review\x12\x43\n\x0bWatchReview\x12\x1e.signoff.v1.WatchReviewRequest\x1a\x12.signoff.v1.Review0\x01\x12\x43\n\x0cSubmitReview\x12\x1f.signoff.v1.SubmitReviewRequest\x1a\x12.signoff.v1.Review\x12T\n\rSubmitReviews\x12 .signoff.v1.SubmitReviewsRequest\x1a!.signoff.v1.SubmitReviewsResponse\x12\x43\n\x0c\x43\x61ncelReview\x12\x1f.signoff.v1.CancelReviewRequest\x1a\x12.signoff.v1.Review\x12@\n\nWatchQueue\x12\x1d.signoff.v1.WatchQueueRequest\x1a\x11.signoff.v1.Queue0\x01\x12W\n\x0eListPrecedents\x12!.signoff.v1.ListPrecedentsRequest\x1a\".signoff.v1.ListPrecedentsResponse\x12\x37\n\x06WhoAmI\x12\x19.signoff.v1.WhoAmIRequest\x1a\x12.signoff.v1.Caller\x12K\n\nListGrants\x12\x1d.signoff.v1.ListGrantsRequest\x1a\x1e.signoff.v1.ListGrantsResponse\x12@\n\x0bRevokeGrant\x12\x1e.signoff.v1.RevokeGrantRequest\x1a\x11.signoff.v1.Grantb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'signoff.v1.review_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REVIEWSTATE']._serialized_start=2743
-  _globals['_REVIEWSTATE']._serialized_end=2947
-  _globals['_VERDICT']._serialized_start=2949
-  _globals['_VERDICT']._serialized_end=3044
-  _globals['_REVIEWORDER']._serialized_start=3046
-  _globals['_REVIEWORDER']._serialized_end=3151
+  _globals['_REVIEWSTATE']._serialized_start=3580
+  _globals['_REVIEWSTATE']._serialized_end=3784
+  _globals['_VERDICT']._serialized_start=3786
+  _globals['_VERDICT']._serialized_end=3881
+  _globals['_REVIEWORDER']._serialized_start=3883
+  _globals['_REVIEWORDER']._serialized_end=3988
   _globals['_REVIEWACT']._serialized_start=160
   _globals['_REVIEWACT']._serialized_end=340
   _globals['_REVIEW']._serialized_start=343
@@ -54,31 +54,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHREVIEWREQUEST']._serialized_start=1476
   _globals['_WATCHREVIEWREQUEST']._serialized_end=1515
   _globals['_SUBMITREVIEWREQUEST']._serialized_start=1518
-  _globals['_SUBMITREVIEWREQUEST']._serialized_end=1680
-  _globals['_REVIEWREF']._serialized_start=1682
-  _globals['_REVIEWREF']._serialized_end=1738
-  _globals['_SUBMITREVIEWSREQUEST']._serialized_start=1740
-  _globals['_SUBMITREVIEWSREQUEST']._serialized_end=1857
-  _globals['_REVIEWRESULT']._serialized_start=1859
-  _globals['_REVIEWRESULT']._serialized_end=1971
-  _globals['_SUBMITREVIEWSRESPONSE']._serialized_start=1973
-  _globals['_SUBMITREVIEWSRESPONSE']._serialized_end=2076
-  _globals['_CANCELREVIEWREQUEST']._serialized_start=2078
-  _globals['_CANCELREVIEWREQUEST']._serialized_end=2134
-  _globals['_WATCHQUEUEREQUEST']._serialized_start=2136
-  _globals['_WATCHQUEUEREQUEST']._serialized_end=2195
-  _globals['_QUEUEGROUP']._serialized_start=2198
-  _globals['_QUEUEGROUP']._serialized_end=2359
-  _globals['_QUEUE']._serialized_start=2362
-  _globals['_QUEUE']._serialized_end=2512
-  _globals['_LISTPRECEDENTSREQUEST']._serialized_start=2514
-  _globals['_LISTPRECEDENTSREQUEST']._serialized_end=2571
-  _globals['_LISTPRECEDENTSRESPONSE']._serialized_start=2573
-  _globals['_LISTPRECEDENTSRESPONSE']._serialized_end=2637
-  _globals['_WHOAMIREQUEST']._serialized_start=2639
-  _globals['_WHOAMIREQUEST']._serialized_end=2654
-  _globals['_CALLER']._serialized_start=2656
-  _globals['_CALLER']._serialized_end=2740
-  _globals['_REVIEWSERVICE']._serialized_start=3154
-  _globals['_REVIEWSERVICE']._serialized_end=3817
+  _globals['_SUBMITREVIEWREQUEST']._serialized_end=1718
+  _globals['_GRANTBOUND']._serialized_start=1720
+  _globals['_GRANTBOUND']._serialized_end=1797
+  _globals['_GRANTSPEC']._serialized_start=1799
+  _globals['_GRANTSPEC']._serialized_end=1912
+  _globals['_GRANT']._serialized_start=1915
+  _globals['_GRANT']._serialized_end=2333
+  _globals['_LISTGRANTSREQUEST']._serialized_start=2335
+  _globals['_LISTGRANTSREQUEST']._serialized_end=2404
+  _globals['_LISTGRANTSRESPONSE']._serialized_start=2406
+  _globals['_LISTGRANTSRESPONSE']._serialized_end=2461
+  _globals['_REVOKEGRANTREQUEST']._serialized_start=2463
+  _globals['_REVOKEGRANTREQUEST']._serialized_end=2517
+  _globals['_REVIEWREF']._serialized_start=2519
+  _globals['_REVIEWREF']._serialized_end=2575
+  _globals['_SUBMITREVIEWSREQUEST']._serialized_start=2577
+  _globals['_SUBMITREVIEWSREQUEST']._serialized_end=2694
+  _globals['_REVIEWRESULT']._serialized_start=2696
+  _globals['_REVIEWRESULT']._serialized_end=2808
+  _globals['_SUBMITREVIEWSRESPONSE']._serialized_start=2810
+  _globals['_SUBMITREVIEWSRESPONSE']._serialized_end=2913
+  _globals['_CANCELREVIEWREQUEST']._serialized_start=2915
+  _globals['_CANCELREVIEWREQUEST']._serialized_end=2971
+  _globals['_WATCHQUEUEREQUEST']._serialized_start=2973
+  _globals['_WATCHQUEUEREQUEST']._serialized_end=3032
+  _globals['_QUEUEGROUP']._serialized_start=3035
+  _globals['_QUEUEGROUP']._serialized_end=3196
+  _globals['_QUEUE']._serialized_start=3199
+  _globals['_QUEUE']._serialized_end=3349
+  _globals['_LISTPRECEDENTSREQUEST']._serialized_start=3351
+  _globals['_LISTPRECEDENTSREQUEST']._serialized_end=3408
+  _globals['_LISTPRECEDENTSRESPONSE']._serialized_start=3410
+  _globals['_LISTPRECEDENTSRESPONSE']._serialized_end=3474
+  _globals['_WHOAMIREQUEST']._serialized_start=3476
+  _globals['_WHOAMIREQUEST']._serialized_end=3491
+  _globals['_CALLER']._serialized_start=3493
+  _globals['_CALLER']._serialized_end=3577
+  _globals['_REVIEWSERVICE']._serialized_start=3991
+  _globals['_REVIEWSERVICE']._serialized_end=4797
 # @@protoc_insertion_point(module_scope)

@@ -157,18 +157,100 @@ class WatchReviewRequest(_message.Message):
     def __init__(self, review_id: _Optional[str] = ...) -> None: ...
 
 class SubmitReviewRequest(_message.Message):
-    __slots__ = ("review_id", "verdict", "params", "comment", "expected_version")
+    __slots__ = ("review_id", "verdict", "params", "comment", "expected_version", "grant")
     REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GRANT_FIELD_NUMBER: _ClassVar[int]
     review_id: str
     verdict: Verdict
     params: _struct_pb2.Struct
     comment: str
     expected_version: int
-    def __init__(self, review_id: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., comment: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+    grant: GrantSpec
+    def __init__(self, review_id: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., comment: _Optional[str] = ..., expected_version: _Optional[int] = ..., grant: _Optional[_Union[GrantSpec, _Mapping]] = ...) -> None: ...
+
+class GrantBound(_message.Message):
+    __slots__ = ("path", "op", "value")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    op: str
+    value: _struct_pb2.Value
+    def __init__(self, path: _Optional[str] = ..., op: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class GrantSpec(_message.Message):
+    __slots__ = ("ttl_seconds", "max_uses", "any_principal", "bounds")
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_USES_FIELD_NUMBER: _ClassVar[int]
+    ANY_PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    ttl_seconds: int
+    max_uses: int
+    any_principal: bool
+    bounds: _containers.RepeatedCompositeFieldContainer[GrantBound]
+    def __init__(self, ttl_seconds: _Optional[int] = ..., max_uses: _Optional[int] = ..., any_principal: _Optional[bool] = ..., bounds: _Optional[_Iterable[_Union[GrantBound, _Mapping]]] = ...) -> None: ...
+
+class Grant(_message.Message):
+    __slots__ = ("grant_id", "reviewer_group", "action_name", "policy", "rule", "principal_id", "bounds", "max_uses", "uses", "created_by", "review_id", "created_at", "expires_at", "revoked_at", "revoked_by", "description")
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    ACTION_NAME_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_ID_FIELD_NUMBER: _ClassVar[int]
+    BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_USES_FIELD_NUMBER: _ClassVar[int]
+    USES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_BY_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    grant_id: str
+    reviewer_group: str
+    action_name: str
+    policy: str
+    rule: str
+    principal_id: str
+    bounds: _containers.RepeatedCompositeFieldContainer[GrantBound]
+    max_uses: int
+    uses: int
+    created_by: str
+    review_id: str
+    created_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    revoked_at: _timestamp_pb2.Timestamp
+    revoked_by: str
+    description: str
+    def __init__(self, grant_id: _Optional[str] = ..., reviewer_group: _Optional[str] = ..., action_name: _Optional[str] = ..., policy: _Optional[str] = ..., rule: _Optional[str] = ..., principal_id: _Optional[str] = ..., bounds: _Optional[_Iterable[_Union[GrantBound, _Mapping]]] = ..., max_uses: _Optional[int] = ..., uses: _Optional[int] = ..., created_by: _Optional[str] = ..., review_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_by: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ListGrantsRequest(_message.Message):
+    __slots__ = ("reviewer_group", "include_inactive")
+    REVIEWER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_INACTIVE_FIELD_NUMBER: _ClassVar[int]
+    reviewer_group: str
+    include_inactive: bool
+    def __init__(self, reviewer_group: _Optional[str] = ..., include_inactive: _Optional[bool] = ...) -> None: ...
+
+class ListGrantsResponse(_message.Message):
+    __slots__ = ("grants",)
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    grants: _containers.RepeatedCompositeFieldContainer[Grant]
+    def __init__(self, grants: _Optional[_Iterable[_Union[Grant, _Mapping]]] = ...) -> None: ...
+
+class RevokeGrantRequest(_message.Message):
+    __slots__ = ("grant_id", "reason")
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    grant_id: str
+    reason: str
+    def __init__(self, grant_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ReviewRef(_message.Message):
     __slots__ = ("review_id", "expected_version")

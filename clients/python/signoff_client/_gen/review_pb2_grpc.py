@@ -80,6 +80,16 @@ class ReviewServiceStub:
                 request_serializer=signoff_dot_v1_dot_review__pb2.WhoAmIRequest.SerializeToString,
                 response_deserializer=signoff_dot_v1_dot_review__pb2.Caller.FromString,
                 _registered_method=True)
+        self.ListGrants = channel.unary_unary(
+                '/signoff.v1.ReviewService/ListGrants',
+                request_serializer=signoff_dot_v1_dot_review__pb2.ListGrantsRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_review__pb2.ListGrantsResponse.FromString,
+                _registered_method=True)
+        self.RevokeGrant = channel.unary_unary(
+                '/signoff.v1.ReviewService/RevokeGrant',
+                request_serializer=signoff_dot_v1_dot_review__pb2.RevokeGrantRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_review__pb2.Grant.FromString,
+                _registered_method=True)
 
 
 class ReviewServiceServicer:
@@ -156,6 +166,20 @@ class ReviewServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListGrants(self, request, context):
+        """Standing approvals of one reviewer group, newest first: active ones, or all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeGrant(self, request, context):
+        """End a standing approval at once; later requests are reviewed as usual.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReviewServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +227,16 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.WhoAmI,
                     request_deserializer=signoff_dot_v1_dot_review__pb2.WhoAmIRequest.FromString,
                     response_serializer=signoff_dot_v1_dot_review__pb2.Caller.SerializeToString,
+            ),
+            'ListGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGrants,
+                    request_deserializer=signoff_dot_v1_dot_review__pb2.ListGrantsRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_review__pb2.ListGrantsResponse.SerializeToString,
+            ),
+            'RevokeGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeGrant,
+                    request_deserializer=signoff_dot_v1_dot_review__pb2.RevokeGrantRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_review__pb2.Grant.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -449,6 +483,60 @@ class ReviewService:
             '/signoff.v1.ReviewService/WhoAmI',
             signoff_dot_v1_dot_review__pb2.WhoAmIRequest.SerializeToString,
             signoff_dot_v1_dot_review__pb2.Caller.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.ReviewService/ListGrants',
+            signoff_dot_v1_dot_review__pb2.ListGrantsRequest.SerializeToString,
+            signoff_dot_v1_dot_review__pb2.ListGrantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.ReviewService/RevokeGrant',
+            signoff_dot_v1_dot_review__pb2.RevokeGrantRequest.SerializeToString,
+            signoff_dot_v1_dot_review__pb2.Grant.FromString,
             options,
             channel_credentials,
             insecure,

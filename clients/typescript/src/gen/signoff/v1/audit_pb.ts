@@ -89,7 +89,8 @@ export type AuditEntry = Message<"signoff.v1.AuditEntry"> & {
   /**
    * "decision", "review.opened", "review.approved", "review.modified", "review.rejected",
    * "review.expired", "review.escalated", "review.cancelled", "policy.loaded",
-   * "policy.rejected".
+   * "policy.rejected", "access.denied", "grant.created", "grant.revoked". A decision allowed
+   * by a standing approval names it in its payload's "grant_id".
    *
    * @generated from field: string type = 3;
    */

@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { ActionRequest, MatchedRule, Outcome, Receipt } from "./common_pb.js";
 import { file_signoff_v1_common } from "./common_pb.js";
@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file signoff/v1/review.proto.
  */
 export const file_signoff_v1_review: GenFile = /*@__PURE__*/
-  fileDesc("ChdzaWdub2ZmL3YxL3Jldmlldy5wcm90bxIKc2lnbm9mZi52MSK0AQoJUmV2aWV3QWN0EhAKCHJldmlld2VyGAEgASgJEiQKB3ZlcmRpY3QYAiABKA4yEy5zaWdub2ZmLnYxLlZlcmRpY3QSDwoHY29tbWVudBgDIAEoCRInCgZwYXJhbXMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVyb2xlcxgGIAMoCSKIBgoGUmV2aWV3EhEKCXJldmlld19pZBgBIAEoCRITCgtkZWNpc2lvbl9pZBgCIAEoCRIqCgdyZXF1ZXN0GAMgASgLMhkuc2lnbm9mZi52MS5BY3Rpb25SZXF1ZXN0EiYKBXN0YXRlGAQgASgOMhcuc2lnbm9mZi52MS5SZXZpZXdTdGF0ZRIWCg5yZXZpZXdlcl9ncm91cBgFIAEoCRIOCgZyZWFzb24YBiABKAkSLgoNbWF0Y2hlZF9ydWxlcxgHIAMoCzIXLnNpZ25vZmYudjEuTWF0Y2hlZFJ1bGUSGgoSYXBwcm92YWxzX3JlcXVpcmVkGAggASgFEiMKBGFjdHMYCSADKAsyFS5zaWdub2ZmLnYxLlJldmlld0FjdBIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXNvbHZlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoMZmluYWxfcGFyYW1zGA0gASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpvbl90aW1lb3V0GA4gASgJEg8KB3ZlcnNpb24YDyABKAMSFgoOcG9saWN5X3ZlcnNpb24YECABKAkSFQoNYWN0aW9uX2RpZ2VzdBgRIAEoCRIUCgxmaW5hbF9kaWdlc3QYEiABKAkSJAoHb3V0Y29tZRgTIAEoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIWCg5lc2NhbGF0ZWRfZnJvbRgUIAMoCRIXCg9yZXNvbHV0aW9uX25vdGUYFSABKAkSFgoOcmVkYWN0ZWRfcGF0aHMYFiADKAkSKgoHdGltZW91dBgXIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIkCgdyZWNlaXB0GBggASgLMhMuc2lnbm9mZi52MS5SZWNlaXB0IuQBChJMaXN0UmV2aWV3c1JlcXVlc3QSFwoPcmV2aWV3ZXJfZ3JvdXBzGAEgAygJEicKBnN0YXRlcxgCIAMoDjIXLnNpZ25vZmYudjEuUmV2aWV3U3RhdGUSJgoFb3JkZXIYAyABKA4yFy5zaWdub2ZmLnYxLlJldmlld09yZGVyEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEg4KBmFjdGlvbhgGIAEoCRItCgpvbGRlcl90aGFuGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlMKE0xpc3RSZXZpZXdzUmVzcG9uc2USIwoHcmV2aWV3cxgBIAMoCzISLnNpZ25vZmYudjEuUmV2aWV3EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlChBHZXRSZXZpZXdSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCSInChJXYXRjaFJldmlld1JlcXVlc3QSEQoJcmV2aWV3X2lkGAEgASgJIqIBChNTdWJtaXRSZXZpZXdSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCRIkCgd2ZXJkaWN0GAIgASgOMhMuc2lnbm9mZi52MS5WZXJkaWN0EicKBnBhcmFtcxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDwoHY29tbWVudBgEIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAUgASgDIjgKCVJldmlld1JlZhIRCglyZXZpZXdfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyJ1ChRTdWJtaXRSZXZpZXdzUmVxdWVzdBImCgdyZXZpZXdzGAEgAygLMhUuc2lnbm9mZi52MS5SZXZpZXdSZWYSJAoHdmVyZGljdBgCIAEoDjITLnNpZ25vZmYudjEuVmVyZGljdBIPCgdjb21tZW50GAMgASgJInAKDFJldmlld1Jlc3VsdBIRCglyZXZpZXdfaWQYASABKAkSIgoGcmV2aWV3GAIgASgLMhIuc2lnbm9mZi52MS5SZXZpZXcSEgoKZXJyb3JfY29kZRgDIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJImcKFVN1Ym1pdFJldmlld3NSZXNwb25zZRIQCghiYXRjaF9pZBgBIAEoCRIpCgdyZXN1bHRzGAIgAygLMhguc2lnbm9mZi52MS5SZXZpZXdSZXN1bHQSEQoJc3VjY2VlZGVkGAMgASgFIjgKE0NhbmNlbFJldmlld1JlcXVlc3QSEQoJcmV2aWV3X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI7ChFXYXRjaFF1ZXVlUmVxdWVzdBIXCg9yZXZpZXdlcl9ncm91cHMYASADKAkSDQoFbGltaXQYAiABKAUioQEKClF1ZXVlR3JvdXASFgoOcmV2aWV3ZXJfZ3JvdXAYASABKAkSDwoHcGVuZGluZxgCIAEoBRI1ChFvbGRlc3RfY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbmV4dF9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKWAQoFUXVldWUSIwoHcmV2aWV3cxgBIAMoCzISLnNpZ25vZmYudjEuUmV2aWV3EiYKBmdyb3VwcxgCIAMoCzIWLnNpZ25vZmYudjEuUXVldWVHcm91cBIPCgdwZW5kaW5nGAMgASgFEi8KC3NlcnZlcl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI5ChVMaXN0UHJlY2VkZW50c1JlcXVlc3QSEQoJcmV2aWV3X2lkGAEgASgJEg0KBWxpbWl0GAIgASgFIkAKFkxpc3RQcmVjZWRlbnRzUmVzcG9uc2USJgoKcHJlY2VkZW50cxgBIAMoCzISLnNpZ25vZmYudjEuUmV2aWV3Ig8KDVdob0FtSVJlcXVlc3QiVAoGQ2FsbGVyEgoKAmlkGAEgASgJEg0KBXJvbGVzGAIgAygJEhcKD3Jldmlld2VyX2dyb3VwcxgDIAMoCRIWCg5hY3RfZm9yX290aGVycxgEIAEoCCrMAQoLUmV2aWV3U3RhdGUSHAoYUkVWSUVXX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUUkVWSUVXX1NUQVRFX1BFTkRJTkcQARIZChVSRVZJRVdfU1RBVEVfQVBQUk9WRUQQAhIZChVSRVZJRVdfU1RBVEVfTU9ESUZJRUQQAxIZChVSRVZJRVdfU1RBVEVfUkVKRUNURUQQBBIYChRSRVZJRVdfU1RBVEVfRVhQSVJFRBAFEhoKFlJFVklFV19TVEFURV9DQU5DRUxMRUQQBipfCgdWZXJkaWN0EhcKE1ZFUkRJQ1RfVU5TUEVDSUZJRUQQABITCg9WRVJESUNUX0FQUFJPVkUQARISCg5WRVJESUNUX01PRElGWRACEhIKDlZFUkRJQ1RfUkVKRUNUEAMqaQoLUmV2aWV3T3JkZXISHAoYUkVWSUVXX09SREVSX1VOU1BFQ0lGSUVEEAASHQoZUkVWSUVXX09SREVSX09MREVTVF9GSVJTVBABEh0KGVJFVklFV19PUkRFUl9ORVdFU1RfRklSU1QQAjKXBQoNUmV2aWV3U2VydmljZRJOCgtMaXN0UmV2aWV3cxIeLnNpZ25vZmYudjEuTGlzdFJldmlld3NSZXF1ZXN0Gh8uc2lnbm9mZi52MS5MaXN0UmV2aWV3c1Jlc3BvbnNlEj0KCUdldFJldmlldxIcLnNpZ25vZmYudjEuR2V0UmV2aWV3UmVxdWVzdBoSLnNpZ25vZmYudjEuUmV2aWV3EkMKC1dhdGNoUmV2aWV3Eh4uc2lnbm9mZi52MS5XYXRjaFJldmlld1JlcXVlc3QaEi5zaWdub2ZmLnYxLlJldmlldzABEkMKDFN1Ym1pdFJldmlldxIfLnNpZ25vZmYudjEuU3VibWl0UmV2aWV3UmVxdWVzdBoSLnNpZ25vZmYudjEuUmV2aWV3ElQKDVN1Ym1pdFJldmlld3MSIC5zaWdub2ZmLnYxLlN1Ym1pdFJldmlld3NSZXF1ZXN0GiEuc2lnbm9mZi52MS5TdWJtaXRSZXZpZXdzUmVzcG9uc2USQwoMQ2FuY2VsUmV2aWV3Eh8uc2lnbm9mZi52MS5DYW5jZWxSZXZpZXdSZXF1ZXN0GhIuc2lnbm9mZi52MS5SZXZpZXcSQAoKV2F0Y2hRdWV1ZRIdLnNpZ25vZmYudjEuV2F0Y2hRdWV1ZVJlcXVlc3QaES5zaWdub2ZmLnYxLlF1ZXVlMAESVwoOTGlzdFByZWNlZGVudHMSIS5zaWdub2ZmLnYxLkxpc3RQcmVjZWRlbnRzUmVxdWVzdBoiLnNpZ25vZmYudjEuTGlzdFByZWNlZGVudHNSZXNwb25zZRI3CgZXaG9BbUkSGS5zaWdub2ZmLnYxLldob0FtSVJlcXVlc3QaEi5zaWdub2ZmLnYxLkNhbGxlcmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_signoff_v1_common]);
+  fileDesc("ChdzaWdub2ZmL3YxL3Jldmlldy5wcm90bxIKc2lnbm9mZi52MSK0AQoJUmV2aWV3QWN0EhAKCHJldmlld2VyGAEgASgJEiQKB3ZlcmRpY3QYAiABKA4yEy5zaWdub2ZmLnYxLlZlcmRpY3QSDwoHY29tbWVudBgDIAEoCRInCgZwYXJhbXMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVyb2xlcxgGIAMoCSKIBgoGUmV2aWV3EhEKCXJldmlld19pZBgBIAEoCRITCgtkZWNpc2lvbl9pZBgCIAEoCRIqCgdyZXF1ZXN0GAMgASgLMhkuc2lnbm9mZi52MS5BY3Rpb25SZXF1ZXN0EiYKBXN0YXRlGAQgASgOMhcuc2lnbm9mZi52MS5SZXZpZXdTdGF0ZRIWCg5yZXZpZXdlcl9ncm91cBgFIAEoCRIOCgZyZWFzb24YBiABKAkSLgoNbWF0Y2hlZF9ydWxlcxgHIAMoCzIXLnNpZ25vZmYudjEuTWF0Y2hlZFJ1bGUSGgoSYXBwcm92YWxzX3JlcXVpcmVkGAggASgFEiMKBGFjdHMYCSADKAsyFS5zaWdub2ZmLnYxLlJldmlld0FjdBIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXNvbHZlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoMZmluYWxfcGFyYW1zGA0gASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpvbl90aW1lb3V0GA4gASgJEg8KB3ZlcnNpb24YDyABKAMSFgoOcG9saWN5X3ZlcnNpb24YECABKAkSFQoNYWN0aW9uX2RpZ2VzdBgRIAEoCRIUCgxmaW5hbF9kaWdlc3QYEiABKAkSJAoHb3V0Y29tZRgTIAEoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIWCg5lc2NhbGF0ZWRfZnJvbRgUIAMoCRIXCg9yZXNvbHV0aW9uX25vdGUYFSABKAkSFgoOcmVkYWN0ZWRfcGF0aHMYFiADKAkSKgoHdGltZW91dBgXIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIkCgdyZWNlaXB0GBggASgLMhMuc2lnbm9mZi52MS5SZWNlaXB0IuQBChJMaXN0UmV2aWV3c1JlcXVlc3QSFwoPcmV2aWV3ZXJfZ3JvdXBzGAEgAygJEicKBnN0YXRlcxgCIAMoDjIXLnNpZ25vZmYudjEuUmV2aWV3U3RhdGUSJgoFb3JkZXIYAyABKA4yFy5zaWdub2ZmLnYxLlJldmlld09yZGVyEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEg4KBmFjdGlvbhgGIAEoCRItCgpvbGRlcl90aGFuGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlMKE0xpc3RSZXZpZXdzUmVzcG9uc2USIwoHcmV2aWV3cxgBIAMoCzISLnNpZ25vZmYudjEuUmV2aWV3EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlChBHZXRSZXZpZXdSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCSInChJXYXRjaFJldmlld1JlcXVlc3QSEQoJcmV2aWV3X2lkGAEgASgJIsgBChNTdWJtaXRSZXZpZXdSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCRIkCgd2ZXJkaWN0GAIgASgOMhMuc2lnbm9mZi52MS5WZXJkaWN0EicKBnBhcmFtcxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDwoHY29tbWVudBgEIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAUgASgDEiQKBWdyYW50GAYgASgLMhUuc2lnbm9mZi52MS5HcmFudFNwZWMiTQoKR3JhbnRCb3VuZBIMCgRwYXRoGAEgASgJEgoKAm9wGAIgASgJEiUKBXZhbHVlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlInEKCUdyYW50U3BlYxITCgt0dGxfc2Vjb25kcxgBIAEoAxIQCghtYXhfdXNlcxgCIAEoBRIVCg1hbnlfcHJpbmNpcGFsGAMgASgIEiYKBmJvdW5kcxgEIAMoCzIWLnNpZ25vZmYudjEuR3JhbnRCb3VuZCKiAwoFR3JhbnQSEAoIZ3JhbnRfaWQYASABKAkSFgoOcmV2aWV3ZXJfZ3JvdXAYAiABKAkSEwoLYWN0aW9uX25hbWUYAyABKAkSDgoGcG9saWN5GAQgASgJEgwKBHJ1bGUYBSABKAkSFAoMcHJpbmNpcGFsX2lkGAYgASgJEiYKBmJvdW5kcxgHIAMoCzIWLnNpZ25vZmYudjEuR3JhbnRCb3VuZBIQCghtYXhfdXNlcxgIIAEoBRIMCgR1c2VzGAkgASgFEhIKCmNyZWF0ZWRfYnkYCiABKAkSEQoJcmV2aWV3X2lkGAsgASgJEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJldm9rZWRfYnkYDyABKAkSEwoLZGVzY3JpcHRpb24YECABKAkiRQoRTGlzdEdyYW50c1JlcXVlc3QSFgoOcmV2aWV3ZXJfZ3JvdXAYASABKAkSGAoQaW5jbHVkZV9pbmFjdGl2ZRgCIAEoCCI3ChJMaXN0R3JhbnRzUmVzcG9uc2USIQoGZ3JhbnRzGAEgAygLMhEuc2lnbm9mZi52MS5HcmFudCI2ChJSZXZva2VHcmFudFJlcXVlc3QSEAoIZ3JhbnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjgKCVJldmlld1JlZhIRCglyZXZpZXdfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyJ1ChRTdWJtaXRSZXZpZXdzUmVxdWVzdBImCgdyZXZpZXdzGAEgAygLMhUuc2lnbm9mZi52MS5SZXZpZXdSZWYSJAoHdmVyZGljdBgCIAEoDjITLnNpZ25vZmYudjEuVmVyZGljdBIPCgdjb21tZW50GAMgASgJInAKDFJldmlld1Jlc3VsdBIRCglyZXZpZXdfaWQYASABKAkSIgoGcmV2aWV3GAIgASgLMhIuc2lnbm9mZi52MS5SZXZpZXcSEgoKZXJyb3JfY29kZRgDIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJImcKFVN1Ym1pdFJldmlld3NSZXNwb25zZRIQCghiYXRjaF9pZBgBIAEoCRIpCgdyZXN1bHRzGAIgAygLMhguc2lnbm9mZi52MS5SZXZpZXdSZXN1bHQSEQoJc3VjY2VlZGVkGAMgASgFIjgKE0NhbmNlbFJldmlld1JlcXVlc3QSEQoJcmV2aWV3X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI7ChFXYXRjaFF1ZXVlUmVxdWVzdBIXCg9yZXZpZXdlcl9ncm91cHMYASADKAkSDQoFbGltaXQYAiABKAUioQEKClF1ZXVlR3JvdXASFgoOcmV2aWV3ZXJfZ3JvdXAYASABKAkSDwoHcGVuZGluZxgCIAEoBRI1ChFvbGRlc3RfY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbmV4dF9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKWAQoFUXVldWUSIwoHcmV2aWV3cxgBIAMoCzISLnNpZ25vZmYudjEuUmV2aWV3EiYKBmdyb3VwcxgCIAMoCzIWLnNpZ25vZmYudjEuUXVldWVHcm91cBIPCgdwZW5kaW5nGAMgASgFEi8KC3NlcnZlcl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI5ChVMaXN0UHJlY2VkZW50c1JlcXVlc3QSEQoJcmV2aWV3X2lkGAEgASgJEg0KBWxpbWl0GAIgASgFIkAKFkxpc3RQcmVjZWRlbnRzUmVzcG9uc2USJgoKcHJlY2VkZW50cxgBIAMoCzISLnNpZ25vZmYudjEuUmV2aWV3Ig8KDVdob0FtSVJlcXVlc3QiVAoGQ2FsbGVyEgoKAmlkGAEgASgJEg0KBXJvbGVzGAIgAygJEhcKD3Jldmlld2VyX2dyb3VwcxgDIAMoCRIWCg5hY3RfZm9yX290aGVycxgEIAEoCCrMAQoLUmV2aWV3U3RhdGUSHAoYUkVWSUVXX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUUkVWSUVXX1NUQVRFX1BFTkRJTkcQARIZChVSRVZJRVdfU1RBVEVfQVBQUk9WRUQQAhIZChVSRVZJRVdfU1RBVEVfTU9ESUZJRUQQAxIZChVSRVZJRVdfU1RBVEVfUkVKRUNURUQQBBIYChRSRVZJRVdfU1RBVEVfRVhQSVJFRBAFEhoKFlJFVklFV19TVEFURV9DQU5DRUxMRUQQBipfCgdWZXJkaWN0EhcKE1ZFUkRJQ1RfVU5TUEVDSUZJRUQQABITCg9WRVJESUNUX0FQUFJPVkUQARISCg5WRVJESUNUX01PRElGWRACEhIKDlZFUkRJQ1RfUkVKRUNUEAMqaQoLUmV2aWV3T3JkZXISHAoYUkVWSUVXX09SREVSX1VOU1BFQ0lGSUVEEAASHQoZUkVWSUVXX09SREVSX09MREVTVF9GSVJTVBABEh0KGVJFVklFV19PUkRFUl9ORVdFU1RfRklSU1QQAjKmBgoNUmV2aWV3U2VydmljZRJOCgtMaXN0UmV2aWV3cxIeLnNpZ25vZmYudjEuTGlzdFJldmlld3NSZXF1ZXN0Gh8uc2lnbm9mZi52MS5MaXN0UmV2aWV3c1Jlc3BvbnNlEj0KCUdldFJldmlldxIcLnNpZ25vZmYudjEuR2V0UmV2aWV3UmVxdWVzdBoSLnNpZ25vZmYudjEuUmV2aWV3EkMKC1dhdGNoUmV2aWV3Eh4uc2lnbm9mZi52MS5XYXRjaFJldmlld1JlcXVlc3QaEi5zaWdub2ZmLnYxLlJldmlldzABEkMKDFN1Ym1pdFJldmlldxIfLnNpZ25vZmYudjEuU3VibWl0UmV2aWV3UmVxdWVzdBoSLnNpZ25vZmYudjEuUmV2aWV3ElQKDVN1Ym1pdFJldmlld3MSIC5zaWdub2ZmLnYxLlN1Ym1pdFJldmlld3NSZXF1ZXN0GiEuc2lnbm9mZi52MS5TdWJtaXRSZXZpZXdzUmVzcG9uc2USQwoMQ2FuY2VsUmV2aWV3Eh8uc2lnbm9mZi52MS5DYW5jZWxSZXZpZXdSZXF1ZXN0GhIuc2lnbm9mZi52MS5SZXZpZXcSQAoKV2F0Y2hRdWV1ZRIdLnNpZ25vZmYudjEuV2F0Y2hRdWV1ZVJlcXVlc3QaES5zaWdub2ZmLnYxLlF1ZXVlMAESVwoOTGlzdFByZWNlZGVudHMSIS5zaWdub2ZmLnYxLkxpc3RQcmVjZWRlbnRzUmVxdWVzdBoiLnNpZ25vZmYudjEuTGlzdFByZWNlZGVudHNSZXNwb25zZRI3CgZXaG9BbUkSGS5zaWdub2ZmLnYxLldob0FtSVJlcXVlc3QaEi5zaWdub2ZmLnYxLkNhbGxlchJLCgpMaXN0R3JhbnRzEh0uc2lnbm9mZi52MS5MaXN0R3JhbnRzUmVxdWVzdBoeLnNpZ25vZmYudjEuTGlzdEdyYW50c1Jlc3BvbnNlEkAKC1Jldm9rZUdyYW50Eh4uc2lnbm9mZi52MS5SZXZva2VHcmFudFJlcXVlc3QaES5zaWdub2ZmLnYxLkdyYW50YgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_signoff_v1_common]);
 
 /**
  * One reviewer's act on a review.
@@ -437,6 +437,15 @@ export type SubmitReviewRequest = Message<"signoff.v1.SubmitReviewRequest"> & {
    * @generated from field: int64 expected_version = 5;
    */
   expectedVersion: bigint;
+
+  /**
+   * Optional, with VERDICT_APPROVE only: also allow later actions like this one, without a
+   * review, for a while (a standing approval). FAILED_PRECONDITION if the deciding rule
+   * forbids grants (`grants: false`, the default for `approvals: 2` and more).
+   *
+   * @generated from field: signoff.v1.GrantSpec grant = 6;
+   */
+  grant?: GrantSpec | undefined;
 };
 
 /**
@@ -445,6 +454,263 @@ export type SubmitReviewRequest = Message<"signoff.v1.SubmitReviewRequest"> & {
  */
 export const SubmitReviewRequestSchema: GenMessage<SubmitReviewRequest> = /*@__PURE__*/
   messageDesc(file_signoff_v1_review, 6);
+
+/**
+ * One parameter bound of a standing approval: `params.<path> <op> <value>`.
+ *
+ * @generated from message signoff.v1.GrantBound
+ */
+export type GrantBound = Message<"signoff.v1.GrantBound"> & {
+  /**
+   * Dotted path under the action's params, e.g. "amount" or "card.country".
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * "<=" or ">=" (numbers), or "==" (any JSON value).
+   *
+   * @generated from field: string op = 2;
+   */
+  op: string;
+
+  /**
+   * The bound; it must hold for the approved action's params.
+   *
+   * @generated from field: google.protobuf.Value value = 3;
+   */
+  value?: Value | undefined;
+};
+
+/**
+ * Describes the message signoff.v1.GrantBound.
+ * Use `create(GrantBoundSchema)` to create a new message.
+ */
+export const GrantBoundSchema: GenMessage<GrantBound> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_review, 7);
+
+/**
+ * What a reviewer grants while approving: "allow actions like this one for the next T, at
+ * most N times". The scope is the approved action's name, its principal (or any) and bounds.
+ *
+ * @generated from message signoff.v1.GrantSpec
+ */
+export type GrantSpec = Message<"signoff.v1.GrantSpec"> & {
+  /**
+   * How long the grant lasts, in seconds (1 up to the server's grants.max_ttl).
+   *
+   * @generated from field: int64 ttl_seconds = 1;
+   */
+  ttlSeconds: bigint;
+
+  /**
+   * How many later requests it may allow (1-10000).
+   *
+   * @generated from field: int32 max_uses = 2;
+   */
+  maxUses: number;
+
+  /**
+   * True: any principal; false: only the approved action's principal.
+   *
+   * @generated from field: bool any_principal = 3;
+   */
+  anyPrincipal: boolean;
+
+  /**
+   * Parameter bounds; each must name a param of the approved action and hold for it.
+   *
+   * @generated from field: repeated signoff.v1.GrantBound bounds = 4;
+   */
+  bounds: GrantBound[];
+};
+
+/**
+ * Describes the message signoff.v1.GrantSpec.
+ * Use `create(GrantSpecSchema)` to create a new message.
+ */
+export const GrantSpecSchema: GenMessage<GrantSpec> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_review, 8);
+
+/**
+ * A standing approval.
+ *
+ * @generated from message signoff.v1.Grant
+ */
+export type Grant = Message<"signoff.v1.Grant"> & {
+  /**
+   * @generated from field: string grant_id = 1;
+   */
+  grantId: string;
+
+  /**
+   * The reviewer group whose reviews it stands in for.
+   *
+   * @generated from field: string reviewer_group = 2;
+   */
+  reviewerGroup: string;
+
+  /**
+   * @generated from field: string action_name = 3;
+   */
+  actionName: string;
+
+  /**
+   * The policy and rule whose reviews it stands in for.
+   *
+   * @generated from field: string policy = 4;
+   */
+  policy: string;
+
+  /**
+   * @generated from field: string rule = 5;
+   */
+  rule: string;
+
+  /**
+   * Empty: any principal.
+   *
+   * @generated from field: string principal_id = 6;
+   */
+  principalId: string;
+
+  /**
+   * @generated from field: repeated signoff.v1.GrantBound bounds = 7;
+   */
+  bounds: GrantBound[];
+
+  /**
+   * @generated from field: int32 max_uses = 8;
+   */
+  maxUses: number;
+
+  /**
+   * @generated from field: int32 uses = 9;
+   */
+  uses: number;
+
+  /**
+   * The reviewer who granted it, and the review they approved.
+   *
+   * @generated from field: string created_by = 10;
+   */
+  createdBy: string;
+
+  /**
+   * @generated from field: string review_id = 11;
+   */
+  reviewId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 12;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 13;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Set once revoked.
+   *
+   * @generated from field: google.protobuf.Timestamp revoked_at = 14;
+   */
+  revokedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string revoked_by = 15;
+   */
+  revokedBy: string;
+
+  /**
+   * The scope in plain words, e.g. `refund.issue by any principal where amount <= 750`.
+   *
+   * @generated from field: string description = 16;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message signoff.v1.Grant.
+ * Use `create(GrantSchema)` to create a new message.
+ */
+export const GrantSchema: GenMessage<Grant> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_review, 9);
+
+/**
+ * Which standing approvals to list.
+ *
+ * @generated from message signoff.v1.ListGrantsRequest
+ */
+export type ListGrantsRequest = Message<"signoff.v1.ListGrantsRequest"> & {
+  /**
+   * Required: a group the caller reviews for.
+   *
+   * @generated from field: string reviewer_group = 1;
+   */
+  reviewerGroup: string;
+
+  /**
+   * Also list expired, used-up and revoked grants.
+   *
+   * @generated from field: bool include_inactive = 2;
+   */
+  includeInactive: boolean;
+};
+
+/**
+ * Describes the message signoff.v1.ListGrantsRequest.
+ * Use `create(ListGrantsRequestSchema)` to create a new message.
+ */
+export const ListGrantsRequestSchema: GenMessage<ListGrantsRequest> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_review, 10);
+
+/**
+ * Standing approvals, newest first (at most 1000).
+ *
+ * @generated from message signoff.v1.ListGrantsResponse
+ */
+export type ListGrantsResponse = Message<"signoff.v1.ListGrantsResponse"> & {
+  /**
+   * @generated from field: repeated signoff.v1.Grant grants = 1;
+   */
+  grants: Grant[];
+};
+
+/**
+ * Describes the message signoff.v1.ListGrantsResponse.
+ * Use `create(ListGrantsResponseSchema)` to create a new message.
+ */
+export const ListGrantsResponseSchema: GenMessage<ListGrantsResponse> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_review, 11);
+
+/**
+ * Which standing approval to end.
+ *
+ * @generated from message signoff.v1.RevokeGrantRequest
+ */
+export type RevokeGrantRequest = Message<"signoff.v1.RevokeGrantRequest"> & {
+  /**
+   * @generated from field: string grant_id = 1;
+   */
+  grantId: string;
+
+  /**
+   * Optional reason, kept in the audit log.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message signoff.v1.RevokeGrantRequest.
+ * Use `create(RevokeGrantRequestSchema)` to create a new message.
+ */
+export const RevokeGrantRequestSchema: GenMessage<RevokeGrantRequest> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_review, 12);
 
 /**
  * One review of a batch and the version the reviewer saw.
@@ -472,7 +738,7 @@ export type ReviewRef = Message<"signoff.v1.ReviewRef"> & {
  * Use `create(ReviewRefSchema)` to create a new message.
  */
 export const ReviewRefSchema: GenMessage<ReviewRef> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 7);
+  messageDesc(file_signoff_v1_review, 13);
 
 /**
  * One reviewer's act on several reviews of the same action and deciding rules.
@@ -508,7 +774,7 @@ export type SubmitReviewsRequest = Message<"signoff.v1.SubmitReviewsRequest"> & 
  * Use `create(SubmitReviewsRequestSchema)` to create a new message.
  */
 export const SubmitReviewsRequestSchema: GenMessage<SubmitReviewsRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 8);
+  messageDesc(file_signoff_v1_review, 14);
 
 /**
  * What became of one review of a batch: the review, or why the act was refused.
@@ -551,7 +817,7 @@ export type ReviewResult = Message<"signoff.v1.ReviewResult"> & {
  * Use `create(ReviewResultSchema)` to create a new message.
  */
 export const ReviewResultSchema: GenMessage<ReviewResult> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 9);
+  messageDesc(file_signoff_v1_review, 15);
 
 /**
  * The results of a batch, in the order of the request.
@@ -586,7 +852,7 @@ export type SubmitReviewsResponse = Message<"signoff.v1.SubmitReviewsResponse"> 
  * Use `create(SubmitReviewsResponseSchema)` to create a new message.
  */
 export const SubmitReviewsResponseSchema: GenMessage<SubmitReviewsResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 10);
+  messageDesc(file_signoff_v1_review, 16);
 
 /**
  * Withdraw a pending review.
@@ -614,7 +880,7 @@ export type CancelReviewRequest = Message<"signoff.v1.CancelReviewRequest"> & {
  * Use `create(CancelReviewRequestSchema)` to create a new message.
  */
 export const CancelReviewRequestSchema: GenMessage<CancelReviewRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 11);
+  messageDesc(file_signoff_v1_review, 17);
 
 /**
  * Which queue to watch.
@@ -643,7 +909,7 @@ export type WatchQueueRequest = Message<"signoff.v1.WatchQueueRequest"> & {
  * Use `create(WatchQueueRequestSchema)` to create a new message.
  */
 export const WatchQueueRequestSchema: GenMessage<WatchQueueRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 12);
+  messageDesc(file_signoff_v1_review, 18);
 
 /**
  * The pending backlog of one reviewer group.
@@ -685,7 +951,7 @@ export type QueueGroup = Message<"signoff.v1.QueueGroup"> & {
  * Use `create(QueueGroupSchema)` to create a new message.
  */
 export const QueueGroupSchema: GenMessage<QueueGroup> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 13);
+  messageDesc(file_signoff_v1_review, 19);
 
 /**
  * A snapshot of the pending queue.
@@ -728,7 +994,7 @@ export type Queue = Message<"signoff.v1.Queue"> & {
  * Use `create(QueueSchema)` to create a new message.
  */
 export const QueueSchema: GenMessage<Queue> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 14);
+  messageDesc(file_signoff_v1_review, 20);
 
 /**
  * Which review to find precedents for.
@@ -756,7 +1022,7 @@ export type ListPrecedentsRequest = Message<"signoff.v1.ListPrecedentsRequest"> 
  * Use `create(ListPrecedentsRequestSchema)` to create a new message.
  */
 export const ListPrecedentsRequestSchema: GenMessage<ListPrecedentsRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 15);
+  messageDesc(file_signoff_v1_review, 21);
 
 /**
  * Decided reviews (APPROVED, MODIFIED, REJECTED or EXPIRED; never PENDING or CANCELLED) of the
@@ -781,7 +1047,7 @@ export type ListPrecedentsResponse = Message<"signoff.v1.ListPrecedentsResponse"
  * Use `create(ListPrecedentsResponseSchema)` to create a new message.
  */
 export const ListPrecedentsResponseSchema: GenMessage<ListPrecedentsResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 16);
+  messageDesc(file_signoff_v1_review, 22);
 
 /**
  * Empty: the caller is named by its token.
@@ -796,7 +1062,7 @@ export type WhoAmIRequest = Message<"signoff.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 17);
+  messageDesc(file_signoff_v1_review, 23);
 
 /**
  * The authenticated caller.
@@ -838,7 +1104,7 @@ export type Caller = Message<"signoff.v1.Caller"> & {
  * Use `create(CallerSchema)` to create a new message.
  */
 export const CallerSchema: GenMessage<Caller> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 18);
+  messageDesc(file_signoff_v1_review, 24);
 
 /**
  * Lifecycle of a review: PENDING -> APPROVED | MODIFIED | REJECTED | EXPIRED | CANCELLED.
@@ -1079,6 +1345,26 @@ export const ReviewService: GenService<{
     methodKind: "unary";
     input: typeof WhoAmIRequestSchema;
     output: typeof CallerSchema;
+  },
+  /**
+   * Standing approvals of one reviewer group, newest first: active ones, or all.
+   *
+   * @generated from rpc signoff.v1.ReviewService.ListGrants
+   */
+  listGrants: {
+    methodKind: "unary";
+    input: typeof ListGrantsRequestSchema;
+    output: typeof ListGrantsResponseSchema;
+  },
+  /**
+   * End a standing approval at once; later requests are reviewed as usual.
+   *
+   * @generated from rpc signoff.v1.ReviewService.RevokeGrant
+   */
+  revokeGrant: {
+    methodKind: "unary";
+    input: typeof RevokeGrantRequestSchema;
+    output: typeof GrantSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_signoff_v1_review, 0);

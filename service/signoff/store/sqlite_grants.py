@@ -1,0 +1,61 @@
+"""SQLite: reading and revoking standing approvals (granting and using them are part of
+the review update and the decision write, in sqlite.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from signoff.audit import AuditRecord, format_time, parse_time
+from signoff.store import grants_sql as gsql
+from signoff.store.grants_sql import GrantRecord
+
+
+class SqliteGrants:
+    """The grant methods of SqliteStore (which provides `_read` and `_submit`)."""
+
+    _read: Callable[..., Any]
+    _submit: Callable[..., Any]
+
+    async def active_grants(
+        self, action_name: str, reviewer_group: str, policy: str, rule: str, now: dt.datetime
+    ) -> list[GrantRecord]:
+        """The active grants for one action, group and rule, newest first."""
+        args = (action_name, reviewer_group, policy, rule, format_time(now))
+        return await self._read(lambda conn: _grants(conn, gsql.SELECT_ACTIVE, args))
+
+    async def list_grants(
+        self, reviewer_group: str, now: dt.datetime, active_only: bool
+    ) -> list[GrantRecord]:
+        """One group's grants, newest first (at most grants_sql.LIST_LIMIT)."""
+        args: tuple[Any, ...] = (reviewer_group,)
+        args += (format_time(now), gsql.LIST_LIMIT) if active_only else (gsql.LIST_LIMIT,)
+        return await self._read(lambda conn: _grants(conn, gsql.select_group(active_only), args))
+
+    async def get_grant(self, grant_id: str) -> GrantRecord | None:
+        """One grant by id, or None."""
+        found = await self._read(lambda conn: _grants(conn, gsql.SELECT_ONE, (grant_id,)))
+        return found[0] if found else None
+
+    async def revoke_grant(
+        self, grant_id: str, actor: str, now: dt.datetime, audit: AuditRecord
+    ) -> bool:
+        """Revoke `grant_id` and append `audit`; False (nothing written) if already revoked."""
+
+        def apply(tx: Any) -> bool:
+            done = tx.conn.execute(
+                gsql.for_sqlite(gsql.REVOKE), (format_time(now), actor, grant_id)
+            )
+            if done.rowcount != 1:
+                return False
+            tx.append(audit)
+            return True
+
+        return await self._submit(apply)
+
+
+def _grants(conn: sqlite3.Connection, statement: str, args: Sequence[Any]) -> list[GrantRecord]:
+    rows = conn.execute(gsql.for_sqlite(statement), tuple(args)).fetchall()
+    return [GrantRecord.from_row(row, parse_time) for row in rows]
