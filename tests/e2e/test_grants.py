@@ -59,6 +59,18 @@ rules:
     grants: false
     reason: every time
 """,
+    "dual.yaml": """\
+name: dual
+actions: ["dual.*"]
+rules:
+  - name: pair
+    when: "true"
+    decision: review
+    reviewers: finance
+    approvals: 2
+    grants: true
+    reason: two people, who may grant
+""",
 }
 PEOPLE = {
     "bot": ("bot", ["agent"]),
@@ -300,6 +312,23 @@ def test_bad_grants_are_refused(srv, action, who, spec, verdict, code, message):
     assert r.state == R.REVIEW_STATE_PENDING
     assert _grants(srv, inactive=True) == []
     assert not [e for e in _audit(srv) if e.type == "grant.created"]
+
+
+def test_only_the_approval_that_resolves_a_review_may_grant(srv):
+    d = _ask(srv, 750, action="dual.out")
+    code, details = _refused(_approve, srv, d.review_id, _spec())
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "is not approved by this act (1 more approvals needed)" in details
+    first = R.SubmitReviewRequest(review_id=d.review_id, verdict=R.VERDICT_APPROVE)
+    first.expected_version = 1
+    assert _stub(srv).SubmitReview(first, metadata=_md("alice")).state == (R.REVIEW_STATE_PENDING)
+    second = R.SubmitReviewRequest(
+        review_id=d.review_id, verdict=R.VERDICT_APPROVE, expected_version=2, grant=_spec()
+    )
+    assert _stub(srv).SubmitReview(second, metadata=_md("bob")).state == (R.REVIEW_STATE_APPROVED)
+    (grant,) = _grants(srv)
+    assert (grant.rule, grant.created_by) == ("pair", "bob")
+    assert _ask(srv, 10, action="dual.out").outcome == ALLOW
 
 
 def test_concurrent_uses_never_exceed_max_uses(srv):
