@@ -4,6 +4,9 @@ reviewed as before, and every grant, use and revocation is audited."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -341,3 +344,57 @@ def test_concurrent_uses_never_exceed_max_uses(srv):
     assert (used.grant_id, used.uses) == (grant.grant_id, 5)
     named = [e for e in _audit(srv) if e.type == "decision" and "grant_id" in e.payload]
     assert len(named) == 5
+
+
+SIGNOFF = [sys.executable, "-m", "signoff.cli.main", "reviews", "approve"]
+
+
+async def _cli(srv: ServerHandle, *args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+    env.update(SIGNOFF_TOKEN="alice", SIGNOFF_SERVER=srv.target)
+    proc = await asyncio.create_subprocess_exec(
+        *SIGNOFF,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_cli_approve_with_a_grant(srv):
+    d = _ask(srv, 750)
+    code, out, err = await _cli(
+        srv,
+        d.review_id,
+        *("--grant-for", "1h", "--grant-uses", "10", "--grant-any-principal"),
+        *("--grant-bound", "amount<=750", "--grant-bound", "currency==EUR"),
+    )
+    assert (code, err) == (0, "")
+    assert "now APPROVED by alice" in out
+    (grant,) = _grants(srv)
+    assert grant.description == ('pay.out by any principal where amount <= 750, currency == "EUR"')
+    assert (grant.max_uses, grant.expires_at.ToSeconds() - grant.created_at.ToSeconds()) == (
+        10,
+        3600,
+    )
+    assert _ask(srv, 200, token="gw", principal="other-bot").outcome == ALLOW
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--grant-for", "1h", "--grant-bound", "amount<750"], "--grant-bound 'amount<750': use"),
+        (["--grant-uses", "5"], "--grant-uses, --grant-bound and --grant-any-principal need"),
+        (["another-id", "--grant-for", "1h"], "--grant-for takes one review, not a batch"),
+        (["--grant-for", "1h", "--grant-bound", "amount<=10"], "amount <= 10 does not hold"),
+    ],
+)
+async def test_cli_bad_grant_flags_are_refused(srv, args, message):
+    d = _ask(srv, 750)
+    code, _out, err = await _cli(srv, d.review_id, *args)
+    assert code != 0
+    assert message in err
+    assert _grants(srv, inactive=True) == []

@@ -11,6 +11,7 @@ Reviewing from the command line
     signoff reviews list --state approved --state rejected --limit 20 --all-pages
     signoff reviews show 3f9c2a1b            # everything needed to decide, on one screen
     signoff reviews approve 3f9c2a1b --comment "matches ticket 4411"
+    signoff reviews approve 3f9c2a1b --grant-for 1h --grant-uses 10 --grant-bound 'amount<=750'
     signoff reviews modify 3f9c2a1b --params '{"amount": 500, "currency": "EUR"}'
     signoff reviews modify 3f9c2a1b --params-file edited.json --yes
     signoff reviews reject 3f9c2a1b --comment "duplicate of 3f9c..."
@@ -47,7 +48,7 @@ from typing import Any
 
 import grpc
 
-from signoff.cli import reviews_batch
+from signoff.cli import grant_flags, reviews_batch
 from signoff.cli import reviews_view as view
 from signoff.cli.output import diff
 from signoff.cli.remote import (
@@ -141,6 +142,8 @@ def add_parser(sub: Any) -> None:
         act.add_argument(
             "--version", type=int, help="the review version you looked at (default: current)"
         )
+        if verb == "approve":
+            grant_flags.add_arguments(act, _duration)
         if verb == "modify":
             src = act.add_mutually_exclusive_group(required=True)
             src.add_argument("--params", help="the edited params as a JSON object")
@@ -208,8 +211,11 @@ def _show(client: Client, args: argparse.Namespace) -> int:
 
 def _act(verdict: int) -> Callable[[Client, argparse.Namespace], int]:
     def act(client: Client, args: argparse.Namespace) -> int:
+        grant = grant_flags.spec(args) if verdict == R.VERDICT_APPROVE else None
         if verdict != R.VERDICT_MODIFY:
             if reviews_batch.wants_batch(args):
+                if grant is not None:
+                    raise CliError("--grant-for takes one review, not a batch", EXIT_USAGE)
                 return reviews_batch.act_many(client, args, verdict, resolve)
             if not args.ids:
                 raise CliError("give a review id (or several, or --all-like ID)", EXIT_USAGE)
@@ -225,6 +231,8 @@ def _act(verdict: int) -> Callable[[Client, argparse.Namespace], int]:
         req = R.SubmitReviewRequest(
             review_id=r.review_id, verdict=verdict, comment=args.comment, expected_version=version
         )
+        if grant is not None:
+            req.grant.CopyFrom(grant)
         if new_params is not None:
             _confirm_edit(view.current_params(r), new_params, args)
             req.params.update(new_params)
