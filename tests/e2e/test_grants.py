@@ -346,14 +346,20 @@ def test_concurrent_uses_never_exceed_max_uses(srv):
     assert len(named) == 5
 
 
-SIGNOFF = [sys.executable, "-m", "signoff.cli.main", "reviews", "approve"]
+SIGNOFF = [sys.executable, "-m", "signoff.cli.main"]
 
 
-async def _cli(srv: ServerHandle, *args: str) -> tuple[int, str, str]:
+async def _cli(
+    srv: ServerHandle,
+    *args: str,
+    cmd: tuple[str, ...] = ("reviews", "approve"),
+    token: str = "alice",
+) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
-    env.update(SIGNOFF_TOKEN="alice", SIGNOFF_SERVER=srv.target)
+    env.update(SIGNOFF_TOKEN=token, SIGNOFF_SERVER=srv.target)
     proc = await asyncio.create_subprocess_exec(
         *SIGNOFF,
+        *cmd,
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -398,3 +404,24 @@ async def test_cli_bad_grant_flags_are_refused(srv, args, message):
     assert code != 0
     assert message in err
     assert _grants(srv, inactive=True) == []
+
+
+async def test_cli_grants_list_and_revoke(srv):
+    grant = _granted(srv, **EUR_750)
+    code, out, err = await _cli(srv, "--group", "finance", cmd=("grants", "list"))
+    assert (code, err) == (0, "")
+    assert f"{grant.grant_id}  {grant.description}  0/3 used, until " in out
+    assert "granted by alice (pay/big)" in out
+    code, out, err = await _cli(srv, "--group", "finance", cmd=("grants", "list"), token="dave")
+    assert code != 0
+    assert "dave does not review for finance" in err
+    code, out, err = await _cli(srv, grant.grant_id, "--reason", "enough", cmd=("grants", "revoke"))
+    assert (code, err) == (0, "")
+    assert out.strip() == f"revoked {grant.grant_id}: {grant.description}"
+    code, out, _ = await _cli(srv, "--group", "finance", cmd=("grants", "list"))
+    assert out.strip() == "no active standing approvals for finance"
+    code, out, _ = await _cli(srv, "--group", "finance", "--all", cmd=("grants", "list"))
+    assert "revoked by alice" in out
+    code, _, err = await _cli(srv, grant.grant_id, cmd=("grants", "revoke"))
+    assert code != 0
+    assert "is already revoked" in err

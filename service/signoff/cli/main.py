@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     from signoff.cli.reviews import add_parser as add_reviews
 
     add_reviews(sub)
+    from signoff.cli.grants import add_parser as add_grants
+
+    add_grants(sub)
     add_audit(sub)
     add_explain(sub)
     add_replay(psub)
@@ -102,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         from signoff.cli.reviews import run
 
         return run(args)
+    if args.command == "grants":
+        from signoff.cli.grants import run as run_grants
+
+        return run_grants(args)
     if args.command == "audit":
         from signoff.cli.audit import run as run_audit
 
