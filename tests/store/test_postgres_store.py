@@ -261,6 +261,7 @@ GRANT USAGE ON SCHEMA {schema} TO {role};
 GRANT SELECT ON schema_migrations TO {role};
 GRANT SELECT, INSERT ON audit, audit_rules, checkpoints, decisions TO {role};
 GRANT SELECT, INSERT, UPDATE ON reviews TO {role};
+GRANT SELECT, INSERT, UPDATE ON grants TO {role};
 """
 
 
@@ -284,6 +285,14 @@ async def test_a_service_role_with_insert_and_select_only_runs_the_store(
             o = opening(1)
             await store.record_decision(o.decision, o.audit, o.review, o.review_audit)
             await store.update_review(changed(o.review), 1, [change_audit(changed(o.review))])
+            # The decision path reads grants, and takes a use with an UPDATE.
+            now = clock.now()
+            assert await store.active_grants("refund.issue", "finance", "p", "r", now) == []
+            second = opening(2)
+            used = await store.record_granted_decision(
+                second.decision, second.audit, "no-such-grant", now
+            )
+            assert used is None
             assert verify_chain(await all_entries(store)).ok
         finally:
             await store.close()
@@ -293,6 +302,7 @@ async def test_a_service_role_with_insert_and_select_only_runs_the_store(
                 "DELETE FROM audit",
                 "TRUNCATE audit CASCADE",
                 "DELETE FROM checkpoints",
+                "DELETE FROM grants",
                 "UPDATE decisions SET outcome = 'DENY'",
                 "ALTER TABLE audit DISABLE TRIGGER audit_append_only",
             ):
