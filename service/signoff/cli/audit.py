@@ -27,12 +27,11 @@ from google.protobuf.message import Message
 from signoff.cli import audit_view as view
 from signoff.cli.audit_filters import FILTERS, parse_filters
 from signoff.cli.remote import (
-    DEFAULT_SERVER,
     EXIT_REFUSED,
     EXIT_USAGE,
     CliError,
     Remote,
-    add_tls_arguments,
+    add_connection_arguments,
     report,
     rpc_failure,
     run_command,
@@ -71,13 +70,13 @@ class Client(Remote):
 def add_parser(sub: Any) -> None:
     """Register `audit` and its subcommands on the top-level subparsers."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--server", help=f"HOST:PORT of the server (default $SIGNOFF_SERVER or {DEFAULT_SERVER})"
+    add_connection_arguments(
+        common,
+        token_help="bearer token with the auditor role ($SIGNOFF_TOKEN)",
+        timeout=None,
+        timeout_help="seconds per call",
     )
-    common.add_argument("--token", help="bearer token with the auditor role ($SIGNOFF_TOKEN)")
-    add_tls_arguments(common)
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
-    common.add_argument("--timeout", type=float, help="seconds per call")
     known = ", ".join(FILTERS)
 
     audit = sub.add_parser("audit", help="query, export and verify the audit log")

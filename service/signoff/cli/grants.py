@@ -15,10 +15,9 @@ from typing import Any
 from google.protobuf import json_format
 
 from signoff.cli.remote import (
-    DEFAULT_SERVER,
     CliError,
     Remote,
-    add_tls_arguments,
+    add_connection_arguments,
     report,
     run_command,
 )
@@ -38,13 +37,8 @@ class Client(Remote):
 def add_parser(sub: Any) -> None:
     """Register `grants` and its subcommands on the top-level subparsers."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--server", help=f"HOST:PORT of the server (default $SIGNOFF_SERVER or {DEFAULT_SERVER})"
-    )
-    common.add_argument("--token", help="bearer token (default $SIGNOFF_TOKEN)")
-    add_tls_arguments(common)
+    add_connection_arguments(common)
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
-    common.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     grants = sub.add_parser("grants", help="list and revoke standing approvals on a server")
     gsub = grants.add_subparsers(dest="grants_command", required=True)
     ls = gsub.add_parser("list", parents=[common], help="one reviewer group's standing approvals")

@@ -27,11 +27,10 @@ from typing import Any
 from google.protobuf import json_format
 
 from signoff.cli.remote import (
-    DEFAULT_SERVER,
     EXIT_USAGE,
     CliError,
     Remote,
-    add_tls_arguments,
+    add_connection_arguments,
     report,
     run_command,
 )
@@ -71,12 +70,12 @@ def add_parser(psub: Any) -> None:
     )
     p.add_argument("--expired-share", type=float, default=0.10, help="expired share (0.10)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument(
-        "--server", help=f"HOST:PORT of the server (default $SIGNOFF_SERVER or {DEFAULT_SERVER})"
+    add_connection_arguments(
+        p,
+        token_help="bearer token with the auditor role ($SIGNOFF_TOKEN)",
+        timeout=30.0,
+        timeout_help="seconds (default 30)",
     )
-    p.add_argument("--token", help="bearer token with the auditor role ($SIGNOFF_TOKEN)")
-    add_tls_arguments(p)
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
 
 
 def run(args: argparse.Namespace) -> int:

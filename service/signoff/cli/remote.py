@@ -37,6 +37,22 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name}", help=f"{text} (default ${env})")
 
 
+def add_connection_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    token_help: str = "bearer token (default $SIGNOFF_TOKEN)",
+    timeout: float | None = 10.0,
+    timeout_help: str = "seconds per call (default 10)",
+) -> None:
+    """--server, --token, the TLS files and --timeout: how a command reaches the server."""
+    parser.add_argument(
+        "--server", help=f"HOST:PORT of the server (default $SIGNOFF_SERVER or {DEFAULT_SERVER})"
+    )
+    parser.add_argument("--token", help=token_help)
+    add_tls_arguments(parser)
+    parser.add_argument("--timeout", type=float, default=timeout, help=timeout_help)
+
+
 def tls_from_args(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
     """Channel credentials from --ca/--cert/--key or their variables; None: plaintext.
 

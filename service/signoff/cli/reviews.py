@@ -52,11 +52,10 @@ from signoff.cli import grant_flags, reviews_batch
 from signoff.cli import reviews_view as view
 from signoff.cli.output import diff
 from signoff.cli.remote import (
-    DEFAULT_SERVER,
     EXIT_USAGE,
     CliError,
     Remote,
-    add_tls_arguments,
+    add_connection_arguments,
     report,
     run_command,
 )
@@ -101,13 +100,8 @@ class Client(Remote):
 def add_parser(sub: Any) -> None:
     """Register `reviews` and its subcommands on the top-level subparsers."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--server", help=f"HOST:PORT of the server (default $SIGNOFF_SERVER or {DEFAULT_SERVER})"
-    )
-    common.add_argument("--token", help="bearer token (default $SIGNOFF_TOKEN)")
-    add_tls_arguments(common)
+    add_connection_arguments(common)
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
-    common.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
 
     reviews = sub.add_parser("reviews", help="list and act on reviews on a server")
     rsub = reviews.add_subparsers(dest="reviews_command", required=True)
