@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.message import DecodeError
 
 from signoff_client import _masking, _struct
+from signoff_client._approval import _echoed
 from signoff_client._gen import common_pb2
 from signoff_client._request import as_request, to_proto
 from signoff_client.canonical import action_digest
@@ -212,16 +213,7 @@ def _time(text: str) -> dt.datetime:
 def _digest_of(action: Request | Mapping[str, Any], redacted_paths: tuple[str, ...]) -> str:
     """The action digest of `action` as the server computed it (redacted params masked)."""
     req = to_proto(as_request(action, "action"), with_id=False)
-    p, r = req.principal, req.resource
-    principal = {
-        "id": p.id,
-        "kind": p.kind,
-        "roles": list(p.roles),
-        "tags": list(p.tags),
-        "on_behalf_of": p.on_behalf_of,
-        "attributes": _struct.from_struct(p.attributes),
-    }
-    resource = {"kind": r.kind, "id": r.id, "attributes": _struct.from_struct(r.attributes)}
+    principal, resource = _echoed(req)
     params = _struct.from_struct(req.action.params) if req.action.HasField("params") else None
     return action_digest(
         req.action.name, _masking.mask(params, redacted_paths), principal, resource
