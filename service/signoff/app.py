@@ -18,6 +18,7 @@ from signoff.decide import DefaultDecision, Evaluation, evaluate
 from signoff.errors import AlreadyExists, PermissionDenied
 from signoff.explanation import RULE_DECISIONS, decision_message, explanation
 from signoff.grant_app import GrantDesk
+from signoff.grants_config import GrantSettings
 from signoff.ids import Clock, IdFactory
 from signoff.jsonify import decision_to_dict, request_to_dict
 from signoff.logs import event
@@ -58,7 +59,7 @@ class Signoff:
         desk: ReviewDesk | None = None,
         telemetry: Telemetry | None = None,
         receipts: ReceiptIssuer | None = None,
-        grant_max_ttl: dt.timedelta = dt.timedelta(hours=24),
+        grant_settings: GrantSettings | None = None,
     ) -> None:
         self.policies = policies
         self.store = store
@@ -71,7 +72,9 @@ class Signoff:
         self.telemetry = telemetry or Telemetry()
         self.receipts = receipts
         self._holder: BundleHolder | None = None
-        self.grants = GrantDesk(store, clock, new_id, lambda: self.bundle, grant_max_ttl)
+        self.grants = GrantDesk(
+            store, clock, new_id, lambda: self.bundle, grant_settings or GrantSettings()
+        )
         self.reviews.grants = self.grants
         self._reload_lock = asyncio.Lock()
 
@@ -242,7 +245,9 @@ class Signoff:
             record = _decision_row(req, decision, digest, now)
             stored = await self.store.record_granted_decision(record, audit, grant.grant_id, now)
             if stored is None:
-                continue  # used up, revoked or expired since it was read: try the next
+                # Used up, revoked or expired since it was read: read afresh next time.
+                self.grants.changed()
+                continue
             found, replayed = stored
             return (_replayed(found, digest), allowed) if replayed else (decision, allowed)
         return None

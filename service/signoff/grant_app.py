@@ -12,7 +12,9 @@ from google.protobuf import json_format, struct_pb2
 from signoff import pb
 from signoff.audit import AuditRecord
 from signoff.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from signoff.grant_cache import ActiveGrants
 from signoff.grants import Bound, Scope, check_bounds, covers
+from signoff.grants_config import GrantSettings
 from signoff.ids import Clock, IdFactory
 from signoff.jsonify import struct_to_dict
 from signoff.policy import Bundle
@@ -33,13 +35,14 @@ class GrantDesk:
         clock: Clock,
         new_id: IdFactory,
         bundle: Callable[[], Bundle],
-        max_ttl: dt.timedelta,
+        settings: GrantSettings,
     ) -> None:
         self.store = store
         self.clock = clock
         self.new_id = new_id
         self.bundle = bundle
-        self.max_ttl = max_ttl
+        self.max_ttl = settings.max_ttl
+        self._active = ActiveGrants(store, settings.cache_ttl.total_seconds())
 
     def build(
         self,
@@ -130,11 +133,15 @@ class GrantDesk:
         self, req: pb.common.ActionRequest, rule: CompiledRule, group: str, now: dt.datetime
     ) -> list[GrantRecord]:
         """The active grants that cover `req`, decided by `rule` for `group`, newest first."""
-        found = await self.store.active_grants(req.action.name, group, rule.policy, rule.name, now)
+        found = await self._active.get(req.action.name, group, rule.policy, rule.name, now)
         if not found:
             return []
         params = struct_to_dict(req.action.params)
         return [g for g in found if covers(_scope(g), req.action.name, req.principal.id, params)]
+
+    def changed(self) -> None:
+        """A grant was made, used up or revoked here: read the active ones afresh."""
+        self._active.clear()
 
     async def list(
         self, who_id: str, can_review: Callable[[str], bool], req: pb.review.ListGrantsRequest
@@ -163,6 +170,7 @@ class GrantDesk:
         audit = _audit("grant.revoked", who_id, now, found, {"reason": req.reason})
         if not await self.store.revoke_grant(found.grant_id, who_id, now, audit):
             raise FailedPrecondition(f"grant {found.grant_id} is already revoked")
+        self.changed()
         stored = await self.store.get_grant(found.grant_id)
         assert stored is not None
         return to_message(stored)

@@ -17,3 +17,12 @@ class GrantSettings(BaseModel):
         gt=dt.timedelta(0),
         description="The longest a standing approval may last; a longer one is refused.",
     )
+    cache_ttl: dt.timedelta = Field(
+        dt.timedelta(seconds=1),
+        ge=dt.timedelta(0),
+        description=(
+            "How long a process reuses its read of the active standing approvals for one "
+            "action and rule (0: read on every decision). Grants made or revoked through this "
+            "process count at once; another worker's or replica's new grant after at most this."
+        ),
+    )

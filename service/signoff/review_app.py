@@ -465,6 +465,8 @@ class ReviewDesk:
                 audit + ([grant[1]] if grant else []),
                 grant[0] if grant else None,
             )
+        if grant is not None and self.grants is not None:
+            self.grants.changed()
         event(
             log,
             change.event,

@@ -235,7 +235,7 @@ def build_app(
         desk=desk,
         telemetry=telemetry,
         receipts=receipts,
-        grant_max_ttl=settings.grants.max_ttl,
+        grant_settings=settings.grants,
     )
 
 
