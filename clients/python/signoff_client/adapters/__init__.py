@@ -7,4 +7,6 @@ light (importing `signoff_client` never imports a framework):
   `signoff_tool(tool, client=..., ...)` wraps a LangChain tool or a plain function; a
   review becomes a LangGraph `interrupt()` where the graph has a checkpointer, and a
   blocking wait otherwise.
+- `signoff_client.adapters.openai_agents` (`pip install 'signoff-client[openai-agents]'`):
+  `guard_tool(function_tool, client=..., ...)` wraps an OpenAI Agents SDK `FunctionTool`.
 """
