@@ -18,7 +18,7 @@ from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
-from langgraph.types import Command
+from langgraph.types import Command, Send
 
 from signoff_client import AsyncClient, Client, ReviewState
 from signoff_client.adapters.langgraph import SignoffToolError, signoff_tool
@@ -205,6 +205,54 @@ async def test_async_review_interrupts_and_resumes(signoff):
     assert _answer(result).content == "refunded 750 EUR to acct_42"
     assert runs == [{"account": "acct_42", "amount": 750}]
     assert len(_reviews(signoff)) == 1
+
+
+def test_parallel_calls_sent_as_their_own_tasks_each_run_once(signoff):
+    """Two reviewed calls of one AIMessage, one task each (Send, as create_agent does)."""
+    runs: list[dict[str, Any]] = []
+
+    def agent(state: MessagesState) -> dict[str, Any]:
+        calls = [
+            {"name": "issue_refund", "args": {"account": f"acct_{i}", "amount": 700}, "id": f"c{i}"}
+            for i in range(2)
+        ]
+        return {"messages": [AIMessage("", tool_calls=calls)]}
+
+    def each_call(state: MessagesState) -> list[Send]:
+        calls = state["messages"][-1].tool_calls
+        return [
+            Send("tools", {"__type": "tool_call_with_context", "tool_call": c, "state": state})
+            for c in calls
+        ]
+
+    with Client(signoff.target, token="bot") as bot:
+        guarded = signoff_tool(_refund_tool(runs), client=bot, action="refund.issue")
+        graph = StateGraph(MessagesState)
+        graph.add_node("agent", agent)
+        graph.add_node("tools", ToolNode([guarded]))
+        graph.add_edge(START, "agent")
+        graph.add_conditional_edges("agent", each_call, ["tools"])
+        graph.add_edge("tools", END)
+        graph = graph.compile(checkpointer=InMemorySaver())
+
+        pending = graph.invoke({"messages": []}, THREAD)["__interrupt__"]
+        by_call = {i.value["tool_call_id"]: i.value["review_id"] for i in pending}
+        assert sorted(by_call) == ["c0", "c1"]
+        assert len(set(by_call.values())) == 2
+
+        _act(signoff, by_call["c0"], "approve")
+        left = graph.invoke(Command(resume={i.id: "c0 decided" for i in pending}), THREAD)
+        assert [i.value["tool_call_id"] for i in left["__interrupt__"]] == ["c1"]
+        assert runs == [{"account": "acct_0", "amount": 700}]
+
+        _act(signoff, by_call["c1"], "approve")
+        result = graph.invoke(Command(resume={i.id: "c1" for i in left["__interrupt__"]}), THREAD)
+
+    assert "__interrupt__" not in result
+    answers = sorted(m.content for m in result["messages"] if isinstance(m, ToolMessage))
+    assert answers == ["refunded 700 EUR to acct_0", "refunded 700 EUR to acct_1"]
+    assert runs == [{"account": "acct_0", "amount": 700}, {"account": "acct_1", "amount": 700}]
+    assert len(_reviews(signoff)) == 2
 
 
 # --- reviews without a checkpointer: a blocking wait --------------------------------------------

@@ -28,6 +28,11 @@ asks Signoff first, with the call's arguments as the action's params:
 - review otherwise (no checkpointer, or outside a graph): blocks as `client.require()`
   does, up to `timeout` seconds (`ReviewTimeout` is a refusal like the others).
 
+Several tool calls of one model turn: give each its own task, with `Send` (as
+`create_agent` does). A plain `ToolNode` runs them all in one task, and LangGraph re-runs
+the whole task on resume, so a call that was approved and ran while another waited for
+its review would run again.
+
 Async tools (`ainvoke`) need an `AsyncClient`, sync ones a `Client`. Arguments LangGraph
 injects (`InjectedState`, `InjectedStore`, `InjectedToolCallId`) are not sent to Signoff
 and reach the wrapped tool unchanged; tools taking a `ToolRuntime` are not supported.
