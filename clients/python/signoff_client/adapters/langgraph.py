@@ -67,6 +67,8 @@ except ModuleNotFoundError as exc:
     ) from exc
 
 from signoff_client import _approval
+from signoff_client._async_client import AsyncClient
+from signoff_client._client import Client
 from signoff_client.adapters._common import (
     ContextOption,
     Guard,
@@ -99,7 +101,7 @@ class SignoffToolError(ToolException):
 def signoff_tool(
     tool: BaseTool | Callable[..., Any],
     *,
-    client: Any,
+    client: Client | AsyncClient,
     action: str | None = None,
     principal: PrincipalOption = None,
     resource: ResourceOption = None,
@@ -116,7 +118,8 @@ def signoff_tool(
     defaults to the tool's name. `principal`, `resource`, `context`, `justification` and
     `request_id` are values or functions of the call's arguments, as `gate()` takes them;
     without `request_id` a tool call id gives one (see the module docstring). `timeout`
-    bounds a blocking wait for a review; `on_review(decision)` is called when one starts.
+    bounds a blocking wait for a review; `on_review(decision)` is called when one starts
+    (an interrupt hands the review to whoever runs the graph instead).
     `handle_tool_error` is LangChain's: what a refusal becomes (see the module docstring).
     """
     if not isinstance(tool, BaseTool):

@@ -52,6 +52,7 @@ except ModuleNotFoundError as exc:
     ) from exc
 
 from signoff_client._async_client import AsyncClient
+from signoff_client._client import Client
 from signoff_client.adapters._common import (
     ContextOption,
     Guard,
@@ -73,7 +74,7 @@ _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", boo
 def guard_tool(
     tool: FunctionTool,
     *,
-    client: Any,
+    client: Client | AsyncClient,
     action: str | None = None,
     principal: PrincipalOption = None,
     resource: ResourceOption = None,
