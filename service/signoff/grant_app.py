@@ -4,21 +4,28 @@ revoke. Knows the store and the bundle in force, not gRPC."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
 from signoff import pb
 from signoff.audit import AuditRecord
-from signoff.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from signoff.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    SignoffError,
+)
 from signoff.grant_cache import ActiveGrants
-from signoff.grants import Bound, Scope, check_bounds, covers
+from signoff.grants import Bound, Scope, check_bounds, covers, default_bounds
 from signoff.grants_config import GrantSettings
 from signoff.ids import Clock, IdFactory
 from signoff.jsonify import struct_to_dict
 from signoff.policy import Bundle
 from signoff.policy.bundle import CompiledRule
+from signoff.reviews import approvers
 from signoff.store.base import Store
 from signoff.store.grants_sql import GrantRecord
 
@@ -53,11 +60,7 @@ class GrantDesk:
         now: dt.datetime,
     ) -> tuple[GrantRecord, AuditRecord]:
         """The grant `who_id` asks for while approving `r`, checked; refused with a reason."""
-        # Its group is the review's: never broader than the groups the reviewer reviews for.
-        if not can_review(r.reviewer_group):
-            raise PermissionDenied(
-                f"{who_id} does not review for {r.reviewer_group} and cannot grant for it"
-            )
+        policy, rule = self._grantable(who_id, can_review, r)
         if not 1 <= spec.ttl_seconds <= self.max_ttl.total_seconds():
             raise InvalidArgument(
                 "grant.ttl_seconds",
@@ -65,18 +68,12 @@ class GrantDesk:
             )
         if not 1 <= spec.max_uses <= MAX_USES:
             raise InvalidArgument("grant.max_uses", f"must be 1-{MAX_USES}")
-        if r.escalated_from:
-            raise FailedPrecondition(
-                f"review {r.review_id} was escalated from {r.escalated_from[0]}: a standing "
-                "approval stands in for the rule's own group, so grant only on its reviews"
-            )
-        policy, rule = _deciding_rule(r)
-        compiled = self._rule(policy, rule)
-        if compiled is None or compiled.decision != "review":
-            raise FailedPrecondition(f"rule {policy}/{rule} is no longer a review rule")
-        if not compiled.grants:
-            why = "grants: false" if compiled.approvals == 1 else "approvals: 2+ without grants"
-            raise FailedPrecondition(f"rule {policy}/{rule} forbids standing approvals ({why})")
+        for i, b in enumerate(spec.bounds):
+            if _redacted(b.path, r.redacted_paths):
+                raise InvalidArgument(
+                    f"grant.bounds[{i}] ({b.path})",
+                    "the policy redacts this param: a bound on it would never match",
+                )
         bounds = tuple(
             Bound(b.path, b.op, json_format.MessageToDict(b.value))  # type: ignore[arg-type]
             for b in spec.bounds
@@ -120,6 +117,68 @@ class GrantDesk:
             grant=grant.SerializeToString(),
         )
         return record, _audit("grant.created", who_id, now, record, {"review_id": r.review_id})
+
+    def _grantable(
+        self, who_id: str, can_review: Callable[[str], bool], r: pb.review.Review
+    ) -> tuple[str, str]:
+        """The (policy, rule) a grant on `r` would stand in for; refused with the reason."""
+        # Its group is the review's: never broader than the groups the reviewer reviews for.
+        if not can_review(r.reviewer_group):
+            raise PermissionDenied(
+                f"{who_id} does not review for {r.reviewer_group} and cannot grant for it"
+            )
+        if r.escalated_from:
+            raise FailedPrecondition(
+                f"review {r.review_id} was escalated from {r.escalated_from[0]}: a standing "
+                "approval stands in for the rule's own group, so grant only on its reviews"
+            )
+        policy, rule = _deciding_rule(r)
+        compiled = self._rule(policy, rule)
+        if compiled is None or compiled.decision != "review":
+            raise FailedPrecondition(f"rule {policy}/{rule} is no longer a review rule")
+        if not compiled.grants:
+            why = "grants: false" if compiled.approvals == 1 else "approvals: 2+ without grants"
+            raise FailedPrecondition(f"rule {policy}/{rule} forbids standing approvals ({why})")
+        return policy, rule
+
+    def offered(
+        self, who_id: str, can_review: Callable[[str], bool], r: pb.review.Review
+    ) -> pb.review.Review:
+        """`r` with the caller's offer, if it is pending and they review its group."""
+        if r.state != S.REVIEW_STATE_PENDING or not can_review(r.reviewer_group):
+            return r
+        out = S.Review()
+        out.CopyFrom(r)  # never the stored message: the offer is the caller's, not the review's
+        out.grant_offer.CopyFrom(self.offer(who_id, can_review, r))
+        return out
+
+    def offer(
+        self, who_id: str, can_review: Callable[[str], bool], r: pb.review.Review
+    ) -> pb.review.GrantOffer:
+        """Whether `who_id` may grant while approving the pending `r`, and what to propose."""
+        out = S.GrantOffer(max_ttl_seconds=int(self.max_ttl.total_seconds()), max_uses=MAX_USES)
+        try:
+            self._grantable(who_id, can_review, r)
+        except SignoffError as exc:
+            out.refusal = exc.message
+            return out
+        # Only the approval that resolves the review may grant (ReviewDesk.act checks it).
+        approved = approvers(r)
+        if who_id in approved:
+            out.refusal = f"{who_id} approved this review already"
+            return out
+        if (more := r.approvals_required - len(approved) - 1) > 0:
+            out.refusal = (
+                f"{more} more approval(s) needed after yours: only the approval that resolves "
+                "the review may grant"
+            )
+            return out
+        out.allowed = True
+        params = struct_to_dict(r.request.action.params)
+        for b in default_bounds(params):
+            if not _redacted(b.path, r.redacted_paths):
+                out.default_bounds.add(path=b.path, op=b.op, value=value(b.value))
+        return out
 
     def _rule(self, policy: str, rule: str) -> CompiledRule | None:
         for p in self.bundle().policies:
@@ -187,6 +246,13 @@ def _deciding_rule(r: pb.review.Review) -> tuple[str, str]:
     raise FailedPrecondition(
         f"review {r.review_id} was not opened by a review rule that evaluated: nothing to grant"
     )
+
+
+def _redacted(path: str, redacted: Sequence[str]) -> bool:
+    # The stored review holds the mask where the request held the value, so a bound on a
+    # redacted param (or its parent, or a part of it) compares against what nobody saw.
+    full = f"action.params.{path}"
+    return any(full == p or full.startswith(p + ".") or p.startswith(full + ".") for p in redacted)
 
 
 def _scope(g: GrantRecord) -> Scope:

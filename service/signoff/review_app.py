@@ -256,10 +256,13 @@ class ReviewDesk:
         r = await self._load(review_id)
         if not self._may_see(who, r):
             raise PermissionDenied(f"{who.id} may not see review {review_id}")
-        return self._receipted(r)
+        return self._offered(who, self._receipted(r))
 
     def _receipted(self, r: pb.review.Review) -> pb.review.Review:
         return self.receipts.for_review(r) if self.receipts is not None else r
+
+    def _offered(self, who: Identity, r: pb.review.Review) -> pb.review.Review:
+        return self.grants.offered(who.id, who.can_review, r) if self.grants else r
 
     async def watch(self, who: Identity, review_id: str) -> AsyncIterator[pb.review.Review]:
         """The review now, then at every change, until it is resolved."""
@@ -282,7 +285,7 @@ class ReviewDesk:
                 current = await self._load(review_id)
             if current.version != r.version:
                 r = current
-                yield self._receipted(r)
+                yield self._offered(who, self._receipted(r))
 
     async def list(
         self, who: Identity, req: pb.review.ListReviewsRequest

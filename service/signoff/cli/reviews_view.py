@@ -10,7 +10,10 @@ import datetime as dt
 import json
 from typing import Any
 
+from google.protobuf import json_format
+
 from signoff.cli.output import compact, humanize, message_dict, plain, pretty, table, truncate
+from signoff.grants import show
 from signoff_client._gen import review_pb2 as R
 from signoff_client._gen.common_pb2 import RuleDecision
 
@@ -93,6 +96,8 @@ def details(r: R.Review, now: dt.datetime) -> str:
         lines.append(f"resolved       {_stamp(r.resolved_at)}")
     if r.resolution_note:
         lines.append(f"note           {r.resolution_note}")
+    if r.HasField("grant_offer"):
+        lines.append(f"grant          {_offer(r.grant_offer)}")
     lines += ["", "justification", f"  {req.justification or '(none given)'}"]
     redacted = f" (redacted: {', '.join(r.redacted_paths)})" if r.redacted_paths else ""
     lines += ["", f"params{redacted}", pretty(message_dict(req.action.params))]
@@ -112,6 +117,19 @@ def details(r: R.Review, now: dt.datetime) -> str:
     lines += ["", "digests", f"  action  {r.action_digest}", f"  final   {r.final_digest or '-'}"]
     lines.append(f"  policy  {r.policy_version}")
     return "\n".join(lines)
+
+
+def _offer(o: R.GrantOffer) -> str:
+    """Whether approving may grant a standing approval (`approve --grant-for`), and how."""
+    if not o.allowed:
+        return f"not possible: {o.refusal}"
+    bounds = ", ".join(
+        f"{b.path}{b.op}{show(json_format.MessageToDict(b.value))}" for b in o.default_bounds
+    )
+    return (
+        f"possible with --grant-for (at most {humanize(dt.timedelta(seconds=o.max_ttl_seconds))}, "
+        f"{o.max_uses} uses); suggested bounds: {bounds or 'none'}"
+    )
 
 
 def _rule(m: Any) -> str:

@@ -67,7 +67,7 @@ class ReviewAct(_message.Message):
     def __init__(self, reviewer: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., comment: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Review(_message.Message):
-    __slots__ = ("review_id", "decision_id", "request", "state", "reviewer_group", "reason", "matched_rules", "approvals_required", "acts", "created_at", "expires_at", "resolved_at", "final_params", "on_timeout", "version", "policy_version", "action_digest", "final_digest", "outcome", "escalated_from", "resolution_note", "redacted_paths", "timeout", "receipt")
+    __slots__ = ("review_id", "decision_id", "request", "state", "reviewer_group", "reason", "matched_rules", "approvals_required", "acts", "created_at", "expires_at", "resolved_at", "final_params", "on_timeout", "version", "policy_version", "action_digest", "final_digest", "outcome", "escalated_from", "resolution_note", "redacted_paths", "timeout", "receipt", "grant_offer")
     REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class Review(_message.Message):
     REDACTED_PATHS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    GRANT_OFFER_FIELD_NUMBER: _ClassVar[int]
     review_id: str
     decision_id: str
     request: _common_pb2.ActionRequest
@@ -116,7 +117,8 @@ class Review(_message.Message):
     redacted_paths: _containers.RepeatedScalarFieldContainer[str]
     timeout: _duration_pb2.Duration
     receipt: _common_pb2.Receipt
-    def __init__(self, review_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., request: _Optional[_Union[_common_pb2.ActionRequest, _Mapping]] = ..., state: _Optional[_Union[ReviewState, str]] = ..., reviewer_group: _Optional[str] = ..., reason: _Optional[str] = ..., matched_rules: _Optional[_Iterable[_Union[_common_pb2.MatchedRule, _Mapping]]] = ..., approvals_required: _Optional[int] = ..., acts: _Optional[_Iterable[_Union[ReviewAct, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., final_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., on_timeout: _Optional[str] = ..., version: _Optional[int] = ..., policy_version: _Optional[str] = ..., action_digest: _Optional[str] = ..., final_digest: _Optional[str] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ..., escalated_from: _Optional[_Iterable[str]] = ..., resolution_note: _Optional[str] = ..., redacted_paths: _Optional[_Iterable[str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ...) -> None: ...
+    grant_offer: GrantOffer
+    def __init__(self, review_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., request: _Optional[_Union[_common_pb2.ActionRequest, _Mapping]] = ..., state: _Optional[_Union[ReviewState, str]] = ..., reviewer_group: _Optional[str] = ..., reason: _Optional[str] = ..., matched_rules: _Optional[_Iterable[_Union[_common_pb2.MatchedRule, _Mapping]]] = ..., approvals_required: _Optional[int] = ..., acts: _Optional[_Iterable[_Union[ReviewAct, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., final_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., on_timeout: _Optional[str] = ..., version: _Optional[int] = ..., policy_version: _Optional[str] = ..., action_digest: _Optional[str] = ..., final_digest: _Optional[str] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ..., escalated_from: _Optional[_Iterable[str]] = ..., resolution_note: _Optional[str] = ..., redacted_paths: _Optional[_Iterable[str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., grant_offer: _Optional[_Union[GrantOffer, _Mapping]] = ...) -> None: ...
 
 class ListReviewsRequest(_message.Message):
     __slots__ = ("reviewer_groups", "states", "order", "page_size", "page_token", "action", "older_than")
@@ -181,6 +183,20 @@ class GrantBound(_message.Message):
     op: str
     value: _struct_pb2.Value
     def __init__(self, path: _Optional[str] = ..., op: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class GrantOffer(_message.Message):
+    __slots__ = ("allowed", "refusal", "max_ttl_seconds", "max_uses", "default_bounds")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    MAX_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_USES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    allowed: bool
+    refusal: str
+    max_ttl_seconds: int
+    max_uses: int
+    default_bounds: _containers.RepeatedCompositeFieldContainer[GrantBound]
+    def __init__(self, allowed: _Optional[bool] = ..., refusal: _Optional[str] = ..., max_ttl_seconds: _Optional[int] = ..., max_uses: _Optional[int] = ..., default_bounds: _Optional[_Iterable[_Union[GrantBound, _Mapping]]] = ...) -> None: ...
 
 class GrantSpec(_message.Message):
     __slots__ = ("ttl_seconds", "max_uses", "any_principal", "bounds")

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file signoff/v1/review.proto.
  */
 export const file_signoff_v1_review: GenFile = /*@__PURE__*/
-  fileDesc("ChdzaWdub2ZmL3YxL3Jldmlldy5wcm90bxIKc2lnbm9mZi52MSK0AQoJUmV2aWV3QWN0EhAKCHJldmlld2VyGAEgASgJEiQKB3ZlcmRpY3QYAiABKA4yEy5zaWdub2ZmLnYxLlZlcmRpY3QSDwoHY29tbWVudBgDIAEoCRInCgZwYXJhbXMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVyb2xlcxgGIAMoCSKIBgoGUmV2aWV3EhEKCXJldmlld19pZBgBIAEoCRITCgtkZWNpc2lvbl9pZBgCIAEoCRIqCgdyZXF1ZXN0GAMgASgLMhkuc2lnbm9mZi52MS5BY3Rpb25SZXF1ZXN0EiYKBXN0YXRlGAQgASgOMhcuc2lnbm9mZi52MS5SZXZpZXdTdGF0ZRIWCg5yZXZpZXdlcl9ncm91cBgFIAEoCRIOCgZyZWFzb24YBiABKAkSLgoNbWF0Y2hlZF9ydWxlcxgHIAMoCzIXLnNpZ25vZmYudjEuTWF0Y2hlZFJ1bGUSGgoSYXBwcm92YWxzX3JlcXVpcmVkGAggASgFEiMKBGFjdHMYCSADKAsyFS5zaWdub2ZmLnYxLlJldmlld0FjdBIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXNvbHZlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoMZmluYWxfcGFyYW1zGA0gASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpvbl90aW1lb3V0GA4gASgJEg8KB3ZlcnNpb24YDyABKAMSFgoOcG9saWN5X3ZlcnNpb24YECABKAkSFQoNYWN0aW9uX2RpZ2VzdBgRIAEoCRIUCgxmaW5hbF9kaWdlc3QYEiABKAkSJAoHb3V0Y29tZRgTIAEoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIWCg5lc2NhbGF0ZWRfZnJvbRgUIAMoCRIXCg9yZXNvbHV0aW9uX25vdGUYFSABKAkSFgoOcmVkYWN0ZWRfcGF0aHMYFiADKAkSKgoHdGltZW91dBgXIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIkCgdyZWNlaXB0GBggASgLMhMuc2lnbm9mZi52MS5SZWNlaXB0IuQBChJMaXN0UmV2aWV3c1JlcXVlc3QSFwoPcmV2aWV3ZXJfZ3JvdXBzGAEgAygJEicKBnN0YXRlcxgCIAMoDjIXLnNpZ25vZmYudjEuUmV2aWV3U3RhdGUSJgoFb3JkZXIYAyABKA4yFy5zaWdub2ZmLnYxLlJldmlld09yZGVyEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEg4KBmFjdGlvbhgGIAEoCRItCgpvbGRlcl90aGFuGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlMKE0xpc3RSZXZpZXdzUmVzcG9uc2USIwoHcmV2aWV3cxgBIAMoCzISLnNpZ25vZmYudjEuUmV2aWV3EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlChBHZXRSZXZpZXdSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCSInChJXYXRjaFJldmlld1JlcXVlc3QSEQoJcmV2aWV3X2lkGAEgASgJIsgBChNTdWJtaXRSZXZpZXdSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCRIkCgd2ZXJkaWN0GAIgASgOMhMuc2lnbm9mZi52MS5WZXJkaWN0EicKBnBhcmFtcxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDwoHY29tbWVudBgEIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAUgASgDEiQKBWdyYW50GAYgASgLMhUuc2lnbm9mZi52MS5HcmFudFNwZWMiTQoKR3JhbnRCb3VuZBIMCgRwYXRoGAEgASgJEgoKAm9wGAIgASgJEiUKBXZhbHVlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlInEKCUdyYW50U3BlYxITCgt0dGxfc2Vjb25kcxgBIAEoAxIQCghtYXhfdXNlcxgCIAEoBRIVCg1hbnlfcHJpbmNpcGFsGAMgASgIEiYKBmJvdW5kcxgEIAMoCzIWLnNpZ25vZmYudjEuR3JhbnRCb3VuZCKiAwoFR3JhbnQSEAoIZ3JhbnRfaWQYASABKAkSFgoOcmV2aWV3ZXJfZ3JvdXAYAiABKAkSEwoLYWN0aW9uX25hbWUYAyABKAkSDgoGcG9saWN5GAQgASgJEgwKBHJ1bGUYBSABKAkSFAoMcHJpbmNpcGFsX2lkGAYgASgJEiYKBmJvdW5kcxgHIAMoCzIWLnNpZ25vZmYudjEuR3JhbnRCb3VuZBIQCghtYXhfdXNlcxgIIAEoBRIMCgR1c2VzGAkgASgFEhIKCmNyZWF0ZWRfYnkYCiABKAkSEQoJcmV2aWV3X2lkGAsgASgJEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJldm9rZWRfYnkYDyABKAkSEwoLZGVzY3JpcHRpb24YECABKAkiRQoRTGlzdEdyYW50c1JlcXVlc3QSFgoOcmV2aWV3ZXJfZ3JvdXAYASABKAkSGAoQaW5jbHVkZV9pbmFjdGl2ZRgCIAEoCCI3ChJMaXN0R3JhbnRzUmVzcG9uc2USIQoGZ3JhbnRzGAEgAygLMhEuc2lnbm9mZi52MS5HcmFudCI2ChJSZXZva2VHcmFudFJlcXVlc3QSEAoIZ3JhbnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjgKCVJldmlld1JlZhIRCglyZXZpZXdfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyJ1ChRTdWJtaXRSZXZpZXdzUmVxdWVzdBImCgdyZXZpZXdzGAEgAygLMhUuc2lnbm9mZi52MS5SZXZpZXdSZWYSJAoHdmVyZGljdBgCIAEoDjITLnNpZ25vZmYudjEuVmVyZGljdBIPCgdjb21tZW50GAMgASgJInAKDFJldmlld1Jlc3VsdBIRCglyZXZpZXdfaWQYASABKAkSIgoGcmV2aWV3GAIgASgLMhIuc2lnbm9mZi52MS5SZXZpZXcSEgoKZXJyb3JfY29kZRgDIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJImcKFVN1Ym1pdFJldmlld3NSZXNwb25zZRIQCghiYXRjaF9pZBgBIAEoCRIpCgdyZXN1bHRzGAIgAygLMhguc2lnbm9mZi52MS5SZXZpZXdSZXN1bHQSEQoJc3VjY2VlZGVkGAMgASgFIjgKE0NhbmNlbFJldmlld1JlcXVlc3QSEQoJcmV2aWV3X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI7ChFXYXRjaFF1ZXVlUmVxdWVzdBIXCg9yZXZpZXdlcl9ncm91cHMYASADKAkSDQoFbGltaXQYAiABKAUioQEKClF1ZXVlR3JvdXASFgoOcmV2aWV3ZXJfZ3JvdXAYASABKAkSDwoHcGVuZGluZxgCIAEoBRI1ChFvbGRlc3RfY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbmV4dF9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKWAQoFUXVldWUSIwoHcmV2aWV3cxgBIAMoCzISLnNpZ25vZmYudjEuUmV2aWV3EiYKBmdyb3VwcxgCIAMoCzIWLnNpZ25vZmYudjEuUXVldWVHcm91cBIPCgdwZW5kaW5nGAMgASgFEi8KC3NlcnZlcl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI5ChVMaXN0UHJlY2VkZW50c1JlcXVlc3QSEQoJcmV2aWV3X2lkGAEgASgJEg0KBWxpbWl0GAIgASgFIkAKFkxpc3RQcmVjZWRlbnRzUmVzcG9uc2USJgoKcHJlY2VkZW50cxgBIAMoCzISLnNpZ25vZmYudjEuUmV2aWV3Ig8KDVdob0FtSVJlcXVlc3QiVAoGQ2FsbGVyEgoKAmlkGAEgASgJEg0KBXJvbGVzGAIgAygJEhcKD3Jldmlld2VyX2dyb3VwcxgDIAMoCRIWCg5hY3RfZm9yX290aGVycxgEIAEoCCrMAQoLUmV2aWV3U3RhdGUSHAoYUkVWSUVXX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUUkVWSUVXX1NUQVRFX1BFTkRJTkcQARIZChVSRVZJRVdfU1RBVEVfQVBQUk9WRUQQAhIZChVSRVZJRVdfU1RBVEVfTU9ESUZJRUQQAxIZChVSRVZJRVdfU1RBVEVfUkVKRUNURUQQBBIYChRSRVZJRVdfU1RBVEVfRVhQSVJFRBAFEhoKFlJFVklFV19TVEFURV9DQU5DRUxMRUQQBipfCgdWZXJkaWN0EhcKE1ZFUkRJQ1RfVU5TUEVDSUZJRUQQABITCg9WRVJESUNUX0FQUFJPVkUQARISCg5WRVJESUNUX01PRElGWRACEhIKDlZFUkRJQ1RfUkVKRUNUEAMqaQoLUmV2aWV3T3JkZXISHAoYUkVWSUVXX09SREVSX1VOU1BFQ0lGSUVEEAASHQoZUkVWSUVXX09SREVSX09MREVTVF9GSVJTVBABEh0KGVJFVklFV19PUkRFUl9ORVdFU1RfRklSU1QQAjKmBgoNUmV2aWV3U2VydmljZRJOCgtMaXN0UmV2aWV3cxIeLnNpZ25vZmYudjEuTGlzdFJldmlld3NSZXF1ZXN0Gh8uc2lnbm9mZi52MS5MaXN0UmV2aWV3c1Jlc3BvbnNlEj0KCUdldFJldmlldxIcLnNpZ25vZmYudjEuR2V0UmV2aWV3UmVxdWVzdBoSLnNpZ25vZmYudjEuUmV2aWV3EkMKC1dhdGNoUmV2aWV3Eh4uc2lnbm9mZi52MS5XYXRjaFJldmlld1JlcXVlc3QaEi5zaWdub2ZmLnYxLlJldmlldzABEkMKDFN1Ym1pdFJldmlldxIfLnNpZ25vZmYudjEuU3VibWl0UmV2aWV3UmVxdWVzdBoSLnNpZ25vZmYudjEuUmV2aWV3ElQKDVN1Ym1pdFJldmlld3MSIC5zaWdub2ZmLnYxLlN1Ym1pdFJldmlld3NSZXF1ZXN0GiEuc2lnbm9mZi52MS5TdWJtaXRSZXZpZXdzUmVzcG9uc2USQwoMQ2FuY2VsUmV2aWV3Eh8uc2lnbm9mZi52MS5DYW5jZWxSZXZpZXdSZXF1ZXN0GhIuc2lnbm9mZi52MS5SZXZpZXcSQAoKV2F0Y2hRdWV1ZRIdLnNpZ25vZmYudjEuV2F0Y2hRdWV1ZVJlcXVlc3QaES5zaWdub2ZmLnYxLlF1ZXVlMAESVwoOTGlzdFByZWNlZGVudHMSIS5zaWdub2ZmLnYxLkxpc3RQcmVjZWRlbnRzUmVxdWVzdBoiLnNpZ25vZmYudjEuTGlzdFByZWNlZGVudHNSZXNwb25zZRI3CgZXaG9BbUkSGS5zaWdub2ZmLnYxLldob0FtSVJlcXVlc3QaEi5zaWdub2ZmLnYxLkNhbGxlchJLCgpMaXN0R3JhbnRzEh0uc2lnbm9mZi52MS5MaXN0R3JhbnRzUmVxdWVzdBoeLnNpZ25vZmYudjEuTGlzdEdyYW50c1Jlc3BvbnNlEkAKC1Jldm9rZUdyYW50Eh4uc2lnbm9mZi52MS5SZXZva2VHcmFudFJlcXVlc3QaES5zaWdub2ZmLnYxLkdyYW50YgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_signoff_v1_common]);
+  fileDesc("ChdzaWdub2ZmL3YxL3Jldmlldy5wcm90bxIKc2lnbm9mZi52MSK0AQoJUmV2aWV3QWN0EhAKCHJldmlld2VyGAEgASgJEiQKB3ZlcmRpY3QYAiABKA4yEy5zaWdub2ZmLnYxLlZlcmRpY3QSDwoHY29tbWVudBgDIAEoCRInCgZwYXJhbXMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVyb2xlcxgGIAMoCSK1BgoGUmV2aWV3EhEKCXJldmlld19pZBgBIAEoCRITCgtkZWNpc2lvbl9pZBgCIAEoCRIqCgdyZXF1ZXN0GAMgASgLMhkuc2lnbm9mZi52MS5BY3Rpb25SZXF1ZXN0EiYKBXN0YXRlGAQgASgOMhcuc2lnbm9mZi52MS5SZXZpZXdTdGF0ZRIWCg5yZXZpZXdlcl9ncm91cBgFIAEoCRIOCgZyZWFzb24YBiABKAkSLgoNbWF0Y2hlZF9ydWxlcxgHIAMoCzIXLnNpZ25vZmYudjEuTWF0Y2hlZFJ1bGUSGgoSYXBwcm92YWxzX3JlcXVpcmVkGAggASgFEiMKBGFjdHMYCSADKAsyFS5zaWdub2ZmLnYxLlJldmlld0FjdBIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXNvbHZlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoMZmluYWxfcGFyYW1zGA0gASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpvbl90aW1lb3V0GA4gASgJEg8KB3ZlcnNpb24YDyABKAMSFgoOcG9saWN5X3ZlcnNpb24YECABKAkSFQoNYWN0aW9uX2RpZ2VzdBgRIAEoCRIUCgxmaW5hbF9kaWdlc3QYEiABKAkSJAoHb3V0Y29tZRgTIAEoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIWCg5lc2NhbGF0ZWRfZnJvbRgUIAMoCRIXCg9yZXNvbHV0aW9uX25vdGUYFSABKAkSFgoOcmVkYWN0ZWRfcGF0aHMYFiADKAkSKgoHdGltZW91dBgXIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIkCgdyZWNlaXB0GBggASgLMhMuc2lnbm9mZi52MS5SZWNlaXB0EisKC2dyYW50X29mZmVyGBkgASgLMhYuc2lnbm9mZi52MS5HcmFudE9mZmVyIuQBChJMaXN0UmV2aWV3c1JlcXVlc3QSFwoPcmV2aWV3ZXJfZ3JvdXBzGAEgAygJEicKBnN0YXRlcxgCIAMoDjIXLnNpZ25vZmYudjEuUmV2aWV3U3RhdGUSJgoFb3JkZXIYAyABKA4yFy5zaWdub2ZmLnYxLlJldmlld09yZGVyEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEg4KBmFjdGlvbhgGIAEoCRItCgpvbGRlcl90aGFuGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlMKE0xpc3RSZXZpZXdzUmVzcG9uc2USIwoHcmV2aWV3cxgBIAMoCzISLnNpZ25vZmYudjEuUmV2aWV3EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlChBHZXRSZXZpZXdSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCSInChJXYXRjaFJldmlld1JlcXVlc3QSEQoJcmV2aWV3X2lkGAEgASgJIsgBChNTdWJtaXRSZXZpZXdSZXF1ZXN0EhEKCXJldmlld19pZBgBIAEoCRIkCgd2ZXJkaWN0GAIgASgOMhMuc2lnbm9mZi52MS5WZXJkaWN0EicKBnBhcmFtcxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDwoHY29tbWVudBgEIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAUgASgDEiQKBWdyYW50GAYgASgLMhUuc2lnbm9mZi52MS5HcmFudFNwZWMiTQoKR3JhbnRCb3VuZBIMCgRwYXRoGAEgASgJEgoKAm9wGAIgASgJEiUKBXZhbHVlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIokBCgpHcmFudE9mZmVyEg8KB2FsbG93ZWQYASABKAgSDwoHcmVmdXNhbBgCIAEoCRIXCg9tYXhfdHRsX3NlY29uZHMYAyABKAMSEAoIbWF4X3VzZXMYBCABKAUSLgoOZGVmYXVsdF9ib3VuZHMYBSADKAsyFi5zaWdub2ZmLnYxLkdyYW50Qm91bmQicQoJR3JhbnRTcGVjEhMKC3R0bF9zZWNvbmRzGAEgASgDEhAKCG1heF91c2VzGAIgASgFEhUKDWFueV9wcmluY2lwYWwYAyABKAgSJgoGYm91bmRzGAQgAygLMhYuc2lnbm9mZi52MS5HcmFudEJvdW5kIqIDCgVHcmFudBIQCghncmFudF9pZBgBIAEoCRIWCg5yZXZpZXdlcl9ncm91cBgCIAEoCRITCgthY3Rpb25fbmFtZRgDIAEoCRIOCgZwb2xpY3kYBCABKAkSDAoEcnVsZRgFIAEoCRIUCgxwcmluY2lwYWxfaWQYBiABKAkSJgoGYm91bmRzGAcgAygLMhYuc2lnbm9mZi52MS5HcmFudEJvdW5kEhAKCG1heF91c2VzGAggASgFEgwKBHVzZXMYCSABKAUSEgoKY3JlYXRlZF9ieRgKIAEoCRIRCglyZXZpZXdfaWQYCyABKAkSLgoKY3JlYXRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmV2b2tlZF9ieRgPIAEoCRITCgtkZXNjcmlwdGlvbhgQIAEoCSJFChFMaXN0R3JhbnRzUmVxdWVzdBIWCg5yZXZpZXdlcl9ncm91cBgBIAEoCRIYChBpbmNsdWRlX2luYWN0aXZlGAIgASgIIjcKEkxpc3RHcmFudHNSZXNwb25zZRIhCgZncmFudHMYASADKAsyES5zaWdub2ZmLnYxLkdyYW50IjYKElJldm9rZUdyYW50UmVxdWVzdBIQCghncmFudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiOAoJUmV2aWV3UmVmEhEKCXJldmlld19pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDInUKFFN1Ym1pdFJldmlld3NSZXF1ZXN0EiYKB3Jldmlld3MYASADKAsyFS5zaWdub2ZmLnYxLlJldmlld1JlZhIkCgd2ZXJkaWN0GAIgASgOMhMuc2lnbm9mZi52MS5WZXJkaWN0Eg8KB2NvbW1lbnQYAyABKAkicAoMUmV2aWV3UmVzdWx0EhEKCXJldmlld19pZBgBIAEoCRIiCgZyZXZpZXcYAiABKAsyEi5zaWdub2ZmLnYxLlJldmlldxISCgplcnJvcl9jb2RlGAMgASgJEhUKDWVycm9yX21lc3NhZ2UYBCABKAkiZwoVU3VibWl0UmV2aWV3c1Jlc3BvbnNlEhAKCGJhdGNoX2lkGAEgASgJEikKB3Jlc3VsdHMYAiADKAsyGC5zaWdub2ZmLnYxLlJldmlld1Jlc3VsdBIRCglzdWNjZWVkZWQYAyABKAUiOAoTQ2FuY2VsUmV2aWV3UmVxdWVzdBIRCglyZXZpZXdfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjsKEVdhdGNoUXVldWVSZXF1ZXN0EhcKD3Jldmlld2VyX2dyb3VwcxgBIAMoCRINCgVsaW1pdBgCIAEoBSKhAQoKUXVldWVHcm91cBIWCg5yZXZpZXdlcl9ncm91cBgBIAEoCRIPCgdwZW5kaW5nGAIgASgFEjUKEW9sZGVzdF9jcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpYBCgVRdWV1ZRIjCgdyZXZpZXdzGAEgAygLMhIuc2lnbm9mZi52MS5SZXZpZXcSJgoGZ3JvdXBzGAIgAygLMhYuc2lnbm9mZi52MS5RdWV1ZUdyb3VwEg8KB3BlbmRpbmcYAyABKAUSLwoLc2VydmVyX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKFUxpc3RQcmVjZWRlbnRzUmVxdWVzdBIRCglyZXZpZXdfaWQYASABKAkSDQoFbGltaXQYAiABKAUiQAoWTGlzdFByZWNlZGVudHNSZXNwb25zZRImCgpwcmVjZWRlbnRzGAEgAygLMhIuc2lnbm9mZi52MS5SZXZpZXciDwoNV2hvQW1JUmVxdWVzdCJUCgZDYWxsZXISCgoCaWQYASABKAkSDQoFcm9sZXMYAiADKAkSFwoPcmV2aWV3ZXJfZ3JvdXBzGAMgAygJEhYKDmFjdF9mb3Jfb3RoZXJzGAQgASgIKswBCgtSZXZpZXdTdGF0ZRIcChhSRVZJRVdfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRSRVZJRVdfU1RBVEVfUEVORElORxABEhkKFVJFVklFV19TVEFURV9BUFBST1ZFRBACEhkKFVJFVklFV19TVEFURV9NT0RJRklFRBADEhkKFVJFVklFV19TVEFURV9SRUpFQ1RFRBAEEhgKFFJFVklFV19TVEFURV9FWFBJUkVEEAUSGgoWUkVWSUVXX1NUQVRFX0NBTkNFTExFRBAGKl8KB1ZlcmRpY3QSFwoTVkVSRElDVF9VTlNQRUNJRklFRBAAEhMKD1ZFUkRJQ1RfQVBQUk9WRRABEhIKDlZFUkRJQ1RfTU9ESUZZEAISEgoOVkVSRElDVF9SRUpFQ1QQAyppCgtSZXZpZXdPcmRlchIcChhSRVZJRVdfT1JERVJfVU5TUEVDSUZJRUQQABIdChlSRVZJRVdfT1JERVJfT0xERVNUX0ZJUlNUEAESHQoZUkVWSUVXX09SREVSX05FV0VTVF9GSVJTVBACMqYGCg1SZXZpZXdTZXJ2aWNlEk4KC0xpc3RSZXZpZXdzEh4uc2lnbm9mZi52MS5MaXN0UmV2aWV3c1JlcXVlc3QaHy5zaWdub2ZmLnYxLkxpc3RSZXZpZXdzUmVzcG9uc2USPQoJR2V0UmV2aWV3Ehwuc2lnbm9mZi52MS5HZXRSZXZpZXdSZXF1ZXN0GhIuc2lnbm9mZi52MS5SZXZpZXcSQwoLV2F0Y2hSZXZpZXcSHi5zaWdub2ZmLnYxLldhdGNoUmV2aWV3UmVxdWVzdBoSLnNpZ25vZmYudjEuUmV2aWV3MAESQwoMU3VibWl0UmV2aWV3Eh8uc2lnbm9mZi52MS5TdWJtaXRSZXZpZXdSZXF1ZXN0GhIuc2lnbm9mZi52MS5SZXZpZXcSVAoNU3VibWl0UmV2aWV3cxIgLnNpZ25vZmYudjEuU3VibWl0UmV2aWV3c1JlcXVlc3QaIS5zaWdub2ZmLnYxLlN1Ym1pdFJldmlld3NSZXNwb25zZRJDCgxDYW5jZWxSZXZpZXcSHy5zaWdub2ZmLnYxLkNhbmNlbFJldmlld1JlcXVlc3QaEi5zaWdub2ZmLnYxLlJldmlldxJACgpXYXRjaFF1ZXVlEh0uc2lnbm9mZi52MS5XYXRjaFF1ZXVlUmVxdWVzdBoRLnNpZ25vZmYudjEuUXVldWUwARJXCg5MaXN0UHJlY2VkZW50cxIhLnNpZ25vZmYudjEuTGlzdFByZWNlZGVudHNSZXF1ZXN0GiIuc2lnbm9mZi52MS5MaXN0UHJlY2VkZW50c1Jlc3BvbnNlEjcKBldob0FtSRIZLnNpZ25vZmYudjEuV2hvQW1JUmVxdWVzdBoSLnNpZ25vZmYudjEuQ2FsbGVyEksKCkxpc3RHcmFudHMSHS5zaWdub2ZmLnYxLkxpc3RHcmFudHNSZXF1ZXN0Gh4uc2lnbm9mZi52MS5MaXN0R3JhbnRzUmVzcG9uc2USQAoLUmV2b2tlR3JhbnQSHi5zaWdub2ZmLnYxLlJldm9rZUdyYW50UmVxdWVzdBoRLnNpZ25vZmYudjEuR3JhbnRiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_signoff_v1_common]);
 
 /**
  * One reviewer's act on a review.
@@ -253,6 +253,15 @@ export type Review = Message<"signoff.v1.Review"> & {
    * @generated from field: signoff.v1.Receipt receipt = 24;
    */
   receipt?: Receipt | undefined;
+
+  /**
+   * Whether the caller's approval may grant a standing approval, and the scope to propose:
+   * set by GetReview and WatchReview on pending reviews for reviewers of the review's group,
+   * computed for that caller under the policy in force (never stored).
+   *
+   * @generated from field: signoff.v1.GrantOffer grant_offer = 25;
+   */
+  grantOffer?: GrantOffer | undefined;
 };
 
 /**
@@ -491,6 +500,57 @@ export const GrantBoundSchema: GenMessage<GrantBound> = /*@__PURE__*/
   messageDesc(file_signoff_v1_review, 7);
 
 /**
+ * What a reviewer could grant while approving a review (see Review.grant_offer).
+ *
+ * @generated from message signoff.v1.GrantOffer
+ */
+export type GrantOffer = Message<"signoff.v1.GrantOffer"> & {
+  /**
+   * True: approving (VERDICT_APPROVE) may carry a GrantSpec.
+   *
+   * @generated from field: bool allowed = 1;
+   */
+  allowed: boolean;
+
+  /**
+   * Why not, when not allowed, e.g. "rule refunds/large-refund forbids standing approvals
+   * (grants: false)".
+   *
+   * @generated from field: string refusal = 2;
+   */
+  refusal: string;
+
+  /**
+   * The longest grant the server accepts (grants.max_ttl).
+   *
+   * @generated from field: int64 max_ttl_seconds = 3;
+   */
+  maxTtlSeconds: bigint;
+
+  /**
+   * The most uses a grant may have.
+   *
+   * @generated from field: int32 max_uses = 4;
+   */
+  maxUses: number;
+
+  /**
+   * Bounds to propose, from the requested params: numbers at most as requested, strings,
+   * booleans and nulls equal. Redacted params are left out: a bound on one never matches.
+   *
+   * @generated from field: repeated signoff.v1.GrantBound default_bounds = 5;
+   */
+  defaultBounds: GrantBound[];
+};
+
+/**
+ * Describes the message signoff.v1.GrantOffer.
+ * Use `create(GrantOfferSchema)` to create a new message.
+ */
+export const GrantOfferSchema: GenMessage<GrantOffer> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_review, 8);
+
+/**
  * What a reviewer grants while approving: "allow actions like this one for the next T, at
  * most N times". The scope is the approved action's name, its principal (or any) and bounds.
  *
@@ -531,7 +591,7 @@ export type GrantSpec = Message<"signoff.v1.GrantSpec"> & {
  * Use `create(GrantSpecSchema)` to create a new message.
  */
 export const GrantSpecSchema: GenMessage<GrantSpec> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 8);
+  messageDesc(file_signoff_v1_review, 9);
 
 /**
  * A standing approval.
@@ -637,7 +697,7 @@ export type Grant = Message<"signoff.v1.Grant"> & {
  * Use `create(GrantSchema)` to create a new message.
  */
 export const GrantSchema: GenMessage<Grant> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 9);
+  messageDesc(file_signoff_v1_review, 10);
 
 /**
  * Which standing approvals to list.
@@ -665,7 +725,7 @@ export type ListGrantsRequest = Message<"signoff.v1.ListGrantsRequest"> & {
  * Use `create(ListGrantsRequestSchema)` to create a new message.
  */
 export const ListGrantsRequestSchema: GenMessage<ListGrantsRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 10);
+  messageDesc(file_signoff_v1_review, 11);
 
 /**
  * Standing approvals, newest first (at most 1000).
@@ -684,7 +744,7 @@ export type ListGrantsResponse = Message<"signoff.v1.ListGrantsResponse"> & {
  * Use `create(ListGrantsResponseSchema)` to create a new message.
  */
 export const ListGrantsResponseSchema: GenMessage<ListGrantsResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 11);
+  messageDesc(file_signoff_v1_review, 12);
 
 /**
  * Which standing approval to end.
@@ -710,7 +770,7 @@ export type RevokeGrantRequest = Message<"signoff.v1.RevokeGrantRequest"> & {
  * Use `create(RevokeGrantRequestSchema)` to create a new message.
  */
 export const RevokeGrantRequestSchema: GenMessage<RevokeGrantRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 12);
+  messageDesc(file_signoff_v1_review, 13);
 
 /**
  * One review of a batch and the version the reviewer saw.
@@ -738,7 +798,7 @@ export type ReviewRef = Message<"signoff.v1.ReviewRef"> & {
  * Use `create(ReviewRefSchema)` to create a new message.
  */
 export const ReviewRefSchema: GenMessage<ReviewRef> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 13);
+  messageDesc(file_signoff_v1_review, 14);
 
 /**
  * One reviewer's act on several reviews of the same action and deciding rules.
@@ -774,7 +834,7 @@ export type SubmitReviewsRequest = Message<"signoff.v1.SubmitReviewsRequest"> & 
  * Use `create(SubmitReviewsRequestSchema)` to create a new message.
  */
 export const SubmitReviewsRequestSchema: GenMessage<SubmitReviewsRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 14);
+  messageDesc(file_signoff_v1_review, 15);
 
 /**
  * What became of one review of a batch: the review, or why the act was refused.
@@ -817,7 +877,7 @@ export type ReviewResult = Message<"signoff.v1.ReviewResult"> & {
  * Use `create(ReviewResultSchema)` to create a new message.
  */
 export const ReviewResultSchema: GenMessage<ReviewResult> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 15);
+  messageDesc(file_signoff_v1_review, 16);
 
 /**
  * The results of a batch, in the order of the request.
@@ -852,7 +912,7 @@ export type SubmitReviewsResponse = Message<"signoff.v1.SubmitReviewsResponse"> 
  * Use `create(SubmitReviewsResponseSchema)` to create a new message.
  */
 export const SubmitReviewsResponseSchema: GenMessage<SubmitReviewsResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 16);
+  messageDesc(file_signoff_v1_review, 17);
 
 /**
  * Withdraw a pending review.
@@ -880,7 +940,7 @@ export type CancelReviewRequest = Message<"signoff.v1.CancelReviewRequest"> & {
  * Use `create(CancelReviewRequestSchema)` to create a new message.
  */
 export const CancelReviewRequestSchema: GenMessage<CancelReviewRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 17);
+  messageDesc(file_signoff_v1_review, 18);
 
 /**
  * Which queue to watch.
@@ -909,7 +969,7 @@ export type WatchQueueRequest = Message<"signoff.v1.WatchQueueRequest"> & {
  * Use `create(WatchQueueRequestSchema)` to create a new message.
  */
 export const WatchQueueRequestSchema: GenMessage<WatchQueueRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 18);
+  messageDesc(file_signoff_v1_review, 19);
 
 /**
  * The pending backlog of one reviewer group.
@@ -951,7 +1011,7 @@ export type QueueGroup = Message<"signoff.v1.QueueGroup"> & {
  * Use `create(QueueGroupSchema)` to create a new message.
  */
 export const QueueGroupSchema: GenMessage<QueueGroup> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 19);
+  messageDesc(file_signoff_v1_review, 20);
 
 /**
  * A snapshot of the pending queue.
@@ -994,7 +1054,7 @@ export type Queue = Message<"signoff.v1.Queue"> & {
  * Use `create(QueueSchema)` to create a new message.
  */
 export const QueueSchema: GenMessage<Queue> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 20);
+  messageDesc(file_signoff_v1_review, 21);
 
 /**
  * Which review to find precedents for.
@@ -1022,7 +1082,7 @@ export type ListPrecedentsRequest = Message<"signoff.v1.ListPrecedentsRequest"> 
  * Use `create(ListPrecedentsRequestSchema)` to create a new message.
  */
 export const ListPrecedentsRequestSchema: GenMessage<ListPrecedentsRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 21);
+  messageDesc(file_signoff_v1_review, 22);
 
 /**
  * Decided reviews (APPROVED, MODIFIED, REJECTED or EXPIRED; never PENDING or CANCELLED) of the
@@ -1047,7 +1107,7 @@ export type ListPrecedentsResponse = Message<"signoff.v1.ListPrecedentsResponse"
  * Use `create(ListPrecedentsResponseSchema)` to create a new message.
  */
 export const ListPrecedentsResponseSchema: GenMessage<ListPrecedentsResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 22);
+  messageDesc(file_signoff_v1_review, 23);
 
 /**
  * Empty: the caller is named by its token.
@@ -1062,7 +1122,7 @@ export type WhoAmIRequest = Message<"signoff.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 23);
+  messageDesc(file_signoff_v1_review, 24);
 
 /**
  * The authenticated caller.
@@ -1104,7 +1164,7 @@ export type Caller = Message<"signoff.v1.Caller"> & {
  * Use `create(CallerSchema)` to create a new message.
  */
 export const CallerSchema: GenMessage<Caller> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_review, 24);
+  messageDesc(file_signoff_v1_review, 25);
 
 /**
  * Lifecycle of a review: PENDING -> APPROVED | MODIFIED | REJECTED | EXPIRED | CANCELLED.
