@@ -1,4 +1,4 @@
-// History API routing: /, /reviews/<id>, /audit, /insights. The server answers index.html for them.
+// History API routing: /, /reviews/<id>, /audit, /insights, /grants. The server answers index.html for them.
 import { Store } from "./store";
 
 export type Route =
@@ -6,6 +6,7 @@ export type Route =
   | { name: "review"; id: string }
   | { name: "audit"; params: URLSearchParams }
   | { name: "insights" }
+  | { name: "grants"; params: URLSearchParams }
   | { name: "missing"; path: string };
 
 function parse(): Route {
@@ -17,6 +18,7 @@ function parse(): Route {
     return { name: "audit", params: new URLSearchParams(location.search) };
   }
   if (path === "/insights" || path === "/insights/") return { name: "insights" };
+  if (path === "/grants" || path === "/grants/") return { name: "grants", params: new URLSearchParams(location.search) };
   return { name: "missing", path };
 }
 

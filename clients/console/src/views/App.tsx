@@ -8,6 +8,7 @@ import { useStore } from "../store";
 import { getToken } from "../api";
 import { AuditPage } from "./AuditPage";
 import { Kbd, Notice } from "./common";
+import { GrantsPage } from "./GrantsPage";
 import { Help } from "./Help";
 import { InsightsPage } from "./InsightsPage";
 import { QueuePage } from "./QueuePage";
@@ -83,6 +84,8 @@ function Console({ caller }: { caller: Caller }) {
         Policy insights are for auditors and admins; {caller.id} has neither role.
       </Notice>
     );
+  } else if (r.name === "grants") {
+    page = <GrantsPage caller={caller} params={r.params} />;
   } else {
     page = (
       <Notice kind="info" alert>
@@ -108,6 +111,11 @@ function Console({ caller }: { caller: Caller }) {
             <span class="count">{pending ?? "…"}</span>
             <span class="sr-only"> pending</span>
           </a>
+          {caller.reviewerGroups.length > 0 && (
+            <a href="/grants" onClick={linkClick} aria-current={r.name === "grants" ? "page" : undefined}>
+              Standing approvals
+            </a>
+          )}
           {auditor && (
             <a href="/audit" onClick={linkClick} aria-current={r.name === "audit" ? "page" : undefined}>
               Audit

@@ -5,12 +5,14 @@ import { ReviewState, Verdict } from "../../../typescript/src/gen/signoff/v1/rev
 import { asConnectError, Code, type ConnectError, isTransient, messageOf, reviews } from "../api";
 import { keepStreaming } from "../connection";
 import { ms, serverNow } from "../clock";
+import { type Draft, preview, problem, toSpec } from "../grants";
 import { durationMs, literal, ruleText, scalar, short, span, stamp, stateText, verdictText } from "../format";
 import { type Change, diff, leaves, parseParams, pretty } from "../jsonedit";
 import { useKeys } from "../keys";
 import { linkClick, navigate, reviewPath } from "../router";
 import { groupsText, queue as queueStore, reviewsFor } from "../session";
 import { Kbd, KeyValues, Notice, StateBadge, TimeLeft } from "./common";
+import { GrantForm } from "./GrantForm";
 
 type Load =
   | { state: "loading" }
@@ -41,6 +43,8 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
   const [editText, setEditText] = useState("");
   const [comment, setComment] = useState("");
   const [commentError, setCommentError] = useState("");
+  const [grant, setGrant] = useState<Draft | null>(null); // kept across refusals and updates
+  const [grantError, setGrantError] = useState("");
   const myVersion = useRef<bigint>(-1n); // the version my own act produced
   const current = useRef<Review | null>(null);
   const editor = useRef<HTMLTextAreaElement>(null);
@@ -132,7 +136,13 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
     }
     if (verdict === Verdict.MODIFY && !(parsed?.ok && changes.length)) return;
     if (verdict === Verdict.APPROVE && approvedAlready) return;
+    const offer = r.grantOffer;
+    const granting = verdict === Verdict.APPROVE && !!grant && !!offer?.allowed ? grant : null;
+    if (granting && offer && problem(granting, offer)) return; // the form says what is wrong
+    const action = r.request?.action?.name ?? "";
+    const words = granting && offer ? preview(granting, offer, action, r.request?.principal?.id ?? "") : "";
     setCommentError("");
+    setGrantError("");
     setBusy(true);
     setOutcome(null);
     try {
@@ -142,16 +152,21 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
         comment: comment.trim(),
         expectedVersion: r.version,
         params: verdict === Verdict.MODIFY && parsed?.ok ? parsed.value : undefined,
+        grant: granting ? toSpec(granting) : undefined,
       });
       myVersion.current = res.version;
       accept(res);
       setEditing(false);
       setLive("");
-      setOutcome({ kind: "success", text: doneText(res, verdict) });
+      setGrant(null);
+      const granted = words ? ` Standing approval granted: ${words}.` : "";
+      setOutcome({ kind: "success", text: doneText(res, verdict) + granted });
       setTimeout(() => nextButton.current?.focus(), 0);
     } catch (err) {
       const e = asConnectError(err);
-      if (e.code === Code.FailedPrecondition) {
+      if (granting && e.code === Code.InvalidArgument && messageOf(e).startsWith("grant")) {
+        setGrantError(messageOf(e)); // a bound, the duration or the uses: fix and retry
+      } else if (e.code === Code.FailedPrecondition) {
         let now: Review | null = null;
         try {
           now = await reviews.getReview({ reviewId: r.reviewId });
@@ -164,7 +179,9 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
           setLoad({ state: "ok", review: now });
           setLive("");
         }
-        setOutcome({ kind: "error", text: staleText(now, e) });
+        // Unchanged and still pending: it was the grant that was refused, not the act.
+        if (granting && now?.state === ReviewState.PENDING && now.version === r.version) setGrantError(messageOf(e));
+        else setOutcome({ kind: "error", text: staleText(now, e) });
       } else if (isTransient(e)) {
         setOutcome({
           kind: "warning",
@@ -331,6 +348,17 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
                   <p id="comment-error" class="field-error" role="alert">
                     {commentError}
                   </p>
+                )}
+                {!editing && (
+                  <GrantForm
+                    offer={r.grantOffer}
+                    draft={grant}
+                    setDraft={setGrant}
+                    error={grantError}
+                    action={r.request?.action?.name ?? ""}
+                    principal={r.request?.principal?.id ?? ""}
+                    busy={busy}
+                  />
                 )}
                 {!editing ? (
                   <div class="buttons">
