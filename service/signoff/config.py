@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from signoff.auth.config import AuthSettings
+from signoff.duration import Duration
 from signoff.grants_config import GrantSettings
 from signoff.limits.config import LimitSettings
 from signoff.notify.config import NotifySettings
@@ -52,7 +53,7 @@ class AuditSettings(BaseModel):
     checkpoint_every: int = Field(
         10_000, gt=0, description="Sign the chain head at least every N entries."
     )
-    checkpoint_interval: dt.timedelta = Field(
+    checkpoint_interval: Duration = Field(
         dt.timedelta(seconds=60),
         gt=dt.timedelta(0),
         description="...and at least this often while entries arrive.",
@@ -110,7 +111,7 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(
         10.0, ge=0, description="Seconds in-flight requests get to finish on SIGTERM."
     )
-    review_timeout: dt.timedelta = Field(
+    review_timeout: Duration = Field(
         dt.timedelta(hours=24),
         gt=dt.timedelta(0),
         description="How long a review may stay pending when its rule sets no timeout.",

@@ -6,18 +6,20 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from signoff.duration import Duration
+
 
 class GrantSettings(BaseModel):
     """Standing approvals that reviewers grant while approving."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_ttl: dt.timedelta = Field(
+    max_ttl: Duration = Field(
         dt.timedelta(hours=24),
         gt=dt.timedelta(0),
         description="The longest a standing approval may last; a longer one is refused.",
     )
-    cache_ttl: dt.timedelta = Field(
+    cache_ttl: Duration = Field(
         dt.timedelta(seconds=1),
         ge=dt.timedelta(0),
         description=(

@@ -6,6 +6,8 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from signoff.duration import Duration
+
 
 class ReceiptSettings(BaseModel):
     """Signed receipts of final allow decisions (see README "Signed receipts")."""
@@ -17,7 +19,7 @@ class ReceiptSettings(BaseModel):
         description="Attach a receipt signed with the audit checkpoint key to every "
         "AUTO_ALLOW decision and every approved or modified review.",
     )
-    ttl: dt.timedelta = Field(
+    ttl: Duration = Field(
         dt.timedelta(minutes=15),
         gt=dt.timedelta(0),
         description="How long a receipt stays valid after the decision or approval.",

@@ -91,3 +91,19 @@ def test_a_bad_value_from_the_environment_is_not_blamed_on_the_file(tmp_path, mo
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=re.escape(f"config file {tmp_path / 'no.yaml'}: not")):
         load_settings(None, tmp_path / "no.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("3600", 3600), ("0.5", 0.5), ("PT2M", 120), ("P1D", 86400)]
+)
+def test_durations_from_the_environment_take_seconds_or_iso_8601(monkeypatch, text, seconds):
+    # The environment gives strings only; the configuration reference promises both forms.
+    monkeypatch.setenv("SIGNOFF_GRANTS__MAX_TTL", text)
+    assert load_settings(None, None).grants.max_ttl.total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "inf", "-5"])
+def test_a_bad_duration_from_the_environment_names_the_key(monkeypatch, text):
+    monkeypatch.setenv("SIGNOFF_GRANTS__MAX_TTL", text)
+    with pytest.raises(ConfigError, match=re.escape("grants.max_ttl (SIGNOFF_GRANTS__MAX_TTL)")):
+        load_settings(None, None)
