@@ -9,7 +9,7 @@ import { iso, outcomeText, short, stamp } from "../format";
 import { diff } from "../jsonedit";
 import { linkClick, navigate, reviewPath } from "../router";
 import { Notice } from "./common";
-import { DiffTable } from "./ReviewPage";
+import { DiffTable } from "./ReviewParts";
 
 const TYPES = [
   "decision",
