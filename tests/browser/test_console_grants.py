@@ -72,7 +72,9 @@ def _open(console: Console, review_id: str) -> Any:
     return page
 
 
-def test_approve_with_an_edited_grant_then_matching_requests_are_allowed(console: Console):
+def test_approve_with_an_edited_grant_then_matching_requests_are_allowed(
+    console: Console, screenshot: Any
+):
     page = _open(console, console.refund(750).review_id)
     page.get_by_label("Also allow similar actions (standing approval)").check()
     preview = page.get_by_test_id("grant-preview")
@@ -84,6 +86,7 @@ def test_approve_with_an_edited_grant_then_matching_requests_are_allowed(console
     page.get_by_label("Max uses").fill("3")
     edited = SCOPE.replace("750", "800")
     expect(preview).to_have_text(f"Approving also allows: {edited}, for 8 hours, at most 3 times.")
+    screenshot(page, "grant")
     page.get_by_role("button", name="Approve", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text(f"Standing approval granted: {edited}")
 
