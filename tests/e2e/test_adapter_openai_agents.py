@@ -13,12 +13,12 @@ import sys
 from typing import Any
 
 import pytest
-from agents import Agent, FunctionTool, RunConfig, Runner, UserError, function_tool
+from agents import Agent, FunctionTool, RunConfig, Runner, RunState, UserError, function_tool
 from agents.testing import ScriptedModel, assistant_message, function_call
 from agents.tool_context import ToolContext
 
 from signoff_client import AsyncClient, Client, errors
-from signoff_client.adapters.openai_agents import guard_tool
+from signoff_client.adapters.openai_agents import guard_tool, wait_for_reviews
 
 from .conftest import ServerHandle
 from .test_adapter_langgraph import REFUNDS, _act, _reviews
@@ -42,11 +42,12 @@ def _refund_tool(runs: list[dict[str, Any]]) -> FunctionTool:
     return issue_refund
 
 
-async def _run(guarded: FunctionTool, amount: float) -> str:
+async def _run(guarded: FunctionTool, amount: float, call_id: str = "c1") -> str:
     """Run an agent whose model asks for one refund; return what the tool answered."""
+    call = {"account": "acct_42", "amount": amount}
     model = ScriptedModel(
         [
-            [function_call("issue_refund", {"account": "acct_42", "amount": amount}, call_id="c1")],
+            [function_call("issue_refund", call, call_id=call_id)],
             [assistant_message("done")],
         ]
     )
@@ -149,6 +150,85 @@ async def test_rejected_review_answers_the_model_with_the_comment(signoff):
         answer = await _while_waiting(signoff, guarded, reject)
     assert answer == f"review {rejected[0]} rejected by alice: duplicate of T-77"
     assert runs == []
+
+
+# --- interrupt=True: the SDK's own interruption, resumed from a serialized state -------------
+
+
+def _agent(guarded: FunctionTool, amount: float) -> tuple[Agent[Any], ScriptedModel]:
+    call = {"account": "acct_42", "amount": amount}
+    model = ScriptedModel(
+        [[function_call("issue_refund", call, call_id="c1")], [assistant_message("done")]]
+    )
+    return Agent(name="support", model=model, tools=[guarded]), model
+
+
+def _tool_output(result: Any) -> str:
+    outputs = [item.output for item in result.new_items if item.type == "tool_call_output_item"]
+    assert len(outputs) == 1
+    return str(outputs[0])
+
+
+async def test_interrupt_mode_pauses_the_run_and_resumes_with_the_edited_call(signoff):
+    runs: list[dict[str, Any]] = []
+    async with AsyncClient(signoff.target, token="bot") as bot:
+        guarded = guard_tool(
+            _refund_tool(runs), client=bot, action="refund.issue", interrupt=True, timeout=WAIT
+        )
+        agent, _ = _agent(guarded, 750)
+        result = await Runner.run(agent, "refund", run_config=NO_TRACING)
+        assert [(i.tool_name, i.call_id) for i in result.interruptions] == [("issue_refund", "c1")]
+        assert runs == []
+        (review,) = await asyncio.to_thread(_reviews, signoff)
+        assert review.params == {"account": "acct_42", "amount": 750}
+        saved = result.to_state().to_string()  # e.g. into a database, while people decide
+
+        await asyncio.to_thread(
+            _act, signoff, review.review_id, "modify", params={"account": "acct_42", "amount": 600}
+        )
+        state = await wait_for_reviews(await RunState.from_string(agent, saved))
+        resumed = await Runner.run(agent, state, run_config=NO_TRACING)
+
+    assert resumed.interruptions == []
+    assert resumed.final_output == "done"
+    assert _tool_output(resumed) == "refunded 600 EUR to acct_42"
+    assert runs == [{"account": "acct_42", "amount": 600}]
+    assert len(await asyncio.to_thread(_reviews, signoff)) == 1
+
+
+async def test_interrupt_mode_rejection_reaches_the_model_and_the_tool_never_runs(signoff):
+    runs: list[dict[str, Any]] = []
+    async with AsyncClient(signoff.target, token="bot") as bot:
+        guarded = guard_tool(_refund_tool(runs), client=bot, action="refund.issue", interrupt=True)
+        agent, _ = _agent(guarded, 750)
+        result = await Runner.run(agent, "refund", run_config=NO_TRACING)
+        (review,) = await asyncio.to_thread(_reviews, signoff)
+        await asyncio.to_thread(_act, signoff, review.review_id, "reject", comment="duplicate")
+        resumed = await Runner.run(
+            agent, await wait_for_reviews(result.to_state()), run_config=NO_TRACING
+        )
+    assert _tool_output(resumed) == f"review {review.review_id} rejected by alice: duplicate"
+    assert runs == []
+
+
+async def test_interrupt_mode_does_not_interrupt_allowed_or_denied_calls(signoff):
+    runs: list[dict[str, Any]] = []
+    async with AsyncClient(signoff.target, token="bot") as bot:
+        guarded = guard_tool(_refund_tool(runs), client=bot, action="refund.issue", interrupt=True)
+        assert await _run(guarded, 120) == "refunded 120 EUR to acct_42"
+        # Another tool call id: the request id is derived from it.
+        assert (await _run(guarded, 25_000, call_id="c2")).startswith("denied by policy")
+    assert runs == [{"account": "acct_42", "amount": 120}]
+
+
+async def test_wait_for_reviews_times_out_and_leaves_the_state_pending(signoff):
+    async with AsyncClient(signoff.target, token="bot") as bot:
+        guarded = guard_tool(_refund_tool([]), client=bot, action="refund.issue", interrupt=True)
+        agent, _ = _agent(guarded, 750)
+        state = (await Runner.run(agent, "refund", run_config=NO_TRACING)).to_state()
+        with pytest.raises(errors.ReviewTimeout):
+            await wait_for_reviews(state, timeout=0.2)
+    assert len(state.get_interruptions()) == 1
 
 
 @pytest.mark.parametrize(
