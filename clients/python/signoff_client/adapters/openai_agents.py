@@ -167,7 +167,8 @@ async def wait_for_reviews(
 
     Interruptions of tools not guarded with `interrupt=True` are left for the caller.
     Returns `state`, ready for `Runner.run(agent, state)`. `timeout` bounds each wait;
-    `ReviewTimeout` leaves the state as it was (the reviews stay open).
+    on `ReviewTimeout` the interruptions not yet decided stay pending in `state` (and their
+    reviews open), so calling again later carries on.
     """
     for item in state.get_interruptions():
         guard = _guard_of(item)
