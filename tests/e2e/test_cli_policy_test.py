@@ -121,7 +121,7 @@ def test_coverage_lists_unmatched_rules(refunds):
     assert f"  {refunds}/refunds.yaml:14 refund-over-hard-limit\n" in done.stdout
     assert f"  {refunds}/refunds.yaml:49 very-large-refund-two-approvers (shadow)" in done.stdout
     assert "small-refund\n" not in done.stdout.split("coverage:")[1]
-    assert "coverage: every rule (12)" in signoff(EXAMPLE_POLICIES, "--coverage").stdout
+    assert "coverage: every rule (18)" in signoff(EXAMPLE_POLICIES, "--coverage").stdout
 
 
 def test_bad_case_files_are_errors_with_positions_and_the_others_still_run(refunds):

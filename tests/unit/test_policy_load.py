@@ -337,5 +337,5 @@ def test_shadow_and_defaults_reach_the_compiled_rule(tmp_path):
 
 def test_example_policies_load():
     bundle = load_bundle(Path(__file__).parents[2] / "policies")
-    assert {p.name for p in bundle.policies} == {"refunds", "db-migrations", "email"}
+    assert {p.name for p in bundle.policies} == {"refunds", "db-migrations", "email", "mcp-tools"}
     assert bundle.policies_for("refund.issue")[0].redact == ("action.params.card_number",)

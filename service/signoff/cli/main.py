@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     from signoff.cli.doctor import add_health_parser
 
     add_health_parser(sub)
+    from signoff.cli.mcp_proxy import add_parser as add_mcp_proxy
+
+    add_mcp_proxy(sub)
     return p
 
 
@@ -133,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         from signoff.cli.replay import run as run_replay
 
         return run_replay(args)
+    if args.command == "mcp-proxy":
+        from signoff.cli.mcp_proxy import run as run_mcp_proxy
+
+        return run_mcp_proxy(args)
     if args.command == "policy" and args.policy_command == "insights":
         from signoff.cli.insights import run as run_insights
 

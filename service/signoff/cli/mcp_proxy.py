@@ -1,0 +1,94 @@
+"""`signoff mcp-proxy`: put Signoff in front of the MCP servers an agent already uses."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from signoff.cli.remote import DEFAULT_SERVER, EXIT_UNAVAILABLE, EXIT_USAGE
+
+INSTALL_HINT = "pip install 'signoff[mcp]'"
+
+
+def add_parser(sub: Any) -> None:
+    """Register `signoff mcp-proxy`."""
+    p = sub.add_parser(
+        "mcp-proxy",
+        help="an MCP server that fronts MCP servers and asks Signoff before every tool call",
+        description="Serve MCP (stdio by default) in front of the upstream MCP servers of "
+        "--config; every tool call is the Signoff action mcp.<server>.<tool>.",
+    )
+    p.add_argument("--config", type=Path, required=True, help="the proxy's YAML config file")
+    p.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve streamable HTTP on HOST:PORT (path /mcp; port 0 picks one) instead of stdio",
+    )
+    p.add_argument(
+        "--server",
+        help="HOST:PORT of Signoff (default: the config's signoff.server, $SIGNOFF_SERVER, "
+        f"{DEFAULT_SERVER})",
+    )
+    p.add_argument(
+        "--token", help="bearer token (default: the config's signoff.token, $SIGNOFF_TOKEN)"
+    )
+    p.add_argument("--log-format", choices=["text", "json"], default="text")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point: exit 2 on a bad config or a missing SDK, 3 when an upstream cannot start."""
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        print(
+            f"signoff: mcp-proxy needs the MCP Python SDK, which is not installed: {INSTALL_HINT}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from signoff import logs
+    from signoff.mcp_proxy.config import McpConfigError, load_config
+    from signoff.mcp_proxy.serve import serve
+    from signoff.mcp_proxy.upstreams import UpstreamError
+
+    try:
+        config = load_config(args.config)
+    except McpConfigError as exc:
+        print(f"signoff: config error:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    http: tuple[str, int] | None = None
+    if args.http is not None:
+        host, sep, port = args.http.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            print(f"signoff: --http: expected HOST:PORT, got {args.http!r}", file=sys.stderr)
+            return EXIT_USAGE
+        http = (host.strip("[]"), int(port))
+    if args.token is not None:
+        config = config.model_copy(
+            update={"signoff": config.signoff.model_copy(update={"token": args.token})}
+        )
+    elif config.signoff.token is None and os.environ.get("SIGNOFF_TOKEN"):
+        config = config.model_copy(
+            update={
+                "signoff": config.signoff.model_copy(update={"token": os.environ["SIGNOFF_TOKEN"]})
+            }
+        )
+    target = (
+        args.server or config.signoff.server or os.environ.get("SIGNOFF_SERVER") or DEFAULT_SERVER
+    )
+    logs.configure(args.log_format, args.log_level)
+    try:
+        asyncio.run(serve(config, target, http))
+    except UpstreamError as exc:
+        print(f"signoff: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except OSError as exc:  # e.g. the --http port is taken
+        print(f"signoff: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        return 130
+    return 0

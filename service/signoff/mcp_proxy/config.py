@@ -1,0 +1,236 @@
+"""The `signoff mcp-proxy` config file: Signoff, the principal, the fail mode, the upstreams.
+
+Validated by pydantic; every error names the file, the line and column, and the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from signoff.policy.model import parse_duration
+from signoff.yamlpos import dotted, node_at
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Upstream names become part of action names (mcp.<name>.<tool>) and of namespaced tools.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class McpConfigError(Exception):
+    """The config file is unreadable or invalid; the message lists every problem."""
+
+
+def _upstream_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(
+            f"invalid upstream name {value!r}: letters, digits, '_' and '-', starting with a "
+            "letter or digit (it becomes part of the action name mcp.<name>.<tool>)"
+        )
+    return value
+
+
+def _duration(value: str | float) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 45s, 10m or 1h")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError(f"must be longer than zero, got {value}")
+        return float(value)
+    return parse_duration(value) / dt.timedelta(seconds=1)
+
+
+Seconds = Annotated[StrictStr | float, AfterValidator(_duration)]
+UpstreamName = Annotated[StrictStr, AfterValidator(_upstream_name)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SignoffTarget(_Strict):
+    """Where the Signoff server is and how to authenticate to it."""
+
+    server: StrictStr | None = None  # default: $SIGNOFF_SERVER, then 127.0.0.1:50051
+    token: StrictStr | None = None  # default: $SIGNOFF_TOKEN
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    timeout: Seconds = 5.0  # per Evaluate call, retries included
+
+
+class PrincipalConfig(_Strict):
+    """Who the agent behind the proxy is, as Signoff's policies see it."""
+
+    id: StrictStr = Field(min_length=1)
+    kind: StrictStr = "agent"
+    roles: list[StrictStr] = []
+    tags: list[StrictStr] = []
+    on_behalf_of: StrictStr = ""
+    attributes: dict[str, Any] = {}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The principal as `signoff_client` takes it."""
+        return self.model_dump()
+
+
+class UpstreamConfig(_Strict):
+    """One MCP server behind the proxy: a command run over stdio, or a streamable HTTP URL."""
+
+    name: UpstreamName
+    command: StrictStr | None = None
+    args: list[StrictStr] = []
+    env: dict[str, StrictStr] = {}
+    cwd: Path | None = None
+    url: StrictStr | None = None
+    headers: dict[str, StrictStr] = {}
+    connect_timeout: Seconds = 30.0
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> UpstreamConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give exactly one of 'command' (stdio) or 'url' (streamable HTTP)")
+        if self.url is not None and not re.match(r"^https?://", self.url):
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        if self.url is not None and (self.args or self.env or self.cwd):
+            raise ValueError("args, env and cwd are for 'command' upstreams, not 'url' ones")
+        if self.command is not None and self.headers:
+            raise ValueError("headers are for 'url' upstreams, not 'command' ones")
+        return self
+
+    @property
+    def where(self) -> str:
+        """The command line or URL, for messages."""
+        if self.url is not None:
+            return self.url
+        return " ".join([self.command or "", *self.args])
+
+
+class ProxyConfig(_Strict):
+    """The whole file."""
+
+    signoff: SignoffTarget = SignoffTarget()
+    principal: PrincipalConfig
+    # closed: no decision, no call. open: forward undecided calls, with a warning each time.
+    fail_mode: Literal["closed", "open"] = "closed"
+    review_timeout: Seconds = 600.0
+    progress_interval: Seconds = 10.0
+    upstreams: list[UpstreamConfig] = Field(min_length=1)
+
+
+def load_config(path: Path) -> ProxyConfig:
+    """Read and validate a config file; McpConfigError lists each problem at file:line:col."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise McpConfigError(f"{path}: cannot read the config file: {exc}") from None
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
+        raise McpConfigError(f"{path}:{where}: invalid YAML: {exc.problem}") from None
+    finally:
+        loader.dispose()
+    if root is None or not isinstance(root, MappingNode) or not isinstance(data, dict):
+        raise McpConfigError(
+            f"{path}:1:1: the config is a mapping with 'principal' and 'upstreams'"
+        )
+    errors: list[str] = []
+
+    def error(node: Node, message: str) -> None:
+        errors.append(f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: {message}")
+
+    _duplicate_keys(root, error)
+    try:
+        data = _expand_env(data, ())
+    except _MissingVariable as exc:
+        error(node_at(root, exc.loc), f"{dotted(exc.loc)}: {exc}")
+    if errors:
+        raise McpConfigError("\n".join(errors))
+    try:
+        config = ProxyConfig.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = f"unknown key '{loc[-1]}'"
+            elif err["type"] == "missing":
+                message = f"missing required key '{loc[-1]}'"
+            # Union members add their type name to the location: drop what YAML lacks.
+            loc = tuple(p for p in loc if not (isinstance(p, str) and p in _TYPE_TAGS))
+            node = node_at(root, loc, key=err["type"] == "extra_forbidden")
+            error(node, f"{dotted(loc)}: {message}" if loc else message)
+        raise McpConfigError("\n".join(errors)) from None
+    first: dict[str, int] = {}
+    for i, upstream in enumerate(config.upstreams):
+        if upstream.name in first:
+            loc = ("upstreams", i, "name")
+            error(
+                node_at(root, loc),
+                f"{dotted(loc)}: '{upstream.name}' is also upstreams[{first[upstream.name]}]",
+            )
+        first.setdefault(upstream.name, i)
+    if errors:
+        raise McpConfigError("\n".join(errors))
+    return config
+
+
+_TYPE_TAGS = {"str", "float", "function-after[_duration(), union[str,float]]"}
+
+
+class _MissingVariable(ValueError):
+    def __init__(self, name: str, loc: tuple[Any, ...]) -> None:
+        super().__init__(f"${{{name}}} is not set in the environment")
+        self.loc = loc
+
+
+def _expand_env(value: Any, loc: tuple[Any, ...]) -> Any:
+    """${VAR} in string values is replaced by the environment's value (tokens stay out of
+    the file); an unset variable is an error rather than an empty secret."""
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise _MissingVariable(name, loc)
+            return os.environ[name]
+
+        return _ENV_RE.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, (*loc, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, (*loc, i)) for i, v in enumerate(value)]
+    return value
+
+
+def _duplicate_keys(node: Node, error: Any) -> None:
+    # PyYAML keeps the last of two equal keys; a second upstream or token must not hide.
+    if isinstance(node, MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, ScalarNode) and key.value in seen:
+                error(key, f"duplicate key '{key.value}'")
+            seen.add(getattr(key, "value", ""))
+            _duplicate_keys(value, error)
+    elif isinstance(node, SequenceNode):
+        for item in node.value:
+            _duplicate_keys(item, error)

@@ -1,0 +1,242 @@
+"""The MCP server the agent talks to: upstream tools listed unchanged, every call asked of
+Signoff first; prompts and resources pass through."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import CallNext, ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
+
+from signoff import __version__, logs
+from signoff.mcp_proxy.gate import Call, Gate, Refused, coerce_integers
+from signoff.mcp_proxy.upstreams import Upstream, UpstreamError
+
+log = logging.getLogger("signoff.mcp_proxy")
+SEPARATOR = "__"  # <server>__<tool> for names several upstreams share
+
+
+class Proxy:
+    """Routes the agent's requests to the upstreams, with Signoff in front of tool calls."""
+
+    def __init__(self, upstreams: Sequence[Upstream], gate: Gate) -> None:
+        self.upstreams = {u.name: u for u in upstreams}
+        self.gate = gate
+        # One stdio process serves one client: its calls share this session id.
+        self.process_session = uuid.uuid4().hex
+        self.routes: dict[str, tuple[Upstream, types.Tool]] = {}
+        self.prompts: dict[str, Upstream] = {}
+        self.resources: dict[str, Upstream] = {}
+        self._route_tools([(u, u.tools) for u in upstreams])
+
+    def server(self) -> Server[Any]:
+        """A low-level MCP server whose handlers are this proxy's."""
+        server: Server[Any] = Server(
+            "signoff-mcp-proxy",
+            version=__version__,
+            instructions="Tool calls go through Signoff: some need a human's approval first.",
+            on_list_tools=self.list_tools,
+            on_list_prompts=self.list_prompts,
+            on_get_prompt=self.get_prompt,
+            on_list_resources=self.list_resources,
+            on_read_resource=self.read_resource,
+            on_call_tool=self.call_tool,
+        )
+        server.middleware.append(_non_object_arguments)
+        return server
+
+    # --- tools -------------------------------------------------------------------------
+
+    async def list_tools(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        """Every upstream's tools; an upstream that is down is left out (and logged)."""
+        listed: list[tuple[Upstream, list[types.Tool]]] = []
+        for upstream in self.upstreams.values():
+            try:
+                listed.append((upstream, await upstream.list_tools()))
+            except (UpstreamError, MCPError) as exc:
+                logs.event(
+                    log, "mcp.tools.unlisted", logging.ERROR, upstream=upstream.name, error=str(exc)
+                )
+        self._route_tools(listed)
+        tools = [tool.model_copy(update={"name": name}) for name, (_, tool) in self.routes.items()]
+        return types.ListToolsResult(tools=tools)
+
+    def _route_tools(self, listed: Iterable[tuple[Upstream, list[types.Tool]]]) -> None:
+        listed = list(listed)
+        owners: dict[str, int] = {}
+        for _, tools in listed:
+            for tool in tools:
+                owners[tool.name] = owners.get(tool.name, 0) + 1
+        routes: dict[str, tuple[Upstream, types.Tool]] = {}
+        for upstream, tools in listed:
+            for tool in tools:
+                clash = owners[tool.name] > 1
+                routes[f"{upstream.name}{SEPARATOR}{tool.name}" if clash else tool.name] = (
+                    upstream,
+                    tool,
+                )
+        self.routes = routes
+
+    async def call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        """Ask Signoff, then forward (or refuse with a tool error the model can read)."""
+        route = self.routes.get(params.name)
+        if route is None:
+            await self.list_tools(ctx, None)  # an upstream may have gained the tool
+            route = self.routes.get(params.name)
+        if route is None:
+            return _tool_error(f"unknown tool '{params.name}'")
+        upstream, tool = route
+        arguments = {} if params.arguments is None else params.arguments
+        call = Call(
+            upstream=upstream.name,
+            tool=tool.name,
+            arguments=arguments,
+            request_id=f"mcp:{self._session_id(ctx)}:{ctx.request_id}",
+            context={"mcp": self._context(ctx, upstream, tool.name)},
+        )
+        try:
+            approved = await self.gate.check(call, ctx.session.report_progress)
+        except Refused as exc:
+            logs.event(log, "mcp.call.refused", action=call.action, reason=str(exc))
+            return _tool_error(str(exc))
+        approved = coerce_integers(approved, tool.input_schema)
+        try:
+            result = await upstream.call_tool(tool.name, approved, ctx.session.report_progress)
+        except UpstreamError as exc:
+            return _tool_error(str(exc))
+        except MCPError as exc:
+            return _tool_error(
+                f"upstream '{upstream.name}' failed {tool.name}: {exc.error.message}"
+            )
+        logs.event(log, "mcp.call.forwarded", action=call.action, is_error=result.is_error)
+        return result
+
+    def _session_id(self, ctx: ServerRequestContext[Any]) -> str:
+        headers = getattr(ctx.request, "headers", None)
+        http_session = headers.get("mcp-session-id") if headers is not None else None
+        return http_session or self.process_session
+
+    def _context(
+        self, ctx: ServerRequestContext[Any], upstream: Upstream, tool: str
+    ) -> dict[str, Any]:
+        client = ctx.session.client_params.client_info if ctx.session.client_params else None
+        return {
+            "session_id": self._session_id(ctx),
+            "client": {
+                "name": client.name if client else "",
+                "version": client.version if client else "",
+            },
+            "upstream": upstream.name,
+            "tool": tool,
+        }
+
+    # --- prompts and resources: passed through ------------------------------------------
+
+    async def list_prompts(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        """Every upstream's prompts (the first upstream wins a name they share)."""
+        prompts: list[types.Prompt] = []
+        self.prompts = {}
+        for upstream in self._offering("prompts"):
+            page = await self._quietly(upstream, lambda s: s.list_prompts())
+            for prompt in page.prompts if page else []:
+                if prompt.name not in self.prompts:
+                    self.prompts[prompt.name] = upstream
+                    prompts.append(prompt)
+        return types.ListPromptsResult(prompts=prompts)
+
+    async def get_prompt(
+        self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        """The prompt from the upstream that listed it."""
+        if params.name not in self.prompts:
+            await self.list_prompts(ctx, None)
+        upstream = self.prompts.get(params.name)
+        if upstream is None:
+            raise MCPError(types.INVALID_PARAMS, f"unknown prompt '{params.name}'")
+        return await self._relay(
+            upstream, lambda s: s.get_prompt(params.name, arguments=params.arguments)
+        )
+
+    async def list_resources(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        """Every upstream's resources."""
+        resources: list[types.Resource] = []
+        self.resources = {}
+        for upstream in self._offering("resources"):
+            page = await self._quietly(upstream, lambda s: s.list_resources())
+            for resource in page.resources if page else []:
+                self.resources.setdefault(str(resource.uri), upstream)
+                resources.append(resource)
+        return types.ListResourcesResult(resources=resources)
+
+    async def read_resource(
+        self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        """The resource from the upstream that listed it."""
+        uri = str(params.uri)
+        if uri not in self.resources:
+            await self.list_resources(ctx, None)
+        upstream = self.resources.get(uri)
+        if upstream is None:
+            raise MCPError(types.INVALID_PARAMS, f"unknown resource '{uri}'")
+        return await self._relay(upstream, lambda s: s.read_resource(uri))
+
+    def _offering(self, capability: str) -> list[Upstream]:
+        return [u for u in self.upstreams.values() if u.offers(capability)]
+
+    async def _quietly(self, upstream: Upstream, request: Any) -> Any:
+        try:
+            return await upstream.use(request)
+        except (UpstreamError, MCPError) as exc:
+            logs.event(
+                log, "mcp.upstream.skipped", logging.ERROR, upstream=upstream.name, error=str(exc)
+            )
+            return None
+
+    async def _relay(self, upstream: Upstream, request: Any) -> Any:
+        try:
+            return await upstream.use(request)
+        except UpstreamError as exc:
+            raise MCPError(types.INTERNAL_ERROR, str(exc)) from None
+
+
+async def _non_object_arguments(ctx: ServerRequestContext[Any], call_next: CallNext) -> Any:
+    """A tool error the model can read for a tools/call whose arguments are not an object,
+    where the SDK's validation (which runs after middleware) would answer a protocol error."""
+    params = ctx.params
+    if ctx.method == "tools/call" and isinstance(params, Mapping):
+        arguments = params.get("arguments")
+        if arguments is not None and not isinstance(arguments, dict):
+            return _tool_error(
+                f"the arguments of {params.get('name')} must be a JSON object, not "
+                f"{_json_type(arguments)}; nothing was called"
+            )
+    return await call_next(ctx)
+
+
+def _tool_error(message: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null" if value is None else type(value).__name__

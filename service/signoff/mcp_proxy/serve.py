@@ -1,0 +1,77 @@
+"""Start the upstreams, then serve the proxy over stdio or streamable HTTP."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+
+from mcp.server.stdio import stdio_server
+
+from signoff import logs
+from signoff.mcp_proxy.config import ProxyConfig
+from signoff.mcp_proxy.gate import Gate
+from signoff.mcp_proxy.proxy import Proxy
+from signoff.mcp_proxy.upstreams import Upstream
+from signoff_client import AsyncClient, tls_credentials
+
+log = logging.getLogger("signoff.mcp_proxy")
+
+
+async def serve(config: ProxyConfig, target: str, http: tuple[str, int] | None) -> None:
+    """Connect every upstream (UpstreamError if one cannot start), then serve until the
+    client leaves (stdio) or the process is stopped (HTTP)."""
+    upstreams = [Upstream(c) for c in config.upstreams]
+    try:
+        for upstream in upstreams:
+            await upstream.start()
+        target_tls = config.signoff
+        credentials = None
+        if target_tls.ca or target_tls.cert or target_tls.key:
+            credentials = tls_credentials(target_tls.ca, target_tls.cert, target_tls.key)
+        async with AsyncClient(
+            target,
+            token=config.signoff.token,
+            timeout=config.signoff.timeout,
+            credentials=credentials,
+        ) as client:
+            proxy = Proxy(upstreams, Gate(config, client))
+            logs.event(
+                log,
+                "mcp.proxy.ready",
+                signoff=target,
+                fail_mode=config.fail_mode,
+                upstreams=",".join(u.name for u in upstreams),
+                tools=len(proxy.routes),
+            )
+            if http is None:
+                await _serve_stdio(proxy)
+            else:
+                await _serve_http(proxy, *http)
+    finally:
+        for upstream in upstreams:
+            await upstream.close()
+
+
+async def _serve_stdio(proxy: Proxy) -> None:
+    server = proxy.server()
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
+async def _serve_http(proxy: Proxy, host: str, port: int) -> None:
+    import uvicorn  # the MCP SDK's own dependency for its HTTP transports
+
+    app = proxy.server().streamable_http_app(host=host)
+    # Bound here, not by uvicorn, so that the real port (of port 0) is known and printed.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    print(f"signoff mcp-proxy: serving MCP on http://{shown}:{bound}/mcp", file=sys.stderr)
+    sys.stderr.flush()
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    await uvicorn.Server(config).serve(sockets=[sock])

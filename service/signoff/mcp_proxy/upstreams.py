@@ -1,0 +1,281 @@
+"""The MCP servers behind the proxy: connect, list, call, and reconnect after a crash.
+
+Each upstream's transport and `ClientSession` live in one task of their own (anyio's
+cancel scopes must be left in the task that entered them); the proxy talks to the session
+that task publishes, and cancels the task to disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import IO, Any, TypeVar
+
+import anyio
+import httpx2
+import mcp_types as types
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from signoff import __version__, logs
+from signoff.mcp_proxy.config import UpstreamConfig
+
+log = logging.getLogger("signoff.mcp_proxy")
+
+T = TypeVar("T")
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+# What a dead transport raises at the session's user, besides MCPError(CONNECTION_CLOSED).
+_GONE = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
+_TAIL_PREFIX = "; its stderr ends with: "
+_STDERR_TAIL = 800  # characters of a dead upstream's stderr quoted in the error
+
+
+class UpstreamError(Exception):
+    """An upstream cannot be reached, did not start, or died; the message says which and why."""
+
+
+class Upstream:
+    """One upstream MCP server; connects on `start()` and again after it died."""
+
+    def __init__(self, config: UpstreamConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.tools: list[types.Tool] = []
+        self._session: ClientSession | None = None
+        self._holder: asyncio.Task[None] | None = None
+        self._stderr: IO[str] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect and list the tools; UpstreamError saying why it failed."""
+        async with self._lock:
+            await self._connect()
+
+    async def _connect(self) -> None:
+        await self._disconnect()
+        if self.config.command is not None:
+            # A real file (the child writes to its descriptor), kept past the process's end
+            # to explain why it ended; one per process, so the tail is this process's.
+            self._close_stderr()
+            self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        ready: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
+        self._holder = asyncio.create_task(self._hold(ready), name=f"mcp-upstream-{self.name}")
+        try:
+            async with asyncio.timeout(self.config.connect_timeout):
+                self._session = await asyncio.shield(ready)
+                self.tools = await self._list_tools(self._session)
+        except TimeoutError:
+            tail = self._stderr_tail()  # before the disconnect closes the file
+            await self._disconnect()
+            raise UpstreamError(
+                f"upstream '{self.name}' ({self.config.where}) did not answer within "
+                f"{self.config.connect_timeout:g}s (connect_timeout){tail}"
+            ) from None
+        except Exception as exc:
+            tail = self._stderr_tail()
+            await self._disconnect()
+            raise UpstreamError(
+                f"upstream '{self.name}' ({self.config.where}) did not start: "
+                f"{_describe(exc, self.config)}{tail}"
+            ) from None
+        logs.event(log, "mcp.upstream.connected", upstream=self.name, tools=len(self.tools))
+
+    async def _hold(self, ready: asyncio.Future[ClientSession]) -> None:
+        """Open the transport and the session, publish it, and keep both until told to stop."""
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if self.config.url is not None:
+                    http = await stack.enter_async_context(
+                        httpx2.AsyncClient(
+                            headers=self.config.headers,
+                            timeout=httpx2.Timeout(30.0, read=300.0),
+                        )
+                    )
+                    streams = await stack.enter_async_context(
+                        streamable_http_client(self.config.url, http_client=http)
+                    )
+                else:
+                    params = StdioServerParameters(
+                        command=self.config.command or "",
+                        args=self.config.args,
+                        env=self.config.env or None,
+                        cwd=self.config.cwd,
+                    )
+                    streams = await stack.enter_async_context(
+                        stdio_client(params, self._stderr or sys.stderr)
+                    )
+                session = await stack.enter_async_context(
+                    ClientSession(
+                        *streams,
+                        client_info=types.Implementation(
+                            name="signoff-mcp-proxy", version=__version__
+                        ),
+                    )
+                )
+                await session.initialize()
+                ready.set_result(session)
+                await asyncio.Event().wait()  # until cancelled by _disconnect
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(_unwrap(exc) if isinstance(exc, Exception) else exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _disconnect(self) -> None:
+        self._session = None
+        holder, self._holder = self._holder, None
+        if holder is None:
+            return
+        # Cancelling unwinds the session and the transport; the SDK shields and bounds the
+        # stdio shutdown (stdin closed, then SIGTERM, then SIGKILL: at most ~4.5 s).
+        holder.cancel()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(holder, timeout=10)
+
+    async def close(self) -> None:
+        """Disconnect (stop the process of a stdio upstream)."""
+        async with self._lock:
+            await self._disconnect()
+            self._close_stderr()
+
+    def _close_stderr(self) -> None:
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    async def _live_session(self) -> ClientSession:
+        """The session, reconnected first if the upstream died since the last call."""
+        async with self._lock:
+            session = self._session
+            if session is not None:
+                try:
+                    # A crash between calls shows here, before a call is sent that could
+                    # otherwise not be told apart from one that died mid-execution.
+                    await session.send_ping()
+                    return session
+                except (MCPError, *_GONE) as exc:
+                    logs.event(
+                        log,
+                        "mcp.upstream.lost",
+                        logging.WARNING,
+                        upstream=self.name,
+                        error=_describe(exc, self.config),
+                        stderr=self._stderr_tail().removeprefix(_TAIL_PREFIX),
+                    )
+            await self._connect()
+            assert self._session is not None
+            return self._session
+
+    async def list_tools(self) -> list[types.Tool]:
+        """The upstream's tools now (reconnecting if needed)."""
+        self.tools = await self.use(self._list_tools)
+        return self.tools
+
+    async def use(self, request: Callable[[ClientSession], Awaitable[T]]) -> T:
+        """Run one request on the live session; UpstreamError if the upstream is down or
+        dies during it. A JSON-RPC error the upstream answers with is raised as MCPError."""
+        session = await self._live_session()
+        try:
+            return await request(session)
+        except MCPError as exc:
+            if not _connection_closed(exc):
+                raise
+            raise self._died(exc) from None
+        except _GONE as exc:
+            raise self._died(exc) from None
+
+    def offers(self, capability: str) -> bool:
+        """Whether the upstream declared `prompts` or `resources` when it connected."""
+        caps = self._session.server_capabilities if self._session is not None else None
+        return caps is not None and getattr(caps, capability, None) is not None
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], progress: Progress | None
+    ) -> types.CallToolResult:
+        """Forward one tool call, relaying the upstream's progress to `progress`."""
+
+        async def call(session: ClientSession) -> types.CallToolResult:
+            result = await session.call_tool(name, arguments, progress_callback=progress)
+            if not isinstance(result, types.CallToolResult):
+                raise UpstreamError(
+                    f"upstream '{self.name}' answered {name} with a non-tool result"
+                )
+            return result
+
+        return await self.use(call)
+
+    def _died(self, exc: BaseException) -> UpstreamError:
+        self._session = None  # the next call reconnects
+        tail = self._stderr_tail()
+        logs.event(
+            log,
+            "mcp.upstream.died",
+            logging.ERROR,
+            upstream=self.name,
+            error=_describe(exc, self.config),
+            stderr=tail.removeprefix(_TAIL_PREFIX),
+        )
+        return UpstreamError(
+            f"upstream '{self.name}' ({self.config.where}) died during the call: "
+            f"{_describe(exc, self.config)}; the call may or may not have run there, and the "
+            f"upstream is restarted on the next call{tail}"
+        )
+
+    async def _list_tools(self, session: ClientSession) -> list[types.Tool]:
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        while True:
+            page = await session.list_tools(
+                params=types.PaginatedRequestParams(cursor=cursor) if cursor else None
+            )
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                return tools
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None or self._stderr.closed:
+            return ""
+        try:
+            self._stderr.flush()
+            self._stderr.seek(0, 2)
+            size = self._stderr.tell()
+            self._stderr.seek(max(0, size - _STDERR_TAIL))
+            text = self._stderr.read().strip()
+        except (OSError, ValueError):
+            return ""
+        return f"{_TAIL_PREFIX}{text}" if text else ""
+
+
+def _connection_closed(exc: MCPError) -> bool:
+    return exc.error.code == types.CONNECTION_CLOSED
+
+
+def _unwrap(exc: Exception) -> Exception:
+    """The first real error inside anyio's exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        first = exc.exceptions[0]
+        if not isinstance(first, Exception):
+            break
+        exc = first
+    return exc
+
+
+def _describe(exc: BaseException, config: UpstreamConfig) -> str:
+    exc = _unwrap(exc) if isinstance(exc, Exception) else exc
+    if isinstance(exc, FileNotFoundError) and config.command is not None:
+        return f"command '{config.command}' not found (is it installed and on PATH?)"
+    if isinstance(exc, PermissionError) and config.command is not None:
+        return f"command '{config.command}' is not executable"
+    if isinstance(exc, MCPError) and _connection_closed(exc):
+        return "its process exited" if config.command else f"the connection closed ({exc})"
+    if isinstance(exc, _GONE):
+        return "the connection closed"
+    if isinstance(exc, httpx2.HTTPError):
+        return f"HTTP: {exc}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

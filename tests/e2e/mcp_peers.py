@@ -1,0 +1,159 @@
+"""The peers of `signoff mcp-proxy`'s end-to-end tests, and how the tests drive them.
+
+A real Signoff server (policies/, so policies/mcp.yaml decides), the proxy as a
+subprocess (`python -m signoff.cli.main mcp-proxy`), the fake payments upstream
+(tests/e2e/mcp_upstream_refund.py, which records every refund it executed in a JSON-lines
+file), and an SDK `ClientSession` driving the proxy. Reviewers act once the proxy's
+progress notification names the review it waits on: no sleeps.
+
+Dev-mode identities: the proxy's token is "claude-agent", the reviewer is "alice".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+from signoff_client import AsyncClient, Verdict
+
+from .conftest import ServerHandle
+
+UPSTREAM = Path(__file__).with_name("mcp_upstream_refund.py")
+WAIT = 20.0  # bound on every wait for the other side; never reached when things work
+REVIEW_RE = re.compile(r"waiting for review (\S+) by (\S+): (.*)")
+
+
+def config(
+    tmp_path: Path,
+    target: str,
+    *,
+    upstreams: list[dict[str, Any]] | None = None,
+    **settings: Any,
+) -> Path:
+    """A proxy config (JSON is YAML) in front of the payments upstream."""
+    doc = {
+        "signoff": {"server": target, "token": "claude-agent", "timeout": 5},
+        "principal": {"id": "claude-agent", "kind": "agent", "tags": ["mcp"]},
+        "progress_interval": 0.5,
+        "upstreams": upstreams or [payments(tmp_path)],
+        **settings,
+    }
+    path = tmp_path / "mcp-proxy.yaml"
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def payments(tmp_path: Path, *flags: str, name: str = "payments") -> dict[str, Any]:
+    """The payments upstream, run over stdio, recording into tmp_path/refunds.jsonl."""
+    return {
+        "name": name,
+        "command": sys.executable,
+        "args": [str(UPSTREAM), "--name", name, *flags],
+        "env": {"REFUND_LOG": str(tmp_path / "refunds.jsonl")},
+    }
+
+
+def executed(tmp_path: Path) -> list[dict[str, Any]]:
+    """What the upstream executed, in order."""
+    log = tmp_path / "refunds.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def proxy_argv(config_path: Path, *extra: str) -> list[str]:
+    return ["-m", "signoff.cli.main", "mcp-proxy", "--config", str(config_path), *extra]
+
+
+@asynccontextmanager
+async def proxied(config_path: Path, errlog: Path | None = None) -> AsyncIterator[ClientSession]:
+    """An SDK client session with the proxy, started as a stdio subprocess."""
+    params = StdioServerParameters(command=sys.executable, args=proxy_argv(config_path))
+    with (errlog or config_path.with_suffix(".stderr")).open("w") as err:
+        async with (
+            stdio_client(params, err) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            yield session
+
+
+def text(result: types.CallToolResult) -> str:
+    return " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+class Reviews:
+    """The reviews the proxy says it waits on (from its progress notifications)."""
+
+    def __init__(self) -> None:
+        self.seen: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        match = REVIEW_RE.match(message or "")
+        assert match, f"unexpected progress message {message!r}"
+        if progress == 1:  # later beats repeat the same review
+            await self.seen.put(match.groups())
+
+    async def next(self) -> tuple[str, str, str]:
+        return await asyncio.wait_for(self.seen.get(), WAIT)
+
+
+async def act(
+    server: ServerHandle, review_id: str, verdict: Verdict, comment: str = "", **kw: Any
+) -> None:
+    async with AsyncClient(server.target, token="alice") as alice:
+        review = await alice.get_review(review_id)
+        await alice.submit_review(
+            review_id, verdict, expected_version=review.version, comment=comment, **kw
+        )
+
+
+async def reviewed_call(
+    session: ClientSession,
+    server: ServerHandle,
+    arguments: dict[str, Any],
+    verdict: Verdict,
+    tool: str = "refund",
+    **kw: Any,
+) -> tuple[types.CallToolResult, tuple[str, str, str]]:
+    """Call a tool that needs review; act on the review once the proxy waits on it."""
+    reviews = Reviews()
+    call = asyncio.create_task(
+        session.call_tool(tool, arguments, progress_callback=reviews.progress)
+    )
+    seen = await reviews.next()
+    assert not call.done()
+    await act(server, seen[0], verdict, **kw)
+    return await asyncio.wait_for(call, WAIT), seen
+
+
+def dead_target() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def run_proxy(config_path: Path, *prelude: str) -> subprocess.CompletedProcess[str]:
+    code = "; ".join(
+        [
+            *prelude,
+            "from signoff.cli.main import main",
+            f"sys.exit(main({proxy_argv(config_path)[2:]!r}))",
+        ]
+    )
+    return subprocess.run(
+        [sys.executable, "-c", f"import sys; {code}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )

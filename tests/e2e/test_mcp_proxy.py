@@ -1,0 +1,211 @@
+"""`signoff mcp-proxy` end to end with real MCP peers.
+
+A real Signoff server (policies/, so policies/mcp.yaml decides), the proxy as a
+subprocess (`python -m signoff.cli.main mcp-proxy`), the fake payments upstream
+(tests/e2e/mcp_upstream_refund.py, which records every refund it executed in a JSON-lines
+file), and an SDK `ClientSession` driving the proxy. Reviewers act once the proxy's
+progress notification names the review it waits on: no sleeps.
+
+Dev-mode identities: the proxy's token is "claude-agent", the reviewer is "alice".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from google.protobuf.json_format import MessageToDict
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from signoff_client import AsyncClient, Verdict
+
+from .conftest import MakeServer, ServerHandle
+from .mcp_peers import (
+    WAIT,
+    config,
+    executed,
+    payments,
+    proxied,
+    proxy_argv,
+    reviewed_call,
+    text,
+)
+
+
+@pytest.fixture
+def signoff(make_server: MakeServer) -> ServerHandle:
+    """Signoff on SQLite with the example policies (policies/mcp.yaml among them)."""
+    return make_server()
+
+
+# --- the three outcomes ----------------------------------------------------------------
+
+
+async def test_tools_listed_unchanged_allow_forwards_and_deny_returns_the_reason(
+    signoff: ServerHandle, tmp_path: Path
+):
+    async with proxied(config(tmp_path, signoff.target)) as session:
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        assert set(tools) == {"refund", "get_balance", "delete_customer", "crash"}
+        assert tools["refund"].input_schema["required"] == ["account", "amount"]
+
+        small = await session.call_tool("refund", {"account": "acct_1", "amount": 50})
+        assert not small.is_error
+        assert text(small) == "refunded 50 EUR to acct_1"
+        balance = await session.call_tool("get_balance", {"account": "acct_1"})
+        assert text(balance) == "acct_1: 100 EUR"
+
+        big = await session.call_tool("refund", {"account": "acct_1", "amount": 5000})
+        assert big.is_error
+        assert text(big) == (
+            "Signoff denied mcp.payments.refund: "
+            "Refunds above 1,000 through an MCP tool are never issued by an agent."
+        )
+        delete = await session.call_tool("delete_customer", {"account": "acct_1"})
+        assert delete.is_error
+        assert "Destructive tools" in text(delete)
+    assert executed(tmp_path) == [
+        {"account": "acct_1", "amount": 50.0, "currency": "EUR", "count": 1}
+    ]
+
+
+async def test_review_approved_forwards_the_call_after_progress_naming_the_review(
+    signoff: ServerHandle, tmp_path: Path
+):
+    async with proxied(config(tmp_path, signoff.target)) as session:
+        result, (review_id, group, reason) = await reviewed_call(
+            session, signoff, {"account": "acct_2", "amount": 250}, Verdict.APPROVE
+        )
+        assert not result.is_error
+        assert text(result) == "refunded 250 EUR to acct_2"
+    assert (group, reason) == ("finance", "Refund of 250 through MCP needs a finance reviewer")
+    assert executed(tmp_path) == [
+        {"account": "acct_2", "amount": 250.0, "currency": "EUR", "count": 1}
+    ]
+    async with AsyncClient(signoff.target, token="alice") as alice:
+        review = await alice.get_review(review_id)
+    request = MessageToDict(review.raw.request)
+    assert request["action"]["name"] == "mcp.payments.refund"
+    assert request["principal"] == {
+        "id": "claude-agent",
+        "kind": "agent",
+        "tags": ["mcp"],
+        "attributes": {},
+    }
+    assert request["resource"] == {"kind": "mcp_server", "id": "payments"}
+    mcp = request["context"]["mcp"]
+    assert re.fullmatch(r"[0-9a-f]{32}", mcp.pop("session_id"))
+    assert mcp == {
+        "client": {"name": "mcp", "version": "0.1.0"},
+        "upstream": "payments",
+        "tool": "refund",
+    }
+
+
+async def test_edited_approval_executes_the_reviewers_arguments(
+    signoff: ServerHandle, tmp_path: Path
+):
+    async with proxied(config(tmp_path, signoff.target)) as session:
+        edited = {"account": "acct_3", "amount": 120, "currency": "EUR", "count": 3}
+        result, _ = await reviewed_call(
+            session,
+            signoff,
+            {"account": "acct_3", "amount": 250, "count": 2},
+            Verdict.MODIFY,
+            params=edited,
+        )
+        assert text(result) == "refunded 120 EUR to acct_3"
+    # count is an integer parameter: the reviewer's 3 (3.0 on the wire) reaches it as 3.
+    assert executed(tmp_path) == [
+        {"account": "acct_3", "amount": 120.0, "currency": "EUR", "count": 3}
+    ]
+
+
+async def test_rejection_returns_the_comment_and_never_reaches_the_upstream(
+    signoff: ServerHandle, tmp_path: Path
+):
+    async with proxied(config(tmp_path, signoff.target)) as session:
+        result, (_review_id, _, _) = await reviewed_call(
+            session,
+            signoff,
+            {"account": "acct_4", "amount": 900},
+            Verdict.REJECT,
+            comment="already refunded in T-99",
+        )
+    assert result.is_error
+    assert text(result) == (
+        "a reviewer (alice) rejected mcp.payments.refund: already refunded in T-99"
+    )
+    assert executed(tmp_path) == []
+
+
+# --- transports and failures -------------------------------------------------------------
+
+
+async def test_upstream_crash_is_a_tool_error_and_the_next_call_restarts_it(
+    signoff: ServerHandle, tmp_path: Path
+):
+    async with proxied(config(tmp_path, signoff.target)) as session:
+        # crash is no known tool of policies/mcp.yaml: a tool owner approves it.
+        died, _ = await reviewed_call(session, signoff, {}, Verdict.APPROVE, tool="crash")
+        assert died.is_error
+        assert "upstream 'payments'" in text(died)
+        assert "died during the call: its process exited" in text(died)
+        assert "payments upstream crashing: on purpose" in text(died)
+
+        again = await session.call_tool("refund", {"account": "acct_5", "amount": 10})
+        assert not again.is_error, text(again)
+    assert [e["account"] for e in executed(tmp_path)] == ["acct_5"]
+
+
+async def test_streamable_http_with_a_review(signoff: ServerHandle, tmp_path: Path):
+    path = config(tmp_path, signoff.target)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *proxy_argv(path, "--http", "127.0.0.1:0"),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        url = None
+        while url is None:
+            line = (await asyncio.wait_for(proc.stderr.readline(), WAIT)).decode()
+            assert line, "the proxy exited before serving"
+            if match := re.search(r"serving MCP on (http://\S+)", line):
+                url = match.group(1)
+        async with (
+            streamable_http_client(url) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            assert "refund" in {t.name for t in (await session.list_tools()).tools}
+            result, _ = await reviewed_call(
+                session, signoff, {"account": "acct_6", "amount": 300}, Verdict.APPROVE
+            )
+            assert text(result) == "refunded 300 EUR to acct_6"
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), WAIT)
+    assert [e["amount"] for e in executed(tmp_path)] == [300.0]
+
+
+async def test_clashing_tool_names_are_namespaced_by_upstream(
+    signoff: ServerHandle, tmp_path: Path
+):
+    ups = [payments(tmp_path), payments(tmp_path, name="billing")]
+    async with proxied(config(tmp_path, signoff.target, upstreams=ups)) as session:
+        names = {t.name for t in (await session.list_tools()).tools}
+        assert "payments__refund" in names
+        assert "billing__get_balance" in names
+        assert "refund" not in names
+        # mcp.billing.refund is no refund to policies/mcp.yaml; mcp.billing.get_balance reads.
+        balance = await session.call_tool("billing__get_balance", {"account": "acct_7"})
+        assert text(balance) == "acct_7: 100 EUR"
+        small = await session.call_tool("payments__refund", {"account": "acct_7", "amount": 5})
+        assert not small.is_error
+        prompts = await session.list_prompts()
+        assert [p.name for p in prompts.prompts] == ["refund_policy"]
