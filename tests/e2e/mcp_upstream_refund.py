@@ -7,10 +7,13 @@ Run: python tests/e2e/mcp_upstream_refund.py [--name NAME] [--http PORT] [--exit
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
 import os
+import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mcp_payments.py"
 
@@ -21,6 +24,7 @@ def main() -> None:
     parser.add_argument("--name", default="payments")
     parser.add_argument("--http", type=int)
     parser.add_argument("--exit-at-start", action="store_true")
+    parser.add_argument("--api-key", help="HTTP only: refuse requests without X-Api-Key: KEY")
     args = parser.parse_args()
     if args.exit_at_start:
         print("payments upstream: PAYMENTS_API_KEY is not set", file=sys.stderr)
@@ -39,9 +43,30 @@ def main() -> None:
         os._exit(3)
 
     if args.http is not None:
-        server.run("streamable-http", host="127.0.0.1", port=args.http)
+        asyncio.run(serve_http(server, args.http, args.api_key))
     else:
         server.run()
+
+
+async def serve_http(server: Any, port: int, api_key: str | None) -> None:
+    """Streamable HTTP on 127.0.0.1:port (0: any), the URL printed on stdout once bound."""
+    import uvicorn
+
+    mcp_app = server.streamable_http_app()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or [])
+        if scope["type"] == "http" and api_key and headers.get(b"x-api-key") != api_key.encode():
+            await send({"type": "http.response.start", "status": 401, "headers": []})
+            await send({"type": "http.response.body", "body": b"missing or wrong X-Api-Key"})
+            return
+        await mcp_app(scope, receive, send)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", port))
+    sock.listen(16)
+    print(f"http://127.0.0.1:{sock.getsockname()[1]}/mcp", flush=True)
+    await uvicorn.Server(uvicorn.Config(app, log_level="warning")).serve(sockets=[sock])
 
 
 if __name__ == "__main__":

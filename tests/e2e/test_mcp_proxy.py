@@ -12,6 +12,7 @@ Dev-mode identities: the proxy's token is "claude-agent", the reviewer is "alice
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from signoff_client import AsyncClient, Verdict
 
 from .conftest import MakeServer, ServerHandle
 from .mcp_peers import (
+    UPSTREAM,
     WAIT,
     config,
     executed,
@@ -32,6 +34,7 @@ from .mcp_peers import (
     proxied,
     proxy_argv,
     reviewed_call,
+    run_proxy,
     text,
 )
 
@@ -209,3 +212,40 @@ async def test_clashing_tool_names_are_namespaced_by_upstream(
         assert not small.is_error
         prompts = await session.list_prompts()
         assert [p.name for p in prompts.prompts] == ["refund_policy"]
+
+
+async def test_an_upstream_over_streamable_http_with_headers(signoff: ServerHandle, tmp_path: Path):
+    upstream = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(UPSTREAM),
+        "--http",
+        "0",
+        "--api-key",
+        "k-1",
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "REFUND_LOG": str(tmp_path / "refunds.jsonl")},
+    )
+    try:
+        assert upstream.stdout is not None
+        url = (await asyncio.wait_for(upstream.stdout.readline(), WAIT)).decode().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        remote = {"name": "payments", "url": url, "headers": {"X-Api-Key": "k-1"}}
+        async with proxied(config(tmp_path, signoff.target, upstreams=[remote])) as session:
+            assert "refund" in {t.name for t in (await session.list_tools()).tools}
+            result, _ = await reviewed_call(
+                session, signoff, {"account": "acct_11", "amount": 150}, Verdict.APPROVE
+            )
+            assert text(result) == "refunded 150 EUR to acct_11"
+        wrong = {**remote, "headers": {"X-Api-Key": "k-2"}}
+        done = run_proxy(config(tmp_path, signoff.target, upstreams=[wrong]))
+        assert done.returncode == 3
+        assert (
+            done.stderr.strip()
+            .splitlines()[-1]
+            .startswith(f"signoff: upstream 'payments' ({url}) did not start: ")
+        )
+        assert done.stderr.strip().endswith(f"last HTTP error: HTTP 401 Unauthorized from {url}")
+    finally:
+        upstream.terminate()
+        await asyncio.wait_for(upstream.wait(), WAIT)
+    assert [e["amount"] for e in executed(tmp_path)] == [150.0]

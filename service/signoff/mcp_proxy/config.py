@@ -93,7 +93,7 @@ class UpstreamConfig(_Strict):
     """One MCP server behind the proxy: a command run over stdio, or a streamable HTTP URL."""
 
     name: UpstreamName
-    command: StrictStr | None = None
+    command: StrictStr | None = None  # run over stdio, in `cwd` (default: the config's directory)
     args: list[StrictStr] = []
     env: dict[str, StrictStr] = {}
     cwd: Path | None = None
@@ -191,7 +191,19 @@ def load_config(path: Path) -> ProxyConfig:
         first.setdefault(upstream.name, i)
     if errors:
         raise McpConfigError("\n".join(errors))
-    return config
+    return _run_beside(config, path.resolve().parent)
+
+
+def _run_beside(config: ProxyConfig, directory: Path) -> ProxyConfig:
+    """Command upstreams run in the config file's directory (or `cwd` relative to it):
+    an MCP client app starts the proxy from a working directory nobody chose."""
+    upstreams = [
+        u.model_copy(update={"cwd": directory / u.cwd if u.cwd else directory})
+        if u.command is not None
+        else u
+        for u in config.upstreams
+    ]
+    return config.model_copy(update={"upstreams": upstreams})
 
 
 _TYPE_TAGS = {"str", "float", "function-after[_duration(), union[str,float]]"}

@@ -49,6 +49,7 @@ class Upstream:
         self._session: ClientSession | None = None
         self._holder: asyncio.Task[None] | None = None
         self._stderr: IO[str] | None = None
+        self._http_error: str | None = None
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -58,6 +59,7 @@ class Upstream:
 
     async def _connect(self) -> None:
         await self._disconnect()
+        self._http_error = None
         if self.config.command is not None:
             # A real file (the child writes to its descriptor), kept past the process's end
             # to explain why it ended; one per process, so the tail is this process's.
@@ -70,14 +72,14 @@ class Upstream:
                 self._session = await asyncio.shield(ready)
                 self.tools = await self._list_tools(self._session)
         except TimeoutError:
-            tail = self._stderr_tail()  # before the disconnect closes the file
+            tail = self._last_words()  # before the disconnect closes the file
             await self._disconnect()
             raise UpstreamError(
                 f"upstream '{self.name}' ({self.config.where}) did not answer within "
                 f"{self.config.connect_timeout:g}s (connect_timeout){tail}"
             ) from None
         except Exception as exc:
-            tail = self._stderr_tail()
+            tail = self._last_words()
             await self._disconnect()
             raise UpstreamError(
                 f"upstream '{self.name}' ({self.config.where}) did not start: "
@@ -94,6 +96,7 @@ class Upstream:
                         httpx2.AsyncClient(
                             headers=self.config.headers,
                             timeout=httpx2.Timeout(30.0, read=300.0),
+                            event_hooks={"response": [self._note_response]},
                         )
                     )
                     streams = await stack.enter_async_context(
@@ -120,11 +123,12 @@ class Upstream:
                 await session.initialize()
                 ready.set_result(session)
                 await asyncio.Event().wait()  # until cancelled by _disconnect
-        except BaseException as exc:
+        except Exception as exc:
             if not ready.done():
-                ready.set_exception(_unwrap(exc) if isinstance(exc, Exception) else exc)
-            if not isinstance(exc, Exception):
-                raise
+                ready.set_exception(_unwrap(exc))
+        except BaseException:
+            ready.cancel()  # no-op once the session was published
+            raise
 
     async def _disconnect(self) -> None:
         self._session = None
@@ -165,7 +169,7 @@ class Upstream:
                         logging.WARNING,
                         upstream=self.name,
                         error=_describe(exc, self.config),
-                        stderr=self._stderr_tail().removeprefix(_TAIL_PREFIX),
+                        stderr=self._last_words().removeprefix(_TAIL_PREFIX),
                     )
             await self._connect()
             assert self._session is not None
@@ -211,7 +215,7 @@ class Upstream:
 
     def _died(self, exc: BaseException) -> UpstreamError:
         self._session = None  # the next call reconnects
-        tail = self._stderr_tail()
+        tail = self._last_words()
         logs.event(
             log,
             "mcp.upstream.died",
@@ -238,7 +242,17 @@ class Upstream:
             if not cursor:
                 return tools
 
-    def _stderr_tail(self) -> str:
+    async def _note_response(self, response: httpx2.Response) -> None:
+        # The SDK turns an HTTP error into "Server returned an error response": keep the
+        # status, which says what is wrong (401: the headers; 404: the URL's path).
+        if response.status_code >= 400:
+            self._http_error = (
+                f"HTTP {response.status_code} {response.reason_phrase} from {response.url}"
+            )
+
+    def _last_words(self) -> str:
+        if self.config.url is not None:
+            return f"; last HTTP error: {self._http_error}" if self._http_error else ""
         if self._stderr is None or self._stderr.closed:
             return ""
         try:
