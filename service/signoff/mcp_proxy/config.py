@@ -178,7 +178,9 @@ def load_config(path: Path) -> ProxyConfig:
             # Union members add their type name to the location: drop what YAML lacks.
             loc = tuple(p for p in loc if not (isinstance(p, str) and p in _TYPE_TAGS))
             node = node_at(root, loc, key=err["type"] == "extra_forbidden")
-            error(node, f"{dotted(loc)}: {message}" if loc else message)
+            # A missing key is named in the message; the label is where it is missing.
+            label = loc[:-1] if err["type"] == "missing" else loc
+            error(node, f"{dotted(label)}: {message}" if label else message)
         raise McpConfigError("\n".join(errors)) from None
     first: dict[str, int] = {}
     for i, upstream in enumerate(config.upstreams):
@@ -195,15 +197,22 @@ def load_config(path: Path) -> ProxyConfig:
 
 
 def _run_beside(config: ProxyConfig, directory: Path) -> ProxyConfig:
-    """Command upstreams run in the config file's directory (or `cwd` relative to it):
-    an MCP client app starts the proxy from a working directory nobody chose."""
+    """Relative paths are the config file's: command upstreams run in its directory (or
+    `cwd` relative to it), TLS files are found beside it. An MCP client app starts the
+    proxy from a working directory nobody chose."""
     upstreams = [
         u.model_copy(update={"cwd": directory / u.cwd if u.cwd else directory})
         if u.command is not None
         else u
         for u in config.upstreams
     ]
-    return config.model_copy(update={"upstreams": upstreams})
+    tls = {
+        name: directory / path
+        for name in ("ca", "cert", "key")
+        if (path := getattr(config.signoff, name)) is not None
+    }
+    signoff = config.signoff.model_copy(update=tls)
+    return config.model_copy(update={"upstreams": upstreams, "signoff": signoff})
 
 
 _TYPE_TAGS = {"str", "float", "function-after[_duration(), union[str,float]]"}
