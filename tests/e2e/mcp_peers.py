@@ -142,12 +142,15 @@ def dead_target() -> str:
         return f"127.0.0.1:{s.getsockname()[1]}"
 
 
-def run_proxy(config_path: Path, *prelude: str) -> subprocess.CompletedProcess[str]:
+def run_proxy(
+    config_path: Path, *prelude: str, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run the proxy to its end (it fails at start), after the `prelude` statements."""
     code = "; ".join(
         [
             *prelude,
             "from signoff.cli.main import main",
-            f"sys.exit(main({proxy_argv(config_path)[2:]!r}))",
+            f"sys.exit(main({proxy_argv(config_path, *extra)[2:]!r}))",
         ]
     )
     return subprocess.run(

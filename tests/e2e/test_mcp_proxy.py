@@ -17,17 +17,19 @@ import re
 import sys
 from pathlib import Path
 
+import httpx2
 import pytest
 from google.protobuf.json_format import MessageToDict
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from signoff_client import AsyncClient, Verdict
+from signoff_client import AsyncClient, ReviewState, Verdict
 
 from .conftest import MakeServer, ServerHandle
 from .mcp_peers import (
     UPSTREAM,
     WAIT,
+    Reviews,
     config,
     executed,
     payments,
@@ -101,7 +103,10 @@ async def test_review_approved_forwards_the_call_after_progress_naming_the_revie
     }
     assert request["resource"] == {"kind": "mcp_server", "id": "payments"}
     mcp = request["context"]["mcp"]
-    assert re.fullmatch(r"[0-9a-f]{32}", mcp.pop("session_id"))
+    session_id = mcp.pop("session_id")
+    assert re.fullmatch(r"[0-9a-f]{32}", session_id)
+    # One request_id per MCP call: a retried Evaluate returns this review, not a new one.
+    assert re.fullmatch(rf"mcp:{session_id}:\d+", request["requestId"])
     assert mcp == {
         "client": {"name": "mcp", "version": "0.1.0"},
         "upstream": "payments",
@@ -165,8 +170,11 @@ async def test_upstream_crash_is_a_tool_error_and_the_next_call_restarts_it(
     assert [e["account"] for e in executed(tmp_path)] == ["acct_5"]
 
 
-async def test_streamable_http_with_a_review(signoff: ServerHandle, tmp_path: Path):
-    path = config(tmp_path, signoff.target)
+async def test_streamable_http_with_a_bearer_token_and_a_review(
+    signoff: ServerHandle, tmp_path: Path
+):
+    token = "t-0123456789abcdef"
+    path = config(tmp_path, signoff.target, http_token=token)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         *proxy_argv(path, "--http", "127.0.0.1:0"),
@@ -180,8 +188,12 @@ async def test_streamable_http_with_a_review(signoff: ServerHandle, tmp_path: Pa
             assert line, "the proxy exited before serving"
             if match := re.search(r"serving MCP on (http://\S+)", line):
                 url = match.group(1)
+        async with httpx2.AsyncClient() as anonymous:
+            refused = await anonymous.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert refused.status_code == 401
         async with (
-            streamable_http_client(url) as (read, write),
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+            streamable_http_client(url, http_client=http) as (read, write),
             ClientSession(read, write) as session,
         ):
             await session.initialize()
@@ -249,3 +261,25 @@ async def test_an_upstream_over_streamable_http_with_headers(signoff: ServerHand
         upstream.terminate()
         await asyncio.wait_for(upstream.wait(), WAIT)
     assert [e["amount"] for e in executed(tmp_path)] == [150.0]
+
+
+async def test_a_call_the_client_cancels_withdraws_its_review(
+    signoff: ServerHandle, tmp_path: Path
+):
+    async with proxied(config(tmp_path, signoff.target)) as session:
+        reviews = Reviews()
+        call = asyncio.create_task(
+            session.call_tool(
+                "refund", {"account": "acct_12", "amount": 400}, progress_callback=reviews.progress
+            )
+        )
+        review_id, _, _ = await reviews.next()
+        call.cancel()  # the SDK tells the proxy: notifications/cancelled
+        async with AsyncClient(signoff.target, token="alice") as alice:
+            review = await alice.wait_for_review(review_id, timeout=WAIT)
+        assert review.state == ReviewState.CANCELLED
+        assert review.resolution_note == "the MCP client cancelled the tool call or went away"
+        # The session goes on.
+        small = await session.call_tool("refund", {"account": "acct_12", "amount": 5})
+        assert not small.is_error
+    assert [e["amount"] for e in executed(tmp_path)] == [5.0]

@@ -170,3 +170,13 @@ def test_without_the_mcp_sdk_the_command_says_how_to_install_it(tmp_path: Path):
         "signoff: mcp-proxy needs the MCP Python SDK, which is not installed: "
         "pip install 'signoff[mcp]'\n"
     )
+
+
+def test_http_off_loopback_needs_a_bearer_token(tmp_path: Path):
+    done = run_proxy(config(tmp_path, dead_target()), extra=("--http", "0.0.0.0:0"))
+    assert done.returncode == 2
+    assert done.stderr == (
+        "signoff: --http 0.0.0.0:0 is reachable from other machines, which would call tools "
+        "as the configured principal: set http_token in the config (clients then send "
+        "Authorization: Bearer <http_token>)\n"
+    )

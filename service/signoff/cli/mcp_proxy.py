@@ -67,6 +67,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"signoff: --http: expected HOST:PORT, got {args.http!r}", file=sys.stderr)
             return EXIT_USAGE
         http = (host.strip("[]"), int(port))
+        from signoff.mcp_proxy.serve import loopback
+
+        if not loopback(http[0]) and config.http_token is None:
+            print(
+                f"signoff: --http {args.http} is reachable from other machines, which would "
+                "call tools as the configured principal: set http_token in the config "
+                "(clients then send Authorization: Bearer <http_token>)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     if args.token is not None:
         config = config.model_copy(
             update={"signoff": config.signoff.model_copy(update={"token": args.token})}

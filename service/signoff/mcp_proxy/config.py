@@ -130,6 +130,9 @@ class ProxyConfig(_Strict):
     fail_mode: Literal["closed", "open"] = "closed"
     review_timeout: Seconds = 600.0
     progress_interval: Seconds = 10.0
+    # --http: clients must send `Authorization: Bearer <http_token>`; required off loopback,
+    # since whoever reaches the port calls tools as `principal`.
+    http_token: StrictStr | None = Field(default=None, min_length=16)
     upstreams: list[UpstreamConfig] = Field(min_length=1)
 
 

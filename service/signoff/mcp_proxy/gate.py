@@ -48,9 +48,11 @@ class Gate:
     async def check(self, call: Call, report: Report) -> dict[str, Any]:
         """The arguments to forward (a reviewer's edits included); Refused otherwise."""
         ticker: asyncio.Task[None] | None = None
+        pending: Decision | None = None
 
         def on_review(decision: Decision) -> None:
-            nonlocal ticker
+            nonlocal ticker, pending
+            pending = decision
             logs.event(
                 log,
                 "mcp.call.review",
@@ -71,6 +73,10 @@ class Gate:
                 timeout=self.config.review_timeout,
                 on_review=on_review,
             )
+        except asyncio.CancelledError:
+            if pending is not None:  # nobody waits for this review any more
+                await asyncio.shield(self._withdraw(pending.review_id, call))
+            raise
         except errors.Denied as exc:
             raise Refused(f"Signoff denied {call.action}: {exc.decision.reason}") from None
         except errors.Rejected as exc:
@@ -108,6 +114,18 @@ class Gate:
                 state=approval.review.state.name,
             )
         return dict(approval.params)
+
+    async def _withdraw(self, review_id: str, call: Call) -> None:
+        """Cancel the review of a call its MCP client cancelled or left, so that nobody
+        approves a call that will not run."""
+        try:
+            await self.client.cancel_review(
+                review_id, "the MCP client cancelled the tool call or went away", timeout=2.0
+            )
+        except errors.SignoffError as exc:  # e.g. resolved meanwhile: nothing to withdraw
+            logs.event(log, "mcp.call.withdraw_failed", review_id=review_id, error=exc.message)
+            return
+        logs.event(log, "mcp.call.withdrawn", action=call.action, review_id=review_id)
 
     def _undecided(self, call: Call, exc: errors.SignoffError) -> dict[str, Any]:
         if self.config.fail_mode == "closed":

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import socket
 import sys
+from typing import Any
 
 from mcp.server.stdio import stdio_server
 
@@ -47,7 +50,7 @@ async def serve(config: ProxyConfig, target: str, http: tuple[str, int] | None) 
             if http is None:
                 await _serve_stdio(proxy)
             else:
-                await _serve_http(proxy, *http)
+                await _serve_http(proxy, *http, config.http_token)
     finally:
         for upstream in upstreams:
             await upstream.close()
@@ -59,10 +62,11 @@ async def _serve_stdio(proxy: Proxy) -> None:
         await server.run(read, write, server.create_initialization_options())
 
 
-async def _serve_http(proxy: Proxy, host: str, port: int) -> None:
+async def _serve_http(proxy: Proxy, host: str, port: int, token: str | None) -> None:
     import uvicorn  # the MCP SDK's own dependency for its HTTP transports
 
-    app = proxy.server().streamable_http_app(host=host)
+    mcp_app = proxy.server().streamable_http_app(host=host)
+    app = mcp_app if token is None else _bearer(mcp_app, token)
     # Bound here, not by uvicorn, so that the real port (of port 0) is known and printed.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -75,3 +79,33 @@ async def _serve_http(proxy: Proxy, host: str, port: int) -> None:
     sys.stderr.flush()
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     await uvicorn.Server(config).serve(sockets=[sock])
+
+
+def _bearer(app: Any, token: str) -> Any:
+    """The ASGI app behind `Authorization: Bearer <token>` (401 otherwise)."""
+    expected = f"Bearer {token}".encode()
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, expected):
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"www-authenticate", b"Bearer")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": b"bearer token required"})
+                return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+def loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
