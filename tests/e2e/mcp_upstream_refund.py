@@ -1,5 +1,6 @@
 """The README's fake payments MCP server (examples/mcp_payments.py) with what tests need on
-top: a `crash` tool that kills the process mid-call, a failing start, and HTTP.
+top: a `crash` tool that kills the process mid-call, an `export_ledger` tool that reports
+progress, a failing start, and HTTP with an API key.
 
 Run: python tests/e2e/mcp_upstream_refund.py [--name NAME] [--http PORT] [--exit-at-start]
 """
@@ -14,6 +15,8 @@ import socket
 import sys
 from pathlib import Path
 from typing import Any
+
+from mcp.server.mcpserver import Context
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mcp_payments.py"
 
@@ -41,6 +44,13 @@ def main() -> None:
         """Make this server's process die mid-call."""
         print(f"payments upstream crashing: {reason}", file=sys.stderr, flush=True)
         os._exit(3)
+
+    @server.tool()
+    async def export_ledger(ctx: Context) -> str:
+        """Export the ledger, reporting progress in two steps."""
+        await ctx.report_progress(1, 2, "ledger: half exported")
+        await ctx.report_progress(2, 2, "ledger: exported")
+        return "ledger exported"
 
     if args.http is not None:
         asyncio.run(serve_http(server, args.http, args.api_key))

@@ -55,7 +55,7 @@ async def test_tools_listed_unchanged_allow_forwards_and_deny_returns_the_reason
 ):
     async with proxied(config(tmp_path, signoff.target)) as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
-        assert set(tools) == {"refund", "get_balance", "delete_customer", "crash"}
+        assert set(tools) == {"refund", "get_balance", "delete_customer", "crash", "export_ledger"}
         assert tools["refund"].input_schema["required"] == ["account", "amount"]
 
         small = await session.call_tool("refund", {"account": "acct_1", "amount": 50})
@@ -283,3 +283,22 @@ async def test_a_call_the_client_cancels_withdraws_its_review(
         small = await session.call_tool("refund", {"account": "acct_12", "amount": 5})
         assert not small.is_error
     assert [e["amount"] for e in executed(tmp_path)] == [5.0]
+
+
+async def test_the_upstreams_progress_follows_the_reviews_and_keeps_increasing(
+    signoff: ServerHandle, tmp_path: Path
+):
+    async with proxied(config(tmp_path, signoff.target)) as session:
+        reviews = Reviews()
+        result, _ = await reviewed_call(
+            session, signoff, {}, Verdict.APPROVE, tool="export_ledger", reviews=reviews
+        )
+    assert text(result) == "ledger exported"
+    values = [p for p, _, _ in reviews.progress_log]
+    assert values == sorted(values)
+    assert len(set(values)) == len(values)
+    waited = values[-3]  # the last beat of the wait, then the upstream's two steps
+    assert reviews.progress_log[-2:] == [
+        (waited + 1, waited + 2, "ledger: half exported"),
+        (waited + 2, waited + 2, "ledger: exported"),
+    ]

@@ -103,14 +103,15 @@ class Proxy:
             request_id=f"mcp:{self._session_id(ctx)}:{ctx.request_id}",
             context={"mcp": self._context(ctx, upstream, tool.name)},
         )
+        progress = _Progress(ctx)
         try:
-            approved = await self.gate.check(call, ctx.session.report_progress)
+            approved = await self.gate.check(call, progress.beat)
         except Refused as exc:
             logs.event(log, "mcp.call.refused", action=call.action, reason=str(exc))
             return _tool_error(str(exc))
         approved = coerce_integers(approved, tool.input_schema)
         try:
-            result = await upstream.call_tool(tool.name, approved, ctx.session.report_progress)
+            result = await upstream.call_tool(tool.name, approved, progress.relay)
         except UpstreamError as exc:
             return _tool_error(str(exc))
         except MCPError as exc:
@@ -210,6 +211,25 @@ class Proxy:
             return await upstream.use(request)
         except UpstreamError as exc:
             raise MCPError(types.INTERNAL_ERROR, str(exc)) from None
+
+
+class _Progress:
+    """One call's progress notifications: the proxy's beats while a review waits, then the
+    upstream's own, shifted past them (progress must increase for the whole call)."""
+
+    def __init__(self, ctx: ServerRequestContext[Any]) -> None:
+        self._report = ctx.session.report_progress  # a no-op if the client gave no token
+        self._beats = 0.0
+
+    async def beat(self, progress: float, total: float | None, message: str | None) -> None:
+        """A beat of the wait for a review."""
+        self._beats = progress
+        await self._report(progress, total, message)
+
+    async def relay(self, progress: float, total: float | None, message: str | None) -> None:
+        """The upstream's progress on the call itself."""
+        shifted_total = None if total is None else self._beats + total
+        await self._report(self._beats + progress, shifted_total, message)
 
 
 async def _non_object_arguments(ctx: ServerRequestContext[Any], call_next: CallNext) -> Any:
