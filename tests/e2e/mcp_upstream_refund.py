@@ -1,6 +1,6 @@
 """The README's fake payments MCP server (examples/mcp_payments.py) with what tests need on
-top: a `crash` tool that kills the process mid-call, an `export_ledger` tool that reports
-progress, a failing start, and HTTP with an API key.
+top: a `crash` tool that kills the process mid-call, `pid`, an `export_ledger` tool that reports
+progress, a start that fails or hangs, and HTTP with an API key.
 
 Run: python tests/e2e/mcp_upstream_refund.py [--name NAME] [--http PORT] [--exit-at-start]
 """
@@ -13,6 +13,7 @@ import importlib.util
 import os
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,15 @@ def main() -> None:
     parser.add_argument("--name", default="payments")
     parser.add_argument("--http", type=int)
     parser.add_argument("--exit-at-start", action="store_true")
+    parser.add_argument("--hang-at-start", action="store_true", help="never answer")
     parser.add_argument("--api-key", help="HTTP only: refuse requests without X-Api-Key: KEY")
     args = parser.parse_args()
     if args.exit_at_start:
         print("payments upstream: PAYMENTS_API_KEY is not set", file=sys.stderr)
         sys.exit(1)
+    if args.hang_at_start:
+        print("payments upstream: waiting for the ledger lock", file=sys.stderr, flush=True)
+        threading.Event().wait()
     spec = importlib.util.spec_from_file_location("mcp_payments", EXAMPLE)
     assert spec is not None
     assert spec.loader is not None
@@ -44,6 +49,11 @@ def main() -> None:
         """Make this server's process die mid-call."""
         print(f"payments upstream crashing: {reason}", file=sys.stderr, flush=True)
         os._exit(3)
+
+    @server.tool()
+    def pid() -> int:
+        """This server's process id."""
+        return os.getpid()
 
     @server.tool()
     async def export_ledger(ctx: Context) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -55,7 +56,14 @@ async def test_tools_listed_unchanged_allow_forwards_and_deny_returns_the_reason
 ):
     async with proxied(config(tmp_path, signoff.target)) as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
-        assert set(tools) == {"refund", "get_balance", "delete_customer", "crash", "export_ledger"}
+        assert set(tools) == {
+            "refund",
+            "get_balance",
+            "delete_customer",
+            "crash",
+            "export_ledger",
+            "pid",
+        }
         assert tools["refund"].input_schema["required"] == ["account", "amount"]
 
         small = await session.call_tool("refund", {"account": "acct_1", "amount": 50})
@@ -302,3 +310,34 @@ async def test_the_upstreams_progress_follows_the_reviews_and_keeps_increasing(
         (waited + 1, waited + 2, "ledger: half exported"),
         (waited + 2, waited + 2, "ledger: exported"),
     ]
+
+
+async def test_an_upstream_that_died_between_calls_is_restarted_before_the_next(
+    signoff: ServerHandle, tmp_path: Path
+):
+    errlog = tmp_path / "proxy.stderr"
+    async with proxied(config(tmp_path, signoff.target), errlog) as session:
+        # pid reads (policies/mcp.yaml sends it to tool owners): approve it once.
+        first, _ = await reviewed_call(session, signoff, {}, Verdict.APPROVE, tool="pid")
+        pid = int(text(first))
+        await asyncio.wait_for(_kill(pid), WAIT)
+        # No error for this call: the proxy finds the upstream gone before sending it.
+        after = await session.call_tool("refund", {"account": "acct_13", "amount": 7})
+        assert not after.is_error, text(after)
+    assert [e["amount"] for e in executed(tmp_path)] == [7.0]
+    assert "mcp.upstream.lost upstream=payments" in errlog.read_text()
+
+
+async def _kill(pid: int) -> None:
+    """SIGKILL `pid` and return once it has exited: its pidfd (opened first, as the proxy
+    may reap it at once) turns readable then. Linux; no parent needed."""
+    fd = os.pidfd_open(pid)
+    exited = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(fd, exited.set)
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        await exited.wait()
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)

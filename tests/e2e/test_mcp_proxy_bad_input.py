@@ -180,3 +180,15 @@ def test_http_off_loopback_needs_a_bearer_token(tmp_path: Path):
         "as the configured principal: set http_token in the config (clients then send "
         "Authorization: Bearer <http_token>)\n"
     )
+
+
+def test_an_upstream_that_hangs_at_start_stops_the_proxy_after_connect_timeout(tmp_path: Path):
+    hanging = {**payments(tmp_path, "--hang-at-start"), "connect_timeout": 1}
+    done = run_proxy(config(tmp_path, dead_target(), upstreams=[hanging]))
+    assert done.returncode == 3
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("signoff: upstream 'payments' (")
+    assert last.endswith(
+        "did not answer within 1s (connect_timeout); "
+        "its stderr ends with: payments upstream: waiting for the ledger lock"
+    )
