@@ -69,7 +69,7 @@ def test_a_good_setup_passes_and_the_table_names_every_check(setup, tmp_path, ca
     code, checks = doctor(capsys, *setup)
     assert code == 0, checks
     assert {c["status"] for c in checks.values()} == {"ok"}
-    assert "3 policies" in checks["policies"]["detail"]
+    assert "4 policies" in checks["policies"]["detail"]
     assert "created on first start" in checks["database"]["detail"]
     assert checks["auth"]["detail"] == "tokens file configured"
     assert "created on first start (audit.create_key)" in checks["signing key"]["detail"]
