@@ -11,6 +11,8 @@ from typing import Any, Literal
 import mcp_types as types
 import pytest
 
+from signoff_client import AsyncClient, ReviewState
+
 from .conftest import MakeServer, ServerHandle
 from .mcp_peers import (
     config,
@@ -95,12 +97,17 @@ async def test_a_review_that_times_out_is_not_executed(signoff: ServerHandle, tm
     async with proxied(config(tmp_path, signoff.target, review_timeout=1)) as session:
         result = await session.call_tool("refund", {"account": "acct_10", "amount": 400})
     assert result.is_error
-    assert re.fullmatch(
-        r"no reviewer decided on mcp\.payments\.refund within 1s \(review \S+ stays open in "
-        r"Signoff\); the call was not made",
+    said = re.fullmatch(
+        r"no reviewer decided on mcp\.payments\.refund within 1s; review (\S+) was withdrawn "
+        r"and the call was not made",
         text(result),
     )
+    assert said, text(result)
     assert executed(tmp_path) == []
+    async with AsyncClient(signoff.target, token="alice") as alice:
+        review = await alice.get_review(said.group(1))
+    assert review.state == ReviewState.CANCELLED
+    assert review.resolution_note == "nobody decided within review_timeout"
 
 
 def test_an_upstream_that_is_not_installed_stops_the_proxy_with_its_name(tmp_path: Path):

@@ -75,7 +75,8 @@ class Gate:
             )
         except asyncio.CancelledError:
             if pending is not None:  # nobody waits for this review any more
-                await asyncio.shield(self._withdraw(pending.review_id, call))
+                reason = "the MCP client cancelled the tool call or went away"
+                await asyncio.shield(self._withdraw(pending.review_id, call, reason))
             raise
         except errors.Denied as exc:
             raise Refused(f"Signoff denied {call.action}: {exc.decision.reason}") from None
@@ -85,9 +86,11 @@ class Gate:
                 f"a reviewer ({exc.reviewer or 'unknown'}) rejected {call.action}{said}"
             ) from None
         except errors.ReviewTimeout as exc:
+            # A retry is a new MCP call with a new review: nobody should approve this one.
+            await self._withdraw(exc.review_id, call, "nobody decided within review_timeout")
             raise Refused(
-                f"no reviewer decided on {call.action} within {self.config.review_timeout:g}s "
-                f"(review {exc.review_id} stays open in Signoff); the call was not made"
+                f"no reviewer decided on {call.action} within {self.config.review_timeout:g}s; "
+                f"review {exc.review_id} was withdrawn and the call was not made"
             ) from None
         except errors.NotApproved as exc:  # Expired, Cancelled, DigestMismatch
             raise Refused(f"{call.action} was not approved: {exc}") from None
@@ -115,13 +118,10 @@ class Gate:
             )
         return dict(approval.params)
 
-    async def _withdraw(self, review_id: str, call: Call) -> None:
-        """Cancel the review of a call its MCP client cancelled or left, so that nobody
-        approves a call that will not run."""
+    async def _withdraw(self, review_id: str, call: Call, reason: str) -> None:
+        """Cancel the review of a call that will not run, so that nobody approves it."""
         try:
-            await self.client.cancel_review(
-                review_id, "the MCP client cancelled the tool call or went away", timeout=2.0
-            )
+            await self.client.cancel_review(review_id, reason, timeout=2.0)
         except errors.SignoffError as exc:  # e.g. resolved meanwhile: nothing to withdraw
             logs.event(log, "mcp.call.withdraw_failed", review_id=review_id, error=exc.message)
             return
