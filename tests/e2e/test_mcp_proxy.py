@@ -31,6 +31,7 @@ from .mcp_peers import (
     UPSTREAM,
     WAIT,
     Reviews,
+    act,
     config,
     executed,
     payments,
@@ -341,3 +342,22 @@ async def _kill(pid: int) -> None:
     finally:
         loop.remove_reader(fd)
         os.close(fd)
+
+
+async def test_a_call_waiting_for_review_does_not_hold_up_the_others(
+    signoff: ServerHandle, tmp_path: Path
+):
+    async with proxied(config(tmp_path, signoff.target)) as session:
+        reviews = Reviews()
+        waiting = asyncio.create_task(
+            session.call_tool(
+                "refund", {"account": "acct_14", "amount": 600}, progress_callback=reviews.progress
+            )
+        )
+        review_id, _, _ = await reviews.next()
+        small = await session.call_tool("refund", {"account": "acct_15", "amount": 9})
+        assert text(small) == "refunded 9 EUR to acct_15"
+        assert not waiting.done()
+        await act(signoff, review_id, Verdict.APPROVE)
+        assert text(await asyncio.wait_for(waiting, WAIT)) == "refunded 600 EUR to acct_14"
+    assert [e["account"] for e in executed(tmp_path)] == ["acct_15", "acct_14"]
