@@ -1,6 +1,7 @@
 """The README's fake payments MCP server (examples/mcp_payments.py) with what tests need on
-top: a `crash` tool that kills the process mid-call, `pid`, an `export_ledger` tool that reports
-progress, a start that fails or hangs, and HTTP with an API key.
+top: a `crash` tool that kills the process mid-call, `pid`, a ledger resource, an
+`export_ledger` tool that reports progress, a start that fails or hangs, and HTTP with an
+API key.
 
 Run: python tests/e2e/mcp_upstream_refund.py [--name NAME] [--http PORT] [--exit-at-start]
 """
@@ -49,6 +50,11 @@ def main() -> None:
         """Make this server's process die mid-call."""
         print(f"payments upstream crashing: {reason}", file=sys.stderr, flush=True)
         os._exit(3)
+
+    @server.resource(f"ledger://{args.name}/summary", mime_type="text/plain")
+    def ledger_summary() -> str:
+        """Totals of the ledger."""
+        return f"{args.name}: 3 refunds today"
 
     @server.tool()
     def pid() -> int:

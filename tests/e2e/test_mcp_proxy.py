@@ -217,7 +217,7 @@ async def test_streamable_http_with_a_bearer_token_and_a_review(
     assert [e["amount"] for e in executed(tmp_path)] == [300.0]
 
 
-async def test_clashing_tool_names_are_namespaced_by_upstream(
+async def test_clashing_tool_names_are_namespaced_and_the_rest_passes_through(
     signoff: ServerHandle, tmp_path: Path
 ):
     ups = [payments(tmp_path), payments(tmp_path, name="billing")]
@@ -231,8 +231,17 @@ async def test_clashing_tool_names_are_namespaced_by_upstream(
         assert text(balance) == "acct_7: 100 EUR"
         small = await session.call_tool("payments__refund", {"account": "acct_7", "amount": 5})
         assert not small.is_error
+        # Prompts and resources pass through, routed to the upstream that lists them.
         prompts = await session.list_prompts()
         assert [p.name for p in prompts.prompts] == ["refund_policy"]
+        prompt = await session.get_prompt("refund_policy")
+        assert prompt.messages[0].content.text == "Refunds take 3 to 5 business days."
+        resources = await session.list_resources()
+        uris = sorted(str(r.uri) for r in resources.resources)
+        assert uris == ["ledger://billing/summary", "ledger://payments/summary"]
+        for name in ("billing", "payments"):
+            read = await session.read_resource(f"ledger://{name}/summary")
+            assert read.contents[0].text == f"{name}: 3 refunds today"
 
 
 async def test_an_upstream_over_streamable_http_with_headers(signoff: ServerHandle, tmp_path: Path):
