@@ -75,13 +75,15 @@ def proxy_argv(config_path: Path, *extra: str) -> list[str]:
 
 
 @asynccontextmanager
-async def proxied(config_path: Path, errlog: Path | None = None) -> AsyncIterator[ClientSession]:
+async def proxied(
+    config_path: Path, errlog: Path | None = None, **session_options: Any
+) -> AsyncIterator[ClientSession]:
     """An SDK client session with the proxy, started as a stdio subprocess."""
     params = StdioServerParameters(command=sys.executable, args=proxy_argv(config_path))
     with (errlog or config_path.with_suffix(".stderr")).open("w") as err:
         async with (
             stdio_client(params, err) as (read, write),
-            ClientSession(read, write) as session,
+            ClientSession(read, write, **session_options) as session,
         ):
             await session.initialize()
             yield session

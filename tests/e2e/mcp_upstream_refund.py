@@ -1,7 +1,7 @@
 """The README's fake payments MCP server (examples/mcp_payments.py) with what tests need on
-top: a `crash` tool that kills the process mid-call, `pid`, a ledger resource, an
-`export_ledger` tool that reports progress, a start that fails or hangs, and HTTP with an
-API key.
+top: `crash` (kills the process mid-call), `pid`, a ledger resource, `export_ledger`
+(reports progress), `enable_chargebacks` (adds a tool), a start that fails or hangs, and
+HTTP with an API key.
 
 Run: python tests/e2e/mcp_upstream_refund.py [--name NAME] [--http PORT] [--exit-at-start]
 """
@@ -55,6 +55,18 @@ def main() -> None:
     def ledger_summary() -> str:
         """Totals of the ledger."""
         return f"{args.name}: 3 refunds today"
+
+    @server.tool()
+    async def enable_chargebacks(ctx: Context) -> str:
+        """Add the `chargeback` tool, and tell the client the tool list changed."""
+
+        def chargeback(account: str) -> str:
+            """Dispute a card payment of `account`."""
+            return f"chargeback opened for {account}"
+
+        server.add_tool(chargeback)
+        await ctx.session.send_tool_list_changed()
+        return "chargebacks enabled"
 
     @server.tool()
     def pid() -> int:

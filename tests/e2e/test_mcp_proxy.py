@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import httpx2
+import mcp_types as types
 import pytest
 from google.protobuf.json_format import MessageToDict
 from mcp import ClientSession
@@ -64,6 +65,7 @@ async def test_tools_listed_unchanged_allow_forwards_and_deny_returns_the_reason
             "crash",
             "export_ledger",
             "pid",
+            "enable_chargebacks",
         }
         assert tools["refund"].input_schema["required"] == ["account", "amount"]
 
@@ -370,3 +372,23 @@ async def test_a_call_waiting_for_review_does_not_hold_up_the_others(
         await act(signoff, review_id, Verdict.APPROVE)
         assert text(await asyncio.wait_for(waiting, WAIT)) == "refunded 600 EUR to acct_14"
     assert [e["account"] for e in executed(tmp_path)] == ["acct_15", "acct_14"]
+
+
+async def test_an_upstreams_new_tool_is_announced_to_the_client(
+    signoff: ServerHandle, tmp_path: Path
+):
+    changed = asyncio.Event()
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+
+    async with proxied(config(tmp_path, signoff.target), message_handler=on_message) as session:
+        assert session.server_capabilities.tools.list_changed is True
+        assert "chargeback" not in {t.name for t in (await session.list_tools()).tools}
+        enabled, _ = await reviewed_call(
+            session, signoff, {}, Verdict.APPROVE, tool="enable_chargebacks"
+        )
+        assert text(enabled) == "chargebacks enabled"
+        await asyncio.wait_for(changed.wait(), WAIT)
+        assert "chargeback" in {t.name for t in (await session.list_tools()).tools}

@@ -10,7 +10,9 @@ from typing import Any
 
 import mcp_types as types
 from mcp.server.context import CallNext, ServerRequestContext
-from mcp.server.lowlevel import Server
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
 
 from signoff import __version__, logs
@@ -26,6 +28,10 @@ class Proxy:
 
     def __init__(self, upstreams: Sequence[Upstream], gate: Gate) -> None:
         self.upstreams = {u.name: u for u in upstreams}
+        for upstream in upstreams:
+            upstream.on_tools_changed = self.tools_changed
+        # A session per client connection (by session id), to tell it the tools changed.
+        self.clients: dict[str, ServerSession] = {}
         self.gate = gate
         # One stdio process serves one client: its calls share this session id.
         self.process_session = uuid.uuid4().hex
@@ -36,7 +42,7 @@ class Proxy:
 
     def server(self) -> Server[Any]:
         """A low-level MCP server whose handlers are this proxy's."""
-        server: Server[Any] = Server(
+        server: Server[Any] = _Server(
             "signoff-mcp-proxy",
             version=__version__,
             instructions="Tool calls go through Signoff: some need a human's approval first.",
@@ -47,8 +53,33 @@ class Proxy:
             on_read_resource=self.read_resource,
             on_call_tool=self.call_tool,
         )
-        server.middleware.append(_non_object_arguments)
+        server.middleware.append(self._middleware)
         return server
+
+    async def _middleware(self, ctx: ServerRequestContext[Any], call_next: CallNext) -> Any:
+        """Every request: remember its client (for list-changed notifications), and give a
+        tools/call whose arguments are not an object a tool error the model can read; the
+        SDK's validation, which runs after middleware, would answer a protocol error."""
+        if ctx.request_id is not None and ctx.method not in ("initialize", "ping"):
+            self.clients[self._session_id(ctx)] = ctx.session
+        params = ctx.params
+        if ctx.method == "tools/call" and isinstance(params, Mapping):
+            arguments = params.get("arguments")
+            if arguments is not None and not isinstance(arguments, dict):
+                return _tool_error(
+                    f"the arguments of {params.get('name')} must be a JSON object, not "
+                    f"{_json_type(arguments)}; nothing was called"
+                )
+        return await call_next(ctx)
+
+    async def tools_changed(self) -> None:
+        """An upstream's tools changed: tell every client, which then lists them again."""
+        for session_id, session in list(self.clients.items()):
+            try:
+                await session.send_tool_list_changed()
+            except Exception as exc:  # that client is gone: forget it
+                self.clients.pop(session_id, None)
+                logs.event(log, "mcp.client.gone", session_id=session_id, error=str(exc))
 
     # --- tools -------------------------------------------------------------------------
 
@@ -232,18 +263,21 @@ class _Progress:
         await self._report(self._beats + progress, shifted_total, message)
 
 
-async def _non_object_arguments(ctx: ServerRequestContext[Any], call_next: CallNext) -> Any:
-    """A tool error the model can read for a tools/call whose arguments are not an object,
-    where the SDK's validation (which runs after middleware) would answer a protocol error."""
-    params = ctx.params
-    if ctx.method == "tools/call" and isinstance(params, Mapping):
-        arguments = params.get("arguments")
-        if arguments is not None and not isinstance(arguments, dict):
-            return _tool_error(
-                f"the arguments of {params.get('name')} must be a JSON object, not "
-                f"{_json_type(arguments)}; nothing was called"
-            )
-    return await call_next(ctx)
+class _Server(Server[Any]):
+    """The low-level server, announcing `tools.listChanged` (upstreams' changes are relayed)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        """The SDK's options with tools_changed on."""
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(tools_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
 
 
 def _tool_error(message: str) -> types.CallToolResult:

@@ -42,8 +42,11 @@ class UpstreamError(Exception):
 class Upstream:
     """One upstream MCP server; connects on `start()` and again after it died."""
 
-    def __init__(self, config: UpstreamConfig) -> None:
+    def __init__(
+        self, config: UpstreamConfig, on_tools_changed: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self.config = config
+        self.on_tools_changed = on_tools_changed
         self.name = config.name
         self.tools: list[types.Tool] = []
         self._session: ClientSession | None = None
@@ -118,6 +121,7 @@ class Upstream:
                         client_info=types.Implementation(
                             name="signoff-mcp-proxy", version=__version__
                         ),
+                        message_handler=self._on_message,
                     )
                 )
                 await session.initialize()
@@ -129,6 +133,13 @@ class Upstream:
         except BaseException:
             ready.cancel()  # no-op once the session was published
             raise
+
+    async def _on_message(self, message: object) -> None:
+        """The upstream's notifications: a changed tool list is passed on to the clients."""
+        if isinstance(message, types.ToolListChangedNotification) and self.on_tools_changed:
+            logs.event(log, "mcp.upstream.tools_changed", upstream=self.name)
+            # Not awaited here: the clients re-list through this very session.
+            asyncio.get_running_loop().create_task(self.on_tools_changed())
 
     async def _disconnect(self) -> None:
         self._session = None
