@@ -93,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(args.log_format, args.log_level)
     try:
         asyncio.run(serve(config, target, http))
+    except McpConfigError as exc:
+        print(f"signoff: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except UpstreamError as exc:
         print(f"signoff: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

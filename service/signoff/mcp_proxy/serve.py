@@ -9,10 +9,11 @@ import socket
 import sys
 from typing import Any
 
+import grpc
 from mcp.server.stdio import stdio_server
 
 from signoff import logs
-from signoff.mcp_proxy.config import ProxyConfig
+from signoff.mcp_proxy.config import McpConfigError, ProxyConfig
 from signoff.mcp_proxy.gate import Gate
 from signoff.mcp_proxy.proxy import Proxy
 from signoff.mcp_proxy.upstreams import Upstream
@@ -24,14 +25,11 @@ log = logging.getLogger("signoff.mcp_proxy")
 async def serve(config: ProxyConfig, target: str, http: tuple[str, int] | None) -> None:
     """Connect every upstream (UpstreamError if one cannot start), then serve until the
     client leaves (stdio) or the process is stopped (HTTP)."""
+    credentials = _tls(config)
     upstreams = [Upstream(c) for c in config.upstreams]
     try:
         for upstream in upstreams:
             await upstream.start()
-        target_tls = config.signoff
-        credentials = None
-        if target_tls.ca or target_tls.cert or target_tls.key:
-            credentials = tls_credentials(target_tls.ca, target_tls.cert, target_tls.key)
         async with AsyncClient(
             target,
             token=config.signoff.token,
@@ -54,6 +52,17 @@ async def serve(config: ProxyConfig, target: str, http: tuple[str, int] | None) 
     finally:
         for upstream in upstreams:
             await upstream.close()
+
+
+def _tls(config: ProxyConfig) -> grpc.ChannelCredentials | None:
+    """Credentials from signoff.ca/cert/key; McpConfigError if a file is missing or bad."""
+    tls = config.signoff
+    if not (tls.ca or tls.cert or tls.key):
+        return None
+    try:
+        return tls_credentials(tls.ca, tls.cert, tls.key)
+    except ValueError as exc:
+        raise McpConfigError(f"signoff.ca, cert, key: {exc}") from None
 
 
 async def _serve_stdio(proxy: Proxy) -> None:
