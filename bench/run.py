@@ -92,6 +92,9 @@ def table() -> str:
     audit_path = RESULTS / "audit_query.json"
     if audit_path.exists():
         out += audit_table(json.loads(audit_path.read_text()))
+    grant_path = RESULTS / "grant_lookup.json"
+    if grant_path.exists():
+        out += grant_lines(json.loads(grant_path.read_text()))
     return "\n".join(out) + "\n"
 
 
@@ -233,6 +236,20 @@ def audit_table(aq: dict) -> list[str]:
     return out
 
 
+def grant_lines(g: dict) -> list[str]:
+    """The standing-approval lookup of every review-rule decision, read vs cached."""
+    out = [
+        "",
+        f"**Standing-approval lookup** per review-rule decision, in process "
+        f"({g['machine']['date']}, medians of {g['rounds']} alternating rounds):",
+        "",
+        f"| setting | µs one at a time | µs each, {g['in_flight']} in flight |",
+        "|---|---:|---:|",
+    ]
+    out += [f"| {r['setting']} | {r['sequential_us']} | {r['in_flight_us']} |" for r in g["rows"]]
+    return out
+
+
 def quote_in_readme(text: str) -> None:
     """Replace the table between the bench markers of the top-level README."""
     readme = HERE.parent / "README.md"
@@ -342,7 +359,7 @@ def main() -> int:
             scripts.append(["alternatives.py"])
         else:
             print("SKIPPED: alternatives.py needs cel-python (pip install -e '.[bench]')")
-        scripts += [["audit_append.py"], ["replicas.py"], ["audit_query.py"]]
+        scripts += [["audit_append.py"], ["replicas.py"], ["audit_query.py"], ["grant_lookup.py"]]
         if args.memory or args.memory_decisions:
             extra = [f"--decisions={args.memory_decisions}"] if args.memory_decisions else []
             scripts.append(["memory.py", *extra])
