@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 try:
@@ -88,6 +88,9 @@ __all__ = ["SignoffTool", "SignoffToolError", "review_payload", "signoff_tool"]
 _CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "signoff_tool_call_id", default=None
 )
+
+# One call on the client (a Client or an AsyncClient) that SignoffTool._approve asks for.
+_Step = Callable[[Any], Any]
 
 
 class SignoffToolError(ToolException):
@@ -200,26 +203,8 @@ class SignoffTool(BaseTool):
         params, injected = self._split(args, kwargs)
         call_id = _CALL_ID.get()
         client = self.guard.sync_client(self.name)
-        request = self.guard.request(params, self._derived_id(config, call_id))
-        action = self.guard.action
         try:
-            if call_id is not None and _checkpointed(config):
-                decision = client.evaluate(action, params, **request)
-                approval = _approval.from_decision(decision, params)
-                if approval is None:
-                    review = client.get_review(decision.review_id)
-                    while not review.final:
-                        interrupt(review_payload(review, self.name, call_id))
-                        review = client.get_review(decision.review_id)
-                    approval = _approval.from_review(action, params, decision, review)
-            else:
-                approval = client.require(
-                    action,
-                    params,
-                    **request,
-                    timeout=self.guard.timeout,
-                    on_review=self.guard.on_review,
-                )
+            approval = _drive(self._approve(params, config, call_id), client)
         except NotApproved as exc:
             raise SignoffToolError(exc) from exc
         child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
@@ -235,30 +220,41 @@ class SignoffTool(BaseTool):
         params, injected = self._split(args, kwargs)
         call_id = _CALL_ID.get()
         client = self.guard.async_client(self.name)
+        try:
+            approval = await _adrive(self._approve(params, config, call_id), client)
+        except NotApproved as exc:
+            raise SignoffToolError(exc) from exc
+        child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
+        return await self.tool.ainvoke(self._call(approval, injected, call_id), child)
+
+    def _approve(
+        self, params: dict[str, Any], config: RunnableConfig, call_id: str | None
+    ) -> Generator[_Step, Any, Approval]:
+        """Ask Signoff about the call: yields each client call, for `_drive` or `_adrive`.
+
+        One sequence for `_run` and `_arun`, which differ only in awaiting the calls.
+        """
         request = self.guard.request(params, self._derived_id(config, call_id))
         action = self.guard.action
-        try:
-            if call_id is not None and _checkpointed(config):
-                decision = await client.evaluate(action, params, **request)
-                approval = _approval.from_decision(decision, params)
-                if approval is None:
-                    review = await client.get_review(decision.review_id)
-                    while not review.final:
-                        interrupt(review_payload(review, self.name, call_id))
-                        review = await client.get_review(decision.review_id)
-                    approval = _approval.from_review(action, params, decision, review)
-            else:
-                approval = await client.require(
+        if call_id is None or not _checkpointed(config):
+            return (
+                yield lambda client: client.require(
                     action,
                     params,
                     **request,
                     timeout=self.guard.timeout,
                     on_review=self.guard.on_review,
                 )
-        except NotApproved as exc:
-            raise SignoffToolError(exc) from exc
-        child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
-        return await self.tool.ainvoke(self._call(approval, injected, call_id), child)
+            )
+        decision = yield lambda client: client.evaluate(action, params, **request)
+        approval = _approval.from_decision(decision, params)
+        if approval is not None:
+            return approval
+        review = yield lambda client: client.get_review(decision.review_id)
+        while not review.final:
+            interrupt(review_payload(review, self.name, call_id))
+            review = yield lambda client: client.get_review(decision.review_id)
+        return _approval.from_review(action, params, decision, review)
 
     def _split(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -288,6 +284,26 @@ class SignoffTool(BaseTool):
             return args
         # A ToolCall in, a ToolMessage out: the wrapped tool's own output format applies.
         return tool_call(name=self.tool.name, args=args, id=call_id)
+
+
+def _drive(steps: Generator[_Step, Any, Approval], client: Client) -> Approval:
+    """Run `_approve`'s steps, each a call on a sync `client`; return the approval."""
+    result = None
+    try:
+        while True:
+            result = steps.send(result)(client)
+    except StopIteration as done:
+        return done.value
+
+
+async def _adrive(steps: Generator[_Step, Any, Approval], client: AsyncClient) -> Approval:
+    """Run `_approve`'s steps, each an awaited call on an async `client`; return the approval."""
+    result = None
+    try:
+        while True:
+            result = await steps.send(result)(client)
+    except StopIteration as done:
+        return done.value
 
 
 def _checkpointed(config: RunnableConfig) -> bool:
