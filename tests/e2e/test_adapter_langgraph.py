@@ -7,8 +7,6 @@ Reviewers act through the Python client (dev mode: the token names the caller).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,27 +21,10 @@ from langgraph.types import Command, Send
 from signoff_client import AsyncClient, Client, ReviewState
 from signoff_client.adapters.langgraph import SignoffToolError, signoff_tool
 
+from .adapter_common import REFUNDS, act, all_reviews, fresh_output, issue_refund_recording
 from .conftest import ServerHandle
 from .test_client_reviews import WAIT, watching
 
-REFUNDS = """\
-name: refunds
-actions: ["refund.*"]
-rules:
-  - name: huge-refund
-    when: double(action.params.amount) > 10000.0
-    decision: deny
-    reason: Refunds above 10,000 are never issued by an agent.
-  - name: large-refund
-    when: double(action.params.amount) > 500.0
-    decision: review
-    reviewers: finance
-    reason: Refund above 500 needs a finance reviewer.
-  - name: small-refund
-    when: double(action.params.amount) <= 500.0
-    decision: allow
-    reason: Small refund.
-"""
 THREAD = {"configurable": {"thread_id": "ticket-T-1234"}}
 
 
@@ -53,13 +34,7 @@ def signoff(make_server, policy_dir) -> ServerHandle:
 
 
 def _refund_tool(runs: list[dict[str, Any]]) -> BaseTool:
-    @tool
-    def issue_refund(account: str, amount: float) -> str:
-        """Refund `amount` EUR to `account`."""
-        runs.append({"account": account, "amount": amount})
-        return f"refunded {amount:g} EUR to {account}"
-
-    return issue_refund
+    return tool(issue_refund_recording(runs))
 
 
 def _graph(guarded: BaseTool, amount: float, checkpointer: InMemorySaver | None = None) -> Any:
@@ -85,18 +60,6 @@ def _answer(result: dict[str, Any]) -> ToolMessage:
     return message
 
 
-def _reviews(server: ServerHandle) -> list[Any]:
-    with Client(server.target, token="alice") as alice:
-        states = [s for s in ReviewState]
-        return list(alice.list_reviews(states=states).reviews)
-
-
-def _act(server: ServerHandle, review_id: str, verdict: str, **kw: Any) -> None:
-    with Client(server.target, token="alice") as alice:
-        review = alice.get_review(review_id)
-        alice.submit_review(review_id, verdict, expected_version=review.version, **kw)
-
-
 # --- decisions without review ---------------------------------------------------------------
 
 
@@ -120,7 +83,7 @@ def test_denied_call_answers_the_model_with_the_reason_and_never_runs(signoff):
     assert answer.status == "error"
     assert answer.content == "denied by policy: Refunds above 10,000 are never issued by an agent."
     assert runs == []
-    assert _reviews(signoff) == []
+    assert all_reviews(signoff) == []
 
 
 def test_handle_tool_error_false_raises_the_refusal(signoff):
@@ -167,13 +130,13 @@ def test_review_interrupts_and_resume_runs_the_edited_call_once(signoff):
         assert again[0].value["review_id"] == payload["review_id"]
         assert runs == []
 
-        _act(signoff, payload["review_id"], "modify", params={"account": "acct_42", "amount": 600})
+        act(signoff, payload["review_id"], "modify", params={"account": "acct_42", "amount": 600})
         result = graph.invoke(Command(resume="approved"), THREAD)
 
     answer = _answer(result)
     assert (answer.status, answer.content) == ("success", "refunded 600 EUR to acct_42")
     assert runs == [{"account": "acct_42", "amount": 600}]
-    reviews = _reviews(signoff)
+    reviews = all_reviews(signoff)
     assert [(r.review_id, r.state) for r in reviews] == [
         (payload["review_id"], ReviewState.MODIFIED)
     ]
@@ -185,7 +148,7 @@ def test_rejection_answers_the_model_with_the_comment(signoff):
         guarded = signoff_tool(_refund_tool(runs), client=bot, action="refund.issue")
         graph = _graph(guarded, 750, InMemorySaver())
         payload = graph.invoke({"messages": []}, THREAD)["__interrupt__"][0].value
-        _act(signoff, payload["review_id"], "reject", comment="duplicate of T-77")
+        act(signoff, payload["review_id"], "reject", comment="duplicate of T-77")
         result = graph.invoke(Command(resume="decided"), THREAD)
     answer = _answer(result)
     assert answer.status == "error"
@@ -200,11 +163,11 @@ async def test_async_review_interrupts_and_resumes(signoff):
         graph = _graph(guarded, 750, InMemorySaver())
         payload = (await graph.ainvoke({"messages": []}, THREAD))["__interrupt__"][0].value
         assert runs == []
-        _act(signoff, payload["review_id"], "approve")
+        act(signoff, payload["review_id"], "approve")
         result = await graph.ainvoke(Command(resume=True), THREAD)
     assert _answer(result).content == "refunded 750 EUR to acct_42"
     assert runs == [{"account": "acct_42", "amount": 750}]
-    assert len(_reviews(signoff)) == 1
+    assert len(all_reviews(signoff)) == 1
 
 
 def test_parallel_calls_sent_as_their_own_tasks_each_run_once(signoff):
@@ -240,19 +203,19 @@ def test_parallel_calls_sent_as_their_own_tasks_each_run_once(signoff):
         assert sorted(by_call) == ["c0", "c1"]
         assert len(set(by_call.values())) == 2
 
-        _act(signoff, by_call["c0"], "approve")
+        act(signoff, by_call["c0"], "approve")
         left = graph.invoke(Command(resume={i.id: "c0 decided" for i in pending}), THREAD)
         assert [i.value["tool_call_id"] for i in left["__interrupt__"]] == ["c1"]
         assert runs == [{"account": "acct_0", "amount": 700}]
 
-        _act(signoff, by_call["c1"], "approve")
+        act(signoff, by_call["c1"], "approve")
         result = graph.invoke(Command(resume={i.id: "c1" for i in left["__interrupt__"]}), THREAD)
 
     assert "__interrupt__" not in result
     answers = sorted(m.content for m in result["messages"] if isinstance(m, ToolMessage))
     assert answers == ["refunded 700 EUR to acct_0", "refunded 700 EUR to acct_1"]
     assert runs == [{"account": "acct_0", "amount": 700}, {"account": "acct_1", "amount": 700}]
-    assert len(_reviews(signoff)) == 2
+    assert len(all_reviews(signoff)) == 2
 
 
 # --- reviews without a checkpointer: a blocking wait --------------------------------------------
@@ -267,7 +230,7 @@ def test_without_a_checkpointer_the_call_blocks_until_approved(signoff):
         review_id = watched()
         assert not running.done()  # waiting on the review
         assert runs == []
-        _act(signoff, review_id, "approve")
+        act(signoff, review_id, "approve")
         result = running.result(timeout=WAIT)
     assert _answer(result).content == "refunded 750 EUR to acct_42"
     assert runs == [{"account": "acct_42", "amount": 750}]
@@ -326,10 +289,7 @@ def test_the_client_does_not_import_frameworks_and_the_adapter_names_its_extra()
         "except ImportError as e:\n"
         "    print(e)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == (
+    assert fresh_output(code) == (
         "signoff_client.adapters.langgraph needs LangGraph and LangChain: "
         "pip install 'signoff-client[langgraph]'"
     )

@@ -8,8 +8,6 @@ with which arguments. Reviewers act through the Python client (dev mode).
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -20,8 +18,8 @@ from agents.tool_context import ToolContext
 from signoff_client import AsyncClient, Client, errors
 from signoff_client.adapters.openai_agents import guard_tool, wait_for_reviews
 
+from .adapter_common import REFUNDS, act, all_reviews, fresh_output, issue_refund_recording
 from .conftest import ServerHandle
-from .test_adapter_langgraph import REFUNDS, _act, _reviews
 from .test_client_reviews import WAIT, watching
 
 NO_TRACING = RunConfig(tracing_disabled=True)
@@ -33,13 +31,7 @@ def signoff(make_server, policy_dir) -> ServerHandle:
 
 
 def _refund_tool(runs: list[dict[str, Any]]) -> FunctionTool:
-    @function_tool
-    def issue_refund(account: str, amount: float) -> str:
-        """Refund `amount` EUR to `account`."""
-        runs.append({"account": account, "amount": amount})
-        return f"refunded {amount:g} EUR to {account}"
-
-    return issue_refund
+    return function_tool(issue_refund_recording(runs))
 
 
 async def _run(guarded: FunctionTool, amount: float, call_id: str = "c1") -> str:
@@ -129,12 +121,12 @@ async def test_review_approved_with_an_edit_runs_the_edited_call_once(signoff):
 
         def modify(review_id: str) -> None:
             assert runs == []
-            _act(signoff, review_id, "modify", params={"account": "acct_42", "amount": 600})
+            act(signoff, review_id, "modify", params={"account": "acct_42", "amount": 600})
 
         answer = await _while_waiting(signoff, guarded, modify)
     assert answer == "refunded 600 EUR to acct_42"
     assert runs == [{"account": "acct_42", "amount": 600}]
-    assert len(_reviews(signoff)) == 1
+    assert len(all_reviews(signoff)) == 1
 
 
 async def test_rejected_review_answers_the_model_with_the_comment(signoff):
@@ -145,7 +137,7 @@ async def test_rejected_review_answers_the_model_with_the_comment(signoff):
 
         def reject(review_id: str) -> None:
             rejected.append(review_id)
-            _act(signoff, review_id, "reject", comment="duplicate of T-77")
+            act(signoff, review_id, "reject", comment="duplicate of T-77")
 
         answer = await _while_waiting(signoff, guarded, reject)
     assert answer == f"review {rejected[0]} rejected by alice: duplicate of T-77"
@@ -179,12 +171,12 @@ async def test_interrupt_mode_pauses_the_run_and_resumes_with_the_edited_call(si
         result = await Runner.run(agent, "refund", run_config=NO_TRACING)
         assert [(i.tool_name, i.call_id) for i in result.interruptions] == [("issue_refund", "c1")]
         assert runs == []
-        (review,) = await asyncio.to_thread(_reviews, signoff)
+        (review,) = await asyncio.to_thread(all_reviews, signoff)
         assert review.params == {"account": "acct_42", "amount": 750}
         saved = result.to_state().to_string()  # e.g. into a database, while people decide
 
         await asyncio.to_thread(
-            _act, signoff, review.review_id, "modify", params={"account": "acct_42", "amount": 600}
+            act, signoff, review.review_id, "modify", params={"account": "acct_42", "amount": 600}
         )
         state = await wait_for_reviews(await RunState.from_string(agent, saved))
         resumed = await Runner.run(agent, state, run_config=NO_TRACING)
@@ -193,7 +185,7 @@ async def test_interrupt_mode_pauses_the_run_and_resumes_with_the_edited_call(si
     assert resumed.final_output == "done"
     assert _tool_output(resumed) == "refunded 600 EUR to acct_42"
     assert runs == [{"account": "acct_42", "amount": 600}]
-    assert len(await asyncio.to_thread(_reviews, signoff)) == 1
+    assert len(await asyncio.to_thread(all_reviews, signoff)) == 1
 
 
 async def test_interrupt_mode_rejection_reaches_the_model_and_the_tool_never_runs(signoff):
@@ -202,8 +194,8 @@ async def test_interrupt_mode_rejection_reaches_the_model_and_the_tool_never_run
         guarded = guard_tool(_refund_tool(runs), client=bot, action="refund.issue", interrupt=True)
         agent, _ = _agent(guarded, 750)
         result = await Runner.run(agent, "refund", run_config=NO_TRACING)
-        (review,) = await asyncio.to_thread(_reviews, signoff)
-        await asyncio.to_thread(_act, signoff, review.review_id, "reject", comment="duplicate")
+        (review,) = await asyncio.to_thread(all_reviews, signoff)
+        await asyncio.to_thread(act, signoff, review.review_id, "reject", comment="duplicate")
         resumed = await Runner.run(
             agent, await wait_for_reviews(result.to_state()), run_config=NO_TRACING
         )
@@ -262,7 +254,7 @@ async def test_arguments_that_are_not_a_json_object_are_refused_precisely(
         )
         assert await guarded.on_invoke_tool(ctx, arguments) == expected
     assert runs == []
-    assert _reviews(signoff) == []
+    assert all_reviews(signoff) == []
 
 
 def test_bad_options_are_refused():
@@ -281,10 +273,7 @@ def test_the_adapter_names_its_extra():
         "except ImportError as e:\n"
         "    print(e)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == (
+    assert fresh_output(code) == (
         "signoff_client.adapters.openai_agents needs the OpenAI Agents SDK: "
         "pip install 'signoff-client[openai-agents]'"
     )
