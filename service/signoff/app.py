@@ -25,7 +25,8 @@ from signoff.logs import event
 from signoff.policy import Bundle, BundleError, load_bundle
 from signoff.receipts import ReceiptIssuer
 from signoff.redact import redact
-from signoff.review_app import Identity, ReviewDesk, audit_record, to_record
+from signoff.review_app import Identity, ReviewDesk
+from signoff.review_records import audit_record, to_record
 from signoff.store.base import DecisionRecord, Store
 from signoff.telemetry import Telemetry
 from signoff.validate import Limits, validate_batch, validate_request

@@ -1,5 +1,6 @@
 """Review use cases: open, get, list, watch, submit, cancel, expire, and the console's queue,
-precedents and who-am-I (their reads are in review_console.py). Knows the store, not gRPC."""
+precedents and who-am-I (their reads are in review_console.py, the watchers' wake-ups in
+review_hub.py, what a change writes in review_records.py). Knows the store, not gRPC."""
 
 from __future__ import annotations
 
@@ -20,14 +21,14 @@ from signoff.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
-    Unavailable,
 )
 from signoff.ids import Clock
-from signoff.jsonify import struct_to_dict
 from signoff.logs import event
 from signoff.receipts import ReceiptIssuer
+from signoff.review_hub import Hub
+from signoff.review_records import audit_record, to_record
 from signoff.reviews import Actor, Change
-from signoff.store.base import ReviewQuery, ReviewRecord, Store
+from signoff.store.base import ReviewQuery, Store
 from signoff.store.grants_sql import GrantRecord
 
 if TYPE_CHECKING:
@@ -53,147 +54,6 @@ class Identity(Protocol):
 
 
 Publish = Callable[[str, pb.review.Review], None]
-
-
-class Hub:
-    """In-process wake-ups for watchers: one Event per review, and one for any review, each
-    replaced at every change.
-
-    Fed by this process's own changes (`ReviewDesk.published`) and by the store's change feed
-    (other replicas), so a review changed twice may be notified twice: a spurious wake-up
-    costs the watcher one re-read, a missing one costs it up to `recheck_s`. Queue watchers
-    share the one "any" event and register nothing, so a watcher that goes away leaves
-    nothing behind.
-    """
-
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-        self._any = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None  # the watchers' loop
-        self.closed = False
-
-    def close(self) -> None:
-        """Wake every watcher for good: the server is stopping (call on the watchers' loop)."""
-        self.closed = True
-        for review_id in list(self._events):
-            self._wake(review_id)
-        self._wake("")
-
-    def check_open(self) -> None:
-        """Raise Unavailable once the server is stopping, so that watch streams end at once."""
-        # A watch never ends by itself; left running, it would hold a graceful stop for its
-        # whole grace period. Clients reconnect on UNAVAILABLE, to a replica or the restart.
-        if self.closed:
-            raise Unavailable("the server is shutting down; watch again")
-
-    def event(self, review_id: str) -> asyncio.Event:
-        """The event the next change of `review_id` will set."""
-        self._loop = asyncio.get_running_loop()
-        return self._events.setdefault(review_id, asyncio.Event())
-
-    def any_event(self) -> asyncio.Event:
-        """The event the next change of any review will set."""
-        self._loop = asyncio.get_running_loop()
-        return self._any
-
-    def notify(self, review_id: str) -> None:
-        """Wake everyone waiting on `review_id`; callable from any thread."""
-        # asyncio.Event is not thread-safe: a store callback from another thread (or loop)
-        # hands the wake-up to the watchers' loop instead of touching the events itself.
-        loop = self._loop
-        if loop is None:
-            return  # nobody has ever waited
-        try:
-            here = asyncio.get_running_loop()
-        except RuntimeError:
-            here = None
-        if here is loop:
-            self._wake(review_id)
-        elif not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake, review_id)
-
-    def _wake(self, review_id: str) -> None:
-        ev = self._events.pop(review_id, None)
-        if ev is not None:
-            ev.set()
-        woken, self._any = self._any, asyncio.Event()
-        woken.set()
-
-
-def to_record(r: pb.review.Review) -> ReviewRecord:
-    """The store row of a review."""
-    return ReviewRecord(
-        review_id=r.review_id,
-        decision_id=r.decision_id,
-        principal_id=r.request.principal.id,
-        on_behalf_of=r.request.principal.on_behalf_of,
-        action_name=r.request.action.name,
-        reviewer_group=r.reviewer_group,
-        state=reviews.state_name(r.state),
-        version=r.version,
-        created_at=r.created_at.ToDatetime(tzinfo=dt.UTC),
-        updated_at=(r.resolved_at if r.HasField("resolved_at") else r.created_at).ToDatetime(
-            tzinfo=dt.UTC
-        ),
-        expires_at=(r.expires_at.ToDatetime(tzinfo=dt.UTC) if r.state == reviews.PENDING else None),
-        review=r.SerializeToString(),
-    )
-
-
-def audit_record(
-    r: pb.review.Review,
-    kind: str,
-    actor: str,
-    now: dt.datetime,
-    roles: frozenset[str] = frozenset(),
-    extra: Mapping[str, object] | None = None,
-) -> AuditRecord:
-    """The audit entry of a review change: who, what, and the review as it now stands."""
-    payload: dict[str, object] = {
-        "state": reviews.state_name(r.state),
-        "version": r.version,
-        "reviewer_group": r.reviewer_group,
-        "action_digest": r.action_digest,
-    }
-    if kind in ("review.opened", "review.escalated"):
-        payload["approvals_required"] = r.approvals_required
-        payload["expires_at"] = r.expires_at.ToJsonString()
-    if r.final_digest:
-        payload["final_digest"] = r.final_digest
-    if r.acts and kind in ("review.approved", "review.modified", "review.rejected"):
-        act = r.acts[-1]
-        payload["act"] = {
-            "reviewer": act.reviewer,
-            "roles": list(act.roles),
-            "verdict": S.Verdict.Name(act.verdict).removeprefix("VERDICT_"),
-            "comment": act.comment,
-        }
-        if act.HasField("params"):
-            payload["act"]["params"] = struct_to_dict(act.params)  # type: ignore[index]
-            payload["requested_params"] = struct_to_dict(r.request.action.params)
-    if roles:
-        payload["actor_roles"] = sorted(roles)
-    if r.escalated_from:
-        payload["escalated_from"] = list(r.escalated_from)
-    if r.resolution_note:
-        payload["note"] = r.resolution_note
-    if extra:
-        payload.update(extra)
-    return AuditRecord(
-        type=kind,
-        actor=actor,
-        time=now,
-        request_id=r.request.request_id,
-        decision_id=r.decision_id,
-        review_id=r.review_id,
-        action_name=r.request.action.name,
-        principal=r.request.principal.id,
-        reviewer=actor if kind in ("review.approved", "review.modified", "review.rejected") else "",
-        reviewer_group=r.reviewer_group,
-        review_state=reviews.state_name(r.state),
-        policy_version=r.policy_version,
-        payload=payload,
-    )
 
 
 class ReviewDesk:
