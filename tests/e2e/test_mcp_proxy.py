@@ -66,6 +66,7 @@ async def test_tools_listed_unchanged_allow_forwards_and_deny_returns_the_reason
             "export_ledger",
             "pid",
             "enable_chargebacks",
+            "get_ledger_news",
         }
         assert tools["refund"].input_schema["required"] == ["account", "amount"]
 
@@ -233,10 +234,10 @@ async def test_clashing_tool_names_are_namespaced_and_the_rest_passes_through(
         assert text(balance) == "acct_7: 100 EUR"
         small = await session.call_tool("payments__refund", {"account": "acct_7", "amount": 5})
         assert not small.is_error
-        # Prompts and resources pass through, routed to the upstream that lists them.
-        prompts = await session.list_prompts()
-        assert [p.name for p in prompts.prompts] == ["refund_policy"]
-        prompt = await session.get_prompt("refund_policy")
+        # Prompts (namespaced like tools) and resources pass through to their upstream.
+        prompts = {p.name for p in (await session.list_prompts()).prompts}
+        assert {"payments__refund_policy", "billing__refund_policy"} <= prompts
+        prompt = await session.get_prompt("billing__refund_policy")
         assert prompt.messages[0].content.text == "Refunds take 3 to 5 business days."
         resources = await session.list_resources()
         uris = sorted(str(r.uri) for r in resources.resources)

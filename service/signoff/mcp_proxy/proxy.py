@@ -1,5 +1,5 @@
 """The MCP server the agent talks to: upstream tools listed unchanged, every call asked of
-Signoff first; prompts and resources pass through."""
+Signoff first; the rest passes through (passthrough.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from mcp.shared.exceptions import MCPError
 
 from signoff import __version__, logs
 from signoff.mcp_proxy.gate import Call, Gate, Refused, coerce_integers
+from signoff.mcp_proxy.passthrough import Passthrough, namespaced
 from signoff.mcp_proxy.upstreams import Upstream, UpstreamError
 
 log = logging.getLogger("signoff.mcp_proxy")
-SEPARATOR = "__"  # <server>__<tool> for names several upstreams share
 
 
 class Proxy:
@@ -28,16 +28,15 @@ class Proxy:
 
     def __init__(self, upstreams: Sequence[Upstream], gate: Gate) -> None:
         self.upstreams = {u.name: u for u in upstreams}
-        for upstream in upstreams:
-            upstream.on_tools_changed = self.tools_changed
-        # A session per client connection (by session id), to tell it the tools changed.
+        # A session per client connection (by session id), to pass notifications on.
         self.clients: dict[str, ServerSession] = {}
         self.gate = gate
         # One stdio process serves one client: its calls share this session id.
         self.process_session = uuid.uuid4().hex
         self.routes: dict[str, tuple[Upstream, types.Tool]] = {}
-        self.prompts: dict[str, Upstream] = {}
-        self.resources: dict[str, Upstream] = {}
+        self.passthrough = Passthrough(self.upstreams, self.clients, self._session_id)
+        for upstream in upstreams:
+            upstream.on_notice = self.passthrough.relay
         self._route_tools([(u, u.tools) for u in upstreams])
 
     def server(self) -> Server[Any]:
@@ -47,12 +46,9 @@ class Proxy:
             version=__version__,
             instructions="Tool calls go through Signoff: some need a human's approval first.",
             on_list_tools=self.list_tools,
-            on_list_prompts=self.list_prompts,
-            on_get_prompt=self.get_prompt,
-            on_list_resources=self.list_resources,
-            on_read_resource=self.read_resource,
             on_call_tool=self.call_tool,
         )
+        self.passthrough.register(server)
         server.middleware.append(self._middleware)
         return server
 
@@ -71,15 +67,6 @@ class Proxy:
                     f"{_json_type(arguments)}; nothing was called"
                 )
         return await call_next(ctx)
-
-    async def tools_changed(self) -> None:
-        """An upstream's tools changed: tell every client, which then lists them again."""
-        for session_id, session in list(self.clients.items()):
-            try:
-                await session.send_tool_list_changed()
-            except Exception as exc:  # that client is gone: forget it
-                self.clients.pop(session_id, None)
-                logs.event(log, "mcp.client.gone", session_id=session_id, error=str(exc))
 
     # --- tools -------------------------------------------------------------------------
 
@@ -100,20 +87,7 @@ class Proxy:
         return types.ListToolsResult(tools=tools)
 
     def _route_tools(self, listed: Iterable[tuple[Upstream, list[types.Tool]]]) -> None:
-        listed = list(listed)
-        owners: dict[str, int] = {}
-        for _, tools in listed:
-            for tool in tools:
-                owners[tool.name] = owners.get(tool.name, 0) + 1
-        routes: dict[str, tuple[Upstream, types.Tool]] = {}
-        for upstream, tools in listed:
-            for tool in tools:
-                clash = owners[tool.name] > 1
-                routes[f"{upstream.name}{SEPARATOR}{tool.name}" if clash else tool.name] = (
-                    upstream,
-                    tool,
-                )
-        self.routes = routes
+        self.routes = namespaced(listed, lambda tool: tool.name)
 
     async def call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
@@ -171,78 +145,6 @@ class Proxy:
             "tool": tool,
         }
 
-    # --- prompts and resources: passed through ------------------------------------------
-
-    async def list_prompts(
-        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListPromptsResult:
-        """Every upstream's prompts (the first upstream wins a name they share)."""
-        prompts: list[types.Prompt] = []
-        self.prompts = {}
-        for upstream in self._offering("prompts"):
-            page = await self._quietly(upstream, lambda s: s.list_prompts())
-            for prompt in page.prompts if page else []:
-                if prompt.name not in self.prompts:
-                    self.prompts[prompt.name] = upstream
-                    prompts.append(prompt)
-        return types.ListPromptsResult(prompts=prompts)
-
-    async def get_prompt(
-        self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
-    ) -> types.GetPromptResult:
-        """The prompt from the upstream that listed it."""
-        if params.name not in self.prompts:
-            await self.list_prompts(ctx, None)
-        upstream = self.prompts.get(params.name)
-        if upstream is None:
-            raise MCPError(types.INVALID_PARAMS, f"unknown prompt '{params.name}'")
-        return await self._relay(
-            upstream, lambda s: s.get_prompt(params.name, arguments=params.arguments)
-        )
-
-    async def list_resources(
-        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListResourcesResult:
-        """Every upstream's resources."""
-        resources: list[types.Resource] = []
-        self.resources = {}
-        for upstream in self._offering("resources"):
-            page = await self._quietly(upstream, lambda s: s.list_resources())
-            for resource in page.resources if page else []:
-                self.resources.setdefault(str(resource.uri), upstream)
-                resources.append(resource)
-        return types.ListResourcesResult(resources=resources)
-
-    async def read_resource(
-        self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
-    ) -> types.ReadResourceResult:
-        """The resource from the upstream that listed it."""
-        uri = str(params.uri)
-        if uri not in self.resources:
-            await self.list_resources(ctx, None)
-        upstream = self.resources.get(uri)
-        if upstream is None:
-            raise MCPError(types.INVALID_PARAMS, f"unknown resource '{uri}'")
-        return await self._relay(upstream, lambda s: s.read_resource(uri))
-
-    def _offering(self, capability: str) -> list[Upstream]:
-        return [u for u in self.upstreams.values() if u.offers(capability)]
-
-    async def _quietly(self, upstream: Upstream, request: Any) -> Any:
-        try:
-            return await upstream.use(request)
-        except (UpstreamError, MCPError) as exc:
-            logs.event(
-                log, "mcp.upstream.skipped", logging.ERROR, upstream=upstream.name, error=str(exc)
-            )
-            return None
-
-    async def _relay(self, upstream: Upstream, request: Any) -> Any:
-        try:
-            return await upstream.use(request)
-        except UpstreamError as exc:
-            raise MCPError(types.INTERNAL_ERROR, str(exc)) from None
-
 
 class _Progress:
     """One call's progress notifications: the proxy's beats while a review waits, then the
@@ -264,7 +166,8 @@ class _Progress:
 
 
 class _Server(Server[Any]):
-    """The low-level server, announcing `tools.listChanged` (upstreams' changes are relayed)."""
+    """The low-level server, announcing `listChanged` for tools, and for prompts and resources
+    if it has them (upstreams' changes are relayed)."""
 
     def create_initialization_options(
         self,
@@ -272,9 +175,12 @@ class _Server(Server[Any]):
         experimental_capabilities: dict[str, dict[str, Any]] | None = None,
         extensions: dict[str, dict[str, Any]] | None = None,
     ) -> InitializationOptions:
-        """The SDK's options with tools_changed on."""
+        """The SDK's options with the list changes on."""
+        changes = NotificationOptions(
+            prompts_changed=True, resources_changed=True, tools_changed=True
+        )
         return super().create_initialization_options(
-            notification_options or NotificationOptions(tools_changed=True),
+            notification_options or changes,
             experimental_capabilities,
             extensions,
         )

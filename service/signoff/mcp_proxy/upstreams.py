@@ -29,6 +29,10 @@ log = logging.getLogger("signoff.mcp_proxy")
 
 T = TypeVar("T")
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+# Told of the upstream's notifications (list changes, updated resources, log messages).
+OnNotice = Callable[["Upstream", object], Awaitable[None]]
+# Given each new session after a restart, before any request uses it.
+Resume = Callable[["Upstream", ClientSession], Awaitable[None]]
 # What a dead transport raises at the session's user, besides MCPError(CONNECTION_CLOSED).
 _GONE = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
 _TAIL_PREFIX = "; its stderr ends with: "
@@ -42,18 +46,21 @@ class UpstreamError(Exception):
 class Upstream:
     """One upstream MCP server; connects on `start()` and again after it died."""
 
-    def __init__(
-        self, config: UpstreamConfig, on_tools_changed: Callable[[], Awaitable[None]] | None = None
-    ) -> None:
+    def __init__(self, config: UpstreamConfig) -> None:
         self.config = config
-        self.on_tools_changed = on_tools_changed
+        self.on_notice: OnNotice | None = None
+        self.resume: Resume | None = None
         self.name = config.name
         self.tools: list[types.Tool] = []
+        # What it declared when it (first) connected; kept while it is down.
+        self.capabilities: types.ServerCapabilities | None = None
+        self._connected_once = False
         self._session: ClientSession | None = None
         self._holder: asyncio.Task[None] | None = None
         self._stderr: IO[str] | None = None
         self._http_error: str | None = None
         self._lock = asyncio.Lock()
+        self._notices: set[asyncio.Task[None]] = set()  # held: the loop keeps weak references
 
     async def start(self) -> None:
         """Connect and list the tools; UpstreamError saying why it failed."""
@@ -72,8 +79,13 @@ class Upstream:
         self._holder = asyncio.create_task(self._hold(ready), name=f"mcp-upstream-{self.name}")
         try:
             async with asyncio.timeout(self.config.connect_timeout):
-                self._session = await asyncio.shield(ready)
-                self.tools = await self._list_tools(self._session)
+                session = await asyncio.shield(ready)
+                self.capabilities = session.server_capabilities
+                if self._connected_once and self.resume is not None:
+                    await self.resume(self, session)
+                self.tools = await self._list_tools(session)
+                self._session = session
+                self._connected_once = True
         except TimeoutError:
             tail = self._last_words()  # before the disconnect closes the file
             await self._disconnect()
@@ -135,11 +147,13 @@ class Upstream:
             raise
 
     async def _on_message(self, message: object) -> None:
-        """The upstream's notifications: a changed tool list is passed on to the clients."""
-        if isinstance(message, types.ToolListChangedNotification) and self.on_tools_changed:
-            logs.event(log, "mcp.upstream.tools_changed", upstream=self.name)
-            # Not awaited here: the clients re-list through this very session.
-            asyncio.get_running_loop().create_task(self.on_tools_changed())
+        """The upstream's notifications, passed on (transport errors arrive here too)."""
+        if isinstance(message, _NOTICES) and self.on_notice is not None:
+            logs.event(log, "mcp.upstream.notice", upstream=self.name, method=message.method)
+            # Not awaited here: the clients may re-list through this very session.
+            task = asyncio.get_running_loop().create_task(self.on_notice(self, message))
+            self._notices.add(task)
+            task.add_done_callback(self._notices.discard)
 
     async def _disconnect(self) -> None:
         self._session = None
@@ -205,8 +219,9 @@ class Upstream:
             raise self._died(exc) from None
 
     def offers(self, capability: str) -> bool:
-        """Whether the upstream declared `prompts` or `resources` when it connected."""
-        caps = self._session.server_capabilities if self._session is not None else None
+        """Whether the upstream declared `capability` (prompts, resources, completions,
+        logging) when it connected."""
+        caps = self.capabilities
         return caps is not None and getattr(caps, capability, None) is not None
 
     async def call_tool(
@@ -275,6 +290,15 @@ class Upstream:
         except (OSError, ValueError):
             return ""
         return f"{_TAIL_PREFIX}{text}" if text else ""
+
+
+_NOTICES = (
+    types.ToolListChangedNotification,
+    types.PromptListChangedNotification,
+    types.ResourceListChangedNotification,
+    types.ResourceUpdatedNotification,
+    types.LoggingMessageNotification,
+)
 
 
 def _connection_closed(exc: MCPError) -> bool:
