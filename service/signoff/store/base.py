@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from signoff.audit import AuditEntry, AuditRecord
+from signoff.errors import AlreadyExists
 from signoff.store.grants_sql import GrantRecord
 
 
@@ -177,6 +178,19 @@ def check_opened_review(
         raise ValueError("a review is opened PENDING at version 1")
     if review_audit.review_id and review_audit.review_id != review.review_id:
         raise ValueError("the review audit record belongs to another review")
+
+
+def check_replay(stored: DecisionRecord, rec: DecisionRecord) -> DecisionRecord:
+    """Return `stored`, found under `rec`'s idempotency key, if it answers the same request.
+
+    AlreadyExists if the key was used for a different request (another digest).
+    """
+    if stored.request_digest != rec.request_digest:
+        raise AlreadyExists(
+            f"request_id {rec.request_id!r} was used for a different request "
+            f"by principal {rec.principal_id!r}; use a new request_id"
+        )
+    return stored
 
 
 def check_review_update(new: ReviewRecord, expected_version: int) -> None:

@@ -8,10 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from signoff.audit import AuditRecord
-from signoff.errors import AlreadyExists
 from signoff.store import grants_sql as gsql
 from signoff.store import postgres_sql as sql
-from signoff.store.base import DecisionRecord
+from signoff.store.base import DecisionRecord, check_replay
 from signoff.store.grants_sql import GrantRecord
 
 
@@ -33,13 +32,7 @@ class PostgresGrants:
                 cur = await tx.conn.execute(sql.SELECT_DECISION, (rec.principal_id, rec.request_id))
                 row = await cur.fetchone()
                 if row is not None:  # a retry: the stored decision, no second use
-                    existing = sql.decision_from_row(row)
-                    if existing.request_digest != rec.request_digest:
-                        raise AlreadyExists(
-                            f"request_id {rec.request_id!r} was used for a different request "
-                            f"by principal {rec.principal_id!r}; use a new request_id"
-                        )
-                    return existing, True
+                    return check_replay(sql.decision_from_row(row), rec), True
             # The row lock taken here orders concurrent uses on every replica; a waiter
             # re-checks `uses < max_uses` once the holder commits (READ COMMITTED).
             used = await tx.conn.execute(gsql.USE, (grant_id, sql.aware(now)))

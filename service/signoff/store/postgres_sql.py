@@ -15,8 +15,8 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from signoff.audit import GENESIS, AuditEntry, format_time
-from signoff.errors import AlreadyExists, FailedPrecondition, NotFound
-from signoff.store.base import Checkpoint, DecisionRecord, ReviewRecord
+from signoff.errors import FailedPrecondition, NotFound
+from signoff.store.base import Checkpoint, DecisionRecord, ReviewRecord, check_replay
 
 Conn = AsyncConnection[Any]
 
@@ -92,13 +92,7 @@ async def insert_decision(conn: Conn, rec: DecisionRecord) -> DecisionRecord | N
     row = await cur.fetchone()
     if row is None:  # conflict and no row: only a concurrent delete could do that
         raise FailedPrecondition("idempotency conflict without a stored decision; retry")
-    existing = decision_from_row(row)
-    if existing.request_digest != rec.request_digest:
-        raise AlreadyExists(
-            f"request_id {rec.request_id!r} was used for a different request "
-            f"by principal {rec.principal_id!r}; use a new request_id"
-        )
-    return existing
+    return check_replay(decision_from_row(row), rec)
 
 
 def decision_from_row(row: Sequence[Any]) -> DecisionRecord:

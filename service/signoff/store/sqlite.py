@@ -27,15 +27,16 @@ import queue
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from signoff.audit import AuditEntry, AuditRecord, format_time, parse_time
+from signoff.audit import AuditEntry, AuditRecord, format_time
 from signoff.audit import seal as seal_entry
-from signoff.errors import AlreadyExists, Unavailable
+from signoff.errors import Unavailable
 from signoff.ids import Clock
 from signoff.store import grants_sql as gsql
 from signoff.store import sqlite_audit as audit_sql
 from signoff.store import sqlite_audit_query as audit_query
+from signoff.store import sqlite_decisions as decisions_sql
 from signoff.store import sqlite_reviews as reviews_sql
 from signoff.store.base import (
     AuditQuery,
@@ -54,16 +55,6 @@ from signoff.store.sqlite_writer import GroupCommitWriter, WriterStats, unavaila
 
 T = TypeVar("T")
 log = logging.getLogger("signoff.store")
-
-_DECISION_COLUMNS = (
-    "decision_id, principal_id, request_id, request_digest, action_name, outcome, "
-    "created_at, decision"
-)
-# `request_id <> ''` lets SQLite use the partial unique index decisions_idempotency.
-_SELECT_DECISION = (
-    f"SELECT {_DECISION_COLUMNS} FROM decisions "
-    "WHERE principal_id = ? AND request_id = ? AND request_id <> ''"
-)
 
 
 class _Tx:
@@ -141,24 +132,10 @@ class SqliteStore(SqliteGrants):
         check_opened_review(rec, review, review_audit)
 
         def apply(tx: _Tx) -> tuple[DecisionRecord, bool]:
-            if rec.request_id:
-                row = tx.conn.execute(_SELECT_DECISION, (rec.principal_id, rec.request_id))
-                found = row.fetchone()
-                if found is not None:
-                    existing = _decision_from_row(found)
-                    if existing.request_digest != rec.request_digest:
-                        raise AlreadyExists(
-                            f"request_id {rec.request_id!r} was used for a different request "
-                            f"by principal {rec.principal_id!r}; use a new request_id"
-                        )
-                    return existing, True
-            tx.conn.execute(
-                f"INSERT INTO decisions ({_DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    *(rec.decision_id, rec.principal_id, rec.request_id, rec.request_digest),
-                    *(rec.action_name, rec.outcome, format_time(rec.created_at), rec.decision),
-                ),
-            )
+            existing = decisions_sql.replay_of(tx.conn, rec)
+            if existing is not None:
+                return existing, True
+            decisions_sql.insert(tx.conn, rec)
             tx.append(audit)
             if review is not None and review_audit is not None:
                 reviews_sql.insert(tx.conn, review)
@@ -169,40 +146,6 @@ class SqliteStore(SqliteGrants):
         if review is not None and not replayed:
             self._changed(review.review_id)
         return stored, replayed
-
-    async def record_granted_decision(
-        self, rec: DecisionRecord, audit: AuditRecord, grant_id: str, now: dt.datetime
-    ) -> tuple[DecisionRecord, bool] | None:
-        """As record_decision, using grant `grant_id` once; None if it is no longer active."""
-        if audit.decision_id and audit.decision_id != rec.decision_id:
-            raise ValueError("the audit record belongs to another decision")
-
-        def apply(tx: _Tx) -> tuple[DecisionRecord, bool] | None:
-            if rec.request_id:
-                found = tx.conn.execute(_SELECT_DECISION, (rec.principal_id, rec.request_id))
-                row = found.fetchone()
-                if row is not None:  # a retry: the stored decision, no second use
-                    existing = _decision_from_row(row)
-                    if existing.request_digest != rec.request_digest:
-                        raise AlreadyExists(
-                            f"request_id {rec.request_id!r} was used for a different request "
-                            f"by principal {rec.principal_id!r}; use a new request_id"
-                        )
-                    return existing, True
-            used = tx.conn.execute(gsql.for_sqlite(gsql.USE), (grant_id, format_time(now)))
-            if used.rowcount != 1:
-                return None  # used up, revoked or expired meanwhile: nothing is written
-            tx.conn.execute(
-                f"INSERT INTO decisions ({_DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    *(rec.decision_id, rec.principal_id, rec.request_id, rec.request_digest),
-                    *(rec.action_name, rec.outcome, format_time(rec.created_at), rec.decision),
-                ),
-            )
-            tx.append(audit)
-            return rec, False
-
-        return await self._submit(apply)
 
     async def append(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
         """Append `records` to the audit log atomically and return them as entries."""
@@ -220,11 +163,7 @@ class SqliteStore(SqliteGrants):
         if not request_id:
             return None
 
-        def read(conn: sqlite3.Connection) -> DecisionRecord | None:
-            row = conn.execute(_SELECT_DECISION, (principal_id, request_id)).fetchone()
-            return None if row is None else _decision_from_row(row)
-
-        return await self._read(read)
+        return await self._read(lambda conn: decisions_sql.find(conn, principal_id, request_id))
 
     async def read_audit(self, from_seq: int = 1, limit: int = 1000) -> list[AuditEntry]:
         """Return up to `limit` entries with seq >= `from_seq`, in seq order."""
@@ -421,7 +360,3 @@ class SqliteStore(SqliteGrants):
             conn.close()
             raise
         return conn
-
-
-def _decision_from_row(row: Sequence[Any]) -> DecisionRecord:
-    return DecisionRecord.from_row(row, parse_time)

@@ -1,5 +1,5 @@
-"""SQLite: reading and revoking standing approvals (granting and using them are part of
-the review update and the decision write, in sqlite.py)."""
+"""SQLite: standing approvals -- using one with a decision, reading and revoking them
+(granting is part of the review update, in sqlite.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 from signoff.audit import AuditRecord, format_time, parse_time
 from signoff.store import grants_sql as gsql
+from signoff.store import sqlite_decisions as decisions_sql
+from signoff.store.base import DecisionRecord
 from signoff.store.grants_sql import GrantRecord
 
 
@@ -18,6 +20,26 @@ class SqliteGrants:
 
     _read: Callable[..., Any]
     _submit: Callable[..., Any]
+
+    async def record_granted_decision(
+        self, rec: DecisionRecord, audit: AuditRecord, grant_id: str, now: dt.datetime
+    ) -> tuple[DecisionRecord, bool] | None:
+        """As record_decision, using grant `grant_id` once; None if it is no longer active."""
+        if audit.decision_id and audit.decision_id != rec.decision_id:
+            raise ValueError("the audit record belongs to another decision")
+
+        def apply(tx: Any) -> tuple[DecisionRecord, bool] | None:
+            existing = decisions_sql.replay_of(tx.conn, rec)
+            if existing is not None:  # a retry: the stored decision, no second use
+                return existing, True
+            used = tx.conn.execute(gsql.for_sqlite(gsql.USE), (grant_id, format_time(now)))
+            if used.rowcount != 1:
+                return None  # used up, revoked or expired meanwhile: nothing is written
+            decisions_sql.insert(tx.conn, rec)
+            tx.append(audit)
+            return rec, False
+
+        return await self._submit(apply)
 
     async def active_grants(
         self, action_name: str, reviewer_group: str, policy: str, rule: str, now: dt.datetime
