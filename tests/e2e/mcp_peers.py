@@ -76,10 +76,14 @@ def proxy_argv(config_path: Path, *extra: str) -> list[str]:
 
 @asynccontextmanager
 async def proxied(
-    config_path: Path, errlog: Path | None = None, **session_options: Any
+    config_path: Path,
+    errlog: Path | None = None,
+    *,
+    flags: tuple[str, ...] = (),
+    **session_options: Any,
 ) -> AsyncIterator[ClientSession]:
-    """An SDK client session with the proxy, started as a stdio subprocess."""
-    params = StdioServerParameters(command=sys.executable, args=proxy_argv(config_path))
+    """An SDK client session with the proxy (given `flags`), started as a stdio subprocess."""
+    params = StdioServerParameters(command=sys.executable, args=proxy_argv(config_path, *flags))
     with (errlog or config_path.with_suffix(".stderr")).open("w") as err:
         async with (
             stdio_client(params, err) as (read, write),

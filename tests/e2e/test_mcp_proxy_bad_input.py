@@ -199,10 +199,3 @@ def test_an_upstream_that_hangs_at_start_stops_the_proxy_after_connect_timeout(t
         "did not answer within 1s (connect_timeout); "
         "its stderr ends with: payments upstream: waiting for the ledger lock"
     )
-
-
-def test_a_missing_tls_file_is_a_config_error(tmp_path: Path):
-    done = run_proxy(config(tmp_path, dead_target(), signoff={"ca": "no-ca.pem"}))
-    assert done.returncode == 2
-    assert done.stderr.startswith("signoff: config error: signoff.ca, cert, key: ")
-    assert str(tmp_path / "no-ca.pem") in done.stderr

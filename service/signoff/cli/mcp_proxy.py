@@ -7,9 +7,12 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from signoff.cli.remote import DEFAULT_SERVER, EXIT_UNAVAILABLE, EXIT_USAGE
+from signoff.cli.remote import DEFAULT_SERVER, EXIT_UNAVAILABLE, EXIT_USAGE, TLS_OPTIONS
+
+if TYPE_CHECKING:
+    from signoff.mcp_proxy.config import ProxyConfig
 
 INSTALL_HINT = "pip install 'signoff[mcp]'"
 
@@ -36,6 +39,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--token", help="bearer token (default: the config's signoff.token, $SIGNOFF_TOKEN)"
     )
+    for name, env, text in TLS_OPTIONS:
+        p.add_argument(
+            f"--{name}",
+            type=Path,
+            help=f"{text} (default: the config's signoff.{name}, ${env})",
+        )
     p.add_argument("--log-format", choices=["text", "json"], default="text")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
 
@@ -87,12 +96,13 @@ def run(args: argparse.Namespace) -> int:
                 "signoff": config.signoff.model_copy(update={"token": os.environ["SIGNOFF_TOKEN"]})
             }
         )
+    config, tls_origins = _tls_files(config, args)
     target = (
         args.server or config.signoff.server or os.environ.get("SIGNOFF_SERVER") or DEFAULT_SERVER
     )
     logs.configure(args.log_format, args.log_level)
     try:
-        asyncio.run(serve(config, target, http))
+        asyncio.run(serve(config, target, http, tls_origins))
     except McpConfigError as exc:
         print(f"signoff: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -105,3 +115,17 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _tls_files(config: ProxyConfig, args: argparse.Namespace) -> tuple[ProxyConfig, dict[str, str]]:
+    """The config with --ca/--cert/--key over its signoff.ca/cert/key, and the variables
+    under both; and where each file not from the config came from (for errors)."""
+    files: dict[str, Path] = {}
+    origins: dict[str, str] = {}
+    for name, env, _ in TLS_OPTIONS:
+        if getattr(args, name) is not None:
+            files[name], origins[name] = getattr(args, name), f"--{name}"
+        elif getattr(config.signoff, name) is None and os.environ.get(env):
+            files[name], origins[name] = Path(os.environ[env]), f"${env}"
+    signoff = config.signoff.model_copy(update=files)
+    return config.model_copy(update={"signoff": signoff}), origins

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import socket
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -22,10 +23,16 @@ from signoff_client import AsyncClient, tls_credentials
 log = logging.getLogger("signoff.mcp_proxy")
 
 
-async def serve(config: ProxyConfig, target: str, http: tuple[str, int] | None) -> None:
+async def serve(
+    config: ProxyConfig,
+    target: str,
+    http: tuple[str, int] | None,
+    tls_origins: Mapping[str, str] | None = None,
+) -> None:
     """Connect every upstream (UpstreamError if one cannot start), then serve until the
-    client leaves (stdio) or the process is stopped (HTTP)."""
-    credentials = _tls(config)
+    client leaves (stdio) or the process is stopped (HTTP). `tls_origins` names where a
+    TLS file came from when not from the config (`--ca`, `$SIGNOFF_CA`), for errors."""
+    credentials = _tls(config, tls_origins or {})
     upstreams = [Upstream(c) for c in config.upstreams]
     try:
         for upstream in upstreams:
@@ -54,15 +61,24 @@ async def serve(config: ProxyConfig, target: str, http: tuple[str, int] | None) 
             await upstream.close()
 
 
-def _tls(config: ProxyConfig) -> grpc.ChannelCredentials | None:
-    """Credentials from signoff.ca/cert/key; McpConfigError if a file is missing or bad."""
-    tls = config.signoff
-    if not (tls.ca or tls.cert or tls.key):
+def _tls(config: ProxyConfig, origins: Mapping[str, str]) -> grpc.ChannelCredentials | None:
+    """Credentials from signoff.ca/cert/key; McpConfigError naming the setting (or flag) of
+    a file that is missing or no PEM, or of a certificate without its key."""
+    files = {
+        name: path
+        for name in ("ca", "cert", "key")
+        if (path := getattr(config.signoff, name)) is not None
+    }
+    if not files:
         return None
     try:
-        return tls_credentials(tls.ca, tls.cert, tls.key)
+        return tls_credentials(files.get("ca"), files.get("cert"), files.get("key"))
     except ValueError as exc:
-        raise McpConfigError(f"signoff.ca, cert, key: {exc}") from None
+        # The message names the file it could not use; else it is about cert and key.
+        blamed = [n for n, path in files.items() if str(path) in str(exc)]
+        blamed = blamed or [n for n in files if n != "ca"]
+        where = ", ".join(origins.get(n, f"signoff.{n}") for n in blamed)
+        raise McpConfigError(f"{where}: {exc}") from None
 
 
 async def _serve_stdio(proxy: Proxy) -> None:
