@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from signoff import errors
@@ -22,6 +23,20 @@ STREAM_RETRY_S = 1.0
 # left, so memory follows the identities active within a bucket's refill time.
 SWEEP_AT = 1024
 LOG_EVERY_S = 1.0  # per identity: a flood must not turn into a flood of log lines
+
+
+@dataclass(frozen=True, slots=True)
+class _Cap:
+    """A cap on places in use: its refusal reason, what it counts, its setting, the retry."""
+
+    reason: str
+    what: str
+    setting: str
+    retry_s: float
+
+
+_CALLS = _Cap("concurrency", "concurrent calls", "limits.max_concurrent", BUSY_RETRY_S)
+_STREAMS = _Cap("streams", "open streams", "limits.max_streams", STREAM_RETRY_S)
 
 
 class Bucket:
@@ -103,17 +118,7 @@ class Limiter:
 
     def enter(self, identity: Any) -> None:
         """Admit a unary call of `identity` (taking a slot), or raise ResourceExhausted."""
-        most = self.settings.max_concurrent
-        if most and self.in_flight >= most:
-            self.refused += 1
-            self.refusals["concurrency"] += 1
-            raise errors.ResourceExhausted(
-                f"the server is at its limit of {most} concurrent calls (limits.max_concurrent);"
-                f" retry in {BUSY_RETRY_S:g} s",
-                retry_after=BUSY_RETRY_S,
-            )
-        if self._rates_on:
-            self._take(identity)
+        self._admit(identity, self.in_flight, self.settings.max_concurrent, _CALLS)
         self.in_flight += 1
 
     def leave(self) -> None:
@@ -122,17 +127,7 @@ class Limiter:
 
     def open_stream(self, identity: Any) -> None:
         """Admit a stream of `identity`, or raise ResourceExhausted."""
-        most = self.settings.max_streams
-        if most and self.streams >= most:
-            self.refused += 1
-            self.refusals["streams"] += 1
-            raise errors.ResourceExhausted(
-                f"the server is at its limit of {most} open streams (limits.max_streams);"
-                f" retry in {STREAM_RETRY_S:g} s",
-                retry_after=STREAM_RETRY_S,
-            )
-        if self._rates_on:
-            self._take(identity)
+        self._admit(identity, self.streams, self.settings.max_streams, _STREAMS)
         self.streams += 1
 
     def close_stream(self) -> None:
@@ -150,6 +145,19 @@ class Limiter:
         if any(r.unlimited for r in by_role):
             return RateSettings()
         return max(by_role, key=lambda r: (r.rate, r.capacity))
+
+    def _admit(self, identity: Any, taken: int, most: int, cap: _Cap) -> None:
+        """Refuse the call if `taken` places of `most` (0: no cap) are in use; else take a token."""
+        if most and taken >= most:
+            self.refused += 1
+            self.refusals[cap.reason] += 1
+            raise errors.ResourceExhausted(
+                f"the server is at its limit of {most} {cap.what} ({cap.setting});"
+                f" retry in {cap.retry_s:g} s",
+                retry_after=cap.retry_s,
+            )
+        if self._rates_on:
+            self._take(identity)
 
     def _take(self, identity: Any) -> None:
         now = self.clock()
