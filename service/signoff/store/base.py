@@ -162,6 +162,12 @@ class Checkpoint:
     signature: str  # base64 of the Ed25519 signature (opaque to the store)
 
 
+def check_decision_audit(rec: DecisionRecord, audit: AuditRecord) -> None:
+    """Refuse an audit record that names a decision other than `rec` (ValueError)."""
+    if audit.decision_id and audit.decision_id != rec.decision_id:
+        raise ValueError("the audit record belongs to another decision")
+
+
 def check_opened_review(
     rec: DecisionRecord, review: ReviewRecord | None, review_audit: AuditRecord | None
 ) -> None:

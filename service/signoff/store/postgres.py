@@ -44,6 +44,7 @@ from signoff.store.base import (
     GroupBacklog,
     ReviewQuery,
     ReviewRecord,
+    check_decision_audit,
     check_opened_review,
     check_review_update,
 )
@@ -152,8 +153,7 @@ class PostgresStore(PostgresGrants):
         review_audit: AuditRecord | None = None,
     ) -> tuple[DecisionRecord, bool]:
         """Store `rec`, open `review` and append the audit atomically; return (rec, replayed)."""
-        if audit.decision_id and audit.decision_id != rec.decision_id:
-            raise ValueError("the audit record belongs to another decision")
+        check_decision_audit(rec, audit)
         check_opened_review(rec, review, review_audit)
 
         async def apply(tx: Tx) -> tuple[DecisionRecord, bool]:

@@ -10,7 +10,7 @@ from typing import Any
 from signoff.audit import AuditRecord
 from signoff.store import grants_sql as gsql
 from signoff.store import postgres_sql as sql
-from signoff.store.base import DecisionRecord, check_replay
+from signoff.store.base import DecisionRecord, check_decision_audit, check_replay
 from signoff.store.grants_sql import GrantRecord
 
 
@@ -24,8 +24,7 @@ class PostgresGrants:
         self, rec: DecisionRecord, audit: AuditRecord, grant_id: str, now: dt.datetime
     ) -> tuple[DecisionRecord, bool] | None:
         """As record_decision, using grant `grant_id` once; None if it is no longer active."""
-        if audit.decision_id and audit.decision_id != rec.decision_id:
-            raise ValueError("the audit record belongs to another decision")
+        check_decision_audit(rec, audit)
 
         async def apply(tx: Any) -> tuple[DecisionRecord, bool] | None:
             if rec.request_id:

@@ -45,6 +45,7 @@ from signoff.store.base import (
     GroupBacklog,
     ReviewQuery,
     ReviewRecord,
+    check_decision_audit,
     check_opened_review,
     check_review_update,
 )
@@ -127,8 +128,7 @@ class SqliteStore(SqliteGrants):
         review_audit: AuditRecord | None = None,
     ) -> tuple[DecisionRecord, bool]:
         """Store `rec`, open `review` and append the audit atomically; return (rec, replayed)."""
-        if audit.decision_id and audit.decision_id != rec.decision_id:
-            raise ValueError("the audit record belongs to another decision")
+        check_decision_audit(rec, audit)
         check_opened_review(rec, review, review_audit)
 
         def apply(tx: _Tx) -> tuple[DecisionRecord, bool]:

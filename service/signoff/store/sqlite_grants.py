@@ -11,7 +11,7 @@ from typing import Any
 from signoff.audit import AuditRecord, format_time, parse_time
 from signoff.store import grants_sql as gsql
 from signoff.store import sqlite_decisions as decisions_sql
-from signoff.store.base import DecisionRecord
+from signoff.store.base import DecisionRecord, check_decision_audit
 from signoff.store.grants_sql import GrantRecord
 
 
@@ -25,8 +25,7 @@ class SqliteGrants:
         self, rec: DecisionRecord, audit: AuditRecord, grant_id: str, now: dt.datetime
     ) -> tuple[DecisionRecord, bool] | None:
         """As record_decision, using grant `grant_id` once; None if it is no longer active."""
-        if audit.decision_id and audit.decision_id != rec.decision_id:
-            raise ValueError("the audit record belongs to another decision")
+        check_decision_audit(rec, audit)
 
         def apply(tx: Any) -> tuple[DecisionRecord, bool] | None:
             existing = decisions_sql.replay_of(tx.conn, rec)
