@@ -2,9 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_document(path: Path, what: str, error: type[Exception]) -> tuple[Node | None, Any]:
+    """The YAML document in `path` and its node tree (whose marks place later errors);
+    `error` saying "<path>: cannot read <what>" or "<path>:line:col: invalid YAML"."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read {what}: {exc}") from None
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        return root, loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
+        raise error(f"{path}:{where}: invalid YAML: {exc.problem}") from None
+    finally:
+        loader.dispose()
+
+
+def at(path: Path, node: Node) -> str:
+    """`path:line:col` of a node, to start an error message with."""
+    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def duplicate_keys(node: Node, error: Callable[[Node, str], None]) -> None:
+    """`error` for each key a mapping repeats: PyYAML silently keeps the last of two equal
+    keys, and a second upstream, token or role must not hide behind the first."""
+    if isinstance(node, MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, ScalarNode) and key.value in seen:
+                error(key, f"duplicate key '{key.value}'")
+            seen.add(getattr(key, "value", ""))
+            duplicate_keys(value, error)
+    elif isinstance(node, SequenceNode):
+        for item in node.value:
+            duplicate_keys(item, error)
+
+
+def field_message(err: Mapping[str, Any]) -> str:
+    """A pydantic error of a strict model as the loaders say it: the unknown or missing
+    key by name, else pydantic's message without its "Value error, "."""
+    loc = err["loc"]
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{loc[-1]}'"
+    if err["type"] == "missing":
+        return f"missing required key '{loc[-1]}'"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def scalar_index(text: str, node: Node, offset: int) -> int:

@@ -288,6 +288,13 @@ def server(make_server: MakeServer, backend: str) -> ServerHandle:
 
 
 @pytest.fixture
+def signoff(make_server: MakeServer) -> ServerHandle:
+    """A real server on SQLite with the example policies (policies/mcp.yaml decides for
+    `signoff mcp-proxy`'s tests)."""
+    return make_server()
+
+
+@pytest.fixture
 def policy_dir(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
     """Factory: write {relative path: YAML text} into a fresh directory and return it."""
 

@@ -135,14 +135,25 @@ async def reviewed_call(
     **kw: Any,
 ) -> tuple[types.CallToolResult, tuple[str, str, str]]:
     """Call a tool that needs review; act on the review once the proxy waits on it."""
+    call, seen = await waiting_call(session, arguments, tool, reviews)
+    assert not call.done()
+    await act(server, seen[0], verdict, **kw)
+    return await asyncio.wait_for(call, WAIT), seen
+
+
+async def waiting_call(
+    session: ClientSession,
+    arguments: dict[str, Any],
+    tool: str = "refund",
+    reviews: Reviews | None = None,
+) -> tuple[asyncio.Task[types.CallToolResult], tuple[str, str, str]]:
+    """Start a call that needs review; return it, once the proxy says which review it
+    waits on (id, group, reason)."""
     reviews = reviews or Reviews()
     call = asyncio.create_task(
         session.call_tool(tool, arguments, progress_callback=reviews.progress)
     )
-    seen = await reviews.next()
-    assert not call.done()
-    await act(server, seen[0], verdict, **kw)
-    return await asyncio.wait_for(call, WAIT), seen
+    return call, await reviews.next()
 
 
 def dead_target() -> str:

@@ -1,13 +1,5 @@
-"""`signoff mcp-proxy` end to end with real MCP peers.
-
-A real Signoff server (policies/, so policies/mcp.yaml decides), the proxy as a
-subprocess (`python -m signoff.cli.main mcp-proxy`), the fake payments upstream
-(tests/e2e/mcp_upstream_refund.py, which records every refund it executed in a JSON-lines
-file), and an SDK `ClientSession` driving the proxy. Reviewers act once the proxy's
-progress notification names the review it waits on: no sleeps.
-
-Dev-mode identities: the proxy's token is "claude-agent", the reviewer is "alice".
-"""
+"""`signoff mcp-proxy` end to end with real MCP peers (see tests/e2e/mcp_peers.py): the
+three outcomes, edits and rejections, the transports, upstreams that crash or change."""
 
 from __future__ import annotations
 
@@ -20,14 +12,13 @@ from pathlib import Path
 
 import httpx2
 import mcp_types as types
-import pytest
 from google.protobuf.json_format import MessageToDict
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from signoff_client import AsyncClient, ReviewState, Verdict
 
-from .conftest import MakeServer, ServerHandle
+from .conftest import ServerHandle
 from .mcp_peers import (
     UPSTREAM,
     WAIT,
@@ -41,14 +32,8 @@ from .mcp_peers import (
     reviewed_call,
     run_proxy,
     text,
+    waiting_call,
 )
-
-
-@pytest.fixture
-def signoff(make_server: MakeServer) -> ServerHandle:
-    """Signoff on SQLite with the example policies (policies/mcp.yaml among them)."""
-    return make_server()
-
 
 # --- the three outcomes ----------------------------------------------------------------
 
@@ -288,13 +273,7 @@ async def test_a_call_the_client_cancels_withdraws_its_review(
     signoff: ServerHandle, tmp_path: Path
 ):
     async with proxied(config(tmp_path, signoff.target)) as session:
-        reviews = Reviews()
-        call = asyncio.create_task(
-            session.call_tool(
-                "refund", {"account": "acct_12", "amount": 400}, progress_callback=reviews.progress
-            )
-        )
-        review_id, _, _ = await reviews.next()
+        call, (review_id, _, _) = await waiting_call(session, {"account": "acct_12", "amount": 400})
         call.cancel()  # the SDK tells the proxy: notifications/cancelled
         async with AsyncClient(signoff.target, token="alice") as alice:
             review = await alice.wait_for_review(review_id, timeout=WAIT)
@@ -360,13 +339,9 @@ async def test_a_call_waiting_for_review_does_not_hold_up_the_others(
     signoff: ServerHandle, tmp_path: Path
 ):
     async with proxied(config(tmp_path, signoff.target)) as session:
-        reviews = Reviews()
-        waiting = asyncio.create_task(
-            session.call_tool(
-                "refund", {"account": "acct_14", "amount": 600}, progress_callback=reviews.progress
-            )
+        waiting, (review_id, _, _) = await waiting_call(
+            session, {"account": "acct_14", "amount": 600}
         )
-        review_id, _, _ = await reviews.next()
         small = await session.call_tool("refund", {"account": "acct_15", "amount": 9})
         assert text(small) == "refunded 9 EUR to acct_15"
         assert not waiting.done()

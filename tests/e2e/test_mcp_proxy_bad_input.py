@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import mcp_types as types
-import pytest
 
 from signoff_client import AsyncClient, ReviewState
 
-from .conftest import MakeServer, ServerHandle
+from .conftest import ServerHandle
 from .mcp_peers import (
     config,
     dead_target,
@@ -23,12 +22,6 @@ from .mcp_peers import (
     run_proxy,
     text,
 )
-
-
-@pytest.fixture
-def signoff(make_server: MakeServer) -> ServerHandle:
-    """Signoff on SQLite with the example policies (policies/mcp.yaml among them)."""
-    return make_server()
 
 
 class _AnyCallParams(types.RequestParams):
@@ -110,11 +103,16 @@ async def test_a_review_that_times_out_is_not_executed(signoff: ServerHandle, tm
     assert review.resolution_note == "nobody decided within review_timeout"
 
 
+def _failed_start(tmp_path: Path, upstream: dict[str, Any]) -> str:
+    """The last line of what the proxy said when `upstream` kept it from starting (exit 3)."""
+    done = run_proxy(config(tmp_path, dead_target(), upstreams=[upstream]))
+    assert done.returncode == 3
+    return done.stderr.strip().splitlines()[-1]
+
+
 def test_an_upstream_that_is_not_installed_stops_the_proxy_with_its_name(tmp_path: Path):
     missing = {"name": "files", "command": "no-such-mcp-server", "args": ["--root", "/srv"]}
-    done = run_proxy(config(tmp_path, dead_target(), upstreams=[missing]))
-    assert done.returncode == 3
-    assert done.stderr.strip().splitlines()[-1] == (
+    assert _failed_start(tmp_path, missing) == (
         "signoff: upstream 'files' (no-such-mcp-server --root /srv) did not start: "
         "command 'no-such-mcp-server' not found (is it installed and on PATH?)"
     )
@@ -122,9 +120,7 @@ def test_an_upstream_that_is_not_installed_stops_the_proxy_with_its_name(tmp_pat
 
 def test_an_upstream_that_exits_at_start_stops_the_proxy_with_its_stderr(tmp_path: Path):
     failing = payments(tmp_path, "--exit-at-start")
-    done = run_proxy(config(tmp_path, dead_target(), upstreams=[failing]))
-    assert done.returncode == 3
-    last = done.stderr.strip().splitlines()[-1]
+    last = _failed_start(tmp_path, failing)
     assert last.startswith("signoff: upstream 'payments' (")
     assert last.endswith(
         "did not start: its process exited; "
@@ -191,9 +187,7 @@ def test_http_off_loopback_needs_a_bearer_token(tmp_path: Path):
 
 def test_an_upstream_that_hangs_at_start_stops_the_proxy_after_connect_timeout(tmp_path: Path):
     hanging = {**payments(tmp_path, "--hang-at-start"), "connect_timeout": 1}
-    done = run_proxy(config(tmp_path, dead_target(), upstreams=[hanging]))
-    assert done.returncode == 3
-    last = done.stderr.strip().splitlines()[-1]
+    last = _failed_start(tmp_path, hanging)
     assert last.startswith("signoff: upstream 'payments' (")
     assert last.endswith(
         "did not answer within 1s (connect_timeout); "

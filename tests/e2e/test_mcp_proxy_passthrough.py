@@ -14,14 +14,8 @@ import pytest
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
-from .conftest import MakeServer, ServerHandle
+from .conftest import ServerHandle
 from .mcp_peers import WAIT, config, payments, proxied, text
-
-
-@pytest.fixture
-def signoff(make_server: MakeServer) -> ServerHandle:
-    """Signoff on SQLite with the example policies (policies/mcp.yaml among them)."""
-    return make_server()
 
 
 async def test_templates_completions_and_prompts_go_to_the_upstream_that_owns_them(

@@ -8,15 +8,13 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 from signoff.auth.identity import AuthConfigError, Identity, role_error
 from signoff.errors import Unauthenticated
-from signoff.yamlpos import child, node_at
+from signoff.yamlpos import at, child, duplicate_keys, field_message, load_document, node_at
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -101,29 +99,16 @@ class TokensAuthenticator:
 
 def _load(path: Path) -> dict[bytes, tuple[bytes, Identity]]:
     """Parse and check a tokens file; AuthConfigError listing every problem with file:line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AuthConfigError(f"{path}: cannot read tokens file: {exc}") from None
-    loader = _Loader(text)
-    try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
-        raise AuthConfigError(f"{path}:{where}: invalid YAML: {exc.problem}") from None
-    finally:
-        loader.dispose()
+    root, data = load_document(path, "tokens file", AuthConfigError)
     if root is None or not isinstance(root, MappingNode):
         raise AuthConfigError(f"{path}:1:1: a tokens file is a mapping with a 'tokens' list")
 
     errors: list[str] = []
 
     def error(node: Node, message: str) -> None:
-        errors.append(f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: {message}")
+        errors.append(f"{at(path, node)}: {message}")
 
-    _duplicate_keys(root, error)
+    duplicate_keys(root, error)
     if errors:
         raise AuthConfigError("\n".join(errors))
     try:
@@ -131,11 +116,7 @@ def _load(path: Path) -> dict[bytes, tuple[bytes, Identity]]:
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
-            message = str(err["msg"]).removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = f"unknown key '{loc[-1]}'"
-            elif err["type"] == "missing":
-                message = f"missing required key '{loc[-1]}'"
+            message = field_message(err)
             node = node_at(root, loc, key=err["type"] == "extra_forbidden")
             error(node, f"{_dotted(loc)}: {message}" if loc else message)
         raise AuthConfigError("\n".join(errors)) from None
@@ -179,17 +160,3 @@ def _load(path: Path) -> dict[bytes, tuple[bytes, Identity]]:
 def _dotted(loc: tuple[Any, ...]) -> str:
     """A pydantic location as `tokens[0].roles[1]`."""
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-
-
-def _duplicate_keys(node: Node, error: Any) -> None:
-    # PyYAML silently keeps the last of two equal keys; a token's roles must not hide.
-    if isinstance(node, MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if isinstance(key, ScalarNode) and key.value in seen:
-                error(key, f"duplicate key '{key.value}'")
-            seen.add(getattr(key, "value", ""))
-            _duplicate_keys(value, error)
-    elif isinstance(node, SequenceNode):
-        for item in node.value:
-            _duplicate_keys(item, error)

@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -21,12 +20,11 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node
 
 from signoff.policy.model import parse_duration
-from signoff.yamlpos import dotted, node_at
+from signoff.yamlpos import at, dotted, duplicate_keys, field_message, load_document, node_at
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Upstream names become part of action names (mcp.<name>.<tool>) and of namespaced tools.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -138,20 +136,7 @@ class ProxyConfig(_Strict):
 
 def load_config(path: Path) -> ProxyConfig:
     """Read and validate a config file; McpConfigError lists each problem at file:line:col."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise McpConfigError(f"{path}: cannot read the config file: {exc}") from None
-    loader = _Loader(text)
-    try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
-        raise McpConfigError(f"{path}:{where}: invalid YAML: {exc.problem}") from None
-    finally:
-        loader.dispose()
+    root, data = load_document(path, "the config file", McpConfigError)
     if root is None or not isinstance(root, MappingNode) or not isinstance(data, dict):
         raise McpConfigError(
             f"{path}:1:1: the config is a mapping with 'principal' and 'upstreams'"
@@ -159,9 +144,9 @@ def load_config(path: Path) -> ProxyConfig:
     errors: list[str] = []
 
     def error(node: Node, message: str) -> None:
-        errors.append(f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: {message}")
+        errors.append(f"{at(path, node)}: {message}")
 
-    _duplicate_keys(root, error)
+    duplicate_keys(root, error)
     try:
         data = _expand_env(data, ())
     except _MissingVariable as exc:
@@ -173,11 +158,7 @@ def load_config(path: Path) -> ProxyConfig:
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
-            message = str(err["msg"]).removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = f"unknown key '{loc[-1]}'"
-            elif err["type"] == "missing":
-                message = f"missing required key '{loc[-1]}'"
+            message = field_message(err)
             # Union members add their type name to the location: drop what YAML lacks.
             loc = tuple(p for p in loc if not (isinstance(p, str) and p in _TYPE_TAGS))
             node = node_at(root, loc, key=err["type"] == "extra_forbidden")
@@ -244,17 +225,3 @@ def _expand_env(value: Any, loc: tuple[Any, ...]) -> Any:
     if isinstance(value, list):
         return [_expand_env(v, (*loc, i)) for i, v in enumerate(value)]
     return value
-
-
-def _duplicate_keys(node: Node, error: Any) -> None:
-    # PyYAML keeps the last of two equal keys; a second upstream or token must not hide.
-    if isinstance(node, MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if isinstance(key, ScalarNode) and key.value in seen:
-                error(key, f"duplicate key '{key.value}'")
-            seen.add(getattr(key, "value", ""))
-            _duplicate_keys(value, error)
-    elif isinstance(node, SequenceNode):
-        for item in node.value:
-            _duplicate_keys(item, error)
