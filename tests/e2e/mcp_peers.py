@@ -22,8 +22,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import mcp_types as types
 from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 from signoff_client import AsyncClient, Verdict
 
@@ -91,6 +93,41 @@ async def proxied(
         ):
             await session.initialize()
             yield session
+
+
+@asynccontextmanager
+async def served_http(config_path: Path) -> AsyncIterator[str]:
+    """The proxy serving streamable HTTP on a free port of 127.0.0.1; yields its URL."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *proxy_argv(config_path, "--http", "127.0.0.1:0"),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        while True:
+            line = (await asyncio.wait_for(proc.stderr.readline(), WAIT)).decode()
+            assert line, "the proxy exited before serving"
+            if match := re.search(r"serving MCP on (http://\S+)", line):
+                break
+        yield match.group(1)
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), WAIT)
+
+
+@asynccontextmanager
+async def http_session(
+    url: str, token: str, **session_options: Any
+) -> AsyncIterator[ClientSession]:
+    """An SDK client session with the proxy at `url`, sending `token` as its bearer."""
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write, **session_options) as session,
+    ):
+        await session.initialize()
+        yield session
 
 
 def text(result: types.CallToolResult) -> str:

@@ -13,8 +13,6 @@ from pathlib import Path
 import httpx2
 import mcp_types as types
 from google.protobuf.json_format import MessageToDict
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
 from signoff_client import AsyncClient, ReviewState, Verdict
 
@@ -26,11 +24,12 @@ from .mcp_peers import (
     act,
     config,
     executed,
+    http_session,
     payments,
     proxied,
-    proxy_argv,
     reviewed_call,
     run_proxy,
+    served_http,
     text,
     waiting_call,
 )
@@ -171,37 +170,16 @@ async def test_streamable_http_with_a_bearer_token_and_a_review(
     signoff: ServerHandle, tmp_path: Path
 ):
     token = "t-0123456789abcdef"
-    path = config(tmp_path, signoff.target, http_token=token)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *proxy_argv(path, "--http", "127.0.0.1:0"),
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stderr is not None
-        url = None
-        while url is None:
-            line = (await asyncio.wait_for(proc.stderr.readline(), WAIT)).decode()
-            assert line, "the proxy exited before serving"
-            if match := re.search(r"serving MCP on (http://\S+)", line):
-                url = match.group(1)
+    async with served_http(config(tmp_path, signoff.target, http_token=token)) as url:
         async with httpx2.AsyncClient() as anonymous:
             refused = await anonymous.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
         assert refused.status_code == 401
-        async with (
-            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
-            streamable_http_client(url, http_client=http) as (read, write),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
+        async with http_session(url, token) as session:
             assert "refund" in {t.name for t in (await session.list_tools()).tools}
             result, _ = await reviewed_call(
                 session, signoff, {"account": "acct_6", "amount": 300}, Verdict.APPROVE
             )
             assert text(result) == "refunded 300 EUR to acct_6"
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), WAIT)
     assert [e["amount"] for e in executed(tmp_path)] == [300.0]
 
 

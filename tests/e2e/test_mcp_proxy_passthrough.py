@@ -6,6 +6,8 @@ for `get_ledger_news`, a read-only tool that policies/mcp.yaml allows."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
 from .conftest import ServerHandle
-from .mcp_peers import WAIT, config, payments, proxied, text
+from .mcp_peers import WAIT, config, http_session, payments, proxied, served_http, text
 
 
 async def test_templates_completions_and_prompts_go_to_the_upstream_that_owns_them(
@@ -68,8 +70,9 @@ async def test_unknown_templates_resources_and_prompts_are_precise_errors(
             await session.get_prompt("refund_reply", {"account": "acct_1"})
 
 
+@pytest.mark.parametrize("transport", ["stdio", "http"])
 async def test_subscriptions_list_changes_and_log_messages_are_relayed(
-    signoff: ServerHandle, tmp_path: Path
+    signoff: ServerHandle, tmp_path: Path, transport: str
 ):
     notices: asyncio.Queue[Any] = asyncio.Queue()
     logs: asyncio.Queue[types.LoggingMessageNotificationParams] = asyncio.Queue()
@@ -82,8 +85,10 @@ async def test_subscriptions_list_changes_and_log_messages_are_relayed(
         await logs.put(params)
 
     monday = "ledger://payments/day/monday"
-    async with proxied(
-        config(tmp_path, signoff.target), message_handler=on_message, logging_callback=on_log
+    token = "t-0123456789abcdef"
+    path = config(tmp_path, signoff.target, http_token=token)
+    async with _session(
+        path, transport, message_handler=on_message, logging_callback=on_log
     ) as session:
         await _request(
             session, types.SetLevelRequest(params=types.SetLevelRequestParams(level="debug"))
@@ -115,6 +120,19 @@ async def test_subscriptions_list_changes_and_log_messages_are_relayed(
         )
         again = await session.call_tool("get_ledger_news", {})
         assert text(again) == "subscribed: nothing"
+
+
+@asynccontextmanager
+async def _session(path: Path, transport: str, **options: Any) -> AsyncIterator[ClientSession]:
+    if transport == "stdio":
+        async with proxied(path, **options) as session:
+            yield session
+        return
+    async with (
+        served_http(path) as url,
+        http_session(url, "t-0123456789abcdef", **options) as session,
+    ):
+        yield session
 
 
 async def _request(session: ClientSession, request: Any) -> None:
