@@ -95,6 +95,9 @@ def table() -> str:
     grant_path = RESULTS / "grant_lookup.json"
     if grant_path.exists():
         out += grant_lines(json.loads(grant_path.read_text()))
+    mcp_path = RESULTS / "mcp_proxy.json"
+    if mcp_path.exists():
+        out += mcp_lines(json.loads(mcp_path.read_text()))
     return "\n".join(out) + "\n"
 
 
@@ -250,6 +253,20 @@ def grant_lines(g: dict) -> list[str]:
     return out
 
 
+def mcp_lines(m: dict) -> list[str]:
+    """An allowed MCP tool call, direct vs through `signoff mcp-proxy`."""
+    out = [
+        "",
+        f"**MCP proxy** (an allowed read-only tool call over stdio, one at a time, "
+        f"{m['machine']['date']}, {m['rounds']} alternating rounds of {m['calls']} calls):",
+        "",
+        "| path | p50 ms | p90 ms | p99 ms |",
+        "|---|---:|---:|---:|",
+    ]
+    out += [f"| {r['path']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} |" for r in m["rows"]]
+    return out
+
+
 def quote_in_readme(text: str) -> None:
     """Replace the table between the bench markers of the top-level README."""
     readme = HERE.parent / "README.md"
@@ -360,6 +377,10 @@ def main() -> int:
         else:
             print("SKIPPED: alternatives.py needs cel-python (pip install -e '.[bench]')")
         scripts += [["audit_append.py"], ["replicas.py"], ["audit_query.py"], ["grant_lookup.py"]]
+        if importlib.util.find_spec("mcp") is not None:
+            scripts.append(["mcp_proxy.py"])
+        else:
+            print("SKIPPED: mcp_proxy.py needs the MCP SDK (pip install -e '.[mcp]')")
         if args.memory or args.memory_decisions:
             extra = [f"--decisions={args.memory_decisions}"] if args.memory_decisions else []
             scripts.append(["memory.py", *extra])
