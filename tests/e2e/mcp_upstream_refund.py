@@ -139,11 +139,12 @@ def passthrough(server: Any, name: str) -> None:
 
     @server.tool()
     async def get_ledger_news(ctx: Context) -> str:
-        """Log (at debug if that is the level), add a prompt, and notify of the lists'
-        changes and of every subscribed resource; answer what is subscribed."""
+        """Log (debug only at that level; info and warning always), add a prompt, notify
+        of the lists' changes and of every subscribed resource; answer what is subscribed."""
         if level[0] == "debug":
             await _log(ctx, "debug", f"{name}: reading the ledger")
         await _log(ctx, "info", f"{name}: 3 new refunds")
+        await _log(ctx, "warning", f"{name}: 1 refund over the limit")
 
         def chargeback_reply(account: str) -> str:
             """A reply to a customer who disputes a payment."""

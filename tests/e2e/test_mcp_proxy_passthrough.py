@@ -108,10 +108,11 @@ async def test_subscriptions_list_changes_and_log_messages_are_relayed(
         updated = next(n for n in seen if isinstance(n, types.ResourceUpdatedNotification))
         assert str(updated.params.uri) == monday
         # debug reached the upstream: it logs at debug only when told to.
-        said = [await asyncio.wait_for(logs.get(), WAIT) for _ in range(2)]
+        said = [await asyncio.wait_for(logs.get(), WAIT) for _ in range(3)]
         assert [(p.level, p.logger, p.data) for p in said] == [
             ("debug", "payments/ledger", "payments: reading the ledger"),
             ("info", "payments/ledger", "payments: 3 new refunds"),
+            ("warning", "payments/ledger", "payments: 1 refund over the limit"),
         ]
         assert "chargeback_reply" in {p.name for p in (await session.list_prompts()).prompts}
 
@@ -120,6 +121,21 @@ async def test_subscriptions_list_changes_and_log_messages_are_relayed(
         )
         again = await session.call_tool("get_ledger_news", {})
         assert text(again) == "subscribed: nothing"
+
+
+async def test_a_client_gets_no_log_message_below_its_level(signoff: ServerHandle, tmp_path: Path):
+    logs: asyncio.Queue[types.LoggingMessageNotificationParams] = asyncio.Queue()
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        await logs.put(params)
+
+    async with proxied(config(tmp_path, signoff.target), logging_callback=on_log) as session:
+        warning = types.SetLevelRequest(params=types.SetLevelRequestParams(level="warning"))
+        await _request(session, warning)
+        await session.call_tool("get_ledger_news", {})
+        # The upstream logs at info whatever the level; messages keep the upstream's order.
+        first = await asyncio.wait_for(logs.get(), WAIT)
+        assert (first.level, first.data) == ("warning", "payments: 1 refund over the limit")
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import mcp_types as types
 from mcp import ClientSession
@@ -24,6 +24,7 @@ log = logging.getLogger("signoff.mcp_proxy")
 SEPARATOR = "__"  # <server>__<name> for tool and prompt names several upstreams share
 T = TypeVar("T")
 SessionId = Callable[[ServerRequestContext[Any]], str]
+_LEVELS: list[types.LoggingLevel] = list(get_args(types.LoggingLevel))  # lowest first
 
 
 def namespaced(
@@ -62,7 +63,7 @@ class Passthrough:
         self.templates: dict[str, Upstream] = {}  # by URI template, likewise
         self.subscribers: dict[str, set[str]] = {}  # URI -> session ids
         self.subscribed: dict[str, Upstream] = {}  # URI -> the upstream subscribed to it
-        self.level: types.LoggingLevel | None = None
+        self.levels: dict[str, types.LoggingLevel] = {}  # session id -> the level it set
         for upstream in upstreams.values():
             upstream.resume = self._resume
 
@@ -231,12 +232,16 @@ class Passthrough:
     async def set_level(
         self, ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams
     ) -> types.EmptyResult:
-        """The level for every upstream with logging (the upstreams have one level each,
-        so the last client to set it sets it for all)."""
-        self.level = params.level
+        """The client's level. An upstream has one level for all clients: it gets the lowest
+        any client asked for, and each client only the messages at its level or above."""
+        self.levels[self.session_id(ctx)] = params.level
+        lowest = self._lowest_level()
         for upstream in self._offering("logging"):
-            await self._relay(upstream, lambda s: _set_level(s, params.level))
+            await self._relay(upstream, lambda s: _set_level(s, lowest))
         return types.EmptyResult()
+
+    def _lowest_level(self) -> types.LoggingLevel:
+        return min(self.levels.values(), key=_LEVELS.index)
 
     # --- the upstreams' notifications ----------------------------------------------------
 
@@ -250,7 +255,13 @@ class Passthrough:
             # Which upstream said it: the logger name says, before the upstream's own logger.
             logger = upstream.name + (f"/{notice.params.logger}" if notice.params.logger else "")
             params = notice.params.model_copy(update={"logger": logger})
-            await self._tell(self.clients, notice.model_copy(update={"params": params}))
+            rank = _LEVELS.index(params.level)
+            wanting = [
+                session_id
+                for session_id in self.clients
+                if _LEVELS.index(self.levels.get(session_id, "debug")) <= rank
+            ]
+            await self._tell(wanting, notice.model_copy(update={"params": params}))
         elif isinstance(
             notice,
             types.ToolListChangedNotification
@@ -268,6 +279,7 @@ class Passthrough:
                 await session.send_notification(notice)
             except Exception as exc:  # that client is gone: forget it
                 self.clients.pop(session_id, None)
+                self.levels.pop(session_id, None)
                 for subscribed in self.subscribers.values():
                     subscribed.discard(session_id)
                 logs.event(log, "mcp.client.gone", session_id=session_id, error=str(exc))
@@ -275,8 +287,8 @@ class Passthrough:
     async def _resume(self, upstream: Upstream, session: ClientSession) -> None:
         """A restarted upstream forgot the level and the subscriptions: give them again."""
         try:
-            if self.level is not None and upstream.offers("logging"):
-                await _set_level(session, self.level)
+            if self.levels and upstream.offers("logging"):
+                await _set_level(session, self._lowest_level())
             for uri, owner in list(self.subscribed.items()):
                 if owner is upstream:
                     await _subscribe(session, uri)

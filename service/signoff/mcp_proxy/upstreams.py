@@ -61,6 +61,7 @@ class Upstream:
         self._http_error: str | None = None
         self._lock = asyncio.Lock()
         self._notices: set[asyncio.Task[None]] = set()  # held: the loop keeps weak references
+        self._last_notice: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect and list the tools; UpstreamError saying why it failed."""
@@ -150,10 +151,25 @@ class Upstream:
         """The upstream's notifications, passed on (transport errors arrive here too)."""
         if isinstance(message, _NOTICES) and self.on_notice is not None:
             logs.event(log, "mcp.upstream.notice", upstream=self.name, method=message.method)
-            # Not awaited here: the clients may re-list through this very session.
-            task = asyncio.get_running_loop().create_task(self.on_notice(self, message))
+            # Not awaited here: the clients may re-list through this very session. Each
+            # waits for the one before, so that the clients get them in the upstream's order.
+            task = asyncio.get_running_loop().create_task(
+                self._pass_on(self._last_notice, self.on_notice, message)
+            )
+            self._last_notice = task
             self._notices.add(task)
             task.add_done_callback(self._notices.discard)
+
+    async def _pass_on(
+        self, before: asyncio.Task[None] | None, on_notice: OnNotice, message: object
+    ) -> None:
+        if before is not None:
+            with contextlib.suppress(Exception):
+                await before
+        try:
+            await on_notice(self, message)
+        except Exception as exc:  # one notice lost, not the ones after it
+            logs.event(log, "mcp.notice.lost", logging.ERROR, upstream=self.name, error=str(exc))
 
     async def _disconnect(self) -> None:
         self._session = None
