@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -217,3 +219,18 @@ def run_proxy(
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
+
+
+async def kill(pid: int) -> None:
+    """SIGKILL `pid` and return once it has exited: its pidfd (opened first, as the proxy
+    may reap it at once) turns readable then. Linux; no parent needed."""
+    fd = os.pidfd_open(pid)
+    exited = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(fd, exited.set)
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        await exited.wait()
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)

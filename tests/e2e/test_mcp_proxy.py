@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from .mcp_peers import (
     config,
     executed,
     http_session,
+    kill,
     payments,
     proxied,
     reviewed_call,
@@ -290,27 +290,12 @@ async def test_an_upstream_that_died_between_calls_is_restarted_before_the_next(
         # pid reads (policies/mcp.yaml sends it to tool owners): approve it once.
         first, _ = await reviewed_call(session, signoff, {}, Verdict.APPROVE, tool="pid")
         pid = int(text(first))
-        await asyncio.wait_for(_kill(pid), WAIT)
+        await asyncio.wait_for(kill(pid), WAIT)
         # No error for this call: the proxy finds the upstream gone before sending it.
         after = await session.call_tool("refund", {"account": "acct_13", "amount": 7})
         assert not after.is_error, text(after)
     assert [e["amount"] for e in executed(tmp_path)] == [7.0]
     assert "mcp.upstream.lost upstream=payments" in errlog.read_text()
-
-
-async def _kill(pid: int) -> None:
-    """SIGKILL `pid` and return once it has exited: its pidfd (opened first, as the proxy
-    may reap it at once) turns readable then. Linux; no parent needed."""
-    fd = os.pidfd_open(pid)
-    exited = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_reader(fd, exited.set)
-    try:
-        signal.pidfd_send_signal(fd, signal.SIGKILL)
-        await exited.wait()
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
 
 
 async def test_a_call_waiting_for_review_does_not_hold_up_the_others(

@@ -16,8 +16,20 @@ import pytest
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
+from signoff_client import Verdict
+
 from .conftest import ServerHandle
-from .mcp_peers import WAIT, config, http_session, payments, proxied, served_http, text
+from .mcp_peers import (
+    WAIT,
+    config,
+    http_session,
+    kill,
+    payments,
+    proxied,
+    reviewed_call,
+    served_http,
+    text,
+)
 
 
 async def test_templates_completions_and_prompts_go_to_the_upstream_that_owns_them(
@@ -136,6 +148,31 @@ async def test_a_client_gets_no_log_message_below_its_level(signoff: ServerHandl
         # The upstream logs at info whatever the level; messages keep the upstream's order.
         first = await asyncio.wait_for(logs.get(), WAIT)
         assert (first.level, first.data) == ("warning", "payments: 1 refund over the limit")
+
+
+async def test_a_restarted_upstream_gets_the_subscriptions_and_the_level_again(
+    signoff: ServerHandle, tmp_path: Path
+):
+    logs: asyncio.Queue[types.LoggingMessageNotificationParams] = asyncio.Queue()
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        await logs.put(params)
+
+    monday = "ledger://payments/day/monday"
+    async with proxied(config(tmp_path, signoff.target), logging_callback=on_log) as session:
+        await _request(
+            session, types.SetLevelRequest(params=types.SetLevelRequestParams(level="debug"))
+        )
+        await _request(
+            session, types.SubscribeRequest(params=types.SubscribeRequestParams(uri=monday))
+        )
+        # pid is no read-only tool to policies/mcp.yaml: a tool owner approves it.
+        pid, _ = await reviewed_call(session, signoff, {}, Verdict.APPROVE, tool="pid")
+        await asyncio.wait_for(kill(int(text(pid))), WAIT)
+        news = await session.call_tool("get_ledger_news", {})
+        assert text(news) == f"subscribed: {monday}"
+        first = await asyncio.wait_for(logs.get(), WAIT)
+        assert (first.level, first.data) == ("debug", "payments: reading the ledger")
 
 
 @asynccontextmanager
