@@ -239,32 +239,36 @@ def audit_table(aq: dict) -> list[str]:
     return out
 
 
+def titled_table(title: str, columns: list[str], rows: list[list[object]]) -> list[str]:
+    """A bold title line and a markdown table, the first column text, the rest numbers."""
+    return [
+        "",
+        title,
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * (len(columns) - 1),
+        *("| " + " | ".join(str(v) for v in row) + " |" for row in rows),
+    ]
+
+
 def grant_lines(g: dict) -> list[str]:
     """The standing-approval lookup of every review-rule decision, read vs cached."""
-    out = [
-        "",
+    return titled_table(
         f"**Standing-approval lookup** per review-rule decision, in process "
         f"({g['machine']['date']}, medians of {g['rounds']} alternating rounds):",
-        "",
-        f"| setting | µs one at a time | µs each, {g['in_flight']} in flight |",
-        "|---|---:|---:|",
-    ]
-    out += [f"| {r['setting']} | {r['sequential_us']} | {r['in_flight_us']} |" for r in g["rows"]]
-    return out
+        ["setting", "µs one at a time", f"µs each, {g['in_flight']} in flight"],
+        [[r["setting"], r["sequential_us"], r["in_flight_us"]] for r in g["rows"]],
+    )
 
 
 def mcp_lines(m: dict) -> list[str]:
     """An allowed MCP tool call, direct vs through `signoff mcp-proxy`."""
-    out = [
-        "",
+    return titled_table(
         f"**MCP proxy** (an allowed read-only tool call over stdio, one at a time, "
         f"{m['machine']['date']}, {m['rounds']} alternating rounds of {m['calls']} calls):",
-        "",
-        "| path | p50 ms | p90 ms | p99 ms |",
-        "|---|---:|---:|---:|",
-    ]
-    out += [f"| {r['path']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} |" for r in m["rows"]]
-    return out
+        ["path", "p50 ms", "p90 ms", "p99 ms"],
+        [[r["path"], r["p50_ms"], r["p90_ms"], r["p99_ms"]] for r in m["rows"]],
+    )
 
 
 def quote_in_readme(text: str) -> None:
