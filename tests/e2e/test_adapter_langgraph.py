@@ -7,6 +7,7 @@ Reviewers act through the Python client (dev mode: the token names the caller).
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -234,6 +235,22 @@ def test_without_a_checkpointer_the_call_blocks_until_approved(signoff):
         result = running.result(timeout=WAIT)
     assert _answer(result).content == "refunded 750 EUR to acct_42"
     assert runs == [{"account": "acct_42", "amount": 750}]
+
+
+async def test_async_without_a_checkpointer_the_call_awaits_the_review(signoff):
+    runs: list[dict[str, Any]] = []
+    watched = watching(signoff)
+    async with AsyncClient(signoff.target, token="bot") as bot:
+        guarded = signoff_tool(_refund_tool(runs), client=bot, action="refund.issue", timeout=WAIT)
+        running = asyncio.create_task(_graph(guarded, 750).ainvoke({"messages": []}))
+        review_id = await asyncio.to_thread(watched)
+        assert not running.done()  # awaiting the review, the event loop free
+        assert runs == []
+        await asyncio.to_thread(act, signoff, review_id, "modify", params={
+            "account": "acct_42", "amount": 600})  # fmt: skip
+        result = await asyncio.wait_for(running, WAIT)
+    assert _answer(result).content == "refunded 600 EUR to acct_42"
+    assert runs == [{"account": "acct_42", "amount": 600}]
 
 
 # --- bad input, and the extra ------------------------------------------------------------------
