@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import os
 import shutil
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -147,6 +148,13 @@ class ServerThread:
 
 
 MakeServer = Callable[..., ServerHandle]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for processes that need one fixed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def write_tokens(

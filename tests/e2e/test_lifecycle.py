@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -30,7 +29,7 @@ from signoff.server import STORE_CLOSE_TIMEOUT
 from signoff_client._gen import decision_pb2_grpc
 
 from ..pg import fresh_schema, require_postgres
-from .conftest import EXAMPLE_POLICIES
+from .conftest import EXAMPLE_POLICIES, free_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -42,12 +41,6 @@ def _channel(target: str) -> grpc.aio.Channel:
     # Each channel its own connection: channels of one process otherwise share a subchannel,
     # and the refused connection of a probe before start-up would hold back later ones.
     return grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Serve:
@@ -82,7 +75,7 @@ class Serve:
 
 @asynccontextmanager
 async def serve(db: str, cwd: Path, grace: float = 30) -> AsyncIterator[Serve]:
-    grpc_port, http_port = _free_port(), _free_port()
+    grpc_port, http_port = free_port(), free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "signoff.cli.main", "serve",
         "--listen", f"127.0.0.1:{grpc_port}", "--http-listen", f"127.0.0.1:{http_port}",

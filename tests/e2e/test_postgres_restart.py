@@ -10,10 +10,10 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from signoff import pb
 from signoff_client._gen import decision_pb2_grpc
 
 from ..pg import REQUIRE_POSTGRES
+from .conftest import free_port
 
 pytestmark = pytest.mark.postgres_only
 
@@ -43,12 +44,6 @@ def _bindir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def private_cluster() -> Iterator[Cluster]:
     bindir = _bindir() or (Path(p).parent if (p := shutil.which("pg_ctl")) else None)
@@ -62,7 +57,7 @@ def private_cluster() -> Iterator[Cluster]:
     data = Path(tempfile.mkdtemp(prefix="signoff-pg-"))
     if as_user:
         shutil.chown(data, "postgres")
-    port = _free_port()
+    port = free_port()
     options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
 
     def pg_ctl(*argv: str) -> None:
@@ -135,9 +130,6 @@ def test_postgres_restart_under_load_loses_nothing(make_server, private_cluster)
 
 def _until(done: Callable[[], bool], stop: threading.Event, seconds: float = 30) -> None:
     # The load threads give no event to await; a bounded check every 50 ms.
-    deadline = threading.Event()
-    timer = threading.Timer(seconds, deadline.set)
-    timer.start()
-    while not done() and not deadline.is_set():
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
         stop.wait(0.05)
-    timer.cancel()
