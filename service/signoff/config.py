@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     )
     grants: GrantSettings = Field(
         default_factory=GrantSettings,
-        description="Standing approvals: how long a reviewer's grant may last.",
+        description="Standing approvals: how long a grant may last, how long a read is reused.",
     )
     receipts: ReceiptSettings = Field(
         default_factory=ReceiptSettings,
