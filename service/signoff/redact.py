@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
@@ -34,13 +35,41 @@ def masked(
     """
     copy: pb.common.ActionRequest | None = None
     for path in paths:
-        segments = path.split(".")
+        segments, struct_of, key = _parse(path)
         if copy is None:
+            if struct_of is not None and key not in struct_of(request).fields:
+                continue  # the common case, decided in a dict lookup: no value there
             if not _mask_message(request, segments, dry=True):
-                continue  # the common case: no value there, no copy made
+                continue
             copy = _copy(request)
         _mask_message(copy, segments, dry=False)
     return copy
+
+
+# The Structs a path may start with; `context` is one itself.
+_STRUCT_ROOTS: dict[str, Callable[[pb.common.ActionRequest], struct_pb2.Struct]] = {
+    "action.params": lambda r: r.action.params,
+    "principal.attributes": lambda r: r.principal.attributes,
+    "resource.attributes": lambda r: r.resource.attributes,
+    "context": lambda r: r.context,
+}
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(
+    path: str,
+) -> tuple[list[str], Callable[[pb.common.ActionRequest], struct_pb2.Struct] | None, str]:
+    """The path's segments and, for a key of a top-level Struct, that Struct and the key.
+
+    Paths come from the policy files (a bounded set), requests from callers: the cache
+    turns the check most decisions need (no such key) into one dict lookup.
+    """
+    segments = path.split(".")
+    for depth in (2, 1):
+        root = ".".join(segments[:depth])
+        if root in _STRUCT_ROOTS and len(segments) > depth:
+            return segments, _STRUCT_ROOTS[root], segments[depth]
+    return segments, None, ""
 
 
 def _copy(request: pb.common.ActionRequest) -> pb.common.ActionRequest:
