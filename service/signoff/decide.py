@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -188,12 +190,18 @@ def _batch_values(policy: CompiledPolicy, activation: Activation) -> list[Any] |
 def _when(rule: CompiledRule, activation: Activation, shown: Activation) -> tuple[bool, str]:
     """(value, error) of one rule's `when`; a failure is (False, "when: ...")."""
     try:
-        value = rule.when_program.eval(activation)
+        return _when_value(rule, activation), ""
     except CelEvalError as exc:
-        return False, f"when: {_message(exc, rule.when_program, _place(rule), activation, shown)}"
+        again = functools.partial(_when_value, rule)
+        return False, f"when: {_message(exc, again, _place(rule), activation, shown)}"
+
+
+def _when_value(rule: CompiledRule, activation: Activation) -> bool:
+    value = rule.when_program.eval(activation)
     if not isinstance(value, bool):
-        return False, f"when: when evaluated to {type(value).__name__}, not bool"
-    return value, ""
+        # Even a type can tell something about a redacted value: _message checks this too.
+        raise CelEvalError(f"when evaluated to {type(value).__name__}, not bool")
+    return value
 
 
 def _evaluate_rule(
@@ -216,7 +224,8 @@ def _evaluate_rule(
         try:
             reason = value if isinstance(value, str) else _reason(rule, activation)
         except CelEvalError as exc:
-            message = _message(exc, rule.reason_program, _place(rule), activation, shown)
+            again = functools.partial(_reason, rule)
+            message = _message(exc, again, _place(rule), activation, shown)
             error = f"reason_expr: {message}"
             reason = f"rule {rule.name} matched; its reason_expr failed: {message}"
             if rule.on_error != "ignore" and SEVERITY[rule.on_error] > SEVERITY[effect]:
@@ -267,22 +276,22 @@ def _place(rule: CompiledRule) -> str:
 
 def _message(
     exc: CelEvalError,
-    program: Program | None,
+    run: Callable[[Activation], Any],
     place: str,
     activation: Activation,
     shown: Activation,
 ) -> str:
-    """The text of `exc`, raised by `program` on `activation`, fit to be shown.
+    """The text of `exc`, raised by `run(activation)`, fit to be shown.
 
     With something redacted, the engine's message about the real request may quote a
-    redacted value (`Key not found in map : "5500-..."`). The same program run on the
+    redacted value (`Key not found in map : "5500-..."`). The same expression run on the
     redacted request can only quote what that request holds, so its message is shown if it
     fails too; otherwise the failure depended on a redacted value and only its place is.
     """
-    if shown is activation or program is None:
+    if shown is activation:
         return str(exc)
     try:
-        program.eval(shown)
+        run(shown)
     except CelEvalError as again:
         return str(again)
     return (
@@ -354,7 +363,7 @@ def _variable_traces(
             except CelEvalError as exc:
                 value = None
                 place = f"variable {variable.name}, {policy.file}:{variable.line}"
-                error = _message(exc, program, place, activation, shown)
+                error = _message(exc, program.eval, place, activation, shown)
             else:
                 if shown is not activation and _value_on(program, shown) != value:
                     value = MASK  # it differs on the redacted request: it shows a redacted value

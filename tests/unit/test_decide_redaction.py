@@ -14,7 +14,7 @@ from google.protobuf import json_format
 
 from signoff import decide, pb
 from signoff.decide import DefaultDecision, evaluate
-from signoff.policy import load_bundle
+from signoff.policy import Activation, load_bundle
 from signoff.redact import MASK
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -156,10 +156,13 @@ variables:
     assert_no_marker(ev)
 
 
-def test_a_request_without_redacted_values_keeps_the_engines_messages(tmp_path, path):
+def test_a_request_without_redacted_values_keeps_the_engines_messages(tmp_path, path, monkeypatch):
     # Nothing to hide: the texts are those of the real request, and nothing is re-run.
     b = bundle(tmp_path, LOOKUP + REASON, redact="[context.ssn]")
+    built = []
+    monkeypatch.setattr(decide, "Activation", lambda *a: built.append(a) or Activation(*a))
     ev = evaluate(b, request(), NOW, DefaultDecision(), trace=True)
+    assert len(built) == 1  # no second, masked activation
     assert ev.matched[0].error == f'when: Key not found in map : "{CARD}"'
     assert ev.matched[1].reason == f"card {CARD}, pin 73915.125"
 
@@ -174,3 +177,12 @@ def test_redaction_changes_texts_never_outcomes(tmp_path, path):
     assert (hidden.outcome, hidden.reviewer_group) == (plain.outcome, plain.reviewer_group)
     assert CARD in texts(plain)  # the marker does reach these texts without redaction
     assert_no_marker(hidden)
+
+
+def test_the_type_of_a_non_bool_when_is_the_masked_ones(tmp_path, path):
+    # A number where a bool belongs: "float" would tell the redacted value's kind.
+    rule = "- {name: typed, when: 'dyn(action.params.%s)', decision: deny, reason: nope}\n"
+    ev = evaluate(bundle(tmp_path, rule % "pin"), request(), NOW, DefaultDecision())
+    assert ev.matched[0].error == "when: when evaluated to str, not bool"
+    plain = evaluate(bundle(tmp_path, rule % "amount"), request(), NOW, DefaultDecision())
+    assert plain.matched[0].error == "when: when evaluated to float, not bool"
