@@ -35,10 +35,15 @@ def masked(
     """
     copy: pb.common.ActionRequest | None = None
     for path in paths:
-        segments, struct_of, key = _parse(path)
-        if copy is None:
-            if struct_of is not None and key not in struct_of(request).fields:
+        segments, struct_of, key, whole = _parse(path)
+        if struct_of is not None:
+            if key not in struct_of(request).fields:
                 continue  # the common case, decided in a dict lookup: no value there
+            if whole:  # the path ends at the key: mask its value, no walk
+                copy = copy or _copy(request)
+                struct_of(copy).fields[key].string_value = MASK
+                continue
+        if copy is None:
             if not _mask_message(request, segments, dry=True):
                 continue
             copy = _copy(request)
@@ -47,7 +52,8 @@ def masked(
 
 
 # The Structs a path may start with; `context` is one itself.
-_STRUCT_ROOTS: dict[str, Callable[[pb.common.ActionRequest], struct_pb2.Struct]] = {
+_StructOf = Callable[[pb.common.ActionRequest], struct_pb2.Struct]
+_STRUCT_ROOTS: dict[str, _StructOf] = {
     "action.params": lambda r: r.action.params,
     "principal.attributes": lambda r: r.principal.attributes,
     "resource.attributes": lambda r: r.resource.attributes,
@@ -56,10 +62,9 @@ _STRUCT_ROOTS: dict[str, Callable[[pb.common.ActionRequest], struct_pb2.Struct]]
 
 
 @functools.lru_cache(maxsize=1024)
-def _parse(
-    path: str,
-) -> tuple[list[str], Callable[[pb.common.ActionRequest], struct_pb2.Struct] | None, str]:
-    """The path's segments and, for a key of a top-level Struct, that Struct and the key.
+def _parse(path: str) -> tuple[list[str], _StructOf | None, str, bool]:
+    """(segments, Struct, key, whole): for a path into a top-level Struct, that Struct, the
+    key under it, and whether the path ends there; (segments, None, "", False) otherwise.
 
     Paths come from the policy files (a bounded set), requests from callers: the cache
     turns the check most decisions need (no such key) into one dict lookup.
@@ -68,8 +73,8 @@ def _parse(
     for depth in (2, 1):
         root = ".".join(segments[:depth])
         if root in _STRUCT_ROOTS and len(segments) > depth:
-            return segments, _STRUCT_ROOTS[root], segments[depth]
-    return segments, None, ""
+            return segments, _STRUCT_ROOTS[root], segments[depth], len(segments) == depth + 1
+    return segments, None, "", False
 
 
 def _copy(request: pb.common.ActionRequest) -> pb.common.ActionRequest:

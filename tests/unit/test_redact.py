@@ -109,3 +109,11 @@ def test_masked_applies_every_path_once_one_matches():
     original = json_format.ParseDict(REQUEST, pb.common.ActionRequest())
     paths = ["context.nope", "context.ssn", "action.params.card_number"]
     assert masked(original, paths) == redact(original, paths)
+
+
+def test_masked_never_sets_a_field_of_the_request_it_looks_at():
+    empty = pb.common.ActionRequest()
+    assert masked(empty, PATHS) is None
+    assert not empty.HasField("action")
+    assert not empty.HasField("context")
+    assert empty.SerializeToString() == b""
