@@ -64,6 +64,24 @@ rules:
     reason: a known code
 """
 
+# No rule here fails, so the policy batch evaluates the file in one program and computes the
+# reason inside it, on the real request: that reason must not be the one shown.
+BATCHED = """\
+name: cards-batched
+actions: ["card.charge"]
+redact: [action.params.card_number, action.params.cvv_code]
+rules:
+  - name: batched-quote
+    when: action.params.amount > 10.0
+    decision: review
+    reviewers: finance
+    reason_expr: '"batched " + action.params.card_number + " " + string(action.params.cvv_code)'
+  - name: batched-small
+    when: action.params.amount < 1.0
+    decision: allow
+    reason: small
+"""
+
 
 class Marker:
     """The planted values: a card "number" (an invalid regex) and a numeric code."""
@@ -170,7 +188,7 @@ def test_a_redacted_value_reaches_no_answer_row_log_span_or_webhook(
 ) -> None:
     url, posted = webhooks
     server = make_server(
-        policies=policy_dir({"cards.yaml": POLICY}),
+        policies=policy_dir({"cards.yaml": POLICY, "cards_batched.yaml": BATCHED}),
         notify={"webhooks": {"finance": [{"url": url, "secret": "s3cret"}]}},
         telemetry={"otlp_endpoint": otlp.endpoint, "export_interval": 0.1, "export_timeout": 2},
     )
@@ -182,12 +200,15 @@ def test_a_redacted_value_reaches_no_answer_row_log_span_or_webhook(
 
     first = decisions.Evaluate(_request(marker, "charge-1"), metadata=MD)
     assert first.outcome == pb.common.OUTCOME_REQUIRE_REVIEW
-    assert [m.rule for m in first.matched_rules] == ["lookup", "regex", "quoted", "lookup-string"]
+    rules = ["lookup", "regex", "quoted", "lookup-string", "batched-quote"]
+    assert [m.rule for m in first.matched_rules] == rules
+    assert server.running.app.bundle.policies_for("card.charge")[1].batch is not None
     # Each way in produced a text about the redacted value, not the value.
     errors = {m.rule: m.error for m in first.matched_rules}
     assert errors["lookup"] == 'when: Key not found in map : "[REDACTED]"'
     assert "message is withheld because it depends on a redacted value" in errors["regex"]
     assert first.matched_rules[2].reason == "card [REDACTED], cvv [REDACTED]"
+    assert first.matched_rules[4].reason == "batched [REDACTED] [REDACTED]"
     shown["Evaluate"] = first.SerializeToString()
     replay = decisions.Evaluate(_request(marker, "charge-1"), metadata=MD)
     assert replay.replayed
@@ -250,8 +271,11 @@ def test_without_redaction_the_same_requests_do_carry_the_marker(
 ) -> None:
     # The control: the policy above, minus `redact`, writes the marker into every text that
     # the test above checks, so a text that stops being scrubbed is caught there.
-    plain = POLICY.replace("redact: [action.params.card_number, action.params.cvv_code]\n", "")
-    server = make_server(policies=policy_dir({"cards.yaml": plain}))
+    no_redact = "redact: [action.params.card_number, action.params.cvv_code]\n"
+    files = {"cards.yaml": POLICY, "cards_batched.yaml": BATCHED}
+    server = make_server(
+        policies=policy_dir({k: v.replace(no_redact, "") for k, v in files.items()})
+    )
     marker = Marker()
     stub = decision_pb2_grpc.DecisionServiceStub(server.channel())
     d = stub.Evaluate(_request(marker, "charge-1"), metadata=MD)
@@ -261,5 +285,6 @@ def test_without_redaction_the_same_requests_do_carry_the_marker(
         "regex": True,
         "quoted": True,
         "lookup-string": True,
+        "batched-quote": True,
     }
     assert repr(marker.code).encode() in by_rule["quoted"]  # string() of the number
