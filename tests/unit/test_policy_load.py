@@ -176,6 +176,18 @@ BAD = {
         "name: p\nrules: []\nredact: [params.card]\n",
         ["p.yaml:3:10: redact[0]: invalid redact path 'params.card'"],
     ),
+    "redacting who asked": (
+        "name: p\nrules: []\nredact: [action.params.x, principal.on_behalf_of]\n",
+        ["p.yaml:3:27: redact[1]: redact path 'principal.on_behalf_of' cannot be masked"],
+    ),
+    "redacting the requester": (
+        "name: p\nrules: []\nredact: [principal.id]\n",
+        ["p.yaml:3:10: redact[0]: redact path 'principal.id' cannot be masked"],
+    ),
+    "redacting the action name": (
+        "name: p\nrules: []\nredact: [action.name]\n",
+        ["p.yaml:3:10: redact[0]: redact path 'action.name' cannot be masked"],
+    ),
     "cel syntax error in a plain scalar": (
         rule("when: action.name ==\ndecision: allow\nreason: x\n"),
         ["p.yaml:4:25: r: when: Syntax error"],

@@ -52,8 +52,9 @@ _FILE = {
         {},
     ),
     "redact": (
-        "Request fields masked in the audit log and in review views, e.g. "
-        "action.params.card_number.",
+        "Request fields never stored or shown, e.g. action.params.card_number: masked in "
+        "the audit log, reviews, webhooks and exports; reason_expr and error texts see the "
+        "masked value, `when` the real one.",
         {"items": {"type": "string", "pattern": model.REDACT_RE.pattern}},
     ),
 }

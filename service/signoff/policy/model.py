@@ -83,11 +83,23 @@ def _on_timeout(value: str) -> str:
     raise ValueError(f"invalid on_timeout {value!r}: use deny, allow or escalate:<group>")
 
 
+# Who asked for what: kept in the audit log's indexed columns (actor, principal, action) and
+# compared for separation of duties (a requester never reviews their own action). Masked,
+# they would be stored anyway, and a masked requester would pass that check.
+_UNREDACTABLE = ("action.name", "principal.id", "principal.on_behalf_of")
+
+
 def _redact_path(value: str) -> str:
     if not REDACT_RE.match(value):
         raise ValueError(
             f"invalid redact path {value!r}: a dotted path under action., principal., "
             "resource. or context., e.g. action.params.card_number"
+        )
+    if value in _UNREDACTABLE:
+        raise ValueError(
+            f"redact path {value!r} cannot be masked: it names who asked for what, which the "
+            "audit log records and separation of duties checks; redact params, attributes "
+            "or context instead"
         )
     return value
 
