@@ -39,7 +39,8 @@ class Recheck:
     reviewer_group: str  # "" unless the outcome is review
     approvals: int  # approvals the edited action needs (0 unless review)
     policy_version: str
-    failed: str  # the deciding rule's evaluation error, if it failed (on_error decided)
+    rule_failed: bool  # the deciding rule failed to evaluate: its on_error decided
+    failed_rules: tuple[str, ...]  # every enforced rule that failed to evaluate, as `rule`
     redacted: tuple[str, ...]  # paths the re-evaluation saw masked (unless the edit set them)
 
     def payload(self) -> dict[str, Any]:
@@ -51,8 +52,10 @@ class Recheck:
             "approvals_required": self.approvals,
             "policy_version": self.policy_version,
         }
-        if self.failed:
-            out["rule_error"] = self.failed
+        # Which rules failed, not their CEL error text: that can quote a value the reviewer
+        # typed at a redacted path, and the audit log never stores one.
+        if self.failed_rules:
+            out["failed_rules"] = list(self.failed_rules)
         return out
 
 
@@ -74,12 +77,8 @@ def approvals_needed(ev: Evaluation) -> int:
 def recheck(ev: Evaluation, policy_version: str) -> Recheck:
     """Summarise the evaluation of an edited request (redacted as the review stores it)."""
     rule = ev.deciding_rule
-    where, failed = "", ""
-    if rule is not None:
-        where = f"{rule.policy}/{rule.name} ({rule.file}:{rule.line})"
-        failed = next(
-            (m.error for m in ev.matched if (m.policy, m.rule) == (rule.policy, rule.name)), ""
-        )
+    where = _label(rule.policy, rule.name, rule.file, rule.line) if rule is not None else ""
+    failed = [m for m in ev.matched if m.error and not m.shadow]
     return Recheck(
         outcome=ev.outcome,
         rule=where,
@@ -87,7 +86,9 @@ def recheck(ev: Evaluation, policy_version: str) -> Recheck:
         reviewer_group=ev.reviewer_group,
         approvals=approvals_needed(ev) if ev.outcome == "review" else 0,
         policy_version=policy_version,
-        failed=failed,
+        rule_failed=rule is not None
+        and any((m.policy, m.rule) == (rule.policy, rule.name) for m in failed),
+        failed_rules=tuple(_label(m.policy, m.rule, m.file, m.line) for m in failed),
         redacted=ev.redact,
     )
 
@@ -122,16 +123,20 @@ def check_edit(review: pb.review.Review, edit: Recheck) -> None:
         )
 
 
+def _label(policy: str, rule: str, file: str, line: int) -> str:
+    return f"{policy}/{rule} ({file}:{line})"
+
+
 def _by(edit: Recheck) -> str:
     if not edit.rule:
         return "no rule matches it: the server's default decision"
-    if edit.failed:
+    if edit.rule_failed:
         return f"rule {edit.rule} failed to evaluate on it, and its on_error decides"
     return f"rule {edit.rule}"
 
 
 def _mask_note(edit: Recheck) -> str:
-    if not (edit.failed and edit.redacted):
+    if not (edit.rule_failed and edit.redacted):
         return ""
     # Most likely the rule read a redacted value: say so, or the author hunts a CEL bug.
     return (
