@@ -100,8 +100,9 @@ def check_edit(review: pb.review.Review, edit: Recheck) -> None:
     by = _by(edit)
     if edit.outcome == "deny":
         raise FailedPrecondition(
-            f"edit refused: the policy would deny the edited action ({by}): {edit.reason}"
-            f"{_mask_note(edit)}. Edit it within the policy, or reject the review",
+            f"edit refused: the policy would deny the edited action ({by}): "
+            f"{edit.reason.rstrip('.')}{_mask_note(edit)}. Edit it within the policy, or "
+            "reject the review",
             current_state="PENDING",
         )
     # An escalated review is settled by the group it was escalated to, standing in for the

@@ -175,8 +175,10 @@ def test_an_edit_to_a_denied_amount_is_refused_naming_the_rule(server):
     edited = {"amount": 25000, "currency": "EUR", "card_number": MASK, "iban": "XX00 ATTACKER"}
     message = _refused(server, review_id, edited)
     rule = _where(server, "refunds/refund-over-hard-limit")
-    assert f"the policy would deny the edited action (rule {rule})" in message
-    assert "Refunds above 10,000 are never issued by an agent." in message
+    assert message == (
+        f"edit refused: the policy would deny the edited action (rule {rule}): Refunds above "
+        "10,000 are never issued by an agent. Edit it within the policy, or reject the review"
+    )
     # The same request, asked directly, is denied by the same rule.
     direct = _evaluate(server, _request("refund.issue", edited))
     assert direct.outcome == pb.common.OUTCOME_DENY
