@@ -234,3 +234,44 @@ def test_a_redacted_path_outside_params_stays_masked(tmp_path: Path):
     review = _review(b, req)
     edited = edited_request(review, struct_pb2.Struct())
     assert edited.principal.on_behalf_of == MASK
+
+
+GUARDED = """\
+name: payouts-guarded
+actions: ["payout.*"]
+rules:
+  - name: large-payout-to-blocked-bank
+    when: >-
+      double(action.params.amount) > 1000.0 &&
+      ({guard}action.params.iban.startsWith("XX"))
+    decision: deny
+    reason: No payout above 1,000 to a blocked bank.
+  - name: payout
+    when: double(action.params.amount) > 500.0
+    decision: review
+    reviewers: finance
+    reason: one looks
+redact: ["action.params.iban"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("guard", "outcome"),
+    [
+        # The documented limit: on the mask the rule is false, so the edit is not stopped
+        # although the agent's real IBAN is a blocked bank's (docs/policies.md, "Edits and
+        # redacted values").
+        ("", "review"),
+        # The documented pattern: the rule says what the mask means, and the edit is refused.
+        ('action.params.iban == "[REDACTED]" || ', "deny"),
+    ],
+    ids=["unguarded-limit", "guarded"],
+)
+def test_a_rule_reading_a_redacted_value_with_an_edited_one(tmp_path: Path, guard, outcome):
+    (tmp_path / "p.yaml").write_text(GUARDED.format(guard=guard))
+    b = load_bundle(tmp_path)
+    blocked = "XX76 3000 6000 0112 3456 7890 189"
+    real = evaluate(b, _request(amount=5000, iban=blocked), NOW, DefaultDecision())
+    assert real.outcome == "deny"  # what the edited action really is
+    review = _review(b, _request(iban=blocked))  # 750 to the blocked bank: a review
+    assert _edit(b, review, amount=5000).outcome == outcome
