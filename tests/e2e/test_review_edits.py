@@ -162,7 +162,7 @@ def payouts(make_server: MakeServer, backend: str, tmp_path: Path) -> PayoutServ
         if decision == "review":
             checksum += "    reviewers: finance\n"
         (root / "payouts.yaml").write_text(PAYOUTS.format(checksum=checksum.rstrip("\n")))
-        return make_server(root, backend=backend)
+        return make_server(root, backend=backend, watch_policies=False)  # reloads by hand
 
     return start
 
@@ -208,6 +208,22 @@ def test_an_edit_beyond_the_reviewers_reach_is_refused_and_nothing_changes(
     assert _modify(server, review_id, {"amount": 600, "currency": "EUR"}).state == (
         R.REVIEW_STATE_MODIFIED
     )
+
+
+def test_an_edit_is_checked_by_the_bundle_in_force_not_the_one_that_opened_the_review(payouts):
+    server = payouts()
+    review_id = _open(server, "payout.send", {"amount": 750, "currency": "EUR"})
+    opened = server.running.app.bundle.version
+    policy = Path(server.running.app.policies) / "payouts.yaml"
+    policy.write_text(policy.read_text().replace("vars.amount > 10000", "vars.amount > 700"))
+    loaded, errors = server.call(server.running.app.reload())
+    assert (loaded, errors) == (True, [])
+    assert server.running.app.bundle.version != opened
+    message = _refused(server, review_id, {"amount": 720, "currency": "EUR"})
+    assert f"(rule {_where(server, 'payouts/payout-over-limit')})" in message
+    _modify(server, review_id, {"amount": 650, "currency": "EUR"})
+    recorded = _modified_entry(server, review_id).payload["edit_evaluation"]
+    assert recorded["policy_version"] == server.running.app.bundle.version
 
 
 @pytest.mark.parametrize(
