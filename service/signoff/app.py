@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from signoff import pb, reviews
+from signoff import pb, review_edits, reviews
 from signoff.audit import AuditRecord
 from signoff.decide import DefaultDecision, Evaluation, evaluate
 from signoff.errors import AlreadyExists, PermissionDenied
@@ -77,6 +77,7 @@ class Signoff:
             store, clock, new_id, lambda: self.bundle, grant_settings or GrantSettings()
         )
         self.reviews.grants = self.grants
+        self.reviews.evaluate_edit = self._evaluate_edit
         self._reload_lock = asyncio.Lock()
 
     @property
@@ -253,6 +254,11 @@ class Signoff:
             return (_replayed(found, digest), allowed) if replayed else (decision, allowed)
         return None
 
+    def _evaluate_edit(self, edited: pb.common.ActionRequest) -> review_edits.Recheck:
+        bundle = self.bundle  # as _decide: the bundle in force, the same default decision
+        ev = evaluate(bundle, edited, self.clock.now(), self.default)
+        return review_edits.recheck(ev, bundle.version)
+
     def _open_review(
         self,
         req: pb.common.ActionRequest,
@@ -267,7 +273,7 @@ class Signoff:
             decision=decision,
             shown=redact(req, ev.redact) if ev.redact else req,
             redacted_paths=ev.redact,
-            approvals=rule.approvals if rule and rule.decision == "review" else 1,
+            approvals=review_edits.approvals_needed(ev),
             timeout=(rule.timeout if rule and rule.timeout else None) or self.review_timeout,
             on_timeout=rule.on_timeout if rule and rule.decision == "review" else "deny",
             now=now,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from google.protobuf import struct_pb2
 
-from signoff import pb, review_batch, review_console, reviews
+from signoff import pb, review_batch, review_console, review_edits, reviews
 from signoff.audit import AuditRecord
 from signoff.errors import (
     FailedPrecondition,
@@ -25,6 +25,7 @@ from signoff.errors import (
 from signoff.ids import Clock
 from signoff.logs import event
 from signoff.receipts import ReceiptIssuer
+from signoff.review_edits import Recheck
 from signoff.review_hub import Hub
 from signoff.review_records import audit_record, to_record
 from signoff.reviews import Actor, Change
@@ -54,6 +55,8 @@ class Identity(Protocol):
 
 
 Publish = Callable[[str, pb.review.Review], None]
+# The bundle in force deciding an edited action (the application knows the bundle).
+EvaluateEdit = Callable[[pb.common.ActionRequest], Recheck]
 
 
 class ReviewDesk:
@@ -80,6 +83,7 @@ class ReviewDesk:
         self.queue_interval_s = queue_interval_s
         self.telemetry = telemetry or Telemetry()
         self.grants: GrantDesk | None = None  # set by the application (it knows the bundle)
+        self.evaluate_edit: EvaluateEdit | None = None  # likewise
         self.queue_watchers = 0  # open WatchQueue streams (a gauge; tests check it drops)
         # Changes committed through other replicas (PostgreSQL) wake our watchers too.
         store.subscribe_reviews(self.hub.notify)
@@ -276,6 +280,12 @@ class ReviewDesk:
             self.clock.now(),
             self.limits,
         )
+        if verdict == S.VERDICT_MODIFY:
+            # After the state machine's checks (group, version, separation of duties), so
+            # only a reviewer of this review learns how the policy decides their edit.
+            assert params is not None  # reviews.submit refuses a MODIFY without params
+            edit = self._check_edit(who, r, params)
+            extra = {**(extra or {}), "edit_evaluation": edit.payload()}
         if grant is not None and change.review.state != S.REVIEW_STATE_APPROVED:
             more = change.review.approvals_required - _approvals(change.review)
             raise FailedPrecondition(
@@ -283,6 +293,27 @@ class ReviewDesk:
                 "approvals needed); grant with the approval that resolves it"
             )
         return await self._apply(r, change, who.id, who.roles, extra, grant)
+
+    def _check_edit(self, who: Identity, r: pb.review.Review, params: struct_pb2.Struct) -> Recheck:
+        """The bundle in force on the edited action; FailedPrecondition if it escapes."""
+        if self.evaluate_edit is None:  # fail closed: an edit nobody checked is never accepted
+            raise FailedPrecondition("edits are refused: no policy bundle to check them against")
+        edit = self.evaluate_edit(review_edits.edited_request(r, params))
+        try:
+            review_edits.check_edit(r, edit)
+        except FailedPrecondition:
+            event(
+                log,
+                "review.edit_refused",
+                logging.WARNING,
+                review_id=r.review_id,
+                actor=who.id,
+                outcome=edit.outcome,
+                rule=edit.rule,
+                group=edit.reviewer_group,
+            )
+            raise
+        return edit
 
     async def submit_batch(
         self, who: Identity, req: pb.review.SubmitReviewsRequest
