@@ -226,14 +226,14 @@ def test_approvals_needed_is_one_unless_a_review_rule_asks_for_more(bundle):
 def test_a_redacted_path_outside_params_stays_masked(tmp_path: Path):
     (tmp_path / "p.yaml").write_text(
         "name: p\nrules:\n  - {name: ok, when: 'true', decision: allow, reason: ok}\n"
-        "redact: [principal.on_behalf_of]\n"
+        "redact: [resource.id]\n"
     )
     b = load_bundle(tmp_path)
     req = _request()
-    req.principal.on_behalf_of = "customer-42"
+    req.resource.id = "customer-42"
     review = _review(b, req)
     edited = edited_request(review, struct_pb2.Struct())
-    assert edited.principal.on_behalf_of == MASK
+    assert edited.resource.id == MASK
 
 
 GUARDED = """\
