@@ -322,6 +322,23 @@ class AuditDesk:
             out.key_id = self.signer.key_id
         return out
 
+    async def warn_if_untrusted(self) -> None:
+        """Log a warning when the newest checkpoint's key is not trusted (a rotation without
+        audit.trusted_keys, or a replica with a key of its own): verification will fail."""
+        last = await self.store.last_checkpoint()
+        if last is None or self.trusted.get(last.key_id) is not None:
+            return
+        event(
+            log,
+            "audit.untrusted_checkpoint",
+            logging.WARNING,
+            seq=last.seq,
+            key_id=last.key_id,
+            trusted=", ".join(self.trusted.ids),
+            hint="VerifyAudit fails on checkpoints no trusted key signed; if this is an earlier "
+            "signing key of this deployment, add its public key to audit.trusted_keys",
+        )
+
     async def checkpoint_if_due(self, every: int, interval: dt.timedelta) -> Checkpoint | None:
         """Sign the head if `every` entries or `interval` passed since the last checkpoint."""
         if self.signer is None:

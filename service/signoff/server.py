@@ -330,6 +330,7 @@ async def start(
     telemetry.watch_limits(limiter)
     guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming)
     audit = AuditDesk(app.store, app.clock, signer)
+    await audit.warn_if_untrusted()
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from signoff import pb
@@ -160,8 +162,12 @@ def _key_files(tmp_path: Path, name: str) -> tuple[Path, Path]:
     return private, public
 
 
+def _untrusted_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage() == "audit.untrusted_checkpoint"]
+
+
 def test_after_a_rotation_old_checkpoints_verify_only_with_the_old_key_trusted(
-    make_server: MakeServer, backend: str, tmp_path: Path
+    make_server: MakeServer, backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
     old, old_pub = _key_files(tmp_path, "old")
     new, _ = _key_files(tmp_path, "new")
@@ -171,6 +177,7 @@ def test_after_a_rotation_old_checkpoints_verify_only_with_the_old_key_trusted(
     first.call(first.running.stop(0))
 
     rotated = make_server(db=first.db, audit={"signing_key": new, "trusted_keys": [old_pub]})
+    assert not _untrusted_warnings(caplog)
     _traffic(rotated)
     new_cp = _checkpoint(rotated)
     assert old_cp.key_id != new_cp.key_id
@@ -184,3 +191,8 @@ def test_after_a_rotation_old_checkpoints_verify_only_with_the_old_key_trusted(
     result = _verify(forgetful)
     assert (result.ok, result.first_bad_seq) == (False, earliest.seq)
     assert result.problem.startswith(_untrusted(earliest.seq, old_cp.key_id)), result.problem
+    # A server with a key of its own (a replica set up wrongly, a lost key) says so at start.
+    assert not _untrusted_warnings(caplog)
+    make_server(db=first.db, audit={"signing_key": tmp_path / "third.pem", "create_key": True})
+    [warning] = _untrusted_warnings(caplog)
+    assert warning.key_id == new_cp.key_id  # type: ignore[attr-defined]
