@@ -38,6 +38,7 @@ class _Db:
     skew: dt.timedelta | None = None  # our clock minus the database server's (PostgreSQL)
     last_audit: dt.datetime | None = None
     entries: int = 0
+    checkpoint: tuple[int, str] | None = None  # the newest: (seq, key id)
 
 
 async def run_checks(settings: Settings, clock: Clock | None = None) -> list[Check]:
@@ -51,7 +52,7 @@ async def run_checks(settings: Settings, clock: Clock | None = None) -> list[Che
     rows.append(auth_row)
     rows.append(tls_check(settings, clock.now()))
     rows.append(signing_key_check(settings, dev_mode))
-    rows.append(trusted_keys_check(settings))
+    rows.append(trusted_keys_check(settings, db.checkpoint))
     rows += listen_checks(settings)
     rows += clock_checks(settings, db, clock.now())
     return rows
@@ -119,6 +120,14 @@ def _sqlite(path: Path, db: _Db) -> Check:
                 " FROM audit"
             ).fetchone()
             db.entries, db.last_audit = int(seq), parse_time(time) if time else None
+            has_checkpoints = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'checkpoints'"
+            ).fetchone()[0]
+            if has_checkpoints:
+                row = conn.execute(
+                    "SELECT seq, key_id FROM checkpoints ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                db.checkpoint = (int(row[0]), str(row[1])) if row else None
     except sqlite3.Error as exc:
         return Check("database", "fail", f"{path}: not a signoff database: {exc}")
     finally:
@@ -161,6 +170,11 @@ async def _postgres(settings: Settings, db: _Db, clock: Clock) -> Check:
                 )
                 row = await cur.fetchone()
                 db.entries, db.last_audit = int(row[0]), row[1]
+                cur = await conn.execute(
+                    "SELECT seq, key_id FROM checkpoints ORDER BY seq DESC LIMIT 1"
+                )
+                row = await cur.fetchone()
+                db.checkpoint = (int(row[0]), str(row[1])) if row else None
     except psycopg.Error as exc:
         return Check("database", "fail", f"{where}: {str(exc).strip().splitlines()[0]}")
     db.reachable = True

@@ -63,16 +63,38 @@ def signing_key_check(settings: Settings, dev_mode: bool) -> Check:
     return Check("signing key", "ok", detail)
 
 
-def trusted_keys_check(settings: Settings) -> Check:
-    """Every `audit.trusted_keys` file holds an Ed25519 public key."""
+def trusted_keys_check(settings: Settings, newest: tuple[int, str] | None = None) -> Check:
+    """Every `audit.trusted_keys` file holds an Ed25519 public key, and the newest stored
+    checkpoint (`newest`: seq, key id) was signed by a trusted key (else verification fails)."""
     try:
         keys = keyfiles.trusted_public_keys(settings)
     except ConfigError as exc:
         return Check("trusted keys", "fail", str(exc))
+    ids = [checkpoints.key_id(k) for k in keys]
+    own = _signing_key_id(settings)
+    if newest is not None and newest[1] not in {own, *ids}:
+        seq, kid = newest
+        signing = f"the signing key is {own}" if own else "there is no signing key yet"
+        return Check(
+            "trusted keys",
+            "warn",
+            f"the newest checkpoint (seq {seq}) is signed by key {kid}, which is not trusted "
+            f"({signing}): audit verification will fail; if it is an earlier key of this "
+            "deployment, add its public key to audit.trusted_keys",
+        )
     if not keys:
         return Check("trusted keys", "ok", "the signing key's own (audit.trusted_keys is empty)")
-    ids = ", ".join(checkpoints.key_id(k) for k in keys)
-    return Check("trusted keys", "ok", f"the signing key's own and {len(keys)} more: {ids}")
+    return Check(
+        "trusted keys", "ok", f"the signing key's own and {len(keys)} more: {', '.join(ids)}"
+    )
+
+
+def _signing_key_id(settings: Settings) -> str:
+    try:
+        path = keyfiles.signing_key_place(settings).path
+        return checkpoints.key_id(checkpoints.load_or_create_key(path, create=False))
+    except (ConfigError, checkpoints.SigningKeyError):
+        return ""
 
 
 def _mode(path: Path) -> int:

@@ -334,3 +334,28 @@ def test_trusted_keys_are_listed_and_a_bad_one_fails(setup, tmp_path, capsys):
     code, checks = doctor(capsys, *_with_audit(setup, tmp_path, bad))
     assert code == 1
     assert checks["trusted keys"]["detail"].startswith("audit.trusted_keys[0]: ")
+
+
+def test_a_newest_checkpoint_by_an_untrusted_key_is_a_warning(
+    make_server: MakeServer, backend, setup, tmp_path, capsys
+):
+    from signoff.checkpoints import key_id, load_or_create_key, public_pem
+
+    old = load_or_create_key(tmp_path / "keys" / "old.pem", create=True)
+    (tmp_path / "keys" / "old.pub").write_bytes(public_pem(old))
+    server = make_server(backend=backend, audit={"signing_key": tmp_path / "keys" / "old.pem"})
+    server.call(server.running.stop(0))  # it signed the chain head at start
+    new = load_or_create_key(tmp_path / "keys" / "new.pem", create=True)
+    flags = _set(setup, "--db", server.db)
+    rotated = f"{{signing_key: {tmp_path / 'keys' / 'new.pem'}}}"
+    code, checks = doctor(capsys, *_with_audit(flags, tmp_path, rotated))
+    assert code == 0, checks
+    assert checks["trusted keys"]["status"] == "warn"
+    assert re.match(
+        rf"the newest checkpoint \(seq \d+\) is signed by key {key_id(old)}, which is not "
+        rf"trusted \(the signing key is {key_id(new)}\): audit verification will fail",
+        checks["trusted keys"]["detail"],
+    ), checks["trusted keys"]
+    with_old = rotated.replace("}", f", trusted_keys: [{tmp_path / 'keys' / 'old.pub'}]}}")
+    code, checks = doctor(capsys, *_with_audit(flags, tmp_path, with_old))
+    assert checks["trusted keys"]["status"] == "ok", checks["trusted keys"]
