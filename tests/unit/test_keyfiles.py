@@ -102,6 +102,19 @@ def test_a_dev_server_key_goes_to_a_private_state_directory_not_the_working_tree
     assert signer_for(settings, dev_mode=True).key_id == signer.key_id
 
 
+def test_modes_are_exact_even_under_a_umask_that_takes_the_owners_bits(
+    work: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "xdg").mkdir()
+    old = os.umask(0o277)  # mkdir(0o700) would give 0500, open(0o600) 0400
+    try:
+        signer_for(Settings(db="sqlite:///./signoff.db"), dev_mode=True)
+    finally:
+        os.umask(old)
+    path = tmp_path / "xdg" / "signoff" / "signoff-audit-key.pem"
+    assert (_mode(path.parent), _mode(path)) == (0o700, 0o600)
+
+
 def test_state_dir_setting_places_the_key(work: Path, tmp_path: Path) -> None:
     settings = Settings(db="postgresql://u@h/db", state_dir=tmp_path / "mine" / "state")
     signer = signer_for(settings, dev_mode=True)
