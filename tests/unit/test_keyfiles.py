@@ -198,7 +198,9 @@ def test_trusted_keys_load_public_or_private_pems(tmp_path: Path) -> None:
     assert [key_id(k) for k in keys] == [key_id(a), key_id(b)]
 
 
-def test_a_bad_trusted_key_file_is_a_config_error_naming_the_entry(tmp_path: Path) -> None:
+def test_a_bad_trusted_key_file_is_a_config_error_naming_the_entry(
+    work: Path, tmp_path: Path
+) -> None:
     (tmp_path / "a.pub").write_bytes(public_pem(Ed25519PrivateKey.generate()))
     (tmp_path / "bad.pub").write_text("not a key")
     settings = Settings(audit={"trusted_keys": [tmp_path / "a.pub", tmp_path / "bad.pub"]})
