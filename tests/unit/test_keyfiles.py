@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -166,6 +168,29 @@ def test_a_server_that_loses_the_creation_race_loads_the_winners_key(tmp_path: P
     assert key_id(loser) == key_id(winner)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.pem"]  # no temporary file left
+
+
+def _start_at_once(path: str, barrier: Any, out: Any) -> None:
+    barrier.wait()
+    out.put(key_id(load_or_create_key(Path(path), create=True)))
+
+
+def test_servers_starting_at_once_end_up_with_one_key(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(3):
+        path = tmp_path / str(round_) / "state" / "signoff-audit-key.pem"
+        barrier, out = ctx.Barrier(4), ctx.Queue()
+        procs = [
+            ctx.Process(target=_start_at_once, args=(str(path), barrier, out)) for _ in range(4)
+        ]
+        for p in procs:
+            p.start()
+        ids = {out.get(timeout=30) for _ in procs}
+        for p in procs:
+            p.join(timeout=30)
+        assert ids == {key_id(load_or_create_key(path, create=False))}
+        assert [f.name for f in path.parent.iterdir()] == [path.name]  # no temporary file left
+        assert (_mode(path.parent), _mode(path)) == (0o700, 0o600)
 
 
 # -- exposures -------------------------------------------------------------------------------
