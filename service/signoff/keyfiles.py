@@ -94,7 +94,7 @@ def exposures(path: Path, settings: Settings) -> list[str]:
         found.append("in the server's working directory")
     tree = git_work_tree(here)
     if tree is not None:
-        found.append(f"inside the git working tree {tree} (one `git add -f` from a commit)")
+        found.append(f"inside the git working tree {tree} (one `git add` from a commit)")
     return found
 
 
