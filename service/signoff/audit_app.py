@@ -265,6 +265,17 @@ class AuditDesk:
                 cps_ok += 1
             head_seq, head_hash = result.head_seq, result.head_hash
         beyond = await self.store.checkpoints(head_seq + 1, 0) if not req.to_seq else []
+        # Only a trusted checkpoint past the end shows a cut tail; any other is itself forged.
+        forged = next(((cp, p) for cp in beyond if (p := self.trusted.problem(cp))), None)
+        if forged:
+            return A.VerifyAuditResponse(
+                ok=False,
+                entries_checked=checked,
+                first_bad_seq=forged[0].seq,
+                problem=f"bad signature: {forged[1]}",
+                checkpoints_verified=cps_ok,
+                from_seq=start,
+            )
         if beyond:
             return A.VerifyAuditResponse(
                 ok=False,

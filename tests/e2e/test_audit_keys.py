@@ -78,7 +78,7 @@ def _execute(server: ServerHandle, statements: list[tuple[str, tuple[Any, ...]]]
     import psycopg
 
     with psycopg.connect(server.db, autocommit=True) as conn:
-        conn.execute("ALTER TABLE audit DISABLE TRIGGER USER")
+        conn.execute("ALTER TABLE audit DISABLE TRIGGER ALL")  # the guards and the FKs
         for sql, params in statements:
             conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
 
@@ -144,6 +144,16 @@ def test_a_junk_signature_under_the_trusted_key_id_fails(server):
         f"bad signature: checkpoint at seq {seq}: the signature does not verify with trusted "
         f"key {kid} (forged or altered)"
     )
+
+
+def test_a_forged_checkpoint_past_the_end_of_the_log_is_a_bad_signature_not_a_cut(server):
+    _traffic(server)
+    seq, head = _head(server)
+    _plant(server, _forged(seq, head))
+    _execute(server, [("DELETE FROM audit WHERE seq >= ?", (seq - 1,))])
+    result = _verify(server)
+    assert (result.ok, result.first_bad_seq) == (False, seq)
+    assert result.problem.startswith(_untrusted(seq, MADE_UP)), result.problem
 
 
 def test_a_real_checkpoint_verifies(server):
