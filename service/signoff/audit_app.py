@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from google.protobuf import unknown_fields
 
 from signoff import checkpoints, export, pb, reviews
@@ -30,9 +30,15 @@ REVIEW_STATES = tuple(reviews.state_name(s) for s in pb.review.ReviewState.value
 
 @dataclass(frozen=True)
 class Signer:
-    """The server's checkpoint key."""
+    """The server's checkpoint key, and the other public keys whose checkpoints count."""
 
     key: Ed25519PrivateKey
+    also_trusted: tuple[Ed25519PublicKey, ...] = ()
+
+    @property
+    def trusted(self) -> checkpoints.TrustedKeys:
+        """This key's public half and `also_trusted` (earlier keys, after a rotation)."""
+        return checkpoints.TrustedKeys([self.key, *self.also_trusted])
 
     @property
     def key_id(self) -> str:
@@ -149,6 +155,8 @@ class AuditDesk:
         self.store = store
         self.clock = clock
         self.signer = signer
+        # Without a signing key no key is trusted: every checkpoint then fails verification.
+        self.trusted = signer.trusted if signer is not None else checkpoints.TrustedKeys()
 
     async def query(self, who: Identity, req: A.QueryAuditRequest) -> A.QueryAuditResponse:
         """One page of entries matching a filter."""
@@ -257,6 +265,17 @@ class AuditDesk:
                 cps_ok += 1
             head_seq, head_hash = result.head_seq, result.head_hash
         beyond = await self.store.checkpoints(head_seq + 1, 0) if not req.to_seq else []
+        # Only a trusted checkpoint past the end shows a cut tail; any other is itself forged.
+        forged = next(((cp, p) for cp in beyond if (p := self.trusted.problem(cp))), None)
+        if forged:
+            return A.VerifyAuditResponse(
+                ok=False,
+                entries_checked=checked,
+                first_bad_seq=forged[0].seq,
+                problem=f"bad signature: {forged[1]}",
+                checkpoints_verified=cps_ok,
+                from_seq=start,
+            )
         if beyond:
             return A.VerifyAuditResponse(
                 ok=False,
@@ -288,10 +307,10 @@ class AuditDesk:
             after = rows[-1].seq
 
     def _check_checkpoint(self, cp: Checkpoint, entry_hash: str | None) -> str:
-        if self.signer is not None:
-            public = self.signer.key.public_key()
-            if cp.key_id == self.signer.key_id and not checkpoints.verify(public, cp):
-                return f"bad signature: checkpoint at seq {cp.seq}"
+        # A checkpoint vouches for the chain only if a trusted key signed it: anyone who can
+        # write the database can also write a checkpoint naming a key id of their own.
+        if problem := self.trusted.problem(cp):
+            return f"bad signature: {problem}"
         if entry_hash is not None and entry_hash != cp.head_hash:
             return (
                 f"checkpoint mismatch: the signed checkpoint at seq {cp.seq} does not match "
@@ -313,6 +332,23 @@ class AuditDesk:
             out.public_key_pem = checkpoints.public_pem(self.signer.key.public_key()).decode()
             out.key_id = self.signer.key_id
         return out
+
+    async def warn_if_untrusted(self) -> None:
+        """Log a warning when the newest checkpoint's key is not trusted (a rotation without
+        audit.trusted_keys, or a replica with a key of its own): verification will fail."""
+        last = await self.store.last_checkpoint()
+        if last is None or self.trusted.get(last.key_id) is not None:
+            return
+        event(
+            log,
+            "audit.untrusted_checkpoint",
+            logging.WARNING,
+            seq=last.seq,
+            key_id=last.key_id,
+            trusted=", ".join(self.trusted.ids),
+            hint="VerifyAudit fails on checkpoints no trusted key signed; if this is an earlier "
+            "signing key of this deployment, add its public key to audit.trusted_keys",
+        )
 
     async def checkpoint_if_due(self, every: int, interval: dt.timedelta) -> Checkpoint | None:
         """Sign the head if `every` entries or `interval` passed since the last checkpoint."""

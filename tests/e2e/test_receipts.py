@@ -152,9 +152,10 @@ def test_rejected_and_cancelled_reviews_have_no_receipt(server):
     assert cancelled.receipt is None
 
 
-def test_a_receipt_does_not_verify_with_another_key(server, make_server):
+def test_a_receipt_does_not_verify_with_another_key(server, make_server, tmp_path):
     receipt = _evaluate(server, 120).receipt
-    other = make_server(backend="sqlite")  # on PostgreSQL, test servers share one key
+    # The servers of one test share a state directory, so a key: this one gets its own.
+    other = make_server(backend="sqlite", state_dir=tmp_path / "other-state")
     with pytest.raises(receipts.UnknownKey):
         receipts.verify(receipt, _public_key(other), _action(120))
 
