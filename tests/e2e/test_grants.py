@@ -319,14 +319,14 @@ def test_bad_grants_are_refused(srv, action, who, spec, verdict, code, message):
 
 def test_only_the_approval_that_resolves_a_review_may_grant(srv):
     d = _ask(srv, 750, action="dual.out")
-    code, details = _refused(_approve, srv, d.review_id, _spec())
+    code, details = _refused(_approve, srv, d.review_id, _spec(**EUR_750))
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert "is not approved by this act (1 more approvals needed)" in details
     first = R.SubmitReviewRequest(review_id=d.review_id, verdict=R.VERDICT_APPROVE)
     first.expected_version = 1
     assert _stub(srv).SubmitReview(first, metadata=_md("alice")).state == (R.REVIEW_STATE_PENDING)
     second = R.SubmitReviewRequest(
-        review_id=d.review_id, verdict=R.VERDICT_APPROVE, expected_version=2, grant=_spec()
+        review_id=d.review_id, verdict=R.VERDICT_APPROVE, expected_version=2, grant=_spec(**EUR_750)
     )
     assert _stub(srv).SubmitReview(second, metadata=_md("bob")).state == (R.REVIEW_STATE_APPROVED)
     (grant,) = _grants(srv)

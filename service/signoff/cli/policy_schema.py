@@ -82,8 +82,10 @@ _RULE = {
     "approvals": ("Distinct approvers needed (review only).", {}),
     "grants": (
         "Whether an approving reviewer may grant a standing approval for more requests like "
-        "this one (review only). Default: true when approvals is 1, false for 2 or more.",
-        {},
+        "this one (review only). Default: true when approvals is 1, false for 2 or more. "
+        "A grant must bound what its reviewer saw (at least one bound, an upper bound on "
+        "every number); 'unbounded' allows grants without those bounds.",
+        {"examples": [True, False, "unbounded"]},
     ),
     "timeout": (
         "How long the review may stay pending (review only): e.g. 45s, 30m, 2h, 1d, 1h30m. "
