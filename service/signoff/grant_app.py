@@ -195,7 +195,7 @@ class GrantDesk:
             # The proposal must be grantable as it stands: say now if no bounds could be.
             check_bounds(proposed, params, unbounded=compiled.unbounded_grants)
         except ValueError as exc:
-            out.refusal = f"no bounds can bound this action: {exc}"
+            out.refusal = f"no grant can bound this action: {str(exc).partition(': ')[2]}"
             return out
         out.allowed = True
         for b in proposed:

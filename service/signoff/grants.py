@@ -219,14 +219,15 @@ def _check_bounded(bounds: Sequence[Bound], approved: Mapping[str, Any]) -> None
         path = _bound_path(keys)
         name = path if path is not None else ".".join(_escape(k) for k in keys)
         if _numeric(value) and path not in upper:
+            fix = f"add e.g. {name} <= {show(value)}" if path else "no bound can name it"
             raise ValueError(
-                f"grant.bounds: param {name!r} is a number ({show(value)}) without an upper "
-                f"bound: add e.g. {name} <= {show(value)} ({unless})"
+                f"grant.bounds: param '{name}' is a number ({show(value)}) without an upper "
+                f"bound: {fix} ({unless})"
             )
         # A list is one leaf, bound as a whole: any number inside it stays as approved.
         if isinstance(value, list) and _holds_number(value) and path not in equal:
             raise ValueError(
-                f"grant.bounds: param {name!r} is a list holding numbers: bound it with == "
+                f"grant.bounds: param '{name}' is a list holding numbers: bound it with == "
                 f"({unless})"
             )
 
