@@ -173,12 +173,19 @@ def _store_without_param_paths(srv: ServerHandle, grant: R.Grant) -> None:
     srv.running.app.grants.changed()  # this process's cached read of the active grants
 
 
-def test_a_grant_stored_without_param_paths_covers_nothing(srv):
-    grant = _grant(srv, "alice", uses=5)
-    assert _ask(srv, {"amount": 500.0, "currency": "EUR"}).outcome == ALLOW
+@pytest.mark.parametrize(
+    ("action", "params", "bounds"),
+    [
+        ("pay.out", PAY, EUR_750),
+        # No params, so no bounds and no paths: only the flag tells it from an old grant.
+        ("card.ping", {}, {}),
+    ],
+)
+def test_a_grant_stored_without_param_paths_covers_nothing(srv, action, params, bounds):
+    grant = _grant(srv, "alice", uses=5, action=action, params=params, bounds=bounds)
+    assert _ask(srv, params, action=action).outcome == ALLOW
     _store_without_param_paths(srv, grant)
-    assert _ask(srv, {"amount": 500.0, "currency": "EUR"}).outcome == REVIEW
-    assert _ask(srv).outcome == REVIEW
+    assert _ask(srv, params, action=action).outcome == REVIEW
     (still,) = _grants(srv)  # listed as before, used no more
     assert (still.uses, list(still.param_paths), still.closed_world) == (1, [], False)
 
