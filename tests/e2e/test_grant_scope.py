@@ -24,6 +24,7 @@ from .test_grants import (
     REVIEW,
     _approve,
     _audit,
+    _cli,
     _grants,
     _md,
     _refused,
@@ -188,6 +189,15 @@ def test_a_grant_stored_without_param_paths_covers_nothing(srv, action, params, 
     assert _ask(srv, params, action=action).outcome == REVIEW
     (still,) = _grants(srv)  # listed as before, used no more
     assert (still.uses, list(still.param_paths), still.closed_world) == (1, [], False)
+
+
+async def test_cli_grants_list_says_an_old_grant_covers_nothing(srv):
+    grant = _grant(srv, "alice")
+    code, out, _ = await _cli(srv, "--group", "finance", cmd=("grants", "list"))
+    assert (code, "covers nothing" in out) == (0, False)
+    _store_without_param_paths(srv, grant)
+    code, out, _ = await _cli(srv, "--group", "finance", cmd=("grants", "list"))
+    assert "covers nothing (made before grants recorded their params)" in out
 
 
 # Bounded: a grant bounds what its reviewer saw, unless the rule says otherwise.

@@ -396,6 +396,11 @@ async def test_cli_approve_with_a_grant(srv):
         (["--grant-uses", "5"], "--grant-uses, --grant-bound and --grant-any-principal need"),
         (["another-id", "--grant-for", "1h"], "--grant-for takes one review, not a batch"),
         (["--grant-for", "1h", "--grant-bound", "amount<=10"], "amount <= 10 does not hold"),
+        (["--grant-for", "1h"], "grant.bounds: at least one bound is required"),
+        (
+            ["--grant-for", "1h", "--grant-bound", "currency==EUR"],
+            "grant.bounds: param 'amount' is a number (750) without an upper bound",
+        ),
     ],
 )
 async def test_cli_bad_grant_flags_are_refused(srv, args, message):
