@@ -535,8 +535,9 @@ export type GrantOffer = Message<"signoff.v1.GrantOffer"> & {
   maxUses: number;
 
   /**
-   * Bounds to propose, from the requested params: numbers at most as requested, strings,
-   * booleans and nulls equal. Redacted params are left out: a bound on one never matches.
+   * Bounds to propose, one per param value (nested ones too; a list is one value): numbers
+   * at most as requested, anything else equal. Redacted params are left out: a bound on one
+   * never matches. They satisfy the bounds a grant must carry (see GrantSpec.bounds).
    *
    * @generated from field: repeated signoff.v1.GrantBound default_bounds = 5;
    */
@@ -580,6 +581,9 @@ export type GrantSpec = Message<"signoff.v1.GrantSpec"> & {
 
   /**
    * Parameter bounds; each must name a param of the approved action and hold for it.
+   * Together they must bound it: at least one bound, an upper bound (<= or ==) on every
+   * number and == on every list holding numbers, unless the rule says `grants: unbounded`
+   * (an action without params needs none). Refused as INVALID_ARGUMENT `grant.bounds`.
    *
    * @generated from field: repeated signoff.v1.GrantBound bounds = 4;
    */
