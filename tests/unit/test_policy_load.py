@@ -181,6 +181,18 @@ BAD = {
         "name: p\nrules: []\nredact: [params.card]\n",
         ["p.yaml:3:10: redact[0]: invalid redact path 'params.card'"],
     ),
+    # Separation of duties reads them from the stored (redacted) review.
+    "redacting who asked": (
+        "name: p\nrules: []\nredact: [action.params.x, principal.on_behalf_of, principal.id]\n",
+        [
+            "p.yaml:3:27: redact[1]: invalid redact path 'principal.on_behalf_of': principal.id "
+            "and principal.on_behalf_of name who asked, which separation of duties checks "
+            "against every reviewer; they cannot be redacted",
+            "p.yaml:3:51: redact[2]: invalid redact path 'principal.id': principal.id and "
+            "principal.on_behalf_of name who asked, which separation of duties checks against "
+            "every reviewer; they cannot be redacted",
+        ],
+    ),
     "cel syntax error in a plain scalar": (
         rule("when: action.name ==\ndecision: allow\nreason: x\n"),
         ["p.yaml:4:25: r: when: Syntax error"],

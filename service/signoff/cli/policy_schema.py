@@ -53,7 +53,8 @@ _FILE = {
     ),
     "redact": (
         "Request fields masked in the audit log and in review views, e.g. "
-        "action.params.card_number.",
+        "action.params.card_number. Not principal.id or principal.on_behalf_of: separation "
+        "of duties checks them against every reviewer.",
         {"items": {"type": "string", "pattern": model.REDACT_RE.pattern}},
     ),
 }

@@ -42,6 +42,8 @@ ACTION_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 GLOB_CHARS_RE = re.compile(r"^[A-Za-z0-9_.*-]+$")
 # Durations: one or more <int><unit> parts, largest unit first, e.g. 30m, 2h, 1d, 1h30m.
 DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# Who a request is by and for (reviews.requesters): never masked, see _redact_path.
+REQUESTER_PATHS = frozenset({"principal.id", "principal.on_behalf_of"})
 REDACT_RE = re.compile(r"^(action|principal|resource|context)(\.[A-Za-z0-9_-]+)+$")
 _RESERVED = {"in", "as", "break", "const", "continue", "else", "for", "function", "if"}
 _RESERVED |= {"import", "let", "loop", "package", "namespace", "return", "var", "void"}
@@ -91,6 +93,14 @@ def _redact_path(value: str) -> str:
         raise ValueError(
             f"invalid redact path {value!r}: a dotted path under action., principal., "
             "resource. or context., e.g. action.params.card_number"
+        )
+    if value in REQUESTER_PATHS:
+        # A review stores the request redacted; separation of duties compares each reviewer
+        # with these fields of it, so a mask there would let the requester approve.
+        raise ValueError(
+            f"invalid redact path {value!r}: principal.id and principal.on_behalf_of name who "
+            "asked, which separation of duties checks against every reviewer; they cannot be "
+            "redacted"
         )
     return value
 
