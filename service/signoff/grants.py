@@ -10,8 +10,9 @@ what nobody reviewed:
 - it never covers a request made by or for its grantor (separation of duties);
 - it is closed-world: a request with a param path the approved action did not have is not
   covered (a grant stored before paths were recorded covers nothing);
-- it bounds what the reviewer saw: at least one bound, and an upper bound on every number,
-  unless the rule says `grants: unbounded`.
+- it bounds what the reviewer saw: at least one bound, an upper bound on every number (and
+  == on a string CEL would read as one, or a list holding numbers), unless the rule says
+  `grants: unbounded`.
 """
 
 from __future__ import annotations
@@ -107,12 +108,31 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _numeric_text(value: Any) -> bool:
+    # CEL's double() reads these as numbers (strtod: hex too), so a policy may well compare
+    # "750" as an amount: such a string needs a bound as much as 750 does. Python's float()
+    # reads a little more ("1_0"): that only asks for a bound more often.
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    try:
+        float(text)
+        return True
+    except ValueError:
+        pass
+    try:
+        float.fromhex(text)
+    except ValueError:
+        return False
+    return text.lstrip("+-")[:2].lower() == "0x"
+
+
 def _holds_number(value: Any) -> bool:
     if isinstance(value, Mapping):
         return any(_holds_number(v) for v in value.values())
     if isinstance(value, list):
         return any(_holds_number(v) for v in value)
-    return _numeric(value)
+    return _numeric(value) or _numeric_text(value)
 
 
 def leaves(params: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -223,6 +243,16 @@ def _check_bounded(bounds: Sequence[Bound], approved: Mapping[str, Any]) -> None
             raise ValueError(
                 f"grant.bounds: param '{name}' is a number ({show(value)}) without an upper "
                 f"bound: {fix} ({unless})"
+            )
+        if _numeric_text(value) and path not in equal:
+            fix = (
+                f"bound it with ==, e.g. {name} == {show(value)}"
+                if path
+                else "no bound can name it"
+            )
+            raise ValueError(
+                f"grant.bounds: param '{name}' is a number written as a string "
+                f"({show(value)}): {fix} ({unless})"
             )
         # A list is one leaf, bound as a whole: any number inside it stays as approved.
         if isinstance(value, list) and _holds_number(value) and path not in equal:

@@ -228,6 +228,21 @@ def test_a_grant_that_does_not_bound_what_was_approved_is_refused(srv, bounds, m
     assert _grants(srv, inactive=True) == []
 
 
+def test_an_amount_sent_as_a_string_must_be_bound_equal(srv):
+    # The rule reads double(action.params.amount): "750" is an amount to it.
+    text = {"amount": "750", "currency": "EUR"}
+    d = _ask(srv, text)
+    assert d.outcome == REVIEW
+    code, details = _refused(_approve, srv, d.review_id, _spec(currency=("==", "EUR")))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith(
+        "grant.bounds: param 'amount' is a number written as a string (\"750\"): bound it with =="
+    )
+    _approve(srv, d.review_id, _spec(amount=("==", "750"), currency=("==", "EUR")))
+    assert _ask(srv, {"amount": "9999", "currency": "EUR"}).outcome == REVIEW
+    assert _ask(srv, text).outcome == ALLOW
+
+
 def test_a_rule_with_grants_unbounded_accepts_a_grant_without_bounds(srv):
     grant = _grant(srv, "alice", action="open.pay", bounds={})
     assert grant.description == "open.pay by principal bot where any params"

@@ -212,6 +212,28 @@ def test_duplicate_bound_is_refused():
             {"amount": 9, "lines": [{"price": 3}]},
             "param 'lines' is a list holding numbers: bound it with ==",
         ),
+        # CEL's double() reads these strings as numbers: a policy may compare them as amounts.
+        (
+            [Bound("currency", "==", "EUR")],
+            {"amount": "750", "currency": "EUR"},
+            "param 'amount' is a number written as a string (\"750\"): bound it with ==, "
+            'e.g. amount == "750"',
+        ),
+        (
+            [Bound("currency", "==", "EUR")],
+            {"amount": " -0X1A ", "currency": "EUR"},
+            "param 'amount' is a number written as a string",
+        ),
+        (
+            [Bound("currency", "==", "EUR")],
+            {"amount": "1e3", "currency": "EUR"},
+            "param 'amount' is a number written as a string",
+        ),
+        (
+            [Bound("currency", "==", "EUR")],
+            {"lines": ["5"], "currency": "EUR"},
+            "param 'lines' is a list holding numbers",
+        ),
         (
             [Bound("amount", "<=", 9)],
             {"amount": 9, "a.b": 1},
@@ -223,6 +245,12 @@ def test_unbounded_grants_are_refused(bounds, approved, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         check_bounds(bounds, approved, unbounded=False)
     check_bounds(bounds, approved, unbounded=True)  # the rule said so explicitly
+
+
+def test_strings_that_do_not_read_as_numbers_need_no_bound():
+    approved = {"amount": 9, "code": "abc", "hex": "cafe", "note": "1,000", "empty": ""}
+    check_bounds([Bound("amount", "<=", 9)], approved, unbounded=False)
+    check_bounds([Bound("amount", "==", "750")], {"amount": "750"}, unbounded=False)
 
 
 def test_default_bounds_from_the_approved_action():

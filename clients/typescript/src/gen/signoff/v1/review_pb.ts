@@ -582,7 +582,8 @@ export type GrantSpec = Message<"signoff.v1.GrantSpec"> & {
   /**
    * Parameter bounds; each must name a param of the approved action and hold for it.
    * Together they must bound it: at least one bound, an upper bound (<= or ==) on every
-   * number and == on every list holding numbers, unless the rule says `grants: unbounded`
+   * number, == on every string CEL reads as a number ("750") and on every list holding
+   * numbers, unless the rule says `grants: unbounded`
    * (an action without params needs none). Refused as INVALID_ARGUMENT `grant.bounds`.
    *
    * @generated from field: repeated signoff.v1.GrantBound bounds = 4;
