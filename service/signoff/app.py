@@ -231,7 +231,8 @@ class Signoff:
     ) -> tuple[pb.common.Decision, Evaluation] | None:
         """AUTO_ALLOW by an active standing approval covering `req`, or None: review it."""
         assert ev.deciding_rule is not None
-        for grant in await self.grants.find(req, ev.deciding_rule, ev.reviewer_group, now):
+        found = await self.grants.find(req, ev.deciding_rule, ev.reviewer_group, ev.redact, now)
+        for grant in found:
             why = f"standing approval {grant.grant_id} granted by {grant.created_by}"
             allowed = dataclasses.replace(
                 ev,

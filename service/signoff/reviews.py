@@ -127,6 +127,15 @@ def _check_actionable(review: pb.review.Review, expected_version: int) -> None:
         )
 
 
+def requesters(principal: pb.common.Principal) -> frozenset[str]:
+    """Who a request is made by or for: none of them may approve it, by any path.
+
+    The one place separation of duties asks "who requested this": single and batch acts
+    (through `submit`) and standing approvals (`grants.covers`) all read it.
+    """
+    return frozenset(p for p in (principal.id, principal.on_behalf_of) if p)
+
+
 def submit(
     review: pb.review.Review,
     actor: Actor,
@@ -146,8 +155,7 @@ def submit(
             f"(needs role reviewer:{review.reviewer_group})"
         )
     _check_actionable(review, expected_version)
-    req = review.request
-    if actor.id in (req.principal.id, req.principal.on_behalf_of):
+    if actor.id in requesters(review.request.principal):
         raise PermissionDenied(
             f"separation of duties: {actor.id} requested this action (or it acts on their "
             "behalf) and may not review it"

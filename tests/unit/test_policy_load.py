@@ -67,12 +67,17 @@ def test_good_bundle_loads(tmp_path):
         ("approvals: 2\n", False),  # two or more: forbidden unless said otherwise
         ("approvals: 2\ngrants: true\n", True),
         ("grants: false\n", False),
+        ("grants: unbounded\n", True),
+        ("approvals: 2\ngrants: unbounded\n", True),  # an explicit yes, like true
     ],
 )
 def test_rule_grants_default_and_override(tmp_path, extra, allowed):
     body = "when: 'true'\ndecision: review\nreviewers: f\nreason: x\n" + extra
     bundle = load_bundle(write(tmp_path, {"p.yaml": rule(body)}))
-    assert bundle.policies[0].rules[0].grants is allowed
+    compiled = bundle.policies[0].rules[0]
+    assert compiled.grants is allowed
+    # Bound-less grants only when the rule says so in words.
+    assert compiled.unbounded_grants is ("unbounded" in extra)
 
 
 # Each case: the file text, then the exact error lines (file:line:column: rule: message).
@@ -136,7 +141,7 @@ BAD = {
     ),
     "grants not a bool": (
         rule("when: 'true'\ndecision: review\nreviewers: f\nreason: x\ngrants: 'yes'\n"),
-        ["p.yaml:8:13: r: grants: Input should be a valid boolean"],
+        ["p.yaml:8:13: r: grants: must be true, false or unbounded, not 'yes'"],
     ),
     "bad on_timeout": (
         rule("when: 'true'\ndecision: review\nreviewers: f\nreason: x\non_timeout: later\n"),

@@ -54,7 +54,8 @@ _FILE = {
     "redact": (
         "Request fields never stored or shown, e.g. action.params.card_number: masked in "
         "the audit log, reviews, webhooks and exports; reason_expr and error texts see the "
-        "masked value, `when` the real one.",
+        "masked value, `when` the real one. Not action.name, principal.id or "
+        "principal.on_behalf_of: separation of duties and the audit log need them.",
         {"items": {"type": "string", "pattern": model.REDACT_RE.pattern}},
     ),
 }
@@ -83,8 +84,10 @@ _RULE = {
     "approvals": ("Distinct approvers needed (review only).", {}),
     "grants": (
         "Whether an approving reviewer may grant a standing approval for more requests like "
-        "this one (review only). Default: true when approvals is 1, false for 2 or more.",
-        {},
+        "this one (review only). Default: true when approvals is 1, false for 2 or more. "
+        "A grant must bound what its reviewer saw (at least one bound, an upper bound on "
+        "every number); 'unbounded' allows grants without those bounds.",
+        {"examples": [True, False, "unbounded"]},
     ),
     "timeout": (
         "How long the review may stay pending (review only): e.g. 45s, 30m, 2h, 1d, 1h30m. "
