@@ -196,3 +196,13 @@ def test_require_exposes_the_review_receipt_once_approved(server):
     assert approval.review is not None
     v = receipts.verify(approval, _public_key(server), _action(760))
     assert (v.review_id, v.approvers) == (decision.review_id, ("alice",))
+
+
+def test_an_auto_allow_receipt_binds_redacted_values_too(server):
+    # The executor checks the receipt against what it is about to run: a receipt for one
+    # card must not pass for another, although the policy masks card_number in the log.
+    decision = _evaluate(server, 120)
+    v = receipts.verify(decision.receipt, _public_key(server), _action(120))
+    assert v.redacted_paths == ()
+    with pytest.raises(receipts.WrongAction):
+        receipts.verify(decision.receipt, _public_key(server), _action(120, card_number="5500"))
