@@ -1,0 +1,309 @@
+"""Rows that decide are checked against the audit chain, on both backends: a reviews row
+flipped in the database is never reported resolved (no receipt), a grant row changed in the
+database allows nothing, and `VerifyAudit` names the first row of reviews, grants,
+decisions or audit_rules that disagrees with the chain.
+
+The tampering is SQL on the database itself, under the triggers (dropped on SQLite,
+disabled on PostgreSQL), as somebody holding the database file or its credentials would.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+
+from signoff import pb
+from signoff_client import Client, Verdict
+from signoff_client._gen import audit_pb2_grpc, review_pb2_grpc
+
+from .conftest import FakeClock, ServerHandle, write_tokens
+from .test_grants import EUR_750, PEOPLE, POLICIES, _approve, _ask, _grants, _spec
+
+A, R = pb.audit, pb.review
+ALLOW, REVIEW = pb.common.OUTCOME_AUTO_ALLOW, pb.common.OUTCOME_REQUIRE_REVIEW
+
+
+@pytest.fixture
+def srv(make_server, backend, policy_dir, tmp_path) -> ServerHandle:
+    """The grant tests' server (finance reviewers alice and bob), with an auditor, ann."""
+    tokens = write_tokens(tmp_path, {**PEOPLE, "ann": ("ann", ["auditor"])}, others=["gw"])
+    return make_server(policy_dir(POLICIES), clock=FakeClock(), auth={"tokens_file": tokens})
+
+
+def _tamper(server: ServerHandle, table: str, statement: str, *args: Any) -> None:
+    """Run `statement` (placeholders %s) on the database with `table`'s triggers out of the way."""
+    if server.backend == "sqlite":
+        conn = sqlite3.connect(server.db_path)
+        try:
+            triggers = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,)
+            ).fetchall()
+            for (name,) in triggers:
+                conn.execute(f"DROP TRIGGER {name}")
+            conn.execute(statement.replace("%s", "?"), args)
+            conn.commit()
+        finally:
+            conn.close()
+    else:
+        with psycopg.connect(server.db, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            conn.execute(statement, args)
+
+
+def _verify(server: ServerHandle) -> A.VerifyAuditResponse:
+    stub = audit_pb2_grpc.AuditServiceStub(server.channel())
+    return stub.VerifyAudit(A.VerifyAuditRequest(), metadata=(("authorization", "Bearer ann"),))
+
+
+def _refused(fn: Any, *args: Any, **kw: Any) -> tuple[grpc.StatusCode, str]:
+    def run() -> None:
+        result = fn(*args, **kw)
+        if hasattr(result, "__next__"):
+            list(result)  # a stream fails when read
+
+    with pytest.raises(grpc.RpcError) as err:
+        run()
+    return err.value.code(), err.value.details()
+
+
+def _stored(server: ServerHandle, review_id: str) -> R.Review:
+    rec = server.call(server.running.app.store.get_review(review_id))
+    return R.Review.FromString(rec.review)
+
+
+def _forge_approval(server: ServerHandle, review_id: str, column_state: str) -> None:
+    """Rewrite the review as an approval that would earn a receipt, without an audit entry."""
+    r = _stored(server, review_id)
+    r.state, r.outcome = R.REVIEW_STATE_APPROVED, ALLOW
+    r.final_digest = r.action_digest
+    if r.acts:
+        r.acts[-1].verdict = R.VERDICT_APPROVE
+    else:
+        r.acts.add(reviewer="mallory", verdict=R.VERDICT_APPROVE)
+    r.resolved_at.FromSeconds(r.created_at.ToSeconds() + 60)
+    _tamper(
+        server,
+        "reviews",
+        "UPDATE reviews SET state = %s, review = %s WHERE review_id = %s",
+        column_state,
+        r.SerializeToString(),
+        review_id,
+    )
+
+
+# -- reviews ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["resolved row flipped", "pending row's message flipped"])
+def test_a_flipped_review_row_is_never_reported_approved(server, case, caplog):
+    with Client(server.target, token="bot") as bot:
+        d = bot.evaluate(
+            action="refund.issue", params={"amount": 750, "currency": "EUR"}, principal="bot"
+        )
+    assert d.review_id
+    if case == "resolved row flipped":
+        with Client(server.target, token="alice") as alice:
+            alice.submit_review(d.review_id, Verdict.REJECT, expected_version=1, comment="no")
+        _forge_approval(server, d.review_id, "APPROVED")
+        field, listed = "state", R.REVIEW_STATE_APPROVED
+    else:
+        _forge_approval(server, d.review_id, "PENDING")  # the column still says pending
+        field, listed = "review.state", R.REVIEW_STATE_PENDING
+
+    caplog.set_level(logging.ERROR, logger="signoff.chain")
+    stub = review_pb2_grpc.ReviewServiceStub(server.channel())
+    md = (("authorization", "Bearer bot"),)
+    for call, req in [
+        (stub.GetReview, R.GetReviewRequest(review_id=d.review_id)),
+        (stub.WatchReview, R.WatchReviewRequest(review_id=d.review_id)),
+        (stub.ListReviews, R.ListReviewsRequest(states=[listed])),
+    ]:
+        code, details = _refused(call, req, metadata=md)
+        assert code == grpc.StatusCode.DATA_LOSS, (call, details)
+        assert f"review {d.review_id}: the stored review disagrees with the audit log" in details
+    events = [r for r in caplog.records if r.getMessage() == "chain.mismatch"]
+    assert events
+    assert (events[0].table, events[0].key) == ("reviews", d.review_id)
+
+    v = _verify(server)
+    assert not v.ok
+    assert v.problem.startswith(f"table mismatch: reviews row {d.review_id}: {field} is ")
+    assert "the row was changed outside signoff" in v.problem
+
+
+def test_an_act_on_a_tampered_pending_review_is_refused(server):
+    with Client(server.target, token="bot") as bot:
+        d = bot.evaluate(
+            action="refund.issue", params={"amount": 750, "currency": "EUR"}, principal="bot"
+        )
+    r = _stored(server, d.review_id)
+    r.approvals_required = 1
+    r.request.action.params["amount"] = 75  # what the reviewer would be shown and approve
+    _tamper(
+        server,
+        "reviews",
+        "UPDATE reviews SET review = %s WHERE review_id = %s",
+        r.SerializeToString(),
+        d.review_id,
+    )
+    stub = review_pb2_grpc.ReviewServiceStub(server.channel())
+    req = R.SubmitReviewRequest(
+        review_id=d.review_id, verdict=R.VERDICT_APPROVE, expected_version=1
+    )
+    code, details = _refused(stub.SubmitReview, req, metadata=(("authorization", "Bearer alice"),))
+    assert code == grpc.StatusCode.DATA_LOSS
+    assert f"review {d.review_id}" in details
+    assert _stored(server, d.review_id).state == R.REVIEW_STATE_PENDING  # nothing was written
+
+
+# -- the rule index and decisions ----------------------------------------------------------------
+
+
+def _entry_with_rules(server: ServerHandle) -> Any:
+    entries = server.call(server.running.app.store.read_audit(1, 10_000))
+    return next(e for e in entries if e.type == "decision" and e.rules)
+
+
+def test_a_deleted_rule_index_row_is_named_by_verify(server):
+    with Client(server.target, token="bot") as bot:
+        bot.evaluate(action="refund.issue", params={"amount": 750}, principal="bot")
+    e = _entry_with_rules(server)
+    _tamper(
+        server,
+        "audit_rules",
+        "DELETE FROM audit_rules WHERE seq = %s AND rule = %s",
+        e.seq,
+        e.rules[0],
+    )
+    v = _verify(server)
+    assert not v.ok
+    assert v.first_bad_seq == e.seq
+    assert v.problem == (
+        f"table mismatch: audit_rules row (rule {e.rules[0]!r}, seq {e.seq}): row is absent "
+        f"in the row but a match in the audit log (seq {e.seq}): the row was changed outside "
+        "signoff"
+    )
+
+
+def test_an_added_rule_index_row_is_named_by_verify(server):
+    with Client(server.target, token="bot") as bot:
+        bot.evaluate(action="refund.issue", params={"amount": 750}, principal="bot")
+    e = _entry_with_rules(server)
+    _tamper(
+        server, "audit_rules", "INSERT INTO audit_rules (rule, seq) VALUES (%s, %s)", "zz", e.seq
+    )
+    v = _verify(server)
+    assert not v.ok
+    assert v.problem.startswith(
+        f"table mismatch: audit_rules row (rule 'zz', seq {e.seq}): row is present"
+    )
+
+
+def test_a_flipped_decision_row_is_named_by_verify(server):
+    with Client(server.target, token="bot") as bot:
+        d = bot.evaluate(action="refund.issue", params={"amount": 25_000}, principal="bot")
+    assert d.denied
+    _tamper(
+        server,
+        "decisions",
+        "UPDATE decisions SET outcome = 'OUTCOME_AUTO_ALLOW' WHERE decision_id = %s",
+        d.decision_id,
+    )
+    v = _verify(server)
+    assert not v.ok
+    assert v.problem.startswith(
+        f"table mismatch: decisions row {d.decision_id}: outcome is 'AUTO_ALLOW' in the row "
+        "but 'DENY' in the audit log"
+    )
+
+
+def test_an_untampered_database_verifies_ok(srv):
+    grant = _granted(srv, uses=3)
+    assert _ask(srv, 500).outcome == ALLOW
+    d = _ask(srv, 800)
+    _approve(srv, d.review_id, None, who="bob", verdict=R.VERDICT_REJECT)
+    stub = review_pb2_grpc.ReviewServiceStub(srv.channel())
+    stub.RevokeGrant(
+        R.RevokeGrantRequest(grant_id=grant.grant_id), metadata=(("authorization", "Bearer bob"),)
+    )
+    v = _verify(srv)
+    assert v.ok, v.problem
+    assert v.entries_checked > 5
+
+
+# -- grants ------------------------------------------------------------------------------------
+
+
+def _granted(srv: ServerHandle, uses: int) -> R.Grant:
+    d = _ask(srv, 750)
+    assert d.outcome == REVIEW
+    assert _approve(srv, d.review_id, _spec(uses=uses, **EUR_750)).state == R.REVIEW_STATE_APPROVED
+    (grant,) = _grants(srv)
+    return grant
+
+
+def _widened(grant: R.Grant) -> bytes:
+    g = R.Grant()
+    g.CopyFrom(grant)
+    g.uses = 0
+    for b in g.bounds:
+        if b.path == "amount":
+            b.value.number_value = 1_000_000
+    return g.SerializeToString()
+
+
+GRANT_TAMPERING = {
+    # name: (the grant's max_uses, what to do first, the statement, the field verify names)
+    "max_uses raised": (
+        1,
+        "use",
+        "UPDATE grants SET max_uses = 50 WHERE grant_id = %s",
+        "max_uses",
+    ),
+    "bounds widened": (3, "", "UPDATE grants SET grant_pb = %s WHERE grant_id = %s", "grant_pb"),
+    "revocation cleared": (
+        3,
+        "revoke",
+        "UPDATE grants SET revoked_at = NULL, revoked_by = '' WHERE grant_id = %s",
+        "revoked_at",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", GRANT_TAMPERING)
+def test_a_tampered_grant_row_allows_nothing_and_verify_names_it(srv, case):
+    uses, before, statement, field = GRANT_TAMPERING[case]
+    grant = _granted(srv, uses)
+    if before == "use":
+        assert _ask(srv, 500).outcome == ALLOW  # used up
+    elif before == "revoke":
+        review_pb2_grpc.ReviewServiceStub(srv.channel()).RevokeGrant(
+            R.RevokeGrantRequest(grant_id=grant.grant_id),
+            metadata=(("authorization", "Bearer bob"),),
+        )
+    args = (_widened(grant), grant.grant_id) if case == "bounds widened" else (grant.grant_id,)
+    _tamper(srv, "grants", statement, *args)
+    srv.running.app.grants.changed()  # as if the cache's few seconds had passed
+
+    amount = 5_000 if case == "bounds widened" else 500
+    d = _ask(srv, amount)
+    assert d.outcome == REVIEW, d.reason
+    v = _verify(srv)
+    assert not v.ok
+    assert v.problem.startswith(f"table mismatch: grants row {grant.grant_id}: {field}"), v.problem
+
+
+def test_a_reset_use_counter_is_named_by_verify(srv):
+    grant = _granted(srv, uses=2)
+    assert _ask(srv, 500).outcome == ALLOW
+    _tamper(srv, "grants", "UPDATE grants SET uses = 0 WHERE grant_id = %s", grant.grant_id)
+    v = _verify(srv)
+    assert not v.ok
+    assert v.problem.startswith(
+        f"table mismatch: grants row {grant.grant_id}: uses is 0 in the row but 1 decisions"
+    )
