@@ -5,6 +5,8 @@ comparisons are in `signoff.chain_check`).
   receipted, only if its row agrees with the latest ``review.*`` entry of that review; one
   indexed read per call, and only for resolved reviews: a pending one decides nothing until
   somebody acts on it, and an act checks the pending row first (``acting=True``).
+* A decision is replayed (a retry with the same request_id) only if its row agrees with its
+  ``decision`` entry.
 * A grant allows a request only if its row agrees with its ``grant.created`` entry and no
   ``grant.revoked`` entry exists: a row that disagrees is left out, so the request goes to
   review instead (never a failed decision).
@@ -23,6 +25,7 @@ from signoff.chain_check import (
     GRANT_TYPES,
     REVIEW_TYPES,
     Mismatch,
+    decision_mismatch,
     grant_mismatch,
     granted_with,
     latest_review_entries,
@@ -30,7 +33,7 @@ from signoff.chain_check import (
 )
 from signoff.errors import DataLoss
 from signoff.logs import event
-from signoff.store.base import ReviewRecord, Store
+from signoff.store.base import DecisionRecord, ReviewRecord, Store
 from signoff.store.grants_sql import GrantRecord
 
 log = logging.getLogger("signoff.chain")
@@ -81,6 +84,19 @@ async def check_reviews(
                 f"({m.field}: {m.row} in the row, {m.chain} in the log); it is not reported "
                 "or acted on. Run `signoff audit verify` and restore the database"
             )
+
+
+async def check_decision(store: Store, rec: DecisionRecord) -> None:
+    """Raise DataLoss unless the stored decision a retry would get agrees with its entry."""
+    entries = await store.audit_by_ids("decision_id", [rec.decision_id], ("decision",))
+    m = decision_mismatch(rec, entries[0] if entries else None)
+    if m is not None:
+        report(m)
+        raise DataLoss(
+            f"decision {rec.decision_id}: the stored decision disagrees with the audit log "
+            f"({m.field}: {m.row} in the row, {m.chain} in the log); it is not replayed. "
+            "Run `signoff audit verify` and restore the database"
+        )
 
 
 async def checked_grants(store: Store, grants: Sequence[GrantRecord]) -> list[GrantRecord]:

@@ -19,7 +19,7 @@ import pytest
 
 from signoff import pb
 from signoff_client import Client, Verdict
-from signoff_client._gen import audit_pb2_grpc, review_pb2_grpc
+from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc, review_pb2_grpc
 
 from .conftest import FakeClock, ServerHandle, write_tokens
 from .test_grants import EUR_750, PEOPLE, POLICIES, _approve, _ask, _grants, _spec
@@ -161,6 +161,33 @@ def test_an_act_on_a_tampered_pending_review_is_refused(server):
     assert _stored(server, d.review_id).state == R.REVIEW_STATE_PENDING  # nothing was written
 
 
+def test_a_changed_approver_in_an_approved_review_is_refused(server):
+    # State, version and digests as recorded; only who approved differs (the receipt's
+    # approvers): the digest of the whole stored review tells.
+    with Client(server.target, token="bot") as bot:
+        d = bot.evaluate(
+            action="refund.issue", params={"amount": 750, "currency": "EUR"}, principal="bot"
+        )
+    with Client(server.target, token="alice") as alice:
+        alice.submit_review(d.review_id, Verdict.APPROVE, expected_version=1)
+        assert alice.get_review(d.review_id).receipt is not None
+    r = _stored(server, d.review_id)
+    r.acts[-1].reviewer = "bob"
+    _tamper(
+        server,
+        "reviews",
+        "UPDATE reviews SET review = %s WHERE review_id = %s",
+        r.SerializeToString(),
+        d.review_id,
+    )
+    stub = review_pb2_grpc.ReviewServiceStub(server.channel())
+    req = R.GetReviewRequest(review_id=d.review_id)
+    code, _ = _refused(stub.GetReview, req, metadata=(("authorization", "Bearer bot"),))
+    assert code == grpc.StatusCode.DATA_LOSS
+    v = _verify(server)
+    assert v.problem.startswith(f"table mismatch: reviews row {d.review_id}: review (sha256) is ")
+
+
 # -- the rule index and decisions ----------------------------------------------------------------
 
 
@@ -204,16 +231,29 @@ def test_an_added_rule_index_row_is_named_by_verify(server):
     )
 
 
-def test_a_flipped_decision_row_is_named_by_verify(server):
-    with Client(server.target, token="bot") as bot:
-        d = bot.evaluate(action="refund.issue", params={"amount": 25_000}, principal="bot")
-    assert d.denied
+def test_a_flipped_decision_row_is_not_replayed_and_is_named_by_verify(server):
+    stub = decision_pb2_grpc.DecisionServiceStub(server.channel())
+    req = pb.common.ActionRequest(request_id="r-1")
+    req.action.name = "refund.issue"
+    req.action.params.update({"amount": 25_000})
+    req.principal.id = "bot"
+    md = (("authorization", "Bearer bot"),)
+    d = stub.Evaluate(req, metadata=md)
+    assert d.outcome == pb.common.OUTCOME_DENY
+    flipped = pb.common.Decision()
+    flipped.CopyFrom(d)
+    flipped.outcome = ALLOW
     _tamper(
         server,
         "decisions",
-        "UPDATE decisions SET outcome = 'OUTCOME_AUTO_ALLOW' WHERE decision_id = %s",
+        "UPDATE decisions SET outcome = 'OUTCOME_AUTO_ALLOW', decision = %s WHERE decision_id = %s",
+        flipped.SerializeToString(),
         d.decision_id,
     )
+    # The agent's retry would get the stored decision: it is refused instead.
+    code, details = _refused(stub.Evaluate, req, metadata=md)
+    assert code == grpc.StatusCode.DATA_LOSS
+    assert f"decision {d.decision_id}: the stored decision disagrees with the audit log" in details
     v = _verify(server)
     assert not v.ok
     assert v.problem.startswith(
