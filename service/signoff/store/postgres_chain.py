@@ -27,15 +27,16 @@ class PostgresChain:
             raise ValueError(f"audit_by_ids: {column!r} is not one of {ENTRY_ID_COLUMNS}")
         if not ids or not types:
             return []
-        # No ORDER BY seq: it could tempt the planner into walking the primary key.
-        statement = (
-            f"SELECT {sql.AUDIT_COLUMNS} FROM audit WHERE {column} = ANY(%s) AND type = ANY(%s)"
-        )
+        # Only the id in SQL: a type condition lets the planner AND in the type index, which
+        # reads every entry of those types (measured: milliseconds on a log of 10^4 entries).
+        # No ORDER BY seq either: it could tempt it into walking the primary key.
+        statement = f"SELECT {sql.AUDIT_COLUMNS} FROM audit WHERE {column} = ANY(%s)"
+        wanted = frozenset(types)
 
         async def read(conn: sql.Conn) -> list[AuditEntry]:
-            cur = await conn.execute(statement, (list(ids), list(types)))
+            cur = await conn.execute(statement, (list(ids),))
             found = [sql.entry_from_row(row) for row in await cur.fetchall()]
-            return sorted(found, key=lambda e: e.seq)
+            return sorted((e for e in found if e.type in wanted), key=lambda e: e.seq)
 
         return await self._read(read)  # type: ignore[no-any-return]
 
