@@ -73,9 +73,13 @@ async def check_reviews(
     for rec in todo:
         entry = latest.get(rec.review_id)
         if acting and entry is not None and _version(entry.payload) > rec.version:
-            # Read before a change that committed since: the act's conditional update
-            # refuses the stale version, as it would without this check.
-            continue
+            # Behind the chain: read before a change that committed since (the act's
+            # conditional update then refuses the stale version), or rolled back to an
+            # older version by hand -- which a fresh read tells, as a row and its entry
+            # commit together.
+            fresh = await store.get_review(rec.review_id)
+            if fresh is not None and fresh.version >= _version(entry.payload):
+                continue
         m = review_mismatch(rec, entry)
         if m is not None:
             report(m)

@@ -188,6 +188,32 @@ def test_a_changed_approver_in_an_approved_review_is_refused(server):
     assert v.problem.startswith(f"table mismatch: reviews row {d.review_id}: review (sha256) is ")
 
 
+def test_a_resolved_review_rolled_back_to_pending_cannot_be_decided_again(server):
+    with Client(server.target, token="bot") as bot:
+        d = bot.evaluate(
+            action="refund.issue", params={"amount": 750, "currency": "EUR"}, principal="bot"
+        )
+    pending = server.call(server.running.app.store.get_review(d.review_id))
+    with Client(server.target, token="alice") as alice:
+        alice.submit_review(d.review_id, Verdict.REJECT, expected_version=1, comment="no")
+    # The row as it was before the rejection: pending at version 1, an act away from approval.
+    _tamper(
+        server,
+        "reviews",
+        "UPDATE reviews SET state = 'PENDING', version = 1, review = %s WHERE review_id = %s",
+        pending.review,
+        d.review_id,
+    )
+    stub = review_pb2_grpc.ReviewServiceStub(server.channel())
+    req = R.SubmitReviewRequest(
+        review_id=d.review_id, verdict=R.VERDICT_APPROVE, expected_version=1
+    )
+    code, details = _refused(stub.SubmitReview, req, metadata=(("authorization", "Bearer bob"),))
+    assert code == grpc.StatusCode.DATA_LOSS, details
+    v = _verify(server)
+    assert v.problem.startswith(f"table mismatch: reviews row {d.review_id}: state is 'PENDING'")
+
+
 # -- the rule index and decisions ----------------------------------------------------------------
 
 
