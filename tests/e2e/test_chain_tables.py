@@ -22,6 +22,7 @@ from signoff_client import Client, Verdict
 from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc, review_pb2_grpc
 
 from .conftest import FakeClock, ServerHandle, write_tokens
+from .test_cli_audit import _cli
 from .test_grants import EUR_750, PEOPLE, POLICIES, _approve, _ask, _grants, _spec
 
 A, R = pb.audit, pb.review
@@ -373,3 +374,27 @@ def test_a_reset_use_counter_is_named_by_verify(srv):
     assert v.problem.startswith(
         f"table mismatch: grants row {grant.grant_id}: uses is 0 in the row but 1 decisions"
     )
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+async def test_the_cli_names_the_row_in_batches_and_exits_1(server):
+    with Client(server.target, token="bot") as bot:
+        d = bot.evaluate(
+            action="refund.issue", params={"amount": 750, "currency": "EUR"}, principal="bot"
+        )
+    with Client(server.target, token="alice") as alice:
+        alice.submit_review(d.review_id, Verdict.REJECT, expected_version=1, comment="no")
+    for _ in range(3):  # a log longer than one batch: the rows are checked with the last one
+        with Client(server.target, token="bot") as bot:
+            bot.evaluate(action="refund.issue", params={"amount": 20}, principal="bot")
+    code, out, _ = await _cli(server, "verify", "--batch", "2")
+    assert (code, out.startswith("ok: ")) == (0, True), out
+    _forge_approval(server, d.review_id, "APPROVED")
+    code, out, _ = await _cli(server, "verify", "--batch", "2")
+    assert code == 1
+    assert out.startswith(
+        f"NOT OK at seq 4: table mismatch: reviews row {d.review_id}: state is 'APPROVED' in "
+        "the row but 'REJECTED' in the audit log (seq 4)"
+    ), out
