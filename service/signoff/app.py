@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from signoff import pb, review_edits, reviews
+from signoff import chain_guard, pb, review_edits, reviews
 from signoff.audit import AuditRecord
 from signoff.decide import DefaultDecision, Evaluation, evaluate
 from signoff.errors import AlreadyExists, PermissionDenied
@@ -204,6 +204,7 @@ class Signoff:
             audit_record(review, "review.opened", SERVER_ACTOR, now) if review else None,
         )
         if replayed:
+            await chain_guard.check_decision(self.store, stored)
             return _replayed(stored, digest)
         if review is not None:
             self.reviews.published("review.opened", review)
@@ -252,7 +253,10 @@ class Signoff:
                 self.grants.changed()
                 continue
             found, replayed = stored
-            return (_replayed(found, digest), allowed) if replayed else (decision, allowed)
+            if not replayed:
+                return decision, allowed
+            await chain_guard.check_decision(self.store, found)
+            return _replayed(found, digest), allowed
         return None
 
     def _evaluate_edit(self, edited: pb.common.ActionRequest) -> review_edits.Recheck:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from google.protobuf import unknown_fields
 
-from signoff import checkpoints, export, pb, reviews
+from signoff import audit_tables, checkpoints, export, pb, reviews
 from signoff.audit import ENTRY_TYPES, GENESIS, AuditEntry, verify_chain
 from signoff.errors import InvalidArgument, PermissionDenied
 from signoff.ids import Clock
@@ -148,6 +148,21 @@ def _uncursor(token: str, descending: bool, q: AuditQuery) -> int:
         raise InvalidArgument("page_token", "is not a token this server issued") from None
 
 
+def _disagrees(
+    found: audit_tables.Mismatch, checked: int, start: int, cps_ok: int
+) -> A.VerifyAuditResponse:
+    """A verification that failed on a table row; `first_bad_seq` is the entry it contradicts."""
+    event(log, "chain.mismatch", logging.ERROR, table=found.table, key=found.key, seq=found.seq)
+    return A.VerifyAuditResponse(
+        ok=False,
+        entries_checked=checked,
+        first_bad_seq=found.seq,
+        problem=f"table mismatch: {found}",
+        checkpoints_verified=cps_ok,
+        from_seq=start,
+    )
+
+
 class AuditDesk:
     """Everything auditors do: read, export, verify; and the checkpoints that anchor it."""
 
@@ -264,6 +279,10 @@ class AuditDesk:
                     )
                 cps_ok += 1
             head_seq, head_hash = result.head_seq, result.head_hash
+            # The rule index is outside the chain: what `rule=` queries find must be what
+            # the verified entries say.
+            if (found := await audit_tables.check_rule_index(self.store, page)) is not None:
+                return _disagrees(found, checked, start, cps_ok)
         beyond = await self.store.checkpoints(head_seq + 1, 0) if not req.to_seq else []
         # Only a trusted checkpoint past the end shows a cut tail; any other is itself forged.
         forged = next(((cp, p) for cp in beyond if (p := self.trusted.problem(cp))), None)
@@ -286,6 +305,10 @@ class AuditDesk:
                 checkpoints_verified=cps_ok,
                 from_seq=start,
             )
+        # Up to the head: the rows that decide (reviews, grants, decisions) must be what the
+        # chain recorded. A range that stops short of the head leaves them to the last one.
+        if not req.to_seq and (found := await audit_tables.check_tables(self.store)) is not None:
+            return _disagrees(found, checked, start, cps_ok)
         return A.VerifyAuditResponse(
             ok=True,
             entries_checked=checked,

@@ -11,6 +11,7 @@ from google.protobuf import json_format, struct_pb2
 
 from signoff import pb
 from signoff.audit import AuditRecord
+from signoff.chain_check import digest
 from signoff.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -318,11 +319,15 @@ def _audit(
         type=kind,
         actor=actor,
         time=now,
+        # Under the review it was granted with: the review_id index finds a grant's entries,
+        # against which its row is checked before it allows anything (chain_check).
+        review_id=S.Grant.FromString(g.grant).review_id,
         action_name=g.action_name,
         reviewer_group=g.reviewer_group,
         rules=(g.rule,),
         payload={
             "grant_id": g.grant_id,
+            "grant_digest": digest(g.grant),
             "policy": g.policy,
             "rule": g.rule,
             "scope": to_message(g).description,

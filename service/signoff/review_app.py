@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from google.protobuf import struct_pb2
 
-from signoff import pb, review_batch, review_console, review_edits, reviews
+from signoff import chain_guard, pb, review_batch, review_console, review_edits, reviews
 from signoff.audit import AuditRecord
 from signoff.errors import (
     FailedPrecondition,
@@ -98,13 +98,16 @@ class ReviewDesk:
             if note:
                 self._publish(note, review)
 
-    async def _load(self, review_id: str) -> pb.review.Review:
+    async def _load(self, review_id: str, *, acting: bool = False) -> pb.review.Review:
         if not review_id:
             raise InvalidArgument("review_id", "is required")
         rec = await self.store.get_review(review_id)
         if rec is None:
             raise NotFound(f"review {review_id} not found")
-        return S.Review.FromString(rec.review)
+        r = S.Review.FromString(rec.review)
+        # Resolved (or about to be acted on): only as the audit chain recorded it.
+        await chain_guard.check_reviews(self.store, [(rec, r)], acting=acting)
+        return r
 
     def _may_see(self, who: Identity, r: pb.review.Review) -> bool:
         return (
@@ -189,6 +192,7 @@ class ReviewDesk:
         )
         rows = await self.store.list_reviews(query)
         out = S.ListReviewsResponse(reviews=[S.Review.FromString(r.review) for r in rows[:size]])
+        await chain_guard.check_reviews(self.store, list(zip(rows, out.reviews, strict=False)))
         if len(rows) > size:
             last = rows[size - 1]
             key = f"{last.created_at.isoformat()}|{last.review_id}"
@@ -233,6 +237,9 @@ class ReviewDesk:
             exclude_review_id=r.review_id,
             limit=limit * review_console.PRECEDENT_SCAN,
         )
+        await chain_guard.check_reviews(
+            self.store, [(c, S.Review.FromString(c.review)) for c in candidates]
+        )
         sees_all = "admin" in who.roles or "auditor" in who.roles
         found = review_console.precedents(
             r, candidates, lambda group: sees_all or who.can_review(group), limit
@@ -245,7 +252,7 @@ class ReviewDesk:
 
     async def submit(self, who: Identity, req: pb.review.SubmitReviewRequest) -> pb.review.Review:
         """Approve, approve with edits, or reject."""
-        r = await self._load(req.review_id)
+        r = await self._load(req.review_id, acting=True)
         params: struct_pb2.Struct | None = req.params if req.HasField("params") else None
         grant = None
         if req.HasField("grant"):
@@ -323,7 +330,7 @@ class ReviewDesk:
 
     async def cancel(self, who: Identity, req: pb.review.CancelReviewRequest) -> pb.review.Review:
         """The requesting agent withdraws its review."""
-        r = await self._load(req.review_id)
+        r = await self._load(req.review_id, acting=True)
         change = reviews.cancel(r, Actor(who.id, who.roles), req.reason, self.clock.now())
         return await self._apply(r, change, who.id, who.roles)
 
@@ -334,6 +341,7 @@ class ReviewDesk:
         for rec in await self.store.due_reviews(now):
             r = S.Review.FromString(rec.review)
             try:
+                await chain_guard.check_reviews(self.store, [(rec, r)], acting=True)
                 await self._apply(r, reviews.expire(r, now), "signoff")
                 changed += 1
             except Exception as exc:  # a concurrent act won the race: that is fine

@@ -207,8 +207,9 @@ def verify_report(r: A.VerifyAuditResponse) -> str:
             f"{r.checkpoints_verified} signed checkpoints verified\n"
             f"head: seq {r.head_seq} {r.head_hash or '-'}"
         )
+    where = f" at seq {r.first_bad_seq}" if r.first_bad_seq else ""
     return (
-        f"NOT OK at seq {r.first_bad_seq}: {r.problem}\n"
+        f"NOT OK{where}: {r.problem}\n"
         f"{r.entries_checked} entries checked from seq {r.from_seq} before it, "
         f"{r.checkpoints_verified} signed checkpoints verified"
     )
