@@ -10,6 +10,7 @@ from google.protobuf.message import Message
 from signoff import pb
 
 MASK = "[REDACTED]"
+_CLAIMABLE = frozenset(pb.common.PrincipalClaims.DESCRIPTOR.fields_by_name)
 
 
 def redact(request: pb.common.ActionRequest, paths: Iterable[str]) -> pb.common.ActionRequest:
@@ -24,7 +25,12 @@ def redact(request: pb.common.ActionRequest, paths: Iterable[str]) -> pb.common.
     copy = pb.common.ActionRequest()
     copy.CopyFrom(request)
     for path in paths:
-        _mask_message(copy, path.split("."))
+        segments = path.split(".")
+        _mask_message(copy, segments)
+        if segments[0] == "principal" and len(segments) > 1 and segments[1] in _CLAIMABLE:
+            # What the caller sent for a field is kept under principal.claimed (see
+            # auth/principals.py): a path that hides the field hides the claim too.
+            _mask_message(copy, ["principal", "claimed", *segments[1:]])
     return copy
 
 

@@ -16,7 +16,7 @@ from google.protobuf import struct_pb2
 
 from signoff import pb
 from signoff.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from signoff.jsonify import request_to_dict, struct_to_dict
+from signoff.jsonify import principal_as_sent, request_to_dict, struct_to_dict
 from signoff.validate import Limits, check_struct
 from signoff_client.canonical import action_digest
 
@@ -69,7 +69,9 @@ def digest(request: pb.common.ActionRequest, params: struct_pb2.Struct | None = 
     return action_digest(
         request.action.name,
         struct_to_dict(params if params is not None else request.action.params),
-        doc.get("principal", {}),
+        # The principal as the agent sent it: the agent and the executor hash their own
+        # request, which holds its claims, not the facts the server put in their place.
+        principal_as_sent(request.principal),
         doc.get("resource", {}),
     )
 
@@ -147,7 +149,10 @@ def submit(
         )
     _check_actionable(review, expected_version)
     req = review.request
-    if actor.id in (req.principal.id, req.principal.on_behalf_of):
+    # The claimed on_behalf_of too: a claim may only make approving harder, and a user an
+    # agent says it acts for is not the one to approve it, vouched for or not.
+    principal = req.principal
+    if actor.id in (principal.id, principal.on_behalf_of, principal.claimed.on_behalf_of):
         raise PermissionDenied(
             f"separation of duties: {actor.id} requested this action (or it acts on their "
             "behalf) and may not review it"
