@@ -129,6 +129,19 @@ def _check_actionable(review: pb.review.Review, expected_version: int) -> None:
         )
 
 
+def requesters(principal: pb.common.Principal) -> frozenset[str]:
+    """Who a request is made by or for: none of them may approve it, by any path.
+
+    The one place separation of duties asks "who requested this": single and batch acts
+    (through `submit`) and standing approvals (`grants.covers`) all read it. The claimed
+    on_behalf_of counts too (auth/principals.py moves an unvouched one there): a claim
+    may only make approving harder, and the user an agent says it acts for is not the one
+    to approve it, vouched for or not.
+    """
+    claimed = principal.claimed.on_behalf_of
+    return frozenset(p for p in (principal.id, principal.on_behalf_of, claimed) if p)
+
+
 def submit(
     review: pb.review.Review,
     actor: Actor,
@@ -149,10 +162,7 @@ def submit(
         )
     _check_actionable(review, expected_version)
     req = review.request
-    # The claimed on_behalf_of too: a claim may only make approving harder, and a user an
-    # agent says it acts for is not the one to approve it, vouched for or not.
-    principal = req.principal
-    if actor.id in (principal.id, principal.on_behalf_of, principal.claimed.on_behalf_of):
+    if actor.id in requesters(req.principal):
         raise PermissionDenied(
             f"separation of duties: {actor.id} requested this action (or it acts on their "
             "behalf) and may not review it"
