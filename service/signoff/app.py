@@ -75,7 +75,7 @@ class Signoff:
         self.telemetry = telemetry or Telemetry()
         self.receipts = receipts
         # Who vouches for what CEL reads about a principal; by default nothing does.
-        self.directory = directory or Directory()
+        self.directory = directory if directory is not None else Directory()
         self._holder: BundleHolder | None = None
         self.grants = GrantDesk(
             store, clock, new_id, lambda: self.bundle, grant_settings or GrantSettings()
