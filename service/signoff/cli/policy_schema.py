@@ -137,15 +137,19 @@ _CASE = {
     "name": ("Unique within the file; says what the case shows.", {}),
     "request": (
         "An ActionRequest in YAML, with proto JSON field names: action {name, params}, "
-        "principal {id, kind, roles, tags, on_behalf_of, attributes}, resource {kind, id, "
-        "attributes}, context, justification.",
+        "principal {id, kind, roles, tags, on_behalf_of, attributes, claimed}, "
+        "resource {kind, id, attributes}, context, justification.",
         {
             "properties": {
                 k: {"description": d}
                 for k, d in {
                     "request_id": "Idempotency key (not needed in tests).",
                     "action": "{name: dotted.verb, params: {...}}",
-                    "principal": "{id, kind, roles, tags, on_behalf_of, attributes}",
+                    "principal": (
+                        "{id, kind, roles, tags, on_behalf_of, attributes}: the facts, as the"
+                        " server would vouch for them; claimed {kind, roles, tags,"
+                        " on_behalf_of, attributes}: what an agent merely says"
+                    ),
                     "resource": "{kind, id, attributes}",
                     "context": "Anything else: ticket ids, risk scores...",
                     "justification": "The agent's own words on why it wants to act.",
