@@ -166,7 +166,7 @@ def write_tokens(
 ) -> Path:
     """A tokens file: token -> (identity, roles); tokens in `others` may act for others;
     `principals` is the directory of vouched facts by principal id (kind, tags, ...)."""
-    lines = ["tokens:"]
+    lines = ["tokens:" if people else "tokens: []"]
     for token, (identity, roles) in people.items():
         lines += [
             f"  - sha256: {hash_token(token)}",

@@ -327,3 +327,24 @@ def test_jwt_principal_claims_settings_are_strict():
             {"jwks_file": "j.json", "issuer": ISSUER, "audience": AUDIENCE,
              "principal_claims": {"tgs": "labels"}}
         )  # fmt: skip
+
+
+def test_the_review_screen_shows_what_the_agent_only_claims():
+    from signoff.cli.reviews_view import details
+
+    review = pb.review.Review(review_id="r1", state=pb.review.REVIEW_STATE_PENDING)
+    review.request.action.name = "refund.issue"
+    review.request.principal.CopyFrom(_principal(**CLAIMS))
+    Directory({"bot": SUPPORT}).vouch(BOT, review.request.principal)
+    screen = details(review, dt.datetime.now(tz=dt.UTC))
+    assert "roles/tags   support / eu" in screen
+    assert (
+        "claims       kind user; roles admin; tags vip; acting for alice (unverified: the agent's"
+        in screen
+    )
+    assert "principal attributes claimed (unverified)" in screen
+    # Where facts and claims agree (dev mode), there is nothing to point out.
+    same = _principal(tags=["vip"])
+    Directory(trust_claims=True).vouch(BOT, same)
+    review.request.principal.CopyFrom(same)
+    assert "claims " not in details(review, dt.datetime.now(tz=dt.UTC))
