@@ -294,3 +294,15 @@ def test_jwt_claims_vouch_for_the_callers_facts(make_server, policy_dir, tmp_pat
     plain = _jwt(key)
     d = _evaluate(server, plain, _request(on_behalf_of="carol", **{"tags": ["vip"]}))
     assert _matched(d) == {"claimed-vip", "claimed-on-behalf"}
+
+
+def test_the_legacy_switch_trusts_claims_and_says_so(make_server, policy_dir, tmp_path, caplog):
+    tokens = write_tokens(tmp_path, PEOPLE, principals=DIRECTORY)
+    with caplog.at_level(logging.WARNING, logger="signoff"):
+        server = make_server(
+            policies=policy_dir({"probe.yaml": POLICY}),
+            auth={"tokens_file": tokens, "trust_principal_claims": True},
+        )
+    assert any("auth.claims_trusted" in r.getMessage() for r in caplog.records)
+    d = _evaluate(server, "lonely", _request("lonely-bot", tags=["vip"]))
+    assert _matched(d) == {"fact-vip", "claimed-vip"}
