@@ -16,10 +16,14 @@ COPY --from=build /opt/signoff /opt/signoff
 COPY policies /policies
 # Listening beyond loopback needs authentication: mount a tokens file and set
 # SIGNOFF_AUTH__TOKENS_FILE=/run/secrets/tokens.yaml (or configure SIGNOFF_AUTH__JWT__*).
-# The checkpoint signing key is created in the data volume on first start.
+# The checkpoint signing key is created on first start in /data/state (mode 0700, the key
+# 0600): on the data volume, so it outlives the container with the log it signs, but not
+# beside the database file. To keep it off that volume, mount it as a secret and set
+# SIGNOFF_AUDIT__SIGNING_KEY to its path.
 ENV PATH=/opt/signoff/bin:$PATH \
     SIGNOFF_POLICIES=/policies \
     SIGNOFF_DB=sqlite:////data/signoff.db \
+    SIGNOFF_STATE_DIR=/data/state \
     SIGNOFF_LISTEN=0.0.0.0:50051 \
     SIGNOFF_HTTP_LISTEN=0.0.0.0:8080 \
     SIGNOFF_LOG_FORMAT=json \

@@ -17,6 +17,8 @@ clients/node_modules/.installed: clients/package-lock.json clients/*/package.jso
 	cd clients && npm ci --no-audit --no-fund
 	touch $@
 
+# The database is ./signoff.db (git-ignored); the signing key goes to ~/.local/state/signoff
+# ($XDG_STATE_HOME, or SIGNOFF_STATE_DIR), never into the repository (docs/audit-keys.md).
 run: $(BIN)/.installed  ## install, then serve the example policies on SQLite
 	$(BIN)/signoff serve
 

@@ -52,6 +52,8 @@ async def start_server(
         "--policies", str(policies), "--db", f"sqlite:///{db}",
         "--log-format", "json", "--workers", str(workers),
         stderr=asyncio.subprocess.PIPE,
+        # A throwaway server: its signing key goes with its database, not to ~/.local/state.
+        env={**os.environ, "SIGNOFF_STATE_DIR": str(db.parent / "state")},
     )  # fmt: skip
     assert proc.stderr is not None
     while True:

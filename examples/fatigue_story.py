@@ -217,7 +217,9 @@ def _private_server() -> Iterator[str]:
             "--log-level", "warning",
         ]  # fmt: skip
         log = open(f"{tmp}/server.log", "w")  # noqa: SIM115 -- closed below, after the server
-        server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        # A throwaway server: its signing key goes with its database, not to ~/.local/state.
+        env = {**os.environ, "SIGNOFF_STATE_DIR": f"{tmp}/state"}
+        server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         try:
             with grpc.insecure_channel(target) as channel:
                 grpc.channel_ready_future(channel).result(timeout=60)

@@ -326,8 +326,15 @@ def serve(
         if code != 0 or '"server.stopped"' not in log:
             raise SystemExit(f"SIGTERM: exit status {code}:\n{log}")
         step("SIGTERM: exit status 0")
-        if not list(data.glob("signoff.db")) or not list(data.glob("signoff-audit-key.pem")):
-            raise SystemExit("the database and the signing key belong in the /data volume")
+        key = data / "state" / "signoff-audit-key.pem"
+        if not (data / "signoff.db").exists() or not key.exists():
+            raise SystemExit("the database and the signing key (in state/) belong in /data")
+        if (data / "signoff-audit-key.pem").exists():
+            raise SystemExit("the signing key was written beside the database")
+        modes = (key.parent.stat().st_mode & 0o777, key.stat().st_mode & 0o777)
+        if modes != (0o700, 0o600):
+            raise SystemExit(f"the key's directory and file have modes {modes}, not 0700/0600")
+        step("the signing key: /data/state/signoff-audit-key.pem, 0700/0600")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from signoff import pb, reviews
+from signoff import chain_guard, pb, review_edits, reviews
 from signoff.audit import AuditRecord
 from signoff.auth.principals import Directory
 from signoff.decide import DefaultDecision, Evaluation, evaluate
@@ -81,6 +81,7 @@ class Signoff:
             store, clock, new_id, lambda: self.bundle, grant_settings or GrantSettings()
         )
         self.reviews.grants = self.grants
+        self.reviews.evaluate_edit = self._evaluate_edit
         self._reload_lock = asyncio.Lock()
 
     @property
@@ -209,6 +210,7 @@ class Signoff:
             audit_record(review, "review.opened", SERVER_ACTOR, now) if review else None,
         )
         if replayed:
+            await chain_guard.check_decision(self.store, stored)
             return _replayed(stored, digest)
         if review is not None:
             self.reviews.published("review.opened", review)
@@ -236,7 +238,8 @@ class Signoff:
     ) -> tuple[pb.common.Decision, Evaluation] | None:
         """AUTO_ALLOW by an active standing approval covering `req`, or None: review it."""
         assert ev.deciding_rule is not None
-        for grant in await self.grants.find(req, ev.deciding_rule, ev.reviewer_group, now):
+        found = await self.grants.find(req, ev.deciding_rule, ev.reviewer_group, ev.redact, now)
+        for grant in found:
             why = f"standing approval {grant.grant_id} granted by {grant.created_by}"
             allowed = dataclasses.replace(
                 ev,
@@ -256,8 +259,16 @@ class Signoff:
                 self.grants.changed()
                 continue
             found, replayed = stored
-            return (_replayed(found, digest), allowed) if replayed else (decision, allowed)
+            if not replayed:
+                return decision, allowed
+            await chain_guard.check_decision(self.store, found)
+            return _replayed(found, digest), allowed
         return None
+
+    def _evaluate_edit(self, edited: pb.common.ActionRequest) -> review_edits.Recheck:
+        bundle = self.bundle  # as _decide: the bundle in force, the same default decision
+        ev = evaluate(bundle, edited, self.clock.now(), self.default)
+        return review_edits.recheck(ev, bundle.version)
 
     def _open_review(
         self,
@@ -273,7 +284,7 @@ class Signoff:
             decision=decision,
             shown=redact(req, ev.redact) if ev.redact else req,
             redacted_paths=ev.redact,
-            approvals=rule.approvals if rule and rule.decision == "review" else 1,
+            approvals=review_edits.approvals_needed(ev),
             timeout=(rule.timeout if rule and rule.timeout else None) or self.review_timeout,
             on_timeout=rule.on_timeout if rule and rule.decision == "review" else "deny",
             now=now,

@@ -9,10 +9,10 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from google.protobuf import unknown_fields
 
-from signoff import checkpoints, export, pb, reviews
+from signoff import audit_tables, checkpoints, export, pb, reviews
 from signoff.audit import ENTRY_TYPES, GENESIS, AuditEntry, verify_chain
 from signoff.errors import InvalidArgument, PermissionDenied
 from signoff.ids import Clock
@@ -30,9 +30,15 @@ REVIEW_STATES = tuple(reviews.state_name(s) for s in pb.review.ReviewState.value
 
 @dataclass(frozen=True)
 class Signer:
-    """The server's checkpoint key."""
+    """The server's checkpoint key, and the other public keys whose checkpoints count."""
 
     key: Ed25519PrivateKey
+    also_trusted: tuple[Ed25519PublicKey, ...] = ()
+
+    @property
+    def trusted(self) -> checkpoints.TrustedKeys:
+        """This key's public half and `also_trusted` (earlier keys, after a rotation)."""
+        return checkpoints.TrustedKeys([self.key, *self.also_trusted])
 
     @property
     def key_id(self) -> str:
@@ -142,6 +148,21 @@ def _uncursor(token: str, descending: bool, q: AuditQuery) -> int:
         raise InvalidArgument("page_token", "is not a token this server issued") from None
 
 
+def _disagrees(
+    found: audit_tables.Mismatch, checked: int, start: int, cps_ok: int
+) -> A.VerifyAuditResponse:
+    """A verification that failed on a table row; `first_bad_seq` is the entry it contradicts."""
+    event(log, "chain.mismatch", logging.ERROR, table=found.table, key=found.key, seq=found.seq)
+    return A.VerifyAuditResponse(
+        ok=False,
+        entries_checked=checked,
+        first_bad_seq=found.seq,
+        problem=f"table mismatch: {found}",
+        checkpoints_verified=cps_ok,
+        from_seq=start,
+    )
+
+
 class AuditDesk:
     """Everything auditors do: read, export, verify; and the checkpoints that anchor it."""
 
@@ -149,6 +170,8 @@ class AuditDesk:
         self.store = store
         self.clock = clock
         self.signer = signer
+        # Without a signing key no key is trusted: every checkpoint then fails verification.
+        self.trusted = signer.trusted if signer is not None else checkpoints.TrustedKeys()
 
     async def query(self, who: Identity, req: A.QueryAuditRequest) -> A.QueryAuditResponse:
         """One page of entries matching a filter."""
@@ -256,7 +279,22 @@ class AuditDesk:
                     )
                 cps_ok += 1
             head_seq, head_hash = result.head_seq, result.head_hash
+            # The rule index is outside the chain: what `rule=` queries find must be what
+            # the verified entries say.
+            if (found := await audit_tables.check_rule_index(self.store, page)) is not None:
+                return _disagrees(found, checked, start, cps_ok)
         beyond = await self.store.checkpoints(head_seq + 1, 0) if not req.to_seq else []
+        # Only a trusted checkpoint past the end shows a cut tail; any other is itself forged.
+        forged = next(((cp, p) for cp in beyond if (p := self.trusted.problem(cp))), None)
+        if forged:
+            return A.VerifyAuditResponse(
+                ok=False,
+                entries_checked=checked,
+                first_bad_seq=forged[0].seq,
+                problem=f"bad signature: {forged[1]}",
+                checkpoints_verified=cps_ok,
+                from_seq=start,
+            )
         if beyond:
             return A.VerifyAuditResponse(
                 ok=False,
@@ -267,6 +305,10 @@ class AuditDesk:
                 checkpoints_verified=cps_ok,
                 from_seq=start,
             )
+        # Up to the head: the rows that decide (reviews, grants, decisions) must be what the
+        # chain recorded. A range that stops short of the head leaves them to the last one.
+        if not req.to_seq and (found := await audit_tables.check_tables(self.store)) is not None:
+            return _disagrees(found, checked, start, cps_ok)
         return A.VerifyAuditResponse(
             ok=True,
             entries_checked=checked,
@@ -288,10 +330,10 @@ class AuditDesk:
             after = rows[-1].seq
 
     def _check_checkpoint(self, cp: Checkpoint, entry_hash: str | None) -> str:
-        if self.signer is not None:
-            public = self.signer.key.public_key()
-            if cp.key_id == self.signer.key_id and not checkpoints.verify(public, cp):
-                return f"bad signature: checkpoint at seq {cp.seq}"
+        # A checkpoint vouches for the chain only if a trusted key signed it: anyone who can
+        # write the database can also write a checkpoint naming a key id of their own.
+        if problem := self.trusted.problem(cp):
+            return f"bad signature: {problem}"
         if entry_hash is not None and entry_hash != cp.head_hash:
             return (
                 f"checkpoint mismatch: the signed checkpoint at seq {cp.seq} does not match "
@@ -313,6 +355,23 @@ class AuditDesk:
             out.public_key_pem = checkpoints.public_pem(self.signer.key.public_key()).decode()
             out.key_id = self.signer.key_id
         return out
+
+    async def warn_if_untrusted(self) -> None:
+        """Log a warning when the newest checkpoint's key is not trusted (a rotation without
+        audit.trusted_keys, or a replica with a key of its own): verification will fail."""
+        last = await self.store.last_checkpoint()
+        if last is None or self.trusted.get(last.key_id) is not None:
+            return
+        event(
+            log,
+            "audit.untrusted_checkpoint",
+            logging.WARNING,
+            seq=last.seq,
+            key_id=last.key_id,
+            trusted=", ".join(self.trusted.ids),
+            hint="VerifyAudit fails on checkpoints no trusted key signed; if this is an earlier "
+            "signing key of this deployment, add its public key to audit.trusted_keys",
+        )
 
     async def checkpoint_if_due(self, every: int, interval: dt.timedelta) -> Checkpoint | None:
         """Sign the head if `every` entries or `interval` passed since the last checkpoint."""

@@ -31,6 +31,7 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -126,7 +127,7 @@ def _create_key(path: Path) -> Ed25519PrivateKey:
     )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         # Written whole to a private temporary file, then linked into place: a reader never
         # sees half a key, and of two replicas starting at once exactly one key wins (the
         # loser's link fails and it loads the winner's) instead of one silently replacing it.
@@ -154,6 +155,18 @@ def _create_key(path: Path) -> Ed25519PrivateKey:
         hint="back it up and give auditors its public key; a lost key cannot be replaced",
     )
     return key
+
+
+def make_private_dir(path: Path) -> None:
+    """Create directory `path` (and its parents) if missing; the one created last is 0700."""
+    if path.is_dir():
+        return  # an existing directory is the operator's: its mode is reported, not changed
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return  # another server created it a moment ago
+    os.chmod(path, 0o700)  # the umask may only narrow mkdir's mode; make it exact
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
@@ -303,6 +316,45 @@ def verify(public_key: Ed25519PublicKey, cp: CheckpointLike) -> bool:
     except (ValueError, TypeError, AttributeError):
         return False
     return verify_bytes(public_key, data, cp.signature)
+
+
+class TrustedKeys:
+    """The public keys whose signatures count, by key id: a checkpoint counts only if one of
+    them signed it (`problem`). Rotation: the keys of earlier signing keys stay in the set."""
+
+    def __init__(self, keys: Iterable[Ed25519PublicKey | Ed25519PrivateKey] = ()) -> None:
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        for key in keys:
+            public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+            self._keys[key_id(public)] = public
+
+    @property
+    def ids(self) -> list[str]:
+        """The trusted key ids, sorted."""
+        return sorted(self._keys)
+
+    def get(self, kid: str) -> Ed25519PublicKey | None:
+        """The trusted key with id `kid`, or None."""
+        return self._keys.get(kid)
+
+    def problem(self, cp: CheckpointLike, what: str = "checkpoint") -> str:
+        """Why `cp` does not count ("" when a trusted key signed it); never raises."""
+        kid = getattr(cp, "key_id", "")
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            trusted = ", ".join(self.ids) or "none configured"
+            # The id comes from the database or the file: shown verbatim only if well formed.
+            shown = kid if isinstance(kid, str) and _KEY_ID.fullmatch(kid) else repr(kid)[:40]
+            return (
+                f"{what} at seq {cp.seq} is signed by key {shown}, which is not a trusted key "
+                f"(trusted: {trusted})"
+            )
+        if not verify(key, cp):
+            return (
+                f"{what} at seq {cp.seq}: the signature does not verify with trusted key {kid} "
+                "(forged or altered)"
+            )
+        return ""
 
 
 def make_checkpoint(

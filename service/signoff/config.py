@@ -44,8 +44,15 @@ class AuditSettings(BaseModel):
 
     signing_key: Path | None = Field(
         None,
-        description="Ed25519 private key (PEM) that signs checkpoints; default: "
-        "signoff-audit-key.pem next to the database.",
+        description="Ed25519 private key (PEM) that signs checkpoints, exports and receipts; "
+        "default: signoff-audit-key.pem in state_dir (a key an older version left beside "
+        "the database is still used there, with a warning).",
+    )
+    trusted_keys: list[Path] = Field(
+        default_factory=list,
+        description="Public keys (PEM) whose checkpoints count besides the signing key's own: "
+        "after a key rotation, list the old key's public key so that its checkpoints still "
+        "verify. A checkpoint signed by any other key fails verification.",
     )
     create_key: bool = Field(
         False, description="Generate the key file if it is missing (always so in dev mode)."
@@ -68,6 +75,12 @@ class Settings(BaseSettings):
     )
 
     policies: Path = Field(Path("./policies"), description="Directory of policy files.")
+    state_dir: Path | None = Field(
+        None,
+        description="Private directory (created 0700) for the server's own state: the audit "
+        "signing key. Default $XDG_STATE_HOME/signoff, else ~/.local/state/signoff; keep it "
+        "outside working trees and away from the database.",
+    )
     db: str = Field(
         "sqlite:///./signoff.db",
         description="Database URL: sqlite:///PATH, or postgresql://USER@HOST/DB for replicas.",

@@ -10,12 +10,22 @@ The rules (SPEC "Decision semantics"):
    (`ignore`, still reported). A `reason_expr` that fails after `when` matched keeps the
    rule's decision, raised to at least what `on_error` asks for, with a fallback reason.
 5. `mode: shadow` rules are evaluated and reported ("would have decided") but never decide.
+
+Redaction (SPEC "Trust model" 3): `when` and the decision always see the real request, but
+when the request holds a value at one of the applicable `redact` paths, every text computed
+from it (reasons, error messages, Explain's variables) is computed from the redacted request
+instead, so that it cannot carry a redacted value into a decision, a review, a log or the
+audit log. A text is never scrubbed after the fact: what the engine said about the real
+request is replaced by what it says about the redacted one, or by a positional message.
+Redaction never changes an outcome, only texts.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,6 +34,8 @@ from google.protobuf.message import Message
 
 from signoff import pb
 from signoff.policy import Activation, Bundle, CelEvalError, CompiledPolicy, CompiledRule
+from signoff.policy.cel import Program
+from signoff.redact import MASK, masked
 
 Decision = Literal["allow", "review", "deny"]
 # "" where a rule had no effect: an ignored failure (on_error: ignore) or no match.
@@ -110,18 +122,23 @@ def evaluate(
     applicable = bundle.applicable(request.action.name)
     policies = applicable.policies
     activation = Activation(request, now)
+    # Texts come from `shown`: the activation itself unless a redacted value is present.
+    redacted = masked(request, applicable.redact) if applicable.redact else None
+    shown = activation if redacted is None else Activation(redacted, now)
     matched: list[tuple[MatchedRule, CompiledRule]] = []
     traces: list[RuleTrace] = []
     for policy in policies:
         values = _batch_values(policy, activation)
         for i, rule in enumerate(policy.rules):
             if values is None:
-                value, error = _when(rule, activation)
+                value, error = _when(rule, activation, shown)
             else:  # False, True, or the reason of a match (a string)
                 value, error = values[i], ""
                 if value is False and not trace:
                     continue  # no match, no error: nothing to report
-            match, rule_trace = _evaluate_rule(rule, value, error, activation, default, trace)
+            match, rule_trace = _evaluate_rule(
+                rule, value, error, (activation, shown), default, trace
+            )
             if match is not None:
                 matched.append((match, rule))
             if rule_trace is not None:
@@ -145,7 +162,7 @@ def evaluate(
         redact=applicable.redact,
         applicable_files=applicable.files,
         rule_traces=tuple(traces),
-        variable_traces=_variable_traces(policies, activation) if trace else (),
+        variable_traces=_variable_traces(policies, activation, shown) if trace else (),
     )
 
 
@@ -170,26 +187,36 @@ def _batch_values(policy: CompiledPolicy, activation: Activation) -> list[Any] |
     return values
 
 
-def _when(rule: CompiledRule, activation: Activation) -> tuple[bool, str]:
+def _when(rule: CompiledRule, activation: Activation, shown: Activation) -> tuple[bool, str]:
     """(value, error) of one rule's `when`; a failure is (False, "when: ...")."""
     try:
-        value = rule.when_program.eval(activation)
+        return _when_value(rule, activation), ""
     except CelEvalError as exc:
-        return False, f"when: {exc}"
+        again = functools.partial(_when_value, rule)
+        return False, f"when: {_message(exc, again, _place(rule), activation, shown)}"
+
+
+def _when_value(rule: CompiledRule, activation: Activation) -> bool:
+    value = rule.when_program.eval(activation)
     if not isinstance(value, bool):
-        return False, f"when: when evaluated to {type(value).__name__}, not bool"
-    return value, ""
+        # Even a type can tell something about a redacted value: _message checks this too.
+        raise CelEvalError(f"when evaluated to {type(value).__name__}, not bool")
+    return value
 
 
 def _evaluate_rule(
     rule: CompiledRule,
     value: bool | str,
     error: str,
-    activation: Activation,
+    activations: tuple[Activation, Activation],
     default: DefaultDecision,
     trace: bool,
 ) -> tuple[MatchedRule | None, RuleTrace | None]:
-    """`value`: the `when` (False on error), or the reason when the batch evaluated it."""
+    """`value`: the `when` (False on error), or the reason when the batch evaluated it.
+
+    `activations`: the request, and the one texts are computed from (see the module doc).
+    """
+    activation, shown = activations
     reason = ""
     effect: Effect = ""
     if value is not False:
@@ -197,10 +224,16 @@ def _evaluate_rule(
         try:
             reason = value if isinstance(value, str) else _reason(rule, activation)
         except CelEvalError as exc:
-            error = f"reason_expr: {exc}"
-            reason = f"rule {rule.name} matched; its reason_expr failed: {exc}"
+            again = functools.partial(_reason, rule)
+            message = _message(exc, again, _place(rule), activation, shown)
+            error = f"reason_expr: {message}"
+            reason = f"rule {rule.name} matched; its reason_expr failed: {message}"
             if rule.on_error != "ignore" and SEVERITY[rule.on_error] > SEVERITY[effect]:
                 effect = rule.on_error
+        else:
+            if shown is not activation and rule.reason_program is not None:
+                # The reason above saw the real request (the batch computes it too).
+                reason = _shown_reason(rule, shown)
     elif error:
         effect = "" if rule.on_error == "ignore" else rule.on_error
         reason = f"rule {rule.name} failed to evaluate ({error}); on_error: {rule.on_error}"
@@ -235,6 +268,49 @@ def _evaluate_rule(
         shadow=rule.shadow,
         effect="" if rule.shadow else effect,
     )
+
+
+def _place(rule: CompiledRule) -> str:
+    return f"rule {rule.name}, {rule.file}:{rule.line}"
+
+
+def _message(
+    exc: CelEvalError,
+    run: Callable[[Activation], Any],
+    place: str,
+    activation: Activation,
+    shown: Activation,
+) -> str:
+    """The text of `exc`, raised by `run(activation)`, fit to be shown.
+
+    With something redacted, the engine's message about the real request may quote a
+    redacted value (`Key not found in map : "5500-..."`). The same expression run on the
+    redacted request can only quote what that request holds, so its message is shown if it
+    fails too; otherwise the failure depended on a redacted value and only its place is.
+    """
+    if shown is activation:
+        return str(exc)
+    try:
+        run(shown)
+    except CelEvalError as again:
+        return str(again)
+    return (
+        f"evaluation failed ({place}); the engine's message is withheld because it depends "
+        "on a redacted value"
+    )
+
+
+def _shown_reason(rule: CompiledRule, shown: Activation) -> str:
+    """The reason_expr's text on the redacted request (its value on the real one is hidden)."""
+    try:
+        return _reason(rule, shown)
+    except CelEvalError:
+        # It worked on the real request, so the rule keeps its decision (redaction changes
+        # texts, never outcomes); the text it would have given depends on a redacted value.
+        return (
+            f"rule {rule.name} matched ({rule.file}:{rule.line}); its reason is withheld "
+            "because it depends on a redacted value"
+        )
 
 
 def _reason(rule: CompiledRule, activation: Activation) -> str:
@@ -275,17 +351,34 @@ def _decided_by(match: MatchedRule, rule: CompiledRule, matched: list[MatchedRul
 
 
 def _variable_traces(
-    policies: tuple[CompiledPolicy, ...], activation: Activation
+    policies: tuple[CompiledPolicy, ...], activation: Activation, shown: Activation
 ) -> tuple[VariableTrace, ...]:
+    """Each variable's value; with something redacted, a value that depends on it is MASK."""
     out = []
     for policy in policies:
         for variable in policy.variables:
+            program = variable.program
             try:
-                value, error = to_json(variable.program.eval(activation)), ""
+                value, error = to_json(program.eval(activation)), ""
             except CelEvalError as exc:
-                value, error = None, str(exc)
+                value = None
+                place = f"variable {variable.name}, {policy.file}:{variable.line}"
+                error = _message(exc, program.eval, place, activation, shown)
+            else:
+                if shown is not activation and _value_on(program, shown) != value:
+                    value = MASK  # it differs on the redacted request: it shows a redacted value
             out.append(VariableTrace(policy.name, variable.name, value, error))
     return tuple(out)
+
+
+def _value_on(program: Program, shown: Activation) -> Any:
+    try:
+        return to_json(program.eval(shown))
+    except CelEvalError:
+        return _FAILED
+
+
+_FAILED = object()  # equal to no value: a variable failing only on the redacted request
 
 
 def to_json(value: Any) -> Any:

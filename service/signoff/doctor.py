@@ -13,29 +13,20 @@ import socket
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from signoff import checkpoints, tls
+from signoff import tls
 from signoff.audit import parse_time
 from signoff.auth import AuthConfigError, build_authenticator
 from signoff.config import Settings
+from signoff.doctor_keys import Check, Status, signing_key_check, trusted_keys_check
 from signoff.ids import Clock, SystemClock
 from signoff.policy import BundleError, load_bundle
 from signoff.store import migrations
 
-Status = Literal["ok", "warn", "fail"]
 SKEW_WARN = dt.timedelta(seconds=1)
 SKEW_FAIL = dt.timedelta(seconds=30)
 CONNECT_TIMEOUT = 5
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the report."""
-
-    check: str
-    status: Status
-    detail: str
 
 
 @dataclass
@@ -47,6 +38,7 @@ class _Db:
     skew: dt.timedelta | None = None  # our clock minus the database server's (PostgreSQL)
     last_audit: dt.datetime | None = None
     entries: int = 0
+    checkpoint: tuple[int, str] | None = None  # the newest: (seq, key id)
 
 
 async def run_checks(settings: Settings, clock: Clock | None = None) -> list[Check]:
@@ -60,6 +52,7 @@ async def run_checks(settings: Settings, clock: Clock | None = None) -> list[Che
     rows.append(auth_row)
     rows.append(tls_check(settings, clock.now()))
     rows.append(signing_key_check(settings, dev_mode))
+    rows.append(trusted_keys_check(settings, db.checkpoint))
     rows += listen_checks(settings)
     rows += clock_checks(settings, db, clock.now())
     return rows
@@ -127,6 +120,14 @@ def _sqlite(path: Path, db: _Db) -> Check:
                 " FROM audit"
             ).fetchone()
             db.entries, db.last_audit = int(seq), parse_time(time) if time else None
+            has_checkpoints = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'checkpoints'"
+            ).fetchone()[0]
+            if has_checkpoints:
+                row = conn.execute(
+                    "SELECT seq, key_id FROM checkpoints ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                db.checkpoint = (int(row[0]), str(row[1])) if row else None
     except sqlite3.Error as exc:
         return Check("database", "fail", f"{path}: not a signoff database: {exc}")
     finally:
@@ -169,6 +170,11 @@ async def _postgres(settings: Settings, db: _Db, clock: Clock) -> Check:
                 )
                 row = await cur.fetchone()
                 db.entries, db.last_audit = int(row[0]), row[1]
+                cur = await conn.execute(
+                    "SELECT seq, key_id FROM checkpoints ORDER BY seq DESC LIMIT 1"
+                )
+                row = await cur.fetchone()
+                db.checkpoint = (int(row[0]), str(row[1])) if row else None
     except psycopg.Error as exc:
         return Check("database", "fail", f"{where}: {str(exc).strip().splitlines()[0]}")
     db.reachable = True
@@ -290,31 +296,6 @@ def tls_check(settings: Settings, now: dt.datetime) -> Check:
     if material.not_after - now < dt.timedelta(days=s.expiry_warning_days):
         return Check("tls", "warn", f"{detail}: expires in less than {s.expiry_warning_days} days")
     return Check("tls", "ok", detail)
-
-
-def signing_key_check(settings: Settings, dev_mode: bool) -> Check:
-    """The checkpoint signing key is present and readable, or would be created."""
-    default_dir = Path(".") if settings.is_postgres else settings.sqlite_path.parent
-    path = settings.audit.signing_key or default_dir / "signoff-audit-key.pem"
-    if not path.exists():
-        if dev_mode or settings.audit.create_key:
-            why = "dev mode" if dev_mode else "audit.create_key"
-            return Check("signing key", "ok", f"{path}: missing; created on first start ({why})")
-        return Check(
-            "signing key",
-            "fail",
-            f"{path}: missing; create it (openssl genpkey "
-            "-algorithm ed25519) or set audit.create_key",
-        )
-    try:
-        key = checkpoints.load_or_create_key(path, create=False)
-    except checkpoints.SigningKeyError as exc:
-        return Check("signing key", "fail", str(exc))
-    mode = path.stat().st_mode & 0o077
-    detail = f"{path}: key id {checkpoints.key_id(key)}"
-    if mode:
-        return Check("signing key", "warn", f"{detail}; readable by group or others")
-    return Check("signing key", "ok", detail)
 
 
 def listen_checks(settings: Settings) -> list[Check]:

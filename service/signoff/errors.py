@@ -43,6 +43,10 @@ class FailedPrecondition(SignoffError):
         self.current_state = current_state
 
 
+class DataLoss(SignoffError):
+    """A stored row disagrees with the audit chain that recorded it (changed outside signoff)."""
+
+
 class Unavailable(SignoffError):
     """A dependency (the database) failed; nothing was stored, the call may be retried."""
 

@@ -11,6 +11,7 @@ from google.protobuf import json_format, struct_pb2
 
 from signoff import pb
 from signoff.audit import AuditRecord
+from signoff.chain_check import digest
 from signoff.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -19,13 +20,22 @@ from signoff.errors import (
     SignoffError,
 )
 from signoff.grant_cache import ActiveGrants
-from signoff.grants import Bound, Scope, check_bounds, covers, default_bounds
+from signoff.grants import (
+    Asked,
+    Bound,
+    Scope,
+    check_bounds,
+    covers,
+    default_bounds,
+    param_paths,
+)
 from signoff.grants_config import GrantSettings
 from signoff.ids import Clock, IdFactory
 from signoff.jsonify import struct_to_dict
 from signoff.policy import Bundle
 from signoff.policy.bundle import CompiledRule
-from signoff.reviews import approvers
+from signoff.redact import redact
+from signoff.reviews import approvers, requesters
 from signoff.store.base import Store
 from signoff.store.grants_sql import GrantRecord
 
@@ -60,7 +70,8 @@ class GrantDesk:
         now: dt.datetime,
     ) -> tuple[GrantRecord, AuditRecord]:
         """The grant `who_id` asks for while approving `r`, checked; refused with a reason."""
-        policy, rule = self._grantable(who_id, can_review, r)
+        compiled = self._grantable(who_id, can_review, r)
+        policy, rule = compiled.policy, compiled.name
         if not 1 <= spec.ttl_seconds <= self.max_ttl.total_seconds():
             raise InvalidArgument(
                 "grant.ttl_seconds",
@@ -78,13 +89,16 @@ class GrantDesk:
             Bound(b.path, b.op, json_format.MessageToDict(b.value))  # type: ignore[arg-type]
             for b in spec.bounds
         )
+        # What the reviewer saw: the stored review holds the request as shown (redacted).
+        approved = struct_to_dict(r.request.action.params)
         try:
-            check_bounds(bounds, struct_to_dict(r.request.action.params))
+            check_bounds(bounds, approved, unbounded=compiled.unbounded_grants)
         except ValueError as exc:
             field, _, message = str(exc).partition(": ")
             raise InvalidArgument(field, message) from exc
         principal = "" if spec.any_principal else r.request.principal.id
-        scope = Scope(r.request.action.name, principal, bounds)
+        paths = param_paths(approved)
+        scope = Scope(r.request.action.name, principal, bounds, who_id, paths)
         grant = S.Grant(
             grant_id=self.new_id(),
             reviewer_group=r.reviewer_group,
@@ -97,6 +111,8 @@ class GrantDesk:
             created_by=who_id,
             review_id=r.review_id,
             description=scope.describe(),
+            param_paths=sorted(paths),
+            closed_world=True,
         )
         grant.created_at.FromDatetime(now)
         grant.expires_at.FromDatetime(now + dt.timedelta(seconds=spec.ttl_seconds))
@@ -116,12 +132,13 @@ class GrantDesk:
             revoked_by="",
             grant=grant.SerializeToString(),
         )
-        return record, _audit("grant.created", who_id, now, record, {"review_id": r.review_id})
+        extra = {"review_id": r.review_id, "param_paths": sorted(paths)}
+        return record, _audit("grant.created", who_id, now, record, extra)
 
     def _grantable(
         self, who_id: str, can_review: Callable[[str], bool], r: pb.review.Review
-    ) -> tuple[str, str]:
-        """The (policy, rule) a grant on `r` would stand in for; refused with the reason."""
+    ) -> CompiledRule:
+        """The rule a grant on `r` would stand in for; refused with the reason."""
         # Its group is the review's: never broader than the groups the reviewer reviews for.
         if not can_review(r.reviewer_group):
             raise PermissionDenied(
@@ -139,7 +156,7 @@ class GrantDesk:
         if not compiled.grants:
             why = "grants: false" if compiled.approvals == 1 else "approvals: 2+ without grants"
             raise FailedPrecondition(f"rule {policy}/{rule} forbids standing approvals ({why})")
-        return policy, rule
+        return compiled
 
     def offered(
         self, who_id: str, can_review: Callable[[str], bool], r: pb.review.Review
@@ -158,7 +175,7 @@ class GrantDesk:
         """Whether `who_id` may grant while approving the pending `r`, and what to propose."""
         out = S.GrantOffer(max_ttl_seconds=int(self.max_ttl.total_seconds()), max_uses=MAX_USES)
         try:
-            self._grantable(who_id, can_review, r)
+            compiled = self._grantable(who_id, can_review, r)
         except SignoffError as exc:
             out.refusal = exc.message
             return out
@@ -173,11 +190,17 @@ class GrantDesk:
                 "the review may grant"
             )
             return out
-        out.allowed = True
         params = struct_to_dict(r.request.action.params)
-        for b in default_bounds(params):
-            if not _redacted(b.path, r.redacted_paths):
-                out.default_bounds.add(path=b.path, op=b.op, value=value(b.value))
+        proposed = [b for b in default_bounds(params) if not _redacted(b.path, r.redacted_paths)]
+        try:
+            # The proposal must be grantable as it stands: say now if no bounds could be.
+            check_bounds(proposed, params, unbounded=compiled.unbounded_grants)
+        except ValueError as exc:
+            out.refusal = f"no grant can bound this action: {str(exc).partition(': ')[2]}"
+            return out
+        out.allowed = True
+        for b in proposed:
+            out.default_bounds.add(path=b.path, op=b.op, value=value(b.value))
         return out
 
     def _rule(self, policy: str, rule: str) -> CompiledRule | None:
@@ -189,14 +212,27 @@ class GrantDesk:
         return None
 
     async def find(
-        self, req: pb.common.ActionRequest, rule: CompiledRule, group: str, now: dt.datetime
+        self,
+        req: pb.common.ActionRequest,
+        rule: CompiledRule,
+        group: str,
+        redacted: Sequence[str],
+        now: dt.datetime,
     ) -> list[GrantRecord]:
-        """The active grants that cover `req`, decided by `rule` for `group`, newest first."""
+        """The active grants that cover `req`, decided by `rule` for `group`, newest first.
+
+        `redacted` are the paths the policy redacts: a grant recorded the param paths its
+        reviewer saw, where a redacted param is one leaf, so `req` is compared as shown.
+        """
         found = await self._active.get(req.action.name, group, rule.policy, rule.name, now)
         if not found:
             return []
         params = struct_to_dict(req.action.params)
-        return [g for g in found if covers(_scope(g), req.action.name, req.principal.id, params)]
+        shown = struct_to_dict(redact(req, redacted).action.params) if redacted else params
+        asked = Asked(
+            req.action.name, req.principal.id, requesters(req.principal), params, param_paths(shown)
+        )
+        return [g for g in found if covers(_scope(g), asked)]
 
     def changed(self) -> None:
         """A grant was made, used up or revoked here: read the active ones afresh."""
@@ -261,7 +297,9 @@ def _scope(g: GrantRecord) -> Scope:
         Bound(b.path, b.op, json_format.MessageToDict(b.value))  # type: ignore[arg-type]
         for b in grant.bounds
     )
-    return Scope(g.action_name, g.principal_id, bounds)
+    # A grant stored before param paths were recorded has no closed world: it covers nothing.
+    paths = frozenset(grant.param_paths) if grant.closed_world else None
+    return Scope(g.action_name, g.principal_id, bounds, g.created_by, paths)
 
 
 def to_message(g: GrantRecord) -> pb.review.Grant:
@@ -281,11 +319,15 @@ def _audit(
         type=kind,
         actor=actor,
         time=now,
+        # Under the review it was granted with: the review_id index finds a grant's entries,
+        # against which its row is checked before it allows anything (chain_check).
+        review_id=S.Grant.FromString(g.grant).review_id,
         action_name=g.action_name,
         reviewer_group=g.reviewer_group,
         rules=(g.rule,),
         payload={
             "grant_id": g.grant_id,
+            "grant_digest": digest(g.grant),
             "policy": g.policy,
             "rule": g.rule,
             "scope": to_message(g).description,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from signoff.chain_guard import checked_grants
 from signoff.store.base import Store
 from signoff.store.grants_sql import GrantRecord
 
@@ -37,7 +38,11 @@ class ActiveGrants:
             # Expiry is judged at `now`; uses and revocations by the atomic use.
             return [g for g in cached[1] if g.expires_at > now]
         read_at = time.monotonic()
-        found = await self.store.active_grants(action_name, group, policy, rule, now)
+        # A row changed in the database (a wider scope, more uses, a revocation undone) is
+        # left out here, before it is cached: it allows nothing (chain_guard).
+        found = await checked_grants(
+            self.store, await self.store.active_grants(action_name, group, policy, rule, now)
+        )
         if self.ttl > 0:
             if len(self._read) >= MAX_KEYS:
                 self._read.clear()

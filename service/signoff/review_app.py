@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from google.protobuf import struct_pb2
 
-from signoff import pb, review_batch, review_console, reviews
+from signoff import chain_guard, pb, review_batch, review_console, review_edits, reviews
 from signoff.audit import AuditRecord
 from signoff.errors import (
     FailedPrecondition,
@@ -25,6 +25,7 @@ from signoff.errors import (
 from signoff.ids import Clock
 from signoff.logs import event
 from signoff.receipts import ReceiptIssuer
+from signoff.review_edits import Recheck
 from signoff.review_hub import Hub
 from signoff.review_records import audit_record, to_record
 from signoff.reviews import Actor, Change
@@ -54,6 +55,8 @@ class Identity(Protocol):
 
 
 Publish = Callable[[str, pb.review.Review], None]
+# The bundle in force deciding an edited action (the application knows the bundle).
+EvaluateEdit = Callable[[pb.common.ActionRequest], Recheck]
 
 
 class ReviewDesk:
@@ -80,6 +83,7 @@ class ReviewDesk:
         self.queue_interval_s = queue_interval_s
         self.telemetry = telemetry or Telemetry()
         self.grants: GrantDesk | None = None  # set by the application (it knows the bundle)
+        self.evaluate_edit: EvaluateEdit | None = None  # likewise
         self.queue_watchers = 0  # open WatchQueue streams (a gauge; tests check it drops)
         # Changes committed through other replicas (PostgreSQL) wake our watchers too.
         store.subscribe_reviews(self.hub.notify)
@@ -94,13 +98,16 @@ class ReviewDesk:
             if note:
                 self._publish(note, review)
 
-    async def _load(self, review_id: str) -> pb.review.Review:
+    async def _load(self, review_id: str, *, acting: bool = False) -> pb.review.Review:
         if not review_id:
             raise InvalidArgument("review_id", "is required")
         rec = await self.store.get_review(review_id)
         if rec is None:
             raise NotFound(f"review {review_id} not found")
-        return S.Review.FromString(rec.review)
+        r = S.Review.FromString(rec.review)
+        # Resolved (or about to be acted on): only as the audit chain recorded it.
+        await chain_guard.check_reviews(self.store, [(rec, r)], acting=acting)
+        return r
 
     def _may_see(self, who: Identity, r: pb.review.Review) -> bool:
         return (
@@ -185,6 +192,7 @@ class ReviewDesk:
         )
         rows = await self.store.list_reviews(query)
         out = S.ListReviewsResponse(reviews=[S.Review.FromString(r.review) for r in rows[:size]])
+        await chain_guard.check_reviews(self.store, list(zip(rows, out.reviews, strict=False)))
         if len(rows) > size:
             last = rows[size - 1]
             key = f"{last.created_at.isoformat()}|{last.review_id}"
@@ -229,6 +237,9 @@ class ReviewDesk:
             exclude_review_id=r.review_id,
             limit=limit * review_console.PRECEDENT_SCAN,
         )
+        await chain_guard.check_reviews(
+            self.store, [(c, S.Review.FromString(c.review)) for c in candidates]
+        )
         sees_all = "admin" in who.roles or "auditor" in who.roles
         found = review_console.precedents(
             r, candidates, lambda group: sees_all or who.can_review(group), limit
@@ -241,7 +252,7 @@ class ReviewDesk:
 
     async def submit(self, who: Identity, req: pb.review.SubmitReviewRequest) -> pb.review.Review:
         """Approve, approve with edits, or reject."""
-        r = await self._load(req.review_id)
+        r = await self._load(req.review_id, acting=True)
         params: struct_pb2.Struct | None = req.params if req.HasField("params") else None
         grant = None
         if req.HasField("grant"):
@@ -276,6 +287,12 @@ class ReviewDesk:
             self.clock.now(),
             self.limits,
         )
+        if verdict == S.VERDICT_MODIFY:
+            # After the state machine's checks (group, version, separation of duties), so
+            # only a reviewer of this review learns how the policy decides their edit.
+            assert params is not None  # reviews.submit refuses a MODIFY without params
+            edit = self._check_edit(who, r, params)
+            extra = {**(extra or {}), "edit_evaluation": edit.payload()}
         if grant is not None and change.review.state != S.REVIEW_STATE_APPROVED:
             more = change.review.approvals_required - _approvals(change.review)
             raise FailedPrecondition(
@@ -283,6 +300,27 @@ class ReviewDesk:
                 "approvals needed); grant with the approval that resolves it"
             )
         return await self._apply(r, change, who.id, who.roles, extra, grant)
+
+    def _check_edit(self, who: Identity, r: pb.review.Review, params: struct_pb2.Struct) -> Recheck:
+        """The bundle in force on the edited action; FailedPrecondition if it escapes."""
+        if self.evaluate_edit is None:  # fail closed: an edit nobody checked is never accepted
+            raise FailedPrecondition("edits are refused: no policy bundle to check them against")
+        edit = self.evaluate_edit(review_edits.edited_request(r, params))
+        try:
+            review_edits.check_edit(r, edit)
+        except FailedPrecondition:
+            event(
+                log,
+                "review.edit_refused",
+                logging.WARNING,
+                review_id=r.review_id,
+                actor=who.id,
+                outcome=edit.outcome,
+                rule=edit.rule,
+                group=edit.reviewer_group,
+            )
+            raise
+        return edit
 
     async def submit_batch(
         self, who: Identity, req: pb.review.SubmitReviewsRequest
@@ -292,7 +330,7 @@ class ReviewDesk:
 
     async def cancel(self, who: Identity, req: pb.review.CancelReviewRequest) -> pb.review.Review:
         """The requesting agent withdraws its review."""
-        r = await self._load(req.review_id)
+        r = await self._load(req.review_id, acting=True)
         change = reviews.cancel(r, Actor(who.id, who.roles), req.reason, self.clock.now())
         return await self._apply(r, change, who.id, who.roles)
 
@@ -303,6 +341,7 @@ class ReviewDesk:
         for rec in await self.store.due_reviews(now):
             r = S.Review.FromString(rec.review)
             try:
+                await chain_guard.check_reviews(self.store, [(rec, r)], acting=True)
                 await self._apply(r, reviews.expire(r, now), "signoff")
                 changed += 1
             except Exception as exc:  # a concurrent act won the race: that is fine

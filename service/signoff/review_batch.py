@@ -15,7 +15,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from signoff import pb, review_console
+from signoff import chain_guard, pb, review_console
 from signoff.errors import InvalidArgument, NotFound, PermissionDenied, SignoffError
 from signoff.ids import new_id
 from signoff.logs import event
@@ -113,7 +113,9 @@ async def _load(desk: ReviewDesk, review_id: str) -> pb.review.Review:
     rec = await desk.store.get_review(review_id)
     if rec is None:
         raise NotFound(f"review {review_id} not found")
-    return S.Review.FromString(rec.review)
+    r = S.Review.FromString(rec.review)
+    await chain_guard.check_reviews(desk.store, [(rec, r)], acting=True)
+    return r
 
 
 def _check_reviews(who: Identity, loaded: list[pb.review.Review]) -> None:

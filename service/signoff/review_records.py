@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 
 from signoff import pb, reviews
@@ -29,8 +30,14 @@ def to_record(r: pb.review.Review) -> ReviewRecord:
             tzinfo=dt.UTC
         ),
         expires_at=(r.expires_at.ToDatetime(tzinfo=dt.UTC) if r.state == reviews.PENDING else None),
-        review=r.SerializeToString(),
+        review=stored_bytes(r),
     )
+
+
+def stored_bytes(r: pb.review.Review) -> bytes:
+    """The review as its row stores it; its audit entries record the SHA-256 of these bytes."""
+    # Deterministic, so that the row and the entry's digest cannot differ by map order.
+    return r.SerializeToString(deterministic=True)
 
 
 def audit_record(
@@ -72,6 +79,9 @@ def audit_record(
         payload["note"] = r.resolution_note
     if extra:
         payload.update(extra)
+    # The whole stored message, so that a review row changed outside signoff (an outcome,
+    # an act, a digest) is told apart from the one this entry recorded (chain_check).
+    payload["review_digest"] = hashlib.sha256(stored_bytes(r)).hexdigest()
     return AuditRecord(
         type=kind,
         actor=actor,

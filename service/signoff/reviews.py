@@ -161,8 +161,7 @@ def submit(
             f"(needs role reviewer:{review.reviewer_group})"
         )
     _check_actionable(review, expected_version)
-    req = review.request
-    if actor.id in requesters(req.principal):
+    if actor.id in requesters(review.request.principal):
         raise PermissionDenied(
             f"separation of duties: {actor.id} requested this action (or it acts on their "
             "behalf) and may not review it"

@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from signoff import checkpoints, tls
+from signoff import checkpoints, keyfiles, tls
 from signoff.api import audit as audit_api
 from signoff.api import connect as connect_api
 from signoff.api import decision as decision_api
@@ -272,16 +272,27 @@ def directory_for(settings: Settings) -> Directory:
 
 
 def signer_for(settings: Settings, dev_mode: bool) -> Signer:
-    """Load (or, in dev mode or when asked, create) the checkpoint signing key."""
-    default_dir = Path(".") if settings.is_postgres else settings.sqlite_path.parent
-    path = settings.audit.signing_key or default_dir / "signoff-audit-key.pem"
+    """Load (or, in dev mode or when asked, create) the checkpoint signing key, with the
+    public keys `audit.trusted_keys` adds to its own."""
+    place = keyfiles.signing_key_place(settings)
     try:
-        key = checkpoints.load_or_create_key(path, create=dev_mode or settings.audit.create_key)
+        key = checkpoints.load_or_create_key(
+            place.path, create=dev_mode or settings.audit.create_key
+        )
     except checkpoints.SigningKeyError as exc:
         raise ConfigError(
             f"audit.signing_key: {exc}; set audit.create_key to generate one"
         ) from None
-    return Signer(key)
+    if exposed := keyfiles.exposures(place.path, settings):
+        event(
+            log,
+            "audit signing key in an exposed place",
+            logging.WARNING,
+            path=str(place.path),
+            where="; ".join(exposed),
+            hint=keyfiles.move_hint(place, settings),
+        )
+    return Signer(key, tuple(keyfiles.trusted_public_keys(settings)))
 
 
 def authenticator_for(settings: Settings) -> Authenticator:
@@ -351,6 +362,7 @@ async def start(
     telemetry.watch_limits(limiter)
     guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming)
     audit = AuditDesk(app.store, app.clock, signer)
+    await audit.warn_if_untrusted()
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),

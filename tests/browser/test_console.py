@@ -253,6 +253,30 @@ def test_invalid_json_in_the_params_editor_is_shown_and_blocks_submit(console: C
         assert bot.get_review(decision.review_id).state is ReviewState.PENDING
 
 
+def test_an_edit_the_policy_denies_is_refused_and_the_editor_stays_open(console: Console):
+    decision = console.refund(750)
+    page = console.page("tok-alice", f"/reviews/{decision.review_id}")
+    page.get_by_role("button", name="Edit params").click()
+    editor = page.get_by_label("Edited params (JSON)")
+    expect(editor).to_be_focused()
+    editor.fill(editor.input_value().replace('"amount": 750', '"amount": 25000'))
+    submit = page.get_by_role("button", name="Approve with edits")
+    submit.click()
+    alert = page.get_by_role("alert")
+    # The server's reason, not "this review changed": nobody else acted.
+    expect(alert).to_contain_text(
+        "Not recorded: edit refused: the policy would deny the edited action "
+        "(rule refunds/refund-over-hard-limit (refunds.yaml:"
+    )
+    with console.client("tok-bot") as bot:
+        review = bot.get_review(decision.review_id)
+    assert (review.state, review.version, review.acts) == (ReviewState.PENDING, 1, ())
+    # Still editing: bring the amount within the policy and approve.
+    editor.fill(editor.input_value().replace('"amount": 25000', '"amount": 600'))
+    submit.click()
+    expect(alert).to_contain_text("Approved with edits")
+
+
 def test_rejecting_needs_a_comment(console: Console):
     decision = console.refund(750)
     page = console.page("tok-alice", f"/reviews/{decision.review_id}")

@@ -170,3 +170,28 @@ def test_revoke_from_the_grants_page_then_requests_are_reviewed_again(console: C
     page.get_by_label("Include inactive (expired, used up, revoked)").check()
     expect(row).to_contain_text("revoked by alice")
     expect(row.get_by_role("button", name="Revoke")).to_have_count(0)
+
+
+def test_a_grant_must_bound_the_amount_and_a_list_is_bound_as_json(console: Console):
+    def params(amount: float, items: list[int]) -> dict[str, Any]:
+        return {"amount": amount, "currency": "EUR", "items": items}
+
+    page = _open(console, console.refund(params=params(750, [1, 2])).review_id)
+    page.get_by_label("Also allow similar actions (standing approval)").check()
+    expect(page.get_by_label("items value")).to_have_value("[1,2]")
+    page.get_by_role("button", name="Remove bound amount").click()
+    page.get_by_role("button", name="Approve", exact=True).click()
+    expect(page.get_by_test_id("grant-error")).to_contain_text(
+        "Signoff refused the standing approval: grant.bounds: param 'amount' is a number "
+        "(750) without an upper bound: add e.g. amount <= 750"
+    )
+    page.get_by_role("button", name="Restore suggested bounds").click()
+    page.get_by_role("button", name="Approve", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("Standing approval granted")
+
+    (grant,) = _grants(console)
+    assert list(grant.param_paths) == ["amount", "currency", "items"]
+    assert console.refund(params=params(700, [1, 2])).outcome is Outcome.AUTO_ALLOW
+    assert console.refund(params=params(700, [1, 3])).outcome is Outcome.REQUIRE_REVIEW
+    extra = {**params(700, [1, 2]), "iban": "DE89"}
+    assert console.refund(params=extra).outcome is Outcome.REQUIRE_REVIEW

@@ -250,9 +250,9 @@ def make_server(
         request.getfixturevalue("backend") if "backend" in request.fixturenames else "sqlite"
     )
     threads: list[tuple[ServerThread, ServerHandle | None]] = []
-    # On PostgreSQL the key's default place is the working directory; servers of one test
-    # share a key, as replicas do, so that a restarted server verifies older checkpoints.
-    pg_key = tmp_path_factory.mktemp("pg-key") / "signoff-audit-key.pem"
+    # The servers of one test share a state directory, so a key, as replicas do: a
+    # restarted server verifies older checkpoints. Never the developer's own state directory.
+    state_dir = tmp_path_factory.mktemp("state")
     schemas = ExitStack()  # dropped after every server stopped (their pools hold sessions)
 
     def make(
@@ -270,9 +270,8 @@ def make_server(
             db = f"sqlite:///{base / 'signoff.db'}"
         # Outside dev mode the signing key must exist or be asked for explicitly.
         audit: dict[str, Any] = {"create_key": True}
-        if not db.startswith("sqlite:"):
-            audit["signing_key"] = pg_key
         values: dict[str, Any] = {
+            "state_dir": state_dir,
             "policies": policies or EXAMPLE_POLICIES,
             "db": db,
             "listen": "127.0.0.1:0",

@@ -43,7 +43,7 @@ def _free_address() -> str:
 def setup(tmp_path: Path) -> list[str]:
     """Flags of a good SQLite deployment with a tokens file; the database does not exist."""
     tokens = write_tokens(tmp_path, {"t0k3n": ("alice", ["reviewer:finance"])})
-    key = tmp_path / "key.pem"
+    key = tmp_path / "keys" / "key.pem"  # not beside the database: doctor would warn
     assert main(["db", "migrate", "--db", f"sqlite:///{tmp_path / 'migrated.db'}"]) == 0
     return [
         "--policies", str(EXAMPLE_POLICIES), "--db", f"sqlite:///{tmp_path / 'signoff.db'}",
@@ -75,7 +75,7 @@ def test_a_good_setup_passes_and_the_table_names_every_check(setup, tmp_path, ca
     assert "created on first start (audit.create_key)" in checks["signing key"]["detail"]
     # Nothing was created: no database, no key.
     assert not (tmp_path / "signoff.db").exists()
-    assert not (tmp_path / "key.pem").exists()
+    assert not (tmp_path / "keys").exists()
     assert main(["doctor", *setup]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["check", "status", "detail"]
@@ -274,3 +274,96 @@ def test_clock_skew_against_postgresql(offset: int, status: str, tmp_path: Path)
         assert f"{abs(offset)} s {side} the database server's clock" in row.detail or (
             f" ms {side}" in row.detail
         )
+
+
+def _with_audit(setup: list[str], tmp_path: Path, audit: str, extra: str = "") -> list[str]:
+    tokens = tmp_path / "tokens.yaml"
+    text = f"auth: {{tokens_file: {tokens}}}\naudit: {audit}\n{extra}"
+    return _set(setup, "--config", str(_config(tmp_path, text)))
+
+
+def test_a_key_left_beside_the_database_is_used_with_a_warning_saying_how_to_move_it(
+    setup, tmp_path, capsys
+):
+    from signoff.checkpoints import key_id, load_or_create_key
+
+    key = load_or_create_key(tmp_path / "signoff-audit-key.pem", create=True)  # the old default
+    state = tmp_path / "state"
+    flags = _with_audit(setup, tmp_path, "{create_key: true}", f"state_dir: {state}\n")
+    code, checks = doctor(capsys, *flags)
+    assert code == 0, checks
+    row = checks["signing key"]
+    assert row["status"] == "warn"
+    assert f"key id {key_id(key)}" in row["detail"]
+    assert "beside the database" in row["detail"]
+    assert (
+        f"mv {tmp_path / 'signoff-audit-key.pem'} {state / 'signoff-audit-key.pem'}"
+        in (row["detail"])
+    )
+    assert not state.exists()  # doctor creates nothing
+
+
+def test_a_key_inside_a_git_working_tree_is_a_warning(setup, tmp_path, capsys):
+    from signoff.checkpoints import load_or_create_key
+
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    load_or_create_key(tmp_path / "repo" / "k.pem", create=True)
+    flags = _with_audit(setup, tmp_path, f"{{signing_key: {tmp_path / 'repo' / 'k.pem'}}}")
+    code, checks = doctor(capsys, *flags)
+    assert code == 0, checks
+    assert checks["signing key"]["status"] == "warn"
+    assert f"inside the git working tree {tmp_path / 'repo'}" in checks["signing key"]["detail"]
+
+
+def test_a_key_in_the_state_directory_is_ok(setup, tmp_path, capsys):
+    from signoff.checkpoints import load_or_create_key
+
+    state = tmp_path / "state"
+    load_or_create_key(state / "signoff-audit-key.pem", create=True)
+    code, checks = doctor(capsys, *_with_audit(setup, tmp_path, "{}", f"state_dir: {state}\n"))
+    assert code == 0, checks
+    assert checks["signing key"]["status"] == "ok", checks["signing key"]
+    state.chmod(0o755)
+    _, checks = doctor(capsys, *_with_audit(setup, tmp_path, "{}", f"state_dir: {state}\n"))
+    assert checks["signing key"]["status"] == "warn"
+    assert f"its directory {state} is open to group or others" in checks["signing key"]["detail"]
+
+
+def test_trusted_keys_are_listed_and_a_bad_one_fails(setup, tmp_path, capsys):
+    from signoff.checkpoints import key_id, load_or_create_key
+
+    old = load_or_create_key(tmp_path / "keys" / "old.pem", create=True)
+    good = f"{{create_key: true, trusted_keys: [{tmp_path / 'keys' / 'old.pem'}]}}"
+    code, checks = doctor(capsys, *_with_audit(setup, tmp_path, good))
+    assert code == 0, checks
+    assert checks["trusted keys"]["detail"] == f"the signing key's own and 1 more: {key_id(old)}"
+    (tmp_path / "bad.pub").write_text("nope")
+    bad = f"{{create_key: true, trusted_keys: [{tmp_path / 'bad.pub'}]}}"
+    code, checks = doctor(capsys, *_with_audit(setup, tmp_path, bad))
+    assert code == 1
+    assert checks["trusted keys"]["detail"].startswith("audit.trusted_keys[0]: ")
+
+
+def test_a_newest_checkpoint_by_an_untrusted_key_is_a_warning(
+    make_server: MakeServer, backend, setup, tmp_path, capsys
+):
+    from signoff.checkpoints import key_id, load_or_create_key, public_pem
+
+    old = load_or_create_key(tmp_path / "keys" / "old.pem", create=True)
+    (tmp_path / "keys" / "old.pub").write_bytes(public_pem(old))
+    server = make_server(backend=backend, audit={"signing_key": tmp_path / "keys" / "old.pem"})
+    server.call(server.running.stop(0))  # it signed the chain head at start
+    new = load_or_create_key(tmp_path / "keys" / "new.pem", create=True)
+    flags = _set(setup, "--db", server.db)
+    rotated = f"{{signing_key: {tmp_path / 'keys' / 'new.pem'}}}"
+    code, checks = doctor(capsys, *_with_audit(flags, tmp_path, rotated))
+    assert code == 0, checks
+    assert checks["trusted keys"]["status"] == "warn"
+    assert re.match(
+        rf"the newest checkpoint \(seq \d+\) is signed by key {key_id(old)}, which is not "
+        rf"trusted \(the signing key is {key_id(new)}\): audit verification will fail",
+        checks["trusted keys"]["detail"],
+    ), checks["trusted keys"]
+    with_old = rotated.replace("}", f", trusted_keys: [{tmp_path / 'keys' / 'old.pub'}]}}")
+    code, checks = doctor(capsys, *_with_audit(flags, tmp_path, with_old))
+    assert checks["trusted keys"]["status"] == "ok", checks["trusted keys"]

@@ -319,14 +319,14 @@ def test_bad_grants_are_refused(srv, action, who, spec, verdict, code, message):
 
 def test_only_the_approval_that_resolves_a_review_may_grant(srv):
     d = _ask(srv, 750, action="dual.out")
-    code, details = _refused(_approve, srv, d.review_id, _spec())
+    code, details = _refused(_approve, srv, d.review_id, _spec(**EUR_750))
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert "is not approved by this act (1 more approvals needed)" in details
     first = R.SubmitReviewRequest(review_id=d.review_id, verdict=R.VERDICT_APPROVE)
     first.expected_version = 1
     assert _stub(srv).SubmitReview(first, metadata=_md("alice")).state == (R.REVIEW_STATE_PENDING)
     second = R.SubmitReviewRequest(
-        review_id=d.review_id, verdict=R.VERDICT_APPROVE, expected_version=2, grant=_spec()
+        review_id=d.review_id, verdict=R.VERDICT_APPROVE, expected_version=2, grant=_spec(**EUR_750)
     )
     assert _stub(srv).SubmitReview(second, metadata=_md("bob")).state == (R.REVIEW_STATE_APPROVED)
     (grant,) = _grants(srv)
@@ -396,6 +396,11 @@ async def test_cli_approve_with_a_grant(srv):
         (["--grant-uses", "5"], "--grant-uses, --grant-bound and --grant-any-principal need"),
         (["another-id", "--grant-for", "1h"], "--grant-for takes one review, not a batch"),
         (["--grant-for", "1h", "--grant-bound", "amount<=10"], "amount <= 10 does not hold"),
+        (["--grant-for", "1h"], "grant.bounds: at least one bound is required"),
+        (
+            ["--grant-for", "1h", "--grant-bound", "currency==EUR"],
+            "grant.bounds: param 'amount' is a number (750) without an upper bound",
+        ),
     ],
 )
 async def test_cli_bad_grant_flags_are_refused(srv, args, message):

@@ -152,9 +152,10 @@ def test_rejected_and_cancelled_reviews_have_no_receipt(server):
     assert cancelled.receipt is None
 
 
-def test_a_receipt_does_not_verify_with_another_key(server, make_server):
+def test_a_receipt_does_not_verify_with_another_key(server, make_server, tmp_path):
     receipt = _evaluate(server, 120).receipt
-    other = make_server(backend="sqlite")  # on PostgreSQL, test servers share one key
+    # The servers of one test share a state directory, so a key: this one gets its own.
+    other = make_server(backend="sqlite", state_dir=tmp_path / "other-state")
     with pytest.raises(receipts.UnknownKey):
         receipts.verify(receipt, _public_key(other), _action(120))
 
@@ -195,3 +196,13 @@ def test_require_exposes_the_review_receipt_once_approved(server):
     assert approval.review is not None
     v = receipts.verify(approval, _public_key(server), _action(760))
     assert (v.review_id, v.approvers) == (decision.review_id, ("alice",))
+
+
+def test_an_auto_allow_receipt_binds_redacted_values_too(server):
+    # The executor checks the receipt against what it is about to run: a receipt for one
+    # card must not pass for another, although the policy masks card_number in the log.
+    decision = _evaluate(server, 120)
+    v = receipts.verify(decision.receipt, _public_key(server), _action(120))
+    assert v.redacted_paths == ()
+    with pytest.raises(receipts.WrongAction):
+        receipts.verify(decision.receipt, _public_key(server), _action(120, card_number="5500"))

@@ -292,10 +292,23 @@ def add_field(lines: list[bytes]) -> list[bytes]:
             "bad signature",
             3,
             4,
-            f"names key {key_id(OTHER)}, not the given key {key_id(KEY)}",
+            f"checkpoint at seq 3 is signed by key {key_id(OTHER)}, which is not a trusted key "
+            f"(trusted: {key_id(KEY)})",
         ),
-        (replace_checkpoint_with_other_key, "bad signature", 6, 8, f"names key {key_id(OTHER)}"),
-        (end_by_other_key, "bad signature", 10, 14, "end line at seq 10 names key"),
+        (
+            replace_checkpoint_with_other_key,
+            "bad signature",
+            6,
+            8,
+            f"signed by key {key_id(OTHER)}, which is not a trusted key",
+        ),
+        (
+            end_by_other_key,
+            "bad signature",
+            10,
+            14,
+            f"end line at seq 10 is signed by key {key_id(OTHER)}, which is not a trusted key",
+        ),
         (flip_filtered, "missing", 5, 6, "seq 5 missing before seq 6"),
         (replace_line(4, b'{"seq": 4,\n'), "malformed", 0, 5, "line 5: not JSON"),
         (replace_line(4, b"\n"), "malformed", 0, 5, "line 5: blank line"),
@@ -471,3 +484,46 @@ def test_csv_quotes_commas_newlines_and_quotes() -> None:
     assert row["payload"] == entry.payload_json
     assert json.loads(row["payload"])["params"]["note"] == 'a,b\n"c"'
     assert (row["seq"], row["prev_hash"], row["hash"]) == ("1", GENESIS, entry.hash)
+
+
+# -- trusted keys: rotation, forged key ids --------------------------------------------------
+
+
+def rotated_export() -> list[bytes]:
+    """Checkpoints 3 and 6 signed by OTHER (the key before a rotation), 9 and the end by KEY."""
+    cps = checkpoints(ENTRIES, OTHER)[:2] + checkpoints(ENTRIES)[2:]
+    return export(ENTRIES, cps)
+
+
+def test_after_a_rotation_old_checkpoints_verify_with_the_old_public_key_trusted() -> None:
+    report = verify_export(rotated_export(), [PUB, OTHER.public_key()])
+    assert report.ok, report
+    assert report.checkpoints_verified == 3
+
+
+def test_after_a_rotation_without_the_old_key_its_checkpoints_fail() -> None:
+    report = verify_export(rotated_export(), [PUB])
+    assert (report.problem, report.first_bad_seq) == ("bad signature", 3)
+    assert f"signed by key {key_id(OTHER)}, which is not a trusted key" in report.detail
+
+
+def test_an_end_line_by_an_old_trusted_key_verifies() -> None:
+    # The export was made before the rotation; the auditor trusts both keys.
+    assert verify_export(export(key=OTHER, cps=[]), [PUB, OTHER.public_key()]).ok
+
+
+@pytest.mark.parametrize(
+    ("kid", "detail"),
+    [
+        ("0123456789abcdef", "signed by key 0123456789abcdef, which is not a trusted key"),
+        (key_id(KEY), f"does not verify with trusted key {key_id(KEY)}"),
+    ],
+)
+def test_a_forged_checkpoint_with_a_junk_signature_fails(kid: str, detail: str) -> None:
+    lines = list(GOOD)
+    i = cp_at(lines, 6)
+    cp = json.loads(lines[i])["checkpoint"]
+    lines[i] = encode_line({"checkpoint": {**cp, "key_id": kid, "signature": "AAAA" * 22}})
+    report = verify_export(lines, PUB)
+    assert (report.problem, report.first_bad_seq, report.first_bad_line) == ("bad signature", 6, 8)
+    assert detail in report.detail, report.detail

@@ -67,12 +67,17 @@ def test_good_bundle_loads(tmp_path):
         ("approvals: 2\n", False),  # two or more: forbidden unless said otherwise
         ("approvals: 2\ngrants: true\n", True),
         ("grants: false\n", False),
+        ("grants: unbounded\n", True),
+        ("approvals: 2\ngrants: unbounded\n", True),  # an explicit yes, like true
     ],
 )
 def test_rule_grants_default_and_override(tmp_path, extra, allowed):
     body = "when: 'true'\ndecision: review\nreviewers: f\nreason: x\n" + extra
     bundle = load_bundle(write(tmp_path, {"p.yaml": rule(body)}))
-    assert bundle.policies[0].rules[0].grants is allowed
+    compiled = bundle.policies[0].rules[0]
+    assert compiled.grants is allowed
+    # Bound-less grants only when the rule says so in words.
+    assert compiled.unbounded_grants is ("unbounded" in extra)
 
 
 # Each case: the file text, then the exact error lines (file:line:column: rule: message).
@@ -136,7 +141,7 @@ BAD = {
     ),
     "grants not a bool": (
         rule("when: 'true'\ndecision: review\nreviewers: f\nreason: x\ngrants: 'yes'\n"),
-        ["p.yaml:8:13: r: grants: Input should be a valid boolean"],
+        ["p.yaml:8:13: r: grants: must be true, false or unbounded, not 'yes'"],
     ),
     "bad on_timeout": (
         rule("when: 'true'\ndecision: review\nreviewers: f\nreason: x\non_timeout: later\n"),
@@ -175,6 +180,22 @@ BAD = {
     "bad redact path": (
         "name: p\nrules: []\nredact: [params.card]\n",
         ["p.yaml:3:10: redact[0]: invalid redact path 'params.card'"],
+    ),
+    "redacting who asked": (
+        "name: p\nrules: []\nredact: [action.params.x, principal.on_behalf_of]\n",
+        ["p.yaml:3:27: redact[1]: redact path 'principal.on_behalf_of' cannot be masked"],
+    ),
+    "redacting the requester": (
+        "name: p\nrules: []\nredact: [principal.id]\n",
+        ["p.yaml:3:10: redact[0]: redact path 'principal.id' cannot be masked"],
+    ),
+    "redacting whom the agent claims to act for": (
+        "name: p\nrules: []\nredact: [principal.claimed.on_behalf_of]\n",
+        ["p.yaml:3:10: redact[0]: redact path 'principal.claimed.on_behalf_of' cannot be masked"],
+    ),
+    "redacting the action name": (
+        "name: p\nrules: []\nredact: [action.name]\n",
+        ["p.yaml:3:10: redact[0]: redact path 'action.name' cannot be masked"],
     ),
     "cel syntax error in a plain scalar": (
         rule("when: action.name ==\ndecision: allow\nreason: x\n"),

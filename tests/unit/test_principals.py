@@ -166,12 +166,13 @@ def test_action_digest_covers_the_principal_as_sent():
 
 def test_a_redacted_principal_path_hides_the_claim_too():
     req = pb.common.ActionRequest()
-    req.principal.CopyFrom(_principal(attributes={"ssn": "123-45"}, on_behalf_of="alice"))
+    req.principal.CopyFrom(_principal(attributes={"ssn": "123-45"}, tags=["case-77"]))
     Directory(trust_claims=True).vouch(BOT, req.principal)
-    shown = redact(req, ["principal.attributes.ssn", "principal.on_behalf_of"])
+    shown = redact(req, ["principal.attributes.ssn", "principal.tags"])
     assert shown.principal.claimed.attributes["ssn"] == MASK
-    assert shown.principal.claimed.on_behalf_of == MASK
+    assert list(shown.principal.claimed.tags) == [MASK]
     assert "123-45" not in str(shown)
+    assert "case-77" not in str(shown)
 
 
 def test_map_over_claimed_lists_is_bounded_like_any_list():

@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import json_format
 
 from signoff import pb
-from signoff.redact import MASK, redact
+from signoff.redact import MASK, masked, redact
 
 REQUEST = {
     "action": {
@@ -71,3 +71,49 @@ def test_missing_paths_are_ignored(path):
 def test_redaction_never_adds_fields():
     empty = pb.common.ActionRequest()
     assert redact(empty, ["context.ssn", "resource.attributes.x", "principal.id"]) == empty
+
+
+PATHS = [
+    "action.params.card_number",
+    "action.params.nested.secret",
+    "action.params.cards.1.number",
+    "action.params.cards.7.number",
+    "action.params.cards.number",
+    "action.params.cards.nope",
+    "principal.on_behalf_of",
+    "principal.tags",
+    "principal.roles",
+    "principal.attributes",
+    "context.ssn",
+    "context.nope",
+    "resource.kind",
+    "action.params.amount.x",
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_masked_is_none_exactly_when_redaction_changes_nothing(path):
+    # decide.py computes texts from the real request when masked() is None: that must
+    # mean "nothing to hide", never "missed a value".
+    original = json_format.ParseDict(REQUEST, pb.common.ActionRequest())
+    before = original.SerializeToString()
+    copy = masked(original, [path])
+    if copy is None:
+        assert redact(original, [path]) == original
+    else:
+        assert copy == redact(original, [path]) != original
+    assert original.SerializeToString() == before
+
+
+def test_masked_applies_every_path_once_one_matches():
+    original = json_format.ParseDict(REQUEST, pb.common.ActionRequest())
+    paths = ["context.nope", "context.ssn", "action.params.card_number"]
+    assert masked(original, paths) == redact(original, paths)
+
+
+def test_masked_never_sets_a_field_of_the_request_it_looks_at():
+    empty = pb.common.ActionRequest()
+    assert masked(empty, PATHS) is None
+    assert not empty.HasField("action")
+    assert not empty.HasField("context")
+    assert empty.SerializeToString() == b""

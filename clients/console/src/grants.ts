@@ -11,7 +11,8 @@ import {
 } from "../../typescript/src/gen/signoff/v1/review_pb.js";
 
 export type Op = "<=" | ">=" | "==";
-export type Kind = "number" | "string" | "boolean" | "null";
+// "json": a list or a map, bound as a whole with == (typed as JSON).
+export type Kind = "number" | "string" | "boolean" | "null" | "json";
 
 /** One bound as typed: the text is parsed by the kind of the requested value. */
 export type DraftBound = { path: string; op: Op; kind: Kind; text: string };
@@ -49,7 +50,8 @@ export function draftFrom(offer: GrantOffer): Draft {
 
 function fromBound(b: GrantBound): DraftBound {
   const v = b.value ? toJson(ValueSchema, b.value) : null;
-  const kind: Kind = typeof v === "number" ? "number" : typeof v === "boolean" ? "boolean" : v === null ? "null" : "string";
+  const kind: Kind =
+    typeof v === "number" ? "number" : typeof v === "boolean" ? "boolean" : v === null ? "null" : typeof v === "object" ? "json" : "string";
   return { path: b.path, op: (b.op as Op) || "==", kind, text: kind === "string" ? String(v) : JSON.stringify(v) };
 }
 
@@ -58,6 +60,13 @@ export function boundValue(b: DraftBound): { ok: true; value: JsonValue } | { ok
   if (b.kind === "null") return { ok: true, value: null };
   if (b.kind === "string") return { ok: true, value: b.text };
   if (b.kind === "boolean") return { ok: true, value: b.text === "true" };
+  if (b.kind === "json") {
+    try {
+      return { ok: true, value: JSON.parse(b.text) as JsonValue };
+    } catch {
+      return { ok: false, error: `${b.path}: "${b.text}" is not JSON` };
+    }
+  }
   const n = Number(b.text.trim());
   if (!b.text.trim() || !Number.isFinite(n)) return { ok: false, error: `${b.path}: "${b.text}" is not a number` };
   return { ok: true, value: n };

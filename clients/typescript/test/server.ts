@@ -104,6 +104,9 @@ export async function startServer(settings: Record<string, string> = {}): Promis
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("SIGNOFF_")) env[k] = v;
   env.SIGNOFF_AUTH__TOKENS_FILE = tokensFile;
   env.SIGNOFF_AUDIT__CREATE_KEY = "true";
+  // The signing key goes with the database into the temporary directory, never into the
+  // developer's own state directory (~/.local/state/signoff).
+  env.SIGNOFF_STATE_DIR = join(dir, "state");
   // On SIGTERM the gRPC port lets open calls run this long; a WatchReview on a pending review
   // never ends by itself, so a stop with one open would take the default 10 s.
   env.SIGNOFF_SHUTDOWN_GRACE = "1";

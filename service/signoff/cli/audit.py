@@ -99,7 +99,13 @@ def add_parser(sub: Any) -> None:
 
     v = asub.add_parser("verify", parents=[common], help="check the hash chain and checkpoints")
     v.add_argument("file", nargs="?", type=Path, help="an exported JSONL file (offline)")
-    v.add_argument("--public-key", type=Path, help="PEM public key for a FILE's signatures")
+    v.add_argument(
+        "--public-key",
+        type=Path,
+        action="append",
+        help="trusted PEM public key for a FILE's signatures; repeat it for the keys the "
+        "server signed with before a rotation",
+    )
     start = v.add_mutually_exclusive_group()
     start.add_argument("--from", dest="from_seq", type=int, help="first seq to check")
     start.add_argument(
@@ -289,7 +295,9 @@ def _verify(client: Client, args: argparse.Namespace) -> int:
             req = A.VerifyAuditRequest(from_last_checkpoint=True, to_seq=to_seq)
         else:
             req = A.VerifyAuditRequest(from_seq=lo, to_seq=to_seq)
-        r = client.call("VerifyAudit", req, 60.0)
+        # The call that reaches the head also checks every review, grant and decision row
+        # against the chain (about as long again as walking it): a longer deadline.
+        r = client.call("VerifyAudit", req, 600.0 if final and not args.to_seq else 60.0)
         if first:
             total.from_seq = r.from_seq
         total.entries_checked += r.entries_checked
@@ -311,10 +319,10 @@ def _verify_file(args: argparse.Namespace) -> int:
     from signoff.checkpoints import SigningKeyError, load_public_key
     from signoff.export import verify_export
 
-    key = None
+    keys = None
     if args.public_key is not None:
         try:
-            key = load_public_key(args.public_key)
+            keys = [load_public_key(path) for path in args.public_key]
         except SigningKeyError as exc:
             raise CliError(str(exc), EXIT_USAGE) from None
     try:
@@ -324,9 +332,10 @@ def _verify_file(args: argparse.Namespace) -> int:
         raise CliError(f"{args.file}: {exc.strerror or exc}", EXIT_USAGE) from None
     progress = view.Progress(sys.stderr, "read", forced=args.progress, total=size, unit="bytes")
     with handle:
-        report = verify_export(progress.counting(handle), key)
+        report = verify_export(progress.counting(handle), keys)
     progress.clear()
-    print(view.file_json(report, key) if args.json else view.file_report(report, key, args.file))
+    out = view.file_json(report, keys) if args.json else view.file_report(report, keys, args.file)
+    print(out)
     return 0 if report.ok else EXIT_REFUSED
 
 

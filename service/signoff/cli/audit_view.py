@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -207,8 +207,9 @@ def verify_report(r: A.VerifyAuditResponse) -> str:
             f"{r.checkpoints_verified} signed checkpoints verified\n"
             f"head: seq {r.head_seq} {r.head_hash or '-'}"
         )
+    where = f" at seq {r.first_bad_seq}" if r.first_bad_seq else ""
     return (
-        f"NOT OK at seq {r.first_bad_seq}: {r.problem}\n"
+        f"NOT OK{where}: {r.problem}\n"
         f"{r.entries_checked} entries checked from seq {r.from_seq} before it, "
         f"{r.checkpoints_verified} signed checkpoints verified"
     )
@@ -222,7 +223,7 @@ def verify_json(r: A.VerifyAuditResponse) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def file_report(report: Any, key: Ed25519PublicKey | None, path: Path) -> str:
+def file_report(report: Any, key: Sequence[Ed25519PublicKey] | None, path: Path) -> str:
     """The outcome of `verify FILE` (a `signoff.export.ExportReport`)."""
     if report.ok:
         lines = [
@@ -243,7 +244,7 @@ def file_report(report: Any, key: Ed25519PublicKey | None, path: Path) -> str:
     return "\n".join(lines)
 
 
-def file_json(report: Any, key: Ed25519PublicKey | None) -> str:
+def file_json(report: Any, key: Sequence[Ed25519PublicKey] | None) -> str:
     """The `verify FILE` result as JSON."""
     fields = ("ok", "entries", "checkpoints_verified", "first_bad_seq", "first_bad_line")
     data = {f: getattr(report, f) for f in fields}

@@ -32,7 +32,11 @@ def add_arguments(act: argparse.ArgumentParser, duration: Callable[[str], Any]) 
         action="append",
         default=[],
         metavar="BOUND",
-        help="a param bound, e.g. 'amount<=750' or 'currency==\"EUR\"' (repeatable)",
+        help=(
+            "a param bound, e.g. 'amount<=750' or 'currency==\"EUR\"' (repeatable); every "
+            "number of the approved action needs one with <= or ==, unless the rule says "
+            "grants: unbounded"
+        ),
     )
     act.add_argument(
         "--grant-any-principal",

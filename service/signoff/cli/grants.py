@@ -75,6 +75,8 @@ def _run(client: Client, args: argparse.Namespace) -> int:
 
 def _line(g: R.Grant) -> str:
     state = f"revoked by {g.revoked_by}" if g.revoked_by else f"until {_time(g.expires_at)}"
+    if not g.closed_world:
+        state += ", covers nothing (made before grants recorded their params)"
     return (
         f"{g.grant_id}  {g.description}  {g.uses}/{g.max_uses} used, {state}, "
         f"granted by {g.created_by} ({g.policy}/{g.rule})"

@@ -52,8 +52,11 @@ _FILE = {
         {},
     ),
     "redact": (
-        "Request fields masked in the audit log and in review views, e.g. "
-        "action.params.card_number.",
+        "Request fields never stored or shown, e.g. action.params.card_number: masked in "
+        "the audit log, reviews, webhooks and exports; reason_expr and error texts see the "
+        "masked value, `when` the real one. Not action.name, principal.id, "
+        "principal.on_behalf_of or principal.claimed.on_behalf_of: separation of duties "
+        "and the audit log need them.",
         {"items": {"type": "string", "pattern": model.REDACT_RE.pattern}},
     ),
 }
@@ -82,8 +85,10 @@ _RULE = {
     "approvals": ("Distinct approvers needed (review only).", {}),
     "grants": (
         "Whether an approving reviewer may grant a standing approval for more requests like "
-        "this one (review only). Default: true when approvals is 1, false for 2 or more.",
-        {},
+        "this one (review only). Default: true when approvals is 1, false for 2 or more. "
+        "A grant must bound what its reviewer saw (at least one bound, an upper bound on "
+        "every number); 'unbounded' allows grants without those bounds.",
+        {"examples": [True, False, "unbounded"]},
     ),
     "timeout": (
         "How long the review may stay pending (review only): e.g. 45s, 30m, 2h, 1d, 1h30m. "

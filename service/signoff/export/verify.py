@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from signoff.audit import GENESIS, AuditEntry, entry_hash
-from signoff.checkpoints import CheckpointLike, key_id, verify, verify_bytes
+from signoff.checkpoints import CheckpointLike, TrustedKeys, verify_bytes
 from signoff.export.lines import (
     END_FIELDS,
     checkpoint_from_json,
@@ -64,16 +64,19 @@ class _Problem:
 
 def verify_export(
     lines: Iterable[bytes],
-    public_key: Ed25519PublicKey | None,
+    public_key: Ed25519PublicKey | Sequence[Ed25519PublicKey] | TrustedKeys | None,
     *,
     progress: Callable[[int], None] | None = None,
 ) -> ExportReport:
     """Check an export's hashes, chain, checkpoints and end line; report the first problem.
 
-    Without `public_key` no signature is checked and `ok` covers hashes and links only.
+    `public_key` is the trusted key, or several (the current one and those it rotated from):
+    a checkpoint or end line signed by any other key id, or whose signature does not verify
+    with the trusted key of its id, is a "bad signature". Without a key no signature is
+    checked and `ok` covers hashes and links only (the report's notes say so).
     `progress` gets the number of lines read, every `PROGRESS_EVERY` lines and at the end.
     """
-    v = _Verifier(public_key)
+    v = _Verifier(_trusted(public_key))
     for raw in lines:
         v.line += 1
         if progress is not None and v.line % PROGRESS_EVERY == 0:
@@ -94,9 +97,8 @@ def verify_export(
 class _Verifier:
     """The state of one verification: O(1) in the size of the export."""
 
-    def __init__(self, public_key: Ed25519PublicKey | None) -> None:
-        self.key = public_key
-        self.key_id = key_id(public_key) if public_key is not None else ""
+    def __init__(self, keys: TrustedKeys | None) -> None:
+        self.key = keys
         self.line = 0
         self.entries = 0
         self.digest = hashlib.sha256()
@@ -208,7 +210,8 @@ class _Verifier:
         except ValueError as exc:
             self.fail("malformed", f"line {self.line}: {exc}")
             return
-        if not self.signature_ok(cp, verify(self.key, cp) if self.key else True, "checkpoint"):
+        if self.key is not None and (problem := self.key.problem(cp)):
+            self.fail("bad signature", problem, cp.seq)
             return
         if self.entries and cp.seq > self.last_seq:
             # In an unfiltered export this is a gap: its entry was removed with what follows.
@@ -242,18 +245,6 @@ class _Verifier:
         else:
             self.matched_unsigned += 1
 
-    def signature_ok(self, cp: CheckpointLike, valid: bool, what: str) -> bool:
-        if self.key is None or valid:
-            return True
-        if cp.key_id != self.key_id:
-            detail = (
-                f"{what} at seq {cp.seq} names key {cp.key_id}, not the given key {self.key_id}"
-            )
-        else:
-            detail = f"{what} at seq {cp.seq}: the signature does not verify (forged or altered)"
-        self.fail("bad signature", detail, cp.seq)
-        return False
-
     def read_end(self, obj: Any) -> None:
         try:
             end = _end_from_json(obj)
@@ -266,10 +257,11 @@ class _Verifier:
             data = end_bytes(
                 cp, entries=end["entries"], filtered=end["filtered"], digest=end["digest"]
             )
-            if not verify_bytes(self.key, data, cp.signature):
+            key = self.key.get(cp.key_id)
+            if key is None or not verify_bytes(key, data, cp.signature):
                 # An unsigned "filtered: true" must not switch the chain checks off.
                 end["filtered"] = False
-                self.signature_ok(cp, False, "end line")
+                self.fail("bad signature", _end_problem(self.key, cp, key is None), cp.seq)
                 return
         if self.hard is not None:
             return  # seeking the filter flag only
@@ -372,6 +364,23 @@ class _Verifier:
                 "end signature (made at export time) vouches for them"
             )
         return notes
+
+
+def _trusted(
+    keys: Ed25519PublicKey | Sequence[Ed25519PublicKey] | TrustedKeys | None,
+) -> TrustedKeys | None:
+    if keys is None or isinstance(keys, TrustedKeys):
+        return keys
+    return TrustedKeys([keys] if isinstance(keys, Ed25519PublicKey) else keys)
+
+
+def _end_problem(keys: TrustedKeys, cp: CheckpointLike, unknown: bool) -> str:
+    if unknown:
+        return keys.problem(cp, "end line")  # names the untrusted key id
+    return (
+        f"end line at seq {cp.seq}: the signature does not verify with trusted key "
+        f"{cp.key_id} (forged or altered)"
+    )
 
 
 def _end_from_json(obj: Any) -> dict[str, Any]:

@@ -78,6 +78,8 @@ class CompiledRule:
     on_error: Literal["review", "deny", "ignore"]
     shadow: bool
     grants: bool = False  # reviewers may grant standing approvals (model.Rule.allows_grants)
+    # ... without bounds on every number (model.Rule.allows_unbounded_grants)
+    unbounded_grants: bool = False
 
 
 @dataclass(frozen=True)

@@ -329,6 +329,7 @@ class _Source:
             on_error=rule.on_error,
             shadow=rule.mode == "shadow",
             grants=rule.allows_grants,
+            unbounded_grants=rule.allows_unbounded_grants,
         )
 
     def _compile_expr(

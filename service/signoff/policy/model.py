@@ -18,6 +18,9 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -83,11 +86,29 @@ def _on_timeout(value: str) -> str:
     raise ValueError(f"invalid on_timeout {value!r}: use deny, allow or escalate:<group>")
 
 
+# Who asked for what: kept in the audit log's indexed columns (actor, principal, action) and
+# compared for separation of duties (a requester never reviews their own action). Masked,
+# they would be stored anyway, and a masked requester would pass that check.
+# The claimed on_behalf_of too: separation of duties counts it (reviews.requesters).
+_UNREDACTABLE = (
+    "action.name",
+    "principal.id",
+    "principal.on_behalf_of",
+    "principal.claimed.on_behalf_of",
+)
+
+
 def _redact_path(value: str) -> str:
     if not REDACT_RE.match(value):
         raise ValueError(
             f"invalid redact path {value!r}: a dotted path under action., principal., "
             "resource. or context., e.g. action.params.card_number"
+        )
+    if value in _UNREDACTABLE:
+        raise ValueError(
+            f"redact path {value!r} cannot be masked: it names who asked for what, which the "
+            "audit log records and separation of duties checks; redact params, attributes "
+            "or context instead"
         )
     return value
 
@@ -135,8 +156,19 @@ class Rule(BaseModel):
     on_error: OnError = "review"
     mode: Mode = "enforce"
     # Standing approvals (a reviewer's "allow more like this"): None means the default, see
-    # `allows_grants`.
-    grants: StrictBool | None = None
+    # `allows_grants`; "unbounded" allows them without the bounds a grant otherwise needs.
+    grants: StrictBool | Literal["unbounded"] | None = None
+
+    @field_validator("grants", mode="wrap")
+    @classmethod
+    def _grants_value(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        # One message for the union, not one per member it failed.
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError(
+                "grants", "must be true, false or unbounded, not {value}", {"value": repr(value)}
+            ) from None
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
@@ -163,7 +195,14 @@ class Rule(BaseModel):
         """Whether reviewers may grant standing approvals (default: only for one approval)."""
         # A rule asking for two or more approvals wants several people to look every time;
         # one reviewer's standing approval would quietly undo that, so it needs an explicit yes.
-        return self.grants if self.grants is not None else self.approvals == 1
+        if self.grants is None:
+            return self.approvals == 1
+        return self.grants is not False
+
+    @property
+    def allows_unbounded_grants(self) -> bool:
+        """Whether a grant may leave params unbounded (`grants: unbounded`, said explicitly)."""
+        return self.grants == "unbounded"
 
 
 class PolicyFile(BaseModel):

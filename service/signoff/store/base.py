@@ -66,6 +66,8 @@ REVIEW_STATES = frozenset({"PENDING", "APPROVED", "MODIFIED", "REJECTED", "EXPIR
 # Resolved with an outcome somebody (or the rule's on_timeout) decided; CANCELLED is a
 # withdrawal, not a decision. The SQL of `decided_reviews` and its index spell the same list.
 DECIDED_STATES = ("APPROVED", "MODIFIED", "REJECTED", "EXPIRED")
+# The indexed audit columns `audit_by_ids` looks entries up by.
+ENTRY_ID_COLUMNS = ("review_id", "decision_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -355,6 +357,30 @@ class Store(Protocol):
         """Return one page of reviews opened in [since, until), by (created_at, review_id)."""
         # Any state; keyset on the sort key (rows strictly after `after`) over the index
         # reviews_created, so a report over a long window reads it page by page.
+        ...
+
+    async def audit_by_ids(
+        self, column: str, ids: Sequence[str], types: Sequence[str]
+    ) -> list[AuditEntry]:
+        """Entries whose `column` (ENTRY_ID_COLUMNS) is one of `ids`, of `types`, by seq."""
+        # Read through the (column, seq) index: a few entries per id, whatever the log's size.
+        # The rows that decide are checked against them (signoff.chain_check).
+        ...
+
+    async def rule_index(self, from_seq: int, to_seq: int) -> list[tuple[int, str]]:
+        """The rule index rows (seq, rule) with from_seq <= seq <= to_seq, by seq."""
+        ...
+
+    async def reviews_page(self, after: str, limit: int) -> list[ReviewRecord]:
+        """Every review, by review_id, strictly after `after` (at most `limit`)."""
+        ...
+
+    async def grants_page(self, after: str, limit: int) -> list[GrantRecord]:
+        """Every grant, by grant_id, strictly after `after` (at most `limit`)."""
+        ...
+
+    async def decisions_page(self, after: str, limit: int) -> list[DecisionRecord]:
+        """Every decision, by decision_id, strictly after `after` (at most `limit`)."""
         ...
 
     def subscribe_reviews(self, callback: Callable[[str], None]) -> None:

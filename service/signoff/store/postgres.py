@@ -49,6 +49,7 @@ from signoff.store.base import (
     check_review_update,
 )
 from signoff.store.grants_sql import GrantRecord
+from signoff.store.postgres_chain import PostgresChain
 from signoff.store.postgres_feed import NOTIFY, Leases, ReviewCallback, ReviewFeed, channel_for
 from signoff.store.postgres_grants import PostgresGrants
 from signoff.store.postgres_writer import (
@@ -62,7 +63,7 @@ from signoff.store.sqlite_writer import WriterStats
 T = TypeVar("T")
 
 
-class PostgresStore(PostgresGrants):
+class PostgresStore(PostgresGrants, PostgresChain):
     """The scale-out `Store`: one PostgreSQL database shared by every replica."""
 
     def __init__(

@@ -51,6 +51,7 @@ from signoff.store.base import (
 )
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.migrations import migrate_sqlite
+from signoff.store.sqlite_chain import SqliteChain
 from signoff.store.sqlite_grants import SqliteGrants
 from signoff.store.sqlite_writer import GroupCommitWriter, WriterStats, unavailable
 
@@ -74,7 +75,7 @@ class _Tx:
         return entry
 
 
-class SqliteStore(SqliteGrants):
+class SqliteStore(SqliteGrants, SqliteChain):
     """The embedded `Store`: a local SQLite file, durable group-committed writes."""
 
     def __init__(

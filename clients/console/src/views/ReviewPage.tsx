@@ -180,8 +180,12 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
           setLoad({ state: "ok", review: now });
           setLive("");
         }
-        // Unchanged and still pending: it was the grant that was refused, not the act.
-        if (granting && now?.state === ReviewState.PENDING && now.version === r.version) setGrantError(messageOf(e));
+        // Unchanged and still pending: nobody else acted. It was the grant that was refused,
+        // or the act as it stands (an edit the policy does not let this reviewer settle):
+        // say the server's reason and leave the editor open.
+        const unchanged = now?.state === ReviewState.PENDING && now.version === r.version;
+        if (granting && unchanged) setGrantError(messageOf(e));
+        else if (unchanged) setOutcome({ kind: "error", text: `Not recorded: ${messageOf(e)}` });
         else setOutcome({ kind: "error", text: staleText(now, e) });
       } else if (isTransient(e)) {
         setOutcome({

@@ -211,7 +211,7 @@ class GrantSpec(_message.Message):
     def __init__(self, ttl_seconds: _Optional[int] = ..., max_uses: _Optional[int] = ..., any_principal: _Optional[bool] = ..., bounds: _Optional[_Iterable[_Union[GrantBound, _Mapping]]] = ...) -> None: ...
 
 class Grant(_message.Message):
-    __slots__ = ("grant_id", "reviewer_group", "action_name", "policy", "rule", "principal_id", "bounds", "max_uses", "uses", "created_by", "review_id", "created_at", "expires_at", "revoked_at", "revoked_by", "description")
+    __slots__ = ("grant_id", "reviewer_group", "action_name", "policy", "rule", "principal_id", "bounds", "max_uses", "uses", "created_by", "review_id", "created_at", "expires_at", "revoked_at", "revoked_by", "description", "param_paths", "closed_world")
     GRANT_ID_FIELD_NUMBER: _ClassVar[int]
     REVIEWER_GROUP_FIELD_NUMBER: _ClassVar[int]
     ACTION_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +228,8 @@ class Grant(_message.Message):
     REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
     REVOKED_BY_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PARAM_PATHS_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_WORLD_FIELD_NUMBER: _ClassVar[int]
     grant_id: str
     reviewer_group: str
     action_name: str
@@ -244,7 +246,9 @@ class Grant(_message.Message):
     revoked_at: _timestamp_pb2.Timestamp
     revoked_by: str
     description: str
-    def __init__(self, grant_id: _Optional[str] = ..., reviewer_group: _Optional[str] = ..., action_name: _Optional[str] = ..., policy: _Optional[str] = ..., rule: _Optional[str] = ..., principal_id: _Optional[str] = ..., bounds: _Optional[_Iterable[_Union[GrantBound, _Mapping]]] = ..., max_uses: _Optional[int] = ..., uses: _Optional[int] = ..., created_by: _Optional[str] = ..., review_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_by: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    param_paths: _containers.RepeatedScalarFieldContainer[str]
+    closed_world: bool
+    def __init__(self, grant_id: _Optional[str] = ..., reviewer_group: _Optional[str] = ..., action_name: _Optional[str] = ..., policy: _Optional[str] = ..., rule: _Optional[str] = ..., principal_id: _Optional[str] = ..., bounds: _Optional[_Iterable[_Union[GrantBound, _Mapping]]] = ..., max_uses: _Optional[int] = ..., uses: _Optional[int] = ..., created_by: _Optional[str] = ..., review_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_by: _Optional[str] = ..., description: _Optional[str] = ..., param_paths: _Optional[_Iterable[str]] = ..., closed_world: _Optional[bool] = ...) -> None: ...
 
 class ListGrantsRequest(_message.Message):
     __slots__ = ("reviewer_group", "include_inactive")
