@@ -14,6 +14,7 @@ from typing import Any
 
 from signoff import chain_guard, pb, review_edits, reviews
 from signoff.audit import AuditRecord
+from signoff.auth.principals import Directory
 from signoff.decide import DefaultDecision, Evaluation, evaluate
 from signoff.errors import AlreadyExists, PermissionDenied
 from signoff.explanation import RULE_DECISIONS, decision_message, explanation
@@ -61,6 +62,7 @@ class Signoff:
         telemetry: Telemetry | None = None,
         receipts: ReceiptIssuer | None = None,
         grant_settings: GrantSettings | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self.policies = policies
         self.store = store
@@ -72,6 +74,8 @@ class Signoff:
         self.reviews = desk or ReviewDesk(store, clock, limits)
         self.telemetry = telemetry or Telemetry()
         self.receipts = receipts
+        # Who vouches for what CEL reads about a principal; by default nothing does.
+        self.directory = directory if directory is not None else Directory()
         self._holder: BundleHolder | None = None
         self.grants = GrantDesk(
             store, clock, new_id, lambda: self.bundle, grant_settings or GrantSettings()
@@ -157,6 +161,7 @@ class Signoff:
         validate_request(req, self.limits)
         require_role(who, "agent")
         _check_principal(who, req)
+        self.directory.vouch(who, req.principal)
         return await self._decide(req)
 
     async def evaluate_batch(
@@ -165,8 +170,9 @@ class Signoff:
         """Decide several actions; their audit appends share group commits."""
         validate_batch(reqs, self.limits)
         require_role(who, "agent")
-        for r in reqs:
+        for i, r in enumerate(reqs):
             _check_principal(who, r)
+            self.directory.vouch(who, r.principal, prefix=f"requests[{i}].")
         return list(await asyncio.gather(*(self._decide(r) for r in reqs)))
 
     async def _decide(self, req: pb.common.ActionRequest) -> pb.common.Decision:
@@ -331,6 +337,9 @@ class Signoff:
         require_role(who, "agent", "admin", "auditor")
         if not who.act_for_others and not {"admin", "auditor"} & who.roles:
             _check_principal(who, req)
+        # Admins and auditors may explain any principal: it gets that principal's facts,
+        # so the explanation is what Evaluate would decide for it.
+        self.directory.vouch(who, req.principal)
         bundle = self.bundle
         now = self.clock.now()
         ev = evaluate(bundle, req, now, self.default, trace=True)

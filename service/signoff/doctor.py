@@ -229,6 +229,14 @@ def auth_check(settings: Settings) -> tuple[Check, bool]:
             )
             if v is not None
         ]
+        if settings.auth.trust_principal_claims:
+            return Check(
+                "auth",
+                "warn",
+                " and ".join(kinds) + " configured, but auth.trust_principal_claims is on:"
+                " policies read what agents say about themselves (tags, roles, on_behalf_of)"
+                " as fact; vouch for them in the tokens file's `principals` instead",
+            ), False
         return Check("auth", "ok", " and ".join(kinds) + " configured"), False
     from signoff.server import _is_loopback
 

@@ -42,6 +42,36 @@ def _nonempty(d: JsonDict) -> JsonDict:
     return {k: v for k, v in d.items() if v or (v is False and k == "shadow")}
 
 
+def _claims_to_dict(p: pb.common.Principal) -> JsonDict:
+    """What the caller asserted about its principal (see auth/principals.py), non-empty parts."""
+    if not p.HasField("claimed"):
+        return {}
+    c = p.claimed
+    return _nonempty(
+        {
+            "kind": c.kind,
+            "roles": list(c.roles),
+            "tags": list(c.tags),
+            "on_behalf_of": c.on_behalf_of,
+            "attributes": struct_to_dict(c.attributes),
+        }
+    )
+
+
+def principal_as_sent(p: pb.common.Principal) -> JsonDict:
+    """The principal as the caller sent it (`claimed` once the server sorted facts from
+    claims, auth/principals.py), every field present: what action digests cover."""
+    source: Any = p.claimed if p.HasField("claimed") else p
+    return {
+        "id": p.id,
+        "kind": source.kind,
+        "roles": list(source.roles),
+        "tags": list(source.tags),
+        "on_behalf_of": source.on_behalf_of,
+        "attributes": struct_to_dict(source.attributes),
+    }
+
+
 def request_to_dict(r: pb.common.ActionRequest) -> JsonDict:
     """The request as recorded in the audit log (redact it first)."""
     out: JsonDict = {
@@ -55,6 +85,7 @@ def request_to_dict(r: pb.common.ActionRequest) -> JsonDict:
                 "tags": list(r.principal.tags),
                 "on_behalf_of": r.principal.on_behalf_of,
                 "attributes": struct_to_dict(r.principal.attributes),
+                "claimed": _claims_to_dict(r.principal),
             }
         ),
         "resource": _nonempty(

@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 from signoff import pb
 
 MASK = "[REDACTED]"
+_CLAIMABLE = frozenset(pb.common.PrincipalClaims.DESCRIPTOR.fields_by_name)
 
 
 def redact(request: pb.common.ActionRequest, paths: Iterable[str]) -> pb.common.ActionRequest:
@@ -34,7 +35,7 @@ def masked(
     may show texts computed from the real request (see decide.py).
     """
     copy: pb.common.ActionRequest | None = None
-    for path in paths:
+    for path in _with_claims(paths):
         segments, struct_of, key, whole = _parse(path)
         if struct_of is not None:
             if key not in struct_of(request).fields:
@@ -49,6 +50,24 @@ def masked(
             copy = _copy(request)
         _mask_message(copy, segments, dry=False)
     return copy
+
+
+def _with_claims(paths: Iterable[str]) -> Iterable[str]:
+    """`paths`, each followed by its twin under principal.claimed if it has one."""
+    for path in paths:
+        yield path
+        if claim := _claim_path(path):
+            yield claim
+
+
+@functools.lru_cache(maxsize=1024)
+def _claim_path(path: str) -> str | None:
+    # What the caller sent for a principal field is kept under principal.claimed (see
+    # auth/principals.py): a path that hides the field hides the claim too.
+    head, _, rest = path.partition(".")
+    if head == "principal" and rest.partition(".")[0] in _CLAIMABLE:
+        return f"principal.claimed.{rest}"
+    return None
 
 
 # The Structs a path may start with; `context` is one itself.

@@ -16,7 +16,7 @@ from google.protobuf import struct_pb2
 
 from signoff import pb
 from signoff.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from signoff.jsonify import request_to_dict, struct_to_dict
+from signoff.jsonify import principal_as_sent, request_to_dict, struct_to_dict
 from signoff.validate import Limits, check_struct
 from signoff_client.canonical import action_digest
 
@@ -69,7 +69,9 @@ def digest(request: pb.common.ActionRequest, params: struct_pb2.Struct | None = 
     return action_digest(
         request.action.name,
         struct_to_dict(params if params is not None else request.action.params),
-        doc.get("principal", {}),
+        # The principal as the agent sent it: the agent and the executor hash their own
+        # request, which holds its claims, not the facts the server put in their place.
+        principal_as_sent(request.principal),
         doc.get("resource", {}),
     )
 
@@ -131,9 +133,13 @@ def requesters(principal: pb.common.Principal) -> frozenset[str]:
     """Who a request is made by or for: none of them may approve it, by any path.
 
     The one place separation of duties asks "who requested this": single and batch acts
-    (through `submit`) and standing approvals (`grants.covers`) all read it.
+    (through `submit`) and standing approvals (`grants.covers`) all read it. The claimed
+    on_behalf_of counts too (auth/principals.py moves an unvouched one there): a claim
+    may only make approving harder, and the user an agent says it acts for is not the one
+    to approve it, vouched for or not.
     """
-    return frozenset(p for p in (principal.id, principal.on_behalf_of) if p)
+    claimed = principal.claimed.on_behalf_of
+    return frozenset(p for p in (principal.id, principal.on_behalf_of, claimed) if p)
 
 
 def submit(

@@ -27,7 +27,13 @@ from signoff.api import review as review_api
 from signoff.api.errors import Authenticator, Guard
 from signoff.app import Signoff
 from signoff.audit_app import AuditDesk, Signer
-from signoff.auth import AuthConfigError, DevAuthenticator, build_authenticator
+from signoff.auth import (
+    AuthConfigError,
+    DevAuthenticator,
+    Directory,
+    build_authenticator,
+    build_directory,
+)
 from signoff.config import ConfigError, Settings
 from signoff.decide import DefaultDecision
 from signoff.http_server import HttpServer
@@ -236,7 +242,33 @@ def build_app(
         telemetry=telemetry,
         receipts=receipts,
         grant_settings=settings.grants,
+        directory=directory_for(settings),
     )
+
+
+def directory_for(settings: Settings) -> Directory:
+    """The principal facts the deployment vouches for (the tokens file's `principals`)."""
+    try:
+        directory = build_directory(settings.auth)
+    except AuthConfigError as exc:
+        raise ConfigError(f"auth: {exc}".replace("\n", "; ")) from None
+    if directory.trust_claims:
+        # Said at every start: policies then read the caller's word as fact.
+        why = (
+            "legacy auth.trust_principal_claims"
+            if settings.auth.trust_principal_claims
+            else ("dev mode, nothing is authenticated")
+        )
+        event(
+            log,
+            "auth.claims_trusted",
+            logging.WARNING,
+            warning=f"{why}: principal kind, roles, tags, attributes and on_behalf_of are "
+            "taken as the caller sends them; any caller can claim any of them",
+        )
+    else:
+        event(log, "auth.principals", principals=len(directory))
+    return directory
 
 
 def signer_for(settings: Settings, dev_mode: bool) -> Signer:

@@ -26,6 +26,7 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 
 from signoff.auth import hash_token
 from signoff.config import Settings
@@ -158,10 +159,14 @@ def free_port() -> int:
 
 
 def write_tokens(
-    directory: Path, people: Mapping[str, tuple[str, Sequence[str]]], others: Iterable[str] = ()
+    directory: Path,
+    people: Mapping[str, tuple[str, Sequence[str]]],
+    others: Iterable[str] = (),
+    principals: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
-    """A tokens file: token -> (identity, roles); tokens in `others` may act for others."""
-    lines = ["tokens:"]
+    """A tokens file: token -> (identity, roles); tokens in `others` may act for others;
+    `principals` is the directory of vouched facts by principal id (kind, tags, ...)."""
+    lines = ["tokens:" if people else "tokens: []"]
     for token, (identity, roles) in people.items():
         lines += [
             f"  - sha256: {hash_token(token)}",
@@ -170,6 +175,8 @@ def write_tokens(
         ]
         if token in others:
             lines.append("    act_for_others: true")
+    if principals:
+        lines.append(yaml.safe_dump({"principals": {k: dict(v) for k, v in principals.items()}}))
     path = directory / "tokens.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path

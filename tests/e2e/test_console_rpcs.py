@@ -27,6 +27,7 @@ READ_TIMEOUT_S = 10.0
 
 PEOPLE = {  # token: (identity, roles)
     "bot": ("support-bot", ["agent"]),
+    "vipbot": ("vip-bot", ["agent"]),
     "alice": ("alice", ["reviewer:finance"]),
     "bob": ("bob", ["reviewer:finance"]),
     "lena": ("lena", ["reviewer:finance-leads"]),
@@ -39,7 +40,8 @@ PEOPLE = {  # token: (identity, roles)
 
 
 def _tokens_file(tmp_path: Path) -> Path:
-    return write_tokens(tmp_path, PEOPLE)
+    # Policies read principal tags as facts: the vip tag is vouched for by the tokens file.
+    return write_tokens(tmp_path, PEOPLE, principals={"vip-bot": {"tags": ["vip"]}})
 
 
 def _md(token: str) -> tuple[tuple[str, str], ...]:
@@ -58,14 +60,13 @@ class Console:
     async def refund(
         self, amount: float = 750, *, action: str = "refund.issue", vip: bool = False
     ) -> pb.common.Decision:
-        """Ask for a refund as the support bot (above 500: a finance review)."""
+        """Ask for a refund as the support bot (above 500: a finance review), or as the
+        bot the tokens file tags vip (a finance-leads review)."""
         req = pb.common.ActionRequest()
         req.action.name = action
         req.action.params.update({"amount": amount, "currency": "EUR"})
-        req.principal.id = "support-bot"
-        if vip:
-            req.principal.tags.append("vip")
-        return await self.decisions.Evaluate(req, metadata=_md("bot"))
+        req.principal.id = "vip-bot" if vip else "support-bot"
+        return await self.decisions.Evaluate(req, metadata=_md("vipbot" if vip else "bot"))
 
     async def migration(self) -> pb.common.Decision:
         """A production schema migration: a dba review, 8 h timeout."""

@@ -82,6 +82,14 @@ def test_a_good_setup_passes_and_the_table_names_every_check(setup, tmp_path, ca
     assert "no failures, 0 warning(s)" in out
 
 
+def test_trusting_principal_claims_is_a_warning(setup, monkeypatch, capsys):
+    monkeypatch.setenv("SIGNOFF_AUTH__TRUST_PRINCIPAL_CLAIMS", "true")
+    code, checks = doctor(capsys, *setup)
+    assert code == 0
+    assert checks["auth"]["status"] == "warn"
+    assert "auth.trust_principal_claims is on" in checks["auth"]["detail"]
+
+
 def test_dev_mode_is_a_warning(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 'x.db'}"
     args = ["--policies", str(EXAMPLE_POLICIES), "--db", db, "--listen", _free_address()]

@@ -91,12 +91,9 @@ async def test_review_approved_forwards_the_call_after_progress_naming_the_revie
         review = await alice.get_review(review_id)
     request = MessageToDict(review.raw.request)
     assert request["action"]["name"] == "mcp.payments.refund"
-    assert request["principal"] == {
-        "id": "claude-agent",
-        "kind": "agent",
-        "tags": ["mcp"],
-        "attributes": {},
-    }
+    # Dev mode: nothing vouches, so the proxy's word is the fact, and kept as the claim too.
+    sent = {"kind": "agent", "tags": ["mcp"], "attributes": {}}
+    assert request["principal"] == {"id": "claude-agent", **sent, "claimed": sent}
     assert request["resource"] == {"kind": "mcp_server", "id": "payments"}
     mcp = request["context"]["mcp"]
     session_id = mcp.pop("session_id")

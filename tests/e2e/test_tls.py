@@ -26,7 +26,7 @@ from signoff import pb
 from signoff.config import ConfigError, Settings
 from signoff.doctor import run_checks
 from signoff_client import AsyncClient, Client, tls_credentials
-from signoff_client._gen import review_pb2_grpc
+from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 
 from ..pki import Ca, Issued
 from .conftest import EXAMPLE_POLICIES, MakeServer, ServerHandle, write_tokens
@@ -216,6 +216,31 @@ def test_mapped_client_certificates_are_identities(make_server: MakeServer, pki:
     assert gateway.id == "gateway"
     assert list(gateway.roles) == ["agent", "reviewer:finance"]
     assert gateway.act_for_others
+
+
+def test_a_client_certificates_identity_gets_its_facts_from_the_principals_directory(
+    make_server: MakeServer, pki: Pki
+) -> None:
+    # The tokens file may hold no tokens at all: its `principals` vouch for mTLS identities
+    # and for the principals a gateway names. The example refunds policy sends a principal
+    # tagged vip to finance-leads even for 50.
+    tokens = write_tokens(pki.tmp, {}, principals={"billing-agent": {"tags": ["vip"]}})
+    server = make_server(tls=_tls(pki, mutual=True), auth={**MTLS_AUTH, "tokens_file": tokens})
+
+    def refund(issued: Issued, principal: str = "", tags: tuple[str, ...] = ()) -> str:
+        req = pb.common.ActionRequest()
+        req.action.name = "refund.issue"
+        req.action.params.update({"amount": 50})
+        req.principal.id = principal
+        req.principal.tags.extend(tags)
+        creds = tls_credentials(pki.ca.pem, issued.cert, issued.key)
+        with grpc.secure_channel(server.target, creds) as channel:
+            stub = decision_pb2_grpc.DecisionServiceStub(channel)
+            return str(stub.Evaluate(req, timeout=10).matched_rules[0].rule)
+
+    assert refund(pki.billing) == "vip-account"
+    assert refund(pki.gateway, "billing-agent") == "vip-account"
+    assert refund(pki.gateway, "someone-else", tags=("vip",)) == "small-refund"
 
 
 def test_unmapped_client_certificate_is_unauthenticated(make_server: MakeServer, pki: Pki) -> None:

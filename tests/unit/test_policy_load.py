@@ -189,6 +189,10 @@ BAD = {
         "name: p\nrules: []\nredact: [principal.id]\n",
         ["p.yaml:3:10: redact[0]: redact path 'principal.id' cannot be masked"],
     ),
+    "redacting whom the agent claims to act for": (
+        "name: p\nrules: []\nredact: [principal.claimed.on_behalf_of]\n",
+        ["p.yaml:3:10: redact[0]: redact path 'principal.claimed.on_behalf_of' cannot be masked"],
+    ),
     "redacting the action name": (
         "name: p\nrules: []\nredact: [action.name]\n",
         ["p.yaml:3:10: redact[0]: redact path 'action.name' cannot be masked"],

@@ -101,13 +101,16 @@ def _check(review: Review, field: str, expected: str, actual: str) -> None:
 def _echoed(request: common_pb2.ActionRequest) -> tuple[dict[str, Any], dict[str, Any]]:
     """Principal and resource of a (redacted) request as the dicts `action_digest` takes."""
     p, r = request.principal, request.resource
+    # Digests cover the principal as the agent sent it. The server keeps that under
+    # `claimed` and puts the facts it vouches for at the top level.
+    sent: Any = p.claimed if p.HasField("claimed") else p
     principal = {
         "id": p.id,
-        "kind": p.kind,
-        "roles": list(p.roles),
-        "tags": list(p.tags),
-        "on_behalf_of": p.on_behalf_of,
-        "attributes": _struct.from_struct(p.attributes),
+        "kind": sent.kind,
+        "roles": list(sent.roles),
+        "tags": list(sent.tags),
+        "on_behalf_of": sent.on_behalf_of,
+        "attributes": _struct.from_struct(sent.attributes),
     }
     resource = {"kind": r.kind, "id": r.id, "attributes": _struct.from_struct(r.attributes)}
     return principal, resource

@@ -137,14 +137,17 @@ function check(review: Review, field: "action_digest" | "final_digest", expected
 function echoed(review: Review): [DigestPrincipal, DigestResource] {
   const p = review.request?.principal;
   const r = review.request?.resource;
+  // Digests cover the principal as the agent sent it. The server keeps that under
+  // `claimed` and puts the facts it vouches for at the top level.
+  const sent = p?.claimed ?? p;
   return [
     {
       id: p?.id ?? "",
-      kind: p?.kind ?? "",
-      roles: p?.roles ?? [],
-      tags: p?.tags ?? [],
-      onBehalfOf: p?.onBehalfOf ?? "",
-      attributes: p?.attributes ?? {},
+      kind: sent?.kind ?? "",
+      roles: sent?.roles ?? [],
+      tags: sent?.tags ?? [],
+      onBehalfOf: sent?.onBehalfOf ?? "",
+      attributes: sent?.attributes ?? {},
     },
     { kind: r?.kind ?? "", id: r?.id ?? "", attributes: r?.attributes ?? {} },
   ];

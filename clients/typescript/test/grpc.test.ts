@@ -27,6 +27,13 @@ describe("digest checks", () => {
     const again = await fromReview("refund.issue", refund(760), decision, resolved);
     expect(again.params).toEqual(refund(700));
 
+    // Digests cover the principal as the agent sent it (the server keeps that under
+    // `claimed`), not the facts an authenticated server puts at the top level.
+    const p = resolved.request!.principal!;
+    expect(p.claimed?.kind).toBe("agent");
+    const vouched = { ...resolved, request: { ...resolved.request!, principal: { ...p, kind: "", tags: ["vip"] } } };
+    expect((await fromReview("refund.issue", refund(760), decision, vouched)).params).toEqual(refund(700));
+
     // ...but not for other params than those requested (action_digest),
     const other = await fromReview("refund.issue", refund(761), decision, resolved).catch((e: unknown) => e);
     expect(other).toBeInstanceOf(DigestMismatch);

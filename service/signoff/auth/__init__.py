@@ -8,7 +8,13 @@ Authorization (which RPC needs which role) is decided by the API layer from the 
 from __future__ import annotations
 
 from signoff.auth.chain import ChainAuthenticator, looks_like_jwt
-from signoff.auth.config import AuthSettings, JwtSettings, build_authenticator
+from signoff.auth.config import (
+    AuthSettings,
+    JwtPrincipalClaims,
+    JwtSettings,
+    build_authenticator,
+    build_directory,
+)
 from signoff.auth.dev import DevAuthenticator
 from signoff.auth.identity import (
     ALL_ROLES,
@@ -20,6 +26,7 @@ from signoff.auth.identity import (
 )
 from signoff.auth.mtls import MtlsAuthenticator, MtlsIdentity, MtlsSettings
 from signoff.auth.oidc import JwtAuthenticator
+from signoff.auth.principals import Directory, PrincipalFacts
 from signoff.auth.tokens import TokensAuthenticator, hash_token, new_token
 
 __all__ = [
@@ -29,14 +36,18 @@ __all__ = [
     "Authenticator",
     "ChainAuthenticator",
     "DevAuthenticator",
+    "Directory",
     "Identity",
     "JwtAuthenticator",
+    "JwtPrincipalClaims",
     "JwtSettings",
     "MtlsAuthenticator",
     "MtlsIdentity",
     "MtlsSettings",
+    "PrincipalFacts",
     "TokensAuthenticator",
     "build_authenticator",
+    "build_directory",
     "hash_token",
     "looks_like_jwt",
     "new_token",

@@ -12,7 +12,8 @@ from signoff.auth.chain import ChainAuthenticator
 from signoff.auth.identity import Authenticator
 from signoff.auth.mtls import MtlsAuthenticator, MtlsSettings
 from signoff.auth.oidc import JwtAuthenticator
-from signoff.auth.tokens import TokensAuthenticator
+from signoff.auth.principals import Directory
+from signoff.auth.tokens import TokensAuthenticator, load_principals
 
 # Only public-key algorithms: the JWKS is public, so a shared-secret (HS*) algorithm would let
 # anyone holding it sign tokens, and "none" signs nothing.
@@ -21,6 +22,34 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     | {"ES256", "ES256K", "ES384", "ES512", "EdDSA"}
 )
 DEFAULT_ALGORITHMS = ["RS256", "ES256", "EdDSA"]
+
+
+class JwtPrincipalClaims(BaseModel):
+    """Which JWT claims hold the facts policies read about the caller (principal.*)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str | None = Field(
+        None, min_length=1, description="Claim holding principal.kind (agent, user or service)."
+    )
+    roles: str | None = Field(
+        None,
+        min_length=1,
+        description="Claim holding principal.roles: a list or a space-separated string.",
+    )
+    tags: str | None = Field(
+        None,
+        min_length=1,
+        description="Claim holding principal.tags: a list or a space-separated string.",
+    )
+    attributes: str | None = Field(
+        None, min_length=1, description="Claim holding principal.attributes: a JSON object."
+    )
+    on_behalf_of: str | None = Field(
+        None,
+        min_length=1,
+        description='Claim listing the users the caller may act for (a list, or "*").',
+    )
 
 
 class JwtSettings(BaseModel):
@@ -49,6 +78,12 @@ class JwtSettings(BaseModel):
         "signoff_act_for_others",
         min_length=1,
         description="Boolean claim: the caller may send requests for other principals.",
+    )
+    principal_claims: JwtPrincipalClaims | None = Field(
+        None,
+        description="Claims that vouch for the caller's principal facts; unset: the tokens"
+        " file's `principals` directory does, by identity. A claim named here but absent"
+        " from a token means no facts of that kind.",
     )
     jwks_timeout_s: float = Field(5.0, gt=0, le=60, description="JWKS URL fetch timeout.")
     jwks_cache_s: float = Field(
@@ -100,6 +135,20 @@ class AuthSettings(BaseModel):
         description="Client certificates as identities (needs tls.client_auth: require); "
         "a bearer token, when sent, wins.",
     )
+    trust_principal_claims: bool = Field(
+        False,
+        description="LEGACY, UNSAFE: policies see what callers say about themselves"
+        " (principal kind, roles, tags, attributes, on_behalf_of) as fact, as before facts"
+        " were vouched for. Any agent can then claim any tag or role. Logged at start-up.",
+    )
+
+
+def build_directory(settings: AuthSettings) -> Directory:
+    """The principal facts the deployment vouches for; claims are trusted only in dev mode
+    (nothing configured) or with the legacy switch."""
+    dev_mode = settings.tokens_file is None and settings.jwt is None and settings.mtls is None
+    entries = {} if settings.tokens_file is None else load_principals(settings.tokens_file)
+    return Directory(entries, trust_claims=dev_mode or settings.trust_principal_claims)
 
 
 def build_authenticator(settings: AuthSettings) -> Authenticator | None:

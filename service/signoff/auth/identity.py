@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from signoff.auth.principals import PrincipalFacts
 
 AGENT = "agent"
 AUDITOR = "auditor"
@@ -61,6 +64,9 @@ class Identity:
     # A gateway may send requests whose principal.id is not its own identity.
     act_for_others: bool = False
     source: str = "tokens"  # "tokens" | "jwt" | "mtls" | "dev"
+    # Facts about this principal carried by the credential itself (JWT claims mapped by
+    # auth.jwt.principal_claims); None: the `principals` directory says (see principals.py).
+    facts: PrincipalFacts | None = None
     # Derived once: authorization checks run on every RPC.
     _groups: frozenset[str] = field(init=False, repr=False, compare=False)
 

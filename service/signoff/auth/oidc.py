@@ -15,11 +15,12 @@ import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKSet
 
 from signoff.auth.identity import AuthConfigError, Identity, role_error
+from signoff.auth.principals import ANYONE, KINDS, PrincipalFacts
 from signoff.errors import Unauthenticated
 from signoff.logs import event
 
 if TYPE_CHECKING:
-    from signoff.auth.config import JwtSettings
+    from signoff.auth.config import JwtPrincipalClaims, JwtSettings
 
 log = logging.getLogger("signoff.auth")
 
@@ -192,7 +193,38 @@ class JwtAuthenticator:
         act = _claim(claims, s.act_for_others_claim)
         if act is not None and not isinstance(act, bool):
             raise Unauthenticated(f"claim '{s.act_for_others_claim}' must be true or false")
-        return Identity(ident, roles, act_for_others=bool(act), source="jwt")
+        facts = None if s.principal_claims is None else _facts(claims, s.principal_claims)
+        return Identity(ident, roles, act_for_others=bool(act), source="jwt", facts=facts)
+
+
+def _facts(claims: dict[str, Any], names: JwtPrincipalClaims) -> PrincipalFacts:
+    """The principal facts the token's claims vouch for; Unauthenticated naming a bad one."""
+    kind = _claim(claims, names.kind) if names.kind else None
+    if kind is not None and kind not in KINDS:
+        raise Unauthenticated(f"claim '{names.kind}' must be agent, user or service")
+    attributes = _claim(claims, names.attributes) if names.attributes else None
+    if attributes is not None and not isinstance(attributes, dict):
+        raise Unauthenticated(f"claim '{names.attributes}' must be a JSON object")
+    users = _claim(claims, names.on_behalf_of) if names.on_behalf_of else None
+    return PrincipalFacts.of(
+        kind=kind or "",
+        roles=_strings(claims, names.roles),
+        tags=_strings(claims, names.tags),
+        attributes=attributes,
+        on_behalf_of=ANYONE if users == ANYONE else _strings(claims, names.on_behalf_of),
+    )
+
+
+def _strings(claims: dict[str, Any], name: str | None) -> list[str]:
+    """A claim that is a list of strings or a space-separated string; [] if unset."""
+    raw = _claim(claims, name) if name else None
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return raw.split()
+    if isinstance(raw, list) and all(isinstance(r, str) for r in raw):
+        return list(raw)
+    raise Unauthenticated(f"claim '{name}' must be a list of strings or a space-separated string")
 
 
 def _times(claims: dict[str, Any]) -> tuple[float, float | None]:

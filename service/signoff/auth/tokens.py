@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from signoff.auth.identity import AuthConfigError, Identity, role_error
+from signoff.auth.principals import ANYONE, PrincipalFacts
 from signoff.errors import Unauthenticated
 from signoff.yamlpos import at, child, duplicate_keys, field_message, load_document, node_at
 
@@ -64,12 +74,60 @@ class _Entry(BaseModel):
     act_for_others: StrictBool = False
 
 
-class _File(BaseModel):
-    """The tokens file: `tokens: [...]`."""
+def _check_json(value: dict[str, Any]) -> dict[str, Any]:
+    # YAML has dates, binary and non-string keys that a Struct (what CEL reads) cannot hold.
+    try:
+        return dict(json.loads(json.dumps(value, allow_nan=False)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"must hold only JSON values (strings, numbers, lists, maps): {exc}"
+        ) from None
+
+
+_Name = Annotated[StrictStr, AfterValidator(_check_identity)]
+
+
+class _Principal(BaseModel):
+    """What the deployment vouches for one principal id (policies read it as fact)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    tokens: list[_Entry]
+    kind: Literal["", "agent", "user", "service"] = ""
+    roles: list[StrictStr] = []
+    tags: list[StrictStr] = []
+    attributes: Annotated[dict[StrictStr, Any], AfterValidator(_check_json)] = {}
+    # The users this principal may send requests on behalf of: a list, or "*" for anyone.
+    on_behalf_of: Any = []
+
+    @field_validator("on_behalf_of")
+    @classmethod
+    def _users(cls, v: Any) -> str | list[str]:
+        # One message for every wrong shape, where a union type would give one per member.
+        if v == ANYONE:
+            return ANYONE
+        if isinstance(v, list) and all(isinstance(u, str) for u in v):
+            return [_check_identity(u) for u in v]
+        raise ValueError(f'must be a list of user ids, or "{ANYONE}" for anyone')
+
+    def facts(self) -> PrincipalFacts:
+        """These facts in the form the server applies."""
+        users = ANYONE if self.on_behalf_of == ANYONE else self.on_behalf_of
+        return PrincipalFacts.of(
+            kind=self.kind,
+            roles=self.roles,
+            tags=self.tags,
+            attributes=self.attributes,
+            on_behalf_of=users,
+        )
+
+
+class _File(BaseModel):
+    """The tokens file: `tokens: [...]` and the `principals: {id: facts}` directory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: list[_Entry] = []
+    principals: dict[_Name, _Principal] = {}
 
 
 class TokensAuthenticator:
@@ -77,7 +135,7 @@ class TokensAuthenticator:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._by_hash = _load(self.path)
+        self._by_hash, self.principals = _load(self.path)
 
     def __len__(self) -> int:
         """How many tokens the file holds."""
@@ -97,11 +155,18 @@ class TokensAuthenticator:
         return found[1]
 
 
-def _load(path: Path) -> dict[bytes, tuple[bytes, Identity]]:
+def load_principals(path: Path) -> dict[str, PrincipalFacts]:
+    """The `principals` directory of a tokens file; AuthConfigError with file:line."""
+    return _load(Path(path))[1]
+
+
+def _load(path: Path) -> tuple[dict[bytes, tuple[bytes, Identity]], dict[str, PrincipalFacts]]:
     """Parse and check a tokens file; AuthConfigError listing every problem with file:line."""
     root, data = load_document(path, "tokens file", AuthConfigError)
     if root is None or not isinstance(root, MappingNode):
-        raise AuthConfigError(f"{path}:1:1: a tokens file is a mapping with a 'tokens' list")
+        raise AuthConfigError(
+            f"{path}:1:1: a tokens file is a mapping with a 'tokens' list and/or a 'principals' map"
+        )
 
     errors: list[str] = []
 
@@ -154,7 +219,7 @@ def _load(path: Path) -> dict[bytes, tuple[bytes, Identity]]:
         hash_line[digest] = line
     if errors:
         raise AuthConfigError("\n".join(errors))
-    return by_hash
+    return by_hash, {name: entry.facts() for name, entry in model.principals.items()}
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

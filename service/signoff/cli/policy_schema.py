@@ -54,8 +54,9 @@ _FILE = {
     "redact": (
         "Request fields never stored or shown, e.g. action.params.card_number: masked in "
         "the audit log, reviews, webhooks and exports; reason_expr and error texts see the "
-        "masked value, `when` the real one. Not action.name, principal.id or "
-        "principal.on_behalf_of: separation of duties and the audit log need them.",
+        "masked value, `when` the real one. Not action.name, principal.id, "
+        "principal.on_behalf_of or principal.claimed.on_behalf_of: separation of duties "
+        "and the audit log need them.",
         {"items": {"type": "string", "pattern": model.REDACT_RE.pattern}},
     ),
 }
@@ -141,15 +142,19 @@ _CASE = {
     "name": ("Unique within the file; says what the case shows.", {}),
     "request": (
         "An ActionRequest in YAML, with proto JSON field names: action {name, params}, "
-        "principal {id, kind, roles, tags, on_behalf_of, attributes}, resource {kind, id, "
-        "attributes}, context, justification.",
+        "principal {id, kind, roles, tags, on_behalf_of, attributes, claimed}, "
+        "resource {kind, id, attributes}, context, justification.",
         {
             "properties": {
                 k: {"description": d}
                 for k, d in {
                     "request_id": "Idempotency key (not needed in tests).",
                     "action": "{name: dotted.verb, params: {...}}",
-                    "principal": "{id, kind, roles, tags, on_behalf_of, attributes}",
+                    "principal": (
+                        "{id, kind, roles, tags, on_behalf_of, attributes}: the facts, as the"
+                        " server would vouch for them; claimed {kind, roles, tags,"
+                        " on_behalf_of, attributes}: what an agent merely says"
+                    ),
                     "resource": "{kind, id, attributes}",
                     "context": "Anything else: ticket ids, risk scores...",
                     "justification": "The agent's own words on why it wants to act.",

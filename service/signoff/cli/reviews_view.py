@@ -10,10 +10,11 @@ import datetime as dt
 import json
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 
 from signoff.cli.output import compact, humanize, message_dict, plain, pretty, table, truncate
 from signoff.grants import show
+from signoff_client._gen import common_pb2
 from signoff_client._gen import review_pb2 as R
 from signoff_client._gen.common_pb2 import RuleDecision
 
@@ -84,6 +85,8 @@ def details(r: R.Review, now: dt.datetime) -> str:
             f"  roles/tags   {', '.join(req.principal.roles) or '-'} / "
             f"{', '.join(req.principal.tags) or '-'}"
         )
+    if claims := _claims(req.principal):
+        lines.append(f"  claims       {claims} (unverified: the agent's word)")
     if req.resource.kind or req.resource.id:
         lines.append(f"resource       {req.resource.kind}/{req.resource.id}")
     lines.append(f"opened         {_stamp(r.created_at)} ({humanize(now - _at(r.created_at))} ago)")
@@ -106,6 +109,7 @@ def details(r: R.Review, now: dt.datetime) -> str:
     for title, struct in (
         ("context", req.context),
         ("principal attributes", req.principal.attributes),
+        ("principal attributes claimed (unverified)", _claimed_attributes(req.principal)),
         ("resource attributes", req.resource.attributes),
     ):
         if struct.fields:
@@ -188,6 +192,26 @@ def current_params(r: R.Review) -> dict[str, Any]:
 
 def _state(r: R.Review) -> str:
     return R.ReviewState.Name(r.state).removeprefix("REVIEW_STATE_")
+
+
+def _claims(p: common_pb2.Principal) -> str:
+    """What the agent claimed beyond the vouched facts (auth/principals.py), or ""."""
+    c = p.claimed
+    parts = []
+    if c.kind and c.kind != p.kind:
+        parts.append(f"kind {c.kind}")
+    for name, claimed, facts in (("roles", c.roles, p.roles), ("tags", c.tags, p.tags)):
+        if extra := [v for v in claimed if v not in facts]:
+            parts.append(f"{name} {', '.join(extra)}")
+    if c.on_behalf_of and c.on_behalf_of != p.on_behalf_of:
+        parts.append(f"acting for {c.on_behalf_of}")
+    return "; ".join(parts)
+
+
+def _claimed_attributes(p: common_pb2.Principal) -> struct_pb2.Struct:
+    """The attributes the agent sent, when they are not the vouched ones."""
+    same = p.claimed.attributes == p.attributes
+    return struct_pb2.Struct() if same else p.claimed.attributes
 
 
 def _requester(r: R.Review) -> str:

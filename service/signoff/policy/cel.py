@@ -196,10 +196,11 @@ class Activation:
         """Length of the longest list anywhere in the request (computed once, on demand)."""
         if self._largest is None:
             r = self.request
-            structs = [r.action.params, r.principal.attributes, r.resource.attributes, r.context]
-            self._largest = max(
-                len(r.principal.tags), len(r.principal.roles), *map(_largest_in, structs)
-            )
+            p, claimed = r.principal, r.principal.claimed
+            structs = [r.action.params, p.attributes, claimed.attributes]
+            structs += [r.resource.attributes, r.context]
+            lists = (p.tags, p.roles, claimed.tags, claimed.roles)
+            self._largest = max(*map(len, lists), *map(_largest_in, structs))
         return self._largest
 
 

@@ -89,7 +89,13 @@ def _on_timeout(value: str) -> str:
 # Who asked for what: kept in the audit log's indexed columns (actor, principal, action) and
 # compared for separation of duties (a requester never reviews their own action). Masked,
 # they would be stored anyway, and a masked requester would pass that check.
-_UNREDACTABLE = ("action.name", "principal.id", "principal.on_behalf_of")
+# The claimed on_behalf_of too: separation of duties counts it (reviews.requesters).
+_UNREDACTABLE = (
+    "action.name",
+    "principal.id",
+    "principal.on_behalf_of",
+    "principal.claimed.on_behalf_of",
+)
 
 
 def _redact_path(value: str) -> str:

@@ -26,29 +26,31 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17signoff/v1/common.proto\x12\nsignoff.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"?\n\x06\x41\x63tion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06params\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x85\x01\n\tPrincipal\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x14\n\x0con_behalf_of\x18\x05 \x01(\t\x12+\n\nattributes\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\"Q\n\x08Resource\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12+\n\nattributes\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xda\x01\n\rActionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\"\n\x06\x61\x63tion\x18\x02 \x01(\x0b\x32\x12.signoff.v1.Action\x12(\n\tprincipal\x18\x03 \x01(\x0b\x32\x15.signoff.v1.Principal\x12&\n\x08resource\x18\x04 \x01(\x0b\x32\x14.signoff.v1.Resource\x12(\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rjustification\x18\x06 \x01(\t\"\xba\x01\n\x0bMatchedRule\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12*\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x18.signoff.v1.RuleDecision\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06shadow\x18\x06 \x01(\x08\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x16\n\x0ereviewer_group\x18\x08 \x01(\t\x12\x0c\n\x04line\x18\t \x01(\x05\"\xdf\x02\n\x08\x44\x65\x63ision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12$\n\x07outcome\x18\x03 \x01(\x0e\x32\x13.signoff.v1.Outcome\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x16\n\x0ereviewer_group\x18\x05 \x01(\t\x12\x11\n\treview_id\x18\x06 \x01(\t\x12.\n\rmatched_rules\x18\x07 \x03(\x0b\x32\x17.signoff.v1.MatchedRule\x12\x16\n\x0epolicy_version\x18\x08 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64\x65\x66\x61ult_applied\x18\n \x01(\x08\x12\x10\n\x08replayed\x18\x0b \x01(\x08\x12$\n\x07receipt\x18\x0c \x01(\x0b\x32\x13.signoff.v1.Receipt\"=\n\x07Receipt\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t*h\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n\x12OUTCOME_AUTO_ALLOW\x10\x01\x12\x1a\n\x16OUTCOME_REQUIRE_REVIEW\x10\x02\x12\x10\n\x0cOUTCOME_DENY\x10\x03*x\n\x0cRuleDecision\x12\x1d\n\x19RULE_DECISION_UNSPECIFIED\x10\x00\x12\x17\n\x13RULE_DECISION_ALLOW\x10\x01\x12\x18\n\x14RULE_DECISION_REVIEW\x10\x02\x12\x16\n\x12RULE_DECISION_DENY\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17signoff/v1/common.proto\x12\nsignoff.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"?\n\x06\x41\x63tion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06params\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xb3\x01\n\tPrincipal\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x14\n\x0con_behalf_of\x18\x05 \x01(\t\x12+\n\nattributes\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x07\x63laimed\x18\x07 \x01(\x0b\x32\x1b.signoff.v1.PrincipalClaims\"\x7f\n\x0fPrincipalClaims\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x14\n\x0con_behalf_of\x18\x04 \x01(\t\x12+\n\nattributes\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"Q\n\x08Resource\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12+\n\nattributes\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xda\x01\n\rActionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\"\n\x06\x61\x63tion\x18\x02 \x01(\x0b\x32\x12.signoff.v1.Action\x12(\n\tprincipal\x18\x03 \x01(\x0b\x32\x15.signoff.v1.Principal\x12&\n\x08resource\x18\x04 \x01(\x0b\x32\x14.signoff.v1.Resource\x12(\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rjustification\x18\x06 \x01(\t\"\xba\x01\n\x0bMatchedRule\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12*\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x18.signoff.v1.RuleDecision\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06shadow\x18\x06 \x01(\x08\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x16\n\x0ereviewer_group\x18\x08 \x01(\t\x12\x0c\n\x04line\x18\t \x01(\x05\"\xdf\x02\n\x08\x44\x65\x63ision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12$\n\x07outcome\x18\x03 \x01(\x0e\x32\x13.signoff.v1.Outcome\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x16\n\x0ereviewer_group\x18\x05 \x01(\t\x12\x11\n\treview_id\x18\x06 \x01(\t\x12.\n\rmatched_rules\x18\x07 \x03(\x0b\x32\x17.signoff.v1.MatchedRule\x12\x16\n\x0epolicy_version\x18\x08 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64\x65\x66\x61ult_applied\x18\n \x01(\x08\x12\x10\n\x08replayed\x18\x0b \x01(\x08\x12$\n\x07receipt\x18\x0c \x01(\x0b\x32\x13.signoff.v1.Receipt\"=\n\x07Receipt\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t*h\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n\x12OUTCOME_AUTO_ALLOW\x10\x01\x12\x1a\n\x16OUTCOME_REQUIRE_REVIEW\x10\x02\x12\x10\n\x0cOUTCOME_DENY\x10\x03*x\n\x0cRuleDecision\x12\x1d\n\x19RULE_DECISION_UNSPECIFIED\x10\x00\x12\x17\n\x13RULE_DECISION_ALLOW\x10\x01\x12\x18\n\x14RULE_DECISION_REVIEW\x10\x02\x12\x16\n\x12RULE_DECISION_DENY\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'signoff.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTCOME']._serialized_start=1213
-  _globals['_OUTCOME']._serialized_end=1317
-  _globals['_RULEDECISION']._serialized_start=1319
-  _globals['_RULEDECISION']._serialized_end=1439
+  _globals['_OUTCOME']._serialized_start=1388
+  _globals['_OUTCOME']._serialized_end=1492
+  _globals['_RULEDECISION']._serialized_start=1494
+  _globals['_RULEDECISION']._serialized_end=1614
   _globals['_ACTION']._serialized_start=102
   _globals['_ACTION']._serialized_end=165
   _globals['_PRINCIPAL']._serialized_start=168
-  _globals['_PRINCIPAL']._serialized_end=301
-  _globals['_RESOURCE']._serialized_start=303
-  _globals['_RESOURCE']._serialized_end=384
-  _globals['_ACTIONREQUEST']._serialized_start=387
-  _globals['_ACTIONREQUEST']._serialized_end=605
-  _globals['_MATCHEDRULE']._serialized_start=608
-  _globals['_MATCHEDRULE']._serialized_end=794
-  _globals['_DECISION']._serialized_start=797
-  _globals['_DECISION']._serialized_end=1148
-  _globals['_RECEIPT']._serialized_start=1150
-  _globals['_RECEIPT']._serialized_end=1211
+  _globals['_PRINCIPAL']._serialized_end=347
+  _globals['_PRINCIPALCLAIMS']._serialized_start=349
+  _globals['_PRINCIPALCLAIMS']._serialized_end=476
+  _globals['_RESOURCE']._serialized_start=478
+  _globals['_RESOURCE']._serialized_end=559
+  _globals['_ACTIONREQUEST']._serialized_start=562
+  _globals['_ACTIONREQUEST']._serialized_end=780
+  _globals['_MATCHEDRULE']._serialized_start=783
+  _globals['_MATCHEDRULE']._serialized_end=969
+  _globals['_DECISION']._serialized_start=972
+  _globals['_DECISION']._serialized_end=1323
+  _globals['_RECEIPT']._serialized_start=1325
+  _globals['_RECEIPT']._serialized_end=1386
 # @@protoc_insertion_point(module_scope)

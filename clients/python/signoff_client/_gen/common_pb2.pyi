@@ -42,20 +42,36 @@ class Action(_message.Message):
     def __init__(self, name: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Principal(_message.Message):
-    __slots__ = ("id", "kind", "roles", "tags", "on_behalf_of", "attributes")
+    __slots__ = ("id", "kind", "roles", "tags", "on_behalf_of", "attributes", "claimed")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: str
     roles: _containers.RepeatedScalarFieldContainer[str]
     tags: _containers.RepeatedScalarFieldContainer[str]
     on_behalf_of: str
     attributes: _struct_pb2.Struct
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., on_behalf_of: _Optional[str] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    claimed: PrincipalClaims
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., on_behalf_of: _Optional[str] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., claimed: _Optional[_Union[PrincipalClaims, _Mapping]] = ...) -> None: ...
+
+class PrincipalClaims(_message.Message):
+    __slots__ = ("kind", "roles", "tags", "on_behalf_of", "attributes")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    on_behalf_of: str
+    attributes: _struct_pb2.Struct
+    def __init__(self, kind: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., on_behalf_of: _Optional[str] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Resource(_message.Message):
     __slots__ = ("kind", "id", "attributes")

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file signoff/v1/common.proto.
  */
 export const file_signoff_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChdzaWdub2ZmL3YxL2NvbW1vbi5wcm90bxIKc2lnbm9mZi52MSI/CgZBY3Rpb24SDAoEbmFtZRgBIAEoCRInCgZwYXJhbXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoUBCglQcmluY2lwYWwSCgoCaWQYASABKAkSDAoEa2luZBgCIAEoCRINCgVyb2xlcxgDIAMoCRIMCgR0YWdzGAQgAygJEhQKDG9uX2JlaGFsZl9vZhgFIAEoCRIrCgphdHRyaWJ1dGVzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJRCghSZXNvdXJjZRIMCgRraW5kGAEgASgJEgoKAmlkGAIgASgJEisKCmF0dHJpYnV0ZXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0ItoBCg1BY3Rpb25SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSIgoGYWN0aW9uGAIgASgLMhIuc2lnbm9mZi52MS5BY3Rpb24SKAoJcHJpbmNpcGFsGAMgASgLMhUuc2lnbm9mZi52MS5QcmluY2lwYWwSJgoIcmVzb3VyY2UYBCABKAsyFC5zaWdub2ZmLnYxLlJlc291cmNlEigKB2NvbnRleHQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhUKDWp1c3RpZmljYXRpb24YBiABKAkiugEKC01hdGNoZWRSdWxlEgwKBGZpbGUYASABKAkSDgoGcG9saWN5GAIgASgJEgwKBHJ1bGUYAyABKAkSKgoIZGVjaXNpb24YBCABKA4yGC5zaWdub2ZmLnYxLlJ1bGVEZWNpc2lvbhIOCgZyZWFzb24YBSABKAkSDgoGc2hhZG93GAYgASgIEg0KBWVycm9yGAcgASgJEhYKDnJldmlld2VyX2dyb3VwGAggASgJEgwKBGxpbmUYCSABKAUi3wIKCERlY2lzaW9uEhMKC2RlY2lzaW9uX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSJAoHb3V0Y29tZRgDIAEoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIOCgZyZWFzb24YBCABKAkSFgoOcmV2aWV3ZXJfZ3JvdXAYBSABKAkSEQoJcmV2aWV3X2lkGAYgASgJEi4KDW1hdGNoZWRfcnVsZXMYByADKAsyFy5zaWdub2ZmLnYxLk1hdGNoZWRSdWxlEhYKDnBvbGljeV92ZXJzaW9uGAggASgJEjAKDGV2YWx1YXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPZGVmYXVsdF9hcHBsaWVkGAogASgIEhAKCHJlcGxheWVkGAsgASgIEiQKB3JlY2VpcHQYDCABKAsyEy5zaWdub2ZmLnYxLlJlY2VpcHQiPQoHUmVjZWlwdBIPCgdwYXlsb2FkGAEgASgMEhEKCXNpZ25hdHVyZRgCIAEoDBIOCgZrZXlfaWQYAyABKAkqaAoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFgoST1VUQ09NRV9BVVRPX0FMTE9XEAESGgoWT1VUQ09NRV9SRVFVSVJFX1JFVklFVxACEhAKDE9VVENPTUVfREVOWRADKngKDFJ1bGVEZWNpc2lvbhIdChlSVUxFX0RFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASFwoTUlVMRV9ERUNJU0lPTl9BTExPVxABEhgKFFJVTEVfREVDSVNJT05fUkVWSUVXEAISFgoSUlVMRV9ERUNJU0lPTl9ERU5ZEANiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChdzaWdub2ZmL3YxL2NvbW1vbi5wcm90bxIKc2lnbm9mZi52MSI/CgZBY3Rpb24SDAoEbmFtZRgBIAEoCRInCgZwYXJhbXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IrMBCglQcmluY2lwYWwSCgoCaWQYASABKAkSDAoEa2luZBgCIAEoCRINCgVyb2xlcxgDIAMoCRIMCgR0YWdzGAQgAygJEhQKDG9uX2JlaGFsZl9vZhgFIAEoCRIrCgphdHRyaWJ1dGVzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIsCgdjbGFpbWVkGAcgASgLMhsuc2lnbm9mZi52MS5QcmluY2lwYWxDbGFpbXMifwoPUHJpbmNpcGFsQ2xhaW1zEgwKBGtpbmQYASABKAkSDQoFcm9sZXMYAiADKAkSDAoEdGFncxgDIAMoCRIUCgxvbl9iZWhhbGZfb2YYBCABKAkSKwoKYXR0cmlidXRlcxgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiUQoIUmVzb3VyY2USDAoEa2luZBgBIAEoCRIKCgJpZBgCIAEoCRIrCgphdHRyaWJ1dGVzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCLaAQoNQWN0aW9uUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEiIKBmFjdGlvbhgCIAEoCzISLnNpZ25vZmYudjEuQWN0aW9uEigKCXByaW5jaXBhbBgDIAEoCzIVLnNpZ25vZmYudjEuUHJpbmNpcGFsEiYKCHJlc291cmNlGAQgASgLMhQuc2lnbm9mZi52MS5SZXNvdXJjZRIoCgdjb250ZXh0GAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1qdXN0aWZpY2F0aW9uGAYgASgJIroBCgtNYXRjaGVkUnVsZRIMCgRmaWxlGAEgASgJEg4KBnBvbGljeRgCIAEoCRIMCgRydWxlGAMgASgJEioKCGRlY2lzaW9uGAQgASgOMhguc2lnbm9mZi52MS5SdWxlRGVjaXNpb24SDgoGcmVhc29uGAUgASgJEg4KBnNoYWRvdxgGIAEoCBINCgVlcnJvchgHIAEoCRIWCg5yZXZpZXdlcl9ncm91cBgIIAEoCRIMCgRsaW5lGAkgASgFIt8CCghEZWNpc2lvbhITCgtkZWNpc2lvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEiQKB291dGNvbWUYAyABKA4yEy5zaWdub2ZmLnYxLk91dGNvbWUSDgoGcmVhc29uGAQgASgJEhYKDnJldmlld2VyX2dyb3VwGAUgASgJEhEKCXJldmlld19pZBgGIAEoCRIuCg1tYXRjaGVkX3J1bGVzGAcgAygLMhcuc2lnbm9mZi52MS5NYXRjaGVkUnVsZRIWCg5wb2xpY3lfdmVyc2lvbhgIIAEoCRIwCgxldmFsdWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2RlZmF1bHRfYXBwbGllZBgKIAEoCBIQCghyZXBsYXllZBgLIAEoCBIkCgdyZWNlaXB0GAwgASgLMhMuc2lnbm9mZi52MS5SZWNlaXB0Ij0KB1JlY2VpcHQSDwoHcGF5bG9hZBgBIAEoDBIRCglzaWduYXR1cmUYAiABKAwSDgoGa2V5X2lkGAMgASgJKmgKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhYKEk9VVENPTUVfQVVUT19BTExPVxABEhoKFk9VVENPTUVfUkVRVUlSRV9SRVZJRVcQAhIQCgxPVVRDT01FX0RFTlkQAyp4CgxSdWxlRGVjaXNpb24SHQoZUlVMRV9ERUNJU0lPTl9VTlNQRUNJRklFRBAAEhcKE1JVTEVfREVDSVNJT05fQUxMT1cQARIYChRSVUxFX0RFQ0lTSU9OX1JFVklFVxACEhYKElJVTEVfREVDSVNJT05fREVOWRADYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * The step an agent wants to take. In CEL this is the variable `action`.
@@ -47,6 +47,13 @@ export const ActionSchema: GenMessage<Action> = /*@__PURE__*/
 
 /**
  * Who is asking. In CEL this is the variable `principal`.
+ *
+ * On an authenticated server, `id` is bound to the caller, and `kind`, `roles`, `tags` and
+ * `attributes` are the facts the deployment vouches for that id (the `principals` section
+ * of the tokens file, or the caller's JWT claims); `on_behalf_of` is kept only if those
+ * facts allow acting for that user. Whatever the caller sent for these fields is moved to
+ * `claimed`. Send the fields as before; the server does the sorting. In dev mode (no
+ * authentication) the caller's fields are taken as facts.
  *
  * @generated from message signoff.v1.Principal
  */
@@ -92,6 +99,15 @@ export type Principal = Message<"signoff.v1.Principal"> & {
    * @generated from field: google.protobuf.Struct attributes = 6;
    */
   attributes?: JsonObject | undefined;
+
+  /**
+   * Set by the server, never by a caller (refused with INVALID_ARGUMENT): what the caller
+   * asserted for kind, roles, tags, attributes and on_behalf_of, verbatim. In CEL:
+   * `principal.claimed.tags`. Policies that read it knowingly trust the agent's word.
+   *
+   * @generated from field: signoff.v1.PrincipalClaims claimed = 7;
+   */
+  claimed?: PrincipalClaims | undefined;
 };
 
 /**
@@ -100,6 +116,55 @@ export type Principal = Message<"signoff.v1.Principal"> & {
  */
 export const PrincipalSchema: GenMessage<Principal> = /*@__PURE__*/
   messageDesc(file_signoff_v1_common, 1);
+
+/**
+ * What a caller said about its principal, unverified. In CEL: `principal.claimed`.
+ *
+ * @generated from message signoff.v1.PrincipalClaims
+ */
+export type PrincipalClaims = Message<"signoff.v1.PrincipalClaims"> & {
+  /**
+   * The kind the caller sent.
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * The roles the caller sent.
+   *
+   * @generated from field: repeated string roles = 2;
+   */
+  roles: string[];
+
+  /**
+   * The tags the caller sent.
+   *
+   * @generated from field: repeated string tags = 3;
+   */
+  tags: string[];
+
+  /**
+   * The on_behalf_of the caller sent (also kept in principal.on_behalf_of if vouched).
+   *
+   * @generated from field: string on_behalf_of = 4;
+   */
+  onBehalfOf: string;
+
+  /**
+   * The attributes the caller sent.
+   *
+   * @generated from field: google.protobuf.Struct attributes = 5;
+   */
+  attributes?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message signoff.v1.PrincipalClaims.
+ * Use `create(PrincipalClaimsSchema)` to create a new message.
+ */
+export const PrincipalClaimsSchema: GenMessage<PrincipalClaims> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_common, 2);
 
 /**
  * What the action touches. In CEL this is the variable `resource`.
@@ -134,7 +199,7 @@ export type Resource = Message<"signoff.v1.Resource"> & {
  * Use `create(ResourceSchema)` to create a new message.
  */
 export const ResourceSchema: GenMessage<Resource> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_common, 2);
+  messageDesc(file_signoff_v1_common, 3);
 
 /**
  * One question from an agent: may I take this step?
@@ -193,7 +258,7 @@ export type ActionRequest = Message<"signoff.v1.ActionRequest"> & {
  * Use `create(ActionRequestSchema)` to create a new message.
  */
 export const ActionRequestSchema: GenMessage<ActionRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_common, 3);
+  messageDesc(file_signoff_v1_common, 4);
 
 /**
  * A rule that matched (its `when` was true) or failed to evaluate.
@@ -271,7 +336,7 @@ export type MatchedRule = Message<"signoff.v1.MatchedRule"> & {
  * Use `create(MatchedRuleSchema)` to create a new message.
  */
 export const MatchedRuleSchema: GenMessage<MatchedRule> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_common, 4);
+  messageDesc(file_signoff_v1_common, 5);
 
 /**
  * The service's answer to an ActionRequest. Stored in the audit log before it is sent.
@@ -370,7 +435,7 @@ export type Decision = Message<"signoff.v1.Decision"> & {
  * Use `create(DecisionSchema)` to create a new message.
  */
 export const DecisionSchema: GenMessage<Decision> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_common, 5);
+  messageDesc(file_signoff_v1_common, 6);
 
 /**
  * A final "may execute" decision, signed with the server's Ed25519 checkpoint key (the
@@ -411,7 +476,7 @@ export type Receipt = Message<"signoff.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_common, 6);
+  messageDesc(file_signoff_v1_common, 7);
 
 /**
  * The answer to an ActionRequest.
