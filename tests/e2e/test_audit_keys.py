@@ -100,9 +100,33 @@ def _rewrite_deny_as_allow(server: ServerHandle) -> int:
             )
         )
         prev = h
+    # The decisions row too, as a thorough forger would: the tables are checked against the
+    # chain (docs/audit-integrity.md), so only the checkpoint is left to tell.
+    denied = entries[at - 1].decision_id
+    d = pb.common.Decision.FromString(_decision_blob(server, denied))
+    d.outcome = pb.common.OUTCOME_AUTO_ALLOW
+    statements.append(
+        (
+            "UPDATE decisions SET outcome = ?, decision = ? WHERE decision_id = ?",
+            ("OUTCOME_AUTO_ALLOW", d.SerializeToString(), denied),
+        )
+    )
     _execute(server, statements)
     assert _verify(server).ok  # without a checkpoint, a consistent rewrite goes unnoticed
     return at
+
+
+def _decision_blob(server: ServerHandle, decision_id: str) -> bytes:
+    sql = "SELECT decision FROM decisions WHERE decision_id = ?"
+    if server.backend == "sqlite":
+        with sqlite3.connect(server.db_path) as conn:
+            return bytes(conn.execute(sql, (decision_id,)).fetchone()[0])
+    import psycopg
+
+    with psycopg.connect(server.db) as conn:
+        row = conn.execute(sql.replace("?", "%s"), (decision_id,)).fetchone()  # type: ignore[arg-type]
+        assert row is not None
+        return bytes(row[0])
 
 
 def _untrusted(seq: int, kid: str) -> str:
