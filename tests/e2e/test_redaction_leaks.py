@@ -19,12 +19,9 @@ import random
 import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as msvc_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as tsvc_grpc
 
 from signoff import pb
 from signoff.logs import JsonFormatter
@@ -32,7 +29,7 @@ from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc, review_pb2_gr
 
 from .conftest import MakeServer, ServerHandle
 from .test_jwt_and_webhooks import _Receiver as _WebhookHandler
-from .test_telemetry import Receiver, _Metrics, _Traces
+from .test_telemetry import Receiver, otlp_collector
 
 R, A = pb.review, pb.audit
 MD = (("authorization", "Bearer tester"),)  # dev mode: every role
@@ -113,15 +110,9 @@ def webhooks() -> Iterator[tuple[str, queue.Queue]]:
 
 @pytest.fixture
 def otlp() -> Iterator[Receiver]:
-    """An OTLP collector (as in test_telemetry) keeping the raw span exports."""
-    got = Receiver()
-    server = grpc.server(ThreadPoolExecutor(max_workers=4))
-    tsvc_grpc.add_TraceServiceServicer_to_server(_Traces(got), server)
-    msvc_grpc.add_MetricsServiceServicer_to_server(_Metrics(got), server)
-    got.port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield got
-    server.stop(0)
+    """An OTLP collector (test_telemetry's) keeping the raw span exports."""
+    with otlp_collector() as got:
+        yield got
 
 
 @pytest.fixture

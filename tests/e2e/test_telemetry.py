@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -88,16 +89,25 @@ class _Metrics(msvc_grpc.MetricsServiceServicer):
         return msvc.ExportMetricsServiceResponse()
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextlib.contextmanager
+def otlp_collector() -> Iterator[Receiver]:
+    """An OTLP collector on a free port: the span and metric exports land in a Receiver."""
     got = Receiver()
     server = grpc.server(ThreadPoolExecutor(max_workers=4))
     tsvc_grpc.add_TraceServiceServicer_to_server(_Traces(got), server)
     msvc_grpc.add_MetricsServiceServicer_to_server(_Metrics(got), server)
     got.port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    yield got
-    server.stop(0)
+    try:
+        yield got
+    finally:
+        server.stop(0)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with otlp_collector() as got:
+        yield got
 
 
 def _traced(make_server, receiver: Receiver, **telemetry) -> ServerHandle:
