@@ -415,3 +415,21 @@ def test_the_insights_page_shows_each_rules_reviews_and_flags(console: Console):
     page.get_by_role("button", name="Show").click()
     expect(page.get_by_test_id("insights-empty")).to_contain_text("0 reviews opened")
     assert not console.errors
+
+
+def test_a_reviewer_the_agent_only_claims_to_act_for_is_told_why_and_sees_the_claim(
+    console: Console,
+):
+    # Nothing vouches for support-bot acting for alice, so the server keeps it as a claim
+    # (principal.claimed.on_behalf_of); it still bars alice, and the page says why.
+    decision = console.refund(
+        750, principal={"id": "support-bot", "kind": "agent", "on_behalf_of": "alice"}
+    )
+    page = console.page("tok-alice", f"/reviews/{decision.review_id}")
+    expect(page.get_by_text("Separation of duties")).to_be_visible()
+    expect(page.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
+    expect(page.get_by_test_id("claims")).to_contain_text("on behalf of alice")
+    # bob may act; he sees the same claim, labelled as the agent's word.
+    other = console.page("tok-bob", f"/reviews/{decision.review_id}")
+    expect(other.get_by_role("button", name="Approve", exact=True)).to_be_enabled()
+    expect(other.get_by_test_id("claims")).to_contain_text("not vouched for")

@@ -1,6 +1,7 @@
 // The parts of the review page: the params editor and its diff, acts, resolution, request
 // details, precedents, and why a review could not be loaded.
 import type { JsonObject } from "@bufbuild/protobuf";
+import type { Principal } from "../../../typescript/src/gen/signoff/v1/common_pb.js";
 import type { Caller, Review, ReviewAct } from "../../../typescript/src/gen/signoff/v1/review_pb.js";
 import { ReviewState } from "../../../typescript/src/gen/signoff/v1/review_pb.js";
 import { Code, type ConnectError, isTransient, messageOf } from "../api";
@@ -144,6 +145,7 @@ export function RequestDetails({ r }: { r: Review }) {
   const req = r.request;
   const p = req?.principal;
   const res = req?.resource;
+  const claims = claimsText(p);
   return (
     <div class="request">
       <dl class="facts">
@@ -168,6 +170,14 @@ export function RequestDetails({ r }: { r: Review }) {
           <>
             <dt>Tags</dt>
             <dd>{p.tags.join(", ")}</dd>
+          </>
+        )}
+        {claims && (
+          <>
+            <dt>Claims</dt>
+            <dd data-testid="claims">
+              {claims} <span class="sub">(the agent's word, not vouched for)</span>
+            </dd>
           </>
         )}
         <dt>Resource</dt>
@@ -201,6 +211,19 @@ export function RequestDetails({ r }: { r: Review }) {
       <KeyValues value={req?.context} prefix="context" redacted={r.redactedPaths} empty="no context given" />
     </div>
   );
+}
+
+/** What the agent asserted that the deployment does not vouch for, in words ("" if nothing). */
+function claimsText(p: Principal | undefined): string {
+  const c = p?.claimed;
+  if (!p || !c) return "";
+  const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const parts: string[] = [];
+  if (c.onBehalfOf && c.onBehalfOf !== p.onBehalfOf) parts.push(`on behalf of ${c.onBehalfOf}`);
+  if (c.kind && c.kind !== p.kind) parts.push(`kind ${c.kind}`);
+  if (c.roles.length && !same(c.roles, p.roles)) parts.push(`roles ${c.roles.join(", ")}`);
+  if (c.tags.length && !same(c.tags, p.tags)) parts.push(`tags ${c.tags.join(", ")}`);
+  return parts.join("; ");
 }
 
 export function Precedents({ list }: { list: Review[] | string | null }) {
