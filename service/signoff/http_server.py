@@ -32,6 +32,10 @@ IMMUTABLE: Final = "public, max-age=31536000, immutable"
 # header line of at most 8 KiB, at most 128 header fields.
 MAX_LINE: Final = 8190
 MAX_HEADERS: Final = 128
+# After a response to a request whose body was not read (a refused caller), aiohttp reads and
+# discards what is still coming for this long, so the answer is not lost to a reset, then
+# closes the connection. Its default, 10 s, would let each refused upload hold a connection.
+LINGER_S: Final = 1.0
 
 
 class HttpServer:
@@ -77,6 +81,7 @@ class HttpServer:
             max_line_size=MAX_LINE,
             max_field_size=MAX_LINE,
             max_headers=MAX_HEADERS,
+            lingering_time=LINGER_S,
         )
 
     async def start(self, host: str, port: int) -> int:
