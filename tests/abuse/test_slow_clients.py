@@ -16,6 +16,7 @@ UPLOADS = 100
 ANNOUNCED = 4_000_000  # just under max_message_bytes (4 MiB)
 SENT = 3 * 1024 * 1024  # what each upload sends before it stalls
 CHUNK = b"\0" * 65536
+PROTO = "application/proto"
 
 
 def _head(port: int, length: int, token: str | None = None) -> bytes:
@@ -127,23 +128,22 @@ async def test_bodies_in_flight_are_capped_per_peer(serve: Serve):
     held = []
     try:
         for _ in range(2):  # two authenticated uploads that stall mid-body
-            reader, writer = await asyncio.open_connection(served.http_host, served.http_port)
+            _, writer = await asyncio.open_connection(served.http_host, served.http_port)
             held.append(writer)
             writer.write(_head(served.http_port, 1000, token="bot-token") + b"\0" * 10)
             await writer.drain()
         async with httpx.AsyncClient(base_url=served.http_url) as client:
-            # Wait until both are being read, then a third is refused unread.
-            while True:
+            # Until both are being read, a third gets through (and fails for its empty
+            # body); from then on it is refused unread. Bounded: without the cap, it never is.
+            for _ in range(200):
                 r = await client.post(
                     EVALUATE,
                     content=b"",
-                    headers={
-                        "Authorization": "Bearer bot-token",
-                        "Content-Type": "application/proto",
-                    },
+                    headers={"Authorization": "Bearer bot-token", "Content-Type": PROTO},
                 )
                 if r.status_code == 429:
                     break
+            assert r.status_code == 429, r.text
             assert r.json()["code"] == "resource_exhausted"
             assert "limits.http.max_bodies_per_peer" in r.json()["message"]
     finally:
