@@ -9,6 +9,7 @@ import json
 
 import grpc
 import httpx
+import pytest
 
 from signoff import pb
 from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc
@@ -82,10 +83,9 @@ async def test_a_peer_over_its_pre_auth_rate_is_refused_before_its_token_is_read
     # The bucket is empty: the next call is refused whatever its token, on either port.
     async with grpc.aio.insecure_channel(served.grpc_target) as channel:
         evaluate = decision_pb2_grpc.DecisionServiceStub(channel).Evaluate
-        try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
             await evaluate(_request(), metadata=(("authorization", "Bearer bot-token"),))
-        except grpc.aio.AioRpcError as exc:
-            refused = exc
+    refused = caught.value
     assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "peer address 127.0.0.1" in (refused.details() or "")
     assert "limits.peers" in (refused.details() or "")
