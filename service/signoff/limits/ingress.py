@@ -57,14 +57,15 @@ class DenialAudit(BaseModel):
         10.0,
         gt=0,
         allow_inf_nan=False,
-        description="Seconds between audit entries summing up refused calls: one entry per "
-        "peer, identity, method and reason, with a count and the first and last time.",
+        description="The first refused call of a kind (peer, identity, method, reason) is "
+        "audited at once; repeats within this many seconds are summed up in one entry per "
+        "kind (count, first and last time) at its end and at shutdown.",
     )
     max_keys: int = Field(
         1000,
         ge=1,
-        description="Distinct (peer, identity, method, reason) kept between flushes; a new one "
-        "beyond this flushes at once, so memory stays bounded.",
+        description="Kinds of refusal kept per interval; refusals of further kinds are summed "
+        "up in one entry (peer '*'), so memory and audit entries stay bounded.",
     )
 
 
