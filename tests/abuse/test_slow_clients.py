@@ -149,3 +149,15 @@ async def test_bodies_in_flight_are_capped_per_peer(serve: Serve):
     finally:
         for writer in held:
             writer.close()
+
+
+async def test_a_half_handshake_on_the_grpc_port_is_closed_within_the_idle_timeout(serve: Serve):
+    served = await serve({"http": {"idle_timeout": 1.0}})
+    host, _, port = served.grpc_target.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"PRI * HTTP/2.0\r\n")  # half the HTTP/2 connection preface
+        await writer.drain()
+        assert await _closed_by_server(reader, 10) < 5
+    finally:
+        writer.close()
