@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass
 
 from signoff.audit import AuditRecord
-from signoff.errors import SignoffError
 from signoff.ids import Clock
 from signoff.limits.ingress import DenialAudit
 from signoff.store.base import Store
@@ -65,9 +64,17 @@ class DenialLog:
         if not pending:
             return
         now = self.clock.now()
-        await self.store.append(
-            [_record(key, c.count, c.first, c.last, now) for key, c in pending.items()]
-        )
+        try:
+            await self.store.append(
+                [_record(key, c.count, c.first, c.last, now) for key, c in pending.items()]
+            )
+        except BaseException:
+            # Counted again at the next flush, still within max_keys + 1 kinds.
+            for key, c in pending.items():
+                if (later := self.pending.get(key)) is not None:
+                    c.count, c.last = c.count + later.count, later.last
+                self.pending[key] = c
+            raise
 
     async def flush_forever(self) -> None:
         """Flush every `interval` seconds until cancelled."""
@@ -75,7 +82,7 @@ class DenialLog:
             await asyncio.sleep(self.settings.interval)
             try:
                 await self.flush()
-            except SignoffError:
+            except Exception:
                 log.exception("writing the refused calls' summary failed; retrying")
 
 
