@@ -8,6 +8,7 @@ import contextlib
 import time
 
 import httpx
+import pytest
 
 from .conftest import Serve, Served
 
@@ -123,29 +124,39 @@ async def test_a_stalled_body_of_an_authenticated_caller_times_out(serve: Serve)
         writer.close()
 
 
-async def test_bodies_in_flight_are_capped_per_peer(serve: Serve):
-    served = await serve({"http": {"max_bodies_per_peer": 2, "body_timeout": 30}})
+@pytest.mark.parametrize(
+    ("limits", "stalled", "setting"),
+    [
+        ({"max_bodies_per_peer": 2}, 2, "max_bodies_per_peer"),
+        ({"max_bodies": 2, "max_bodies_per_peer": 0}, 2, "max_bodies"),
+        ({"max_body_bytes_per_peer": 1500}, 1, "max_body_bytes_per_peer"),
+        ({"max_body_bytes": 1500, "max_body_bytes_per_peer": 0}, 1, "max_body_bytes"),
+    ],
+)
+async def test_bodies_in_flight_are_capped(serve: Serve, limits, stalled, setting):
+    served = await serve({"http": {**limits, "body_timeout": 30}})
     held = []
     try:
-        for _ in range(2):  # two authenticated uploads that stall mid-body
+        for _ in range(stalled):  # authenticated uploads of 1,000 bytes that stall mid-body
             _, writer = await asyncio.open_connection(served.http_host, served.http_port)
             held.append(writer)
             writer.write(_head(served.http_port, 1000, token="bot-token") + b"\0" * 10)
             await writer.drain()
         async with httpx.AsyncClient(base_url=served.http_url) as client:
-            # Until both are being read, a third gets through (and fails for its empty
-            # body); from then on it is refused unread. Bounded: without the cap, it never is.
+            # Until the stalled ones are being read, a probe of 600 bytes gets through (and
+            # fails to decode); from then on it is refused unread. Bounded: without the cap,
+            # it never is.
             for _ in range(200):
                 r = await client.post(
                     EVALUATE,
-                    content=b"",
+                    content=b"\0" * 600,
                     headers={"Authorization": "Bearer bot-token", "Content-Type": PROTO},
                 )
                 if r.status_code == 429:
                     break
             assert r.status_code == 429, r.text
             assert r.json()["code"] == "resource_exhausted"
-            assert "limits.http.max_bodies_per_peer" in r.json()["message"]
+            assert f"(limits.http.{setting})" in r.json()["message"]
     finally:
         for writer in held:
             writer.close()
