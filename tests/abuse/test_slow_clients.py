@@ -32,12 +32,14 @@ def _head(port: int, length: int, token: str | None = None) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def _stalled_upload(served: Served, held: list[asyncio.StreamWriter]) -> bytes:
+async def _stalled_upload(
+    served: Served, held: list[asyncio.StreamWriter], token: str | None = None
+) -> bytes:
     """Send headers and SENT bytes of the body, then stall; return the response's status line
     (b"" if the server answered nothing before the upload stalled)."""
     reader, writer = await asyncio.open_connection(served.http_host, served.http_port)
     held.append(writer)  # kept open, stalled, until the test ends
-    writer.write(_head(served.http_port, ANNOUNCED))
+    writer.write(_head(served.http_port, ANNOUNCED, token))
 
     async def push() -> None:
         with contextlib.suppress(ConnectionError):
@@ -59,27 +61,48 @@ async def _stalled_upload(served: Served, held: list[asyncio.StreamWriter]) -> b
     return b""
 
 
-async def test_stalled_unauthenticated_uploads_cost_bounded_memory(serve: Serve):
-    served = await serve({})
+async def _rss_growth_under_stalled_uploads(
+    served: Served, token: str | None
+) -> tuple[list[bytes], float, float]:
+    """The status lines, the server's RSS growth (MiB) and /healthz's time (s) while
+    UPLOADS uploads stall."""
     async with httpx.AsyncClient(base_url=served.http_url) as client:
         assert (await client.get("/healthz")).status_code == 200
         before = served.rss_kib()
         held: list[asyncio.StreamWriter] = []
         try:
             statuses = await asyncio.wait_for(
-                asyncio.gather(*(_stalled_upload(served, held) for _ in range(UPLOADS))), 120
+                asyncio.gather(*(_stalled_upload(served, held, token) for _ in range(UPLOADS))),
+                120,
             )
             grown_mib = (served.rss_kib() - before) / 1024
             started = time.perf_counter()
             health = await client.get("/healthz", timeout=30)
             health_s = time.perf_counter() - started
+            assert health.status_code == 200
         finally:
             for writer in held:
                 writer.close()
+    return statuses, grown_mib, health_s
+
+
+async def test_stalled_unauthenticated_uploads_cost_bounded_memory(serve: Serve):
+    served = await serve({})
+    statuses, grown_mib, health_s = await _rss_growth_under_stalled_uploads(served, None)
     # Refused from the headers alone: no token, so the body is never read.
     assert all(s.startswith(b"HTTP/1.1 401") for s in statuses), set(statuses)
     assert grown_mib < 100, f"server RSS grew {grown_mib:.0f} MiB under {UPLOADS} stalled uploads"
-    assert health.status_code == 200
+    assert health_s < 1.0, f"/healthz took {health_s:.2f} s"
+
+
+async def test_stalled_authenticated_uploads_are_bounded_by_the_body_caps(serve: Serve):
+    served = await serve({})
+    statuses, grown_mib, health_s = await _rss_growth_under_stalled_uploads(served, "bot-token")
+    # 16 MiB per peer (limits.http.max_body_bytes_per_peer) holds four 4 MB bodies; the
+    # others are refused before they are read.
+    stalled = [s for s in statuses if not s.startswith(b"HTTP/1.1 429")]
+    assert len(stalled) <= 4, set(statuses)
+    assert grown_mib < 100, f"server RSS grew {grown_mib:.0f} MiB under {UPLOADS} stalled uploads"
     assert health_s < 1.0, f"/healthz took {health_s:.2f} s"
 
 
