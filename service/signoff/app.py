@@ -16,12 +16,14 @@ from signoff import chain_guard, pb, review_edits, reviews
 from signoff.audit import AuditRecord
 from signoff.auth.principals import Directory
 from signoff.decide import DefaultDecision, Evaluation, evaluate
+from signoff.denials import DenialLog
 from signoff.errors import AlreadyExists, PermissionDenied
 from signoff.explanation import RULE_DECISIONS, decision_message, explanation
 from signoff.grant_app import GrantDesk
 from signoff.grants_config import GrantSettings
 from signoff.ids import Clock, IdFactory
 from signoff.jsonify import decision_to_dict, request_to_dict
+from signoff.limits.ingress import DenialAudit
 from signoff.logs import event
 from signoff.policy import Bundle, BundleError, load_bundle
 from signoff.receipts import ReceiptIssuer
@@ -63,6 +65,7 @@ class Signoff:
         receipts: ReceiptIssuer | None = None,
         grant_settings: GrantSettings | None = None,
         directory: Directory | None = None,
+        denial_audit: DenialAudit | None = None,
     ) -> None:
         self.policies = policies
         self.store = store
@@ -83,6 +86,7 @@ class Signoff:
         self.reviews.grants = self.grants
         self.reviews.evaluate_edit = self._evaluate_edit
         self._reload_lock = asyncio.Lock()
+        self.denials = DenialLog(store, clock, denial_audit or DenialAudit())
 
     @property
     def bundle(self) -> Bundle:
@@ -103,15 +107,10 @@ class Signoff:
             bundle = await self._load_and_audit(actor)
             return (bundle is not None, [] if bundle else list(self._last_error.errors))
 
-    async def audit_denied(self, method: str, who: str, message: str) -> None:
-        """Record a refused call (unauthenticated or not allowed) in the audit log."""
-        record = AuditRecord(
-            type="access.denied",
-            actor=who,
-            time=self.clock.now(),
-            payload={"method": method, "error": message},
-        )
-        await self.store.append([record])
+    async def audit_denied(self, method: str, who: str, message: str, peer: str = "") -> None:
+        """Count a refused call (unauthenticated or not allowed) for the audit log: the first
+        of its kind is written now, repeats in one summary entry per interval (denials.py)."""
+        await self.denials.denied(method, who, message, peer)
 
     async def _load_and_audit(self, actor: str = SERVER_ACTOR) -> Bundle | None:
         try:

@@ -28,6 +28,14 @@ SECURITY_HEADERS: Final = {
 PROMETHEUS_TEXT: Final = "text/plain; version=0.0.4; charset=utf-8"
 # Files under assets/ have a content hash in their name, so they never change.
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
+# aiohttp's own caps on a request's head, set here so that they are stated: a request line or
+# header line of at most 8 KiB, at most 128 header fields.
+MAX_LINE: Final = 8190
+MAX_HEADERS: Final = 128
+# After a response to a request whose body was not read (a refused caller), aiohttp reads and
+# discards what is still coming for this long, so the answer is not lost to a reset, then
+# closes the connection. Its default, 10 s, would let each refused upload hold a connection.
+LINGER_S: Final = 1.0
 
 
 class HttpServer:
@@ -59,12 +67,21 @@ class HttpServer:
         # Cancelling the handler when the client goes away ends its stream. Bodies are not
         # decompressed: only identity is accepted, so no small body inflates past the limit.
         # aiohttp treats a shutdown timeout of 0 as "wait forever", hence the floor.
+        # aiohttp arms its keep-alive timer when a connection opens and again after each
+        # response, and closes the connection if no complete request head arrived by then:
+        # with idle_timeout that is the header timeout too (slowloris), not just idleness.
+        idle = connect.limits.idle_timeout
         self.runner = web.AppRunner(
             app,
             handler_cancellation=True,
             auto_decompress=False,
             access_log=None,
             shutdown_timeout=max(grace, 0.1),
+            keepalive_timeout=idle,
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_LINE,
+            max_headers=MAX_HEADERS,
+            lingering_time=LINGER_S,
         )
 
     async def start(self, host: str, port: int) -> int:

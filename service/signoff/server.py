@@ -39,6 +39,7 @@ from signoff.decide import DefaultDecision
 from signoff.http_server import HttpServer
 from signoff.ids import Clock, IdFactory, SystemClock, new_id
 from signoff.limits import Limiter
+from signoff.limits.peers import PeerGate
 from signoff.logs import event
 from signoff.notify import Notifier
 from signoff.receipts import ReceiptIssuer
@@ -96,6 +97,9 @@ class Running:
         if self.http is not None:
             stops.append(self.http.stop())
         await asyncio.gather(*stops)
+        # The refusals counted since the last summary are written before the store closes.
+        with contextlib.suppress(Exception):
+            await self.app.denials.flush()
         # A database that hangs (a lock held elsewhere, a server gone) must not keep the
         # process from exiting: every call has ended by now, so whatever is still unwritten
         # was never acknowledged to anyone.
@@ -243,6 +247,7 @@ def build_app(
         receipts=receipts,
         grant_settings=settings.grants,
         directory=directory_for(settings),
+        denial_audit=settings.limits.denials,
     )
 
 
@@ -360,7 +365,8 @@ async def start(
     await notifier.start()
     limiter = Limiter(settings.limits)
     telemetry.watch_limits(limiter)
-    guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming)
+    peers = PeerGate(settings.limits.peers)
+    guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming, peers)
     audit = AuditDesk(app.store, app.clock, signer)
     await audit.warn_if_untrusted()
     server = grpc.aio.server(
@@ -369,6 +375,7 @@ async def start(
             ("grpc.max_send_message_length", settings.max_message_bytes),
             # Workers share the port; a lone server must not silently share it with another.
             ("grpc.so_reuseport", 0 if worker is None else 1),
+            *grpc_transport.connection_options(settings.limits.http),
         ]
     )
     methods = [
@@ -403,7 +410,9 @@ async def start(
     http, http_port = None, None
     if settings.http_listen:
         http = HttpServer(
-            connect_api.ConnectHandler(methods, guard, settings.max_message_bytes),
+            connect_api.ConnectHandler(
+                methods, guard, settings.max_message_bytes, settings.limits.http
+            ),
             grace=settings.shutdown_grace,
             loopback_only=isinstance(authenticator, DevAuthenticator),
             ssl_context=tls.http_context(tls_files) if tls_files and settings.tls.http else None,
@@ -429,6 +438,7 @@ async def start(
     tasks.append(
         loop.create_task(telemetry.refresh_pending_forever(app.store), name="signoff-pending")
     )
+    tasks.append(loop.create_task(app.denials.flush_forever(), name="signoff-denials"))
     watcher = None
     if settings.watch_policies:
         watcher = PolicyWatcher(app, settings.policies, settings.watch_debounce)

@@ -437,7 +437,7 @@ def test_traversal_and_missing_assets_are_not_found(server, target):
     assert r.getheader("x-content-type-options") == "nosniff"
 
 
-async def _denied(method: str, who: str, message: str) -> None:
+async def _denied(method: str, who: str, message: str, peer: str) -> None:
     raise AssertionError("no method, so nobody is denied")
 
 

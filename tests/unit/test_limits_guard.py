@@ -28,6 +28,9 @@ class Call:
     def peer_certificate(self) -> bytes | None:
         return None
 
+    def peer(self) -> str:
+        return "127.0.0.1"
+
 
 @pytest.fixture
 def ran() -> list[str]:
@@ -39,7 +42,7 @@ def guard(ran: list[str], **limits: object) -> tuple[Guard, Method]:
         ran.append(who.id)
         return pb.review.Caller()
 
-    async def denied(method: str, who: str, message: str) -> None:
+    async def denied(method: str, who: str, message: str, peer: str) -> None:
         ran.append(f"audited {who}")
 
     limiter = Limiter(LimitSettings.model_validate(limits))

@@ -26,6 +26,8 @@ from google.protobuf.message import Message
 from signoff import errors
 from signoff.api.errors import Failure, Guard
 from signoff.api.methods import Method
+from signoff.limits.ingress import HttpLimits
+from signoff.limits.peers import Bodies, BodyTicket
 
 S = grpc.StatusCode
 # Connect's names and HTTP statuses for gRPC codes, from the protocol's table.
@@ -50,6 +52,7 @@ CODES: Final[dict[grpc.StatusCode, tuple[str, int]]] = {
 UNARY_TYPES: Final = {"application/proto": "proto", "application/json": "json"}
 STREAM_TYPES: Final = {"application/connect+proto": "proto", "application/connect+json": "json"}
 END_STREAM: Final = 0x02
+CONNECT_TIMEOUT: Final = "the call exceeded its Connect-Timeout-Ms"
 T = TypeVar("T")
 
 
@@ -62,9 +65,17 @@ class _Route:
 class ConnectHandler:
     """Answers Connect calls to the given methods; `close()` ends the open streams."""
 
-    def __init__(self, methods: Iterable[Method], guard: Guard, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        methods: Iterable[Method],
+        guard: Guard,
+        max_message_bytes: int,
+        limits: HttpLimits | None = None,
+    ) -> None:
         self.guard = guard
         self.max_bytes = max_message_bytes
+        self.limits = limits or HttpLimits()
+        self.bodies = Bodies(self.limits)
         self.routes = {m.path: _Route(m, _with_json_request(m)) for m in methods}
         self.services = frozenset(r.method.service for r in self.routes.values())
         self.closing = asyncio.Event()
@@ -112,13 +123,33 @@ class ConnectHandler:
             _identity_only(request.headers.get("Content-Encoding"))
             timeout = _timeout(request)
             async with asyncio.timeout(timeout):
-                data = await _read(request, self.max_bytes, self.max_bytes)
-                reply = await self.guard.unary(method, ConnectCall(request, timeout), data)
+                # The body is read only once the Guard has admitted the caller.
+                reply = await self.guard.unary(
+                    method, ConnectCall(request, timeout), lambda: self._body(request, False)
+                )
         except TimeoutError:
-            return _error(S.DEADLINE_EXCEEDED, "the call exceeded its Connect-Timeout-Ms")
+            return _unread(request, _error(S.DEADLINE_EXCEEDED, CONNECT_TIMEOUT))
         except Failure as f:
-            return _error(f.code, f.message, details=f.details)
+            return _unread(request, _error(f.code, f.message, details=f.details))
         return web.Response(body=_encode(reply, codec), content_type=f"application/{codec}")
+
+    async def _body(self, request: web.Request, enveloped: bool) -> bytes:
+        """The request body (its one message, if enveloped), read within the body caps and
+        `limits.http.body_timeout`; refusals are SignoffErrors, for the Guard to report."""
+        limit = self.max_bytes + 5 if enveloped else self.max_bytes
+        announced = request.content_length
+        if announced is not None and announced > limit:
+            raise _too_big(self.max_bytes)
+        with self.bodies.open(request.remote or "", announced) as ticket:
+            try:
+                async with asyncio.timeout(self.limits.body_timeout):
+                    body = await _read(request, limit, self.max_bytes, ticket)
+            except TimeoutError:
+                raise errors.DeadlineExceeded(
+                    f"the request body did not arrive within {self.limits.body_timeout:g} s "
+                    "(limits.http.body_timeout)"
+                ) from None
+        return _unenvelope(body) if enveloped else body
 
     async def _stream(self, request: web.Request, method: Method, codec: str) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": f"application/connect+{codec}"})
@@ -130,16 +161,15 @@ class ConnectHandler:
             _identity_only(request.headers.get("Connect-Content-Encoding"))
             timeout = _timeout(request)
             async with asyncio.timeout(timeout):
-                body = await _read(request, self.max_bytes + 5, self.max_bytes)
                 call = ConnectCall(request, timeout)
-                items = self.guard.stream(method, call, _unenvelope(body))
+                items = self.guard.stream(method, call, lambda: self._body(request, True))
                 async with contextlib.aclosing(_until(self.closing, items)) as until:
                     async for item in until:
                         # Each message is written (and so sent) as soon as it is produced:
                         # the console's live queue depends on it.
                         await response.write(_envelope(0, _encode(item, codec)))
         except TimeoutError:
-            end = _end_error(S.DEADLINE_EXCEEDED, "the call exceeded its Connect-Timeout-Ms")
+            end = _end_error(S.DEADLINE_EXCEEDED, CONNECT_TIMEOUT)
         except Failure as f:
             end = _end_error(f.code, f.message, f.details)
         except ConnectionResetError:
@@ -148,6 +178,8 @@ class ConnectHandler:
             self.open_streams -= 1
             if not self.open_streams:
                 self.idle.set()
+        if not request.content.is_eof():
+            response.force_close()  # what the caller still sends is not read: see _unread
         with contextlib.suppress(ConnectionResetError):
             await response.write(_envelope(END_STREAM, json.dumps(end).encode()))
             await response.write_eof()
@@ -233,6 +265,10 @@ class ConnectCall:
         der: bytes | None = ssl_object.getpeercert(binary_form=True)
         return der
 
+    def peer(self) -> str:
+        """The client's IP address, as the socket says (a proxy's, behind one)."""
+        return self._request.remote or ""
+
 
 def _identity_only(encoding: str | None) -> None:
     if encoding not in (None, "", "identity"):
@@ -248,36 +284,47 @@ def _timeout(request: web.Request) -> float | None:
     return int(raw) / 1000
 
 
-async def _read(request: web.Request, limit: int, message_limit: int) -> bytes:
-    """The request body, refused as soon as it exceeds `limit` (never buffered beyond it)."""
-    too_big = Failure(
-        S.RESOURCE_EXHAUSTED,
-        f"request: larger than the {message_limit}-byte limit (max_message_bytes)",
+def _too_big(message_limit: int) -> errors.ResourceExhausted:
+    return errors.ResourceExhausted(
+        f"request: larger than the {message_limit}-byte limit (max_message_bytes)"
     )
-    if request.content_length is not None and request.content_length > limit:
-        raise too_big
+
+
+async def _read(request: web.Request, limit: int, message_limit: int, ticket: BodyTicket) -> bytes:
+    """The request body, refused as soon as it exceeds `limit` (never buffered beyond it);
+    without a Content-Length the bytes are held on `ticket` as they arrive."""
+    announced = request.content_length is not None
     body = bytearray()
     async for chunk in request.content.iter_any():
         body += chunk
         if len(body) > limit:
-            raise too_big
+            raise _too_big(message_limit)
+        if not announced:
+            ticket.grow(len(chunk))
     return bytes(body)
+
+
+def _unread(request: web.Request, response: web.Response) -> web.Response:
+    """`response`, closing the connection after it if the body was not read to its end: the
+    rest is not worth reading (a refused caller), nor may it be taken for the next request."""
+    if not request.content.is_eof():
+        response.force_close()
+    return response
 
 
 def _unenvelope(body: bytes) -> bytes:
     """The one message of a server-streaming request."""
     if len(body) < 5:
-        raise Failure(S.INVALID_ARGUMENT, "request: expected one enveloped message, got none")
+        raise errors.InvalidArgument("request", "expected one enveloped message, got none")
     flags, size = body[0], int.from_bytes(body[1:5], "big")
     if flags != 0:
-        raise Failure(
-            S.INVALID_ARGUMENT,
-            f"request: envelope flags {flags:#04x}; requests are uncompressed, not end-stream",
+        raise errors.InvalidArgument(
+            "request", f"envelope flags {flags:#04x}; requests are uncompressed, not end-stream"
         )
     if len(body) != 5 + size:
-        raise Failure(
-            S.INVALID_ARGUMENT,
-            f"request: the envelope announces {size} bytes but {len(body) - 5} follow; "
+        raise errors.InvalidArgument(
+            "request",
+            f"the envelope announces {size} bytes but {len(body) - 5} follow; "
             "a server-streaming call takes exactly one message",
         )
     return body[5:]

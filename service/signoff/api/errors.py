@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2
 from signoff import errors
 from signoff.api.methods import Method
 from signoff.limits import Limiter, LimitSettings
+from signoff.limits.peers import PeerGate
 from signoff.logs import event
 
 log = logging.getLogger("signoff.api")
@@ -52,6 +53,10 @@ class Call(Protocol):
         """The client's TLS certificate (DER) when it presented one, else None."""
         ...
 
+    def peer(self) -> str:
+        """The client's IP address (or what names the peer when it has none)."""
+        ...
+
 
 class Failure(Exception):
     """A call's failure, already logged and audited: the transport only has to send it, with
@@ -82,7 +87,10 @@ class Authenticator(Protocol):
         ...
 
 
-OnDenied = Callable[[str, str, str], Awaitable[None]]
+OnDenied = Callable[[str, str, str, str], Awaitable[None]]
+# A request body: bytes already read (gRPC), or read on demand once the caller is admitted
+# (Connect), so that nobody without credentials makes the server read or hold a body.
+Body = bytes | Callable[[], Awaitable[bytes]]
 Trace = Callable[[Callable[[str], str | None]], AbstractContextManager[Any]]
 _NO_TRACE = contextlib.nullcontext()
 
@@ -124,11 +132,13 @@ class Guard:
         on_denied: OnDenied,
         limiter: Limiter | None = None,
         trace: Trace = _no_trace,
+        peers: PeerGate | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.on_denied = on_denied
         self.limiter = limiter or Limiter(LimitSettings(max_concurrent=0, max_streams=0))
         self.trace = trace  # continues the caller's trace context (Telemetry.incoming)
+        self.peers = peers  # the per-address rate, checked before any credential
         # Reading the peer certificate costs a little on every call; only mTLS needs it.
         self._certificates = bool(getattr(authenticator, "uses_certificates", False))
 
@@ -138,14 +148,21 @@ class Guard:
             return self.authenticator.authenticate(token, call.peer_certificate())
         return self.authenticator.authenticate(token)
 
-    async def _failure(self, method: str, who: str, exc: Exception) -> Failure:
+    def _admit_peer(self, call: Call) -> str:
+        """The caller's address, once admitted by its rate; nothing else is known of it yet."""
+        peer = call.peer()
+        if self.peers is not None:
+            self.peers.admit(peer)
+        return peer
+
+    async def _failure(self, method: str, who: str, exc: Exception, peer: str = "") -> Failure:
         if isinstance(exc, errors.SignoffError):
             code = CODES.get(type(exc), grpc.StatusCode.UNKNOWN)
             if isinstance(exc, DENIALS):
                 event(log, "rpc.denied", logging.WARNING, method=method, who=who, code=code.name)
                 # The denial stands even if it could not be recorded.
                 with contextlib.suppress(errors.SignoffError):
-                    await self.on_denied(method, who, exc.message)
+                    await self.on_denied(method, who, exc.message, peer)
             elif code == grpc.StatusCode.UNAVAILABLE:
                 event(log, "rpc.unavailable", logging.ERROR, method=method, error=exc.message)
             elif isinstance(exc, errors.ResourceExhausted) and exc.retry_after is not None:
@@ -154,36 +171,40 @@ class Guard:
         log.error("internal error", exc_info=exc, extra={"method": method})
         return Failure(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
-    async def unary(self, method: Method, call: Call, data: bytes) -> Message:
+    async def unary(self, method: Method, call: Call, data: Body) -> Message:
         """Run a unary call; every failure comes out as `Failure`."""
         assert method.unary is not None
-        who = ""
+        who = peer = ""
         try:
             self.limiter.check_deadline(call.time_remaining())
+            peer = self._admit_peer(call)
             identity = self._identity(call)
             who = identity.id
             self.limiter.enter(identity)
             try:
+                body = data if isinstance(data, bytes) else await data()
                 with self.trace(call.header):
-                    return await method.unary(identity, data)
+                    return await method.unary(identity, body)
             finally:
                 self.limiter.leave()
         except Exception as exc:
-            raise await self._failure(method.full_name, who, exc) from None
+            raise await self._failure(method.full_name, who, exc, peer) from None
 
-    async def stream(self, method: Method, call: Call, data: bytes) -> AsyncIterator[Message]:
+    async def stream(self, method: Method, call: Call, data: Body) -> AsyncIterator[Message]:
         """Run a server-streaming call; every failure comes out as `Failure`."""
         assert method.stream is not None
-        who = ""
+        who = peer = ""
         try:
             self.limiter.check_deadline(call.time_remaining())
+            peer = self._admit_peer(call)
             identity = self._identity(call)
             who = identity.id
             self.limiter.open_stream(identity)
             try:
-                async for item in method.stream(identity, data):
+                body = data if isinstance(data, bytes) else await data()
+                async for item in method.stream(identity, body):
                     yield item
             finally:
                 self.limiter.close_stream()
         except Exception as exc:
-            raise await self._failure(method.full_name, who, exc) from None
+            raise await self._failure(method.full_name, who, exc, peer) from None

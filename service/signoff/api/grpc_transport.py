@@ -16,6 +16,8 @@ from grpc_status import rpc_status
 
 from signoff.api.errors import Failure, Guard
 from signoff.api.methods import Method
+from signoff.limits.ingress import HttpLimits
+from signoff.limits.peers import peer_address
 
 Ctx = grpc.aio.ServicerContext
 
@@ -45,6 +47,10 @@ class GrpcCall:
         if not pem:
             return None
         return ssl.PEM_cert_to_DER_cert(pem[0].decode("ascii"))
+
+    def peer(self) -> str:
+        """The client's IP address."""
+        return peer_address(self._context.peer() or "")
 
 
 def _rpc_handler(method: Method, guard: Guard) -> grpc.RpcMethodHandler:
@@ -98,4 +104,30 @@ def handlers(methods: Iterable[Method], guard: Guard) -> list[grpc.GenericRpcHan
             service, {m.name: _rpc_handler(m, guard) for m in group}
         )
         for service, group in groupby(ordered, key=lambda m: m.service)
+    ]
+
+
+# Header metadata a client may send (gRPC's default is 8 KiB; a bearer JWT fits in 4 KiB).
+MAX_METADATA_BYTES = 16 * 1024
+# Calls at once on one HTTP/2 connection; the limits (max_concurrent, max_streams) hold
+# across connections, this keeps one connection from opening thousands of streams.
+MAX_STREAMS_PER_CONNECTION = 100
+
+
+def connection_options(limits: HttpLimits) -> list[tuple[str, int]]:
+    """gRPC core's options for slow, idle and abusive connections (docs/security.md)."""
+    idle_ms = round(limits.idle_timeout * 1000)
+    return [
+        ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+        ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+        # A connection must finish its TLS and HTTP/2 handshake (the preface) in time.
+        ("grpc.server_handshake_timeout_ms", idle_ms),
+        # A connection with no call open for this long is sent GOAWAY and closed.
+        ("grpc.max_connection_idle_ms", idle_ms),
+        # The server pings an idle-looking connection every minute; no answer in 20 s: dead.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        # Pings from clients more often than every 10 s count as strikes; 2 strikes: GOAWAY.
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
     ]

@@ -7,6 +7,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from signoff.auth.identity import role_error
+from signoff.limits.ingress import DenialAudit, HttpLimits, PeerLimits
 
 
 class RateSettings(BaseModel):
@@ -71,6 +72,18 @@ class LimitSettings(BaseModel):
     identities: dict[str, RateSettings] = Field(
         default_factory=dict,
         description="Identity id -> rate; overrides `rate` and `roles` for that identity.",
+    )
+    peers: PeerLimits = Field(
+        default_factory=PeerLimits,
+        description="Calls per peer address, counted before authentication (both ports).",
+    )
+    http: HttpLimits = Field(
+        default_factory=HttpLimits,
+        description="The HTTP port: request bodies in flight, and timeouts for slow connections.",
+    )
+    denials: DenialAudit = Field(
+        default_factory=DenialAudit,
+        description="Refused calls are counted and audited in periodic summary entries.",
     )
 
     @field_validator("roles")
