@@ -19,6 +19,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+if "--hang-at-start" in sys.argv:
+    # Before the SDK's imports, which take most of a second on a loaded machine: the proxy's
+    # connect_timeout must find this line in stderr however slow the start is.
+    print("payments upstream: waiting for the ledger lock", file=sys.stderr, flush=True)
+    threading.Event().wait()
+
 import mcp_types as types
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context
@@ -40,9 +46,6 @@ def main() -> None:
     if args.exit_at_start:
         print("payments upstream: PAYMENTS_API_KEY is not set", file=sys.stderr)
         sys.exit(1)
-    if args.hang_at_start:
-        print("payments upstream: waiting for the ledger lock", file=sys.stderr, flush=True)
-        threading.Event().wait()
     if args.tools_only:
         asyncio.run(serve_tools_only(args.name))
         return

@@ -186,10 +186,11 @@ def test_http_off_loopback_needs_a_bearer_token(tmp_path: Path):
 
 
 def test_an_upstream_that_hangs_at_start_stops_the_proxy_after_connect_timeout(tmp_path: Path):
-    hanging = {**payments(tmp_path, "--hang-at-start"), "connect_timeout": 1}
+    # 3 s: time for the interpreter to start and print on a loaded 2-core machine.
+    hanging = {**payments(tmp_path, "--hang-at-start"), "connect_timeout": 3}
     last = _failed_start(tmp_path, hanging)
     assert last.startswith("signoff: upstream 'payments' (")
     assert last.endswith(
-        "did not answer within 1s (connect_timeout); "
+        "did not answer within 3s (connect_timeout); "
         "its stderr ends with: payments upstream: waiting for the ledger lock"
     )
