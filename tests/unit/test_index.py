@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from signoff.globs import Glob
 from signoff.policy import CompiledPolicy, PolicyIndex
-from signoff.policy.index import glob_regex
 from signoff.policy.load import load_bundle
 
 
@@ -28,7 +28,7 @@ def policy(file: str, *actions: str) -> CompiledPolicy:
     ],
 )
 def test_glob_semantics(glob, name, matches):
-    assert bool(glob_regex(glob).fullmatch(name)) is matches
+    assert Glob.of(glob).matches(name) is matches
 
 
 def test_lookup_merges_exact_globs_and_catch_all_in_bundle_order():
