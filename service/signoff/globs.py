@@ -80,8 +80,3 @@ class Glob:
                 return False
             pos = found + len(piece)
         return True
-
-
-def matches(pattern: str, name: str) -> bool:
-    """Whether action glob `pattern` matches the whole of `name`."""
-    return Glob.of(pattern).matches(name)
