@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from google.protobuf import struct_pb2
 
-from signoff import chain_guard, pb, review_batch, review_console, review_edits, reviews
+from signoff import chain_guard, globs, pb, review_batch, review_console, review_edits, reviews
 from signoff.audit import AuditRecord
 from signoff.errors import (
     FailedPrecondition,
@@ -171,8 +171,7 @@ class ReviewDesk:
             )
             if not groups:
                 principal = who.id  # an agent lists the reviews it asked for
-        if req.action and not _glob_ok(req.action):
-            raise InvalidArgument("action", f"{req.action!r} is not a valid action glob")
+        globs.check("action", req.action)
         states = tuple(reviews.state_name(s) for s in req.states) or ("PENDING",)
         size = req.page_size or 50
         if not 0 < size <= MAX_PAGE:
@@ -383,10 +382,6 @@ class ReviewDesk:
 
 def _approvals(r: pb.review.Review) -> int:
     return len({a.reviewer for a in r.acts if a.verdict == S.VERDICT_APPROVE})
-
-
-def _glob_ok(glob: str) -> bool:
-    return all(c.isalnum() or c in "._-*?" for c in glob)
 
 
 def _decode_cursor(token: str) -> tuple[dt.datetime, str] | None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import functools
-import re
 
+from signoff.globs import Glob
 from signoff.policy import Bundle
-from signoff.policy.index import glob_regex
 
 OTHER = "other"
 _CACHE_SIZE = 4096
@@ -19,11 +18,11 @@ class ActionLabels:
 
     def __init__(self, bundle: Bundle | None = None) -> None:
         exact: set[str] = set()
-        globs: list[tuple[str, re.Pattern[str]]] = []
+        globs: list[tuple[str, Glob]] = []
         for policy in bundle.policies if bundle else ():
             for pattern in policy.actions:
                 if "*" in pattern:
-                    globs.append((pattern, glob_regex(pattern)))
+                    globs.append((pattern, Glob.of(pattern)))
                 else:
                     exact.add(pattern)
         self._exact = frozenset(exact)
@@ -34,7 +33,7 @@ class ActionLabels:
     def _label(self, action: str) -> str:
         if action in self._exact:
             return action
-        for pattern, regex in self._globs:
-            if regex.fullmatch(action):
+        for pattern, glob in self._globs:
+            if glob.matches(action):
                 return pattern
         return OTHER

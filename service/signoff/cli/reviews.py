@@ -109,7 +109,9 @@ def add_parser(sub: Any) -> None:
     ls = rsub.add_parser("list", parents=[common], help="list reviews (pending by default)")
     ls.add_argument("--group", action="append", help="reviewer group (repeatable)")
     ls.add_argument("--state", action="append", choices=STATES, help="state (repeatable)")
-    ls.add_argument("--action", help="action name glob, e.g. 'refund.*'")
+    ls.add_argument(
+        "--action", help="action name glob, e.g. 'refund.*' ('*' only; <= 256 chars, 8 '*')"
+    )
     ls.add_argument("--older-than", type=_duration, help="waiting at least, e.g. 30m, 1h, 2d")
     ls.add_argument("--newest", action="store_true", help="newest first (default oldest)")
     ls.add_argument("--limit", type=int, default=50, help="reviews per page (default 50)")

@@ -35,8 +35,11 @@ vouched for only by the end signature, i.e. by the server at export time.
 CSV carries entries only (no checkpoints, no end line: it is for spreadsheets, not for
 verification), one row per entry under a header row, columns in `CSV_COLUMNS` order (the
 entry line's keys); ``rules`` joined by single spaces, ``payload`` as RFC 8785 canonical JSON
-text; quoting per RFC 4180 (``csv`` module, ``\\r\\n`` line ends). Values are written
-verbatim: a spreadsheet may treat one starting with ``=`` as a formula, so import as text.
+text; quoting per RFC 4180 (``\\r\\n`` line ends). Cells are safe to open in a spreadsheet
+(OWASP's CSV injection advice): a value starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return gets a leading ``'`` and is always quoted, so ``=HYPERLINK(...)`` shows as text
+and never runs as a formula. The CSV is for reading; the JSON Lines export is the exact
+record and is never altered.
 """
 
 from signoff.export.lines import (
@@ -52,7 +55,7 @@ from signoff.export.lines import (
     entry_json,
     export_lines,
 )
-from signoff.export.table import CSV_COLUMNS, csv_header, csv_row
+from signoff.export.table import CSV_COLUMNS, csv_header, csv_row, neutralise
 from signoff.export.verify import PROBLEMS, ExportReport, verify_export
 
 __all__ = [
@@ -72,5 +75,6 @@ __all__ = [
     "entry_from_json",
     "entry_json",
     "export_lines",
+    "neutralise",
     "verify_export",
 ]

