@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from signoff import pb
+from signoff.config import Settings
+from signoff_client._gen import decision_pb2_grpc
+
 from ..e2e.conftest import (  # noqa: F401 - fixtures and hooks, reused as they are
+    EXAMPLE_POLICIES,
+    ServerHandle,
+    ServerThread,
     _any_free_http_port,
     backend,
     make_server,
@@ -10,3 +22,52 @@ from ..e2e.conftest import (  # noqa: F401 - fixtures and hooks, reused as they 
     pytest_generate_tests,
     server,
 )
+from .wire import TOKEN
+
+MD = (("authorization", f"Bearer {TOKEN}"),)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server with a pending review (of refund.issue, for finance) to aim requests at."""
+
+    server: ServerHandle
+    review_id: str
+    decision_id: str
+
+    @property
+    def known(self) -> list[str]:
+        """Strings that name real objects, so generated requests get past the first lookup."""
+        return [self.review_id, self.decision_id, "finance", "refund.issue", "bot", TOKEN]
+
+
+def seed(handle: ServerHandle) -> Target:
+    """Ask for a 750 EUR refund, which waits for finance; the target of later requests."""
+    req = pb.common.ActionRequest()
+    req.principal.id = "bot"
+    req.action.name = "refund.issue"
+    req.action.params.update({"amount": 750, "currency": "EUR"})
+    d = decision_pb2_grpc.DecisionServiceStub(handle.channel()).Evaluate(req, metadata=MD)
+    assert d.review_id, d
+    return Target(handle, d.review_id, d.decision_id)
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """One SQLite server (dev mode: every caller has every role) for a whole module."""
+    base = tmp_path_factory.mktemp("abuse-server")
+    settings = Settings(
+        state_dir=tmp_path_factory.mktemp("abuse-state"),
+        policies=EXAMPLE_POLICIES,
+        db=f"sqlite:///{base / 'signoff.db'}",
+        listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        shutdown_grace=0.0,
+        audit={"create_key": True},
+    )
+    thread = ServerThread(settings)
+    handle = thread.start()
+    try:
+        yield seed(handle)
+    finally:
+        thread.stop(handle)

@@ -92,6 +92,29 @@ def deep_struct(levels: int) -> struct_pb2.Struct:
     return out
 
 
+def deep_struct_bytes(levels: int) -> bytes:
+    """A Struct nested `levels` deep, encoded by hand: the runtime refuses to build one
+    deeper than its own limit, but the wire carries any depth."""
+
+    def field(number: int, payload: bytes) -> bytes:
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    data = b""
+    for _ in range(levels):
+        value = field(5, data)  # Value.struct_value
+        data = field(1, field(1, b"a") + field(2, value))  # Struct.fields["a"]
+    return data
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
 def messages(
     desc: Descriptor, known: Sequence[str] = (), depth: int = 3
 ) -> st.SearchStrategy[Message]:

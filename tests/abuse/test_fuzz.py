@@ -12,59 +12,18 @@ every run, so CI cannot flake on a new one), no example database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from signoff import pb
 from signoff_client._gen import audit_pb2_grpc, review_pb2_grpc
 
-from ..e2e.conftest import ServerHandle
+from .conftest import MD, Target
 from .messages import messages
 from .wire import BAD_CODES, TOKEN, Caller, Rpc, every_rpc, watching_logs
 
-EXAMPLES = 12  # per RPC; about 25 s for the 23 RPCs on two transports on a 2-core machine
+EXAMPLES = 30  # per RPC: the whole module runs in about 20 s on a 2-core machine
 RPCS = every_rpc()
-MD = (("authorization", f"Bearer {TOKEN}"),)
-
-
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerHandle, list[str]]]:
-    """One SQLite server for the whole module, with a pending review to aim at."""
-    from ..e2e import conftest as e2e
-
-    state = tmp_path_factory.mktemp("fuzz-state")
-    base = tmp_path_factory.mktemp("fuzz-server")
-    st = e2e.ServerThread(
-        e2e.Settings(
-            state_dir=state,
-            policies=e2e.EXAMPLE_POLICIES,
-            db=f"sqlite:///{base / 'signoff.db'}",
-            listen="127.0.0.1:0",
-            http_listen="127.0.0.1:0",
-            shutdown_grace=0.0,
-            audit={"create_key": True},
-        )
-    )
-    handle = st.start()
-    try:
-        yield handle, _seed(handle)
-    finally:
-        st.stop(handle)
-
-
-def _seed(server: ServerHandle) -> list[str]:
-    """Strings that name real objects: a pending review, its decision, group and action."""
-    from signoff_client._gen import decision_pb2_grpc
-
-    req = pb.common.ActionRequest()
-    req.principal.id = "bot"
-    req.action.name = "refund.issue"
-    req.action.params.update({"amount": 750, "currency": "EUR"})
-    d = decision_pb2_grpc.DecisionServiceStub(server.channel()).Evaluate(req, metadata=MD)
-    assert d.review_id
-    return [d.review_id, d.decision_id, d.reviewer_group, "refund.issue", "bot", TOKEN]
 
 
 def _check(outcomes: list, what: str) -> None:
@@ -73,11 +32,8 @@ def _check(outcomes: list, what: str) -> None:
 
 
 @pytest.mark.parametrize("rpc", RPCS, ids=lambda r: r.name)
-def test_no_request_of_any_rpc_is_an_internal_error(
-    rpc: Rpc, target: tuple[ServerHandle, list[str]]
-) -> None:
-    server, known = target
-    caller = Caller(server)
+def test_no_request_of_any_rpc_is_an_internal_error(rpc: Rpc, target: Target) -> None:
+    caller = Caller(target.server)
 
     @settings(
         max_examples=EXAMPLES,
@@ -86,7 +42,7 @@ def test_no_request_of_any_rpc_is_an_internal_error(
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(messages(rpc.request.DESCRIPTOR, known))
+    @given(messages(rpc.request.DESCRIPTOR, target.known))
     def one(request: pb.common.ActionRequest) -> None:
         _check(caller.both(rpc, request.SerializeToString()), f"{rpc.name}({request!r:.500})")
 
@@ -99,10 +55,9 @@ def test_no_request_of_any_rpc_is_an_internal_error(
 
 
 def test_the_server_is_alive_and_its_chain_valid_after_the_fuzzing(
-    target: tuple[ServerHandle, list[str]],
+    target: Target,
 ) -> None:
-    server, _ = target
-    channel = server.channel()
+    channel = target.server.channel()
     me = review_pb2_grpc.ReviewServiceStub(channel).WhoAmI(pb.review.WhoAmIRequest(), metadata=MD)
     assert me.id == TOKEN
     audit = audit_pb2_grpc.AuditServiceStub(channel)

@@ -151,9 +151,13 @@ def _connect_error(transport: str, body: bytes, status: int) -> Outcome:
         return Outcome(transport, f"HTTP_{status}", body[:200].decode(errors="replace"))
 
 
-def to_json(message: Message) -> dict:
-    """The proto JSON form of `message`, as the console would send it."""
-    return json_format.MessageToDict(message)
+def to_json(message: Message) -> dict | None:
+    """The proto JSON form of `message`, as the console would send it; None when JSON cannot
+    say it (a Timestamp outside years 1-9999, a NaN in a Value)."""
+    try:
+        return json_format.MessageToDict(message)
+    except (ValueError, json_format.Error):
+        return None
 
 
 class LogWatch(logging.Handler):
