@@ -1,5 +1,5 @@
 """Values read off request messages, checked where several RPCs share them: timestamps,
-durations, enums and floating-point numbers.
+durations and enums.
 
 The protobuf runtime accepts anything the wire can carry: a Timestamp of year 300000 or
 with negative nanos, a Duration of a million years, an enum number no version of the API
@@ -12,7 +12,6 @@ the field.
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
@@ -60,11 +59,4 @@ def enum(kind: EnumTypeWrapper, value: int, field: str, *, unspecified: bool = T
     if value not in kind.values() or (value == 0 and not unspecified):
         names = ", ".join(n for n, v in kind.items() if unspecified or v != 0)
         raise InvalidArgument(field, f"{value} is not one of {names}")
-    return value
-
-
-def finite(value: float, field: str) -> float:
-    """`value` if it is a finite number (not NaN nor an infinity)."""
-    if not math.isfinite(value):
-        raise InvalidArgument(field, f"must be a finite number, not {value}")
     return value
