@@ -14,7 +14,9 @@ from __future__ import annotations
 import datetime as dt
 
 from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from google.protobuf.message import Message
 
 from signoff.errors import InvalidArgument
 
@@ -23,6 +25,10 @@ from signoff.errors import InvalidArgument
 MIN_SECONDS = -62_135_596_800
 MAX_SECONDS = 253_402_300_799
 NANOS = 1_000_000_000
+# Free-form JSON: its strings are stored escaped, so a NUL in them is only data.
+JSON_TYPES = frozenset(
+    {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
+)
 # The longest age a listing may ask for: a century, far past any retention, and far enough
 # from year 1 that `now - age` cannot underflow.
 MAX_AGE = dt.timedelta(days=36_525)
@@ -60,3 +66,33 @@ def enum(kind: EnumTypeWrapper, value: int, field: str, *, unspecified: bool = T
         names = ", ".join(n for n, v in kind.items() if unspecified or v != 0)
         raise InvalidArgument(field, f"{value} is not one of {names}")
     return value
+
+
+def no_nul(message: Message, prefix: str = "") -> None:
+    """Refuse a NUL character in any string field of `message` (Structs aside), naming it.
+
+    PostgreSQL cannot hold NUL in text: a lookup or a write with one failed in the driver,
+    which the store reports as UNAVAILABLE, and clients retry it forever. SQLite would take
+    it; refusing it on every backend keeps the API the same on both.
+    """
+    if message.DESCRIPTOR.full_name in JSON_TYPES:
+        return
+    for f, value in message.ListFields():
+        name = f"{prefix}{f.name}"
+        if f.message_type is not None and f.message_type.GetOptions().map_entry:
+            for key, item in value.items():
+                _no_nul_value(f.message_type.fields_by_name["value"], item, f"{name}[{key!r}]")
+                if isinstance(key, str) and "\x00" in key:
+                    raise InvalidArgument(name, "keys must not contain NUL characters")
+        elif f.is_repeated:
+            for i, item in enumerate(value):
+                _no_nul_value(f, item, f"{name}[{i}]")
+        else:
+            _no_nul_value(f, value, name)
+
+
+def _no_nul_value(f: FieldDescriptor, value: object, name: str) -> None:
+    if isinstance(value, Message):
+        no_nul(value, f"{name}.")
+    elif isinstance(value, str) and "\x00" in value:
+        raise InvalidArgument(name, "must not contain NUL characters")

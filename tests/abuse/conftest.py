@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
@@ -22,6 +23,7 @@ from ..e2e.conftest import (  # noqa: F401 - fixtures and hooks, reused as they 
     pytest_generate_tests,
     server,
 )
+from ..pg import BACKENDS, backend_param, fresh_schema
 from .wire import TOKEN
 
 MD = (("authorization", f"Bearer {TOKEN}"),)
@@ -52,22 +54,29 @@ def seed(handle: ServerHandle) -> Target:
     return Target(handle, d.review_id, d.decision_id)
 
 
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    """One SQLite server (dev mode: every caller has every role) for a whole module."""
-    base = tmp_path_factory.mktemp("abuse-server")
-    settings = Settings(
-        state_dir=tmp_path_factory.mktemp("abuse-state"),
-        policies=EXAMPLE_POLICIES,
-        db=f"sqlite:///{base / 'signoff.db'}",
-        listen="127.0.0.1:0",
-        http_listen="127.0.0.1:0",
-        shutdown_grace=0.0,
-        audit={"create_key": True},
-    )
-    thread = ServerThread(settings)
-    handle = thread.start()
-    try:
-        yield seed(handle)
-    finally:
-        thread.stop(handle)
+@pytest.fixture(scope="module", params=BACKENDS)
+def target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
+    """One server per backend (dev mode: every caller has every role) for a whole module."""
+    name = backend_param(request)
+    with ExitStack() as stack:
+        if name == "postgres":
+            db = stack.enter_context(fresh_schema())
+        else:
+            db = f"sqlite:///{tmp_path_factory.mktemp('abuse-server') / 'signoff.db'}"
+        settings = Settings(
+            state_dir=tmp_path_factory.mktemp("abuse-state"),
+            policies=EXAMPLE_POLICIES,
+            db=db,
+            listen="127.0.0.1:0",
+            http_listen="127.0.0.1:0",
+            shutdown_grace=0.0,
+            audit={"create_key": True},
+        )
+        thread = ServerThread(settings)
+        handle = thread.start()
+        try:
+            yield seed(handle)
+        finally:
+            thread.stop(handle)

@@ -147,6 +147,23 @@ CASES: dict[str, Case] = {
         ),
         "verdict",
     ),
+    # NUL characters: PostgreSQL cannot hold them in text (it was UNAVAILABLE there).
+    "nul-in-review-id": Case(
+        "GetReview", lambda t: R.GetReviewRequest(review_id="\0"), "review_id"
+    ),
+    "nul-in-group": Case(
+        "ListGrants", lambda t: R.ListGrantsRequest(reviewer_group="a\0"), "reviewer_group"
+    ),
+    "nul-in-a-list": Case(
+        "ListReviews",
+        lambda t: R.ListReviewsRequest(reviewer_groups=["finance", "\0"]),
+        "reviewer_groups[1]",
+    ),
+    "nul-in-principal": Case(
+        "Evaluate",
+        lambda t: C.ActionRequest(principal={"id": "bot\0"}, action={"name": "refund.issue"}),
+        "principal.id",
+    ),
 }
 
 
@@ -234,6 +251,19 @@ def test_page_tokens_at_the_ends_of_time_in_utc_are_served(server: ServerHandle,
     data = R.ListReviewsRequest(page_token=_token(f"{year}-01-01T00:00:00+00:00|r"))
     with watching_logs() as log:
         outcomes = caller.both(RPC["ListReviews"], data.SerializeToString())
+        caller.close()
+    assert {o.code for o in outcomes} == {"OK"}, outcomes
+    assert not log.records, log.report()
+
+
+def test_nul_inside_params_is_only_data(target: Target) -> None:
+    # Struct strings are stored as escaped JSON, so both backends keep them as sent.
+    req = C.ActionRequest(principal={"id": "bot"}, action={"name": "refund.issue"})
+    req.action.params.update({"amount": 5, "currency": "EUR", "note": "a\0b"})
+    req.resource.attributes.update({"tier": "\0"})
+    caller = Caller(target.server)
+    with watching_logs() as log:
+        outcomes = caller.both(RPC["Evaluate"], req.SerializeToString())
         caller.close()
     assert {o.code for o in outcomes} == {"OK"}, outcomes
     assert not log.records, log.report()

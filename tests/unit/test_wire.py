@@ -77,3 +77,27 @@ def test_enums_take_their_own_numbers_only() -> None:
     with pytest.raises(InvalidArgument, match="REVIEW_STATE_PENDING") as err:
         wire.enum(state, 0, "states", unspecified=False)
     assert "UNSPECIFIED" not in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        (pb.review.GetReviewRequest(review_id="r\0"), "review_id"),
+        (pb.review.ListReviewsRequest(reviewer_groups=["a", "b\0"]), "reviewer_groups[1]"),
+        (pb.common.ActionRequest(principal={"id": "\0"}), "principal.id"),
+        (
+            pb.review.SubmitReviewRequest(grant={"bounds": [{"path": "x"}, {"op": "<=\0"}]}),
+            "grant.bounds[1].op",
+        ),
+    ],
+)
+def test_nul_in_a_string_field_is_refused_naming_it(message, field) -> None:
+    with pytest.raises(InvalidArgument, match="must not contain NUL") as err:
+        wire.no_nul(message)
+    assert err.value.field == field
+
+
+def test_nul_inside_a_struct_is_data() -> None:
+    req = pb.common.ActionRequest(principal={"id": "bot"})
+    req.action.params.update({"note": "a\0b", "list": ["\0"], "k\0": 1})
+    wire.no_nul(req)
