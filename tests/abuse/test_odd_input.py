@@ -14,8 +14,7 @@ from google.protobuf.message import Message
 
 from signoff import pb
 
-from ..e2e.conftest import ServerHandle
-from .conftest import Target, seed
+from .conftest import Target
 from .messages import deep_struct_bytes, varint
 from .wire import Caller, Rpc, every_rpc, to_json, watching_logs
 
@@ -229,9 +228,8 @@ def test_undecodable_bytes_are_invalid_argument(rpc: str, data: bytes, target: T
     "token",
     ["0001-01-01T00:00:00|r", "0001-01-01T00:00:00+05:00|r", "9999-12-31T23:59:59-05:00|r"],
 )
-def test_forged_page_tokens_are_refused_on_every_backend(server: ServerHandle, token: str) -> None:
-    seed(server)
-    caller = Caller(server)
+def test_forged_page_tokens_are_refused_on_every_backend(target: Target, token: str) -> None:
+    caller = Caller(target.server)
     rpc: Rpc = RPC["ListReviews"]
     with watching_logs() as log:
         data = R.ListReviewsRequest(page_token=_token(token)).SerializeToString()
@@ -244,10 +242,9 @@ def test_forged_page_tokens_are_refused_on_every_backend(server: ServerHandle, t
 
 
 @pytest.mark.parametrize("year", ["0001", "9999"])
-def test_page_tokens_at_the_ends_of_time_in_utc_are_served(server: ServerHandle, year: str) -> None:
+def test_page_tokens_at_the_ends_of_time_in_utc_are_served(target: Target, year: str) -> None:
     # Well-formed, though never issued: no INTERNAL from the store's time handling either.
-    seed(server)
-    caller = Caller(server)
+    caller = Caller(target.server)
     data = R.ListReviewsRequest(page_token=_token(f"{year}-01-01T00:00:00+00:00|r"))
     with watching_logs() as log:
         outcomes = caller.both(RPC["ListReviews"], data.SerializeToString())
@@ -267,3 +264,16 @@ def test_nul_inside_params_is_only_data(target: Target) -> None:
         caller.close()
     assert {o.code for o in outcomes} == {"OK"}, outcomes
     assert not log.records, log.report()
+
+
+@pytest.mark.xfail(
+    reason="SQLite refuses LIKE/GLOB patterns over 50,000 characters and the store reports it "
+    "as UNAVAILABLE; the glob length cap of issue 19 (globs/fields) refuses it first",
+    strict=False,
+)
+def test_a_100k_character_glob_is_not_unavailable(target: Target) -> None:
+    caller = Caller(target.server)
+    data = R.ListReviewsRequest(action="a" * 100_000).SerializeToString()
+    outcomes = caller.both(RPC["ListReviews"], data)
+    caller.close()
+    assert {o.code for o in outcomes} <= {"OK", "INVALID_ARGUMENT"}, outcomes
