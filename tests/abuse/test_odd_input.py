@@ -5,6 +5,7 @@ trace in the log, before issue 19 (or, for unknown enums, silently read as the d
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,8 +14,9 @@ import pytest
 from google.protobuf.message import Message
 
 from signoff import pb
+from signoff_client._gen import audit_pb2_grpc, review_pb2_grpc
 
-from .conftest import Target
+from .conftest import MD, Target
 from .messages import deep_struct_bytes, varint
 from .wire import Caller, Rpc, every_rpc, to_json, watching_logs
 
@@ -22,6 +24,7 @@ A, P, R, C = pb.audit, pb.policy, pb.review, pb.common
 RPC = {r.name.split("/")[1]: r for r in every_rpc()}
 YEAR_0 = -62_135_596_801  # a second before 0001-01-01T00:00:00Z
 YEAR_10000 = 253_402_300_800
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _token(text: str) -> str:
@@ -277,3 +280,18 @@ def test_a_100k_character_glob_is_not_unavailable(target: Target) -> None:
     outcomes = caller.both(RPC["ListReviews"], data)
     caller.close()
     assert {o.code for o in outcomes} <= {"OK", "INVALID_ARGUMENT"}, outcomes
+
+
+@pytest.mark.parametrize("year", [1, 500, 999])
+def test_a_window_from_before_year_1000_holds_todays_entries(target: Target, year: int) -> None:
+    # SQLite compares times as text: "500-01-01..." sorted after "2026-...", so such a window
+    # (or page token) silently held nothing.
+    since = int((dt.datetime(year, 1, 1, tzinfo=dt.UTC) - EPOCH).total_seconds())
+    request = A.QueryAuditRequest(filter={"since": _ts(since)}, page_size=5)
+    stub = audit_pb2_grpc.AuditServiceStub(target.server.channel())
+    page = stub.QueryAudit(request, metadata=MD)
+    assert page.entries, f"a window from year {year} holds no entries"
+    req = R.ListReviewsRequest(page_token=_token(f"{year:04d}-01-01T00:00:00+00:00|r"))
+    reviews = review_pb2_grpc.ReviewServiceStub(target.server.channel())
+    listed = reviews.ListReviews(req, metadata=MD)
+    assert target.review_id in [r.review_id for r in listed.reviews]
