@@ -10,7 +10,7 @@ import pytest
 
 from signoff import pb
 from signoff.config import Settings
-from signoff_client._gen import decision_pb2_grpc
+from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc, review_pb2_grpc
 
 from ..e2e.conftest import (  # noqa: F401 - fixtures and hooks, reused as they are
     EXAMPLE_POLICIES,
@@ -52,6 +52,17 @@ def seed(handle: ServerHandle) -> Target:
     d = decision_pb2_grpc.DecisionServiceStub(handle.channel()).Evaluate(req, metadata=MD)
     assert d.review_id, d
     return Target(handle, d.review_id, d.decision_id)
+
+
+def assert_alive_and_valid(target: Target) -> None:
+    """The server still answers, and its audit chain verifies from the first entry."""
+    channel = target.server.channel()
+    me = review_pb2_grpc.ReviewServiceStub(channel).WhoAmI(pb.review.WhoAmIRequest(), metadata=MD)
+    assert me.id == TOKEN
+    audit = audit_pb2_grpc.AuditServiceStub(channel)
+    verdict = audit.VerifyAudit(pb.audit.VerifyAuditRequest(), metadata=MD)
+    assert verdict.ok, verdict
+    assert verdict.entries_checked > 1, verdict
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -18,11 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from signoff import pb
-from signoff_client._gen import audit_pb2_grpc, review_pb2_grpc
 
-from .conftest import MD, Target
+from .conftest import Target, assert_alive_and_valid
 from .messages import messages
-from .wire import BAD_CODES, TOKEN, Caller, Rpc, every_rpc, to_json, watching_logs
+from .wire import BAD_CODES, Caller, Rpc, every_rpc, to_json, watching_logs
 
 EXAMPLES = 20  # per RPC and backend: tests/abuse runs in under a minute on 2 busy cores
 RAW_EXAMPLES = 5  # per RPC: undecodable bytes mostly stop at the first byte
@@ -78,12 +77,5 @@ def test_random_bytes_to_any_rpc_are_refused_or_served(rpc: Rpc, target: Target)
     assert not log.records, log.report()
 
 
-def test_the_server_is_alive_and_its_chain_valid_after_the_fuzzing(
-    target: Target,
-) -> None:
-    channel = target.server.channel()
-    me = review_pb2_grpc.ReviewServiceStub(channel).WhoAmI(pb.review.WhoAmIRequest(), metadata=MD)
-    assert me.id == TOKEN
-    audit = audit_pb2_grpc.AuditServiceStub(channel)
-    verdict = audit.VerifyAudit(pb.audit.VerifyAuditRequest(), metadata=MD)
-    assert verdict.ok, verdict
+def test_the_server_is_alive_and_its_chain_valid_after_the_fuzzing(target: Target) -> None:
+    assert_alive_and_valid(target)

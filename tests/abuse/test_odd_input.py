@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from signoff import pb
 from signoff_client._gen import audit_pb2_grpc, review_pb2_grpc
 
-from .conftest import MD, Target
+from .conftest import MD, Target, assert_alive_and_valid
 from .messages import deep_struct_bytes, varint
 from .wire import Caller, Rpc, every_rpc, to_json, watching_logs
 
@@ -295,3 +295,7 @@ def test_a_window_from_before_year_1000_holds_todays_entries(target: Target, yea
     reviews = review_pb2_grpc.ReviewServiceStub(target.server.channel())
     listed = reviews.ListReviews(req, metadata=MD)
     assert target.review_id in [r.review_id for r in listed.reviews]
+
+
+def test_the_server_is_alive_and_its_chain_valid_after_the_odd_input(target: Target) -> None:
+    assert_alive_and_valid(target)
