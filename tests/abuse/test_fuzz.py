@@ -19,13 +19,15 @@ from hypothesis import strategies as st
 
 from signoff import pb
 
-from .conftest import Target, assert_alive_and_valid
+from . import inproc
+from .inproc import Target, assert_alive_and_valid
 from .messages import messages
 from .wire import BAD_CODES, Caller, Rpc, every_rpc, to_json, watching_logs
 
 EXAMPLES = 20  # per RPC and backend: tests/abuse runs in under a minute on 2 busy cores
 RAW_EXAMPLES = 5  # per RPC: undecodable bytes mostly stop at the first byte
 RPCS = every_rpc()
+target = inproc.target  # the fixture: one server per backend for this module
 
 
 def _check(outcomes: list, what: str) -> None:

@@ -16,12 +16,14 @@ from google.protobuf.message import Message
 from signoff import pb
 from signoff_client._gen import audit_pb2_grpc, review_pb2_grpc
 
-from .conftest import MD, Target, assert_alive_and_valid
+from . import inproc
+from .inproc import MD, Target, assert_alive_and_valid
 from .messages import deep_struct_bytes, varint
 from .wire import Caller, Rpc, every_rpc, to_json, watching_logs
 
 A, P, R, C = pb.audit, pb.policy, pb.review, pb.common
 RPC = {r.name.split("/")[1]: r for r in every_rpc()}
+target = inproc.target  # the fixture: one server per backend for this module
 YEAR_0 = -62_135_596_801  # a second before 0001-01-01T00:00:00Z
 YEAR_10000 = 253_402_300_800
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

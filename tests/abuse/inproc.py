@@ -1,4 +1,6 @@
-"""The abuse suite runs against real servers, started as the end-to-end suite starts them."""
+"""An in-process server per backend for a whole test module, started as the end-to-end suite
+starts them, with a pending review to aim requests at. A module uses it by naming the
+fixture: `target = inproc.target` (the suite's conftest is for `signoff serve` processes)."""
 
 from __future__ import annotations
 
@@ -12,17 +14,7 @@ from signoff import pb
 from signoff.config import Settings
 from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc, review_pb2_grpc
 
-from ..e2e.conftest import (  # noqa: F401 - fixtures and hooks, reused as they are
-    EXAMPLE_POLICIES,
-    ServerHandle,
-    ServerThread,
-    _any_free_http_port,
-    backend,
-    make_server,
-    pytest_configure,
-    pytest_generate_tests,
-    server,
-)
+from ..e2e.conftest import EXAMPLE_POLICIES, ServerHandle, ServerThread
 from ..pg import BACKENDS, backend_param, fresh_schema
 from .wire import TOKEN
 
