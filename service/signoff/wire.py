@@ -75,24 +75,53 @@ def no_nul(message: Message, prefix: str = "") -> None:
     which the store reports as UNAVAILABLE, and clients retry it forever. SQLite would take
     it; refusing it on every backend keeps the API the same on both.
     """
-    if message.DESCRIPTOR.full_name in JSON_TYPES:
-        return
     for f, value in message.ListFields():
-        name = f"{prefix}{f.name}"
-        if f.message_type is not None and f.message_type.GetOptions().map_entry:
+        kind = _kind(f)
+        if kind == _SKIP:
+            continue
+        name = prefix + f.name
+        if kind == _TEXT:
+            if "\x00" in value:
+                raise InvalidArgument(name, "must not contain NUL characters")
+        elif kind == _TEXTS:
+            for i, item in enumerate(value):
+                if "\x00" in item:
+                    raise InvalidArgument(f"{name}[{i}]", "must not contain NUL characters")
+        elif kind == _MESSAGE:
+            no_nul(value, name + ".")
+        elif kind == _MESSAGES:
+            for i, item in enumerate(value):
+                no_nul(item, f"{name}[{i}].")
+        else:  # a map: its keys and values
+            value_field = f.message_type.fields_by_name["value"]
             for key, item in value.items():
-                _no_nul_value(f.message_type.fields_by_name["value"], item, f"{name}[{key!r}]")
                 if isinstance(key, str) and "\x00" in key:
                     raise InvalidArgument(name, "keys must not contain NUL characters")
-        elif f.is_repeated:
-            for i, item in enumerate(value):
-                _no_nul_value(f, item, f"{name}[{i}]")
+                if isinstance(item, Message):
+                    no_nul(item, f"{name}[{key!r}].")
+                elif value_field.type == FieldDescriptor.TYPE_STRING and "\x00" in item:
+                    raise InvalidArgument(f"{name}[{key!r}]", "must not contain NUL characters")
+
+
+_SKIP, _TEXT, _TEXTS, _MESSAGE, _MESSAGES, _MAP = range(6)
+_KINDS: dict[FieldDescriptor, int] = {}
+
+
+def _kind(f: FieldDescriptor) -> int:
+    # Cached per field: reading a field's options on every request would cost more than the
+    # check itself (Evaluate is the hot path).
+    kind = _KINDS.get(f)
+    if kind is None:
+        if f.message_type is not None:
+            if f.message_type.GetOptions().map_entry:
+                kind = _MAP
+            elif f.message_type.full_name in JSON_TYPES:
+                kind = _SKIP
+            else:
+                kind = _MESSAGES if f.is_repeated else _MESSAGE
+        elif f.type == FieldDescriptor.TYPE_STRING:
+            kind = _TEXTS if f.is_repeated else _TEXT
         else:
-            _no_nul_value(f, value, name)
-
-
-def _no_nul_value(f: FieldDescriptor, value: object, name: str) -> None:
-    if isinstance(value, Message):
-        no_nul(value, f"{name}.")
-    elif isinstance(value, str) and "\x00" in value:
-        raise InvalidArgument(name, "must not contain NUL characters")
+            kind = _SKIP
+        _KINDS[f] = kind
+    return kind
