@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from google.protobuf import unknown_fields
 
-from signoff import audit_tables, checkpoints, export, globs, pb, reviews
+from signoff import audit_tables, checkpoints, export, globs, pb, reviews, wire
 from signoff.audit import ENTRY_TYPES, GENESIS, AuditEntry, verify_chain
 from signoff.errors import InvalidArgument, PermissionDenied
 from signoff.ids import Clock
@@ -62,8 +62,8 @@ def to_query(f: A.AuditFilter) -> AuditQuery:
     if len(unknown):
         numbers = sorted({u.field_number for u in unknown})
         raise InvalidArgument("filter", f"unknown field number(s) {numbers}: not a filter here")
-    since = f.since.ToDatetime(tzinfo=dt.UTC) if f.HasField("since") else None
-    until = f.until.ToDatetime(tzinfo=dt.UTC) if f.HasField("until") else None
+    since = wire.timestamp(f.since, "filter.since") if f.HasField("since") else None
+    until = wire.timestamp(f.until, "filter.until") if f.HasField("until") else None
     if since and until and until <= since:
         raise InvalidArgument("filter.until", f"{until.isoformat()} is not after filter.since")
     for t in f.types:
@@ -196,7 +196,7 @@ class AuditDesk:
         if self.signer is None:
             raise InvalidArgument("format", "exports need the server's signing key")
         q = to_query(req.filter)
-        csv = req.format == A.EXPORT_FORMAT_CSV
+        csv = wire.enum(A.ExportFormat, req.format, "format") == A.EXPORT_FORMAT_CSV
         writer = export.ExportWriter(self.signer.key, filtered=q != AuditQuery())
         buf: list[bytes] = [export.csv_header()] if csv else []
         size = count = 0

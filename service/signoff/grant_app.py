@@ -86,8 +86,8 @@ class GrantDesk:
                     "the policy redacts this param: a bound on it would never match",
                 )
         bounds = tuple(
-            Bound(b.path, b.op, json_format.MessageToDict(b.value))  # type: ignore[arg-type]
-            for b in spec.bounds
+            Bound(b.path, b.op, _bound_value(b.value, f"grant.bounds[{i}].value"))  # type: ignore[arg-type]
+            for i, b in enumerate(spec.bounds)
         )
         # What the reviewer saw: the stored review holds the request as shown (redacted).
         approved = struct_to_dict(r.request.action.params)
@@ -289,6 +289,15 @@ def _redacted(path: str, redacted: Sequence[str]) -> bool:
     # redacted param (or its parent, or a part of it) compares against what nobody saw.
     full = f"action.params.{path}"
     return any(full == p or full.startswith(p + ".") or p.startswith(full + ".") for p in redacted)
+
+
+def _bound_value(value: struct_pb2.Value, field: str) -> Any:
+    """A bound's value as JSON; NaN and infinities, which JSON cannot hold (and no param can
+    be compared with), are INVALID_ARGUMENT, not an error deep in the encoder."""
+    try:
+        return json_format.MessageToDict(value)
+    except ValueError:
+        raise InvalidArgument(field, "must be JSON: NaN and infinities are not numbers") from None
 
 
 def _scope(g: GrantRecord) -> Scope:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 
-from signoff import insights, pb
+from signoff import insights, pb, wire
 from signoff.errors import InvalidArgument
 from signoff.store.base import Store
 
@@ -37,8 +37,8 @@ async def get_insights(
     """The per-rule insights of the reviews opened in the request's window."""
     if not req.HasField("since"):
         raise InvalidArgument("since", "is required (the start of the window)")
-    since = req.since.ToDatetime(dt.UTC)
-    until = req.until.ToDatetime(dt.UTC) if req.HasField("until") else now
+    since = wire.timestamp(req.since, "since")
+    until = wire.timestamp(req.until, "until") if req.HasField("until") else now
     if until <= since:
         raise InvalidArgument(
             "until", f"{until.isoformat()} is not after since ({since.isoformat()})"

@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Protocol
 
 from google.protobuf import struct_pb2
 
-from signoff import chain_guard, globs, pb, review_batch, review_console, review_edits, reviews
+from signoff import (
+    chain_guard,
+    globs,
+    pb,
+    review_batch,
+    review_console,
+    review_edits,
+    reviews,
+    wire,
+)
 from signoff.audit import AuditRecord
 from signoff.errors import (
     FailedPrecondition,
@@ -172,7 +181,11 @@ class ReviewDesk:
             if not groups:
                 principal = who.id  # an agent lists the reviews it asked for
         globs.check("action", req.action)
-        states = tuple(reviews.state_name(s) for s in req.states) or ("PENDING",)
+        states = tuple(
+            reviews.state_name(wire.enum(S.ReviewState, s, "states", unspecified=False))
+            for s in req.states
+        ) or ("PENDING",)
+        order = wire.enum(S.ReviewOrder, req.order, "order")
         size = req.page_size or 50
         if not 0 < size <= MAX_PAGE:
             raise InvalidArgument("page_size", f"must be 1-{MAX_PAGE}")
@@ -181,11 +194,11 @@ class ReviewDesk:
             groups=groups,
             states=states,
             action_glob=req.action,
-            created_before=(now - req.older_than.ToTimedelta())
+            created_before=(now - wire.age(req.older_than, "older_than"))
             if req.HasField("older_than")
             else None,
             principal_id=principal,
-            newest_first=req.order == S.REVIEW_ORDER_NEWEST_FIRST,
+            newest_first=order == S.REVIEW_ORDER_NEWEST_FIRST,
             after=_decode_cursor(req.page_token),
             limit=size + 1,
         )
@@ -385,10 +398,16 @@ def _approvals(r: pb.review.Review) -> int:
 
 
 def _decode_cursor(token: str) -> tuple[dt.datetime, str] | None:
+    """The (created_at, review_id) a page token names; anything but a token this server
+    issued (an aware UTC time) is INVALID_ARGUMENT: a naive or far-off time would fail in
+    the store's time arithmetic, as INTERNAL."""
     if not token:
         return None
     try:
         at, _, review_id = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
-        return dt.datetime.fromisoformat(at), review_id
+        created = dt.datetime.fromisoformat(at)
     except ValueError:
-        raise InvalidArgument("page_token", "is not a token this server issued") from None
+        created = None
+    if created is None or created.utcoffset() != dt.timedelta(0):
+        raise InvalidArgument("page_token", "is not a token this server issued")
+    return created, review_id

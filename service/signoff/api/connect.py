@@ -352,11 +352,14 @@ async def _until(closing: asyncio.Event, items: AsyncIterator[T]) -> AsyncIterat
             yield item
     finally:
         stop.cancel()
-        if step is not None and not step.done():
-            step.cancel()
-            await asyncio.wait((step,))
+        if step is not None:
+            if not step.done():
+                step.cancel()
+                await asyncio.wait((step,))
+            # Retrieved, so asyncio does not log it as lost: also when the step had just
+            # ended (StopAsyncIteration) as the call was cancelled by the client leaving.
             if not step.cancelled():
-                step.exception()  # retrieved, so asyncio does not log it as lost
+                step.exception()
         if hasattr(items, "aclose"):
             await items.aclose()
 

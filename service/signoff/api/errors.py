@@ -13,7 +13,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2
 
-from signoff import errors
+from signoff import errors, wire
 from signoff.api.methods import Method
 from signoff.limits import Limiter, LimitSettings
 from signoff.limits.peers import PeerGate
@@ -100,9 +100,10 @@ def _no_trace(header: Callable[[str], str | None]) -> AbstractContextManager[Any
 
 
 def parse(cls: type[M], data: bytes) -> M:
-    """Decode a request; a malformed or too deeply nested one is INVALID_ARGUMENT."""
+    """Decode a request; a malformed or too deeply nested one, or one with a NUL character
+    in a string field, is INVALID_ARGUMENT."""
     try:
-        return cls.FromString(data)
+        request = cls.FromString(data)
     except DecodeError as exc:
         # upb refuses messages nested deeper than 100 levels, about 32 levels of params.
         raise errors.InvalidArgument(
@@ -110,6 +111,8 @@ def parse(cls: type[M], data: bytes) -> M:
             f"cannot decode {cls.DESCRIPTOR.name}: {exc}; nesting deeper than about 30 levels "
             "is refused",
         ) from None
+    wire.no_nul(request)
+    return request
 
 
 def bearer_of(authorization: str | None) -> str | None:
