@@ -15,6 +15,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -31,6 +32,9 @@ from signoff.notify.config import NotifySettings
 from signoff.receipts_config import ReceiptSettings
 from signoff.telemetry_config import TelemetrySettings
 from signoff.tls import TlsSettings
+
+# Room for what a page carries besides its items (token, counts, framing).
+PAGE_ENVELOPE = 64 * 1024
 
 
 class ConfigError(Exception):
@@ -186,6 +190,18 @@ class Settings(BaseSettings):
             off = ", or empty for no HTTP port" if optional else ""
             raise ValueError(f"must be HOST:PORT with a port 0-65535{off}, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _pages_fit_messages(self) -> Settings:
+        # Nothing stored may exceed what a read can send: a page (at least one entry) plus
+        # its envelope must fit in one gRPC message.
+        page = self.limits.fields.max_page_bytes
+        if page + PAGE_ENVELOPE > self.max_message_bytes:
+            raise ValueError(
+                f"limits.fields.max_page_bytes ({page}) plus {PAGE_ENVELOPE} bytes of envelope "
+                f"exceeds max_message_bytes ({self.max_message_bytes}): a page could not be sent"
+            )
+        return self
 
     @field_validator("db")
     @classmethod

@@ -24,6 +24,7 @@ from signoff.api import decision as decision_api
 from signoff.api import grpc_transport
 from signoff.api import policy as policy_api
 from signoff.api import review as review_api
+from signoff.api.bounds import bounded
 from signoff.api.errors import Authenticator, Guard
 from signoff.app import Signoff
 from signoff.audit_app import AuditDesk, Signer
@@ -212,6 +213,7 @@ def build_app(
         max_context_bytes=settings.max_context_bytes,
         max_depth=settings.max_depth,
         max_batch=settings.max_batch,
+        fields=settings.limits.fields,
     )
     default = DefaultDecision(
         decision=settings.default_decision, reviewer_group=settings.default_reviewer_group
@@ -371,12 +373,15 @@ async def start(
             ("grpc.so_reuseport", 0 if worker is None else 1),
         ]
     )
-    methods = [
-        *decision_api.methods(app),
-        *policy_api.methods(app),
-        *review_api.methods(app.reviews, app.grants),
-        *audit_api.methods(audit),
-    ]
+    methods = bounded(
+        [
+            *decision_api.methods(app),
+            *policy_api.methods(app),
+            *review_api.methods(app.reviews, app.grants),
+            *audit_api.methods(audit),
+        ],
+        app.limits.sizes,
+    )
     server.add_generic_rpc_handlers(grpc_transport.handlers(methods, guard))
     health_servicer = health.aio.HealthServicer()
     # The servicer starts out SERVING; until everything below is up it must say otherwise.

@@ -7,6 +7,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from signoff.auth.identity import role_error
+from signoff.limits.fields import FieldLimitSettings
 
 
 class RateSettings(BaseModel):
@@ -71,6 +72,11 @@ class LimitSettings(BaseModel):
     identities: dict[str, RateSettings] = Field(
         default_factory=dict,
         description="Identity id -> rate; overrides `rate` and `roles` for that identity.",
+    )
+
+    fields: FieldLimitSettings = Field(
+        default_factory=FieldLimitSettings,
+        description="Size bounds of request fields, audit entries and read pages.",
     )
 
     @field_validator("roles")
