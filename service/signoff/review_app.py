@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from google.protobuf import struct_pb2
 
 from signoff import chain_guard, pb, review_batch, review_console, review_edits, reviews
-from signoff.audit import AuditRecord
+from signoff.audit import AuditRecord, check_entry_size
 from signoff.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -24,6 +24,7 @@ from signoff.errors import (
 )
 from signoff.ids import Clock
 from signoff.logs import event
+from signoff.paging import fit_budget
 from signoff.receipts import ReceiptIssuer
 from signoff.review_edits import Recheck
 from signoff.review_hub import Hub
@@ -191,10 +192,14 @@ class ReviewDesk:
             limit=size + 1,
         )
         rows = await self.store.list_reviews(query)
-        out = S.ListReviewsResponse(reviews=[S.Review.FromString(r.review) for r in rows[:size]])
+        out = S.ListReviewsResponse()
+        budget = self.limits.fields.max_page_bytes
+        taken = fit_budget(
+            out.reviews, (S.Review.FromString(r.review) for r in rows[:size]), budget
+        )
         await chain_guard.check_reviews(self.store, list(zip(rows, out.reviews, strict=False)))
-        if len(rows) > size:
-            last = rows[size - 1]
+        if len(rows) > taken:
+            last = rows[taken - 1]
             key = f"{last.created_at.isoformat()}|{last.review_id}"
             out.next_page_token = base64.urlsafe_b64encode(key.encode()).decode()
         return out
@@ -207,7 +212,9 @@ class ReviewDesk:
         limit = review_console.bounded(req.limit, "limit", review_console.QUEUE_LIMIT)
 
         async def read() -> pb.review.Queue:
-            return await review_console.read_queue(self.store, groups, limit, self.clock.now())
+            return await review_console.read_queue(
+                self.store, groups, limit, self.clock.now(), self.limits.fields.max_page_bytes
+            )
 
         snapshots = review_console.watch_queue(
             read,
@@ -360,6 +367,7 @@ class ReviewDesk:
         new = change.review
         now = self.clock.now()
         audit = [audit_record(new, change.event, actor, now, roles, extra)]
+        check_entry_size(audit, self.limits.entry_bytes)
         with self.telemetry.review_change(change.event, new, actor, now):
             await self.store.update_review(
                 to_record(new),

@@ -363,7 +363,7 @@ async def start(
     limiter = Limiter(settings.limits)
     telemetry.watch_limits(limiter)
     guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming)
-    audit = AuditDesk(app.store, app.clock, signer)
+    audit = AuditDesk(app.store, app.clock, signer, settings.limits.fields.max_page_bytes)
     await audit.warn_if_untrusted()
     server = grpc.aio.server(
         options=[

@@ -32,6 +32,11 @@ class Limits:
     fields: FieldLimitSettings = dataclasses.field(default_factory=FieldLimitSettings)
 
     @property
+    def entry_bytes(self) -> int:
+        """The largest audit entry, canonical bytes."""
+        return self.fields.max_audit_entry_bytes
+
+    @property
     def sizes(self) -> dict[str, int]:
         """Bound class -> size, for the field table (validate_fields.TABLE)."""
         f = self.fields
