@@ -153,31 +153,47 @@ def test_an_entry_over_the_maximum_is_refused_before_anything_is_stored(serve) -
     assert _evaluate(server, _poisoned(2_000, 10)).outcome == pb.common.OUTCOME_REQUIRE_REVIEW
 
 
-def test_pages_stop_at_the_byte_budget_with_a_token_for_the_rest(serve) -> None:
+BUDGET = 64 * KiB
+
+
+@pytest.fixture
+def large_reviews(serve) -> ServerHandle:
+    """A server with 64 KiB pages holding six reviews of about 20 KB each."""
     server = serve(limits=SMALL_PAGES)
     for i in range(6):
         req = _refund(request_id=f"big-{i}")
         req.resource.attributes.update({"k": "x" * 20_000})
         _evaluate(server, req)
-    budget = 64 * KiB
-    # QueryAudit: a page of 1000 by count is cut by bytes; the tokens reach every entry.
-    pages = _all_entries(server)
+    return server
+
+
+def test_query_audit_pages_stop_at_the_byte_budget_with_a_token(large_reviews) -> None:
+    # A page of 1000 by count is cut by bytes; the tokens reach every entry once, in order.
+    pages = _all_entries(large_reviews)
     assert len(pages) > 1
-    assert all(sum(e.ByteSize() for e in p) <= budget for p in pages)
+    assert all(sum(e.ByteSize() for e in p) <= BUDGET for p in pages)
     seqs = [e.seq for p in pages for e in p]
     assert seqs == sorted(set(seqs))
-    assert len(seqs) == _head(server)
-    # ListReviews likewise.
-    pages_r = _all_reviews(server)
-    assert len(pages_r) > 1
-    assert all(sum(r.ByteSize() for r in p) <= budget for p in pages_r)
-    assert len({r.review_id for p in pages_r for r in p}) == 6
-    # WatchQueue shows what fits, and counts them all.
-    queue = _first_queue(server)
+    assert len(seqs) == _head(large_reviews)
+
+
+def test_list_reviews_pages_stop_at_the_byte_budget_with_a_token(large_reviews) -> None:
+    pages = _all_reviews(large_reviews)
+    assert len(pages) > 1
+    assert all(sum(r.ByteSize() for r in p) <= BUDGET for p in pages)
+    assert len({r.review_id for p in pages for r in p}) == 6
+
+
+def test_watch_queue_shows_what_fits_the_byte_budget_and_counts_all(large_reviews) -> None:
+    queue = _first_queue(large_reviews)
     assert 0 < len(queue.reviews) < 6
     assert queue.pending == 6
-    assert queue.ByteSize() <= budget + 1024
-    # ExportAudit: chunks stay within the budget.
-    chunks = _export(server)
+    assert queue.ByteSize() <= BUDGET + 1024
+
+
+def test_export_chunks_stay_within_the_byte_budget(large_reviews) -> None:
+    chunks = _export(large_reviews)
     assert len(chunks) > 1
-    assert all(len(c.data) <= budget for c in chunks)
+    assert all(len(c.data) <= BUDGET for c in chunks)
+    lines = b"".join(c.data for c in chunks).splitlines()
+    assert sum(b'"type":"decision"' in line for line in lines) == 6

@@ -119,9 +119,10 @@ def test_control_characters_count_as_their_json_escapes() -> None:
 
 
 def test_many_tiny_struct_entries_count_their_protobuf_size() -> None:
-    # {"":null,...} is cheap in JSON per entry but not in protobuf: the larger size counts.
+    # {"0000":{},...} takes 10 bytes an entry in JSON and 12 in protobuf: 60 KB and 72 KB.
     r = _req()
-    r.resource.attributes.update({str(i): None for i in range(9000)})
+    r.resource.attributes.update({f"{i:04d}": {} for i in range(6000)})
+    assert r.resource.attributes.ByteSize() > SIZES["attributes"]
     with pytest.raises(InvalidArgument) as err:
         check_fields(r, SIZES)
     assert err.value.field == "resource.attributes"
