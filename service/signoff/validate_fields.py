@@ -220,3 +220,42 @@ def encoded_size(value: object, limit: int) -> int | None:
 
 def _human(n: int) -> str:
     return f"{n / 1024:.0f} KiB" if n >= 10 * 1024 else f"{n} bytes"
+
+
+def reference(sizes: Mapping[str, int]) -> str:
+    """docs/request-limits.md: the table, each bound with its setting and default size."""
+    lines = [
+        "# Request field limits",
+        "",
+        "<!-- Generated from service/signoff/validate_fields.py (TABLE); do not edit. "
+        "tests/unit/test_field_bounds.py fails when this file is stale; regenerate with",
+        "     python -c 'from signoff.validate_fields import write_reference; "
+        "write_reference()' -->",
+        "",
+        "Every string, list and Struct of every request is bounded. Sizes are encoded bytes: "
+        "the larger of the protobuf size and the canonical JSON the audit log stores, where a "
+        "control character takes 6 bytes (`\\u0001`). A request over a bound is refused with "
+        "INVALID_ARGUMENT naming the field, its bound and the setting. Besides these, an audit "
+        "entry may not exceed `limits.fields.max_audit_entry_bytes` and a page of a read "
+        "stops at `limits.fields.max_page_bytes` (see configuration.md).",
+        "",
+        "| Field | Bound | Setting | Default |",
+        "|---|---|---|---|",
+    ]
+    for key, bound in TABLE.items():
+        field = key.removeprefix(_P)
+        for cls, what in ((bound.items, "entries"), (bound.size, "bytes")):
+            if cls is not None:
+                label = what if what == "entries" else "bytes each" if bound.items else what
+                lines.append(f"| `{field}` | {label} | `{SETTING[cls]}` | {sizes[cls]:,} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reference() -> None:
+    """Regenerate docs/request-limits.md from the table and the default settings."""
+    from pathlib import Path
+
+    from signoff.validate import Limits
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "request-limits.md"
+    path.write_text(reference(Limits().sizes))

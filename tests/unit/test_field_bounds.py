@@ -3,13 +3,15 @@ refuses a value one byte over it, counted as stored (JSON escapes) as well as on
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from google.protobuf.descriptor import Descriptor
 
 from signoff import pb
 from signoff.errors import InvalidArgument
 from signoff.validate import Limits
-from signoff.validate_fields import SETTING, TABLE, check_fields, unbounded_fields
+from signoff.validate_fields import SETTING, TABLE, check_fields, reference, unbounded_fields
 
 SIZES = Limits().sizes
 
@@ -170,3 +172,11 @@ def test_the_settings_refuse_a_page_larger_than_a_message() -> None:
         Settings(max_message_bytes=1024 * 1024)
     with pytest.raises(ValidationError, match="must fit in one page"):
         Settings(limits={"fields": {"max_audit_entry_bytes": 3 << 20}})
+
+
+def test_the_documented_table_is_fresh() -> None:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "request-limits.md"
+    assert doc.read_text() == reference(SIZES), (
+        "docs/request-limits.md is stale: python -c "
+        "'from signoff.validate_fields import write_reference; write_reference()'"
+    )
