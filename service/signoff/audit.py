@@ -265,3 +265,14 @@ def check_entry_size(records: Iterable[AuditRecord], limit: int) -> None:
                 f"its audit entry would be {size // 1024} KiB, over the {limit // 1024} KiB "
                 "limit (limits.fields.max_audit_entry_bytes); send references, not content",
             )
+
+
+def check_row_size(what: str, row: bytes, limit: int) -> None:
+    """Raise InvalidArgument if a stored row (a review) would be larger than `limit` bytes:
+    reads return rows whole, so a larger one could never be read back."""
+    if len(row) > limit:
+        raise InvalidArgument(
+            "request",
+            f"the {what} would be {len(row) // 1024} KiB, over the {limit // 1024} KiB limit "
+            "(limits.fields.max_audit_entry_bytes)",
+        )

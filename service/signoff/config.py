@@ -33,9 +33,6 @@ from signoff.receipts_config import ReceiptSettings
 from signoff.telemetry_config import TelemetrySettings
 from signoff.tls import TlsSettings
 
-# Room for what a page carries besides its items (token, counts, framing).
-PAGE_ENVELOPE = 64 * 1024
-
 
 class ConfigError(Exception):
     """Settings could not be loaded; the message is one line naming the key."""
@@ -193,14 +190,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _pages_fit_messages(self) -> Settings:
-        # Nothing stored may exceed what a read can send: a page (at least one entry) plus
-        # its envelope must fit in one gRPC message.
-        page = self.limits.fields.max_page_bytes
-        if page + PAGE_ENVELOPE > self.max_message_bytes:
-            raise ValueError(
-                f"limits.fields.max_page_bytes ({page}) plus {PAGE_ENVELOPE} bytes of envelope "
-                f"exceeds max_message_bytes ({self.max_message_bytes}): a page could not be sent"
-            )
+        self.limits.fields.check_budgets(self.max_message_bytes)
         return self
 
     @field_validator("db")

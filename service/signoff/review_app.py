@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from google.protobuf import struct_pb2
 
 from signoff import chain_guard, pb, review_batch, review_console, review_edits, reviews
-from signoff.audit import AuditRecord, check_entry_size
+from signoff.audit import AuditRecord, check_entry_size, check_row_size
 from signoff.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -193,7 +193,7 @@ class ReviewDesk:
         )
         rows = await self.store.list_reviews(query)
         out = S.ListReviewsResponse()
-        budget = self.limits.fields.max_page_bytes
+        budget = self.limits.page_bytes
         taken = fit_budget(
             out.reviews, (S.Review.FromString(r.review) for r in rows[:size]), budget
         )
@@ -213,7 +213,7 @@ class ReviewDesk:
 
         async def read() -> pb.review.Queue:
             return await review_console.read_queue(
-                self.store, groups, limit, self.clock.now(), self.limits.fields.max_page_bytes
+                self.store, groups, limit, self.clock.now(), self.limits.page_bytes
             )
 
         snapshots = review_console.watch_queue(
@@ -368,9 +368,11 @@ class ReviewDesk:
         now = self.clock.now()
         audit = [audit_record(new, change.event, actor, now, roles, extra)]
         check_entry_size(audit, self.limits.entry_bytes)
+        row = to_record(new)
+        check_row_size("review", row.review, self.limits.entry_bytes)
         with self.telemetry.review_change(change.event, new, actor, now):
             await self.store.update_review(
-                to_record(new),
+                row,
                 old.version,
                 audit + ([grant[1]] if grant else []),
                 grant[0] if grant else None,

@@ -208,7 +208,10 @@ def build_app(
     """Build the application and its store from settings; `signer` signs receipts."""
     clock = clock or SystemClock()
     store = build_store(settings, clock)
+    page_bytes, entry_bytes = settings.limits.fields.budgets(settings.max_message_bytes)
     limits = Limits(
+        page_bytes=page_bytes,
+        entry_bytes=entry_bytes,
         max_params_bytes=settings.max_params_bytes,
         max_context_bytes=settings.max_context_bytes,
         max_depth=settings.max_depth,
@@ -363,7 +366,7 @@ async def start(
     limiter = Limiter(settings.limits)
     telemetry.watch_limits(limiter)
     guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming)
-    audit = AuditDesk(app.store, app.clock, signer, settings.limits.fields.max_page_bytes)
+    audit = AuditDesk(app.store, app.clock, signer, app.limits.page_bytes)
     await audit.warn_if_untrusted()
     server = grpc.aio.server(
         options=[

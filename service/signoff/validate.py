@@ -30,11 +30,8 @@ class Limits:
     max_depth: int = 20
     max_batch: int = 100
     fields: FieldLimitSettings = dataclasses.field(default_factory=FieldLimitSettings)
-
-    @property
-    def entry_bytes(self) -> int:
-        """The largest audit entry, canonical bytes."""
-        return self.fields.max_audit_entry_bytes
+    page_bytes: int = 2 << 20  # a read page's byte budget (FieldLimitSettings.budgets)
+    entry_bytes: int = 1 << 20  # the largest audit entry or stored review
 
     @property
     def sizes(self) -> dict[str, int]:

@@ -197,3 +197,28 @@ def test_export_chunks_stay_within_the_byte_budget(large_reviews) -> None:
     assert all(len(c.data) <= BUDGET for c in chunks)
     lines = b"".join(c.data for c in chunks).splitlines()
     assert sum(b'"type":"decision"' in line for line in lines) == 6
+
+
+def test_a_review_that_would_outgrow_a_read_is_refused_unchanged(serve) -> None:
+    # The review keeps the request and every act; an act's entry holds only the act. A
+    # 4096-character comment of 3-byte characters (12 KiB) on a 54 KB request fits the entry
+    # but would make the stored review larger than the 64 KiB maximum.
+    server = serve(limits=SMALL_PAGES)
+    req = _refund()
+    req.resource.attributes.update({"k": "x" * 54_000})
+    review_id = _evaluate(server, req).review_id
+    stub = review_pb2_grpc.ReviewServiceStub(server.channel())
+    act = R.SubmitReviewRequest(
+        review_id=review_id, verdict=R.VERDICT_APPROVE, expected_version=1, comment="\u4e00" * 4096
+    )
+    before = _head(server)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.SubmitReview(act, metadata=_md("alice"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("request: the review would be ")
+    assert _head(server) == before
+    got = stub.GetReview(R.GetReviewRequest(review_id=review_id), metadata=_md("ann"))
+    assert (got.version, len(got.acts)) == (1, 0)
+    # A short comment goes through.
+    act.comment = "ok"
+    assert stub.SubmitReview(act, metadata=_md("alice")).state == R.REVIEW_STATE_APPROVED

@@ -169,9 +169,17 @@ def test_the_settings_refuse_a_page_larger_than_a_message() -> None:
     from signoff.config import Settings
 
     with pytest.raises(ValidationError, match="max_page_bytes"):
-        Settings(max_message_bytes=1024 * 1024)
+        Settings(max_message_bytes=1 << 20, limits={"fields": {"max_page_bytes": 1 << 20}})
     with pytest.raises(ValidationError, match="must fit in one page"):
         Settings(limits={"fields": {"max_audit_entry_bytes": 3 << 20}})
+
+
+def test_the_budgets_follow_the_message_size_unless_set() -> None:
+    from signoff.config import Settings
+
+    assert Settings().limits.fields.budgets(4 << 20) == (2 << 20, 1 << 20)
+    small = Settings(max_message_bytes=64 * 1024)
+    assert small.limits.fields.budgets(small.max_message_bytes) == (32 * 1024, 16 * 1024)
 
 
 def test_the_documented_table_is_fresh() -> None:

@@ -3,7 +3,7 @@ largest audit entry, and the byte budget of one page of a read."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -48,25 +48,39 @@ class FieldLimitSettings(BaseModel):
         description="Entries of a repeated field (roles, tags, groups, states, grant bounds...); "
         "batches are max_batch.",
     )
-    max_audit_entry_bytes: int = Field(
-        1 * MiB,
-        ge=64 * KiB,
-        description="Largest audit entry, canonical JSON bytes; a request that would write a "
-        "larger one is refused before anything is stored.",
+    max_audit_entry_bytes: int | None = Field(
+        None,
+        ge=4 * KiB,
+        description="Largest audit entry (and stored review), canonical JSON bytes; a request "
+        "that would write a larger one is refused before anything is stored. Default: half "
+        "the page budget (1 MiB with the default max_message_bytes).",
     )
-    max_page_bytes: int = Field(
-        2 * MiB,
-        ge=64 * KiB,
+    max_page_bytes: int | None = Field(
+        None,
+        ge=8 * KiB,
         description="Byte budget of one page of QueryAudit, ListReviews and WatchQueue and of "
-        "one ExportAudit chunk: a page stops early (with a next-page token) when it is reached.",
+        "one ExportAudit chunk: a page stops early (with a next-page token) when it is "
+        "reached. At most half of max_message_bytes, the rest being room for the envelope. "
+        "Default: half of max_message_bytes (2 MiB).",
     )
 
-    @model_validator(mode="after")
-    def _entry_fits_a_page(self) -> FieldLimitSettings:
-        # A page always carries at least one item, so the largest item must fit the budget.
-        if self.max_audit_entry_bytes > self.max_page_bytes:
+    def budgets(self, max_message_bytes: int) -> tuple[int, int]:
+        """(page bytes, audit entry bytes), the defaults derived from the message size."""
+        page = self.max_page_bytes or max_message_bytes // 2
+        return page, self.max_audit_entry_bytes or page // 2
+
+    def check_budgets(self, max_message_bytes: int) -> None:
+        """Raise ValueError unless an entry fits a page and a page fits a message."""
+        page, entry = self.budgets(max_message_bytes)
+        # Nothing stored may exceed what a read can send: a page (at least one item) and its
+        # envelope must fit in one gRPC message.
+        if page > max_message_bytes // 2:
             raise ValueError(
-                f"max_audit_entry_bytes ({self.max_audit_entry_bytes}) exceeds max_page_bytes "
-                f"({self.max_page_bytes}): an entry must fit in one page"
+                f"limits.fields.max_page_bytes ({page}) exceeds half of max_message_bytes "
+                f"({max_message_bytes}): a page and its envelope could not be sent"
             )
-        return self
+        if entry > page:
+            raise ValueError(
+                f"limits.fields.max_audit_entry_bytes ({entry}) exceeds the page budget "
+                f"({page}): an entry must fit in one page"
+            )
