@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 
 from signoff import pb
@@ -213,3 +214,28 @@ def test_an_oversized_field_is_refused_naming_it_and_its_bound(
     assert err.details().startswith(f"{field}: "), err.details()
     assert setting in err.details()
     assert _head(shared) == before, "a refused request stored something"
+
+
+def test_the_browser_transport_refuses_the_same_fields(shared: ServerHandle) -> None:
+    body = {
+        "action": {"name": "refund.issue", "params": {"amount": 750}},
+        "principal": {"id": "bot"},
+        "resource": {"attributes": {"k": "\u0001" * 20_000}},  # 20 KB sent, 120 KB escaped
+    }
+    headers = {
+        "Content-Type": "application/json",
+        "Connect-Protocol-Version": "1",
+        "Authorization": "Bearer bot",
+    }
+    before = _head(shared)
+    r = httpx.post(
+        f"{shared.http_url}/signoff.v1.DecisionService/Evaluate",
+        json=body,
+        headers=headers,
+        timeout=30,
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == "invalid_argument"
+    assert r.json()["message"].startswith("resource.attributes: ")
+    assert "limits.fields.attributes_bytes" in r.json()["message"]
+    assert _head(shared) == before
