@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf import struct_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -146,49 +147,99 @@ def unbounded_fields(root: Descriptor) -> list[str]:
     return missing
 
 
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    size: str | None  # the bound class of each value, None: not counted
+    items: str | None  # the bound class of the count, for repeated fields and maps
+    kind: int  # _NESTED, _TEXT, _JSON or _OTHER
+    presence: bool
+
+
+_NESTED, _TEXT, _JSON, _OTHER = range(4)
+# Descriptor lookups (full_name, GetOptions) and ListFields cost microseconds each in upb:
+# each message type's plan is made once, and fields are read by name.
+_PLANS: dict[Descriptor, tuple[_Field, ...]] = {}
+
+
+def _plan(d: Descriptor) -> tuple[_Field, ...]:
+    plan = _PLANS.get(d)
+    if plan is None:
+        plan = _PLANS[d] = tuple(_field(fd) for fd in d.fields)
+    return plan
+
+
+def _field(fd: FieldDescriptor) -> _Field:
+    mt = fd.message_type
+    bound = TABLE.get(fd.full_name, _DEFAULT)
+    if mt is None:
+        text = fd.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES)
+        kind = _TEXT if text else _OTHER
+    elif mt.full_name in _JSONISH:
+        kind = _JSON
+    elif mt.full_name in _FIXED or mt.GetOptions().map_entry:
+        # No request has a map today: its entries are counted, not walked (the table would
+        # need key and value classes).
+        kind = _OTHER
+    else:
+        kind = _NESTED
+    return _Field(
+        name=fd.name,
+        size=bound.size,
+        items=bound.items if fd.is_repeated else None,
+        kind=kind,
+        # Singular messages are read only when set: reading an unset one is wasted work.
+        presence=mt is not None and not fd.is_repeated,
+    )
+
+
 def check_fields(msg: Message, sizes: Mapping[str, int], prefix: str = "") -> None:
     """Raise InvalidArgument naming the first field of `msg` over its bound."""
-    for fd, value in msg.ListFields():
-        path = f"{prefix}{fd.name}"
-        bound = TABLE.get(fd.full_name, _DEFAULT)
-        mt = fd.message_type
-        if mt is not None and mt.GetOptions().map_entry:
-            _check_items(path, len(value), bound, sizes)
-            continue  # no request has a map today; the table would need key/value classes
-        if fd.is_repeated:
-            _check_items(path, len(value), bound, sizes)
+    # The hot path of every call: a value small enough that no encoding could take it over
+    # its bound is never encoded.
+    for info in _plan(msg.DESCRIPTOR):
+        name = info.name
+        if info.presence and not msg.HasField(name):
+            continue
+        value = getattr(msg, name)
+        kind = info.kind
+        if info.items is not None:
+            if len(value) > sizes[info.items]:
+                limit = sizes[info.items]
+                raise InvalidArgument(
+                    f"{prefix}{name}",
+                    f"{len(value)} entries exceeds the limit of {limit} ({SETTING[info.items]})",
+                )
+            if kind == _OTHER:
+                continue
             for i, item in enumerate(value):
-                _check_one(f"{path}[{i}]", fd, item, bound, sizes)
-        else:
-            _check_one(path, fd, value, bound, sizes)
+                if kind == _NESTED or _maybe_over(kind, item, info, sizes):
+                    _check_value(f"{prefix}{name}[{i}]", info, item, sizes)
+        elif kind == _NESTED:
+            check_fields(value, sizes, f"{prefix}{name}.")
+        elif kind != _OTHER and _maybe_over(kind, value, info, sizes):
+            _check_value(f"{prefix}{name}", info, value, sizes)
 
 
-def _check_items(path: str, n: int, bound: Bound, sizes: Mapping[str, int]) -> None:
-    if bound.items is None:
+def _maybe_over(kind: int, value: Any, info: _Field, sizes: Mapping[str, int]) -> bool:
+    if info.size is None:
+        return False
+    n = len(value) if kind == _TEXT else value.ByteSize()
+    return n * _WORST > sizes[info.size]
+
+
+def _check_value(path: str, info: _Field, value: object, sizes: Mapping[str, int]) -> None:
+    if info.kind == _NESTED:
+        assert isinstance(value, Message)
+        check_fields(value, sizes, f"{path}.")
         return
-    limit = sizes[bound.items]
-    if n > limit:
-        raise InvalidArgument(
-            path, f"{n} entries exceeds the limit of {limit} ({SETTING[bound.items]})"
-        )
-
-
-def _check_one(
-    path: str, fd: FieldDescriptor, value: object, bound: Bound, sizes: Mapping[str, int]
-) -> None:
-    mt = fd.message_type
-    if mt is not None and mt.full_name not in _JSONISH:
-        if mt.full_name not in _FIXED:
-            assert isinstance(value, Message)
-            check_fields(value, sizes, f"{path}.")
+    if info.size is None:
         return
-    if bound.size is None:
-        return
-    limit = sizes[bound.size]
+    limit = sizes[info.size]
     n = encoded_size(value, limit)
     if n is not None:
         raise InvalidArgument(
-            path, f"{_human(n)} encoded exceeds the {_human(limit)} limit ({SETTING[bound.size]})"
+            path, f"{_human(n)} encoded exceeds the {_human(limit)} limit ({SETTING[info.size]})"
         )
 
 
