@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from signoff import chain_guard, pb, review_edits, reviews
-from signoff.audit import AuditRecord
+from signoff.audit import AuditRecord, check_entry_size, check_row_size
 from signoff.auth.principals import Directory
 from signoff.decide import DefaultDecision, Evaluation, evaluate
 from signoff.denials import DenialLog
@@ -202,12 +202,13 @@ class Signoff:
         if decision.outcome == pb.common.OUTCOME_REQUIRE_REVIEW:
             review = self._open_review(req, ev, decision, now)
         record = _decision_row(req, decision, digest, now)
-        stored, replayed = await self.store.record_decision(
-            record,
-            self._decision_record(req, ev, decision),
-            to_record(review) if review else None,
-            audit_record(review, "review.opened", SERVER_ACTOR, now) if review else None,
-        )
+        audit = self._decision_record(req, ev, decision)
+        opened = audit_record(review, "review.opened", SERVER_ACTOR, now) if review else None
+        check_entry_size([audit] if opened is None else [audit, opened], self.limits.entry_bytes)
+        row = to_record(review) if review else None
+        if row is not None:
+            check_row_size("review", row.review, self.limits.entry_bytes)
+        stored, replayed = await self.store.record_decision(record, audit, row, opened)
         if replayed:
             await chain_guard.check_decision(self.store, stored)
             return _replayed(stored, digest)

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from signoff.errors import InvalidArgument
 from signoff_client.canonical import canonical_json, check_unicode
 
 GENESIS = "0" * 64
@@ -238,3 +239,44 @@ def verify_chain(
         checked += 1
         expected, head_hash = entry.seq + 1, entry.hash
     return VerifyResult(True, checked, expected - 1, head_hash)
+
+
+# What an entry's header can add to the record's own strings: keys, seq, the previous hash.
+_HEADER_BYTES = 512
+
+
+def entry_size(record: AuditRecord) -> int:
+    """The canonical size of `record` as an entry, in bytes (to within the seq's digits)."""
+    return len(canonical_bytes(record, seq=0, prev_hash="0" * 64)) + 20
+
+
+def check_entry_size(records: Iterable[AuditRecord], limit: int) -> None:
+    """Raise InvalidArgument if any record would be an entry larger than `limit` bytes.
+
+    Called before anything is stored: an entry larger than a read can return would make every
+    page and export that holds it fail for good."""
+    for record in records:
+        # Cheap bound first, so most records are never encoded twice: the payload is escaped
+        # JSON already (at most 4 UTF-8 bytes a character); a header string's character
+        # takes at most 6 (\uXXXX), a rule 3 more for its quotes and comma.
+        header = sum(len(s) for s in record._strings()) + sum(len(r) + 3 for r in record.rules)
+        if len(record.payload_json) * 4 + header * 6 + _HEADER_BYTES <= limit:
+            continue
+        size = entry_size(record)
+        if size > limit:
+            raise InvalidArgument(
+                "request",
+                f"its audit entry would be {size // 1024} KiB, over the {limit // 1024} KiB "
+                "limit (limits.fields.max_audit_entry_bytes); send references, not content",
+            )
+
+
+def check_row_size(what: str, row: bytes, limit: int) -> None:
+    """Raise InvalidArgument if a stored row (a review) would be larger than `limit` bytes:
+    reads return rows whole, so a larger one could never be read back."""
+    if len(row) > limit:
+        raise InvalidArgument(
+            "request",
+            f"the {what} would be {len(row) // 1024} KiB, over the {limit // 1024} KiB limit "
+            "(limits.fields.max_audit_entry_bytes)",
+        )

@@ -17,6 +17,7 @@ from signoff.audit import ENTRY_TYPES, GENESIS, AuditEntry, verify_chain
 from signoff.errors import InvalidArgument, PermissionDenied
 from signoff.ids import Clock
 from signoff.logs import event
+from signoff.paging import fit_budget
 from signoff.review_app import Identity
 from signoff.store.base import AuditQuery, Checkpoint, Store
 
@@ -165,8 +166,11 @@ def _disagrees(
 class AuditDesk:
     """Everything auditors do: read, export, verify; and the checkpoints that anchor it."""
 
-    def __init__(self, store: Store, clock: Clock, signer: Signer | None) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, signer: Signer | None, page_bytes: int = 2 << 20
+    ) -> None:
         self.store = store
+        self.page_bytes = page_bytes  # a page's byte budget (limits.fields.max_page_bytes)
         self.clock = clock
         self.signer = signer
         # Without a signing key no key is trusted: every checkpoint then fails verification.
@@ -183,9 +187,10 @@ class AuditDesk:
         rows = await self.store.query_audit(
             q, descending=req.descending, after_seq=after, limit=size + 1
         )
-        out = A.QueryAuditResponse(entries=[entry_proto(e) for e in rows[:size]])
-        if len(rows) > size:
-            out.next_page_token = _cursor(rows[size - 1].seq, req.descending, q)
+        out = A.QueryAuditResponse()
+        taken = fit_budget(out.entries, (entry_proto(e) for e in rows[:size]), self.page_bytes)
+        if len(rows) > taken:
+            out.next_page_token = _cursor(rows[taken - 1].seq, req.descending, q)
         return out
 
     async def export(
@@ -202,11 +207,15 @@ class AuditDesk:
         size = count = 0
         async for e, cps in self._walk(q, with_checkpoints=not csv):
             line = export.csv_row(e) if csv else writer.entry(e)
+            if buf and size + len(line) > self.page_bytes:
+                # The chunk would outgrow a message: send what is there first.
+                yield A.ExportChunk(data=b"".join(buf), entries=count)
+                buf, size = [], 0
             buf.append(line)
             size += len(line)
             buf.extend(writer.checkpoint(cp) for cp in cps)
             count += 1
-            if size >= CHUNK_BYTES:
+            if size >= min(CHUNK_BYTES, self.page_bytes):
                 yield A.ExportChunk(data=b"".join(buf), entries=count)
                 buf, size = [], 0
         if not csv:

@@ -15,6 +15,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -186,6 +187,11 @@ class Settings(BaseSettings):
             off = ", or empty for no HTTP port" if optional else ""
             raise ValueError(f"must be HOST:PORT with a port 0-65535{off}, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _pages_fit_messages(self) -> Settings:
+        self.limits.fields.check_budgets(self.max_message_bytes)
+        return self
 
     @field_validator("db")
     @classmethod

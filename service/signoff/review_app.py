@@ -24,7 +24,7 @@ from signoff import (
     reviews,
     wire,
 )
-from signoff.audit import AuditRecord
+from signoff.audit import AuditRecord, check_entry_size, check_row_size
 from signoff.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -33,6 +33,7 @@ from signoff.errors import (
 )
 from signoff.ids import Clock
 from signoff.logs import event
+from signoff.paging import fit_budget
 from signoff.receipts import ReceiptIssuer
 from signoff.review_edits import Recheck
 from signoff.review_hub import Hub
@@ -203,10 +204,14 @@ class ReviewDesk:
             limit=size + 1,
         )
         rows = await self.store.list_reviews(query)
-        out = S.ListReviewsResponse(reviews=[S.Review.FromString(r.review) for r in rows[:size]])
+        out = S.ListReviewsResponse()
+        budget = self.limits.page_bytes
+        taken = fit_budget(
+            out.reviews, (S.Review.FromString(r.review) for r in rows[:size]), budget
+        )
         await chain_guard.check_reviews(self.store, list(zip(rows, out.reviews, strict=False)))
-        if len(rows) > size:
-            last = rows[size - 1]
+        if len(rows) > taken:
+            last = rows[taken - 1]
             key = f"{last.created_at.isoformat()}|{last.review_id}"
             out.next_page_token = base64.urlsafe_b64encode(key.encode()).decode()
         return out
@@ -219,7 +224,9 @@ class ReviewDesk:
         limit = review_console.bounded(req.limit, "limit", review_console.QUEUE_LIMIT)
 
         async def read() -> pb.review.Queue:
-            return await review_console.read_queue(self.store, groups, limit, self.clock.now())
+            return await review_console.read_queue(
+                self.store, groups, limit, self.clock.now(), self.limits.page_bytes
+            )
 
         snapshots = review_console.watch_queue(
             read,
@@ -372,9 +379,12 @@ class ReviewDesk:
         new = change.review
         now = self.clock.now()
         audit = [audit_record(new, change.event, actor, now, roles, extra)]
+        check_entry_size(audit, self.limits.entry_bytes)
+        row = to_record(new)
+        check_row_size("review", row.review, self.limits.entry_bytes)
         with self.telemetry.review_change(change.event, new, actor, now):
             await self.store.update_review(
-                to_record(new),
+                row,
                 old.version,
                 audit + ([grant[1]] if grant else []),
                 grant[0] if grant else None,

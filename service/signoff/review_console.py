@@ -11,6 +11,7 @@ from typing import Protocol
 
 from signoff import pb
 from signoff.errors import InvalidArgument, PermissionDenied
+from signoff.paging import fit_budget
 from signoff.store.base import ReviewQuery, ReviewRecord, Store
 
 S = pb.review
@@ -81,17 +82,21 @@ def bounded(value: int, field: str, limits: tuple[int, int]) -> int:
 
 
 async def read_queue(
-    store: Store, groups: tuple[str, ...], limit: int, now: dt.datetime
+    store: Store,
+    groups: tuple[str, ...],
+    limit: int,
+    now: dt.datetime,
+    page_bytes: int = 2 << 20,
 ) -> pb.review.Queue:
-    """One snapshot: the oldest `limit` pending reviews of `groups` (empty = all), counts."""
+    """One snapshot: the oldest `limit` pending reviews of `groups` (empty = all) that fit in
+    `page_bytes`, and the counts of all of them."""
     # Two statements, not one snapshot of the database: a change between them is also a
     # wake-up that makes the watcher read again, so the last snapshot sent is consistent.
     rows = await store.list_reviews(ReviewQuery(groups=groups, limit=limit))
     backlog = await store.pending_backlog(groups)
-    queue = S.Queue(
-        reviews=[S.Review.FromString(r.review) for r in rows],
-        pending=sum(b.pending for b in backlog),
-    )
+    queue = S.Queue(pending=sum(b.pending for b in backlog))
+    # Fewer reviews than `limit` when they are large: `pending` still counts all of them.
+    fit_budget(queue.reviews, (S.Review.FromString(r.review) for r in rows), page_bytes)
     for b in backlog:
         group = queue.groups.add(reviewer_group=b.reviewer_group, pending=b.pending)
         group.oldest_created_at.FromDatetime(b.oldest_created_at)

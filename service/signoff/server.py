@@ -24,6 +24,7 @@ from signoff.api import decision as decision_api
 from signoff.api import grpc_transport
 from signoff.api import policy as policy_api
 from signoff.api import review as review_api
+from signoff.api.bounds import bounded
 from signoff.api.errors import Authenticator, Guard
 from signoff.app import Signoff
 from signoff.audit_app import AuditDesk, Signer
@@ -211,11 +212,15 @@ def build_app(
     """Build the application and its store from settings; `signer` signs receipts."""
     clock = clock or SystemClock()
     store = build_store(settings, clock)
+    page_bytes, entry_bytes = settings.limits.fields.budgets(settings.max_message_bytes)
     limits = Limits(
+        page_bytes=page_bytes,
+        entry_bytes=entry_bytes,
         max_params_bytes=settings.max_params_bytes,
         max_context_bytes=settings.max_context_bytes,
         max_depth=settings.max_depth,
         max_batch=settings.max_batch,
+        fields=settings.limits.fields,
     )
     default = DefaultDecision(
         decision=settings.default_decision, reviewer_group=settings.default_reviewer_group
@@ -367,7 +372,7 @@ async def start(
     telemetry.watch_limits(limiter)
     peers = PeerGate(settings.limits.peers)
     guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming, peers)
-    audit = AuditDesk(app.store, app.clock, signer)
+    audit = AuditDesk(app.store, app.clock, signer, app.limits.page_bytes)
     await audit.warn_if_untrusted()
     server = grpc.aio.server(
         options=[
@@ -378,12 +383,15 @@ async def start(
             *grpc_transport.connection_options(settings.limits.http),
         ]
     )
-    methods = [
-        *decision_api.methods(app),
-        *policy_api.methods(app),
-        *review_api.methods(app.reviews, app.grants),
-        *audit_api.methods(audit),
-    ]
+    methods = bounded(
+        [
+            *decision_api.methods(app),
+            *policy_api.methods(app),
+            *review_api.methods(app.reviews, app.grants),
+            *audit_api.methods(audit),
+        ],
+        app.limits.sizes,
+    )
     server.add_generic_rpc_handlers(grpc_transport.handlers(methods, guard))
     health_servicer = health.aio.HealthServicer()
     # The servicer starts out SERVING; until everything below is up it must say otherwise.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from google.protobuf import struct_pb2
 
 from signoff import pb
 from signoff.errors import InvalidArgument
+from signoff.limits.fields import FieldLimitSettings
 
 # Dotted segments of letters, digits, '_' and '-': what globs in policy files can match.
 ACTION_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
@@ -27,6 +29,26 @@ class Limits:
     max_context_bytes: int = 256 * 1024
     max_depth: int = 20
     max_batch: int = 100
+    fields: FieldLimitSettings = dataclasses.field(default_factory=FieldLimitSettings)
+    page_bytes: int = 2 << 20  # a read page's byte budget (FieldLimitSettings.budgets)
+    entry_bytes: int = 1 << 20  # the largest audit entry or stored review
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Bound class -> size, for the field table (validate_fields.TABLE)."""
+        f = self.fields
+        return {
+            "name": f.name_bytes,
+            "pattern": f.pattern_bytes,
+            "token": f.token_bytes,
+            "text": f.text_bytes,
+            "value": f.value_bytes,
+            "attributes": f.attributes_bytes,
+            "params": self.max_params_bytes,
+            "context": self.max_context_bytes,
+            "list": f.list_items,
+            "batch": self.max_batch,
+        }
 
 
 def validate_request(req: pb.common.ActionRequest, limits: Limits, prefix: str = "") -> None:

@@ -221,7 +221,7 @@ def test_batch_over_the_limit_is_refused(make_server):
     batch = pb.decision.EvaluateBatchRequest(requests=[_req(amount=1)] * 4)
     code, details = _code_and_details(_stub(server).EvaluateBatch, batch)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert details == "requests: 4 requests exceeds the batch limit of 3"
+    assert details == "requests: 4 entries exceeds the limit of 3 (max_batch)"
 
 
 def test_bad_request_in_a_batch_names_its_index(server):

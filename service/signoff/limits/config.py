@@ -7,6 +7,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from signoff.auth.identity import role_error
+from signoff.limits.fields import FieldLimitSettings
 from signoff.limits.ingress import DenialAudit, HttpLimits, PeerLimits
 
 
@@ -84,6 +85,11 @@ class LimitSettings(BaseModel):
     denials: DenialAudit = Field(
         default_factory=DenialAudit,
         description="Refused calls are counted and audited in periodic summary entries.",
+    )
+
+    fields: FieldLimitSettings = Field(
+        default_factory=FieldLimitSettings,
+        description="Size bounds of request fields, audit entries and read pages.",
     )
 
     @field_validator("roles")
