@@ -308,20 +308,26 @@ def test_calls_beyond_max_concurrent_are_refused_at_once_and_slots_come_back(mak
     release = threading.Event()
     hold = _hold_writer(server, release)  # every decision stays in flight until released
     try:
-        held = [stub.Evaluate.future(_req(f"bot{i}", f"held-{i}"), timeout=30) for i in range(2)]
+        # Two identities (a dev token is its identity): one alone may hold only one slot.
+        held = [
+            stub.Evaluate.future(_req(f"bot{i}", f"held-{i}"), timeout=30, metadata=_auth(f"d{i}"))
+            for i in range(2)
+        ]
         _until(server, lambda: limiter.in_flight == 2, "both calls hold a slot")
         started = time.monotonic()
         with pytest.raises(grpc.RpcError) as err:
-            stub.Evaluate(_req("other", "refused"), timeout=30)
+            stub.Evaluate(_req("other", "refused"), timeout=30, metadata=_auth("other"))
         assert time.monotonic() - started < 5  # refused at once, not queued behind the two
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "limit of 2 concurrent calls (limits.max_concurrent)" in err.value.details()
+        assert "server is at its limit of 2 concurrent calls (limits.max_concurrent)" in (
+            err.value.details()
+        )
         assert _retry_delay(err.value) == pytest.approx(0.1)
         # The Connect port shares the slots.
         r = httpx.post(
             f"{server.http_url}{EVALUATE}",
             json={"principal": {"id": "web"}, "action": {"name": "refund.issue"}},
-            headers=JSON,
+            headers={**JSON, "Authorization": "Bearer web"},
             timeout=30,
         )
         assert (r.status_code, r.json()["code"]) == (429, "resource_exhausted")
@@ -385,10 +391,10 @@ def test_streams_beyond_max_streams_are_refused_and_their_place_comes_back(make_
     watch = pb.review.WatchReviewRequest(review_id=review_id)
     first = reviews.WatchReview(watch, timeout=30)
     assert next(first).review_id == review_id  # open: the current state came first
-    with pytest.raises(grpc.RpcError) as err:
-        next(reviews.WatchReview(watch, timeout=30))
+    with pytest.raises(grpc.RpcError) as err:  # another identity: the server-wide cap
+        next(reviews.WatchReview(watch, timeout=30, metadata=_auth("other")))
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "limit of 1 open streams (limits.max_streams)" in err.value.details()
+    assert "server is at its limit of 1 open streams (limits.max_streams)" in err.value.details()
     assert _retry_delay(err.value) == pytest.approx(1.0)
     metrics = _scrape(server)
     assert metrics[("signoff_rpc_in_flight", frozenset({("kind", "stream")}))] == 1
@@ -408,11 +414,11 @@ def test_a_connect_stream_beyond_max_streams_ends_with_retry_info(make_server):
     with _watch(server, review_id) as held:
         held_frames = Frames(held)  # kept in a name: a dropped reader closes the stream
         assert held_frames.json()["state"] == "REVIEW_STATE_PENDING"
-        with _watch(server, review_id) as refused:
+        with _watch(server, review_id, who="other") as refused:
             assert refused.status_code == 200  # Connect streams report errors at their end
             error = Frames(refused).end()["error"]
     assert error["code"] == "resource_exhausted"
-    assert "limits.max_streams" in error["message"]
+    assert "(limits.max_streams)" in error["message"]
     (detail,) = error["details"]
     assert detail["type"] == "google.rpc.RetryInfo"
     value = detail["value"] + "=" * (-len(detail["value"]) % 4)

@@ -167,7 +167,7 @@ class Guard:
                 with self.trace(call.header):
                     return await method.unary(identity, data)
             finally:
-                self.limiter.leave()
+                self.limiter.leave(identity)
         except Exception as exc:
             raise await self._failure(method.full_name, who, exc) from None
 
@@ -184,6 +184,6 @@ class Guard:
                 async for item in method.stream(identity, data):
                     yield item
             finally:
-                self.limiter.close_stream()
+                self.limiter.close_stream(identity)
         except Exception as exc:
             raise await self._failure(method.full_name, who, exc) from None
