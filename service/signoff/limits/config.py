@@ -63,16 +63,18 @@ class LimitSettings(BaseModel):
         ge=0,
         description="Unary calls one identity may have in flight at once, both ports "
         "together; one more is refused with RESOURCE_EXHAUSTED naming this setting. Unset: a "
-        "tenth of max_concurrent (at least 1), or unlimited when that is 0. At most half of "
-        "max_concurrent, so that no single identity can make another's call fail.",
+        "tenth of max_concurrent (at least 1). Must be 1 to half of max_concurrent, so that no "
+        "single identity can make another's call fail; when max_concurrent is 0 (unlimited), "
+        "any value, 0 and unset meaning unlimited.",
     )
     max_streams_per_identity: int | None = Field(
         None,
         ge=0,
         description="Open server streams one identity may hold at once, both ports together; "
         "one more is refused with RESOURCE_EXHAUSTED naming this setting. Unset: a tenth of "
-        "max_streams (at least 1), or unlimited when that is 0. At most half of max_streams, "
-        "so that no single identity can make another's stream fail.",
+        "max_streams (at least 1). Must be 1 to half of max_streams, so that no single "
+        "identity can make another's stream fail; when max_streams is 0 (unlimited), any "
+        "value, 0 and unset meaning unlimited.",
     )
     rate: RateSettings = Field(
         default_factory=RateSettings,
