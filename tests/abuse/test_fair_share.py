@@ -15,9 +15,14 @@ import pytest
 from signoff import pb
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 
+from ..e2e import conftest as e2e
 from ..e2e.conftest import ServerHandle, write_tokens
 from ..e2e.test_connect import Frames, _watch
 from ..e2e.test_limits import _hold_writer, _until
+
+# The real servers of tests/e2e (tests/abuse's own conftest serves subprocesses).
+make_server = e2e.make_server
+_any_free_http_port = e2e._any_free_http_port
 
 PEOPLE = {
     "hog-token": ("hog-bot", ["agent"]),
