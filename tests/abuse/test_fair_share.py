@@ -43,6 +43,11 @@ def _refund(who: str, request_id: str = "", amount: float = 750) -> pb.common.Ac
     return r
 
 
+def _connection(server: ServerHandle) -> grpc.Channel:
+    """A channel on a connection of its own (one connection carries at most 100 streams)."""
+    return grpc.insecure_channel(server.target, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
 def _review_of(server: ServerHandle, who: str) -> str:
     """A pending review of `who`'s own (750 EUR goes to finance-leads)."""
     stub = decision_pb2_grpc.DecisionServiceStub(server.channel())
@@ -60,11 +65,14 @@ def test_a_thousand_watch_review_streams_of_one_agent_starve_no_one(make_server,
     server = make_server(auth=tokens)  # the default caps: 1000 streams, 100 per identity
     limiter = server.running.limiter
     hogs_review, calms_review = _review_of(server, "hog-bot"), _review_of(server, "calm-bot")
-    reviews = review_pb2_grpc.ReviewServiceStub(server.channel())
+    # The hog spreads its streams over connections, as an attacker would, so that only the
+    # server's limits stop it; the others come on connections of their own.
+    hog_stubs = [review_pb2_grpc.ReviewServiceStub(_connection(server)) for _ in range(20)]
+    reviews = review_pb2_grpc.ReviewServiceStub(_connection(server))
     watch = pb.review.WatchReviewRequest(review_id=hogs_review)
     held, refused = [], []
-    for _ in range(1000):
-        stream = reviews.WatchReview(watch, metadata=_auth("hog-token"), timeout=60)
+    for i in range(1000):
+        stream = hog_stubs[i % 20].WatchReview(watch, metadata=_auth("hog-token"), timeout=60)
         try:
             assert next(stream).review_id == hogs_review  # open: its current state came first
             held.append(stream)
