@@ -22,10 +22,18 @@ clients/node_modules/.installed: clients/package-lock.json clients/*/package.jso
 run: $(BIN)/.installed  ## install, then serve the example policies on SQLite
 	$(BIN)/signoff serve
 
+# All three parts run even when one fails (a pytest failure must not hide a broken policy case
+# or TypeScript test); a summary names each part's result, and the target fails if any did.
 test: $(BIN)/.installed  ## install, then run the whole test suite and the example policies' cases
-	$(BIN)/pytest -q
-	$(BIN)/signoff policy test policies
-	@$(MAKE) --no-print-directory test-ts
+	@failed=""; \
+	$(BIN)/pytest -q || failed="$$failed pytest"; \
+	$(BIN)/signoff policy test policies || failed="$$failed policy-cases"; \
+	$(MAKE) --no-print-directory test-ts || failed="$$failed typescript"; \
+	echo; \
+	for part in pytest policy-cases typescript; do \
+		case " $$failed " in *" $$part "*) echo "FAILED: $$part";; *) echo "passed: $$part";; esac; \
+	done; \
+	[ -z "$$failed" ]
 
 # The TypeScript client's tests start a real `signoff serve` from this venv. Without Node they
 # are skipped with a reason, except where SIGNOFF_REQUIRE_NODE is set (CI), which fails.

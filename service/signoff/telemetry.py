@@ -142,7 +142,7 @@ class Telemetry:
             [self._observe_refused],
             unit="{call}",
             description="Calls refused before any work by the limits, by reason: rate, "
-            "concurrency, streams, deadline.",
+            "concurrency, streams, identity_concurrency, identity_streams, deadline.",
         )
         meter.create_observable_gauge(
             "signoff.rpc.in_flight",

@@ -95,7 +95,10 @@ async def _decide_on(channels: list[grpc.aio.Channel], n: int, first: int = 0) -
 
     async def one(i: int) -> None:
         stub = decision_pb2_grpc.DecisionServiceStub(channels[i % len(channels)])
-        d = await stub.Evaluate(_refund(i), wait_for_ready=True)
+        # Four agents (a dev token is its identity): one alone may have only a tenth of
+        # limits.max_concurrent in flight, and all `n` calls are in flight at once.
+        auth = (("authorization", f"Bearer agent-{i % 4}"),)
+        d = await stub.Evaluate(_refund(i), wait_for_ready=True, metadata=auth)
         assert d.decision_id
 
     await asyncio.gather(*(one(i) for i in range(first, first + n)))

@@ -39,7 +39,7 @@ def calls_admitted(lim: Limiter, who: Identity, tries: int) -> int:
             lim.enter(who)
         except ResourceExhausted:
             continue
-        lim.leave()
+        lim.leave(who)
         admitted += 1
     return admitted
 
@@ -113,13 +113,15 @@ def test_new_roles_choose_the_rate_again():
 
 def test_max_concurrent_refuses_at_once_and_frees_on_leave():
     lim = limiter(Clock(), max_concurrent=2)
-    lim.enter(agent())
-    lim.enter(agent())
+    lim.enter(agent("a"))
+    lim.enter(agent("b"))
     with pytest.raises(ResourceExhausted) as err:
         lim.enter(agent("other"))
     assert err.value.retry_after == limiter_mod.BUSY_RETRY_S
-    assert "limit of 2 concurrent calls (limits.max_concurrent)" in err.value.message
-    lim.leave()
+    assert "server is at its limit of 2 concurrent calls (limits.max_concurrent)" in (
+        err.value.message
+    )
+    lim.leave(agent("a"))
     lim.enter(agent("other"))
     assert lim.in_flight == 2
     assert lim.refused == 1
@@ -130,7 +132,7 @@ def test_a_call_refused_for_a_slot_keeps_its_token():
     lim.enter(agent("a"))
     with pytest.raises(ResourceExhausted, match="concurrent"):
         lim.enter(agent("b"))
-    lim.leave()
+    lim.leave(agent("a"))
     lim.enter(agent("b"))  # b's one token was not spent on the refusal
 
 
@@ -139,9 +141,9 @@ def test_max_streams_counts_streams_apart_from_calls():
     lim.open_stream(agent())
     lim.enter(agent())  # a stream does not hold a call's slot
     with pytest.raises(ResourceExhausted, match=r"limit of 1 open streams \(limits.max_streams\)"):
-        lim.open_stream(agent())
-    lim.close_stream()
-    lim.open_stream(agent())
+        lim.open_stream(agent("other"))
+    lim.close_stream(agent())
+    lim.open_stream(agent("other"))
 
 
 def test_idle_buckets_are_forgotten_so_memory_follows_active_identities():
@@ -149,7 +151,7 @@ def test_idle_buckets_are_forgotten_so_memory_follows_active_identities():
     lim = limiter(clock, rate={"rate": 10, "burst": 10})
     for i in range(limiter_mod.SWEEP_AT):
         lim.enter(agent(f"a{i}"))
-        lim.leave()
+        lim.leave(agent(f"a{i}"))
     assert len(lim.buckets) == limiter_mod.SWEEP_AT
     clock.t += 0.05  # not yet refilled: nothing can be forgotten
     lim.enter(agent("late"))
@@ -157,7 +159,7 @@ def test_idle_buckets_are_forgotten_so_memory_follows_active_identities():
     clock.t += 1  # now every bucket is full again
     for i in range(limiter_mod.SWEEP_AT):
         lim.enter(agent(f"b{i}"))
-        lim.leave()
+        lim.leave(agent(f"b{i}"))
     assert len(lim.buckets) <= limiter_mod.SWEEP_AT + 1
     assert "a0" not in lim.buckets
 

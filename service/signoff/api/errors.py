@@ -189,7 +189,7 @@ class Guard:
                 with self.trace(call.header):
                     return await method.unary(identity, body)
             finally:
-                self.limiter.leave()
+                self.limiter.leave(identity)
         except Exception as exc:
             raise await self._failure(method.full_name, who, exc, peer) from None
 
@@ -208,6 +208,6 @@ class Guard:
                 async for item in method.stream(identity, body):
                     yield item
             finally:
-                self.limiter.close_stream()
+                self.limiter.close_stream(identity)
         except Exception as exc:
             raise await self._failure(method.full_name, who, exc, peer) from None

@@ -60,6 +60,24 @@ class LimitSettings(BaseModel):
         description="Open server streams (WatchReview, WatchQueue, ExportAudit) at once, both "
         "ports together; one more is refused with RESOURCE_EXHAUSTED; 0: unlimited.",
     )
+    max_concurrent_per_identity: int | None = Field(
+        None,
+        ge=0,
+        description="Unary calls one identity may have in flight at once, both ports "
+        "together; one more is refused with RESOURCE_EXHAUSTED naming this setting. Unset: a "
+        "tenth of max_concurrent (at least 1). Must be 1 to half of max_concurrent, so that no "
+        "single identity can make another's call fail; when max_concurrent is 0 (unlimited), "
+        "any value, 0 and unset meaning unlimited.",
+    )
+    max_streams_per_identity: int | None = Field(
+        None,
+        ge=0,
+        description="Open server streams one identity may hold at once, both ports together; "
+        "one more is refused with RESOURCE_EXHAUSTED naming this setting. Unset: a tenth of "
+        "max_streams (at least 1). Must be 1 to half of max_streams, so that no single "
+        "identity can make another's stream fail; when max_streams is 0 (unlimited), any "
+        "value, 0 and unset meaning unlimited.",
+    )
     rate: RateSettings = Field(
         default_factory=RateSettings,
         description="Calls per second per identity, for identities without an override; "
@@ -92,6 +110,36 @@ class LimitSettings(BaseModel):
         description="Size bounds of request fields, audit entries and read pages.",
     )
 
+    @model_validator(mode="after")
+    def _per_identity_leaves_room(self) -> LimitSettings:
+        # One identity at its cap must leave the others at least as many places as it holds
+        # (cap <= total / 2): then a call of an identity under its own cap is refused for the
+        # server-wide cap only when two or more other identities hold places (docs/security.md).
+        for each, total in (
+            ("max_concurrent_per_identity", "max_concurrent"),
+            ("max_streams_per_identity", "max_streams"),
+        ):
+            cap, most = getattr(self, each), getattr(self, total)
+            if cap is None or not most:
+                continue
+            if cap == 0 or 2 * cap > most:
+                raise ValueError(
+                    f"{each} is {cap or 'unlimited (0)'} but must be at most half of {total} "
+                    f"({most}), so that no single identity can fill the server; lower it or "
+                    f"raise {total}"
+                )
+        return self
+
+    @property
+    def concurrent_per_identity(self) -> int:
+        """The per-identity cap on unary calls in effect (0: none)."""
+        return _per_identity(self.max_concurrent_per_identity, self.max_concurrent)
+
+    @property
+    def streams_per_identity(self) -> int:
+        """The per-identity cap on open streams in effect (0: none)."""
+        return _per_identity(self.max_streams_per_identity, self.max_streams)
+
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, v: dict[str, RateSettings]) -> dict[str, RateSettings]:
@@ -99,3 +147,10 @@ class LimitSettings(BaseModel):
             if (why := role_error(role)) is not None:
                 raise ValueError(why)
         return v
+
+
+def _per_identity(cap: int | None, most: int) -> int:
+    """An explicit per-identity cap, else a tenth of the server-wide one (0 stays 0)."""
+    if cap is not None:
+        return cap
+    return max(1, most // 10) if most else 0

@@ -37,6 +37,15 @@ class _Cap:
 
 _CALLS = _Cap("concurrency", "concurrent calls", "limits.max_concurrent", BUSY_RETRY_S)
 _STREAMS = _Cap("streams", "open streams", "limits.max_streams", STREAM_RETRY_S)
+_CALLS_EACH = _Cap(
+    "identity_concurrency",
+    "concurrent calls",
+    "limits.max_concurrent_per_identity",
+    BUSY_RETRY_S,
+)
+_STREAMS_EACH = _Cap(
+    "identity_streams", "open streams", "limits.max_streams_per_identity", STREAM_RETRY_S
+)
 
 
 class Bucket:
@@ -83,7 +92,23 @@ class Limiter:
         self.refused = 0  # calls refused by any limit since start
         self.expired = 0  # calls refused because their deadline had passed, since start
         # Refusals by reason since start, for the signoff.rpc.refused metric.
-        self.refusals = dict.fromkeys(("rate", "concurrency", "streams", "deadline"), 0)
+        self.refusals = dict.fromkeys(
+            (
+                "rate",
+                "concurrency",
+                "streams",
+                "identity_concurrency",
+                "identity_streams",
+                "deadline",
+            ),
+            0,
+        )
+        # Places in use by identity id; an identity with none has no entry, so these hold at
+        # most one entry per call or stream in flight.
+        self.calls_of: dict[str, int] = {}
+        self.streams_of: dict[str, int] = {}
+        self._calls_each = settings.concurrent_per_identity
+        self._streams_each = settings.streams_per_identity
         self._expired_logged = -LOG_EVERY_S
         self._expired_unlogged = 0
         self.buckets: dict[str, Bucket] = {}
@@ -118,21 +143,31 @@ class Limiter:
 
     def enter(self, identity: Any) -> None:
         """Admit a unary call of `identity` (taking a slot), or raise ResourceExhausted."""
+        mine = self.calls_of.get(identity.id, 0)
+        self._admit(identity, mine, self._calls_each, _CALLS_EACH)
         self._admit(identity, self.in_flight, self.settings.max_concurrent, _CALLS)
+        self._rate(identity)
         self.in_flight += 1
+        self.calls_of[identity.id] = mine + 1
 
-    def leave(self) -> None:
-        """Give back the slot of a unary call admitted by `enter`."""
+    def leave(self, identity: Any) -> None:
+        """Give back the slot of a unary call of `identity` admitted by `enter`."""
         self.in_flight -= 1
+        _give_back(self.calls_of, identity.id)
 
     def open_stream(self, identity: Any) -> None:
         """Admit a stream of `identity`, or raise ResourceExhausted."""
+        mine = self.streams_of.get(identity.id, 0)
+        self._admit(identity, mine, self._streams_each, _STREAMS_EACH)
         self._admit(identity, self.streams, self.settings.max_streams, _STREAMS)
+        self._rate(identity)
         self.streams += 1
+        self.streams_of[identity.id] = mine + 1
 
-    def close_stream(self) -> None:
-        """Give back the place of a stream admitted by `open_stream`."""
+    def close_stream(self, identity: Any) -> None:
+        """Give back the place of a stream of `identity` admitted by `open_stream`."""
         self.streams -= 1
+        _give_back(self.streams_of, identity.id)
 
     def rate_for(self, identity: Any) -> RateSettings:
         """The rate that applies to `identity`: its own, else its roles' most generous one."""
@@ -147,15 +182,24 @@ class Limiter:
         return max(by_role, key=lambda r: (r.rate, r.capacity))
 
     def _admit(self, identity: Any, taken: int, most: int, cap: _Cap) -> None:
-        """Refuse the call if `taken` places of `most` (0: no cap) are in use; else take a token."""
-        if most and taken >= most:
-            self.refused += 1
-            self.refusals[cap.reason] += 1
-            raise errors.ResourceExhausted(
-                f"the server is at its limit of {most} {cap.what} ({cap.setting});"
-                f" retry in {cap.retry_s:g} s",
-                retry_after=cap.retry_s,
-            )
+        """Refuse the call if `taken` places of `most` (0: no cap) are in use."""
+        if not most or taken < most:
+            return
+        self.refused += 1
+        self.refusals[cap.reason] += 1
+        # The identity's own cap is checked first and named as such: it is the caller's own
+        # doing, and no other identity's calls count against it.
+        whose = (
+            f"{identity.id} is at its limit of {most} {cap.what} per identity"
+            if cap in (_CALLS_EACH, _STREAMS_EACH)
+            else f"the server is at its limit of {most} {cap.what}"
+        )
+        raise errors.ResourceExhausted(
+            f"{whose} ({cap.setting}); retry in {cap.retry_s:g} s", retry_after=cap.retry_s
+        )
+
+    def _rate(self, identity: Any) -> None:
+        """Take a token of `identity`'s bucket, or raise ResourceExhausted."""
         if self._rates_on:
             self._take(identity)
 
@@ -197,6 +241,14 @@ class Limiter:
     def _sweep(self, now: float) -> None:
         self.buckets = {k: b for k, b in self.buckets.items() if not b.full(now)}
         self._sweep_at = max(SWEEP_AT, 2 * len(self.buckets))
+
+
+def _give_back(counts: dict[str, int], who: str) -> None:
+    left = counts.get(who, 0) - 1
+    if left > 0:
+        counts[who] = left
+    else:
+        counts.pop(who, None)
 
 
 def _seconds(s: float) -> str:
