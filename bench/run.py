@@ -98,6 +98,9 @@ def table() -> str:
     mcp_path = RESULTS / "mcp_proxy.json"
     if mcp_path.exists():
         out += mcp_lines(json.loads(mcp_path.read_text()))
+    limits_path = RESULTS / "limits_cost.json"
+    if limits_path.exists():
+        out += limits_lines(json.loads(limits_path.read_text()))
     return "\n".join(out) + "\n"
 
 
@@ -271,6 +274,18 @@ def mcp_lines(m: dict) -> list[str]:
     )
 
 
+def limits_lines(c: dict) -> list[str]:
+    """What issue 19's per-request checks add to an Evaluate, above a no-op floor."""
+    share = c.get("share_of_evaluate_cpu")
+    of_cpu = f"; {share:.1%} of the server CPU per Evaluate" if share is not None else ""
+    return titled_table(
+        f"**Per-request limits** (the checks every Evaluate passes, in process, "
+        f"{c['machine']['date']}; floor {c['floor_us']} µs{of_cpu}):",
+        ["check", "µs above the floor"],
+        [*([k, v] for k, v in c["above_floor_us"].items()), ["total", c["total_us"]]],
+    )
+
+
 def quote_in_readme(text: str) -> None:
     """Replace the table between the bench markers of the top-level README."""
     readme = HERE.parent / "README.md"
@@ -381,6 +396,7 @@ def main() -> int:
         else:
             print("SKIPPED: alternatives.py needs cel-python (pip install -e '.[bench]')")
         scripts += [["audit_append.py"], ["replicas.py"], ["audit_query.py"], ["grant_lookup.py"]]
+        scripts.append(["limits_cost.py"])
         if importlib.util.find_spec("mcp") is not None:
             scripts.append(["mcp_proxy.py"])
         else:
