@@ -36,14 +36,14 @@ from engine import refund_request
 from google.protobuf import json_format
 
 from signoff import pb
-from signoff.decide import DefaultDecision, Evaluation, evaluate
+from signoff.core.decide import DefaultDecision, Evaluation, evaluate
 from signoff.policy import cel, load_bundle
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 ACTION = "refund.issue"
 REPEATS = 7
 # The server's engine as it runs: one CEL program per policy, the outcome and reasons picked
-# by signoff.decide (MatchedRule, Evaluation). Checked on outcome and deciding rule.
+# by signoff.core.decide (MatchedRule, Evaluation). Checked on outcome and deciding rule.
 ENGINE = "signoff engine"
 CALLS = {"cel-expr-python": 5_000, "cel-python": 300, ENGINE: 5_000}
 SEVERITY = {"allow": 0, "review": 1, "deny": 2}

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from signoff.audit import AuditRecord, verify_chain
+from signoff.core.audit import AuditRecord, verify_chain
 from signoff.ids import SystemClock
 from signoff.store import DecisionRecord, SqliteStore
 

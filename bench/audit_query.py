@@ -1,6 +1,6 @@
 """Audit queries over a 1,000,000-entry SQLite log: filtered first pages, a deep page, export.
 
-The log is built directly on a connection (valid hash chain via signoff.audit.seal, big
+The log is built directly on a connection (valid hash chain via signoff.core.audit.seal, big
 executemany transactions, the writer bypassed) with a realistic mix: ~200 action names, three
 outcomes, ~50 principals, ~20 reviewer groups, reviews for ~30% of decisions, a few matched
 rules per decision, ten policy versions, and ~5% of entries committed a few ms out of time
@@ -30,9 +30,10 @@ from typing import Any
 
 from common import median, write
 
-from signoff.audit import GENESIS, AuditEntry, AuditRecord, seal, verify_chain
+from signoff.core.audit import GENESIS, AuditEntry, AuditRecord, seal, verify_chain
 from signoff.ids import SystemClock
-from signoff.store import AuditQuery, SqliteStore, sqlite_audit
+from signoff.store import AuditQuery, SqliteStore
+from signoff.store.sqlite import audit as sqlite_audit
 
 DOMAINS = [f"d{i:02}" for i in range(20)]
 VERBS = ("read", "list", "create", "update", "delete", "issue", "void", "send", "grant", "sync")

@@ -17,7 +17,7 @@ from pathlib import Path
 from common import median, write
 
 from signoff import pb
-from signoff.decide import DefaultDecision, evaluate
+from signoff.core.decide import DefaultDecision, evaluate
 from signoff.policy import load_bundle
 
 SIZES = (10, 100, 1_000, 10_000)

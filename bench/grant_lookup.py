@@ -19,7 +19,7 @@ from pathlib import Path
 
 from common import median, write
 
-from signoff.grant_cache import ActiveGrants
+from signoff.app.grants.cache import ActiveGrants
 from signoff.ids import SystemClock
 from signoff.store import SqliteStore
 

@@ -19,15 +19,16 @@ from collections.abc import Callable
 
 from common import RESULTS, median, write
 
-from signoff import pb, wire
+from signoff import pb
 from signoff.api.errors import parse
 from signoff.auth.identity import Identity
+from signoff.core import wire
+from signoff.core.validate import Limits
+from signoff.core.validate_fields import check_fields
 from signoff.limits.config import LimitSettings
 from signoff.limits.ingress import PeerLimits
 from signoff.limits.limiter import Limiter
 from signoff.limits.peers import PeerGate
-from signoff.validate import Limits
-from signoff.validate_fields import check_fields
 
 CALLS = 20_000
 ROUNDS = 7

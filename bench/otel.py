@@ -25,11 +25,11 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as tsvc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as tsvc_grpc
 
-from signoff.decide import DefaultDecision, evaluate
-from signoff.explanation import decision_message
+from signoff.core.decide import DefaultDecision, evaluate
+from signoff.core.explanation import decision_message
 from signoff.ids import SystemClock
 from signoff.policy import load_bundle
-from signoff.telemetry import Telemetry, TelemetrySettings
+from signoff.telemetry.recorder import Telemetry, TelemetrySettings
 from signoff_client._gen import decision_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent

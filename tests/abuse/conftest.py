@@ -29,9 +29,9 @@ import grpc
 import pytest
 import yaml
 
-from signoff.audit import AuditEntry
+from signoff.core.audit import AuditEntry
 from signoff.ids import SystemClock
-from signoff.store.sqlite import SqliteStore
+from signoff.store.sqlite.store import SqliteStore
 
 from ..e2e.conftest import (  # noqa: F401 (fixtures and hooks for this suite)
     EXAMPLE_POLICIES,

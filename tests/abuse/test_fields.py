@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from signoff import pb
-from signoff.config import Settings
+from signoff.settings.model import Settings
 from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc, review_pb2_grpc
 
 from ..e2e.conftest import EXAMPLE_POLICIES, ServerHandle, ServerThread

@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from signoff import pb
-from signoff.globs import MAX_GLOB_LENGTH, MAX_GLOB_WILDCARDS
+from signoff.policy.globs import MAX_GLOB_LENGTH, MAX_GLOB_WILDCARDS
 from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc, review_pb2_grpc
 
 from ..e2e.conftest import ServerHandle

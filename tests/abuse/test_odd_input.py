@@ -277,7 +277,7 @@ def test_a_100k_character_glob_is_not_unavailable(target: Target) -> None:
     outcomes = caller.both(RPC["ListReviews"], data)
     caller.close()
     # SQLite refuses LIKE/GLOB patterns over 50,000 characters (UNAVAILABLE, which clients
-    # retry); the glob cap (signoff.globs) refuses it first.
+    # retry); the glob cap (signoff.policy.globs) refuses it first.
     assert {o.code for o in outcomes} == {"INVALID_ARGUMENT"}, outcomes
 
 

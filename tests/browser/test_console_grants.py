@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from signoff import pb
-from signoff.grant_app import value
+from signoff.app.grants.desk import value
 from signoff_client import Outcome
 from signoff_client._gen import review_pb2_grpc
 

@@ -29,9 +29,9 @@ import pytest
 import yaml
 
 from signoff.auth import hash_token
-from signoff.config import Settings
 from signoff.ids import Clock
-from signoff.server import Running, start, waiting_at
+from signoff.serving.server import Running, start, waiting_at
+from signoff.settings.model import Settings
 
 from ..pg import backend_param, fresh_schema, parametrize_backend, register_markers
 

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from signoff import pb
-from signoff.audit import entry_hash, parse_time
+from signoff.core.audit import entry_hash, parse_time
 from signoff.export import verify_export
 from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc, review_pb2_grpc
 

@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from signoff import pb
-from signoff.audit import entry_hash
-from signoff.checkpoints import key_id, load_or_create_key, public_pem, sign
+from signoff.core.audit import entry_hash
+from signoff.core.checkpoints import key_id, load_or_create_key, public_pem, sign
 from signoff.store.base import Checkpoint
 from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc
 

@@ -9,8 +9,8 @@ import pytest
 
 from signoff import pb
 from signoff.auth import hash_token
-from signoff.config import ConfigError, Settings
-from signoff.server import authenticator_for
+from signoff.serving.server import authenticator_for
+from signoff.settings.model import ConfigError, Settings
 from signoff_client._gen import decision_pb2_grpc, policy_pb2_grpc, review_pb2_grpc
 
 from .conftest import ServerHandle, write_tokens

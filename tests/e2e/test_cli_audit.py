@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from signoff import pb
-from signoff.audit import AuditRecord
+from signoff.core.audit import AuditRecord
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 
 from .conftest import ServerHandle

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from signoff.checkpoints import key_id, load_or_create_key, public_pem
+from signoff.core.checkpoints import key_id, load_or_create_key, public_pem
 from signoff.export import encode_line
 
 from .conftest import MakeServer, ServerHandle

@@ -19,9 +19,9 @@ from signoff import pb
 from signoff.api.connect import ConnectHandler
 from signoff.api.errors import Guard
 from signoff.auth import DevAuthenticator
-from signoff.config import ConfigError, Settings, load_settings
-from signoff.http_server import HttpServer
-from signoff.server import authenticator_for
+from signoff.serving.http import HttpServer
+from signoff.serving.server import authenticator_for
+from signoff.settings.model import ConfigError, Settings, load_settings
 from signoff_client._gen import review_pb2_grpc
 
 from .conftest import EXAMPLE_POLICIES, ServerHandle, write_tokens

@@ -16,8 +16,8 @@ import pytest
 
 from signoff import pb
 from signoff.cli.main import main
-from signoff.config import Settings
-from signoff.doctor import run_checks
+from signoff.serving.doctor import run_checks
+from signoff.settings.model import Settings
 from signoff.store import migrations
 from signoff_client._gen import decision_pb2_grpc
 
@@ -285,7 +285,7 @@ def _with_audit(setup: list[str], tmp_path: Path, audit: str, extra: str = "") -
 def test_a_key_left_beside_the_database_is_used_with_a_warning_saying_how_to_move_it(
     setup, tmp_path, capsys
 ):
-    from signoff.checkpoints import key_id, load_or_create_key
+    from signoff.core.checkpoints import key_id, load_or_create_key
 
     key = load_or_create_key(tmp_path / "signoff-audit-key.pem", create=True)  # the old default
     state = tmp_path / "state"
@@ -304,7 +304,7 @@ def test_a_key_left_beside_the_database_is_used_with_a_warning_saying_how_to_mov
 
 
 def test_a_key_inside_a_git_working_tree_is_a_warning(setup, tmp_path, capsys):
-    from signoff.checkpoints import load_or_create_key
+    from signoff.core.checkpoints import load_or_create_key
 
     (tmp_path / "repo" / ".git").mkdir(parents=True)
     load_or_create_key(tmp_path / "repo" / "k.pem", create=True)
@@ -316,7 +316,7 @@ def test_a_key_inside_a_git_working_tree_is_a_warning(setup, tmp_path, capsys):
 
 
 def test_a_key_in_the_state_directory_is_ok(setup, tmp_path, capsys):
-    from signoff.checkpoints import load_or_create_key
+    from signoff.core.checkpoints import load_or_create_key
 
     state = tmp_path / "state"
     load_or_create_key(state / "signoff-audit-key.pem", create=True)
@@ -330,7 +330,7 @@ def test_a_key_in_the_state_directory_is_ok(setup, tmp_path, capsys):
 
 
 def test_trusted_keys_are_listed_and_a_bad_one_fails(setup, tmp_path, capsys):
-    from signoff.checkpoints import key_id, load_or_create_key
+    from signoff.core.checkpoints import key_id, load_or_create_key
 
     old = load_or_create_key(tmp_path / "keys" / "old.pem", create=True)
     good = f"{{create_key: true, trusted_keys: [{tmp_path / 'keys' / 'old.pem'}]}}"
@@ -347,7 +347,7 @@ def test_trusted_keys_are_listed_and_a_bad_one_fails(setup, tmp_path, capsys):
 def test_a_newest_checkpoint_by_an_untrusted_key_is_a_warning(
     make_server: MakeServer, backend, setup, tmp_path, capsys
 ):
-    from signoff.checkpoints import key_id, load_or_create_key, public_pem
+    from signoff.core.checkpoints import key_id, load_or_create_key, public_pem
 
     old = load_or_create_key(tmp_path / "keys" / "old.pem", create=True)
     (tmp_path / "keys" / "old.pub").write_bytes(public_pem(old))

@@ -10,7 +10,7 @@ from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from signoff import pb
-from signoff.audit import GENESIS, verify_chain
+from signoff.core.audit import GENESIS, verify_chain
 from signoff_client._gen import decision_pb2_grpc, policy_pb2_grpc
 
 from .conftest import ServerHandle

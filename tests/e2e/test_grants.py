@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from signoff import pb
-from signoff.grant_app import value
+from signoff.app.grants.desk import value
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 
 from .conftest import FakeClock, ServerHandle, write_tokens

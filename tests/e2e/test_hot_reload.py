@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from signoff import pb
-from signoff.watch import PolicyWatcher
+from signoff.serving.watch import PolicyWatcher
 from signoff_client._gen import decision_pb2_grpc
 
 from .conftest import ServerHandle

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from signoff import pb
 from signoff.cli.main import main
-from signoff.server import STORE_CLOSE_TIMEOUT
+from signoff.serving.server import STORE_CLOSE_TIMEOUT
 from signoff_client._gen import decision_pb2_grpc
 
 from ..pg import fresh_schema, require_postgres

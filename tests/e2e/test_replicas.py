@@ -23,8 +23,8 @@ import grpc
 import pytest
 
 from signoff import pb
-from signoff.audit import GENESIS, AuditEntry, verify_chain
-from signoff.checkpoints import load_or_create_key
+from signoff.core.audit import GENESIS, AuditEntry, verify_chain
+from signoff.core.checkpoints import load_or_create_key
 from signoff.ids import SystemClock
 from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc, review_pb2_grpc
 
@@ -139,7 +139,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[str, list[Replica]]]:
 
 async def _audit_log(db: str) -> list[AuditEntry]:
     """Every audit entry, read from the database by a store of the test's own."""
-    from signoff.store.postgres import PostgresStore
+    from signoff.store.postgres.store import PostgresStore
 
     store = PostgresStore(db, SystemClock())
     await store.open()

@@ -12,8 +12,8 @@ import grpc
 import pytest
 
 from signoff import pb
-from signoff.audit import GENESIS, AuditEntry, verify_chain
-from signoff.store.sqlite import SqliteStore
+from signoff.core.audit import GENESIS, AuditEntry, verify_chain
+from signoff.store.sqlite.store import SqliteStore
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 
 from .conftest import EXAMPLE_POLICIES, FakeClock

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from signoff import pb
-from signoff.audit import GENESIS, verify_chain
+from signoff.core.audit import GENESIS, verify_chain
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 from signoff_client.canonical import action_digest
 

@@ -23,8 +23,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from signoff import pb
-from signoff.config import ConfigError, Settings
-from signoff.doctor import run_checks
+from signoff.serving.doctor import run_checks
+from signoff.settings.model import ConfigError, Settings
 from signoff_client import AsyncClient, Client, tls_credentials
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 

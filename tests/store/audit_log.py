@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from signoff.audit import AuditEntry, AuditRecord
+from signoff.core.audit import AuditEntry, AuditRecord
 from signoff.store import AuditQuery
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)

@@ -76,7 +76,7 @@ async def make_store(
     async def make(**options: Any) -> Store:
         store: Store
         if backend == "postgres":
-            from signoff.store.postgres import PostgresStore
+            from signoff.store.postgres.store import PostgresStore
 
             store = PostgresStore(pg_url, clock, **options)
         else:

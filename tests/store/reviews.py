@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 
-from signoff.audit import AuditRecord
+from signoff.core.audit import AuditRecord
 from signoff.store import DecisionRecord, ReviewRecord, Store
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from signoff.audit import AuditEntry, verify_chain
+from signoff.core.audit import AuditEntry, verify_chain
 from signoff.errors import FailedPrecondition
-from signoff.store import AuditQuery, Store, sqlite_audit_query
+from signoff.store import AuditQuery, Store
+from signoff.store.sqlite import audit_query as sqlite_audit_query
 from tests.store.audit_log import US, at_minutes, matches, record
 from tests.store.helpers import all_entries
 

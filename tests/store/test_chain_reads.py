@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from signoff.audit import AuditRecord
-from signoff.chain_check import REVIEW_TYPES
+from signoff.app.audit.rows import REVIEW_TYPES
+from signoff.core.audit import AuditRecord
 from signoff.store import Store
 
 from .reviews import T0, change_audit, changed, open_review

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from signoff.audit import GENESIS, seal, verify_chain
-from signoff.store import AuditQuery, Checkpoint, Store, sqlite_audit
+from signoff.core.audit import GENESIS, seal, verify_chain
+from signoff.store import AuditQuery, Checkpoint, Store
 from signoff.store import migrations as migrations_module
+from signoff.store.sqlite import audit as sqlite_audit
 from tests.store.audit_log import at_minutes, matches, record
 from tests.store.conftest import MakeStore
 from tests.store.helpers import all_entries, in_one_batch

@@ -11,8 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from signoff.store import ReviewRecord, Store, postgres_query, sqlite_reviews
+from signoff.store import ReviewRecord, Store
 from signoff.store.base import GroupBacklog
+from signoff.store.postgres import query as postgres_query
+from signoff.store.sqlite import reviews as sqlite_reviews
 from tests.store.helpers import Explaining
 from tests.store.reviews import T0, change_audit, changed, open_review
 

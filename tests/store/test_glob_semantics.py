@@ -2,15 +2,15 @@
 
 The SQL that filters (SQLite GLOB, PostgreSQL LIKE) must escape what those engines treat as
 wildcards (`?`, `[`, `%`, `_`, and LIKE's escape `\\`), match case-sensitively, and agree with
-the linear matcher of signoff.globs, which SQLite's audit queries use to resolve a narrow glob
-into names. Names here are stored directly, so they may hold characters the API refuses.
+the linear matcher of signoff.policy.globs, which SQLite's audit queries use to resolve a narrow
+glob into names. Names here are stored directly, so they may hold characters the API refuses.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from signoff.globs import Glob
+from signoff.policy.globs import Glob
 from signoff.store import AuditQuery, ReviewQuery, Store
 from tests.store.reviews import open_review
 

@@ -6,8 +6,9 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from signoff import grant_app, pb
-from signoff.grant_cache import ActiveGrants
+from signoff import pb
+from signoff.app.grants import desk as grant_app
+from signoff.app.grants.cache import ActiveGrants
 from signoff.store import Store
 from signoff.store.grants_sql import GrantRecord
 

@@ -21,7 +21,7 @@ WAKE_BUDGET_S = 0.100  # issue 7: a watcher on B learns of an approval on A with
 
 
 async def _listening(store: Store) -> None:
-    from signoff.store.postgres import PostgresStore
+    from signoff.store.postgres.store import PostgresStore
 
     if isinstance(store, PostgresStore):
         await asyncio.wait_for(store.feed.listening.wait(), 2)
@@ -104,7 +104,7 @@ async def test_exactly_one_replica_leads_and_another_takes_over(make_store: Make
 
 @pytest.mark.postgres_only
 async def test_lease_is_lost_with_its_session(make_store: MakeStore) -> None:
-    from signoff.store.postgres import PostgresStore
+    from signoff.store.postgres.store import PostgresStore
 
     a, b = await make_store(), await make_store()
     assert isinstance(a, PostgresStore)
@@ -122,7 +122,7 @@ async def test_lease_is_lost_with_its_session(make_store: MakeStore) -> None:
 
 
 def test_channel_names_fit_postgres_identifiers() -> None:
-    from signoff.store.postgres_feed import channel_for
+    from signoff.store.postgres.feed import channel_for
 
     assert channel_for("s1") != channel_for("s2")  # schemas do not cross-talk
     assert len(channel_for("x" * 200).encode()) <= 63

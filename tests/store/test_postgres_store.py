@@ -16,12 +16,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from signoff.audit import AuditRecord, verify_chain
+from signoff.core.audit import AuditRecord, verify_chain
 from signoff.errors import FailedPrecondition, Unavailable
 from signoff.ids import Clock
 from signoff.store import AuditQuery, ReviewRecord, Store
 from signoff.store.migrations import load
-from signoff.store.postgres import PostgresStore
+from signoff.store.postgres.store import PostgresStore
 from tests.store.audit_log import at_minutes, record
 from tests.store.conftest import MakeStore
 from tests.store.helpers import all_entries

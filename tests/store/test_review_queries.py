@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from signoff.audit import verify_chain
-from signoff.store import ReviewQuery, ReviewRecord, Store, sqlite_reviews
+from signoff.core.audit import verify_chain
+from signoff.store import ReviewQuery, ReviewRecord, Store
+from signoff.store.sqlite import reviews as sqlite_reviews
 from tests.store.helpers import Explaining, all_entries
 from tests.store.reviews import T0, change_audit, changed, open_review
 

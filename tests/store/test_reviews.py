@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from signoff.audit import verify_chain
+from signoff.core.audit import verify_chain
 from signoff.errors import FailedPrecondition, NotFound
 from signoff.store import ReviewQuery, ReviewRecord, Store
 from signoff.store import migrations as migrations_module

@@ -6,7 +6,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from signoff.audit import verify_chain
+from signoff.core.audit import verify_chain
 from signoff.ids import Clock
 from signoff.store import SqliteStore
 
@@ -15,7 +15,7 @@ from signoff.store import SqliteStore
 WRITER = """
 import asyncio, sys
 from pathlib import Path
-from signoff.audit import AuditRecord
+from signoff.core.audit import AuditRecord
 from signoff.ids import SystemClock
 from signoff.store import SqliteStore
 

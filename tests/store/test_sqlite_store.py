@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from signoff.audit import GENESIS, AuditRecord, entry_hash, verify_chain
+from signoff.core.audit import GENESIS, AuditRecord, entry_hash, verify_chain
 from signoff.errors import AlreadyExists, FailedPrecondition, Unavailable
 from signoff.ids import Clock
 from signoff.store import DecisionRecord, SqliteStore, Store

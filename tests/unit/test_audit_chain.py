@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from signoff.audit import (
+from signoff.core.audit import (
     GENESIS,
     AuditEntry,
     AuditRecord,

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from signoff.checkpoints import (
+from signoff.core.checkpoints import (
     SigningKeyError,
     checkpoint_bytes,
     key_id,

@@ -1,6 +1,6 @@
 """require()'s verdict without a network: masking, restoring, digests, typed refusals.
 
-Reviews are built by the server's own pure state machine (`signoff.reviews`), so the
+Reviews are built by the server's own pure state machine (`signoff.core.reviews`), so the
 digests the client checks here are the ones a real server computes; tampered copies of
 them must be refused.
 """
@@ -14,9 +14,9 @@ import grpc
 import pytest
 
 from signoff import pb
-from signoff import reviews as server_reviews
-from signoff.redact import redact
-from signoff.validate import Limits
+from signoff.core import reviews as server_reviews
+from signoff.core.redact import redact
+from signoff.core.validate import Limits
 from signoff_client import Approval, Decision, Outcome, Review, ReviewState, errors
 from signoff_client._approval import from_decision, from_review
 from signoff_client._masking import MASK, mask, remask, unmask

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from signoff.config import ConfigError, load_settings
+from signoff.settings.model import ConfigError, load_settings
 
 
 def _file(tmp_path: Path, text: str) -> Path:

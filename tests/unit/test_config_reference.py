@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from signoff.cli.config_cmd import REFERENCE
 from signoff.cli.config_reference import Setting, render_markdown, settings_rows
 from signoff.cli.main import main
-from signoff.config import Settings
+from signoff.settings.model import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

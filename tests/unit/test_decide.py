@@ -10,10 +10,10 @@ import pytest
 from google.protobuf import json_format
 
 from signoff import pb
-from signoff.decide import DefaultDecision, evaluate
+from signoff.cli.policy_test_report import failure_diff
+from signoff.core.decide import DefaultDecision, evaluate
 from signoff.policy import load_bundle
 from signoff.policytest import load_cases, run_case
-from signoff.policytest.report import failure_diff
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 DEFAULT = DefaultDecision()

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
-from signoff import decide, pb
-from signoff.decide import DefaultDecision, evaluate
+from signoff import pb
+from signoff.core import decide
+from signoff.core.decide import DefaultDecision, evaluate
+from signoff.core.redact import MASK
 from signoff.policy import Activation, load_bundle
-from signoff.redact import MASK
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 CARD = "5500-MARK(ER-0004"  # "(" makes it an invalid regular expression

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from signoff.denials import DenialLog
+from signoff.app.denials import DenialLog
 from signoff.limits.ingress import DenialAudit
 
 

@@ -59,7 +59,7 @@ def test_moved_paths_and_ports(tmp_path):
         ("service/signoff/x.pyc", True),
         ("tests/e2e/test_x.py", True),
         ("clients/python/build", True),
-        ("service/signoff/server.py", False),
+        ("service/signoff/serving/server.py", False),
         ("clients/python/signoff_client/__init__.py", False),
         ("policies/refunds.yaml", False),
     ],

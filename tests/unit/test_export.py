@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from signoff.audit import GENESIS, AuditEntry, AuditRecord, entry_hash, seal
-from signoff.checkpoints import key_id, sign
+from signoff.core.audit import GENESIS, AuditEntry, AuditRecord, entry_hash, seal
+from signoff.core.checkpoints import key_id, sign
 from signoff.export import (
     CSV_COLUMNS,
     ENTRY_FIELDS,

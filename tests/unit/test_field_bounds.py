@@ -9,9 +9,9 @@ import pytest
 from google.protobuf.descriptor import Descriptor
 
 from signoff import pb
+from signoff.core.validate import Limits
+from signoff.core.validate_fields import SETTING, TABLE, check_fields, reference, unbounded_fields
 from signoff.errors import InvalidArgument
-from signoff.validate import Limits
-from signoff.validate_fields import SETTING, TABLE, check_fields, reference, unbounded_fields
 
 SIZES = Limits().sizes
 
@@ -166,7 +166,7 @@ def test_other_rpcs_fields_are_bounded(message: object, field: str) -> None:
 def test_the_settings_refuse_a_page_larger_than_a_message() -> None:
     from pydantic import ValidationError
 
-    from signoff.config import Settings
+    from signoff.settings.model import Settings
 
     with pytest.raises(ValidationError, match="max_page_bytes"):
         Settings(max_message_bytes=1 << 20, limits={"fields": {"max_page_bytes": 1 << 20}})
@@ -175,7 +175,7 @@ def test_the_settings_refuse_a_page_larger_than_a_message() -> None:
 
 
 def test_the_budgets_follow_the_message_size_unless_set() -> None:
-    from signoff.config import Settings
+    from signoff.settings.model import Settings
 
     assert Settings().limits.fields.budgets(4 << 20) == (2 << 20, 1 << 20)
     small = Settings(max_message_bytes=64 * 1024)
@@ -186,5 +186,5 @@ def test_the_documented_table_is_fresh() -> None:
     doc = Path(__file__).resolve().parents[2] / "docs" / "request-limits.md"
     assert doc.read_text() == reference(SIZES), (
         "docs/request-limits.md is stale: python -c "
-        "'from signoff.validate_fields import write_reference; write_reference()'"
+        "'from signoff.core.validate_fields import write_reference; write_reference()'"
     )

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from signoff.errors import InvalidArgument
-from signoff.globs import MAX_GLOB_LENGTH, MAX_GLOB_WILDCARDS, Glob, check
+from signoff.policy.globs import MAX_GLOB_LENGTH, MAX_GLOB_WILDCARDS, Glob, check
 
 
 def reference(glob: str, name: str) -> bool:

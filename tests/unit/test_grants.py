@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from signoff import pb
-from signoff.grants import (
+from signoff.core.grants import (
     Asked,
     Bound,
     Scope,
@@ -19,7 +19,7 @@ from signoff.grants import (
     default_bounds,
     param_paths,
 )
-from signoff.reviews import requesters
+from signoff.core.reviews import requesters
 
 APPROVED = {"amount": 750, "currency": "EUR", "card": {"country": "FR"}, "rush": False}
 EUR_750 = (Bound("amount", "<=", 750), Bound("currency", "==", "EUR"))

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from signoff.globs import Glob
 from signoff.policy import CompiledPolicy, PolicyIndex
+from signoff.policy.globs import Glob
 from signoff.policy.load import load_bundle
 
 

@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
-from signoff import insights, pb
-from signoff.insights import AUTO_ALLOW, NEEDS_REVIEWERS, Thresholds, percentile, rule_rows
+from signoff import pb
+from signoff.core import insights
+from signoff.core.insights import AUTO_ALLOW, NEEDS_REVIEWERS, Thresholds, percentile, rule_rows
 
 R = pb.review
 C = pb.common

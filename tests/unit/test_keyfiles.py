@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from signoff import checkpoints, keyfiles
-from signoff.checkpoints import TrustedKeys, key_id, load_or_create_key, public_pem, sign
-from signoff.config import ConfigError, Settings
-from signoff.server import signer_for
+from signoff.core import checkpoints
+from signoff.core.checkpoints import TrustedKeys, key_id, load_or_create_key, public_pem, sign
+from signoff.serving import keyfiles
+from signoff.serving.server import signer_for
+from signoff.settings.model import ConfigError, Settings
 
 HEAD = "ab" * 32
 T0 = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from signoff.auth import Identity
-from signoff.config import ConfigError, load_settings
 from signoff.errors import ResourceExhausted
 from signoff.limits import Limiter, LimitSettings, RateSettings
 from signoff.limits import limiter as limiter_mod
+from signoff.settings.model import ConfigError, load_settings
 
 
 class Clock:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from signoff.auth import Identity
-from signoff.config import ConfigError, load_settings
 from signoff.errors import ResourceExhausted
 from signoff.limits import Limiter, LimitSettings
+from signoff.settings.model import ConfigError, load_settings
 
 
 def agent(name: str) -> Identity:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from signoff.decide import DefaultDecision
+from signoff.core.decide import DefaultDecision
 from signoff.policy import load_bundle
 from signoff.policytest import (
     DEFAULT_NOW,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from signoff.cli.policy_test_junit import bundle_error_xml, junit_xml
+from signoff.cli.policy_test_report import failure_diff, json_report, summary_line
 from signoff.policy import load_bundle
 from signoff.policytest import load_case_file, run_all, uncovered
-from signoff.policytest.junit import bundle_error_xml, junit_xml
-from signoff.policytest.report import failure_diff, json_report, summary_line
 
 POLICY = """\
 name: p

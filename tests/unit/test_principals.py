@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from signoff import pb, reviews
+from signoff import pb
 from signoff.auth import (
     AuthConfigError,
     AuthSettings,
@@ -27,9 +27,10 @@ from signoff.auth import (
     TokensAuthenticator,
     build_directory,
 )
+from signoff.core import reviews
+from signoff.core.redact import MASK, redact
 from signoff.errors import InvalidArgument, Unauthenticated
 from signoff.policy import cel
-from signoff.redact import MASK, redact
 
 ISSUER, AUDIENCE = "https://idp.example.com", "signoff"
 BOT = Identity("bot", frozenset({"agent"}))

@@ -1,4 +1,4 @@
-"""Receipts signed by `signoff.receipts` and checked by `signoff_client.receipts.verify`."""
+"""Receipts signed by `signoff.app.receipts` and checked by `signoff_client.receipts.verify`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from signoff import pb
-from signoff.receipts import ReceiptIssuer
+from signoff.app.receipts import ReceiptIssuer
 from signoff_client import receipts
 from signoff_client.canonical import action_digest, canonical_json
 

@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import json_format
 
 from signoff import pb
-from signoff.redact import MASK, masked, redact
+from signoff.core.redact import MASK, masked, redact
 
 REQUEST = {
     "action": {

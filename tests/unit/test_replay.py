@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from signoff.decide import DefaultDecision
+from signoff.app.replay import DEFAULT_RULE, Recorded, Replay, recorded_from_payload, replay
+from signoff.core.decide import DefaultDecision
 from signoff.policy import Bundle, load_bundle
-from signoff.replay import DEFAULT_RULE, Recorded, Replay, recorded_from_payload, replay
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 POLICIES = Path(__file__).parents[2] / "policies"

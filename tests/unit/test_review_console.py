@@ -9,10 +9,7 @@ import datetime as dt
 import pytest
 
 from signoff import pb
-from signoff.auth.identity import Identity
-from signoff.errors import InvalidArgument, PermissionDenied
-from signoff.review_app import Hub
-from signoff.review_console import (
+from signoff.app.reviews.console import (
     PRECEDENT_LIMIT,
     QUEUE_LIMIT,
     bounded,
@@ -21,6 +18,9 @@ from signoff.review_console import (
     queue_groups,
     watch_queue,
 )
+from signoff.app.reviews.desk import Hub
+from signoff.auth.identity import Identity
+from signoff.errors import InvalidArgument, PermissionDenied
 from signoff.store.base import ReviewRecord
 
 S = pb.review

@@ -11,12 +11,12 @@ import pytest
 from google.protobuf import struct_pb2
 
 from signoff import pb
-from signoff.decide import DefaultDecision, evaluate
+from signoff.core.decide import DefaultDecision, evaluate
+from signoff.core.redact import MASK, redact
+from signoff.core.review_edits import Recheck, approvals_needed, check_edit, edited_request, recheck
+from signoff.core.reviews import open_review
 from signoff.errors import FailedPrecondition
 from signoff.policy import Bundle, load_bundle
-from signoff.redact import MASK, redact
-from signoff.review_edits import Recheck, approvals_needed, check_edit, edited_request, recheck
-from signoff.reviews import open_review
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 POLICY = """\

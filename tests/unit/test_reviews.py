@@ -8,9 +8,9 @@ import pytest
 from google.protobuf import struct_pb2
 
 from signoff import pb
+from signoff.core.reviews import Actor, cancel, digest, expire, open_review, state_name, submit
+from signoff.core.validate import Limits
 from signoff.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from signoff.reviews import Actor, cancel, digest, expire, open_review, state_name, submit
-from signoff.validate import Limits
 
 S = pb.review
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)

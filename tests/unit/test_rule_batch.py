@@ -11,7 +11,7 @@ import pytest
 from google.protobuf import json_format
 
 from signoff import pb
-from signoff.decide import DefaultDecision, evaluate
+from signoff.core.decide import DefaultDecision, evaluate
 from signoff.policy import Activation, cel, load_bundle
 from signoff.policytest import load_cases
 

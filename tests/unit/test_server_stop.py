@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from signoff.server import cancel_and_wait
+from signoff.serving.server import cancel_and_wait
 
 
 async def test_a_task_that_lost_its_cancellation_is_cancelled_again() -> None:

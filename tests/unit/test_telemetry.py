@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from signoff import pb
-from signoff.config import ConfigError, load_settings
-from signoff.decide import DefaultDecision, evaluate
+from signoff.core.decide import DefaultDecision, evaluate
 from signoff.ids import SystemClock
 from signoff.policy import load_bundle
-from signoff.telemetry import Telemetry, TelemetrySettings
-from signoff.telemetry_labels import OTHER, ActionLabels
+from signoff.settings.model import ConfigError, load_settings
+from signoff.telemetry.labels import OTHER, ActionLabels
+from signoff.telemetry.recorder import Telemetry, TelemetrySettings
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -113,7 +113,7 @@ def test_fast_histograms_bucket_like_the_sdk():
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from signoff.telemetry_fast import FastHistogram
+    from signoff.telemetry.fast import FastHistogram
 
     bounds = (1, 2, 4)
     values = (0.5, 1, 1.5, 2, 4, 4.01, 100)

@@ -11,8 +11,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from signoff.config import ConfigError, load_settings
-from signoff.tls import CertificateFiles, TlsError, TlsSettings, certificate_files, load_material
+from signoff.serving.tls import (
+    CertificateFiles,
+    TlsError,
+    TlsSettings,
+    certificate_files,
+    load_material,
+)
+from signoff.settings.model import ConfigError, load_settings
 
 from ..pki import NOW, Ca
 

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from signoff import pb, wire
+from signoff import pb
+from signoff.core import wire
 from signoff.errors import InvalidArgument
 
 TS = timestamp_pb2.Timestamp

@@ -1,5 +1,5 @@
 // A standing approval being drafted on a review: what the form edits, the GrantSpec it sends,
-// and the scope in the server's words (signoff.grants.Scope.describe), shown while editing.
+// and the scope in the server's words (signoff.core.grants.Scope.describe), shown while editing.
 import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import {

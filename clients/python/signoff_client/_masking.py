@@ -5,7 +5,7 @@ stores and shows to reviewers, and computes review digests over that masked view
 client must (1) mask its own params exactly the same way to recompute a digest, and (2)
 put the agent's real values back where a reviewer's edited params still hold the mask.
 
-Path rules, as in the server's `signoff.redact`: segments after `action.params` walk the
+Path rules, as in the server's `signoff.core.redact`: segments after `action.params` walk the
 params; a numeric segment indexes a list, any other segment applies to every element of a
 list; the value at the end of the path, whatever it is, becomes the string "[REDACTED]";
 `action.params` itself masks the whole map as {"redacted": "[REDACTED]"}. Paths that do

@@ -7,7 +7,7 @@
 
 The service that finally executes an action checks the receipt the agent passes along,
 with the server's public key (`GetCheckpoints`, `signoff audit checkpoints`), without
-calling the server. The contract is in the server's `signoff.receipts`. Needs the
+calling the server. The contract is in the server's `signoff.app.receipts`. Needs the
 `cryptography` package: ``pip install 'signoff-client[receipts]'``.
 """
 

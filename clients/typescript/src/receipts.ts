@@ -4,7 +4,7 @@
  * The service that finally executes an action checks the receipt the agent passes along
  * (`decision.receipt`, `review.receipt`, or its bytes) with the server's Ed25519 public key
  * (`GetCheckpoints`' `publicKeyPem`), without calling the server. The contract is the
- * server's `signoff.receipts`; this is the same check as Python's
+ * server's `signoff.app.receipts`; this is the same check as Python's
  * `signoff_client.receipts.verify`.
  *
  * Uses WebCrypto Ed25519: Node 20+, and browsers that implement Ed25519 in `crypto.subtle`

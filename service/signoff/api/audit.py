@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from signoff import pb
 from signoff.api.errors import parse
 from signoff.api.methods import Method
-from signoff.audit_app import AuditDesk
-from signoff.review_app import Identity
+from signoff.app.audit.desk import AuditDesk
+from signoff.app.reviews.desk import Identity
 
 SERVICE = "signoff.v1.AuditService"
 A = pb.audit

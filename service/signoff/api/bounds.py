@@ -10,7 +10,7 @@ from google.protobuf.message import Message
 
 from signoff.api.errors import parse
 from signoff.api.methods import Method, StreamFn, UnaryFn
-from signoff.validate_fields import check_fields
+from signoff.core.validate_fields import check_fields
 
 
 def bounded(methods: Iterable[Method], sizes: Mapping[str, int]) -> list[Method]:

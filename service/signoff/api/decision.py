@@ -5,8 +5,8 @@ from __future__ import annotations
 from signoff import pb
 from signoff.api.errors import parse
 from signoff.api.methods import Method
-from signoff.app import Signoff
-from signoff.review_app import Identity
+from signoff.app.decisions import Signoff
+from signoff.app.reviews.desk import Identity
 
 SERVICE = "signoff.v1.DecisionService"
 D = pb.decision

@@ -13,8 +13,9 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2
 
-from signoff import errors, wire
+from signoff import errors
 from signoff.api.methods import Method
+from signoff.core import wire
 from signoff.limits import Limiter, LimitSettings
 from signoff.limits.peers import PeerGate
 from signoff.logs import event

@@ -5,9 +5,9 @@ from __future__ import annotations
 from signoff import pb
 from signoff.api.errors import parse
 from signoff.api.methods import Method
-from signoff.app import Signoff, require_role
-from signoff.insights_app import get_insights
-from signoff.review_app import Identity
+from signoff.app.decisions import Signoff, require_role
+from signoff.app.insights import get_insights
+from signoff.app.reviews.desk import Identity
 
 SERVICE = "signoff.v1.PolicyService"
 P = pb.policy

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from signoff import pb
 from signoff.api.errors import parse
 from signoff.api.methods import Method
-from signoff.grant_app import GrantDesk
-from signoff.review_app import Identity, ReviewDesk
+from signoff.app.grants.desk import GrantDesk
+from signoff.app.reviews.desk import Identity, ReviewDesk
 
 SERVICE = "signoff.v1.ReviewService"
 R = pb.review

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from signoff.auth.principals import PrincipalFacts
+    from signoff.auth.facts import PrincipalFacts
 
 AGENT = "agent"
 AUDITOR = "auditor"

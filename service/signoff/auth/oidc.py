@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKSet
 
+from signoff.auth.facts import ANYONE, KINDS, PrincipalFacts
 from signoff.auth.identity import AuthConfigError, Identity, role_error
-from signoff.auth.principals import ANYONE, KINDS, PrincipalFacts
 from signoff.errors import Unauthenticated
 from signoff.logs import event
 
 if TYPE_CHECKING:
-    from signoff.auth.config import JwtPrincipalClaims, JwtSettings
+    from signoff.auth.jwt_config import JwtPrincipalClaims, JwtSettings
 
 log = logging.getLogger("signoff.auth")
 

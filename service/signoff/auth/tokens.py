@@ -20,8 +20,8 @@ from pydantic import (
 )
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from signoff.auth.facts import ANYONE, PrincipalFacts
 from signoff.auth.identity import AuthConfigError, Identity, role_error
-from signoff.auth.principals import ANYONE, PrincipalFacts
 from signoff.errors import Unauthenticated
 from signoff.yamlpos import at, child, duplicate_keys, field_message, load_document, node_at
 

@@ -317,7 +317,7 @@ def _verify(client: Client, args: argparse.Namespace) -> int:
 
 
 def _verify_file(args: argparse.Namespace) -> int:
-    from signoff.checkpoints import SigningKeyError, load_public_key
+    from signoff.core.checkpoints import SigningKeyError, load_public_key
     from signoff.export import verify_export
 
     keys = None

@@ -91,7 +91,7 @@ def _reference(out: Path, check: bool, as_json: bool) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from signoff.config import ConfigError, load_settings
+    from signoff.settings.model import ConfigError, load_settings
 
     try:
         settings = load_settings(flags_from(args), args.config)

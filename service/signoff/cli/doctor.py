@@ -28,8 +28,8 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `signoff doctor`: exit 1 when any check fails."""
-    from signoff.config import ConfigError, load_settings
-    from signoff.doctor import Check, run_checks
+    from signoff.serving.doctor import Check, run_checks
+    from signoff.settings.model import ConfigError, load_settings
 
     source = f"flags, environment and {args.config}" if args.config else "flags and environment"
     try:
@@ -71,7 +71,7 @@ def run_health(args: argparse.Namespace) -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from signoff.config import ConfigError, load_settings
+    from signoff.settings.model import ConfigError, load_settings
 
     target = args.target
     if target is None:

@@ -35,10 +35,10 @@ from signoff import pb
 from signoff.cli.explain_view import tree
 from signoff.cli.output import message_dict
 from signoff.cli.remote import EXIT_USAGE, CliError, Remote, add_tls_arguments, rpc_failure
-from signoff.explanation import explanation
+from signoff.core.explanation import explanation
 
 if TYPE_CHECKING:
-    from signoff.decide import Evaluation
+    from signoff.core.decide import Evaluation
 
 
 def add_parser(sub: Any) -> None:
@@ -154,10 +154,10 @@ def explain_offline(
     directory: Path, req: pb.common.ActionRequest, args: argparse.Namespace
 ) -> pb.decision.Explanation:
     """Load `directory` and explain `req` as the server would (nothing stored)."""
-    from signoff.decide import DefaultDecision, evaluate
+    from signoff.core.decide import DefaultDecision, evaluate
+    from signoff.core.validate import Limits, validate_request
     from signoff.errors import InvalidArgument
     from signoff.policy import BundleError, load_bundle
-    from signoff.validate import Limits, validate_request
 
     try:
         validate_request(req, Limits())

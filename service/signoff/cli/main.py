@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from signoff import __version__
+from signoff.cli.serve_flags import add_serve_parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -15,19 +16,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"signoff {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the gRPC service")
-    serve.add_argument("--policies", type=Path, help="policy directory (default ./policies)")
-    serve.add_argument("--db", help="database URL (default sqlite:///./signoff.db)")
-    serve.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:50051)")
-    serve.add_argument(
-        "--http-listen",
-        help="HOST:PORT of the reviewer console and the Connect API (default 127.0.0.1:8080; "
-        "'' for none)",
-    )
-    serve.add_argument("--workers", type=int, help="server processes sharing the ports (default 1)")
-    serve.add_argument("--config", type=Path, help="YAML config file")
-    serve.add_argument("--log-format", choices=["text", "json"], help="log line format")
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    add_serve_parser(sub)
 
     policy = sub.add_parser("policy", help="work with policy files")
     psub = policy.add_subparsers(dest="policy_command", required=True)
@@ -149,10 +138,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     """Apply the schema migrations (as the schema owner) without serving."""
-    from signoff.config import ConfigError, load_settings
     from signoff.errors import SignoffError
     from signoff.ids import SystemClock
-    from signoff.server import build_store
+    from signoff.serving.server import build_store
+    from signoff.settings.model import ConfigError, load_settings
 
     try:
         settings = load_settings({"db": args.db}, args.config)
@@ -192,10 +181,9 @@ def _new_token(identity: str, roles: list[str]) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from signoff import logs
-    from signoff.config import ConfigError, load_settings
     from signoff.policy import BundleError
-    from signoff.server import serve
-    from signoff.workers import WorkerError
+    from signoff.serving.workers import WorkerError, run
+    from signoff.settings.model import ConfigError, load_settings
 
     flags = {
         "policies": args.policies,
@@ -213,7 +201,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     logs.configure(settings.log_format, settings.log_level)
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(run(settings))
     except BundleError as exc:
         print(f"signoff: policies in {settings.policies} rejected:", file=sys.stderr)
         for err in exc.errors:

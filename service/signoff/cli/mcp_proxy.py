@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--server",
-        help="HOST:PORT of Signoff (default: the config's signoff.server, $SIGNOFF_SERVER, "
+        help="HOST:PORT of Signoff (default: the config's signoff.serving.server, $SIGNOFF_SERVER, "
         f"{DEFAULT_SERVER})",
     )
     p.add_argument(

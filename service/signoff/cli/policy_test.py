@@ -15,10 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from signoff.policy import BundleError, load_bundle
-from signoff.policytest import load_cases, run_all, uncovered
-from signoff.policytest.junit import bundle_error_xml, junit_xml
-from signoff.policytest.report import (
+from signoff.cli.policy_test_junit import bundle_error_xml, junit_xml
+from signoff.cli.policy_test_report import (
     coverage_text,
     error_line,
     failure_diff,
@@ -26,6 +24,8 @@ from signoff.policytest.report import (
     results_table,
     summary_line,
 )
+from signoff.policy import BundleError, load_bundle
+from signoff.policytest import load_cases, run_all, uncovered
 
 
 def add_parser(psub: Any) -> None:

@@ -3,7 +3,7 @@
     signoff policy replay --policies NEW_DIR --from audit.jsonl [--examples 3] [--json]
     signoff policy replay --policies NEW_DIR --server HOST:PORT since=-7d action='refund.*'
 
-Re-decides every recorded `decision` entry with the bundle in NEW_DIR (see signoff.replay)
+Re-decides every recorded `decision` entry with the bundle in NEW_DIR (see signoff.app.replay)
 and prints how many would change, grouped by old outcome -> new outcome and the rule that
 would decide, with examples; shadow-rule matches and rule errors are counted apart.
 
@@ -93,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from signoff.app.replay import Replay
     from signoff.cli import replay_view as view
-    from signoff.decide import DefaultDecision
-    from signoff.replay import Replay
+    from signoff.core.decide import DefaultDecision
 
     if args.examples < 0:
         raise CliError("--examples must be 0 or more", EXIT_USAGE)
@@ -151,8 +151,8 @@ def _load(directory: Path) -> Any:
 
 
 def _from_file(source: str, acc: Any, malformed: Malformed) -> None:
+    from signoff.app.replay import recorded_from_payload
     from signoff.export import decode_line, entry_from_json
-    from signoff.replay import recorded_from_payload
 
     for number, line in _lines(source):
         try:
@@ -189,10 +189,10 @@ def _lines(source: str) -> Iterator[tuple[int, bytes]]:
 
 
 def _from_server(args: argparse.Namespace, acc: Any) -> None:
+    from signoff.app.replay import recorded_from_payload
     from signoff.cli.audit import Client
     from signoff.cli.audit_filters import parse_filters
     from signoff.cli.remote import rpc_failure
-    from signoff.replay import recorded_from_payload
     from signoff_client._gen import audit_pb2 as A
 
     if any(f.partition("=")[0] == "type" for f in args.filters):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from signoff.app.replay import Example, ReplayReport
 from signoff.cli.output import compact, plain, table, truncate
-from signoff.replay import Example, ReplayReport
 
 PARAMS_WIDTH = 48
 

@@ -13,7 +13,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from signoff.cli.output import compact, humanize, message_dict, plain, pretty, table, truncate
-from signoff.grants import show
+from signoff.core.grants import show
 from signoff_client._gen import common_pb2
 from signoff_client._gen import review_pb2 as R
 from signoff_client._gen.common_pb2 import RuleDecision

@@ -9,10 +9,10 @@ JSON Lines format (version 1) -- a contract: auditors verify these files with th
   policy_version, payload, prev_hash, hash`` (no others: nothing outside the hash is allowed).
   ``time`` is ``format_time``'s RFC 3339 (``2024-05-01T12:00:00.000000Z``), ``rules`` an array
   of strings, ``payload`` an object; the rest are strings, ``seq`` an integer. This is every
-  input of `signoff.audit.entry_hash`, so each line's ``hash`` can be recomputed from it alone.
+  input of `signoff.core.audit.entry_hash`, so each line's ``hash`` can be recomputed from it alone.
   Entries are in ascending ``seq`` order.
 * **Checkpoint lines**: ``{"checkpoint": {"seq", "head_hash", "time", "key_id",
-  "signature"}}``, a stored signed checkpoint (`signoff.checkpoints`) placed right after the
+  "signature"}}``, a stored signed checkpoint (`signoff.core.checkpoints`) placed right after the
   entry line with that ``seq``. A filtered export carries only those of its exported entries.
 * **The end line**, last in every complete export: ``{"end": {"entries": N, "filtered": bool,
   "digest": "<64 hex>", "checkpoint": {"seq", "head_hash", "time", "key_id", "signature"}}}``.

@@ -11,8 +11,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from signoff.audit import GENESIS, AuditEntry, format_time, parse_time
-from signoff.checkpoints import (
+from signoff.core.audit import GENESIS, AuditEntry, format_time, parse_time
+from signoff.core.checkpoints import (
     CheckpointLike,
     check_head,
     key_id,

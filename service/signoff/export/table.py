@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from signoff.audit import AuditEntry, format_time
+from signoff.core.audit import AuditEntry, format_time
 from signoff.export.lines import ENTRY_FIELDS
 
 CSV_COLUMNS = ENTRY_FIELDS

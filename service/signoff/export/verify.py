@@ -10,8 +10,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from signoff.audit import GENESIS, AuditEntry, entry_hash
-from signoff.checkpoints import CheckpointLike, TrustedKeys, verify_bytes
+from signoff.core.audit import GENESIS, AuditEntry, entry_hash
+from signoff.core.checkpoints import CheckpointLike, TrustedKeys, verify_bytes
 from signoff.export.lines import (
     END_FIELDS,
     checkpoint_from_json,

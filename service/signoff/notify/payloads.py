@@ -8,11 +8,11 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from signoff import pb
-from signoff.jsonify import struct_to_dict
+from signoff.core.jsonify import struct_to_dict
 
 JsonDict = dict[str, Any]
 
-# Audit entry types (signoff.reviews) -> the notification event that announces them.
+# Audit entry types (signoff.core.reviews) -> the notification event that announces them.
 AUDIT_TO_EVENT = {
     "review.opened": "review.opened",
     "review.approved": "review.resolved",

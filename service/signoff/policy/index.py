@@ -3,7 +3,7 @@
 Exact names are a dict lookup. Globs are matched once per action name and the answer is
 cached (bounded LRU), so after the first request for a name every lookup is O(1) whatever
 the number of policies: 10,000 rules over 1,000 action names decide as fast as 10 rules.
-A cache miss costs one linear-time glob match per glob policy (signoff.globs: no regex,
+A cache miss costs one linear-time glob match per glob policy (signoff.policy.globs: no regex,
 so an author's `*a*a*a*b` cannot backtrack on a long name); action names are validated by the API
 (at most 200 characters), and the bound keeps random names from growing memory.
 """
@@ -14,8 +14,8 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from signoff.globs import Glob
-from signoff.policy.bundle import CompiledPolicy
+from signoff.policy.compiled import CompiledPolicy
+from signoff.policy.globs import Glob
 
 DEFAULT_CACHE_SIZE = 8192
 

@@ -20,10 +20,10 @@ from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from signoff import pb
-from signoff.decide import DefaultDecision
+from signoff.core.decide import DefaultDecision
+from signoff.core.validate import Limits, validate_request
 from signoff.errors import InvalidArgument
 from signoff.policytest.model import CaseFile, Expect
-from signoff.validate import Limits, validate_request
 from signoff.yamlpos import child, dotted, node_at
 
 TEST_SUFFIXES = ("_test.yaml", "_test.yml")

@@ -33,7 +33,7 @@ class Case(_Strict):
     """One request and the decision expected for it."""
 
     name: StrictStr = Field(min_length=1)
-    # Validated later against the proto (json_format) and signoff.validate, which know more.
+    # Validated later against the proto (json_format) and signoff.core.validate, which know more.
     request: dict[str, Any]
     expect: Expect
     now: AwareDatetime | None = None

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from signoff.decide import DefaultDecision, Evaluation, MatchedRule, evaluate
+from signoff.core.decide import DefaultDecision, Evaluation, MatchedRule, evaluate
 from signoff.policy import Bundle
 from signoff.policytest.load import CaseFileResult, LoadedCase
 from signoff.policytest.model import Expect

@@ -8,7 +8,7 @@ from signoff.store.base import (
     ReviewRecord,
     Store,
 )
-from signoff.store.sqlite import SqliteStore, WriterStats
+from signoff.store.sqlite.store import SqliteStore, WriterStats
 
 __all__ = [
     "AuditQuery",

@@ -5,7 +5,7 @@ Contract shared by all backends (and checked by the one behavioural suite in tes
 * A write is acknowledged (its awaitable returns) only after its transaction committed
   durably; a decision row and its audit entry commit together or not at all.
 * Audit entries get gap-free ``seq`` numbers 1, 2, 3... in commit order and are hash-chained
-  (`signoff.audit`); no code path updates or deletes them.
+  (`signoff.core.audit`); no code path updates or deletes them.
 * Database failures raise `signoff.errors.Unavailable` ("audit store unavailable: ...");
   nothing that raised was stored, so the call may be retried (idempotently, by request_id).
 * A review is opened only together with its decision (`record_decision`) and changes only by
@@ -29,7 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from signoff.audit import AuditEntry, AuditRecord
+from signoff.core.audit import AuditEntry, AuditRecord
+from signoff.core.checkpoints import Checkpoint
 from signoff.errors import AlreadyExists
 from signoff.store.grants_sql import GrantRecord
 
@@ -151,17 +152,6 @@ class AuditQuery:
     request_id: str = ""
     from_seq: int = 0  # seq >= from_seq (0 = no bound)
     to_seq: int = 0  # seq <= to_seq (0 = no bound)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Checkpoint:
-    """A signed statement of the chain head: (seq, hash) at a time, signed with Ed25519."""
-
-    seq: int
-    head_hash: str
-    time: dt.datetime
-    key_id: str
-    signature: str  # base64 of the Ed25519 signature (opaque to the store)
 
 
 def check_decision_audit(rec: DecisionRecord, audit: AuditRecord) -> None:
@@ -364,7 +354,7 @@ class Store(Protocol):
     ) -> list[AuditEntry]:
         """Entries whose `column` (ENTRY_ID_COLUMNS) is one of `ids`, of `types`, by seq."""
         # Read through the (column, seq) index: a few entries per id, whatever the log's size.
-        # The rows that decide are checked against them (signoff.chain_check).
+        # The rows that decide are checked against them (signoff.app.audit.rows).
         ...
 
     async def rule_index(self, from_seq: int, to_seq: int) -> list[tuple[int, str]]:

@@ -23,7 +23,7 @@ ContextOption = Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None
 TextOption = str | Callable[..., str]
 RequestIdOption = str | Callable[..., str] | None
 
-# The server's limit on request ids (service/signoff/validate.py MAX_ID).
+# The server's limit on request ids (service/signoff/core/validate.py MAX_ID).
 _MAX_REQUEST_ID = 200
 
 

@@ -11,7 +11,7 @@ import importlib.resources
 import sqlite3
 from collections.abc import Iterator
 
-from signoff.audit import format_time
+from signoff.core.audit import format_time
 from signoff.errors import FailedPrecondition
 from signoff.ids import Clock
 

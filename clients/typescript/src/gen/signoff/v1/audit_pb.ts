@@ -18,7 +18,7 @@ export const file_signoff_v1_audit: GenFile = /*@__PURE__*/
 
 /**
  * A signed statement that the chain had `head_hash` at `seq` at `time`. The signature is
- * Ed25519 over the RFC 8785 canonical JSON described in service/signoff/checkpoints.py.
+ * Ed25519 over the RFC 8785 canonical JSON described in service/signoff/core/checkpoints.py.
  *
  * @generated from message signoff.v1.Checkpoint
  */

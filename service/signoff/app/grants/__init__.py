@@ -1,0 +1,1 @@
+"""Standing approvals as use cases, and their short-lived cache."""

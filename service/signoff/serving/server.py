@@ -1,0 +1,544 @@
+"""Wiring: the one place that builds everything and runs the gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import ipaddress
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from signoff.api import audit as audit_api
+from signoff.api import connect as connect_api
+from signoff.api import decision as decision_api
+from signoff.api import grpc_transport
+from signoff.api import policy as policy_api
+from signoff.api import review as review_api
+from signoff.api.bounds import bounded
+from signoff.api.errors import Authenticator, Guard
+from signoff.app.audit.desk import AuditDesk, Signer
+from signoff.app.decisions import Signoff
+from signoff.app.receipts import ReceiptIssuer
+from signoff.app.reviews.desk import ReviewDesk
+from signoff.auth import (
+    AuthConfigError,
+    DevAuthenticator,
+    Directory,
+    build_authenticator,
+    build_directory,
+)
+from signoff.core import checkpoints
+from signoff.core.decide import DefaultDecision
+from signoff.core.validate import Limits
+from signoff.ids import Clock, IdFactory, SystemClock, new_id
+from signoff.limits import Limiter
+from signoff.limits.peers import PeerGate
+from signoff.logs import event
+from signoff.notify import Notifier
+from signoff.serving import keyfiles, tls
+from signoff.serving.http import HttpServer
+from signoff.serving.watch import PolicyWatcher
+from signoff.settings.model import ConfigError, Settings
+from signoff.store.base import Store
+from signoff.store.sqlite.store import SqliteStore
+from signoff.telemetry.recorder import Telemetry
+
+log = logging.getLogger("signoff.server")
+
+SERVICE_NAMES = (
+    "signoff.v1.DecisionService",
+    "signoff.v1.ReviewService",
+    "signoff.v1.AuditService",
+    "signoff.v1.PolicyService",
+)
+
+
+@dataclass
+class Running:
+    """A started server: its ports, app and the means to stop it."""
+
+    port: int
+    app: Signoff
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    settings: Settings
+    notifier: Notifier
+    audit: AuditDesk
+    tasks: list[asyncio.Task[None]]
+    watcher: PolicyWatcher | None = None
+    http: HttpServer | None = None
+    http_port: int | None = None  # the console and Connect port; None when http_listen is ""
+    limiter: Limiter | None = None
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking requests, let in-flight ones finish, flush the audit writer."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        # Both readiness signals flip first, so balancers stop sending before anything ends.
+        await self.health.enter_graceful_shutdown()
+        if self.http is not None:
+            self.http.stopping = True
+        await cancel_and_wait(self.tasks)
+        grace = self.settings.shutdown_grace if grace is None else grace
+        # Watch streams (both ports) end at once with UNAVAILABLE; clients reconnect.
+        self.app.reviews.hub.close()
+        # The HTTP port ends its streams at once (a console's live queue never ends by
+        # itself) and gives other calls the configured grace.
+        stops = [self.server.stop(grace)]
+        if self.http is not None:
+            stops.append(self.http.stop())
+        await asyncio.gather(*stops)
+        # The refusals counted since the last summary are written before the store closes.
+        with contextlib.suppress(Exception):
+            await self.app.denials.flush()
+        # A database that hangs (a lock held elsewhere, a server gone) must not keep the
+        # process from exiting: every call has ended by now, so whatever is still unwritten
+        # was never acknowledged to anyone.
+        deadline = asyncio.get_running_loop().time() + STORE_CLOSE_TIMEOUT
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                # A last checkpoint covers the tail written since the previous one.
+                with contextlib.suppress(Exception):
+                    await self.audit.checkpoint_if_due(1, dt.timedelta(0))
+        # Pending webhook deliveries get the same grace; the audit log is the durable record.
+        await self.notifier.close(timeout=grace)
+        try:
+            async with asyncio.timeout_at(max(deadline, asyncio.get_running_loop().time() + 1)):
+                await self.app.store.close()
+        except TimeoutError:
+            event(
+                log,
+                "server.store_not_closed",
+                logging.ERROR,
+                waited=STORE_CLOSE_TIMEOUT,
+                error="the database did not finish within the wait; unacknowledged writes "
+                "are dropped",
+            )
+        await self.app.telemetry.close()  # bounded: a dead collector cannot hold the stop
+        event(log, "server.stopped", port=self.port)
+
+    async def wait(self) -> None:
+        """Wait until the server has stopped."""
+        await self.server.wait_for_termination()
+
+
+# How long `Running.stop` waits for its background tasks, cancelling them again and again,
+# before it names the ones still running and stops without them.
+TASK_STOP_TIMEOUT = 10.0
+# How long `Running.stop` waits for the last checkpoint and the store's final flush.
+STORE_CLOSE_TIMEOUT = 10.0
+_RECANCEL_EVERY = 0.5
+
+
+async def cancel_and_wait(
+    tasks: list[asyncio.Task[None]], within: float = TASK_STOP_TIMEOUT
+) -> list[asyncio.Task[None]]:
+    """Cancel `tasks` and wait until they end; return (and log) those still running after
+    `within` seconds.
+
+    One cancel() is not always enough: a library await may return normally through the
+    cancellation (asyncio.wait_for on Python 3.11, CPython gh-86296, as under psycopg_pool's
+    wait for a connection). A forever loop that loses its cancellation would keep `stop`
+    waiting forever, so a task still running is cancelled again, and after `within` seconds
+    it is left behind with an error that says where it waits.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(_RECANCEL_EVERY, left))
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+    stuck = [task for task in tasks if not task.done()]
+    for task in stuck:
+        event(
+            log,
+            "server.task_not_stopped",
+            logging.ERROR,
+            task=task.get_name(),
+            where=waiting_at(task),
+            waited=within,
+        )
+    return stuck
+
+
+def waiting_at(task: asyncio.Task[Any]) -> str:
+    """Where a suspended task waits: its chain of awaits, innermost last."""
+    where = []
+    coro: Any = task.get_coro()
+    while coro is not None and len(where) < 20:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            where.append(f"{code.co_name} ({Path(code.co_filename).name}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return " > ".join(where)
+
+
+def build_store(settings: Settings, clock: Clock) -> Store:
+    """The store the database URL names."""
+    if settings.is_postgres:
+        # Imported here: a SQLite deployment never loads the PostgreSQL driver.
+        from signoff.store.postgres.store import PostgresStore
+
+        return PostgresStore(settings.db, clock)
+    return SqliteStore(settings.sqlite_path, clock)
+
+
+def build_app(
+    settings: Settings,
+    clock: Clock | None = None,
+    ids: IdFactory = new_id,
+    notifier: Notifier | None = None,
+    telemetry: Telemetry | None = None,
+    signer: Signer | None = None,
+) -> Signoff:
+    """Build the application and its store from settings; `signer` signs receipts."""
+    clock = clock or SystemClock()
+    store = build_store(settings, clock)
+    page_bytes, entry_bytes = settings.limits.fields.budgets(settings.max_message_bytes)
+    limits = Limits(
+        page_bytes=page_bytes,
+        entry_bytes=entry_bytes,
+        max_params_bytes=settings.max_params_bytes,
+        max_context_bytes=settings.max_context_bytes,
+        max_depth=settings.max_depth,
+        max_batch=settings.max_batch,
+        fields=settings.limits.fields,
+    )
+    default = DefaultDecision(
+        decision=settings.default_decision, reviewer_group=settings.default_reviewer_group
+    )
+    receipts = (
+        ReceiptIssuer(signer.key, settings.receipts.ttl)
+        if signer is not None and settings.receipts.enabled
+        else None
+    )
+    desk = ReviewDesk(
+        store,
+        clock,
+        limits,
+        publish=notifier.publish if notifier else None,
+        recheck_s=settings.watch_recheck,
+        telemetry=telemetry,
+        receipts=receipts,
+    )
+    return Signoff(
+        policies=settings.policies,
+        store=store,
+        clock=clock,
+        new_id=ids,
+        limits=limits,
+        default=default,
+        review_timeout=settings.review_timeout,
+        desk=desk,
+        telemetry=telemetry,
+        receipts=receipts,
+        grant_settings=settings.grants,
+        directory=directory_for(settings),
+        denial_audit=settings.limits.denials,
+    )
+
+
+def directory_for(settings: Settings) -> Directory:
+    """The principal facts the deployment vouches for (the tokens file's `principals`)."""
+    try:
+        directory = build_directory(settings.auth)
+    except AuthConfigError as exc:
+        raise ConfigError(f"auth: {exc}".replace("\n", "; ")) from None
+    if directory.trust_claims:
+        # Said at every start: policies then read the caller's word as fact.
+        why = (
+            "legacy auth.trust_principal_claims"
+            if settings.auth.trust_principal_claims
+            else ("dev mode, nothing is authenticated")
+        )
+        event(
+            log,
+            "auth.claims_trusted",
+            logging.WARNING,
+            warning=f"{why}: principal kind, roles, tags, attributes and on_behalf_of are "
+            "taken as the caller sends them; any caller can claim any of them",
+        )
+    else:
+        event(log, "auth.principals", principals=len(directory))
+    return directory
+
+
+def signer_for(settings: Settings, dev_mode: bool) -> Signer:
+    """Load (or, in dev mode or when asked, create) the checkpoint signing key, with the
+    public keys `audit.trusted_keys` adds to its own."""
+    place = keyfiles.signing_key_place(settings)
+    try:
+        key = checkpoints.load_or_create_key(
+            place.path, create=dev_mode or settings.audit.create_key
+        )
+    except checkpoints.SigningKeyError as exc:
+        raise ConfigError(
+            f"audit.signing_key: {exc}; set audit.create_key to generate one"
+        ) from None
+    if exposed := keyfiles.exposures(place.path, settings):
+        event(
+            log,
+            "audit signing key in an exposed place",
+            logging.WARNING,
+            path=str(place.path),
+            where="; ".join(exposed),
+            hint=keyfiles.move_hint(place, settings),
+        )
+    return Signer(key, tuple(keyfiles.trusted_public_keys(settings)))
+
+
+def authenticator_for(settings: Settings) -> Authenticator:
+    """The configured authenticator, or dev mode (loopback only) when none is configured."""
+    try:
+        configured = build_authenticator(settings.auth)
+    except AuthConfigError as exc:
+        raise ConfigError(f"auth: {exc}".replace("\n", "; ")) from None
+    if configured is not None:
+        return configured
+    # The console port serves the same API, so it is held to the same rule.
+    for key, address, host in (
+        ("listen", settings.listen, settings.listen_host),
+        ("http_listen", settings.http_listen, settings.http_listen_host),
+    ):
+        if address and not _is_loopback(host):
+            raise ConfigError(
+                f"{key} {address}: with no authentication configured (dev mode) the "
+                "server only listens on loopback; configure auth.tokens_file or auth.jwt"
+            )
+    event(
+        log,
+        "auth.dev_mode",
+        logging.WARNING,
+        warning="NO AUTHENTICATION: every caller may act as anyone with every role; "
+        "for local development only",
+    )
+    return DevAuthenticator()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+async def start(
+    settings: Settings, clock: Clock | None = None, *, worker: int | None = None
+) -> Running:
+    """Open the store, load the bundle, then listen; readiness only once both are ready.
+
+    `worker` is this process's index under `serve --workers N` (None: the only process).
+    """
+    # httpx logs full webhook URLs at INFO, and Slack URLs carry their secret in the path.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    authenticator = authenticator_for(settings)
+    try:
+        tls_files = tls.certificate_files(settings.tls, settings.auth.mtls is not None)
+    except tls.TlsError as exc:
+        raise ConfigError(str(exc)) from None
+    signer = signer_for(settings, dev_mode=isinstance(authenticator, DevAuthenticator))
+    notifier = Notifier(settings.notify)
+    telemetry = Telemetry(settings.telemetry, prometheus=bool(settings.http_listen))
+    app = build_app(settings, clock, notifier=notifier, telemetry=telemetry, signer=signer)
+    telemetry.watch_store(app.store)
+    await app.store.open()
+    try:
+        await app.start()
+    except BaseException:
+        await app.store.close()
+        raise
+    await notifier.start()
+    limiter = Limiter(settings.limits)
+    telemetry.watch_limits(limiter)
+    peers = PeerGate(settings.limits.peers)
+    guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming, peers)
+    audit = AuditDesk(app.store, app.clock, signer, app.limits.page_bytes)
+    await audit.warn_if_untrusted()
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            # Workers share the port; a lone server must not silently share it with another.
+            ("grpc.so_reuseport", 0 if worker is None else 1),
+            *grpc_transport.connection_options(settings.limits.http),
+        ]
+    )
+    methods = bounded(
+        [
+            *decision_api.methods(app),
+            *policy_api.methods(app),
+            *review_api.methods(app.reviews, app.grants),
+            *audit_api.methods(audit),
+        ],
+        app.limits.sizes,
+    )
+    server.add_generic_rpc_handlers(grpc_transport.handlers(methods, guard))
+    health_servicer = health.aio.HealthServicer()
+    # The servicer starts out SERVING; until everything below is up it must say otherwise.
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (
+            *SERVICE_NAMES,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    if tls_files is None:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, tls.grpc_credentials(tls_files))
+    if port == 0:
+        await notifier.close()
+        await app.store.close()
+        raise OSError(f"cannot listen on {settings.listen}")
+    await server.start()
+    http, http_port = None, None
+    if settings.http_listen:
+        http = HttpServer(
+            connect_api.ConnectHandler(
+                methods, guard, settings.max_message_bytes, settings.limits.http
+            ),
+            grace=settings.shutdown_grace,
+            loopback_only=isinstance(authenticator, DevAuthenticator),
+            ssl_context=tls.http_context(tls_files) if tls_files and settings.tls.http else None,
+            reuse_port=worker is not None,
+            metrics=telemetry.prometheus_page,
+        )
+        host, _, want = settings.http_listen.rpartition(":")
+        try:
+            http_port = await http.start(host, int(want))
+        except OSError as exc:
+            await server.stop(0)
+            await notifier.close()
+            await app.store.close()
+            raise OSError(f"cannot listen on http_listen {settings.http_listen}: {exc}") from None
+    loop = asyncio.get_running_loop()
+    tasks = []
+    if not worker:  # the jobs that must run once per deployment run in worker 0
+        tasks += [
+            loop.create_task(_sweep_forever(app, settings), name="signoff-sweeper"),
+            loop.create_task(_checkpoint_forever(audit, settings), name="signoff-checkpointer"),
+        ]
+    # Every worker keeps its own snapshot for its own /metrics.
+    tasks.append(
+        loop.create_task(telemetry.refresh_pending_forever(app.store), name="signoff-pending")
+    )
+    tasks.append(loop.create_task(app.denials.flush_forever(), name="signoff-denials"))
+    watcher = None
+    if settings.watch_policies:
+        watcher = PolicyWatcher(app, settings.policies, settings.watch_debounce)
+        tasks.append(loop.create_task(watcher.run(), name="signoff-policy-watcher"))
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if http:
+        http.ready = True
+    event(
+        log,
+        "server.started",
+        listen=f"{settings.listen_host}:{port}",
+        http=f"{settings.http_listen_host}:{http_port}" if http else "off",
+        policies=str(settings.policies),
+        db=settings.db,
+        version=app.bundle.version,
+        **({} if worker is None else {"worker": worker}),
+    )
+    if http:
+        scheme = "https" if settings.tls.serves_http else "http"
+        event(log, "console.ready", url=f"{scheme}://{settings.http_listen_host}:{http_port}/")
+    return Running(
+        port=port,
+        app=app,
+        server=server,
+        health=health_servicer,
+        settings=settings,
+        notifier=notifier,
+        audit=audit,
+        tasks=tasks,
+        watcher=watcher,
+        http=http,
+        http_port=http_port,
+        limiter=limiter,
+    )
+
+
+async def _sweep_forever(app: Signoff, settings: Settings) -> None:
+    # Deadlines are stored, so the first sweep after a restart expires what fell due while
+    # the server was down. Replicas on one database sweep under a lease, so exactly one of
+    # them expires reviews; when it dies, another takes over within one interval.
+    leading = False
+    while True:
+        try:
+            now_leading = await app.store.try_lead("sweeper")
+            if now_leading != leading:
+                leading = now_leading
+                event(log, "sweeper.lead" if leading else "sweeper.follow")
+            if leading:
+                await app.reviews.sweep()
+        except Exception:
+            log.exception("review sweep failed; retrying")
+        await asyncio.sleep(settings.sweep_interval)
+
+
+async def _checkpoint_forever(audit: AuditDesk, settings: Settings) -> None:
+    every, interval = settings.audit.checkpoint_every, settings.audit.checkpoint_interval
+    while True:
+        try:
+            await audit.checkpoint_if_due(every, interval)
+        except Exception:
+            log.exception("audit checkpoint failed; retrying")
+        await asyncio.sleep(1.0)
+
+
+async def serve(
+    settings: Settings,
+    *,
+    worker: int | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> None:
+    """Run one server process until SIGTERM or SIGINT, then drain gracefully."""
+    running = await start(settings, worker=worker)
+    loop = asyncio.get_running_loop()
+    stopping: set[asyncio.Task[None]] = set()
+
+    def on_signal(sig: signal.Signals) -> None:
+        event(log, "server.stopping", signal=sig.name)
+        # A second signal (GNU timeout sends two) joins the stop already under way.
+        stopping.add(loop.create_task(running.stop()))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, lambda: stopping.add(loop.create_task(_reload(running))))
+    if on_started is not None:  # only now: a SIGTERM from then on drains instead of killing
+        on_started()
+    await running.wait()
+    while stopping:
+        await stopping.pop()
+
+
+async def _reload(running: Running) -> None:
+    accepted, errs = await running.app.reload()
+    event(log, "policy.reload", accepted=accepted, errors=len(errs), trigger="SIGHUP")

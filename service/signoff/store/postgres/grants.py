@@ -1,0 +1,88 @@
+"""PostgreSQL: standing approvals -- using one with a decision, reading and revoking them
+(granting is part of the review update, in postgres.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from signoff.core.audit import AuditRecord
+from signoff.store import grants_sql as gsql
+from signoff.store.base import DecisionRecord, check_decision_audit, check_replay
+from signoff.store.grants_sql import GrantRecord
+from signoff.store.postgres import sql
+
+
+class PostgresGrants:
+    """The grant methods of PostgresStore (which provides `_read` and `_submit`)."""
+
+    _read: Callable[..., Any]
+    _submit: Callable[..., Any]
+
+    async def record_granted_decision(
+        self, rec: DecisionRecord, audit: AuditRecord, grant_id: str, now: dt.datetime
+    ) -> tuple[DecisionRecord, bool] | None:
+        """As record_decision, using grant `grant_id` once; None if it is no longer active."""
+        check_decision_audit(rec, audit)
+
+        async def apply(tx: Any) -> tuple[DecisionRecord, bool] | None:
+            if rec.request_id:
+                cur = await tx.conn.execute(sql.SELECT_DECISION, (rec.principal_id, rec.request_id))
+                row = await cur.fetchone()
+                if row is not None:  # a retry: the stored decision, no second use
+                    return check_replay(sql.decision_from_row(row), rec), True
+            # The row lock taken here orders concurrent uses on every replica; a waiter
+            # re-checks `uses < max_uses` once the holder commits (READ COMMITTED).
+            used = await tx.conn.execute(gsql.USE, (grant_id, sql.aware(now)))
+            if used.rowcount != 1:
+                return None  # used up, revoked or expired meanwhile: nothing is written
+            # A concurrent retry on another replica can still win the idempotency key: the
+            # use then counts for nothing, which never lets more requests through.
+            existing = await sql.insert_decision(tx.conn, rec)
+            if existing is not None:
+                return existing, True
+            await tx.append([audit])
+            return rec, False
+
+        return await self._submit(apply)  # type: ignore[no-any-return]
+
+    async def active_grants(
+        self, action_name: str, reviewer_group: str, policy: str, rule: str, now: dt.datetime
+    ) -> list[GrantRecord]:
+        """The active grants for one action, group and rule, newest first."""
+        args = (action_name, reviewer_group, policy, rule, sql.aware(now))
+        return await self._read(lambda conn: _grants(conn, gsql.SELECT_ACTIVE, args))  # type: ignore[no-any-return]
+
+    async def list_grants(
+        self, reviewer_group: str, now: dt.datetime, active_only: bool
+    ) -> list[GrantRecord]:
+        """One group's grants, newest first (at most grants_sql.LIST_LIMIT)."""
+        args: tuple[Any, ...] = (reviewer_group,)
+        args += (sql.aware(now), gsql.LIST_LIMIT) if active_only else (gsql.LIST_LIMIT,)
+        statement = gsql.select_group(active_only)
+        return await self._read(lambda conn: _grants(conn, statement, args))  # type: ignore[no-any-return]
+
+    async def get_grant(self, grant_id: str) -> GrantRecord | None:
+        """One grant by id, or None."""
+        found = await self._read(lambda conn: _grants(conn, gsql.SELECT_ONE, (grant_id,)))
+        return found[0] if found else None
+
+    async def revoke_grant(
+        self, grant_id: str, actor: str, now: dt.datetime, audit: AuditRecord
+    ) -> bool:
+        """Revoke `grant_id` and append `audit`; False (nothing written) if already revoked."""
+
+        async def apply(tx: Any) -> bool:
+            done = await tx.conn.execute(gsql.REVOKE, (sql.aware(now), actor, grant_id))
+            if done.rowcount != 1:
+                return False
+            await tx.append([audit])
+            return True
+
+        return await self._submit(apply)  # type: ignore[no-any-return]
+
+
+async def _grants(conn: sql.Conn, statement: str, args: Sequence[Any]) -> list[GrantRecord]:
+    cur = await conn.execute(statement, tuple(args))
+    return [GrantRecord.from_row(row, sql.utc) for row in await cur.fetchall()]

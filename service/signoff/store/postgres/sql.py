@@ -1,0 +1,278 @@
+"""PostgreSQL statements: decisions, audit entries, checkpoints and reviews (rows <-> records).
+
+Functions here run on a connection the caller owns (the writer's transaction or a pooled
+reader); `PostgresStore` decides where they run. The schema and its triggers are in
+migrations/postgres/. Audit queries and review listings are in postgres_query.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from signoff.core.audit import GENESIS, AuditEntry, format_time
+from signoff.errors import FailedPrecondition, NotFound
+from signoff.store.base import Checkpoint, DecisionRecord, ReviewRecord, check_replay
+
+Conn = AsyncConnection[Any]
+
+DECISION_COLUMNS = (
+    "decision_id, principal_id, request_id, request_digest, action_name, outcome, "
+    "created_at, decision"
+)
+SELECT_DECISION = (
+    f"SELECT {DECISION_COLUMNS} FROM decisions "
+    "WHERE principal_id = %s AND request_id = %s AND request_id <> ''"
+)
+# ON CONFLICT waits for a concurrent insert of the same key and then does nothing, so a
+# duplicate never fails its batch; the caller then reads the row that won.
+_INSERT_DECISION = (
+    f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (principal_id, request_id) WHERE request_id <> '' DO NOTHING "
+    "RETURNING decision_id"
+)
+
+# Column names equal AuditEntry field names.
+AUDIT_FIELDS = (
+    *("seq", "time", "type", "actor", "request_id", "decision_id", "review_id", "action_name"),
+    *("outcome", "principal", "reviewer", "reviewer_group", "review_state", "rules"),
+    *("policy_version", "payload", "prev_hash", "hash"),
+)
+AUDIT_COLUMNS = ", ".join(AUDIT_FIELDS)
+_INSERT_AUDIT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join(['%s'] * 18)})"
+_CHECKPOINT_COLUMNS = "seq, head_hash, time, key_id, signature"
+
+REVIEW_FIELDS = (
+    *("review_id", "decision_id", "principal_id", "on_behalf_of", "action_name"),
+    *("reviewer_group", "state", "version", "created_at", "updated_at", "expires_at", "review"),
+)
+REVIEW_COLUMNS = ", ".join(REVIEW_FIELDS)
+SELECT_REVIEW = f"SELECT {REVIEW_COLUMNS} FROM reviews"
+_INSERT_REVIEW = f"INSERT INTO reviews ({REVIEW_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})"
+# The guard is the whole point: the row changes only if nobody changed it since the caller
+# read `version`, and only while it is PENDING (the trigger would refuse a resolved one, but
+# then the caller would get a constraint error instead of the current state).
+_UPDATE_REVIEW = (
+    "UPDATE reviews SET reviewer_group = %s, state = %s, version = %s, updated_at = %s, "
+    "expires_at = %s, review = %s "
+    "WHERE review_id = %s AND version = %s AND state = 'PENDING' "
+    f"RETURNING {REVIEW_COLUMNS}"
+)
+_IDENTITY = ("decision_id", "principal_id", "on_behalf_of", "action_name", "created_at")
+
+
+def aware(t: dt.datetime) -> dt.datetime:
+    """Return `t` unchanged, refusing a naive time (PostgreSQL would read it in its own zone)."""
+    format_time(t)  # raises ValueError("time must be timezone-aware")
+    return t
+
+
+def utc(t: dt.datetime) -> dt.datetime:
+    """Return a timestamptz read back from the database in UTC, as the records hold it."""
+    return t.astimezone(dt.UTC)
+
+
+# -- decisions -------------------------------------------------------------------------------
+
+
+async def insert_decision(conn: Conn, rec: DecisionRecord) -> DecisionRecord | None:
+    """Insert `rec`; on an idempotency-key hit return the stored decision instead (a replay)."""
+    args = (
+        *(rec.decision_id, rec.principal_id, rec.request_id, rec.request_digest),
+        *(rec.action_name, rec.outcome, aware(rec.created_at), rec.decision),
+    )
+    cur = await conn.execute(_INSERT_DECISION, args)
+    if await cur.fetchone() is not None:
+        return None
+    cur = await conn.execute(SELECT_DECISION, (rec.principal_id, rec.request_id))
+    row = await cur.fetchone()
+    if row is None:  # conflict and no row: only a concurrent delete could do that
+        raise FailedPrecondition("idempotency conflict without a stored decision; retry")
+    return check_replay(decision_from_row(row), rec)
+
+
+def decision_from_row(row: Sequence[Any]) -> DecisionRecord:
+    """Build a decision from a row selected in DECISION_COLUMNS order."""
+    return DecisionRecord.from_row(row, utc)
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+
+async def read_head(conn: Conn) -> tuple[int, str]:
+    """Return the last committed (seq, hash), or (0, GENESIS) when the log is empty."""
+    cur = await conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+    row = await cur.fetchone()
+    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
+async def insert_entries(conn: Conn, entries: Sequence[AuditEntry]) -> None:
+    """Insert `entries` (in seq order) and their matched rules."""
+    rows = [
+        (
+            *(e.seq, e.time, e.type, e.actor, e.request_id, e.decision_id, e.review_id),
+            *(e.action_name, e.outcome, e.principal, e.reviewer, e.reviewer_group),
+            *(e.review_state, list(e.rules), e.policy_version, e.payload_json),
+            *(e.prev_hash, e.hash),
+        )
+        for e in entries
+    ]
+    async with conn.cursor() as cur:
+        await cur.executemany(_INSERT_AUDIT, rows)
+        rules = [(rule, e.seq) for e in entries for rule in dict.fromkeys(e.rules)]
+        if rules:
+            await cur.executemany("INSERT INTO audit_rules (rule, seq) VALUES (%s, %s)", rules)
+
+
+def entry_from_row(row: Sequence[Any]) -> AuditEntry:
+    """Build an entry from a row selected in AUDIT_FIELDS order."""
+    fields = dict(zip(AUDIT_FIELDS, row, strict=True))
+    try:
+        fields["time"] = utc(fields["time"])
+        fields["rules"] = tuple(fields["rules"])
+        fields["payload"] = json.loads(fields["payload"])
+        return AuditEntry(**fields)
+    except (ValueError, TypeError) as exc:
+        # Only a write that bypassed signoff can store an undecodable row.
+        raise FailedPrecondition(
+            f"audit entry seq {fields['seq']} cannot be decoded ({exc}): the database was "
+            "modified outside signoff",
+            current_state="corrupt",
+        ) from exc
+
+
+async def read_entries(conn: Conn, from_seq: int, limit: int) -> list[AuditEntry]:
+    """Return up to `limit` entries with seq >= `from_seq`, in seq order."""
+    cur = await conn.execute(
+        f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq >= %s ORDER BY seq LIMIT %s",
+        (max(from_seq, 1), limit),
+    )
+    return [entry_from_row(row) for row in await cur.fetchall()]
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+
+
+async def insert_checkpoint(conn: Conn, cp: Checkpoint) -> None:
+    """Insert `cp` after checking it moves forward and signs the stored chain head at its seq."""
+    cur = await conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints")
+    last = (await cur.fetchone() or (0,))[0]
+    if cp.seq <= last:
+        raise ValueError(f"checkpoint seq {cp.seq} must be greater than the last one ({last})")
+    cur = await conn.execute("SELECT hash FROM audit WHERE seq = %s", (cp.seq,))
+    found = await cur.fetchone()
+    if found is None:
+        head, _ = await read_head(conn)
+        raise ValueError(f"checkpoint seq {cp.seq} is past the audit head ({head})")
+    if found[0] != cp.head_hash:
+        # A signature over a hash the log does not hold would be a false statement.
+        raise ValueError(f"checkpoint head_hash is not the hash of audit entry seq {cp.seq}")
+    await conn.execute(
+        f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
+        (cp.seq, cp.head_hash, aware(cp.time), cp.key_id, cp.signature),
+    )
+
+
+async def checkpoints(conn: Conn, from_seq: int, to_seq: int) -> list[Checkpoint]:
+    """Return the checkpoints with from_seq <= seq <= to_seq (0 = no bound), ascending."""
+    cur = await conn.execute(
+        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
+        "WHERE seq >= %s AND (%s = 0 OR seq <= %s) ORDER BY seq",
+        (max(from_seq, 0), max(to_seq, 0), to_seq),
+    )
+    return [_checkpoint(row) for row in await cur.fetchall()]
+
+
+async def last_checkpoint(conn: Conn) -> Checkpoint | None:
+    """Return the checkpoint with the highest seq, if any."""
+    cur = await conn.execute(
+        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY seq DESC LIMIT 1"
+    )
+    row = await cur.fetchone()
+    return None if row is None else _checkpoint(row)
+
+
+def _checkpoint(row: Sequence[Any]) -> Checkpoint:
+    return Checkpoint(
+        seq=int(row[0]),
+        head_hash=str(row[1]),
+        time=utc(row[2]),
+        key_id=str(row[3]),
+        signature=str(row[4]),
+    )
+
+
+# -- reviews ---------------------------------------------------------------------------------
+
+
+async def insert_review(conn: Conn, rec: ReviewRecord) -> None:
+    """Insert a newly opened review."""
+    await conn.execute(
+        _INSERT_REVIEW,
+        (
+            *(rec.review_id, rec.decision_id, rec.principal_id, rec.on_behalf_of),
+            *(rec.action_name, rec.reviewer_group, rec.state, rec.version),
+            *(aware(rec.created_at), aware(rec.updated_at), _opt(rec.expires_at), rec.review),
+        ),
+    )
+
+
+async def update_review(conn: Conn, new: ReviewRecord, expected_version: int) -> ReviewRecord:
+    """Apply the conditional update and return the stored row, or raise why it did not apply."""
+    cur = await conn.execute(
+        _UPDATE_REVIEW,
+        (
+            *(new.reviewer_group, new.state, new.version, aware(new.updated_at)),
+            *(_opt(new.expires_at), new.review, new.review_id, expected_version),
+        ),
+    )
+    row = await cur.fetchone()
+    if row is not None:
+        stored = review_from_row(row)
+        # The UPDATE leaves identity columns alone; a caller that changed them in `new` has a
+        # bug and must not get back a record that differs from what is stored (raising rolls
+        # this operation back to its savepoint, UPDATE included).
+        changed = [name for name in _IDENTITY if getattr(stored, name) != getattr(new, name)]
+        if changed:
+            raise ValueError(f"update_review cannot change {', '.join(changed)}")
+        return stored
+    # Nothing matched; the writer holds the chain lock, which every review change takes, so
+    # this is the state that beat the caller, not a later one.
+    cur = await conn.execute(
+        "SELECT state, version FROM reviews WHERE review_id = %s", (new.review_id,)
+    )
+    found = await cur.fetchone()
+    if found is None:
+        raise NotFound(f"review {new.review_id!r} not found")
+    state, version = str(found[0]), int(found[1])
+    if state != "PENDING":
+        raise FailedPrecondition(
+            f"review {new.review_id!r} is already {state} (version {version}); "
+            "resolved reviews cannot change",
+            current_state=state,
+        )
+    raise FailedPrecondition(
+        f"review {new.review_id!r} changed since version {expected_version}: it is now "
+        f"{state} at version {version}; reload it and decide again",
+        current_state=state,
+    )
+
+
+async def review_where(conn: Conn, column: str, value: str) -> ReviewRecord | None:
+    """Return the review whose `column` (review_id or decision_id) is `value`, if any."""
+    cur = await conn.execute(f"{SELECT_REVIEW} WHERE {column} = %s", (value,))
+    row = await cur.fetchone()
+    return None if row is None else review_from_row(row)
+
+
+def review_from_row(row: Sequence[Any]) -> ReviewRecord:
+    """Build a record from a row selected in REVIEW_FIELDS order."""
+    return ReviewRecord.from_row(row, utc)
+
+
+def _opt(t: dt.datetime | None) -> dt.datetime | None:
+    return None if t is None else aware(t)

@@ -1,0 +1,221 @@
+"""Group commit for PostgreSQL, across replicas: one asyncio writer task per process, and one
+chain lock per database that every write transaction takes first.
+
+Callers submit operations and await a future. The writer takes everything queued (up to
+``max_batch``) and runs it in ONE transaction:
+
+1. ``pg_advisory_xact_lock(chain key)`` -- writers of every replica queue here, so the audit
+   chain stays linear: one gap-free seq and one hash chain for the whole database;
+2. read the chain head (a fresh statement, so it sees the previous holder's commit: the lock
+   is released only after that commit became visible);
+3. each operation under its own SAVEPOINT: a semantic failure (a `SignoffError`, a constraint
+   or trigger refusal, a bad value) undoes that operation alone;
+4. COMMIT (``synchronous_commit`` on, the default: the WAL is flushed), then the futures
+   resolve. Any other failure rolls the batch back and fails every operation in it with
+   `Unavailable`; nothing is acknowledged that was not committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool
+
+from signoff.core.audit import AuditEntry, AuditRecord
+from signoff.core.audit import seal as seal_entry
+from signoff.errors import FailedPrecondition, SignoffError, Unavailable
+from signoff.store.postgres import sql
+from signoff.store.sqlite.writer import WriterStats
+
+# Keys of the advisory locks, per schema so that databases holding several signoff schemas
+# (tests, tenants) do not serialise each other. hashtext() is stable across versions in use.
+CHAIN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('signoff.audit.' || current_schema()))"
+MIGRATE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('signoff.migrate.' || current_schema()))"
+
+_STOP = object()
+# Errors that belong to one operation's data, not to the database's health.
+_OP_ERRORS = (SignoffError, ValueError, pg_errors.IntegrityError, pg_errors.DataError)
+
+
+def unavailable(exc: BaseException) -> SignoffError:
+    """Map a database failure to the error a caller sees (a fresh instance per caller)."""
+    if isinstance(exc, Unavailable):
+        return Unavailable(exc.message)
+    if isinstance(exc, SignoffError):
+        return exc
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
+        detail = f"database is read-only ({detail})"
+    elif isinstance(exc, pg_errors.InsufficientPrivilege):
+        detail = f"permission denied ({detail})"
+    elif isinstance(exc, pg_errors.DiskFull):
+        detail = f"database or disk is full ({detail})"
+    return Unavailable(f"audit store unavailable: {detail}")
+
+
+class Tx:
+    """What an operation sees inside the batch transaction: the connection and chain head."""
+
+    def __init__(self, conn: sql.Conn, seq: int, hash_: str) -> None:
+        self.conn, self.seq, self.hash = conn, seq, hash_
+
+    async def append(self, records: list[AuditRecord]) -> list[AuditEntry]:
+        """Chain `records` after the head, insert them, and advance the head."""
+        entries = []
+        for record in records:
+            entry = seal_entry(record, seq=self.seq + 1, prev_hash=self.hash)
+            entries.append(entry)
+            self.seq, self.hash = entry.seq, entry.hash
+        if entries:
+            await sql.insert_entries(self.conn, entries)
+        return entries
+
+
+Apply = Callable[[Tx], Awaitable[Any]]
+Maintain = Callable[[sql.Conn], Awaitable[Any]]
+
+
+@dataclasses.dataclass
+class _Op:
+    apply: Apply | None
+    maintain: Maintain | None
+    future: asyncio.Future[Any]
+
+
+class GroupCommitWriter:
+    """The writer task of one process; safe alongside the writers of other replicas."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], *, max_batch: int) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._pool, self._max_batch = pool, max_batch
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._accepting = False
+        self._stats = WriterStats()
+        self.on_batch: Callable[[int, float], None] | None = None  # (size, seconds): telemetry
+
+    @property
+    def stats(self) -> WriterStats:
+        """Return a snapshot of the counters."""
+        return dataclasses.replace(self._stats)
+
+    def start(self) -> None:
+        """Start the writer task (in the running loop)."""
+        self._accepting = True
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="signoff-pg-writer")
+
+    def submit(self, apply: Apply) -> asyncio.Future[Any]:
+        """Queue `apply(tx)` for the next batch; the future resolves after its commit."""
+        return self._put(_Op(apply, None, asyncio.get_running_loop().create_future()))
+
+    def maintain(self, fn: Maintain) -> asyncio.Future[Any]:
+        """Queue `fn(connection)` to run between batches, outside any transaction."""
+        return self._put(_Op(None, fn, asyncio.get_running_loop().create_future()))
+
+    def _put(self, op: _Op) -> asyncio.Future[Any]:
+        if not self._accepting:
+            raise Unavailable("audit store unavailable: the store is not open")
+        self._queue.put_nowait(op)
+        return op.future
+
+    async def stop(self) -> None:
+        """Refuse new operations, finish the queued ones, end the task."""
+        if self._accepting:
+            self._accepting = False
+            self._queue.put_nowait(_STOP)
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _loop(self) -> None:
+        while True:
+            batch: list[_Op] = []
+            item = await self._queue.get()
+            while item is not _STOP:
+                if item.maintain is not None:  # maintenance keeps its place in the queue
+                    await self._run_batch(batch)
+                    batch = []
+                    await self._run_maintenance(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= self._max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+            await self._run_batch(batch)
+            if item is _STOP:
+                return
+
+    async def _run_maintenance(self, op: _Op) -> None:
+        if op.future.done() or op.maintain is None:
+            return
+        try:
+            async with self._pool.connection() as conn:
+                value = await op.maintain(conn)
+        except Exception as exc:
+            _settle(op.future, exc=unavailable(exc) if isinstance(exc, psycopg.Error) else exc)
+        else:
+            _settle(op.future, value)
+
+    async def _run_batch(self, batch: list[_Op]) -> None:
+        # A caller cancelled before its op started is skipped; once started, it commits.
+        live = [op for op in batch if not op.future.done()]
+        if not live:
+            return
+        stats = self._stats
+        stats.batches += 1
+        stats.ops += len(live)
+        stats.largest_batch = max(stats.largest_batch, len(live))
+        outcomes: list[tuple[bool, Any]] = []
+        started = time.perf_counter()
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute(CHAIN_LOCK)
+                tx = Tx(conn, *await sql.read_head(conn))
+                for op in live:
+                    head = (tx.seq, tx.hash)
+                    try:
+                        async with conn.transaction():  # a SAVEPOINT
+                            value = await op.apply(tx)  # type: ignore[misc]
+                    except _OP_ERRORS as exc:
+                        tx.seq, tx.hash = head  # the savepoint undid this op's entries
+                        if isinstance(exc, psycopg.Error):
+                            exc = FailedPrecondition(f"rejected by the database: {_first(exc)}")
+                        outcomes.append((False, exc))
+                        continue
+                    outcomes.append((True, value))
+        except Exception as exc:
+            # psycopg rolled back (or the connection is gone and the pool discards it).
+            stats.failed_batches += 1
+            for op in live:
+                _settle(op.future, exc=unavailable(exc))
+            return
+        stats.commits += 1
+        if self.on_batch is not None:
+            self.on_batch(len(live), time.perf_counter() - started)
+        for op, (ok, value) in zip(live, outcomes, strict=True):
+            _settle(op.future, value if ok else None, exc=None if ok else value)
+
+
+def _settle(
+    fut: asyncio.Future[Any], value: Any = None, *, exc: BaseException | None = None
+) -> None:
+    if fut.done():  # the caller went away after the op started; the commit stands
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(value)
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

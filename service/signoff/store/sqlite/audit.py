@@ -1,0 +1,139 @@
+"""SQLite statements for audit entries and checkpoints: rows <-> records, inserts, lookups.
+
+Functions here run on a connection the caller owns (the writer's transaction or a reader);
+`SqliteStore` decides where they run. Queries for auditors are in sqlite_audit_query.py; the
+schema is in migrations/sqlite/0001_init.sql and 0003_audit_queries.sql.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from signoff.core.audit import GENESIS, AuditEntry, format_time, parse_time
+from signoff.errors import FailedPrecondition
+from signoff.store.base import Checkpoint
+from signoff_client.canonical import canonical_json
+
+# Column names equal AuditEntry field names (`payload` holds canonical JSON text).
+AUDIT_FIELDS = (
+    *("seq", "time", "type", "actor", "request_id", "decision_id", "review_id", "action_name"),
+    *("outcome", "principal", "reviewer", "reviewer_group", "review_state", "rules"),
+    *("policy_version", "payload", "prev_hash", "hash"),
+)
+AUDIT_COLUMNS = ", ".join(AUDIT_FIELDS)
+_INSERT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * len(AUDIT_FIELDS))})"
+_CHECKPOINT_COLUMNS = "seq, head_hash, time, key_id, signature"
+_MICROSECOND = dt.timedelta(microseconds=1)
+MAX_SEQ = 2**63 - 1  # SQLite's largest integer: "no upper bound" in a BETWEEN
+
+
+def read_head(conn: sqlite3.Connection) -> tuple[int, str]:
+    """Return the last committed (seq, hash), or (0, GENESIS) when the log is empty."""
+    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
+def high_water(conn: sqlite3.Connection) -> str:
+    """Return the latest time of any entry ("" when the log is empty)."""
+    # Served by the audit_time index: one seek, not a scan.
+    return str(conn.execute("SELECT coalesce(max(time), '') FROM audit").fetchone()[0])
+
+
+def insert(conn: sqlite3.Connection, entry: AuditEntry, high_water: str) -> str:
+    """Insert `entry` (and its matched rules); return the new high-water time."""
+    row = audit_row(entry)
+    conn.execute(_INSERT, row)
+    if entry.rules:
+        conn.executemany(
+            "INSERT OR IGNORE INTO audit_rules (rule, seq) VALUES (?, ?)",
+            [(rule, entry.seq) for rule in entry.rules],
+        )
+    time = row[1]
+    if time >= high_water:  # fixed-width UTC text: text order is time order
+        return str(time)
+    lag = parse_time(high_water) - entry.time
+    conn.execute(
+        "INSERT INTO audit_time_regressions (seq, deficit_us) VALUES (?, ?)",
+        (entry.seq, lag // _MICROSECOND),
+    )
+    return high_water
+
+
+def audit_row(e: AuditEntry) -> tuple[Any, ...]:
+    """Return the row of `e` in `AUDIT_FIELDS` order."""
+    return (
+        *(e.seq, format_time(e.time), e.type, e.actor, e.request_id, e.decision_id),
+        *(e.review_id, e.action_name, e.outcome, e.principal, e.reviewer, e.reviewer_group),
+        *(e.review_state, canonical_json(list(e.rules)), e.policy_version, e.payload_json),
+        *(e.prev_hash, e.hash),
+    )
+
+
+def entry_from_row(row: Sequence[Any]) -> AuditEntry:
+    """Build an entry from a row selected in `AUDIT_FIELDS` order."""
+    fields = dict(zip(AUDIT_FIELDS, row, strict=True))
+    try:
+        fields["time"] = parse_time(fields["time"])
+        fields["rules"] = tuple(json.loads(fields["rules"]))
+        fields["payload"] = json.loads(fields["payload"])
+        return AuditEntry(**fields)
+    except (ValueError, TypeError) as exc:
+        # Only a write that bypassed signoff can store an undecodable row.
+        raise FailedPrecondition(
+            f"audit entry seq {fields['seq']} cannot be decoded ({exc}): the database was "
+            "modified outside signoff",
+            current_state="corrupt",
+        ) from exc
+
+
+def insert_checkpoint(conn: sqlite3.Connection, cp: Checkpoint) -> None:
+    """Insert `cp` after checking it moves forward and signs the stored chain head at its seq."""
+    last = conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0]
+    if cp.seq <= last:
+        raise ValueError(f"checkpoint seq {cp.seq} must be greater than the last one ({last})")
+    found = conn.execute("SELECT hash FROM audit WHERE seq = ?", (cp.seq,)).fetchone()
+    if found is None:
+        head, _ = read_head(conn)
+        raise ValueError(f"checkpoint seq {cp.seq} is past the audit head ({head})")
+    if found[0] != cp.head_hash:
+        # A signature over a hash the log does not hold would be a false statement.
+        raise ValueError(f"checkpoint head_hash is not the hash of audit entry seq {cp.seq}")
+    conn.execute(
+        f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+        (cp.seq, cp.head_hash, format_time(cp.time), cp.key_id, cp.signature),
+    )
+
+
+def checkpoints(conn: sqlite3.Connection, from_seq: int, to_seq: int) -> list[Checkpoint]:
+    """Return the checkpoints with from_seq <= seq <= to_seq (0 = no bound), ascending."""
+    rows = conn.execute(
+        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE seq >= ? AND seq <= ? ORDER BY seq",
+        (max(from_seq, 0), to_seq if to_seq > 0 else MAX_SEQ),
+    )
+    return [_checkpoint_from_row(row) for row in rows]
+
+
+def last_checkpoint(conn: sqlite3.Connection) -> Checkpoint | None:
+    """Return the checkpoint with the highest seq, if any."""
+    row = conn.execute(
+        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else _checkpoint_from_row(row)
+
+
+def _checkpoint_from_row(row: Sequence[Any]) -> Checkpoint:
+    try:
+        time = parse_time(row[2])
+    except (ValueError, TypeError) as exc:
+        raise FailedPrecondition(
+            f"checkpoint seq {row[0]} cannot be decoded ({exc}): the database was modified "
+            "outside signoff",
+            current_state="corrupt",
+        ) from exc
+    return Checkpoint(
+        seq=int(row[0]), head_hash=str(row[1]), time=time, key_id=str(row[3]), signature=str(row[4])
+    )

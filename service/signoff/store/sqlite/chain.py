@@ -1,0 +1,92 @@
+"""SQLite: the reads that check rows against the audit chain (`signoff.app.audit.rows`):
+entries by review or decision id, the rule index of a seq range, and every row of the
+tables that decide, page by page, for `audit verify`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from signoff.core.audit import AuditEntry, parse_time
+from signoff.store import grants_sql as gsql
+from signoff.store.base import ENTRY_ID_COLUMNS, DecisionRecord, ReviewRecord
+from signoff.store.grants_sql import GrantRecord
+from signoff.store.sqlite import decisions as decisions_sql
+from signoff.store.sqlite import reviews as reviews_sql
+from signoff.store.sqlite.audit import AUDIT_COLUMNS, entry_from_row
+
+
+class SqliteChain:
+    """The chain-check reads of SqliteStore (which provides `_read`)."""
+
+    _read: Callable[..., Any]
+
+    async def audit_by_ids(
+        self, column: str, ids: Sequence[str], types: Sequence[str]
+    ) -> list[AuditEntry]:
+        """Entries whose `column` is one of `ids` and whose type is one of `types`, by seq."""
+        if column not in ENTRY_ID_COLUMNS:
+            raise ValueError(f"audit_by_ids: {column!r} is not one of {ENTRY_ID_COLUMNS}")
+        if not ids or not types:
+            return []
+        # INDEXED BY: without statistics the planner could walk the seq key or the type
+        # index (every entry of a type) instead of the few entries of these ids.
+        statement = (
+            f"SELECT {AUDIT_COLUMNS} FROM audit INDEXED BY audit_{column} "
+            f"WHERE {column} IN ({', '.join('?' * len(ids))}) "
+            f"AND +type IN ({', '.join('?' * len(types))})"
+        )
+        args = (*ids, *types)
+
+        def read(conn: sqlite3.Connection) -> list[AuditEntry]:
+            found = [entry_from_row(row) for row in conn.execute(statement, args)]
+            return sorted(found, key=lambda e: e.seq)
+
+        return await self._read(read)  # type: ignore[no-any-return]
+
+    async def rule_index(self, from_seq: int, to_seq: int) -> list[tuple[int, str]]:
+        """The rule index rows (seq, rule) with from_seq <= seq <= to_seq, by seq."""
+
+        def read(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+            rows = conn.execute(
+                "SELECT seq, rule FROM audit_rules WHERE seq BETWEEN ? AND ? ORDER BY seq, rule",
+                (from_seq, to_seq),
+            )
+            return [(int(seq), str(rule)) for seq, rule in rows]
+
+        return await self._read(read)  # type: ignore[no-any-return]
+
+    async def reviews_page(self, after: str, limit: int) -> list[ReviewRecord]:
+        """Every review, by review_id, strictly after `after` (at most `limit`)."""
+        statement = f"{reviews_sql._SELECT} WHERE review_id > ? ORDER BY review_id LIMIT ?"
+
+        def read(conn: sqlite3.Connection) -> list[ReviewRecord]:
+            return [reviews_sql.from_row(r) for r in conn.execute(statement, (after, limit))]
+
+        return await self._read(read)  # type: ignore[no-any-return]
+
+    async def grants_page(self, after: str, limit: int) -> list[GrantRecord]:
+        """Every grant, by grant_id, strictly after `after` (at most `limit`)."""
+        statement = (
+            f"SELECT {gsql.COLUMNS} FROM grants WHERE grant_id > ? ORDER BY grant_id LIMIT ?"
+        )
+
+        def read(conn: sqlite3.Connection) -> list[GrantRecord]:
+            rows = conn.execute(statement, (after, limit))
+            return [GrantRecord.from_row(r, parse_time) for r in rows]
+
+        return await self._read(read)  # type: ignore[no-any-return]
+
+    async def decisions_page(self, after: str, limit: int) -> list[DecisionRecord]:
+        """Every decision, by decision_id, strictly after `after` (at most `limit`)."""
+        statement = (
+            f"SELECT {decisions_sql._COLUMNS} FROM decisions WHERE decision_id > ? "
+            "ORDER BY decision_id LIMIT ?"
+        )
+
+        def read(conn: sqlite3.Connection) -> list[DecisionRecord]:
+            rows = conn.execute(statement, (after, limit))
+            return [DecisionRecord.from_row(r, parse_time) for r in rows]
+
+        return await self._read(read)  # type: ignore[no-any-return]
