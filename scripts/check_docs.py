@@ -118,9 +118,7 @@ def runnable_blocks(paths: list[Path]) -> list[Block]:
             m = _FENCE.match(line)
             if not (m and i > 0 and lines[i - 1].strip() == RUNNABLE):
                 continue
-            end = next(
-                j for j in range(i + 1, len(lines)) if lines[j].strip().startswith(m[2])
-            )
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].strip().startswith(m[2]))
             blocks.append(Block(path, i + 1, m[3].strip(), "\n".join(lines[i + 1 : end])))
     return blocks
 
