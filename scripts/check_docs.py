@@ -43,20 +43,33 @@ def default_files(root: Path = ROOT) -> list[Path]:
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
-def _prose_lines(text: str) -> list[tuple[int, str]]:
-    """The (1-based number, line) pairs outside fenced code blocks."""
-    out, fence = [], ""
-    for n, line in enumerate(text.splitlines(), 1):
+def _walk(text: str) -> tuple[list[tuple[int, str]], list[tuple[int, str, str, str]]]:
+    """Split Markdown into prose lines (number, line) and fenced blocks (number of the
+    opening fence, its info string, the line before it, the block's text)."""
+    lines = text.splitlines()
+    prose: list[tuple[int, str]] = []
+    blocks: list[tuple[int, str, str, str]] = []
+    fence, start, info, body = "", 0, "", []
+    for n, line in enumerate(lines, 1):
         m = _FENCE.match(line)
         if fence:
             if m and m[2][0] == fence[0] and len(m[2]) >= len(fence) and not m[3].strip():
+                before = lines[start - 2].strip() if start > 1 else ""
+                blocks.append((start, info, before, "\n".join(body)))
                 fence = ""
+            else:
+                body.append(line)
             continue
         if m:
-            fence = m[2]
+            fence, start, info, body = m[2], n, m[3].strip(), []
             continue
-        out.append((n, line))
-    return out
+        prose.append((n, line))
+    return prose, blocks
+
+
+def _prose_lines(text: str) -> list[tuple[int, str]]:
+    """The (1-based number, line) pairs outside fenced code blocks."""
+    return _walk(text)[0]
 
 
 def slug(heading: str) -> str:
@@ -110,17 +123,14 @@ def _check(path: Path, target: str, cache: dict[Path, set[str]]) -> str | None:
 
 
 def runnable_blocks(paths: list[Path]) -> list[Block]:
-    """The fenced blocks whose opening fence follows a `<!-- runnable -->` line."""
-    blocks = []
-    for path in paths:
-        lines = path.read_text().splitlines()
-        for i, line in enumerate(lines):
-            m = _FENCE.match(line)
-            if not (m and i > 0 and lines[i - 1].strip() == RUNNABLE):
-                continue
-            end = next(j for j in range(i + 1, len(lines)) if lines[j].strip().startswith(m[2]))
-            blocks.append(Block(path, i + 1, m[3].strip(), "\n".join(lines[i + 1 : end])))
-    return blocks
+    """The fenced blocks whose opening fence follows a `<!-- runnable -->` line (in prose:
+    a marker shown inside another code block is an example, not a marker)."""
+    return [
+        Block(path, line, info, text)
+        for path in paths
+        for line, info, before, text in _walk(path.read_text())[1]
+        if before == RUNNABLE
+    ]
 
 
 def run_block(block: Block, timeout: float = 120) -> subprocess.CompletedProcess[str]:
