@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -81,7 +82,7 @@ def tour(target: str) -> None:
 
 def signoff_cli(target: str, *argv: str) -> None:
     """Run one `signoff` command against the server, printing it and what it printed."""
-    print("$ signoff " + " ".join(argv))
+    print("$ " + shlex.join(["signoff", *argv]))
     done = subprocess.run(
         [_signoff(), *argv, "--server", target],
         capture_output=True,
