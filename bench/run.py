@@ -193,7 +193,7 @@ def alternatives_table(alt: dict) -> list[str]:
         "",
         "cel-expr-python and cel-python evaluate rule by rule; the signoff engine row is "
         "what the server runs (one CEL program per policy, the outcome picked by "
-        "`signoff.decide`), checked to give the same outcome and deciding rule.",
+        "the decision semantics), checked to give the same outcome and deciding rule.",
     ]
     return out
 
