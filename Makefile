@@ -52,6 +52,7 @@ lint: $(BIN)/.installed clients/node_modules/.installed  ## generated code and s
 	$(BIN)/python scripts/build_console.py --check
 	$(BIN)/signoff policy schema --check
 	$(BIN)/signoff config reference --check
+	$(BIN)/python scripts/check_docs.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

@@ -1,7 +1,7 @@
 """What issue 19's per-request checks cost an Evaluate, against the floor, in one process.
 
-Each check runs on the README's refund request (its serialized bytes, as a handler gets
-them): the field bound table (`api/bounds.py` decodes the bytes again, then
+Each check runs on the tour's refund request (examples/tour.py; its serialized bytes, as a
+handler gets them): the field bound table (`api/bounds.py` decodes the bytes again, then
 `validate_fields.check_fields`), `wire.no_nul`, the pre-authentication peer bucket
 (`PeerGate.admit`), and the per-identity caps (`Limiter.enter`/`leave`, which also count
 the server-wide cap as before). The floor is a no-op call of the same shape, measured in

@@ -1,4 +1,4 @@
-"""Run every benchmark and write bench/results/*.json plus the table the README quotes."""
+"""Run every benchmark and write bench/results/*.json plus the table docs/benchmarks.md quotes."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+# The guide that quotes the table, between its bench markers.
+GUIDE = HERE.parent / "docs" / "benchmarks.md"
+
 # Every result file latest.json gathers, by its name in latest.json.
 PARTS = (
     "engine",
@@ -30,7 +33,7 @@ PACKAGES = ("grpcio", "protobuf", "cel-expr-python", "cel-python", "matplotlib")
 
 
 def table() -> str:
-    """Render results/*.json as the markdown table quoted in the README."""
+    """Render results/*.json as the markdown table quoted in docs/benchmarks.md."""
     eng = json.loads((RESULTS / "engine.json").read_text())
     e2e = json.loads((RESULTS / "e2e.json").read_text())
     m = eng["machine"]
@@ -190,7 +193,7 @@ def alternatives_table(alt: dict) -> list[str]:
         "",
         "cel-expr-python and cel-python evaluate rule by rule; the signoff engine row is "
         "what the server runs (one CEL program per policy, the outcome picked by "
-        "`signoff.core.decide`), checked to give the same outcome and deciding rule.",
+        "the decision semantics), checked to give the same outcome and deciding rule.",
     ]
     return out
 
@@ -286,14 +289,16 @@ def limits_lines(c: dict) -> list[str]:
     )
 
 
-def quote_in_readme(text: str) -> None:
-    """Replace the table between the bench markers of the top-level README."""
-    readme = HERE.parent / "README.md"
+def quote_in_guide(text: str, guide: Path = GUIDE) -> None:
+    """Replace the table between the bench markers of the benchmarks guide."""
     start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
-    doc = readme.read_text()
-    head, _, rest = doc.partition(start)
-    _, _, tail = rest.partition(end)
-    readme.write_text(f"{head}{start}{text}{end}{tail}")
+    doc = guide.read_text()
+    head, found, rest = doc.partition(start)
+    _, found_end, tail = rest.partition(end)
+    # Without both markers the partition would drop the guide's text: refuse instead.
+    if not (found and found_end):
+        raise SystemExit(f"{guide}: no {start.strip()} ... {end} markers to write between")
+    guide.write_text(f"{head}{start}{text}{end}{tail}")
 
 
 def machine() -> dict[str, Any]:
@@ -379,7 +384,7 @@ def chart() -> Path | None:
 
 
 def main() -> int:
-    """Run the benchmarks (unless --table-only), write the table, quote it in the README."""
+    """Run the benchmarks (unless --table-only), write the table, quote it in the guide."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--table-only", action="store_true", help="only render existing results")
     ap.add_argument(
@@ -409,7 +414,7 @@ def main() -> int:
             subprocess.run([sys.executable, str(HERE / script), *rest], check=True, cwd=HERE)
     text = table()
     (RESULTS / "README.md").write_text(text)
-    quote_in_readme(text)
+    quote_in_guide(text)
     print(text)
     print(f"wrote {write_latest()}")
     png = chart()

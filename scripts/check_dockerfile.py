@@ -13,7 +13,7 @@ absolute paths moved into a temporary directory (/opt/signoff, /src, /data, /pol
   RUN in the final stage creates the image's user, which needs root in a fresh image: skipped;
 - ENV, USER (must not be root), VOLUME (must be /data and /policies), EXPOSE;
 - ENTRYPOINT: started as a process, with the ENV (paths moved, the exposed ports moved to
-  free ones) and a tokens file, as the README tells operators to mount;
+  free ones) and a tokens file, as docs/operators.md tells operators to mount;
 - HEALTHCHECK: its exact CMD is run until it succeeds, within its start period and retries;
 - then one Evaluate through the installed client, SIGTERM, and an exit status of 0.
 

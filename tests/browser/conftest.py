@@ -42,8 +42,8 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
-# The README's screenshots are refreshed only when asked (SIGNOFF_SCREENSHOTS=1): ids and
-# times differ on every run, and a test run should not leave the checkout modified.
+# The screenshots of docs/reviewers.md are refreshed only when asked (SIGNOFF_SCREENSHOTS=1):
+# ids and times differ on every run, and a test run should not leave the checkout modified.
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 REFRESH_SCREENSHOTS = os.environ.get("SIGNOFF_SCREENSHOTS") == "1"
 EXPECT_TIMEOUT_MS = 10_000  # bound on every wait; never reached when things work

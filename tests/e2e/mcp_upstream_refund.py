@@ -1,4 +1,4 @@
-"""The README's fake payments MCP server (examples/mcp_payments.py) with what tests need on
+"""docs/agents.md's fake payments MCP server (examples/mcp_payments.py) with what tests need on
 top: `crash` (kills the process mid-call), `pid`, a ledger resource and resource template
 with completions, subscriptions and a log level, `export_ledger` (reports progress),
 `enable_chargebacks` (adds a tool), `get_ledger_news` (notifies of everything else), a

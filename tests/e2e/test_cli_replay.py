@@ -1,6 +1,6 @@
 """`signoff policy replay`: real decisions, exported, replayed against a changed policy.
 
-The README's example: refunds of 100, 600, 750, 900 and 1200 decided with the shipped
+docs/policies.md's worked replay: refunds of 100, 600, 750, 900 and 1200 decided with the shipped
 policies (review above 500), replayed with the review threshold raised to 1000.
 Dev mode: any bearer token names the caller and holds every role (auditor too).
 """

@@ -1,4 +1,4 @@
-"""The README's fatigue story (examples/fatigue_story.py) runs as written, at a tenth the size."""
+"""The fatigue story of docs/reviewers.md (examples/fatigue_story.py) runs at a tenth the size."""
 
 from __future__ import annotations
 

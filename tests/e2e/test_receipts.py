@@ -173,7 +173,7 @@ def test_the_ttl_setting_sets_the_expiry(make_server):
 
 
 def test_the_readme_sample_verifies_serialized_bytes_with_the_saved_pem(server, tmp_path):
-    """README "Signed receipts": the agent sends the bytes, the executor has the PEM file."""
+    """docs/auditors.md's receipts sample: the agent sends the bytes, the executor has the PEM."""
     with Client(server.target, token="bot") as bot:
         approval = bot.require(**_action(120))
     pub = tmp_path / "signoff.pub"

@@ -255,7 +255,7 @@ async def test_tampering_is_detected(store: Store, pg_url: str) -> None:
         await store.query_audit(AuditQuery(to_seq=8))
 
 
-# The README's grants (operations section), with the schema and role names substituted.
+# The grants of docs/operators.md (Deployment shapes), with the schema and role names substituted.
 SERVICE_GRANTS = """
 GRANT USAGE ON SCHEMA {schema} TO {role};
 GRANT SELECT ON schema_migrations TO {role};

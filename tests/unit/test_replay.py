@@ -40,7 +40,8 @@ def _rec(amount: float, outcome: str, rule: str, **request: object) -> Recorded:
     )
 
 
-# The refund traffic of the README, recorded under the shipped policies (threshold 500).
+# The refund traffic of docs/policies.md's worked replay, recorded under the shipped policies
+# (threshold 500).
 TRAFFIC = [
     (100, "AUTO_ALLOW", "small-refund"),
     (600, "REQUIRE_REVIEW", "large-refund"),
