@@ -58,6 +58,7 @@ from signoff.store.postgres_writer import (
     Tx,
     unavailable,
 )
+from signoff.store.rows import POSTGRES
 from signoff.store.sqlite_writer import WriterStats
 
 T = TypeVar("T")
@@ -190,7 +191,7 @@ class PostgresStore(PostgresGrants, PostgresChain):
         async def read(conn: sql.Conn) -> DecisionRecord | None:
             cur = await conn.execute(sql.SELECT_DECISION, (principal_id, request_id))
             row = await cur.fetchone()
-            return None if row is None else sql.decision_from_row(row)
+            return None if row is None else POSTGRES.decision(row)
 
         return await self._read(read)
 

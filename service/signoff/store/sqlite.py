@@ -51,6 +51,7 @@ from signoff.store.base import (
 )
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.migrations import migrate_sqlite
+from signoff.store.rows import AUDIT_COLUMNS, SQLITE
 from signoff.store.sqlite_chain import SqliteChain
 from signoff.store.sqlite_grants import SqliteGrants
 from signoff.store.sqlite_writer import GroupCommitWriter, WriterStats, unavailable
@@ -173,10 +174,10 @@ class SqliteStore(SqliteGrants, SqliteChain):
 
         def read(conn: sqlite3.Connection) -> list[AuditEntry]:
             rows = conn.execute(
-                f"SELECT {audit_sql.AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",
+                f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",
                 (max(from_seq, 1), limit),
             )
-            return [audit_sql.entry_from_row(row) for row in rows]
+            return [SQLITE.entry(row) for row in rows]
 
         return await self._read(read)
 
