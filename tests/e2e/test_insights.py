@@ -151,7 +151,7 @@ def test_cli_over_an_empty_log(make_server: MakeServer, backend: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--since", "3x"), "--since '3x': not a duration like 30d, 12h, 1h30m nor a time"),
+        (("--since", "3x"), "--since '3x': not a time; use now, a duration ago like 30m"),
         (("--since", "1d", "--until", "2d"), "--until '2d' is not after --since '1d'"),
         (("--min-reviews", "0"), "--min-reviews must be at least 1, not 0"),
         (("--expired-share", "1.5"), "--expired-share must be in (0, 1], not 1.5"),

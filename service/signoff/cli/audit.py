@@ -1,10 +1,10 @@
 """`signoff audit`: query, show, export, verify and checkpoints of the audit log.
 
-Filters are `key=value`: since and until (RFC 3339, a date, `now` or relative: -2h, -30m,
--7d; no zone means UTC), type and outcome (repeatable or comma-separated; outcome is allow,
-review, deny or AUTO_ALLOW...), action (a glob: `*` matches any run of characters; at most
-256 characters and 8 `*`), principal, reviewer, group, rule, state, policy, decision, review,
-request. The token needs the auditor role.
+Filters are `key=value`: since and until (`now`, a duration ago: -2h, 30m, 7d, or RFC 3339,
+a date; no zone means UTC; see signoff.cli.when), type and outcome (repeatable or
+comma-separated; outcome is allow, review, deny or AUTO_ALLOW...), action (a glob: `*`
+matches any run of characters; at most 256 characters and 8 `*`), principal, reviewer,
+group, rule, state, policy, decision, review, request. The token needs the auditor role.
 
 `--timeout` is per call: 10s by default, 60s per verified range; an export has no deadline
 unless one is given. Exit codes: 0 ok; 1 refused, not found, or verification failed;

@@ -1,16 +1,17 @@
 """`key=value` filters of `signoff audit query|export`, checked locally into an AuditFilter.
 
 Keys map to AuditFilter fields (FILTERS); type and outcome repeat or take comma-separated
-values. Times are RFC 3339, a date, `now` or relative (-2h, -30m, -7d); no zone means UTC.
+values. Times are read by signoff.cli.when: `now`, a duration ago (-2h, 30m, 7d), RFC 3339
+or a date; no zone means UTC.
 Every bad filter is a CliError with exit 2 that names it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from signoff.cli.remote import EXIT_USAGE, CliError
+from signoff.cli.when import time_filter
 from signoff_client._gen import audit_pb2 as A
 from signoff_client._gen.common_pb2 import Outcome
 
@@ -45,7 +46,7 @@ def parse_filters(items: list[str], now: dt.datetime) -> A.AuditFilter:
             raise CliError(f"filter {key!r} has an empty value", EXIT_USAGE)
         field = FILTERS[key]
         if key in ("since", "until"):
-            getattr(f, field).FromDatetime(parse_time(key, value, now))
+            getattr(f, field).FromDatetime(time_filter(key, value, now))
         elif key == "outcome":
             f.outcomes.extend(_outcome(v) for v in value.split(","))
         elif key == "type":
@@ -53,28 +54,6 @@ def parse_filters(items: list[str], now: dt.datetime) -> A.AuditFilter:
         else:
             setattr(f, field, value)
     return f
-
-
-_RELATIVE = re.compile(r"-(\d+)([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_time(key: str, text: str, now: dt.datetime) -> dt.datetime:
-    """RFC 3339, a date, `now`, or `-2h` (ago); a time without a zone is UTC."""
-    if text == "now":
-        return now
-    rel = _RELATIVE.fullmatch(text)
-    if rel:
-        return now - dt.timedelta(seconds=int(rel[1]) * _UNITS[rel[2]])
-    try:
-        t = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(
-            f"filter {key}={text!r}: not a time (RFC 3339 like 2026-01-01T09:00:00Z, "
-            "a date, or relative like -2h, -30m, -7d)",
-            EXIT_USAGE,
-        ) from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _outcome(text: str) -> int:

@@ -5,22 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Callable
-from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
 from signoff.cli.remote import EXIT_USAGE, CliError
+from signoff.cli.when import duration_type
 from signoff_client._gen import review_pb2 as R
 
 _BOUND = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(<=|>=|==)\s*(.+?)\s*$")
 
 
-def add_arguments(act: argparse.ArgumentParser, duration: Callable[[str], Any]) -> None:
+def add_arguments(act: argparse.ArgumentParser) -> None:
     """The --grant-* flags of `approve`."""
     act.add_argument(
         "--grant-for",
-        type=duration,
+        type=duration_type,
         metavar="DURATION",
         help="also allow later actions like this one for this long, e.g. 1h (a standing approval)",
     )

@@ -7,8 +7,8 @@ Asks the server (PolicyService.GetInsights, auditor or admin role) about the rev
 in the window and prints one row per rule: reviews by final state, median and p90 time to
 review, distinct reviewers, disagreement among similar reviews, and flags. Under an
 auto-allow candidate it prints the `signoff policy replay` command that checks the change.
---since/--until take a duration back from now (30d, 12h, 1h30m) or a time (RFC 3339, a
-date; UTC without a zone).
+--since/--until take a time: `now`, a duration ago (30d, 12h, 1h30m) or RFC 3339, a date;
+UTC without a zone (signoff.cli.when, docs/cli-times.md).
 
 Exit codes: 0 the report was made (whatever it says); 1 refused; 2 bad input; 3 server
 unreachable or too slow.
@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import functools
 import json
-import re
 import shlex
 from typing import Any
 
@@ -34,11 +33,10 @@ from signoff.cli.remote import (
     report,
     run_command,
 )
+from signoff.cli.when import time_flag
 from signoff_client._gen import policy_pb2 as P
 from signoff_client._gen import policy_pb2_grpc
 
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 COLUMNS = (
     *("RULE", "AT", "REVIEWS", "APPROVED", "EDITED", "REJECTED", "EXPIRED", "CANCELLED"),
     *("PENDING", "MEDIAN", "P90", "REVIEWERS", "DISAGREE"),
@@ -97,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 def request(args: argparse.Namespace, now: dt.datetime) -> P.GetInsightsRequest:
     """The GetInsightsRequest of the flags; CliError (exit 2) names a bad one."""
-    since = parse_when("--since", args.since, now)
+    since = time_flag("--since", args.since, now)
     req = P.GetInsightsRequest(
         reviewer_group=args.group,
         min_reviews=args.min_reviews,
@@ -106,7 +104,7 @@ def request(args: argparse.Namespace, now: dt.datetime) -> P.GetInsightsRequest:
     )
     req.since.FromDatetime(since)
     if args.until:
-        until = parse_when("--until", args.until, now)
+        until = time_flag("--until", args.until, now)
         if until <= since:
             raise CliError(
                 f"--until {args.until!r} is not after --since {args.since!r}", EXIT_USAGE
@@ -119,23 +117,6 @@ def request(args: argparse.Namespace, now: dt.datetime) -> P.GetInsightsRequest:
         if not 0 < value <= 1:
             raise CliError(f"{flag} must be in (0, 1], not {value:g}", EXIT_USAGE)
     return req
-
-
-def parse_when(flag: str, text: str, now: dt.datetime) -> dt.datetime:
-    """A duration back from `now` (30d, 1h30m, also -30d) or a time; UTC without a zone."""
-    compact = _relative(text)
-    if compact:
-        parts = _DURATION.findall(compact)
-        return now - dt.timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
-    try:
-        t = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(
-            f"{flag} {text!r}: not a duration like 30d, 12h, 1h30m nor a time like "
-            "2026-01-01T09:00:00Z",
-            EXIT_USAGE,
-        ) from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def as_json(out: P.Insights) -> str:
@@ -173,24 +154,13 @@ def table(out: P.Insights, args: argparse.Namespace, server: str) -> str:
 def replay_command(r: P.RuleInsight, args: argparse.Namespace, server: str) -> str:
     """The `signoff policy replay` line that re-decides this rule's window with new policies."""
     words = ["signoff", "policy", "replay", "--policies", "./policies-changed"]
-    words += ["--server", server, f"since={_filter_time(args.since)}"]
+    # The filters read times as the flags do (signoff.cli.when), so the text carries over.
+    words += ["--server", server, f"since={args.since.strip()}"]
     if args.until:
-        words.append(f"until={_filter_time(args.until)}")
+        words.append(f"until={args.until.strip()}")
     if r.rule != "(default)":
         words.append(f"rule={r.rule}")
     return " ".join(shlex.quote(w) for w in words)
-
-
-def _filter_time(text: str) -> str:
-    # The audit filters write "ago" with a minus sign: -30d.
-    return f"-{_relative(text)}" if _relative(text) else text.strip()
-
-
-def _relative(text: str) -> str:
-    """`text` without its optional minus if it is a duration like 30d or 1h30m, else ""."""
-    compact = text.strip().removeprefix("-")
-    parts = _DURATION.findall(compact)
-    return compact if parts and "".join(n + u for n, u in parts) == compact else ""
 
 
 def _cells(r: P.RuleInsight) -> tuple[str, ...]:

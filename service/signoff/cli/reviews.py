@@ -40,7 +40,6 @@ import argparse
 import datetime as dt
 import functools
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +58,7 @@ from signoff.cli.remote import (
     report,
     run_command,
 )
+from signoff.cli.when import duration_type
 from signoff_client._gen import review_pb2 as R
 from signoff_client._gen import review_pb2_grpc
 
@@ -112,7 +112,9 @@ def add_parser(sub: Any) -> None:
     ls.add_argument(
         "--action", help="action name glob, e.g. 'refund.*' ('*' only; <= 256 chars, 8 '*')"
     )
-    ls.add_argument("--older-than", type=_duration, help="waiting at least, e.g. 30m, 1h, 2d")
+    ls.add_argument(
+        "--older-than", type=duration_type, help="waiting at least, e.g. 30m, 1h, 2d, 1w"
+    )
     ls.add_argument("--newest", action="store_true", help="newest first (default oldest)")
     ls.add_argument("--limit", type=int, default=50, help="reviews per page (default 50)")
     ls.add_argument("--all-pages", action="store_true", help="follow every page")
@@ -139,7 +141,7 @@ def add_parser(sub: Any) -> None:
             "--version", type=int, help="the review version you looked at (default: current)"
         )
         if verb == "approve":
-            grant_flags.add_arguments(act, _duration)
+            grant_flags.add_arguments(act)
         if verb == "modify":
             src = act.add_mutually_exclusive_group(required=True)
             src.add_argument("--params", help="the edited params as a JSON object")
@@ -365,19 +367,6 @@ def _confirm_edit(old: dict[str, Any], new: dict[str, Any], args: argparse.Names
 
 def _report(r: R.Review, args: argparse.Namespace) -> None:
     print(view.json_block(r) if args.json else view.outcome(r))
-
-
-_DURATION = re.compile(r"(\d+)\s*([smhd])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration(text: str) -> dt.timedelta:
-    """Parse `90s`, `30m`, `1h30m`, `2d` (argparse type)."""
-    compact = text.replace(" ", "")
-    parts = _DURATION.findall(compact)
-    if not parts or "".join(n + u for n, u in parts) != compact:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 1h30m or 2d")
-    return dt.timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
 
 
 def _now() -> dt.datetime:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from signoff.core.audit import AuditEntry, AuditRecord
 from signoff.core.checkpoints import Checkpoint
@@ -47,20 +47,6 @@ class DecisionRecord:
     outcome: str
     created_at: dt.datetime
     decision: bytes  # serialized signoff.v1.Decision; opaque to the store
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any], to_time: Callable[[Any], dt.datetime]) -> DecisionRecord:
-        """Build a record from a row in column order; `to_time` reads the backend's times."""
-        return cls(
-            decision_id=row[0],
-            principal_id=row[1],
-            request_id=row[2],
-            request_digest=row[3],
-            action_name=row[4],
-            outcome=row[5],
-            created_at=to_time(row[6]),
-            decision=bytes(row[7]),
-        )
 
 
 REVIEW_STATES = frozenset({"PENDING", "APPROVED", "MODIFIED", "REJECTED", "EXPIRED", "CANCELLED"})
@@ -87,24 +73,6 @@ class ReviewRecord:
     updated_at: dt.datetime
     expires_at: dt.datetime | None
     review: bytes
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any], to_time: Callable[[Any], dt.datetime]) -> ReviewRecord:
-        """Build a record from a row in column order; `to_time` reads the backend's times."""
-        return cls(
-            review_id=row[0],
-            decision_id=row[1],
-            principal_id=row[2],
-            on_behalf_of=row[3],
-            action_name=row[4],
-            reviewer_group=row[5],
-            state=row[6],
-            version=int(row[7]),
-            created_at=to_time(row[8]),
-            updated_at=to_time(row[9]),
-            expires_at=None if row[10] is None else to_time(row[10]),
-            review=bytes(row[11]),
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,7 @@ which both compare in time order.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,24 +85,4 @@ class GrantRecord:
             *(to_db(self.created_at), to_db(self.expires_at)),
             None if self.revoked_at is None else to_db(self.revoked_at),
             *(self.revoked_by, self.grant),
-        )
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any], to_time: Callable[[Any], dt.datetime]) -> GrantRecord:
-        """Build a record from a row in COLUMNS order; `to_time` reads the backend's times."""
-        return cls(
-            grant_id=row[0],
-            reviewer_group=row[1],
-            action_name=row[2],
-            policy=row[3],
-            rule=row[4],
-            principal_id=row[5],
-            max_uses=int(row[6]),
-            uses=int(row[7]),
-            created_by=row[8],
-            created_at=to_time(row[9]),
-            expires_at=to_time(row[10]),
-            revoked_at=None if row[11] is None else to_time(row[11]),
-            revoked_by=row[12],
-            grant=bytes(row[13]),
         )

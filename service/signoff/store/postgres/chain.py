@@ -12,6 +12,7 @@ from signoff.store import grants_sql as gsql
 from signoff.store.base import ENTRY_ID_COLUMNS, DecisionRecord, ReviewRecord
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.postgres import sql
+from signoff.store.rows import AUDIT_COLUMNS, DECISION_COLUMNS, POSTGRES
 
 
 class PostgresChain:
@@ -30,12 +31,12 @@ class PostgresChain:
         # Only the id in SQL: a type condition lets the planner AND in the type index, which
         # reads every entry of those types (measured: milliseconds on a log of 10^4 entries).
         # No ORDER BY seq either: it could tempt it into walking the primary key.
-        statement = f"SELECT {sql.AUDIT_COLUMNS} FROM audit WHERE {column} = ANY(%s)"
+        statement = f"SELECT {AUDIT_COLUMNS} FROM audit WHERE {column} = ANY(%s)"
         wanted = frozenset(types)
 
         async def read(conn: sql.Conn) -> list[AuditEntry]:
             cur = await conn.execute(statement, (list(ids),))
-            found = [sql.entry_from_row(row) for row in await cur.fetchall()]
+            found = [POSTGRES.entry(row) for row in await cur.fetchall()]
             return sorted((e for e in found if e.type in wanted), key=lambda e: e.seq)
 
         return await self._read(read)  # type: ignore[no-any-return]
@@ -55,22 +56,22 @@ class PostgresChain:
     async def reviews_page(self, after: str, limit: int) -> list[ReviewRecord]:
         """Every review, by review_id, strictly after `after` (at most `limit`)."""
         statement = f"{sql.SELECT_REVIEW} WHERE review_id > %s ORDER BY review_id LIMIT %s"
-        return await self._page(statement, after, limit, sql.review_from_row)
+        return await self._page(statement, after, limit, POSTGRES.review)
 
     async def grants_page(self, after: str, limit: int) -> list[GrantRecord]:
         """Every grant, by grant_id, strictly after `after` (at most `limit`)."""
         statement = (
             f"SELECT {gsql.COLUMNS} FROM grants WHERE grant_id > %s ORDER BY grant_id LIMIT %s"
         )
-        return await self._page(statement, after, limit, lambda r: GrantRecord.from_row(r, sql.utc))
+        return await self._page(statement, after, limit, POSTGRES.grant)
 
     async def decisions_page(self, after: str, limit: int) -> list[DecisionRecord]:
         """Every decision, by decision_id, strictly after `after` (at most `limit`)."""
         statement = (
-            f"SELECT {sql.DECISION_COLUMNS} FROM decisions WHERE decision_id > %s "
+            f"SELECT {DECISION_COLUMNS} FROM decisions WHERE decision_id > %s "
             "ORDER BY decision_id LIMIT %s"
         )
-        return await self._page(statement, after, limit, sql.decision_from_row)
+        return await self._page(statement, after, limit, POSTGRES.decision)
 
     async def _page(
         self, statement: str, after: str, limit: int, build: Callable[[Any], Any]

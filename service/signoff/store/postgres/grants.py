@@ -12,6 +12,7 @@ from signoff.store import grants_sql as gsql
 from signoff.store.base import DecisionRecord, check_decision_audit, check_replay
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.postgres import sql
+from signoff.store.rows import POSTGRES
 
 
 class PostgresGrants:
@@ -31,7 +32,7 @@ class PostgresGrants:
                 cur = await tx.conn.execute(sql.SELECT_DECISION, (rec.principal_id, rec.request_id))
                 row = await cur.fetchone()
                 if row is not None:  # a retry: the stored decision, no second use
-                    return check_replay(sql.decision_from_row(row), rec), True
+                    return check_replay(POSTGRES.decision(row), rec), True
             # The row lock taken here orders concurrent uses on every replica; a waiter
             # re-checks `uses < max_uses` once the holder commits (READ COMMITTED).
             used = await tx.conn.execute(gsql.USE, (grant_id, sql.aware(now)))
@@ -85,4 +86,4 @@ class PostgresGrants:
 
 async def _grants(conn: sql.Conn, statement: str, args: Sequence[Any]) -> list[GrantRecord]:
     cur = await conn.execute(statement, tuple(args))
-    return [GrantRecord.from_row(row, sql.utc) for row in await cur.fetchall()]
+    return [POSTGRES.grant(row) for row in await cur.fetchall()]

@@ -24,15 +24,8 @@ from signoff.store.base import (
     ReviewQuery,
     ReviewRecord,
 )
-from signoff.store.postgres.sql import (
-    AUDIT_FIELDS,
-    SELECT_REVIEW,
-    Conn,
-    aware,
-    entry_from_row,
-    review_from_row,
-    utc,
-)
+from signoff.store.postgres.sql import SELECT_REVIEW, Conn, aware
+from signoff.store.rows import AUDIT_FIELDS, POSTGRES
 
 _COLUMNS = ", ".join(f"a.{name}" for name in AUDIT_FIELDS)
 _EQUAL = (
@@ -99,7 +92,7 @@ async def query_audit(
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY a.seq {'DESC' if descending else 'ASC'} LIMIT %s"
     cur = await conn.execute(sql, [*args, limit])
-    return [entry_from_row(row) for row in await cur.fetchall()]
+    return [POSTGRES.entry(row) for row in await cur.fetchall()]
 
 
 async def list_reviews(conn: Conn, q: ReviewQuery) -> list[ReviewRecord]:
@@ -130,7 +123,7 @@ async def list_reviews(conn: Conn, q: ReviewQuery) -> list[ReviewRecord]:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY created_at {direction}, review_id {direction} LIMIT %s"
     cur = await conn.execute(sql, [*args, q.limit])
-    return [review_from_row(row) for row in await cur.fetchall()]
+    return [POSTGRES.review(row) for row in await cur.fetchall()]
 
 
 async def due_reviews(conn: Conn, now: dt.datetime, limit: int) -> list[ReviewRecord]:
@@ -143,7 +136,7 @@ async def due_reviews(conn: Conn, now: dt.datetime, limit: int) -> list[ReviewRe
         "ORDER BY expires_at, review_id LIMIT %s",
         (aware(now), limit),
     )
-    return [review_from_row(row) for row in await cur.fetchall()]
+    return [POSTGRES.review(row) for row in await cur.fetchall()]
 
 
 async def pending_backlog(conn: Conn, groups: Sequence[str]) -> list[GroupBacklog]:
@@ -158,15 +151,7 @@ async def pending_backlog(conn: Conn, groups: Sequence[str]) -> list[GroupBacklo
         f"FROM reviews WHERE {where} GROUP BY reviewer_group ORDER BY reviewer_group",
         args,
     )
-    return [
-        GroupBacklog(
-            reviewer_group=row[0],
-            pending=int(row[1]),
-            oldest_created_at=utc(row[2]),
-            next_expires_at=None if row[3] is None else utc(row[3]),
-        )
-        for row in await cur.fetchall()
-    ]
+    return [POSTGRES.backlog(row) for row in await cur.fetchall()]
 
 
 # Spelled as in the partial index reviews_decided_action, which the planner can then prove
@@ -185,7 +170,7 @@ async def decided_reviews(
         "ORDER BY updated_at DESC, review_id DESC LIMIT %s",
         (action_name, exclude_review_id, limit),
     )
-    return [review_from_row(row) for row in await cur.fetchall()]
+    return [POSTGRES.review(row) for row in await cur.fetchall()]
 
 
 async def opened_reviews(
@@ -205,4 +190,4 @@ async def opened_reviews(
         "ORDER BY created_at, review_id LIMIT %s",
         (aware(low), low_id, aware(until), limit),
     )
-    return [review_from_row(row) for row in await cur.fetchall()]
+    return [POSTGRES.review(row) for row in await cur.fetchall()]

@@ -1,4 +1,4 @@
-"""PostgreSQL statements: decisions, audit entries, checkpoints and reviews (rows <-> records).
+"""PostgreSQL statements: decisions, audit entries, checkpoints and reviews (rows: rows.py).
 
 Functions here run on a connection the caller owns (the writer's transaction or a pooled
 reader); `PostgresStore` decides where they run. The schema and its triggers are in
@@ -8,7 +8,6 @@ migrations/postgres/. Audit queries and review listings are in postgres_query.py
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,13 +16,15 @@ from psycopg import AsyncConnection
 from signoff.core.audit import GENESIS, AuditEntry, format_time
 from signoff.errors import FailedPrecondition, NotFound
 from signoff.store.base import Checkpoint, DecisionRecord, ReviewRecord, check_replay
+from signoff.store.rows import (
+    AUDIT_COLUMNS,
+    CHECKPOINT_COLUMNS,
+    DECISION_COLUMNS,
+    POSTGRES,
+    REVIEW_COLUMNS,
+)
 
 Conn = AsyncConnection[Any]
-
-DECISION_COLUMNS = (
-    "decision_id, principal_id, request_id, request_digest, action_name, outcome, "
-    "created_at, decision"
-)
 SELECT_DECISION = (
     f"SELECT {DECISION_COLUMNS} FROM decisions "
     "WHERE principal_id = %s AND request_id = %s AND request_id <> ''"
@@ -36,21 +37,8 @@ _INSERT_DECISION = (
     "RETURNING decision_id"
 )
 
-# Column names equal AuditEntry field names.
-AUDIT_FIELDS = (
-    *("seq", "time", "type", "actor", "request_id", "decision_id", "review_id", "action_name"),
-    *("outcome", "principal", "reviewer", "reviewer_group", "review_state", "rules"),
-    *("policy_version", "payload", "prev_hash", "hash"),
-)
-AUDIT_COLUMNS = ", ".join(AUDIT_FIELDS)
 _INSERT_AUDIT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join(['%s'] * 18)})"
-_CHECKPOINT_COLUMNS = "seq, head_hash, time, key_id, signature"
 
-REVIEW_FIELDS = (
-    *("review_id", "decision_id", "principal_id", "on_behalf_of", "action_name"),
-    *("reviewer_group", "state", "version", "created_at", "updated_at", "expires_at", "review"),
-)
-REVIEW_COLUMNS = ", ".join(REVIEW_FIELDS)
 SELECT_REVIEW = f"SELECT {REVIEW_COLUMNS} FROM reviews"
 _INSERT_REVIEW = f"INSERT INTO reviews ({REVIEW_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})"
 # The guard is the whole point: the row changes only if nobody changed it since the caller
@@ -71,11 +59,6 @@ def aware(t: dt.datetime) -> dt.datetime:
     return t
 
 
-def utc(t: dt.datetime) -> dt.datetime:
-    """Return a timestamptz read back from the database in UTC, as the records hold it."""
-    return t.astimezone(dt.UTC)
-
-
 # -- decisions -------------------------------------------------------------------------------
 
 
@@ -92,12 +75,7 @@ async def insert_decision(conn: Conn, rec: DecisionRecord) -> DecisionRecord | N
     row = await cur.fetchone()
     if row is None:  # conflict and no row: only a concurrent delete could do that
         raise FailedPrecondition("idempotency conflict without a stored decision; retry")
-    return check_replay(decision_from_row(row), rec)
-
-
-def decision_from_row(row: Sequence[Any]) -> DecisionRecord:
-    """Build a decision from a row selected in DECISION_COLUMNS order."""
-    return DecisionRecord.from_row(row, utc)
+    return check_replay(POSTGRES.decision(row), rec)
 
 
 # -- audit -----------------------------------------------------------------------------------
@@ -128,30 +106,13 @@ async def insert_entries(conn: Conn, entries: Sequence[AuditEntry]) -> None:
             await cur.executemany("INSERT INTO audit_rules (rule, seq) VALUES (%s, %s)", rules)
 
 
-def entry_from_row(row: Sequence[Any]) -> AuditEntry:
-    """Build an entry from a row selected in AUDIT_FIELDS order."""
-    fields = dict(zip(AUDIT_FIELDS, row, strict=True))
-    try:
-        fields["time"] = utc(fields["time"])
-        fields["rules"] = tuple(fields["rules"])
-        fields["payload"] = json.loads(fields["payload"])
-        return AuditEntry(**fields)
-    except (ValueError, TypeError) as exc:
-        # Only a write that bypassed signoff can store an undecodable row.
-        raise FailedPrecondition(
-            f"audit entry seq {fields['seq']} cannot be decoded ({exc}): the database was "
-            "modified outside signoff",
-            current_state="corrupt",
-        ) from exc
-
-
 async def read_entries(conn: Conn, from_seq: int, limit: int) -> list[AuditEntry]:
     """Return up to `limit` entries with seq >= `from_seq`, in seq order."""
     cur = await conn.execute(
         f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq >= %s ORDER BY seq LIMIT %s",
         (max(from_seq, 1), limit),
     )
-    return [entry_from_row(row) for row in await cur.fetchall()]
+    return [POSTGRES.entry(row) for row in await cur.fetchall()]
 
 
 # -- checkpoints -----------------------------------------------------------------------------
@@ -172,7 +133,7 @@ async def insert_checkpoint(conn: Conn, cp: Checkpoint) -> None:
         # A signature over a hash the log does not hold would be a false statement.
         raise ValueError(f"checkpoint head_hash is not the hash of audit entry seq {cp.seq}")
     await conn.execute(
-        f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
+        f"INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
         (cp.seq, cp.head_hash, aware(cp.time), cp.key_id, cp.signature),
     )
 
@@ -180,30 +141,20 @@ async def insert_checkpoint(conn: Conn, cp: Checkpoint) -> None:
 async def checkpoints(conn: Conn, from_seq: int, to_seq: int) -> list[Checkpoint]:
     """Return the checkpoints with from_seq <= seq <= to_seq (0 = no bound), ascending."""
     cur = await conn.execute(
-        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
+        f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints "
         "WHERE seq >= %s AND (%s = 0 OR seq <= %s) ORDER BY seq",
         (max(from_seq, 0), max(to_seq, 0), to_seq),
     )
-    return [_checkpoint(row) for row in await cur.fetchall()]
+    return [POSTGRES.checkpoint(row) for row in await cur.fetchall()]
 
 
 async def last_checkpoint(conn: Conn) -> Checkpoint | None:
     """Return the checkpoint with the highest seq, if any."""
     cur = await conn.execute(
-        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY seq DESC LIMIT 1"
+        f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY seq DESC LIMIT 1"
     )
     row = await cur.fetchone()
-    return None if row is None else _checkpoint(row)
-
-
-def _checkpoint(row: Sequence[Any]) -> Checkpoint:
-    return Checkpoint(
-        seq=int(row[0]),
-        head_hash=str(row[1]),
-        time=utc(row[2]),
-        key_id=str(row[3]),
-        signature=str(row[4]),
-    )
+    return None if row is None else POSTGRES.checkpoint(row)
 
 
 # -- reviews ---------------------------------------------------------------------------------
@@ -232,7 +183,7 @@ async def update_review(conn: Conn, new: ReviewRecord, expected_version: int) ->
     )
     row = await cur.fetchone()
     if row is not None:
-        stored = review_from_row(row)
+        stored = POSTGRES.review(row)
         # The UPDATE leaves identity columns alone; a caller that changed them in `new` has a
         # bug and must not get back a record that differs from what is stored (raising rolls
         # this operation back to its savepoint, UPDATE included).
@@ -266,12 +217,7 @@ async def review_where(conn: Conn, column: str, value: str) -> ReviewRecord | No
     """Return the review whose `column` (review_id or decision_id) is `value`, if any."""
     cur = await conn.execute(f"{SELECT_REVIEW} WHERE {column} = %s", (value,))
     row = await cur.fetchone()
-    return None if row is None else review_from_row(row)
-
-
-def review_from_row(row: Sequence[Any]) -> ReviewRecord:
-    """Build a record from a row selected in REVIEW_FIELDS order."""
-    return ReviewRecord.from_row(row, utc)
+    return None if row is None else POSTGRES.review(row)
 
 
 def _opt(t: dt.datetime | None) -> dt.datetime | None:

@@ -52,6 +52,7 @@ from signoff.store.postgres.chain import PostgresChain
 from signoff.store.postgres.feed import NOTIFY, Leases, ReviewCallback, ReviewFeed, channel_for
 from signoff.store.postgres.grants import PostgresGrants
 from signoff.store.postgres.writer import MIGRATE_LOCK, GroupCommitWriter, Tx, unavailable
+from signoff.store.rows import POSTGRES
 from signoff.store.sqlite.writer import WriterStats
 
 T = TypeVar("T")
@@ -184,7 +185,7 @@ class PostgresStore(PostgresGrants, PostgresChain):
         async def read(conn: sql.Conn) -> DecisionRecord | None:
             cur = await conn.execute(sql.SELECT_DECISION, (principal_id, request_id))
             row = await cur.fetchone()
-            return None if row is None else sql.decision_from_row(row)
+            return None if row is None else POSTGRES.decision(row)
 
         return await self._read(read)
 

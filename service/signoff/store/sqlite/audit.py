@@ -1,4 +1,4 @@
-"""SQLite statements for audit entries and checkpoints: rows <-> records, inserts, lookups.
+"""SQLite statements for audit entries and checkpoints: inserts, lookups (rows: rows.py).
 
 Functions here run on a connection the caller owns (the writer's transaction or a reader);
 `SqliteStore` decides where they run. Queries for auditors are in sqlite_audit_query.py; the
@@ -8,25 +8,15 @@ schema is in migrations/sqlite/0001_init.sql and 0003_audit_queries.sql.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sqlite3
-from collections.abc import Sequence
 from typing import Any
 
 from signoff.core.audit import GENESIS, AuditEntry, format_time, parse_time
-from signoff.errors import FailedPrecondition
 from signoff.store.base import Checkpoint
+from signoff.store.rows import AUDIT_COLUMNS, AUDIT_FIELDS, CHECKPOINT_COLUMNS, SQLITE
 from signoff_client.canonical import canonical_json
 
-# Column names equal AuditEntry field names (`payload` holds canonical JSON text).
-AUDIT_FIELDS = (
-    *("seq", "time", "type", "actor", "request_id", "decision_id", "review_id", "action_name"),
-    *("outcome", "principal", "reviewer", "reviewer_group", "review_state", "rules"),
-    *("policy_version", "payload", "prev_hash", "hash"),
-)
-AUDIT_COLUMNS = ", ".join(AUDIT_FIELDS)
 _INSERT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * len(AUDIT_FIELDS))})"
-_CHECKPOINT_COLUMNS = "seq, head_hash, time, key_id, signature"
 _MICROSECOND = dt.timedelta(microseconds=1)
 MAX_SEQ = 2**63 - 1  # SQLite's largest integer: "no upper bound" in a BETWEEN
 
@@ -73,23 +63,6 @@ def audit_row(e: AuditEntry) -> tuple[Any, ...]:
     )
 
 
-def entry_from_row(row: Sequence[Any]) -> AuditEntry:
-    """Build an entry from a row selected in `AUDIT_FIELDS` order."""
-    fields = dict(zip(AUDIT_FIELDS, row, strict=True))
-    try:
-        fields["time"] = parse_time(fields["time"])
-        fields["rules"] = tuple(json.loads(fields["rules"]))
-        fields["payload"] = json.loads(fields["payload"])
-        return AuditEntry(**fields)
-    except (ValueError, TypeError) as exc:
-        # Only a write that bypassed signoff can store an undecodable row.
-        raise FailedPrecondition(
-            f"audit entry seq {fields['seq']} cannot be decoded ({exc}): the database was "
-            "modified outside signoff",
-            current_state="corrupt",
-        ) from exc
-
-
 def insert_checkpoint(conn: sqlite3.Connection, cp: Checkpoint) -> None:
     """Insert `cp` after checking it moves forward and signs the stored chain head at its seq."""
     last = conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0]
@@ -103,7 +76,7 @@ def insert_checkpoint(conn: sqlite3.Connection, cp: Checkpoint) -> None:
         # A signature over a hash the log does not hold would be a false statement.
         raise ValueError(f"checkpoint head_hash is not the hash of audit entry seq {cp.seq}")
     conn.execute(
-        f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+        f"INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
         (cp.seq, cp.head_hash, format_time(cp.time), cp.key_id, cp.signature),
     )
 
@@ -111,29 +84,15 @@ def insert_checkpoint(conn: sqlite3.Connection, cp: Checkpoint) -> None:
 def checkpoints(conn: sqlite3.Connection, from_seq: int, to_seq: int) -> list[Checkpoint]:
     """Return the checkpoints with from_seq <= seq <= to_seq (0 = no bound), ascending."""
     rows = conn.execute(
-        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE seq >= ? AND seq <= ? ORDER BY seq",
+        f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE seq >= ? AND seq <= ? ORDER BY seq",
         (max(from_seq, 0), to_seq if to_seq > 0 else MAX_SEQ),
     )
-    return [_checkpoint_from_row(row) for row in rows]
+    return [SQLITE.checkpoint(row) for row in rows]
 
 
 def last_checkpoint(conn: sqlite3.Connection) -> Checkpoint | None:
     """Return the checkpoint with the highest seq, if any."""
     row = conn.execute(
-        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY seq DESC LIMIT 1"
+        f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY seq DESC LIMIT 1"
     ).fetchone()
-    return None if row is None else _checkpoint_from_row(row)
-
-
-def _checkpoint_from_row(row: Sequence[Any]) -> Checkpoint:
-    try:
-        time = parse_time(row[2])
-    except (ValueError, TypeError) as exc:
-        raise FailedPrecondition(
-            f"checkpoint seq {row[0]} cannot be decoded ({exc}): the database was modified "
-            "outside signoff",
-            current_state="corrupt",
-        ) from exc
-    return Checkpoint(
-        seq=int(row[0]), head_hash=str(row[1]), time=time, key_id=str(row[3]), signature=str(row[4])
-    )
+    return None if row is None else SQLITE.checkpoint(row)

@@ -36,7 +36,8 @@ from typing import Any
 from signoff.core.audit import AuditEntry, format_time
 from signoff.policy.globs import Glob
 from signoff.store.base import AuditQuery
-from signoff.store.sqlite.audit import AUDIT_FIELDS, MAX_SEQ, entry_from_row
+from signoff.store.rows import AUDIT_FIELDS, SQLITE
+from signoff.store.sqlite.audit import MAX_SEQ
 from signoff.store.sqlite.reviews import sqlite_glob
 
 _COLUMNS = ", ".join(f"a.{name}" for name in AUDIT_FIELDS)
@@ -84,7 +85,7 @@ def query(
     finally:
         if conn.in_transaction:
             conn.execute("COMMIT")
-    return [entry_from_row(row) for row in rows]
+    return [SQLITE.entry(row) for row in rows]
 
 
 def _page(

@@ -8,13 +8,12 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from signoff.core.audit import AuditEntry, parse_time
+from signoff.core.audit import AuditEntry
 from signoff.store import grants_sql as gsql
 from signoff.store.base import ENTRY_ID_COLUMNS, DecisionRecord, ReviewRecord
 from signoff.store.grants_sql import GrantRecord
-from signoff.store.sqlite import decisions as decisions_sql
+from signoff.store.rows import AUDIT_COLUMNS, DECISION_COLUMNS, SQLITE
 from signoff.store.sqlite import reviews as reviews_sql
-from signoff.store.sqlite.audit import AUDIT_COLUMNS, entry_from_row
 
 
 class SqliteChain:
@@ -40,7 +39,7 @@ class SqliteChain:
         args = (*ids, *types)
 
         def read(conn: sqlite3.Connection) -> list[AuditEntry]:
-            found = [entry_from_row(row) for row in conn.execute(statement, args)]
+            found = [SQLITE.entry(row) for row in conn.execute(statement, args)]
             return sorted(found, key=lambda e: e.seq)
 
         return await self._read(read)  # type: ignore[no-any-return]
@@ -62,7 +61,7 @@ class SqliteChain:
         statement = f"{reviews_sql._SELECT} WHERE review_id > ? ORDER BY review_id LIMIT ?"
 
         def read(conn: sqlite3.Connection) -> list[ReviewRecord]:
-            return [reviews_sql.from_row(r) for r in conn.execute(statement, (after, limit))]
+            return [SQLITE.review(r) for r in conn.execute(statement, (after, limit))]
 
         return await self._read(read)  # type: ignore[no-any-return]
 
@@ -74,19 +73,19 @@ class SqliteChain:
 
         def read(conn: sqlite3.Connection) -> list[GrantRecord]:
             rows = conn.execute(statement, (after, limit))
-            return [GrantRecord.from_row(r, parse_time) for r in rows]
+            return [SQLITE.grant(r) for r in rows]
 
         return await self._read(read)  # type: ignore[no-any-return]
 
     async def decisions_page(self, after: str, limit: int) -> list[DecisionRecord]:
         """Every decision, by decision_id, strictly after `after` (at most `limit`)."""
         statement = (
-            f"SELECT {decisions_sql._COLUMNS} FROM decisions WHERE decision_id > ? "
+            f"SELECT {DECISION_COLUMNS} FROM decisions WHERE decision_id > ? "
             "ORDER BY decision_id LIMIT ?"
         )
 
         def read(conn: sqlite3.Connection) -> list[DecisionRecord]:
             rows = conn.execute(statement, (after, limit))
-            return [DecisionRecord.from_row(r, parse_time) for r in rows]
+            return [SQLITE.decision(r) for r in rows]
 
         return await self._read(read)  # type: ignore[no-any-return]

@@ -8,25 +8,22 @@ from __future__ import annotations
 
 import sqlite3
 
-from signoff.core.audit import format_time, parse_time
+from signoff.core.audit import format_time
 from signoff.store.base import DecisionRecord, check_replay
+from signoff.store.rows import DECISION_COLUMNS, SQLITE
 
-_COLUMNS = (
-    "decision_id, principal_id, request_id, request_digest, action_name, outcome, "
-    "created_at, decision"
-)
 # `request_id <> ''` lets SQLite use the partial unique index decisions_idempotency.
 _SELECT = (
-    f"SELECT {_COLUMNS} FROM decisions "
+    f"SELECT {DECISION_COLUMNS} FROM decisions "
     "WHERE principal_id = ? AND request_id = ? AND request_id <> ''"
 )
-_INSERT = f"INSERT INTO decisions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def find(conn: sqlite3.Connection, principal_id: str, request_id: str) -> DecisionRecord | None:
     """The decision stored under this idempotency key, if any."""
     row = conn.execute(_SELECT, (principal_id, request_id)).fetchone()
-    return None if row is None else DecisionRecord.from_row(row, parse_time)
+    return None if row is None else SQLITE.decision(row)
 
 
 def replay_of(conn: sqlite3.Connection, rec: DecisionRecord) -> DecisionRecord | None:

@@ -8,10 +8,11 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from signoff.core.audit import AuditRecord, format_time, parse_time
+from signoff.core.audit import AuditRecord, format_time
 from signoff.store import grants_sql as gsql
 from signoff.store.base import DecisionRecord, check_decision_audit
 from signoff.store.grants_sql import GrantRecord
+from signoff.store.rows import SQLITE
 from signoff.store.sqlite import decisions as decisions_sql
 
 
@@ -79,4 +80,4 @@ class SqliteGrants:
 
 def _grants(conn: sqlite3.Connection, statement: str, args: Sequence[Any]) -> list[GrantRecord]:
     rows = conn.execute(gsql.for_sqlite(statement), tuple(args)).fetchall()
-    return [GrantRecord.from_row(row, parse_time) for row in rows]
+    return [SQLITE.grant(row) for row in rows]

@@ -13,17 +13,13 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from signoff.core.audit import format_time, parse_time
+from signoff.core.audit import format_time
 from signoff.errors import FailedPrecondition, NotFound
 from signoff.store.base import DECIDED_STATES, GroupBacklog, ReviewQuery, ReviewRecord
+from signoff.store.rows import REVIEW_COLUMNS, REVIEW_FIELDS, SQLITE
 
-_FIELDS = (
-    *("review_id", "decision_id", "principal_id", "on_behalf_of", "action_name"),
-    *("reviewer_group", "state", "version", "created_at", "updated_at", "expires_at", "review"),
-)
-_COLUMNS = ", ".join(_FIELDS)
-_SELECT = f"SELECT {_COLUMNS} FROM reviews"
-_INSERT = f"INSERT INTO reviews ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})"
+_SELECT = f"SELECT {REVIEW_COLUMNS} FROM reviews"
+_INSERT = f"INSERT INTO reviews ({REVIEW_COLUMNS}) VALUES ({', '.join('?' * len(REVIEW_FIELDS))})"
 # The guard is the whole point: the row changes only if nobody changed it since the caller
 # read `version`, and only while it is PENDING (the trigger would refuse a resolved one, but
 # then the caller would get a constraint error instead of the current state).
@@ -31,7 +27,7 @@ _UPDATE = (
     "UPDATE reviews SET reviewer_group = ?, state = ?, version = ?, updated_at = ?, "
     "expires_at = ?, review = ? "
     "WHERE review_id = ? AND version = ? AND state = 'PENDING' "
-    f"RETURNING {_COLUMNS}"
+    f"RETURNING {REVIEW_COLUMNS}"
 )
 _IDENTITY = ("decision_id", "principal_id", "on_behalf_of", "action_name", "created_at")
 
@@ -51,7 +47,7 @@ def update(conn: sqlite3.Connection, new: ReviewRecord, expected_version: int) -
         ),
     ).fetchall()  # drain RETURNING so the statement is finished before the savepoint ends
     if updated:
-        stored = from_row(updated[0])
+        stored = SQLITE.review(updated[0])
         # The UPDATE leaves identity columns alone; a caller that changed them in `new` has a
         # bug, and must not get back a record that differs from what is stored (raising
         # rolls this operation back to its savepoint, UPDATE included).
@@ -83,13 +79,13 @@ def update(conn: sqlite3.Connection, new: ReviewRecord, expected_version: int) -
 def get(conn: sqlite3.Connection, review_id: str) -> ReviewRecord | None:
     """Return the review with this id, if any."""
     row = conn.execute(f"{_SELECT} WHERE review_id = ?", (review_id,)).fetchone()
-    return None if row is None else from_row(row)
+    return None if row is None else SQLITE.review(row)
 
 
 def for_decision(conn: sqlite3.Connection, decision_id: str) -> ReviewRecord | None:
     """Return the review opened by this decision, if any."""
     row = conn.execute(f"{_SELECT} WHERE decision_id = ?", (decision_id,)).fetchone()
-    return None if row is None else from_row(row)
+    return None if row is None else SQLITE.review(row)
 
 
 def query(conn: sqlite3.Connection, q: ReviewQuery) -> list[ReviewRecord]:
@@ -122,7 +118,7 @@ def query(conn: sqlite3.Connection, q: ReviewQuery) -> list[ReviewRecord]:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY created_at {direction}, review_id {direction} LIMIT ?"
     args.append(q.limit)
-    return [from_row(row) for row in conn.execute(sql, args)]
+    return [SQLITE.review(row) for row in conn.execute(sql, args)]
 
 
 def due(conn: sqlite3.Connection, now: dt.datetime, limit: int) -> list[ReviewRecord]:
@@ -136,7 +132,7 @@ def due(conn: sqlite3.Connection, now: dt.datetime, limit: int) -> list[ReviewRe
         "ORDER BY expires_at, review_id LIMIT ?",
         (format_time(now), limit),
     )
-    return [from_row(row) for row in rows]
+    return [SQLITE.review(row) for row in rows]
 
 
 def backlog(conn: sqlite3.Connection, groups: Sequence[str]) -> list[GroupBacklog]:
@@ -153,15 +149,7 @@ def backlog(conn: sqlite3.Connection, groups: Sequence[str]) -> list[GroupBacklo
         "GROUP BY reviewer_group ORDER BY reviewer_group",
         args,
     )
-    return [
-        GroupBacklog(
-            reviewer_group=row[0],
-            pending=int(row[1]),
-            oldest_created_at=parse_time(row[2]),
-            next_expires_at=None if row[3] is None else parse_time(row[3]),
-        )
-        for row in rows
-    ]
+    return [SQLITE.backlog(row) for row in rows]
 
 
 # Spelled as in the partial index reviews_decided_action: SQLite uses a partial index only
@@ -181,7 +169,7 @@ def decided(
         "ORDER BY updated_at DESC, review_id DESC LIMIT ?",
         (action_name, exclude_review_id, limit),
     )
-    return [from_row(row) for row in rows]
+    return [SQLITE.review(row) for row in rows]
 
 
 def opened(
@@ -202,18 +190,13 @@ def opened(
         "ORDER BY created_at, review_id LIMIT ?",
         (format_time(low), low_id, format_time(until), limit),
     )
-    return [from_row(row) for row in rows]
+    return [SQLITE.review(row) for row in rows]
 
 
 def sqlite_glob(action_glob: str) -> str:
     """Translate an action glob (only `*` is special) into an SQLite GLOB pattern."""
     # GLOB also treats `?` and `[` as wildcards; a one-character class makes them literal.
     return action_glob.replace("[", "[[]").replace("?", "[?]")
-
-
-def from_row(row: Sequence[Any]) -> ReviewRecord:
-    """Build a record from a row selected in `_FIELDS` order."""
-    return ReviewRecord.from_row(row, parse_time)
 
 
 def _row(rec: ReviewRecord) -> tuple[Any, ...]:

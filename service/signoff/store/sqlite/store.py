@@ -47,6 +47,7 @@ from signoff.store.base import (
 )
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.migrations import migrate_sqlite
+from signoff.store.rows import AUDIT_COLUMNS, SQLITE
 from signoff.store.sqlite import audit as audit_sql
 from signoff.store.sqlite import audit_query
 from signoff.store.sqlite import decisions as decisions_sql
@@ -173,10 +174,10 @@ class SqliteStore(SqliteGrants, SqliteChain):
 
         def read(conn: sqlite3.Connection) -> list[AuditEntry]:
             rows = conn.execute(
-                f"SELECT {audit_sql.AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",
+                f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",
                 (max(from_seq, 1), limit),
             )
-            return [audit_sql.entry_from_row(row) for row in rows]
+            return [SQLITE.entry(row) for row in rows]
 
         return await self._read(read)
 
