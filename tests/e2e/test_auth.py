@@ -9,7 +9,7 @@ import pytest
 
 from signoff import pb
 from signoff.auth import hash_token
-from signoff.serving.server import authenticator_for
+from signoff.serving.build import authenticator_for
 from signoff.settings.model import ConfigError, Settings
 from signoff_client._gen import decision_pb2_grpc, policy_pb2_grpc, review_pb2_grpc
 

@@ -19,8 +19,8 @@ from signoff import pb
 from signoff.api.connect import ConnectHandler
 from signoff.api.errors import Guard
 from signoff.auth import DevAuthenticator
+from signoff.serving.build import authenticator_for
 from signoff.serving.http import HttpServer
-from signoff.serving.server import authenticator_for
 from signoff.settings.model import ConfigError, Settings, load_settings
 from signoff_client._gen import review_pb2_grpc
 

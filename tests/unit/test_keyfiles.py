@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from signoff.core import checkpoints
 from signoff.core.checkpoints import TrustedKeys, key_id, load_or_create_key, public_pem, sign
 from signoff.serving import keyfiles
-from signoff.serving.server import signer_for
+from signoff.serving.build import signer_for
 from signoff.settings.model import ConfigError, Settings
 
 HEAD = "ab" * 32

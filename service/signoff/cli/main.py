@@ -140,7 +140,7 @@ def _migrate(args: argparse.Namespace) -> int:
     """Apply the schema migrations (as the schema owner) without serving."""
     from signoff.errors import SignoffError
     from signoff.ids import SystemClock
-    from signoff.serving.server import build_store
+    from signoff.serving.build import build_store
     from signoff.settings.model import ConfigError, load_settings
 
     try:

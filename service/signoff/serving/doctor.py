@@ -20,6 +20,7 @@ from signoff.core.audit import parse_time
 from signoff.ids import Clock, SystemClock
 from signoff.policy import BundleError, load_bundle
 from signoff.serving import tls
+from signoff.serving.build import is_loopback
 from signoff.serving.doctor_keys import Check, Status, signing_key_check, trusted_keys_check
 from signoff.settings.model import Settings
 from signoff.store import migrations
@@ -238,13 +239,11 @@ def auth_check(settings: Settings) -> tuple[Check, bool]:
                 " as fact; vouch for them in the tokens file's `principals` instead",
             ), False
         return Check("auth", "ok", " and ".join(kinds) + " configured"), False
-    from signoff.serving.server import _is_loopback
-
     for key, address, host in (
         ("listen", settings.listen, settings.listen_host),
         ("http_listen", settings.http_listen, settings.http_listen_host),
     ):
-        if address and not _is_loopback(host):
+        if address and not is_loopback(host):
             return Check(
                 "auth",
                 "fail",
@@ -262,8 +261,6 @@ def auth_check(settings: Settings) -> tuple[Check, bool]:
 def tls_check(settings: Settings, now: dt.datetime) -> Check:
     """The TLS files check out as at start-up; expiring soon, or plaintext beyond loopback
     with authentication on (tokens in the clear), is a warning."""
-    from signoff.serving.server import _is_loopback
-
     s = settings.tls
     try:
         if settings.auth.mtls is not None and not s.mutual:
@@ -278,7 +275,7 @@ def tls_check(settings: Settings, now: dt.datetime) -> Check:
                 ("listen", settings.listen, settings.listen_host),
                 ("http_listen", settings.http_listen, settings.http_listen_host),
             )
-            if address and not _is_loopback(host)
+            if address and not is_loopback(host)
         ]
         if exposed and (settings.auth.tokens_file or settings.auth.jwt):
             return Check(

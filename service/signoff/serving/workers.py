@@ -33,7 +33,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from signoff.logs import event
-from signoff.serving.server import authenticator_for, build_store, serve, signer_for
+from signoff.serving.build import authenticator_for, build_store, signer_for
+from signoff.serving.server import serve
 from signoff.settings.model import Settings
 
 log = logging.getLogger("signoff.workers")
