@@ -1,4 +1,5 @@
-"""Back-pressure: concurrent calls and streams, per-identity rates (README, "Limits")."""
+"""Back-pressure: concurrent calls and streams, per-identity rates (docs/operators.md,
+"Limits and back-pressure")."""
 
 from signoff.limits.config import LimitSettings, RateSettings
 from signoff.limits.limiter import Limiter

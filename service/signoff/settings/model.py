@@ -120,7 +120,8 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="Server processes sharing the ports (SO_REUSEPORT), about one core each; "
-        "review expiry and checkpoints run in worker 0. See README, 'Several processes'.",
+        "review expiry and checkpoints run in worker 0. "
+        "See docs/operators.md, 'Deployment shapes'.",
     )
     shutdown_grace: float = Field(
         10.0, ge=0, description="Seconds in-flight requests get to finish on SIGTERM."

@@ -10,7 +10,7 @@ from signoff.settings.duration import Duration
 
 
 class ReceiptSettings(BaseModel):
-    """Signed receipts of final allow decisions (see README "Signed receipts")."""
+    """Signed receipts of final allow decisions (docs/auditors.md, "Signed receipts")."""
 
     model_config = ConfigDict(extra="forbid")
 
