@@ -12,13 +12,23 @@ a shared machine hits all alike.
 Two figures per case: the wall time of an awaited call (it includes the audit writer's
 group commit and fsync, one decision per transaction here) and the event loop thread's CPU
 time (`time.thread_time` on that thread): the work of the handler itself, where the
-request's conversions run, without the fsync wait. The second is the figure to read.
+request's conversions run, without the fsync wait. The second is the figure to read; on a
+shared machine it still moves by a tenth from run to run.
+
+Then the request's forms alone (issue 20 item 2), on the same requests, against the same
+kind of floor: what each outcome needs of the request (the wire digest of the replay check,
+the masked copy for the engine's texts, the receipt's or the review's action digest, the
+audit payload's plain form, and for a review its stored bytes) made as the modules made them
+before the change, each converting again (app.py, decide.py, receipts.py, reviews.py and
+review_records.py at 63d41cc), and once through `jsonify.RequestView`. Both run in the same
+rounds: the difference is the saving, free of the drift that blurs it in the whole decision.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import sys
 import tempfile
 import time
@@ -28,14 +38,25 @@ from pathlib import Path
 from common import median, write
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from signoff import pb
+from signoff import pb, reviews
 from signoff.app import Signoff
 from signoff.auth.identity import Identity
+from signoff.auth.principals import Directory
 from signoff.decide import DefaultDecision
 from signoff.ids import SystemClock, new_id
+from signoff.jsonify import principal_as_sent, request_to_dict, struct_to_dict
+from signoff.policy import load_bundle
 from signoff.receipts import ReceiptIssuer
+from signoff.redact import masked, redact
+from signoff.review_records import stored_bytes
 from signoff.store.sqlite import SqliteStore
 from signoff.validate import Limits
+from signoff_client.canonical import action_digest
+
+try:
+    from signoff.jsonify import request_view
+except ImportError:  # a tree before issue 20 item 2: only the whole decision is measured
+    request_view = None  # type: ignore[assignment]
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 CALLS = 400
@@ -136,11 +157,103 @@ async def measure(root: Path) -> dict[str, object]:
     }
 
 
+FORMS_CALLS = 2_000
+FORMS_ROUNDS = 9
+PENDING = pb.common.Decision(
+    decision_id="d-1", outcome=pb.common.OUTCOME_REQUIRE_REVIEW, reviewer_group="finance"
+)
+
+
+def _review(shown: pb.common.ActionRequest, digest: str = "") -> pb.review.Review:
+    return reviews.open_review(
+        review_id="r-1",
+        decision=PENDING,
+        shown=shown,
+        redacted_paths=["action.params.card_number"],
+        approvals=1,
+        timeout=dt.timedelta(hours=1),
+        on_timeout="deny",
+        now=dt.datetime(2026, 12, 4, tzinfo=dt.UTC),
+        shown_digest=digest,
+    )
+
+
+def _digest_before(r: pb.common.ActionRequest) -> str:
+    """reviews.digest as it was: the whole plain request for its resource, params again."""
+    doc = request_to_dict(r)
+    params = struct_to_dict(r.action.params)
+    return action_digest(r.action.name, params, principal_as_sent(r.principal), doc["resource"])
+
+
+def reconverting(case: str, req: pb.common.ActionRequest, paths: tuple[str, ...]) -> None:
+    """The request's forms as one decision made them before: each module converting again."""
+    hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()  # app: replay check
+    masked(req, paths)  # decide.evaluate: the texts' request
+    if case == "auto-allow":
+        _digest_before(req)  # receipts.for_decision
+    if case == "require-review":
+        shown = redact(req, paths)  # app._open_review, then reviews.open_review's digest
+        review = _review(shown, _digest_before(shown))
+        stored_bytes(review)  # review_records.to_record
+        hashlib.sha256(stored_bytes(review)).hexdigest()  # review_records.audit_record
+    request_to_dict(redact(req, paths))  # app._decision_record
+
+
+def one_view(case: str, req: pb.common.ActionRequest, paths: tuple[str, ...]) -> None:
+    """The same forms from one `RequestView`, each derived once."""
+    view = request_view(req, paths)
+    view.wire_digest  # noqa: B018 -- a cached property: reading it derives it
+    if case == "auto-allow":
+        view.action_digest  # noqa: B018
+    if case == "require-review":
+        encoded = stored_bytes(_review(view.shown, view.shown_digest))
+        hashlib.sha256(encoded).hexdigest()
+    view.shown_plain  # noqa: B018
+
+
+def forms() -> dict[str, object]:
+    """Per outcome: µs above the floor of the request's forms, re-converted and viewed once."""
+    paths = load_bundle(POLICIES).applicable("refund.issue").redact
+    vouched = {}
+    for case, amount in CASES.items():
+        req = request(amount, 0)
+        Directory().vouch(WHO, req.principal)  # as decided: the caller's word under `claimed`
+        vouched[case] = req
+    variants: dict[str, Callable[[str, pb.common.ActionRequest, tuple[str, ...]], None]] = {
+        "floor": lambda case, req, paths: None,
+        "re-converting": reconverting,
+        "one view": one_view,
+    }
+    runs: dict[tuple[str, str], list[float]] = {}
+    for _ in range(FORMS_ROUNDS):
+        for case, req in vouched.items():
+            for name, fn in variants.items():
+                started = time.perf_counter()
+                for _ in range(FORMS_CALLS):
+                    fn(case, req, paths)
+                us = (time.perf_counter() - started) / FORMS_CALLS * 1e6
+                runs.setdefault((case, name), []).append(us)
+    out: dict[str, object] = {}
+    for case in CASES:
+        floor = median(runs[(case, "floor")])
+        before = median(runs[(case, "re-converting")]) - floor
+        after = median(runs[(case, "one view")]) - floor
+        out[case] = {
+            "floor_us": round(floor, 3),
+            "re_converting_us": round(before, 1),
+            "one_view_us": round(after, 1),
+            "saved_us": round(before - after, 1),
+        }
+    return out
+
+
 def main() -> int:
     """Measure; write results/decision_inproc.json (or the name given as the argument)."""
     name = sys.argv[1] if len(sys.argv) > 1 else "decision_inproc"
     with tempfile.TemporaryDirectory() as tmp:
         result = asyncio.run(measure(Path(tmp)))
+    if request_view is not None:
+        result["request_forms"] = forms()
     path = write(name, result)
     print(
         f"floor: wall {result['floor_wall_us']} µs, loop CPU {result['floor_loop_cpu_us']} µs"
@@ -149,6 +262,13 @@ def main() -> int:
     print(f"{'case':<16} {'outcome':<24} {'wall µs':>9} {'loop CPU µs':>12}  (above the floor)")
     for case, row in result["cases"].items():  # type: ignore[attr-defined]
         print(f"{case:<16} {row['outcome']:<24} {row['wall_us']:>9} {row['loop_cpu_us']:>12}")
+    if "request_forms" in result:
+        print(f"\n{'request forms':<16} {'re-converting µs':>17} {'one view µs':>12} {'saved':>7}")
+        for case, row in result["request_forms"].items():  # type: ignore[attr-defined]
+            print(
+                f"{case:<16} {row['re_converting_us']:>17} {row['one_view_us']:>12}"
+                f" {row['saved_us']:>7}"
+            )
     print(f"wrote {path}")
     return 0
 
