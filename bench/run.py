@@ -104,6 +104,9 @@ def table() -> str:
     limits_path = RESULTS / "limits_cost.json"
     if limits_path.exists():
         out += limits_lines(json.loads(limits_path.read_text()))
+    decision_path = RESULTS / "decision_inproc.json"
+    if decision_path.exists():
+        out += decision_lines(json.loads(decision_path.read_text()))
     return "\n".join(out) + "\n"
 
 
@@ -289,6 +292,27 @@ def limits_lines(c: dict) -> list[str]:
     )
 
 
+def decision_lines(c: dict) -> list[str]:
+    """One Evaluate through the application layer per outcome, and the request's forms."""
+    out = titled_table(
+        f"**One decision in process** (`Signoff.evaluate`: SQLite store, example policies, "
+        f"receipts; {c['machine']['date']}, medians of {c['rounds']} rounds of "
+        f"{c['calls_per_round']}; floor {c['floor_loop_cpu_us']} µs):",
+        ["outcome", "event-loop CPU µs", "wall µs (fsync included)"],
+        [[k, v["loop_cpu_us"], v["wall_us"]] for k, v in c["cases"].items()],
+    )
+    forms = c.get("request_forms")
+    if forms:
+        out += titled_table(
+            "**The request's forms** (digests, masked copy, plain form, review bytes: each "
+            "module converting again, the old way, against one `RequestView`; same "
+            "rounds, above a no-op floor):",
+            ["outcome", "re-converting µs", "one view µs", "saved µs"],
+            [[k, v["re_converting_us"], v["one_view_us"], v["saved_us"]] for k, v in forms.items()],
+        )
+    return out
+
+
 def quote_in_guide(text: str, guide: Path = GUIDE) -> None:
     """Replace the table between the bench markers of the benchmarks guide."""
     start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
@@ -401,7 +425,7 @@ def main() -> int:
         else:
             print("SKIPPED: alternatives.py needs cel-python (pip install -e '.[bench]')")
         scripts += [["audit_append.py"], ["replicas.py"], ["audit_query.py"], ["grant_lookup.py"]]
-        scripts.append(["limits_cost.py"])
+        scripts += [["limits_cost.py"], ["decision_inproc.py"]]
         if importlib.util.find_spec("mcp") is not None:
             scripts.append(["mcp_proxy.py"])
         else:

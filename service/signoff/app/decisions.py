@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -18,14 +17,13 @@ from signoff.app.denials import DenialLog
 from signoff.app.grants.desk import GrantDesk
 from signoff.app.receipts import ReceiptIssuer
 from signoff.app.reviews.desk import Identity, ReviewDesk
-from signoff.app.reviews.records import audit_record, to_record
+from signoff.app.reviews.records import audit_record, stored_bytes, to_record
 from signoff.auth.principals import Directory
 from signoff.core import review_edits, reviews
 from signoff.core.audit import AuditRecord, check_entry_size, check_row_size
 from signoff.core.decide import DefaultDecision, Evaluation, evaluate
 from signoff.core.explanation import RULE_DECISIONS, decision_message, explanation
-from signoff.core.jsonify import decision_to_dict, request_to_dict
-from signoff.core.redact import redact
+from signoff.core.jsonify import RequestView, decision_to_dict, request_view
 from signoff.core.validate import Limits, validate_batch, validate_request
 from signoff.errors import AlreadyExists, PermissionDenied
 from signoff.ids import Clock, IdFactory
@@ -178,7 +176,6 @@ class Signoff:
 
     async def _decide(self, req: pb.common.ActionRequest) -> pb.common.Decision:
         started = time.perf_counter()
-        digest = hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
         # A retried request_id is found inside the write transaction (record_decision), not
         # looked up first: retries are rare, and a read before every decision cost a thread
         # hand-off on the hot path. A retry is evaluated for nothing; what it gets back is
@@ -186,10 +183,13 @@ class Signoff:
         bundle = self.bundle  # one bundle for the whole request, even if a reload swaps it
         now = self.clock.now()
         started_policy = time.perf_counter()
-        ev = evaluate(bundle, req, now, self.default)
+        # The one view of the request: the engine's texts, the receipt, the review, the audit
+        # entry and the replay check all take their form of it from here (STYLE.md 14).
+        view = request_view(req, bundle.applicable(req.action.name).redact)
+        ev = evaluate(bundle, req, now, self.default, view=view)
         policy_s = time.perf_counter() - started_policy
         if _grantable(ev):
-            granted = await self._decide_by_grant(req, ev, bundle, now, digest)
+            granted = await self._decide_by_grant(view, ev, bundle, now)
             if granted is not None:
                 decision, granted_ev = granted
                 self.telemetry.decided(req.action.name, decision, granted_ev, started, policy_s)
@@ -197,23 +197,27 @@ class Signoff:
         decision = self._to_decision(req, ev, bundle, now)
         if self.receipts is not None:
             # Signed before it is stored, so that a replay returns the same receipt.
-            self.receipts.for_decision(req, decision)
+            self.receipts.for_decision(view, decision)
         # The review (and so decision.review_id) exists before anything is recorded: the
         # decision, its audit entry and the opened review commit in one transaction.
         review = None
         if decision.outcome == pb.common.OUTCOME_REQUIRE_REVIEW:
-            review = self._open_review(req, ev, decision, now)
-        record = _decision_row(req, decision, digest, now)
-        audit = self._decision_record(req, ev, decision)
-        opened = audit_record(review, "review.opened", SERVER_ACTOR, now) if review else None
+            review = self._open_review(view, ev, decision, now)
+        record = _decision_row(view, decision, now)
+        audit = self._decision_record(view, ev, decision)
+        opened = row = None
+        if review is not None:
+            # Encoded once: the row stores these bytes, the audit entry their digest.
+            encoded = stored_bytes(review)
+            opened = audit_record(review, "review.opened", SERVER_ACTOR, now, stored=encoded)
+            row = to_record(review, encoded)
         check_entry_size([audit] if opened is None else [audit, opened], self.limits.entry_bytes)
-        row = to_record(review) if review else None
         if row is not None:
             check_row_size("review", row.review, self.limits.entry_bytes)
         stored, replayed = await self.store.record_decision(record, audit, row, opened)
         if replayed:
             await chain_guard.check_decision(self.store, stored)
-            return _replayed(stored, digest)
+            return _replayed(stored, view.wire_digest)
         if review is not None:
             self.reviews.published("review.opened", review)
         self.telemetry.decided(req.action.name, decision, ev, started, policy_s)
@@ -231,16 +235,12 @@ class Signoff:
         return decision
 
     async def _decide_by_grant(
-        self,
-        req: pb.common.ActionRequest,
-        ev: Evaluation,
-        bundle: Bundle,
-        now: dt.datetime,
-        digest: str,
+        self, view: RequestView, ev: Evaluation, bundle: Bundle, now: dt.datetime
     ) -> tuple[pb.common.Decision, Evaluation] | None:
-        """AUTO_ALLOW by an active standing approval covering `req`, or None: review it."""
+        """AUTO_ALLOW by an active standing approval covering the request, or None: review it."""
         assert ev.deciding_rule is not None
-        found = await self.grants.find(req, ev.deciding_rule, ev.reviewer_group, ev.redact, now)
+        req = view.request
+        found = await self.grants.find(view, ev.deciding_rule, ev.reviewer_group, now)
         for grant in found:
             why = f"standing approval {grant.grant_id} granted by {grant.created_by}"
             allowed = dataclasses.replace(
@@ -252,9 +252,9 @@ class Signoff:
             )
             decision = self._to_decision(req, allowed, bundle, now)
             if self.receipts is not None:
-                self.receipts.for_decision(req, decision)
-            audit = self._decision_record(req, allowed, decision, grant_id=grant.grant_id)
-            record = _decision_row(req, decision, digest, now)
+                self.receipts.for_decision(view, decision)
+            audit = self._decision_record(view, allowed, decision, grant_id=grant.grant_id)
+            record = _decision_row(view, decision, now)
             stored = await self.store.record_granted_decision(record, audit, grant.grant_id, now)
             if stored is None:
                 # Used up, revoked or expired since it was read: read afresh next time.
@@ -264,7 +264,7 @@ class Signoff:
             if not replayed:
                 return decision, allowed
             await chain_guard.check_decision(self.store, found)
-            return _replayed(found, digest), allowed
+            return _replayed(found, view.wire_digest), allowed
         return None
 
     def _evaluate_edit(self, edited: pb.common.ActionRequest) -> review_edits.Recheck:
@@ -274,7 +274,7 @@ class Signoff:
 
     def _open_review(
         self,
-        req: pb.common.ActionRequest,
+        view: RequestView,
         ev: Evaluation,
         decision: pb.common.Decision,
         now: dt.datetime,
@@ -284,7 +284,8 @@ class Signoff:
         return reviews.open_review(
             review_id=decision.review_id,
             decision=decision,
-            shown=redact(req, ev.redact) if ev.redact else req,
+            shown=view.shown,
+            shown_digest=view.shown_digest,
             redacted_paths=ev.redact,
             approvals=review_edits.approvals_needed(ev),
             timeout=(rule.timeout if rule and rule.timeout else None) or self.review_timeout,
@@ -301,12 +302,12 @@ class Signoff:
 
     def _decision_record(
         self,
-        req: pb.common.ActionRequest,
+        view: RequestView,
         ev: Evaluation,
         d: pb.common.Decision,
         grant_id: str = "",
     ) -> AuditRecord:
-        shown = redact(req, ev.redact) if ev.redact else req
+        req = view.request
         return AuditRecord(
             type="decision",
             actor=req.principal.id,
@@ -320,7 +321,7 @@ class Signoff:
             rules=tuple(m.rule for m in ev.matched),
             policy_version=d.policy_version,
             payload={
-                "request": request_to_dict(shown),
+                "request": view.shown_plain,
                 "decision": decision_to_dict(d),
                 "decided_by": ev.decided_by,
                 **({"grant_id": grant_id} if grant_id else {}),
@@ -397,13 +398,14 @@ def _grantable(ev: Evaluation) -> bool:
 
 
 def _decision_row(
-    req: pb.common.ActionRequest, decision: pb.common.Decision, digest: str, now: dt.datetime
+    view: RequestView, decision: pb.common.Decision, now: dt.datetime
 ) -> DecisionRecord:
+    req = view.request
     return DecisionRecord(
         decision_id=decision.decision_id,
         principal_id=req.principal.id,
         request_id=req.request_id,
-        request_digest=digest,
+        request_digest=view.wire_digest,
         action_name=req.action.name,
         outcome=pb.common.Outcome.Name(decision.outcome),
         created_at=now,

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from signoff import pb
 from signoff.core import checkpoints, reviews
 from signoff.core.audit import format_time
+from signoff.core.jsonify import RequestView, request_view
 from signoff_client.canonical import canonical_json
 
 RECEIPT_VERSION = 1
@@ -78,15 +79,18 @@ class ReceiptIssuer:
             payload=payload, signature=self.key.sign(payload), key_id=self.key_id
         )
 
-    def for_decision(self, req: pb.common.ActionRequest, d: pb.common.Decision) -> None:
+    def for_decision(
+        self, req: pb.common.ActionRequest | RequestView, d: pb.common.Decision
+    ) -> None:
         """Attach a receipt to an AUTO_ALLOW decision (nothing for any other outcome)."""
         if d.outcome != pb.common.OUTCOME_AUTO_ALLOW:
             return
+        view = req if isinstance(req, RequestView) else request_view(req, ())
         d.receipt.CopyFrom(
             self.sign(
                 decision_id=d.decision_id,
                 review_id="",
-                digest=reviews.digest(req),
+                digest=view.action_digest,
                 redacted_paths=[],
                 outcome="AUTO_ALLOW",
                 approvers=[],

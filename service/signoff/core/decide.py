@@ -33,6 +33,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from signoff import pb
+from signoff.core.jsonify import RequestView
 from signoff.core.redact import MASK, masked
 from signoff.policy import Activation, Bundle, CelEvalError, CompiledPolicy, CompiledRule
 from signoff.policy.cel import Program
@@ -117,13 +118,21 @@ def evaluate(
     now: dt.datetime,
     default: DefaultDecision,
     trace: bool = False,
+    view: RequestView | None = None,
 ) -> Evaluation:
-    """Decide `request` with `bundle`; with `trace`, also report every rule and variable."""
+    """Decide `request` with `bundle`; with `trace`, also report every rule and variable.
+
+    `view`: the caller's view of `request` (`jsonify.request_view`), whose masked copy is
+    used instead of masking again when it was made for this bundle's redact paths.
+    """
     applicable = bundle.applicable(request.action.name)
     policies = applicable.policies
     activation = Activation(request, now)
     # Texts come from `shown`: the activation itself unless a redacted value is present.
-    redacted = masked(request, applicable.redact) if applicable.redact else None
+    if view is not None and view.request is request and view.redacted_paths == applicable.redact:
+        redacted = view.masked
+    else:
+        redacted = masked(request, applicable.redact) if applicable.redact else None
     shown = activation if redacted is None else Activation(redacted, now)
     matched: list[tuple[MatchedRule, CompiledRule]] = []
     traces: list[RuleTrace] = []

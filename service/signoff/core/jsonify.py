@@ -1,4 +1,5 @@
-"""Requests and decisions as JSON-able dicts for the audit payload.
+"""Requests and decisions as JSON-able dicts for the audit payload, and a decision's one
+view of its request (`RequestView`): its plain forms and digests, each derived once.
 
 Hand-written for our few message types: json_format.MessageToDict walks descriptors in pure
 Python and measured ~90 µs per decision, more than the policy evaluation. Empty fields are
@@ -8,11 +9,16 @@ writes integral ones as integers).
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import struct_pb2
 
 from signoff import pb
+from signoff.core.redact import masked
+from signoff_client.canonical import action_digest
 
 JsonDict = dict[str, Any]
 
@@ -133,3 +139,71 @@ def decision_to_dict(d: pb.common.Decision) -> JsonDict:
         ],
     }
     return {k: v for k, v in out.items() if v or k in ("outcome", "matched_rules")}
+
+
+def digest_of(
+    plain: JsonDict, principal: pb.common.Principal, params: JsonDict | None = None
+) -> str:
+    """The action digest of a request from its plain form (`request_to_dict`), optionally
+    with other params; `principal` is the request's own (the digest covers it as sent)."""
+    return action_digest(
+        plain["action"]["name"],
+        plain["action"]["params"] if params is None else params,
+        # The principal as the agent sent it: the agent and the executor hash their own
+        # request, which holds its claims, not the facts the server put in their place.
+        principal_as_sent(principal),
+        plain.get("resource", {}),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class RequestView:
+    """One request as a decision sees it: built once (`request_view`), passed to everything
+    that needs a form of it, so that no module converts it again (STYLE.md habit 14).
+
+    `masked` is the copy with the policy's redact paths masked, None when the request holds
+    no value there (then every shown form is the request's own). Each form is derived on
+    first use and kept; callers must not change what they get.
+    """
+
+    request: pb.common.ActionRequest
+    redacted_paths: tuple[str, ...]
+    masked: pb.common.ActionRequest | None
+
+    @property
+    def shown(self) -> pb.common.ActionRequest:
+        """The request as it may be shown and stored: masked where the policy redacts."""
+        return self.request if self.masked is None else self.masked
+
+    @functools.cached_property
+    def wire_digest(self) -> str:
+        """SHA-256 of the request's deterministic bytes: a retried request_id must match it."""
+        return hashlib.sha256(self.request.SerializeToString(deterministic=True)).hexdigest()
+
+    @functools.cached_property
+    def plain(self) -> JsonDict:
+        """The request as a JSON-able dict (unmasked: never store or show it)."""
+        return request_to_dict(self.request)
+
+    @functools.cached_property
+    def shown_plain(self) -> JsonDict:
+        """The masked request as a JSON-able dict: the audit payload's `request`."""
+        return self.plain if self.masked is None else request_to_dict(self.masked)
+
+    @functools.cached_property
+    def action_digest(self) -> str:
+        """The action digest of the request itself (an AUTO_ALLOW receipt's)."""
+        return digest_of(self.plain, self.request.principal)
+
+    @functools.cached_property
+    def shown_digest(self) -> str:
+        """The action digest of the masked request (a review's `action_digest`)."""
+        if self.masked is None:
+            return self.action_digest
+        return digest_of(self.shown_plain, self.masked.principal)
+
+
+def request_view(request: pb.common.ActionRequest, redacted_paths: tuple[str, ...]) -> RequestView:
+    """The view of `request` for a policy that redacts `redacted_paths`."""
+    hidden = masked(request, redacted_paths) if redacted_paths else None
+    return RequestView(request, redacted_paths, hidden)

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from google.protobuf import struct_pb2
 
 from signoff import pb
-from signoff.core.jsonify import principal_as_sent, request_to_dict, struct_to_dict
+from signoff.core.jsonify import digest_of, request_to_dict, struct_to_dict
 from signoff.core.validate import Limits, check_struct
 from signoff.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from signoff_client.canonical import action_digest
 
 S = pb.review
 PENDING = S.REVIEW_STATE_PENDING
@@ -65,15 +64,8 @@ def state_name(state: int) -> str:
 
 def digest(request: pb.common.ActionRequest, params: struct_pb2.Struct | None = None) -> str:
     """The action digest of a (redacted) request, optionally with other params."""
-    doc = request_to_dict(request)
-    return action_digest(
-        request.action.name,
-        struct_to_dict(params if params is not None else request.action.params),
-        # The principal as the agent sent it: the agent and the executor hash their own
-        # request, which holds its claims, not the facts the server put in their place.
-        principal_as_sent(request.principal),
-        doc.get("resource", {}),
-    )
+    edited = None if params is None else struct_to_dict(params)
+    return digest_of(request_to_dict(request), request.principal, edited)
 
 
 def open_review(
@@ -86,8 +78,10 @@ def open_review(
     timeout: dt.timedelta,
     on_timeout: str,
     now: dt.datetime,
+    shown_digest: str = "",
 ) -> pb.review.Review:
-    """A new PENDING review of a REQUIRE_REVIEW decision (`shown` is already redacted)."""
+    """A new PENDING review of a REQUIRE_REVIEW decision (`shown` is already redacted;
+    `shown_digest`, its action digest if the caller has it already)."""
     r = S.Review(
         review_id=review_id,
         decision_id=decision.decision_id,
@@ -100,7 +94,7 @@ def open_review(
         on_timeout=on_timeout,
         version=1,
         policy_version=decision.policy_version,
-        action_digest=digest(shown),
+        action_digest=shown_digest or digest(shown),
         outcome=pb.common.OUTCOME_REQUIRE_REVIEW,
         redacted_paths=list(redacted_paths),
     )

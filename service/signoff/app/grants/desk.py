@@ -22,8 +22,7 @@ from signoff.core.grants import (
     default_bounds,
     param_paths,
 )
-from signoff.core.jsonify import struct_to_dict
-from signoff.core.redact import redact
+from signoff.core.jsonify import RequestView, struct_to_dict
 from signoff.core.reviews import approvers, requesters
 from signoff.errors import (
     FailedPrecondition,
@@ -212,23 +211,20 @@ class GrantDesk:
         return None
 
     async def find(
-        self,
-        req: pb.common.ActionRequest,
-        rule: CompiledRule,
-        group: str,
-        redacted: Sequence[str],
-        now: dt.datetime,
+        self, view: RequestView, rule: CompiledRule, group: str, now: dt.datetime
     ) -> list[GrantRecord]:
-        """The active grants that cover `req`, decided by `rule` for `group`, newest first.
+        """The active grants that cover the request, decided by `rule` for `group`, newest
+        first.
 
-        `redacted` are the paths the policy redacts: a grant recorded the param paths its
-        reviewer saw, where a redacted param is one leaf, so `req` is compared as shown.
+        A grant recorded the param paths its reviewer saw, where a param the policy redacts
+        is one leaf, so the request's paths are taken from its masked form.
         """
+        req = view.request
         found = await self._active.get(req.action.name, group, rule.policy, rule.name, now)
         if not found:
             return []
-        params = struct_to_dict(req.action.params)
-        shown = struct_to_dict(redact(req, redacted).action.params) if redacted else params
+        params = view.plain["action"]["params"]
+        shown = view.shown_plain["action"]["params"]
         asked = Asked(
             req.action.name, req.principal.id, requesters(req.principal), params, param_paths(shown)
         )

@@ -15,8 +15,8 @@ from signoff.store.base import ReviewRecord
 S = pb.review
 
 
-def to_record(r: pb.review.Review) -> ReviewRecord:
-    """The store row of a review."""
+def to_record(r: pb.review.Review, stored: bytes | None = None) -> ReviewRecord:
+    """The store row of a review (`stored`: its `stored_bytes`, if the caller has them)."""
     return ReviewRecord(
         review_id=r.review_id,
         decision_id=r.decision_id,
@@ -31,7 +31,7 @@ def to_record(r: pb.review.Review) -> ReviewRecord:
             tzinfo=dt.UTC
         ),
         expires_at=(r.expires_at.ToDatetime(tzinfo=dt.UTC) if r.state == reviews.PENDING else None),
-        review=stored_bytes(r),
+        review=stored_bytes(r) if stored is None else stored,
     )
 
 
@@ -48,8 +48,10 @@ def audit_record(
     now: dt.datetime,
     roles: frozenset[str] = frozenset(),
     extra: Mapping[str, object] | None = None,
+    stored: bytes | None = None,
 ) -> AuditRecord:
-    """The audit entry of a review change: who, what, and the review as it now stands."""
+    """The audit entry of a review change: who, what, and the review as it now stands
+    (`stored`: its `stored_bytes`, if the caller has them)."""
     payload: dict[str, object] = {
         "state": reviews.state_name(r.state),
         "version": r.version,
@@ -82,7 +84,8 @@ def audit_record(
         payload.update(extra)
     # The whole stored message, so that a review row changed outside signoff (an outcome,
     # an act, a digest) is told apart from the one this entry recorded (chain_check).
-    payload["review_digest"] = hashlib.sha256(stored_bytes(r)).hexdigest()
+    row = stored_bytes(r) if stored is None else stored
+    payload["review_digest"] = hashlib.sha256(row).hexdigest()
     return AuditRecord(
         type=kind,
         actor=actor,
