@@ -9,9 +9,11 @@ common case is encoded in C, to the same bytes.
 Rules: keys sorted by their UTF-16 code units, no whitespace, UTF-8, strings escaped
 minimally, numbers as ECMAScript's Number.prototype.toString (``1.0`` -> ``1``,
 ``2.0**60`` -> ``1152921504606847000``, ``1e21`` -> ``1e+21``, ``1e-7`` -> ``1e-7``,
-``-0.0`` -> ``0``). A number is the IEEE-754 double it denotes: a Python int is written as
-that double, and one that no double holds exactly (``2**53 + 1``) is rejected, as are NaN,
-infinities, lone surrogates and non-string keys (ValueError).
+``-0.0`` -> ``0``). A number is the IEEE-754 double it denotes: a Python int past 2**53 is
+written as that double if a double holds it exactly or if its digits are a double's
+canonical text (``1152921504606847000``: how json.loads reads back ``2.0**60``), and
+refused otherwise (``2**53 + 1``), as are NaN, infinities, lone surrogates and non-string
+keys (ValueError). So canonical_json(json.loads(canonical_json(x))) == canonical_json(x).
 
 Before signoff 0.2.0 the fast path wrote integral floats above 2**53 as their exact integer
 (``2.0**60`` -> ``1152921504606846976``). `legacy_canonical_json` and `action_digests`
@@ -130,7 +132,7 @@ def _raw(text: str) -> Any:
 
 def _utf16_object(value: dict[Any, Any]) -> str:
     """An object whose keys need UTF-16 order, its members encoded by the fast encoder."""
-    if not all(type(k) is str for k in value):
+    if orjson is None or not all(type(k) is str for k in value):
         raise _SlowPath
     members = []
     for key in sorted(value, key=_utf16_key):
@@ -200,13 +202,7 @@ def _number(value: int | float) -> str:
     if isinstance(value, int):
         if abs(value) <= _MAX_EXACT_INT:
             return str(value)
-        try:
-            exact = float(value) == value
-        except OverflowError:
-            exact = False
-        if not exact:
-            raise ValueError(f"integer {value} cannot be represented exactly as a JSON number")
-        value = float(value)
+        value = _int_double(value)
     if not math.isfinite(value):
         raise ValueError(f"{value} is not a JSON number")
     if value == 0:
@@ -233,6 +229,23 @@ def _number(value: int | float) -> str:
         head = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
         text = f"{head}e{'+' if e >= 0 else '-'}{abs(e)}"
     return sign + text
+
+
+def _int_double(value: int) -> float:
+    """The double a Python int past 2**53 stands for, or ValueError if it stands for none.
+
+    Either a double holds it exactly (``2**60``), or its digits are the canonical text of a
+    double (``1152921504606847000``, which is how this encoder and JavaScript write 2.0**60,
+    and what json.loads reads back as an int). Anything else (``2**53 + 1``) would be
+    rounded silently by every reader, so it is refused.
+    """
+    try:
+        double = float(value)
+    except OverflowError:
+        double = math.inf
+    if double != value and (not math.isfinite(double) or str(value) != _number(double)):
+        raise ValueError(f"integer {value} cannot be represented exactly as a JSON number")
+    return double
 
 
 # -- the form written before 0.2.0 ----------------------------------------------------------
@@ -270,12 +283,9 @@ def _legacy_prepared(value: Any) -> Any:
         return value
     if t is int:
         try:
-            double = float(value)
-        except OverflowError:
+            value, t = _int_double(value), float
+        except ValueError:
             raise _SlowPath from None
-        if double != value:
-            raise _SlowPath
-        value, t = double, float
     if t is float:
         magnitude = abs(value)
         if magnitude < _PLAIN_MAX and value.is_integer():
