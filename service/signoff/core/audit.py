@@ -11,8 +11,12 @@ Encoding contract (version 1) -- auditors re-implement this to verify an export:
   UTF-16 code units, no whitespace, UTF-8, strings escaped minimally (``\\"``, ``\\\\``,
   ``\\b \\f \\n \\r \\t``, other control characters as lowercase ``\\u00xx``, everything
   else literal), numbers as ECMAScript's ``Number.prototype.toString`` (``1.0`` -> ``1``,
-  ``1e21`` -> ``1e+21``, ``1e-7`` -> ``1e-7``, ``-0`` -> ``0``). NaN, infinities, integers that
-  an IEEE-754 double cannot hold exactly, lone surrogates and non-string keys are rejected.
+  ``2.0**60`` -> ``1152921504606847000``, ``1e21`` -> ``1e+21``, ``1e-7`` -> ``1e-7``, ``-0``
+  -> ``0``). NaN, infinities, integers that denote no IEEE-754 double, lone surrogates and
+  non-string keys are rejected.
+* Entries written before signoff 0.2.0 may hold an integral number above 2**53 in its exact
+  integer digits (``1152921504606846976``); `hash_matches` accepts that form when the exact
+  one fails (`signoff_client.canonical.legacy_canonical_json` says which text it was).
 * ``time`` is RFC 3339 in UTC with exactly six fractional digits and ``Z``:
   ``2024-05-01T12:00:00.000000Z``.
 * ``hash = hex(sha256(ascii(prev_hash) || canonical_bytes))`` (lowercase hex). The first entry
