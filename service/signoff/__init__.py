@@ -1,3 +1,3 @@
 """Signoff: a human-in-the-loop decision service for automated agents."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from signoff.app.audit.rows import REVIEW_TYPES
-from signoff.core.audit import AuditRecord
+from signoff.core.audit import AuditRecord, entry_hash, verify_chain
 from signoff.store import Store
+from signoff_client.canonical import legacy_canonical_json
 
 from .reviews import T0, change_audit, changed, open_review
 
@@ -63,3 +64,21 @@ async def test_the_deciding_tables_are_read_whole_page_by_page(store: Store) -> 
     decisions = await store.decisions_page("dec-2", 10)
     assert [d.decision_id for d in decisions] == ["dec-3", "dec-4"]
     assert await store.grants_page("", 10) == []
+
+
+async def test_an_entry_hashed_by_0_1_with_a_large_number_reads_back_and_verifies(
+    store: Store,
+) -> None:
+    # 0.1.x stored and hashed 2.0**60 as 1152921504606846976 (its fast path); 0.2.0 writes
+    # 1152921504606847000. The stored text is what it was: verification falls back to it.
+    old = AuditRecord(type="decision", time=T0, payload={"amount": 2.0**60, "n": 3.0})
+    legacy = legacy_canonical_json(old.payload)
+    assert legacy == '{"amount":1152921504606846976,"n":3}'
+    object.__setattr__(old, "payload_json", legacy)  # as 0.1.x built the record
+    entries = await store.append([old, AuditRecord(type="decision", time=T0)])
+    back = await store.read_audit(entries[0].seq, 2)
+    assert [e.hash for e in back] == [e.hash for e in entries]
+    # Read back, the payload encodes in the exact form, which is not what was hashed...
+    assert entry_hash(back[0], seq=back[0].seq, prev_hash=back[0].prev_hash) != back[0].hash
+    # ...and the chain verifies all the same, through the old form.
+    assert verify_chain(back, entries[0].prev_hash, entries[0].seq).ok

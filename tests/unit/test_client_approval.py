@@ -8,6 +8,7 @@ them must be refused.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 import grpc
@@ -18,11 +19,12 @@ from signoff.core import reviews as server_reviews
 from signoff.core.redact import redact
 from signoff.core.validate import Limits
 from signoff_client import Approval, Decision, Outcome, Review, ReviewState, errors
-from signoff_client._approval import from_decision, from_review
+from signoff_client._approval import _echoed, from_decision, from_review
 from signoff_client._masking import MASK, mask, remask, unmask
 from signoff_client._request import to_proto
 from signoff_client._retry import Reconnects, RetryPolicy
 from signoff_client._struct import from_struct, to_struct
+from signoff_client.canonical import digest_document, legacy_canonical_json
 from signoff_client.models import Request
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -279,3 +281,25 @@ def test_reconnects_never_retry_a_refusal_and_wait_forever_without_a_deadline():
     assert r.retry_after(grpc.StatusCode.PERMISSION_DENIED) is None
     assert r.remaining() is None
     assert all(r.retry_after(grpc.StatusCode.UNAVAILABLE) for _ in range(100))
+
+
+def test_a_review_digested_by_a_pre_0_2_server_still_settles():
+    # Before 0.2.0 the server digested 2.0**60 as 1152921504606846976: a review it opened
+    # carries that digest, and settles for exactly that action, not another.
+    params = {**PARAMS, "amount": 2.0**60}
+    raw = _act(_open(params), pb.review.VERDICT_APPROVE)
+    principal, resource = _echoed(raw.request)
+    masked = mask(params, raw.redacted_paths)
+    old_text = legacy_canonical_json(digest_document("refund.issue", masked, principal, resource))
+    assert old_text is not None
+    assert '"amount":1152921504606846976' in old_text
+    old_digest = hashlib.sha256(old_text.encode()).hexdigest()
+    assert old_digest != raw.action_digest
+
+    def as_written_then(r: pb.review.Review) -> None:
+        r.action_digest = r.final_digest = old_digest
+
+    old = _tampered(raw, as_written_then)
+    assert _settle(old, params).params == params
+    with pytest.raises(errors.DigestMismatch):
+        _settle(old, {**params, "amount": 2.0**61})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 import pytest
@@ -12,7 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from signoff import pb
 from signoff.app.receipts import ReceiptIssuer
 from signoff_client import receipts
-from signoff_client.canonical import action_digest, canonical_json
+from signoff_client.canonical import (
+    action_digest,
+    canonical_json,
+    digest_document,
+    legacy_canonical_json,
+)
 
 T0 = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
 ACTION = {"action": "db.migrate", "params": {"version": 42}, "principal": "bot"}
@@ -171,3 +177,20 @@ def test_only_approved_or_modified_reviews_get_one(key):
     )
     assert issuer.for_review(approved).HasField("receipt")
     assert not approved.HasField("receipt")  # the caller's message is left alone
+
+
+def test_a_receipt_signed_by_a_pre_0_2_server_still_verifies(key):
+    # Before 0.2.0 the server wrote 2.0**60 as 1152921504606846976 in the digested document;
+    # a receipt it signed carries that digest, and stays good for exactly that action.
+    big = {"version": 2.0**60}
+    old_text = legacy_canonical_json(digest_document("db.migrate", big, PRINCIPAL))
+    assert old_text is not None
+    assert '"version":1152921504606846976' in old_text
+    old_digest = hashlib.sha256(old_text.encode()).hexdigest()
+    assert old_digest != action_digest("db.migrate", big, PRINCIPAL)
+    receipt = _receipt(key, digest=old_digest)
+    action = {**ACTION, "params": big}
+    assert receipts.verify(receipt, key.public_key(), action, now=T0).action_digest == old_digest
+    for other in ({"version": 2.0**61}, {"version": 42}):
+        with pytest.raises(receipts.WrongAction):
+            receipts.verify(receipt, key.public_key(), {**ACTION, "params": other}, now=T0)

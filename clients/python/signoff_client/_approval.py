@@ -24,7 +24,7 @@ from typing import Any
 
 from signoff_client import _masking, _struct
 from signoff_client._gen import common_pb2
-from signoff_client.canonical import action_digest
+from signoff_client.canonical import action_digests
 from signoff_client.errors import (
     Cancelled,
     Denied,
@@ -56,7 +56,7 @@ def from_review(
     if state in _MAY_RUN and review.outcome is Outcome.AUTO_ALLOW:
         execute, approved = _params(review, params)
         principal, resource = _echoed(review.raw.request)
-        requested = action_digest(
+        requested = action_digests(
             action, _masking.mask(params, review.redacted_paths), principal, resource
         )
         _check(review, "action_digest", review.action_digest, requested)
@@ -64,7 +64,7 @@ def from_review(
             review,
             "final_digest",
             review.final_digest,
-            action_digest(action, approved, principal, resource),
+            action_digests(action, approved, principal, resource),
         )
         return Approval(params=execute, decision=decision, review=review)
     if state is ReviewState.REJECTED:
@@ -91,11 +91,13 @@ def _params(review: Review, params: Mapping[str, Any] | None) -> tuple[dict[str,
     return dict(params or {}), _masking.mask(params, review.redacted_paths)
 
 
-def _check(review: Review, field: str, expected: str, actual: str) -> None:
+def _check(review: Review, field: str, expected: str, actual: tuple[str, ...]) -> None:
     # An empty expected digest (an old server, a review not yet approved) fails too: the
-    # check is the point, and skipping it silently would let anything through.
-    if expected != actual:
-        raise DigestMismatch(review, field=field, expected=expected, actual=actual)
+    # check is the point, and skipping it silently would let anything through. `actual`
+    # holds today's digest and, for an action with an integral number above 2**53, the
+    # pre-0.2.0 one that a review opened by an older server carries.
+    if expected not in actual:
+        raise DigestMismatch(review, field=field, expected=expected, actual=actual[0])
 
 
 def _echoed(request: common_pb2.ActionRequest) -> tuple[dict[str, Any], dict[str, Any]]:

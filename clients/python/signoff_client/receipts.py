@@ -26,7 +26,7 @@ from signoff_client import _masking, _struct
 from signoff_client._approval import _echoed
 from signoff_client._gen import common_pb2
 from signoff_client._request import as_request, to_proto
-from signoff_client.canonical import action_digest
+from signoff_client.canonical import action_digests
 from signoff_client.models import Request
 
 if TYPE_CHECKING:
@@ -125,9 +125,10 @@ def verify(
     except InvalidSignature:
         raise BadSignature("receipt signature does not match its payload") from None
     verified = _parse(raw.payload, kid)
-    digest = _digest_of(action, verified.redacted_paths)
-    if digest != verified.action_digest:
-        raise WrongAction(verified.action_digest, digest)
+    digests = _digests_of(action, verified.redacted_paths)
+    # The second digest, if any, is the pre-0.2.0 number form a receipt signed then carries.
+    if verified.action_digest not in digests:
+        raise WrongAction(verified.action_digest, digests[0])
     at = now or dt.datetime.now(dt.UTC)
     if at.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -210,11 +211,13 @@ def _time(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
 
 
-def _digest_of(action: Request | Mapping[str, Any], redacted_paths: tuple[str, ...]) -> str:
-    """The action digest of `action` as the server computed it (redacted params masked)."""
+def _digests_of(
+    action: Request | Mapping[str, Any], redacted_paths: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The action digests of `action` as a server computed it (redacted params masked)."""
     req = to_proto(as_request(action, "action"), with_id=False)
     principal, resource = _echoed(req)
     params = _struct.from_struct(req.action.params) if req.action.HasField("params") else None
-    return action_digest(
+    return action_digests(
         req.action.name, _masking.mask(params, redacted_paths), principal, resource
     )

@@ -8,6 +8,11 @@
  * not a plain JSON value are refused with a `TypeError`, as Python refuses them with
  * `ValueError`.
  *
+ * Before signoff 0.2.0 the server wrote an integral number above 2^53 as its exact integer
+ * (`2 ** 60` -> `1152921504606846976`, where RFC 8785 writes `1152921504606847000`);
+ * `legacyCanonicalJson` and `actionDigests` reproduce that form, so that reviews and receipts
+ * of an older server still verify.
+ *
  * The hash is WebCrypto's `crypto.subtle.digest("SHA-256")`, available in browsers (secure
  * contexts: https or localhost) and in Node 20, so this module imports nothing from Node.
  */
@@ -91,6 +96,67 @@ export function checkUnicode(text: string): void {
   }
 }
 
+/**
+ * The text signoff before 0.2.0 wrote for `value`, or `undefined` where it equals
+ * `canonicalJson(value)`. The old server's fast path wrote an integral number of magnitude in
+ * (2^53, 1e21) as its exact integer, in a document holding nothing that sent it to the exact
+ * encoder: a number below 1e-4 that is not an integer, one from 1e21 on, a key above U+FFFF.
+ * Both forms name the same numbers. Same as Python's `legacy_canonical_json`.
+ */
+export function legacyCanonicalJson(value: unknown): string | undefined {
+  const out: string[] = [];
+  let differs = false;
+  const walk = (v: unknown): boolean => {
+    if (typeof v === "number") {
+      const m = Math.abs(v);
+      if (m < 1e21 && Number.isInteger(v)) {
+        if (m > 2 ** 53) {
+          // The exact digits of the double, as Python's int(float) gives them.
+          out.push(BigInt(v).toString());
+          differs ||= out[out.length - 1] !== JSON.stringify(v);
+          return true;
+        }
+      } else if (!(m >= 1e-4 && m < 1e21)) {
+        return false; // NaN, infinities, tiny or huge: the old exact path
+      }
+      out.push(JSON.stringify(v));
+      return true;
+    }
+    if (v === null || typeof v !== "object") {
+      encode(v, out, new Set()); // strings (lone surrogates throw), booleans; others throw
+      return true;
+    }
+    if (Array.isArray(v)) {
+      out.push("[");
+      for (let i = 0; i < v.length; i++) {
+        if (i) out.push(",");
+        if (!walk(v[i])) return false;
+      }
+      out.push("]");
+      return true;
+    }
+    if (!isPlainObject(v)) return false;
+    const record = v as Record<string, unknown>;
+    const keys = Object.keys(record).sort();
+    if (keys.some((k) => /[\uD800-\uDBFF][\uDC00-\uDFFF]/.test(k))) return false;
+    out.push("{");
+    for (let i = 0; i < keys.length; i++) {
+      if (i) out.push(",");
+      encode(keys[i], out, new Set());
+      out.push(":");
+      if (!walk(record[keys[i]!])) return false;
+    }
+    out.push("}");
+    return true;
+  };
+  try {
+    if (!walk(value) || !differs) return undefined;
+  } catch {
+    return undefined; // not JSON: no form at all
+  }
+  return out.join("");
+}
+
 /** Who asks, as the digest sees it: every field present, missing ones empty. */
 export interface DigestPrincipal {
   id?: string;
@@ -148,6 +214,24 @@ export async function actionDigest(
   resource?: DigestResource,
 ): Promise<string> {
   return sha256Hex(canonicalJson(digestDocument(name, params, principal, resource)));
+}
+
+/**
+ * The digests a server may have computed for this action: today's, then (only for an action
+ * holding an integral number above 2^53) the one a server before 0.2.0 computed. Check a
+ * digest a review or receipt carries with `includes`. Same as Python's `action_digests`.
+ */
+export async function actionDigests(
+  name: string,
+  params: JsonObject | undefined,
+  principal?: DigestPrincipal,
+  resource?: DigestResource,
+): Promise<string[]> {
+  const doc = digestDocument(name, params, principal, resource);
+  const digests = [await sha256Hex(canonicalJson(doc))];
+  const legacy = legacyCanonicalJson(doc);
+  if (legacy !== undefined) digests.push(await sha256Hex(legacy));
+  return digests;
 }
 
 /** Hex SHA-256 of the UTF-8 bytes of `text`, with WebCrypto. */

@@ -24,8 +24,10 @@ export {
 export { fromDecision, fromReview, isFinal, type Approval } from "./approval.js";
 export {
   actionDigest,
+  actionDigests,
   canonicalJson,
   digestDocument,
+  legacyCanonicalJson,
   sha256Hex,
   type DigestPrincipal,
   type DigestResource,

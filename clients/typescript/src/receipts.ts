@@ -12,7 +12,7 @@
  */
 
 import { fromBinary, type JsonObject } from "@bufbuild/protobuf";
-import { actionDigest, type DigestPrincipal, type DigestResource } from "./canonical.js";
+import { actionDigests, type DigestPrincipal, type DigestResource } from "./canonical.js";
 import { ReceiptSchema, type Receipt } from "./gen/signoff/v1/common_pb.js";
 import { mask } from "./masking.js";
 import type { ActionInput } from "./request.js";
@@ -93,8 +93,9 @@ export async function verifyReceipt(
     throw new BadSignature("receipt signature does not match its payload");
   }
   const v = parse(r.payload, kid);
-  const digest = await digestOf(action, v.redactedPaths);
-  if (digest !== v.actionDigest) throw new WrongAction(v.actionDigest, digest);
+  const digests = await digestsOf(action, v.redactedPaths);
+  // The second digest, if any, is the pre-0.2.0 number form a receipt signed then carries.
+  if (!digests.includes(v.actionDigest)) throw new WrongAction(v.actionDigest, digests[0]!);
   const now = (options.now ?? new Date()).getTime();
   const leeway = options.leewayMs ?? DEFAULT_LEEWAY_MS;
   if (now < v.issuedAt.getTime() - leeway) {
@@ -193,10 +194,10 @@ function time(value: string, name: string): Date {
   return new Date(`${m[1]}Z`); // milliseconds: what a Date holds
 }
 
-async function digestOf(action: ActionInput, redactedPaths: string[]): Promise<string> {
+async function digestsOf(action: ActionInput, redactedPaths: string[]): Promise<string[]> {
   const p = action.principal;
   const principal: DigestPrincipal = typeof p === "string" ? { id: p } : { ...(p ?? {}) };
   const resource: DigestResource = { ...(action.resource ?? {}) };
   const params: JsonObject | undefined = action.params;
-  return actionDigest(action.action, mask(params, redactedPaths), principal, resource);
+  return actionDigests(action.action, mask(params, redactedPaths), principal, resource);
 }

@@ -21,12 +21,14 @@ def load(name):
 
 canonical, masking = load("canonical"), load("_masking")
 job = json.load(sys.stdin)
-out = {"canonical": [], "digests": [], "masking": []}
+out = {"canonical": [], "legacy": [], "digests": [], "masking": [], "fast": canonical.orjson is not None}
 for text in job["canonical"]:
     try:
         out["canonical"].append({"ok": canonical.canonical_json(json.loads(text))})
     except ValueError as e:
         out["canonical"].append({"error": str(e)})
+for text in job.get("legacy", []):
+    out["legacy"].append(canonical.legacy_canonical_json(json.loads(text)))
 for d in job["digests"]:
     out["digests"].append(canonical.action_digest(d["name"], d["params"], d.get("principal"), d.get("resource")))
 for m in job["masking"]:
@@ -41,6 +43,8 @@ json.dump(out, sys.stdout, ensure_ascii=True)
 export interface PythonJob {
   /** JSON texts, each parsed by Python's json.loads and canonicalized. */
   canonical: string[];
+  /** JSON texts, each parsed by json.loads and given to legacy_canonical_json. */
+  legacy?: string[];
   /** action_digest(name, params, principal, resource) with snake_case principal keys. */
   digests: { name: string; params: unknown; principal?: unknown; resource?: unknown }[];
   /** mask(params), unmask(edited, params), remask(unmasked, edited) over `paths`. */
@@ -49,6 +53,10 @@ export interface PythonJob {
 
 export interface PythonAnswer {
   canonical: ({ ok: string } | { error: string })[];
+  /** The pre-0.2.0 text, or null where it is the canonical one. */
+  legacy: (string | null)[];
+  /** Whether Python encoded with orjson (the server's path) or pure Python. */
+  fast: boolean;
   digests: string[];
   masking: { mask: unknown; unmask: unknown; remask: unknown }[];
 }

@@ -9,7 +9,8 @@ JSON Lines format (version 1) -- a contract: auditors verify these files with th
   policy_version, payload, prev_hash, hash`` (no others: nothing outside the hash is allowed).
   ``time`` is ``format_time``'s RFC 3339 (``2024-05-01T12:00:00.000000Z``), ``rules`` an array
   of strings, ``payload`` an object; the rest are strings, ``seq`` an integer. This is every
-  input of `signoff.core.audit.entry_hash`, so each line's ``hash`` can be recomputed from it alone.
+  input of `signoff.core.audit.entry_hash`, so each line's ``hash`` can be recomputed from it alone
+  (an entry written before 0.2.0 may need the older number form: `core.audit.hash_matches`).
   Entries are in ascending ``seq`` order.
 * **Checkpoint lines**: ``{"checkpoint": {"seq", "head_hash", "time", "key_id",
   "signature"}}``, a stored signed checkpoint (`signoff.core.checkpoints`) placed right after the

@@ -10,7 +10,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from signoff.core.audit import GENESIS, AuditEntry, entry_hash
+from signoff.core.audit import GENESIS, AuditEntry, hash_matches
 from signoff.core.checkpoints import CheckpointLike, TrustedKeys, verify_bytes
 from signoff.export.lines import (
     END_FIELDS,
@@ -157,7 +157,7 @@ class _Verifier:
         self.entries += 1
         self.digest.update(entry.hash.encode("ascii"))
         self.check_order(entry)
-        if entry_hash(entry, seq=entry.seq, prev_hash=entry.prev_hash) != entry.hash:
+        if not hash_matches(entry):  # the pre-0.2.0 number form too (core/audit.py)
             self.fail("changed", f"seq {entry.seq}: content does not match its hash", entry.seq)
             return
         if entry.seq == self.expected and entry.prev_hash != self.link:
