@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,9 @@ ANNOUNCED = 4_000_000  # just under max_message_bytes (4 MiB)
 SENT = 3 * 1024 * 1024  # what each upload sends before it stalls
 CHUNK = b"\0" * 65536
 PROTO = "application/proto"
+# The tests below set idle_timeout or body_timeout to 1 s; the defaults are 30 s. A close
+# (or an answer) within this bound shows the setting at work, however slow the machine.
+UNDER_DEFAULT = 20.0
 
 
 def _head(port: int, length: int, token: str | None = None) -> bytes:
@@ -159,11 +161,10 @@ async def test_stalled_authenticated_uploads_are_bounded_by_the_body_caps(serve:
     assert grown_mib < 100, f"server RSS grew {grown_mib:.0f} MiB under {UPLOADS} stalled uploads"
 
 
-async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> float:
-    """Seconds until the server closed the connection (read to EOF); fails after `within`."""
-    started = time.perf_counter()
-    await asyncio.wait_for(reader.read(), within)  # everything up to EOF
-    return time.perf_counter() - started
+async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:
+    """What the server sent until it closed the connection; fails if it did not close it
+    within UNDER_DEFAULT seconds."""
+    return await asyncio.wait_for(reader.read(), UNDER_DEFAULT)  # everything up to EOF
 
 
 async def test_half_a_request_line_is_closed_within_the_idle_timeout(serve: Serve):
@@ -172,7 +173,7 @@ async def test_half_a_request_line_is_closed_within_the_idle_timeout(serve: Serv
     try:
         writer.write(b"GET /healthz HTT")  # slowloris: the request line never ends
         await writer.drain()
-        assert await _closed_by_server(reader, 10) < 5
+        await _closed_by_server(reader)
     finally:
         writer.close()
 
@@ -183,7 +184,7 @@ async def test_an_idle_keep_alive_connection_is_closed_within_the_idle_timeout(s
     try:
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         assert (await reader.readline()).startswith(b"HTTP/1.1 200")
-        assert await _closed_by_server(reader, 10) < 5
+        await _closed_by_server(reader)
     finally:
         writer.close()
 
@@ -193,9 +194,9 @@ async def test_a_stalled_body_of_an_authenticated_caller_times_out(serve: Serve)
     reader, writer = await asyncio.open_connection(served.http_host, served.http_port)
     try:
         writer.write(_head(served.http_port, 1000, token="bot-token") + b"\0" * 10)
-        status = await asyncio.wait_for(reader.readline(), 10)
+        status = await asyncio.wait_for(reader.readline(), UNDER_DEFAULT)
         assert status.startswith(b"HTTP/1.1 504"), status
-        assert b"limits.http.body_timeout" in await asyncio.wait_for(reader.read(), 10)
+        assert b"limits.http.body_timeout" in await _closed_by_server(reader)
     finally:
         writer.close()
 
@@ -210,7 +211,8 @@ async def test_a_stalled_body_of_an_authenticated_caller_times_out(serve: Serve)
     ],
 )
 async def test_bodies_in_flight_are_capped(serve: Serve, limits, stalled, setting):
-    served = await serve({"http": {**limits, "body_timeout": 30}})
+    # No stalled body may time out while the test runs: its place would go to the probe.
+    served = await serve({"http": {**limits, "body_timeout": 3600}})
     held = []
     try:
         for _ in range(stalled):  # authenticated uploads of 1,000 bytes that stall mid-body
@@ -220,17 +222,19 @@ async def test_bodies_in_flight_are_capped(serve: Serve, limits, stalled, settin
             await writer.drain()
         async with httpx.AsyncClient(base_url=served.http_url) as client:
             # Until the stalled ones are being read, a probe of 600 bytes gets through (and
-            # fails to decode); from then on it is refused unread. Bounded: without the cap,
-            # it never is.
-            for _ in range(200):
-                r = await client.post(
-                    EVALUATE,
-                    content=b"\0" * 600,
-                    headers={"Authorization": "Bearer bot-token", "Content-Type": PROTO},
-                )
-                if r.status_code == 429:
-                    break
-            assert r.status_code == 429, r.text
+            # fails to decode); from then on it is refused unread. The deadline only bounds
+            # a failure: without the cap, the probe is never refused.
+            async def refused_probe() -> httpx.Response:
+                while True:
+                    r = await client.post(
+                        EVALUATE,
+                        content=b"\0" * 600,
+                        headers={"Authorization": "Bearer bot-token", "Content-Type": PROTO},
+                    )
+                    if r.status_code == 429:
+                        return r
+
+            r = await asyncio.wait_for(refused_probe(), 60)
             assert r.json()["code"] == "resource_exhausted"
             assert f"(limits.http.{setting})" in r.json()["message"]
     finally:
@@ -245,6 +249,6 @@ async def test_a_half_handshake_on_the_grpc_port_is_closed_within_the_idle_timeo
     try:
         writer.write(b"PRI * HTTP/2.0\r\n")  # half the HTTP/2 connection preface
         await writer.drain()
-        assert await _closed_by_server(reader, 10) < 5
+        await _closed_by_server(reader)
     finally:
         writer.close()
