@@ -18,7 +18,7 @@ from signoff.globs import MAX_GLOB_LENGTH, MAX_GLOB_WILDCARDS
 from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc, review_pb2_grpc
 
 from ..e2e.conftest import ServerHandle
-from .conftest import ServeProcess
+from .conftest import Serve
 
 A = pb.audit
 PEOPLE = {
@@ -48,9 +48,10 @@ def _evaluate(channel: grpc.Channel, who: str, name: str, timeout: float) -> pb.
 
 
 def test_the_worst_glob_over_planted_names_does_not_stall_another_agents_evaluate(
-    serve_process: ServeProcess,
+    serve: Serve,
+    backend: str,  # on each backend: each store matches the globs its own way
 ) -> None:
-    served = serve_process(PEOPLE)
+    served = serve(people=PEOPLE)
     channel = served.channel()
     for name in PLANTED:
         _evaluate(channel, "mallory", name, timeout=10)

@@ -49,10 +49,10 @@ async def _bad_token_calls(target: str, calls: int, token: str = "nope") -> list
 
 
 async def test_2000_bad_token_calls_leave_a_handful_of_audit_entries(serve: Serve):
-    served = await serve({"denials": {"interval": 3600}})
+    served = serve({"denials": {"interval": 3600}})
     codes = await _bad_token_calls(served.grpc_target, CALLS)
     assert codes == [grpc.StatusCode.UNAUTHENTICATED] * CALLS
-    await served.stop()  # the summary of the repeats is written at shutdown
+    served.stop()  # the summary of the repeats is written at shutdown
     denied = [e for e in await served.audit() if e.type == "access.denied"]
     assert 1 <= len(denied) <= 3, [e.payload for e in denied]
     assert sum(e.payload["count"] for e in denied) == CALLS
@@ -146,7 +146,7 @@ async def test_the_summary_is_written_on_the_interval(movable_server):
 
 
 async def test_a_peer_over_its_pre_auth_rate_is_refused_before_its_token_is_read(serve: Serve):
-    served = await serve({"peers": {"rate": 1, "burst": 5}, "denials": {"interval": 3600}})
+    served = serve({"peers": {"rate": 1, "burst": 5}, "denials": {"interval": 3600}})
     codes = await _bad_token_calls(served.grpc_target, 5)
     assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 5
     # The bucket is empty: the next call is refused whatever its token, on either port.
@@ -162,7 +162,7 @@ async def test_a_peer_over_its_pre_auth_rate_is_refused_before_its_token_is_read
         r = await client.post(f"/{EVALUATE}", json={}, headers={"Authorization": "Bearer nope"})
     assert (r.status_code, r.json()["code"]) == (429, "resource_exhausted")
     assert int(r.headers["Retry-After"]) >= 1
-    await served.stop()
+    served.stop()
     denied = [e for e in await served.audit() if e.type == "access.denied"]
     # Only the five calls that got as far as their token were refused for it.
     assert sum(e.payload["count"] for e in denied) == 5

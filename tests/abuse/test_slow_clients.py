@@ -139,7 +139,7 @@ async def _rss_growth_under_stalled_uploads(
 
 
 async def test_stalled_unauthenticated_uploads_cost_bounded_memory(serve: Serve):
-    served = await serve({})
+    served = serve({})
     statuses, grown_mib = await _rss_growth_under_stalled_uploads(
         served, None, b"HTTP/1.1 401", UPLOADS
     )
@@ -150,7 +150,7 @@ async def test_stalled_unauthenticated_uploads_cost_bounded_memory(serve: Serve)
 
 async def test_stalled_authenticated_uploads_are_bounded_by_the_body_caps(serve: Serve):
     # No body may time out while the test runs: its place would go to another upload.
-    served = await serve({"http": {"body_timeout": 3600}})
+    served = serve({"http": {"body_timeout": 3600}})
     statuses, grown_mib = await _rss_growth_under_stalled_uploads(
         served, "bot-token", b"HTTP/1.1 429", UPLOADS - 4
     )
@@ -168,7 +168,7 @@ async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:
 
 
 async def test_half_a_request_line_is_closed_within_the_idle_timeout(serve: Serve):
-    served = await serve({"http": {"idle_timeout": 1.0}})
+    served = serve({"http": {"idle_timeout": 1.0}})
     reader, writer = await asyncio.open_connection(served.http_host, served.http_port)
     try:
         writer.write(b"GET /healthz HTT")  # slowloris: the request line never ends
@@ -179,7 +179,7 @@ async def test_half_a_request_line_is_closed_within_the_idle_timeout(serve: Serv
 
 
 async def test_an_idle_keep_alive_connection_is_closed_within_the_idle_timeout(serve: Serve):
-    served = await serve({"http": {"idle_timeout": 1.0}})
+    served = serve({"http": {"idle_timeout": 1.0}})
     reader, writer = await asyncio.open_connection(served.http_host, served.http_port)
     try:
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -190,7 +190,7 @@ async def test_an_idle_keep_alive_connection_is_closed_within_the_idle_timeout(s
 
 
 async def test_a_stalled_body_of_an_authenticated_caller_times_out(serve: Serve):
-    served = await serve({"http": {"body_timeout": 1.0}})
+    served = serve({"http": {"body_timeout": 1.0}})
     reader, writer = await asyncio.open_connection(served.http_host, served.http_port)
     try:
         writer.write(_head(served.http_port, 1000, token="bot-token") + b"\0" * 10)
@@ -212,7 +212,7 @@ async def test_a_stalled_body_of_an_authenticated_caller_times_out(serve: Serve)
 )
 async def test_bodies_in_flight_are_capped(serve: Serve, limits, stalled, setting):
     # No stalled body may time out while the test runs: its place would go to the probe.
-    served = await serve({"http": {**limits, "body_timeout": 3600}})
+    served = serve({"http": {**limits, "body_timeout": 3600}})
     held = []
     try:
         for _ in range(stalled):  # authenticated uploads of 1,000 bytes that stall mid-body
@@ -243,7 +243,7 @@ async def test_bodies_in_flight_are_capped(serve: Serve, limits, stalled, settin
 
 
 async def test_a_half_handshake_on_the_grpc_port_is_closed_within_the_idle_timeout(serve: Serve):
-    served = await serve({"http": {"idle_timeout": 1.0}})
+    served = serve({"http": {"idle_timeout": 1.0}})
     host, _, port = served.grpc_target.rpartition(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
