@@ -126,8 +126,8 @@ async def _rss_growth_under_stalled_uploads(
                 statuses = collections.Counter(u.status() for u in uploads)
                 raise AssertionError(f"fewer than {at_least} refused: {statuses}") from None
             grown_mib = (served.rss_kib() - before) / 1024
-            # A server busy with the stalled bodies, or blocked by them, would not answer; the
-            # timeout bounds that failure, it does not time the answer.
+            # A server blocked by the stalled bodies would not answer: the timeout bounds that
+            # failure, it does not time the answer.
             assert (await client.get("/healthz", timeout=60)).status_code == 200
             statuses = [u.status() for u in uploads]
         finally:
