@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from google.protobuf import struct_pb2
 
 from signoff import pb
 from signoff.settings.model import Settings
@@ -239,3 +240,141 @@ def test_the_browser_transport_refuses_the_same_fields(shared: ServerHandle) -> 
     assert r.json()["message"].startswith("resource.attributes: ")
     assert "limits.fields.attributes_bytes" in r.json()["message"]
     assert _head(shared) == before
+
+
+# --- grants: their audit entries are bounded like decisions' and reviews' -------------------
+
+LONG_KEY = "k" * 100_000  # one param key of 100 KB: each param under it repeats it in its path
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[ServerHandle]:
+    """A dev-mode server on SQLite of this test's own (the grant cases store reviews)."""
+    st = ServerThread(_settings(tmp_path))
+    handle = st.start()
+    yield handle
+    st.stop(handle)
+
+
+def _review_with_paths(server: ServerHandle, leaves: int) -> str:
+    """A pending refund whose params hold `leaves` params under LONG_KEY: a 100 KB request
+    (a fraction of max_params_bytes) whose paths take `leaves` x 100 KB."""
+    req = _refund()
+    req.action.params.update({"note": {LONG_KEY: {f"p{i}": "v" for i in range(leaves)}}})
+    decision = decision_pb2_grpc.DecisionServiceStub(server.channel()).Evaluate(
+        req, metadata=_md("bot")
+    )
+    assert decision.review_id, decision
+    return decision.review_id
+
+
+def _approve(server: ServerHandle, review_id: str, grant: R.GrantSpec | None) -> R.Review:
+    req = R.SubmitReviewRequest(review_id=review_id, verdict=R.VERDICT_APPROVE, expected_version=1)
+    if grant is not None:
+        req.grant.CopyFrom(grant)
+    return review_pb2_grpc.ReviewServiceStub(server.channel()).SubmitReview(
+        req, metadata=_md("alice")
+    )
+
+
+GRANT = R.GrantSpec(
+    ttl_seconds=3600,
+    max_uses=1,
+    bounds=[R.GrantBound(path="amount", op="<=", value=struct_pb2.Value(number_value=750))],
+)
+
+
+@pytest.mark.parametrize(
+    ("leaves", "fits"),
+    [
+        pytest.param(2, True, id="200-KB-of-paths"),
+        pytest.param(12, False, id="1.2-MB-of-paths"),  # over the 1 MiB default
+    ],
+)
+def test_a_grant_whose_audit_entry_would_outgrow_a_read_is_refused_naming_it(
+    fresh: ServerHandle, leaves: int, fits: bool
+) -> None:
+    review_id = _review_with_paths(fresh, leaves)
+    reviews = review_pb2_grpc.ReviewServiceStub(fresh.channel())
+    before = _head(fresh)
+    if fits:
+        assert _approve(fresh, review_id, GRANT).state == R.REVIEW_STATE_APPROVED
+        listed = reviews.ListGrants(
+            R.ListGrantsRequest(reviewer_group="finance"), metadata=_md("alice")
+        )
+        assert [g.review_id for g in listed.grants] == [review_id]
+    else:
+        with pytest.raises(grpc.RpcError) as caught:
+            _approve(fresh, review_id, GRANT)
+        err = caught.value
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+        assert err.details().startswith("grant: the grant.created audit entry would be "), (
+            err.details()
+        )
+        assert "limits.fields.max_audit_entry_bytes" in err.details()
+        assert _head(fresh) == before, "a refused grant stored something"
+        # As the message says: the same approval without a grant goes through.
+        assert _approve(fresh, review_id, None).state == R.REVIEW_STATE_APPROVED
+    # Either way every entry can be read back, the largest included.
+    audit = audit_pb2_grpc.AuditServiceStub(fresh.channel())
+    types = [e.type for e in audit.QueryAudit(A.QueryAuditRequest(), metadata=_md("ann")).entries]
+    assert ("grant.created" in types) == fits
+
+
+@pytest.fixture
+def small_entries(tmp_path: Path) -> Iterator[ServerHandle]:
+    """A dev-mode server whose audit entries may take 64 KiB, and a bound's value as much."""
+    limits = {"fields": {"max_audit_entry_bytes": 64 * KiB, "value_bytes": 64 * KiB}}
+    st = ServerThread(_settings(tmp_path, limits=limits))
+    handle = st.start()
+    yield handle
+    st.stop(handle)
+
+
+def _grant_near_the_limit(server: ServerHandle) -> R.Grant:
+    """A grant whose grant.created entry is just under 64 KiB: its one string bound holds
+    8,000 control characters, which the scope spells out escaped (7 bytes each in JSON)."""
+    memo = "\x01" * 8000
+    req = _refund()
+    req.action.params.update({"memo": memo})
+    stub = decision_pb2_grpc.DecisionServiceStub(server.channel())
+    review_id = stub.Evaluate(req, metadata=_md("bot")).review_id
+    grant = R.GrantSpec()
+    grant.CopyFrom(GRANT)
+    grant.bounds.add(path="memo", op="==", value=struct_pb2.Value(string_value=memo))
+    assert _approve(server, review_id, grant).state == R.REVIEW_STATE_APPROVED
+    listed = review_pb2_grpc.ReviewServiceStub(server.channel()).ListGrants(
+        R.ListGrantsRequest(reviewer_group="finance"), metadata=_md("alice")
+    )
+    (made,) = listed.grants
+    return made
+
+
+@pytest.mark.parametrize(
+    ("reason", "fits"),
+    [pytest.param("r" * 100, True, id="100-bytes"), pytest.param("r" * 16_000, False, id="16-KB")],
+)
+def test_a_revocation_whose_audit_entry_would_outgrow_a_read_is_refused_naming_the_reason(
+    small_entries: ServerHandle, reason: str, fits: bool
+) -> None:
+    grant = _grant_near_the_limit(small_entries)
+    reviews = review_pb2_grpc.ReviewServiceStub(small_entries.channel())
+    revoke = R.RevokeGrantRequest(grant_id=grant.grant_id, reason=reason)
+    before = _head(small_entries)
+    if fits:
+        assert reviews.RevokeGrant(revoke, metadata=_md("alice")).HasField("revoked_at")
+    else:
+        with pytest.raises(grpc.RpcError) as caught:
+            reviews.RevokeGrant(revoke, metadata=_md("alice"))
+        err = caught.value
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+        assert err.details().startswith("reason: the grant.revoked audit entry would be "), (
+            err.details()
+        )
+        assert "limits.fields.max_audit_entry_bytes" in err.details()
+        assert _head(small_entries) == before, "a refused revocation stored something"
+        # A shorter reason goes through.
+        assert reviews.RevokeGrant(
+            R.RevokeGrantRequest(grant_id=grant.grant_id, reason="too broad"),
+            metadata=_md("alice"),
+        ).HasField("revoked_at")

@@ -29,7 +29,9 @@ from ..e2e.conftest import ServerHandle
 # UNAVAILABLE tells clients to retry what can never succeed.
 BAD_CODES = frozenset({"INTERNAL", "UNKNOWN", "UNAVAILABLE", "DATA_LOSS"})
 TOKEN = "fuzzer"  # dev mode: every role, so requests get past the role checks
-TIMEOUT = 10.0
+# Bounds a call that hangs (a failure), not the machine's speed: DEADLINE_EXCEEDED is not a
+# bad code, so a tight deadline would hide a slow answer, and httpx would raise on a slow one.
+TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)

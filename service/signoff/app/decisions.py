@@ -81,7 +81,12 @@ class Signoff:
         self.directory = directory if directory is not None else Directory()
         self._holder: BundleHolder | None = None
         self.grants = GrantDesk(
-            store, clock, new_id, lambda: self.bundle, grant_settings or GrantSettings()
+            store,
+            clock,
+            new_id,
+            lambda: self.bundle,
+            grant_settings or GrantSettings(),
+            entry_bytes=limits.entry_bytes,
         )
         self.reviews.grants = self.grants
         self.reviews.evaluate_edit = self._evaluate_edit

@@ -12,7 +12,7 @@ from google.protobuf import json_format, struct_pb2
 from signoff import pb
 from signoff.app.audit.rows import digest
 from signoff.app.grants.cache import ActiveGrants
-from signoff.core.audit import AuditRecord
+from signoff.core.audit import AuditRecord, entry_size
 from signoff.core.grants import (
     Asked,
     Bound,
@@ -24,6 +24,7 @@ from signoff.core.grants import (
 )
 from signoff.core.jsonify import RequestView, struct_to_dict
 from signoff.core.reviews import approvers, requesters
+from signoff.core.validate import Limits
 from signoff.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -52,12 +53,15 @@ class GrantDesk:
         new_id: IdFactory,
         bundle: Callable[[], Bundle],
         settings: GrantSettings,
+        entry_bytes: int = Limits.entry_bytes,
     ) -> None:
         self.store = store
         self.clock = clock
         self.new_id = new_id
         self.bundle = bundle
         self.max_ttl = settings.max_ttl
+        # The largest audit entry or stored row (limits.fields.max_audit_entry_bytes).
+        self.entry_bytes = entry_bytes
         self._active = ActiveGrants(store, settings.cache_ttl.total_seconds())
 
     def build(
@@ -132,7 +136,29 @@ class GrantDesk:
             grant=grant.SerializeToString(),
         )
         extra = {"review_id": r.review_id, "param_paths": sorted(paths)}
-        return record, _audit("grant.created", who_id, now, record, extra)
+        audit = _audit("grant.created", who_id, now, record, extra)
+        # The approved params' paths and the bounds are recorded twice over (entry and row),
+        # and paths repeat their parents' keys: a review that fits can make a grant that
+        # does not.
+        self._check_size(
+            "grant",
+            audit,
+            "it records the bounds and every approved param's path: approve without a grant",
+            record.grant,
+        )
+        return record, audit
+
+    def _check_size(self, field: str, audit: AuditRecord, fix: str, row: bytes = b"") -> None:
+        """Refuse, naming `field`, a grant whose audit entry or row would be larger than a
+        read can return: every page holding it would fail for good (audit.check_entry_size)."""
+        size = max(entry_size(audit), len(row))
+        if size > self.entry_bytes:
+            raise InvalidArgument(
+                field,
+                f"the {audit.type} audit entry would be {size // 1024} KiB, over the "
+                f"{self.entry_bytes // 1024} KiB limit (limits.fields.max_audit_entry_bytes); "
+                f"{fix}",
+            )
 
     def _grantable(
         self, who_id: str, can_review: Callable[[str], bool], r: pb.review.Review
@@ -259,6 +285,8 @@ class GrantDesk:
             raise PermissionDenied(f"{who_id} does not review for {found.reviewer_group}")
         now = self.clock.now()
         audit = _audit("grant.revoked", who_id, now, found, {"reason": req.reason})
+        # The grant fitted when it was made: the reason is all that can grow its entry now.
+        self._check_size("reason", audit, "shorten the reason")
         if not await self.store.revoke_grant(found.grant_id, who_id, now, audit):
             raise FailedPrecondition(f"grant {found.grant_id} is already revoked")
         self.changed()
