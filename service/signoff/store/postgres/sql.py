@@ -37,6 +37,16 @@ _INSERT_DECISION = (
     "RETURNING decision_id"
 )
 
+_INSERT_NEW_DECISION = (
+    f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+# The stored decisions of many idempotency keys at once: what a pipelined batch reads first.
+_SELECT_DECISIONS = (
+    f"SELECT {DECISION_COLUMNS} FROM decisions WHERE request_id <> '' "
+    "AND (principal_id, request_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+)
+HEAD = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+
 _INSERT_AUDIT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join(['%s'] * 18)})"
 
 SELECT_REVIEW = f"SELECT {REVIEW_COLUMNS} FROM reviews"
@@ -62,20 +72,46 @@ def aware(t: dt.datetime) -> dt.datetime:
 # -- decisions -------------------------------------------------------------------------------
 
 
-async def insert_decision(conn: Conn, rec: DecisionRecord) -> DecisionRecord | None:
-    """Insert `rec`; on an idempotency-key hit return the stored decision instead (a replay)."""
-    args = (
+def _decision_args(rec: DecisionRecord) -> tuple[Any, ...]:
+    return (
         *(rec.decision_id, rec.principal_id, rec.request_id, rec.request_digest),
         *(rec.action_name, rec.outcome, aware(rec.created_at), rec.decision),
     )
-    cur = await conn.execute(_INSERT_DECISION, args)
+
+
+async def insert_decision(conn: Conn, rec: DecisionRecord) -> DecisionRecord | None:
+    """Insert `rec`; on an idempotency-key hit return the stored decision instead (a replay)."""
+    cur = await conn.execute(_INSERT_DECISION, _decision_args(rec))
     if await cur.fetchone() is not None:
         return None
-    cur = await conn.execute(SELECT_DECISION, (rec.principal_id, rec.request_id))
-    row = await cur.fetchone()
-    if row is None:  # conflict and no row: only a concurrent delete could do that
+    found = await select_decision(conn, rec.principal_id, rec.request_id)
+    if found is None:  # conflict and no row: only a concurrent delete could do that
         raise FailedPrecondition("idempotency conflict without a stored decision; retry")
-    return check_replay(POSTGRES.decision(row), rec)
+    return check_replay(found, rec)
+
+
+async def insert_new_decision(conn: Conn, rec: DecisionRecord) -> None:
+    """Insert `rec`, failing on any conflict; nothing waits for the result in a pipeline."""
+    await conn.execute(_INSERT_NEW_DECISION, _decision_args(rec))
+
+
+async def select_decision(conn: Conn, principal_id: str, request_id: str) -> DecisionRecord | None:
+    """Return the decision stored under this idempotency key, if any."""
+    cur = await conn.execute(SELECT_DECISION, (principal_id, request_id))
+    row = await cur.fetchone()
+    return None if row is None else POSTGRES.decision(row)
+
+
+async def send_select_decisions(conn: Conn, keys: Sequence[tuple[str, str]]) -> Any:
+    """Send the read of the decisions stored under `keys`; return the cursor to fetch from."""
+    principals, requests = [k[0] for k in keys], [k[1] for k in keys]
+    return await conn.execute(_SELECT_DECISIONS, (principals, requests))
+
+
+async def fetch_decisions(cur: Any) -> dict[tuple[str, str], DecisionRecord]:
+    """The decisions of `send_select_decisions`' cursor, by idempotency key."""
+    found = [POSTGRES.decision(row) for row in await cur.fetchall()]
+    return {(d.principal_id, d.request_id): d for d in found}
 
 
 # -- audit -----------------------------------------------------------------------------------
@@ -83,7 +119,11 @@ async def insert_decision(conn: Conn, rec: DecisionRecord) -> DecisionRecord | N
 
 async def read_head(conn: Conn) -> tuple[int, str]:
     """Return the last committed (seq, hash), or (0, GENESIS) when the log is empty."""
-    cur = await conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+    return await fetch_head(await conn.execute(HEAD))
+
+
+async def fetch_head(cur: Any) -> tuple[int, str]:
+    """The (seq, hash) of a cursor that ran HEAD, or (0, GENESIS) when the log is empty."""
     row = await cur.fetchone()
     return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
 
