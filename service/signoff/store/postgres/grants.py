@@ -15,6 +15,11 @@ from signoff.store.postgres import sql
 from signoff.store.postgres.tx import Tx, key_of
 from signoff.store.rows import POSTGRES
 
+# RETURNING, read back: in a pipelined batch a cursor's rowcount is unknown (-1) until its
+# result is fetched, and fetching needs a statement that returns rows.
+_USE = f"{gsql.USE} RETURNING grant_id"
+_REVOKE = f"{gsql.REVOKE} RETURNING grant_id"
+
 
 class PostgresGrants:
     """The grant methods of PostgresStore (which provides `_read` and `_submit`)."""
@@ -34,8 +39,8 @@ class PostgresGrants:
                 return stored, True
             # The row lock taken here orders concurrent uses on every replica; a waiter
             # re-checks `uses < max_uses` once the holder commits (READ COMMITTED).
-            used = await tx.conn.execute(gsql.USE, (grant_id, sql.aware(now)))
-            if used.rowcount != 1:
+            used = await tx.conn.execute(_USE, (grant_id, sql.aware(now)))
+            if await used.fetchone() is None:
                 return None  # used up, revoked or expired meanwhile: nothing is written
             # A concurrent retry on another replica can still win the idempotency key: the
             # use then counts for nothing, which never lets more requests through.
@@ -73,9 +78,9 @@ class PostgresGrants:
     ) -> bool:
         """Revoke `grant_id` and append `audit`; False (nothing written) if already revoked."""
 
-        async def apply(tx: Any) -> bool:
-            done = await tx.conn.execute(gsql.REVOKE, (sql.aware(now), actor, grant_id))
-            if done.rowcount != 1:
+        async def apply(tx: Tx) -> bool:
+            done = await tx.conn.execute(_REVOKE, (sql.aware(now), actor, grant_id))
+            if await done.fetchone() is None:
                 return False
             await tx.append([audit])
             return True

@@ -1,0 +1,143 @@
+"""PostgreSQL group commit in pipeline mode: what a batch costs on the wire, and that an
+operation that fails in a pipelined batch fails alone, with its own error.
+
+Round trips are counted by a relay that reads the protocol between the store and the server
+(tests/pgwire.py), so they are what the server saw, whatever the client library does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable
+from typing import Any
+
+import pytest
+
+from signoff.core.audit import AuditRecord, verify_chain
+from signoff.errors import FailedPrecondition
+from signoff.ids import Clock
+from signoff.store import Store
+from signoff.store.postgres.store import PostgresStore
+from tests.pgwire import WireCounter
+from tests.store.conftest import MakeStore
+from tests.store.helpers import all_entries, in_one_batch
+from tests.store.reviews import T0, change_audit, changed, open_review, opening
+from tests.store.test_grant_cache import grant
+
+pytestmark = pytest.mark.postgres_only
+
+
+def recorder(store: Store) -> Any:
+    """`record(n, review=...)`: record decision `dec-n` with two matched rules (rows in
+    audit_rules), opening review `rev-n` if asked."""
+
+    def call(n: int, *, review: bool = False) -> Awaitable[Any]:
+        o = opening(n)
+        audit = dataclasses.replace(o.audit, rules=("over-threshold", "vip"))
+        if review:
+            return store.record_decision(o.decision, audit, o.review, o.review_audit)
+        return store.record_decision(dataclasses.replace(o.decision, outcome="AUTO_ALLOW"), audit)
+
+    return call
+
+
+async def test_a_batch_costs_the_same_round_trips_whatever_its_size(
+    pg_url: str, clock: Clock
+) -> None:
+    relay = WireCounter(pg_url)
+    await relay.start()
+    store = PostgresStore(relay.url(), clock)
+    await store.open()
+    record = recorder(store)
+    try:
+        await asyncio.gather(*(record(n) for n in range(1, 11)))  # connections, statements warm
+        trips, statements = {}, {}
+        first = 100
+        for size in (2, 20, 120):
+            calls = [record(n, review=n % 3 == 0) for n in range(first, first + size)]
+            calls.append(record(1))  # a replay: answered from the keys read with the head
+            commits = store.stats.commits
+            relay.reset()
+            results = await asyncio.gather(*calls)
+            assert store.stats.commits == commits + 1  # one batch
+            assert [replayed for _, replayed in results] == [False] * size + [True]
+            trips[size], statements[size] = relay.round_trips, relay.statements
+            first += size
+        # A pool check, the lock + chain head + stored decisions read, COMMIT.
+        assert trips == {2: 3, 20: 3, 120: 3}, (trips, statements)
+        assert statements[120] > statements[2]  # the relay did see the batch grow
+        assert verify_chain(await all_entries(store)).ok
+    finally:
+        await store.close()
+        await relay.close()
+
+
+async def test_a_statement_the_database_refuses_fails_only_its_decision(store: Store) -> None:
+    record = recorder(store)
+    await record(1)
+    # A new request whose decision_id is already stored: the primary key refuses it.
+    o = opening(5)
+    clash = dataclasses.replace(o.decision, decision_id="dec-1")
+    clash_audit = dataclasses.replace(o.audit, decision_id="dec-1")
+    results = await in_one_batch(
+        store,
+        record(2),
+        store.record_decision(clash, clash_audit),
+        record(3, review=True),
+    )
+    assert isinstance(results[1], FailedPrecondition)
+    assert "rejected by the database" in results[1].message
+    assert "decisions_pkey" in results[1].message
+    assert [replayed for _, replayed in (results[0], results[2])] == [False, False]
+    entries = await all_entries(store)
+    assert [(e.decision_id, e.type) for e in entries] == [
+        ("dec-1", "decision"),
+        ("dec-2", "decision"),
+        ("dec-3", "decision"),
+        ("dec-3", "review.opened"),
+    ]
+    assert verify_chain(entries).ok
+    assert store.stats.retried_batches == 1  # type: ignore[attr-defined]
+
+
+async def test_a_refused_review_change_fails_alone_without_rerunning_the_batch(
+    store: Store,
+) -> None:
+    record = recorder(store)
+    r = await open_review(store, 1)
+    new, stale = changed(r), changed(r, version=8)
+    results = await in_one_batch(
+        store,
+        record(2),
+        store.update_review(stale, 7, [change_audit(stale)]),  # the review is at version 1
+        record(3),
+        store.update_review(new, r.version, [change_audit(new)]),
+    )
+    assert isinstance(results[1], FailedPrecondition)
+    assert "changed since version 7" in results[1].message
+    assert results[3] == new
+    entries = await all_entries(store)
+    assert [e.type for e in entries[2:]] == ["decision", "decision", "review.approved"]
+    assert verify_chain(entries).ok
+    assert store.stats.retried_batches == 0  # type: ignore[attr-defined]
+
+
+async def test_standing_approvals_are_used_and_used_up_in_one_pipelined_batch(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store()
+    g = await grant(store, 1, T0.replace(year=2100), max_uses=1)
+    a, b = opening(10), opening(11)
+    results = await in_one_batch(
+        store,
+        store.record_granted_decision(a.decision, a.audit, g.grant_id, T0),
+        store.record_granted_decision(b.decision, b.audit, g.grant_id, T0),
+    )
+    assert results == [(a.decision, False), None]
+    [stored] = [x for x in await store.list_grants("finance", T0, False) if x.grant_id == "g-1"]
+    assert stored.uses == 1
+    revoke = AuditRecord(type="grant.revoked", time=T0, actor="alice", payload={"grant_id": "g-1"})
+    assert await store.revoke_grant(g.grant_id, "alice", T0, revoke) is True
+    assert await store.revoke_grant(g.grant_id, "alice", T0, revoke) is False
+    assert verify_chain(await all_entries(store)).ok
