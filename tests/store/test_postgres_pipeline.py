@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 from collections.abc import Awaitable
 from typing import Any
 
@@ -141,3 +142,34 @@ async def test_standing_approvals_are_used_and_used_up_in_one_pipelined_batch(
     assert await store.revoke_grant(g.grant_id, "alice", T0, revoke) is True
     assert await store.revoke_grant(g.grant_id, "alice", T0, revoke) is False
     assert verify_chain(await all_entries(store)).ok
+
+
+async def test_rows_inserted_in_bulk_read_back_exactly(store: Store) -> None:
+    zone = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    when = dt.datetime(2024, 5, 1, 17, 30, 1, 123456, tzinfo=zone)
+    o = opening(1, created=when, expires=when + dt.timedelta(days=2), principal="ağent-😀")
+    rec = dataclasses.replace(o.decision, decision=bytes(range(256)))
+    review = dataclasses.replace(o.review, review=b"\x00\\x00'\"")
+    audit = dataclasses.replace(
+        o.audit,
+        rules=('quote"d', "back\\slash", "ü", 'quote"d'),
+        payload={"ü": "😀", "esc": '"\\\n\t\u2028', "n": [1.5, -0.0, 10**20]},
+    )
+    plain = opening(2)  # a review that never expires, in the same batch
+    results = await in_one_batch(
+        store,
+        store.record_decision(rec, audit, review, o.review_audit),
+        store.record_decision(plain.decision, plain.audit, plain.review, plain.review_audit),
+    )
+    assert results == [(rec, False), (plain.decision, False)]
+    assert await store.find_decision(rec.principal_id, rec.request_id) == rec
+    assert await store.get_review(review.review_id) == review
+    assert await store.get_review(plain.review.review_id) == plain.review
+    entries = await all_entries(store)
+    assert entries[0].payload_json == audit.payload_json
+    assert entries[0].rules == audit.rules
+    assert (entries[0].actor, entries[0].time) == (audit.actor, audit.time)
+    assert verify_chain(entries).ok
+    # The rule index holds each matched rule once.
+    assert sorted(rule for _, rule in await store.rule_index(1, 1)) == sorted(set(audit.rules))  # type: ignore[attr-defined]
+    assert store.stats.retried_batches == 0  # type: ignore[attr-defined]

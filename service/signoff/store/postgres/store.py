@@ -159,7 +159,7 @@ class PostgresStore(PostgresGrants, PostgresChain):
             if existing is not None:
                 return existing, True
             if review is not None and review_audit is not None:
-                await sql.insert_review(tx.conn, review)
+                await tx.insert_review(review)
                 await tx.conn.execute(NOTIFY, (self._channel, review.review_id))
                 await tx.append([audit, review_audit])
             else:

@@ -5,8 +5,10 @@ A batch runs in one of two modes (writer.py says when):
 
 - pipelined: statements are queued on a connection in pipeline mode and nothing waits for a
   result unless an operation asks for one. The writer read, under the chain lock, the stored
-  decisions of every idempotency key in the batch, so a replay is answered from memory and
-  a new decision is a plain INSERT whose result nobody waits for;
+  decisions of every idempotency key in the batch, so a replay is answered from memory; new
+  decisions, reviews and audit entries are held and inserted by `flush` with one statement
+  per table (without ON CONFLICT: a conflict means the read missed something, and the batch
+  then fails and runs again carefully);
 - careful: one statement at a time, each operation under its own SAVEPOINT, a decision
   inserted with ON CONFLICT and its outcome read back -- the mode that can attribute a
   database error to the operation that caused it.
@@ -15,10 +17,11 @@ A batch runs in one of two modes (writer.py says when):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from signoff.core.audit import AuditEntry, AuditRecord
 from signoff.core.audit import seal as seal_entry
-from signoff.store.base import DecisionRecord, check_replay
+from signoff.store.base import DecisionRecord, ReviewRecord, check_replay
 from signoff.store.postgres import sql
 
 Key = tuple[str, str]  # (principal_id, request_id): a decision's idempotency key
@@ -44,6 +47,10 @@ class Tx:
         # None in careful mode: the database answers each lookup.
         self._stored = stored
         self._added: list[Key] = []  # keys this batch inserted, in order, for undo()
+        # Rows held for `flush` (pipelined mode).
+        self._decisions: list[dict[str, Any]] = []
+        self._reviews: list[dict[str, Any]] = []
+        self._entries: list[AuditEntry] = []
 
     @property
     def pipelined(self) -> bool:
@@ -51,7 +58,8 @@ class Tx:
         return self._stored is not None
 
     def mark(self) -> tuple[int, str, int]:
-        """The state to return to if the next operation is rolled back to its savepoint."""
+        """The state to return to if the next operation is rolled back to its savepoint
+        (taken after a `flush`: rows held since are that operation's)."""
         return self.seq, self.hash, len(self._added)
 
     def undo(self, mark: tuple[int, str, int]) -> None:
@@ -61,6 +69,15 @@ class Tx:
             for key in self._added[added:]:
                 del self._stored[key]
         del self._added[added:]
+        self._decisions.clear()
+        self._reviews.clear()
+        self._entries.clear()
+
+    async def flush(self) -> None:
+        """Send the rows held so far (pipelined mode; queued, nothing waits for them)."""
+        if self._decisions or self._reviews or self._entries:
+            await sql.insert_bulk(self.conn, self._decisions, self._reviews, self._entries)
+            self._decisions, self._reviews, self._entries = [], [], []
 
     async def stored_decision(self, rec: DecisionRecord) -> DecisionRecord | None:
         """The decision stored under `rec`'s idempotency key (checked to match `rec`), if any."""
@@ -80,9 +97,7 @@ class Tx:
         found = await self.stored_decision(rec)
         if found is not None:
             return found
-        # No ON CONFLICT: under the chain lock, with the batch's keys read, a conflict means
-        # the read missed something; the batch then fails and runs again in careful mode.
-        await sql.insert_new_decision(self.conn, rec)
+        self._decisions.append(sql.decision_json(rec))
         if key := key_of(rec):
             self._stored[key] = rec
             self._added.append(key)
@@ -95,6 +110,15 @@ class Tx:
             entry = seal_entry(record, seq=self.seq + 1, prev_hash=self.hash)
             entries.append(entry)
             self.seq, self.hash = entry.seq, entry.hash
-        if entries:
+        if self._stored is not None:
+            self._entries += entries
+        elif entries:
             await sql.insert_entries(self.conn, entries)
         return entries
+
+    async def insert_review(self, rec: ReviewRecord) -> None:
+        """Insert a newly opened review (after its decision)."""
+        if self._stored is not None:
+            self._reviews.append(sql.review_json(rec))
+        else:
+            await sql.insert_review(self.conn, rec)

@@ -216,6 +216,7 @@ async def _pipelined(conn: sql.Conn, live: list[_Op]) -> list[tuple[bool, Any]]:
             tx = Tx(conn, *await sql.fetch_head(head), stored=stored)
             for op in live:
                 outcomes.append(await _pipelined_op(conn, tx, op))
+            await tx.flush()
             await conn.execute("COMMIT")
         # Leaving the pipeline synced it: a refused statement raised there, COMMIT skipped.
     except _Retry:
@@ -239,10 +240,12 @@ async def _pipelined_op(conn: sql.Conn, tx: Tx, op: _Op) -> tuple[bool, Any]:
             return True, await op.apply(tx)
         except (SignoffError, ValueError) as exc:
             raise _Retry from exc
+    await tx.flush()  # what came before, outside this op's savepoint; it may read them
     mark = tx.mark()
     await conn.execute("SAVEPOINT op")
     try:
         value = await op.apply(tx)
+        await tx.flush()
     except (SignoffError, ValueError) as exc:
         # Raised by the op's own code (a psycopg error propagates: the pipeline is aborted
         # and the error may be an earlier op's). Nothing waits for the rollback either.
