@@ -50,7 +50,7 @@ from signoff.store.base import (
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.postgres import query, sql
 from signoff.store.postgres.chain import PostgresChain
-from signoff.store.postgres.feed import NOTIFY, Leases, ReviewCallback, ReviewFeed, channel_for
+from signoff.store.postgres.feed import Leases, ReviewCallback, ReviewFeed, channel_for
 from signoff.store.postgres.grants import PostgresGrants
 from signoff.store.postgres.tx import Key, Tx, key_of
 from signoff.store.postgres.writer import MIGRATE_LOCK, GroupCommitWriter, unavailable
@@ -160,7 +160,7 @@ class PostgresStore(PostgresGrants, PostgresChain):
                 return existing, True
             if review is not None and review_audit is not None:
                 await tx.insert_review(review)
-                await tx.conn.execute(NOTIFY, (self._channel, review.review_id))
+                await tx.notify(self._channel, review.review_id)
                 await tx.append([audit, review_audit])
             else:
                 await tx.append([audit])
@@ -256,7 +256,7 @@ class PostgresStore(PostgresGrants, PostgresChain):
             if grant is not None:  # after the guard: a failed act grants nothing
                 await tx.conn.execute(gsql.INSERT, grant.row(sql.aware))
             # Delivered to every replica's listener on commit, and never if rolled back.
-            await tx.conn.execute(NOTIFY, (self._channel, new.review_id))
+            await tx.notify(self._channel, new.review_id)
             await tx.append(records)
             return stored
 

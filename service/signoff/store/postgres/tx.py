@@ -23,6 +23,7 @@ from signoff.core.audit import AuditEntry, AuditRecord
 from signoff.core.audit import seal as seal_entry
 from signoff.store.base import DecisionRecord, ReviewRecord, check_replay
 from signoff.store.postgres import sql
+from signoff.store.postgres.feed import NOTIFY, NOTIFY_MANY
 
 Key = tuple[str, str]  # (principal_id, request_id): a decision's idempotency key
 
@@ -51,6 +52,7 @@ class Tx:
         self._decisions: list[dict[str, Any]] = []
         self._reviews: list[dict[str, Any]] = []
         self._entries: list[AuditEntry] = []
+        self._notices: list[tuple[str, str]] = []
 
     @property
     def pipelined(self) -> bool:
@@ -72,12 +74,25 @@ class Tx:
         self._decisions.clear()
         self._reviews.clear()
         self._entries.clear()
+        self._notices.clear()
 
     async def flush(self) -> None:
-        """Send the rows held so far (pipelined mode; queued, nothing waits for them)."""
+        """Send the rows and notifications held so far (pipelined mode; queued, nothing waits
+        for them)."""
         if self._decisions or self._reviews or self._entries:
             await sql.insert_bulk(self.conn, self._decisions, self._reviews, self._entries)
             self._decisions, self._reviews, self._entries = [], [], []
+        if self._notices:
+            channels, payloads = zip(*self._notices, strict=True)
+            await self.conn.execute(NOTIFY_MANY, (list(channels), list(payloads)))
+            self._notices = []
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """NOTIFY `channel` with `payload`, delivered if and when the batch commits."""
+        if self._stored is not None:
+            self._notices.append((channel, payload))
+        else:
+            await self.conn.execute(NOTIFY, (channel, payload))
 
     async def stored_decision(self, rec: DecisionRecord) -> DecisionRecord | None:
         """The decision stored under `rec`'s idempotency key (checked to match `rec`), if any."""
