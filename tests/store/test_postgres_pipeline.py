@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from signoff.core.audit import AuditRecord, verify_chain
-from signoff.errors import FailedPrecondition
+from signoff.errors import AlreadyExists, FailedPrecondition
 from signoff.ids import Clock
 from signoff.store import Store
 from signoff.store.postgres.store import PostgresStore
@@ -102,24 +102,45 @@ async def test_a_statement_the_database_refuses_fails_only_its_decision(store: S
     assert store.stats.retried_batches == 1  # type: ignore[attr-defined]
 
 
-async def test_a_refused_review_change_fails_alone_without_rerunning_the_batch(
+async def test_refused_review_changes_and_reused_request_ids_fail_alone_in_the_pipeline(
     store: Store,
 ) -> None:
     record = recorder(store)
     r = await open_review(store, 1)
     new, stale = changed(r), changed(r, version=8)
+    # Fails after its decision row was held: the review's time has no zone.
+    naive = opening(8)
+    naive = dataclasses.replace(
+        naive, review=dataclasses.replace(naive.review, updated_at=T0.replace(tzinfo=None))
+    )
+    reused = opening(9, request_id="req-1")
+    reused = dataclasses.replace(  # req-1 was used for a different request
+        reused, decision=dataclasses.replace(reused.decision, request_digest="f" * 64)
+    )
     results = await in_one_batch(
         store,
         record(2),
         store.update_review(stale, 7, [change_audit(stale)]),  # the review is at version 1
-        record(3),
+        record(3, review=True),
+        store.record_decision(reused.decision, reused.audit, reused.review, reused.review_audit),
+        store.record_decision(naive.decision, naive.audit, naive.review, naive.review_audit),
         store.update_review(new, r.version, [change_audit(new)]),
     )
     assert isinstance(results[1], FailedPrecondition)
     assert "changed since version 7" in results[1].message
-    assert results[3] == new
+    assert isinstance(results[3], AlreadyExists)
+    assert isinstance(results[4], ValueError)
+    assert "timezone-aware" in str(results[4])
+    assert results[5] == new
     entries = await all_entries(store)
-    assert [e.type for e in entries[2:]] == ["decision", "decision", "review.approved"]
+    assert [(e.type, e.decision_id) for e in entries[2:]] == [
+        ("decision", "dec-2"),
+        ("decision", "dec-3"),
+        ("review.opened", "dec-3"),
+        ("review.approved", "dec-1"),
+    ]
+    assert await store.get_review("rev-9") is None
+    assert await store.find_decision("agent-1", "req-8") is None
     assert verify_chain(entries).ok
     assert store.stats.retried_batches == 0  # type: ignore[attr-defined]
 

@@ -26,6 +26,8 @@ from signoff.store.postgres import sql
 from signoff.store.postgres.feed import NOTIFY, NOTIFY_MANY
 
 Key = tuple[str, str]  # (principal_id, request_id): a decision's idempotency key
+# (seq, hash, keys added, rows held per kind): what `Tx.undo` returns to.
+Mark = tuple[int, str, int, tuple[int, int, int, int]]
 
 
 def key_of(rec: DecisionRecord) -> Key | None:
@@ -59,22 +61,23 @@ class Tx:
         """True when statements are queued in pipeline mode (see the module docstring)."""
         return self._stored is not None
 
-    def mark(self) -> tuple[int, str, int]:
-        """The state to return to if the next operation is rolled back to its savepoint
-        (taken after a `flush`: rows held since are that operation's)."""
-        return self.seq, self.hash, len(self._added)
+    def mark(self) -> Mark:
+        """The state to return to if the next operation fails."""
+        held = (len(self._decisions), len(self._reviews), len(self._entries), len(self._notices))
+        return self.seq, self.hash, len(self._added), held
 
-    def undo(self, mark: tuple[int, str, int]) -> None:
-        """Forget what the operation since `mark` did (its savepoint undid it in the database)."""
-        self.seq, self.hash, added = mark
+    def undo(self, mark: Mark) -> None:
+        """Forget what the operation since `mark` did: the rows it held, and what its savepoint
+        undid in the database."""
+        self.seq, self.hash, added, held = mark
         if self._stored is not None:
             for key in self._added[added:]:
                 del self._stored[key]
         del self._added[added:]
-        self._decisions.clear()
-        self._reviews.clear()
-        self._entries.clear()
-        self._notices.clear()
+        del self._decisions[held[0] :]
+        del self._reviews[held[1] :]
+        del self._entries[held[2] :]
+        del self._notices[held[3] :]
 
     async def flush(self) -> None:
         """Send the rows and notifications held so far (pipelined mode; queued, nothing waits

@@ -2,17 +2,30 @@
 chain lock per database that every write transaction takes first.
 
 Callers submit operations and await a future. The writer takes everything queued (up to
-``max_batch``) and runs it in ONE transaction:
+``max_batch``) and runs it in ONE transaction, sent in pipeline mode (psycopg's
+``conn.pipeline()``: statements are queued and only a read the code needs waits):
 
 1. ``pg_advisory_xact_lock(chain key)`` -- writers of every replica queue here, so the audit
    chain stays linear: one gap-free seq and one hash chain for the whole database;
 2. read the chain head (a fresh statement, so it sees the previous holder's commit: the lock
-   is released only after that commit became visible);
-3. each operation under its own SAVEPOINT: a semantic failure (a `SignoffError`, a constraint
-   or trigger refusal, a bad value) undoes that operation alone;
-4. COMMIT (``synchronous_commit`` on, the default: the WAL is flushed), then the futures
-   resolve. Any other failure rolls the batch back and fails every operation in it with
-   `Unavailable`; nothing is acknowledged that was not committed.
+   is released only after that commit became visible) and the decisions already stored
+   under the batch's idempotency keys -- the first round trip;
+3. the operations: decisions and appends (bulk operations) add rows that go out with one
+   INSERT per table, and a bulk operation that fails (a reused request_id) drops its rows;
+   any other operation runs under its own SAVEPOINT, queued like the rest, so that its own
+   refusal (a `SignoffError`, a bad value) undoes it alone;
+4. COMMIT (``synchronous_commit`` on, the default: the WAL is flushed) and the pipeline's
+   sync -- the second round trip -- then the futures resolve.
+
+Three round trips per batch with the pool's check of the connection, whatever its size:
+five per decision when each operation ran, and waited, statement by statement.
+
+Errors. A statement the database refuses aborts the rest of the pipeline, and which
+operation sent it is not known then: the attempt is rolled back (nothing of it commits) and
+the batch runs again one statement at a time, each operation under a savepoint
+(`_one_by_one`), where a refusal fails its own operation with `FailedPrecondition`. Any
+other failure (the connection, the server, COMMIT) rolls the batch back and fails every
+operation in it with `Unavailable`; nothing is acknowledged that was not committed.
 """
 
 from __future__ import annotations
@@ -69,8 +82,9 @@ class _Op:
     maintain: Maintain | None
     future: asyncio.Future[Any]
     key: Key | None = None  # the idempotency key of a decision the op may insert
-    # Bulk ops get no savepoint in a pipelined batch: their failure re-runs the batch
-    # carefully. For the ops that fail rarely and can fail after writing (decisions, appends).
+    # A bulk op writes only through the rows Tx holds (insert_decision, insert_review,
+    # append, notify), never a statement of its own: in a pipelined batch it needs no
+    # savepoint, since dropping what it held undoes it (decisions and appends).
     bulk: bool = False
 
 
@@ -197,10 +211,9 @@ async def _pipelined(conn: sql.Conn, live: list[_Op]) -> list[tuple[bool, Any]]:
     Round trips: the lock, the chain head and the stored decisions of the batch's keys come
     back together; then every operation's statements are queued and COMMIT with them, and
     the pipeline's sync waits once (operations that read a result, such as a review's
-    conditional update, wait for that read). A bulk operation that fails, or any statement
-    the database refuses, abandons the attempt (rolled back: nothing of it commits) with
-    `_Retry`, and the batch runs again in `_one_by_one`; any other database failure
-    propagates.
+    conditional update, wait for that read). A statement the database refuses abandons the
+    attempt (rolled back: nothing of it commits) with `_Retry`, and the batch runs again in
+    `_one_by_one`; any other database failure propagates.
     """
     outcomes: list[tuple[bool, Any]] = []
     keys = list(dict.fromkeys(op.key for op in live if op.key is not None))
@@ -219,9 +232,6 @@ async def _pipelined(conn: sql.Conn, live: list[_Op]) -> list[tuple[bool, Any]]:
             await tx.flush()
             await conn.execute("COMMIT")
         # Leaving the pipeline synced it: a refused statement raised there, COMMIT skipped.
-    except _Retry:
-        await _end_failed(conn)
-        raise
     except _OP_ERRORS as exc:  # a statement refused: which op's is not known here
         await _end_failed(conn)
         raise _Retry from exc
@@ -236,10 +246,12 @@ async def _pipelined_op(conn: sql.Conn, tx: Tx, op: _Op) -> tuple[bool, Any]:
     """Queue one operation of a pipelined batch; return its outcome."""
     assert op.apply is not None
     if op.bulk:
+        mark = tx.mark()
         try:
             return True, await op.apply(tx)
-        except (SignoffError, ValueError) as exc:
-            raise _Retry from exc
+        except (SignoffError, ValueError) as exc:  # e.g. a request_id reused: nothing sent
+            tx.undo(mark)
+            return False, exc
     await tx.flush()  # what came before, outside this op's savepoint; it may read them
     mark = tx.mark()
     await conn.execute("SAVEPOINT op")
