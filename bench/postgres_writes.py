@@ -174,6 +174,17 @@ def baseline_run(service: Path, args: argparse.Namespace, wire: bool) -> dict[st
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def revision() -> str:
+    """The commit measured (with "+dirty" when the tree has changes)."""
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "service"], capture_output=True, text=True
+    ).stdout.strip()
+    return head + ("+dirty" if dirty else "")
+
+
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "median_ops_per_s": round(statistics.median(r["ops_per_s"] for r in runs), 1),
@@ -234,6 +245,7 @@ async def main() -> None:
         "ops_per_run": args.ops,
         "runs": args.runs,
         "reviews": "one decision in 4 opens a review" if args.reviews else "none",
+        "revision": revision(),
         "baseline": args.baseline,
         "modes": modes,
         "wire": wire,
