@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 
 from signoff.core.audit import GENESIS, AuditEntry, format_time
 from signoff.errors import FailedPrecondition, NotFound
@@ -118,13 +118,13 @@ async def select_decision(conn: Conn, principal_id: str, request_id: str) -> Dec
     return None if row is None else POSTGRES.decision(row)
 
 
-async def send_select_decisions(conn: Conn, keys: Sequence[tuple[str, str]]) -> Any:
+async def send_select_decisions(conn: Conn, keys: Sequence[tuple[str, str]]) -> AsyncCursor[Any]:
     """Send the read of the decisions stored under `keys`; return the cursor to fetch from."""
     principals, requests = [k[0] for k in keys], [k[1] for k in keys]
     return await conn.execute(_SELECT_DECISIONS, (principals, requests))
 
 
-async def fetch_decisions(cur: Any) -> dict[tuple[str, str], DecisionRecord]:
+async def fetch_decisions(cur: AsyncCursor[Any]) -> dict[tuple[str, str], DecisionRecord]:
     """The decisions of `send_select_decisions`' cursor, by idempotency key."""
     found = [POSTGRES.decision(row) for row in await cur.fetchall()]
     return {(d.principal_id, d.request_id): d for d in found}
@@ -138,7 +138,7 @@ async def read_head(conn: Conn) -> tuple[int, str]:
     return await fetch_head(await conn.execute(HEAD))
 
 
-async def fetch_head(cur: Any) -> tuple[int, str]:
+async def fetch_head(cur: AsyncCursor[Any]) -> tuple[int, str]:
     """The (seq, hash) of a cursor that ran HEAD, or (0, GENESIS) when the log is empty."""
     row = await cur.fetchone()
     return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
