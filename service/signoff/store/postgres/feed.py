@@ -35,6 +35,8 @@ log = logging.getLogger("signoff.store")
 
 ReviewCallback = Callable[[str], None]
 NOTIFY = "SELECT pg_notify(%s, %s)"
+# Many at once, in the order given (channels, payloads): a pipelined batch's notifications.
+NOTIFY_MANY = "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS n(c, p)"
 # PostgreSQL truncates identifiers at 63 bytes; pg_notify refuses longer channel names.
 _MAX_CHANNEL = 63
 

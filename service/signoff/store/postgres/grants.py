@@ -9,10 +9,16 @@ from typing import Any
 
 from signoff.core.audit import AuditRecord
 from signoff.store import grants_sql as gsql
-from signoff.store.base import DecisionRecord, check_decision_audit, check_replay
+from signoff.store.base import DecisionRecord, check_decision_audit
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.postgres import sql
+from signoff.store.postgres.tx import Tx, key_of
 from signoff.store.rows import POSTGRES
+
+# RETURNING, read back: in a pipelined batch a cursor's rowcount is unknown (-1) until its
+# result is fetched, and fetching needs a statement that returns rows.
+_USE = f"{gsql.USE} RETURNING grant_id"
+_REVOKE = f"{gsql.REVOKE} RETURNING grant_id"
 
 
 class PostgresGrants:
@@ -27,26 +33,24 @@ class PostgresGrants:
         """As record_decision, using grant `grant_id` once; None if it is no longer active."""
         check_decision_audit(rec, audit)
 
-        async def apply(tx: Any) -> tuple[DecisionRecord, bool] | None:
-            if rec.request_id:
-                cur = await tx.conn.execute(sql.SELECT_DECISION, (rec.principal_id, rec.request_id))
-                row = await cur.fetchone()
-                if row is not None:  # a retry: the stored decision, no second use
-                    return check_replay(POSTGRES.decision(row), rec), True
+        async def apply(tx: Tx) -> tuple[DecisionRecord, bool] | None:
+            stored = await tx.stored_decision(rec)
+            if stored is not None:  # a retry: the stored decision, no second use
+                return stored, True
             # The row lock taken here orders concurrent uses on every replica; a waiter
             # re-checks `uses < max_uses` once the holder commits (READ COMMITTED).
-            used = await tx.conn.execute(gsql.USE, (grant_id, sql.aware(now)))
-            if used.rowcount != 1:
+            used = await tx.conn.execute(_USE, (grant_id, sql.aware(now)))
+            if await used.fetchone() is None:
                 return None  # used up, revoked or expired meanwhile: nothing is written
             # A concurrent retry on another replica can still win the idempotency key: the
             # use then counts for nothing, which never lets more requests through.
-            existing = await sql.insert_decision(tx.conn, rec)
+            existing = await tx.insert_decision(rec)
             if existing is not None:
                 return existing, True
             await tx.append([audit])
             return rec, False
 
-        return await self._submit(apply)  # type: ignore[no-any-return]
+        return await self._submit(apply, key=key_of(rec))  # type: ignore[no-any-return]
 
     async def active_grants(
         self, action_name: str, reviewer_group: str, policy: str, rule: str, now: dt.datetime
@@ -74,9 +78,9 @@ class PostgresGrants:
     ) -> bool:
         """Revoke `grant_id` and append `audit`; False (nothing written) if already revoked."""
 
-        async def apply(tx: Any) -> bool:
-            done = await tx.conn.execute(gsql.REVOKE, (sql.aware(now), actor, grant_id))
-            if done.rowcount != 1:
+        async def apply(tx: Tx) -> bool:
+            done = await tx.conn.execute(_REVOKE, (sql.aware(now), actor, grant_id))
+            if await done.fetchone() is None:
                 return False
             await tx.append([audit])
             return True

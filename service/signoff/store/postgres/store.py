@@ -8,9 +8,10 @@ write whose awaitable raised `Unavailable` was rolled back -- or, when the conne
 during COMMIT, its outcome is unknown to the client -- which is why decisions are idempotent
 by request_id: the retry returns the stored decision.
 
-Writes go through `GroupCommitWriter` (postgres_writer.py): one asyncio task per process,
-many operations per transaction, one SAVEPOINT per operation, and a per-database advisory
-lock that makes the audit chain one linear sequence across all replicas. Reads use pooled
+Writes go through `GroupCommitWriter` (writer.py): one asyncio task per process, many
+operations per transaction sent in pipeline mode (a few round trips per batch), and a
+per-database advisory lock that makes the audit chain one linear sequence across all
+replicas. Reads use pooled
 connections (psycopg_pool) in autocommit mode: each read is one statement, one snapshot.
 
 Replicas learn of each other's review changes through LISTEN/NOTIFY and elect one leader
@@ -49,9 +50,10 @@ from signoff.store.base import (
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.postgres import query, sql
 from signoff.store.postgres.chain import PostgresChain
-from signoff.store.postgres.feed import NOTIFY, Leases, ReviewCallback, ReviewFeed, channel_for
+from signoff.store.postgres.feed import Leases, ReviewCallback, ReviewFeed, channel_for
 from signoff.store.postgres.grants import PostgresGrants
-from signoff.store.postgres.writer import MIGRATE_LOCK, GroupCommitWriter, Tx, unavailable
+from signoff.store.postgres.tx import Key, Tx, key_of
+from signoff.store.postgres.writer import MIGRATE_LOCK, GroupCommitWriter, unavailable
 from signoff.store.rows import POSTGRES
 from signoff.store.sqlite.writer import WriterStats
 
@@ -153,25 +155,25 @@ class PostgresStore(PostgresGrants, PostgresChain):
         check_opened_review(rec, review, review_audit)
 
         async def apply(tx: Tx) -> tuple[DecisionRecord, bool]:
-            existing = await sql.insert_decision(tx.conn, rec)
+            existing = await tx.insert_decision(rec)
             if existing is not None:
                 return existing, True
             if review is not None and review_audit is not None:
-                await sql.insert_review(tx.conn, review)
-                await tx.conn.execute(NOTIFY, (self._channel, review.review_id))
+                await tx.insert_review(review)
+                await tx.notify(self._channel, review.review_id)
                 await tx.append([audit, review_audit])
             else:
                 await tx.append([audit])
             return rec, False
 
-        return await self._submit(apply)
+        return await self._submit(apply, key=key_of(rec), bulk=True)
 
     async def append(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
         """Append `records` to the audit log atomically and return them as entries."""
         batch = list(records)
         if not batch:
             return []
-        return await self._submit(lambda tx: tx.append(batch))
+        return await self._submit(lambda tx: tx.append(batch), bulk=True)
 
     async def maintenance(self, fn: Callable[[sql.Conn], Awaitable[T]]) -> T:
         """Run `fn(connection)` in the writer task between batches (tests, operations)."""
@@ -254,7 +256,7 @@ class PostgresStore(PostgresGrants, PostgresChain):
             if grant is not None:  # after the guard: a failed act grants nothing
                 await tx.conn.execute(gsql.INSERT, grant.row(sql.aware))
             # Delivered to every replica's listener on commit, and never if rolled back.
-            await tx.conn.execute(NOTIFY, (self._channel, new.review_id))
+            await tx.notify(self._channel, new.review_id)
             await tx.append(records)
             return stored
 
@@ -303,12 +305,14 @@ class PostgresStore(PostgresGrants, PostgresChain):
 
     # -- the caller side ------------------------------------------------------------------
 
-    async def _submit(self, apply: Callable[[Tx], Awaitable[T]]) -> T:
+    async def _submit(
+        self, apply: Callable[[Tx], Awaitable[T]], *, key: Key | None = None, bulk: bool = False
+    ) -> T:
         # Enqueued before the first await, so calls keep their order; if the caller is
         # cancelled before the writer starts the op, the op is skipped.
         if self._state != "open":
             raise Unavailable("audit store unavailable: the store is not open")
-        return await self._writer.submit(apply)  # type: ignore[no-any-return]
+        return await self._writer.submit(apply, key=key, bulk=bulk)  # type: ignore[no-any-return]
 
     async def _read(self, fn: Callable[[sql.Conn], Awaitable[T]]) -> T:
         if self._state != "open":

@@ -2,22 +2,36 @@
 chain lock per database that every write transaction takes first.
 
 Callers submit operations and await a future. The writer takes everything queued (up to
-``max_batch``) and runs it in ONE transaction:
+``max_batch``) and runs it in ONE transaction, sent in pipeline mode (psycopg's
+``conn.pipeline()``: statements are queued and only a read the code needs waits):
 
 1. ``pg_advisory_xact_lock(chain key)`` -- writers of every replica queue here, so the audit
    chain stays linear: one gap-free seq and one hash chain for the whole database;
 2. read the chain head (a fresh statement, so it sees the previous holder's commit: the lock
-   is released only after that commit became visible);
-3. each operation under its own SAVEPOINT: a semantic failure (a `SignoffError`, a constraint
-   or trigger refusal, a bad value) undoes that operation alone;
-4. COMMIT (``synchronous_commit`` on, the default: the WAL is flushed), then the futures
-   resolve. Any other failure rolls the batch back and fails every operation in it with
-   `Unavailable`; nothing is acknowledged that was not committed.
+   is released only after that commit became visible) and the decisions already stored
+   under the batch's idempotency keys -- the first round trip;
+3. the operations: decisions and appends (bulk operations) add rows that go out with one
+   INSERT per table, and a bulk operation that fails (a reused request_id) drops its rows;
+   any other operation runs under its own SAVEPOINT, queued like the rest, so that its own
+   refusal (a `SignoffError`, a bad value) undoes it alone;
+4. COMMIT (``synchronous_commit`` on, the default: the WAL is flushed) and the pipeline's
+   sync -- the second round trip -- then the futures resolve.
+
+Three round trips per batch with the pool's check of the connection, whatever its size:
+five per decision when each operation ran, and waited, statement by statement.
+
+Errors. A statement the database refuses aborts the rest of the pipeline, and which
+operation sent it is not known then: the attempt is rolled back (nothing of it commits) and
+the batch runs again one statement at a time, each operation under a savepoint
+(`_one_by_one`), where a refusal fails its own operation with `FailedPrecondition`. Any
+other failure (the connection, the server, COMMIT) rolls the batch back and fails every
+operation in it with `Unavailable`; nothing is acknowledged that was not committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
@@ -27,10 +41,9 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
-from signoff.core.audit import AuditEntry, AuditRecord
-from signoff.core.audit import seal as seal_entry
 from signoff.errors import FailedPrecondition, SignoffError, Unavailable
 from signoff.store.postgres import sql
+from signoff.store.postgres.tx import Key, Tx
 from signoff.store.sqlite.writer import WriterStats
 
 # Keys of the advisory locks, per schema so that databases holding several signoff schemas
@@ -59,33 +72,24 @@ def unavailable(exc: BaseException) -> SignoffError:
     return Unavailable(f"audit store unavailable: {detail}")
 
 
-class Tx:
-    """What an operation sees inside the batch transaction: the connection and chain head."""
-
-    def __init__(self, conn: sql.Conn, seq: int, hash_: str) -> None:
-        self.conn, self.seq, self.hash = conn, seq, hash_
-
-    async def append(self, records: list[AuditRecord]) -> list[AuditEntry]:
-        """Chain `records` after the head, insert them, and advance the head."""
-        entries = []
-        for record in records:
-            entry = seal_entry(record, seq=self.seq + 1, prev_hash=self.hash)
-            entries.append(entry)
-            self.seq, self.hash = entry.seq, entry.hash
-        if entries:
-            await sql.insert_entries(self.conn, entries)
-        return entries
-
-
 Apply = Callable[[Tx], Awaitable[Any]]
 Maintain = Callable[[sql.Conn], Awaitable[Any]]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class _Op:
     apply: Apply | None
     maintain: Maintain | None
     future: asyncio.Future[Any]
+    key: Key | None = None  # the idempotency key of a decision the op may insert
+    # A bulk op writes only through the rows Tx holds (insert_decision, insert_review,
+    # append, notify), never a statement of its own: in a pipelined batch it needs no
+    # savepoint, since dropping what it held undoes it (decisions and appends).
+    bulk: bool = False
+
+
+class _Retry(Exception):
+    """The pipelined attempt of a batch failed on one operation; run it carefully."""
 
 
 class GroupCommitWriter:
@@ -111,9 +115,15 @@ class GroupCommitWriter:
         self._accepting = True
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="signoff-pg-writer")
 
-    def submit(self, apply: Apply) -> asyncio.Future[Any]:
-        """Queue `apply(tx)` for the next batch; the future resolves after its commit."""
-        return self._put(_Op(apply, None, asyncio.get_running_loop().create_future()))
+    def submit(
+        self, apply: Apply, *, key: Key | None = None, bulk: bool = False
+    ) -> asyncio.Future[Any]:
+        """Queue `apply(tx)` for the next batch; the future resolves after its commit.
+
+        `key`: the idempotency key of the decision `apply` may insert (read ahead for the
+        batch); `bulk`: `apply` needs no savepoint of its own (see `_Op`)."""
+        future = asyncio.get_running_loop().create_future()
+        return self._put(_Op(apply, None, future, key, bulk))
 
     def maintain(self, fn: Maintain) -> asyncio.Future[Any]:
         """Queue `fn(connection)` to run between batches, outside any transaction."""
@@ -174,26 +184,16 @@ class GroupCommitWriter:
         stats.batches += 1
         stats.ops += len(live)
         stats.largest_batch = max(stats.largest_batch, len(live))
-        outcomes: list[tuple[bool, Any]] = []
         started = time.perf_counter()
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                await conn.execute(CHAIN_LOCK)
-                tx = Tx(conn, *await sql.read_head(conn))
-                for op in live:
-                    head = (tx.seq, tx.hash)
-                    try:
-                        async with conn.transaction():  # a SAVEPOINT
-                            value = await op.apply(tx)  # type: ignore[misc]
-                    except _OP_ERRORS as exc:
-                        tx.seq, tx.hash = head  # the savepoint undid this op's entries
-                        if isinstance(exc, psycopg.Error):
-                            exc = FailedPrecondition(f"rejected by the database: {_first(exc)}")
-                        outcomes.append((False, exc))
-                        continue
-                    outcomes.append((True, value))
+            async with self._pool.connection() as conn:
+                try:
+                    outcomes = await _pipelined(conn, live)
+                except _Retry:
+                    stats.retried_batches += 1
+                    outcomes = await _one_by_one(conn, live)
         except Exception as exc:
-            # psycopg rolled back (or the connection is gone and the pool discards it).
+            # Rolled back (or the connection is gone and the pool discards it).
             stats.failed_batches += 1
             for op in live:
                 _settle(op.future, exc=unavailable(exc))
@@ -203,6 +203,97 @@ class GroupCommitWriter:
             self.on_batch(len(live), time.perf_counter() - started)
         for op, (ok, value) in zip(live, outcomes, strict=True):
             _settle(op.future, value if ok else None, exc=None if ok else value)
+
+
+async def _pipelined(conn: sql.Conn, live: list[_Op]) -> list[tuple[bool, Any]]:
+    """Run `live` in one transaction in pipeline mode: a few round trips for the whole batch.
+
+    Round trips: the lock, the chain head and the stored decisions of the batch's keys come
+    back together; then every operation's statements are queued and COMMIT with them, and
+    the pipeline's sync waits once (operations that read a result, such as a review's
+    conditional update, wait for that read). A statement the database refuses abandons the
+    attempt (rolled back: nothing of it commits) with `_Retry`, and the batch runs again in
+    `_one_by_one`; any other database failure propagates.
+    """
+    outcomes: list[tuple[bool, Any]] = []
+    keys = list(dict.fromkeys(op.key for op in live if op.key is not None))
+    try:
+        # BEGIN, COMMIT and savepoints are plain statements here: psycopg's transaction()
+        # syncs the pipeline as it enters and leaves a block, a round trip each.
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            await conn.execute(CHAIN_LOCK)
+            head = await conn.execute(sql.HEAD)
+            found = await sql.send_select_decisions(conn, keys) if keys else None
+            stored = await sql.fetch_decisions(found) if found is not None else {}
+            tx = Tx(conn, *await sql.fetch_head(head), stored=stored)
+            for op in live:
+                outcomes.append(await _pipelined_op(conn, tx, op))
+            await tx.flush()
+            await conn.execute("COMMIT")
+        # Leaving the pipeline synced it: a refused statement raised there, COMMIT skipped.
+    except _OP_ERRORS as exc:  # a statement refused: which op's is not known here
+        await _end_failed(conn)
+        raise _Retry from exc
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):  # the first failure is the one to report
+            await _end_failed(conn)
+        raise
+    return outcomes
+
+
+async def _pipelined_op(conn: sql.Conn, tx: Tx, op: _Op) -> tuple[bool, Any]:
+    """Queue one operation of a pipelined batch; return its outcome."""
+    assert op.apply is not None
+    if op.bulk:
+        mark = tx.mark()
+        try:
+            return True, await op.apply(tx)
+        except (SignoffError, ValueError) as exc:  # e.g. a request_id reused: nothing sent
+            tx.undo(mark)
+            return False, exc
+    await tx.flush()  # what came before, outside this op's savepoint; it may read them
+    mark = tx.mark()
+    await conn.execute("SAVEPOINT op")
+    try:
+        value = await op.apply(tx)
+        await tx.flush()
+    except (SignoffError, ValueError) as exc:
+        # Raised by the op's own code (a psycopg error propagates: the pipeline is aborted
+        # and the error may be an earlier op's). Nothing waits for the rollback either.
+        await conn.execute("ROLLBACK TO SAVEPOINT op")
+        await conn.execute("RELEASE SAVEPOINT op")
+        tx.undo(mark)
+        return False, exc
+    await conn.execute("RELEASE SAVEPOINT op")
+    return True, value
+
+
+async def _one_by_one(conn: sql.Conn, live: list[_Op]) -> list[tuple[bool, Any]]:
+    """Run `live` in one transaction, a statement at a time, each op under a SAVEPOINT."""
+    outcomes: list[tuple[bool, Any]] = []
+    async with conn.transaction():
+        await conn.execute(CHAIN_LOCK)
+        tx = Tx(conn, *await sql.read_head(conn))
+        for op in live:
+            mark = tx.mark()
+            try:
+                async with conn.transaction():  # a SAVEPOINT
+                    value = await op.apply(tx)  # type: ignore[misc]
+            except _OP_ERRORS as exc:
+                tx.undo(mark)  # the savepoint undid this op's entries
+                if isinstance(exc, psycopg.Error):
+                    exc = FailedPrecondition(f"rejected by the database: {_first(exc)}")
+                outcomes.append((False, exc))
+                continue
+            outcomes.append((True, value))
+    return outcomes
+
+
+async def _end_failed(conn: sql.Conn) -> None:
+    """Leave no failed transaction open on `conn` after an abandoned pipeline."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE and not conn.closed:
+        await conn.rollback()
 
 
 def _settle(
