@@ -71,8 +71,13 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_readme_installs_the_server_its_mcp_extra_and_the_client_alone(checkout: Path):
     lines = readme_install_lines()
     assert "venv/bin/pip install ./clients/python .          # the server: " in lines[1]
-    for line in lines:
+    for i, line in enumerate(lines):
         ok(line, checkout)
+        if i == 1:  # the server without its mcp extra: the proxy says what to run
+            done = sh("venv/bin/signoff mcp-proxy --config none.yaml", checkout)
+            assert done.returncode == 2
+            python = re.escape(str(checkout / "venv" / "bin" / "python"))
+            assert re.search(f": {python}3? -m pip install 'mcp<3,>=2.3'\n$", done.stderr)
 
     assert ok("venv/bin/signoff --version", checkout).strip() == f"signoff {__version__}"
     ok("venv/bin/python -c 'import mcp, signoff.mcp_proxy.upstreams'", checkout)
