@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import sys
 
@@ -23,6 +24,7 @@ from agents.testing import ScriptedModel, assistant_message, function_call
 
 from signoff_client import AsyncClient, Decision
 from signoff_client.adapters.openai_agents import guard_tool
+from signoff_client.errors import AlreadyExists
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 DEFAULT_TOKEN = "support-bot"  # dev mode: the token is the caller's name
@@ -58,6 +60,21 @@ def _scripted(args: argparse.Namespace) -> Model:
     )
 
 
+def default_ticket(args: argparse.Namespace) -> str:
+    """A ticket named after the refund: the request id comes from the ticket, so the same
+    arguments retry the same request and other arguments make a new one."""
+    refund = f"{args.account}|{args.amount!r}|{args.card_number}"
+    return "T-" + hashlib.sha256(refund.encode()).hexdigest()[:8]
+
+
+def conflict(exc: BaseException) -> AlreadyExists | None:
+    """The idempotency conflict behind a framework's error, if that is what it is."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, AlreadyExists):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
 async def main(argv: list[str] | None = None) -> int:
     """Run the agent once, through any review; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -65,36 +82,43 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amount", type=float, default=750.0)
     parser.add_argument("--account", default="acct_42")
     parser.add_argument("--card-number", default="4111 1111 1111 1111")
-    parser.add_argument("--ticket", default="T-1234")
+    parser.add_argument("--ticket", help="the support ticket (default: one per set of arguments)")
     parser.add_argument("--model", help="an OpenAI model name (needs OPENAI_API_KEY)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
     args = parser.parse_args(argv)
+    args.ticket = args.ticket or default_ticket(args)
     token = os.environ.get("SIGNOFF_TOKEN", DEFAULT_TOKEN)
 
-    async with AsyncClient(args.server, token=token) as signoff:
-        refund = guard_tool(
-            issue_refund,
-            client=signoff,
-            action="refund.issue",
-            principal={"id": token, "kind": "agent"},
-            resource=lambda **call: {"kind": "account", "id": call["account"]},
-            context={"ticket": args.ticket},
-            justification="Customer was charged twice for the same order.",
-            timeout=args.timeout,
-            on_review=_waiting,
-        )
-        agent = Agent(
-            name="support",
-            instructions=(
-                f"Refund {args.amount:g} EUR to {args.account} (card {args.card_number}) "
-                "with issue_refund, then say what happened."
-            ),
-            model=args.model or _scripted(args),
-            tools=[refund],
-        )
-        # The scripted run sends nothing to OpenAI, traces included.
-        config = RunConfig(tracing_disabled=args.model is None)
-        result = await Runner.run(agent, f"Ticket {args.ticket}", run_config=config)
+    try:
+        async with AsyncClient(args.server, token=token) as signoff:
+            refund = guard_tool(
+                issue_refund,
+                client=signoff,
+                action="refund.issue",
+                principal={"id": token, "kind": "agent"},
+                resource=lambda **call: {"kind": "account", "id": call["account"]},
+                context={"ticket": args.ticket},
+                justification="Customer was charged twice for the same order.",
+                timeout=args.timeout,
+                on_review=_waiting,
+            )
+            agent = Agent(
+                name="support",
+                instructions=(
+                    f"Refund {args.amount:g} EUR to {args.account} (card {args.card_number}) "
+                    "with issue_refund, then say what happened."
+                ),
+                model=args.model or _scripted(args),
+                tools=[refund],
+            )
+            # The scripted run sends nothing to OpenAI, traces included.
+            config = RunConfig(tracing_disabled=args.model is None)
+            result = await Runner.run(agent, f"Ticket {args.ticket}", run_config=config)
+    except Exception as exc:
+        if (clash := conflict(exc)) is None:
+            raise
+        print(f"{parser.prog}: {clash} (it comes from --ticket {args.ticket})", file=sys.stderr)
+        return 2
 
     for item in result.new_items:
         if item.type == "tool_call_output_item":

@@ -8,6 +8,8 @@ Reviewers act through the Python client (dev mode: the token names the caller).
 from __future__ import annotations
 
 import asyncio
+import shlex
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -308,5 +310,6 @@ def test_the_client_does_not_import_frameworks_and_the_adapter_names_its_extra()
     )
     assert fresh_output(code) == (
         "signoff_client.adapters.langgraph needs LangGraph and LangChain: "
-        "pip install 'signoff-client[langgraph]'"
+        f"{shlex.quote(sys.executable)} -m pip install 'langchain-core<2,>=1.8' "
+        "'langgraph<2,>=1.2'"
     )

@@ -8,6 +8,8 @@ with which arguments. Reviewers act through the Python client (dev mode).
 from __future__ import annotations
 
 import asyncio
+import shlex
+import sys
 from typing import Any
 
 import pytest
@@ -275,5 +277,5 @@ def test_the_adapter_names_its_extra():
     )
     assert fresh_output(code) == (
         "signoff_client.adapters.openai_agents needs the OpenAI Agents SDK: "
-        "pip install 'signoff-client[openai-agents]'"
+        f"{shlex.quote(sys.executable)} -m pip install 'openai-agents<0.25,>=0.24'"
     )

@@ -88,6 +88,53 @@ async def test_serve_refuses_a_bad_bundle(tmp_path: Path):
     assert "p.yaml:" in err
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_serve_outside_a_checkout_fails_in_one_line_and_creates_nothing(
+    tmp_path: Path, workers: str
+):
+    here, state = tmp_path / "empty", tmp_path / "state"
+    here.mkdir()
+    proc = await asyncio.create_subprocess_exec(
+        *SIGNOFF,
+        "serve",
+        "--workers",
+        workers,
+        cwd=here,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "SIGNOFF_STATE_DIR": str(state)},
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert err.decode() == "signoff: policies rejected: policies: no such policy directory\n"
+    assert os.listdir(here) == []
+    assert not state.exists()
+
+
+async def test_a_bad_bundle_leaves_no_database_behind(tmp_path: Path):
+    (tmp_path / "p.yaml").write_text("name: x\nrules: [\n")
+    code, _, _ = await _run(
+        "serve", "--policies", str(tmp_path), "--db", f"sqlite:///{tmp_path / 'db'}"
+    )
+    assert code == 1
+    assert os.listdir(tmp_path) == ["p.yaml"]
+
+
+async def test_a_database_in_a_missing_directory_is_refused_before_the_key(tmp_path: Path):
+    state = tmp_path / "state"
+    code, _, err = await _run(
+        "serve",
+        "--policies",
+        str(EXAMPLE_POLICIES),
+        "--db",
+        f"sqlite:///{tmp_path / 'nowhere' / 'db'}",
+        env={"SIGNOFF_STATE_DIR": str(state)},
+    )
+    assert code == 2
+    assert f"db: {tmp_path / 'nowhere'}: no such directory" in err
+    assert not state.exists()
+
+
 async def test_policy_check_summarises_a_good_directory():
     code, out, _ = await _run("policy", "check", str(EXAMPLE_POLICIES))
     assert code == 0

@@ -5,6 +5,8 @@ that times out, a bad config, no MCP SDK. Peers as in test_mcp_proxy.py."""
 from __future__ import annotations
 
 import re
+import shlex
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -171,7 +173,7 @@ def test_without_the_mcp_sdk_the_command_says_how_to_install_it(tmp_path: Path):
     assert done.returncode == 2
     assert done.stderr == (
         "signoff: mcp-proxy needs the MCP Python SDK, which is not installed: "
-        "pip install 'signoff[mcp]'\n"
+        f"{shlex.quote(sys.executable)} -m pip install 'mcp<3,>=2.3'\n"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,24 @@ def test_the_readme_example_loads_with_its_defaults_and_paths_beside_it():
     [payments] = config.upstreams
     assert payments.name == "payments"
     assert payments.cwd == REPO / "examples"  # python mcp_payments.py runs beside the file
+    assert payments.command == sys.executable  # no virtualenv to activate first
+
+
+@pytest.mark.parametrize(
+    ("command", "runs"),
+    [
+        ("python", sys.executable),
+        ("python3", sys.executable),
+        ("python3.11", "python3.11"),
+        ("/usr/bin/python3", "/usr/bin/python3"),
+        ("npx", "npx"),
+    ],
+)
+def test_a_bare_python_is_the_proxys_own_interpreter(tmp_path, command, runs):
+    path = write(
+        tmp_path, f"principal: {{id: bot}}\nupstreams:\n  - {{name: u, command: {command}}}\n"
+    )
+    assert load_config(path).upstreams[0].command == runs
 
 
 def test_environment_variables_and_relative_paths(tmp_path, monkeypatch):

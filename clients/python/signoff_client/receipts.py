@@ -8,7 +8,8 @@
 The service that finally executes an action checks the receipt the agent passes along,
 with the server's public key (`GetCheckpoints`, `signoff audit checkpoints`), without
 calling the server. The contract is in the server's `signoff.app.receipts`. Needs the
-`cryptography` package: ``pip install 'signoff-client[receipts]'``.
+`cryptography` package: the `receipts` extra,
+``pip install './clients/python[receipts]'`` from a checkout.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from google.protobuf.message import DecodeError
 
 from signoff_client import _masking, _struct
 from signoff_client._approval import _echoed
+from signoff_client._extras import install_hint
 from signoff_client._gen import common_pb2
 from signoff_client._request import as_request, to_proto
 from signoff_client.canonical import action_digests
@@ -167,7 +169,7 @@ def _load_key(value: Any) -> Ed25519PublicKey:
     except ImportError:
         raise ImportError(
             "verifying receipts needs the cryptography package: "
-            "pip install 'signoff-client[receipts]'"
+            + install_hint("signoff-client", "receipts")
         ) from None
     if isinstance(value, Ed25519PublicKey):
         return value

@@ -203,6 +203,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(run(settings))
     except BundleError as exc:
+        if len(exc.errors) == 1:  # one line: most often the directory itself is missing
+            print(f"signoff: policies rejected: {exc.errors[0]}", file=sys.stderr)
+            return 1
         print(f"signoff: policies in {settings.policies} rejected:", file=sys.stderr)
         for err in exc.errors:
             print(f"  {err}", file=sys.stderr)

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from signoff.cli.remote import DEFAULT_SERVER, EXIT_UNAVAILABLE, EXIT_USAGE, TLS_OPTIONS
+from signoff_client._extras import install_hint
 
 if TYPE_CHECKING:
     from signoff.mcp_proxy.config import ProxyConfig
-
-INSTALL_HINT = "pip install 'signoff[mcp]'"
 
 
 def add_parser(sub: Any) -> None:
@@ -55,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         import mcp  # noqa: F401
     except ImportError:
         print(
-            f"signoff: mcp-proxy needs the MCP Python SDK, which is not installed: {INSTALL_HINT}",
+            f"signoff: mcp-proxy needs the MCP Python SDK, which is not installed: "
+            f"{install_hint('signoff', 'mcp')}",
             file=sys.stderr,
         )
         return EXIT_USAGE

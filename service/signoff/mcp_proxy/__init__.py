@@ -1,2 +1,3 @@
 """`signoff mcp-proxy`: an MCP server in front of other MCP servers that asks Signoff
-before every tool call (needs the `mcp` extra: pip install 'signoff[mcp]')."""
+before every tool call (needs the `mcp` extra:
+pip install ./clients/python '.[mcp]' from a checkout)."""

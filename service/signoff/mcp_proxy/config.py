@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -180,12 +181,23 @@ def load_config(path: Path) -> ProxyConfig:
     return _run_beside(config, path.resolve().parent)
 
 
+def own_python(command: str) -> str:
+    """A bare `python` or `python3` is the proxy's own interpreter: without an activated
+    virtualenv PATH's python lacks the MCP SDK, or is missing altogether."""
+    return sys.executable if command in ("python", "python3") else command
+
+
 def _run_beside(config: ProxyConfig, directory: Path) -> ProxyConfig:
     """Relative paths are the config file's: command upstreams run in its directory (or
     `cwd` relative to it), TLS files are found beside it. An MCP client app starts the
     proxy from a working directory nobody chose."""
     upstreams = [
-        u.model_copy(update={"cwd": directory / u.cwd if u.cwd else directory})
+        u.model_copy(
+            update={
+                "cwd": directory / u.cwd if u.cwd else directory,
+                "command": own_python(u.command),
+            }
+        )
         if u.command is not None
         else u
         for u in config.upstreams

@@ -36,7 +36,8 @@ Resume = Callable[["Upstream", ClientSession], Awaitable[None]]
 # What a dead transport raises at the session's user, besides MCPError(CONNECTION_CLOSED).
 _GONE = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
 _TAIL_PREFIX = "; its stderr ends with: "
-_STDERR_TAIL = 800  # characters of a dead upstream's stderr quoted in the error
+_STDERR_TAIL = 800  # characters of a dead upstream's stderr read for the error
+_TAIL_LINES = 3  # of them, the last lines quoted (a traceback's frame, source, exception)
 
 
 class UpstreamError(Exception):
@@ -302,10 +303,14 @@ class Upstream:
             self._stderr.seek(0, 2)
             size = self._stderr.tell()
             self._stderr.seek(max(0, size - _STDERR_TAIL))
-            text = self._stderr.read().strip()
+            text = self._stderr.read()
         except (OSError, ValueError):
             return ""
-        return f"{_TAIL_PREFIX}{text}" if text else ""
+        # One line, as every error of the proxy: a traceback's last lines name the failure
+        # (its ^^^ markers, which point into a line no longer above them, are left out).
+        lines = [line.strip() for line in text.splitlines() if line.strip(" \t^~")]
+        tail = " | ".join(lines[-_TAIL_LINES:])
+        return f"{_TAIL_PREFIX}{tail}" if tail else ""
 
 
 _NOTICES = (

@@ -148,8 +148,9 @@ def signer_for(settings: Settings, dev_mode: bool) -> Signer:
     return Signer(key, tuple(keyfiles.trusted_public_keys(settings)))
 
 
-def authenticator_for(settings: Settings) -> Authenticator:
-    """The configured authenticator, or dev mode (loopback only) when none is configured."""
+def authenticator_for(settings: Settings, *, announce: bool = True) -> Authenticator:
+    """The configured authenticator, or dev mode (loopback only) when none is configured;
+    `announce` logs dev mode's warning (off for a check that builds it once more)."""
     try:
         configured = build_authenticator(settings.auth)
     except AuthConfigError as exc:
@@ -166,13 +167,14 @@ def authenticator_for(settings: Settings) -> Authenticator:
                 f"{key} {address}: with no authentication configured (dev mode) the "
                 "server only listens on loopback; configure auth.tokens_file or auth.jwt"
             )
-    event(
-        log,
-        "auth.dev_mode",
-        logging.WARNING,
-        warning="NO AUTHENTICATION: every caller may act as anyone with every role; "
-        "for local development only",
-    )
+    if announce:
+        event(
+            log,
+            "auth.dev_mode",
+            logging.WARNING,
+            warning="NO AUTHENTICATION: every caller may act as anyone with every role; "
+            "for local development only",
+        )
     return DevAuthenticator()
 
 

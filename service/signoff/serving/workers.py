@@ -34,6 +34,7 @@ from typing import Any
 
 from signoff.logs import event
 from signoff.serving.build import authenticator_for, build_store, signer_for
+from signoff.serving.preflight import preflight
 from signoff.serving.server import serve
 from signoff.settings.model import Settings
 
@@ -67,17 +68,16 @@ def reserve(address: str) -> tuple[socket.socket, int]:
 
 
 async def prepare(settings: Settings) -> None:
-    """Do once what every worker would otherwise race on: migrations, key, policy check."""
+    """Do once what every worker would otherwise race on: migrations and the key (`run`'s
+    preflight checked the policies)."""
     from signoff.auth import DevAuthenticator
     from signoff.ids import SystemClock
-    from signoff.policy import load_bundle
 
     authenticator = authenticator_for(settings)
     signer_for(settings, dev_mode=isinstance(authenticator, DevAuthenticator))
     store = build_store(settings, SystemClock())
     await store.open()
     await store.close()
-    await asyncio.to_thread(load_bundle, settings.policies)
 
 
 @dataclass
@@ -253,6 +253,8 @@ def worker_main(settings: Settings, index: int, ready: Connection) -> None:
 
 async def run(settings: Settings) -> None:
     """`signoff serve`: one process, or with `workers` > 1 a supervisor of worker processes."""
+    # Before anything is created: a failed start leaves no database or key behind.
+    await asyncio.to_thread(preflight, settings)
     if settings.workers > 1:
         await Supervisor(settings).run()
     else:

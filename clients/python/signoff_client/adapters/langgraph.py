@@ -45,6 +45,8 @@ import inspect
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
+from signoff_client._extras import install_hint
+
 try:
     from langchain_core.callbacks import (
         AsyncCallbackManagerForToolRun,
@@ -63,7 +65,7 @@ except ModuleNotFoundError as exc:
         raise
     raise ImportError(
         "signoff_client.adapters.langgraph needs LangGraph and LangChain: "
-        "pip install 'signoff-client[langgraph]'"
+        + install_hint("signoff-client", "langgraph")
     ) from exc
 
 from signoff_client import _approval

@@ -48,6 +48,8 @@ import json
 from collections.abc import Callable
 from typing import Any, Literal
 
+from signoff_client._extras import install_hint
+
 try:
     from agents import FunctionTool, RunContextWrapper, RunState
     from agents.items import ToolApprovalItem
@@ -57,7 +59,7 @@ except ModuleNotFoundError as exc:
         raise
     raise ImportError(
         "signoff_client.adapters.openai_agents needs the OpenAI Agents SDK: "
-        "pip install 'signoff-client[openai-agents]'"
+        + install_hint("signoff-client", "openai-agents")
     ) from exc
 
 from signoff_client._async_client import AsyncClient
