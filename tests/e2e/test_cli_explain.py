@@ -150,3 +150,20 @@ def test_an_unreachable_server_exits_3():
     code, _, err = _explain("--server", "127.0.0.1:1", "--action", "a.b", "--timeout", "2")
     assert code == 3
     assert "127.0.0.1:1" in err
+
+
+def test_a_reader_that_leaves_early_ends_it_quietly_with_141():
+    """`signoff explain ... | head -1`: the reader's end of the pipe is closed before the CLI
+    writes; exit 141 (as a SIGPIPE death would), no BrokenPipeError traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+    args = [*SIGNOFF, *_where(None), *REFUND, "--params", '{"amount": 750}']
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write
+    try:
+        gone = subprocess.run(args, stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (gone.returncode, gone.stderr.decode()) == (141, "")
+    kept = subprocess.run(args, capture_output=True, env=env, timeout=60, check=False)
+    assert (kept.returncode, kept.stderr.decode()) == (0, "")
+    assert kept.stdout.startswith(b"REQUIRE_REVIEW by finance")
