@@ -146,6 +146,30 @@ def test_policies_that_do_not_load_print_file_line_column(
     assert f"{root}/p.yaml:3:5: r: reason:" in err  # no reason
 
 
+BYTES_POLICY = """\
+name: b
+variables:
+  raw: bytes(action.params.note)
+  text: action.params.note
+rules:
+  - name: r
+    when: size(vars.raw) > 1
+    decision: allow
+    reason: ok
+"""
+
+
+def test_bytes_are_shown_as_cel_writes_them(policy_dir: Callable[[dict[str, str]], Path]):
+    root = policy_dir({"b.yaml": BYTES_POLICY})
+    code, out, err = _explain(
+        "--policies", str(root), "--action", "a.b", "--params", '{"note": "h\\"é"}'
+    )
+    assert code == 0, err
+    assert '    raw = b"h\\"\\xc3\\xa9"\n' in out
+    assert '    text = "h\\"é"\n' in out  # the string beside it stays a JSON string
+    assert "bytearray" not in out
+
+
 def test_an_unreachable_server_exits_3():
     code, _, err = _explain("--server", "127.0.0.1:1", "--action", "a.b", "--timeout", "2")
     assert code == 3
