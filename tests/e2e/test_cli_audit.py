@@ -371,6 +371,19 @@ async def test_verify_after_tampering_with_the_database_names_the_seq(server):
     assert "6 entries checked from seq 1 before it" in out
 
 
+async def test_an_export_missing_a_row_names_it_and_writes_no_file(server, tmp_path):
+    _traffic(server)
+    _tamper(server, "DELETE FROM audit WHERE seq = 5")
+    file = tmp_path / "audit.jsonl"
+    code, out, err = await _cli(server, "export", "-o", str(file))
+    assert (code, out) == (1, "")
+    assert err == (
+        "signoff: the audit log is missing seq 5 (seq 6 follows 4); entries were deleted "
+        "from the database: run `signoff audit verify`\n"
+    )
+    assert os.listdir(tmp_path) == []
+
+
 async def test_server_down_exits_3(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
