@@ -171,6 +171,17 @@ def test_revoke_from_the_grants_page_then_requests_are_reviewed_again(console: C
     expect(row).to_contain_text("revoked by alice")
     expect(row.get_by_role("button", name="Revoke")).to_have_count(0)
 
+    # The auditor finds both ends of the grant through the audit page's type filter.
+    audit = console.page("tok-ann", "/audit")
+    results = audit.locator("table.entries tbody tr")
+    expect(results.first).to_be_visible()
+    for kind in ("grant.created", "grant.revoked"):
+        audit.get_by_role("button", name="Clear").click()
+        audit.get_by_label(kind, exact=True).check()
+        audit.get_by_role("button", name="Search").click()
+        expect(results).to_have_count(1)
+        expect(results.first).to_contain_text(kind)
+
 
 def test_a_grant_must_bound_the_amount_and_a_list_is_bound_as_json(console: Console):
     def params(amount: float, items: list[int]) -> dict[str, Any]:

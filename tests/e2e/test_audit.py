@@ -204,6 +204,26 @@ def _tamper(server: ServerHandle, *sql: str) -> None:
             conn.execute(statement)
 
 
+def test_an_export_missing_rows_is_data_loss_naming_them(server):
+    _traffic(server)
+    assert _export(server).count(b"\n") > 6  # intact: the whole log exports
+    _tamper(server, "DELETE FROM audit WHERE seq = 3")
+    err = _error(_export, server)
+    assert err.code() == grpc.StatusCode.DATA_LOSS
+    assert err.details() == (
+        "the audit log is missing seq 3 (seq 4 follows 2); entries were deleted from the "
+        "database: run `signoff audit verify`"
+    )
+    _tamper(server, "DELETE FROM audit WHERE seq IN (4, 5)")
+    err = _error(_export, server)
+    assert (err.code(), err.details()[:46]) == (
+        grpc.StatusCode.DATA_LOSS,
+        "the audit log is missing seq 3 to 5 (seq 6 fol",
+    )
+    # A filtered export selects entries with gaps between them by design.
+    assert _export(server, filter=A.AuditFilter(types=["decision"]))
+
+
 def _verify(server: ServerHandle, **kw) -> A.VerifyAuditResponse:
     return _audit(server).VerifyAudit(A.VerifyAuditRequest(**kw), metadata=_md("ann"))
 

@@ -197,6 +197,33 @@ async def test_show_tells_the_story_by_any_id(server, which):
     assert CARD not in out
 
 
+@pytest.mark.parametrize("which", ["decision suffix", "review suffix", "decision prefix"])
+async def test_show_takes_a_short_id_as_reviews_show_does(server, which):
+    story = _traffic(server)
+    d = story.approved
+    ref = {
+        "decision suffix": d.decision_id[-8:],
+        "review suffix": d.review_id[-8:],
+        # Long enough to pass the timestamp its review id shares: one story, not ambiguous.
+        "decision prefix": d.decision_id[:30],
+    }[which]
+    code, out, err = await _cli(server, "show", ref)
+    assert (code, err) == (0, "")
+    assert f"decision {d.decision_id}" in out
+    assert "final state: APPROVED" in out
+
+
+async def test_show_an_ambiguous_short_id_lists_the_matches(server):
+    story = _traffic(server)
+    first, second = story.approved.decision_id, story.edited.decision_id
+    prefix = first[: next(i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b)]
+    code, out, err = await _cli(server, "show", prefix)
+    assert (code, out) == (1, "")
+    assert f"signoff: decision or review id {prefix!r} is ambiguous, give more characters" in err
+    assert f"{first} (decision of refund.issue)" in err
+    assert second in err
+
+
 async def test_show_an_edit_as_a_diff_of_the_params(server):
     story = _traffic(server)
     code, out, _ = await _cli(server, "show", story.edited.review_id)
@@ -285,6 +312,22 @@ async def test_export_csv_to_stdout(server):
     assert all(",decision," in r for r in rows)
 
 
+async def test_an_export_to_a_reader_that_left_exits_141_quietly(server):
+    _traffic(server)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+    env.update(SIGNOFF_TOKEN="ann", SIGNOFF_SERVER=server.target)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| head` that already exited
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *SIGNOFF, "export", stdout=write_end, stderr=asyncio.subprocess.PIPE, env=env
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, err.decode()) == (141, "")
+
+
 async def test_a_refused_export_leaves_no_file(server, tmp_path):
     file = tmp_path / "audit.jsonl"
     code, _, err = await _cli(server, "export", "type=nope", "-o", str(file))
@@ -326,6 +369,19 @@ async def test_verify_after_tampering_with_the_database_names_the_seq(server):
     assert code == 1
     assert out.startswith("NOT OK at seq 7: changed")
     assert "6 entries checked from seq 1 before it" in out
+
+
+async def test_an_export_missing_a_row_names_it_and_writes_no_file(server, tmp_path):
+    _traffic(server)
+    _tamper(server, "DELETE FROM audit WHERE seq = 5")
+    file = tmp_path / "audit.jsonl"
+    code, out, err = await _cli(server, "export", "-o", str(file))
+    assert (code, out) == (1, "")
+    assert err == (
+        "signoff: the audit log is missing seq 5 (seq 6 follows 4); entries were deleted "
+        "from the database: run `signoff audit verify`\n"
+    )
+    assert os.listdir(tmp_path) == []
 
 
 async def test_server_down_exits_3(tmp_path):

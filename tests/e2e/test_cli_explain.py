@@ -146,7 +146,48 @@ def test_policies_that_do_not_load_print_file_line_column(
     assert f"{root}/p.yaml:3:5: r: reason:" in err  # no reason
 
 
+BYTES_POLICY = """\
+name: b
+variables:
+  raw: bytes(action.params.note)
+  text: action.params.note
+rules:
+  - name: r
+    when: size(vars.raw) > 1
+    decision: allow
+    reason: ok
+"""
+
+
+def test_bytes_are_shown_as_cel_writes_them(policy_dir: Callable[[dict[str, str]], Path]):
+    root = policy_dir({"b.yaml": BYTES_POLICY})
+    code, out, err = _explain(
+        "--policies", str(root), "--action", "a.b", "--params", '{"note": "h\\"é"}'
+    )
+    assert code == 0, err
+    assert '    raw = b"h\\"\\xc3\\xa9"\n' in out
+    assert '    text = "h\\"é"\n' in out  # the string beside it stays a JSON string
+    assert "bytearray" not in out
+
+
 def test_an_unreachable_server_exits_3():
     code, _, err = _explain("--server", "127.0.0.1:1", "--action", "a.b", "--timeout", "2")
     assert code == 3
     assert "127.0.0.1:1" in err
+
+
+def test_a_reader_that_leaves_early_ends_it_quietly_with_141():
+    """`signoff explain ... | head -1`: the reader's end of the pipe is closed before the CLI
+    writes; exit 141 (as a SIGPIPE death would), no BrokenPipeError traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+    args = [*SIGNOFF, *_where(None), *REFUND, "--params", '{"amount": 750}']
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write
+    try:
+        gone = subprocess.run(args, stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (gone.returncode, gone.stderr.decode()) == (141, "")
+    kept = subprocess.run(args, capture_output=True, env=env, timeout=60, check=False)
+    assert (kept.returncode, kept.stderr.decode()) == (0, "")
+    assert kept.stdout.startswith(b"REQUIRE_REVIEW by finance")

@@ -130,8 +130,13 @@ def test_the_watch_offers_the_grant_once_the_next_approval_resolves(srv):
     assert _get(srv, review_id).grant_offer.refusal == "alice approved this review already"
 
 
-async def test_cli_show_says_whether_a_grant_is_possible(srv):
-    code, out, err = await _cli(srv, _pay(srv, 750), cmd=("reviews", "show"))
+@pytest.mark.parametrize("ref", ["full", "suffix", "prefix"])
+async def test_cli_show_says_whether_a_grant_is_possible(srv, ref):
+    review_id = _pay(srv, 750)
+    # A short id resolves through ListReviews, which carries no grant offer: it must show
+    # the same screen as the full id.
+    short = {"full": review_id, "suffix": review_id[-8:], "prefix": review_id[:20]}[ref]
+    code, out, err = await _cli(srv, short, cmd=("reviews", "show"))
     assert (code, err) == (0, "")
     assert (
         "grant          possible with --grant-for (at most 8h, 10000 uses); suggested bounds: "

@@ -3,19 +3,23 @@ upgrade of a migration-0002 database to the audit query schema."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
+import logging
 import sqlite3
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from signoff.app.audit.desk import AuditDesk, Signer
 from signoff.core.audit import GENESIS, seal, verify_chain
-from signoff.store import AuditQuery, Checkpoint, Store
+from signoff.store import AuditQuery, Checkpoint, CheckpointSuperseded, Store
 from signoff.store import migrations as migrations_module
 from signoff.store.sqlite import audit as sqlite_audit
 from tests.store.audit_log import at_minutes, matches, record
-from tests.store.conftest import MakeStore
+from tests.store.conftest import MakeStore, StepClock
 from tests.store.helpers import all_entries, in_one_batch
 
 
@@ -92,6 +96,79 @@ async def test_a_refused_checkpoint_does_not_fail_the_appends_committed_with_it(
     assert results[2] is None
     assert [e.seq for e in await all_entries(store)] == [1, 2, 3]
     assert await store.last_checkpoint() == good
+
+
+async def test_replicas_signing_the_same_head_at_once_store_one_and_supersede_the_rest(
+    make_store: MakeStore,
+) -> None:
+    replicas = [await make_store() for _ in range(3)]  # three stores on one database
+    await replicas[0].append([record(n) for n in range(1, 4)])
+    cp = await checkpoint_at(replicas[0], 3)
+    signed = [dataclasses.replace(cp, signature=f"sig-{i}") for i in range(len(replicas))]
+    results = await asyncio.gather(
+        *(r.add_checkpoint(c) for r, c in zip(replicas, signed, strict=True)),
+        return_exceptions=True,
+    )
+    superseded = [r for r in results if isinstance(r, CheckpointSuperseded)]
+    assert len(superseded) == 2, results  # the others: expected, not a failure
+    assert all(r.seq == 3 and r.last >= 3 for r in superseded)
+    assert results.count(None) == 1
+    assert [c.seq for c in await replicas[1].checkpoints()] == [3]
+    # A checkpoint past the head, or over another hash, is still a plain refusal.
+    await replicas[0].append([record(4)])
+    wrong = dataclasses.replace(await checkpoint_at(replicas[0], 4), head_hash=cp.head_hash)
+    with pytest.raises(ValueError, match="not the hash of audit entry seq 4") as refused:
+        await replicas[1].add_checkpoint(wrong)
+    assert not isinstance(refused.value, CheckpointSuperseded)
+
+
+class _Racing:
+    """A store whose add_checkpoint waits at `barrier`: replicas that checked at one moment."""
+
+    def __init__(self, store: Store, barrier: asyncio.Barrier) -> None:
+        self._store, self._barrier = store, barrier
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def add_checkpoint(self, cp: Checkpoint) -> None:
+        await self._barrier.wait()
+        await self._store.add_checkpoint(cp)
+
+
+async def test_the_replica_that_lost_the_race_logs_one_debug_event_and_no_error(
+    make_store: MakeStore,
+) -> None:
+    stores = [await make_store() for _ in range(2)]
+    await stores[0].append([record(n) for n in range(1, 3)])
+    signer = Signer(Ed25519PrivateKey.generate())
+    both_due = asyncio.Barrier(2)  # each replica found the head unsigned before either signs
+    desks = [AuditDesk(_Racing(s, both_due), StepClock(), signer) for s in stores]  # type: ignore[arg-type]
+    logger = logging.getLogger("signoff.audit")
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = seen.append  # type: ignore[method-assign]
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        made = await asyncio.gather(*(d.checkpoint_if_due(1, dt.timedelta(0)) for d in desks))
+        # Once one is stored, a replica that checks later finds nothing due: no race at all.
+        assert (
+            await AuditDesk(stores[1], StepClock(), signer).checkpoint_if_due(1, dt.timedelta(0))
+            is None
+        )
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [c.seq for c in made if c is not None] == [2]
+    assert made.count(None) == 1
+    events = [(r.getMessage(), r.levelno) for r in seen]
+    assert sorted(events) == [
+        ("audit.checkpoint", logging.INFO),
+        ("audit.checkpoint_by_another", logging.DEBUG),
+    ]
+    assert all(r.exc_info is None for r in seen)
 
 
 @pytest.mark.sqlite_only

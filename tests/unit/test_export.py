@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from signoff.core.audit import GENESIS, AuditEntry, AuditRecord, entry_hash, seal
 from signoff.core.checkpoints import key_id, sign
+from signoff.errors import DataLoss
 from signoff.export import (
     CSV_COLUMNS,
     ENTRY_FIELDS,
@@ -452,7 +453,7 @@ def test_checkpoint_round_trips_and_names_bad_fields() -> None:
 def test_writer_refuses_what_would_make_a_broken_export() -> None:
     w = ExportWriter(KEY, filtered=False)
     w.entry(ENTRIES[0])
-    with pytest.raises(ValueError, match="gap: seq 3 after 1"):
+    with pytest.raises(DataLoss, match=r"^the audit log is missing seq 2 \(seq 3 follows 1\)"):
         w.entry(ENTRIES[2])
     with pytest.raises(ValueError, match="out of order: seq 1 after seq 1"):
         w.entry(ENTRIES[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import textwrap
 from pathlib import Path
@@ -261,7 +262,8 @@ BAD = {
                 f"  v{i + 1}: vars.v{i} + vars.v{i} + vars.v{i} + vars.v{i}\n" for i in range(9)
             ),
         ),
-        ["p.yaml:8:7: variables.v5: expands to 76453 characters with its variables inlined"],
+        # 76453 as written, plus the pair of parentheses that inline it (cel.enclosed).
+        ["p.yaml:8:7: variables.v5: expands to 76455 characters with its variables inlined"],
     ),
     "yaml boolean where a name belongs": (
         "name: p\nrules:\n  - {name: no, when: 'true', decision: allow, reason: x}\n",
@@ -360,3 +362,71 @@ def test_example_policies_load():
     bundle = load_bundle(Path(__file__).parents[2] / "policies")
     assert {p.name for p in bundle.policies} == {"refunds", "db-migrations", "email", "mcp-tools"}
     assert bundle.policies_for("refund.issue")[0].redact == ("action.params.card_number",)
+
+
+# -- variables at the parser's nesting limit (32 levels) --------------------------------------
+
+
+def _decide(bundle) -> str:
+    from signoff import pb
+    from signoff.core.decide import DefaultDecision, evaluate
+
+    req = pb.common.ActionRequest()
+    req.action.name = "a.b"
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    return evaluate(bundle, req, now, DefaultDecision("deny")).outcome
+
+
+def _deep(n: int) -> str:
+    return "(" * n + "1" + ")" * n
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        _deep(32),  # one parenthesized group: inlined as it is
+        "1 + " + _deep(31),  # wrapped when inlined: 32 levels with the pair
+    ],
+)
+def test_a_variable_at_the_nesting_limit_loads_and_works_in_a_rule(tmp_path, variable):
+    bundle = load_bundle(
+        write(
+            tmp_path,
+            {
+                "p.yaml": rule(
+                    "when: vars.x > 0\ndecision: allow\nreason: ok\n", f'  x: "{variable}"\n'
+                )
+            },
+        )
+    )
+    assert _decide(bundle) == "allow"
+
+
+def test_a_variable_past_the_limit_once_inlined_is_refused_where_it_is_defined(tmp_path):
+    # 32 levels as written (it would compile on its own), 33 inlined in parentheses.
+    variable = "1 + " + _deep(32)
+    errors = errors_of(
+        tmp_path,
+        {"p.yaml": rule("when: vars.x > 0\ndecision: allow\nreason: ok\n", f'  x: "{variable}"\n')},
+    )
+    assert errors == [
+        "p.yaml:3:7: variables.x: Expression recursion limit exceeded. limit: 32 "
+        "(nesting levels, counting the parentheses that inline each variable)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "outcome"),
+    [
+        ("(false) || (true)", "deny"),  # two groups, not one: !(...) must cover both
+        ("(false || true)", "deny"),
+        ("(false) || true // (note)", "deny"),  # a comment after the last ')'
+        ('(")") == ")"', "deny"),  # a parenthesis in a string is not one
+        ("(false)", "allow"),
+    ],
+)
+def test_a_variable_is_wrapped_unless_one_pair_encloses_it(tmp_path, variable, outcome):
+    body = "when: '!vars.x'\ndecision: allow\nreason: ok\n"
+    # A block scalar keeps the text as written, the // comment included (and a newline).
+    bundle = load_bundle(write(tmp_path, {"p.yaml": rule(body, f"  x: |-\n    {variable}\n")}))
+    assert _decide(bundle) == outcome

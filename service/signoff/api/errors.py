@@ -169,6 +169,9 @@ class Guard:
                     await self.on_denied(method, who, exc.message, peer)
             elif code == grpc.StatusCode.UNAVAILABLE:
                 event(log, "rpc.unavailable", logging.ERROR, method=method, error=exc.message)
+            elif code == grpc.StatusCode.DATA_LOSS:
+                # The caller is told; the operator must be too: the database lost or changed rows.
+                event(log, "rpc.data_loss", logging.ERROR, method=method, error=exc.message)
             elif isinstance(exc, errors.ResourceExhausted) and exc.retry_after is not None:
                 return Failure(code, exc.message, (retry_info(exc.retry_after),))
             return Failure(code, exc.message)

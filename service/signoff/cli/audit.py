@@ -26,6 +26,7 @@ import grpc
 from google.protobuf.message import Message
 
 from signoff.cli import audit_view as view
+from signoff.cli import short_ids
 from signoff.cli.audit_filters import FILTERS, parse_filters
 from signoff.cli.remote import (
     EXIT_REFUSED,
@@ -90,7 +91,9 @@ def add_parser(sub: Any) -> None:
     q.add_argument("--all-pages", action="store_true", help="follow every page")
 
     show = asub.add_parser("show", parents=[common], help="the story of one action")
-    show.add_argument("id", help="a decision id, review id or request id")
+    show.add_argument(
+        "id", help="a decision, review or request id, or a unique prefix/suffix of a recent one"
+    )
 
     ex = asub.add_parser("export", parents=[common], help="stream entries to a file or stdout")
     ex.add_argument("filters", nargs="*", metavar="FILTER", help=f"key=value; keys: {known}")
@@ -163,6 +166,8 @@ def _query(client: Client, args: argparse.Namespace) -> int:
 
 def _show(client: Client, args: argparse.Namespace) -> int:
     entries = story_entries(client, args.id)
+    if not entries and not short_ids.is_full(args.id):
+        entries = story_entries(client, _full_id(client, args.id))
     if not entries:
         raise CliError(f"no audit entries for {args.id} (looked for a decision, review, request)")
     if args.json:
@@ -175,6 +180,28 @@ def _show(client: Client, args: argparse.Namespace) -> int:
     terms = {e.review_id: client.review_terms(e.review_id) for e in opened}
     print(view.story(entries, {k: v for k, v in terms.items() if v is not None}))
     return 0
+
+
+def _full_id(client: Client, ref: str) -> str:
+    """The decision or review id that `ref` is a unique prefix or suffix of, among recent ones.
+
+    One page of the newest entries only, as `signoff reviews` does: a short id names
+    something recent (listings show the last 8 characters), and never scans the whole log.
+    """
+    page = client.call("QueryAudit", A.QueryAuditRequest(descending=True, page_size=MAX_PAGE))
+    # A decision and its review are one story: their UUIDv7s share leading characters, so
+    # a prefix often matches both, and that is not an ambiguity. Count stories, not ids.
+    story = {e.review_id: e.decision_id for e in page.entries if e.review_id and e.decision_id}
+    found: dict[str, str] = {}
+    for e in page.entries:
+        for kind, full in (("decision", e.decision_id), ("review", e.review_id)):
+            if full and short_ids.matches(ref, full):
+                found.setdefault(story.get(full, full), f"{kind} of {e.action_name}")
+    if not found:
+        # Not a short id of anything recent: let the caller say what was looked for.
+        return ref
+    where = f"decision or review among the {MAX_PAGE} newest entries"
+    return short_ids.one(ref, found, "decision or review", where)
 
 
 def story_entries(client: Client, ref: str) -> list[A.AuditEntry]:
@@ -244,9 +271,7 @@ def _export(client: Client, args: argparse.Namespace) -> int:
             f"export interrupted after {count} entries ({status}: {details}); {what}", code
         ) from None
     except BrokenPipeError:
-        # The reader (`| head`) left: not an error of the export, but nothing more to do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_REFUSED
+        raise  # the reader (`| head`) left: the entry point (cli/main.py) handles it
     except OSError as exc:
         raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     finally:

@@ -8,6 +8,7 @@ from google.protobuf import json_format
 
 from signoff import pb
 from signoff.cli.output import plain
+from signoff.core.cel_values import is_bytes_literal
 
 MATCHED, NOT_MATCHED, ERROR, SHADOW = "✔", "✘", "!", "~"
 
@@ -48,6 +49,8 @@ def _variable(v: pb.decision.VariableTrace) -> str:
     if v.error:
         return f"{v.name}  {ERROR} error: {_flat(v.error)}"
     value = plain(json_format.MessageToDict(v.value)) if v.HasField("value") else None
+    if isinstance(value, str) and is_bytes_literal(value):
+        return f"{v.name} = {value}"  # bytes, written as CEL writes them (core.cel_values)
     return f"{v.name} = {json.dumps(value, ensure_ascii=False)}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -72,9 +73,29 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# What a shell reports for a command killed by SIGPIPE (128 + 13): `signoff ... | head`.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `signoff` console script."""
     args = _parser().parse_args(argv)
+    try:
+        code = _dispatch(args)
+        # Flush here, not at interpreter exit: a reader that left (`| head`) shows up now,
+        # where it can be handled, instead of as "Exception ignored" on the way out.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader has what it wanted. Python ignores SIGPIPE, so the write failed instead
+        # of the process dying; do what the signal would have: say nothing more, exit 141.
+        # stdout goes to devnull so the final flush at exit does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the subcommand `args` names; its exit code."""
     if args.command == "serve":
         return _serve(args)
     if args.command == "policy" and args.policy_command == "check":

@@ -47,7 +47,7 @@ from typing import Any
 
 import grpc
 
-from signoff.cli import grant_flags, reviews_batch
+from signoff.cli import grant_flags, reviews_batch, short_ids
 from signoff.cli import reviews_view as view
 from signoff.cli.output import diff
 from signoff.cli.remote import (
@@ -63,7 +63,6 @@ from signoff_client._gen import review_pb2 as R
 from signoff_client._gen import review_pb2_grpc
 
 STATES = ("pending", "approved", "modified", "rejected", "expired", "cancelled")
-FULL_ID_LEN = 36
 MAX_PAGE = 500  # the server's largest page
 
 
@@ -264,10 +263,9 @@ def resolve(client: Client, ref: str) -> R.Review:
     except grpc.RpcError as exc:
         if not isinstance(exc, grpc.Call) or exc.code() != grpc.StatusCode.NOT_FOUND:
             raise
-        if len(ref) >= FULL_ID_LEN:
+        if short_ids.is_full(ref):
             raise CliError(f"review {ref} not found") from None
-    key = ref.lower()
-    matches = _matching(client, key, R.ListReviewsRequest(page_size=MAX_PAGE), every_page=True)
+    matches = _matching(client, ref, R.ListReviewsRequest(page_size=MAX_PAGE), every_page=True)
     if not matches:
         # Someone may have resolved it meanwhile: look at the most recent reviews too, one
         # page only, so a short id never scans the whole history.
@@ -276,27 +274,21 @@ def resolve(client: Client, ref: str) -> R.Review:
             order=R.REVIEW_ORDER_NEWEST_FIRST,
             page_size=MAX_PAGE,
         )
-        matches = _matching(client, key, recent, every_page=False)
-    if not matches:
-        raise CliError(
-            f"review {ref} not found (no review you can see, pending or among the {MAX_PAGE} "
-            "most recent, has an id starting or ending with it)"
-        )
-    if len(matches) > 1:
-        listed = ", ".join(f"{r.review_id} ({r.request.action.name})" for r in matches[:10])
-        raise CliError(f"review id {ref!r} is ambiguous, give more characters: {listed}")
-    return matches[0]
+        matches = _matching(client, ref, recent, every_page=False)
+    where = f"review you can see, pending or among the {MAX_PAGE} most recent,"
+    found = {r.review_id: r.request.action.name for r in matches}
+    # Listings leave out what GetReview adds for the caller (the grant offer): fetch the
+    # one review by its full id, so a short id shows exactly what the full one does.
+    return client.get(short_ids.one(ref, found, "review", where))
 
 
 def _matching(
-    client: Client, key: str, req: R.ListReviewsRequest, every_page: bool
+    client: Client, ref: str, req: R.ListReviewsRequest, every_page: bool
 ) -> list[R.Review]:
     found: list[R.Review] = []
     while True:
         page = client.list(req)
-        found += [
-            r for r in page.reviews if r.review_id.startswith(key) or r.review_id.endswith(key)
-        ]
+        found += [r for r in page.reviews if short_ids.matches(ref, r.review_id)]
         if not (every_page and page.next_page_token):
             return found
         req.page_token = page.next_page_token

@@ -10,7 +10,8 @@ from typing import Any
 
 def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the `serve` subcommand to the subparsers `sub`; return its parser."""
-    serve = sub.add_parser("serve", help="run the gRPC service")
+    what = "run the service: the gRPC API, and the reviewer console and Connect API over HTTP"
+    serve = sub.add_parser("serve", help=what, description=f"{what[0].upper()}{what[1:]}.")
     serve.add_argument("--policies", type=Path, help="policy directory (default ./policies)")
     serve.add_argument("--db", help="database URL (default sqlite:///./signoff.db)")
     serve.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:50051)")

@@ -22,17 +22,14 @@ Redaction never changes an outcome, only texts.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from google.protobuf import json_format
-from google.protobuf.message import Message
-
 from signoff import pb
+from signoff.core.cel_values import to_json
 from signoff.core.jsonify import RequestView
 from signoff.core.redact import MASK, masked
 from signoff.policy import Activation, Bundle, CelEvalError, CompiledPolicy, CompiledRule
@@ -388,22 +385,3 @@ def _value_on(program: Program, shown: Activation) -> Any:
 
 
 _FAILED = object()  # equal to no value: a variable failing only on the redacted request
-
-
-def to_json(value: Any) -> Any:
-    """Convert a CEL result to JSON-like data (timestamps, durations, bytes as strings)."""
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, dt.timedelta):
-        return f"{value.total_seconds():g}s"
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, Message):
-        return json_format.MessageToDict(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)  # a CEL type value, e.g. type(x)

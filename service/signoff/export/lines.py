@@ -20,6 +20,7 @@ from signoff.core.checkpoints import (
     sign_bytes,
     signed_document,
 )
+from signoff.errors import DataLoss
 
 ENTRY_FIELDS = (
     *("seq", "time", "type", "actor", "request_id", "decision_id", "review_id"),
@@ -219,7 +220,14 @@ class ExportWriter:
         if self.entries and entry.seq <= self._seq:
             raise ValueError(f"export out of order: seq {entry.seq} after seq {self._seq}")
         if self.entries and not self.filtered and entry.seq != self._seq + 1:
-            raise ValueError(f"unfiltered export has a gap: seq {entry.seq} after {self._seq}")
+            # The store hands out seqs without gaps: a missing one is a lost row, not a bug
+            # here. The caller gets DATA_LOSS naming it, not INTERNAL.
+            first, last = self._seq + 1, entry.seq - 1
+            missing = f"seq {first}" if first == last else f"seq {first} to {last}"
+            raise DataLoss(
+                f"the audit log is missing {missing} (seq {entry.seq} follows {self._seq}); "
+                "entries were deleted from the database: run `signoff audit verify`"
+            )
         self.entries += 1
         self._seq, self._hash = entry.seq, entry.hash
         self._digest.update(entry.hash.encode("ascii"))

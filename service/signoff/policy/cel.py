@@ -280,7 +280,11 @@ def _compile_error(text: str) -> CelError:
 def _clean(text: str) -> str:
     # Engine messages carry absl status codes ("INVALID_ARGUMENT: ... [INVALID_ARGUMENT]")
     # that mean nothing to a policy author.
-    return _STATUS_RE.sub("", text.strip())
+    text = _STATUS_RE.sub("", text.strip())
+    if text.startswith("Expression recursion limit exceeded"):
+        # The author counts the parentheses they wrote; inlining adds some (see enclosed).
+        text += " (nesting levels, counting the parentheses that inline each variable)"
+    return text
 
 
 # --- lexical scan ---------------------------------------------------------------------
@@ -389,6 +393,50 @@ class Inlined:
         return offset - shift
 
 
+def enclosed(expr: str) -> str:
+    """`expr` as it is inlined: in parentheses, unless one pair encloses it already.
+
+    Each pair is a level of the parser's nesting limit (32): adding one to a variable that
+    is a parenthesized group already would put one at the limit out of every rule's reach.
+    """
+    if _is_enclosed(expr):
+        return expr
+    # A trailing `// comment` would swallow the closing parenthesis: end its line first.
+    return f"({expr}\n)" if _ends_in_comment(expr) else f"({expr})"
+
+
+def enclose(inlined: Inlined) -> Inlined:
+    """`inlined` as enclosed() would inline it, its spans still mapping to the author's text."""
+    if _is_enclosed(inlined.text):
+        return inlined
+    shifted = (Span(s.start + 1, s.end + 1, s.orig_start, s.orig_end) for s in inlined.spans)
+    # The opening parenthesis maps to the start of the author's text.
+    return Inlined(enclosed(inlined.text), (Span(0, 1, 0, 0), *shifted))
+
+
+def _ends_in_comment(expr: str) -> bool:
+    tokens = scan(expr)
+    return len(expr.rstrip()) > (tokens[-1].end if tokens else 0)
+
+
+def _is_enclosed(expr: str) -> bool:
+    tokens = scan(expr)
+    # The text must begin and end with the pair: a comment after it would swallow whatever
+    # follows the variable where it is inlined.
+    if not tokens or tokens[0].start != len(expr) - len(expr.lstrip()):
+        return False
+    if tokens[-1].end != len(expr.rstrip()) or (tokens[0].text, tokens[-1].text) != ("(", ")"):
+        return False
+    depth = 0
+    for i, tok in enumerate(tokens):
+        if tok.kind != "punct":
+            continue
+        depth += {"(": 1, ")": -1}.get(tok.text, 0)
+        if depth == 0:
+            return i == len(tokens) - 1  # the first parenthesis closes only at the end
+    return False
+
+
 class RefError(Exception):
     """A misuse of `vars` at `offset` of the author's text."""
 
@@ -413,14 +461,14 @@ def var_refs(expr: str) -> list[tuple[int, int, str]]:
 
 
 def inline(expr: str, refs: list[tuple[int, int, str]], values: dict[str, str]) -> Inlined:
-    """Replace each `vars.<name>` at `refs` by `(values[name])`."""
+    """Replace each `vars.<name>` at `refs` by `(values[name])` (see enclosed)."""
     parts: list[str] = []
     spans: list[Span] = []
     pos = length = 0
     for start, end, name in refs:
         parts.append(expr[pos:start])
         length += start - pos
-        inlined = f"({values[name]})"
+        inlined = enclosed(values[name])
         spans.append(Span(length, length + len(inlined), start, end))
         parts.append(inlined)
         length += len(inlined)

@@ -4,7 +4,8 @@ Every error is collected (all files, all rules) and reported with the YAML posit
 comes from, then the bundle is rejected whole: a running service keeps its last good one.
 
 Variables are inlined: every `vars.<name>` outside string literals is replaced by
-`(<the variable's expression, itself expanded>)` before compiling. That keeps them lazy
+`(<the variable's expression, itself expanded>)` before compiling (no extra pair when one
+already encloses it all: each pair is a level of the parser's nesting limit). That keeps them lazy
 (CEL evaluates only what `&&`, `||` and `?:` reach), type-checked with their real types,
 and lets cycles and missing names be found before the engine sees the text. A span map
 translates engine columns in the expanded text back to the text the author wrote.
@@ -269,7 +270,9 @@ class _Source:
             if name in broken:
                 return
             result = cel.inline(model.variables[name], refs[name], expanded)
-            program = self._compile_expr(node, result, f"variables.{name}", None)
+            # Compiled as rules will see it, inlined (cel.enclosed): a variable nested at
+            # the parser's limit is refused here, naming it, not in each rule that uses it.
+            program = self._compile_expr(node, cel.enclose(result), f"variables.{name}", None)
             if program is None:
                 broken.add(name)
                 return

@@ -3,6 +3,7 @@
 from signoff.store.base import (
     AuditQuery,
     Checkpoint,
+    CheckpointSuperseded,
     DecisionRecord,
     ReviewQuery,
     ReviewRecord,
@@ -13,6 +14,7 @@ from signoff.store.sqlite.store import SqliteStore, WriterStats
 __all__ = [
     "AuditQuery",
     "Checkpoint",
+    "CheckpointSuperseded",
     "DecisionRecord",
     "ReviewQuery",
     "ReviewRecord",

@@ -35,6 +35,16 @@ from signoff.errors import AlreadyExists
 from signoff.store.grants_sql import GrantRecord
 
 
+class CheckpointSuperseded(ValueError):
+    """A checkpoint at this seq or past it is stored already: with replicas on one database,
+    another one signed first. Expected, not a failure: the log is anchored either way."""
+
+    def __init__(self, seq: int, last: int) -> None:
+        super().__init__(f"checkpoint seq {seq} must be greater than the last one ({last})")
+        self.seq = seq
+        self.last = last
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DecisionRecord:
     """A stored decision, keyed for idempotency by (principal_id, request_id)."""
@@ -222,7 +232,11 @@ class Store(Protocol):
         ...
 
     async def add_checkpoint(self, cp: Checkpoint) -> None:
-        """Store `cp` durably; ValueError unless it follows the last one and signs a stored head."""
+        """Store `cp` durably; ValueError unless it follows the last one and signs a stored head.
+
+        CheckpointSuperseded (a ValueError) when one at `cp.seq` or later is stored already,
+        e.g. by another store on the database that checked at the same moment.
+        """
         ...
 
     async def checkpoints(self, from_seq: int = 0, to_seq: int = 0) -> list[Checkpoint]:

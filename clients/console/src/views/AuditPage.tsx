@@ -11,6 +11,8 @@ import { linkClick, navigate, reviewPath } from "../router";
 import { Notice } from "./common";
 import { DiffTable } from "./ReviewParts";
 
+// The server's entry types (signoff.core.audit.ENTRY_TYPES; tests/unit/test_console_types.py
+// keeps the two lists equal).
 const TYPES = [
   "decision",
   "review.opened",
@@ -23,6 +25,8 @@ const TYPES = [
   "policy.loaded",
   "policy.rejected",
   "access.denied",
+  "grant.created",
+  "grant.revoked",
 ];
 const STATES = ["PENDING", "APPROVED", "MODIFIED", "REJECTED", "EXPIRED", "CANCELLED"];
 const PAGE_SIZES = [10, 50, 200];

@@ -16,7 +16,13 @@ from psycopg import AsyncConnection, AsyncCursor
 
 from signoff.core.audit import GENESIS, AuditEntry, format_time
 from signoff.errors import FailedPrecondition, NotFound
-from signoff.store.base import Checkpoint, DecisionRecord, ReviewRecord, check_replay
+from signoff.store.base import (
+    Checkpoint,
+    CheckpointSuperseded,
+    DecisionRecord,
+    ReviewRecord,
+    check_replay,
+)
 from signoff.store.rows import (
     AUDIT_COLUMNS,
     AUDIT_FIELDS,
@@ -228,7 +234,9 @@ async def insert_checkpoint(conn: Conn, cp: Checkpoint) -> None:
     cur = await conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints")
     last = (await cur.fetchone() or (0,))[0]
     if cp.seq <= last:
-        raise ValueError(f"checkpoint seq {cp.seq} must be greater than the last one ({last})")
+        # Replicas' writers queue on the chain lock (writer.py), so a replica that signed the
+        # same head finds the other's checkpoint here, never as a duplicate key below.
+        raise CheckpointSuperseded(cp.seq, last)
     cur = await conn.execute("SELECT hash FROM audit WHERE seq = %s", (cp.seq,))
     found = await cur.fetchone()
     if found is None:

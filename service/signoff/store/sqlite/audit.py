@@ -12,7 +12,7 @@ import sqlite3
 from typing import Any
 
 from signoff.core.audit import GENESIS, AuditEntry, format_time, parse_time
-from signoff.store.base import Checkpoint
+from signoff.store.base import Checkpoint, CheckpointSuperseded
 from signoff.store.rows import AUDIT_COLUMNS, AUDIT_FIELDS, CHECKPOINT_COLUMNS, SQLITE
 from signoff_client.canonical import canonical_json
 
@@ -67,7 +67,7 @@ def insert_checkpoint(conn: sqlite3.Connection, cp: Checkpoint) -> None:
     """Insert `cp` after checking it moves forward and signs the stored chain head at its seq."""
     last = conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0]
     if cp.seq <= last:
-        raise ValueError(f"checkpoint seq {cp.seq} must be greater than the last one ({last})")
+        raise CheckpointSuperseded(cp.seq, last)
     found = conn.execute("SELECT hash FROM audit WHERE seq = ?", (cp.seq,)).fetchone()
     if found is None:
         head, _ = read_head(conn)
