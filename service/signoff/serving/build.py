@@ -41,7 +41,12 @@ def build_store(settings: Settings, clock: Clock) -> Store:
         from signoff.store.postgres.store import PostgresStore
 
         return PostgresStore(settings.db, clock)
-    return SqliteStore(settings.sqlite_path, clock)
+    return SqliteStore(
+        settings.sqlite_path,
+        clock,
+        max_batch=settings.store.commit_batch,
+        commit_linger=settings.store.commit_linger,
+    )
 
 
 def build_app(

@@ -47,7 +47,7 @@ from signoff.store.base import (
     check_review_update,
 )
 from signoff.store.grants_sql import GrantRecord
-from signoff.store.linger import DEFAULT_COMMIT_BATCH, DEFAULT_COMMIT_LINGER
+from signoff.store.linger import DEFAULT_COMMIT_BATCH, DEFAULT_COMMIT_LINGER, CallLater
 from signoff.store.migrations import migrate_sqlite
 from signoff.store.rows import AUDIT_COLUMNS, SQLITE
 from signoff.store.sqlite import audit as audit_sql
@@ -92,6 +92,7 @@ class SqliteStore(SqliteGrants, SqliteChain):
         max_batch: int = DEFAULT_COMMIT_BATCH,
         commit_linger: float = DEFAULT_COMMIT_LINGER,
         busy_timeout_ms: int = 5000,
+        call_later: CallLater | None = None,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
@@ -101,6 +102,7 @@ class SqliteStore(SqliteGrants, SqliteChain):
             _Tx,
             max_batch=max_batch,
             linger=commit_linger,
+            call_later=call_later,  # the linger's timer: the loop's unless a test moves time
             lock_file=self.path.with_name(self.path.name + "-writer.lock"),
         )
         self._state = "new"  # new -> open -> closed
