@@ -8,7 +8,8 @@ times over so that a noisy minute of a shared machine hits every variant alike:
   by the environment: ``BASE_SOURCE=/tmp/base/service``), when it is given;
 - ``no_trigger``: this tree, commit linger off (``SIGNOFF_STORE__COMMIT_LINGER=0``): the
   chain checked by the writer instead of a trigger, temp_store=MEMORY;
-- ``linger``: this tree as shipped (``store.commit_linger`` at its default).
+- ``linger``: this tree as shipped (``store.commit_linger`` at its default, 2 ms);
+- ``linger_5ms``: the same with a 5 ms bound, for the trade-off.
 
 Writes results/group_commit.json: per variant and concurrency, Evaluate /s, p50, p99,
 decisions per commit (from the server's /metrics), Check /s and the ratio.
@@ -36,6 +37,7 @@ def variants() -> dict[str, dict[str, str]]:
         out["base"] = {"PYTHONPATH": f"{base}:{client}"}
     out["no_trigger"] = {"SIGNOFF_STORE__COMMIT_LINGER": "0"}
     out["linger"] = {}
+    out["linger_5ms"] = {"SIGNOFF_STORE__COMMIT_LINGER": "0.005"}
     return out
 
 
