@@ -1,4 +1,5 @@
-"""The write path's changes of issue 21 (items 1 and 2), each against its baseline in one run.
+"""The write path's changes (group commit linger, chain checked by the writer), each against
+its baseline in one run.
 
 Variants of the same server, measured by bench/e2e.py's `measure` (Evaluate and the health
 Check at concurrency 1, 8 and 64, alternating, medians of rounds), in turn and ROUNDS_ALL
