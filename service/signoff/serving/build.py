@@ -40,7 +40,7 @@ def build_store(settings: Settings, clock: Clock) -> Store:
         # Imported here: a SQLite deployment never loads the PostgreSQL driver.
         from signoff.store.postgres.store import PostgresStore
 
-        return PostgresStore(settings.db, clock)
+        return PostgresStore(settings.db, clock, max_batch=settings.store.commit_batch)
     return SqliteStore(
         settings.sqlite_path,
         clock,

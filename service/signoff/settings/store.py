@@ -24,5 +24,6 @@ class StoreSettings(BaseModel):
         DEFAULT_COMMIT_BATCH,
         ge=1,
         le=10_000,
-        description="Most writes in one transaction; a full batch commits without waiting.",
+        description="Most writes in one transaction (both databases); on SQLite a full batch "
+        "commits without lingering.",
     )
