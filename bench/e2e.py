@@ -11,6 +11,10 @@ for the cores, so the ratio Evaluate/Check is the figure to read, not the absolu
 Where the time goes: the server's CPU time per call, by thread (from /proc), for each
 measured run: the event loop (gRPC's Python layer, the handlers, the engine), the audit
 writer, gRPC's C-core threads, and the rest.
+
+Decisions per commit: the group commit's own histogram (signoff_audit_batch_size on the
+server's /metrics), read before and after each Evaluate run: operations committed over
+commits. One process only: with `--workers 2` each worker keeps its own /metrics.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import os
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -40,15 +46,28 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class Server:
+    """A `signoff serve` started for the bench."""
+
+    proc: asyncio.subprocess.Process
+    target: str  # the gRPC address
+    pids: list[int]  # the processes that serve (the workers under a supervisor)
+    metrics_url: str  # its /metrics, "" when it has none (several workers)
+
+
 async def start_server(
-    db: Path, policies: Path = REPO / "policies", workers: int = 1
-) -> tuple[asyncio.subprocess.Process, str, list[int]]:
-    """Start `signoff serve` (gRPC only, SQLite at `db`); return it, its address and the pids
-    of the processes that serve (the workers under a supervisor)."""
+    db: Path, policies: Path = REPO / "policies", workers: int = 1, *, metrics: bool = False
+) -> Server:
+    """Start `signoff serve` (SQLite at `db`): gRPC only, or with `metrics` an HTTP port too
+    that only /metrics is read from (one process: each worker keeps its own counts)."""
+    if metrics and workers != 1:
+        raise ValueError("metrics: one process only")
+    http = "127.0.0.1:0" if metrics else ""  # the browser port is not what is measured
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "signoff.cli.main", "serve",
         "--listen", "127.0.0.1:0",
-        "--http-listen", "",  # gRPC only: the browser port is not what is measured
+        "--http-listen", http,
         "--policies", str(policies), "--db", f"sqlite:///{db}",
         "--log-format", "json", "--workers", str(workers),
         stderr=asyncio.subprocess.PIPE,
@@ -65,7 +84,21 @@ async def start_server(
             break
     # Drain the log so the server never blocks on a full pipe.
     asyncio.get_running_loop().create_task(_drain(proc.stderr))
-    return proc, entry["listen"], entry.get("pids", [proc.pid])
+    metrics = f"http://{entry['http']}/metrics" if http else ""
+    return Server(proc, entry["listen"], entry.get("pids", [proc.pid]), metrics)
+
+
+def batch_counts(metrics_url: str) -> tuple[float, float]:
+    """(operations, commits) so far, from the group commit's batch-size histogram."""
+    text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("signoff_audit_batch_size_sum", "signoff_audit_batch_size_count"):
+            found[name] = float(value)
+    return found.get("signoff_audit_batch_size_sum", 0.0), found.get(
+        "signoff_audit_batch_size_count", 0.0
+    )
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:
@@ -108,10 +141,15 @@ def thread_cpu(pids: list[int]) -> dict[str, float]:
 
 
 async def load(
-    call: Callable[[int], Awaitable[object]], concurrency: int, duration: float, pids: list[int]
+    call: Callable[[int], Awaitable[object]],
+    concurrency: int,
+    duration: float,
+    pids: list[int],
+    metrics_url: str = "",
 ) -> dict[str, float]:
     """Run `call(i)` from `concurrency` workers for `duration` seconds; with the serving
-    processes' CPU time per call, by thread role (µs)."""
+    processes' CPU time per call, by thread role (µs), and the operations per group commit
+    when `metrics_url` is given."""
     latencies: list[float] = []
     stop = time.perf_counter() + duration
 
@@ -123,6 +161,7 @@ async def load(
             latencies.append(time.perf_counter() - t)
             i += concurrency
 
+    ops_before = batch_counts(metrics_url) if metrics_url else (0.0, 0.0)
     before = thread_cpu(pids)
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
@@ -130,19 +169,25 @@ async def load(
     after = thread_cpu(pids)
     n = len(latencies)
     cpu = {f"cpu_us_{k}": (after[k] - before.get(k, 0.0)) / n * 1e6 for k in after}
-    return {
+    out = {
         "rps": n / elapsed,
         "p50_ms": percentile(latencies, 50) * 1e3,
         "p99_ms": percentile(latencies, 99) * 1e3,
         "cpu_us_total": sum(cpu.values()),
         **cpu,
     }
+    if metrics_url:
+        ops, commits = (a - b for a, b in zip(batch_counts(metrics_url), ops_before, strict=True))
+        if commits:
+            out["ops_per_commit"] = ops / commits
+    return out
 
 
 async def measure(workers: int, concurrency: tuple[int, ...]) -> list[dict]:
     """Both calls at every concurrency, alternating, ROUNDS times; medians of the rounds."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc, target, pids = await start_server(Path(tmp) / "bench.db", workers=workers)
+        server = await start_server(Path(tmp) / "bench.db", workers=workers, metrics=workers == 1)
+        target, pids = server.target, server.pids
         # A local subchannel pool per channel: CHANNELS distinct connections.
         channels = [
             grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
@@ -170,28 +215,33 @@ async def measure(workers: int, concurrency: tuple[int, ...]) -> list[dict]:
                 for _ in range(ROUNDS):
                     for name, c in calls.items():
                         run_id = os.urandom(4).hex()
-                        samples[name].append(await load(c, conc, DURATION / ROUNDS, pids))
+                        samples[name].append(
+                            await load(c, conc, DURATION / ROUNDS, pids, server.metrics_url)
+                        )
                 row: dict = {"concurrency": conc, "workers": workers}
                 for name, runs in samples.items():
                     keys = sorted({k for r in runs for k in r})
                     row[name] = {k: round(median([r.get(k, 0.0) for r in runs]), 3) for k in keys}
                 row["ratio"] = round(row["evaluate"]["rps"] / row["health_check"]["rps"], 2)
+                row["health_check"].pop("ops_per_commit", None)  # Check writes nothing
                 rows.append(row)
                 ev, hc = row["evaluate"], row["health_check"]
+                per_commit = ev.get("ops_per_commit")
                 print(
                     f"workers={workers} c={conc:<3} evaluate {ev['rps']:6.0f}/s "
                     f"p50 {ev['p50_ms']:6.2f} ms p99 {ev['p99_ms']:6.2f} ms "
                     f"cpu {ev['cpu_us_total']:5.0f} µs | check {hc['rps']:6.0f}/s "
                     f"p99 {hc['p99_ms']:6.2f} ms cpu {hc['cpu_us_total']:4.0f} µs "
-                    f"| ratio {row['ratio']:.2f}",
+                    f"| ratio {row['ratio']:.2f}"
+                    + (f" | {per_commit:.1f} decisions/commit" if per_commit else ""),
                     flush=True,
                 )
             return rows
         finally:
             for ch in channels:
                 await ch.close()
-            proc.terminate()
-            await proc.wait()
+            server.proc.terminate()
+            await server.proc.wait()
 
 
 async def run() -> dict:

@@ -58,7 +58,8 @@ async def timed(call: Callable[[], Awaitable[object]]) -> list[float]:
 async def run() -> dict:
     """Direct, proxied and Evaluate-alone latencies, alternating for ROUNDS rounds."""
     with tempfile.TemporaryDirectory(prefix="signoff-bench-") as tmp:
-        proc, target, _ = await start_server(Path(tmp) / "bench.db")
+        server = await start_server(Path(tmp) / "bench.db")
+        proc, target = server.proc, server.target
         config = Path(tmp) / "proxy.yaml"
         config.write_text(proxy_config(target, Path(tmp) / "refunds.jsonl"))
         direct = StdioServerParameters(

@@ -57,7 +57,7 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
 async def idle_rss(policies: Path, db: Path) -> tuple[float, float]:
     """(seconds to start, RSS MiB) of a server on `policies` that was asked nothing."""
     t = time.perf_counter()
-    proc, _, _ = await start_server(db, policies)
+    proc = (await start_server(db, policies)).proc
     started = time.perf_counter() - t
     try:
         await asyncio.sleep(SETTLE_S)
@@ -119,7 +119,8 @@ async def run(decisions: int, channels: int, concurrency: int) -> dict[str, Any]
         bundle.mkdir()
         make_bundle(bundle, RULES)
         t = time.perf_counter()
-        proc, target, _ = await start_server(root / "load.db", bundle)
+        server = await start_server(root / "load.db", bundle)
+        proc, target = server.proc, server.target
         start_10k = time.perf_counter() - t
         try:
             await asyncio.sleep(SETTLE_S)

@@ -139,7 +139,7 @@ async def _measure(sink_url: str) -> dict:
                 os.environ.update(env)
                 try:
                     started = await start_server(Path(tmp) / f"{name}.db")
-                    proc, targets[name], pids[name] = started
+                    proc, targets[name], pids[name] = started.proc, started.target, started.pids
                 finally:
                     os.environ.clear()
                     os.environ.update(saved)

@@ -57,16 +57,25 @@ def table() -> str:
         "**End to end** (Evaluate with durable audit append vs the same server's "
         "health Check, medians of rounds):",
         "",
-        "| concurrency | Evaluate /s | p50 ms | p99 ms | Check /s | Check p99 ms | ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| concurrency | Evaluate /s | p50 ms | p99 ms | decisions / commit | Check /s "
+        "| Check p99 ms | ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in e2e["rows"]:
         ev, hc = r["evaluate"], r["health_check"]
+        # From the server's /metrics; results from before bench/e2e.py read it have none.
+        per_commit = f"{ev['ops_per_commit']:.1f}" if "ops_per_commit" in ev else "n/a"
         out.append(
             f"| {r['concurrency']} | {ev['rps']:.0f} | {ev['p50_ms']:.2f} | {ev['p99_ms']:.2f} "
-            f"| {hc['rps']:.0f} | {hc['p99_ms']:.2f} | {r['ratio']:.2f} |"
+            f"| {per_commit} | {hc['rps']:.0f} | {hc['p99_ms']:.2f} | {r['ratio']:.2f} |"
         )
     out += cpu_table(e2e)
+    gc_path = RESULTS / "group_commit.json"
+    if gc_path.exists():
+        out += group_commit_table(json.loads(gc_path.read_text()))
+    insert_path = RESULTS / "audit_insert.json"
+    if insert_path.exists():
+        out += audit_insert_lines(json.loads(insert_path.read_text()))
     out += workers_table(e2e)
     append_path = RESULTS / "audit_append.json"
     if append_path.exists():
@@ -152,6 +161,50 @@ def workers_table(e2e: dict) -> list[str]:
             f"| {r['check_speedup']:.2f} | {p99[r['concurrency']]:.1f} |"
         )
     return out
+
+
+GROUP_COMMIT_VARIANTS = {
+    "base": "before (chain trigger, no linger)",
+    "no_trigger": "chain checked by the writer, temp_store=MEMORY",
+    "linger": "... and commit_linger 2 ms (default)",
+    "linger_5ms": "... with commit_linger 5 ms",
+}
+
+
+def group_commit_table(gc: dict) -> list[str]:
+    """The write path's changes, each against its baseline in one run (bench/group_commit.py)."""
+    m = gc["machine"]
+    out = [
+        "",
+        f"**Group commit and the chain check** (bench/group_commit.py, {m['date']}: the "
+        f"variants in turn, {gc['repeats']} times over, medians; decisions per commit from "
+        "the server's /metrics):",
+        "",
+        "| variant | concurrency | Evaluate /s | p50 ms | p99 ms | decisions / commit "
+        "| server CPU µs / Evaluate | ratio to Check |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in gc["rows"]:
+        name = GROUP_COMMIT_VARIANTS.get(r["variant"], r["variant"])
+        out.append(
+            f"| {name} | {r['concurrency']} | {r['evaluate_rps']:.0f} | {r['p50_ms']:.2f} "
+            f"| {r['p99_ms']:.2f} | {r['per_commit']:.1f} | {r['cpu_us']:.0f} "
+            f"| {r['ratio']:.2f} |"
+        )
+    return out
+
+
+def audit_insert_lines(ins: dict) -> list[str]:
+    """One audit INSERT with and without the chain trigger (bench/audit_insert.py)."""
+    us = {(r["trigger"], r["temp_store"]): r["us_per_entry"] for r in ins["rows"]}
+    return [
+        "",
+        f"**One audit INSERT** (bench/audit_insert.py, in process, {ins['batch']} per "
+        f"transaction after {ins['prefill']:,} entries): {us[True, 'FILE']} µs with the "
+        f"chain trigger (temp_store FILE, the default), {us[True, 'MEMORY']} µs with "
+        f"temp_store=MEMORY, {us[False, 'MEMORY']} µs without the trigger (migration 0006; "
+        f"{us[False, 'FILE']} µs with FILE: without the trigger temp_store no longer matters).",
+    ]
 
 
 def durability_lines(append: dict, e2e: dict) -> list[str]:

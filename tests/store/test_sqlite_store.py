@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from signoff.core.audit import GENESIS, AuditRecord, entry_hash, verify_chain
+from signoff.core.audit import GENESIS, AuditEntry, AuditRecord, entry_hash, seal, verify_chain
 from signoff.errors import AlreadyExists, FailedPrecondition, Unavailable
 from signoff.ids import Clock
 from signoff.store import DecisionRecord, SqliteStore, Store
@@ -302,9 +302,7 @@ async def test_newer_schema_is_refused_with_a_clear_message(
 
 
 @pytest.mark.sqlite_only
-async def test_audit_rows_cannot_be_updated_deleted_or_inserted_out_of_chain(
-    store: Store, tmp_path: Path
-) -> None:
+async def test_audit_rows_cannot_be_updated_or_deleted(store: Store, tmp_path: Path) -> None:
     entry = (await store.append([audit_of(decision(1))]))[0]  # with rules in audit_rules
     with raw(tmp_path / "db" / "signoff.db") as conn:
         for sql in (
@@ -315,10 +313,48 @@ async def test_audit_rows_cannot_be_updated_deleted_or_inserted_out_of_chain(
         ):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 conn.execute(sql)
-        row = conn.execute("SELECT * FROM audit").fetchone()
-        with pytest.raises(sqlite3.IntegrityError, match="does not extend the chain"):
-            conn.execute(f"INSERT INTO audit VALUES ({','.join('?' * len(row))})", (5, *row[1:]))
     assert await all_entries(store) == [entry]
+
+
+def _forged(entry: AuditEntry, **change: Any) -> AuditEntry:
+    """`entry` with `change` applied, its hash recomputed (a well-formed entry, wrongly linked)."""
+    moved = dataclasses.replace(entry, **change)
+    return dataclasses.replace(
+        moved, hash=entry_hash(moved, seq=moved.seq, prev_hash=moved.prev_hash)
+    )
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"prev_hash": "f" * 64},  # points at no entry
+        {"prev_hash": GENESIS},  # points before the head
+        {"seq": 4},  # leaves a gap
+        {"seq": 2},  # repeats the head's seq
+    ],
+    ids=["wrong-prev-hash", "stale-prev-hash", "gap", "repeat"],
+)
+async def test_the_writer_refuses_an_entry_that_does_not_extend_the_chain_head(
+    make_store: MakeStore, change: dict[str, Any]
+) -> None:
+    # No trigger checks the link since migration 0006: the writer's insert does. An entry is
+    # offered through the store's own transaction, as any code path of the store would.
+    store = await make_store()
+    assert isinstance(store, SqliteStore)
+    _, head = await store.append([loaded(1), loaded(2)])
+    good = seal(loaded(3), seq=3, prev_hash=head.hash)
+    bad = _forged(good, **change)
+
+    refused, appended = await in_one_batch(
+        store, store._submit(lambda tx: tx.insert(bad)), store.append([loaded(4)])
+    )
+    assert isinstance(refused, FailedPrecondition)
+    assert "does not extend the chain head (seq 2)" in refused.message
+    assert [e.seq for e in appended] == [3]  # the batch's other write commits, in order
+    entries = await all_entries(store)
+    assert [e.seq for e in entries] == [1, 2, 3]
+    assert verify_chain(entries).ok
 
 
 @pytest.mark.sqlite_only

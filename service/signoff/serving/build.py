@@ -40,8 +40,13 @@ def build_store(settings: Settings, clock: Clock) -> Store:
         # Imported here: a SQLite deployment never loads the PostgreSQL driver.
         from signoff.store.postgres.store import PostgresStore
 
-        return PostgresStore(settings.db, clock)
-    return SqliteStore(settings.sqlite_path, clock)
+        return PostgresStore(settings.db, clock, max_batch=settings.store.commit_batch)
+    return SqliteStore(
+        settings.sqlite_path,
+        clock,
+        max_batch=settings.store.commit_batch,
+        commit_linger=settings.store.commit_linger,
+    )
 
 
 def build_app(

@@ -30,6 +30,7 @@ from signoff.notify.config import NotifySettings
 from signoff.settings.duration import Duration
 from signoff.settings.grants import GrantSettings
 from signoff.settings.receipts import ReceiptSettings
+from signoff.settings.store import StoreSettings
 from signoff.settings.tls import TlsSettings
 from signoff.telemetry.config import TelemetrySettings
 
@@ -150,6 +151,10 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(
         default_factory=AuthSettings,
         description="Authentication; with nothing configured the server runs in dev mode.",
+    )
+    store: StoreSettings = Field(
+        default_factory=StoreSettings,
+        description="Group commit: how long a commit waits for more writes, and how many.",
     )
     audit: AuditSettings = Field(
         default_factory=AuditSettings, description="Signed checkpoints of the audit log."

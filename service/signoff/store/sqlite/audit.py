@@ -12,6 +12,7 @@ import sqlite3
 from typing import Any
 
 from signoff.core.audit import GENESIS, AuditEntry, format_time, parse_time
+from signoff.errors import FailedPrecondition
 from signoff.store.base import Checkpoint, CheckpointSuperseded
 from signoff.store.rows import AUDIT_COLUMNS, AUDIT_FIELDS, CHECKPOINT_COLUMNS, SQLITE
 from signoff_client.canonical import canonical_json
@@ -33,8 +34,21 @@ def high_water(conn: sqlite3.Connection) -> str:
     return str(conn.execute("SELECT coalesce(max(time), '') FROM audit").fetchone()[0])
 
 
-def insert(conn: sqlite3.Connection, entry: AuditEntry, high_water: str) -> str:
-    """Insert `entry` (and its matched rules); return the new high-water time."""
+def insert(
+    conn: sqlite3.Connection, entry: AuditEntry, head: tuple[int, str], high_water: str
+) -> str:
+    """Insert `entry` (and its matched rules) if it extends `head`, the (seq, hash) of the
+    last entry in this transaction; return the new high-water time."""
+    # The chain's link is checked here, in the one function that inserts entries, rather
+    # than by a trigger on every row: that trigger made each INSERT keep a statement journal
+    # of the dozen B-trees an entry touches (migration 0006). `head` is read inside the
+    # write transaction, under the write lock, so it is the committed head.
+    seq, prev = head
+    if entry.seq != seq + 1 or entry.prev_hash != prev:
+        raise FailedPrecondition(
+            f"audit log: entry seq {entry.seq} does not extend the chain head (seq {seq})",
+            current_state=str(seq),
+        )
     row = audit_row(entry)
     conn.execute(_INSERT, row)
     if entry.rules:

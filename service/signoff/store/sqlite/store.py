@@ -9,11 +9,12 @@ the main file with fsync as well. A write whose awaitable raised was rolled back
 caller vanished (cancelled, process killed) may or may not have committed, which is why
 decisions are idempotent by request_id: the retry returns the stored decision.
 
-Writes go through `GroupCommitWriter` (sqlite_writer.py): many operations per transaction,
-one SAVEPOINT per operation, the commit's fsync on the writer's own thread. The chain head
-(seq, hash) is read inside each write transaction, under SQLite's write lock, so it cannot
-drift from what is committed: not after a failed commit, nor if another process appended to
-the same file.
+Writes go through `GroupCommitWriter` (writer.py): many operations per transaction, the
+commit's fsync on the writer's own thread, a bounded linger under load (linger.py). The chain
+head (seq, hash) is read inside each write transaction, under SQLite's write lock, so it
+cannot drift from what is committed: not after a failed commit, nor if another process
+appended to the same file. Every entry is checked to extend that head before its INSERT
+(audit.py's `insert`; no trigger does it since migration 0006).
 
 Reads use their own connections (WAL readers never block the writer) on worker threads.
 """
@@ -46,6 +47,7 @@ from signoff.store.base import (
     check_review_update,
 )
 from signoff.store.grants_sql import GrantRecord
+from signoff.store.linger import DEFAULT_COMMIT_BATCH, DEFAULT_COMMIT_LINGER, CallLater
 from signoff.store.migrations import migrate_sqlite
 from signoff.store.rows import AUDIT_COLUMNS, SQLITE
 from signoff.store.sqlite import audit as audit_sql
@@ -70,8 +72,11 @@ class _Tx:
 
     def append(self, record: AuditRecord) -> AuditEntry:
         """Chain `record` after the head, insert it, and advance the head."""
-        entry = seal_entry(record, seq=self.seq + 1, prev_hash=self.hash)
-        self.high_water = audit_sql.insert(self.conn, entry, self.high_water)
+        return self.insert(seal_entry(record, seq=self.seq + 1, prev_hash=self.hash))
+
+    def insert(self, entry: AuditEntry) -> AuditEntry:
+        """Insert `entry` and advance the head; FailedPrecondition unless it extends it."""
+        self.high_water = audit_sql.insert(self.conn, entry, (self.seq, self.hash), self.high_water)
         self.seq, self.hash = entry.seq, entry.hash
         return entry
 
@@ -80,7 +85,14 @@ class SqliteStore(SqliteGrants, SqliteChain):
     """The embedded `Store`: a local SQLite file, durable group-committed writes."""
 
     def __init__(
-        self, path: Path, clock: Clock, *, max_batch: int = 512, busy_timeout_ms: int = 5000
+        self,
+        path: Path,
+        clock: Clock,
+        *,
+        max_batch: int = DEFAULT_COMMIT_BATCH,
+        commit_linger: float = DEFAULT_COMMIT_LINGER,
+        busy_timeout_ms: int = 5000,
+        call_later: CallLater | None = None,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
@@ -89,6 +101,8 @@ class SqliteStore(SqliteGrants, SqliteChain):
             self._connect_writer,
             _Tx,
             max_batch=max_batch,
+            linger=commit_linger,
+            call_later=call_later,  # the linger's timer: the loop's unless a test moves time
             lock_file=self.path.with_name(self.path.name + "-writer.lock"),
         )
         self._state = "new"  # new -> open -> closed
@@ -319,6 +333,7 @@ class SqliteStore(SqliteGrants, SqliteChain):
                 )
                 # Readers can never write: the append-only guarantee does not rest on them.
                 conn.execute("PRAGMA query_only = ON")
+                conn.execute("PRAGMA temp_store = MEMORY")  # sorts of auditor queries
             result = fn(conn)
             reusable = True
             return result
@@ -354,6 +369,9 @@ class SqliteStore(SqliteGrants, SqliteChain):
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             conn.execute("PRAGMA foreign_keys = ON")
+            # Statement journals and temporary B-trees in memory, not in temp files: an
+            # audit insert touches a dozen B-trees, and a temp file doubled its cost.
+            conn.execute("PRAGMA temp_store = MEMORY")
             migrate_sqlite(conn, self._clock)
         except sqlite3.Error as exc:
             conn.close()

@@ -3,10 +3,13 @@
 Callers submit operations and await an asyncio future. The writer takes everything queued
 (up to ``max_batch``), runs it in ONE ``BEGIN IMMEDIATE ... COMMIT`` -- one fsync for the
 whole batch -- and only then resolves the futures, so nothing is acknowledged before it is
-durable. Each operation runs under its own SAVEPOINT: a semantic failure (a `SignoffError`,
-a constraint violation, a bad value) undoes that operation alone; an SQL failure of the
-transaction (read-only file, disk full, I/O error) rolls the batch back and fails every
-operation in it with `Unavailable`.
+durable. Before it takes a batch it may linger (store/linger.py): while other writers are in
+flight it waits, a bounded time, for them to join; a lone write commits at once.
+
+A semantic failure of an operation (a `SignoffError`, a constraint violation, a bad value)
+undoes that operation alone (the batch runs again with a SAVEPOINT per operation); an SQL
+failure of the transaction (read-only file, disk full, I/O error) rolls the batch back and
+fails every operation in it with `Unavailable`.
 
 Where it runs, and why: the operations (a few inserts and a hash each, microseconds) run on
 the event loop; only what waits on the disk -- COMMIT, maintenance, opening -- runs on the
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from signoff.errors import FailedPrecondition, SignoffError, Unavailable
+from signoff.store.linger import DEFAULT_COMMIT_LINGER, CallLater, Linger
 
 log = logging.getLogger("signoff.store")
 
@@ -80,6 +84,8 @@ class WriterStats:
     failed_batches: int = 0  # write transactions rolled back by an SQL failure
     largest_batch: int = 0
     retried_batches: int = 0  # batches run again op by op because one operation failed
+    lingered: int = 0  # batches that waited for more writes to join (store/linger.py)
+    linger_timeouts: int = 0  # ...of which the bound (commit_linger) ended the wait
 
 
 @dataclass(slots=True)
@@ -98,6 +104,8 @@ class GroupCommitWriter:
         begin: Callable[[sqlite3.Connection], Any],
         *,
         max_batch: int,
+        linger: float = DEFAULT_COMMIT_LINGER,
+        call_later: CallLater | None = None,
         name: str = "signoff-writer",
         lock_file: Path | None = None,
     ) -> None:
@@ -118,12 +126,17 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._stats = WriterStats()
+        # `call_later` is the linger's clock (the loop's by default; tests move their own).
+        self._linger = Linger(linger, max_batch, call_later=call_later)
         self.on_batch: Callable[[int, float], None] | None = None  # (size, seconds): telemetry
 
     @property
     def stats(self) -> WriterStats:
         """Return a snapshot of the counters."""
-        return dataclasses.replace(self._stats)
+        linger = self._linger
+        return dataclasses.replace(
+            self._stats, lingered=linger.waits, linger_timeouts=linger.timeouts
+        )
 
     async def start(self) -> None:
         """Connect (on the writer thread) and start taking operations; raise why not."""
@@ -147,12 +160,15 @@ class GroupCommitWriter:
             raise Unavailable("audit store unavailable: the store is not open")
         op = _Op(apply, in_transaction, asyncio.get_running_loop().create_future())
         self._queue.append(op)
+        if in_transaction:  # maintenance is rare and joins no batch: it does not count
+            self._linger.submitted(len(self._queue))
         self._wake.set()
         return op.future
 
     async def stop(self) -> None:
         """Refuse new operations, finish the queued ones, close the connection."""
         self._accepting = False
+        self._linger.release()  # what is queued commits now
         self._wake.set()
         if self._task is not None:
             await asyncio.shield(self._task)
@@ -187,20 +203,26 @@ class GroupCommitWriter:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
+                if self._accepting and self._queue[0].in_transaction:
+                    await self._linger.wait(len(self._queue))
                 batch: list[_Op] = []
                 while self._queue and len(batch) < self._max_batch:
                     if not self._queue[0].in_transaction:
                         break  # maintenance keeps its place in the queue order
                     batch.append(self._queue.popleft())
+                maintenance = None if batch else self._queue.popleft()
+                self._linger.taken()
                 try:
-                    if batch:
+                    if maintenance is not None:
+                        await self._run_maintenance(maintenance)
+                    else:
                         await self._run_batch(batch)
-                    elif self._queue:
-                        await self._run_maintenance(self._queue.popleft())
                 except Exception as exc:  # a bug here must not leave callers waiting forever
                     log.exception("audit writer failed")
                     for op in batch:
                         _settle(op, False, unavailable(exc))
+                finally:
+                    self._linger.settled(len(batch))
             if not self._accepting and not self._queue:
                 return
 

@@ -1,0 +1,12 @@
+-- 0006: the chain link is checked by the writer, not by a trigger on every audit INSERT.
+--
+-- audit_chain_insert (0001) made every INSERT into audit keep a statement journal of all
+-- the B-trees the row touches (the table, its dozen indexes, the trigger's own reads), and
+-- with that many it spilled to a temporary file: half of an entry's insert cost. The one
+-- function that inserts entries (store/sqlite/audit.py, `insert`) now refuses an entry whose
+-- seq and prev_hash do not extend the head read in the same write transaction, under the
+-- write lock. The triggers refusing UPDATE and DELETE stay: they cost nothing on the write
+-- path. A row inserted by hand, bypassing signoff, is no longer refused on insert; it was
+-- never a defence against someone who can write the file (they can drop a trigger), and
+-- `signoff audit verify` finds it either way.
+DROP TRIGGER IF EXISTS audit_chain_insert;
