@@ -53,6 +53,8 @@ def test_a_review_resolved_meanwhile_leaves_the_selection(console: Console):
     expect(alice.get_by_test_id("batch-count")).to_have_text("1 selected")
     alice.get_by_label("Batch comment").fill("Duplicate of T-1041.")
     alice.get_by_role("button", name="Reject selected").click()
+    # The batch took the last review: the queue empties, and the outcome must outlive it.
+    expect(alice.get_by_text("Nothing is waiting for you.")).to_be_visible()
     expect(alice.get_by_role("alert")).to_contain_text("1 of 1 rejected.")
     with console.client("tok-bot") as bot:
         assert bot.get_review(ids[0]).acts[-1].reviewer == "bob"

@@ -5,9 +5,24 @@ import { type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
 import { useEffect, useState } from "preact/hooks";
 
 let offsetMs = 0;
+let synced = false;
+const waiting: Array<() => void> = [];
 
 export function syncServerTime(serverTime: Timestamp | undefined): void {
-  if (serverTime) offsetMs = timestampMs(serverTime) - Date.now();
+  if (!serverTime) return;
+  offsetMs = timestampMs(serverTime) - Date.now();
+  synced = true;
+  for (const wake of waiting.splice(0)) wake();
+}
+
+/** Resolves once a queue snapshot has told the server's time, or after `ms` (then the
+ * browser's clock stands in): a window computed before that would use the browser's. */
+export function serverTimeKnown(ms = 5000): Promise<void> {
+  if (synced) return Promise.resolve();
+  return new Promise((resolve) => {
+    waiting.push(resolve);
+    setTimeout(resolve, ms);
+  });
 }
 
 export function serverNow(): number {

@@ -3,7 +3,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { useEffect, useState } from "preact/hooks";
 import type { Insights, RuleInsight } from "../../../typescript/src/gen/signoff/v1/policy_pb.js";
 import { messageOf, policies } from "../api";
-import { serverNow } from "../clock";
+import { serverNow, serverTimeKnown } from "../clock";
 import { span, stamp } from "../format";
 import { Notice } from "./common";
 
@@ -31,7 +31,8 @@ export function InsightsPage() {
     setError("");
     try {
       // The server's clock (as the queue reports it), not the browser's: the window ends at
-      // the server's "now".
+      // the server's "now". Opened right after sign-in, the page waits for the first snapshot.
+      await serverTimeKnown();
       const since = timestampFromMs(serverNow() - d * DAY_MS);
       setShown(await policies.getInsights({ since, reviewerGroup: g.trim() }));
     } catch (err) {

@@ -101,19 +101,25 @@ function QueueTable({ reviews }: { reviews: Review[] }) {
     k: () => move(-1),
     n: () => reviews[0] && navigate(reviewPath(reviews[0].reviewId)),
   });
+  // First child in both shapes, so its state (a batch's outcome notice) survives the queue
+  // emptying: a batch that took the last reviews must still say what it did.
+  const batchBar = <BatchBar selected={chosen} onDone={() => setTicked(new Set())} />;
   if (!reviews.length) {
     return (
-      <div class="empty">
-        <p>
-          <strong>Nothing is waiting for you.</strong> New reviews appear here as agents ask;
-          there is no need to reload.
-        </p>
-      </div>
+      <>
+        {batchBar}
+        <div class="empty">
+          <p>
+            <strong>Nothing is waiting for you.</strong> New reviews appear here as agents ask;
+            there is no need to reload.
+          </p>
+        </div>
+      </>
     );
   }
   return (
     <>
-    <BatchBar selected={chosen} onDone={() => setTicked(new Set())} />
+    {batchBar}
     <table class="queue">
       <caption class="sr-only">Pending reviews, oldest first</caption>
       <thead>
