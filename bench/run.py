@@ -37,6 +37,13 @@ def table() -> str:
     eng = json.loads((RESULTS / "engine.json").read_text())
     e2e = json.loads((RESULTS / "e2e.json").read_text())
     m = eng["machine"]
+    # Results from before bench/e2e.py recorded the load average have none.
+    before, after = e2e.get("loadavg_before"), e2e.get("loadavg_after")
+    load = (
+        f"load average {before[0]} before, {after[0]} after"
+        if before and after
+        else "load not recorded"
+    )
     out = [
         f"Measured {m['date']} on {m['cpus']} cores, Python {m['python']}.",
         "",
@@ -54,9 +61,11 @@ def table() -> str:
         "",
         f"Example refund policy: {eng['example_refund_policy_us']} µs per decision.",
         "",
-        "**End to end** (Evaluate with durable audit append vs the same server's no-op "
-        "Evaluate, the floor: same request and Decision sizes, same transport, auth and "
-        "limits, nothing decided or written; and its health Check; medians of rounds):",
+        f"**End to end** ({e2e['machine']['date']}, {load}; medians of rounds). Evaluate "
+        "with durable audit append against the same server's no-op Evaluate, the floor (the "
+        "same request and a Decision of the same size through the same transport, "
+        "authentication and limits; nothing decided, written or signed), and its health "
+        "Check:",
         "",
         "| concurrency | Evaluate /s | p50 ms | p99 ms | decisions / commit | no-op /s "
         "| Check /s | Check p99 ms | Evaluate / Check | Evaluate / no-op | no-op / Check |",
@@ -225,7 +234,7 @@ def audit_insert_lines(ins: dict) -> list[str]:
         f"transaction after {ins['prefill']:,} entries): {us[True, 'FILE']} µs with the "
         f"chain trigger (temp_store FILE, the default), {us[True, 'MEMORY']} µs with "
         f"temp_store=MEMORY, {us[False, 'MEMORY']} µs without the trigger (migration 0006; "
-        f"{us[False, 'FILE']} µs with FILE: without the trigger temp_store no longer matters).",
+        f"{us[False, 'FILE']} µs with FILE: without the trigger no statement journal is kept).",
     ]
 
 
