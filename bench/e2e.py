@@ -1,6 +1,13 @@
 """End to end: Evaluate (with its durable audit append) against the same server's no-op
-grpc.health.v1 Check, at concurrency 1, 8 and 64, measured in the same run; then the same
-with `serve --workers 2`.
+grpc.health.v1 Check and its no-op Evaluate, at concurrency 1, 8 and 64, measured in the
+same run; then the same with `serve --workers 2`.
+
+The no-op Evaluate (signoff.bench.v1.Bench/NoopEvaluate, service/signoff/api/bench.py) is
+the floor: it parses the same ActionRequest and answers a Decision of the real one's size
+(matched rules, a receipt) through the same transport, authentication, limits and field
+bounds, and evaluates, writes and signs nothing. The server serves it only because the bench
+starts it with SIGNOFF_BENCH_NOOP=1. Evaluate / no-op is what deciding and recording cost;
+no-op / Check is what the request's and the Decision's size cost.
 
 The server runs as its own process (`signoff serve`, SQLite, example policies); the load
 generator is this grpc.aio process, bounded in time (DURATION) and spread over CHANNELS
@@ -44,6 +51,7 @@ CHANNELS = 8
 DURATION = float(os.environ.get("BENCH_DURATION", "4"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 TICK = os.sysconf("SC_CLK_TCK")
+NOOP_PATH = "/signoff.bench.v1.Bench/NoopEvaluate"  # served only with SIGNOFF_BENCH_NOOP=1
 
 
 @dataclass
@@ -72,7 +80,9 @@ async def start_server(
         "--log-format", "json", "--workers", str(workers),
         stderr=asyncio.subprocess.PIPE,
         # A throwaway server: its signing key goes with its database, not to ~/.local/state.
-        env={**os.environ, "SIGNOFF_STATE_DIR": str(db.parent / "state")},
+        # SIGNOFF_BENCH_NOOP=1: serve the no-op Evaluate, the floor (api/bench.py).
+        env={**os.environ, "SIGNOFF_STATE_DIR": str(db.parent / "state"),
+             "SIGNOFF_BENCH_NOOP": "1"},
     )  # fmt: skip
     assert proc.stderr is not None
     while True:
@@ -195,18 +205,30 @@ async def measure(workers: int, concurrency: tuple[int, ...]) -> list[dict]:
         ]
         try:
             decide = [decision_pb2_grpc.DecisionServiceStub(ch).Evaluate for ch in channels]
+            noop = [
+                ch.unary_unary(
+                    NOOP_PATH,
+                    request_serializer=pb.common.ActionRequest.SerializeToString,
+                    response_deserializer=pb.common.Decision.FromString,
+                )
+                for ch in channels
+            ]
             check = [health_pb2_grpc.HealthStub(ch).Check for ch in channels]
             hreq = health_pb2.HealthCheckRequest()
             reqs = [_request(i) for i in range(3)]
             run_id = os.urandom(4).hex()
 
-            def evaluate(i: int) -> Awaitable[object]:
+            def request(i: int) -> pb.common.ActionRequest:
                 req = pb.common.ActionRequest()
                 req.CopyFrom(reqs[i % 3])
                 req.request_id = f"{run_id}-{i}"  # fresh per call, as the client sends
-                return decide[i % CHANNELS](req)
+                return req
 
-            calls = {"evaluate": evaluate, "health_check": lambda i: check[i % CHANNELS](hreq)}
+            calls = {
+                "evaluate": lambda i: decide[i % CHANNELS](request(i)),
+                "noop_evaluate": lambda i: noop[i % CHANNELS](request(i)),
+                "health_check": lambda i: check[i % CHANNELS](hreq),
+            }
             for c in calls.values():  # warm-up
                 await load(c, 8, 0.5, pids)
             rows = []
@@ -222,17 +244,28 @@ async def measure(workers: int, concurrency: tuple[int, ...]) -> list[dict]:
                 for name, runs in samples.items():
                     keys = sorted({k for r in runs for k in r})
                     row[name] = {k: round(median([r.get(k, 0.0) for r in runs]), 3) for k in keys}
-                row["ratio"] = round(row["evaluate"]["rps"] / row["health_check"]["rps"], 2)
-                row["health_check"].pop("ops_per_commit", None)  # Check writes nothing
+                ev, nop, hc = row["evaluate"], row["noop_evaluate"], row["health_check"]
+                row["ratio"] = round(ev["rps"] / hc["rps"], 2)
+                row["ratio_evaluate_noop"] = round(ev["rps"] / nop["rps"], 2)
+                row["ratio_noop_check"] = round(nop["rps"] / hc["rps"], 2)
+                # What real Evaluate adds to the floor, per call and thread (µs of server CPU).
+                row["evaluate_minus_noop_cpu_us"] = {
+                    k.removeprefix("cpu_us_"): round(ev.get(k, 0.0) - nop.get(k, 0.0), 1)
+                    for k in sorted({*ev, *nop})
+                    if k.startswith("cpu_us_")
+                }
+                for k in ("health_check", "noop_evaluate"):
+                    row[k].pop("ops_per_commit", None)  # neither writes
                 rows.append(row)
-                ev, hc = row["evaluate"], row["health_check"]
                 per_commit = ev.get("ops_per_commit")
                 print(
                     f"workers={workers} c={conc:<3} evaluate {ev['rps']:6.0f}/s "
                     f"p50 {ev['p50_ms']:6.2f} ms p99 {ev['p99_ms']:6.2f} ms "
-                    f"cpu {ev['cpu_us_total']:5.0f} µs | check {hc['rps']:6.0f}/s "
+                    f"cpu {ev['cpu_us_total']:5.0f} µs | no-op {nop['rps']:6.0f}/s "
+                    f"cpu {nop['cpu_us_total']:4.0f} µs | check {hc['rps']:6.0f}/s "
                     f"p99 {hc['p99_ms']:6.2f} ms cpu {hc['cpu_us_total']:4.0f} µs "
-                    f"| ratio {row['ratio']:.2f}"
+                    f"| ratio {row['ratio']:.2f}, to no-op {row['ratio_evaluate_noop']:.2f}, "
+                    f"no-op/check {row['ratio_noop_check']:.2f}"
                     + (f" | {per_commit:.1f} decisions/commit" if per_commit else ""),
                     flush=True,
                 )
@@ -246,6 +279,8 @@ async def measure(workers: int, concurrency: tuple[int, ...]) -> list[dict]:
 
 async def run() -> dict:
     """One process at every concurrency, then two worker processes."""
+    # The machine may be shared: the load average before and after says how much it was.
+    load_before = [round(x, 2) for x in os.getloadavg()]
     rows = await measure(1, CONCURRENCY)
     two = await measure(2, WORKERS_CONCURRENCY)
     scaling = []
@@ -270,6 +305,8 @@ async def run() -> dict:
         "channels": CHANNELS,
         "duration_s": DURATION,
         "rounds": ROUNDS,
+        "loadavg_before": load_before,
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 

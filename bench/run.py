@@ -37,6 +37,13 @@ def table() -> str:
     eng = json.loads((RESULTS / "engine.json").read_text())
     e2e = json.loads((RESULTS / "e2e.json").read_text())
     m = eng["machine"]
+    # Results from before bench/e2e.py recorded the load average have none.
+    before, after = e2e.get("loadavg_before"), e2e.get("loadavg_after")
+    load = (
+        f"load average {before[0]} before, {after[0]} after"
+        if before and after
+        else "load not recorded"
+    )
     out = [
         f"Measured {m['date']} on {m['cpus']} cores, Python {m['python']}.",
         "",
@@ -54,20 +61,31 @@ def table() -> str:
         "",
         f"Example refund policy: {eng['example_refund_policy_us']} µs per decision.",
         "",
-        "**End to end** (Evaluate with durable audit append vs the same server's "
-        "health Check, medians of rounds):",
+        f"**End to end** ({e2e['machine']['date']}, {load}; medians of rounds). Evaluate "
+        "with durable audit append against the same server's no-op Evaluate, the floor (the "
+        "same request and a Decision of the same size through the same transport, "
+        "authentication and limits; nothing decided, written or signed), and its health "
+        "Check:",
         "",
-        "| concurrency | Evaluate /s | p50 ms | p99 ms | decisions / commit | Check /s "
-        "| Check p99 ms | ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| concurrency | Evaluate /s | p50 ms | p99 ms | decisions / commit | no-op /s "
+        "| Check /s | Check p99 ms | Evaluate / Check | Evaluate / no-op | no-op / Check |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in e2e["rows"]:
         ev, hc = r["evaluate"], r["health_check"]
         # From the server's /metrics; results from before bench/e2e.py read it have none.
         per_commit = f"{ev['ops_per_commit']:.1f}" if "ops_per_commit" in ev else "n/a"
+        # Results from before the no-op series have none of its columns.
+        nop = r.get("noop_evaluate")
+        nop_cells = (
+            f"{nop['rps']:.0f} | {hc['rps']:.0f} | {hc['p99_ms']:.2f} | {r['ratio']:.2f} "
+            f"| {r['ratio_evaluate_noop']:.2f} | {r['ratio_noop_check']:.2f}"
+            if nop
+            else f"n/a | {hc['rps']:.0f} | {hc['p99_ms']:.2f} | {r['ratio']:.2f} | n/a | n/a"
+        )
         out.append(
             f"| {r['concurrency']} | {ev['rps']:.0f} | {ev['p50_ms']:.2f} | {ev['p99_ms']:.2f} "
-            f"| {per_commit} | {hc['rps']:.0f} | {hc['p99_ms']:.2f} | {r['ratio']:.2f} |"
+            f"| {per_commit} | {nop_cells} |"
         )
     out += cpu_table(e2e)
     gc_path = RESULTS / "group_commit.json"
@@ -132,11 +150,24 @@ def cpu_table(e2e: dict) -> list[str]:
         "| concurrency | call | event loop | audit writer | gRPC core | other | total |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
+    calls = (
+        ("Evaluate", "evaluate"),
+        ("no-op Evaluate", "noop_evaluate"),
+        ("Check", "health_check"),
+    )
     for r in e2e["rows"]:
-        for name, key in (("Evaluate", "evaluate"), ("Check", "health_check")):
+        for name, key in calls:
+            if key not in r:
+                continue  # results from before the no-op series
             c = r[key]
             cells = " | ".join(f"{c.get(f'cpu_us_{role}', 0):.0f}" for role in ROLES)
             out.append(f"| {r['concurrency']} | {name} | {cells} | {c['cpu_us_total']:.0f} |")
+        added = r.get("evaluate_minus_noop_cpu_us")
+        if added:
+            cells = " | ".join(f"{added.get(role, 0):+.0f}" for role in ROLES)
+            out.append(
+                f"| {r['concurrency']} | *Evaluate minus no-op* | {cells} | {added['total']:+.0f} |"
+            )
     return out
 
 
@@ -203,7 +234,7 @@ def audit_insert_lines(ins: dict) -> list[str]:
         f"transaction after {ins['prefill']:,} entries): {us[True, 'FILE']} µs with the "
         f"chain trigger (temp_store FILE, the default), {us[True, 'MEMORY']} µs with "
         f"temp_store=MEMORY, {us[False, 'MEMORY']} µs without the trigger (migration 0006; "
-        f"{us[False, 'FILE']} µs with FILE: without the trigger temp_store no longer matters).",
+        f"{us[False, 'FILE']} µs with FILE: without the trigger no statement journal is kept).",
     ]
 
 
@@ -427,7 +458,9 @@ def chart() -> Path | None:
 
     e2e = json.loads((RESULTS / "e2e.json").read_text())
     conc = [r["concurrency"] for r in e2e["rows"]]
-    series = {"Evaluate (audit append)": "evaluate", "health Check (no-op)": "health_check"}
+    series = {"Evaluate (audit append)": "evaluate", "health Check": "health_check"}
+    if all("noop_evaluate" in r for r in e2e["rows"]):
+        series["no-op Evaluate (the floor)"] = "noop_evaluate"
     fig, (rps_ax, p99_ax) = plt.subplots(1, 2, figsize=(10, 4))
     two = e2e.get("workers_rows", [])
     for label, key in series.items():

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from signoff.api import audit as audit_api
+from signoff.api import bench as bench_api
 from signoff.api import connect as connect_api
 from signoff.api import decision as decision_api
 from signoff.api import grpc_transport
@@ -24,6 +26,7 @@ from signoff.api import policy as policy_api
 from signoff.api import review as review_api
 from signoff.api.bounds import bounded
 from signoff.api.errors import Guard
+from signoff.api.methods import Method
 from signoff.app.audit.desk import AuditDesk
 from signoff.app.decisions import Signoff
 from signoff.auth import (
@@ -181,6 +184,16 @@ def waiting_at(task: asyncio.Task[Any]) -> str:
     return " > ".join(where)
 
 
+def _bench_methods() -> list[Method]:
+    """The bench's no-op Evaluate, only when the bench asked for it (bench/e2e.py)."""
+    # An environment variable, not a setting: no config file or flag of `signoff serve`
+    # can expose it, and the bench sets it only on the server process it starts.
+    if os.environ.get(bench_api.ENV_FLAG) != "1":
+        return []
+    event(log, "server.bench_noop", logging.WARNING, method=f"{bench_api.SERVICE}/NoopEvaluate")
+    return bench_api.methods()
+
+
 async def start(
     settings: Settings, clock: Clock | None = None, *, worker: int | None = None
 ) -> Running:
@@ -228,6 +241,7 @@ async def start(
             *policy_api.methods(app),
             *review_api.methods(app.reviews, app.grants),
             *audit_api.methods(audit),
+            *_bench_methods(),
         ],
         app.limits.sizes,
     )
