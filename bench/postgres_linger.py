@@ -1,6 +1,7 @@
 """Decisions per commit on PostgreSQL, end to end: Evaluate at concurrency 1, 8 and 64 against
 one `signoff serve` on a fresh schema, with the commit linger at LINGERS (store.commit_linger,
-0 = never wait), alternating settings round by round so that each sees the same load.
+0 = never wait), alternating settings round by round (and which goes first) so that each
+sees the same load. Also the server process's CPU time per call (e2e.py's thread_cpu).
 
 Decisions per commit come from the server's own /metrics (e2e.py's batch_counts), as in the
 end-to-end table; the load generator is e2e.py's.
@@ -91,19 +92,20 @@ async def run() -> dict:
     """Every linger, alternating, ROUNDS times; medians of the rounds."""
     samples: dict[float, list[dict[int, dict[str, float]]]] = {x: [] for x in LINGERS}
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(ROUNDS):
-            for linger in LINGERS:
+        for r in range(ROUNDS):
+            for linger in LINGERS if r % 2 == 0 else LINGERS[::-1]:  # neither always first
                 samples[linger].append(await one(linger, Path(tmp)))
     rows = []
     for linger, rounds in samples.items():
         for c in CONCURRENCY:
             row = {"commit_linger": linger, "concurrency": c}
-            for key in ("rps", "p50_ms", "p99_ms", "ops_per_commit"):
+            for key in ("rps", "p50_ms", "p99_ms", "ops_per_commit", "cpu_us_total"):
                 row[key] = median([r[c].get(key, 0.0) for r in rounds])
             rows.append(row)
             print(
                 f"linger {linger * 1e3:.0f} ms, c={c}: {row['rps']:.0f}/s, p50 "
-                f"{row['p50_ms']:.2f} ms, {row['ops_per_commit']:.1f} decisions/commit"
+                f"{row['p50_ms']:.2f} ms, {row['ops_per_commit']:.1f} decisions/commit, "
+                f"server CPU {row['cpu_us_total']:.0f} µs/call"
             )
     return {"duration_s": DURATION, "rounds": ROUNDS, "rows": rows}
 
