@@ -1,5 +1,6 @@
-"""The SQLite group commit's linger (store/linger.py): a lone write commits at once, writers
-in flight share one commit, and the wait is bounded by store.commit_linger.
+"""The group commit's linger (store/linger.py): a lone write commits at once, writers in
+flight share one commit, and the wait is bounded by store.commit_linger -- on SQLite and on
+PostgreSQL (every test that takes the `opened` fixture runs on both backends).
 
 Time is the test's: the writer's timer is a `FakeTimer` that fires only when told, so no
 test waits on the wall clock. A write that waited for a timer nobody fires would hang: the
@@ -11,8 +12,9 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
@@ -21,6 +23,11 @@ from signoff.store import SqliteStore
 from signoff.store.linger import Linger
 from tests.store.conftest import StepClock
 from tests.store.helpers import all_entries
+
+if TYPE_CHECKING:
+    from signoff.store.postgres.store import PostgresStore
+
+    Opened = SqliteStore | PostgresStore
 
 T = TypeVar("T")
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -72,27 +79,41 @@ async def timer() -> FakeTimer:
     return FakeTimer()
 
 
-@contextlib.asynccontextmanager
-async def opened(
-    tmp_path: Path, timer: FakeTimer, commit_linger: float = LINGER
-) -> AsyncIterator[SqliteStore]:
-    """A store whose linger runs on `timer`; closed (within the guard) on the way out."""
-    store = SqliteStore(
-        tmp_path / "signoff.db", StepClock(), commit_linger=commit_linger, call_later=timer
-    )
-    await store.open()
-    try:
-        yield store
-    finally:
-        await within(store.close())
+OpenStore = Callable[..., AbstractAsyncContextManager["Opened"]]
 
 
-async def writers(store: SqliteStore, n: int, first: int) -> None:
+@pytest.fixture
+def opened(backend: str, tmp_path: Path, pg_url: str, timer: FakeTimer) -> OpenStore:
+    """Open a store of `backend` whose linger runs on `timer`; closed (within the guard) on
+    the way out."""
+
+    @contextlib.asynccontextmanager
+    async def open_store(commit_linger: float = LINGER) -> AsyncIterator[Opened]:
+        store: Opened
+        if backend == "postgres":
+            from signoff.store.postgres.store import PostgresStore
+
+            store = PostgresStore(
+                pg_url, StepClock(), commit_linger=commit_linger, call_later=timer
+            )
+        else:
+            path = tmp_path / "signoff.db"
+            store = SqliteStore(path, StepClock(), commit_linger=commit_linger, call_later=timer)
+        await store.open()
+        try:
+            yield store
+        finally:
+            await within(store.close())
+
+    return open_store
+
+
+async def writers(store: Opened, n: int, first: int) -> None:
     """`n` concurrent appends, all queued before the writer runs (one batch)."""
     await within(asyncio.gather(*(store.append([record(first + i)]) for i in range(n))))
 
 
-async def staggered(store: SqliteStore, n: int, first: int) -> list[asyncio.Task[object]]:
+async def staggered(store: Opened, n: int, first: int) -> list[asyncio.Task[object]]:
     """`n` appends that arrive one per turn of the event loop, as requests do in the server
     (each runs from its arrival to its write without yielding)."""
     tasks: list[asyncio.Task[object]] = []
@@ -103,9 +124,9 @@ async def staggered(store: SqliteStore, n: int, first: int) -> list[asyncio.Task
 
 
 async def test_a_lone_write_commits_without_arming_the_linger(
-    tmp_path: Path, timer: FakeTimer
+    opened: OpenStore, timer: FakeTimer
 ) -> None:
-    async with opened(tmp_path, timer) as store:
+    async with opened() as store:
         for n in range(3):  # one writer, one write at a time: never a second in hand
             await within(store.append([record(n)]))
         assert timer.handles == []  # nothing waited, not even for a timer that fires at once
@@ -113,8 +134,8 @@ async def test_a_lone_write_commits_without_arming_the_linger(
         assert store.stats.lingered == 0
 
 
-async def test_writes_in_flight_share_one_commit(tmp_path: Path, timer: FakeTimer) -> None:
-    async with opened(tmp_path, timer) as store:
+async def test_writes_in_flight_share_one_commit(opened: OpenStore, timer: FakeTimer) -> None:
+    async with opened() as store:
         await writers(store, 4, first=0)  # four writers seen in flight at once
         before = store.stats.commits
         await within(asyncio.gather(*await staggered(store, 4, first=4)))
@@ -127,18 +148,18 @@ async def test_writes_in_flight_share_one_commit(tmp_path: Path, timer: FakeTime
 
 
 async def test_without_a_linger_the_same_writes_commit_one_by_one(
-    tmp_path: Path, timer: FakeTimer
+    opened: OpenStore,
 ) -> None:
     # The control of the test above: what the linger saves.
-    async with opened(tmp_path, timer, commit_linger=0) as store:
+    async with opened(commit_linger=0) as store:
         await writers(store, 4, first=0)
         before = store.stats.commits
         await within(asyncio.gather(*await staggered(store, 4, first=4)))
         assert store.stats.commits > before + 1
 
 
-async def test_the_linger_is_bounded_by_commit_linger(tmp_path: Path, timer: FakeTimer) -> None:
-    async with opened(tmp_path, timer) as store:
+async def test_the_linger_is_bounded_by_commit_linger(opened: OpenStore, timer: FakeTimer) -> None:
+    async with opened() as store:
         await writers(store, 4, first=0)
         before = store.stats.commits
         (lone,) = await staggered(store, 1, first=4)  # the other three writers went away
@@ -156,9 +177,9 @@ async def test_the_linger_is_bounded_by_commit_linger(tmp_path: Path, timer: Fak
 
 
 async def test_closing_the_store_commits_a_lingering_batch_at_once(
-    tmp_path: Path, timer: FakeTimer
+    opened: OpenStore, timer: FakeTimer
 ) -> None:
-    async with opened(tmp_path, timer) as store:
+    async with opened() as store:
         await writers(store, 4, first=0)
         (lone,) = await staggered(store, 1, first=4)
         await within(timer.armed.wait())

@@ -40,7 +40,12 @@ def build_store(settings: Settings, clock: Clock) -> Store:
         # Imported here: a SQLite deployment never loads the PostgreSQL driver.
         from signoff.store.postgres.store import PostgresStore
 
-        return PostgresStore(settings.db, clock, max_batch=settings.store.commit_batch)
+        return PostgresStore(
+            settings.db,
+            clock,
+            max_batch=settings.store.commit_batch,
+            commit_linger=settings.store.commit_linger,
+        )
     return SqliteStore(
         settings.sqlite_path,
         clock,

@@ -18,12 +18,12 @@ class StoreSettings(BaseModel):
         le=0.1,
         description="Seconds a group commit may wait for more writes while other writers are "
         "in flight, so that one fsync serves them all; a lone write commits at once "
-        "(0: never wait). SQLite; see docs/operators.md, 'Group commit'.",
+        "(0: never wait). Both databases; see docs/operators.md, 'Group commit'.",
     )
     commit_batch: int = Field(
         DEFAULT_COMMIT_BATCH,
         ge=1,
         le=10_000,
-        description="Most writes in one transaction (both databases); on SQLite a full batch "
-        "commits without lingering.",
+        description="Most writes in one transaction (both databases); a full batch commits "
+        "without lingering.",
     )

@@ -18,16 +18,24 @@ queued, or `seconds` have passed, or the queue holds `max_batch`, whichever come
 - A lone writer never has a second write in hand: it commits at once (no wait, no timer).
 - When the load drops, one batch waits out the bound, and its peak resets the target.
 - The wait is bounded by `seconds` (store.commit_linger), whatever the estimate says.
+
+`WriteQueue` is the queue both group-commit writers (SQLite and PostgreSQL) take their
+batches from, through the linger: the same semantics on both databases, in one place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
+
+from signoff.errors import Unavailable
 
 DEFAULT_COMMIT_LINGER = 0.002  # seconds: about two decisions of event-loop time
 DEFAULT_COMMIT_BATCH = 512
+
+OpT = TypeVar("OpT")
 
 
 class Cancellable(Protocol):
@@ -104,3 +112,53 @@ class Linger:
     def _done(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+
+class WriteQueue(Generic[OpT]):
+    """The operations waiting for one group-commit writer, taken in batches after the linger.
+
+    An operation either joins a batch (a write) or runs alone between batches, keeping its
+    place in the queue order (maintenance: rare, and not counted by the linger)."""
+
+    def __init__(self, linger: Linger, joins: Callable[[OpT], bool]) -> None:
+        self.linger, self._joins = linger, joins
+        self._queue: collections.deque[OpT] = collections.deque()
+        self._wake = asyncio.Event()
+        self.accepting = False  # the writer opens it once it can run what it takes
+
+    def put(self, op: OpT) -> None:
+        """Queue `op`, or raise Unavailable once the queue is closed."""
+        if not self.accepting:
+            raise Unavailable("audit store unavailable: the store is not open")
+        self._queue.append(op)
+        if self._joins(op):
+            self.linger.submitted(len(self._queue))
+        self._wake.set()
+
+    def close(self) -> None:
+        """Refuse new operations; what is queued is taken at once, without lingering."""
+        self.accepting = False
+        self.linger.release()
+        self._wake.set()
+
+    async def take(self) -> tuple[list[OpT], OpT | None] | None:
+        """The next batch, or ([], the maintenance op) next in line; None once closed and
+        drained. Call `settled(len(batch))` when the batch's operations are settled."""
+        while not self._queue:
+            if not self.accepting:
+                return None
+            await self._wake.wait()
+            self._wake.clear()
+        if self.accepting and self._joins(self._queue[0]):
+            await self.linger.wait(len(self._queue))
+        batch: list[OpT] = []
+        queue, joins = self._queue, self._joins
+        while queue and len(batch) < self.linger.max_batch and joins(queue[0]):
+            batch.append(queue.popleft())
+        maintenance = None if batch else queue.popleft()
+        self.linger.taken()
+        return batch, maintenance
+
+    def settled(self, count: int) -> None:
+        """`count` operations of a taken batch were committed, failed or skipped."""
+        self.linger.settled(count)

@@ -48,6 +48,7 @@ from signoff.store.base import (
     check_review_update,
 )
 from signoff.store.grants_sql import GrantRecord
+from signoff.store.linger import DEFAULT_COMMIT_BATCH, DEFAULT_COMMIT_LINGER, CallLater
 from signoff.store.postgres import query, sql
 from signoff.store.postgres.chain import PostgresChain
 from signoff.store.postgres.feed import Leases, ReviewCallback, ReviewFeed, channel_for
@@ -68,9 +69,11 @@ class PostgresStore(PostgresGrants, PostgresChain):
         url: str,
         clock: Clock,
         *,
-        max_batch: int = 512,
+        max_batch: int = DEFAULT_COMMIT_BATCH,
+        commit_linger: float = DEFAULT_COMMIT_LINGER,
         pool_size: int = 8,
         connect_timeout: float = 5.0,
+        call_later: CallLater | None = None,
     ) -> None:
         self.url = url
         self._clock = clock
@@ -90,7 +93,12 @@ class PostgresStore(PostgresGrants, PostgresChain):
             open=False,
             name="signoff",
         )
-        self._writer = GroupCommitWriter(self._pool, max_batch=max_batch)
+        self._writer = GroupCommitWriter(
+            self._pool,
+            max_batch=max_batch,
+            linger=commit_linger,
+            call_later=call_later,  # the linger's timer: the loop's unless a test moves time
+        )
         self.feed = ReviewFeed(url, connect_timeout=connect_timeout)
         self._leases = Leases(url, connect_timeout=connect_timeout)
         self._channel = ""  # known after open(): it names the schema

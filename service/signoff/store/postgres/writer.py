@@ -17,6 +17,10 @@ Callers submit operations and await a future. The writer takes everything queued
 4. COMMIT (``synchronous_commit`` on, the default: the WAL is flushed) and the pipeline's
    sync -- the second round trip -- then the futures resolve.
 
+Before it takes a batch it may linger, as the SQLite writer does (store/linger.py, the same
+`WriteQueue`): while other writes are in flight it waits, up to ``store.commit_linger``, for
+them to join; a lone write commits at once.
+
 Three round trips per batch with the pool's check of the connection, whatever its size:
 five per decision when each operation ran, and waited, statement by statement.
 
@@ -42,6 +46,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from signoff.errors import FailedPrecondition, SignoffError, Unavailable
+from signoff.store.linger import DEFAULT_COMMIT_LINGER, CallLater, Linger, WriteQueue
 from signoff.store.postgres import sql
 from signoff.store.postgres.tx import Key, Tx
 from signoff.store.sqlite.writer import WriterStats
@@ -51,7 +56,6 @@ from signoff.store.sqlite.writer import WriterStats
 CHAIN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('signoff.audit.' || current_schema()))"
 MIGRATE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('signoff.migrate.' || current_schema()))"
 
-_STOP = object()
 # Errors that belong to one operation's data, not to the database's health.
 _OP_ERRORS = (SignoffError, ValueError, pg_errors.IntegrityError, pg_errors.DataError)
 
@@ -95,24 +99,36 @@ class _Retry(Exception):
 class GroupCommitWriter:
     """The writer task of one process; safe alongside the writers of other replicas."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], *, max_batch: int) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        *,
+        max_batch: int,
+        linger: float = DEFAULT_COMMIT_LINGER,
+        call_later: CallLater | None = None,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        self._pool, self._max_batch = pool, max_batch
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._pool = pool
+        # `call_later` is the linger's clock (the loop's by default; tests move their own).
+        # Maintenance (outside any transaction) joins no batch.
+        self._linger = Linger(linger, max_batch, call_later=call_later)
+        self._queue = WriteQueue[_Op](self._linger, lambda op: op.apply is not None)
         self._task: asyncio.Task[None] | None = None
-        self._accepting = False
         self._stats = WriterStats()
         self.on_batch: Callable[[int, float], None] | None = None  # (size, seconds): telemetry
 
     @property
     def stats(self) -> WriterStats:
         """Return a snapshot of the counters."""
-        return dataclasses.replace(self._stats)
+        linger = self._linger
+        return dataclasses.replace(
+            self._stats, lingered=linger.waits, linger_timeouts=linger.timeouts
+        )
 
     def start(self) -> None:
         """Start the writer task (in the running loop)."""
-        self._accepting = True
+        self._queue.accepting = True
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="signoff-pg-writer")
 
     def submit(
@@ -130,39 +146,25 @@ class GroupCommitWriter:
         return self._put(_Op(None, fn, asyncio.get_running_loop().create_future()))
 
     def _put(self, op: _Op) -> asyncio.Future[Any]:
-        if not self._accepting:
-            raise Unavailable("audit store unavailable: the store is not open")
-        self._queue.put_nowait(op)
+        self._queue.put(op)
         return op.future
 
     async def stop(self) -> None:
         """Refuse new operations, finish the queued ones, end the task."""
-        if self._accepting:
-            self._accepting = False
-            self._queue.put_nowait(_STOP)
+        self._queue.close()  # what is queued commits now
         if self._task is not None:
             await asyncio.shield(self._task)
 
     async def _loop(self) -> None:
-        while True:
-            batch: list[_Op] = []
-            item = await self._queue.get()
-            while item is not _STOP:
-                if item.maintain is not None:  # maintenance keeps its place in the queue
-                    await self._run_batch(batch)
-                    batch = []
-                    await self._run_maintenance(item)
+        while (taken := await self._queue.take()) is not None:
+            batch, maintenance = taken
+            try:
+                if maintenance is not None:
+                    await self._run_maintenance(maintenance)
                 else:
-                    batch.append(item)
-                if len(batch) >= self._max_batch:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-            await self._run_batch(batch)
-            if item is _STOP:
-                return
+                    await self._run_batch(batch)
+            finally:
+                self._queue.settled(len(batch))
 
     async def _run_maintenance(self, op: _Op) -> None:
         if op.future.done() or op.maintain is None:

@@ -27,7 +27,6 @@ decision near a second; a flock waiter is woken by the kernel the moment the loc
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import ctypes
 import dataclasses
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from signoff.errors import FailedPrecondition, SignoffError, Unavailable
-from signoff.store.linger import DEFAULT_COMMIT_LINGER, CallLater, Linger
+from signoff.store.linger import DEFAULT_COMMIT_LINGER, CallLater, Linger, WriteQueue
 
 log = logging.getLogger("signoff.store")
 
@@ -116,18 +115,17 @@ class GroupCommitWriter:
         # `begin(conn)` builds what operations receive, from the open transaction's state; it
         # is called again after an operation fails, because its savepoint rollback undid
         # whatever that operation had changed.
-        self._connect, self._begin, self._max_batch = connect, begin, max_batch
+        self._connect, self._begin = connect, begin
         self._name, self._lock_file = name, lock_file
         self._lock_fd = -1
         self._conn: sqlite3.Connection | None = None
-        self._queue: collections.deque[_Op] = collections.deque()
-        self._wake = asyncio.Event()
-        self._accepting = False
         self._task: asyncio.Task[None] | None = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._stats = WriterStats()
         # `call_later` is the linger's clock (the loop's by default; tests move their own).
+        # Maintenance (outside any transaction) joins no batch.
         self._linger = Linger(linger, max_batch, call_later=call_later)
+        self._queue = WriteQueue[_Op](self._linger, lambda op: op.in_transaction)
         self.on_batch: Callable[[int, float], None] | None = None  # (size, seconds): telemetry
 
     @property
@@ -148,7 +146,7 @@ class GroupCommitWriter:
         except BaseException:
             self._thread.shutdown(wait=False)
             raise
-        self._accepting = True
+        self._queue.accepting = True
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
 
     def submit_async(
@@ -156,20 +154,13 @@ class GroupCommitWriter:
     ) -> asyncio.Future[Any]:
         """Queue `apply(tx)` (or `apply(connection)` on the writer thread, outside any
         transaction: maintenance) and return the future of its result."""
-        if not self._accepting:
-            raise Unavailable("audit store unavailable: the store is not open")
         op = _Op(apply, in_transaction, asyncio.get_running_loop().create_future())
-        self._queue.append(op)
-        if in_transaction:  # maintenance is rare and joins no batch: it does not count
-            self._linger.submitted(len(self._queue))
-        self._wake.set()
+        self._queue.put(op)
         return op.future
 
     async def stop(self) -> None:
         """Refuse new operations, finish the queued ones, close the connection."""
-        self._accepting = False
-        self._linger.release()  # what is queued commits now
-        self._wake.set()
+        self._queue.close()  # what is queued commits now
         if self._task is not None:
             await asyncio.shield(self._task)
         if self._conn is not None:
@@ -199,32 +190,19 @@ class GroupCommitWriter:
             self._lock_fd = -1
 
     async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                if self._accepting and self._queue[0].in_transaction:
-                    await self._linger.wait(len(self._queue))
-                batch: list[_Op] = []
-                while self._queue and len(batch) < self._max_batch:
-                    if not self._queue[0].in_transaction:
-                        break  # maintenance keeps its place in the queue order
-                    batch.append(self._queue.popleft())
-                maintenance = None if batch else self._queue.popleft()
-                self._linger.taken()
-                try:
-                    if maintenance is not None:
-                        await self._run_maintenance(maintenance)
-                    else:
-                        await self._run_batch(batch)
-                except Exception as exc:  # a bug here must not leave callers waiting forever
-                    log.exception("audit writer failed")
-                    for op in batch:
-                        _settle(op, False, unavailable(exc))
-                finally:
-                    self._linger.settled(len(batch))
-            if not self._accepting and not self._queue:
-                return
+        while (taken := await self._queue.take()) is not None:
+            batch, maintenance = taken
+            try:
+                if maintenance is not None:
+                    await self._run_maintenance(maintenance)
+                else:
+                    await self._run_batch(batch)
+            except Exception as exc:  # a bug here must not leave callers waiting forever
+                log.exception("audit writer failed")
+                for op in batch:
+                    _settle(op, False, unavailable(exc))
+            finally:
+                self._queue.settled(len(batch))
 
     async def _run_maintenance(self, op: _Op) -> None:
         if op.future.cancelled():
