@@ -21,15 +21,21 @@ export function isTyping(target: EventTarget | null): boolean {
 addEventListener("keydown", (e) => {
   if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
   if (isTyping(e.target)) return;
-  // The most recently registered layer first (an open dialog before the page under it).
-  for (let i = layers.length - 1; i >= 0; i--) {
+  // An open dialog takes every key, whatever registered after it: a page part that remounts
+  // under the dialog (a live update) registers above it, and must not get an "a" meant for
+  // nobody. Without a dialog, the most recently registered layer first.
+  let modal = -1;
+  for (let i = layers.length - 1; i >= 0 && modal < 0; i--) {
+    if (layers[i].current["*modal"]) modal = i;
+  }
+  const order = modal >= 0 ? [modal] : layers.map((_, i) => layers.length - 1 - i);
+  for (const i of order) {
     const fn = layers[i].current[e.key];
     if (fn) {
       e.preventDefault();
       fn(e);
       return;
     }
-    if (layers[i].current["*modal"]) return; // a dialog swallows the page's keys
   }
 });
 
