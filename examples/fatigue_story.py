@@ -22,21 +22,16 @@ import contextlib
 import datetime as dt
 import os
 import random
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
-import grpc
+from private_server import private_server, signoff_command
 
 from signoff_client import Client, Decision, Outcome, Review
 
-REPO = Path(__file__).resolve().parent.parent
 GROUP = "finance"
 
 
@@ -49,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.refunds < 100:
         parser.error("--refunds: at least 100 (the story needs one in 100 edited)")
     with contextlib.ExitStack() as stack:
-        target = args.server or stack.enter_context(_private_server())
+        target = args.server or stack.enter_context(private_server("story"))
         story = Story(target, args.refunds)
         try:
             story.tell()
@@ -175,7 +170,7 @@ class Story:
         shown = shown or " ".join(a if " " not in a and '"' not in a else repr(a) for a in argv)
         print(f"$ signoff {shown}", flush=True)
         done = subprocess.run(
-            [_signoff(), *argv],
+            [signoff_command(), *argv],
             env={**os.environ, "SIGNOFF_SERVER": self.target},
             capture_output=True,
             text=True,
@@ -192,45 +187,6 @@ def _principal(review: Review) -> str:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-
-
-def _signoff() -> str:
-    # The `signoff` beside this Python (the repository's virtualenv), else the one on PATH.
-    beside = Path(sys.executable).parent / "signoff"
-    return str(beside) if beside.exists() else "signoff"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _private_server() -> Iterator[str]:
-    """`signoff serve` on a free port with a temporary SQLite file and ./policies."""
-    with tempfile.TemporaryDirectory(prefix="signoff-story-") as tmp:
-        target = f"127.0.0.1:{_free_port()}"
-        argv = [
-            _signoff(), "serve", "--policies", str(REPO / "policies"),
-            "--db", f"sqlite:///{tmp}/story.db", "--listen", target, "--http-listen", "",
-            "--log-level", "warning",
-        ]  # fmt: skip
-        log = open(f"{tmp}/server.log", "w")  # noqa: SIM115 -- closed below, after the server
-        # A throwaway server: its signing key goes with its database, not to ~/.local/state.
-        env = {**os.environ, "SIGNOFF_STATE_DIR": f"{tmp}/state"}
-        server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
-        try:
-            with grpc.insecure_channel(target) as channel:
-                grpc.channel_ready_future(channel).result(timeout=60)
-            print(f"(a private server on {target}, database {tmp}/story.db)")
-            yield target
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            log.close()
-            if server.returncode not in (0, -15):
-                print(Path(f"{tmp}/server.log").read_text(), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -12,21 +12,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shlex
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
-import grpc
+from private_server import private_server, signoff_command
 
 from signoff_client import Client
 
-REPO = Path(__file__).resolve().parents[1]
 AGENT = "support-bot-7"
 
 
@@ -36,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", help="HOST:PORT of a dev-mode server (default: start one)")
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
-        target = args.server or stack.enter_context(_private_server())
+        target = args.server
+        if not target:
+            target = stack.enter_context(private_server("tour"))
+            print()
         try:
             tour(target)
         except subprocess.CalledProcessError as e:
@@ -84,52 +80,13 @@ def signoff_cli(target: str, *argv: str) -> None:
     """Run one `signoff` command against the server, printing it and what it printed."""
     print("$ " + shlex.join(["signoff", *argv]))
     done = subprocess.run(
-        [_signoff(), *argv, "--server", target],
+        [signoff_command(), *argv, "--server", target],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     )
     print(done.stdout.rstrip())
-
-
-def _signoff() -> str:
-    """The `signoff` command beside this Python (the virtualenv's), else on PATH."""
-    beside = Path(sys.executable).with_name("signoff")
-    return str(beside) if beside.exists() else (shutil.which("signoff") or "signoff")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _private_server() -> Iterator[str]:
-    """`signoff serve` on a free port with a temporary SQLite file and ./policies."""
-    with tempfile.TemporaryDirectory(prefix="signoff-tour-") as tmp:
-        target = f"127.0.0.1:{_free_port()}"
-        argv = [
-            _signoff(), "serve", "--policies", str(REPO / "policies"),
-            "--db", f"sqlite:///{tmp}/tour.db", "--listen", target, "--http-listen", "",
-            "--log-level", "warning",
-        ]  # fmt: skip
-        log = open(f"{tmp}/server.log", "w")  # noqa: SIM115 -- closed below, after the server
-        # A throwaway server: its signing key goes with its database, not to ~/.local/state.
-        env = {**os.environ, "SIGNOFF_STATE_DIR": f"{tmp}/state"}
-        server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
-        try:
-            with grpc.insecure_channel(target) as channel:
-                grpc.channel_ready_future(channel).result(timeout=60)
-            print(f"(a private server on {target}, database {tmp}/tour.db)\n")
-            yield target
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            log.close()
-            if server.returncode not in (0, -15):
-                print(Path(f"{tmp}/server.log").read_text(), file=sys.stderr)
 
 
 if __name__ == "__main__":
