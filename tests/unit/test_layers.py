@@ -14,9 +14,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "service" / "signoff"
 
 # Bottom to top. A module may import its own layer's modules and any lower layer's. The root
-# modules (errors, ids, logs, yamlpos, pb) are the foundation under everything.
+# modules (errors, ids, logs, yamlpos, pb, net) are the foundation under everything.
 LAYERS: list[set[str]] = [
-    {"errors", "ids", "logs", "yamlpos", "pb", "__init__"},
+    {"errors", "ids", "logs", "yamlpos", "pb", "net", "__init__"},
     {"policy", "auth"},
     {"limits"},
     {"core"},

@@ -4,11 +4,12 @@ them (`oidc`), so the settings model can import them without importing the authe
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from signoff.net import is_loopback
 
 # Only public-key algorithms: the JWKS is public, so a shared-secret (HS*) algorithm would let
 # anyone holding it sign tokens, and "none" signs nothing.
@@ -105,7 +106,7 @@ class JwtSettings(BaseModel):
         if url.scheme == "https" and url.hostname:
             return v
         # Plain http is only safe where nobody can tamper with the keys in transit.
-        if url.scheme == "http" and url.hostname and _is_loopback(url.hostname):
+        if url.scheme == "http" and url.hostname and is_loopback(url.hostname):
             return v
         raise ValueError(f"must be an https:// URL (http:// only on loopback), got {v!r}")
 
@@ -114,12 +115,3 @@ class JwtSettings(BaseModel):
         if (self.jwks_file is None) == (self.jwks_url is None):
             raise ValueError("set exactly one of jwks_file and jwks_url")
         return self
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

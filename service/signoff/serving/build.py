@@ -4,7 +4,6 @@ these build; `workers` and `doctor` build the same parts without running a serve
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from signoff.api.errors import Authenticator
@@ -24,6 +23,7 @@ from signoff.core.decide import DefaultDecision
 from signoff.core.validate import Limits
 from signoff.ids import Clock, IdFactory, SystemClock, new_id
 from signoff.logs import event
+from signoff.net import is_loopback
 from signoff.notify import Notifier
 from signoff.serving import keyfiles
 from signoff.settings.model import ConfigError, Settings
@@ -186,12 +186,3 @@ def authenticator_for(settings: Settings, *, announce: bool = True) -> Authentic
             "for local development only",
         )
     return DevAuthenticator()
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

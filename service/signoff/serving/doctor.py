@@ -18,9 +18,9 @@ from typing import Any
 from signoff.auth import AuthConfigError, build_authenticator
 from signoff.core.audit import parse_time
 from signoff.ids import Clock, SystemClock
+from signoff.net import is_loopback
 from signoff.policy import BundleError, load_bundle
 from signoff.serving import tls
-from signoff.serving.build import is_loopback
 from signoff.serving.doctor_keys import Check, Status, signing_key_check, trusted_keys_check
 from signoff.settings.model import Settings
 from signoff.store import migrations

@@ -4,7 +4,6 @@ gRPC server."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import ssl
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from signoff.api.connect import ConnectHandler
+from signoff.net import is_loopback
 
 log = logging.getLogger("signoff.http")
 
@@ -165,9 +165,4 @@ def _is_loopback_host(request: web.Request) -> bool:
         name = request.url.host or ""
     except ValueError:  # a Host header that is not a host
         return False
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return name.endswith(".localhost") or is_loopback(name)
