@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from signoff.core.audit import AuditEntry
+from signoff.store import review_sql
 from signoff.store.base import (
     DECIDED_STATES,
     AuditQuery,
@@ -99,31 +100,17 @@ async def list_reviews(conn: Conn, q: ReviewQuery) -> list[ReviewRecord]:
     """Return one page of `q`, ordered by (created_at, review_id)."""
     if q.limit <= 0:
         return []
-    where: list[str] = []
-    args: list[Any] = []
-    for column, values in (("reviewer_group", q.groups), ("state", q.states)):
-        if values:
-            where.append(f"{column} = ANY(%s)")
-            args.append(list(values))
-    _name_filter("action_name", q.action_glob, where, args)
-    if q.created_before is not None:
-        where.append("created_at < %s")
-        args.append(aware(q.created_before))
-    if q.principal_id:
-        where.append("principal_id = %s")
-        args.append(q.principal_id)
-    direction = "DESC" if q.newest_first else "ASC"
-    if q.after is not None:
-        # A row-value comparison on the sort key: strictly past the previous page's last row,
-        # so rows added meanwhile neither repeat nor shift anything already listed.
-        where.append(f"(created_at, review_id) {'<' if q.newest_first else '>'} (%s, %s)")
-        args.extend((aware(q.after[0]), q.after[1]))
-    sql = SELECT_REVIEW
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY created_at {direction}, review_id {direction} LIMIT %s"
-    cur = await conn.execute(sql, [*args, q.limit])
+    sql, args = review_sql.list_reviews(SELECT_REVIEW, q, _DIALECT)
+    cur = await conn.execute(sql, args)
     return [POSTGRES.review(row) for row in await cur.fetchall()]
+
+
+# LIKE is case-sensitive; the "C" collation lets a prefix use the index.
+_DIALECT = review_sql.Dialect(
+    any_of=lambda column, values: (f"{column} = ANY(%s)", [list(values)]),
+    glob=lambda column, glob: (f"{column} LIKE %s", [like_pattern(glob)]),
+    time=aware,
+)
 
 
 async def due_reviews(conn: Conn, now: dt.datetime, limit: int) -> list[ReviewRecord]:

@@ -15,7 +15,9 @@ from typing import Any
 
 from signoff.core.audit import format_time
 from signoff.errors import FailedPrecondition, NotFound
+from signoff.store import review_sql
 from signoff.store.base import DECIDED_STATES, GroupBacklog, ReviewQuery, ReviewRecord
+from signoff.store.grants_sql import for_sqlite
 from signoff.store.rows import REVIEW_COLUMNS, REVIEW_FIELDS, SQLITE
 
 _SELECT = f"SELECT {REVIEW_COLUMNS} FROM reviews"
@@ -92,33 +94,19 @@ def query(conn: sqlite3.Connection, q: ReviewQuery) -> list[ReviewRecord]:
     """Return one page of `q`, ordered by (created_at, review_id)."""
     if q.limit <= 0:
         return []
-    where: list[str] = []
-    args: list[Any] = []
-    for column, values in (("reviewer_group", q.groups), ("state", q.states)):
-        if values:
-            where.append(f"{column} IN ({', '.join('?' * len(values))})")
-            args.extend(values)
-    if q.action_glob and q.action_glob != "*":
-        where.append("action_name GLOB ?")
-        args.append(sqlite_glob(q.action_glob))
-    if q.created_before is not None:
-        where.append("created_at < ?")
-        args.append(format_time(q.created_before))
-    if q.principal_id:
-        where.append("principal_id = ?")
-        args.append(q.principal_id)
-    direction = "DESC" if q.newest_first else "ASC"
-    if q.after is not None:
-        # A row-value comparison on the sort key: strictly past the previous page's last row,
-        # so rows added meanwhile neither repeat nor shift anything already listed.
-        where.append(f"(created_at, review_id) {'<' if q.newest_first else '>'} (?, ?)")
-        args.extend((format_time(q.after[0]), q.after[1]))
-    sql = _SELECT
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY created_at {direction}, review_id {direction} LIMIT ?"
-    args.append(q.limit)
-    return [SQLITE.review(row) for row in conn.execute(sql, args)]
+    sql, args = review_sql.list_reviews(_SELECT, q, _DIALECT)
+    return [SQLITE.review(row) for row in conn.execute(for_sqlite(sql), args)]
+
+
+def _any_of(column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+_DIALECT = review_sql.Dialect(
+    any_of=_any_of,
+    glob=lambda column, glob: (f"{column} GLOB %s", [sqlite_glob(glob)]),
+    time=format_time,
+)
 
 
 def due(conn: sqlite3.Connection, now: dt.datetime, limit: int) -> list[ReviewRecord]:
