@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"signoff: --http: expected HOST:PORT, got {args.http!r}", file=sys.stderr)
             return EXIT_USAGE
         http = (host.strip("[]"), int(port))
-        from signoff.mcp_proxy.serve import loopback
+        from signoff.net import is_loopback
 
-        if not loopback(http[0]) and config.http_token is None:
+        if not is_loopback(http[0]) and config.http_token is None:
             print(
                 f"signoff: --http {args.http} is reachable from other machines, which would "
                 "call tools as the configured principal: set http_token in the config "

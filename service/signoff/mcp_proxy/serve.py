@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import socket
 import sys
@@ -126,11 +125,3 @@ def _bearer(app: Any, token: str) -> Any:
         await app(scope, receive, send)
 
     return guarded
-
-
-def loopback(host: str) -> bool:
-    """Whether `host` is reachable from this machine only."""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
