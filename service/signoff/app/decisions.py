@@ -99,9 +99,14 @@ class Signoff:
         assert self._holder is not None, "Signoff.start() was not called"
         return self._holder.bundle
 
-    async def start(self) -> Bundle:
-        """Load the policies for the first time; a bad bundle raises BundleError."""
-        bundle = await self._load_and_audit()
+    async def start(self, checked: Bundle | None = None) -> Bundle:
+        """Load the policies for the first time; a bad bundle raises BundleError.
+
+        `checked` is the bundle `serve`'s preflight already compiled from the same directory:
+        taken as loaded instead of compiling it twice (a file changed in between is a content
+        drift the policy watcher reloads).
+        """
+        bundle = await self._load_and_audit(checked=checked)
         if bundle is None:
             raise self._last_error
         return bundle
@@ -117,9 +122,15 @@ class Signoff:
         of its kind is written now, repeats in one summary entry per interval (denials.py)."""
         await self.denials.denied(method, who, message, peer)
 
-    async def _load_and_audit(self, actor: str = SERVER_ACTOR) -> Bundle | None:
+    async def _load_and_audit(
+        self, actor: str = SERVER_ACTOR, *, checked: Bundle | None = None
+    ) -> Bundle | None:
         try:
-            bundle = await asyncio.to_thread(load_bundle, self.policies)
+            bundle = (
+                checked
+                if checked is not None
+                else await asyncio.to_thread(load_bundle, self.policies)
+            )
         except BundleError as exc:
             self._last_error = exc
             event(log, "policy.rejected", logging.ERROR, errors=len(exc.errors))

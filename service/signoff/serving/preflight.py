@@ -3,18 +3,19 @@ not leave a database, its lock file or a signing key behind in the directory it 
 
 from __future__ import annotations
 
-from signoff.policy import load_bundle
+from signoff.policy import Bundle, load_bundle
 from signoff.serving import keyfiles, tls
 from signoff.serving.build import authenticator_for
 from signoff.settings.model import ConfigError, Settings
 
 
-def preflight(settings: Settings) -> None:
+def preflight(settings: Settings) -> Bundle:
     """Raise ConfigError, TlsError's ConfigError or BundleError for what would stop `serve`.
 
     Reads the policy directory, the tokens file, certificates and trusted keys; writes
-    nothing. The policies are compiled once more when the server starts: the price of
-    failing before the first file is created (about 90 ms for the example policies).
+    nothing. Returns the compiled bundle, which a single-process server then serves instead
+    of compiling it again (about 90 ms for the example policies); worker processes each
+    compile their own.
     """
     authenticator_for(settings, announce=False)
     try:
@@ -24,4 +25,4 @@ def preflight(settings: Settings) -> None:
     keyfiles.trusted_public_keys(settings)
     if not settings.is_postgres and not settings.sqlite_path.parent.is_dir():
         raise ConfigError(f"db: {settings.sqlite_path.parent}: no such directory")
-    load_bundle(settings.policies)
+    return load_bundle(settings.policies)

@@ -37,6 +37,7 @@ from signoff.limits import Limiter
 from signoff.limits.peers import PeerGate
 from signoff.logs import event
 from signoff.notify import Notifier
+from signoff.policy import Bundle
 from signoff.serving import tls
 from signoff.serving.build import authenticator_for, build_app, signer_for
 from signoff.serving.http import HttpServer
@@ -195,11 +196,16 @@ def _bench_methods() -> list[Method]:
 
 
 async def start(
-    settings: Settings, clock: Clock | None = None, *, worker: int | None = None
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    worker: int | None = None,
+    checked: Bundle | None = None,
 ) -> Running:
     """Open the store, load the bundle, then listen; readiness only once both are ready.
 
-    `worker` is this process's index under `serve --workers N` (None: the only process).
+    `worker` is this process's index under `serve --workers N` (None: the only process);
+    `checked` the bundle the preflight compiled, if any.
     """
     # httpx logs full webhook URLs at INFO, and Slack URLs carry their secret in the path.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -215,7 +221,7 @@ async def start(
     telemetry.watch_store(app.store)
     await app.store.open()
     try:
-        await app.start()
+        await app.start(checked)
     except BaseException:
         await app.store.close()
         raise
@@ -370,9 +376,10 @@ async def serve(
     *,
     worker: int | None = None,
     on_started: Callable[[], None] | None = None,
+    checked: Bundle | None = None,
 ) -> None:
     """Run one server process until SIGTERM or SIGINT, then drain gracefully."""
-    running = await start(settings, worker=worker)
+    running = await start(settings, worker=worker, checked=checked)
     loop = asyncio.get_running_loop()
     stopping: set[asyncio.Task[None]] = set()
 

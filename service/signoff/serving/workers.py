@@ -254,8 +254,8 @@ def worker_main(settings: Settings, index: int, ready: Connection) -> None:
 async def run(settings: Settings) -> None:
     """`signoff serve`: one process, or with `workers` > 1 a supervisor of worker processes."""
     # Before anything is created: a failed start leaves no database or key behind.
-    await asyncio.to_thread(preflight, settings)
+    checked = await asyncio.to_thread(preflight, settings)
     if settings.workers > 1:
         await Supervisor(settings).run()
     else:
-        await serve(settings)
+        await serve(settings, checked=checked)
