@@ -417,6 +417,37 @@ def test_the_insights_page_shows_each_rules_reviews_and_flags(console: Console):
     assert not console.errors
 
 
+def test_insights_opened_before_the_servers_time_is_known_waits_for_it(console: Console):
+    # The server's clock is months from the browser's (FakeClock starts 2026-01-01): a window
+    # computed from the browser's "now" would hold none of these reviews.
+    _precedents(console)
+    console.clock.advance(minutes=1)
+    held: list[Any] = []
+    context = console.browser.new_context(viewport={"width": 1280, "height": 800})
+    console.contexts.append(context)
+    context.route("**/signoff.v1.ReviewService/WatchQueue", lambda route: held.append(route))
+    page = context.new_page()
+    page.on("pageerror", lambda e: console.errors.append(str(e)))
+    page.goto(console.url + "/insights")
+    page.get_by_label("Access token").fill("tok-ann")
+    page.get_by_role("button", name="Sign in").click()
+    # The page is loading its window (Show is disabled while it does), and the queue stream
+    # that would tell the server's time is held back.
+    expect(page.get_by_role("button", name="Show")).to_be_disabled()
+    for _ in range(1000):  # each evaluate is a round trip that lets the route handler run
+        if held:
+            break
+        page.evaluate("1")
+    assert held, "the queue stream was never asked for"
+    row = page.locator("table[data-testid=insights] tbody tr")
+    expect(row).to_have_count(0)
+    for route in held:
+        route.continue_()
+    expect(row).to_have_count(1)
+    expect(row.first.locator("td").first).to_have_text("3")
+    assert not console.errors
+
+
 def test_a_reviewer_the_agent_only_claims_to_act_for_is_told_why_and_sees_the_claim(
     console: Console,
 ):
