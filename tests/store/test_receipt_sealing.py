@@ -59,7 +59,8 @@ async def test_one_seal_per_batch_and_each_decision_stored_with_its_receipt(stor
         assert stored.decision == expected
         assert stored.receipt_leaf == b""
         found = await store.find_decision("bot", rec.request_id)
-        assert found is not None and found.decision == expected
+        assert found is not None
+        assert found.decision == expected
 
 
 async def test_a_replay_returns_the_stored_receipt_even_in_the_same_batch(store: Store):
@@ -75,7 +76,8 @@ async def test_a_replay_returns_the_stored_receipt_even_in_the_same_batch(store:
     # A later retry, in its own batch, gets the same bytes back.
     later = dataclasses.replace(retry, receipt_leaf=b"third")
     c, replayed = await store.record_decision(later, _audit(later))
-    assert replayed and c.decision == b"decision 1<first>"
+    assert replayed
+    assert c.decision == b"decision 1<first>"
 
 
 async def test_a_decision_without_a_leaf_calls_no_sealer(store: Store):
@@ -105,4 +107,5 @@ async def test_a_failing_sealer_fails_the_batch_and_the_next_one_commits(store: 
     assert await store.find_decision("bot", "r") is None
     store.use_sealer(CountingSealer())
     stored, replayed = await store.record_decision(rec, _audit(rec))
-    assert not replayed and stored.decision == b"decision 1<leaf>"
+    assert not replayed
+    assert stored.decision == b"decision 1<leaf>"

@@ -157,7 +157,8 @@ async def test_killed_writer_loses_no_acknowledged_receipt(tmp_path: Path, clock
         sizes = set()
         for i, data in acked.items():
             found = await store.find_decision("bot", f"r{i}")
-            assert found is not None and found.decision == data
+            assert found is not None
+            assert found.decision == data
             receipt = pb.common.Decision.FromString(data).receipt
             action = {"action": "x.do", "params": {"n": i}, "principal": "bot"}
             receipts.verify(receipt, key.public_key(), action)

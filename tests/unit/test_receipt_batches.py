@@ -118,7 +118,7 @@ def test_a_receipt_is_not_valid_for_another_leaf_index_size_or_path(key):
         _tampered(r0, tree_size=8),
         _tampered(r0, path=list(r0.path)[:-1]),
         _tampered(r0, path=[*r0.path, r1.path[0]]),
-        _tampered(r0, path=[bytes(32)] + list(r0.path)[1:]),
+        _tampered(r0, path=[bytes(32), *list(r0.path)[1:]]),
         _tampered(r0, leaf_index=7),  # beyond the size
     ]
     for bad in swaps:

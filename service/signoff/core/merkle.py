@@ -38,5 +38,5 @@ def _subtree(hashes: list[bytes]) -> tuple[bytes, list[list[bytes]]]:
     left, left_paths = _subtree(hashes[:k])
     right, right_paths = _subtree(hashes[k:])
     # A path lists siblings from the leaf up: this level's sibling subtree comes last.
-    paths = [p + [right] for p in left_paths] + [p + [left] for p in right_paths]
+    paths = [[*p, right] for p in left_paths] + [[*p, left] for p in right_paths]
     return node_hash(left, right), paths
