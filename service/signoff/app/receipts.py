@@ -54,7 +54,6 @@ when read (deterministic, nothing stored).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -107,9 +106,28 @@ class ReceiptIssuer:
         }
         return canonical_json(doc).encode("utf-8")
 
-    def sign(self, **statement: Any) -> pb.common.Receipt:
-        """Return the version 1 receipt of one final allow (`document`'s arguments)."""
-        payload = self.document(version=RECEIPT_VERSION, **statement)
+    def sign(
+        self,
+        *,
+        decision_id: str,
+        review_id: str,
+        digest: str,
+        redacted_paths: list[str],
+        outcome: str,
+        approvers: list[str],
+        issued_at: dt.datetime,
+    ) -> pb.common.Receipt:
+        """Return the version 1 receipt of one final allow, signed alone (reviews')."""
+        payload = self.document(
+            version=RECEIPT_VERSION,
+            decision_id=decision_id,
+            review_id=review_id,
+            digest=digest,
+            redacted_paths=redacted_paths,
+            outcome=outcome,
+            approvers=approvers,
+            issued_at=issued_at,
+        )
         return pb.common.Receipt(
             payload=payload, signature=self.key.sign(payload), key_id=self.key_id
         )

@@ -201,7 +201,9 @@ class Store(Protocol):
         review: ReviewRecord | None = None,
         review_audit: AuditRecord | None = None,
     ) -> tuple[DecisionRecord, bool]:
-        """Store `rec`, open `review` and append the audit atomically; return (rec, replayed)."""
+        """Store `rec`, open `review` and append the audit atomically; return (the record as
+        stored: with its sealed receipt if `rec` carries a leaf, or the one a replay finds,
+        replayed)."""
         ...
 
     def use_sealer(self, sealer: Callable[[list[bytes]], list[bytes]]) -> None:
