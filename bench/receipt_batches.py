@@ -44,9 +44,9 @@ from signoff.store.base import DecisionRecord
 from signoff.store.sqlite.store import SqliteStore
 
 SIZES = (1, 8, 64)
-ROUNDS = 9
+ROUNDS = 11
 ALONE_DECISIONS = 512  # per size, variant and round
-WHOLE_DECISIONS = 128
+WHOLE_DECISIONS = 256
 T0 = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
 DIGEST = "ab" * 32
 
