@@ -10,6 +10,7 @@ import pytest
 
 from signoff.core.audit import AuditRecord
 from signoff.errors import Unavailable
+from signoff.store import sealing
 from signoff.store.base import DecisionRecord, Store
 
 from .conftest import T0
@@ -109,3 +110,17 @@ async def test_a_failing_sealer_fails_the_batch_and_the_next_one_commits(store: 
     stored, replayed = await store.record_decision(rec, _audit(rec))
     assert not replayed
     assert stored.decision == b"decision 1<leaf>"
+
+
+def test_with_receipt_keeps_every_other_field():
+    # with_receipt builds the record field by field (faster than dataclasses.replace): a new
+    # field of DecisionRecord must be added there too, and this test says so.
+    names = {f.name for f in dataclasses.fields(DecisionRecord)}
+    assert names == {
+        *("decision_id", "principal_id", "request_id", "request_digest", "action_name"),
+        *("outcome", "created_at", "decision", "receipt_leaf"),
+    }, "a new DecisionRecord field: copy it in store/sealing.py's with_receipt"
+    rec = _rec(7, leaf=b"leaf", request_id="r7")
+    out = sealing.with_receipt(rec, sealing.Leaf(b"leaf", b"<leaf>"))
+    assert out == dataclasses.replace(rec, decision=rec.decision + b"<leaf>", receipt_leaf=b"")
+    assert sealing.with_receipt(rec, None) is rec
