@@ -45,13 +45,10 @@ def _template() -> pb.common.Decision:
             line=line,
             shadow=decision == pb.common.RULE_DECISION_REVIEW,
         )
-    # The sizes of a real receipt: its canonical JSON payload, a 64-byte Ed25519 signature,
-    # and (version 2) its place in a write batch of 64: six 32-byte path nodes.
+    # The sizes of a real receipt: its canonical JSON payload, a 64-byte Ed25519 signature.
     d.receipt.payload = b"x" * 420
     d.receipt.signature = b"s" * 64
     d.receipt.key_id = "0123456789abcdef"
-    d.receipt.leaf_index, d.receipt.tree_size = 17, 64
-    d.receipt.path.extend([b"h" * 32] * 6)
     return d
 
 
