@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 from signoff.core.audit import AuditRecord
-from signoff.errors import Unavailable
+from signoff.errors import AlreadyExists, Unavailable
 from signoff.store import sealing
 from signoff.store.base import DecisionRecord, Store
 
@@ -79,6 +79,29 @@ async def test_a_replay_returns_the_stored_receipt_even_in_the_same_batch(store:
     c, replayed = await store.record_decision(later, _audit(later))
     assert replayed
     assert c.decision == b"decision 1<first>"
+
+
+async def test_a_batch_run_again_after_a_refused_operation_keeps_its_one_seal(store: Store):
+    sealer = CountingSealer()
+    store.use_sealer(sealer)
+    first = _rec(0, leaf=b"leaf 0", request_id="r")
+    await store.record_decision(first, _audit(first))
+    # The same key for another request is refused, which makes the writer run the batch
+    # again operation by operation (SAVEPOINTs): the others keep the batch's seal.
+    clash = dataclasses.replace(first, decision_id="d9", request_digest="1" * 64)
+    recs = [_rec(n, leaf=f"leaf {n}".encode(), request_id=f"r{n}") for n in range(1, 4)]
+    results = await asyncio.gather(
+        store.record_decision(recs[0], _audit(recs[0])),
+        store.record_decision(clash, _audit(clash)),
+        *(store.record_decision(r, _audit(r)) for r in recs[1:]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], AlreadyExists)
+    assert sealer.calls[1:] == [[b"leaf 1", b"leaf 0", b"leaf 2", b"leaf 3"]]
+    for rec in recs:
+        found = await store.find_decision("bot", rec.request_id)
+        assert found is not None
+        assert found.decision == rec.decision + b"<" + rec.receipt_leaf + b">"
 
 
 async def test_a_decision_without_a_leaf_calls_no_sealer(store: Store):
