@@ -511,7 +511,7 @@ def main() -> int:
         else:
             print("SKIPPED: alternatives.py needs cel-python (pip install -e '.[bench]')")
         scripts += [["audit_append.py"], ["replicas.py"], ["audit_query.py"], ["grant_lookup.py"]]
-        scripts += [["limits_cost.py"], ["decision_inproc.py"]]
+        scripts += [["limits_cost.py"], ["decision_inproc.py"], ["receipt_batches.py"]]
         if importlib.util.find_spec("mcp") is not None:
             scripts.append(["mcp_proxy.py"])
         else:

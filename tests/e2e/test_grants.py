@@ -15,6 +15,7 @@ import pytest
 
 from signoff import pb
 from signoff.app.grants.desk import value
+from signoff_client import receipts
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 
 from .conftest import FakeClock, ServerHandle, write_tokens
@@ -154,7 +155,7 @@ def _granted(srv, uses: int = 3, **kw) -> R.Grant:
     return grant
 
 
-def test_a_grant_allows_later_requests_inside_it_and_names_itself(srv):
+def test_a_grant_allows_later_requests_inside_it_and_names_itself(srv, clock):
     grant = _granted(srv, **EUR_750)
     assert grant.reviewer_group == "finance"
     assert (grant.policy, grant.rule, grant.principal_id) == ("pay", "big", "bot")
@@ -167,6 +168,12 @@ def test_a_grant_allows_later_requests_inside_it_and_names_itself(srv):
     assert d.reason == f"standing approval {grant.grant_id} granted by alice"
     assert not d.review_id
     assert _grants(srv)[0].uses == 1
+    # Its receipt is sealed with its write batch like any AUTO_ALLOW's (version 2).
+    pay = {"action": "pay.out", "params": {"amount": 500, "currency": "EUR"}, "principal": "bot"}
+    public = srv.running.app.receipts.key.public_key()
+    verified = receipts.verify(d.receipt, public, pay, now=clock.now())
+    assert verified.decision_id == d.decision_id
+    assert d.receipt.tree_size >= 1
 
     audit = _audit(srv)
     created = [e for e in audit if e.type == "grant.created"]

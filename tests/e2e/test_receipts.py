@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -111,6 +112,39 @@ def test_a_replayed_decision_returns_the_same_receipt(server):
         again = bot.evaluate(**_action(120), request_id="r-1")
     assert again.replayed
     assert again.receipt == first.receipt
+
+
+def test_an_auto_allow_receipt_is_version_2_and_its_replay_keeps_it(server):
+    with Client(server.target, token="bot") as bot:
+        first = bot.evaluate(**_action(121), request_id="r-v2")
+        again = bot.evaluate(**_action(121), request_id="r-v2")
+    assert json.loads(first.receipt.payload)["v"] == 2
+    assert first.receipt.tree_size >= 1
+    assert again.receipt.SerializeToString() == first.receipt.SerializeToString()
+    receipts.verify(again.receipt, _public_key(server), _action(121))
+
+
+def test_an_evaluate_batch_shares_one_signature_each_receipt_for_its_own_action(server):
+    amounts = [101, 102, 103, 104, 105]
+    with Client(server.target, token="bot") as bot:
+        decisions = bot.evaluate_batch([_action(a) for a in amounts])
+    rs = [d.receipt for d in decisions]
+    # The batch's decisions all reach the writer before it takes a batch (nothing in
+    # `_decide` awaits before the write): one tree, one signature.
+    assert len({r.signature for r in rs}) == 1
+    assert sorted(r.leaf_index for r in rs) == [0, 1, 2, 3, 4]
+    assert {r.tree_size for r in rs} == {5}
+    key = _public_key(server)
+    for n, (amount, d) in enumerate(zip(amounts, decisions, strict=True)):
+        assert receipts.verify(d.receipt, key, _action(amount)).decision_id == d.decision_id
+        with pytest.raises(receipts.WrongAction):
+            receipts.verify(d.receipt, key, _action(amounts[(n + 1) % 5]))
+    # Another leaf's statement on this leaf's path is no receipt.
+    swapped = pb.common.Receipt()
+    swapped.CopyFrom(rs[0])
+    swapped.payload = rs[1].payload
+    with pytest.raises(receipts.BadSignature):
+        receipts.verify(swapped, key, _action(amounts[1]))
 
 
 def test_deny_has_no_receipt(server):

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from signoff import pb
 from signoff.app.receipts import ReceiptIssuer
+from signoff.core.jsonify import request_view
 from signoff_client import receipts
 from signoff_client.canonical import (
     action_digest,
@@ -159,11 +160,11 @@ def test_no_receipt_is_refused(key):
 
 def test_only_auto_allow_decisions_get_one(key):
     issuer = ReceiptIssuer(key, dt.timedelta(minutes=1))
-    req = pb.common.ActionRequest(action=pb.common.Action(name="x"))
+    view = request_view(pb.common.ActionRequest(action=pb.common.Action(name="x")), ())
     for outcome in (pb.common.OUTCOME_DENY, pb.common.OUTCOME_REQUIRE_REVIEW):
-        d = pb.common.Decision(outcome=outcome)
-        issuer.for_decision(req, d)
-        assert not d.HasField("receipt")
+        assert issuer.decision_leaf(view, pb.common.Decision(outcome=outcome)) == b""
+    allowed = pb.common.Decision(outcome=pb.common.OUTCOME_AUTO_ALLOW, decision_id="d")
+    assert json.loads(issuer.decision_leaf(view, allowed))["v"] == 2
 
 
 def test_only_approved_or_modified_reviews_get_one(key):

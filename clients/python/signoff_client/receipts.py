@@ -7,7 +7,11 @@
 
 The service that finally executes an action checks the receipt the agent passes along,
 with the server's public key (`GetCheckpoints`, `signoff audit checkpoints`), without
-calling the server. The contract is in the server's `signoff.app.receipts`. Needs the
+calling the server. Version 1 receipts are signed one by one; version 2 receipts are
+leaves of a Merkle tree whose root the server signed once for a write batch: the receipt
+carries its inclusion path, and verifying it is as offline as version 1 (the root is
+recomputed from the path, RFC 9162 2.1.3.2, and the signature checked over the batch's root
+document). The contract is in the server's `signoff.app.receipts`. Needs the
 `cryptography` package: the `receipts` extra,
 ``pip install './clients/python[receipts]'`` from a checkout.
 """
@@ -23,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import DecodeError
 
-from signoff_client import _masking, _struct
+from signoff_client import _masking, _struct, merkle
 from signoff_client._approval import _echoed
 from signoff_client._extras import install_hint
 from signoff_client._gen import common_pb2
 from signoff_client._request import as_request, to_proto
-from signoff_client.canonical import action_digests
+from signoff_client.canonical import action_digests, canonical_json
 from signoff_client.models import Request
 
 if TYPE_CHECKING:
@@ -47,7 +51,9 @@ __all__ = [
 ]
 
 RECEIPT_VERSION = 1
+BATCH_VERSION = 2  # a leaf of a batch's Merkle tree, the root signed
 RECEIPT_TYPE = "signoff.receipt"
+BATCH_TYPE = "signoff.receipt.batch"
 DEFAULT_LEEWAY = dt.timedelta(seconds=30)
 
 
@@ -122,11 +128,14 @@ def verify(
         raise UnknownKey(f"receipt key_id {raw.key_id!r} is not the given key's {kid!r}")
     from cryptography.exceptions import InvalidSignature
 
+    # The version is read from the message's tree fields, then required of the payload
+    # (`_parse`): a payload signed alone is never taken for a leaf, nor a leaf for one.
+    version = BATCH_VERSION if raw.tree_size else RECEIPT_VERSION
     try:
-        key.verify(raw.signature, raw.payload)
+        key.verify(raw.signature, _signed_bytes(raw, kid))
     except InvalidSignature:
         raise BadSignature("receipt signature does not match its payload") from None
-    verified = _parse(raw.payload, kid)
+    verified = _parse(raw.payload, kid, version)
     digests = _digests_of(action, verified.redacted_paths)
     # The second digest, if any, is the pre-0.2.0 number form a receipt signed then carries.
     if verified.action_digest not in digests:
@@ -147,6 +156,27 @@ def key_id(key: Ed25519PublicKey) -> str:
 
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _signed_bytes(raw: common_pb2.Receipt, kid: str) -> bytes:
+    """What the signature must cover: the payload (version 1), or the root document of the
+    batch the payload's path leads to (version 2)."""
+    if not raw.tree_size:
+        if raw.path or raw.leaf_index:
+            raise MalformedReceipt("receipt has a path but no tree size")
+        return bytes(raw.payload)
+    try:
+        root = merkle.root_from_path(raw.payload, raw.leaf_index, raw.tree_size, raw.path)
+    except merkle.BadPath as exc:
+        raise BadSignature(f"receipt inclusion path: {exc}") from None
+    doc = {
+        "v": BATCH_VERSION,
+        "type": BATCH_TYPE,
+        "tree_size": raw.tree_size,
+        "root": root.hex(),
+        "key_id": kid,
+    }
+    return canonical_json(doc).encode("utf-8")
 
 
 def _receipt_of(value: Any) -> common_pb2.Receipt:
@@ -184,13 +214,13 @@ def _load_key(value: Any) -> Ed25519PublicKey:
     raise TypeError("public_key: expected an Ed25519 public key (PEM, 32 raw bytes or object)")
 
 
-def _parse(payload: bytes, kid: str) -> VerifiedReceipt:
+def _parse(payload: bytes, kid: str, version: int) -> VerifiedReceipt:
     try:
         doc = json.loads(payload)
-        if doc.get("v") != RECEIPT_VERSION or doc.get("type") != RECEIPT_TYPE:
+        if doc.get("v") != version or doc.get("type") != RECEIPT_TYPE:
             raise MalformedReceipt(
                 f"receipt version {doc.get('v')!r} type {doc.get('type')!r} is not "
-                f"{RECEIPT_VERSION} {RECEIPT_TYPE!r}"
+                f"{version} {RECEIPT_TYPE!r}"
             )
         if doc["key_id"] != kid:
             raise UnknownKey(f"receipt payload key_id {doc['key_id']!r} is not {kid!r}")

@@ -5,20 +5,26 @@
  * (`decision.receipt`, `review.receipt`, or its bytes) with the server's Ed25519 public key
  * (`GetCheckpoints`' `publicKeyPem`), without calling the server. The contract is the
  * server's `signoff.app.receipts`; this is the same check as Python's
- * `signoff_client.receipts.verify`.
+ * `signoff_client.receipts.verify`. Version 1 receipts are signed one by one; version 2
+ * receipts are leaves of a Merkle tree whose root the server signed once per write batch:
+ * the receipt carries its inclusion path, the root is recomputed from it (RFC 9162
+ * 2.1.3.2) and the signature checked over the batch's root document, offline as well.
  *
  * Uses WebCrypto Ed25519: Node 20+, and browsers that implement Ed25519 in `crypto.subtle`
  * (Chrome 137+, Firefox 129+, Safari 17+); elsewhere `importKey` throws.
  */
 
 import { fromBinary, type JsonObject } from "@bufbuild/protobuf";
-import { actionDigests, type DigestPrincipal, type DigestResource } from "./canonical.js";
+import { actionDigests, canonicalJson, type DigestPrincipal, type DigestResource } from "./canonical.js";
 import { ReceiptSchema, type Receipt } from "./gen/signoff/v1/common_pb.js";
 import { mask } from "./masking.js";
 import type { ActionInput } from "./request.js";
 
 export const RECEIPT_VERSION = 1;
+/** A leaf of a write batch's Merkle tree, whose root is signed. */
+export const BATCH_VERSION = 2;
 export const RECEIPT_TYPE = "signoff.receipt";
+export const BATCH_TYPE = "signoff.receipt.batch";
 /** Allowance for clock skew between the server and the verifier. */
 export const DEFAULT_LEEWAY_MS = 30_000;
 
@@ -89,10 +95,14 @@ export async function verifyReceipt(
   const raw = new Uint8Array(await subtle.exportKey("raw", key));
   const kid = (await sha256Bytes(subtle, raw)).slice(0, 16);
   if (r.keyId !== kid) throw new UnknownKey(`receipt key_id "${r.keyId}" is not the given key's "${kid}"`);
-  if (!(await subtle.verify({ name: "Ed25519" }, key, owned(r.signature), owned(r.payload)))) {
+  // The version is read from the message's tree fields, then required of the payload
+  // (`parse`): a payload signed alone is never taken for a leaf, nor a leaf for one.
+  const version = r.treeSize > 0n ? BATCH_VERSION : RECEIPT_VERSION;
+  const signed = await signedBytes(subtle, r, kid);
+  if (!(await subtle.verify({ name: "Ed25519" }, key, owned(r.signature), signed))) {
     throw new BadSignature("receipt signature does not match its payload");
   }
-  const v = parse(r.payload, kid);
+  const v = parse(r.payload, kid, version);
   const digests = await digestsOf(action, v.redactedPaths);
   // The second digest, if any, is the pre-0.2.0 number form a receipt signed then carries.
   if (!digests.includes(v.actionDigest)) throw new WrongAction(v.actionDigest, digests[0]!);
@@ -105,6 +115,68 @@ export async function verifyReceipt(
     throw new ReceiptExpired(`receipt expired at ${v.expiresAt.toISOString()}, it is ${new Date(now).toISOString()}`);
   }
   return v;
+}
+
+/** What the signature must cover: the payload (version 1), or the root document of the
+ * batch the payload's inclusion path leads to (version 2). */
+async function signedBytes(subtle: SubtleCrypto, r: Receipt, kid: string): Promise<Uint8Array<ArrayBuffer>> {
+  if (r.treeSize === 0n) {
+    if (r.path.length > 0 || r.leafIndex !== 0n) throw new MalformedReceipt("receipt has a path but no tree size");
+    return owned(r.payload);
+  }
+  const root = await rootFromPath(subtle, r.payload, r.leafIndex, r.treeSize, r.path);
+  const doc = { v: BATCH_VERSION, type: BATCH_TYPE, tree_size: Number(r.treeSize), root: hex(root), key_id: kid };
+  return owned(new TextEncoder().encode(canonicalJson(doc)));
+}
+
+/** The root a leaf's inclusion path leads to (RFC 9162 2.1.3.2); BadSignature if the path
+ * cannot belong to leaf `index` of a tree of `size`. */
+async function rootFromPath(
+  subtle: SubtleCrypto,
+  payload: Uint8Array,
+  index: bigint,
+  size: bigint,
+  path: Uint8Array[],
+): Promise<Uint8Array> {
+  if (index >= size) throw new BadSignature(`receipt inclusion path: leaf index ${index} is not below the tree size ${size}`);
+  let fn = index;
+  let sn = size - 1n;
+  let r = await sha256(subtle, concat(Uint8Array.of(0), payload));
+  for (const p of path) {
+    if (p.length !== 32) throw new BadSignature("receipt inclusion path: a node is not 32 bytes");
+    if (sn === 0n) throw new BadSignature("receipt inclusion path: longer than the tree is deep");
+    if ((fn & 1n) === 1n || fn === sn) {
+      r = await sha256(subtle, concat(Uint8Array.of(1), p, r));
+      while ((fn & 1n) === 0n && fn !== 0n) {
+        fn >>= 1n;
+        sn >>= 1n;
+      }
+    } else {
+      r = await sha256(subtle, concat(Uint8Array.of(1), r, p));
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  if (sn !== 0n) throw new BadSignature("receipt inclusion path: shorter than the tree is deep");
+  return r;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+async function sha256(subtle: SubtleCrypto, data: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await subtle.digest("SHA-256", owned(data)));
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function receiptOf(value: Receipt | Uint8Array | { receipt?: Receipt } | undefined): Receipt {
@@ -149,16 +221,16 @@ async function sha256Bytes(subtle: SubtleCrypto, data: Uint8Array): Promise<stri
   return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function parse(payload: Uint8Array, kid: string): VerifiedReceipt {
+function parse(payload: Uint8Array, kid: string, version: number): VerifiedReceipt {
   let doc: Record<string, unknown>;
   try {
     doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload)) as Record<string, unknown>;
   } catch (err) {
     throw new MalformedReceipt(`receipt payload: ${(err as Error).message}`);
   }
-  if (doc.v !== RECEIPT_VERSION || doc.type !== RECEIPT_TYPE) {
+  if (doc.v !== version || doc.type !== RECEIPT_TYPE) {
     throw new MalformedReceipt(
-      `receipt version ${String(doc.v)} type ${String(doc.type)} is not ${RECEIPT_VERSION} "${RECEIPT_TYPE}"`,
+      `receipt version ${String(doc.v)} type ${String(doc.type)} is not ${version} "${RECEIPT_TYPE}"`,
     );
   }
   if (doc.key_id !== kid) throw new UnknownKey(`receipt payload key_id "${String(doc.key_id)}" is not "${kid}"`);

@@ -92,6 +92,52 @@ describe("auto-allow", () => {
     );
   });
 
+  test("is a version 2 receipt: a leaf of its write batch's tree, the root signed", async () => {
+    const decision = await agent.evaluate(action(121));
+    const receipt = decision.receipt!;
+    expect(JSON.parse(new TextDecoder().decode(receipt.payload)).v).toBe(2);
+    expect(receipt.treeSize).toBeGreaterThanOrEqual(1n);
+    expect(receipt.leafIndex).toBeLessThan(receipt.treeSize);
+    expect((await verifyReceipt(receipt, publicPem, action(121))).decisionId).toBe(decision.decisionId);
+  });
+
+  test("an EvaluateBatch's receipts share one signature, each for its own action only", async () => {
+    const amounts = [140, 141, 142, 143, 144];
+    const decisions = await agent.evaluateBatch(amounts.map(action));
+    const rs = decisions.map((d) => d.receipt!);
+    // The batch's decisions reach the server's writer before it takes a batch: one tree.
+    expect(new Set(rs.map((r) => Buffer.from(r.signature).toString("hex"))).size).toBe(1);
+    expect(rs.map((r) => r.leafIndex).sort()).toEqual([0n, 1n, 2n, 3n, 4n]);
+    for (const [i, r] of rs.entries()) {
+      expect(r.treeSize).toBe(5n);
+      expect((await verifyReceipt(r, publicPem, action(amounts[i]!))).decisionId).toBe(decisions[i]!.decisionId);
+      await expect(verifyReceipt(r, publicPem, action(amounts[(i + 1) % 5]!))).rejects.toBeInstanceOf(WrongAction);
+    }
+    const [r0, r1] = [rs.find((r) => r.leafIndex === 0n)!, rs.find((r) => r.leafIndex === 1n)!];
+    const a0 = action(amounts[rs.indexOf(r0)]!);
+    const swaps = [
+      { payload: r1.payload }, // another leaf's statement on this path
+      { path: r1.path }, // another leaf's path
+      { leafIndex: 1n },
+      { leafIndex: 4n },
+      { leafIndex: 9n },
+      { treeSize: 4n }, // a path that also fits a tree of another size
+      { treeSize: 6n },
+      { path: r0.path.slice(0, -1) },
+      { path: [...r0.path, r1.path[0]!] },
+      { path: [new Uint8Array(32), ...r0.path.slice(1)] },
+    ];
+    for (const change of swaps) {
+      const bad = create(ReceiptSchema, { ...r0, ...change });
+      await expect(verifyReceipt(bad, publicPem, a0)).rejects.toBeInstanceOf(BadSignature);
+    }
+    // Tree fields cleared: read as version 1, the signature is not over the payload.
+    const flat = create(ReceiptSchema, { ...r0, leafIndex: 0n, treeSize: 0n, path: [] });
+    await expect(verifyReceipt(flat, publicPem, a0)).rejects.toBeInstanceOf(BadSignature);
+    const noSize = create(ReceiptSchema, { ...r0, treeSize: 0n });
+    await expect(verifyReceipt(noSize, publicPem, a0)).rejects.toBeInstanceOf(MalformedReceipt);
+  });
+
   test("a denied decision has none", async () => {
     const decision = await agent.evaluate(action(25_000));
     expect(decision.outcome).toBe(Outcome.DENY);
@@ -101,6 +147,7 @@ describe("auto-allow", () => {
 });
 
 describe("reviews", () => {
+  // Review receipts are version 1 (signed one by one, when read): both versions verify.
   test("a modified review's receipt is for the edited action only", async () => {
     const decision = await agent.evaluate(action(750));
     expect(decision.outcome).toBe(Outcome.REQUIRE_REVIEW);

@@ -77,6 +77,8 @@ class Signoff:
         self.reviews = desk or ReviewDesk(store, clock, limits)
         self.telemetry = telemetry or Telemetry()
         self.receipts = receipts
+        if receipts is not None:
+            store.use_sealer(receipts.seal)
         # Who vouches for what CEL reads about a principal; by default nothing does.
         self.directory = directory if directory is not None else Directory()
         self._holder: BundleHolder | None = None
@@ -211,15 +213,12 @@ class Signoff:
                 self.telemetry.decided(req.action.name, decision, granted_ev, started, policy_s)
                 return decision
         decision = self._to_decision(req, ev, bundle, now)
-        if self.receipts is not None:
-            # Signed before it is stored, so that a replay returns the same receipt.
-            self.receipts.for_decision(view, decision)
         # The review (and so decision.review_id) exists before anything is recorded: the
         # decision, its audit entry and the opened review commit in one transaction.
         review = None
         if decision.outcome == pb.common.OUTCOME_REQUIRE_REVIEW:
             review = self._open_review(view, ev, decision, now)
-        record = _decision_row(view, decision, now)
+        record = self._decision_row(view, decision, now)
         audit = self._decision_record(view, ev, decision)
         opened = row = None
         if review is not None:
@@ -234,6 +233,7 @@ class Signoff:
         if replayed:
             await chain_guard.check_decision(self.store, stored)
             return _replayed(stored, view.wire_digest)
+        _add_receipt(decision, record, stored)
         if review is not None:
             self.reviews.published("review.opened", review)
         self.telemetry.decided(req.action.name, decision, ev, started, policy_s)
@@ -267,10 +267,8 @@ class Signoff:
                 decided_by=f"{why}, standing in for the review of {ev.decided_by}",
             )
             decision = self._to_decision(req, allowed, bundle, now)
-            if self.receipts is not None:
-                self.receipts.for_decision(view, decision)
             audit = self._decision_record(view, allowed, decision, grant_id=grant.grant_id)
-            record = _decision_row(view, decision, now)
+            record = self._decision_row(view, decision, now)
             stored = await self.store.record_granted_decision(record, audit, grant.grant_id, now)
             if stored is None:
                 # Used up, revoked or expired since it was read: read afresh next time.
@@ -278,10 +276,32 @@ class Signoff:
                 continue
             found, replayed = stored
             if not replayed:
+                _add_receipt(decision, record, found)
                 return decision, allowed
             await chain_guard.check_decision(self.store, found)
             return _replayed(found, view.wire_digest), allowed
         return None
+
+    def _decision_row(
+        self, view: RequestView, decision: pb.common.Decision, now: dt.datetime
+    ) -> DecisionRecord:
+        """The decision's row; an AUTO_ALLOW one carries its receipt's leaf, which the store
+        seals with its write batch (one signature per batch: app/receipts.py, version 2)
+        and stores with it, so that a replay returns the same receipt."""
+        req = view.request
+        return DecisionRecord(
+            decision_id=decision.decision_id,
+            principal_id=req.principal.id,
+            request_id=req.request_id,
+            request_digest=view.wire_digest,
+            action_name=req.action.name,
+            outcome=pb.common.Outcome.Name(decision.outcome),
+            created_at=now,
+            decision=decision.SerializeToString(),
+            receipt_leaf=b""
+            if self.receipts is None
+            else self.receipts.decision_leaf(view, decision),
+        )
 
     def _evaluate_edit(self, edited: pb.common.ActionRequest) -> review_edits.Recheck:
         bundle = self.bundle  # as _decide: the bundle in force, the same default decision
@@ -413,20 +433,10 @@ def _grantable(ev: Evaluation) -> bool:
     return not any(m.error for m in ev.matched if (m.policy, m.rule) == (rule.policy, rule.name))
 
 
-def _decision_row(
-    view: RequestView, decision: pb.common.Decision, now: dt.datetime
-) -> DecisionRecord:
-    req = view.request
-    return DecisionRecord(
-        decision_id=decision.decision_id,
-        principal_id=req.principal.id,
-        request_id=req.request_id,
-        request_digest=view.wire_digest,
-        action_name=req.action.name,
-        outcome=pb.common.Outcome.Name(decision.outcome),
-        created_at=now,
-        decision=decision.SerializeToString(),
-    )
+def _add_receipt(d: pb.common.Decision, sent: DecisionRecord, stored: DecisionRecord) -> None:
+    """Give `d` the receipt the store sealed for it: what it appended to `sent`'s bytes."""
+    if sent.receipt_leaf:
+        d.MergeFromString(stored.decision[len(sent.decision) :])
 
 
 def _replayed(found: DecisionRecord, digest: str) -> pb.common.Decision:

@@ -57,6 +57,9 @@ class DecisionRecord:
     outcome: str
     created_at: dt.datetime
     decision: bytes  # serialized signoff.v1.Decision; opaque to the store
+    # Not a column: a receipt payload to seal with the write batch (store/sealing.py); the
+    # stored `decision` is then these bytes with the sealed receipt appended.
+    receipt_leaf: bytes = b""
 
 
 REVIEW_STATES = frozenset({"PENDING", "APPROVED", "MODIFIED", "REJECTED", "EXPIRED", "CANCELLED"})
@@ -198,7 +201,13 @@ class Store(Protocol):
         review: ReviewRecord | None = None,
         review_audit: AuditRecord | None = None,
     ) -> tuple[DecisionRecord, bool]:
-        """Store `rec`, open `review` and append the audit atomically; return (rec, replayed)."""
+        """Store `rec`, open `review` and append the audit atomically; return (the record as
+        stored: with its sealed receipt if `rec` carries a leaf, or the one a replay finds,
+        replayed)."""
+        ...
+
+    def use_sealer(self, sealer: Callable[[list[bytes]], list[bytes]]) -> None:
+        """Seal the receipt leaves of each write batch with `sealer` (store/sealing.py)."""
         ...
 
     async def append(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:

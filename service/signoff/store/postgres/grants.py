@@ -9,6 +9,7 @@ from typing import Any
 
 from signoff.core.audit import AuditRecord
 from signoff.store import grants_sql as gsql
+from signoff.store import sealing
 from signoff.store.base import DecisionRecord, check_decision_audit
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.postgres import sql
@@ -32,6 +33,7 @@ class PostgresGrants:
     ) -> tuple[DecisionRecord, bool] | None:
         """As record_decision, using grant `grant_id` once; None if it is no longer active."""
         check_decision_audit(rec, audit)
+        leaf = sealing.leaf_of(rec)
 
         async def apply(tx: Tx) -> tuple[DecisionRecord, bool] | None:
             stored = await tx.stored_decision(rec)
@@ -44,13 +46,14 @@ class PostgresGrants:
                 return None  # used up, revoked or expired meanwhile: nothing is written
             # A concurrent retry on another replica can still win the idempotency key: the
             # use then counts for nothing, which never lets more requests through.
-            existing = await tx.insert_decision(rec)
+            stored = sealing.with_receipt(rec, leaf)
+            existing = await tx.insert_decision(stored)
             if existing is not None:
                 return existing, True
             await tx.append([audit])
-            return rec, False
+            return stored, False
 
-        return await self._submit(apply, key=key_of(rec))  # type: ignore[no-any-return]
+        return await self._submit(apply, key=key_of(rec), leaf=leaf)  # type: ignore[no-any-return]
 
     async def active_grants(
         self, action_name: str, reviewer_group: str, policy: str, rule: str, now: dt.datetime

@@ -35,7 +35,7 @@ from signoff.core.audit import AuditEntry, AuditRecord, format_time
 from signoff.errors import Unavailable
 from signoff.ids import Clock
 from signoff.store import grants_sql as gsql
-from signoff.store import migrations
+from signoff.store import migrations, sealing
 from signoff.store.base import (
     AuditQuery,
     Checkpoint,
@@ -162,8 +162,11 @@ class PostgresStore(PostgresGrants, PostgresChain):
         check_decision_audit(rec, audit)
         check_opened_review(rec, review, review_audit)
 
+        leaf = sealing.leaf_of(rec)
+
         async def apply(tx: Tx) -> tuple[DecisionRecord, bool]:
-            existing = await tx.insert_decision(rec)
+            stored = sealing.with_receipt(rec, leaf)
+            existing = await tx.insert_decision(stored)
             if existing is not None:
                 return existing, True
             if review is not None and review_audit is not None:
@@ -172,9 +175,9 @@ class PostgresStore(PostgresGrants, PostgresChain):
                 await tx.append([audit, review_audit])
             else:
                 await tx.append([audit])
-            return rec, False
+            return stored, False
 
-        return await self._submit(apply, key=key_of(rec), bulk=True)
+        return await self._submit(apply, key=key_of(rec), bulk=True, leaf=leaf)
 
     async def append(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
         """Append `records` to the audit log atomically and return them as entries."""
@@ -182,6 +185,10 @@ class PostgresStore(PostgresGrants, PostgresChain):
         if not batch:
             return []
         return await self._submit(lambda tx: tx.append(batch), bulk=True)
+
+    def use_sealer(self, sealer: sealing.Sealer) -> None:
+        """Seal the receipt leaves of each write batch with `sealer` (store/sealing.py)."""
+        self._writer.sealer = sealer
 
     async def maintenance(self, fn: Callable[[sql.Conn], Awaitable[T]]) -> T:
         """Run `fn(connection)` in the writer task between batches (tests, operations)."""
@@ -314,13 +321,18 @@ class PostgresStore(PostgresGrants, PostgresChain):
     # -- the caller side ------------------------------------------------------------------
 
     async def _submit(
-        self, apply: Callable[[Tx], Awaitable[T]], *, key: Key | None = None, bulk: bool = False
+        self,
+        apply: Callable[[Tx], Awaitable[T]],
+        *,
+        key: Key | None = None,
+        bulk: bool = False,
+        leaf: sealing.Leaf | None = None,
     ) -> T:
         # Enqueued before the first await, so calls keep their order; if the caller is
         # cancelled before the writer starts the op, the op is skipped.
         if self._state != "open":
             raise Unavailable("audit store unavailable: the store is not open")
-        return await self._writer.submit(apply, key=key, bulk=bulk)  # type: ignore[no-any-return]
+        return await self._writer.submit(apply, key=key, bulk=bulk, leaf=leaf)  # type: ignore[no-any-return]
 
     async def _read(self, fn: Callable[[sql.Conn], Awaitable[T]]) -> T:
         if self._state != "open":

@@ -49,6 +49,7 @@ from signoff.errors import FailedPrecondition, SignoffError, Unavailable
 from signoff.store.linger import DEFAULT_COMMIT_LINGER, CallLater, Linger, WriteQueue
 from signoff.store.postgres import sql
 from signoff.store.postgres.tx import Key, Tx
+from signoff.store.sealing import Leaf, Sealer, seal
 from signoff.store.sqlite.writer import WriterStats
 
 # Keys of the advisory locks, per schema so that databases holding several signoff schemas
@@ -90,6 +91,7 @@ class _Op:
     # append, notify), never a statement of its own: in a pipelined batch it needs no
     # savepoint, since dropping what it held undoes it (decisions and appends).
     bulk: bool = False
+    leaf: Leaf | None = None  # a receipt to seal with the batch (store/sealing.py)
 
 
 class _Retry(Exception):
@@ -117,6 +119,7 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._stats = WriterStats()
         self.on_batch: Callable[[int, float], None] | None = None  # (size, seconds): telemetry
+        self.sealer: Sealer | None = None  # signs each batch's receipt leaves once
 
     @property
     def stats(self) -> WriterStats:
@@ -132,14 +135,15 @@ class GroupCommitWriter:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="signoff-pg-writer")
 
     def submit(
-        self, apply: Apply, *, key: Key | None = None, bulk: bool = False
+        self, apply: Apply, *, key: Key | None = None, bulk: bool = False, leaf: Leaf | None = None
     ) -> asyncio.Future[Any]:
         """Queue `apply(tx)` for the next batch; the future resolves after its commit.
 
         `key`: the idempotency key of the decision `apply` may insert (read ahead for the
-        batch); `bulk`: `apply` needs no savepoint of its own (see `_Op`)."""
+        batch); `bulk`: `apply` needs no savepoint of its own (see `_Op`); `leaf`: a receipt
+        sealed with the batch before `apply` runs."""
         future = asyncio.get_running_loop().create_future()
-        return self._put(_Op(apply, None, future, key, bulk))
+        return self._put(_Op(apply, None, future, key, bulk, leaf))
 
     def maintain(self, fn: Maintain) -> asyncio.Future[Any]:
         """Queue `fn(connection)` to run between batches, outside any transaction."""
@@ -188,6 +192,8 @@ class GroupCommitWriter:
         stats.largest_batch = max(stats.largest_batch, len(live))
         started = time.perf_counter()
         try:
+            # One signature for the batch's receipts, before any operation stores one.
+            seal(self.sealer, [op.leaf for op in live if op.leaf is not None])
             async with self._pool.connection() as conn:
                 try:
                     outcomes = await _pipelined(conn, live)

@@ -10,6 +10,7 @@ from typing import Any
 
 from signoff.core.audit import AuditRecord, format_time
 from signoff.store import grants_sql as gsql
+from signoff.store import sealing
 from signoff.store.base import DecisionRecord, check_decision_audit
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.rows import SQLITE
@@ -27,6 +28,7 @@ class SqliteGrants:
     ) -> tuple[DecisionRecord, bool] | None:
         """As record_decision, using grant `grant_id` once; None if it is no longer active."""
         check_decision_audit(rec, audit)
+        leaf = sealing.leaf_of(rec)
 
         def apply(tx: Any) -> tuple[DecisionRecord, bool] | None:
             existing = decisions_sql.replay_of(tx.conn, rec)
@@ -35,11 +37,12 @@ class SqliteGrants:
             used = tx.conn.execute(gsql.for_sqlite(gsql.USE), (grant_id, format_time(now)))
             if used.rowcount != 1:
                 return None  # used up, revoked or expired meanwhile: nothing is written
-            decisions_sql.insert(tx.conn, rec)
+            stored = sealing.with_receipt(rec, leaf)
+            decisions_sql.insert(tx.conn, stored)
             tx.append(audit)
-            return rec, False
+            return stored, False
 
-        return await self._submit(apply)
+        return await self._submit(apply, leaf)
 
     async def active_grants(
         self, action_name: str, reviewer_group: str, policy: str, rule: str, now: dt.datetime

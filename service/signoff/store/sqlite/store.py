@@ -35,6 +35,7 @@ from signoff.core.audit import seal as seal_entry
 from signoff.errors import Unavailable
 from signoff.ids import Clock
 from signoff.store import grants_sql as gsql
+from signoff.store import sealing
 from signoff.store.base import (
     AuditQuery,
     Checkpoint,
@@ -147,18 +148,21 @@ class SqliteStore(SqliteGrants, SqliteChain):
         check_decision_audit(rec, audit)
         check_opened_review(rec, review, review_audit)
 
+        leaf = sealing.leaf_of(rec)
+
         def apply(tx: _Tx) -> tuple[DecisionRecord, bool]:
             existing = decisions_sql.replay_of(tx.conn, rec)
             if existing is not None:
                 return existing, True
-            decisions_sql.insert(tx.conn, rec)
+            stored = sealing.with_receipt(rec, leaf)
+            decisions_sql.insert(tx.conn, stored)
             tx.append(audit)
             if review is not None and review_audit is not None:
                 reviews_sql.insert(tx.conn, review)
                 tx.append(review_audit)
-            return rec, False
+            return stored, False
 
-        stored, replayed = await self._submit(apply)
+        stored, replayed = await self._submit(apply, leaf)
         if review is not None and not replayed:
             self._changed(review.review_id)
         return stored, replayed
@@ -310,10 +314,14 @@ class SqliteStore(SqliteGrants, SqliteChain):
 
     # -- the caller side ------------------------------------------------------------------
 
-    async def _submit(self, apply: Callable[[_Tx], T]) -> T:
+    def use_sealer(self, sealer: sealing.Sealer) -> None:
+        """Seal the receipt leaves of each write batch with `sealer` (store/sealing.py)."""
+        self._writer.sealer = sealer
+
+    async def _submit(self, apply: Callable[[_Tx], T], leaf: sealing.Leaf | None = None) -> T:
         # If the caller is cancelled before the writer starts the op, the op is skipped
         # (the cancel reaches the awaited future); once started it commits regardless.
-        return await self._writer.submit_async(apply)
+        return await self._writer.submit_async(apply, leaf=leaf)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._state != "open":

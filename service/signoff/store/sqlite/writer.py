@@ -44,6 +44,7 @@ from typing import Any
 
 from signoff.errors import FailedPrecondition, SignoffError, Unavailable
 from signoff.store.linger import DEFAULT_COMMIT_LINGER, CallLater, Linger, WriteQueue
+from signoff.store.sealing import Leaf, Sealer, seal
 
 log = logging.getLogger("signoff.store")
 
@@ -92,6 +93,7 @@ class _Op:
     apply: Callable[[Any], Any]
     in_transaction: bool
     future: asyncio.Future[Any]
+    leaf: Leaf | None = None  # a receipt to seal with the batch (store/sealing.py)
 
 
 class GroupCommitWriter:
@@ -127,6 +129,7 @@ class GroupCommitWriter:
         self._linger = Linger(linger, max_batch, call_later=call_later)
         self._queue = WriteQueue[_Op](self._linger, lambda op: op.in_transaction)
         self.on_batch: Callable[[int, float], None] | None = None  # (size, seconds): telemetry
+        self.sealer: Sealer | None = None  # signs each batch's receipt leaves once
 
     @property
     def stats(self) -> WriterStats:
@@ -150,11 +153,12 @@ class GroupCommitWriter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
 
     def submit_async(
-        self, apply: Callable[[Any], Any], *, in_transaction: bool = True
+        self, apply: Callable[[Any], Any], *, in_transaction: bool = True, leaf: Leaf | None = None
     ) -> asyncio.Future[Any]:
         """Queue `apply(tx)` (or `apply(connection)` on the writer thread, outside any
-        transaction: maintenance) and return the future of its result."""
-        op = _Op(apply, in_transaction, asyncio.get_running_loop().create_future())
+        transaction: maintenance) and return the future of its result. `leaf` is sealed
+        with the batch before `apply` runs."""
+        op = _Op(apply, in_transaction, asyncio.get_running_loop().create_future(), leaf)
         self._queue.put(op)
         return op.future
 
@@ -232,6 +236,8 @@ class GroupCommitWriter:
         outcomes: list[tuple[bool, Any]] = []
         started = time.perf_counter()
         try:
+            # One signature for the batch's receipts, before any operation stores one.
+            seal(self.sealer, [op.leaf for op in live if op.leaf is not None])
             await self._lock()
             try:
                 self._transaction(conn, live, outcomes)

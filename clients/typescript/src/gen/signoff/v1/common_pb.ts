@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file signoff/v1/common.proto.
  */
 export const file_signoff_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChdzaWdub2ZmL3YxL2NvbW1vbi5wcm90bxIKc2lnbm9mZi52MSI/CgZBY3Rpb24SDAoEbmFtZRgBIAEoCRInCgZwYXJhbXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IrMBCglQcmluY2lwYWwSCgoCaWQYASABKAkSDAoEa2luZBgCIAEoCRINCgVyb2xlcxgDIAMoCRIMCgR0YWdzGAQgAygJEhQKDG9uX2JlaGFsZl9vZhgFIAEoCRIrCgphdHRyaWJ1dGVzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIsCgdjbGFpbWVkGAcgASgLMhsuc2lnbm9mZi52MS5QcmluY2lwYWxDbGFpbXMifwoPUHJpbmNpcGFsQ2xhaW1zEgwKBGtpbmQYASABKAkSDQoFcm9sZXMYAiADKAkSDAoEdGFncxgDIAMoCRIUCgxvbl9iZWhhbGZfb2YYBCABKAkSKwoKYXR0cmlidXRlcxgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiUQoIUmVzb3VyY2USDAoEa2luZBgBIAEoCRIKCgJpZBgCIAEoCRIrCgphdHRyaWJ1dGVzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCLaAQoNQWN0aW9uUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEiIKBmFjdGlvbhgCIAEoCzISLnNpZ25vZmYudjEuQWN0aW9uEigKCXByaW5jaXBhbBgDIAEoCzIVLnNpZ25vZmYudjEuUHJpbmNpcGFsEiYKCHJlc291cmNlGAQgASgLMhQuc2lnbm9mZi52MS5SZXNvdXJjZRIoCgdjb250ZXh0GAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1qdXN0aWZpY2F0aW9uGAYgASgJIroBCgtNYXRjaGVkUnVsZRIMCgRmaWxlGAEgASgJEg4KBnBvbGljeRgCIAEoCRIMCgRydWxlGAMgASgJEioKCGRlY2lzaW9uGAQgASgOMhguc2lnbm9mZi52MS5SdWxlRGVjaXNpb24SDgoGcmVhc29uGAUgASgJEg4KBnNoYWRvdxgGIAEoCBINCgVlcnJvchgHIAEoCRIWCg5yZXZpZXdlcl9ncm91cBgIIAEoCRIMCgRsaW5lGAkgASgFIt8CCghEZWNpc2lvbhITCgtkZWNpc2lvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEiQKB291dGNvbWUYAyABKA4yEy5zaWdub2ZmLnYxLk91dGNvbWUSDgoGcmVhc29uGAQgASgJEhYKDnJldmlld2VyX2dyb3VwGAUgASgJEhEKCXJldmlld19pZBgGIAEoCRIuCg1tYXRjaGVkX3J1bGVzGAcgAygLMhcuc2lnbm9mZi52MS5NYXRjaGVkUnVsZRIWCg5wb2xpY3lfdmVyc2lvbhgIIAEoCRIwCgxldmFsdWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2RlZmF1bHRfYXBwbGllZBgKIAEoCBIQCghyZXBsYXllZBgLIAEoCBIkCgdyZWNlaXB0GAwgASgLMhMuc2lnbm9mZi52MS5SZWNlaXB0Ij0KB1JlY2VpcHQSDwoHcGF5bG9hZBgBIAEoDBIRCglzaWduYXR1cmUYAiABKAwSDgoGa2V5X2lkGAMgASgJKmgKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhYKEk9VVENPTUVfQVVUT19BTExPVxABEhoKFk9VVENPTUVfUkVRVUlSRV9SRVZJRVcQAhIQCgxPVVRDT01FX0RFTlkQAyp4CgxSdWxlRGVjaXNpb24SHQoZUlVMRV9ERUNJU0lPTl9VTlNQRUNJRklFRBAAEhcKE1JVTEVfREVDSVNJT05fQUxMT1cQARIYChRSVUxFX0RFQ0lTSU9OX1JFVklFVxACEhYKElJVTEVfREVDSVNJT05fREVOWRADYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChdzaWdub2ZmL3YxL2NvbW1vbi5wcm90bxIKc2lnbm9mZi52MSI/CgZBY3Rpb24SDAoEbmFtZRgBIAEoCRInCgZwYXJhbXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IrMBCglQcmluY2lwYWwSCgoCaWQYASABKAkSDAoEa2luZBgCIAEoCRINCgVyb2xlcxgDIAMoCRIMCgR0YWdzGAQgAygJEhQKDG9uX2JlaGFsZl9vZhgFIAEoCRIrCgphdHRyaWJ1dGVzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIsCgdjbGFpbWVkGAcgASgLMhsuc2lnbm9mZi52MS5QcmluY2lwYWxDbGFpbXMifwoPUHJpbmNpcGFsQ2xhaW1zEgwKBGtpbmQYASABKAkSDQoFcm9sZXMYAiADKAkSDAoEdGFncxgDIAMoCRIUCgxvbl9iZWhhbGZfb2YYBCABKAkSKwoKYXR0cmlidXRlcxgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiUQoIUmVzb3VyY2USDAoEa2luZBgBIAEoCRIKCgJpZBgCIAEoCRIrCgphdHRyaWJ1dGVzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCLaAQoNQWN0aW9uUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEiIKBmFjdGlvbhgCIAEoCzISLnNpZ25vZmYudjEuQWN0aW9uEigKCXByaW5jaXBhbBgDIAEoCzIVLnNpZ25vZmYudjEuUHJpbmNpcGFsEiYKCHJlc291cmNlGAQgASgLMhQuc2lnbm9mZi52MS5SZXNvdXJjZRIoCgdjb250ZXh0GAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1qdXN0aWZpY2F0aW9uGAYgASgJIroBCgtNYXRjaGVkUnVsZRIMCgRmaWxlGAEgASgJEg4KBnBvbGljeRgCIAEoCRIMCgRydWxlGAMgASgJEioKCGRlY2lzaW9uGAQgASgOMhguc2lnbm9mZi52MS5SdWxlRGVjaXNpb24SDgoGcmVhc29uGAUgASgJEg4KBnNoYWRvdxgGIAEoCBINCgVlcnJvchgHIAEoCRIWCg5yZXZpZXdlcl9ncm91cBgIIAEoCRIMCgRsaW5lGAkgASgFIt8CCghEZWNpc2lvbhITCgtkZWNpc2lvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEiQKB291dGNvbWUYAyABKA4yEy5zaWdub2ZmLnYxLk91dGNvbWUSDgoGcmVhc29uGAQgASgJEhYKDnJldmlld2VyX2dyb3VwGAUgASgJEhEKCXJldmlld19pZBgGIAEoCRIuCg1tYXRjaGVkX3J1bGVzGAcgAygLMhcuc2lnbm9mZi52MS5NYXRjaGVkUnVsZRIWCg5wb2xpY3lfdmVyc2lvbhgIIAEoCRIwCgxldmFsdWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2RlZmF1bHRfYXBwbGllZBgKIAEoCBIQCghyZXBsYXllZBgLIAEoCBIkCgdyZWNlaXB0GAwgASgLMhMuc2lnbm9mZi52MS5SZWNlaXB0InIKB1JlY2VpcHQSDwoHcGF5bG9hZBgBIAEoDBIRCglzaWduYXR1cmUYAiABKAwSDgoGa2V5X2lkGAMgASgJEhIKCmxlYWZfaW5kZXgYBCABKAQSEQoJdHJlZV9zaXplGAUgASgEEgwKBHBhdGgYBiADKAwqaAoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFgoST1VUQ09NRV9BVVRPX0FMTE9XEAESGgoWT1VUQ09NRV9SRVFVSVJFX1JFVklFVxACEhAKDE9VVENPTUVfREVOWRADKngKDFJ1bGVEZWNpc2lvbhIdChlSVUxFX0RFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASFwoTUlVMRV9ERUNJU0lPTl9BTExPVxABEhgKFFJVTEVfREVDSVNJT05fUkVWSUVXEAISFgoSUlVMRV9ERUNJU0lPTl9ERU5ZEANiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * The step an agent wants to take. In CEL this is the variable `action`.
@@ -447,7 +447,7 @@ export const DecisionSchema: GenMessage<Decision> = /*@__PURE__*/
  */
 export type Receipt = Message<"signoff.v1.Receipt"> & {
   /**
-   * The signed bytes, verbatim: the RFC 8785 canonical JSON of {"v": 1, "type":
+   * The receipt's statement, verbatim: the RFC 8785 canonical JSON of {"v": 1 or 2, "type":
    * "signoff.receipt", "decision_id", "review_id", "action_digest", "redacted_paths",
    * "outcome", "approvers", "issued_at", "expires_at", "key_id"}. Read the fields from here,
    * never re-encode them.
@@ -457,7 +457,8 @@ export type Receipt = Message<"signoff.v1.Receipt"> & {
   payload: Uint8Array;
 
   /**
-   * The 64-byte Ed25519 signature (RFC 8032) over `payload`.
+   * The 64-byte Ed25519 signature (RFC 8032) over `payload` (version 1) or over the
+   * batch's root document (version 2, below).
    *
    * @generated from field: bytes signature = 2;
    */
@@ -469,6 +470,28 @@ export type Receipt = Message<"signoff.v1.Receipt"> & {
    * @generated from field: string key_id = 3;
    */
   keyId: string;
+
+  /**
+   * Version 2 (payload "v": 2) only: the payload is leaf `leaf_index` of a Merkle tree of
+   * `tree_size` receipts issued in one write batch (RFC 9162 hashing), and `signature` is
+   * over the canonical JSON of {"v": 2, "type": "signoff.receipt.batch", "tree_size",
+   * "root": "<64 hex>", "key_id"}, not over `payload`. Version 1 leaves these unset.
+   *
+   * @generated from field: uint64 leaf_index = 4;
+   */
+  leafIndex: bigint;
+
+  /**
+   * @generated from field: uint64 tree_size = 5;
+   */
+  treeSize: bigint;
+
+  /**
+   * The inclusion path (RFC 9162 2.1.3.1): 32-byte node hashes from the leaf up.
+   *
+   * @generated from field: repeated bytes path = 6;
+   */
+  path: Uint8Array[];
 };
 
 /**
