@@ -17,14 +17,15 @@ own helpers).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from decision_inproc import CASES, POLICIES, WHO, request
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from decision_inproc import CASES, POLICIES, WHO, request
 
 import signoff
 from signoff.app.decisions import Signoff
@@ -47,7 +48,7 @@ PY_FUNCTIONS = {
     "loads": "json.loads",
 }
 # With BENCH_WHERE=1 each count also names its caller (file:function).
-WHERE = __import__("os").environ.get("BENCH_WHERE") == "1"
+WHERE = os.environ.get("BENCH_WHERE") == "1"
 # C functions and methods: (name, bound-to type name or "" for a module function).
 C_FUNCTIONS = {
     ("dumps", ""): "orjson.dumps",
@@ -103,7 +104,9 @@ async def count(root: Path) -> dict[str, dict[str, float]]:
         new_id=new_id,
         limits=Limits(),
         default=DefaultDecision(),
-        receipts=ReceiptIssuer(Ed25519PrivateKey.generate(), __import__("datetime").timedelta(minutes=15)),
+        receipts=ReceiptIssuer(
+            Ed25519PrivateKey.generate(), __import__("datetime").timedelta(minutes=15)
+        ),
     )
     await store.open()
     out: dict[str, dict[str, float]] = {}

@@ -206,7 +206,9 @@ def test_the_plain_value_is_what_the_bytes_read_back_as(doc: Any) -> None:
 
 def test_the_plain_value_does_not_share_the_callers_containers() -> None:
     payload = {"xs": [1.0, {"y": 2}], "t": (3, 4.5)}
-    record = AuditRecord(type="decision", time=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), payload=payload)
+    record = AuditRecord(
+        type="decision", time=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), payload=payload
+    )
     payload["xs"][1]["y"] = 99  # type: ignore[index]
     assert record.payload == {"xs": [1, {"y": 2}], "t": [3, 4.5]}
     assert _same_types(record.payload, {"xs": [1, {"y": 2}], "t": [3, 4.5]})
