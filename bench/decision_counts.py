@@ -43,7 +43,9 @@ PY_FUNCTIONS = {
     "request_to_dict": "request -> dict",
     "canonical_json": "canonical JSON: canonical_json",
     "canonical_json_bytes": "canonical JSON: canonical_json_bytes",
-    "canonical_bytes": "canonical JSON: audit canonical_bytes",
+    "canonical_json_plain": "canonical JSON: canonical_json_plain",
+    "canonical_bytes": "audit entry bytes assembled",
+    "format_time": "time formatted (format_time)",
     "dumps": "json.dumps",
     "loads": "json.loads",
 }

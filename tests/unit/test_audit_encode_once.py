@@ -232,3 +232,14 @@ def test_an_entry_read_back_keeps_its_hash_and_frame() -> None:
     assert back.frame == entry.frame
     assert back.time_text == "0999-01-01T00:00:00.000000Z"
     assert verify_chain([back], "f" * 64, 3).ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.datetimes(
+        timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-7, minutes=-30))])
+    )
+)
+def test_times_are_formatted_as_strftime_did(t: dt.datetime) -> None:
+    u = t.astimezone(dt.UTC)
+    assert format_time(t) == f"{u.year:04d}" + u.strftime("-%m-%dT%H:%M:%S.%fZ")
