@@ -141,10 +141,14 @@ def _prepared(value: Any) -> Any:
                 raise _SlowPath
             if not k.isascii() and max(k) > "\uffff":
                 return _raw(_utf16_object(value))
-            out[k] = _prepared(v)
+            # Strings, most of the leaves, are taken as they are, without a call.
+            out[k] = v if type(v) is str else _prepared(v)
         return out
     if t is list or t is tuple:
-        return [_prepared(v) for v in value]
+        items = []
+        for v in value:
+            items.append(v if type(v) is str else _prepared(v))
+        return items
     raise _SlowPath
 
 
