@@ -29,6 +29,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import importlib
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -158,6 +162,111 @@ async def measure(root: Path) -> dict[str, object]:
     }
 
 
+# -- the split: where one decision's time goes ------------------------------------------------
+
+# The parts of `Signoff._decide`, by the names the app module calls them under: each is
+# wrapped (in this process only) to add the event loop thread's CPU time (thread_time: a
+# shared machine's preemptions are not counted) to its part. The store's record_decision
+# is awaited; one decision runs at a time here, so what the loop runs meanwhile is its SQL
+# (the fsync runs on the writer's thread and is not in it). Each wrapper adds about a
+# microsecond; "rest" is the total less the parts (the awaits, the glue, the wrappers).
+SPLIT_MODULE_PARTS = {
+    "validate_request": "validation",
+    "request_view": "request view",
+    "evaluate": "engine",
+    "_decision_row": "decision row",
+    "check_entry_size": "size checks",
+    "check_row_size": "size checks",
+    "stored_bytes": "review",
+    "audit_record": "review",
+    "to_record": "review",
+}
+SPLIT_METHOD_PARTS = {
+    "_to_decision": "decision",
+    "_open_review": "review",
+    "_decision_record": "audit record",
+}
+SPLIT_CALLS = 300
+
+
+def _timed(fn: Callable[..., object], part: str, spent: dict[str, float]) -> Callable[..., object]:
+    def timed(*args: object, **kwargs: object) -> object:
+        started = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[part] = spent.get(part, 0.0) + time.thread_time() - started
+
+    return timed
+
+
+async def split(root: Path) -> dict[str, dict[str, float]]:
+    """Per case, µs per decision in each part of `Signoff._decide` (medians of ROUNDS)."""
+    import signoff.app.decisions as decisions
+
+    clock = SystemClock()
+    store = SqliteStore(root / "split.db", clock)
+    receipts = ReceiptIssuer(Ed25519PrivateKey.generate(), dt.timedelta(minutes=15))
+    app = Signoff(
+        policies=POLICIES,
+        store=store,
+        clock=clock,
+        new_id=new_id,
+        limits=Limits(),
+        default=DefaultDecision(),
+        receipts=receipts,
+    )
+    spent: dict[str, float] = {}
+    for name, part in SPLIT_MODULE_PARTS.items():
+        setattr(decisions, name, _timed(getattr(decisions, name), part, spent))
+    for name, part in SPLIT_METHOD_PARTS.items():
+        setattr(app, name, _timed(getattr(app, name), part, spent))
+    receipts.for_decision = _timed(receipts.for_decision, "receipt", spent)  # type: ignore[method-assign]
+    app.telemetry.decided = _timed(app.telemetry.decided, "telemetry", spent)  # type: ignore[method-assign]
+    record = store.record_decision
+
+    async def recorded(*args: object, **kwargs: object) -> object:
+        started = time.thread_time()
+        try:
+            return await record(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            spent["SQL on the loop"] = spent.get("SQL on the loop", 0.0) + (
+                time.thread_time() - started
+            )
+
+    store.record_decision = recorded  # type: ignore[method-assign]
+    await store.open()
+    serial = iter(range(10**9))
+    runs: dict[str, dict[str, list[float]]] = {case: {} for case in CASES}
+    try:
+        await app.start()
+        for amount in CASES.values():
+            for _ in range(WARMUP):
+                await app.evaluate(WHO, request(amount, next(serial)))
+        for _ in range(ROUNDS):
+            for case, amount in CASES.items():
+                reqs = [request(amount, next(serial)) for _ in range(SPLIT_CALLS)]
+                spent.clear()
+                cpu = time.thread_time()
+                for req in reqs:
+                    await app.evaluate(WHO, req)
+                total = time.thread_time() - cpu
+                parts = {k: v / SPLIT_CALLS * 1e6 for k, v in spent.items()}
+                parts["total (loop CPU)"] = total / SPLIT_CALLS * 1e6
+                parts["rest"] = parts["total (loop CPU)"] - sum(
+                    v for k, v in parts.items() if k != "total (loop CPU)"
+                )
+                for k, v in parts.items():
+                    runs[case].setdefault(k, []).append(v)
+    finally:
+        await store.close()
+        importlib.reload(decisions)  # unwrap, for anything run after
+    return {
+        case: {k: round(median(v), 1) for k, v in sorted(parts.items())}
+        for case, parts in runs.items()
+    }
+
+
 FORMS_CALLS = 2_000
 FORMS_ROUNDS = 9
 PENDING = pb.common.Decision(
@@ -248,11 +357,76 @@ def forms() -> dict[str, object]:
     return out
 
 
-def main() -> int:
-    """Measure; write results/decision_inproc.json (or the name given as the argument)."""
-    name = sys.argv[1] if len(sys.argv) > 1 else "decision_inproc"
+def child() -> dict[str, object]:
+    """One measurement of the tree `signoff` is imported from: the whole decision, its split."""
     with tempfile.TemporaryDirectory() as tmp:
         result = asyncio.run(measure(Path(tmp)))
+        result["split"] = asyncio.run(split(Path(tmp)))
+    return result
+
+
+COMPARE_RUNS = int(os.environ.get("BENCH_COMPARE_RUNS", "3"))
+
+
+def compare(base: str) -> dict[str, object]:
+    """This tree and BASE_SOURCE's, each measured COMPARE_RUNS times in alternation (child
+    processes), so that both see the same machine; medians of the runs."""
+    here = Path(__file__).resolve().parent.parent
+    trees = {
+        "before": f"{base}:{Path(base).parent / 'clients' / 'python'}",
+        "after": f"{here / 'service'}:{here / 'clients' / 'python'}",
+    }
+    runs: dict[str, list[dict[str, object]]] = {k: [] for k in trees}
+    for _ in range(COMPARE_RUNS):
+        for label, path in trees.items():
+            env = {**os.environ, "PYTHONPATH": path}
+            env.pop("BASE_SOURCE", None)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child"],
+                env=env, check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            runs[label].append(json.loads(out.stdout))
+    result: dict[str, object] = {}
+    for label, measured in runs.items():
+        result[label] = {
+            "cases": {
+                case: {
+                    "loop_cpu_us": round(
+                        median([m["cases"][case]["loop_cpu_us"] for m in measured]), 1
+                    ),  # type: ignore[index]
+                    "wall_us": round(median([m["cases"][case]["wall_us"] for m in measured]), 1),  # type: ignore[index]
+                }
+                for case in CASES
+            },
+            "split": {
+                case: {
+                    part: round(median([m["split"][case].get(part, 0.0) for m in measured]), 1)  # type: ignore[index]
+                    for part in measured[0]["split"][case]  # type: ignore[index]
+                }
+                for case in CASES
+            },
+        }
+    return {"runs": COMPARE_RUNS, **result}
+
+
+def main() -> int:
+    """Measure; write results/decision_inproc.json (or the name given as the argument).
+
+    With BASE_SOURCE=<checkout of the commit before>/service: both trees, alternating."""
+    if sys.argv[1:] == ["--child"]:
+        print(json.dumps(child()))
+        return 0
+    name = sys.argv[1] if len(sys.argv) > 1 else "decision_inproc"
+    base = os.environ.get("BASE_SOURCE")
+    if base:
+        result = compare(base)
+        path = write(name, result)
+        print_compare(result)
+        print(f"wrote {path}")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        result = asyncio.run(measure(Path(tmp)))
+        result["split"] = asyncio.run(split(Path(tmp)))
     if request_view is not None:
         result["request_forms"] = forms()
     path = write(name, result)
@@ -270,8 +444,37 @@ def main() -> int:
                 f"{case:<16} {row['re_converting_us']:>17} {row['one_view_us']:>12}"
                 f" {row['saved_us']:>7}"
             )
+    print_split(result["split"])  # type: ignore[arg-type]
     print(f"wrote {path}")
     return 0
+
+
+def print_split(split_us: dict[str, dict[str, float]], other: dict | None = None) -> None:
+    """The split table (with `other`: before -> after)."""
+    print(f"\n{'µs per decision':<22}" + "".join(f"{c:>22}" for c in split_us))
+    parts = sorted({p for row in split_us.values() for p in row})
+    for part in parts:
+        cells = []
+        for case, row in split_us.items():
+            now = row.get(part, 0.0)
+            if other is None:
+                cells.append(f"{now:>22}")
+            else:
+                cells.append(f"{other[case].get(part, 0.0):>10} -> {now:<9}")
+        print(f"{part:<22}" + "".join(cells))
+
+
+def print_compare(result: dict[str, object]) -> None:
+    """Before and after, side by side."""
+    before, after = result["before"], result["after"]
+    print(
+        f"{'case':<16} {'loop CPU µs before':>19} {'after':>8} {'wall µs before':>15} {'after':>8}"
+    )
+    for case in CASES:
+        b, a = before["cases"][case], after["cases"][case]  # type: ignore[index]
+        cpu = f"{b['loop_cpu_us']:>19} {a['loop_cpu_us']:>8}"
+        print(f"{case:<16} {cpu} {b['wall_us']:>15} {a['wall_us']:>8}")
+    print_split(after["split"], before["split"])  # type: ignore[index]
 
 
 if __name__ == "__main__":

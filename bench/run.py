@@ -385,6 +385,17 @@ def decision_lines(c: dict) -> list[str]:
         ["outcome", "event-loop CPU µs", "wall µs (fsync included)"],
         [[k, v["loop_cpu_us"], v["wall_us"]] for k, v in c["cases"].items()],
     )
+    split = c.get("split")
+    if split:
+        cases = list(split)
+        parts = sorted({p for row in split.values() for p in row}, key=_split_order)
+        out += titled_table(
+            "**Where one decision's time goes** (event-loop CPU µs per decision by part of "
+            "`Signoff._decide`, each part's own thread time; SQL on the loop is the store's "
+            "`record_decision` awaited, the fsync not included; rest: awaits and glue):",
+            ["part", *cases],
+            [[p, *(split[case].get(p, 0.0) for case in cases)] for p in parts],
+        )
     forms = c.get("request_forms")
     if forms:
         out += titled_table(
@@ -395,6 +406,16 @@ def decision_lines(c: dict) -> list[str]:
             [[k, v["re_converting_us"], v["one_view_us"], v["saved_us"]] for k, v in forms.items()],
         )
     return out
+
+
+_SPLIT_ORDER = (
+    "validation", "request view", "engine", "decision", "receipt", "review", "audit record",
+    "size checks", "decision row", "SQL on the loop", "telemetry", "rest", "total (loop CPU)",
+)  # fmt: skip
+
+
+def _split_order(part: str) -> int:
+    return _SPLIT_ORDER.index(part) if part in _SPLIT_ORDER else len(_SPLIT_ORDER)
 
 
 def quote_in_guide(text: str, guide: Path = GUIDE) -> None:

@@ -167,3 +167,14 @@ async def test_a_decision_masks_and_converts_its_request_once(
     assert payload["request"]["action"]["params"].get("card_number") == (
         redact.MASK if card else None
     )
+
+
+def test_the_digest_of_a_masked_request_needs_no_whole_conversion() -> None:
+    req = refund(120)
+    req.resource.kind, req.resource.id = "account", "acct_42"
+    req.resource.attributes["region"] = "eu"
+    req.context["ticket"] = "T-1"
+    view = request_view(req, PATHS)
+    assert view.masked is not None
+    assert view.action_digest == reviews.digest(req)  # first: nothing converted before it
+    assert "plain" not in view.__dict__

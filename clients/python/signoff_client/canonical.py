@@ -69,6 +69,31 @@ def canonical_json_bytes(value: Any) -> bytes:
     return canonical_json(value).encode("utf-8")
 
 
+def canonical_json_plain(value: Any) -> tuple[bytes, Any]:
+    """Return the canonical JSON of `value` as UTF-8 bytes, and the plain value those bytes
+    read back as (what ``json.loads`` gives: dicts, lists, ints for integral numbers).
+
+    One walk and one encoding, no parse: the fast path's own normalized copy of `value` is
+    that plain value whenever it holds no pre-encoded text (a number past 2**53, below 1e-4
+    or from 1e21, an object with a key above U+FFFF); only then, or off the fast path, are
+    the bytes parsed back.
+    """
+    if orjson is not None:
+        made = _fragments[0]
+        try:
+            prepared = _prepared(value)
+            data = orjson.dumps(prepared, option=orjson.OPT_SORT_KEYS)
+        except (_SlowPath, TypeError):
+            data = _exact(value).encode("utf-8")
+            return data, json.loads(data)
+        # Another thread's fragment only sends this call to the parse as well: still right.
+        if _fragments[0] == made:
+            return data, prepared
+        return data, json.loads(data)
+    data = canonical_json(value).encode("utf-8")
+    return data, json.loads(data)
+
+
 class _SlowPath(Exception):
     """`value` holds something the fast path would not write as RFC 8785 does."""
 
@@ -116,17 +141,26 @@ def _prepared(value: Any) -> Any:
                 raise _SlowPath
             if not k.isascii() and max(k) > "\uffff":
                 return _raw(_utf16_object(value))
-            out[k] = _prepared(v)
+            # Strings, most of the leaves, are taken as they are, without a call.
+            out[k] = v if type(v) is str else _prepared(v)
         return out
     if t is list or t is tuple:
-        return [_prepared(v) for v in value]
+        items = []
+        for v in value:
+            items.append(v if type(v) is str else _prepared(v))
+        return items
     raise _SlowPath
+
+
+# How many pre-encoded values `_raw` has made (canonical_json_plain: was one made?).
+_fragments = [0]
 
 
 def _raw(text: str) -> Any:
     """`text` as a value the fast encoder writes verbatim."""
     if orjson is None:
         raise _SlowPath
+    _fragments[0] += 1
     return orjson.Fragment(text)
 
 

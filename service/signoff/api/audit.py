@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from signoff import pb
-from signoff.api.errors import parse
 from signoff.api.methods import Method
 from signoff.app.audit.desk import AuditDesk
 from signoff.app.reviews.desk import Identity
@@ -17,20 +16,22 @@ A = pb.audit
 def methods(desk: AuditDesk) -> list[Method]:
     """The AuditService methods."""
 
-    async def query(who: Identity, data: bytes) -> A.QueryAuditResponse:
-        return await desk.query(who, parse(A.QueryAuditRequest, data))
+    async def query(who: Identity, req: A.QueryAuditRequest) -> A.QueryAuditResponse:
+        return await desk.query(who, req)
 
-    async def export(who: Identity, data: bytes) -> AsyncIterator[A.ExportChunk]:
+    async def export(who: Identity, req: A.ExportAuditRequest) -> AsyncIterator[A.ExportChunk]:
         # Each yield waits for the transport's flow control: a slow reader slows the export
         # down instead of the server buffering the log in memory.
-        async for chunk in desk.export(who, parse(A.ExportAuditRequest, data)):
+        async for chunk in desk.export(who, req):
             yield chunk
 
-    async def verify(who: Identity, data: bytes) -> A.VerifyAuditResponse:
-        return await desk.verify(who, parse(A.VerifyAuditRequest, data))
+    async def verify(who: Identity, req: A.VerifyAuditRequest) -> A.VerifyAuditResponse:
+        return await desk.verify(who, req)
 
-    async def get_checkpoints(who: Identity, data: bytes) -> A.GetCheckpointsResponse:
-        return await desk.list_checkpoints(who, parse(A.GetCheckpointsRequest, data))
+    async def get_checkpoints(
+        who: Identity, req: A.GetCheckpointsRequest
+    ) -> A.GetCheckpointsResponse:
+        return await desk.list_checkpoints(who, req)
 
     return [
         Method(SERVICE, "QueryAudit", A.QueryAuditRequest, A.QueryAuditResponse, query),

@@ -11,7 +11,6 @@ server answers UNIMPLEMENTED for it.
 from __future__ import annotations
 
 from signoff import pb
-from signoff.api.errors import parse
 from signoff.api.methods import Method
 from signoff.app.reviews.desk import Identity
 from signoff.ids import new_id
@@ -56,8 +55,7 @@ def methods() -> list[Method]:
     """The bench-only service: NoopEvaluate."""
     template = _template()
 
-    async def noop_evaluate(who: Identity, data: bytes) -> pb.common.Decision:
-        req = parse(pb.common.ActionRequest, data)
+    async def noop_evaluate(who: Identity, req: pb.common.ActionRequest) -> pb.common.Decision:
         d = pb.common.Decision()
         d.CopyFrom(template)
         d.decision_id = new_id()

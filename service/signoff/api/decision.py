@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from signoff import pb
-from signoff.api.errors import parse
 from signoff.api.methods import Method
 from signoff.app.decisions import Signoff
 from signoff.app.reviews.desk import Identity
@@ -15,16 +14,15 @@ D = pb.decision
 def methods(app: Signoff) -> list[Method]:
     """The DecisionService methods."""
 
-    async def evaluate(who: Identity, data: bytes) -> pb.common.Decision:
-        return await app.evaluate(who, parse(pb.common.ActionRequest, data))
+    async def evaluate(who: Identity, req: pb.common.ActionRequest) -> pb.common.Decision:
+        return await app.evaluate(who, req)
 
-    async def evaluate_batch(who: Identity, data: bytes) -> D.EvaluateBatchResponse:
-        req = parse(D.EvaluateBatchRequest, data)
+    async def evaluate_batch(who: Identity, req: D.EvaluateBatchRequest) -> D.EvaluateBatchResponse:
         decisions = await app.evaluate_batch(who, list(req.requests))
         return D.EvaluateBatchResponse(decisions=decisions)
 
-    async def explain(who: Identity, data: bytes) -> D.Explanation:
-        return app.explain(who, parse(pb.common.ActionRequest, data))
+    async def explain(who: Identity, req: pb.common.ActionRequest) -> D.Explanation:
+        return app.explain(who, req)
 
     return [
         Method(SERVICE, "Evaluate", pb.common.ActionRequest, pb.common.Decision, evaluate),

@@ -9,10 +9,12 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-# Handlers receive the caller's identity and the raw request bytes: decoding is theirs, so a
-# malformed request is reported as INVALID_ARGUMENT naming the message, whatever the transport.
-UnaryFn = Callable[[Any, bytes], Awaitable[Message]]
-StreamFn = Callable[[Any, bytes], AsyncIterator[Message]]
+# Handlers receive the caller's identity and the request. The api modules write them for the
+# decoded message; `api.bounds.bounded` turns them into what the transports call, with the
+# request's raw bytes, decoding them once (a malformed request is INVALID_ARGUMENT naming
+# the message, whatever the transport) and checking the field bounds.
+UnaryFn = Callable[[Any, Any], Awaitable[Message]]
+StreamFn = Callable[[Any, Any], AsyncIterator[Message]]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from signoff import pb
-from signoff.api.errors import parse
 from signoff.api.methods import Method
 from signoff.app.decisions import Signoff, require_role
 from signoff.app.insights import get_insights
@@ -16,14 +15,12 @@ P = pb.policy
 def methods(app: Signoff) -> list[Method]:
     """The PolicyService methods."""
 
-    async def get_bundle(who: Identity, data: bytes) -> P.BundleInfo:
+    async def get_bundle(who: Identity, req: P.GetBundleRequest) -> P.BundleInfo:
         require_role(who, "admin", "auditor")
-        parse(P.GetBundleRequest, data)
         return app.bundle_info()
 
-    async def reload_bundle(who: Identity, data: bytes) -> P.ReloadBundleResponse:
+    async def reload_bundle(who: Identity, req: P.ReloadBundleRequest) -> P.ReloadBundleResponse:
         require_role(who, "admin")
-        parse(P.ReloadBundleRequest, data)
         accepted, errs = await app.reload(actor=who.id)
         out = P.ReloadBundleResponse(accepted=accepted, bundle=app.bundle_info())
         for e in errs:
@@ -32,10 +29,10 @@ def methods(app: Signoff) -> list[Method]:
             )
         return out
 
-    async def insights(who: Identity, data: bytes) -> P.Insights:
+    async def insights(who: Identity, req: P.GetInsightsRequest) -> P.Insights:
         # Figures over every group's reviews: the roles that already see the whole log.
         require_role(who, "admin", "auditor")
-        return await get_insights(app.store, parse(P.GetInsightsRequest, data), app.clock.now())
+        return await get_insights(app.store, req, app.clock.now())
 
     return [
         Method(SERVICE, "GetInsights", P.GetInsightsRequest, P.Insights, insights),

@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from signoff import pb
-from signoff.api.errors import parse
 from signoff.api.methods import Method
 from signoff.app.grants.desk import GrantDesk
 from signoff.app.reviews.desk import Identity, ReviewDesk
@@ -19,43 +18,44 @@ R = pb.review
 def methods(desk: ReviewDesk, grants: GrantDesk) -> list[Method]:
     """The ReviewService methods."""
 
-    async def list_reviews(who: Identity, data: bytes) -> R.ListReviewsResponse:
-        return await desk.list(who, parse(R.ListReviewsRequest, data))
+    async def list_reviews(who: Identity, req: R.ListReviewsRequest) -> R.ListReviewsResponse:
+        return await desk.list(who, req)
 
-    async def get_review(who: Identity, data: bytes) -> R.Review:
-        return await desk.get(who, parse(R.GetReviewRequest, data).review_id)
+    async def get_review(who: Identity, req: R.GetReviewRequest) -> R.Review:
+        return await desk.get(who, req.review_id)
 
-    async def watch_review(who: Identity, data: bytes) -> AsyncIterator[R.Review]:
-        async for review in desk.watch(who, parse(R.WatchReviewRequest, data).review_id):
+    async def watch_review(who: Identity, req: R.WatchReviewRequest) -> AsyncIterator[R.Review]:
+        async for review in desk.watch(who, req.review_id):
             yield review
 
-    async def submit_review(who: Identity, data: bytes) -> R.Review:
-        return await desk.submit(who, parse(R.SubmitReviewRequest, data))
+    async def submit_review(who: Identity, req: R.SubmitReviewRequest) -> R.Review:
+        return await desk.submit(who, req)
 
-    async def submit_reviews(who: Identity, data: bytes) -> R.SubmitReviewsResponse:
-        return await desk.submit_batch(who, parse(R.SubmitReviewsRequest, data))
+    async def submit_reviews(who: Identity, req: R.SubmitReviewsRequest) -> R.SubmitReviewsResponse:
+        return await desk.submit_batch(who, req)
 
-    async def cancel_review(who: Identity, data: bytes) -> R.Review:
-        return await desk.cancel(who, parse(R.CancelReviewRequest, data))
+    async def cancel_review(who: Identity, req: R.CancelReviewRequest) -> R.Review:
+        return await desk.cancel(who, req)
 
-    async def watch_queue(who: Identity, data: bytes) -> AsyncIterator[R.Queue]:
+    async def watch_queue(who: Identity, req: R.WatchQueueRequest) -> AsyncIterator[R.Queue]:
         # Endless: closed explicitly, so the desk's clean-up runs as the client goes away.
-        async with contextlib.aclosing(desk.queue(who, parse(R.WatchQueueRequest, data))) as qs:
+        async with contextlib.aclosing(desk.queue(who, req)) as qs:
             async for queue in qs:
                 yield queue
 
-    async def list_precedents(who: Identity, data: bytes) -> R.ListPrecedentsResponse:
-        return await desk.precedents(who, parse(R.ListPrecedentsRequest, data))
+    async def list_precedents(
+        who: Identity, req: R.ListPrecedentsRequest
+    ) -> R.ListPrecedentsResponse:
+        return await desk.precedents(who, req)
 
-    async def who_am_i(who: Identity, data: bytes) -> R.Caller:
-        parse(R.WhoAmIRequest, data)  # nothing to read, but a malformed request is still refused
+    async def who_am_i(who: Identity, req: R.WhoAmIRequest) -> R.Caller:
         return desk.whoami(who)
 
-    async def list_grants(who: Identity, data: bytes) -> R.ListGrantsResponse:
-        return await grants.list(who.id, who.can_review, parse(R.ListGrantsRequest, data))
+    async def list_grants(who: Identity, req: R.ListGrantsRequest) -> R.ListGrantsResponse:
+        return await grants.list(who.id, who.can_review, req)
 
-    async def revoke_grant(who: Identity, data: bytes) -> R.Grant:
-        return await grants.revoke(who.id, who.can_review, parse(R.RevokeGrantRequest, data))
+    async def revoke_grant(who: Identity, req: R.RevokeGrantRequest) -> R.Grant:
+        return await grants.revoke(who.id, who.can_review, req)
 
     return [
         Method(SERVICE, "ListGrants", R.ListGrantsRequest, R.ListGrantsResponse, list_grants),

@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +38,12 @@ from typing import Any
 import orjson
 
 from signoff.errors import InvalidArgument
-from signoff_client.canonical import canonical_json, check_unicode, legacy_canonical_json
+from signoff_client.canonical import (
+    canonical_json,  # noqa: F401 -- re-exported: the tests and auditors' tools import it here
+    canonical_json_plain,
+    check_unicode,
+    legacy_canonical_json,
+)
 
 GENESIS = "0" * 64
 ENCODING_VERSION = 1
@@ -83,9 +87,15 @@ class AuditRecord:
     rules: tuple[str, ...] = ()
     policy_version: str = ""
     payload: Mapping[str, Any] = field(default_factory=dict)
-    # Canonical JSON of `payload`, computed once here so that bad payloads fail at the caller,
-    # not inside the store's write batch.
+    # The entry's canonical encoding, built once here (so that a bad record fails at the
+    # caller, not inside the store's write batch) and carried to the store, which only
+    # splices in the chain position (`canonical_bytes`) and stores these texts as they are:
+    # canonical JSON of `payload`, of `rules`, and `time` as `format_time` writes it.
     payload_json: str = field(init=False, repr=False, compare=False)
+    rules_json: str = field(init=False, repr=False, compare=False)
+    time_text: str = field(init=False, repr=False, compare=False)
+    # The canonical bytes around the payload, prev_hash and seq (see `_frame`).
+    frame: tuple[bytes, bytes, bytes, bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.type not in ENTRY_TYPES:
@@ -99,13 +109,18 @@ class AuditRecord:
         rules = tuple(self.rules)
         if not all(isinstance(r, str) for r in rules):
             raise ValueError("audit rules must be strings")
-        text = canonical_json(self.payload)
-        check_unicode("".join(self._strings()) + "".join(rules))
-        # Normalize so that an entry read back from storage compares equal to the one appended.
-        object.__setattr__(self, "time", self.time.astimezone(dt.UTC))
+        # `plain` is the payload as it reads back from storage, so that an entry read back
+        # compares equal to the one appended (made by the encoding's own walk, not a parse).
+        text, plain = canonical_json_plain(self.payload)
+        time = self.time.astimezone(dt.UTC)
+        object.__setattr__(self, "time", time)
         object.__setattr__(self, "rules", rules)
-        object.__setattr__(self, "payload", json.loads(text))
-        object.__setattr__(self, "payload_json", text)
+        object.__setattr__(self, "payload", plain)
+        object.__setattr__(self, "payload_json", text.decode("utf-8"))
+        object.__setattr__(self, "time_text", format_time(time))
+        frame, rules_json = _frame(self)
+        object.__setattr__(self, "frame", frame)
+        object.__setattr__(self, "rules_json", rules_json)
 
     def _strings(self) -> tuple[str, ...]:
         return (
@@ -142,18 +157,72 @@ class VerifyResult:
 
 def format_time(t: dt.datetime) -> str:
     """Return `t` as RFC 3339 UTC with microseconds and 'Z' (the encoding's time format)."""
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise ValueError("time must be timezone-aware")
-    t = t.astimezone(dt.UTC)
-    # The year padded by hand: strftime writes year 500 as "500", which sorts after "2026" in
-    # SQLite's text comparisons (a request's window can start that early). Same text as
-    # before from year 1000 on, so no stored entry changes.
-    return f"{t.year:04d}" + t.strftime("-%m-%dT%H:%M:%S.%fZ")
+    if t.tzinfo is not dt.UTC:
+        if t.tzinfo is None or t.utcoffset() is None:
+            raise ValueError("time must be timezone-aware")
+        t = t.astimezone(dt.UTC)
+    # isoformat, not strftime (half the cost, and it runs several times per decision): the
+    # same text, "+00:00" cut for "Z". Its year is padded to four digits, as SQLite's text
+    # comparisons need (a request's window can start before year 1000, and strftime wrote
+    # year 500 as "500", which sorts after "2026").
+    return t.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> dt.datetime:
     """Parse a time written by `format_time`."""
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+_PAYLOAD_AT = b',"policy_version":'
+_PREV_HASH_AT = b',"prev_hash":"'
+_RULES_AT = b',"rules":'
+_SEQ_AT = b',"seq":'
+
+
+def _frame(record: AuditRecord) -> tuple[tuple[bytes, bytes, bytes, bytes], str]:
+    """The record's canonical header cut where the payload, prev_hash and seq go, and its
+    rules' canonical JSON (the text the header holds for them)."""
+    header = {
+        "action_name": record.action_name,
+        "actor": record.actor,
+        "decision_id": record.decision_id,
+        "outcome": record.outcome,
+        "policy_version": record.policy_version,
+        "prev_hash": "",
+        "principal": record.principal,
+        "request_id": record.request_id,
+        "review_id": record.review_id,
+        "review_state": record.review_state,
+        "reviewer": record.reviewer,
+        "reviewer_group": record.reviewer_group,
+        "rules": list(record.rules),
+        "seq": 0,
+        "time": record.time_text,
+        "type": record.type,
+        "v": ENCODING_VERSION,
+    }
+    # Every header value is a string, a small int or a list of strings and every key is
+    # ASCII: for those orjson writes RFC 8785 exactly (the same escapes and key order), at a
+    # tenth of json.dumps' cost. It refuses lone surrogates (TypeError).
+    try:
+        head = orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:
+        check_unicode("".join(record._strings()) + "".join(record.rules))
+        raise ValueError(f"audit entry header: {exc}") from None
+    # The cuts are found by key: every value before them is an escaped string, which holds
+    # no bare '"', so no value can fake one. "payload" sorts between "outcome" and
+    # "policy_version"; prev_hash is written empty and seq as 0, both replaced when sealed.
+    payload_at = head.index(_PAYLOAD_AT)
+    prev_at = head.index(_PREV_HASH_AT, payload_at) + len(_PREV_HASH_AT)
+    rules_at = head.index(_RULES_AT, prev_at) + len(_RULES_AT)
+    seq_at = head.index(_SEQ_AT, rules_at) + len(_SEQ_AT)
+    frame = (
+        head[:payload_at] + b',"payload":',
+        head[payload_at:prev_at],
+        head[prev_at:seq_at],
+        head[seq_at + 1 :],  # after the placeholder seq's one digit
+    )
+    return frame, head[rules_at : seq_at - len(_SEQ_AT)].decode("utf-8")
 
 
 def canonical_bytes(
@@ -163,38 +232,15 @@ def canonical_bytes(
 
     `payload_json` replaces the record's own canonical payload text (the pre-0.2.0 number
     form, when an old entry is verified)."""
-    obj = {
-        "action_name": record.action_name,
-        "actor": record.actor,
-        "decision_id": record.decision_id,
-        "outcome": record.outcome,
-        "policy_version": record.policy_version,
-        "prev_hash": prev_hash,
-        "principal": record.principal,
-        "request_id": record.request_id,
-        "review_id": record.review_id,
-        "review_state": record.review_state,
-        "reviewer": record.reviewer,
-        "reviewer_group": record.reviewer_group,
-        "rules": list(record.rules),
-        "seq": seq,
-        "time": format_time(record.time),
-        "type": record.type,
-        "v": ENCODING_VERSION,
-    }
-    # Every header value is a string, a small int or a list of strings and every key is
-    # ASCII: for those orjson writes RFC 8785 exactly (the same escapes and key order), at a
-    # tenth of json.dumps' cost. The record's strings were checked for lone surrogates when
-    # it was built; orjson refuses them anyway (TypeError).
-    try:
-        head = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
-    except TypeError as exc:
-        raise ValueError(f"audit entry header: {exc}") from None
-    # The payload is spliced in pre-encoded ("payload" sorts between "outcome" and
-    # "policy_version"), which keeps the writer from re-encoding it for every hash.
-    cut = head.index(b',"policy_version":')
+    # The record built everything else once; only the chain position is spliced in here.
+    before, middle, after_prev, tail = record.frame
     payload = (record.payload_json if payload_json is None else payload_json).encode("utf-8")
-    return b"".join((head[:cut], b',"payload":', payload, head[cut:]))
+    if prev_hash.isascii() and prev_hash.isalnum():
+        prev = prev_hash.encode("ascii")
+    else:  # not a hash (a damaged row): escaped as JSON, as any string is
+        prev = orjson.dumps(prev_hash)[1:-1]
+    position = b"%d" % seq
+    return b"".join((before, payload, middle, prev, after_prev, position, tail))
 
 
 def entry_hash(
@@ -273,13 +319,11 @@ def verify_chain(
     return VerifyResult(True, checked, expected - 1, head_hash)
 
 
-# What an entry's header can add to the record's own strings: keys, seq, the previous hash.
-_HEADER_BYTES = 512
-
-
 def entry_size(record: AuditRecord) -> int:
     """The canonical size of `record` as an entry, in bytes (to within the seq's digits)."""
-    return len(canonical_bytes(record, seq=0, prev_hash="0" * 64)) + 20
+    payload = len(record.payload_json.encode("utf-8"))
+    # As encoded at seq 0 (one digit) after a 64-character hash, plus 20 for a longer seq.
+    return sum(len(part) for part in record.frame) + payload + 64 + 1 + 20
 
 
 def check_entry_size(records: Iterable[AuditRecord], limit: int) -> None:
@@ -288,12 +332,7 @@ def check_entry_size(records: Iterable[AuditRecord], limit: int) -> None:
     Called before anything is stored: an entry larger than a read can return would make every
     page and export that holds it fail for good."""
     for record in records:
-        # Cheap bound first, so most records are never encoded twice: the payload is escaped
-        # JSON already (at most 4 UTF-8 bytes a character); a header string's character
-        # takes at most 6 (\uXXXX), a rule 3 more for its quotes and comma.
-        header = sum(len(s) for s in record._strings()) + sum(len(r) + 3 for r in record.rules)
-        if len(record.payload_json) * 4 + header * 6 + _HEADER_BYTES <= limit:
-            continue
+        # Exact and cheap: the record holds its encoding already (`frame`).
         size = entry_size(record)
         if size > limit:
             raise InvalidArgument(

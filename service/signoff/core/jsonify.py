@@ -193,7 +193,20 @@ class RequestView:
     @functools.cached_property
     def action_digest(self) -> str:
         """The action digest of the request itself (an AUTO_ALLOW receipt's)."""
-        return digest_of(self.plain, self.request.principal)
+        if self.masked is None:
+            return digest_of(self.plain, self.request.principal)  # the audit payload's form
+        # Only the parts a digest covers: the whole unmasked request as a dict (principal,
+        # context, justification) would be a second conversion that nothing else reads.
+        r = self.request
+        parts: JsonDict = {
+            "action": {"name": r.action.name, "params": struct_to_dict(r.action.params)},
+            "resource": {
+                "kind": r.resource.kind,
+                "id": r.resource.id,
+                "attributes": struct_to_dict(r.resource.attributes),
+            },
+        }
+        return digest_of(parts, r.principal)
 
     @functools.cached_property
     def shown_digest(self) -> str:

@@ -15,7 +15,6 @@ from signoff.core.audit import GENESIS, AuditEntry, format_time, parse_time
 from signoff.errors import FailedPrecondition
 from signoff.store.base import Checkpoint, CheckpointSuperseded
 from signoff.store.rows import AUDIT_COLUMNS, AUDIT_FIELDS, CHECKPOINT_COLUMNS, SQLITE
-from signoff_client.canonical import canonical_json
 
 _INSERT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * len(AUDIT_FIELDS))})"
 _MICROSECOND = dt.timedelta(microseconds=1)
@@ -69,10 +68,11 @@ def insert(
 
 def audit_row(e: AuditEntry) -> tuple[Any, ...]:
     """Return the row of `e` in `AUDIT_FIELDS` order."""
+    # The time and rules as the record encoded them for its hash: the same texts, made once.
     return (
-        *(e.seq, format_time(e.time), e.type, e.actor, e.request_id, e.decision_id),
+        *(e.seq, e.time_text, e.type, e.actor, e.request_id, e.decision_id),
         *(e.review_id, e.action_name, e.outcome, e.principal, e.reviewer, e.reviewer_group),
-        *(e.review_state, canonical_json(list(e.rules)), e.policy_version, e.payload_json),
+        *(e.review_state, e.rules_json, e.policy_version, e.payload_json),
         *(e.prev_hash, e.hash),
     )
 
