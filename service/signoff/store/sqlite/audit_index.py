@@ -54,7 +54,9 @@ _STEP = f"INSERT INTO audit_index (col, value, seq) SELECT * FROM ({_LEGS}) ORDE
 
 def indexed_through(conn: sqlite3.Connection) -> int:
     """Return the last seq the side index holds (every entry up to it, none after)."""
-    return int(conn.execute("SELECT indexed_through FROM audit_index_state WHERE id = 1").fetchone()[0])
+    return int(
+        conn.execute("SELECT indexed_through FROM audit_index_state WHERE id = 1").fetchone()[0]
+    )
 
 
 def step(conn: sqlite3.Connection, limit: int) -> tuple[int, int]:
@@ -75,6 +77,13 @@ def step(conn: sqlite3.Connection, limit: int) -> tuple[int, int]:
             conn.execute("ROLLBACK")
         raise
     return upto, head
+
+
+def derive(conn: sqlite3.Connection, lo: int, hi: int) -> list[tuple[int, str, int]]:
+    """Return the rows the side index must hold for entries lo..hi, in key order (what
+    `step` inserts; a reference for checks)."""
+    rows = conn.execute(f"SELECT * FROM ({_LEGS}) ORDER BY 1, 2, 3", {"lo": lo, "hi": hi})
+    return [(int(col), str(value), int(seq)) for col, value, seq in rows]
 
 
 def entries_by_ids(

@@ -40,10 +40,11 @@ class AuditIndexer:
         *,
         every: int = INDEX_EVERY,
         idle: float | None = INDEX_IDLE,
-        chunk: int = INDEX_CHUNK,
+        chunk: int | None = None,
     ) -> None:
         self._maintenance = maintenance
-        self._every, self._idle, self._chunk = every, idle, chunk
+        self._every, self._idle = every, idle
+        self._chunk = chunk or INDEX_CHUNK
         self._pending = 0
         self._wake = asyncio.Event()  # entries are waiting
         self._full = asyncio.Event()  # `every` entries are waiting
