@@ -62,7 +62,12 @@ class AuditIndexer:
     async def start(self) -> None:
         """Take one step now (the common case: nothing to catch up), then run in the
         background, catching up first if the log is further ahead."""
-        done, head = await self._step()
+        # A failure does not stop the store from opening: queries scan what is not indexed.
+        try:
+            done, head = await self._step()
+        except Exception as exc:
+            log.warning("audit side index: step failed (%s); retried in the background", exc)
+            done, head = 0, 1
         self._task = asyncio.get_running_loop().create_task(
             self._run(done < head), name="signoff-audit-indexer"
         )
