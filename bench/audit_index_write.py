@@ -17,7 +17,6 @@ reported per decision (amortized) beside the commit.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import random
 import sqlite3
@@ -28,11 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from audit_query import T0, STEP, _decision, _derive
+from audit_query import STEP, T0, _decision, _derive
 from common import write
 
 from signoff.core.audit import GENESIS, AuditRecord, seal
-from signoff.ids import SystemClock
 from signoff.store import migrations
 from signoff.store.sqlite import audit as audit_sql
 from signoff.store.sqlite import audit_index
