@@ -14,7 +14,9 @@ commit's fsync on the writer's own thread, a bounded linger under load (linger.p
 head (seq, hash) is read inside each write transaction, under SQLite's write lock, so it
 cannot drift from what is committed: not after a failed commit, nor if another process
 appended to the same file. Every entry is checked to extend that head before its INSERT
-(audit.py's `insert`; no trigger does it since migration 0006).
+(audit.py's `insert`; no trigger does it since migration 0006). The auditors' indexes are
+not written by these transactions (migration 0007): `AuditIndexer` (indexer.py) builds the
+side index in bulk between batches, and queries scan what it has not reached yet.
 
 Reads use their own connections (WAL readers never block the writer) on worker threads.
 """
