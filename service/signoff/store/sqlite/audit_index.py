@@ -8,7 +8,7 @@ time bound into a seq bound (audit_query.py).
 
 A decision's commit no longer touches these B-trees. `step` indexes the next entries after
 `indexed_through` in ONE transaction, rows in key order, with the new watermark: run by the
-store between write batches (store.py, `_Indexer`), it costs a transaction per few hundred
+store between write batches (indexer.py, `AuditIndexer`), it costs a transaction per few hundred
 entries and dirties a leaf per value rather than a leaf per entry and column. Readers read
 the index for seq <= indexed_through and scan the entries after it (the tail) directly.
 """
