@@ -12,6 +12,9 @@ times over so that a noisy minute of a shared machine hits every variant alike:
 - ``linger``: this tree as shipped (``store.commit_linger`` at its default, 2 ms);
 - ``linger_5ms``: the same with a 5 ms bound, for the trade-off.
 
+``BENCH_VARIANTS=base,linger`` runs only those (e.g. a later change of this tree, such as the
+auditors' side index, against BASE_SOURCE = the commit before it).
+
 Writes results/group_commit.json: per variant and concurrency, Evaluate /s, p50, p99,
 decisions per commit (from the server's /metrics), Check /s and the ratio.
 """
@@ -39,7 +42,9 @@ def variants() -> dict[str, dict[str, str]]:
     out["no_trigger"] = {"SIGNOFF_STORE__COMMIT_LINGER": "0"}
     out["linger"] = {}
     out["linger_5ms"] = {"SIGNOFF_STORE__COMMIT_LINGER": "0.005"}
-    return out
+    # BENCH_VARIANTS=base,linger: only these (a later change against its baseline).
+    only = [name for name in os.environ.get("BENCH_VARIANTS", "").split(",") if name]
+    return {name: env for name, env in out.items() if not only or name in only}
 
 
 async def run() -> dict:

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from signoff.core.audit import verify_chain
+from signoff.core.audit import GENESIS, seal, verify_chain
 from signoff.errors import FailedPrecondition, NotFound
 from signoff.store import ReviewQuery, ReviewRecord, Store
 from signoff.store import migrations as migrations_module
+from signoff.store.sqlite import audit as audit_sql
+from signoff.store.sqlite import decisions as decisions_sql
 from tests.store.conftest import MakeStore
 from tests.store.helpers import all_entries, in_one_batch
 from tests.store.reviews import change_audit, changed, open_review, opening
@@ -281,10 +283,12 @@ async def test_a_database_from_migration_0001_upgrades_in_place(
     full = migrations_module.load
     with monkeypatch.context() as patch:
         patch.setattr(migrations_module, "load", lambda dialect: full(dialect)[:1])
-        old = await make_store()
-        o = opening(1)
-        await old.record_decision(o.decision, o.audit)
-        await old.close()
+        await (await make_store()).close()
+    # A decision as a 0001 build wrote it (today's writer reads 0003's tables).
+    o = opening(1)
+    with raw(tmp_path) as conn:
+        decisions_sql.insert(conn, o.decision)
+        audit_sql.insert(conn, seal(o.audit, seq=1, prev_hash=GENESIS), (0, GENESIS), "")
     with raw(tmp_path) as conn:
         assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (1,)
         assert (

@@ -6,6 +6,11 @@ range inside that index, and paging while entries are appended neither repeats n
 one. Unlike the SQLite backend, the planner (with statistics) picks the driving index; time
 bounds filter rows (index (time, seq)) instead of becoming seq bounds.
 
+These indexes stay on the write path here, unlike SQLite's side index (sqlite/audit_index.py):
+a PostgreSQL commit flushes WAL records (a small one per index tuple, full pages only on the
+first change after a checkpoint), not every page it dirtied, and the pages reach the data
+files later, in the background; its write path is bound by round trips, not pages.
+
 The reviewer console's reads (group backlogs, decided reviews of an action) are here too;
 each matches one partial index of migrations/postgres/0002_console.sql.
 """

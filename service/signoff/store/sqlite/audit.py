@@ -1,8 +1,8 @@
 """SQLite statements for audit entries and checkpoints: inserts, lookups (rows: rows.py).
 
 Functions here run on a connection the caller owns (the writer's transaction or a reader);
-`SqliteStore` decides where they run. Queries for auditors are in sqlite_audit_query.py; the
-schema is in migrations/sqlite/0001_init.sql and 0003_audit_queries.sql.
+`SqliteStore` decides where they run. Queries for auditors are in audit_query.py, their side index
+in audit_index.py; the schema is in migrations/sqlite/ (0001, 0003, 0007).
 """
 
 from __future__ import annotations
@@ -29,8 +29,15 @@ def read_head(conn: sqlite3.Connection) -> tuple[int, str]:
 
 def high_water(conn: sqlite3.Connection) -> str:
     """Return the latest time of any entry ("" when the log is empty)."""
-    # Served by the audit_time index: one seek, not a scan.
-    return str(conn.execute("SELECT coalesce(max(time), '') FROM audit").fetchone()[0])
+    # No time index on the write path (migration 0007): the running maximum is the time of
+    # the last entry that raised it, i.e. the last one that is not a time regression --
+    # usually the head itself, a seek or two back from the end of the seq key.
+    row = conn.execute(
+        "SELECT a.time FROM audit AS a WHERE NOT EXISTS "
+        "(SELECT 1 FROM audit_time_regressions AS r WHERE r.seq = a.seq) "
+        "ORDER BY a.seq DESC LIMIT 1"
+    ).fetchone()
+    return "" if row is None else str(row[0])
 
 
 def insert(

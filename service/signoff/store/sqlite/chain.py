@@ -12,7 +12,8 @@ from signoff.core.audit import AuditEntry
 from signoff.store import grants_sql as gsql
 from signoff.store.base import ENTRY_ID_COLUMNS, DecisionRecord, ReviewRecord
 from signoff.store.grants_sql import GrantRecord
-from signoff.store.rows import AUDIT_COLUMNS, DECISION_COLUMNS, SQLITE
+from signoff.store.rows import DECISION_COLUMNS, SQLITE
+from signoff.store.sqlite import audit_index
 from signoff.store.sqlite import reviews as reviews_sql
 
 
@@ -29,18 +30,10 @@ class SqliteChain:
             raise ValueError(f"audit_by_ids: {column!r} is not one of {ENTRY_ID_COLUMNS}")
         if not ids or not types:
             return []
-        # INDEXED BY: without statistics the planner could walk the seq key or the type
-        # index (every entry of a type) instead of the few entries of these ids.
-        statement = (
-            f"SELECT {AUDIT_COLUMNS} FROM audit INDEXED BY audit_{column} "
-            f"WHERE {column} IN ({', '.join('?' * len(ids))}) "
-            f"AND +type IN ({', '.join('?' * len(types))})"
-        )
-        args = (*ids, *types)
 
         def read(conn: sqlite3.Connection) -> list[AuditEntry]:
-            found = [SQLITE.entry(row) for row in conn.execute(statement, args)]
-            return sorted(found, key=lambda e: e.seq)
+            rows = audit_index.entries_by_ids(conn, column, ids, types)
+            return [SQLITE.entry(row) for row in rows]
 
         return await self._read(read)  # type: ignore[no-any-return]
 

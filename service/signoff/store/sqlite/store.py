@@ -14,7 +14,9 @@ commit's fsync on the writer's own thread, a bounded linger under load (linger.p
 head (seq, hash) is read inside each write transaction, under SQLite's write lock, so it
 cannot drift from what is committed: not after a failed commit, nor if another process
 appended to the same file. Every entry is checked to extend that head before its INSERT
-(audit.py's `insert`; no trigger does it since migration 0006).
+(audit.py's `insert`; no trigger does it since migration 0006). The auditors' indexes are
+not written by these transactions (migration 0007): `AuditIndexer` (indexer.py) builds the
+side index in bulk between batches, and queries scan what it has not reached yet.
 
 Reads use their own connections (WAL readers never block the writer) on worker threads.
 """
@@ -57,6 +59,7 @@ from signoff.store.sqlite import decisions as decisions_sql
 from signoff.store.sqlite import reviews as reviews_sql
 from signoff.store.sqlite.chain import SqliteChain
 from signoff.store.sqlite.grants import SqliteGrants
+from signoff.store.sqlite.indexer import INDEX_EVERY, INDEX_IDLE, AuditIndexer
 from signoff.store.sqlite.writer import GroupCommitWriter, WriterStats, unavailable
 
 T = TypeVar("T")
@@ -66,8 +69,8 @@ log = logging.getLogger("signoff.store")
 class _Tx:
     """What an operation sees inside the batch transaction: the connection and chain head."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: sqlite3.Connection, on_insert: Callable[[], None]) -> None:
+        self.conn, self._on_insert = conn, on_insert
         self.seq, self.hash = audit_sql.read_head(conn)
         self.high_water = audit_sql.high_water(conn)
 
@@ -79,6 +82,7 @@ class _Tx:
         """Insert `entry` and advance the head; FailedPrecondition unless it extends it."""
         self.high_water = audit_sql.insert(self.conn, entry, (self.seq, self.hash), self.high_water)
         self.seq, self.hash = entry.seq, entry.hash
+        self._on_insert()
         return entry
 
 
@@ -94,13 +98,19 @@ class SqliteStore(SqliteGrants, SqliteChain):
         commit_linger: float = DEFAULT_COMMIT_LINGER,
         busy_timeout_ms: int = 5000,
         call_later: CallLater | None = None,
+        index_every: int = INDEX_EVERY,
+        index_idle: float | None = INDEX_IDLE,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
         self._busy_timeout_ms = busy_timeout_ms
+        # The auditors' side index, maintained off the write path (sqlite/indexer.py).
+        # A step per `index_every` appended entries, or `index_idle` s after the last append
+        # (None: only then, or when `index_audit` is called).
+        self._indexer = AuditIndexer(self.maintenance, every=index_every, idle=index_idle)
         self._writer = GroupCommitWriter(
             self._connect_writer,
-            _Tx,
+            lambda conn: _Tx(conn, self._indexer.appended),
             max_batch=max_batch,
             linger=commit_linger,
             call_later=call_later,  # the linger's timer: the loop's unless a test moves time
@@ -125,6 +135,11 @@ class SqliteStore(SqliteGrants, SqliteChain):
             raise RuntimeError("SqliteStore.open() may be called once")
         self._state = "closed"  # until the writer is up
         await self._writer.start()
+        try:
+            await self._indexer.start()
+        except BaseException:
+            await self._writer.stop()
+            raise
         self._state = "open"
 
     async def close(self) -> None:
@@ -133,6 +148,7 @@ class SqliteStore(SqliteGrants, SqliteChain):
         self._state = "closed"
         if never_opened:
             return
+        await self._indexer.stop()
         await self._writer.stop()
         while not self._readers.empty():
             self._readers.get_nowait().close()
@@ -173,6 +189,11 @@ class SqliteStore(SqliteGrants, SqliteChain):
         if not batch:
             return []
         return await self._submit(lambda tx: [tx.append(r) for r in batch])
+
+    async def index_audit(self) -> int:
+        """Bring the auditors' side index up to the head now; return its watermark."""
+        # Queries are exact at any watermark; this is for a bulk load, a bench, a test.
+        return await self._indexer.catch_up()
 
     async def maintenance(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` in the writer thread between batches (pragmas, checkpoints)."""
