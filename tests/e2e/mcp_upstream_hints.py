@@ -46,7 +46,7 @@ async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
 
 async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
     """Record the call and say so."""
-    with RAN.open("a") as f:
+    with RAN.open("a") as f:  # noqa: ASYNC230 (a few bytes, one test's file)
         f.write(params.name + "\n")
     return types.CallToolResult(content=[types.TextContent(text=f"ran {params.name}")])
 

@@ -59,9 +59,7 @@ def ran(tmp_path: Path) -> list[str]:
 
 
 @asynccontextmanager
-async def session_over(
-    transport: str, path: Path, **options: Any
-) -> AsyncIterator[ClientSession]:
+async def session_over(transport: str, path: Path, **options: Any) -> AsyncIterator[ClientSession]:
     """An SDK client session with the proxy over `transport` (stdio or http)."""
     if transport == "stdio":
         async with proxied(path, **options) as session:
@@ -96,7 +94,7 @@ async def test_the_hints_decide_read_only_runs_destructive_is_hidden_and_denied_
         wipe = await session.call_tool("wipe", {})
         assert wipe.is_error
         assert "mcp.hints.wipe is marked destructive (destructiveHint)" in text(wipe)
-        call, (review_id, group, reason) = await waiting_call(session, {}, "poke")
+        call, (_, group, reason) = await waiting_call(session, {}, "poke")
         assert group == "tool-owners"
         assert "not marked read-only" in reason
         call.cancel()
@@ -209,9 +207,7 @@ async def test_a_tool_denied_whatever_its_arguments_is_not_listed_and_a_new_bund
         assert (await session.call_tool("poke", {})).is_error
 
         # A new bundle that denies peek whatever its arguments, and lets wipe run.
-        (policies / "hints.yaml").write_text(
-            POLICY.replace('"mcp.hints.wipe"', '"mcp.hints.peek"')
-        )
+        (policies / "hints.yaml").write_text(POLICY.replace('"mcp.hints.wipe"', '"mcp.hints.peek"'))
         loaded, errors = server.call(server.running.app.reload())
         assert loaded, errors
         await asyncio.wait_for(changed.wait(), WAIT)

@@ -100,9 +100,7 @@ class Client(BaseClient):
     ) -> list[Screening]:
         """Which of `requests` (without params) the policies deny whatever the params;
         `varying`: context paths each real call sets to its own value. Nothing is stored."""
-        raw = self._call(
-            self._decisions.Screen, self._screen_request(requests, varying), timeout
-        )
+        raw = self._call(self._decisions.Screen, self._screen_request(requests, varying), timeout)
         return [Screening.from_proto(r, raw.policy_version) for r in raw.results]
 
     def require(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from signoff import pb
+
 # Evaluate's own principal check: Screen must see the principal Evaluate would.
 from signoff.app.decisions import Signoff, require_role
 from signoff.app.decisions import _check_principal as check_principal
