@@ -177,12 +177,15 @@ rules:
 """
 
 
-@pytest.mark.parametrize("transport", ["stdio", "http"])
+# How the proxy learns of the new bundle: its periodic screening (policy_refresh), or a
+# call's decision that names another bundle (then at once, whatever policy_refresh).
+@pytest.mark.parametrize(("transport", "learns_by"), [("stdio", "refresh"), ("http", "decision")])
 async def test_a_tool_denied_whatever_its_arguments_is_not_listed_and_a_new_bundle_relists(
     make_server: MakeServer,
     policy_dir: Callable[[dict[str, str]], Path],
     tmp_path: Path,
     transport: str,
+    learns_by: str,
 ):
     policies = policy_dir({"hints.yaml": POLICY})
     server = make_server(policies)
@@ -193,8 +196,9 @@ async def test_a_tool_denied_whatever_its_arguments_is_not_listed_and_a_new_bund
             changed.set()
 
     upstream = hints_upstream(tmp_path, {"peek": {}, "wipe": {}, "poke": {}})
+    refresh = 0.2 if learns_by == "refresh" else 3600
     path = config(
-        tmp_path, server.target, upstreams=[upstream], http_token=TOKEN, policy_refresh=0.2
+        tmp_path, server.target, upstreams=[upstream], http_token=TOKEN, policy_refresh=refresh
     )
     async with session_over(transport, path, message_handler=on_message) as session:
         # wipe: denied by name. peek: only for some arguments. poke: by what each session
@@ -208,8 +212,11 @@ async def test_a_tool_denied_whatever_its_arguments_is_not_listed_and_a_new_bund
 
         # A new bundle that denies peek whatever its arguments, and lets wipe run.
         (policies / "hints.yaml").write_text(POLICY.replace('"mcp.hints.wipe"', '"mcp.hints.peek"'))
-        loaded, errors = server.call(server.running.app.reload())
-        assert loaded, errors
+        loaded, problems = server.call(server.running.app.reload())
+        assert loaded, problems
+        if learns_by == "decision":
+            assert not changed.is_set()
+            assert (await session.call_tool("poke", {})).is_error  # decided by the new bundle
         await asyncio.wait_for(changed.wait(), WAIT)
         assert await listed(session) == {"wipe", "poke"}
         assert text(await session.call_tool("wipe", {})) == "ran wipe"

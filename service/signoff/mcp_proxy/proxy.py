@@ -42,11 +42,12 @@ class Proxy:
             upstream.on_notice = self.passthrough.relay
         self._route_tools([(u, u.tools) for u in upstreams])
         self.filter = ToolFilter(gate.config, gate.client)
+        self.filter.on_change = self._tools_changed
         gate.on_version = self.filter.saw_version
 
     async def keep_tools_current(self) -> None:
         """Re-screen the tools as the bundle changes; tell clients when their list did."""
-        await self.filter.keep_current(self._screened, self._tools_changed)
+        await self.filter.keep_current(self._screened)
 
     async def _tools_changed(self) -> None:
         await self.passthrough.broadcast(types.ToolListChangedNotification())

@@ -40,7 +40,10 @@ class ToolFilter:
         self.config = config
         self.client = client
         self.version = ""  # the bundle of the cached answers
+        # Awaited when the tools left out differ from those clients were last given.
+        self.on_change: Callable[[], Awaitable[None]] | None = None
         self._answers: dict[str, Screening] = {}  # by _key
+        self._shown: dict[str, str] | None = None  # what clients were last given
         self._stale = asyncio.Event()
 
     async def hidden(self, tools: dict[str, Screened]) -> dict[str, str]:
@@ -49,12 +52,17 @@ class ToolFilter:
             return {}
         missing = {k: t for t in tools.values() if (k := self._key(t)) not in self._answers}
         if missing:
+            before = self.version
             try:
-                await self._screen(missing)
+                answers = await self._ask(missing)
+                if before and self.version != before:  # a new bundle: all answers are stale
+                    self._answers = await self._ask({self._key(t): t for t in tools.values()})
+                else:
+                    self._answers.update(answers)
             except errors.SignoffError as exc:
                 logs.event(log, "mcp.tools.unscreened", logging.WARNING, error=exc.message)
                 return {}
-        return self._denied(tools)
+        return await self._settle(self._denied(tools))
 
     def _denied(self, tools: dict[str, Screened]) -> dict[str, str]:
         """The cached denials among `tools` (a tool not screened yet is not denied)."""
@@ -65,47 +73,41 @@ class ToolFilter:
                 out[name] = answer.reason
         return out
 
+    async def _settle(self, hidden: dict[str, str]) -> dict[str, str]:
+        """Record what clients are given; tell them all if it changed (the client that
+        lists now too: it lists again and gets the same)."""
+        changed = self._shown is not None and set(hidden) != set(self._shown)
+        self._shown = hidden
+        if changed:
+            logs.event(log, "mcp.tools.rescreened", version=self.version, hidden=",".join(hidden))
+            if self.on_change is not None:
+                await self.on_change()
+        return hidden
+
     def saw_version(self, version: str) -> None:
         """A decision named the bundle `version`: re-screen at once if it is not ours."""
         if version and self.version and version != self.version:
             self._stale.set()
 
-    async def keep_current(
-        self, current: Callable[[], dict[str, Screened]], changed: Callable[[], Awaitable[None]]
-    ) -> None:
-        """Re-screen `current()` every policy_refresh (or when told the bundle changed);
-        await `changed()` when the hidden tools differ. Runs until cancelled."""
+    async def keep_current(self, current: Callable[[], dict[str, Screened]]) -> None:
+        """Re-screen `current()` every policy_refresh, or at once when a decision named
+        another bundle; clients are told when what they were given changed. Runs until
+        cancelled."""
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.policy_refresh):
                     await self._stale.wait()
             self._stale.clear()
             tools = current()
-            if not tools or not self.config.hide_denied:
-                continue
-            before = self._denied(tools)
+            if not tools or not self.config.hide_denied or self._shown is None:
+                continue  # nothing listed yet: the first tools/list screens
             try:
                 answers = await self._ask({self._key(t): t for t in tools.values()})
             except errors.SignoffError as exc:
                 logs.event(log, "mcp.tools.unscreened", logging.WARNING, error=exc.message)
                 continue
             self._answers = answers  # what is no longer listed is dropped too
-            after = self._denied(tools)
-            if after != before:
-                logs.event(
-                    log,
-                    "mcp.tools.rescreened",
-                    version=self.version,
-                    hidden=",".join(sorted(after)),
-                )
-                await changed()
-
-    async def _screen(self, tools: dict[str, Screened]) -> None:
-        answers = await self._ask(tools)
-        versions = {a.policy_version for a in answers.values()}
-        if versions != {self.version}:  # a new bundle: every cached answer is stale
-            self._answers = {}
-        self._answers.update(answers)
+            await self._settle(self._denied(tools))
 
     async def _ask(self, tools: dict[str, Screened]) -> dict[str, Screening]:
         """Screen `tools` (by key); one bundle version for all, else ask again."""
