@@ -5,6 +5,7 @@ tool's annotations (hints.py); the rest passes through (passthrough.py)."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -24,6 +25,9 @@ from signoff.mcp_proxy.toolfilter import Screened, ToolFilter
 from signoff.mcp_proxy.upstreams import Upstream, UpstreamError
 
 log = logging.getLogger("signoff.mcp_proxy")
+# A call forwarded this soon after the upstream answered the list skips the ping that
+# tells a crash between calls (the list just did); after a review it pings again.
+_FRESH_S = 1.0
 
 
 class Proxy:
@@ -139,12 +143,13 @@ class Proxy:
             return _tool_error(f"unknown tool '{params.name}'")
         upstream, tool = route
         arguments = {} if params.arguments is None else params.arguments
+        hints, listed_at = await self._hints_now(upstream, tool)
         call = Call(
             upstream=upstream.name,
             tool=tool.name,
             arguments=arguments,
             request_id=f"mcp:{self._session_id(ctx)}:{ctx.request_id}",
-            context={"mcp": await self._context(ctx, upstream, tool)},
+            context={"mcp": self._context(ctx, upstream, tool, hints)},
         )
         progress = _Progress(ctx)
         try:
@@ -154,7 +159,9 @@ class Proxy:
             return _tool_error(str(exc))
         approved = coerce_integers(approved, tool.input_schema)
         try:
-            result = await upstream.call_tool(tool.name, approved, progress.relay)
+            # The list just answered: no ping first, unless a review made the call wait.
+            fresh = listed_at is not None and time.monotonic() - listed_at < _FRESH_S
+            result = await upstream.call_tool(tool.name, approved, progress.relay, not fresh)
         except UpstreamError as exc:
             return _tool_error(str(exc))
         except MCPError as exc:
@@ -169,8 +176,12 @@ class Proxy:
         http_session = headers.get("mcp-session-id") if headers is not None else None
         return http_session or self.process_session
 
-    async def _context(
-        self, ctx: ServerRequestContext[Any], upstream: Upstream, tool: types.Tool
+    def _context(
+        self,
+        ctx: ServerRequestContext[Any],
+        upstream: Upstream,
+        tool: types.Tool,
+        hints: dict[str, bool],
     ) -> dict[str, Any]:
         client = ctx.session.client_params.client_info if ctx.session.client_params else None
         return {
@@ -179,21 +190,24 @@ class Proxy:
                 "name": client.name if client else "",
                 "version": client.version if client else "",
             },
-            **self._tool_context(
-                upstream, tool.name, await self._hints_now(upstream, tool), title_of(tool)
-            ),
+            **self._tool_context(upstream, tool.name, hints, title_of(tool)),
         }
 
-    async def _hints_now(self, upstream: Upstream, listed: types.Tool) -> dict[str, bool]:
+    async def _hints_now(
+        self, upstream: Upstream, listed: types.Tool
+    ) -> tuple[dict[str, bool], float | None]:
         """The hints the call is decided with: those listed to the client and those the
-        upstream lists now, merged toward caution (hints.cautious). A tool it no longer
-        lists has no hints now; if it cannot list, the call's own failure will tell."""
+        upstream lists now, merged toward caution (hints.cautious); and when it listed.
+        A tool it no longer lists has no hints now; if it cannot list, the listed hints
+        are used and the call's own failure will tell."""
         try:
             current = await upstream.list_tools()
         except (UpstreamError, MCPError):
-            return hints_of(listed)
+            return hints_of(listed), None
+        listed_at = time.monotonic()
         now = next((t for t in current if t.name == listed.name), None)
-        return cautious(hints_of(listed), hints_of(now) if now is not None else {})
+        merged = cautious(hints_of(listed), hints_of(now) if now is not None else {})
+        return merged, listed_at
 
 
 class _Progress:
