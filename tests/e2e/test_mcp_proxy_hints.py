@@ -18,7 +18,7 @@ import pytest
 from mcp import ClientSession
 
 from signoff import pb
-from signoff_client import AsyncClient, errors
+from signoff_client import AsyncClient, Client, errors
 
 from .conftest import MakeServer, ServerHandle
 from .mcp_peers import (
@@ -253,6 +253,8 @@ async def test_screen_answers_for_every_argument_and_refuses_params(
         with pytest.raises(errors.InvalidArgument) as err:
             await client.screen([{"action": "a"}], varying=["principal.id"])
         assert err.value.field == "varying[0]"
+    with Client(signoff.target, token="claude-agent") as sync:  # the twin says the same
+        assert [s.denied for s in sync.screen(requests)] == [True, False, False]
 
 
 def _hinted(destructive: bool) -> dict[str, Any]:
