@@ -120,7 +120,8 @@ class ToolFilter:
                 results = await self.client.screen(requests, varying=VARYING)
                 answers.update(zip([k for k, _ in chunk], results, strict=True))
             versions = {a.policy_version for a in answers.values()}
-            if len(versions) <= 1:  # a reload between two chunks: ask again
+            # One bundle answered them all; else a reload came between two chunks: again.
+            if len(versions) <= 1:
                 self.version = versions.pop() if versions else self.version
                 return answers
         raise errors.Unavailable("the policy bundle changed during every screening")
