@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
+from mcp_types import ToolAnnotations
 
 
 def build(name: str = "payments") -> MCPServer:
@@ -19,7 +20,9 @@ def build(name: str = "payments") -> MCPServer:
     server = MCPServer(name)
     log = Path(os.environ.get("REFUND_LOG", "refunds.jsonl"))
 
-    @server.tool()
+    # The hints policies/mcp.yaml reads (context.mcp.annotations): a refund adds, it does
+    # not destroy; get_balance only reads; delete_customer destroys.
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False))
     def refund(account: str, amount: float, currency: str = "EUR", count: int = 1) -> str:
         """Refund `amount` to `account` (`count` times)."""
         entry = {"account": account, "amount": amount, "currency": currency, "count": count}
@@ -27,12 +30,12 @@ def build(name: str = "payments") -> MCPServer:
             f.write(json.dumps(entry) + "\n")
         return f"refunded {amount:g} {currency} to {account}"
 
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
     def get_balance(account: str) -> str:
         """The balance of `account` (read-only)."""
         return f"{account}: 100 EUR"
 
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(destructive_hint=True))
     def delete_customer(account: str) -> str:
         """Delete the customer `account` and all their data."""
         return f"deleted {account}"

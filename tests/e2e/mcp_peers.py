@@ -29,7 +29,9 @@ import mcp_types as types
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from signoff import pb
 from signoff_client import AsyncClient, Verdict
+from signoff_client._gen import audit_pb2_grpc
 
 from .conftest import ServerHandle
 
@@ -193,6 +195,15 @@ async def waiting_call(
         session.call_tool(tool, arguments, progress_callback=reviews.progress)
     )
     return call, await reviews.next()
+
+
+def audited(server: ServerHandle, action: str) -> list[pb.audit.AuditEntry]:
+    """The audit log's decisions on `action`, oldest first (read as the auditor "ann")."""
+    req = pb.audit.QueryAuditRequest(
+        filter=pb.audit.AuditFilter(action=action, types=["decision"]), page_size=100
+    )
+    stub = audit_pb2_grpc.AuditServiceStub(server.channel())
+    return list(stub.QueryAudit(req, metadata=(("authorization", "Bearer ann"),)).entries)
 
 
 def dead_target() -> str:

@@ -140,7 +140,7 @@ def passthrough(server: Any, name: str) -> None:
     )
     lowlevel.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
 
-    @server.tool()
+    @server.tool(annotations=types.ToolAnnotations(read_only_hint=True))
     async def get_ledger_news(ctx: Context) -> str:
         """Log (debug only at that level; info and warning always), add a prompt, notify
         of the lists' changes and of every subscribed resource; answer what is subscribed."""

@@ -4,6 +4,7 @@ three outcomes, edits and rejections, the transports, upstreams that crash or ch
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -13,6 +14,7 @@ import httpx2
 import mcp_types as types
 from google.protobuf.json_format import MessageToDict
 
+from signoff import pb
 from signoff_client import AsyncClient, ReviewState, Verdict
 
 from .conftest import ServerHandle
@@ -21,6 +23,7 @@ from .mcp_peers import (
     WAIT,
     Reviews,
     act,
+    audited,
     config,
     executed,
     http_session,
@@ -37,15 +40,15 @@ from .mcp_peers import (
 # --- the three outcomes ----------------------------------------------------------------
 
 
-async def test_tools_listed_unchanged_allow_forwards_and_deny_returns_the_reason(
+async def test_tools_listed_but_the_denied_allow_forwards_and_deny_returns_the_reason(
     signoff: ServerHandle, tmp_path: Path
 ):
     async with proxied(config(tmp_path, signoff.target)) as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
+        # delete_customer (destructiveHint) is denied whatever its arguments: not offered.
         assert set(tools) == {
             "refund",
             "get_balance",
-            "delete_customer",
             "crash",
             "export_ledger",
             "pid",
@@ -66,12 +69,20 @@ async def test_tools_listed_unchanged_allow_forwards_and_deny_returns_the_reason
             "Signoff denied mcp.payments.refund: "
             "Refunds above 1,000 through an MCP tool are never issued by an agent."
         )
+        # Called anyway (a model that remembers it): denied, and in the audit log.
         delete = await session.call_tool("delete_customer", {"account": "acct_1"})
         assert delete.is_error
-        assert "Destructive tools" in text(delete)
+        assert text(delete) == (
+            "Signoff denied mcp.payments.delete_customer: mcp.payments.delete_customer is "
+            "marked destructive (destructiveHint); destructive tools are run by a person, "
+            "not an agent"
+        )
     assert executed(tmp_path) == [
         {"account": "acct_1", "amount": 50.0, "currency": "EUR", "count": 1}
     ]
+    [entry] = audited(signoff, "mcp.payments.delete_customer")
+    assert entry.outcome == pb.common.OUTCOME_DENY
+    assert json.loads(entry.payload_json)["request"]["action"]["params"] == {"account": "acct_1"}
 
 
 async def test_review_approved_forwards_the_call_after_progress_naming_the_review(
@@ -104,6 +115,10 @@ async def test_review_approved_forwards_the_call_after_progress_naming_the_revie
         "client": {"name": "mcp", "version": "0.1.0"},
         "upstream": "payments",
         "tool": "refund",
+        # The hints the upstream set (examples/mcp_payments.py); none pinned by the config.
+        "annotations": {"readOnlyHint": False, "destructiveHint": False},
+        "title": "",
+        "pinned": [],
     }
 
 

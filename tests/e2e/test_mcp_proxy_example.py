@@ -37,7 +37,9 @@ async def test_the_example_config_runs_with_no_python_on_path(
         ):
             await session.initialize()
             tools = {t.name for t in (await session.list_tools()).tools}
-            assert {"refund", "get_balance", "delete_customer"} <= tools
+            # delete_customer is denied whatever its arguments (destructiveHint): not listed.
+            assert {"refund", "get_balance"} <= tools
+            assert "delete_customer" not in tools
             result = await session.call_tool("refund", {"account": "acct_42", "amount": 50})
     said = " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
     assert not result.is_error, said

@@ -113,3 +113,23 @@ def test_errors_name_line_column_and_field(tmp_path, text, error):
 def test_a_missing_file_is_an_error_naming_it(tmp_path):
     with pytest.raises(McpConfigError, match="cannot read the config file"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_annotations_pinned_per_tool(tmp_path):
+    path = write(
+        tmp_path,
+        "principal: {id: bot}\nupstreams:\n  - name: a\n    command: x\n    annotations:\n"
+        "      wipe: {destructiveHint: false, title: Wipe}\n",
+    )
+    [upstream] = load_config(path).upstreams
+    pins = upstream.annotations["wipe"]
+    assert pins.pinned() == {"destructiveHint": False}
+    assert pins.title == "Wipe"
+    bad = write(
+        tmp_path,
+        "principal: {id: bot}\nupstreams:\n  - name: a\n    command: x\n    annotations:\n"
+        "      wipe: {destructive: true}\n",
+    )
+    with pytest.raises(McpConfigError) as exc:
+        load_config(bad)
+    assert "upstreams[0].annotations.wipe.destructive" in str(exc.value)

@@ -29,6 +29,7 @@ from signoff_client.models import (
     Resource,
     RuleDecision,
     RuleTrace,
+    Screening,
     VariableTrace,
 )
 from signoff_client.reviews import Approval, Review, ReviewAct, ReviewPage, ReviewState, Verdict
@@ -50,6 +51,7 @@ __all__ = [
     "ReviewState",
     "RuleDecision",
     "RuleTrace",
+    "Screening",
     "VariableTrace",
     "Verdict",
     "errors",

@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from signoff_client import _approval
 from signoff_client._base import BaseClient, ChannelOptions, PrincipalLike, ResourceLike
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
-from signoff_client.models import Decision, Explanation, Request
+from signoff_client.models import Decision, Explanation, Request, Screening
 from signoff_client.reviews import Approval, Review, ReviewPage, ReviewState, Verdict
 
 T = TypeVar("T")
@@ -97,6 +97,20 @@ class AsyncClient(BaseClient):
         req = Request(action, params, principal, resource, context, justification)
         raw = await self._call(self._decisions.Explain, self._explain_request(req), timeout)
         return Explanation.from_proto(raw)
+
+    async def screen(
+        self,
+        requests: Sequence[Request | Mapping[str, Any]],
+        *,
+        varying: Sequence[str] = (),
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> list[Screening]:
+        """Which of `requests` (without params) the policies deny whatever the params;
+        `varying`: context paths each real call sets to its own value. Nothing is stored."""
+        raw = await self._call(
+            self._decisions.Screen, self._screen_request(requests, varying), timeout
+        )
+        return [Screening.from_proto(r, raw.policy_version) for r in raw.results]
 
     async def require(
         self,

@@ -106,6 +106,15 @@ class BaseClient:
             ]
         )
 
+    def _screen_request(
+        self, requests: Sequence[Request | Mapping[str, Any]], varying: Sequence[str]
+    ) -> decision_pb2.ScreenRequest:
+        # Screen stores nothing either, and answers for every params: none are sent.
+        protos = self._batch_request(requests).requests
+        for r in protos:
+            r.ClearField("request_id")
+        return decision_pb2.ScreenRequest(requests=protos, varying=list(varying))
+
     def _explain_request(self, req: Request) -> common_pb2.ActionRequest:
         # Explain stores nothing, so it needs no idempotency key.
         return _request.to_proto(req, with_id=False)

@@ -28,6 +28,7 @@ __all__ = [
     "Resource",
     "RuleDecision",
     "RuleTrace",
+    "Screening",
     "VariableTrace",
 ]
 
@@ -234,6 +235,21 @@ class Explanation:
             applicable_files=tuple(raw.applicable_files),
             raw=raw,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    """What `screen` found for one action: denied whatever its params, or not (yet) known."""
+
+    denied: bool
+    reason: str
+    rule: str  # "rule <name> (<file>:<line>)" when denied
+    policy_version: str  # the bundle that answered: the answer holds until it changes
+
+    @classmethod
+    def from_proto(cls, raw: decision_pb2.Screening, policy_version: str) -> Screening:
+        """Return the screening of a `signoff.v1.Screening` message."""
+        return cls(raw.denied, raw.reason, raw.rule, policy_version)
 
 
 @dataclass(frozen=True, slots=True)

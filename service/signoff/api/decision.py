@@ -1,4 +1,4 @@
-"""DecisionService: Evaluate, EvaluateBatch, Explain."""
+"""DecisionService: Evaluate, EvaluateBatch, Explain, Screen."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from signoff import pb
 from signoff.api.methods import Method
 from signoff.app.decisions import Signoff
 from signoff.app.reviews.desk import Identity
+from signoff.app.screening import screen
 
 SERVICE = "signoff.v1.DecisionService"
 D = pb.decision
@@ -24,6 +25,9 @@ def methods(app: Signoff) -> list[Method]:
     async def explain(who: Identity, req: pb.common.ActionRequest) -> D.Explanation:
         return app.explain(who, req)
 
+    async def screen_actions(who: Identity, data: bytes) -> D.ScreenResponse:
+        return screen(app, who, parse(D.ScreenRequest, data))
+
     return [
         Method(SERVICE, "Evaluate", pb.common.ActionRequest, pb.common.Decision, evaluate),
         Method(
@@ -34,4 +38,5 @@ def methods(app: Signoff) -> list[Method]:
             evaluate_batch,
         ),
         Method(SERVICE, "Explain", pb.common.ActionRequest, D.Explanation, explain),
+        Method(SERVICE, "Screen", D.ScreenRequest, D.ScreenResponse, screen_actions),
     ]

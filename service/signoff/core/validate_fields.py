@@ -52,7 +52,7 @@ class Bound:
 
 _P = "signoff.v1."
 TABLE: dict[str, Bound] = {
-    # ActionRequest (Evaluate, Explain, EvaluateBatch.requests[])
+    # ActionRequest (Evaluate, Explain, EvaluateBatch.requests[], Screen.requests[])
     f"{_P}ActionRequest.request_id": Bound("name"),
     f"{_P}ActionRequest.justification": Bound("text"),
     f"{_P}ActionRequest.context": Bound("context"),
@@ -73,6 +73,8 @@ TABLE: dict[str, Bound] = {
     f"{_P}Resource.id": Bound("name"),
     f"{_P}Resource.attributes": Bound("attributes"),
     f"{_P}EvaluateBatchRequest.requests": Bound(None, "batch"),
+    f"{_P}ScreenRequest.requests": Bound(None, "batch"),
+    f"{_P}ScreenRequest.varying": Bound("name", "list"),
     # ReviewService
     f"{_P}ListReviewsRequest.reviewer_groups": Bound("name", "list"),
     f"{_P}ListReviewsRequest.states": Bound(None, "list"),

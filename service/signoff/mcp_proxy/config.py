@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictStr,
     ValidationError,
     model_validator,
@@ -88,6 +89,22 @@ class PrincipalConfig(_Strict):
         return self.model_dump()
 
 
+class ToolHints(_Strict):
+    """A deployment's word on one tool's annotations: it replaces the upstream's, hint by
+    hint (the upstream's own are untrusted hints: it says what its tools do)."""
+
+    title: StrictStr | None = None
+    read_only: StrictBool | None = Field(default=None, alias="readOnlyHint")
+    destructive: StrictBool | None = Field(default=None, alias="destructiveHint")
+    idempotent: StrictBool | None = Field(default=None, alias="idempotentHint")
+    open_world: StrictBool | None = Field(default=None, alias="openWorldHint")
+
+    def pinned(self) -> dict[str, bool]:
+        """The hints it sets, by their MCP names."""
+        hints = self.model_dump(by_alias=True, exclude={"title"})
+        return {k: v for k, v in hints.items() if v is not None}
+
+
 class UpstreamConfig(_Strict):
     """One MCP server behind the proxy: a command run over stdio, or a streamable HTTP URL."""
 
@@ -99,6 +116,8 @@ class UpstreamConfig(_Strict):
     url: StrictStr | None = None
     headers: dict[str, StrictStr] = {}
     connect_timeout: Seconds = 30.0
+    # Per tool name: annotations the deployment pins (they win over the upstream's).
+    annotations: dict[StrictStr, ToolHints] = {}
 
     @model_validator(mode="after")
     def _one_transport(self) -> UpstreamConfig:
@@ -132,6 +151,10 @@ class ProxyConfig(_Strict):
     # --http: clients must send `Authorization: Bearer <http_token>`; required off loopback,
     # since whoever reaches the port calls tools as `principal`.
     http_token: StrictStr | None = Field(default=None, min_length=16)
+    # Tools the policies deny whatever their arguments are left out of tools/list; this
+    # often the proxy asks Signoff again, and tells clients when their list changed.
+    hide_denied: StrictBool = True
+    policy_refresh: Seconds = 30.0
     upstreams: list[UpstreamConfig] = Field(min_length=1)
 
 

@@ -44,6 +44,8 @@ class Gate:
     def __init__(self, config: ProxyConfig, client: AsyncClient) -> None:
         self.config = config
         self.client = client
+        # Told the bundle version of each decision (the tool filter re-screens on a new one).
+        self.on_version: Callable[[str], None] = lambda version: None
 
     async def check(self, call: Call, report: Report) -> dict[str, Any]:
         """The arguments to forward (a reviewer's edits included); Refused otherwise."""
@@ -79,6 +81,7 @@ class Gate:
                 await asyncio.shield(self._withdraw(pending.review_id, call, reason))
             raise
         except errors.Denied as exc:
+            self.on_version(exc.decision.policy_version)
             raise Refused(f"Signoff denied {call.action}: {exc.decision.reason}") from None
         except errors.Rejected as exc:
             said = f": {exc.comment}" if exc.comment else " (no comment)"
@@ -108,6 +111,7 @@ class Gate:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
+        self.on_version(approval.decision.policy_version)
         if approval.review is not None:
             logs.event(
                 log,

@@ -270,6 +270,10 @@ class Passthrough:
         ):
             await self._tell(self.clients, notice)
 
+    async def broadcast(self, notice: Any) -> None:
+        """A notification of the proxy's own, to every client."""
+        await self._tell(self.clients, notice)
+
     async def _tell(self, sessions: Iterable[str], notice: Any) -> None:
         for session_id in list(sessions):
             session = self.clients.get(session_id)

@@ -1,9 +1,11 @@
-"""The MCP server the agent talks to: upstream tools listed unchanged, every call asked of
-Signoff first; the rest passes through (passthrough.py)."""
+"""The MCP server the agent talks to: upstream tools listed (less those the policies deny
+whatever their arguments: toolfilter.py), every call asked of Signoff first, with the
+tool's annotations (hints.py); the rest passes through (passthrough.py)."""
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -17,10 +19,15 @@ from mcp.shared.exceptions import MCPError
 
 from signoff import __version__, logs
 from signoff.mcp_proxy.gate import Call, Gate, Refused, coerce_integers
+from signoff.mcp_proxy.hints import cautious, hints_of, title_of, tool_context
 from signoff.mcp_proxy.passthrough import Passthrough, namespaced
+from signoff.mcp_proxy.toolfilter import Screened, ToolFilter
 from signoff.mcp_proxy.upstreams import Upstream, UpstreamError
 
 log = logging.getLogger("signoff.mcp_proxy")
+# A call forwarded this soon after the upstream answered the list skips the ping that
+# tells a crash between calls (the list just did); after a review it pings again.
+_FRESH_S = 1.0
 
 
 class Proxy:
@@ -38,6 +45,16 @@ class Proxy:
         for upstream in upstreams:
             upstream.on_notice = self.passthrough.relay
         self._route_tools([(u, u.tools) for u in upstreams])
+        self.filter = ToolFilter(gate.config, gate.client)
+        self.filter.on_change = self._tools_changed
+        gate.on_version = self.filter.saw_version
+
+    async def keep_tools_current(self) -> None:
+        """Re-screen the tools as the bundle changes; tell clients when their list did."""
+        await self.filter.keep_current(self._screened)
+
+    async def _tools_changed(self) -> None:
+        await self.passthrough.broadcast(types.ToolListChangedNotification())
 
     def server(self) -> Server[Any]:
         """A low-level MCP server whose handlers are this proxy's."""
@@ -73,7 +90,8 @@ class Proxy:
     async def list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        """Every upstream's tools; an upstream that is down is left out (and logged)."""
+        """Every upstream's tools, less those the policies deny whatever their arguments; an
+        upstream that is down is left out (and logged)."""
         listed: list[tuple[Upstream, list[types.Tool]]] = []
         for upstream in self.upstreams.values():
             try:
@@ -83,8 +101,32 @@ class Proxy:
                     log, "mcp.tools.unlisted", logging.ERROR, upstream=upstream.name, error=str(exc)
                 )
         self._route_tools(listed)
-        tools = [tool.model_copy(update={"name": name}) for name, (_, tool) in self.routes.items()]
+        hidden = await self.filter.hidden(self._screened())
+        if hidden:
+            logs.event(log, "mcp.tools.hidden", tools=",".join(sorted(hidden)))
+        tools = [
+            tool.model_copy(update={"name": name})
+            for name, (_, tool) in self.routes.items()
+            if name not in hidden
+        ]
         return types.ListToolsResult(tools=tools)
+
+    def _screened(self) -> dict[str, Screened]:
+        """Each routed tool as Signoff screens it: action, upstream, the tool's context."""
+        return {
+            name: (
+                f"mcp.{upstream.name}.{tool.name}",
+                upstream.name,
+                self._tool_context(upstream, tool.name, hints_of(tool), title_of(tool)),
+            )
+            for name, (upstream, tool) in self.routes.items()
+        }
+
+    def _tool_context(
+        self, upstream: Upstream, tool: str, hints: dict[str, bool], title: str
+    ) -> dict[str, Any]:
+        pins = upstream.config.annotations.get(tool)
+        return {"upstream": upstream.name, "tool": tool, **tool_context(hints, title, pins)}
 
     def _route_tools(self, listed: Iterable[tuple[Upstream, list[types.Tool]]]) -> None:
         self.routes = namespaced(listed, lambda tool: tool.name)
@@ -101,12 +143,13 @@ class Proxy:
             return _tool_error(f"unknown tool '{params.name}'")
         upstream, tool = route
         arguments = {} if params.arguments is None else params.arguments
+        hints, listed_at = await self._hints_now(upstream, tool)
         call = Call(
             upstream=upstream.name,
             tool=tool.name,
             arguments=arguments,
             request_id=f"mcp:{self._session_id(ctx)}:{ctx.request_id}",
-            context={"mcp": self._context(ctx, upstream, tool.name)},
+            context={"mcp": self._context(ctx, upstream, tool, hints)},
         )
         progress = _Progress(ctx)
         try:
@@ -116,7 +159,9 @@ class Proxy:
             return _tool_error(str(exc))
         approved = coerce_integers(approved, tool.input_schema)
         try:
-            result = await upstream.call_tool(tool.name, approved, progress.relay)
+            # The list just answered: no ping first, unless a review made the call wait.
+            fresh = listed_at is not None and time.monotonic() - listed_at < _FRESH_S
+            result = await upstream.call_tool(tool.name, approved, progress.relay, not fresh)
         except UpstreamError as exc:
             return _tool_error(str(exc))
         except MCPError as exc:
@@ -132,7 +177,11 @@ class Proxy:
         return http_session or self.process_session
 
     def _context(
-        self, ctx: ServerRequestContext[Any], upstream: Upstream, tool: str
+        self,
+        ctx: ServerRequestContext[Any],
+        upstream: Upstream,
+        tool: types.Tool,
+        hints: dict[str, bool],
     ) -> dict[str, Any]:
         client = ctx.session.client_params.client_info if ctx.session.client_params else None
         return {
@@ -141,9 +190,24 @@ class Proxy:
                 "name": client.name if client else "",
                 "version": client.version if client else "",
             },
-            "upstream": upstream.name,
-            "tool": tool,
+            **self._tool_context(upstream, tool.name, hints, title_of(tool)),
         }
+
+    async def _hints_now(
+        self, upstream: Upstream, listed: types.Tool
+    ) -> tuple[dict[str, bool], float | None]:
+        """The hints the call is decided with: those listed to the client and those the
+        upstream lists now, merged toward caution (hints.cautious); and when it listed.
+        A tool it no longer lists has no hints now; if it cannot list, the listed hints
+        are used and the call's own failure will tell."""
+        try:
+            current = await upstream.list_tools()
+        except (UpstreamError, MCPError):
+            return hints_of(listed), None
+        listed_at = time.monotonic()
+        now = next((t for t in current if t.name == listed.name), None)
+        merged = cautious(hints_of(listed), hints_of(now) if now is not None else {})
+        return merged, listed_at
 
 
 class _Progress:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 import socket
@@ -51,10 +53,16 @@ async def serve(
                 upstreams=",".join(u.name for u in upstreams),
                 tools=len(proxy.routes),
             )
-            if http is None:
-                await _serve_stdio(proxy)
-            else:
-                await _serve_http(proxy, *http, config.http_token)
+            screening = asyncio.create_task(proxy.keep_tools_current(), name="mcp-tool-filter")
+            try:
+                if http is None:
+                    await _serve_stdio(proxy)
+                else:
+                    await _serve_http(proxy, *http, config.http_token)
+            finally:
+                screening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await screening
     finally:
         for upstream in upstreams:
             await upstream.close()

@@ -194,10 +194,13 @@ class Upstream:
             self._stderr.close()
             self._stderr = None
 
-    async def _live_session(self) -> ClientSession:
-        """The session, reconnected first if the upstream died since the last call."""
+    async def _live_session(self, ping: bool = True) -> ClientSession:
+        """The session, reconnected first if the upstream died since the last call (which
+        a ping tells; `ping=False` when a request just answered on it)."""
         async with self._lock:
             session = self._session
+            if session is not None and not ping:
+                return session
             if session is not None:
                 try:
                     # A crash between calls shows here, before a call is sent that could
@@ -222,10 +225,10 @@ class Upstream:
         self.tools = await self.use(self._list_tools)
         return self.tools
 
-    async def use(self, request: Callable[[ClientSession], Awaitable[T]]) -> T:
+    async def use(self, request: Callable[[ClientSession], Awaitable[T]], ping: bool = True) -> T:
         """Run one request on the live session; UpstreamError if the upstream is down or
         dies during it. A JSON-RPC error the upstream answers with is raised as MCPError."""
-        session = await self._live_session()
+        session = await self._live_session(ping)
         try:
             return await request(session)
         except MCPError as exc:
@@ -242,9 +245,10 @@ class Upstream:
         return caps is not None and getattr(caps, capability, None) is not None
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], progress: Progress | None
+        self, name: str, arguments: dict[str, Any], progress: Progress | None, ping: bool = True
     ) -> types.CallToolResult:
-        """Forward one tool call, relaying the upstream's progress to `progress`."""
+        """Forward one tool call, relaying the upstream's progress to `progress`; `ping`:
+        see _live_session."""
 
         async def call(session: ClientSession) -> types.CallToolResult:
             result = await session.call_tool(name, arguments, progress_callback=progress)
@@ -254,7 +258,7 @@ class Upstream:
                 )
             return result
 
-        return await self.use(call)
+        return await self.use(call, ping)
 
     def _died(self, exc: BaseException) -> UpstreamError:
         self._session = None  # the next call reconnects

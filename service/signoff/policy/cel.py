@@ -164,6 +164,10 @@ class Program:
             raise CelEvalError(_clean(str(value.value())))
         return plain
 
+    def serialized(self) -> bytes:
+        """The checked expression: a cel.expr.CheckedExpr in a google.protobuf.Any."""
+        return bytes(self._expression.serialize())
+
 
 class Activation:
     """The CEL variables of one request; build once, evaluate every rule against it."""

@@ -26,23 +26,29 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from signoff_client._gen import common_pb2 as signoff_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19signoff/v1/decision.proto\x12\nsignoff.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17signoff/v1/common.proto\"C\n\x14\x45valuateBatchRequest\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.signoff.v1.ActionRequest\"@\n\x15\x45valuateBatchResponse\x12\'\n\tdecisions\x18\x01 \x03(\x0b\x32\x14.signoff.v1.Decision\"\xe9\x01\n\tRuleTrace\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x0c\n\x04line\x18\x04 \x01(\x05\x12\x0c\n\x04when\x18\x05 \x01(\t\x12*\n\x08\x64\x65\x63ision\x18\x06 \x01(\x0e\x32\x18.signoff.v1.RuleDecision\x12\x0f\n\x07matched\x18\x07 \x01(\x08\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x0e\n\x06shadow\x18\n \x01(\x08\x12(\n\x06\x65\x66\x66\x65\x63t\x18\x0b \x01(\x0e\x32\x18.signoff.v1.RuleDecision\"c\n\rVariableTrace\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"\xb7\x01\n\x0b\x45xplanation\x12&\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.signoff.v1.Decision\x12$\n\x05rules\x18\x02 \x03(\x0b\x32\x15.signoff.v1.RuleTrace\x12,\n\tvariables\x18\x03 \x03(\x0b\x32\x19.signoff.v1.VariableTrace\x12\x12\n\ndecided_by\x18\x04 \x01(\t\x12\x18\n\x10\x61pplicable_files\x18\x05 \x03(\t2\xe3\x01\n\x0f\x44\x65\x63isionService\x12;\n\x08\x45valuate\x12\x19.signoff.v1.ActionRequest\x1a\x14.signoff.v1.Decision\x12T\n\rEvaluateBatch\x12 .signoff.v1.EvaluateBatchRequest\x1a!.signoff.v1.EvaluateBatchResponse\x12=\n\x07\x45xplain\x12\x19.signoff.v1.ActionRequest\x1a\x17.signoff.v1.Explanationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19signoff/v1/decision.proto\x12\nsignoff.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17signoff/v1/common.proto\"M\n\rScreenRequest\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.signoff.v1.ActionRequest\x12\x0f\n\x07varying\x18\x02 \x03(\t\"9\n\tScreening\x12\x0e\n\x06\x64\x65nied\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\"P\n\x0eScreenResponse\x12\x16\n\x0epolicy_version\x18\x01 \x01(\t\x12&\n\x07results\x18\x02 \x03(\x0b\x32\x15.signoff.v1.Screening\"C\n\x14\x45valuateBatchRequest\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.signoff.v1.ActionRequest\"@\n\x15\x45valuateBatchResponse\x12\'\n\tdecisions\x18\x01 \x03(\x0b\x32\x14.signoff.v1.Decision\"\xe9\x01\n\tRuleTrace\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x0c\n\x04line\x18\x04 \x01(\x05\x12\x0c\n\x04when\x18\x05 \x01(\t\x12*\n\x08\x64\x65\x63ision\x18\x06 \x01(\x0e\x32\x18.signoff.v1.RuleDecision\x12\x0f\n\x07matched\x18\x07 \x01(\x08\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x0e\n\x06shadow\x18\n \x01(\x08\x12(\n\x06\x65\x66\x66\x65\x63t\x18\x0b \x01(\x0e\x32\x18.signoff.v1.RuleDecision\"c\n\rVariableTrace\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"\xb7\x01\n\x0b\x45xplanation\x12&\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.signoff.v1.Decision\x12$\n\x05rules\x18\x02 \x03(\x0b\x32\x15.signoff.v1.RuleTrace\x12,\n\tvariables\x18\x03 \x03(\x0b\x32\x19.signoff.v1.VariableTrace\x12\x12\n\ndecided_by\x18\x04 \x01(\t\x12\x18\n\x10\x61pplicable_files\x18\x05 \x03(\t2\xa4\x02\n\x0f\x44\x65\x63isionService\x12;\n\x08\x45valuate\x12\x19.signoff.v1.ActionRequest\x1a\x14.signoff.v1.Decision\x12T\n\rEvaluateBatch\x12 .signoff.v1.EvaluateBatchRequest\x1a!.signoff.v1.EvaluateBatchResponse\x12=\n\x07\x45xplain\x12\x19.signoff.v1.ActionRequest\x1a\x17.signoff.v1.Explanation\x12?\n\x06Screen\x12\x19.signoff.v1.ScreenRequest\x1a\x1a.signoff.v1.ScreenResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'signoff.v1.decision_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVALUATEBATCHREQUEST']._serialized_start=96
-  _globals['_EVALUATEBATCHREQUEST']._serialized_end=163
-  _globals['_EVALUATEBATCHRESPONSE']._serialized_start=165
-  _globals['_EVALUATEBATCHRESPONSE']._serialized_end=229
-  _globals['_RULETRACE']._serialized_start=232
-  _globals['_RULETRACE']._serialized_end=465
-  _globals['_VARIABLETRACE']._serialized_start=467
-  _globals['_VARIABLETRACE']._serialized_end=566
-  _globals['_EXPLANATION']._serialized_start=569
-  _globals['_EXPLANATION']._serialized_end=752
-  _globals['_DECISIONSERVICE']._serialized_start=755
-  _globals['_DECISIONSERVICE']._serialized_end=982
+  _globals['_SCREENREQUEST']._serialized_start=96
+  _globals['_SCREENREQUEST']._serialized_end=173
+  _globals['_SCREENING']._serialized_start=175
+  _globals['_SCREENING']._serialized_end=232
+  _globals['_SCREENRESPONSE']._serialized_start=234
+  _globals['_SCREENRESPONSE']._serialized_end=314
+  _globals['_EVALUATEBATCHREQUEST']._serialized_start=316
+  _globals['_EVALUATEBATCHREQUEST']._serialized_end=383
+  _globals['_EVALUATEBATCHRESPONSE']._serialized_start=385
+  _globals['_EVALUATEBATCHRESPONSE']._serialized_end=449
+  _globals['_RULETRACE']._serialized_start=452
+  _globals['_RULETRACE']._serialized_end=685
+  _globals['_VARIABLETRACE']._serialized_start=687
+  _globals['_VARIABLETRACE']._serialized_end=786
+  _globals['_EXPLANATION']._serialized_start=789
+  _globals['_EXPLANATION']._serialized_end=972
+  _globals['_DECISIONSERVICE']._serialized_start=975
+  _globals['_DECISIONSERVICE']._serialized_end=1267
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,32 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ScreenRequest(_message.Message):
+    __slots__ = ("requests", "varying")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    VARYING_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[_common_pb2.ActionRequest]
+    varying: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, requests: _Optional[_Iterable[_Union[_common_pb2.ActionRequest, _Mapping]]] = ..., varying: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Screening(_message.Message):
+    __slots__ = ("denied", "reason", "rule")
+    DENIED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    denied: bool
+    reason: str
+    rule: str
+    def __init__(self, denied: _Optional[bool] = ..., reason: _Optional[str] = ..., rule: _Optional[str] = ...) -> None: ...
+
+class ScreenResponse(_message.Message):
+    __slots__ = ("policy_version", "results")
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    policy_version: str
+    results: _containers.RepeatedCompositeFieldContainer[Screening]
+    def __init__(self, policy_version: _Optional[str] = ..., results: _Optional[_Iterable[_Union[Screening, _Mapping]]] = ...) -> None: ...
+
 class EvaluateBatchRequest(_message.Message):
     __slots__ = ("requests",)
     REQUESTS_FIELD_NUMBER: _ClassVar[int]

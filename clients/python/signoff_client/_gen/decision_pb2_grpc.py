@@ -51,6 +51,11 @@ class DecisionServiceStub:
                 request_serializer=signoff_dot_v1_dot_common__pb2.ActionRequest.SerializeToString,
                 response_deserializer=signoff_dot_v1_dot_decision__pb2.Explanation.FromString,
                 _registered_method=True)
+        self.Screen = channel.unary_unary(
+                '/signoff.v1.DecisionService/Screen',
+                request_serializer=signoff_dot_v1_dot_decision__pb2.ScreenRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_decision__pb2.ScreenResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionServiceServicer:
@@ -81,6 +86,16 @@ class DecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Screen(self, request, context):
+        """Which actions the policies deny whatever their params, for the caller's principal
+        (a gateway leaves them out of the tools it offers). A deny counts only when its rule
+        reads neither params, nor `now`, nor a varying context path; every call is still
+        decided by Evaluate. No side effects. Same roles and principal rules as Evaluate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +113,11 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     servicer.Explain,
                     request_deserializer=signoff_dot_v1_dot_common__pb2.ActionRequest.FromString,
                     response_serializer=signoff_dot_v1_dot_decision__pb2.Explanation.SerializeToString,
+            ),
+            'Screen': grpc.unary_unary_rpc_method_handler(
+                    servicer.Screen,
+                    request_deserializer=signoff_dot_v1_dot_decision__pb2.ScreenRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_decision__pb2.ScreenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -182,6 +202,33 @@ class DecisionService:
             '/signoff.v1.DecisionService/Explain',
             signoff_dot_v1_dot_common__pb2.ActionRequest.SerializeToString,
             signoff_dot_v1_dot_decision__pb2.Explanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Screen(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.DecisionService/Screen',
+            signoff_dot_v1_dot_decision__pb2.ScreenRequest.SerializeToString,
+            signoff_dot_v1_dot_decision__pb2.ScreenResponse.FromString,
             options,
             channel_credentials,
             insecure,

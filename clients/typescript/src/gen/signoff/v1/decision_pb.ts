@@ -14,7 +14,100 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file signoff/v1/decision.proto.
  */
 export const file_signoff_v1_decision: GenFile = /*@__PURE__*/
-  fileDesc("ChlzaWdub2ZmL3YxL2RlY2lzaW9uLnByb3RvEgpzaWdub2ZmLnYxIkMKFEV2YWx1YXRlQmF0Y2hSZXF1ZXN0EisKCHJlcXVlc3RzGAEgAygLMhkuc2lnbm9mZi52MS5BY3Rpb25SZXF1ZXN0IkAKFUV2YWx1YXRlQmF0Y2hSZXNwb25zZRInCglkZWNpc2lvbnMYASADKAsyFC5zaWdub2ZmLnYxLkRlY2lzaW9uIukBCglSdWxlVHJhY2USDAoEZmlsZRgBIAEoCRIOCgZwb2xpY3kYAiABKAkSDAoEcnVsZRgDIAEoCRIMCgRsaW5lGAQgASgFEgwKBHdoZW4YBSABKAkSKgoIZGVjaXNpb24YBiABKA4yGC5zaWdub2ZmLnYxLlJ1bGVEZWNpc2lvbhIPCgdtYXRjaGVkGAcgASgIEg0KBWVycm9yGAggASgJEg4KBnJlYXNvbhgJIAEoCRIOCgZzaGFkb3cYCiABKAgSKAoGZWZmZWN0GAsgASgOMhguc2lnbm9mZi52MS5SdWxlRGVjaXNpb24iYwoNVmFyaWFibGVUcmFjZRIOCgZwb2xpY3kYASABKAkSDAoEbmFtZRgCIAEoCRIlCgV2YWx1ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRINCgVlcnJvchgEIAEoCSK3AQoLRXhwbGFuYXRpb24SJgoIZGVjaXNpb24YASABKAsyFC5zaWdub2ZmLnYxLkRlY2lzaW9uEiQKBXJ1bGVzGAIgAygLMhUuc2lnbm9mZi52MS5SdWxlVHJhY2USLAoJdmFyaWFibGVzGAMgAygLMhkuc2lnbm9mZi52MS5WYXJpYWJsZVRyYWNlEhIKCmRlY2lkZWRfYnkYBCABKAkSGAoQYXBwbGljYWJsZV9maWxlcxgFIAMoCTLjAQoPRGVjaXNpb25TZXJ2aWNlEjsKCEV2YWx1YXRlEhkuc2lnbm9mZi52MS5BY3Rpb25SZXF1ZXN0GhQuc2lnbm9mZi52MS5EZWNpc2lvbhJUCg1FdmFsdWF0ZUJhdGNoEiAuc2lnbm9mZi52MS5FdmFsdWF0ZUJhdGNoUmVxdWVzdBohLnNpZ25vZmYudjEuRXZhbHVhdGVCYXRjaFJlc3BvbnNlEj0KB0V4cGxhaW4SGS5zaWdub2ZmLnYxLkFjdGlvblJlcXVlc3QaFy5zaWdub2ZmLnYxLkV4cGxhbmF0aW9uYgZwcm90bzM", [file_google_protobuf_struct, file_signoff_v1_common]);
+  fileDesc("ChlzaWdub2ZmL3YxL2RlY2lzaW9uLnByb3RvEgpzaWdub2ZmLnYxIk0KDVNjcmVlblJlcXVlc3QSKwoIcmVxdWVzdHMYASADKAsyGS5zaWdub2ZmLnYxLkFjdGlvblJlcXVlc3QSDwoHdmFyeWluZxgCIAMoCSI5CglTY3JlZW5pbmcSDgoGZGVuaWVkGAEgASgIEg4KBnJlYXNvbhgCIAEoCRIMCgRydWxlGAMgASgJIlAKDlNjcmVlblJlc3BvbnNlEhYKDnBvbGljeV92ZXJzaW9uGAEgASgJEiYKB3Jlc3VsdHMYAiADKAsyFS5zaWdub2ZmLnYxLlNjcmVlbmluZyJDChRFdmFsdWF0ZUJhdGNoUmVxdWVzdBIrCghyZXF1ZXN0cxgBIAMoCzIZLnNpZ25vZmYudjEuQWN0aW9uUmVxdWVzdCJAChVFdmFsdWF0ZUJhdGNoUmVzcG9uc2USJwoJZGVjaXNpb25zGAEgAygLMhQuc2lnbm9mZi52MS5EZWNpc2lvbiLpAQoJUnVsZVRyYWNlEgwKBGZpbGUYASABKAkSDgoGcG9saWN5GAIgASgJEgwKBHJ1bGUYAyABKAkSDAoEbGluZRgEIAEoBRIMCgR3aGVuGAUgASgJEioKCGRlY2lzaW9uGAYgASgOMhguc2lnbm9mZi52MS5SdWxlRGVjaXNpb24SDwoHbWF0Y2hlZBgHIAEoCBINCgVlcnJvchgIIAEoCRIOCgZyZWFzb24YCSABKAkSDgoGc2hhZG93GAogASgIEigKBmVmZmVjdBgLIAEoDjIYLnNpZ25vZmYudjEuUnVsZURlY2lzaW9uImMKDVZhcmlhYmxlVHJhY2USDgoGcG9saWN5GAEgASgJEgwKBG5hbWUYAiABKAkSJQoFdmFsdWUYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDQoFZXJyb3IYBCABKAkitwEKC0V4cGxhbmF0aW9uEiYKCGRlY2lzaW9uGAEgASgLMhQuc2lnbm9mZi52MS5EZWNpc2lvbhIkCgVydWxlcxgCIAMoCzIVLnNpZ25vZmYudjEuUnVsZVRyYWNlEiwKCXZhcmlhYmxlcxgDIAMoCzIZLnNpZ25vZmYudjEuVmFyaWFibGVUcmFjZRISCgpkZWNpZGVkX2J5GAQgASgJEhgKEGFwcGxpY2FibGVfZmlsZXMYBSADKAkypAIKD0RlY2lzaW9uU2VydmljZRI7CghFdmFsdWF0ZRIZLnNpZ25vZmYudjEuQWN0aW9uUmVxdWVzdBoULnNpZ25vZmYudjEuRGVjaXNpb24SVAoNRXZhbHVhdGVCYXRjaBIgLnNpZ25vZmYudjEuRXZhbHVhdGVCYXRjaFJlcXVlc3QaIS5zaWdub2ZmLnYxLkV2YWx1YXRlQmF0Y2hSZXNwb25zZRI9CgdFeHBsYWluEhkuc2lnbm9mZi52MS5BY3Rpb25SZXF1ZXN0Ghcuc2lnbm9mZi52MS5FeHBsYW5hdGlvbhI/CgZTY3JlZW4SGS5zaWdub2ZmLnYxLlNjcmVlblJlcXVlc3QaGi5zaWdub2ZmLnYxLlNjcmVlblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_signoff_v1_common]);
+
+/**
+ * Actions to screen: everything but the params of each call.
+ *
+ * @generated from message signoff.v1.ScreenRequest
+ */
+export type ScreenRequest = Message<"signoff.v1.ScreenRequest"> & {
+  /**
+   * Name, principal, resource and context, as every call of the action will carry them;
+   * action.params must be empty (same batch limit as EvaluateBatch).
+   *
+   * @generated from field: repeated signoff.v1.ActionRequest requests = 1;
+   */
+  requests: ActionRequest[];
+
+  /**
+   * Dotted context paths each call sets to its own value (e.g. "context.mcp.session_id"):
+   * a rule that reads one of them could go either way.
+   *
+   * @generated from field: repeated string varying = 2;
+   */
+  varying: string[];
+};
+
+/**
+ * Describes the message signoff.v1.ScreenRequest.
+ * Use `create(ScreenRequestSchema)` to create a new message.
+ */
+export const ScreenRequestSchema: GenMessage<ScreenRequest> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_decision, 0);
+
+/**
+ * The answer for one screened action.
+ *
+ * @generated from message signoff.v1.Screening
+ */
+export type Screening = Message<"signoff.v1.Screening"> & {
+  /**
+   * True when a rule denies the action whatever its params.
+   *
+   * @generated from field: bool denied = 1;
+   */
+  denied: boolean;
+
+  /**
+   * That rule's reason (or a fixed text when the reason depends on the params).
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * "rule <name> (<file>:<line>)".
+   *
+   * @generated from field: string rule = 3;
+   */
+  rule: string;
+};
+
+/**
+ * Describes the message signoff.v1.Screening.
+ * Use `create(ScreeningSchema)` to create a new message.
+ */
+export const ScreeningSchema: GenMessage<Screening> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_decision, 1);
+
+/**
+ * The answers of a ScreenRequest.
+ *
+ * @generated from message signoff.v1.ScreenResponse
+ */
+export type ScreenResponse = Message<"signoff.v1.ScreenResponse"> & {
+  /**
+   * The bundle screened with: the answers hold until it changes.
+   *
+   * @generated from field: string policy_version = 1;
+   */
+  policyVersion: string;
+
+  /**
+   * One per request, in request order.
+   *
+   * @generated from field: repeated signoff.v1.Screening results = 2;
+   */
+  results: Screening[];
+};
+
+/**
+ * Describes the message signoff.v1.ScreenResponse.
+ * Use `create(ScreenResponseSchema)` to create a new message.
+ */
+export const ScreenResponseSchema: GenMessage<ScreenResponse> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_decision, 2);
 
 /**
  * Several actions to decide.
@@ -35,7 +128,7 @@ export type EvaluateBatchRequest = Message<"signoff.v1.EvaluateBatchRequest"> & 
  * Use `create(EvaluateBatchRequestSchema)` to create a new message.
  */
 export const EvaluateBatchRequestSchema: GenMessage<EvaluateBatchRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_decision, 0);
+  messageDesc(file_signoff_v1_decision, 3);
 
 /**
  * The decisions for an EvaluateBatchRequest.
@@ -56,7 +149,7 @@ export type EvaluateBatchResponse = Message<"signoff.v1.EvaluateBatchResponse"> 
  * Use `create(EvaluateBatchResponseSchema)` to create a new message.
  */
 export const EvaluateBatchResponseSchema: GenMessage<EvaluateBatchResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_decision, 1);
+  messageDesc(file_signoff_v1_decision, 4);
 
 /**
  * How one rule of an applicable policy evaluated.
@@ -147,7 +240,7 @@ export type RuleTrace = Message<"signoff.v1.RuleTrace"> & {
  * Use `create(RuleTraceSchema)` to create a new message.
  */
 export const RuleTraceSchema: GenMessage<RuleTrace> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_decision, 2);
+  messageDesc(file_signoff_v1_decision, 5);
 
 /**
  * The value of a policy variable for this request.
@@ -189,7 +282,7 @@ export type VariableTrace = Message<"signoff.v1.VariableTrace"> & {
  * Use `create(VariableTraceSchema)` to create a new message.
  */
 export const VariableTraceSchema: GenMessage<VariableTrace> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_decision, 3);
+  messageDesc(file_signoff_v1_decision, 6);
 
 /**
  * Everything Explain found.
@@ -239,7 +332,7 @@ export type Explanation = Message<"signoff.v1.Explanation"> & {
  * Use `create(ExplanationSchema)` to create a new message.
  */
 export const ExplanationSchema: GenMessage<Explanation> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_decision, 4);
+  messageDesc(file_signoff_v1_decision, 7);
 
 /**
  * Answers agents' questions. Every Evaluate is written to the audit log before it returns.
@@ -279,6 +372,19 @@ export const DecisionService: GenService<{
     methodKind: "unary";
     input: typeof ActionRequestSchema;
     output: typeof ExplanationSchema;
+  },
+  /**
+   * Which actions the policies deny whatever their params, for the caller's principal
+   * (a gateway leaves them out of the tools it offers). A deny counts only when its rule
+   * reads neither params, nor `now`, nor a varying context path; every call is still
+   * decided by Evaluate. No side effects. Same roles and principal rules as Evaluate.
+   *
+   * @generated from rpc signoff.v1.DecisionService.Screen
+   */
+  screen: {
+    methodKind: "unary";
+    input: typeof ScreenRequestSchema;
+    output: typeof ScreenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_signoff_v1_decision, 0);
