@@ -25,8 +25,8 @@ def methods(app: Signoff) -> list[Method]:
     async def explain(who: Identity, req: pb.common.ActionRequest) -> D.Explanation:
         return app.explain(who, req)
 
-    async def screen_actions(who: Identity, data: bytes) -> D.ScreenResponse:
-        return screen(app, who, parse(D.ScreenRequest, data))
+    async def screen_actions(who: Identity, req: D.ScreenRequest) -> D.ScreenResponse:
+        return screen(app, who, req)
 
     return [
         Method(SERVICE, "Evaluate", pb.common.ActionRequest, pb.common.Decision, evaluate),
