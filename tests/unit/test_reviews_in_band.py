@@ -26,7 +26,7 @@ def _review(
     in_band: str = "requester",
     approvals: int = 1,
     on_behalf_of: str = "bob",
-    claimed: str = "",
+    claimed: str = "bob",  # the agent's word, kept verbatim beside the vouched fact
 ) -> S.Review:
     req = pb.common.ActionRequest()
     req.action.name = "refund.issue"
@@ -181,5 +181,6 @@ def test_in_band_requester_is_only_the_vouched_on_behalf_of():
     assert not in_band_requester(_review(on_behalf_of=""), "")
     assert not in_band_requester(_review(in_band=""), "bob")
     assert not in_band_requester(_review(approvals=2), "bob")
-    # Vouched and claimed both naming bob: the agent's claim spoils it (fail closed).
-    assert not in_band_requester(_review(claimed="bob"), "bob")
+    # Claimed but not vouched (the server cleared on_behalf_of): the agent's word only.
+    assert not in_band_requester(_review(on_behalf_of="", claimed="bob"), "bob")
+    assert in_band_requester(_review(claimed=""), "bob")

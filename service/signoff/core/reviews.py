@@ -142,9 +142,10 @@ def in_band_requester(review: pb.review.Review, actor_id: str) -> bool:
     """True if `actor_id` may settle `review` in band as the person it was requested for.
 
     Only when the deciding rule said `in_band: requester`, only the vouched on_behalf_of
-    (a claimed one is the agent's word, and the agent is never the one to approve), never
-    the requesting principal itself, and only for a one-approval review: the policy, not
-    the requester, decides when separation of duties gives way.
+    (the server clears it unless the deployment lets the agent act for that user; the
+    agent's bare word stays in `claimed` and never counts here), never the requesting
+    principal itself, and only for a one-approval review: the policy, not the requester,
+    decides when separation of duties gives way.
     """
     principal = review.request.principal
     return (
@@ -152,7 +153,7 @@ def in_band_requester(review: pb.review.Review, actor_id: str) -> bool:
         and review.approvals_required == 1
         and bool(actor_id)
         and actor_id == principal.on_behalf_of
-        and actor_id not in (principal.id, principal.claimed.on_behalf_of)
+        and actor_id != principal.id
     )
 
 

@@ -120,6 +120,14 @@ class UpstreamConfig(_Strict):
         return " ".join([self.command or "", *self.args])
 
 
+class InBandConfig(_Strict):
+    """In-band approvals (mcp_proxy/in_band.py): the human at the MCP client settles a review
+    the policy lets them settle (`in_band: requester`), as themself."""
+
+    # The human's own Signoff token, never the agent's: the act is theirs.
+    token: StrictStr = Field(min_length=1)
+
+
 class ProxyConfig(_Strict):
     """The whole file."""
 
@@ -133,6 +141,7 @@ class ProxyConfig(_Strict):
     # since whoever reaches the port calls tools as `principal`.
     http_token: StrictStr | None = Field(default=None, min_length=16)
     upstreams: list[UpstreamConfig] = Field(min_length=1)
+    in_band: InBandConfig | None = None
 
 
 def load_config(path: Path) -> ProxyConfig:
