@@ -9,6 +9,7 @@ vouched by the directory; bob is no finance reviewer, alice is. The refund rule 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import mcp_types as types
 import pytest
 
+from signoff.mcp_proxy.in_band import InBand
 from signoff_client import AsyncClient, ReviewState, Verdict
 
 from .conftest import MakeServer, ServerHandle, write_tokens
@@ -300,3 +302,31 @@ async def wait_for_log(tmp_path: Path, needle: str) -> None:
     async with asyncio.timeout(WAIT):
         while needle not in proxy_log(tmp_path):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+
+async def test_an_answer_after_the_group_settled_is_refused_and_logged(
+    secured: ServerHandle, caplog: pytest.LogCaptureFixture
+):
+    """The late answer itself, without the race: the human answers only after alice acted."""
+    async with AsyncClient(secured.target, token="claude-agent") as agent:
+        decision = await agent.evaluate(
+            "mcp.payments.refund",
+            {"account": "acct_9", "amount": 700},
+            principal={"id": "claude-agent", "kind": "agent", "on_behalf_of": "bob"},
+        )
+    review_id = decision.review_id
+
+    async def late(message: str, schema: dict[str, Any]) -> types.ElicitResult:
+        assert f"Review {review_id}" in message
+        await act(secured, review_id, Verdict.APPROVE, comment="finance says yes")
+        return types.ElicitResult(action="accept", content={"decision": "reject"})
+
+    caplog.set_level(logging.INFO, logger="signoff.mcp_proxy")
+    async with AsyncClient(secured.target, token="bob") as bob:
+        await InBand(bob).settle(review_id, "mcp.payments.refund", late)
+    [refused] = [r for r in caplog.records if r.getMessage() == "mcp.in_band.refused"]
+    assert refused.verdict == "REJECT"  # type: ignore[attr-defined]
+    assert "is APPROVED" in refused.error  # type: ignore[attr-defined]
+    review = await review_of(secured, review_id)
+    assert review.state is ReviewState.APPROVED
+    assert [(a.reviewer, a.in_band) for a in review.acts] == [("alice", False)]

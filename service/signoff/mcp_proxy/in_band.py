@@ -124,9 +124,14 @@ class InBand:
             )
             return
         verdict, comment = choice
-        # Once answered, the answer is submitted even if the review settles meanwhile: the
-        # server's version check then refuses it, and that is recorded in the log.
-        await asyncio.shield(self._submit(review, verdict, comment, action))
+        # Once answered, the answer is submitted (and its fate logged) even if the review
+        # settles meanwhile and the call ends: the server's version check then refuses it.
+        submit = asyncio.ensure_future(self._submit(review, verdict, comment, action))
+        try:
+            await asyncio.shield(submit)
+        except asyncio.CancelledError:
+            await submit  # one SubmitReview, bounded by the client's timeout
+            raise
 
     async def _review(self, review_id: str, action: str) -> Review | None:
         try:
