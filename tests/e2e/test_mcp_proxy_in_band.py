@@ -18,7 +18,7 @@ from typing import Any
 import mcp_types as types
 import pytest
 
-from signoff.mcp_proxy.in_band import InBand
+from signoff.mcp_proxy.in_band import Client, InBand
 from signoff_client import AsyncClient, ReviewState, Verdict
 
 from .conftest import MakeServer, ServerHandle, write_tokens
@@ -132,7 +132,8 @@ async def test_approve_once_in_the_client_runs_the_call_as_the_human_s_act(
     assert "(redacted: action.params.account)" in asked.message
     assert "acct_1" not in asked.message
     assert '"amount": 250' in asked.message
-    assert asked.requested_schema["properties"]["decision"]["enum"] == ["approve", "reject"]
+    choices = asked.requested_schema["properties"]["decision"]["enum"]
+    assert choices == ["approve", "approve_session", "reject"]
     review_id = REVIEW_ID_RE.search(asked.message).group(1)  # type: ignore[union-attr]
     review = await review_of(secured, review_id)
     assert review.state is ReviewState.APPROVED
@@ -172,9 +173,12 @@ async def test_reject_with_a_comment_refuses_the_call_with_it(secured: ServerHan
         ),
         (
             types.ElicitResult(action="accept", content={"decision": "yes please"}),
-            "is not approve or reject",
+            "is not one of approve, approve_session, reject",
         ),
-        (types.ElicitResult(action="accept", content={}), "is not approve or reject"),
+        (
+            types.ElicitResult(action="accept", content={}),
+            "is not one of approve, approve_session, reject",
+        ),
     ],
     ids=["decline", "cancel", "extra-field", "bad-choice", "empty"],
 )
@@ -323,10 +327,73 @@ async def test_an_answer_after_the_group_settled_is_refused_and_logged(
 
     caplog.set_level(logging.INFO, logger="signoff.mcp_proxy")
     async with AsyncClient(secured.target, token="bob") as bob:
-        await InBand(bob).settle(review_id, "mcp.payments.refund", late)
+        await InBand(bob).settle(review_id, "mcp.payments.refund", Client(late, "s1"))
     [refused] = [r for r in caplog.records if r.getMessage() == "mcp.in_band.refused"]
     assert refused.verdict == "REJECT"  # type: ignore[attr-defined]
     assert "is APPROVED" in refused.error  # type: ignore[attr-defined]
     review = await review_of(secured, review_id)
     assert review.state is ReviewState.APPROVED
     assert [(a.reviewer, a.in_band) for a in review.acts] == [("alice", False)]
+
+
+def approvals(server: ServerHandle) -> list[tuple[str, str, bool]]:
+    """Every approval's (reviewer, comment, in band), oldest first."""
+    entries = server.call(server.running.app.store.read_audit(1, 100_000))
+    return [
+        (e.reviewer, e.payload["act"]["comment"], e.payload["act"].get("in_band", False))
+        for e in entries
+        if e.type == "review.approved"
+    ]
+
+
+async def test_approve_for_this_session_covers_the_same_shape_in_this_session_only(
+    secured: ServerHandle, tmp_path: Path
+):
+    human = Human(accept(decision="approve_session", comment="fine today"))
+    path = proxy_config(tmp_path, secured)
+    async with proxied(path, elicitation_callback=human) as session:
+        first = await session.call_tool("refund", {"account": "acct_1", "amount": 150})
+        assert text(first) == "refunded 150 EUR to acct_1"
+        # The same shape (other values): runs without asking, as the human's act.
+        second = await session.call_tool("refund", {"account": "acct_2", "amount": 600})
+        assert text(second) == "refunded 600 EUR to acct_2"
+        assert len(human.asked) == 1
+        # Another shape (one more argument): asked again.
+        third = await session.call_tool(
+            "refund", {"account": "acct_3", "amount": 150, "currency": "USD"}
+        )
+        assert text(third) == "refunded 150 USD to acct_3"
+        assert len(human.asked) == 2
+        # A rule without in_band is never answered for the human: the group decides.
+        big = await group_decides(secured, session, {"account": "acct_4", "amount": 5000})
+        assert text(big) == "refunded 5000 EUR to acct_4"
+        assert len(human.asked) == 2
+    async with proxied(path, elicitation_callback=human) as session:  # a new session
+        again = await session.call_tool("refund", {"account": "acct_5", "amount": 150})
+        assert text(again) == "refunded 150 EUR to acct_5"
+    assert len(human.asked) == 3
+    first_id = REVIEW_ID_RE.search(human.asked[0].message).group(1)  # type: ignore[union-attr]
+    assert approvals(secured) == [
+        ("bob", "fine today", True),
+        ("bob", f"approved for this session in review {first_id}, not asked again", True),
+        ("bob", "fine today", True),
+        ("alice", "", False),
+        ("bob", "fine today", True),
+    ]
+
+
+async def test_a_session_approval_is_not_another_http_session_s(
+    secured: ServerHandle, tmp_path: Path
+):
+    token = "t-0123456789abcdef"
+    human = Human(accept(decision="approve_session"))
+    async with served_http(proxy_config(tmp_path, secured, http_token=token)) as url:
+        async with http_session(url, token, elicitation_callback=human) as one:
+            await one.call_tool("refund", {"account": "acct_1", "amount": 150})
+            await one.call_tool("refund", {"account": "acct_1", "amount": 160})
+            assert len(human.asked) == 1
+        async with http_session(url, token, elicitation_callback=human) as two:
+            result = await two.call_tool("refund", {"account": "acct_1", "amount": 170})
+            assert text(result) == "refunded 170 EUR to acct_1"
+    assert len(human.asked) == 2
+    assert [a[0] for a in approvals(secured)] == ["bob"] * 3

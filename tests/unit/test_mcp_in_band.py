@@ -8,9 +8,10 @@ from pathlib import Path
 import mcp_types as types
 import pytest
 
-from signoff.mcp_proxy import serve
+from signoff.mcp_proxy import serve, session_approvals
 from signoff.mcp_proxy.config import McpConfigError, load_config
 from signoff.mcp_proxy.in_band import MAX_COMMENT, read_answer
+from signoff.mcp_proxy.session_approvals import SessionApprovals, scope, shape
 from signoff_client import Verdict
 
 BASE = "principal: {id: bot, on_behalf_of: bob}\nupstreams:\n  - {name: u, command: npx}\n"
@@ -60,12 +61,16 @@ def accept(content: dict | None) -> types.ElicitResult:
 @pytest.mark.parametrize(
     ("answer", "read"),
     [
-        (accept({"decision": "approve"}), (Verdict.APPROVE, "")),
-        (accept({"decision": "reject", "comment": "no"}), (Verdict.REJECT, "no")),
-        (accept({"decision": "approve", "comment": None}), (Verdict.APPROVE, "")),
+        (accept({"decision": "approve"}), (Verdict.APPROVE, "", False)),
+        (accept({"decision": "approve_session"}), (Verdict.APPROVE, "", True)),
+        (accept({"decision": "reject", "comment": "no"}), (Verdict.REJECT, "no", False)),
+        (accept({"decision": "approve", "comment": None}), (Verdict.APPROVE, "", False)),
         (types.ElicitResult(action="decline"), "decline"),
         (types.ElicitResult(action="cancel"), "cancel"),
-        (accept(None), "malformed answer: decision None is not approve or reject"),
+        (
+            accept(None),
+            "malformed answer: decision None is not one of approve, approve_session, reject",
+        ),
         (accept({"decision": "APPROVE"}), "malformed answer: decision 'APPROVE' is not"),
         (accept({"decision": "modify"}), "malformed answer: decision 'modify' is not"),
         (accept({"decision": True}), "malformed answer: decision True is not"),
@@ -88,3 +93,35 @@ def test_only_an_offered_choice_is_an_answer(answer, read):
         assert got.startswith(read)
     else:
         assert got == read
+
+
+def test_the_shape_is_paths_and_json_types_not_values():
+    assert shape({"a": 1, "b": {"c": "x", "d": [1]}, "e": None, "f": {}, "g": True}) == {
+        ("a", "number"),
+        ("b.c", "string"),
+        ("b.d", "array"),
+        ("e", "null"),
+        ("f", "object"),
+        ("g", "boolean"),
+    }
+    assert shape({"amount": 1}) == shape({"amount": 2.5})
+    assert shape({"amount": 1}) != shape({"amount": "1"})
+    rules = [("mcp", "refund")]
+    covered = scope("mcp.p.refund", rules, {"amount": 1})
+    approvals = SessionApprovals()
+    approvals.add("s1", covered, "r1")
+    approvals.add("s1", covered, "r2")  # the first review stays the one named
+    assert approvals.find("s1", scope("mcp.p.refund", rules, {"amount": 9})) == "r1"
+    assert approvals.find("s2", covered) is None  # another session
+    assert approvals.find("s1", scope("mcp.p.other", rules, {"amount": 9})) is None
+    assert approvals.find("s1", scope("mcp.p.refund", [("mcp", "x")], {"amount": 9})) is None
+    assert approvals.find("s1", scope("mcp.p.refund", rules, {"amount": 9, "c": "x"})) is None
+
+
+def test_the_oldest_sessions_are_forgotten_first(monkeypatch):
+    monkeypatch.setattr(session_approvals, "MAX_SESSIONS", 2)
+    approvals = session_approvals.SessionApprovals()
+    covered = session_approvals.scope("a", [], {})
+    for session in ("s1", "s2", "s3"):
+        approvals.add(session, covered, f"r-{session}")
+    assert [approvals.find(s, covered) for s in ("s1", "s2", "s3")] == [None, "r-s2", "r-s3"]

@@ -10,7 +10,7 @@ Meanwhile the gate keeps waiting for the review's outcome, so a group reviewer m
 settle it: whoever acts first on the version shown wins, and the other act is refused by
 the server's version check. The call follows the review, never the answer itself.
 A decline, a cancel or an answer that is not one of the offered choices leaves the review
-to the group.
+to the group. "Approve for this session" is session_approvals.py.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ import contextvars
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as types
 from mcp.server.context import CallNext, ServerRequestContext
 
 from signoff import logs
+from signoff.mcp_proxy.session_approvals import SessionApprovals, scope
 from signoff_client import AsyncClient, Review, ReviewState, Verdict, errors
 
 log = logging.getLogger("signoff.mcp_proxy")
@@ -34,7 +36,7 @@ log = logging.getLogger("signoff.mcp_proxy")
 # Ask the client's human: a message and a form schema in, the client's answer out.
 Ask = Callable[[str, dict[str, Any]], Awaitable[types.ElicitResult]]
 
-CHOICES = {"approve": Verdict.APPROVE, "reject": Verdict.REJECT}
+CHOICES = {"approve": Verdict.APPROVE, "approve_session": Verdict.APPROVE, "reject": Verdict.REJECT}
 MAX_COMMENT = 4096  # as the server's SubmitReview
 # The form: a flat object of primitives, as elicitation allows.
 SCHEMA: dict[str, Any] = {
@@ -43,7 +45,11 @@ SCHEMA: dict[str, Any] = {
         "decision": {
             "type": "string",
             "title": "Your decision",
-            "description": "approve: run this call once; reject: refuse it",
+            "description": (
+                "approve: run this call once; approve_session: run it, and calls of this "
+                "tool with arguments of the same shape for the rest of this session; "
+                "reject: refuse it"
+            ),
             "enum": list(CHOICES),
         },
         "comment": {
@@ -55,9 +61,18 @@ SCHEMA: dict[str, Any] = {
     "required": ["decision"],
 }
 
-# The ask of the tools/call being handled (set by `middleware`); unset when the client did
-# not declare elicitation, so such a client is never asked.
-_ASK: contextvars.ContextVar[Ask | None] = contextvars.ContextVar("signoff_in_band_ask")
+
+@dataclass(frozen=True)
+class Client:
+    """The MCP client of the tools/call being handled: how to ask it, and its session."""
+
+    ask: Ask
+    session: str
+
+
+# Set by `middleware`; unset when the client did not declare elicitation, so such a client
+# is never asked.
+_CLIENT: contextvars.ContextVar[Client | None] = contextvars.ContextVar("signoff_in_band")
 
 
 async def middleware(ctx: ServerRequestContext[Any], call_next: CallNext) -> Any:
@@ -69,11 +84,14 @@ async def middleware(ctx: ServerRequestContext[Any], call_next: CallNext) -> Any
         # Related to the call, so a streamable HTTP client gets it on the call's stream.
         return await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
 
-    token = _ASK.set(ask)
+    # As the proxy names sessions (proxy.py): the HTTP session, else the stdio process's.
+    headers = getattr(ctx.request, "headers", None)
+    session = (headers.get("mcp-session-id") if headers is not None else None) or "stdio"
+    token = _CLIENT.set(Client(ask, session))
     try:
         return await call_next(ctx)
     finally:
-        _ASK.reset(token)
+        _CLIENT.reset(token)
 
 
 def _can_elicit(ctx: ServerRequestContext[Any]) -> bool:
@@ -91,24 +109,35 @@ class InBand:
 
     def __init__(self, human: AsyncClient) -> None:
         self.human = human  # the human's own token: their identity, not the agent's
+        self.sessions = SessionApprovals()
 
     def begin(self, review_id: str, action: str) -> asyncio.Task[None] | None:
         """Start asking about `review_id` alongside the wait for its outcome, if this
         call's client can be asked; the caller cancels the task once the review is settled."""
-        ask = _ASK.get(None)
-        if ask is None:
+        client = _CLIENT.get(None)
+        if client is None:
             return None
-        return asyncio.create_task(self.settle(review_id, action, ask))
+        return asyncio.create_task(self.settle(review_id, action, client))
 
-    async def settle(self, review_id: str, action: str, ask: Ask) -> None:
-        """Show the review to the human and submit their answer as their act; any failure
-        leaves the review to the group (and is logged)."""
+    async def settle(self, review_id: str, action: str, client: Client) -> None:
+        """Show the review to the human and submit their answer as their act (or theirs for
+        the session, unasked); any failure leaves the review to the group (and is logged)."""
         review = await self._review(review_id, action)
         if review is None:
             return
+        rules = [(m.policy, m.rule) for m in review.matched_rules if not m.shadow]
+        covered = scope(review.action, rules, review.params)
+        first = self.sessions.find(client.session, covered)
+        if first is not None:
+            logs.event(
+                log, "mcp.in_band.session_approved", action=action, review_id=review_id, by=first
+            )
+            note = f"approved for this session in review {first}, not asked again"
+            await self._submit(review, Verdict.APPROVE, note, action)
+            return
         logs.event(log, "mcp.in_band.asked", action=action, review_id=review_id)
         try:
-            answer = await ask(prompt(review), SCHEMA)
+            answer = await client.ask(prompt(review), SCHEMA)
         except asyncio.CancelledError:
             logs.event(log, "mcp.in_band.withdrawn", action=action, review_id=review_id)
             raise
@@ -123,15 +152,21 @@ class InBand:
                 log, "mcp.in_band.declined", action=action, review_id=review_id, reason=choice
             )
             return
-        verdict, comment = choice
+        verdict, comment, for_session = choice
         # Once answered, the answer is submitted (and its fate logged) even if the review
         # settles meanwhile and the call ends: the server's version check then refuses it.
         submit = asyncio.ensure_future(self._submit(review, verdict, comment, action))
         try:
             await asyncio.shield(submit)
         except asyncio.CancelledError:
+            # The gate saw the outcome (maybe this very act) first: finish, then stop.
             await submit  # one SubmitReview, bounded by the client's timeout
             raise
+        finally:
+            done = submit.result() if submit.done() else None
+            # Only an approval Signoff accepted as the human's act stands for the session.
+            if for_session and done is not None and done.state is ReviewState.APPROVED:
+                self.sessions.add(client.session, covered, review.review_id)
 
     async def _review(self, review_id: str, action: str) -> Review | None:
         try:
@@ -152,7 +187,9 @@ class InBand:
             return None
         return review
 
-    async def _submit(self, review: Review, verdict: Verdict, comment: str, action: str) -> None:
+    async def _submit(
+        self, review: Review, verdict: Verdict, comment: str, action: str
+    ) -> Review | None:
         try:
             done = await self.human.submit_review(
                 review.review_id, verdict, expected_version=review.version, comment=comment
@@ -167,7 +204,7 @@ class InBand:
                 verdict=verdict.name,
                 error=exc.message,
             )
-            return
+            return None
         logs.event(
             log,
             "mcp.in_band.settled",
@@ -176,6 +213,7 @@ class InBand:
             verdict=verdict.name,
             state=done.state.name,
         )
+        return done
 
 
 def prompt(review: Review) -> str:
@@ -187,13 +225,15 @@ def prompt(review: Review) -> str:
         f"Signoff: may the agent run {review.action}?\n"
         f"Why this needs approval: {review.reason}\n"
         f"Arguments{redacted}:\n{arguments}\n"
-        f"Review {review.review_id}: you may settle it yourself (approve once or reject). "
+        f"Review {review.review_id}: you may settle it yourself (approve once, approve for "
+        "this session, or reject). "
         f"Declining leaves it to the {group} reviewers, who can also settle it meanwhile."
     )
 
 
-def read_answer(answer: types.ElicitResult) -> tuple[Verdict, str] | str:
-    """The verdict and comment of an accepted, well-formed answer; else why it is none."""
+def read_answer(answer: types.ElicitResult) -> tuple[Verdict, str, bool] | str:
+    """The verdict, comment and "for this session" of an accepted, well-formed answer;
+    else why it is none."""
     if answer.action != "accept":
         return answer.action  # decline or cancel
     content = answer.content or {}
@@ -202,13 +242,13 @@ def read_answer(answer: types.ElicitResult) -> tuple[Verdict, str] | str:
         return f"malformed answer: unexpected fields {', '.join(extra)}"
     decision = content.get("decision")
     if not isinstance(decision, str) or decision not in CHOICES:
-        return f"malformed answer: decision {decision!r} is not approve or reject"
+        return f"malformed answer: decision {decision!r} is not one of {', '.join(CHOICES)}"
     comment = content.get("comment")
     if comment is None:
         comment = ""
     if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
         return "malformed answer: comment is not a text of at most 4096 characters"
-    return CHOICES[decision], comment
+    return CHOICES[decision], comment, decision == "approve_session"
 
 
 async def stop(task: asyncio.Task[None] | None) -> None:
