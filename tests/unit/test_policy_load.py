@@ -81,6 +81,13 @@ def test_rule_grants_default_and_override(tmp_path, extra, allowed):
     assert compiled.unbounded_grants is ("unbounded" in extra)
 
 
+@pytest.mark.parametrize(("extra", "in_band"), [("", ""), ("in_band: requester\n", "requester")])
+def test_rule_in_band_loads(tmp_path, extra, in_band):
+    body = "when: 'true'\ndecision: review\nreviewers: f\nreason: x\napprovals: 1\n" + extra
+    bundle = load_bundle(write(tmp_path, {"p.yaml": rule(body)}))
+    assert bundle.policies[0].rules[0].in_band == in_band
+
+
 # Each case: the file text, then the exact error lines (file:line:column: rule: message).
 BAD = {
     "malformed yaml": (
@@ -135,6 +142,25 @@ BAD = {
     "approvals zero": (
         rule("when: 'true'\ndecision: review\nreviewers: f\nreason: x\napprovals: 0\n"),
         ["p.yaml:8:16: r: approvals: Input should be greater than or equal to 1"],
+    ),
+    "in_band on allow": (
+        rule("when: 'true'\ndecision: allow\nreason: x\nin_band: requester\n"),
+        ["p.yaml:7:14: r: in_band: only allowed when decision is review"],
+    ),
+    "in_band on deny": (
+        rule("when: 'true'\ndecision: deny\nreason: x\nin_band: requester\n"),
+        ["p.yaml:7:14: r: in_band: only allowed when decision is review"],
+    ),
+    "in_band with two approvals": (
+        rule(
+            "when: 'true'\ndecision: review\nreviewers: f\nreason: x\n"
+            "approvals: 2\nin_band: requester\n"
+        ),
+        ["p.yaml:9:14: r: in_band: not allowed with approvals: 2"],
+    ),
+    "in_band unknown value": (
+        rule("when: 'true'\ndecision: review\nreviewers: f\nreason: x\nin_band: agent\n"),
+        ["p.yaml:8:14: r: in_band: Input should be 'requester'"],
     ),
     "grants on allow": (
         rule("when: 'true'\ndecision: allow\nreason: x\ngrants: false\n"),

@@ -82,6 +82,7 @@ class ReviewAct:
     params: dict[str, Any] | None  # the edited params (MODIFY only)
     at: dt.datetime
     roles: tuple[str, ...]
+    in_band: bool = False  # settled in band by the person the request was made for
 
     @classmethod
     def from_proto(cls, raw: review_pb2.ReviewAct) -> ReviewAct:
@@ -93,6 +94,7 @@ class ReviewAct:
             params=_struct.from_struct(raw.params) if raw.HasField("params") else None,
             at=_timestamp(raw.at),
             roles=tuple(raw.roles),
+            in_band=raw.in_band,
         )
 
 
@@ -125,6 +127,7 @@ class Review:
     resolution_note: str
     timeout: dt.timedelta | None
     raw: review_pb2.Review = field(repr=False, compare=False)
+    in_band: str = ""  # "requester": the person it was requested for may settle it in band
 
     @property
     def final(self) -> bool:
@@ -172,6 +175,7 @@ class Review:
             resolution_note=raw.resolution_note,
             timeout=raw.timeout.ToTimedelta() if raw.HasField("timeout") else None,
             raw=raw,
+            in_band=raw.in_band,
         )
 
 

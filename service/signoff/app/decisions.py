@@ -327,6 +327,7 @@ class Signoff:
             timeout=(rule.timeout if rule and rule.timeout else None) or self.review_timeout,
             on_timeout=rule.on_timeout if rule and rule.decision == "review" else "deny",
             now=now,
+            in_band=rule.in_band if rule and rule.decision == "review" else "",
         )
 
     def _to_decision(

@@ -90,6 +90,12 @@ _RULE = {
         "every number); 'unbounded' allows grants without those bounds.",
         {"examples": [True, False, "unbounded"]},
     ),
+    "in_band": (
+        "Who besides the reviewer group may settle the review (review only, approvals 1): "
+        "'requester' is the person the agent acts for (the vouched on_behalf_of), who may "
+        "approve or reject, never edit, e.g. from their MCP client (`signoff mcp-proxy`).",
+        {"examples": ["requester"]},
+    ),
     "timeout": (
         "How long the review may stay pending (review only): e.g. 45s, 30m, 2h, 1d, 1h30m. "
         "Default: the server's review_timeout.",

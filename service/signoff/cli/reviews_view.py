@@ -101,6 +101,8 @@ def details(r: R.Review, now: dt.datetime) -> str:
         lines.append(f"note           {r.resolution_note}")
     if r.HasField("grant_offer"):
         lines.append(f"grant          {_offer(r.grant_offer)}")
+    if r.in_band:
+        lines.append(f"in band        the {r.in_band} ({req.principal.on_behalf_of}) may settle it")
     lines += ["", "justification", f"  {req.justification or '(none given)'}"]
     redacted = f" (redacted: {', '.join(r.redacted_paths)})" if r.redacted_paths else ""
     lines += ["", f"params{redacted}", pretty(message_dict(req.action.params))]
@@ -145,6 +147,8 @@ def _rule(m: Any) -> str:
 def _act_line(a: R.ReviewAct) -> str:
     verdict = R.Verdict.Name(a.verdict).removeprefix("VERDICT_")
     line = f"{_stamp(a.at)}  {a.reviewer}  {verdict}"
+    if a.in_band:
+        line += "  [in band, by the requester]"
     if a.comment:
         line += f"  {json.dumps(a.comment, ensure_ascii=False)}"
     if a.verdict == R.VERDICT_MODIFY:

@@ -79,9 +79,10 @@ def open_review(
     on_timeout: str,
     now: dt.datetime,
     shown_digest: str = "",
+    in_band: str = "",
 ) -> pb.review.Review:
     """A new PENDING review of a REQUIRE_REVIEW decision (`shown` is already redacted;
-    `shown_digest`, its action digest if the caller has it already)."""
+    `shown_digest`, its action digest if the caller has it already; `in_band`, the rule's)."""
     r = S.Review(
         review_id=review_id,
         decision_id=decision.decision_id,
@@ -97,6 +98,7 @@ def open_review(
         action_digest=shown_digest or digest(shown),
         outcome=pb.common.OUTCOME_REQUIRE_REVIEW,
         redacted_paths=list(redacted_paths),
+        in_band=in_band,
     )
     r.created_at.FromDatetime(now)
     r.expires_at.FromDatetime(now + timeout)
@@ -136,6 +138,25 @@ def requesters(principal: pb.common.Principal) -> frozenset[str]:
     return frozenset(p for p in (principal.id, principal.on_behalf_of, claimed) if p)
 
 
+def in_band_requester(review: pb.review.Review, actor_id: str) -> bool:
+    """True if `actor_id` may settle `review` in band as the person it was requested for.
+
+    Only when the deciding rule said `in_band: requester`, only the vouched on_behalf_of
+    (the server clears it unless the deployment lets the agent act for that user; the
+    agent's bare word stays in `claimed` and never counts here), never the requesting
+    principal itself, and only for a one-approval review: the policy, not the requester,
+    decides when separation of duties gives way.
+    """
+    principal = review.request.principal
+    return (
+        review.in_band == "requester"
+        and review.approvals_required == 1
+        and bool(actor_id)
+        and actor_id == principal.on_behalf_of
+        and actor_id != principal.id
+    )
+
+
 def submit(
     review: pb.review.Review,
     actor: Actor,
@@ -145,17 +166,34 @@ def submit(
     expected_version: int,
     now: dt.datetime,
     limits: Limits,
+    *,
+    in_band_ok: bool = False,
 ) -> Change:
-    """Apply a reviewer's approve, modify or reject."""
+    """Apply a reviewer's approve, modify or reject.
+
+    `in_band_ok`: the caller's path may carry an in-band act (a single SubmitReview without
+    a standing approval; never a batch); see `in_band_requester`.
+    """
     if verdict not in VERDICT_EVENTS:
         raise InvalidArgument("verdict", "must be APPROVE, MODIFY or REJECT")
-    if not actor.can_review(review.reviewer_group):
+    is_requester = actor.id in requesters(review.request.principal)
+    in_band = (
+        in_band_ok
+        and (is_requester or not actor.can_review(review.reviewer_group))
+        and in_band_requester(review, actor.id)
+    )
+    if in_band and verdict == S.VERDICT_MODIFY:
+        raise PermissionDenied(
+            f"{actor.id} may approve or reject review {review.review_id} in band, not edit "
+            "it: an edit needs a reviewer of the group"
+        )
+    if not in_band and not actor.can_review(review.reviewer_group):
         raise PermissionDenied(
             f"{actor.id} may not review for group {review.reviewer_group!r} "
             f"(needs role reviewer:{review.reviewer_group})"
         )
     _check_actionable(review, expected_version)
-    if actor.id in requesters(review.request.principal):
+    if not in_band and is_requester:
         raise PermissionDenied(
             f"separation of duties: {actor.id} requested this action (or it acts on their "
             "behalf) and may not review it"
@@ -180,6 +218,7 @@ def submit(
     new.version = review.version + 1
     act = new.acts.add(reviewer=actor.id, verdict=verdict, comment=comment)
     act.roles.extend(sorted(actor.roles))
+    act.in_band = in_band
     act.at.FromDatetime(now)
     if verdict == S.VERDICT_REJECT:
         _resolve(new, S.REVIEW_STATE_REJECTED, pb.common.OUTCOME_DENY, now)

@@ -139,6 +139,14 @@ class UpstreamConfig(_Strict):
         return " ".join([self.command or "", *self.args])
 
 
+class InBandConfig(_Strict):
+    """In-band approvals (mcp_proxy/in_band.py): the human at the MCP client settles a review
+    the policy lets them settle (`in_band: requester`), as themself."""
+
+    # The human's own Signoff token, never the agent's: the act is theirs.
+    token: StrictStr = Field(min_length=1)
+
+
 class ProxyConfig(_Strict):
     """The whole file."""
 
@@ -156,6 +164,7 @@ class ProxyConfig(_Strict):
     hide_denied: StrictBool = True
     policy_refresh: Seconds = 30.0
     upstreams: list[UpstreamConfig] = Field(min_length=1)
+    in_band: InBandConfig | None = None
 
 
 def load_config(path: Path) -> ProxyConfig:

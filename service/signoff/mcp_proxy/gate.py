@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from signoff import logs
+from signoff.mcp_proxy import in_band as in_band_
 from signoff.mcp_proxy.config import ProxyConfig
 from signoff_client import AsyncClient, Decision, errors
 
@@ -41,19 +42,23 @@ class Call:
 class Gate:
     """Turns Signoff's answer (and its silence) into forward-or-refuse for the proxy."""
 
-    def __init__(self, config: ProxyConfig, client: AsyncClient) -> None:
+    def __init__(
+        self, config: ProxyConfig, client: AsyncClient, in_band: in_band_.InBand | None = None
+    ) -> None:
         self.config = config
         self.client = client
         # Told the bundle version of each decision (the tool filter re-screens on a new one).
         self.on_version: Callable[[str], None] = lambda version: None
+        self.in_band = in_band  # asks the client's human, if configured (in_band.py)
 
     async def check(self, call: Call, report: Report) -> dict[str, Any]:
         """The arguments to forward (a reviewer's edits included); Refused otherwise."""
         ticker: asyncio.Task[None] | None = None
+        asking: asyncio.Task[None] | None = None
         pending: Decision | None = None
 
         def on_review(decision: Decision) -> None:
-            nonlocal ticker, pending
+            nonlocal ticker, pending, asking
             pending = decision
             logs.event(
                 log,
@@ -63,6 +68,8 @@ class Gate:
                 reviewer_group=decision.reviewer_group,
             )
             ticker = asyncio.create_task(self._tick(decision, report))
+            if self.in_band is not None:  # the wait goes on: a group reviewer may settle it
+                asking = self.in_band.begin(decision.review_id, call.action)
 
         try:
             approval = await self.client.require(
@@ -107,6 +114,7 @@ class Gate:
         except errors.SignoffError as exc:
             raise Refused(f"Signoff refused to decide on {call.action}: {exc.message}") from None
         finally:
+            await in_band_.stop(asking)
             if ticker is not None:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

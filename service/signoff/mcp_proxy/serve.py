@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
+from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 from signoff import logs
+from signoff.mcp_proxy import in_band
 from signoff.mcp_proxy.config import McpConfigError, ProxyConfig
 from signoff.mcp_proxy.gate import Gate
 from signoff.mcp_proxy.proxy import Proxy
@@ -44,7 +46,9 @@ async def serve(
             timeout=config.signoff.timeout,
             credentials=credentials,
         ) as client:
-            proxy = Proxy(upstreams, Gate(config, client))
+            human = _human(config, target, credentials)
+            asks = in_band.InBand(human) if human is not None else None
+            proxy = Proxy(upstreams, Gate(config, client, asks))
             logs.event(
                 log,
                 "mcp.proxy.ready",
@@ -53,19 +57,41 @@ async def serve(
                 upstreams=",".join(u.name for u in upstreams),
                 tools=len(proxy.routes),
             )
+            server = proxy.server()
+            if asks is not None:
+                server.middleware.append(in_band.middleware)
             screening = asyncio.create_task(proxy.keep_tools_current(), name="mcp-tool-filter")
             try:
                 if http is None:
-                    await _serve_stdio(proxy)
+                    await _serve_stdio(server)
                 else:
-                    await _serve_http(proxy, *http, config.http_token)
+                    await _serve_http(server, *http, config.http_token)
             finally:
                 screening.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await screening
+                if human is not None:
+                    await human.close()
     finally:
         for upstream in upstreams:
             await upstream.close()
+
+
+def _human(
+    config: ProxyConfig, target: str, credentials: grpc.ChannelCredentials | None
+) -> AsyncClient | None:
+    """The client of the human at the MCP client (`in_band.token`), if configured."""
+    if config.in_band is None:
+        return None
+    if config.in_band.token == config.signoff.token:
+        # The act would be the agent's own: Signoff refuses it anyway; say so now.
+        raise McpConfigError(
+            "in_band.token is the agent's token (signoff.token): in-band approvals are made "
+            "with the human's own token"
+        )
+    return AsyncClient(
+        target, token=config.in_band.token, timeout=config.signoff.timeout, credentials=credentials
+    )
 
 
 def _tls(config: ProxyConfig, origins: Mapping[str, str]) -> grpc.ChannelCredentials | None:
@@ -88,16 +114,15 @@ def _tls(config: ProxyConfig, origins: Mapping[str, str]) -> grpc.ChannelCredent
         raise McpConfigError(f"{where}: {exc}") from None
 
 
-async def _serve_stdio(proxy: Proxy) -> None:
-    server = proxy.server()
+async def _serve_stdio(server: Server[Any]) -> None:
     async with stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())
 
 
-async def _serve_http(proxy: Proxy, host: str, port: int, token: str | None) -> None:
+async def _serve_http(server: Server[Any], host: str, port: int, token: str | None) -> None:
     import uvicorn  # the MCP SDK's own dependency for its HTTP transports
 
-    mcp_app = proxy.server().streamable_http_app(host=host)
+    mcp_app = server.streamable_http_app(host=host)
     app = mcp_app if token is None else _bearer(mcp_app, token)
     # Bound here, not by uvicorn, so that the real port (of port 0) is known and printed.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

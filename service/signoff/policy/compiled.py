@@ -71,6 +71,7 @@ class CompiledRule:
     grants: bool = False  # reviewers may grant standing approvals (model.Rule.allows_grants)
     # ... without bounds on every number (model.Rule.allows_unbounded_grants)
     unbounded_grants: bool = False
+    in_band: str = ""  # who else may settle the review in band (model.Rule.in_band)
 
 
 @dataclass(frozen=True)

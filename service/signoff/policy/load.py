@@ -333,6 +333,7 @@ class _Source:
             shadow=rule.mode == "shadow",
             grants=rule.allows_grants,
             unbounded_grants=rule.allows_unbounded_grants,
+            in_band=rule.in_band or "",
         )
 
     def _compile_expr(

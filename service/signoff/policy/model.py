@@ -158,6 +158,9 @@ class Rule(BaseModel):
     # Standing approvals (a reviewer's "allow more like this"): None means the default, see
     # `allows_grants`; "unbounded" allows them without the bounds a grant otherwise needs.
     grants: StrictBool | Literal["unbounded"] | None = None
+    # Who besides the reviewer group may settle the review from their MCP client (in band):
+    # "requester" is the person the agent acts for (the vouched on_behalf_of).
+    in_band: Literal["requester"] | None = None
 
     @field_validator("grants", mode="wrap")
     @classmethod
@@ -178,11 +181,19 @@ class Rule(BaseModel):
         if self.decision == "review" and self.reviewers is None:
             raise _field_error("reviewers", "required when decision is review")
         if self.decision != "review":
-            for field in ("reviewers", "timeout", "on_timeout", "grants"):
+            for field in ("reviewers", "timeout", "on_timeout", "grants", "in_band"):
                 if getattr(self, field) is not None:
                     raise _field_error(field, "only allowed when decision is review")
             if "approvals" in self.model_fields_set:
                 raise _field_error("approvals", "only allowed when decision is review")
+        if self.in_band is not None and self.approvals > 1:
+            # A two-person rule wants a second pair of eyes: the requester alone settling
+            # it in band would undo that.
+            raise _field_error(
+                "in_band",
+                f"not allowed with approvals: {self.approvals} (the requester alone would "
+                "settle a rule that asks for several reviewers)",
+            )
         return self
 
     @property

@@ -122,6 +122,7 @@ export function Acts({ acts }: { acts: ReviewAct[] }) {
       {acts.map((a, i) => (
         <li key={i}>
           <strong>{a.reviewer}</strong> {verdictText(a.verdict)} <span class="sub">{stamp(a.at)}</span>
+          {a.inBand && <span class="sub"> (in band, by the requester)</span>}
           {a.comment && <q class="comment">{a.comment}</q>}
         </li>
       ))}

@@ -51,23 +51,25 @@ REVIEW_ORDER_OLDEST_FIRST: ReviewOrder
 REVIEW_ORDER_NEWEST_FIRST: ReviewOrder
 
 class ReviewAct(_message.Message):
-    __slots__ = ("reviewer", "verdict", "comment", "params", "at", "roles")
+    __slots__ = ("reviewer", "verdict", "comment", "params", "at", "roles", "in_band")
     REVIEWER_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
+    IN_BAND_FIELD_NUMBER: _ClassVar[int]
     reviewer: str
     verdict: Verdict
     comment: str
     params: _struct_pb2.Struct
     at: _timestamp_pb2.Timestamp
     roles: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, reviewer: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., comment: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
+    in_band: bool
+    def __init__(self, reviewer: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., comment: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., roles: _Optional[_Iterable[str]] = ..., in_band: _Optional[bool] = ...) -> None: ...
 
 class Review(_message.Message):
-    __slots__ = ("review_id", "decision_id", "request", "state", "reviewer_group", "reason", "matched_rules", "approvals_required", "acts", "created_at", "expires_at", "resolved_at", "final_params", "on_timeout", "version", "policy_version", "action_digest", "final_digest", "outcome", "escalated_from", "resolution_note", "redacted_paths", "timeout", "receipt", "grant_offer")
+    __slots__ = ("review_id", "decision_id", "request", "state", "reviewer_group", "reason", "matched_rules", "approvals_required", "acts", "created_at", "expires_at", "resolved_at", "final_params", "on_timeout", "version", "policy_version", "action_digest", "final_digest", "outcome", "escalated_from", "resolution_note", "redacted_paths", "timeout", "receipt", "grant_offer", "in_band")
     REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +95,7 @@ class Review(_message.Message):
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     GRANT_OFFER_FIELD_NUMBER: _ClassVar[int]
+    IN_BAND_FIELD_NUMBER: _ClassVar[int]
     review_id: str
     decision_id: str
     request: _common_pb2.ActionRequest
@@ -118,7 +121,8 @@ class Review(_message.Message):
     timeout: _duration_pb2.Duration
     receipt: _common_pb2.Receipt
     grant_offer: GrantOffer
-    def __init__(self, review_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., request: _Optional[_Union[_common_pb2.ActionRequest, _Mapping]] = ..., state: _Optional[_Union[ReviewState, str]] = ..., reviewer_group: _Optional[str] = ..., reason: _Optional[str] = ..., matched_rules: _Optional[_Iterable[_Union[_common_pb2.MatchedRule, _Mapping]]] = ..., approvals_required: _Optional[int] = ..., acts: _Optional[_Iterable[_Union[ReviewAct, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., final_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., on_timeout: _Optional[str] = ..., version: _Optional[int] = ..., policy_version: _Optional[str] = ..., action_digest: _Optional[str] = ..., final_digest: _Optional[str] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ..., escalated_from: _Optional[_Iterable[str]] = ..., resolution_note: _Optional[str] = ..., redacted_paths: _Optional[_Iterable[str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., grant_offer: _Optional[_Union[GrantOffer, _Mapping]] = ...) -> None: ...
+    in_band: str
+    def __init__(self, review_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., request: _Optional[_Union[_common_pb2.ActionRequest, _Mapping]] = ..., state: _Optional[_Union[ReviewState, str]] = ..., reviewer_group: _Optional[str] = ..., reason: _Optional[str] = ..., matched_rules: _Optional[_Iterable[_Union[_common_pb2.MatchedRule, _Mapping]]] = ..., approvals_required: _Optional[int] = ..., acts: _Optional[_Iterable[_Union[ReviewAct, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., final_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., on_timeout: _Optional[str] = ..., version: _Optional[int] = ..., policy_version: _Optional[str] = ..., action_digest: _Optional[str] = ..., final_digest: _Optional[str] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ..., escalated_from: _Optional[_Iterable[str]] = ..., resolution_note: _Optional[str] = ..., redacted_paths: _Optional[_Iterable[str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., grant_offer: _Optional[_Union[GrantOffer, _Mapping]] = ..., in_band: _Optional[str] = ...) -> None: ...
 
 class ListReviewsRequest(_message.Message):
     __slots__ = ("reviewer_groups", "states", "order", "page_size", "page_token", "action", "older_than")

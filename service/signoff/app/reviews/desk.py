@@ -111,6 +111,8 @@ class ReviewDesk:
             or who.act_for_others
             or "admin" in who.roles
             or "auditor" in who.roles
+            # The person a review may be settled in band by sees what they settle.
+            or reviews.in_band_requester(r, who.id)
         )
 
     async def get(self, who: Identity, review_id: str) -> pb.review.Review:
@@ -265,8 +267,17 @@ class ReviewDesk:
             if self.grants is None:
                 raise FailedPrecondition("standing approvals are not enabled on this server")
             grant = self.grants.build(who.id, who.can_review, r, req.grant, self.clock.now())
+        # In band: one review at a time and never a standing approval (a grant would
+        # approve more than the requester saw).
         return await self.act(
-            who, r, req.verdict, params, req.comment, req.expected_version, grant=grant
+            who,
+            r,
+            req.verdict,
+            params,
+            req.comment,
+            req.expected_version,
+            grant=grant,
+            in_band_ok=grant is None,
         )
 
     async def act(
@@ -279,6 +290,7 @@ class ReviewDesk:
         expected_version: int,
         extra: Mapping[str, object] | None = None,
         grant: tuple[GrantRecord, AuditRecord] | None = None,
+        in_band_ok: bool = False,
     ) -> pb.review.Review:
         """One reviewer's act on the loaded review `r`: the one path of single and batch acts."""
         change = reviews.submit(
@@ -290,6 +302,7 @@ class ReviewDesk:
             expected_version,
             self.clock.now(),
             self.limits,
+            in_band_ok=in_band_ok,
         )
         if verdict == S.VERDICT_MODIFY:
             # After the state machine's checks (group, version, separation of duties), so

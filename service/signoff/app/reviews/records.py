@@ -71,6 +71,12 @@ def audit_record(
             "verdict": S.Verdict.Name(act.verdict).removeprefix("VERDICT_"),
             "comment": act.comment,
         }
+        if act.in_band:
+            # Filterable (`.payload.in_band == "requester"` in an export): separation of
+            # duties gave way here because the policy said so.
+            payload["act"]["in_band"] = True  # type: ignore[index]
+            payload["in_band"] = "requester"
+            payload["in_band_note"] = f"{kind.removeprefix('review.')} by the requester in band"
         if act.HasField("params"):
             payload["act"]["params"] = struct_to_dict(act.params)  # type: ignore[index]
             payload["requested_params"] = struct_to_dict(r.request.action.params)
