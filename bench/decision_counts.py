@@ -24,16 +24,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from decision_inproc import CASES, POLICIES, WHO, request
+from decision_inproc import CASES, WHO, app_on, issuer, request
 
 import signoff
-from signoff.app.decisions import Signoff
-from signoff.app.receipts import ReceiptIssuer
-from signoff.core.decide import DefaultDecision
-from signoff.core.validate import Limits
-from signoff.ids import SystemClock, new_id
-from signoff.store.sqlite.store import SqliteStore
 
 WARMUP = 20
 COUNTED = 50
@@ -97,19 +90,7 @@ def _where(frame: Any) -> str:
 
 async def count(root: Path) -> dict[str, dict[str, float]]:
     """Per case, the mean count of each kind of work per decision."""
-    clock = SystemClock()
-    store = SqliteStore(root / "signoff.db", clock)
-    app = Signoff(
-        policies=POLICIES,
-        store=store,
-        clock=clock,
-        new_id=new_id,
-        limits=Limits(),
-        default=DefaultDecision(),
-        receipts=ReceiptIssuer(
-            Ed25519PrivateKey.generate(), __import__("datetime").timedelta(minutes=15)
-        ),
-    )
+    app, store = app_on(root / "signoff.db", issuer())
     await store.open()
     out: dict[str, dict[str, float]] = {}
     serial = iter(range(10**9))

@@ -31,17 +31,13 @@ from pathlib import Path
 
 from common import median, write
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from decision_inproc import POLICIES, WHO, request
+from decision_inproc import WHO, app_on, issuer, request
 
 from signoff import pb
 from signoff.app.decisions import Signoff
 from signoff.app.receipts import ReceiptIssuer
-from signoff.core.decide import DefaultDecision
 from signoff.core.jsonify import RequestView
-from signoff.core.validate import Limits
-from signoff.ids import SystemClock, new_id
 from signoff.store.base import DecisionRecord
-from signoff.store.sqlite.store import SqliteStore
 
 SIZES = (1, 8, 64)
 ROUNDS = 11
@@ -159,24 +155,14 @@ class SignedAlone(Signoff):
 
 async def whole(root: Path) -> dict[str, dict[str, float]]:
     """Loop CPU per decision of `evaluate_batch` (µs), by variant and batch size."""
-    clock = SystemClock()
     key = Ed25519PrivateKey.generate()
     apps: dict[str, Signoff] = {}
     stores = []
     for name in ("off", "v1", "v2"):
-        store = SqliteStore(root / name / "signoff.db", clock)
         cls = SignedAlone if name == "v1" else Signoff
-        app = cls(
-            policies=POLICIES,
-            store=store,
-            clock=clock,
-            new_id=new_id,
-            limits=Limits(),
-            default=DefaultDecision(),
-            receipts=ReceiptIssuer(key, dt.timedelta(minutes=15)) if name == "v2" else None,
-        )
+        app, store = app_on(root / name / "signoff.db", issuer(key) if name == "v2" else None, cls)
         if isinstance(app, SignedAlone):
-            app.v1 = ReceiptIssuer(key, dt.timedelta(minutes=15))
+            app.v1 = issuer(key)
         await store.open()
         await app.start()
         apps[name], stores = app, [*stores, store]
