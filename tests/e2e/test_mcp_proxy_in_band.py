@@ -9,6 +9,7 @@ vouched by the directory; bob is no finance reviewer, alice is. The refund rule 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -76,9 +77,8 @@ def secured(make_server: MakeServer, policy_dir, tmp_path: Path) -> ServerHandle
 
 def proxy_config(tmp_path: Path, server: ServerHandle, **settings: Any) -> Path:
     principal = {"id": "claude-agent", "kind": "agent", "on_behalf_of": "bob"}
-    return config(
-        tmp_path, server.target, principal=principal, in_band={"token": "bob"}, **settings
-    )
+    settings.setdefault("in_band", {"token": "bob"})
+    return config(tmp_path, server.target, principal=principal, **settings)
 
 
 class Human:
@@ -397,3 +397,82 @@ async def test_a_session_approval_is_not_another_http_session_s(
             assert text(result) == "refunded 170 EUR to acct_1"
     assert len(human.asked) == 2
     assert [a[0] for a in approvals(secured)] == ["bob"] * 3
+
+
+CONSOLE = "https://signoff.example.com:8443/console"
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_url_mode_links_to_the_review_in_the_console_where_the_human_acts(
+    secured: ServerHandle, tmp_path: Path, transport: str
+):
+    """A client that declares URL-mode elicitation (the SDK's, with a callback) gets a link
+    to the review's console page, no form; bob acts there (the console's SubmitReview, with
+    his token); the call follows, and the client is told the elicitation is over."""
+    linked: asyncio.Queue[types.ElicitRequestURLParams] = asyncio.Queue()
+    completed = asyncio.Event()
+    complete_ids: list[str] = []
+
+    async def open_link(context: Any, params: types.ElicitRequestParams) -> Any:
+        assert isinstance(params, types.ElicitRequestURLParams), params
+        linked.put_nowait(params)
+        return types.ElicitResult(action="accept")  # the client opened the page
+
+    async def notified(message: Any) -> None:
+        if isinstance(message, types.ElicitCompleteNotification):
+            complete_ids.append(message.params.elicitation_id)
+            completed.set()
+
+    in_band = {"token": "bob", "console_url": CONSOLE}
+    token = "t-0123456789abcdef"
+    options = {"elicitation_callback": open_link, "message_handler": notified}
+    async with contextlib.AsyncExitStack() as stack:
+        if transport == "stdio":
+            path = proxy_config(tmp_path, secured, in_band=in_band)
+            session = await stack.enter_async_context(proxied(path, **options))
+        else:
+            path = proxy_config(tmp_path, secured, in_band=in_band, http_token=token)
+            url = await stack.enter_async_context(served_http(path))
+            session = await stack.enter_async_context(http_session(url, token, **options))
+        call = asyncio.create_task(
+            session.call_tool("refund", {"account": "acct_1", "amount": 250})
+        )
+        asked = await asyncio.wait_for(linked.get(), WAIT)
+        review_id = REVIEW_ID_RE.search(asked.message).group(1)  # type: ignore[union-attr]
+        assert asked.url == f"{CONSOLE}/reviews/{review_id}"
+        assert asked.elicitation_id == review_id
+        assert "approve or reject it in the Signoff console, signed in as yourself" in (
+            asked.message
+        )
+        assert "acct_1" not in asked.message  # redacted, as a reviewer sees it
+        assert not call.done()  # the call waits for the review, not for the link
+        async with AsyncClient(secured.target, token="bob") as bob:  # bob, in the console
+            review = await bob.get_review(review_id)
+            await bob.submit_review(
+                review_id, Verdict.APPROVE, expected_version=review.version, comment="mine"
+            )
+        result = await asyncio.wait_for(call, WAIT)
+        await asyncio.wait_for(completed.wait(), WAIT)
+    assert text(result) == "refunded 250 EUR to acct_1"
+    assert complete_ids == [review_id]
+    review = await review_of(secured, review_id)
+    assert [(a.reviewer, a.in_band, a.comment) for a in review.acts] == [("bob", True, "mine")]
+    assert linked.empty()
+
+
+async def test_url_mode_declined_leaves_the_review_to_the_group(
+    secured: ServerHandle, tmp_path: Path
+):
+    seen: list[types.ElicitRequestParams] = []
+
+    async def decline(context: Any, params: types.ElicitRequestParams) -> Any:
+        seen.append(params)
+        return types.ElicitResult(action="decline")
+
+    path = proxy_config(tmp_path, secured, in_band={"token": "bob", "console_url": CONSOLE})
+    async with proxied(path, elicitation_callback=decline) as session:
+        result = await group_decides(secured, session, {"account": "acct_2", "amount": 300})
+    assert text(result) == "refunded 300 EUR to acct_2"
+    [asked] = seen
+    assert isinstance(asked, types.ElicitRequestURLParams)
+    assert "mcp.in_band.declined" in proxy_log(tmp_path)
