@@ -25,6 +25,7 @@ from signoff_client import AsyncClient, ReviewState, Verdict
 from .conftest import MakeServer, ServerHandle, write_tokens
 from .mcp_peers import (
     WAIT,
+    StderrWatch,
     act,
     config,
     executed,
@@ -192,14 +193,16 @@ async def test_decline_or_a_malformed_answer_leaves_the_review_to_the_group(
         return answer
 
     human = Human(reply)
-    async with proxied(proxy_config(tmp_path, secured), elicitation_callback=human) as session:
+    path = proxy_config(tmp_path, secured)
+    watch = StderrWatch(path.with_suffix(".stderr"))
+    async with proxied(path, elicitation_callback=human, watch=watch) as session:
         call = asyncio.create_task(
             session.call_tool("refund", {"account": "acct_3", "amount": 400})
         )
         await asyncio.wait_for(answered.wait(), WAIT)
         review_id = REVIEW_ID_RE.search(human.asked[0].message).group(1)  # type: ignore[union-attr]
         # The review stays open for the group; the call still waits on it.
-        await wait_for_log(tmp_path, "mcp.in_band.declined")
+        await watch.wait_for("mcp.in_band.declined")
         assert (await review_of(secured, review_id)).state is ReviewState.PENDING
         assert not call.done()
         await act(secured, review_id, Verdict.APPROVE, comment="ok from finance")
@@ -298,14 +301,6 @@ async def group_decides(
     """Call the refund tool; alice approves the review it waits on."""
     result, _ = await reviewed_call(session, server, arguments, Verdict.APPROVE)
     return result
-
-
-async def wait_for_log(tmp_path: Path, needle: str) -> None:
-    """Until the proxy's log names `needle`: another process's output, with no event to
-    await, so it is read until it says so (bounded by WAIT)."""
-    async with asyncio.timeout(WAIT):
-        while needle not in proxy_log(tmp_path):  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
 
 
 async def test_an_answer_after_the_group_settled_is_refused_and_logged(
