@@ -471,3 +471,58 @@ async def test_url_mode_declined_leaves_the_review_to_the_group(
     [asked] = seen
     assert isinstance(asked, types.ElicitRequestURLParams)
     assert "mcp.in_band.declined" in proxy_log(tmp_path)
+
+
+async def test_url_mode_opened_but_nobody_acts_is_bound_by_review_timeout(
+    secured: ServerHandle, tmp_path: Path
+):
+    completed: list[str] = []
+
+    async def open_link(context: Any, params: types.ElicitRequestParams) -> Any:
+        assert isinstance(params, types.ElicitRequestURLParams)
+        return types.ElicitResult(action="accept")
+
+    async def notified(message: Any) -> None:
+        if isinstance(message, types.ElicitCompleteNotification):
+            completed.append(message.params.elicitation_id)
+
+    path = proxy_config(
+        tmp_path, secured, in_band={"token": "bob", "console_url": CONSOLE}, review_timeout=1.5
+    )
+    watch = StderrWatch(path.with_suffix(".stderr"))
+    async with proxied(
+        path, elicitation_callback=open_link, message_handler=notified, watch=watch
+    ) as session:
+        result = await asyncio.wait_for(
+            session.call_tool("refund", {"account": "acct_3", "amount": 150}), WAIT
+        )
+        assert "within 1.5s" in text(result)
+        await watch.wait_for("mcp.in_band.opened")
+    [review_id] = re.findall(r"review_id=(\S+)", watch.text.split("mcp.in_band.opened")[1])[:1]
+    # The link is over too: the client was told, and the review was withdrawn.
+    assert completed == [review_id]
+    assert (await review_of(secured, review_id)).state is ReviewState.CANCELLED
+    assert executed(tmp_path) == []
+
+
+async def test_a_client_with_form_mode_only_gets_the_form_even_with_a_console(
+    secured: ServerHandle,
+):
+    async with AsyncClient(secured.target, token="claude-agent") as agent:
+        decision = await agent.evaluate(
+            "mcp.payments.refund",
+            {"account": "acct_9", "amount": 700},
+            principal={"id": "claude-agent", "kind": "agent", "on_behalf_of": "bob"},
+        )
+    asked: list[dict[str, Any]] = []
+
+    async def form(message: str, schema: dict[str, Any]) -> types.ElicitResult:
+        asked.append(schema)
+        return types.ElicitResult(action="accept", content={"decision": "approve"})
+
+    async with AsyncClient(secured.target, token="bob") as bob:
+        in_band = InBand(bob, console_url=CONSOLE)
+        await in_band.settle(decision.review_id, "mcp.payments.refund", Client(form, "s1"))
+    assert [s["required"] for s in asked] == [["decision"]]
+    review = await review_of(secured, decision.review_id)
+    assert [(a.reviewer, a.in_band) for a in review.acts] == [("bob", True)]
