@@ -12,6 +12,7 @@ Dev-mode identities: the proxy's token is "claude-agent", the reviewer is "alice
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -80,21 +81,71 @@ def proxy_argv(config_path: Path, *extra: str) -> list[str]:
     return ["-m", "signoff.cli.main", "mcp-proxy", "--config", str(config_path), *extra]
 
 
+class StderrWatch:
+    """The proxy's stderr as it is written (through a pipe, and into `path` as well), so
+    that a test awaits a log line instead of polling a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.text = ""
+        self._grew = asyncio.Condition()
+
+    async def wait_for(self, needle: str) -> None:
+        """Return once the proxy has logged `needle` (bounded by WAIT)."""
+        async with asyncio.timeout(WAIT), self._grew:
+            await self._grew.wait_for(lambda: needle in self.text)
+
+    @asynccontextmanager
+    async def pipe(self) -> AsyncIterator[Any]:
+        """The write end to give the proxy as its stderr; read until the proxy exits."""
+        read_fd, write_fd = os.pipe()
+        reader = asyncio.StreamReader()
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb")
+        )
+        pump = asyncio.create_task(self._pump(reader))
+        try:
+            with os.fdopen(write_fd, "w") as writer:
+                yield writer
+            await asyncio.wait_for(pump, WAIT)  # EOF: the proxy, the last writer, exited
+        finally:
+            pump.cancel()
+            transport.close()
+
+    async def _pump(self, reader: asyncio.StreamReader) -> None:
+        with self.path.open("w") as out:
+            while line := (await reader.readline()).decode(errors="replace"):
+                out.write(line)
+                out.flush()
+                async with self._grew:
+                    self.text += line
+                    self._grew.notify_all()
+
+
 @asynccontextmanager
 async def proxied(
     config_path: Path,
     errlog: Path | None = None,
     *,
     flags: tuple[str, ...] = (),
+    watch: StderrWatch | None = None,
     **session_options: Any,
 ) -> AsyncIterator[ClientSession]:
-    """An SDK client session with the proxy (given `flags`), started as a stdio subprocess."""
+    """An SDK client session with the proxy (given `flags`), started as a stdio subprocess;
+    its stderr goes to `errlog` (default: beside the config), or through `watch`."""
     params = StdioServerParameters(command=sys.executable, args=proxy_argv(config_path, *flags))
-    with (errlog or config_path.with_suffix(".stderr")).open("w") as err:
+    async with contextlib.AsyncExitStack() as stack:
+        if watch is not None:
+            err = await stack.enter_async_context(watch.pipe())
+        else:
+            path = errlog or config_path.with_suffix(".stderr")
+            err = stack.enter_context(path.open("w"))
         async with (
             stdio_client(params, err) as (read, write),
             ClientSession(read, write, **session_options) as session,
         ):
+            if watch is not None:
+                err.close()  # the proxy has its own copy: its exit is the pipe's EOF
             await session.initialize()
             yield session
 

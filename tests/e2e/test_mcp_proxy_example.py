@@ -3,7 +3,9 @@ proxy's own interpreter), and an upstream that fails at start is one line with i
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -63,3 +65,41 @@ def test_an_upstream_that_crashes_at_import_is_one_line_with_its_traceback_tail(
         "import signoff_test_no_such_module  # noqa | "
         "ModuleNotFoundError: No module named 'signoff_test_no_such_module'"
     ), line
+
+
+def test_the_in_band_example_approves_for_the_session_rejects_and_leaves_one_to_finance():
+    """examples/mcp_in_band.py, as docs/agents.md runs it: an SDK client's elicitation
+    callback answers for bob, through the proxy, against a private server."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "mcp_in_band.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    results = re.findall(r"^   (result|error): (.*)$", out, re.M)
+    assert results == [
+        ("result", "refunded 250 EUR to acct_42"),
+        ("result", "refunded 180 EUR to acct_7"),  # the same shape: not asked again
+        ("error", "a reviewer (bob) rejected mcp.payments.refund: wrong currency"),
+        ("result", "refunded 400 GBP to acct_9"),
+    ]
+    assert out.count("may the agent run mcp.payments.refund?") == 3
+    story = out.split("-- the audit log")[1]
+    acts = re.findall(r"^   (review\.\w+)\s+(\w+)\s+(.*?)\s+'(.*)'$", story, re.M)
+    first = re.search(r"Review (\S+): you may settle it yourself", out)
+    assert first is not None
+    approved, rejected = "approved by the requester in band", "rejected by the requester in band"
+    assert acts == [
+        ("review.approved", "bob", approved, "my customer, fine for today"),
+        (
+            "review.approved",
+            "bob",
+            approved,
+            f"approved for this session in review {first.group(1)}, not asked again",
+        ),
+        ("review.rejected", "bob", rejected, "wrong currency"),
+        ("review.approved", "alice", "by a finance reviewer", ""),
+    ]

@@ -9,6 +9,7 @@ vouched by the directory; bob is no finance reviewer, alice is. The refund rule 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from signoff_client import AsyncClient, ReviewState, Verdict
 from .conftest import MakeServer, ServerHandle, write_tokens
 from .mcp_peers import (
     WAIT,
+    StderrWatch,
     act,
     config,
     executed,
@@ -76,9 +78,8 @@ def secured(make_server: MakeServer, policy_dir, tmp_path: Path) -> ServerHandle
 
 def proxy_config(tmp_path: Path, server: ServerHandle, **settings: Any) -> Path:
     principal = {"id": "claude-agent", "kind": "agent", "on_behalf_of": "bob"}
-    return config(
-        tmp_path, server.target, principal=principal, in_band={"token": "bob"}, **settings
-    )
+    settings.setdefault("in_band", {"token": "bob"})
+    return config(tmp_path, server.target, principal=principal, **settings)
 
 
 class Human:
@@ -192,14 +193,16 @@ async def test_decline_or_a_malformed_answer_leaves_the_review_to_the_group(
         return answer
 
     human = Human(reply)
-    async with proxied(proxy_config(tmp_path, secured), elicitation_callback=human) as session:
+    path = proxy_config(tmp_path, secured)
+    watch = StderrWatch(path.with_suffix(".stderr"))
+    async with proxied(path, elicitation_callback=human, watch=watch) as session:
         call = asyncio.create_task(
             session.call_tool("refund", {"account": "acct_3", "amount": 400})
         )
         await asyncio.wait_for(answered.wait(), WAIT)
         review_id = REVIEW_ID_RE.search(human.asked[0].message).group(1)  # type: ignore[union-attr]
         # The review stays open for the group; the call still waits on it.
-        await wait_for_log(tmp_path, "mcp.in_band.declined")
+        await watch.wait_for("mcp.in_band.declined")
         assert (await review_of(secured, review_id)).state is ReviewState.PENDING
         assert not call.done()
         await act(secured, review_id, Verdict.APPROVE, comment="ok from finance")
@@ -300,14 +303,6 @@ async def group_decides(
     return result
 
 
-async def wait_for_log(tmp_path: Path, needle: str) -> None:
-    """Until the proxy's log names `needle`: another process's output, with no event to
-    await, so it is read until it says so (bounded by WAIT)."""
-    async with asyncio.timeout(WAIT):
-        while needle not in proxy_log(tmp_path):  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-
-
 async def test_an_answer_after_the_group_settled_is_refused_and_logged(
     secured: ServerHandle, caplog: pytest.LogCaptureFixture
 ):
@@ -397,3 +392,137 @@ async def test_a_session_approval_is_not_another_http_session_s(
             assert text(result) == "refunded 170 EUR to acct_1"
     assert len(human.asked) == 2
     assert [a[0] for a in approvals(secured)] == ["bob"] * 3
+
+
+CONSOLE = "https://signoff.example.com:8443/console"
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_url_mode_links_to_the_review_in_the_console_where_the_human_acts(
+    secured: ServerHandle, tmp_path: Path, transport: str
+):
+    """A client that declares URL-mode elicitation (the SDK's, with a callback) gets a link
+    to the review's console page, no form; bob acts there (the console's SubmitReview, with
+    his token); the call follows, and the client is told the elicitation is over."""
+    linked: asyncio.Queue[types.ElicitRequestURLParams] = asyncio.Queue()
+    completed = asyncio.Event()
+    complete_ids: list[str] = []
+
+    async def open_link(context: Any, params: types.ElicitRequestParams) -> Any:
+        assert isinstance(params, types.ElicitRequestURLParams), params
+        linked.put_nowait(params)
+        return types.ElicitResult(action="accept")  # the client opened the page
+
+    async def notified(message: Any) -> None:
+        if isinstance(message, types.ElicitCompleteNotification):
+            complete_ids.append(message.params.elicitation_id)
+            completed.set()
+
+    in_band = {"token": "bob", "console_url": CONSOLE}
+    token = "t-0123456789abcdef"
+    options = {"elicitation_callback": open_link, "message_handler": notified}
+    async with contextlib.AsyncExitStack() as stack:
+        if transport == "stdio":
+            path = proxy_config(tmp_path, secured, in_band=in_band)
+            session = await stack.enter_async_context(proxied(path, **options))
+        else:
+            path = proxy_config(tmp_path, secured, in_band=in_band, http_token=token)
+            url = await stack.enter_async_context(served_http(path))
+            session = await stack.enter_async_context(http_session(url, token, **options))
+        call = asyncio.create_task(
+            session.call_tool("refund", {"account": "acct_1", "amount": 250})
+        )
+        asked = await asyncio.wait_for(linked.get(), WAIT)
+        review_id = REVIEW_ID_RE.search(asked.message).group(1)  # type: ignore[union-attr]
+        assert asked.url == f"{CONSOLE}/reviews/{review_id}"
+        assert asked.elicitation_id == review_id
+        assert "approve or reject it in the Signoff console, signed in as yourself" in (
+            asked.message
+        )
+        assert "acct_1" not in asked.message  # redacted, as a reviewer sees it
+        assert not call.done()  # the call waits for the review, not for the link
+        async with AsyncClient(secured.target, token="bob") as bob:  # bob, in the console
+            review = await bob.get_review(review_id)
+            await bob.submit_review(
+                review_id, Verdict.APPROVE, expected_version=review.version, comment="mine"
+            )
+        result = await asyncio.wait_for(call, WAIT)
+        await asyncio.wait_for(completed.wait(), WAIT)
+    assert text(result) == "refunded 250 EUR to acct_1"
+    assert complete_ids == [review_id]
+    review = await review_of(secured, review_id)
+    assert [(a.reviewer, a.in_band, a.comment) for a in review.acts] == [("bob", True, "mine")]
+    assert linked.empty()
+
+
+async def test_url_mode_declined_leaves_the_review_to_the_group(
+    secured: ServerHandle, tmp_path: Path
+):
+    seen: list[types.ElicitRequestParams] = []
+
+    async def decline(context: Any, params: types.ElicitRequestParams) -> Any:
+        seen.append(params)
+        return types.ElicitResult(action="decline")
+
+    path = proxy_config(tmp_path, secured, in_band={"token": "bob", "console_url": CONSOLE})
+    async with proxied(path, elicitation_callback=decline) as session:
+        result = await group_decides(secured, session, {"account": "acct_2", "amount": 300})
+    assert text(result) == "refunded 300 EUR to acct_2"
+    [asked] = seen
+    assert isinstance(asked, types.ElicitRequestURLParams)
+    assert "mcp.in_band.declined" in proxy_log(tmp_path)
+
+
+async def test_url_mode_opened_but_nobody_acts_is_bound_by_review_timeout(
+    secured: ServerHandle, tmp_path: Path
+):
+    completed: list[str] = []
+
+    async def open_link(context: Any, params: types.ElicitRequestParams) -> Any:
+        assert isinstance(params, types.ElicitRequestURLParams)
+        return types.ElicitResult(action="accept")
+
+    async def notified(message: Any) -> None:
+        if isinstance(message, types.ElicitCompleteNotification):
+            completed.append(message.params.elicitation_id)
+
+    path = proxy_config(
+        tmp_path, secured, in_band={"token": "bob", "console_url": CONSOLE}, review_timeout=1.5
+    )
+    watch = StderrWatch(path.with_suffix(".stderr"))
+    async with proxied(
+        path, elicitation_callback=open_link, message_handler=notified, watch=watch
+    ) as session:
+        result = await asyncio.wait_for(
+            session.call_tool("refund", {"account": "acct_3", "amount": 150}), WAIT
+        )
+        assert "within 1.5s" in text(result)
+        await watch.wait_for("mcp.in_band.opened")
+    [review_id] = re.findall(r"review_id=(\S+)", watch.text.split("mcp.in_band.opened")[1])[:1]
+    # The link is over too: the client was told, and the review was withdrawn.
+    assert completed == [review_id]
+    assert (await review_of(secured, review_id)).state is ReviewState.CANCELLED
+    assert executed(tmp_path) == []
+
+
+async def test_a_client_with_form_mode_only_gets_the_form_even_with_a_console(
+    secured: ServerHandle,
+):
+    async with AsyncClient(secured.target, token="claude-agent") as agent:
+        decision = await agent.evaluate(
+            "mcp.payments.refund",
+            {"account": "acct_9", "amount": 700},
+            principal={"id": "claude-agent", "kind": "agent", "on_behalf_of": "bob"},
+        )
+    asked: list[dict[str, Any]] = []
+
+    async def form(message: str, schema: dict[str, Any]) -> types.ElicitResult:
+        asked.append(schema)
+        return types.ElicitResult(action="accept", content={"decision": "approve"})
+
+    async with AsyncClient(secured.target, token="bob") as bob:
+        in_band = InBand(bob, console_url=CONSOLE)
+        await in_band.settle(decision.review_id, "mcp.payments.refund", Client(form, "s1"))
+    assert [s["required"] for s in asked] == [["decision"]]
+    review = await review_of(secured, decision.review_id)
+    assert [(a.reviewer, a.in_band) for a in review.acts] == [("bob", True)]

@@ -30,6 +30,10 @@ def test_in_band_takes_the_human_token_from_the_environment(tmp_path, monkeypatc
     assert config.in_band is not None
     assert config.in_band.token == "bobs-token"
     assert load_config(write(tmp_path, BASE)).in_band is None  # off unless configured
+    assert config.in_band.console_url is None  # form mode only, unless configured
+    linked = load_config(write(tmp_path, BASE + "in_band: {token: t, console_url: 'https://c/'}\n"))
+    assert linked.in_band is not None
+    assert linked.in_band.console_url == "https://c/"
 
 
 @pytest.mark.parametrize(
@@ -38,6 +42,14 @@ def test_in_band_takes_the_human_token_from_the_environment(tmp_path, monkeypatc
         ("in_band: {}\n", "proxy.yaml:4:10: in_band: missing required key 'token'"),
         ("in_band: {token: ''}\n", "proxy.yaml:4:18: in_band.token: String should have at least"),
         ("in_band: {token: t, ask: all}\n", "proxy.yaml:4:21: in_band.ask: unknown key 'ask'"),
+        (
+            "in_band: {token: t, console_url: 'javascript:alert(1)'}\n",
+            "proxy.yaml:4:34: in_band.console_url: String should match pattern",
+        ),
+        (
+            "in_band: {token: t, console_url: 'http://host/a b'}\n",
+            "proxy.yaml:4:34: in_band.console_url: String should match pattern",
+        ),
     ],
 )
 def test_in_band_errors_name_line_column_and_field(tmp_path, text, error):

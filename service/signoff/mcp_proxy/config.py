@@ -145,6 +145,9 @@ class InBandConfig(_Strict):
 
     # The human's own Signoff token, never the agent's: the act is theirs.
     token: StrictStr = Field(min_length=1)
+    # The reviewer console's address (e.g. http://127.0.0.1:8080): clients that declared
+    # URL-mode elicitation get a link to the review's page there instead of a form.
+    console_url: StrictStr | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
 
 
 class ProxyConfig(_Strict):

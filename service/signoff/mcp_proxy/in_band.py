@@ -11,6 +11,12 @@ settle it: whoever acts first on the version shown wins, and the other act is re
 the server's version check. The call follows the review, never the answer itself.
 A decline, a cancel or an answer that is not one of the offered choices leaves the review
 to the group. "Approve for this session" is session_approvals.py.
+
+URL mode: with `in_band.console_url` set and a client that declared URL-mode elicitation,
+the question carries a link to the review's page in the console instead of a form; the
+human acts there, signed in as themself, and the proxy tells the client when the review
+is settled (`notifications/elicitation/complete`). A client with form mode only gets the
+form.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ log = logging.getLogger("signoff.mcp_proxy")
 
 # Ask the client's human: a message and a form schema in, the client's answer out.
 Ask = Callable[[str, dict[str, Any]], Awaitable[types.ElicitResult]]
+# Send the client's human to a page: a message, the URL and the elicitation's id in.
+Link = Callable[[str, str, str], Awaitable[types.ElicitResult]]
+# Tell the client that the URL-mode elicitation of this id is over.
+Done = Callable[[str], Awaitable[None]]
 
 CHOICES = {"approve": Verdict.APPROVE, "approve_session": Verdict.APPROVE, "reject": Verdict.REJECT}
 MAX_COMMENT = 4096  # as the server's SubmitReview
@@ -66,8 +76,10 @@ SCHEMA: dict[str, Any] = {
 class Client:
     """The MCP client of the tools/call being handled: how to ask it, and its session."""
 
-    ask: Ask
+    ask: Ask | None  # None: the client declared URL mode only
     session: str
+    link: Link | None = None  # None: the client did not declare URL mode
+    done: Done | None = None
 
 
 # Set by `middleware`; unset when the client did not declare elicitation, so such a client
@@ -77,39 +89,53 @@ _CLIENT: contextvars.ContextVar[Client | None] = contextvars.ContextVar("signoff
 
 async def middleware(ctx: ServerRequestContext[Any], call_next: CallNext) -> Any:
     """For a tools/call from a client that can be asked, remember how to ask it."""
-    if ctx.method != "tools/call" or not _can_elicit(ctx):
+    form, url = _modes(ctx) if ctx.method == "tools/call" else (False, False)
+    if not (form or url):
         return await call_next(ctx)
 
+    # Related to the call, so a streamable HTTP client gets them on the call's stream.
     async def ask(message: str, schema: dict[str, Any]) -> types.ElicitResult:
-        # Related to the call, so a streamable HTTP client gets it on the call's stream.
         return await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
+
+    async def link(message: str, url: str, elicitation_id: str) -> types.ElicitResult:
+        return await ctx.session.elicit_url(
+            message, url, elicitation_id, related_request_id=ctx.request_id
+        )
+
+    async def done(elicitation_id: str) -> None:
+        await ctx.session.send_elicit_complete(elicitation_id, related_request_id=ctx.request_id)
 
     # As the proxy names sessions (proxy.py): the HTTP session, else the stdio process's.
     headers = getattr(ctx.request, "headers", None)
     session = (headers.get("mcp-session-id") if headers is not None else None) or "stdio"
-    token = _CLIENT.set(Client(ask, session))
+    client = Client(ask if form else None, session, link if url else None, done if url else None)
+    token = _CLIENT.set(client)
     try:
         return await call_next(ctx)
     finally:
         _CLIENT.reset(token)
 
 
-def _can_elicit(ctx: ServerRequestContext[Any]) -> bool:
+def _modes(ctx: ServerRequestContext[Any]) -> tuple[bool, bool]:
+    """Whether the client declared form-mode and URL-mode elicitation."""
     wanted = types.ClientCapabilities(elicitation=types.ElicitationCapability())
     if not ctx.session.check_client_capability(wanted):
-        return False
+        return False, False
     params = ctx.session.client_params
     declared = params.capabilities.elicitation if params is not None else None
+    if declared is None:
+        return False, False
     # An empty elicitation capability means form mode (the spec's backwards compatibility).
-    return declared is not None and (declared.form is not None or declared.url is None)
+    return declared.form is not None or declared.url is None, declared.url is not None
 
 
 class InBand:
     """Asks the human at the client to settle reviews their policy lets them settle."""
 
-    def __init__(self, human: AsyncClient) -> None:
+    def __init__(self, human: AsyncClient, console_url: str | None = None) -> None:
         self.human = human  # the human's own token: their identity, not the agent's
         self.sessions = SessionApprovals()
+        self.console_url = console_url  # set: URL mode, for clients that declared it
 
     def begin(self, review_id: str, action: str) -> asyncio.Task[None] | None:
         """Start asking about `review_id` alongside the wait for its outcome, if this
@@ -134,6 +160,13 @@ class InBand:
             )
             note = f"approved for this session in review {first}, not asked again"
             await self._submit(review, Verdict.APPROVE, note, action)
+            return
+        if self.console_url is not None and client.link is not None:
+            await self._link(review, action, client, self.console_url)
+            return
+        if client.ask is None:  # URL mode only, and no console to send the human to
+            error = "the client has URL-mode elicitation only and in_band.console_url is unset"
+            logs.event(log, "mcp.in_band.skipped", action=action, review_id=review_id, error=error)
             return
         logs.event(log, "mcp.in_band.asked", action=action, review_id=review_id)
         try:
@@ -167,6 +200,44 @@ class InBand:
             # Only an approval Signoff accepted as the human's act stands for the session.
             if for_session and done is not None and done.state is ReviewState.APPROVED:
                 self.sessions.add(client.session, covered, review.review_id)
+
+    async def _link(self, review: Review, action: str, client: Client, console: str) -> None:
+        """URL mode: send the human to the review's page in the console, where they act as
+        themself; once they went, wait with them until the gate stops the asking (the review
+        is settled, or the call is over), then tell the client the elicitation is over."""
+        assert client.link is not None
+        url = f"{console.rstrip('/')}/reviews/{review.review_id}"
+        logs.event(log, "mcp.in_band.linked", action=action, review_id=review.review_id, url=url)
+        try:
+            answer = await client.link(prompt(review, url), url, review.review_id)
+        except asyncio.CancelledError:
+            logs.event(log, "mcp.in_band.withdrawn", action=action, review_id=review.review_id)
+            raise
+        except Exception as exc:  # a client error answer, a closed session: the group decides
+            logs.event(
+                log,
+                "mcp.in_band.unanswered",
+                action=action,
+                review_id=review.review_id,
+                error=str(exc),
+            )
+            return
+        if answer.action != "accept":
+            logs.event(
+                log,
+                "mcp.in_band.declined",
+                action=action,
+                review_id=review.review_id,
+                reason=answer.action,
+            )
+            return
+        logs.event(log, "mcp.in_band.opened", action=action, review_id=review.review_id)
+        try:
+            await asyncio.Event().wait()  # until stop(): the review's outcome is the gate's
+        finally:
+            if client.done is not None:
+                with contextlib.suppress(Exception):  # a client gone away: nothing to tell
+                    await client.done(review.review_id)
 
     async def _review(self, review_id: str, action: str) -> Review | None:
         try:
@@ -216,17 +287,22 @@ class InBand:
         return done
 
 
-def prompt(review: Review) -> str:
-    """What the human reads: the action, its arguments as reviewers see them, the reason."""
+def prompt(review: Review, url: str | None = None) -> str:
+    """What the human reads: the action, its arguments as reviewers see them, the reason,
+    and what they can do: the form's choices, or (URL mode) the console's page at `url`."""
     redacted = f" (redacted: {', '.join(review.redacted_paths)})" if review.redacted_paths else ""
     arguments = json.dumps(review.params, indent=2, sort_keys=True, ensure_ascii=False)
     group = review.reviewer_group
+    how = (
+        "approve once, approve for this session, or reject"
+        if url is None
+        else f"approve or reject it in the Signoff console, signed in as yourself: {url}"
+    )
     return (
         f"Signoff: may the agent run {review.action}?\n"
         f"Why this needs approval: {review.reason}\n"
         f"Arguments{redacted}:\n{arguments}\n"
-        f"Review {review.review_id}: you may settle it yourself (approve once, approve for "
-        "this session, or reject). "
+        f"Review {review.review_id}: you may settle it yourself ({how}). "
         f"Declining leaves it to the {group} reviewers, who can also settle it meanwhile."
     )
 

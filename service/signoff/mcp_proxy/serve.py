@@ -47,7 +47,8 @@ async def serve(
             credentials=credentials,
         ) as client:
             human = _human(config, target, credentials)
-            asks = in_band.InBand(human) if human is not None else None
+            console = config.in_band.console_url if config.in_band is not None else None
+            asks = in_band.InBand(human, console) if human is not None else None
             proxy = Proxy(upstreams, Gate(config, client, asks))
             logs.event(
                 log,

@@ -14,7 +14,7 @@ import { Kbd, KeyValues, Notice, StateBadge, TimeLeft } from "./common";
 import { GrantForm } from "./GrantForm";
 
 import { Acts, Editor, LoadError, Precedents, RequestDetails, Resolution } from "./ReviewParts";
-import { describeChange, doneText, staleText, whyNot } from "./reviewText";
+import { describeChange, doneText, staleText, inBandRequester, whyNot } from "./reviewText";
 type Load =
   | { state: "loading" }
   | { state: "error"; error: ConnectError }
@@ -120,8 +120,10 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
   const approvedAlready =
     !!review && review.acts.some((a) => a.reviewer === caller.id && a.verdict !== Verdict.REJECT);
 
+  // The requester settling in band approves or rejects as asked; edits are the group's.
+  const requester = !!review && inBandRequester(review, caller);
   const startEdit = () => {
-    if (!review || !canAct) return;
+    if (!review || !canAct || requester) return;
     if (!editing) setEditText(pretty(requested));
     setEditing(true);
     setTimeout(() => editor.current?.focus(), 0);
@@ -370,7 +372,7 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
                     <button type="button" class="btn btn-approve" disabled={!canAct || approvedAlready} onClick={() => submit(Verdict.APPROVE)}>
                       Approve <Kbd>a</Kbd>
                     </button>
-                    <button type="button" class="btn" disabled={!canAct} onClick={startEdit}>
+                    <button type="button" class="btn" disabled={!canAct || requester} onClick={startEdit}>
                       Edit params <Kbd>e</Kbd>
                     </button>
                     <button type="button" class="btn btn-reject" disabled={!canAct} onClick={() => submit(Verdict.REJECT)}>

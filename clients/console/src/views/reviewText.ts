@@ -6,8 +6,23 @@ import { type ConnectError, messageOf } from "../api";
 import { stamp, stateText, verdictText } from "../format";
 import { groupsText, reviewsFor } from "../session";
 
+/** True if the caller may settle `r` as the person the agent asked for (its rule says
+ * `in_band: requester`; the server checks it again): approve or reject only, never edit. */
+export function inBandRequester(r: Review, caller: Caller): boolean {
+  const p = r.request?.principal;
+  return (
+    r.inBand === "requester" &&
+    r.approvalsRequired === 1 &&
+    !!p &&
+    !!caller.id &&
+    p.onBehalfOf === caller.id &&
+    p.id !== caller.id
+  );
+}
+
 export function whyNot(r: Review, caller: Caller): string {
   if (r.state !== ReviewState.PENDING) return "resolved";
+  if (inBandRequester(r, caller)) return "";
   const p = r.request?.principal;
   // The server refuses the claimed on_behalf_of too (a claim only makes approving harder).
   if (p && [p.id, p.onBehalfOf, p.claimed?.onBehalfOf].includes(caller.id)) {
