@@ -202,13 +202,23 @@ SPLIT_PARTS = {
 SPLIT_CALLS = 300
 
 
+# Time spent in timed parts called from inside a timed part, per open call: a part's own
+# time excludes them (the receipt's leaf is built inside the decision row, for one).
+_NESTED: list[float] = []
+
+
 def _timed(fn: Callable[..., object], part: str, spent: dict[str, float]) -> Callable[..., object]:
     def timed(*args: object, **kwargs: object) -> object:
         started = time.thread_time()
+        _NESTED.append(0.0)
         try:
             return fn(*args, **kwargs)
         finally:
-            spent[part] = spent.get(part, 0.0) + time.thread_time() - started
+            elapsed = time.thread_time() - started
+            inner = _NESTED.pop()
+            spent[part] = spent.get(part, 0.0) + elapsed - inner
+            if _NESTED:
+                _NESTED[-1] += elapsed
 
     return timed
 

@@ -81,8 +81,10 @@ async def start_server(
         stderr=asyncio.subprocess.PIPE,
         # A throwaway server: its signing key goes with its database, not to ~/.local/state.
         # SIGNOFF_BENCH_NOOP=1: serve the no-op Evaluate, the floor (api/bench.py).
+        # SIGNOFF_LIMITS__PEERS__RATE=0: the load generator is one peer address, and the
+        # per-peer rate limit (2,000 calls/s) would refuse the Check runs it is compared with.
         env={**os.environ, "SIGNOFF_STATE_DIR": str(db.parent / "state"),
-             "SIGNOFF_BENCH_NOOP": "1"},
+             "SIGNOFF_BENCH_NOOP": "1", "SIGNOFF_LIMITS__PEERS__RATE": "0"},
     )  # fmt: skip
     assert proc.stderr is not None
     while True:
@@ -193,10 +195,14 @@ async def load(
     return out
 
 
-async def measure(workers: int, concurrency: tuple[int, ...]) -> list[dict]:
+async def measure(
+    workers: int, concurrency: tuple[int, ...], policies: Path = REPO / "policies"
+) -> list[dict]:
     """Both calls at every concurrency, alternating, ROUNDS times; medians of the rounds."""
     with tempfile.TemporaryDirectory() as tmp:
-        server = await start_server(Path(tmp) / "bench.db", workers=workers, metrics=workers == 1)
+        server = await start_server(
+            Path(tmp) / "bench.db", policies, workers=workers, metrics=workers == 1
+        )
         target, pids = server.target, server.pids
         # A local subchannel pool per channel: CHANNELS distinct connections.
         channels = [

@@ -8,8 +8,8 @@ tree in turn, AB_RUNS times, alternating, and writes every run to results/e2e_ab
 
     BASE_SOURCE=/path/to/older/checkout python bench/e2e_ab.py
 
-The older tree's server runs with PYTHONPATH set to its service/ and clients/python/; the
-load generator is this tree's, the same for both.
+The older tree's server runs with PYTHONPATH set to its service/ and clients/python/ and
+its own policies/; the load generator is this tree's, the same for both.
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ async def run(base: Path) -> dict:
             else:
                 os.environ.pop("PYTHONPATH", None)
             print(f"== {name} ({_label(root)})", flush=True)
-            runs[name].append(await e2e.measure(1, e2e.CONCURRENCY))
+            # Each tree's server with its own example policies (a newer file may use rule
+            # keys the older loader refuses).
+            runs[name].append(await e2e.measure(1, e2e.CONCURRENCY, root / "policies"))
     os.environ.pop("PYTHONPATH", None)
     summary = []
     for conc in e2e.CONCURRENCY:
