@@ -58,6 +58,11 @@ from signoff import pb
 from signoff.errors import SignoffError
 
 MAX_MACRO_LIST_ITEMS = 1000
+# A program that builds lists or strings from strings (split, replace, join, format) and
+# loops (any comprehension) runs only on requests whose strings are at most this long:
+# split() makes at most len + 1 elements, so the lists it builds stay within the bound
+# above, and each of the 10,000 iterations the budget allows costs O(this).
+MAX_BUILDER_STRING_CHARS = 1000
 
 _VARIABLES = {
     "action": cel.Type(pb.common.Action.DESCRIPTOR.full_name),
@@ -88,14 +93,30 @@ def _numeric_comparisons() -> cel.CelExtension:
     return cel.CelExtension("signoff_numeric_comparisons", decls)
 
 
+# The extensions (cel-expr-python 0.1.3 enables them by name in its YAML env config; the
+# `ext` classes offer no two-variable macros). Not enabled: lists (`lists.range(n)` builds
+# n elements from one int), sets, regex, encoders. transformMap/transformMapEntry parse but
+# fail at evaluation in this engine ("No overload ... cel.@mapInsert"): refused at compile.
+EXTENSIONS = ("strings", "math", "optional", "bindings", "two-var-comprehensions")
+_CONFIG_YAML = "extensions:\n" + "".join(f"  - name: {name}\n" for name in EXTENSIONS)
+
+
+def _env(variables: dict[str, Any], check: bool) -> Any:
+    config = cel.NewEnvConfigFromYaml(_CONFIG_YAML)
+    extensions = [_numeric_comparisons()] if check else []
+    env = cel.NewEnv(
+        descriptor_pool.Default(), config=config, variables=variables, extensions=extensions
+    )
+    if not check:
+        # The binding sets up Python -> CEL value conversion on an env's first compile; a
+        # program only deserialized into a fresh env reports "Non-CEL value type for 'now'".
+        env.compile("true")
+    return env
+
+
 # Declared once, immutable, shared by every bundle: like a compiled regex, not state.
-_CHECK_ENV = cel.NewEnv(
-    descriptor_pool.Default(), variables=_VARIABLES, extensions=[_numeric_comparisons()]
-)
-_RUN_ENV = cel.NewEnv(descriptor_pool.Default(), variables=_VARIABLES)
-# The binding sets up Python -> CEL value conversion on an env's first compile; a program
-# only deserialized into a fresh env reports "Non-CEL value type for 'now'" without this.
-_RUN_ENV.compile("true")
+_CHECK_ENV = _env(_VARIABLES, check=True)
+_RUN_ENV = _env(_VARIABLES, check=False)
 # Batches (see combine) read the request as one message: the engine converts each
 # variable's message on its first use in an eval (~2 µs each), one message costs about
 # what one of the four does. Authors never see this name: every expression in a batch
@@ -103,16 +124,21 @@ _RUN_ENV.compile("true")
 _REQUEST = "__request"
 _REQUEST_FIELDS = {"action", "principal", "resource", "context"}
 _BATCH_VARIABLES = {**_VARIABLES, _REQUEST: cel.Type(pb.common.ActionRequest.DESCRIPTOR.full_name)}
-_BATCH_CHECK_ENV = cel.NewEnv(
-    descriptor_pool.Default(), variables=_BATCH_VARIABLES, extensions=[_numeric_comparisons()]
-)
-_BATCH_RUN_ENV = cel.NewEnv(descriptor_pool.Default(), variables=_BATCH_VARIABLES)
-_BATCH_RUN_ENV.compile("true")
+_BATCH_CHECK_ENV = _env(_BATCH_VARIABLES, check=True)
+_BATCH_RUN_ENV = _env(_BATCH_VARIABLES, check=False)
 _ERROR = cel.Type.ERROR
 _NEVER_ERRORS = (bool, list)  # Python types of plain values that no ERROR value has
 _ISSUE_RE = re.compile(r"ERROR: <input>:(\d+):(\d+): ([^\n]*)")
 _STATUS_RE = re.compile(r"^[A-Z_]+: |\s*\[[A-Z_]+\]$")
-_LIST_MACROS = {"map", "filter"}
+# Comprehensions that build their result by list concatenation: quadratic (see above).
+_LIST_MACROS = {"map", "filter", "transformList"}
+_LOOPS = _LIST_MACROS | {"all", "exists", "exists_one", "existsOne"}
+# Member functions whose result can hold more elements or characters than their input.
+_BUILDERS = {"split", "replace", "join", "format"}
+# Each call's output size is linear in its input only when this argument is a literal:
+# `s.replace("", t)` is len(s) * len(t), `xs.join(t)` len(xs) * len(t).
+_LITERAL_ARGS = {"replace": 1, "join": 0}
+_UNAVAILABLE = {"transformMap", "transformMapEntry"}
 
 
 class CelError(SignoffError):
@@ -141,6 +167,7 @@ class Program:
     uses_list_macros: bool
     _expression: Any = field(repr=False, compare=False)
     whole_request: bool = False  # reads the request as one variable (a batch)
+    bounds_strings: bool = False  # builds lists/strings from strings inside a loop
 
     def eval(self, activation: Activation) -> Any:
         """Evaluate against a request; return a plain Python value or raise CelEvalError."""
@@ -149,6 +176,12 @@ class Program:
                 f"a list in the request has {activation.largest_list()} elements; map() and "
                 f"filter() run only on lists of at most {MAX_MACRO_LIST_ITEMS} "
                 "(use exists() or all(), which are linear)"
+            )
+        if self.bounds_strings and activation.longest_string() > MAX_BUILDER_STRING_CHARS:
+            raise CelEvalError(
+                f"a string in the request has {activation.longest_string()} characters; an "
+                "expression that loops and calls split(), replace(), join() or format() runs "
+                f"only on strings of at most {MAX_BUILDER_STRING_CHARS}"
             )
         try:
             if self.whole_request:
@@ -179,6 +212,7 @@ class Activation:
         self.now = now
         self._cel: Any = None
         self._largest: int | None = None
+        self._longest: int | None = None
 
     @property
     def cel(self) -> Any:
@@ -204,22 +238,41 @@ class Activation:
             structs = [r.action.params, p.attributes, claimed.attributes]
             structs += [r.resource.attributes, r.context]
             lists = (p.tags, p.roles, claimed.tags, claimed.roles)
-            self._largest = max(*map(len, lists), *map(_largest_in, structs))
+            self._largest = max(*map(len, lists), *(_sizes_in(s)[0] for s in structs))
         return self._largest
 
+    def longest_string(self) -> int:
+        """Length in characters of the longest string anywhere in the request (keys too)."""
+        if self._longest is None:
+            r = self.request
+            p, claimed = r.principal, r.principal.claimed
+            structs = [r.action.params, p.attributes, claimed.attributes]
+            structs += [r.resource.attributes, r.context]
+            strings = [r.action.name, p.id, p.kind, p.on_behalf_of, claimed.kind]
+            strings += [claimed.on_behalf_of, r.resource.kind, r.resource.id]
+            strings += [*p.tags, *p.roles, *claimed.tags, *claimed.roles]
+            self._longest = max(*map(len, strings), *(_sizes_in(s)[1] for s in structs))
+        return self._longest
 
-def _largest_in(struct: struct_pb2.Struct) -> int:
-    largest = 0
+
+def _sizes_in(struct: struct_pb2.Struct) -> tuple[int, int]:
+    """(longest list, longest string or key) in a Struct."""
+    largest = longest = 0
     stack: list[struct_pb2.Value] = list(struct.fields.values())
+    longest = max(map(len, struct.fields), default=0)
     while stack:
         value = stack.pop()
         kind = value.WhichOneof("kind")
-        if kind == "list_value":
+        if kind == "string_value":
+            longest = max(longest, len(value.string_value))
+        elif kind == "list_value":
             largest = max(largest, len(value.list_value.values))
             stack.extend(value.list_value.values)
         elif kind == "struct_value":
-            stack.extend(value.struct_value.fields.values())
-    return largest
+            fields = value.struct_value.fields
+            longest = max(longest, *map(len, fields)) if fields else longest
+            stack.extend(fields.values())
+    return largest, longest
 
 
 def compile(expr: str) -> Program:
@@ -229,19 +282,81 @@ def compile(expr: str) -> Program:
         expression = _RUN_ENV.deserialize(checked.serialize())
     except RuntimeError as exc:
         raise _compile_error(str(exc)) from None
-    tokens = scan(expr)
-    macros = any(
-        t.kind == "ident"
-        and t.text in _LIST_MACROS
+    calls = _member_calls(scan(expr))
+    names = {tokens[i].text for tokens, i in calls}
+    for tokens, i in calls:
+        _check_call(expr, tokens, i)
+    macros = bool(names & _LIST_MACROS)
+    strings = bool(names & _BUILDERS) and bool(names & _LOOPS)
+    return_type = expression.return_type().name()
+    return Program(expr, return_type, macros, expression, bounds_strings=strings)
+
+
+def _member_calls(tokens: list[Token]) -> list[tuple[list[Token], int]]:
+    """(tokens, index) of each `.name(` call: the functions and macros a program uses."""
+    return [
+        (tokens, i)
+        for i, t in enumerate(tokens)
+        if t.kind == "ident"
         and _prev_is_dot(tokens, i)
         and i + 1 < len(tokens)
         and tokens[i + 1].text == "("
-        for i, t in enumerate(tokens)
-    )
-    return Program(expr, expression.return_type().name(), macros, expression)
+    ]
 
 
-def combine(exprs: Sequence[str], uses_list_macros: bool) -> Program | None:
+def _check_call(expr: str, tokens: list[Token], index: int) -> None:
+    """Raise CelError for a call the engine cannot run or whose cost it cannot bound."""
+    name = tokens[index]
+    if name.text in _UNAVAILABLE:
+        message = f"{name.text}() is not available in this engine"
+        raise CelError(*_line_column(expr, name.start), message)
+    position = _LITERAL_ARGS.get(name.text)
+    if position is None:
+        return
+    args = _arguments(tokens, index + 1)
+    if position < len(args) and not _is_string_literal(args[position]):
+        raise CelError(
+            *_line_column(expr, (args[position] or [name])[0].start),
+            f"the {('separator', 'replacement')[name.text == 'replace']} of {name.text}() "
+            "must be a string literal (keeps the result linear in the input's size)",
+        )
+
+
+def _arguments(tokens: list[Token], open_index: int) -> list[list[Token]]:
+    """The argument tokens of the call whose `(` is at open_index."""
+    args: list[list[Token]] = [[]]
+    depth = 0
+    for tok in tokens[open_index:]:
+        if tok.kind == "punct" and tok.text in "([{":
+            depth += 1
+            if depth == 1:
+                continue
+        elif tok.kind == "punct" and tok.text in ")]}":
+            depth -= 1
+            if depth == 0:
+                break
+        elif depth == 1 and tok.text == ",":
+            args.append([])
+            continue
+        args[-1].append(tok)
+    return args if args != [[]] else []
+
+
+def _is_string_literal(arg: list[Token]) -> bool:
+    # A variable holding a literal is inlined in parentheses: `("-")`.
+    inner = [t for t in arg if t.text not in "()"]
+    return len(inner) == 1 and inner[0].kind == "string" and not inner[0].text.startswith("b")
+
+
+def _line_column(expr: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of `offset`, as the engine reports positions."""
+    line_start = expr.rfind("\n", 0, offset) + 1
+    return expr.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def combine(
+    exprs: Sequence[str], uses_list_macros: bool, bounds_strings: bool = False
+) -> Program | None:
     """One program whose value is the list of the expressions' values; None if they do
     not compile together (the parser's limits). A list is an error as soon as one element
     is, and comprehensions share one iteration budget: callers fall back to the
@@ -252,7 +367,9 @@ def combine(exprs: Sequence[str], uses_list_macros: bool) -> Program | None:
     except RuntimeError:
         return None
     return_type = expression.return_type().name()
-    return Program(text, return_type, uses_list_macros, expression, whole_request=True)
+    return Program(
+        text, return_type, uses_list_macros, expression, True, bounds_strings=bounds_strings
+    )
 
 
 def _whole_request(expr: str) -> str:
