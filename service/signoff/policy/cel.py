@@ -287,7 +287,11 @@ def compile(expr: str) -> Program:
     for tokens, i in calls:
         _check_call(expr, tokens, i)
     macros = bool(names & _LIST_MACROS)
-    strings = bool(names & _BUILDERS) and bool(names & _LOOPS)
+    # `"a,b".split(",")` (or a variable holding a literal) costs what its author wrote.
+    builders = {
+        t[i].text for t, i in calls if t[i].text in _BUILDERS and not _literal_receiver(t, i)
+    }
+    strings = bool(builders) and bool(names & _LOOPS)
     return_type = expression.return_type().name()
     return Program(expr, return_type, macros, expression, bounds_strings=strings)
 
@@ -302,6 +306,24 @@ def _member_calls(tokens: list[Token]) -> list[tuple[list[Token], int]]:
         and i + 1 < len(tokens)
         and tokens[i + 1].text == "("
     ]
+
+
+def _literal_receiver(tokens: list[Token], index: int) -> bool:
+    """Whether `.name(` at index is called on a string literal (inlined variables too)."""
+    before = tokens[: index - 1]  # up to the dot
+    if before and before[-1].text == ")":
+        depth, start = 0, len(before) - 1
+        while start >= 0:
+            depth += (
+                {")": 1, "(": -1}.get(before[start].text, 0) if before[start].kind == "punct" else 0
+            )
+            if depth == 0:
+                break
+            start -= 1
+        if start > 0 and before[start - 1].kind == "ident" and before[start - 1].text != "in":
+            return False  # a call's result: `f(x).split(",")`
+        return _is_string_literal(before[start:])
+    return bool(before) and _is_string_literal(before[-1:])
 
 
 def _check_call(expr: str, tokens: list[Token], index: int) -> None:

@@ -121,7 +121,9 @@ def rule_batch(rules: Sequence[CompiledRule]) -> RuleBatch | None:
         for p in (r.when_program, r.reason_program)
     )
     strings = any(
-        p is not None and p.bounds_strings for r in rules for p in (r.when_program, r.reason_program)
+        p is not None and p.bounds_strings
+        for r in rules
+        for p in (r.when_program, r.reason_program)
     )
     program = combine(exprs, macros, strings)
     return None if program is None else RuleBatch(program, tuple(with_reason))
