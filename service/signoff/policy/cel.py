@@ -287,9 +287,12 @@ def compile(expr: str) -> Program:
     for tokens, i in calls:
         _check_call(expr, tokens, i)
     macros = bool(names & _LIST_MACROS)
-    # `"a,b".split(",")` (or a variable holding a literal) costs what its author wrote.
+    # `"a,b".split(",")` (or a variable holding a literal) costs what its author wrote;
+    # format() on a literal does not: its arguments come from anywhere.
     builders = {
-        t[i].text for t, i in calls if t[i].text in _BUILDERS and not _literal_receiver(t, i)
+        t[i].text
+        for t, i in calls
+        if t[i].text in _BUILDERS and not (t[i].text != "format" and _literal_receiver(t, i))
     }
     strings = bool(builders) and bool(names & _LOOPS)
     return_type = expression.return_type().name()
