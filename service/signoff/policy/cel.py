@@ -29,18 +29,28 @@ Measured with cel-expr-python 0.1.3 (the numbers behind the choices below):
 Runaway CEL. The engine has a fixed iteration budget of 10,000 comprehension iterations
 per evaluation, shared by nested comprehensions; the binding exposes no RuntimeOptions and
 its YAML env config has no limits section, so it cannot be changed. A triple-nested
-`all()` over 1,000 elements stops with "Iteration budget exceeded" after ~1 ms. But
+`all()` over 1,000 elements stops with "Iteration budget exceeded" after ~2 ms. But
 `map()` and `filter()` build their result by list concatenation (`@result + [x]`), so they
-are quadratic in the number of kept elements: 1,000 elements take ~20 ms, 5,000 ~0.45 s,
+are quadratic in the number of kept elements: 1,000 elements take ~14 ms, 5,000 ~0.45 s,
 9,999 ~4.5 s, all within the budget. So a program that uses `map`/`filter` refuses to run
 (CelEvalError) when any list in the request has more than MAX_MACRO_LIST_ITEMS elements;
-the worst case is then about 10 maps of 1,000 (the budget) ≈ 0.2 s. Residual risk, left to
-policy review: an author who concatenates input lists inside an expression
-(`xs + xs + ...`) before `map` can still build a list up to the budget. The parser has its
-own recursion limit for deeply nested expressions (a compile error). The strings
-extension is not enabled: its split() would let a 256 KiB input string become a list of
-256 K elements inside the expression, out of reach of the guard above; matches() (RE2,
-linear time) covers case-insensitive and word matching: `s.matches("(?i)\\bdrop\\b")`.
+the worst case is then about 10 maps of 1,000 (the budget) ≈ 0.15 s. transformList
+(two-variable map) is as quadratic and gets the same guard.
+
+Extensions (strings, math, optional, bindings, two-variable macros; see EXTENSIONS). A
+function that builds more than it reads from a string (split, replace, join, format) is
+linear per call, but a loop can call it 10,000 times on a 256 KiB string, and split()'s
+list escapes the list guard above. So a program that loops and calls one of them (split
+and replace on a string literal excepted) refuses requests with a string longer than
+MAX_BUILDER_STRING_CHARS: 10,000 splits of 1,000 characters ≈ 0.45 s, and a split list
+fed to map() is within the list bound. replace()'s replacement and join()'s separator
+must be literals (a load error otherwise): `s.replace("", t)` is len(s) * len(t) long.
+Figures: bench/cel_hostile.py. Residual risk, left to policy review: an author who
+concatenates input inside an expression (`xs + xs + ...`, a cel.bind that doubles, chained
+replace() with long literals) can still build large values; and core CEL's linear string
+functions in a loop (`xs.exists(x, s.contains(x))`, 10,000 scans of a 200 KiB string ≈
+11 s) are not bounded. The parser has its own recursion limit for deeply nested
+expressions (a compile error).
 """
 
 from __future__ import annotations
