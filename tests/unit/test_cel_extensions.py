@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from signoff import pb
 from signoff.core.decide import DefaultDecision, evaluate
 from signoff.policy import BundleError, cel, load_bundle
+from signoff.policy.reads import reads
 
 NOW = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 MIB = 1024 * 1024
@@ -255,3 +256,22 @@ def test_the_guide_has_an_evaluated_example_of_every_enabled_function():
         if not re.search(rf"\b{name}\(", cel_lines)
     ]
     assert not missing
+
+
+@pytest.mark.parametrize(
+    ("expr", "paths"),
+    [
+        ("action.params.?amount.orValue(0.0) > 1.0", {("action", "params", "amount")}),
+        ('action.params[?"amount"].orValue(0.0) > 1.0', {("action", "params", "amount")}),
+        ("context.?a.?b.hasValue()", {("context", "a", "b")}),
+        ("cel.bind(x, principal.id, x == '')", {("principal", "id")}),
+        ("cel.bind(action, 1, action > 0)", set()),  # bind shadows the variable
+        (
+            "action.params.to.exists(i, r, r == principal.id)",
+            {("action", "params", "to"), ("principal", "id")},
+        ),
+        ("[1].exists(context, i, i > 0)", set()),  # so does a two-variable macro's index
+    ],
+)
+def test_reads_sees_through_the_extensions(expr, paths):
+    assert reads(cel.compile(expr)) == paths
