@@ -187,8 +187,11 @@ def test_the_bound_holds_in_a_rule_batch(tmp_path):
     assert policy.batch is not None
     assert policy.batch.program.bounds_strings
     req = request(action={"name": "y", "params": {"s": "a" * MIB, "xs": ["a"]}})
-    decision = evaluate(bundle, req, NOW, DefaultDecision(), trace=True)
-    assert "characters" in str(decision)  # on_error: the guard's message is the reason
+    with pytest.raises(cel.CelEvalError, match=f"{MIB} characters"):
+        policy.batch.program.eval(cel.Activation(req, NOW))  # the batch itself refuses
+    decision = evaluate(bundle, req, NOW, DefaultDecision())  # then rule by rule: on_error
+    assert decision.outcome == "review"
+    assert f"runs only on strings of at most {LIMIT}" in decision.reason
 
 
 # Every function the enabled extensions declare, as the engine names them.
