@@ -67,7 +67,17 @@ from google.protobuf import descriptor_pool, struct_pb2
 from signoff import pb
 from signoff.errors import SignoffError
 from signoff.policy import celtext
+
+# The source-text helpers moved to celtext; the loader still reads them here.
+from signoff.policy.celtext import Inlined as Inlined
+from signoff.policy.celtext import RefError as RefError
+from signoff.policy.celtext import Span as Span
+from signoff.policy.celtext import Token as Token
+from signoff.policy.celtext import enclose as enclose
+from signoff.policy.celtext import enclosed as enclosed
+from signoff.policy.celtext import inline as inline
 from signoff.policy.celtext import prev_is_dot, scan
+from signoff.policy.celtext import var_refs as var_refs
 
 MAX_MACRO_LIST_ITEMS = 1000
 # A program that builds lists or strings from strings (split, replace, join, format) and

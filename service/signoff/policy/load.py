@@ -21,7 +21,7 @@ import yaml
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from signoff.policy import cel, celtext
+from signoff.policy import cel
 from signoff.policy.bundle import (
     Bundle,
     BundleError,
@@ -237,8 +237,8 @@ class _Source:
         for name, expr in model.variables.items():
             node = child(parent, name)
             try:
-                refs[name] = celtext.var_refs(expr)
-            except celtext.RefError as exc:
+                refs[name] = cel.var_refs(expr)
+            except cel.RefError as exc:
                 self._expr_error(node, exc.offset, f"variables.{name}", exc.message)
                 broken.add(name)
                 continue
@@ -269,10 +269,10 @@ class _Source:
             state[name] = "done"
             if name in broken:
                 return
-            result = celtext.inline(model.variables[name], refs[name], expanded)
-            # Compiled as rules will see it, inlined (celtext.enclosed): a variable nested at
+            result = cel.inline(model.variables[name], refs[name], expanded)
+            # Compiled as rules will see it, inlined (cel.enclosed): a variable nested at
             # the parser's limit is refused here, naming it, not in each rule that uses it.
-            program = self._compile_expr(node, celtext.enclose(result), f"variables.{name}", None)
+            program = self._compile_expr(node, cel.enclose(result), f"variables.{name}", None)
             if program is None:
                 broken.add(name)
                 return
@@ -297,8 +297,8 @@ class _Source:
                 continue
             value_node = child(node, key)
             try:
-                refs = celtext.var_refs(text)
-            except celtext.RefError as exc:
+                refs = cel.var_refs(text)
+            except cel.RefError as exc:
                 self._expr_error(value_node, exc.offset, rule.name, f"{key}: {exc.message}")
                 ok = False
                 continue
@@ -308,7 +308,7 @@ class _Source:
             if missing or any(r[2] not in expanded for r in refs):
                 ok = False  # a broken variable was reported where it is defined
                 continue
-            result = celtext.inline(text, refs, expanded)
+            result = cel.inline(text, refs, expanded)
             programs[key] = self._compile_expr(value_node, result, rule.name, key)
             ok = ok and programs[key] is not None
         when = programs["when"]
@@ -337,7 +337,7 @@ class _Source:
         )
 
     def _compile_expr(
-        self, node: Node | None, expr: celtext.Inlined, label: str, key: str | None
+        self, node: Node | None, expr: cel.Inlined, label: str, key: str | None
     ) -> cel.Program | None:
         prefix = f"{key}: " if key else ""
         if len(expr.text) > MAX_EXPANDED_CHARS:
