@@ -278,3 +278,44 @@ def test_the_guide_has_an_evaluated_example_of_every_enabled_function():
 )
 def test_reads_sees_through_the_extensions(expr, paths):
     assert reads(cel.compile(expr)) == paths
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "context.?x",
+        "optional.of(1)",
+        "dyn(optional.of(1))",
+        "[dyn(optional.none())]",
+        '{"a": optional.of(1)}',  # plain_value() on this one kills the process (SIGSEGV)
+    ],
+)
+def test_an_optional_value_is_an_evaluation_error_never_a_crash(expr):
+    with pytest.raises(cel.CelEvalError, match="an optional value cannot be shown"):
+        run(expr)
+
+
+def test_a_variable_holding_an_optional_is_traced_as_an_error(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: p
+            variables:
+              amount: action.params.?amount
+              limits: '{"eur": action.params.?amount}'
+            rules:
+              - name: big
+                when: vars.amount.orValue(0.0) > 500.0
+                decision: deny
+                reason: r
+            """
+        )
+    )
+    bundle = load_bundle(tmp_path)
+    req = request(action={"name": "a", "params": {"amount": 750}})
+    decision = evaluate(bundle, req, NOW, DefaultDecision(), trace=True)
+    assert decision.outcome == "deny"
+    traces = {v.name: v for v in decision.variable_traces}
+    assert traces["amount"].value is None
+    assert "optional value cannot be shown" in traces["amount"].error
+    assert "optional value cannot be shown" in traces["limits"].error

@@ -150,6 +150,8 @@ _BATCH_CHECK_ENV = _env(_BATCH_VARIABLES, check=True)
 _BATCH_RUN_ENV = _env(_BATCH_VARIABLES, check=False)
 _ERROR = cel.Type.ERROR
 _NEVER_ERRORS = (bool, list)  # Python types of plain values that no ERROR value has
+# Results plain_value() converts whatever the value: no optional can hide inside them.
+_PLAIN_TYPES = {"BOOL", "STRING", "INT", "UINT", "DOUBLE", "BYTES", "TIMESTAMP", "DURATION"}
 _ISSUE_RE = re.compile(r"ERROR: <input>:(\d+):(\d+): ([^\n]*)")
 _STATUS_RE = re.compile(r"^[A-Z_]+: |\s*\[[A-Z_]+\]$")
 
@@ -181,6 +183,7 @@ class Program:
     _expression: Any = field(repr=False, compare=False)
     whole_request: bool = False  # reads the request as one variable (a batch)
     bounds_strings: bool = False  # builds lists/strings from strings inside a loop
+    plain: bool = True  # of a type plain_value() converts safely (see _shown)
 
     def eval(self, activation: Activation) -> Any:
         """Evaluate against a request; return a plain Python value or raise CelEvalError."""
@@ -204,6 +207,8 @@ class Program:
                 value = self._expression.eval(activation.cel)
         except RuntimeError as exc:
             raise CelEvalError(_clean(str(exc))) from None
+        if not self.plain:
+            return _shown(value)
         plain = value.plain_value()
         # Checking the type costs ~0.5 µs; a bool or a list (a `when`, a batch) is no error.
         if type(plain) not in _NEVER_ERRORS and value.type() == _ERROR:
@@ -302,7 +307,32 @@ def compile(expr: str) -> Program:
     macros = bool(calls.names & celtext.LIST_MACROS)
     strings = bool(calls.builders) and bool(calls.names & celtext.LOOPS)
     return_type = expression.return_type().name()
-    return Program(expr, return_type, macros, expression, bounds_strings=strings)
+    plain = return_type in _PLAIN_TYPES
+    return Program(expr, return_type, macros, expression, bounds_strings=strings, plain=plain)
+
+
+def _shown(value: Any) -> Any:
+    """`value` as plain Python, element by element; CelEvalError for an error or an optional.
+
+    The binding cannot convert optional values (`context.?x`): plain_value() raises for one
+    and crashes the process (SIGSEGV, cel-expr-python 0.1.3) for a map holding one. Only a
+    variable's value can be one (a rule's `when` is a bool, its reason a string), and
+    variables are evaluated one by one for traces only, so this walk is off the hot path.
+    """
+    try:
+        kind = value.type()
+        name = kind.name()
+        if kind == _ERROR:
+            message = _clean(str(value.value()))
+        elif name.startswith("LIST"):
+            return [_shown(v) for v in value.value()]
+        elif name.startswith("MAP"):
+            return {k: _shown(v) for k, v in value.value().items()}
+        else:
+            return value.plain_value()
+    except (TypeError, RuntimeError, SystemError):
+        message = "an optional value cannot be shown: read it with .orValue(...) or .value()"
+    raise CelEvalError(message)
 
 
 def _line_column(expr: str, offset: int) -> tuple[int, int]:
