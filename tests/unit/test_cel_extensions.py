@@ -319,3 +319,29 @@ def test_a_variable_holding_an_optional_is_traced_as_an_error(tmp_path):
     assert traces["amount"].value is None
     assert "optional value cannot be shown" in traces["amount"].error
     assert "optional value cannot be shown" in traces["limits"].error
+
+
+def test_a_dyn_when_holding_an_optional_in_a_batch_is_on_error_not_a_crash(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: p
+            rules:
+              - name: odd
+                when: 'dyn({"a": context.?x})'
+                decision: deny
+                reason: odd
+              - name: other
+                when: action.name == "z"
+                decision: deny
+                reason: other
+            """
+        )
+    )
+    bundle = load_bundle(tmp_path)
+    (policy,) = bundle.policies
+    assert policy.batch is not None
+    assert not policy.batch.program.plain  # converted element by element (see cel._shown)
+    decision = evaluate(bundle, request(action={"name": "y"}), NOW, DefaultDecision())
+    assert decision.outcome == "review"
+    assert "rule odd failed to evaluate" in decision.reason

@@ -209,7 +209,10 @@ class Program:
             raise CelEvalError(_clean(str(exc))) from None
         if not self.plain:
             return _shown(value)
-        plain = value.plain_value()
+        try:
+            plain = value.plain_value()
+        except (TypeError, SystemError):  # an optional in a list: never a crash
+            return _shown(value)
         # Checking the type costs ~0.5 µs; a bool or a list (a `when`, a batch) is no error.
         if type(plain) not in _NEVER_ERRORS and value.type() == _ERROR:
             raise CelEvalError(_clean(str(value.value())))
@@ -275,7 +278,7 @@ class Activation:
 
 def _sizes_in(struct: struct_pb2.Struct) -> tuple[int, int]:
     """(longest list, longest string or key) in a Struct."""
-    largest = longest = 0
+    largest = 0
     stack: list[struct_pb2.Value] = list(struct.fields.values())
     longest = max(map(len, struct.fields), default=0)
     while stack:
@@ -342,7 +345,7 @@ def _line_column(expr: str, offset: int) -> tuple[int, int]:
 
 
 def combine(
-    exprs: Sequence[str], uses_list_macros: bool, bounds_strings: bool = False
+    exprs: Sequence[str], uses_list_macros: bool, bounds_strings: bool = False, plain: bool = True
 ) -> Program | None:
     """One program whose value is the list of the expressions' values; None if they do
     not compile together (the parser's limits). A list is an error as soon as one element
@@ -355,7 +358,7 @@ def combine(
         return None
     return_type = expression.return_type().name()
     return Program(
-        text, return_type, uses_list_macros, expression, True, bounds_strings=bounds_strings
+        text, return_type, uses_list_macros, expression, True, bounds_strings, plain=plain
     )
 
 
