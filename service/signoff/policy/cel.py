@@ -29,18 +29,28 @@ Measured with cel-expr-python 0.1.3 (the numbers behind the choices below):
 Runaway CEL. The engine has a fixed iteration budget of 10,000 comprehension iterations
 per evaluation, shared by nested comprehensions; the binding exposes no RuntimeOptions and
 its YAML env config has no limits section, so it cannot be changed. A triple-nested
-`all()` over 1,000 elements stops with "Iteration budget exceeded" after ~1 ms. But
+`all()` over 1,000 elements stops with "Iteration budget exceeded" after ~2 ms. But
 `map()` and `filter()` build their result by list concatenation (`@result + [x]`), so they
-are quadratic in the number of kept elements: 1,000 elements take ~20 ms, 5,000 ~0.45 s,
+are quadratic in the number of kept elements: 1,000 elements take ~14 ms, 5,000 ~0.45 s,
 9,999 ~4.5 s, all within the budget. So a program that uses `map`/`filter` refuses to run
 (CelEvalError) when any list in the request has more than MAX_MACRO_LIST_ITEMS elements;
-the worst case is then about 10 maps of 1,000 (the budget) ≈ 0.2 s. Residual risk, left to
-policy review: an author who concatenates input lists inside an expression
-(`xs + xs + ...`) before `map` can still build a list up to the budget. The parser has its
-own recursion limit for deeply nested expressions (a compile error). The strings
-extension is not enabled: its split() would let a 256 KiB input string become a list of
-256 K elements inside the expression, out of reach of the guard above; matches() (RE2,
-linear time) covers case-insensitive and word matching: `s.matches("(?i)\\bdrop\\b")`.
+the worst case is then about 10 maps of 1,000 (the budget) ≈ 0.15 s. transformList
+(two-variable map) is as quadratic and gets the same guard.
+
+Extensions (strings, math, optional, bindings, two-variable macros; see EXTENSIONS). A
+function that builds more than it reads from a string (split, replace, join, format) is
+linear per call, but a loop can call it 10,000 times on a 256 KiB string, and split()'s
+list escapes the list guard above. So a program that loops and calls one of them (split
+and replace on a string literal excepted) refuses requests with a string longer than
+MAX_BUILDER_STRING_CHARS: 10,000 splits of 1,000 characters ≈ 0.45 s, and a split list
+fed to map() is within the list bound. replace()'s replacement and join()'s separator
+must be literals (a load error otherwise): `s.replace("", t)` is len(s) * len(t) long.
+Figures: bench/cel_hostile.py. Residual risk, left to policy review: an author who
+concatenates input inside an expression (`xs + xs + ...`, a cel.bind that doubles, chained
+replace() with long literals) can still build large values; and core CEL's linear string
+functions in a loop (`xs.exists(x, s.contains(x))`, 10,000 scans of a 200 KiB string ≈
+11 s) are not bounded. The parser has its own recursion limit for deeply nested
+expressions (a compile error).
 """
 
 from __future__ import annotations
@@ -56,8 +66,25 @@ from google.protobuf import descriptor_pool, struct_pb2
 
 from signoff import pb
 from signoff.errors import SignoffError
+from signoff.policy import celtext
+
+# The source-text helpers moved to celtext; the loader still reads them here.
+from signoff.policy.celtext import Inlined as Inlined
+from signoff.policy.celtext import RefError as RefError
+from signoff.policy.celtext import Span as Span
+from signoff.policy.celtext import Token as Token
+from signoff.policy.celtext import enclose as enclose
+from signoff.policy.celtext import enclosed as enclosed
+from signoff.policy.celtext import inline as inline
+from signoff.policy.celtext import prev_is_dot, scan
+from signoff.policy.celtext import var_refs as var_refs
 
 MAX_MACRO_LIST_ITEMS = 1000
+# A program that builds lists or strings from strings (split, replace, join, format) and
+# loops (any comprehension) runs only on requests whose strings are at most this long:
+# split() makes at most len + 1 elements, so the lists it builds stay within the bound
+# above, and each of the 10,000 iterations the budget allows costs O(this).
+MAX_BUILDER_STRING_CHARS = 1000
 
 _VARIABLES = {
     "action": cel.Type(pb.common.Action.DESCRIPTOR.full_name),
@@ -88,14 +115,30 @@ def _numeric_comparisons() -> cel.CelExtension:
     return cel.CelExtension("signoff_numeric_comparisons", decls)
 
 
+# The extensions (cel-expr-python 0.1.3 enables them by name in its YAML env config; the
+# `ext` classes offer no two-variable macros). Not enabled: lists (`lists.range(n)` builds
+# n elements from one int), sets, regex, encoders. transformMap/transformMapEntry parse but
+# fail at evaluation in this engine ("No overload ... cel.@mapInsert"): refused at compile.
+EXTENSIONS = ("strings", "math", "optional", "bindings", "two-var-comprehensions")
+_CONFIG_YAML = "extensions:\n" + "".join(f"  - name: {name}\n" for name in EXTENSIONS)
+
+
+def _env(variables: dict[str, Any], check: bool) -> Any:
+    config = cel.NewEnvConfigFromYaml(_CONFIG_YAML)
+    extensions = [_numeric_comparisons()] if check else []
+    env = cel.NewEnv(
+        descriptor_pool.Default(), config=config, variables=variables, extensions=extensions
+    )
+    if not check:
+        # The binding sets up Python -> CEL value conversion on an env's first compile; a
+        # program only deserialized into a fresh env reports "Non-CEL value type for 'now'".
+        env.compile("true")
+    return env
+
+
 # Declared once, immutable, shared by every bundle: like a compiled regex, not state.
-_CHECK_ENV = cel.NewEnv(
-    descriptor_pool.Default(), variables=_VARIABLES, extensions=[_numeric_comparisons()]
-)
-_RUN_ENV = cel.NewEnv(descriptor_pool.Default(), variables=_VARIABLES)
-# The binding sets up Python -> CEL value conversion on an env's first compile; a program
-# only deserialized into a fresh env reports "Non-CEL value type for 'now'" without this.
-_RUN_ENV.compile("true")
+_CHECK_ENV = _env(_VARIABLES, check=True)
+_RUN_ENV = _env(_VARIABLES, check=False)
 # Batches (see combine) read the request as one message: the engine converts each
 # variable's message on its first use in an eval (~2 µs each), one message costs about
 # what one of the four does. Authors never see this name: every expression in a batch
@@ -103,16 +146,14 @@ _RUN_ENV.compile("true")
 _REQUEST = "__request"
 _REQUEST_FIELDS = {"action", "principal", "resource", "context"}
 _BATCH_VARIABLES = {**_VARIABLES, _REQUEST: cel.Type(pb.common.ActionRequest.DESCRIPTOR.full_name)}
-_BATCH_CHECK_ENV = cel.NewEnv(
-    descriptor_pool.Default(), variables=_BATCH_VARIABLES, extensions=[_numeric_comparisons()]
-)
-_BATCH_RUN_ENV = cel.NewEnv(descriptor_pool.Default(), variables=_BATCH_VARIABLES)
-_BATCH_RUN_ENV.compile("true")
+_BATCH_CHECK_ENV = _env(_BATCH_VARIABLES, check=True)
+_BATCH_RUN_ENV = _env(_BATCH_VARIABLES, check=False)
 _ERROR = cel.Type.ERROR
 _NEVER_ERRORS = (bool, list)  # Python types of plain values that no ERROR value has
+# Results plain_value() converts whatever the value: no optional can hide inside them.
+_PLAIN_TYPES = {"BOOL", "STRING", "INT", "UINT", "DOUBLE", "BYTES", "TIMESTAMP", "DURATION"}
 _ISSUE_RE = re.compile(r"ERROR: <input>:(\d+):(\d+): ([^\n]*)")
 _STATUS_RE = re.compile(r"^[A-Z_]+: |\s*\[[A-Z_]+\]$")
-_LIST_MACROS = {"map", "filter"}
 
 
 class CelError(SignoffError):
@@ -141,6 +182,8 @@ class Program:
     uses_list_macros: bool
     _expression: Any = field(repr=False, compare=False)
     whole_request: bool = False  # reads the request as one variable (a batch)
+    bounds_strings: bool = False  # builds lists/strings from strings inside a loop
+    plain: bool = True  # of a type plain_value() converts safely (see _shown)
 
     def eval(self, activation: Activation) -> Any:
         """Evaluate against a request; return a plain Python value or raise CelEvalError."""
@@ -150,6 +193,12 @@ class Program:
                 f"filter() run only on lists of at most {MAX_MACRO_LIST_ITEMS} "
                 "(use exists() or all(), which are linear)"
             )
+        if self.bounds_strings and activation.longest_string() > MAX_BUILDER_STRING_CHARS:
+            raise CelEvalError(
+                f"a string in the request has {activation.longest_string()} characters; an "
+                "expression that loops and calls split(), replace(), join() or format() runs "
+                f"only on strings of at most {MAX_BUILDER_STRING_CHARS}"
+            )
         try:
             if self.whole_request:
                 data = {_REQUEST: activation.request, "now": activation.now}
@@ -158,7 +207,12 @@ class Program:
                 value = self._expression.eval(activation.cel)
         except RuntimeError as exc:
             raise CelEvalError(_clean(str(exc))) from None
-        plain = value.plain_value()
+        if not self.plain:
+            return _shown(value)
+        try:
+            plain = value.plain_value()
+        except (TypeError, SystemError):  # an optional in a list: never a crash
+            return _shown(value)
         # Checking the type costs ~0.5 µs; a bool or a list (a `when`, a batch) is no error.
         if type(plain) not in _NEVER_ERRORS and value.type() == _ERROR:
             raise CelEvalError(_clean(str(value.value())))
@@ -179,6 +233,7 @@ class Activation:
         self.now = now
         self._cel: Any = None
         self._largest: int | None = None
+        self._longest: int | None = None
 
     @property
     def cel(self) -> Any:
@@ -204,22 +259,41 @@ class Activation:
             structs = [r.action.params, p.attributes, claimed.attributes]
             structs += [r.resource.attributes, r.context]
             lists = (p.tags, p.roles, claimed.tags, claimed.roles)
-            self._largest = max(*map(len, lists), *map(_largest_in, structs))
+            self._largest = max(*map(len, lists), *(_sizes_in(s)[0] for s in structs))
         return self._largest
 
+    def longest_string(self) -> int:
+        """Length in characters of the longest string anywhere in the request (keys too)."""
+        if self._longest is None:
+            r = self.request
+            p, claimed = r.principal, r.principal.claimed
+            structs = [r.action.params, p.attributes, claimed.attributes]
+            structs += [r.resource.attributes, r.context]
+            strings = [r.action.name, p.id, p.kind, p.on_behalf_of, claimed.kind]
+            strings += [claimed.on_behalf_of, r.resource.kind, r.resource.id]
+            strings += [*p.tags, *p.roles, *claimed.tags, *claimed.roles]
+            self._longest = max(*map(len, strings), *(_sizes_in(s)[1] for s in structs))
+        return self._longest
 
-def _largest_in(struct: struct_pb2.Struct) -> int:
+
+def _sizes_in(struct: struct_pb2.Struct) -> tuple[int, int]:
+    """(longest list, longest string or key) in a Struct."""
     largest = 0
     stack: list[struct_pb2.Value] = list(struct.fields.values())
+    longest = max(map(len, struct.fields), default=0)
     while stack:
         value = stack.pop()
         kind = value.WhichOneof("kind")
-        if kind == "list_value":
+        if kind == "string_value":
+            longest = max(longest, len(value.string_value))
+        elif kind == "list_value":
             largest = max(largest, len(value.list_value.values))
             stack.extend(value.list_value.values)
         elif kind == "struct_value":
-            stack.extend(value.struct_value.fields.values())
-    return largest
+            fields = value.struct_value.fields
+            longest = max(longest, *map(len, fields)) if fields else longest
+            stack.extend(fields.values())
+    return largest, longest
 
 
 def compile(expr: str) -> Program:
@@ -229,19 +303,50 @@ def compile(expr: str) -> Program:
         expression = _RUN_ENV.deserialize(checked.serialize())
     except RuntimeError as exc:
         raise _compile_error(str(exc)) from None
-    tokens = scan(expr)
-    macros = any(
-        t.kind == "ident"
-        and t.text in _LIST_MACROS
-        and _prev_is_dot(tokens, i)
-        and i + 1 < len(tokens)
-        and tokens[i + 1].text == "("
-        for i, t in enumerate(tokens)
-    )
-    return Program(expr, expression.return_type().name(), macros, expression)
+    try:
+        calls = celtext.calls(expr)
+    except celtext.CallError as exc:
+        raise CelError(*_line_column(expr, exc.offset), exc.message) from None
+    macros = bool(calls.names & celtext.LIST_MACROS)
+    strings = bool(calls.builders) and bool(calls.names & celtext.LOOPS)
+    return_type = expression.return_type().name()
+    plain = return_type in _PLAIN_TYPES
+    return Program(expr, return_type, macros, expression, bounds_strings=strings, plain=plain)
 
 
-def combine(exprs: Sequence[str], uses_list_macros: bool) -> Program | None:
+def _shown(value: Any) -> Any:
+    """`value` as plain Python, element by element; CelEvalError for an error or an optional.
+
+    The binding cannot convert optional values (`context.?x`): plain_value() raises for one
+    and crashes the process (SIGSEGV, cel-expr-python 0.1.3) for a map holding one. Only a
+    variable's value can be one (a rule's `when` is a bool, its reason a string), and
+    variables are evaluated one by one for traces only, so this walk is off the hot path.
+    """
+    try:
+        kind = value.type()
+        name = kind.name()
+        if kind == _ERROR:
+            message = _clean(str(value.value()))
+        elif name.startswith("LIST"):
+            return [_shown(v) for v in value.value()]
+        elif name.startswith("MAP"):
+            return {k: _shown(v) for k, v in value.value().items()}
+        else:
+            return value.plain_value()
+    except (TypeError, RuntimeError, SystemError):
+        message = "an optional value cannot be shown: read it with .orValue(...) or .value()"
+    raise CelEvalError(message)
+
+
+def _line_column(expr: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of `offset`, as the engine reports positions."""
+    line_start = expr.rfind("\n", 0, offset) + 1
+    return expr.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def combine(
+    exprs: Sequence[str], uses_list_macros: bool, bounds_strings: bool = False, plain: bool = True
+) -> Program | None:
     """One program whose value is the list of the expressions' values; None if they do
     not compile together (the parser's limits). A list is an error as soon as one element
     is, and comprehensions share one iteration budget: callers fall back to the
@@ -252,7 +357,9 @@ def combine(exprs: Sequence[str], uses_list_macros: bool) -> Program | None:
     except RuntimeError:
         return None
     return_type = expression.return_type().name()
-    return Program(text, return_type, uses_list_macros, expression, whole_request=True)
+    return Program(
+        text, return_type, uses_list_macros, expression, True, bounds_strings, plain=plain
+    )
 
 
 def _whole_request(expr: str) -> str:
@@ -264,7 +371,7 @@ def _whole_request(expr: str) -> str:
     parts, pos = [], 0
     tokens = scan(expr)
     for i, tok in enumerate(tokens):
-        if tok.kind == "ident" and tok.text in _REQUEST_FIELDS and not _prev_is_dot(tokens, i):
+        if tok.kind == "ident" and tok.text in _REQUEST_FIELDS and not prev_is_dot(tokens, i):
             parts += [expr[pos : tok.start], f"{_REQUEST}.{tok.text}"]
             pos = tok.end
     return "".join(parts) + expr[pos:]
@@ -289,193 +396,3 @@ def _clean(text: str) -> str:
         # The author counts the parentheses they wrote; inlining adds some (see enclosed).
         text += " (nesting levels, counting the parentheses that inline each variable)"
     return text
-
-
-# --- lexical scan ---------------------------------------------------------------------
-# Just enough of CEL's lexer to find identifiers outside string literals and comments:
-# the loader uses it to find `vars.<name>` and this module to spot map()/filter().
-
-
-@dataclass(frozen=True)
-class Token:
-    """A lexical token: kind is ident, string, punct or number; start/end are offsets."""
-
-    kind: str
-    text: str
-    start: int
-    end: int
-
-
-_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NUMBER_RE = re.compile(r"[0-9][0-9a-fA-FxXuU.eE]*")
-_STRING_PREFIXES = {"r", "b", "rb", "br"}
-
-
-def scan(expr: str) -> list[Token]:
-    """Split a CEL expression into tokens, skipping whitespace and comments."""
-    tokens: list[Token] = []
-    i, n = 0, len(expr)
-    while i < n:
-        ch = expr[i]
-        if ch.isspace():
-            i += 1
-        elif expr.startswith("//", i):
-            newline = expr.find("\n", i)
-            i = n if newline < 0 else newline
-        elif ch in "'\"":
-            end = _string_end(expr, i, raw=False)
-            tokens.append(Token("string", expr[i:end], i, end))
-            i = end
-        elif match := _IDENT_RE.match(expr, i):
-            end = match.end()
-            word = match.group()
-            if word.lower() in _STRING_PREFIXES and end < n and expr[end] in "'\"":
-                end = _string_end(expr, end, raw="r" in word.lower())
-                tokens.append(Token("string", expr[i:end], i, end))
-            else:
-                tokens.append(Token("ident", word, i, end))
-            i = end
-        elif match := _NUMBER_RE.match(expr, i):
-            tokens.append(Token("number", match.group(), i, match.end()))
-            i = match.end()
-        else:
-            tokens.append(Token("punct", ch, i, i + 1))
-            i += 1
-    return tokens
-
-
-def _string_end(expr: str, start: int, raw: bool) -> int:
-    quote = expr[start] * 3 if expr.startswith(expr[start] * 3, start) else expr[start]
-    i = start + len(quote)
-    while i < len(expr):
-        if not raw and expr[i] == "\\":
-            i += 2
-        elif expr.startswith(quote, i):
-            return i + len(quote)
-        elif expr[i] == "\n" and len(quote) == 1:
-            return i  # unterminated; the engine reports it
-        else:
-            i += 1
-    return len(expr)
-
-
-def _prev_is_dot(tokens: list[Token], index: int) -> bool:
-    return index > 0 and tokens[index - 1].text == "."
-
-
-# --- variable inlining ----------------------------------------------------------------
-# `vars.<name>` is replaced by `(<expression>)` before compiling; the spans map engine
-# columns in the inlined text back to the text the author wrote.
-
-
-@dataclass(frozen=True)
-class Span:
-    """`vars.name` at [orig_start, orig_end) became [start, end) of the expanded text."""
-
-    start: int
-    end: int
-    orig_start: int
-    orig_end: int
-
-
-@dataclass(frozen=True)
-class Inlined:
-    """An expression with its variables inlined, and where each one came from."""
-
-    text: str
-    spans: tuple[Span, ...]
-
-    def original_offset(self, offset: int) -> int:
-        """Map an offset of the expanded text to the author's text."""
-        shift = 0
-        for span in self.spans:
-            if offset < span.start:
-                break
-            if offset < span.end:
-                return span.orig_start  # inside an inlined variable: point at the reference
-            shift = span.end - span.orig_end
-        return offset - shift
-
-
-def enclosed(expr: str) -> str:
-    """`expr` as it is inlined: in parentheses, unless one pair encloses it already.
-
-    Each pair is a level of the parser's nesting limit (32): adding one to a variable that
-    is a parenthesized group already would put one at the limit out of every rule's reach.
-    """
-    if _is_enclosed(expr):
-        return expr
-    # A trailing `// comment` would swallow the closing parenthesis: end its line first.
-    return f"({expr}\n)" if _ends_in_comment(expr) else f"({expr})"
-
-
-def enclose(inlined: Inlined) -> Inlined:
-    """`inlined` as enclosed() would inline it, its spans still mapping to the author's text."""
-    if _is_enclosed(inlined.text):
-        return inlined
-    shifted = (Span(s.start + 1, s.end + 1, s.orig_start, s.orig_end) for s in inlined.spans)
-    # The opening parenthesis maps to the start of the author's text.
-    return Inlined(enclosed(inlined.text), (Span(0, 1, 0, 0), *shifted))
-
-
-def _ends_in_comment(expr: str) -> bool:
-    tokens = scan(expr)
-    return len(expr.rstrip()) > (tokens[-1].end if tokens else 0)
-
-
-def _is_enclosed(expr: str) -> bool:
-    tokens = scan(expr)
-    # The text must begin and end with the pair: a comment after it would swallow whatever
-    # follows the variable where it is inlined.
-    if not tokens or tokens[0].start != len(expr) - len(expr.lstrip()):
-        return False
-    if tokens[-1].end != len(expr.rstrip()) or (tokens[0].text, tokens[-1].text) != ("(", ")"):
-        return False
-    depth = 0
-    for i, tok in enumerate(tokens):
-        if tok.kind != "punct":
-            continue
-        depth += {"(": 1, ")": -1}.get(tok.text, 0)
-        if depth == 0:
-            return i == len(tokens) - 1  # the first parenthesis closes only at the end
-    return False
-
-
-class RefError(Exception):
-    """A misuse of `vars` at `offset` of the author's text."""
-
-    def __init__(self, offset: int, message: str) -> None:
-        super().__init__(message)
-        self.offset = offset
-        self.message = message
-
-
-def var_refs(expr: str) -> list[tuple[int, int, str]]:
-    """(start, end, name) of every `vars.<name>`; raise RefError on any other use of vars."""
-    tokens = scan(expr)
-    refs = []
-    for i, tok in enumerate(tokens):
-        if tok.kind != "ident" or tok.text != "vars" or (i and tokens[i - 1].text == "."):
-            continue
-        if i + 2 < len(tokens) and tokens[i + 1].text == "." and tokens[i + 2].kind == "ident":
-            refs.append((tok.start, tokens[i + 2].end, tokens[i + 2].text))
-        else:
-            raise RefError(tok.start, "use a variable as vars.<name>")
-    return refs
-
-
-def inline(expr: str, refs: list[tuple[int, int, str]], values: dict[str, str]) -> Inlined:
-    """Replace each `vars.<name>` at `refs` by `(values[name])` (see enclosed)."""
-    parts: list[str] = []
-    spans: list[Span] = []
-    pos = length = 0
-    for start, end, name in refs:
-        parts.append(expr[pos:start])
-        length += start - pos
-        inlined = enclosed(values[name])
-        spans.append(Span(length, length + len(inlined), start, end))
-        parts.append(inlined)
-        length += len(inlined)
-        pos = end
-    parts.append(expr[pos:])
-    return Inlined("".join(parts), tuple(spans))

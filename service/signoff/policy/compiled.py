@@ -120,5 +120,13 @@ def rule_batch(rules: Sequence[CompiledRule]) -> RuleBatch | None:
         for r in rules
         for p in (r.when_program, r.reason_program)
     )
-    program = combine(exprs, macros)
+    strings = any(
+        p is not None and p.bounds_strings
+        for r in rules
+        for p in (r.when_program, r.reason_program)
+    )
+    # A `dyn` when could hold an optional, which the batch's list must not convert whole
+    # (see cel._shown); a reason in the batch is a string.
+    plain = all(r.when_program.plain for r in rules)
+    program = combine(exprs, macros, strings, plain)
     return None if program is None else RuleBatch(program, tuple(with_reason))

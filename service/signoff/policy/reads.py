@@ -25,6 +25,8 @@ ROOTS = frozenset({"action", "principal", "resource", "context", "now"})
 _ANY_VALUE, _CHECKED_EXPR = 2, 4
 _CONST, _IDENT, _SELECT, _CALL, _LIST, _STRUCT, _COMPREHENSION = 3, 4, 5, 6, 7, 8, 9
 _CONST_STRING = 6
+# `m["k"]`, and the optional-types extension's `m.?k` and `m[?"k"]`: each reads m.k.
+_INDEXES = frozenset({"_[_]", "_?._", "_[?_]"})
 _Fields = dict[int, list[int | bytes]]
 
 
@@ -79,7 +81,7 @@ def _chain(expr: bytes) -> Path | None:
     if _CALL in f:
         call = _fields(_one(f, _CALL))
         args = _all(call, 3)
-        if _text(call, 2) == "_[_]" and len(args) == 2 and not _all(call, 1):
+        if _text(call, 2) in _INDEXES and len(args) == 2 and not _all(call, 1):
             key = _constant_string(args[1])
             operand = _chain(args[0])
             if key is not None and operand is not None:
