@@ -1,0 +1,200 @@
+"""`signoff policy analyze`: rule findings and invariants with z3, on real bundles.
+
+Every counterexample asserted here is the one the command printed, evaluated again by the
+engine in the test: the solver's answer is never trusted unchecked.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("z3")
+
+from signoff import pb  # noqa: E402
+from signoff.analysis.check import analyze, analyze_rules, check_invariant  # noqa: E402
+from signoff.cli.main import main  # noqa: E402
+from signoff.core.decide import DefaultDecision, evaluate  # noqa: E402
+from signoff.policy import load_bundle  # noqa: E402
+from signoff.policytest import load_cases  # noqa: E402
+from signoff.policytest.run import DEFAULT_NOW  # noqa: E402
+from google.protobuf import json_format  # noqa: E402
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+
+PLANTED_RULES = """
+  - name: planted-unsatisfiable
+    when: vars.amount > 100 && vars.amount < 50
+    decision: allow
+    reason: can never match
+
+  - name: planted-shadowed
+    when: vars.amount > 20000
+    decision: review
+    reviewers: finance
+    reason: the hard limit above always denies these
+"""
+
+BROKEN_INVARIANT = """
+  - name: planted broken invariant
+    never:
+      outcome: allow
+      when: action.name == "refund.issue" && double(action.params.amount) > 100.0
+"""
+
+
+def _invariants(directory: Path) -> list:
+    return [i for f in load_cases(directory) for i in f.invariants]
+
+
+def _planted(tmp_path: Path) -> Path:
+    copy = tmp_path / "policies"
+    shutil.copytree(POLICIES, copy)
+    refunds = copy / "refunds.yaml"
+    text = refunds.read_text()
+    refunds.write_text(text.replace("\nredact:", PLANTED_RULES + "\nredact:"))
+    tests = copy / "refunds_test.yaml"
+    tests.write_text(tests.read_text() + BROKEN_INVARIANT)
+    return copy
+
+
+def test_the_example_policies_have_nothing_wrong_and_their_invariant_is_proved():
+    analysis = analyze(load_bundle(POLICIES), _invariants(POLICIES))
+    assert analysis.problems == ()
+    assert [(r.invariant.name, r.status) for r in analysis.invariants] == [
+        ("no refund over 10,000 is ever auto-allowed", "proved")
+    ]
+    assert analysis.ok
+
+
+def test_a_rule_outside_the_subset_is_not_analysed_with_its_position():
+    skipped = [f for f in analyze_rules(load_bundle(POLICIES)) if f.kind == "not-analysed"]
+    assert [(f.file, f.line, f.rule, f.message) for f in skipped] == [
+        ("db_migrations.yaml", 10, "drop-statement", "when: the function matches()"),
+        ("db_migrations.yaml", 29, "truncate-statement", "when: the function matches()"),
+    ]
+
+
+def test_planted_shadowed_unsatisfiable_and_broken_invariant_are_exactly_what_is_found(tmp_path):
+    copy = _planted(tmp_path)
+    analysis = analyze(load_bundle(copy), _invariants(copy))
+    assert sorted((f.kind, f.rule) for f in analysis.problems) == [
+        ("ineffective", "planted-unsatisfiable"),
+        ("shadowed", "planted-shadowed"),
+    ]
+    shadowed = next(f for f in analysis.problems if f.kind == "shadowed")
+    assert "refund-over-hard-limit" in shadowed.message
+    status = {r.invariant.name: r.status for r in analysis.invariants}
+    assert status == {
+        "no refund over 10,000 is ever auto-allowed": "proved",
+        "planted broken invariant": "violated",
+    }
+    assert not analysis.ok
+
+
+def test_a_false_invariant_prints_a_counterexample_the_engine_confirms(tmp_path, capsys):
+    copy = _planted(tmp_path)
+    assert main(["policy", "analyze", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "VIOLATED" in out and "INEFFECTIVE" in out and "SHADOWED" in out
+    pasted = out.split("counterexample to 'planted broken invariant' (confirmed by the engine):\n")[1]
+    case = yaml.safe_load(pasted.split("\n\n")[0])[0]
+    assert case["expect"]["outcome"] == "allow"
+    # Evaluate the printed request ourselves: it is in scope and it is allowed.
+    request = json_format.ParseDict(case["request"], pb.common.ActionRequest())
+    assert request.action.name == "refund.issue"
+    ev = evaluate(load_bundle(copy), request, DEFAULT_NOW, DefaultDecision())
+    assert ev.outcome == "allow"
+    assert ev.deciding_rule is not None and ev.deciding_rule.name == case["expect"]["rule"]
+    amount = request.action.params["amount"]
+    assert float(amount) > 100.0
+
+
+def test_an_invariant_that_does_not_parse_is_a_load_error_at_its_line(tmp_path, capsys):
+    (tmp_path / "p.yaml").write_text(
+        "name: p\nrules:\n  - name: r\n    when: 'true'\n    decision: allow\n    reason: ok\n"
+    )
+    (tmp_path / "p_test.yaml").write_text(
+        "invariants:\n"
+        "  - name: bad\n"
+        "    never:\n"
+        "      outcome: allow\n"
+        "      when: 'action.name == '\n"
+    )
+    [loaded] = load_cases(tmp_path)
+    assert loaded.invariants == ()
+    [error] = loaded.errors
+    assert (error.file, error.line, error.case) == ("p_test.yaml", 5, "invariant bad")
+    assert str(error).startswith("p_test.yaml:5:13: invariant 'bad': when: 1:")
+    assert main(["policy", "analyze", str(tmp_path)]) == 1
+    assert "p_test.yaml:5:13: invariant 'bad'" in capsys.readouterr().err
+
+
+def test_an_invariant_without_never_or_always_is_refused(tmp_path):
+    (tmp_path / "p_test.yaml").write_text("invariants:\n  - name: bad\n")
+    [loaded] = load_cases(tmp_path)
+    assert "exactly one of never: or always:" in loaded.errors[0].message
+
+
+def test_an_always_invariant_with_reviewers_is_proved_and_a_wrong_group_is_refuted():
+    bundle = load_bundle(POLICIES)
+    [inv] = _invariants(POLICIES)
+    import dataclasses
+
+    when = 'action.name == "refund.issue" && double(action.params.amount) > 20000.0'
+    denied = dataclasses.replace(inv, kind="always", outcome="deny", when=when)
+    assert check_invariant(bundle, denied).status == "proved"
+    wrong = dataclasses.replace(
+        inv, kind="always", outcome="review", reviewers="finance",
+        when='action.name == "refund.issue" && double(action.params.amount) > 600.0',
+    )
+    result = check_invariant(bundle, wrong)
+    assert result.status == "violated"
+    assert result.evaluation is not None
+    assert (result.evaluation.outcome, result.evaluation.reviewer_group) != ("review", "finance")
+
+
+def test_a_solver_timeout_is_unknown_never_proved(tmp_path):
+    # x³ + y³ = z³ has no positive solution, which z3 cannot show in a fraction of a second.
+    fermat = (
+        "size(principal.id) > 0 && size(resource.id) > 0 && "
+        "size(principal.id) * size(principal.id) * size(principal.id) + "
+        "size(resource.id) * size(resource.id) * size(resource.id) == "
+        "size(principal.kind) * size(principal.kind) * size(principal.kind)"
+    )
+    (tmp_path / "p.yaml").write_text(
+        f"name: p\nrules:\n  - name: fermat\n    when: '{fermat}'\n"
+        "    decision: allow\n    reason: never\n"
+    )
+    [finding] = analyze_rules(load_bundle(tmp_path), timeout=0.2)
+    assert (finding.kind, finding.rule) == ("unknown", "fermat")
+    assert "0.2s" in finding.message
+
+
+def test_json_and_junit_reports(tmp_path, capsys):
+    copy = _planted(tmp_path)
+    junit = tmp_path / "analysis.xml"
+    assert main(["policy", "analyze", str(copy), "--json", "--junit", str(junit)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    kinds = sorted(f["kind"] for f in report["findings"])
+    assert kinds == ["ineffective", "not-analysed", "not-analysed", "shadowed"]
+    violated = [i for i in report["invariants"] if i["status"] == "violated"]
+    assert violated[0]["counterexample"]["action"]["name"] == "refund.issue"
+    suites = ET.parse(junit).getroot()
+    assert suites.get("failures") == "3"
+    assert len(suites.findall(".//skipped")) == 2
+
+
+def test_policy_test_runs_the_invariants_too(tmp_path, capsys):
+    copy = _planted(tmp_path)
+    assert main(["policy", "test", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "invariant VIOLATED: refunds_test.yaml" in out
+    assert main(["policy", "test", str(POLICIES)]) == 0
+    assert "invariant PROVED" in capsys.readouterr().out
