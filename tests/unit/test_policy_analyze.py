@@ -6,24 +6,22 @@ engine in the test: the solver's answer is never trusted unchecked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
 import yaml
+from google.protobuf import json_format
 
-pytest.importorskip("z3")
-
-from signoff import pb  # noqa: E402
-from signoff.analysis.check import analyze, analyze_rules, check_invariant  # noqa: E402
-from signoff.cli.main import main  # noqa: E402
-from signoff.core.decide import DefaultDecision, evaluate  # noqa: E402
-from signoff.policy import load_bundle  # noqa: E402
-from signoff.policytest import load_cases  # noqa: E402
-from signoff.policytest.run import DEFAULT_NOW  # noqa: E402
-from google.protobuf import json_format  # noqa: E402
+from signoff import pb
+from signoff.analysis.check import analyze, analyze_rules, check_invariant
+from signoff.cli.main import main
+from signoff.core.decide import DefaultDecision, evaluate
+from signoff.policy import load_bundle
+from signoff.policytest import load_cases
+from signoff.policytest.run import DEFAULT_NOW
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -101,8 +99,10 @@ def test_a_false_invariant_prints_a_counterexample_the_engine_confirms(tmp_path,
     copy = _planted(tmp_path)
     assert main(["policy", "analyze", str(copy)]) == 1
     out = capsys.readouterr().out
-    assert "VIOLATED" in out and "INEFFECTIVE" in out and "SHADOWED" in out
-    pasted = out.split("counterexample to 'planted broken invariant' (confirmed by the engine):\n")[1]
+    for word in ("VIOLATED", "INEFFECTIVE", "SHADOWED"):
+        assert word in out
+    heading = "counterexample to 'planted broken invariant' (confirmed by the engine):\n"
+    pasted = out.split(heading)[1]
     case = yaml.safe_load(pasted.split("\n\n")[0])[0]
     assert case["expect"]["outcome"] == "allow"
     # Evaluate the printed request ourselves: it is in scope and it is allowed.
@@ -110,7 +110,8 @@ def test_a_false_invariant_prints_a_counterexample_the_engine_confirms(tmp_path,
     assert request.action.name == "refund.issue"
     ev = evaluate(load_bundle(copy), request, DEFAULT_NOW, DefaultDecision())
     assert ev.outcome == "allow"
-    assert ev.deciding_rule is not None and ev.deciding_rule.name == case["expect"]["rule"]
+    assert ev.deciding_rule is not None
+    assert ev.deciding_rule.name == case["expect"]["rule"]
     amount = request.action.params["amount"]
     assert float(amount) > 100.0
 
@@ -144,13 +145,14 @@ def test_an_invariant_without_never_or_always_is_refused(tmp_path):
 def test_an_always_invariant_with_reviewers_is_proved_and_a_wrong_group_is_refuted():
     bundle = load_bundle(POLICIES)
     [inv] = _invariants(POLICIES)
-    import dataclasses
-
     when = 'action.name == "refund.issue" && double(action.params.amount) > 20000.0'
     denied = dataclasses.replace(inv, kind="always", outcome="deny", when=when)
     assert check_invariant(bundle, denied).status == "proved"
     wrong = dataclasses.replace(
-        inv, kind="always", outcome="review", reviewers="finance",
+        inv,
+        kind="always",
+        outcome="review",
+        reviewers="finance",
         when='action.name == "refund.issue" && double(action.params.amount) > 600.0',
     )
     result = check_invariant(bundle, wrong)

@@ -124,9 +124,7 @@ class Symbols:
 def action_name_re() -> z3.ReRef:
     """Action names (model.ACTION_RE): dot-separated segments of letters, digits, _ and -."""
     segment = z3.Plus(
-        z3.Union(
-            z3.Range("a", "z"), z3.Range("A", "Z"), z3.Range("0", "9"), z3.Re("_"), z3.Re("-")
-        )
+        z3.Union(z3.Range("a", "z"), z3.Range("A", "Z"), z3.Range("0", "9"), z3.Re("_"), z3.Re("-"))
     )
     return z3.Concat(segment, z3.Star(z3.Concat(z3.Re("."), segment)))
 

@@ -32,7 +32,10 @@ def add_parser(psub: Any) -> None:
     cmd.add_argument("--json", action="store_true", help="print a JSON report instead")
     cmd.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML to FILE")
     cmd.add_argument(
-        "--timeout", type=float, default=10.0, metavar="SECONDS",
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
         help="time limit of each solver question; beyond it the answer is unknown (default 10)",
     )
 

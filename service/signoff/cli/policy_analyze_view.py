@@ -100,8 +100,12 @@ def junit_xml(root: str, analysis: Analysis) -> ET.ElementTree:
     failures = 0
     for f in analysis.findings:
         case = ET.SubElement(
-            suite, "testcase", name=f"{f.kind}: {f.rule}", classname=f.policy,
-            file=at(root, f.file), line=str(f.line),
+            suite,
+            "testcase",
+            name=f"{f.kind}: {f.rule}",
+            classname=f.policy,
+            file=at(root, f.file),
+            line=str(f.line),
         )
         if f.kind == "not-analysed":
             ET.SubElement(case, "skipped", message=f.message)
@@ -111,8 +115,13 @@ def junit_xml(root: str, analysis: Analysis) -> ET.ElementTree:
     for r in analysis.invariants:
         inv = r.invariant
         case = ET.SubElement(
-            suite, "testcase", name=f"invariant: {inv.name}", classname="invariants",
-            file=at(root, inv.file), line=str(inv.line), time=f"{r.seconds:.6f}",
+            suite,
+            "testcase",
+            name=f"invariant: {inv.name}",
+            classname="invariants",
+            file=at(root, inv.file),
+            line=str(inv.line),
+            time=f"{r.seconds:.6f}",
         )
         if r.status != "proved":
             failures += 1

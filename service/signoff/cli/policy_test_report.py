@@ -7,7 +7,6 @@ path, so `file:line` can be clicked in an editor or a CI log.
 from __future__ import annotations
 
 import dataclasses
-
 from typing import Any
 
 from signoff.cli.output import table, truncate

@@ -51,10 +51,18 @@ def load_invariants(
         try:
             program = compile(spec.when)
         except CelError as exc:
-            errors.append((when_node, invariant.name, f"when: {exc.line}:{exc.column}: {exc.message}"))
+            errors.append(
+                (when_node, invariant.name, f"when: {exc.line}:{exc.column}: {exc.message}")
+            )
             continue
         if program.return_type not in ("BOOL", "DYN"):
-            errors.append((when_node, invariant.name, f"when: evaluates to {program.return_type.lower()}, not bool"))
+            errors.append(
+                (
+                    when_node,
+                    invariant.name,
+                    f"when: evaluates to {program.return_type.lower()}, not bool",
+                )
+            )
             continue
         loaded.append(
             LoadedInvariant(
