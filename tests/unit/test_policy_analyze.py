@@ -121,6 +121,7 @@ def test_an_invariant_that_does_not_parse_is_a_load_error_at_its_line(tmp_path, 
         "name: p\nrules:\n  - name: r\n    when: 'true'\n    decision: allow\n    reason: ok\n"
     )
     (tmp_path / "p_test.yaml").write_text(
+        "cases: []\n"
         "invariants:\n"
         "  - name: bad\n"
         "    never:\n"
@@ -130,14 +131,14 @@ def test_an_invariant_that_does_not_parse_is_a_load_error_at_its_line(tmp_path, 
     [loaded] = load_cases(tmp_path)
     assert loaded.invariants == ()
     [error] = loaded.errors
-    assert (error.file, error.line, error.case) == ("p_test.yaml", 5, "invariant bad")
-    assert str(error).startswith("p_test.yaml:5:13: invariant 'bad': when: 1:")
+    assert (error.file, error.line, error.case) == ("p_test.yaml", 6, "invariant bad")
+    assert str(error).startswith("p_test.yaml:6:13: invariant 'bad': when: 1:")
     assert main(["policy", "analyze", str(tmp_path)]) == 1
-    assert "p_test.yaml:5:13: invariant 'bad'" in capsys.readouterr().err
+    assert "p_test.yaml:6:13: invariant 'bad'" in capsys.readouterr().err
 
 
 def test_an_invariant_without_never_or_always_is_refused(tmp_path):
-    (tmp_path / "p_test.yaml").write_text("invariants:\n  - name: bad\n")
+    (tmp_path / "p_test.yaml").write_text("cases: []\ninvariants:\n  - name: bad\n")
     [loaded] = load_cases(tmp_path)
     assert "exactly one of never: or always:" in loaded.errors[0].message
 

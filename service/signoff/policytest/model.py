@@ -84,7 +84,8 @@ class Invariant(_Strict):
 class CaseFile(_Strict):
     """A whole `*_test.yaml` file."""
 
-    cases: list[Case] = Field(default_factory=list)
+    # Required (a file of invariants only says `cases: []`), so `case:` is reported as a typo.
+    cases: list[Case]
     invariants: list[Invariant] = Field(default_factory=list)
     default: DefaultSpec | None = None
     # A fixed evaluation time for every case of the file that does not set its own.
