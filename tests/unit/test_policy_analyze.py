@@ -201,3 +201,26 @@ def test_policy_test_runs_the_invariants_too(tmp_path, capsys):
     assert "invariant VIOLATED: refunds_test.yaml" in out
     assert main(["policy", "test", str(POLICIES)]) == 0
     assert "invariant PROVED" in capsys.readouterr().out
+
+
+def test_a_counterexample_the_engine_refutes_is_unknown_not_violated(tmp_path):
+    # drop-statement (matches(), not analysed) denies this request, but the solver may
+    # only assume "it may or may not match": its counterexample must not be reported.
+    (tmp_path / "db_test.yaml").write_text(
+        "cases: []\n"
+        "invariants:\n"
+        "  - name: a DROP migration is never allowed\n"
+        "    never:\n"
+        "      outcome: allow\n"
+        "      when: >-\n"
+        '        action.name == "db.migrate" && has(action.params.sql)\n'
+        '        && action.params.sql == "DROP TABLE users"\n'
+    )
+    for name in ("db_migrations.yaml",):
+        shutil.copy(POLICIES / name, tmp_path / name)
+    [inv] = _invariants(tmp_path)
+    result = check_invariant(load_bundle(tmp_path), inv)
+    assert result.status == "unknown"
+    assert result.counterexample is None
+    assert "did not hold: the engine decides deny (drop-statement)" in result.message
+    assert "rules not analysed: drop-statement, truncate-statement" in result.message

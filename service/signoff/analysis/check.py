@@ -86,6 +86,23 @@ def _solve(
     return result, solver.model() if result == z3.sat else None
 
 
+def _counterexample(
+    symbols: Symbols, goal: list[z3.BoolRef], timeout: float
+) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
+    """Like _solve, but the model is the plainest request: what it need not hold, unset."""
+    solver = z3.Optimize()
+    solver.set("timeout", max(1, int(timeout * 1000)))
+    solver.add(*symbols.axioms(), *goal)
+    # Soft: leave out keys, keep numbers numbers, prefer short texts; none changes the answer.
+    for j in symbols.json.values():
+        solver.add_soft(z3.Not(j.present), 2)
+        solver.add_soft(j.unparsable, 2)
+    for var in symbols.strings.values():
+        solver.add_soft(z3.Length(var) <= 12, 1)
+    result = solver.check()
+    return result, solver.model() if result == z3.sat else None
+
+
 def analyze_rules(bundle: Bundle, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
     """Per rule: not analysed, never matches, matches all it applies to, or shadowed."""
     from signoff.core.decide import DefaultDecision
@@ -157,7 +174,7 @@ def check_invariant(
     if invariant.reviewers is not None:
         holds = z3.And(holds, term.group == z3.StringVal(invariant.reviewers))
     violation = holds if invariant.kind == "never" else z3.Not(holds)
-    answer, model = _solve(symbols, [selected, violation], timeout)
+    answer, model = _counterexample(symbols, [selected, violation], timeout)
     if answer == z3.unsat:
         return result("proved", "proved")
     if model is None:
