@@ -13,12 +13,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import yaml
+import z3
 from google.protobuf import json_format
 
 from signoff import pb
 from signoff.analysis.check import analyze, analyze_rules, check_invariant
+from signoff.analysis.decision import decision
+from signoff.analysis.symbols import Symbols
 from signoff.cli.main import main
-from signoff.core.decide import DefaultDecision, evaluate
+from signoff.core.decide import SEVERITY, DefaultDecision, evaluate
 from signoff.policy import load_bundle
 from signoff.policytest import load_cases
 from signoff.policytest.run import DEFAULT_NOW
@@ -224,3 +227,119 @@ def test_a_counterexample_the_engine_refutes_is_unknown_not_violated(tmp_path):
     assert result.counterexample is None
     assert "did not hold: the engine decides deny (drop-statement)" in result.message
     assert "rules not analysed: drop-statement, truncate-statement" in result.message
+
+
+def _bind(symbols: Symbols, data: dict) -> list:
+    """Constraints that pin the solver's request variables to one concrete request."""
+    out = []
+
+    def lookup(path: tuple[str, ...]) -> tuple[bool, object]:
+        node: object = data
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                return False, None
+            node = node[key]
+        return True, node
+
+    for path, var in symbols.strings.items():
+        out.append(var == z3.StringVal(lookup(path)[1] or ""))
+    for path, var in symbols.lists.items():
+        items = lookup(path)[1] or []
+        seq = z3.Empty(var.sort())
+        for item in items:
+            seq = z3.Concat(seq, z3.Unit(z3.StringVal(item)))
+        out.append(var == seq)
+    for path, j in symbols.json.items():
+        present, value = lookup(path)
+        out.append(j.present == present)
+        if not present:
+            continue
+        if value is None:
+            out.append(j.kind == 0)
+        elif isinstance(value, bool):
+            out += [j.kind == 1, j.bool == value]
+        elif isinstance(value, int | float):
+            out += [j.kind == 2, j.num == z3.RealVal(float(value))]
+        elif isinstance(value, str):
+            out += [j.kind == 3, j.str == z3.StringVal(value), j.size == len(value)]
+            try:
+                out += [j.unparsable == False, j.parsed == z3.RealVal(float(value))]  # noqa: E712
+            except ValueError:
+                out.append(j.unparsable == True)  # noqa: E712
+        else:
+            out += [j.kind == (4 if isinstance(value, list) else 5), j.size == len(value)]
+    return out
+
+
+# Requests the shipped cases do not try: odd JSON kinds, where CEL's errors decide.
+ODD_REQUESTS = [
+    {"action": {"name": "refund.issue", "params": {"amount": "20000"}}},
+    {"action": {"name": "refund.issue", "params": {"amount": "lots"}}},
+    {"action": {"name": "refund.issue", "params": {"amount": True}}},
+    {
+        "action": {"name": "refund.card.issue", "params": {"amount": 20.0}},
+        "context": {"fraud_flag": "yes"},
+    },
+    {
+        "action": {"name": "refund.issue", "params": {"amount": 20.0}},
+        "resource": {"attributes": {"tier": 3}},
+    },
+    {"action": {"name": "email.send", "params": {"to": ["a"] * 150}}},
+    {"action": {"name": "email.send", "params": {"to": "a@example.com"}}},
+    {"action": {"name": "email.send", "params": {"to": 7}}},
+    {"action": {"name": "mcp.payments.refund", "params": {"amount": 50}}},
+    {
+        "action": {"name": "mcp.payments.refund", "params": {}},
+        "context": {"mcp": {"annotations": {"readOnlyHint": True}}},
+    },
+    {
+        "action": {"name": "mcp.fs.read"},
+        "context": {"mcp": {"annotations": {"readOnlyHint": "true"}}},
+    },
+    {
+        "action": {"name": "mcp.fs.rm"},
+        "context": {"mcp": {"annotations": {"destructiveHint": True}}},
+    },
+    {"action": {"name": "mcp.fs.rm"}, "context": {"mcp": 3}},
+    {"action": {"name": "other.thing"}},
+]
+
+
+def test_the_formula_decides_every_example_case_as_the_engine_does():
+    # The translation checked against the engine on every shipped case: for each request,
+    # the formula must force exactly the engine's outcome and reviewer group.
+    bundle = load_bundle(POLICIES)
+    cases = [
+        c
+        for f in load_cases(POLICIES)
+        for c in f.cases
+        if not c.request.action.name.startswith("db.")
+    ]
+    assert len(cases) > 20
+    requests = [(c.name, c.request, c.default or DefaultDecision()) for c in cases]
+    for i, extra in enumerate(ODD_REQUESTS):
+        parsed = json_format.ParseDict(extra, pb.common.ActionRequest())
+        requests.append((f"odd request {i}", parsed, DefaultDecision()))
+    for name, request, default in requests:
+        symbols = Symbols()
+        term = decision(bundle, symbols, default)
+        ev = evaluate(bundle, request, DEFAULT_NOW, default)
+        data = json_format.MessageToDict(request, preserving_proto_field_name=True)
+        expected = z3.And(
+            term.severity == SEVERITY[ev.outcome], term.group == z3.StringVal(ev.reviewer_group)
+        )
+        solver = z3.Solver()
+        solver.add(*symbols.axioms(), *_bind(symbols, data))
+        assert solver.check() == z3.sat, name  # the request is one the formula knows
+        solver.add(z3.Not(expected))
+        assert solver.check() == z3.unsat, name
+
+
+def test_a_rule_that_matches_everything_it_applies_to_is_found(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "name: p\nactions: [refund.*]\nrules:\n"
+        "  - name: every-refund\n    when: action.name.startsWith('refund.')\n"
+        "    decision: allow\n    reason: all of them\n"
+    )
+    [finding] = analyze_rules(load_bundle(tmp_path))
+    assert (finding.kind, finding.rule, finding.line) == ("matches-all", "every-refund", 4)
