@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -343,3 +344,14 @@ def test_a_rule_that_matches_everything_it_applies_to_is_found(tmp_path):
     )
     [finding] = analyze_rules(load_bundle(tmp_path))
     assert (finding.kind, finding.rule, finding.line) == ("matches-all", "every-refund", 4)
+
+
+def test_without_the_solver_the_command_says_how_to_install_it(monkeypatch, capsys):
+    # As if z3-solver were not installed: its import fails, and so does the analysis'.
+    monkeypatch.setitem(sys.modules, "z3", None)
+    for name in [m for m in sys.modules if m.startswith("signoff.analysis")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert main(["policy", "analyze", str(POLICIES)]) == 2
+    assert "pip install 'signoff[analyze]'" in capsys.readouterr().err
+    assert main(["policy", "test", str(POLICIES)]) == 1
+    assert "invariant NOT RUN" in capsys.readouterr().out

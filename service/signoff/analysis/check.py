@@ -20,7 +20,7 @@ from signoff.analysis.request import request_data
 from signoff.analysis.symbols import Symbols
 from signoff.analysis.translate import Translator, Unsupported
 from signoff.analysis.tree import tree
-from signoff.core.decide import SEVERITY, Evaluation, evaluate
+from signoff.core.decide import SEVERITY, DefaultDecision, Evaluation, evaluate
 from signoff.core.validate import Limits, validate_request
 from signoff.errors import InvalidArgument
 from signoff.policy import Activation, Bundle, CelEvalError
@@ -105,8 +105,6 @@ def _counterexample(
 
 def analyze_rules(bundle: Bundle, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
     """Per rule: not analysed, never matches, matches all it applies to, or shadowed."""
-    from signoff.core.decide import DefaultDecision
-
     symbols = Symbols()
     term = decision(bundle, symbols, DefaultDecision())
     out: list[Finding] = []

@@ -135,12 +135,23 @@ class Translator:
         base = self.expr(node.operand)
         if base.sort == "msg":
             if node.test_only:
-                raise Unsupported("has() on a message field")
+                return self._has_field((*base.path, node.field))
             return self._path((*base.path, node.field))
         path, present, parent_err = self._member(base, node.field)
         if node.test_only:
             return Val("bool", present, parent_err)
         return Val("dyn", None, z3.Or(parent_err, z3.Not(present)), path)
+
+    def _has_field(self, path: Path) -> Val:
+        """`has()` of a message field: proto3 presence (non-empty, for scalars and lists)."""
+        if path in STRING_FIELDS:
+            return _ok("bool", self.symbols.string(path) != z3.StringVal(""))
+        if path in LIST_FIELDS:
+            return _ok("bool", z3.Length(self.symbols.strlist(path)) > 0)
+        if path in STRUCT_ROOTS or path in MESSAGES:
+            # Set or not is not tied to its contents: the solver may choose.
+            return _ok("bool", self.symbols.fresh(z3.BoolSort(), "has_" + "_".join(path)))
+        raise Unsupported(f"has() of the field {'.'.join(path)}")
 
     # --- typed views ---------------------------------------------------------------
 
