@@ -203,6 +203,14 @@ def test_policy_test_runs_the_invariants_too(tmp_path, capsys):
     assert main(["policy", "test", str(copy)]) == 1
     out = capsys.readouterr().out
     assert "invariant VIOLATED: refunds_test.yaml" in out
+    junit = tmp_path / "test.xml"
+    assert main(["policy", "test", str(copy), "--junit", str(junit)]) == 1
+    capsys.readouterr()
+    suite = ET.parse(junit).getroot().find("testsuite[@name='invariants']")
+    assert suite is not None
+    assert [c.get("name").split(": ", 1)[1] for c in suite.findall("testcase/failure/..")] == [
+        "planted broken invariant"
+    ]
     assert main(["policy", "test", str(POLICIES)]) == 0
     assert "invariant PROVED" in capsys.readouterr().out
 

@@ -12,6 +12,7 @@ import json
 import re
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     run_result = dataclasses.replace(run_result, seconds=time.perf_counter() - start)
     coverage = uncovered(bundle, run_result.results) if args.coverage else None
     if args.junit:
-        junit_xml(root, run_result).write(args.junit, encoding="utf-8", xml_declaration=True)
+        document = junit_xml(root, run_result)
+        _junit_invariants(document, invariants)
+        document.write(args.junit, encoding="utf-8", xml_declaration=True)
     if args.json:
         report = json_report(root, run_result, bundle.version, coverage, bundle.rule_count)
         report["invariants"] = [{"name": n, "status": s, "message": m} for n, s, m in invariants]
@@ -74,6 +77,24 @@ def run(args: argparse.Namespace) -> int:
         what = f"matching --run {args.run!r}" if pattern else f"in {root} (*_test.yaml)"
         print(f"signoff: no test cases {what}", file=sys.stderr)
     return 0 if run_result.ok and all(s == "proved" for _, s, _ in invariants) else 1
+
+
+def _junit_invariants(document: ET.ElementTree, invariants: list[tuple[str, str, str]]) -> None:
+    """One testsuite of the invariants; any not proved is a failure."""
+    if not invariants:
+        return
+    suites = document.getroot()
+    suite = ET.SubElement(suites, "testsuite", name="invariants", tests=str(len(invariants)))
+    failed = 0
+    for name, status, message in invariants:
+        case = ET.SubElement(suite, "testcase", name=name, classname="invariants")
+        if status != "proved":
+            failed += 1
+            ET.SubElement(case, "failure", message=message, type=status)
+    suite.set("failures", str(failed))
+    for key, more in (("tests", len(invariants)), ("failures", failed)):
+        suites.set(key, str(int(suites.get(key, "0")) + more))
+    ET.indent(suites)
 
 
 def _invariants(bundle: Any, files: list[Any]) -> list[tuple[str, str, str]]:
