@@ -113,6 +113,8 @@ def analyze_rules(bundle: Bundle, timeout: float = DEFAULT_TIMEOUT) -> list[Find
         def finding(kind: Kind, message: str, r: Any = r) -> Finding:
             return Finding(kind, r.rule.file, r.rule.line, r.policy.name, r.rule.name, message)
 
+        if r.reason_unsupported:
+            out.append(finding("not-analysed", r.reason_unsupported))
         if r.unsupported:
             out.append(finding("not-analysed", r.unsupported))
             continue
@@ -180,7 +182,7 @@ def check_invariant(
     data = request_data(model, symbols)
     confirmed, why, evaluation = recheck(bundle, invariant, data)
     if not confirmed:
-        rules = [r.rule.name for r in term.rules if r.unsupported]
+        rules = [r.rule.name for r in term.rules if r.unsupported or r.reason_unsupported]
         hint = f" (rules not analysed: {', '.join(rules)})" if rules else ""
         return result("unknown", f"the solver's counterexample did not hold: {why}{hint}")
     return result("violated", why, counterexample=data, evaluation=evaluation)

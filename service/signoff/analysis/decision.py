@@ -32,7 +32,9 @@ class RuleTerm:
     hit: z3.BoolRef  # applies, and `when` is true
     fails: z3.BoolRef  # applies, and `when` fails
     effect: z3.ArithRef
-    unsupported: str  # why the rule is not analysed ("" when it is)
+    unsupported: str  # why the rule's `when` is not analysed ("" when it is)
+    # Why its reason_expr is not (its failure is then free: the `when` is still analysed).
+    reason_unsupported: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,20 +68,21 @@ def rule_term(policy: CompiledPolicy, rule: CompiledRule, symbols: Symbols) -> R
         fails = symbols.fresh(z3.BoolSort(), f"{rule.name}#fails")
         true = z3.And(true, z3.Not(fails))
     reason_fails: z3.BoolRef = z3.BoolVal(False)
+    reason_unsupported = ""
     if rule.reason_program is not None:
         try:
             reason_fails = t.fails(tree(rule.reason_program))
             if rule.reason_program.return_type != "STRING":
                 reason_fails = symbols.fresh(z3.BoolSort(), f"{rule.name}#reason")
         except Unsupported as exc:
-            unsupported = unsupported or f"reason_expr: {exc}"
+            reason_unsupported = f"reason_expr: {exc}"
             reason_fails = symbols.fresh(z3.BoolSort(), f"{rule.name}#reason")
     hit, failed = z3.And(app, true), z3.And(app, fails)
     decided = SEVERITY[rule.decision]
     on_error = 0 if rule.on_error == "ignore" else SEVERITY[rule.on_error]
     on_hit = z3.If(reason_fails, max(decided, on_error), decided) if on_error > decided else decided
     effect = z3.If(hit, on_hit, z3.If(failed, on_error, 0))
-    return RuleTerm(policy, rule, app, hit, failed, effect, unsupported)  # type: ignore[arg-type]
+    return RuleTerm(policy, rule, app, hit, failed, effect, unsupported, reason_unsupported)  # type: ignore[arg-type]
 
 
 def decision(bundle: Bundle, symbols: Symbols, default: DefaultDecision) -> DecisionTerm:
