@@ -363,3 +363,20 @@ def test_without_the_solver_the_command_says_how_to_install_it(monkeypatch, caps
     assert "pip install 'signoff[analyze]'" in capsys.readouterr().err
     assert main(["policy", "test", str(POLICIES)]) == 1
     assert "invariant NOT RUN" in capsys.readouterr().out
+
+
+def test_requests_a_policy_leaves_to_the_default_are_shown_with_an_example(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "name: p\nactions: [pay.*]\nrules:\n"
+        "  - name: big\n    when: double(action.params.amount) > 100.0\n"
+        "    decision: review\n    reviewers: finance\n    reason: big\n"
+    )
+    analysis = analyze(load_bundle(tmp_path), [])
+    [finding] = analysis.findings
+    assert (finding.kind, finding.policy, finding.rule) == ("default-applies", "p", "")
+    assert "(the default decision applies), e.g. " in finding.message
+    example = json.loads(finding.message.split("e.g. ", 1)[1])
+    request = json_format.ParseDict(example, pb.common.ActionRequest())
+    ev = evaluate(load_bundle(tmp_path), request, DEFAULT_NOW, DefaultDecision())
+    assert ev.default_applied
+    assert analysis.ok  # said, not counted: the default may be meant

@@ -7,6 +7,7 @@ it, otherwise the invariant is "unknown". A solver that runs out of time says "u
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -15,7 +16,7 @@ import z3
 from google.protobuf import json_format
 
 from signoff import pb
-from signoff.analysis.decision import DecisionTerm, decision
+from signoff.analysis.decision import DecisionTerm, applies, decision
 from signoff.analysis.request import request_data
 from signoff.analysis.symbols import Symbols
 from signoff.analysis.translate import Translator, Unsupported
@@ -28,14 +29,17 @@ from signoff.policytest.invariants import LoadedInvariant
 from signoff.policytest.run import DEFAULT_NOW
 
 DEFAULT_TIMEOUT = 10.0  # seconds per solver question (`--timeout`)
-Kind = Literal["ineffective", "matches-all", "shadowed", "not-analysed", "unknown"]
-# Findings that mean something is wrong; "not-analysed" is said, not counted.
+Kind = Literal[
+    "ineffective", "matches-all", "shadowed", "not-analysed", "unknown", "default-applies"
+]
+# Findings that mean something is wrong; "not-analysed" and "default-applies" (a policy
+# leaves some of its requests to the default decision, which may be meant) are said only.
 PROBLEMS = frozenset({"ineffective", "matches-all", "shadowed", "unknown"})
 
 
 @dataclass(frozen=True)
 class Finding:
-    """Something the analysis found about one rule."""
+    """Something the analysis found about one rule (or one policy: `rule` is "")."""
 
     kind: Kind
     file: str
@@ -99,6 +103,9 @@ def _counterexample(
         solver.add_soft(j.unparsable, 2)
     for var in symbols.strings.values():
         solver.add_soft(z3.Length(var) <= 12, 1)
+    lower = z3.Range("a", "z")
+    plain = z3.Concat(z3.Plus(lower), z3.Star(z3.Concat(z3.Re("."), z3.Plus(lower))))
+    solver.add_soft(z3.InRe(symbols.string(("action", "name")), plain), 1)
     result = solver.check()
     return result, solver.model() if result == z3.sat else None
 
@@ -135,6 +142,31 @@ def analyze_rules(bundle: Bundle, timeout: float = DEFAULT_TIMEOUT) -> list[Find
             out.append(finding("shadowed", _shadowed_by(symbols, term, i, timeout)))
         elif decides != z3.sat:
             out.append(finding("unknown", f"the solver gave no answer within {timeout:g}s"))
+    return out
+
+
+def analyze_policies(bundle: Bundle, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
+    """Per policy: requests under its actions that no rule decides, with a confirmed example."""
+    out = []
+    for policy in bundle.policies:
+        symbols = Symbols()
+        term = decision(bundle, symbols, DefaultDecision())
+        answer, model = _counterexample(
+            symbols, [applies(policy, symbols), term.undecided], timeout
+        )
+        if answer != z3.sat or model is None:
+            continue  # unsat: every request it applies to is decided by a rule
+        data = request_data(model, symbols)
+        example = json.dumps(data, separators=(",", ":"))
+        try:
+            request = json_format.ParseDict(data, pb.common.ActionRequest())
+            confirmed = evaluate(bundle, request, DEFAULT_NOW, DefaultDecision()).default_applied
+        except json_format.ParseError:
+            confirmed = False
+        message = "no rule decides some of its requests (the default decision applies), e.g. "
+        if not confirmed:
+            message = "no rule may decide some of its requests (not confirmed), e.g. "
+        out.append(Finding("default-applies", policy.file, 1, policy.name, "", message + example))
     return out
 
 
@@ -216,6 +248,6 @@ def analyze(
 ) -> Analysis:
     """Every rule finding and every invariant of a bundle."""
     start = time.perf_counter()
-    findings = analyze_rules(bundle, timeout)
+    findings = analyze_rules(bundle, timeout) + analyze_policies(bundle, timeout)
     results = [check_invariant(bundle, inv, timeout) for inv in invariants]
     return Analysis(tuple(findings), tuple(results), time.perf_counter() - start)

@@ -45,6 +45,7 @@ class DecisionTerm:
     severity: z3.ArithRef  # of the outcome: 1 allow, 2 review, 3 deny
     group: z3.SeqRef  # reviewer group ("" unless the outcome is review)
     deciding: dict[int, z3.BoolRef]  # rule index -> "this rule decides"
+    undecided: z3.BoolRef  # no rule has an effect: the default decision applies
 
 
 def applies(policy: CompiledPolicy, symbols: Symbols) -> z3.BoolRef:
@@ -106,4 +107,4 @@ def decision(bundle: Bundle, symbols: Symbols, default: DefaultDecision) -> Deci
         name = r.rule.reviewers or default.reviewer_group
         group = z3.If(deciding[i], z3.StringVal(name), group)  # type: ignore[assignment]
     group = z3.If(severity == SEVERITY["review"], group, z3.StringVal(""))  # type: ignore[assignment]
-    return DecisionTerm(rules, severity, group, deciding)  # type: ignore[arg-type]
+    return DecisionTerm(rules, severity, group, deciding, top == 0)  # type: ignore[arg-type]

@@ -33,7 +33,12 @@ def counterexample_case(result: InvariantResult) -> str:
 def analysis_table(root: str, analysis: Analysis) -> str:
     """One row per finding and per invariant."""
     rows = [
-        (f.kind.upper(), f"{at(root, f.file)}:{f.line}", f"rule {f.rule}", f.message)
+        (
+            f.kind.upper(),
+            f"{at(root, f.file)}:{f.line}",
+            f"rule {f.rule}" if f.rule else f"policy {f.policy}",
+            f.message,
+        )
         for f in analysis.findings
     ]
     for r in analysis.invariants:
@@ -107,7 +112,7 @@ def junit_xml(root: str, analysis: Analysis) -> ET.ElementTree:
             file=at(root, f.file),
             line=str(f.line),
         )
-        if f.kind == "not-analysed":
+        if f.kind in ("not-analysed", "default-applies"):
             ET.SubElement(case, "skipped", message=f.message)
         else:
             failures += 1
