@@ -107,6 +107,8 @@ def _counterexample(
     plain = z3.Concat(z3.Plus(lower), z3.Star(z3.Concat(z3.Re("."), z3.Plus(lower))))
     solver.add_soft(z3.InRe(symbols.string(("action", "name")), plain), 1)
     result = solver.check()
+    if result == z3.unknown:  # optimising may be what ran out of time: just ask
+        return _solve(symbols, goal, timeout)
     return result, solver.model() if result == z3.sat else None
 
 
@@ -154,6 +156,9 @@ def analyze_policies(bundle: Bundle, timeout: float = DEFAULT_TIMEOUT) -> list[F
         answer, model = _counterexample(
             symbols, [applies(policy, symbols), term.undecided], timeout
         )
+        if answer == z3.unknown:
+            message = f"the solver gave no answer within {timeout:g}s"
+            out.append(Finding("unknown", policy.file, 1, policy.name, "", message))
         if answer != z3.sat or model is None:
             continue  # unsat: every request it applies to is decided by a rule
         data = request_data(model, symbols)
