@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"limits"},
     {"core"},
     {"store", "notify"},
-    {"telemetry", "export", "policytest"},
+    {"telemetry", "export", "policytest", "analysis"},
     {"settings"},
     {"app"},
     {"api", "mcp_proxy"},

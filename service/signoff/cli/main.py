@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     from signoff.cli.policy_test import add_parser as add_policy_test
 
     add_policy_test(psub)
+    from signoff.cli.policy_analyze import add_parser as add_policy_analyze
+
+    add_policy_analyze(psub)
 
     token = sub.add_parser("token", help="manage tokens for the tokens file")
     tsub = token.add_subparsers(dest="token_command", required=True)
@@ -110,6 +113,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from signoff.cli.policy_test import run as run_policy_test
 
         return run_policy_test(args)
+    if args.command == "policy" and args.policy_command == "analyze":
+        from signoff.cli.policy_analyze import run as run_policy_analyze
+
+        return run_policy_analyze(args)
     if args.command == "token":
         return _new_token(args.identity, args.role)
     if args.command == "db":

@@ -134,6 +134,11 @@ _RULE_CONSISTENCY = [
 _OPTIONAL = "Unset: not checked."
 _CASE_FILE = {
     "cases": ("The test cases: each a request and the decision expected for it.", {}),
+    "invariants": (
+        "Properties of every request, proven by `signoff policy analyze` (and `policy "
+        "test`) with a solver: each names one `never:` or `always:` property.",
+        {},
+    ),
     "default": (
         "The decision when no rule matches, as the server these policies ship to is "
         "configured (default: review by the group 'default', reason 'no policy matched').",
@@ -181,6 +186,20 @@ _EXPECT = {
     ),
     "reason_contains": ("A substring the reason must contain. " + _OPTIONAL, {}),
     "shadow": ("Shadow rules that must match (would have decided).", {}),
+}
+_INVARIANT = {
+    "name": ("Unique within the file; says what must hold.", {}),
+    "never": ("No request selected by `when` may get this outcome (and group).", {}),
+    "always": ("Every request selected by `when` must get this outcome (and group).", {}),
+}
+_PROPERTY = {
+    "outcome": ("allow, review or deny.", {}),
+    "reviewers": ("The reviewer group the outcome must have too. " + _OPTIONAL, {}),
+    "when": (
+        "CEL over the request (no vars.) selecting the requests the property is about; "
+        "default: every request.",
+        {"examples": ['action.name == "refund.issue" && double(action.params.amount) > 10000.0']},
+    ),
 }
 _DEFAULT = {
     "decision": ("review or deny.", {}),
@@ -230,10 +249,14 @@ def case_file_schema() -> dict[str, Any]:
     _describe(defs["Case"], _CASE)
     _describe(defs["Expect"], _EXPECT)
     _describe(defs["DefaultSpec"], _DEFAULT)
+    _describe(defs["Invariant"], _INVARIANT)
+    _describe(defs["Property"], _PROPERTY)
+    defs["Invariant"]["oneOf"] = [{"required": ["never"]}, {"required": ["always"]}]
     return _document(
         schema,
         "Signoff policy test file",
-        "Test cases run by `signoff policy test` (policies/*_test.yaml).",
+        "Test cases run by `signoff policy test`, and invariants proven by `signoff policy "
+        "analyze` (policies/*_test.yaml).",
     )
 
 

@@ -12,6 +12,7 @@ import json
 import re
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -53,21 +54,67 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_bundle(args.directory)
     except BundleError as exc:
         return _bundle_rejected(args, root, exc)
-    run_result = run_all(bundle, load_cases(args.directory), pattern)
+    files = load_cases(args.directory)
+    run_result = run_all(bundle, files, pattern)
+    invariants = _invariants(bundle, files)
     # The summary's time is the whole run, loading included, as a user would time it.
     run_result = dataclasses.replace(run_result, seconds=time.perf_counter() - start)
     coverage = uncovered(bundle, run_result.results) if args.coverage else None
     if args.junit:
-        junit_xml(root, run_result).write(args.junit, encoding="utf-8", xml_declaration=True)
+        document = junit_xml(root, run_result)
+        _junit_invariants(document, invariants)
+        document.write(args.junit, encoding="utf-8", xml_declaration=True)
     if args.json:
         report = json_report(root, run_result, bundle.version, coverage, bundle.rule_count)
+        report["invariants"] = [{"name": n, "status": s, "message": m} for n, s, m in invariants]
+        report["ok"] = report["ok"] and all(s == "proved" for _, s, _ in invariants)
         print(json.dumps(report, indent=2))
     else:
         _print_text(root, run_result, coverage, bundle.rule_count)
+        for name, status, message in invariants:
+            print(f"invariant {status.upper()}: {name}: {message}")
     if not run_result.results and not run_result.errors:
         what = f"matching --run {args.run!r}" if pattern else f"in {root} (*_test.yaml)"
         print(f"signoff: no test cases {what}", file=sys.stderr)
-    return 0 if run_result.ok else 1
+    return 0 if run_result.ok and all(s == "proved" for _, s, _ in invariants) else 1
+
+
+def _junit_invariants(document: ET.ElementTree, invariants: list[tuple[str, str, str]]) -> None:
+    """One testsuite of the invariants; any not proved is a failure."""
+    if not invariants:
+        return
+    suites = document.getroot()
+    suite = ET.SubElement(suites, "testsuite", name="invariants", tests=str(len(invariants)))
+    failed = 0
+    for name, status, message in invariants:
+        case = ET.SubElement(suite, "testcase", name=name, classname="invariants")
+        if status != "proved":
+            failed += 1
+            ET.SubElement(case, "failure", message=message, type=status)
+    suite.set("failures", str(failed))
+    for key, more in (("tests", len(invariants)), ("failures", failed)):
+        suites.set(key, str(int(suites.get(key, "0")) + more))
+    ET.indent(suites)
+
+
+def _invariants(bundle: Any, files: list[Any]) -> list[tuple[str, str, str]]:
+    """(name, proved|violated|unknown|not run, message) of every invariant of the files."""
+    invariants = [i for f in files for i in f.invariants]
+    if not invariants:
+        return []
+    try:
+        from signoff.analysis.check import check_invariant
+    except ModuleNotFoundError as exc:
+        if exc.name != "z3":
+            raise
+        from signoff.cli.policy_analyze import INSTALL_HINT
+
+        return [(i.name, "not run", INSTALL_HINT.removeprefix("signoff: ")) for i in invariants]
+    out = []
+    for inv in invariants:
+        result = check_invariant(bundle, inv)
+        out.append((f"{inv.file}:{inv.line}: {inv.name}", result.status, result.message))
+    return out
 
 
 def _print_text(root: str, run_result: Any, coverage: Any, total_rules: int) -> None:

@@ -6,6 +6,7 @@ path, so `file:line` can be clicked in an editor or a CI log.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from signoff.cli.output import table, truncate
@@ -24,8 +25,7 @@ def at(root: str, rel: str) -> str:
 
 def error_line(root: str, error: CaseError) -> str:
     """A case-file error with the directory prefixed to its path."""
-    label = f"case '{error.case}': " if error.case else ""
-    return f"{at(root, error.file)}:{error.line}:{error.column}: {label}{error.message}"
+    return str(dataclasses.replace(error, file=at(root, error.file)))
 
 
 def results_table(run: RunResult) -> str:

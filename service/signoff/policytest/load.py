@@ -23,6 +23,7 @@ from signoff import pb
 from signoff.core.decide import DefaultDecision
 from signoff.core.validate import Limits, validate_request
 from signoff.errors import InvalidArgument
+from signoff.policytest.invariants import LoadedInvariant, load_invariants
 from signoff.policytest.model import CaseFile, Expect
 from signoff.yamlpos import child, dotted, node_at
 
@@ -46,6 +47,8 @@ class CaseError:
 
     def __str__(self) -> str:
         label = f"case '{self.case}': " if self.case else ""
+        if self.case.startswith("invariant "):
+            label = f"invariant '{self.case.removeprefix('invariant ')}': "
         return f"{self.file}:{self.line}:{self.column}: {label}{self.message}"
 
 
@@ -69,6 +72,7 @@ class CaseFileResult:
     file: str
     cases: tuple[LoadedCase, ...]
     errors: tuple[CaseError, ...]
+    invariants: tuple[LoadedInvariant, ...] = ()
 
 
 def case_files(directory: Path) -> list[tuple[str, Path]]:
@@ -94,7 +98,9 @@ def load_case_file(rel: str, raw: bytes) -> CaseFileResult:
     source = _Source(rel)
     cases = source.load(raw)
     errors = sorted(source.errors, key=lambda e: (e.line, e.column))
-    return CaseFileResult(rel, () if errors else tuple(cases), tuple(errors))
+    if errors:
+        return CaseFileResult(rel, (), tuple(errors))
+    return CaseFileResult(rel, tuple(cases), (), tuple(source.invariants))
 
 
 class _Source:
@@ -103,6 +109,7 @@ class _Source:
     def __init__(self, rel: str) -> None:
         self.rel = rel
         self.errors: list[CaseError] = []
+        self.invariants: list[LoadedInvariant] = []
 
     def error(self, node: Node | None, case: str, message: str) -> None:
         """Record an error at the start of `node` (1:1 without one)."""
@@ -138,7 +145,12 @@ class _Source:
         default = model.default and DefaultDecision(
             model.default.decision, model.default.reviewer_group, model.default.reason
         )
-        assert isinstance(case_nodes, SequenceNode)  # validated: `cases` is a list
+        self.invariants, problems = load_invariants(self.rel, root, model, default)
+        for node, name, message in problems:
+            self.error(node, f"invariant {name}", message)
+        if not model.cases:
+            return []
+        assert isinstance(case_nodes, SequenceNode)  # validated: `cases` is a non-empty list
         return [
             LoadedCase(
                 file=self.rel,
