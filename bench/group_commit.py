@@ -10,9 +10,7 @@ times over so that a noisy minute of a shared machine hits every variant alike:
 - ``no_trigger``: this tree, commit linger off (``SIGNOFF_STORE__COMMIT_LINGER=0``): the
   chain checked by the writer instead of a trigger, temp_store=MEMORY;
 - ``linger``: this tree as shipped (``store.commit_linger`` at its default, 2 ms);
-- ``linger_5ms``: the same with a 5 ms bound, for the trade-off;
-- ``sql_thread``: as ``linger``, but every batch runs its SQL on the writer's thread with the
-  COMMIT (``store.sqlite_sql_on_thread=1``), and ``sql_thread_4`` only batches of 4 or more.
+- ``linger_5ms``: the same with a 5 ms bound, for the trade-off.
 
 ``BENCH_VARIANTS=base,linger`` runs only those (e.g. a later change of this tree, such as the
 auditors' side index, against BASE_SOURCE = the commit before it).
@@ -44,8 +42,6 @@ def variants() -> dict[str, dict[str, str]]:
     out["no_trigger"] = {"SIGNOFF_STORE__COMMIT_LINGER": "0"}
     out["linger"] = {}
     out["linger_5ms"] = {"SIGNOFF_STORE__COMMIT_LINGER": "0.005"}
-    out["sql_thread"] = {"SIGNOFF_STORE__SQLITE_SQL_ON_THREAD": "1"}
-    out["sql_thread_4"] = {"SIGNOFF_STORE__SQLITE_SQL_ON_THREAD": "4"}
     # BENCH_VARIANTS=base,linger: only these (a later change against its baseline).
     only = [name for name in os.environ.get("BENCH_VARIANTS", "").split(",") if name]
     return {name: env for name, env in out.items() if not only or name in only}
@@ -90,9 +86,8 @@ def main() -> int:
     data = asyncio.run(run())
     for r in data["rows"]:
         print(
-            f"{r['variant']:<12} c={r['concurrency']:<3} {r['evaluate_rps']:6.0f}/s "
-            f"p50 {r['p50_ms']:6.2f} ms p99 {r['p99_ms']:6.2f} ms  {r['per_commit']:5.1f}/commit  "
-            f"cpu {r['cpu_us']:5.0f} us  ratio {r['ratio']:.2f}"
+            f"{r['variant']:<11} c={r['concurrency']:<3} {r['evaluate_rps']:6.0f}/s "
+            f"p50 {r['p50_ms']:6.2f} ms  {r['per_commit']:5.1f}/commit  ratio {r['ratio']:.2f}"
         )
     print(f"wrote {write('group_commit', data)}")
     return 0

@@ -10,26 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
 from signoff.core.audit import AuditRecord, verify_chain
-from signoff.errors import FailedPrecondition
-from signoff.ids import Clock
 from signoff.store import SqliteStore
 from signoff.store.linger import Linger
-from signoff.store.sqlite import audit as audit_sql
-from signoff.store.sqlite import audit_index
 from tests.store.conftest import StepClock
-from tests.store.helpers import all_entries, in_one_batch
-from tests.store.reviews import opening
+from tests.store.helpers import all_entries
 
 if TYPE_CHECKING:
     from signoff.store.postgres.store import PostgresStore
@@ -224,72 +217,3 @@ async def test_when_the_linger_waits(
     assert bool(timer.handles) is waits
     linger.release()
     await within(waiting)
-
-
-@pytest.mark.sqlite_only
-async def test_a_batch_may_run_its_sql_on_the_writer_thread(
-    backend: str, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`sql_on_thread=2`: a lone write runs its SQL on the loop, a batch of two or more on
-    the writer's thread with its COMMIT; a refused operation still fails alone, and the
-    side index's task is woken from that thread."""
-    threads: list[str] = []
-    insert = audit_sql.insert
-
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-        threads.append(threading.current_thread().name)
-        return insert(*args, **kwargs)
-
-    monkeypatch.setattr(audit_sql, "insert", recorded)
-    store = SqliteStore(
-        tmp_path / "t.db", clock, commit_linger=0, sql_on_thread=2, index_every=4, index_idle=None
-    )
-    await store.open()
-    try:
-        record = recorder(store)
-        await within(record(1))
-        assert threads == [threading.current_thread().name]  # one op: on the loop
-        threads.clear()
-        o = opening(5)  # a decision_id already stored: the primary key refuses it
-        clash = dataclasses.replace(o.decision, decision_id="dec-1")
-        clash_audit = dataclasses.replace(o.audit, decision_id="dec-1")
-        results = await within(
-            in_one_batch(
-                store, record(2), store.record_decision(clash, clash_audit), record(3, review=True)
-            )
-        )
-        assert isinstance(results[1], FailedPrecondition)
-        assert [replayed for _, replayed in (results[0], results[2])] == [False, False]
-        assert store.stats.retried_batches == 1
-        assert threads and all(name.startswith("signoff-writer") for name in threads)
-        entries = await all_entries(store)
-        assert [(e.decision_id, e.type) for e in entries] == [
-            ("dec-1", "decision"),
-            ("dec-2", "decision"),
-            ("dec-3", "decision"),
-            ("dec-3", "review.opened"),
-        ]
-        assert verify_chain(entries).ok
-        # Four entries appended (index_every=4), the last three from the writer's thread:
-        # the indexer's task was woken and indexes them without being asked.
-        await within(_indexed_through(store, 4))
-    finally:
-        await within(store.close())
-
-
-def recorder(store: SqliteStore) -> Callable[..., Awaitable[Any]]:
-    """`record(n, review=...)`: record decision `dec-n`, opening review `rev-n` if asked."""
-
-    def call(n: int, *, review: bool = False) -> Awaitable[Any]:
-        o = opening(n)
-        if review:
-            return store.record_decision(o.decision, o.audit, o.review, o.review_audit)
-        return store.record_decision(dataclasses.replace(o.decision, outcome="AUTO_ALLOW"), o.audit)
-
-    return call
-
-
-async def _indexed_through(store: SqliteStore, seq: int) -> None:
-    """Return once the side index reaches `seq` (the indexer's own task moves it)."""
-    while await store.maintenance(audit_index.indexed_through) < seq:
-        await asyncio.sleep(0.01)

@@ -51,7 +51,6 @@ def build_store(settings: Settings, clock: Clock) -> Store:
         clock,
         max_batch=settings.store.commit_batch,
         commit_linger=settings.store.commit_linger,
-        sql_on_thread=settings.store.sqlite_sql_on_thread,
     )
 
 

@@ -27,11 +27,3 @@ class StoreSettings(BaseModel):
         description="Most writes in one transaction (both databases); a full batch commits "
         "without lingering.",
     )
-    sqlite_sql_on_thread: int = Field(
-        0,
-        ge=0,
-        le=10_000,
-        description="SQLite: a batch of at least this many writes runs its SQL on the "
-        "writer's thread with the COMMIT instead of on the event loop (0: never). An "
-        "experiment, off by default: docs/benchmarks.md, 'Where the gap is now'.",
-    )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -50,31 +49,19 @@ class AuditIndexer:
         self._wake = asyncio.Event()  # entries are waiting
         self._full = asyncio.Event()  # `every` entries are waiting
         self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
-        self._loop_thread = 0
 
     def appended(self) -> None:
-        """Count one appended entry (called by the writer's transaction, on the loop or on
-        the writer's thread: the writer's `sql_on_thread`)."""
-        # Counted before the commit: a rolled-back entry only makes a step come sooner. From
-        # the thread, a count that races the task's reset is lost: the idle step indexes it.
+        """Count one appended entry (called by the writer's transaction, on the loop)."""
+        # Counted before the commit: a rolled-back entry only makes a step come sooner.
         self._pending += 1
         if self._pending == 1:
-            self._signal(self._wake)
-        if self._pending >= self._every and not self._full.is_set():
-            self._signal(self._full)
-
-    def _signal(self, event: asyncio.Event) -> None:
-        # An asyncio.Event is set on its loop's thread only.
-        if self._loop is None or threading.get_ident() == self._loop_thread:
-            event.set()
-        else:
-            self._loop.call_soon_threadsafe(event.set)
+            self._wake.set()
+        if self._pending >= self._every:
+            self._full.set()
 
     async def start(self) -> None:
         """Take one step now (the common case: nothing to catch up), then run in the
         background, catching up first if the log is further ahead."""
-        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         # A failure does not stop the store from opening: queries scan what is not indexed.
         try:
             done, head = await self._step()

@@ -100,7 +100,6 @@ class SqliteStore(SqliteGrants, SqliteChain):
         call_later: CallLater | None = None,
         index_every: int = INDEX_EVERY,
         index_idle: float | None = INDEX_IDLE,
-        sql_on_thread: int = 0,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
@@ -116,7 +115,6 @@ class SqliteStore(SqliteGrants, SqliteChain):
             linger=commit_linger,
             call_later=call_later,  # the linger's timer: the loop's unless a test moves time
             lock_file=self.path.with_name(self.path.name + "-writer.lock"),
-            sql_on_thread=sql_on_thread,  # writer.py's docstring; off by default
         )
         self._state = "new"  # new -> open -> closed
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()

@@ -16,11 +16,10 @@ the event loop; only what waits on the disk -- COMMIT, maintenance, opening -- r
 writer's own thread. A writer thread that ran the operations too competed with the event
 loop for the GIL at every SQLite call: measured in the server, each decision's write then
 cost about twice its CPU time alone, and the two threads' hand-offs capped throughput. While
-one batch commits on the thread, the loop serves requests and the next batch queues. That was
-measured at 1-2 decisions per commit; with the linger's batches of 9-12 the question was asked
-again (``sql_on_thread``: batches of at least that many operations run their SQL on the thread
-with the COMMIT, one hand-off per batch). The answer is in docs/benchmarks.md, "Where the gap
-is now"; it is off by default.
+one batch commits on the thread, the loop serves requests and the next batch queues. Measured
+again with the linger's batches of 9-12 decisions (the batch's SQL and its COMMIT in one
+hand-off to the thread, commit 97c670a): no gain at 8 or 64 in flight, a loss at 1
+(docs/benchmarks.md, "Where the gap is now"), so the SQL stays on the loop.
 
 Several processes may write one file (`serve --workers N`): each writer takes an exclusive
 flock on a lock file beside the database for each transaction. SQLite's own wait for a
@@ -113,7 +112,6 @@ class GroupCommitWriter:
         call_later: CallLater | None = None,
         name: str = "signoff-writer",
         lock_file: Path | None = None,
-        sql_on_thread: int = 0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -124,9 +122,6 @@ class GroupCommitWriter:
         # whatever that operation had changed.
         self._connect, self._begin = connect, begin
         self._name, self._lock_file = name, lock_file
-        # Batches of at least this many operations run them on the writer thread, with the
-        # COMMIT (0: never). Operations must then touch nothing of the loop's (see above).
-        self._sql_on_thread = sql_on_thread
         self._lock_fd = -1
         self._conn: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -248,11 +243,8 @@ class GroupCommitWriter:
             seal(self.sealer, [op.leaf for op in live if op.leaf is not None])
             await self._lock()
             try:
-                if 0 < self._sql_on_thread <= len(live):
-                    await self._on_thread(self._transaction, conn, live, outcomes, True)
-                else:
-                    self._transaction(conn, live, outcomes)
-                    await self._on_thread(conn.execute, "COMMIT")  # the fsync, off the loop
+                self._transaction(conn, live, outcomes)
+                await self._on_thread(conn.execute, "COMMIT")  # the fsync, off the loop
             finally:
                 self._unlock()
         except Exception as exc:
@@ -272,13 +264,9 @@ class GroupCommitWriter:
             _settle(op, ok, value)
 
     def _transaction(
-        self,
-        conn: sqlite3.Connection,
-        live: list[_Op],
-        outcomes: list[tuple[bool, Any]],
-        commit: bool = False,
+        self, conn: sqlite3.Connection, live: list[_Op], outcomes: list[tuple[bool, Any]]
     ) -> None:
-        """Run `live` in one open transaction; fill `outcomes`; COMMIT if `commit`.
+        """Run `live` in one open transaction; fill `outcomes`.
 
         Optimistically first, without savepoints: an operation that fails is rare (a reused
         request_id, a review acted on twice), and two statements per operation are about a
@@ -298,10 +286,8 @@ class GroupCommitWriter:
             self._stats.retried_batches += 1
             conn.execute("BEGIN IMMEDIATE")
             self._one_by_one(conn, live, outcomes)
-        else:
-            outcomes.extend((True, value) for value in values)
-        if commit:
-            conn.execute("COMMIT")
+            return
+        outcomes.extend((True, value) for value in values)
 
     def _one_by_one(
         self, conn: sqlite3.Connection, live: list[_Op], outcomes: list[tuple[bool, Any]]
