@@ -15,7 +15,11 @@ alternating the modes so that a shared machine's drift hits all alike:
 - ``alone, fresh, touched first``: as the last, after `validate_request` and the view read
   the request as the decision does before the engine;
 - ``alone, after a decision``: each call right after a whole decision of another request
-  (caches cooled by the decision's other work, the SQL and the commit).
+  (caches cooled by the decision's other work, the SQL and the commit), and the second
+  call after one;
+- ``alone, after 1 ms asleep / 1 ms spinning / 0.5 ms of Python / a thread hop``: which of
+  the decision's parts cools it: the loop off the CPU while the fsync runs, time alone,
+  other work on fresh memory, or the hand-off to the writer's thread.
 
 It also counts how often the decision's view was taken as is (`view.request is request` and
 the same redact paths) rather than masking again. Prints median µs per call per mode; writes
@@ -135,6 +139,11 @@ async def run() -> dict[str, Any]:
                     out.append((time.perf_counter() - started) * 1e6)
                 return median(out)
 
+            def spin() -> None:  # 1 ms on the CPU, touching almost nothing
+                until = time.perf_counter() + 0.001
+                while time.perf_counter() < until:
+                    pass
+
             def busy() -> None:  # about 0.5 ms of Python on fresh memory, no waiting
                 json.dumps([{"k": i, "v": str(i) * 3} for i in range(1500)])
 
@@ -155,6 +164,7 @@ async def run() -> dict[str, Any]:
                     lambda: app.evaluate(WHO, request(AMOUNT, next(serial))), second=True
                 ),
                 "alone, after 1 ms asleep": lambda: after(lambda: asyncio.sleep(0.001)),
+                "alone, after 1 ms spinning": lambda: after(spin),
                 "alone, after 0.5 ms of Python": lambda: after(busy),
                 "alone, after a thread hop": lambda: after(lambda: asyncio.to_thread(int)),
             }
