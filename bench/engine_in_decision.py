@@ -19,7 +19,9 @@ alternating the modes so that a shared machine's drift hits all alike:
   call after one;
 - ``alone, after 1 ms asleep / 1 ms spinning / 0.5 ms of Python / a thread hop``: which of
   the decision's parts cools it: the loop off the CPU while the fsync runs, time alone,
-  other work on fresh memory, or the hand-off to the writer's thread.
+  other work on fresh memory, or the hand-off to the writer's thread;
+- ``alone, after an audit append / a store read / another evaluate``: the write path alone
+  (its SQL and the fsync'd COMMIT, no engine), a read on a thread, the engine itself.
 
 It also counts how often the decision's view was taken as is (`view.request is request` and
 the same redact paths) rather than masking again. Prints median µs per call per mode; writes
@@ -29,6 +31,7 @@ results/engine_in_decision.json.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 import json
 import sys
@@ -43,6 +46,7 @@ from decision_inproc import WHO, app_on, issuer, request
 
 import signoff.app.decisions as decisions
 from signoff import pb
+from signoff.core.audit import AuditRecord
 from signoff.core.decide import DefaultDecision, evaluate
 from signoff.core.jsonify import request_view
 from signoff.core.validate import Limits, validate_request
@@ -50,6 +54,7 @@ from signoff.core.validate import Limits, validate_request
 CALLS = 200
 ROUNDS = 9
 AMOUNT = 120  # auto-allow (policies/refunds.yaml)
+LOADED = AuditRecord(type="policy.loaded", time=dt.datetime(2024, 5, 1, tzinfo=dt.UTC))
 
 
 def _wrapped(clock: Callable[[], float], out: list[float], views: list[bool]) -> Callable[..., Any]:
@@ -167,6 +172,11 @@ async def run() -> dict[str, Any]:
                 "alone, after 1 ms spinning": lambda: after(spin),
                 "alone, after 0.5 ms of Python": lambda: after(busy),
                 "alone, after a thread hop": lambda: after(lambda: asyncio.to_thread(int)),
+                "alone, after an audit append": lambda: after(lambda: store.append([LOADED])),
+                "alone, after a store read": lambda: after(lambda: store.read_audit(1, 10)),
+                "alone, after another evaluate": lambda: after(
+                    lambda: alone([request(750, next(serial))], touch=False)
+                ),
             }
             runs: dict[str, list[float]] = {name: [] for name in modes}
             for _ in range(ROUNDS):
