@@ -16,7 +16,10 @@ the event loop; only what waits on the disk -- COMMIT, maintenance, opening -- r
 writer's own thread. A writer thread that ran the operations too competed with the event
 loop for the GIL at every SQLite call: measured in the server, each decision's write then
 cost about twice its CPU time alone, and the two threads' hand-offs capped throughput. While
-one batch commits on the thread, the loop serves requests and the next batch queues.
+one batch commits on the thread, the loop serves requests and the next batch queues. Measured
+again with the linger's batches of 9-12 decisions (the batch's SQL and its COMMIT in one
+hand-off to the thread, commit 97c670a): no gain at 8 or 64 in flight, a loss at 1
+(docs/benchmarks.md, "Where the gap is now"), so the SQL stays on the loop.
 
 Several processes may write one file (`serve --workers N`): each writer takes an exclusive
 flock on a lock file beside the database for each transaction. SQLite's own wait for a
