@@ -4,39 +4,21 @@ approve or reject only (editing is the group's), and only on such a rule's revie
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from signoff_client import ReviewState
 
 from ..e2e.conftest import policy_dir  # noqa: F401
+from ..e2e.test_reviews_in_band import POLICY  # "small" (< 1000) is in band, "big" is not
 from .conftest import PEOPLE, Console, MakeServer, write_tokens
 
 # carl has no reviewer role: the agent acts for him, and only an in-band rule lets him settle.
 CARL = {**PEOPLE, "tok-carl": ("carl", [])}
 DIRECTORY = {"support-bot": {"kind": "agent", "on_behalf_of": ["carl"]}}
-POLICY = """\
-name: refunds
-actions: ["refund.*"]
-rules:
-  - name: big
-    when: double(action.params.amount) >= 1000.0
-    decision: review
-    reviewers: finance
-    reason: big refund
-  - name: small
-    when: double(action.params.amount) < 1000.0
-    decision: review
-    reviewers: finance
-    in_band: requester
-    reason: the requester may settle it
-"""
-
-
-def _console(make_server: MakeServer, browser: Any, tmp_path: Path, policies: Path) -> Console:
-    c = Console(make_server, browser, write_tokens(tmp_path, CARL, principals=DIRECTORY))
-    c.start(policies=policies)
-    return c
 
 
 def _as_carl(c: Console, path: str) -> Any:
@@ -57,51 +39,44 @@ def _refund(c: Console, amount: float) -> str:
     return decision.review_id
 
 
-def test_the_requester_approves_an_in_band_review_but_may_not_edit_it(
-    make_server: MakeServer,
-    browser: Any,
-    tmp_path: Path,
-    policy_dir,  # noqa: F811
-):
+@pytest.fixture
+def c(make_server: MakeServer, browser: Any, tmp_path: Path, policy_dir) -> Iterator[Console]:  # noqa: F811
+    """A console whose server has POLICY and a support bot vouched to act for carl."""
+    console = Console(make_server, browser, write_tokens(tmp_path, CARL, principals=DIRECTORY))
+    console.start(policies=policy_dir({"refunds.yaml": POLICY}))
+    try:
+        yield console
+    finally:
+        console.close()
+
+
+def test_the_requester_approves_an_in_band_review_but_may_not_edit_it(c: Console):
     from playwright.sync_api import expect
 
-    c = _console(make_server, browser, tmp_path, policy_dir({"refunds.yaml": POLICY}))
-    try:
-        review_id = _refund(c, 300)
-        page = _as_carl(c, f"/reviews/{review_id}")
-        expect(page).to_have_url(re.compile(f"/reviews/{review_id}$"))
-        expect(page.get_by_role("button", name="Approve", exact=True)).to_be_enabled()
-        expect(page.get_by_role("button", name="Edit params")).to_be_disabled()
-        page.keyboard.press("e")  # the shortcut does not open the editor either
-        expect(page.get_by_label("Edited params (JSON)")).to_have_count(0)
-        page.get_by_role("button", name="Approve", exact=True).click()
-        expect(page.get_by_role("alert")).to_contain_text("Approved")
-        with c.client("tok-alice") as alice:
-            review = alice.get_review(review_id)
-        assert review.state is ReviewState.APPROVED
-        [act] = review.acts
-        assert act.reviewer == "carl"
-    finally:
-        c.close()
+    review_id = _refund(c, 300)
+    page = _as_carl(c, f"/reviews/{review_id}")
+    expect(page).to_have_url(re.compile(f"/reviews/{review_id}$"))
+    expect(page.get_by_role("button", name="Approve", exact=True)).to_be_enabled()
+    expect(page.get_by_role("button", name="Edit params")).to_be_disabled()
+    page.keyboard.press("e")  # the shortcut does not open the editor either
+    expect(page.get_by_label("Edited params (JSON)")).to_have_count(0)
+    page.get_by_role("button", name="Approve", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("Approved")
+    with c.client("tok-alice") as alice:
+        review = alice.get_review(review_id)
+    assert review.state is ReviewState.APPROVED
+    [act] = review.acts
+    assert act.reviewer == "carl"
 
 
-def test_the_requester_is_refused_on_a_review_its_rule_keeps_for_the_group(
-    make_server: MakeServer,
-    browser: Any,
-    tmp_path: Path,
-    policy_dir,  # noqa: F811
-):
+def test_the_requester_is_refused_on_a_review_its_rule_keeps_for_the_group(c: Console):
     from playwright.sync_api import expect
 
-    c = _console(make_server, browser, tmp_path, policy_dir({"refunds.yaml": POLICY}))
-    try:
-        review_id = _refund(c, 5000)
-        page = _as_carl(c, f"/reviews/{review_id}")
-        # Not an in-band review: the server does not even show it to him.
-        expect(page.get_by_role("heading", level=1)).to_have_text("Not yours to review")
-        expect(page.get_by_text(f"carl may not see review {review_id}")).to_be_visible()
-        expect(page.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
-        with c.client("tok-alice") as alice:
-            assert alice.get_review(review_id).state is ReviewState.PENDING
-    finally:
-        c.close()
+    review_id = _refund(c, 5000)
+    page = _as_carl(c, f"/reviews/{review_id}")
+    # Not an in-band review: the server does not even show it to him.
+    expect(page.get_by_role("heading", level=1)).to_have_text("Not yours to review")
+    expect(page.get_by_text(f"carl may not see review {review_id}")).to_be_visible()
+    expect(page.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
+    with c.client("tok-alice") as alice:
+        assert alice.get_review(review_id).state is ReviewState.PENDING
