@@ -315,12 +315,12 @@ def compile(expr: str) -> Program:
     return Program(expr, return_type, macros, expression, bounds_strings=strings, plain=plain)
 
 
-def check_typed(expr: str, declared: dict[str, str]) -> None:
-    """Type-check `expr` with extra identifiers of the given types (see params.rewrite);
-    raise CelError at the first problem. Checks only: nothing compiled here is run."""
+def check_typed(expr: str, declared: dict[str, str]) -> str:
+    """Type-check `expr` with extra identifiers of the given types (see params.rewrite) and
+    return its type's name; raise CelError at the first problem. Nothing here is run."""
     env = _typed_env(tuple(sorted(declared.items())))
     try:
-        env.compile(expr)
+        return str(env.compile(expr).return_type().name())
     except RuntimeError as exc:
         raise _compile_error(str(exc)) from None
 

@@ -373,28 +373,33 @@ class _Source:
                 original = expr.original_offset(offset)
                 self._expr_error(node, original, label, f"{prefix}{issue.message}")
             return None
-        if self._params is not None and not self._typed(node, expr, label, prefix):
-            return None
+        return_type = program.return_type
+        if self._params is not None:
+            typed = self._typed(node, expr, label, prefix)
+            if typed is None:
+                return None
+            return_type = typed or return_type
         expected = _EXPR_TYPES.get(key or "")
-        if expected and program.return_type not in expected[:2]:
-            found = program.return_type.lower()
+        if expected and return_type not in expected[:2]:
+            found = return_type.lower()
             message = f"{prefix}must be a {expected[2]} expression, this one is {found}"
             self._expr_error(node, 0, label, message)
             return None
         return program
 
-    def _typed(self, node: Node | None, expr: cel.Inlined, label: str, prefix: str) -> bool:
-        """Check the params paths of `expr` against the file's action schema (params.py)."""
+    def _typed(self, node: Node | None, expr: cel.Inlined, label: str, prefix: str) -> str | None:
+        """Check the params paths of `expr` against the file's action schema (params.py):
+        its type with them typed ("" when it reads none), None after reporting errors."""
         assert self._params is not None
         rewritten = params.rewrite(expr.text, self._params)
         for offset, message in rewritten.typos:
             self._expr_error(node, expr.original_offset(offset), label, f"{prefix}{message}")
         if rewritten.typos:
-            return False
+            return None
         if not rewritten.declared:
-            return True
+            return ""
         try:
-            cel.check_typed(rewritten.text, rewritten.declared)
+            return cel.check_typed(rewritten.text, rewritten.declared)
         except cel.CelError as exc:
             starts = [0] + [i + 1 for i, ch in enumerate(expr.text) if ch == "\n"]
             for issue in (exc, *exc.more):
@@ -402,8 +407,7 @@ class _Source:
                 message = f"{prefix}{issue.message} (typed by the params schema of "
                 message += f"'{self._params.glob}')"
                 self._expr_error(node, expr.original_offset(offset), label, message)
-            return False
-        return True
+            return None
 
     def _expr_error(self, node: Node | None, offset: int, label: str, message: str) -> None:
         if node is None:
