@@ -44,7 +44,10 @@ def test_a_request_that_fits_the_schema_is_decided(signoff):
     [
         ({"amount": "lots"}, "action.params.amount: must be a number"),
         ({"amount": -5}, "action.params.amount: must be at least 0"),
-        ({"amount": 5, "currency": "EURO"}, "action.params.currency: must have at most 3 characters"),
+        (
+            {"amount": 5, "currency": "EURO"},
+            "action.params.currency: must have at most 3 characters",
+        ),
     ],
 )
 def test_a_request_that_breaks_the_schema_is_refused_naming_the_field(signoff, params, details):

@@ -21,6 +21,7 @@ only declare new types as protobuf descriptors, one set per environment.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,9 +98,7 @@ def _walk(schema: Any, loc: Loc, top: bool = False) -> Iterator[tuple[Loc, str]]
         return
     for key in schema:
         if key not in SUPPORTED and key not in ANNOTATIONS:
-            yield (*loc, key), (
-                f"unsupported keyword '{key}' (supported: {', '.join(SUPPORTED)})"
-            )
+            yield (*loc, key), (f"unsupported keyword '{key}' (supported: {', '.join(SUPPORTED)})")
     kind = schema.get("type")
     if "type" in schema and kind not in TYPES:
         yield (*loc, "type"), f"unknown type {kind!r} (use one of: {', '.join(TYPES)})"
@@ -136,7 +135,10 @@ def _described(err: jsonschema.ValidationError) -> tuple[str, str]:
     if kind in words:
         return path, f"must be {words[kind]} {value}"
     if kind in ("minLength", "maxLength"):
-        return path, f"must have {'at least' if kind == 'minLength' else 'at most'} {value} characters"
+        return (
+            path,
+            f"must have {'at least' if kind == 'minLength' else 'at most'} {value} characters",
+        )
     return path, err.message
 
 
@@ -189,7 +191,7 @@ def rewrite(expr: str, schema: ParamSchema) -> Rewritten:
         if _in_has(tokens, i, last) and len(path) > 2:
             path, last, node = path[:-1], last - 2, _node(schema.schema, path[2:-1])
         span = tokens[i : last + 1]
-        contiguous = all(a.end == b.start for a, b in zip(span, span[1:], strict=False))
+        contiguous = all(a.end == b.start for a, b in itertools.pairwise(span))
         if len(path) > 2 and contiguous:
             name = "_".join(path)
             declared[name] = cel_type(node)
