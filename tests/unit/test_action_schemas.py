@@ -217,3 +217,38 @@ def test_an_mcp_input_schema_pastes_in_as_json(tmp_path):
     )
     assert load(tmp_path, text) == []
     assert load(tmp_path, text.replace("params.amount >", "params.amont >")) != []
+
+
+CASES = """\
+cases:
+  - name: fits
+    request:
+      action: {name: refund.issue, params: {amount: 10}}
+    expect: {outcome: allow}
+  - name: breaks the schema
+    request:
+      action: {name: refund.issue, params: {amount: "lots"}}
+    expect: {outcome: review}
+"""
+
+
+def test_policy_test_fails_a_case_whose_request_the_server_would_refuse(tmp_path, capsys):
+    from signoff.cli.main import main
+
+    policy = with_when("vars.amount > 500").replace("decision: deny\n    reason: x", _ALLOW)
+    (tmp_path / "p.yaml").write_text(policy.replace("vars.amount > 500", "vars.amount < 500"))
+    fitting = CASES.replace('"lots"', "20").replace("outcome: review", "outcome: allow")
+    (tmp_path / "p_test.yaml").write_text(fitting)
+    assert main(["policy", "test", str(tmp_path)]) == 0, capsys.readouterr().out
+    (tmp_path / "p_test.yaml").write_text(CASES)
+    assert main(["policy", "test", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "  - params: fit the action schema\n" in out
+    assert (
+        "  + params: action.params.amount: must be a number (refused by the server: "
+        "INVALID_ARGUMENT)\n" in out
+    )
+    assert "1 passed, 1 failed" in out
+
+
+_ALLOW = "decision: allow\n    reason: x"

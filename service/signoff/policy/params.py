@@ -54,15 +54,17 @@ class ParamSchema:
     schema: Mapping[str, Any]
     file: str = ""
     _validator: Any = field(default=None, repr=False, compare=False)
+    _glob: Glob | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, glob: str, schema: Mapping[str, Any], file: str = "") -> ParamSchema:
         """A schema that `problems` found nothing wrong with."""
-        return cls(glob, schema, file, jsonschema.Draft202012Validator(dict(schema)))
+        validator = jsonschema.Draft202012Validator(dict(schema))
+        return cls(glob, schema, file, validator, Glob.of(glob))
 
     def matches(self, action_name: str) -> bool:
         """Whether this schema applies to requests for `action_name`."""
-        return Glob.of(self.glob).matches(action_name)
+        return (self._glob or Glob.of(self.glob)).matches(action_name)
 
     def covers(self, policy_globs: tuple[str, ...]) -> bool:
         """Whether every action a policy with these globs applies to has this schema.
