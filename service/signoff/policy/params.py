@@ -194,9 +194,9 @@ def rewrite(expr: str, schema: ParamSchema) -> Rewritten:
             path, last, node = path[:-1], last - 2, _node(schema.schema, path[2:-1])
         span = tokens[i : last + 1]
         contiguous = all(a.end == b.start for a, b in itertools.pairwise(span))
-        if len(path) > 2 and contiguous:
-            name = "_".join(path)
-            declared[name] = cel_type(node)
+        name, kind = "_".join(path), cel_type(node)
+        # `a_b.c` and `a.b_c` would share a name: the second keeps its dyn select.
+        if len(path) > 2 and contiguous and declared.setdefault(name, kind) == kind:
             parts += [expr[pos : tokens[i].start], name]
             pos = tokens[last].end
         i = last + 1
