@@ -191,3 +191,11 @@ def test_a_reader_that_leaves_early_ends_it_quietly_with_141():
     kept = subprocess.run(args, capture_output=True, env=env, timeout=60, check=False)
     assert (kept.returncode, kept.stderr.decode()) == (0, "")
     assert kept.stdout.startswith(b"REQUIRE_REVIEW by finance")
+
+
+def test_params_that_break_the_action_schema_are_refused_naming_the_field(where: list[str]):
+    # policies/refunds.yaml declares the params of refund.*: amount is a number.
+    code, out, err = _explain(*where, *REFUND, "--params", '{"amount": "lots"}')
+    assert code == 2, (out, err)
+    assert "action.params.amount: must be a number" in err
+    assert out == ""

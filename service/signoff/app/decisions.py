@@ -30,6 +30,7 @@ from signoff.ids import Clock, IdFactory
 from signoff.limits.ingress import DenialAudit
 from signoff.logs import event
 from signoff.policy import Bundle, BundleError, load_bundle
+from signoff.policy.params import check_request as check_params
 from signoff.settings.grants import GrantSettings
 from signoff.store.base import DecisionRecord, Store
 from signoff.telemetry.recorder import Telemetry
@@ -176,6 +177,7 @@ class Signoff:
     async def evaluate(self, who: Identity, req: pb.common.ActionRequest) -> pb.common.Decision:
         """Decide one action and store it in the audit log before returning."""
         validate_request(req, self.limits)
+        check_params(self.bundle.params, req)  # the action schemas, before any rule runs
         require_role(who, "agent")
         _check_principal(who, req)
         self.directory.vouch(who, req.principal)
@@ -186,6 +188,9 @@ class Signoff:
     ) -> list[pb.common.Decision]:
         """Decide several actions; their audit appends share group commits."""
         validate_batch(reqs, self.limits)
+        schemas = self.bundle.params
+        for i, r in enumerate(reqs):
+            check_params(schemas, r, prefix=f"requests[{i}].")
         require_role(who, "agent")
         for i, r in enumerate(reqs):
             _check_principal(who, r)
@@ -374,6 +379,7 @@ class Signoff:
     def explain(self, who: Identity, req: pb.common.ActionRequest) -> pb.decision.Explanation:
         """Evaluate with a full trace; stores nothing, opens nothing."""
         validate_request(req, self.limits)
+        check_params(self.bundle.params, req)
         require_role(who, "agent", "admin", "auditor")
         if not who.act_for_others and not {"admin", "auditor"} & who.roles:
             _check_principal(who, req)

@@ -158,6 +158,7 @@ def explain_offline(
     from signoff.core.validate import Limits, validate_request
     from signoff.errors import InvalidArgument
     from signoff.policy import BundleError, load_bundle
+    from signoff.policy.params import check_request as check_params
 
     try:
         validate_request(req, Limits())
@@ -171,6 +172,10 @@ def explain_offline(
         raise CliError("\n".join(lines), EXIT_USAGE) from None
     except OSError as exc:
         raise CliError(f"--policies {directory}: {exc.strerror or exc}", EXIT_USAGE) from None
+    try:
+        check_params(bundle.params, req)  # the action schemas, as the server checks them
+    except InvalidArgument as exc:
+        raise CliError(f"invalid request: {exc}", EXIT_USAGE) from None
     default = DefaultDecision(decision=args.default_decision, reviewer_group=args.default_group)
     now = dt.datetime.now(dt.UTC)
     ev = evaluate(bundle, req, now, default, trace=True)

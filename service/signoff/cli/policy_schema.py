@@ -59,6 +59,16 @@ _FILE = {
         "and the audit log need them.",
         {"items": {"type": "string", "pattern": model.REDACT_RE.pattern}},
     ),
+    "params": (
+        "Action schemas: an action glob -> the JSON Schema (subset: type, required, enum, "
+        "minimum, maximum, minLength, maxLength, properties, items, additionalProperties) "
+        "of its params. Requests that break it are refused; when the glob covers this "
+        "file's actions, its rules' action.params paths are type-checked at load.",
+        {
+            "propertyNames": {"pattern": model.GLOB_CHARS_RE.pattern},
+            "additionalProperties": {"type": "object"},
+        },
+    ),
 }
 _RULE = {
     "name": (

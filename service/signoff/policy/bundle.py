@@ -6,6 +6,7 @@ A reload builds a new Bundle and swaps one reference; nothing here is mutated af
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from signoff.policy.compiled import (
     rule_batch,
 )
 from signoff.policy.index import Applicable, PolicyIndex
+from signoff.policy.params import ParamSchema
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,11 @@ class Bundle:
     policies: tuple[CompiledPolicy, ...]
     index: PolicyIndex = field(repr=False)
     warnings: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def params(self) -> tuple[ParamSchema, ...]:
+        """Every action schema of the bundle (params.check_request picks a request's)."""
+        return tuple(s for p in self.policies for s in p.params)
 
     @property
     def files(self) -> tuple[str, ...]:

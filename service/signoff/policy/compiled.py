@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from signoff.policy.cel import Program, combine
+from signoff.policy.params import ParamSchema
 
 Decision = Literal["allow", "review", "deny"]
 
@@ -86,6 +87,7 @@ class CompiledPolicy:
     rules: tuple[CompiledRule, ...]
     redact: tuple[str, ...]
     batch: RuleBatch | None = field(default=None, repr=False, compare=False)
+    params: tuple[ParamSchema, ...] = ()  # the file's action schemas (params.py)
 
 
 @dataclass(frozen=True)

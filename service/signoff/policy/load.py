@@ -21,7 +21,7 @@ import yaml
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from signoff.policy import cel
+from signoff.policy import cel, params
 from signoff.policy.bundle import (
     Bundle,
     BundleError,
@@ -104,6 +104,8 @@ class _Source:
         self.errors: list[PolicyError] = []
         self.name_position = (1, 1)
         self._line_starts: list[int] = [0]
+        # The action schema that types this file's expressions (one covering its actions).
+        self._params: params.ParamSchema | None = None
 
     def error(self, line: int, column: int, label: str, message: str) -> None:
         """Record one error at a 1-based position."""
@@ -207,6 +209,9 @@ class _Source:
     def _compile(
         self, root: MappingNode, model: PolicyFile, indexed_rules: list[tuple[int, Rule]]
     ) -> CompiledPolicy | None:
+        schemas = self._param_schemas(root, model)
+        actions = tuple(model.actions or ())
+        self._params = next((p for p in schemas if p.covers(actions)), None)
         var_nodes = child(root, "variables")
         expanded, variables = self._compile_variables(model, var_nodes)
         rules = []
@@ -226,7 +231,22 @@ class _Source:
             rules=tuple(rules),
             redact=tuple(model.redact),
             batch=rule_batch(rules),
+            params=tuple(schemas),
         )
+
+    def _param_schemas(self, root: MappingNode, model: PolicyFile) -> list[params.ParamSchema]:
+        """The file's action schemas; each problem is an error at its YAML position."""
+        good = []
+        for glob, schema in model.params.items():
+            found = params.problems(schema)
+            for loc, message in found:
+                # An unsupported keyword points at the key, anything else at its value.
+                node = node_at(root, ("params", glob, *loc), key="unsupported" in message)
+                where = ".".join(str(part) for part in loc)
+                self.node_error(node, f"params.{glob}", f"{where}: {message}" if where else message)
+            if not found:
+                good.append(params.ParamSchema.of(glob, schema, self.rel))
+        return good
 
     def _compile_variables(
         self, model: PolicyFile, parent: Node | None
@@ -353,13 +373,41 @@ class _Source:
                 original = expr.original_offset(offset)
                 self._expr_error(node, original, label, f"{prefix}{issue.message}")
             return None
+        return_type = program.return_type
+        if self._params is not None:
+            typed = self._typed(node, expr, label, prefix)
+            if typed is None:
+                return None
+            return_type = typed or return_type
         expected = _EXPR_TYPES.get(key or "")
-        if expected and program.return_type not in expected[:2]:
-            found = program.return_type.lower()
+        if expected and return_type not in expected[:2]:
+            found = return_type.lower()
             message = f"{prefix}must be a {expected[2]} expression, this one is {found}"
             self._expr_error(node, 0, label, message)
             return None
         return program
+
+    def _typed(self, node: Node | None, expr: cel.Inlined, label: str, prefix: str) -> str | None:
+        """Check the params paths of `expr` against the file's action schema (params.py):
+        its type with them typed ("" when it reads none), None after reporting errors."""
+        assert self._params is not None
+        rewritten = params.rewrite(expr.text, self._params)
+        for offset, message in rewritten.typos:
+            self._expr_error(node, expr.original_offset(offset), label, f"{prefix}{message}")
+        if rewritten.typos:
+            return None
+        if not rewritten.declared:
+            return ""
+        try:
+            return cel.check_typed(rewritten.text, rewritten.declared)
+        except cel.CelError as exc:
+            starts = [0] + [i + 1 for i, ch in enumerate(expr.text) if ch == "\n"]
+            for issue in (exc, *exc.more):
+                offset = starts[min(issue.line, len(starts)) - 1] + issue.column - 1
+                message = f"{prefix}{issue.message} (typed by the params schema of "
+                message += f"'{self._params.glob}')"
+                self._expr_error(node, expr.original_offset(offset), label, message)
+            return None
 
     def _expr_error(self, node: Node | None, offset: int, label: str, message: str) -> None:
         if node is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -229,6 +229,8 @@ class PolicyFile(BaseModel):
     )
     rules: list[Rule]
     redact: list[Annotated[StrictStr, AfterValidator(_redact_path)]] = Field(default_factory=list)
+    # Action glob -> JSON Schema subset of its params (checked by the loader: params.py).
+    params: dict[Glob, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique_rules(self) -> PolicyFile:

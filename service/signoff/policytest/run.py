@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from signoff.core.decide import DefaultDecision, Evaluation, MatchedRule, evaluate
+from signoff.errors import InvalidArgument
 from signoff.policy import Bundle
+from signoff.policy.params import check_request
 from signoff.policytest.load import CaseFileResult, LoadedCase
 from signoff.policytest.model import Expect
 
@@ -114,7 +116,15 @@ def run_case(
     ev = evaluate(
         bundle, case.request, case.now or DEFAULT_NOW, case.default or default or DefaultDecision()
     )
-    return CaseResult(case, ev, check(case.expect, ev), timer() - start)
+    mismatches = check(case.expect, ev)
+    try:
+        check_request(bundle.params, case.request)
+    except InvalidArgument as exc:
+        # The server refuses this request before any rule runs: the decision above is one
+        # it never gives (see docs/policies.md, Action schemas).
+        refused = f"{exc} (refused by the server: INVALID_ARGUMENT)"
+        mismatches = (Mismatch("params", "fit the action schema", refused), *mismatches)
+    return CaseResult(case, ev, mismatches, timer() - start)
 
 
 def run_all(
