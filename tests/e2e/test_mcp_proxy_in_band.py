@@ -465,12 +465,23 @@ async def test_url_mode_declined_leaves_the_review_to_the_group(
         return types.ElicitResult(action="decline")
 
     path = proxy_config(tmp_path, secured, in_band={"token": "bob", "console_url": CONSOLE})
-    async with proxied(path, elicitation_callback=decline) as session:
-        result = await group_decides(secured, session, {"account": "acct_2", "amount": 300})
+    watch = StderrWatch(path.with_suffix(".stderr"))
+    async with proxied(path, elicitation_callback=decline, watch=watch) as session:
+        call = asyncio.create_task(
+            session.call_tool("refund", {"account": "acct_2", "amount": 300})
+        )
+        # The decline is the proxy's to log before anyone settles the review: then alice.
+        await watch.wait_for("mcp.in_band.declined")
+        [asked] = seen
+        assert isinstance(asked, types.ElicitRequestURLParams)
+        review_id = REVIEW_ID_RE.search(asked.message).group(1)  # type: ignore[union-attr]
+        assert (await review_of(secured, review_id)).state is ReviewState.PENDING
+        assert not call.done()
+        await act(secured, review_id, Verdict.APPROVE, comment="ok from finance")
+        result = await asyncio.wait_for(call, WAIT)
     assert text(result) == "refunded 300 EUR to acct_2"
-    [asked] = seen
-    assert isinstance(asked, types.ElicitRequestURLParams)
-    assert "mcp.in_band.declined" in proxy_log(tmp_path)
+    review = await review_of(secured, review_id)
+    assert [(a.reviewer, a.in_band) for a in review.acts] == [("alice", False)]
 
 
 async def test_url_mode_opened_but_nobody_acts_is_bound_by_review_timeout(

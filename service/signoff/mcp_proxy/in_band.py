@@ -211,7 +211,11 @@ class InBand:
         try:
             answer = await client.link(prompt(review, url), url, review.review_id)
         except asyncio.CancelledError:
+            # Settled (or the call ended) before the client answered the link: the human
+            # may have acted in the console at once. The client may still show the link, so
+            # it is told the elicitation is over here too.
             logs.event(log, "mcp.in_band.withdrawn", action=action, review_id=review.review_id)
+            await _told_done(client, review.review_id)
             raise
         except Exception as exc:  # a client error answer, a closed session: the group decides
             logs.event(
@@ -235,9 +239,7 @@ class InBand:
         try:
             await asyncio.Event().wait()  # until stop(): the review's outcome is the gate's
         finally:
-            if client.done is not None:
-                with contextlib.suppress(Exception):  # a client gone away: nothing to tell
-                    await client.done(review.review_id)
+            await _told_done(client, review.review_id)
 
     async def _review(self, review_id: str, action: str) -> Review | None:
         try:
@@ -325,6 +327,13 @@ def read_answer(answer: types.ElicitResult) -> tuple[Verdict, str, bool] | str:
     if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
         return "malformed answer: comment is not a text of at most 4096 characters"
     return CHOICES[decision], comment, decision == "approve_session"
+
+
+async def _told_done(client: Client, elicitation_id: str) -> None:
+    """Tell a URL-mode client its elicitation is over (notifications/elicitation/complete)."""
+    if client.done is not None:
+        with contextlib.suppress(Exception):  # a client gone away: nothing to tell
+            await client.done(elicitation_id)
 
 
 async def stop(task: asyncio.Task[None] | None) -> None:
