@@ -70,6 +70,7 @@ class Symbols:
     json: dict[Path, Json] = field(default_factory=dict)
     fresh_count: int = 0
     opaques: dict[str, z3.ExprRef] = field(default_factory=dict)
+    parsed: set[Path] = field(default_factory=set)  # paths some rule reads with double()
 
     def string(self, path: Path) -> z3.SeqRef:
         """The variable of a string field."""
