@@ -75,7 +75,13 @@ def test_a_raised_threshold_is_the_band_between_the_thresholds_with_a_confirmed_
     assert main(["policy", "diff", str(POLICIES), str(new), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert [
-        (c["actions"], c["old"]["outcome"], c["old"]["reviewers"], c["new"]["outcome"], c["confirmed"])
+        (
+            c["actions"],
+            c["old"]["outcome"],
+            c["old"]["reviewers"],
+            c["new"]["outcome"],
+            c["confirmed"],
+        )
         for c in report["changes"]
     ] == [("refund.*", "review", "finance", "allow", True)]
     example = report["changes"][0]["example"]
