@@ -20,7 +20,7 @@ import z3
 from google.protobuf import json_format
 
 from signoff import pb
-from signoff.analysis.check import DEFAULT_TIMEOUT, _counterexample
+from signoff.analysis.check import DEFAULT_TIMEOUT, _counterexample, _solve
 from signoff.analysis.decision import DecisionTerm, decision
 from signoff.analysis.request import request_data
 from signoff.analysis.symbols import Symbols, glob_re
@@ -31,6 +31,9 @@ from signoff.policy import Bundle
 from signoff.policytest.run import DEFAULT_NOW
 
 MAX_REGIONS = 20  # per glob: past it the diff says it stopped
+# Looking for the plainest example (z3.Optimize) can take long on a region with many soft
+# constraints; past this it asks for any example instead (the region is the same).
+PLAIN_SECONDS = 2.0
 OUTCOMES = {v: k for k, v in SEVERITY.items() if v > 0}
 
 
@@ -129,6 +132,15 @@ def _same(a: Side, b: Side) -> bool:
     return (a.outcome, a.reviewers) == (b.outcome, b.reviewers)
 
 
+def _example(
+    symbols: Symbols, goal: list[z3.BoolRef], timeout: float
+) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
+    answer, model = _counterexample(symbols, goal, min(timeout, PLAIN_SECONDS))
+    if answer == z3.unknown and timeout > PLAIN_SECONDS:
+        return _solve(symbols, goal, timeout)
+    return answer, model
+
+
 def diff_glob(
     old: Bundle, new: Bundle, glob: str, timeout: float, default: DefaultDecision
 ) -> tuple[list[Change], list[Skipped]]:
@@ -140,7 +152,7 @@ def diff_glob(
     goal = [z3.InRe(symbols.string(("action", "name")), glob_re(glob)), changed]
     changes: list[Change] = []
     for _ in range(MAX_REGIONS):
-        answer, model = _counterexample(symbols, goal, timeout)
+        answer, model = _example(symbols, goal, timeout)
         if answer == z3.unsat:
             return changes, []
         if model is None:
