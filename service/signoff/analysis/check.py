@@ -103,6 +103,8 @@ def _counterexample(
         solver.add_soft(j.unparsable, 2)
     for var in symbols.strings.values():
         solver.add_soft(z3.Length(var) <= 12, 1)
+    for seq in symbols.lists.values():
+        solver.add_soft(z3.Length(seq) == 0, 1)
     lower = z3.Range("a", "z")
     plain = z3.Concat(z3.Plus(lower), z3.Star(z3.Concat(z3.Re("."), z3.Plus(lower))))
     solver.add_soft(z3.InRe(symbols.string(("action", "name")), plain), 1)

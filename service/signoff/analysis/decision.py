@@ -61,29 +61,43 @@ def rule_term(policy: CompiledPolicy, rule: CompiledRule, symbols: Symbols) -> R
     t = Translator(symbols)
     app = applies(policy, symbols)
     unsupported = ""
+    key = ""  # the expression's tree: equal keys are the same expression (variables inlined)
     try:
-        true, fails = t.condition(tree(rule.when_program))
+        when = tree(rule.when_program)
+        key = repr(when)
+        true, fails = t.condition(when)
     except Unsupported as exc:
         unsupported = f"when: {exc}"
-        true = symbols.fresh(z3.BoolSort(), f"{rule.name}#when")
-        fails = symbols.fresh(z3.BoolSort(), f"{rule.name}#fails")
+        true = _opaque(symbols, f"{rule.name}#when", key)
+        fails = _opaque(symbols, f"{rule.name}#fails", key)
         true = z3.And(true, z3.Not(fails))
     reason_fails: z3.BoolRef = z3.BoolVal(False)
     reason_unsupported = ""
     if rule.reason_program is not None:
+        reason_key = ""
         try:
-            reason_fails = t.fails(tree(rule.reason_program))
+            reason = tree(rule.reason_program)
+            reason_key = repr(reason)
+            reason_fails = t.fails(reason)
             if rule.reason_program.return_type != "STRING":
-                reason_fails = symbols.fresh(z3.BoolSort(), f"{rule.name}#reason")
+                reason_fails = _opaque(symbols, f"{rule.name}#reason", reason_key)
         except Unsupported as exc:
             reason_unsupported = f"reason_expr: {exc}"
-            reason_fails = symbols.fresh(z3.BoolSort(), f"{rule.name}#reason")
+            reason_fails = _opaque(symbols, f"{rule.name}#reason", reason_key)
     hit, failed = z3.And(app, true), z3.And(app, fails)
     decided = SEVERITY[rule.decision]
     on_error = 0 if rule.on_error == "ignore" else SEVERITY[rule.on_error]
     on_hit = z3.If(reason_fails, max(decided, on_error), decided) if on_error > decided else decided
     effect = z3.If(hit, on_hit, z3.If(failed, on_error, 0))
     return RuleTerm(policy, rule, app, hit, failed, effect, unsupported, reason_unsupported)  # type: ignore[arg-type]
+
+
+def _opaque(symbols: Symbols, what: str, key: str) -> z3.BoolRef:
+    """A free boolean; the same one for the same expression (a fresh one without a key)."""
+    kind = what.rsplit("#", 1)[1]
+    if not key:
+        return symbols.fresh(z3.BoolSort(), what)  # type: ignore[return-value]
+    return symbols.opaque(z3.BoolSort(), what, f"{kind}\0{key}")  # type: ignore[return-value]
 
 
 def decision(bundle: Bundle, symbols: Symbols, default: DefaultDecision) -> DecisionTerm:

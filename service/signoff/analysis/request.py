@@ -37,7 +37,8 @@ def request_data(model: z3.ModelRef, symbols: Symbols) -> dict[str, Any]:
             value = float(Fraction(str(number.as_fraction())))  # type: ignore[attr-defined]
         elif kind == STR:
             value = _text(model.eval(j.str, model_completion=True))
-            if not z3.is_true(model.eval(j.unparsable, model_completion=True)):
+            parses = not z3.is_true(model.eval(j.unparsable, model_completion=True))
+            if path in symbols.parsed and parses:
                 # A string the rules read as a number: write that number as its text.
                 value = _number_text(model.eval(j.parsed, model_completion=True))
         elif kind == LIST:

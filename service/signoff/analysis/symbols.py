@@ -69,6 +69,8 @@ class Symbols:
     lists: dict[Path, z3.SeqRef] = field(default_factory=dict)
     json: dict[Path, Json] = field(default_factory=dict)
     fresh_count: int = 0
+    opaques: dict[str, z3.ExprRef] = field(default_factory=dict)
+    parsed: set[Path] = field(default_factory=set)  # paths some rule reads with double()
 
     def string(self, path: Path) -> z3.SeqRef:
         """The variable of a string field."""
@@ -105,6 +107,13 @@ class Symbols:
         """An unconstrained variable: a value the analysis does not model exactly."""
         self.fresh_count += 1
         return z3.Const(f"{what}#{self.fresh_count}", sort)
+
+    def opaque(self, sort: z3.SortRef, what: str, key: str) -> z3.ExprRef:
+        """Like fresh, but the same variable for the same expression: an expression outside
+        the subset has one value per request, whichever rule (or bundle, in a diff) has it."""
+        if key not in self.opaques:
+            self.opaques[key] = self.fresh(sort, what)
+        return self.opaques[key]
 
     def axioms(self) -> list[z3.BoolRef]:
         """What every request satisfies: JSON shapes, and a valid action name."""

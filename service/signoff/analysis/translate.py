@@ -322,6 +322,7 @@ class Translator:
             if v.sort == "dyn":
                 # double("12.5") parses: a string's value is not modelled, only that it may work.
                 j = self.symbols.value(v.path)
+                self.symbols.parsed.add(v.path)
                 term = z3.If(j.kind == NUM, j.num, j.parsed)
                 bad = z3.And(j.kind != NUM, z3.Or(j.kind != STR, j.unparsable))
                 return Val("double", term, z3.Or(v.err, bad))

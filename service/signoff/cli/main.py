@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     from signoff.cli.policy_analyze import add_parser as add_policy_analyze
 
     add_policy_analyze(psub)
+    from signoff.cli.policy_diff import add_parser as add_policy_diff
+
+    add_policy_diff(psub)
 
     token = sub.add_parser("token", help="manage tokens for the tokens file")
     tsub = token.add_subparsers(dest="token_command", required=True)
@@ -117,6 +120,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from signoff.cli.policy_analyze import run as run_policy_analyze
 
         return run_policy_analyze(args)
+    if args.command == "policy" and args.policy_command == "diff":
+        from signoff.cli.policy_diff import run as run_policy_diff
+
+        return run_policy_diff(args)
     if args.command == "token":
         return _new_token(args.identity, args.role)
     if args.command == "db":
