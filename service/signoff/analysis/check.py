@@ -8,6 +8,7 @@ it, otherwise the invariant is "unknown". A solver that runs out of time says "u
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -86,8 +87,24 @@ def _solve(
     solver = z3.Solver()
     solver.set("timeout", max(1, int(timeout * 1000)))
     solver.add(*symbols.axioms(), *goal)
-    result = solver.check()
+    result = bounded_check(solver, timeout)
     return result, solver.model() if result == z3.sat else None
+
+
+def bounded_check(solver: z3.Solver | z3.Optimize, timeout: float) -> z3.CheckSatResult:
+    """`solver.check()`, interrupted once `timeout` (plus a grace second) has passed.
+
+    z3's own timeout is not always honoured: an Optimize over string constraints ran for
+    over ten minutes with a 2 s timeout set. Z3_interrupt, called from a timer thread while
+    the check runs in C (ctypes releases the GIL), stops it; the answer is then unknown.
+    """
+    timer = threading.Timer(timeout + 1.0, solver.ctx.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        return solver.check()
+    finally:
+        timer.cancel()
 
 
 def _counterexample(
@@ -108,7 +125,7 @@ def _counterexample(
     lower = z3.Range("a", "z")
     plain = z3.Concat(z3.Plus(lower), z3.Star(z3.Concat(z3.Re("."), z3.Plus(lower))))
     solver.add_soft(z3.InRe(symbols.string(("action", "name")), plain), 1)
-    result = solver.check()
+    result = bounded_check(solver, timeout)
     if result == z3.unknown:  # optimising may be what ran out of time: just ask
         return _solve(symbols, goal, timeout)
     return result, solver.model() if result == z3.sat else None
