@@ -40,6 +40,22 @@ def add_parser(psub: Any) -> None:
     )
 
 
+def refused(exc: ModuleNotFoundError) -> int:
+    """Exit status 2 with the install hint when z3 is what is missing; re-raise otherwise."""
+    if exc.name != "z3":
+        raise exc
+    print(INSTALL_HINT, file=sys.stderr)
+    return 2
+
+
+def bad_timeout(timeout: float) -> int | None:
+    """Exit status 2, said on stderr, for a --timeout that is not positive; else None."""
+    if timeout > 0:
+        return None
+    print("signoff: --timeout must be a positive number of seconds", file=sys.stderr)
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
     """Analyse the directory; print the table (or JSON); return the exit status."""
     try:
@@ -52,13 +68,9 @@ def run(args: argparse.Namespace) -> int:
             summary,
         )
     except ModuleNotFoundError as exc:
-        if exc.name != "z3":
-            raise
-        print(INSTALL_HINT, file=sys.stderr)
-        return 2
-    if args.timeout <= 0:
-        print("signoff: --timeout must be a positive number of seconds", file=sys.stderr)
-        return 2
+        return refused(exc)
+    if (status := bad_timeout(args.timeout)) is not None:
+        return status
     root = str(args.directory)
     try:
         bundle = load_bundle(args.directory)

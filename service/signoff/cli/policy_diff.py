@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from signoff.cli.output import table
-from signoff.cli.policy_analyze import INSTALL_HINT
+from signoff.cli.policy_analyze import bad_timeout, refused
 from signoff.policy import Bundle, BundleError, load_bundle
 
 if TYPE_CHECKING:
@@ -56,13 +56,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         from signoff.analysis.diff import diff
     except ModuleNotFoundError as exc:
-        if exc.name != "z3":
-            raise
-        print(INSTALL_HINT, file=sys.stderr)
-        return 2
-    if args.timeout <= 0:
-        print("signoff: --timeout must be a positive number of seconds", file=sys.stderr)
-        return 2
+        return refused(exc)
+    if (status := bad_timeout(args.timeout)) is not None:
+        return status
     old, new = _load(args.old), _load(args.new)
     if old is None or new is None:
         return 1
