@@ -179,7 +179,7 @@ class Signoff:
         validate_request(req, self.limits)
         check_params(self.bundle.params, req)  # the action schemas, before any rule runs
         require_role(who, "agent")
-        _check_principal(who, req)
+        check_principal(who, req)
         self.directory.vouch(who, req.principal)
         return await self._decide(req)
 
@@ -193,7 +193,7 @@ class Signoff:
             check_params(schemas, r, prefix=f"requests[{i}].")
         require_role(who, "agent")
         for i, r in enumerate(reqs):
-            _check_principal(who, r)
+            check_principal(who, r)
             self.directory.vouch(who, r.principal, prefix=f"requests[{i}].")
         return list(await asyncio.gather(*(self._decide(r) for r in reqs)))
 
@@ -382,7 +382,7 @@ class Signoff:
         check_params(self.bundle.params, req)
         require_role(who, "agent", "admin", "auditor")
         if not who.act_for_others and not {"admin", "auditor"} & who.roles:
-            _check_principal(who, req)
+            check_principal(who, req)
         # Admins and auditors may explain any principal: it gets that principal's facts,
         # so the explanation is what Evaluate would decide for it.
         self.directory.vouch(who, req.principal)
@@ -419,7 +419,7 @@ def require_role(who: Identity, *roles: str) -> None:
         raise PermissionDenied(f"{who.id} needs the role {' or '.join(roles)}")
 
 
-def _check_principal(who: Identity, req: pb.common.ActionRequest) -> None:
+def check_principal(who: Identity, req: pb.common.ActionRequest) -> None:
     """Agents speak for themselves; only a gateway (act_for_others) names another principal."""
     if not req.principal.id:
         req.principal.id = who.id

@@ -7,8 +7,7 @@ import re
 from signoff import pb
 
 # Evaluate's own principal check: Screen must see the principal Evaluate would.
-from signoff.app.decisions import Signoff, require_role
-from signoff.app.decisions import _check_principal as check_principal
+from signoff.app.decisions import Signoff, check_principal, require_role
 from signoff.app.reviews.desk import Identity
 from signoff.core.validate import validate_batch
 from signoff.errors import InvalidArgument
