@@ -168,11 +168,13 @@ def submit(
     limits: Limits,
     *,
     in_band_ok: bool = False,
+    channel: str = "",
 ) -> Change:
     """Apply a reviewer's approve, modify or reject.
 
     `in_band_ok`: the caller's path may carry an in-band act (a single SubmitReview without
-    a standing approval; never a batch); see `in_band_requester`.
+    a standing approval; never a batch); see `in_band_requester`. `channel`: where the act
+    came from ("" for the API, "slack", "email"); recorded, never a permission.
     """
     if verdict not in VERDICT_EVENTS:
         raise InvalidArgument("verdict", "must be APPROVE, MODIFY or REJECT")
@@ -219,6 +221,7 @@ def submit(
     act = new.acts.add(reviewer=actor.id, verdict=verdict, comment=comment)
     act.roles.extend(sorted(actor.roles))
     act.in_band = in_band
+    act.channel = channel
     act.at.FromDatetime(now)
     if verdict == S.VERDICT_REJECT:
         _resolve(new, S.REVIEW_STATE_REJECTED, pb.common.OUTCOME_DENY, now)

@@ -51,7 +51,7 @@ REVIEW_ORDER_OLDEST_FIRST: ReviewOrder
 REVIEW_ORDER_NEWEST_FIRST: ReviewOrder
 
 class ReviewAct(_message.Message):
-    __slots__ = ("reviewer", "verdict", "comment", "params", "at", "roles", "in_band")
+    __slots__ = ("reviewer", "verdict", "comment", "params", "at", "roles", "in_band", "channel")
     REVIEWER_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,7 @@ class ReviewAct(_message.Message):
     AT_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     IN_BAND_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     reviewer: str
     verdict: Verdict
     comment: str
@@ -66,7 +67,8 @@ class ReviewAct(_message.Message):
     at: _timestamp_pb2.Timestamp
     roles: _containers.RepeatedScalarFieldContainer[str]
     in_band: bool
-    def __init__(self, reviewer: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., comment: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., roles: _Optional[_Iterable[str]] = ..., in_band: _Optional[bool] = ...) -> None: ...
+    channel: str
+    def __init__(self, reviewer: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., comment: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., roles: _Optional[_Iterable[str]] = ..., in_band: _Optional[bool] = ..., channel: _Optional[str] = ...) -> None: ...
 
 class Review(_message.Message):
     __slots__ = ("review_id", "decision_id", "request", "state", "reviewer_group", "reason", "matched_rules", "approvals_required", "acts", "created_at", "expires_at", "resolved_at", "final_params", "on_timeout", "version", "policy_version", "action_digest", "final_digest", "outcome", "escalated_from", "resolution_note", "redacted_paths", "timeout", "receipt", "grant_offer", "in_band")

@@ -256,8 +256,10 @@ class ReviewDesk:
         """The caller as the server sees it: id, roles, the groups it reviews for."""
         return review_console.caller(who)
 
-    async def submit(self, who: Identity, req: pb.review.SubmitReviewRequest) -> pb.review.Review:
-        """Approve, approve with edits, or reject."""
+    async def submit(
+        self, who: Identity, req: pb.review.SubmitReviewRequest, channel: str = ""
+    ) -> pb.review.Review:
+        """Approve, approve with edits, or reject (`channel`: "slack", "email", "" for the API)."""
         r = await self._load(req.review_id, acting=True)
         params: struct_pb2.Struct | None = req.params if req.HasField("params") else None
         grant = None
@@ -278,6 +280,7 @@ class ReviewDesk:
             req.expected_version,
             grant=grant,
             in_band_ok=grant is None,
+            channel=channel,
         )
 
     async def act(
@@ -291,6 +294,7 @@ class ReviewDesk:
         extra: Mapping[str, object] | None = None,
         grant: tuple[GrantRecord, AuditRecord] | None = None,
         in_band_ok: bool = False,
+        channel: str = "",
     ) -> pb.review.Review:
         """One reviewer's act on the loaded review `r`: the one path of single and batch acts."""
         change = reviews.submit(
@@ -303,6 +307,7 @@ class ReviewDesk:
             self.clock.now(),
             self.limits,
             in_band_ok=in_band_ok,
+            channel=channel,
         )
         if verdict == S.VERDICT_MODIFY:
             # After the state machine's checks (group, version, separation of duties), so

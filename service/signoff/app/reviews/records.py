@@ -77,6 +77,10 @@ def audit_record(
             payload["act"]["in_band"] = True  # type: ignore[index]
             payload["in_band"] = "requester"
             payload["in_band_note"] = f"{kind.removeprefix('review.')} by the requester in band"
+        if act.channel:
+            # Filterable (`.payload.channel == "slack"`): which door the act came through.
+            payload["act"]["channel"] = act.channel  # type: ignore[index]
+            payload["channel"] = act.channel
         if act.HasField("params"):
             payload["act"]["params"] = struct_to_dict(act.params)  # type: ignore[index]
             payload["requested_params"] = struct_to_dict(r.request.action.params)
