@@ -80,6 +80,22 @@ export interface RequireOptions extends WaitOptions {
   onReview?: (decision: Decision) => void;
 }
 
+/** Options of `screen`. */
+export interface ScreenOptions extends CallOptions {
+  /** Context paths (`context.mcp.session_id`) each real call sets to its own value. */
+  varying?: string[];
+}
+
+/** What `screen` found for one action: denied whatever its params, or not (yet) known. */
+export interface ScreenResult {
+  denied: boolean;
+  reason: string;
+  /** "rule <name> (<file>:<line>)" when denied. */
+  rule: string;
+  /** The bundle that answered: the answer holds until it changes. */
+  policyVersion: string;
+}
+
 export type VerdictLike = Verdict | "approve" | "modify" | "reject";
 
 /** Options of `submitReview`. */
@@ -174,6 +190,24 @@ export class SignoffClient {
   async explain(input: ActionInput, options: CallOptions = {}): Promise<Explanation> {
     const request = toActionRequest(input, "", false);
     return this.call((o) => this.decisions.explain(request, o), options);
+  }
+
+  /**
+   * Which of `inputs` (without params) the policies deny whatever their params, in order;
+   * `varying`: context paths each real call sets to its own value. Nothing is stored.
+   */
+  async screen(inputs: ActionInput[], options: ScreenOptions = {}): Promise<ScreenResult[]> {
+    if (!Array.isArray(inputs)) throw new InvalidArgument("expected an array", { field: "requests" });
+    // Screen stores nothing and answers for every params: no idempotency key is sent.
+    const requests = inputs.map((input, i) => toActionRequest(input, `requests[${i}]`, false));
+    const varying = options.varying ?? [];
+    const response = await this.call((o) => this.decisions.screen({ requests, varying }, o), options);
+    return response.results.map((r) => ({
+      denied: r.denied,
+      reason: r.reason,
+      rule: r.rule,
+      policyVersion: response.policyVersion,
+    }));
   }
 
   /**

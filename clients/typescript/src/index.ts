@@ -15,6 +15,8 @@ export {
   type CallOptions,
   type ListReviewsOptions,
   type RequireOptions,
+  type ScreenOptions,
+  type ScreenResult,
   type SignoffClientOptions,
   type SubmitOptions,
   type TokenSource,

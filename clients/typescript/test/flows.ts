@@ -128,6 +128,28 @@ export function clientFlows(h: Harness): void {
       expect(explained.decision?.decisionId).toBe("");
       expect(explained.decidedBy).toContain("large-refund");
     });
+
+    test("screen names the actions denied whatever their params", async () => {
+      const hinted = (destructive: boolean) => ({
+        mcp: { upstream: "payments", tool: "x", annotations: { destructiveHint: destructive } },
+      });
+      const resource = { kind: "mcp_server", id: "payments" };
+      const [wipe, refund] = await h.agent.screen(
+        [
+          { action: "mcp.payments.delete_customer", resource, context: hinted(true) },
+          { action: "mcp.payments.refund", resource, context: hinted(false) },
+        ],
+        { varying: ["context.mcp.session_id"] },
+      );
+      expect(wipe?.denied).toBe(true);
+      expect(wipe?.rule).toMatch(/^rule destructive-tool \(mcp\.yaml:\d+\)/);
+      // refund-over-limit denies some amounts only: not denied whatever the params.
+      expect(refund?.denied).toBe(false);
+      expect(wipe?.policyVersion).toMatch(/^sha256:/);
+      await expect(h.agent.screen([{ action: "a", params: { amount: 1 } }])).rejects.toMatchObject({
+        field: "requests[0].action.params",
+      });
+    });
   });
 
   describe("require", () => {
