@@ -64,6 +64,26 @@ def _service(name: str, method: Method) -> Method:
     )
 
 
+def _guards() -> tuple[Guard, Guard]:
+    """The Guard with no limits, and the Guard the server builds with its default limits."""
+
+    async def denied(method: str, who: str, message: str, peer: str) -> None:
+        return None
+
+    # The defaults, but a per-peer rate the bench cannot reach (2000/s by default, and every
+    # call comes from 127.0.0.1): the bucket's arithmetic still runs on every call.
+    settings = LimitSettings.model_validate({"peers": {"rate": 1e6, "burst": 10**6}})
+    bare = Guard(DevAuthenticator(), denied)
+    full = Guard(
+        DevAuthenticator(),
+        denied,
+        Limiter(settings),
+        Telemetry().incoming,
+        PeerGate(settings.peers),
+    )
+    return bare, full
+
+
 def handlers() -> list[grpc.GenericRpcHandler]:
     """The variants, one service each."""
     noop = _noop()
@@ -97,20 +117,7 @@ def handlers() -> list[grpc.GenericRpcHandler]:
         )
     )  # fmt: skip
 
-    async def denied(method: str, who: str, message: str, peer: str) -> None:
-        return None
-
-    # The defaults, but a per-peer rate the bench cannot reach (2000/s by default, and every
-    # call comes from 127.0.0.1): the bucket's arithmetic still runs on every call.
-    settings = LimitSettings.model_validate({"peers": {"rate": 1e6, "burst": 10**6}})
-    bare = Guard(DevAuthenticator(), denied)
-    full = Guard(
-        DevAuthenticator(),
-        denied,
-        Limiter(settings),
-        Telemetry().incoming,
-        PeerGate(settings.peers),
-    )
+    bare, full = _guards()
     for name, guard in (("guard_bare", bare), ("guard", full)):
         out += grpc_transport.handlers(bounded([_service(name, noop)], sizes), guard)
     return out
@@ -239,18 +246,7 @@ async def in_process() -> dict[str, float]:
 
     const = Method("s", "M", pb.common.ActionRequest, pb.common.Decision, constant)
 
-    async def denied(method: str, who: str, message: str, peer: str) -> None:
-        return None
-
-    settings = LimitSettings.model_validate({"peers": {"rate": 1e6, "burst": 10**6}})
-    bare = Guard(DevAuthenticator(), denied)
-    full = Guard(
-        DevAuthenticator(),
-        denied,
-        Limiter(settings),
-        Telemetry().incoming,
-        PeerGate(settings.peers),
-    )
+    bare, full = _guards()
     context = FakeContext()
 
     async def floor() -> Any:
