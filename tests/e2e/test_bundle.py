@@ -8,23 +8,7 @@ from signoff import pb
 from signoff.policy import BundleError
 from signoff_client._gen import decision_pb2_grpc, policy_pb2_grpc
 
-ALLOW_ALL = """\
-name: everything
-rules:
-  - name: allow-all
-    when: "true"
-    decision: allow
-    reason: all good
-"""
-DENY_ALL = ALLOW_ALL.replace("allow-all", "deny-all").replace("decision: allow", "decision: deny")
-BROKEN = """\
-name: broken
-rules:
-  - name: bad-rule
-    when: action.params.amount > > 3
-    decision: allow
-    reason: never loads
-"""
+from .bundles import ALLOW_ALL, BROKEN, DENY_ALL
 
 
 def _req(name: str = "anything.at_all") -> pb.common.ActionRequest:

@@ -18,25 +18,9 @@ from signoff import pb
 from signoff.serving.watch import PolicyWatcher
 from signoff_client._gen import decision_pb2_grpc
 
+from .bundles import ALLOW_ALL, BROKEN, DENY_ALL
 from .conftest import ServerHandle
 
-ALLOW_ALL = """\
-name: everything
-rules:
-  - name: allow-all
-    when: "true"
-    decision: allow
-    reason: all good
-"""
-DENY_ALL = ALLOW_ALL.replace("allow-all", "deny-all").replace("decision: allow", "decision: deny")
-BROKEN = """\
-name: broken
-rules:
-  - name: bad-rule
-    when: action.params.amount > > 3
-    decision: allow
-    reason: never loads
-"""
 # Short quiet period: the tests wait for reloads, so a shorter one only makes them faster.
 FAST = {"watch_debounce": 0.05}
 
