@@ -35,6 +35,7 @@ export {
   type DigestResource,
 } from "./canonical.js";
 export { MASK, mask, remask, unmask } from "./masking.js";
+export { ProofError, leafHash, rootFromInclusionProof, verifyConsistency, verifyInclusion } from "./merkle.js";
 export { newRequestId, toActionRequest, type ActionInput, type PrincipalInput, type ResourceInput } from "./request.js";
 export * from "./errors.js";
 export {

@@ -18,6 +18,7 @@ import { fromBinary, type JsonObject } from "@bufbuild/protobuf";
 import { actionDigests, canonicalJson, type DigestPrincipal, type DigestResource } from "./canonical.js";
 import { ReceiptSchema, type Receipt } from "./gen/signoff/v1/common_pb.js";
 import { mask } from "./masking.js";
+import { ProofError, rootFromInclusionProof } from "./merkle.js";
 import type { ActionInput } from "./request.js";
 
 export const RECEIPT_VERSION = 1;
@@ -138,27 +139,13 @@ async function rootFromPath(
   size: bigint,
   path: Uint8Array[],
 ): Promise<Uint8Array> {
-  if (index >= size) throw new BadSignature(`receipt inclusion path: leaf index ${index} is not below the tree size ${size}`);
-  let fn = index;
-  let sn = size - 1n;
-  let r = await sha256(subtle, concat(Uint8Array.of(0), payload));
-  for (const p of path) {
-    if (p.length !== 32) throw new BadSignature("receipt inclusion path: a node is not 32 bytes");
-    if (sn === 0n) throw new BadSignature("receipt inclusion path: longer than the tree is deep");
-    if ((fn & 1n) === 1n || fn === sn) {
-      r = await sha256(subtle, concat(Uint8Array.of(1), p, r));
-      while ((fn & 1n) === 0n && fn !== 0n) {
-        fn >>= 1n;
-        sn >>= 1n;
-      }
-    } else {
-      r = await sha256(subtle, concat(Uint8Array.of(1), r, p));
-    }
-    fn >>= 1n;
-    sn >>= 1n;
+  const leaf = await sha256(subtle, concat(Uint8Array.of(0), payload));
+  try {
+    return await rootFromInclusionProof(leaf, index, size, path);
+  } catch (e) {
+    if (e instanceof ProofError) throw new BadSignature(`receipt inclusion path: ${e.message}`);
+    throw e;
   }
-  if (sn !== 0n) throw new BadSignature("receipt inclusion path: shorter than the tree is deep");
-  return r;
 }
 
 function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
