@@ -22,6 +22,7 @@ from signoff.app.analysis_cache import (
     split_example,
 )
 from signoff.policy import Bundle, load_bundle
+from signoff.settings.model import ConfigError, load_settings
 
 P = pb.policy
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -244,3 +245,10 @@ def test_split_example_takes_a_json_tail_only() -> None:
     )
     broken = "no rule decides some, e.g. {not json"
     assert split_example(broken) == (broken, "")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 601])
+def test_the_time_limit_setting_is_bounded(bad: float) -> None:
+    assert load_settings({"analysis_timeout": 2.5}).analysis_timeout == 2.5
+    with pytest.raises(ConfigError, match="analysis_timeout"):
+        load_settings({"analysis_timeout": bad})
