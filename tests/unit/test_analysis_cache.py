@@ -106,10 +106,17 @@ async def test_a_version_superseded_before_its_turn_is_skipped(tmp_path: Path) -
     cache = BundleAnalyses(timeout=0.3)
     try:
         await cache.get(slow)  # takes the one worker thread
-        await cache.get(_bundle(tmp_path, PLANTED.replace("thing.a", "thing.b"), "skipped"))
+        skipped = _bundle(tmp_path, PLANTED.replace("thing.a", "thing.b"), "skipped")
+        waiter = asyncio.create_task(cache.get(skipped, wait_s=60))
+        await asyncio.sleep(0)  # it starts the run and waits for it
         got = await cache.get(planted, wait_s=60)
         assert got.state == P.ANALYSIS_STATE_DONE
+        assert got.bundle_version == planted.version
         assert cache.computed == 2  # the slow one and the latest; the one between never ran
+        # Its waiter is sent back (RUNNING) to ask for the bundle now in force.
+        told = await waiter
+        assert (told.state, told.bundle_version) == (P.ANALYSIS_STATE_RUNNING, skipped.version)
+        assert told.detail == "superseded by a newer bundle before it ran: ask again"
     finally:
         cache.close()
 
@@ -252,3 +259,18 @@ def test_the_time_limit_setting_is_bounded(bad: float) -> None:
     assert load_settings({"analysis_timeout": 2.5}).analysis_timeout == 2.5
     with pytest.raises(ConfigError, match="analysis_timeout"):
         load_settings({"analysis_timeout": bad})
+
+
+async def test_analyses_of_several_servers_in_one_process_take_turns() -> None:
+    # z3's one global context is not thread-safe: three analyses at once (one per server of
+    # a test process) crashed the process in C before they were made to take turns.
+    bundle = load_bundle(POLICIES)
+    caches = [BundleAnalyses(timeout=10.0) for _ in range(3)]
+    try:
+        outs = await asyncio.gather(*(c.get(bundle, wait_s=120) for c in caches))
+    finally:
+        for c in caches:
+            c.close()
+    assert [o.state for o in outs] == [P.ANALYSIS_STATE_DONE] * 3
+    assert outs[0].findings == outs[1].findings == outs[2].findings
+    assert len(outs[0].findings) == 2

@@ -16,6 +16,7 @@ import contextlib
 import importlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,11 @@ MAX_FINDINGS = 500
 MAX_TEXT = 2000
 MAX_WAIT_MS = 30_000  # the longest a caller may hold a GetAnalysis open for the result
 _EXAMPLE = " e.g. "  # analysis/check.analyze_policies: "..., e.g. {json}"
+# z3's Python API builds every term in one process-wide context (z3.main_ctx()), which is
+# not thread-safe: two analyses at once in one process (two servers in a test process, or a
+# stopped server's analysis still finishing) crashed it with a segmentation fault. So one
+# analysis runs at a time per process, whichever server asked.
+_Z3 = threading.Lock()
 
 Analyze = Callable[[Bundle, float], Any]
 
@@ -132,15 +138,18 @@ class BundleAnalyses:
     def _compute(self, bundle: Bundle) -> P.BundleAnalysis:
         """In the worker thread: analyse, unless a newer version was asked for meanwhile."""
         if bundle.version != self._latest:
-            out = self._base(bundle, P.ANALYSIS_STATE_FAILED)
-            out.detail = "superseded by a newer bundle before it ran"
+            # Only callers that waited on this run see this: RUNNING sends them back for the
+            # bundle now in force, whose own run is queued.
+            out = self._base(bundle, P.ANALYSIS_STATE_RUNNING)
+            out.detail = "superseded by a newer bundle before it ran: ask again"
             return out
         analyze = self._loader()
         if analyze is None:
             out = self._base(bundle, P.ANALYSIS_STATE_UNAVAILABLE)
             out.detail = INSTALL_HINT
             return out
-        analysis = analyze(bundle, self.timeout)
+        with _Z3:
+            analysis = analyze(bundle, self.timeout)
         self.computed += 1
         event(
             log,
