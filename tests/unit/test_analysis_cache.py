@@ -17,6 +17,7 @@ from signoff.app.analysis_cache import (
     INSTALL_HINT,
     MAX_FINDINGS,
     MAX_TEXT,
+    Analyzer,
     BundleAnalyses,
     findings_message,
     split_example,
@@ -98,7 +99,7 @@ async def test_concurrent_callers_share_one_analysis_per_version(tmp_path: Path)
         assert example["action"]["name"].startswith("thing.")
         assert example["action"]["name"] != "thing.a"
     finally:
-        cache.close()
+        await cache.aclose()
 
 
 async def test_a_version_superseded_before_its_turn_is_skipped(tmp_path: Path) -> None:
@@ -118,7 +119,7 @@ async def test_a_version_superseded_before_its_turn_is_skipped(tmp_path: Path) -
         assert (told.state, told.bundle_version) == (P.ANALYSIS_STATE_RUNNING, skipped.version)
         assert told.detail == "superseded by a newer bundle before it ran: ask again"
     finally:
-        cache.close()
+        await cache.aclose()
 
 
 def _fermat_policy() -> str:
@@ -134,7 +135,7 @@ async def test_a_solver_timeout_is_an_unknown_finding(tmp_path: Path) -> None:
     try:
         got = await cache.get(bundle, wait_s=60)
     finally:
-        cache.close()
+        await cache.aclose()
     assert got.state == P.ANALYSIS_STATE_DONE
     assert got.timeout_s == pytest.approx(0.2)
     [unknown] = [f for f in got.findings if f.rule == "fermat"]
@@ -153,7 +154,7 @@ async def test_without_z3_the_answer_says_how_to_install_it(
     try:
         got = await cache.get(load_bundle(POLICIES), wait_s=60)
     finally:
-        cache.close()
+        await cache.aclose()
     assert got.state == P.ANALYSIS_STATE_UNAVAILABLE
     assert got.detail == INSTALL_HINT
     assert "pip install 'signoff[analyze]'" in got.detail
@@ -168,13 +169,13 @@ async def test_an_analysis_that_breaks_is_failed_not_retried(tmp_path: Path) -> 
         calls.append(bundle.version)
         raise RuntimeError("solver exploded")
 
-    cache = BundleAnalyses(timeout=1.0, loader=lambda: broken)
+    cache = BundleAnalyses(timeout=1.0, loader=lambda: Analyzer(broken, lambda: None))
     bundle = load_bundle(POLICIES)
     try:
         got = await cache.get(bundle, wait_s=60)
         again = await cache.get(bundle, wait_s=60)
     finally:
-        cache.close()
+        await cache.aclose()
     assert got.state == P.ANALYSIS_STATE_FAILED
     assert got.detail == "the analysis failed: RuntimeError: solver exploded"
     assert again == got
@@ -192,7 +193,7 @@ async def test_a_caller_that_gives_up_does_not_cancel_the_shared_analysis(tmp_pa
             await waiter
         got = await cache.get(bundle, wait_s=60)
     finally:
-        cache.close()
+        await cache.aclose()
     assert got.state == P.ANALYSIS_STATE_DONE
     assert cache.computed == 1
 
@@ -220,7 +221,7 @@ async def test_the_event_loop_keeps_serving_while_it_runs(tmp_path: Path) -> Non
     finally:
         stop.set()
         await ticker
-        cache.close()
+        await cache.aclose()
     assert cache.computed == 2
     # Generous for a shared 2-core machine; a blocked loop would show the whole analysis.
     assert max(gaps) < 0.5, f"the loop stalled {max(gaps):.3f}s"
@@ -270,7 +271,21 @@ async def test_analyses_of_several_servers_in_one_process_take_turns() -> None:
         outs = await asyncio.gather(*(c.get(bundle, wait_s=120) for c in caches))
     finally:
         for c in caches:
-            c.close()
+            await c.aclose()
     assert [o.state for o in outs] == [P.ANALYSIS_STATE_DONE] * 3
     assert outs[0].findings == outs[1].findings == outs[2].findings
     assert len(outs[0].findings) == 2
+
+
+async def test_a_stopping_server_cuts_the_running_analysis_short(tmp_path: Path) -> None:
+    # With a 60 s limit per question the Fermat rule would hold the stop for minutes.
+    bundle = _bundle(tmp_path, _fermat_policy())
+    cache = BundleAnalyses(timeout=60.0)
+    running = await cache.get(bundle, wait_s=0.5)
+    assert running.state == P.ANALYSIS_STATE_RUNNING
+    start = time.perf_counter()
+    await cache.aclose()
+    assert time.perf_counter() - start < 5.0
+    got = await cache.get(bundle)
+    assert (got.state, got.detail) == (P.ANALYSIS_STATE_FAILED, "the server is stopping")
+    assert cache.computed == 0

@@ -46,13 +46,20 @@ _EXAMPLE = " e.g. "  # analysis/check.analyze_policies: "..., e.g. {json}"
 # analysis runs at a time per process, whichever server asked.
 _Z3 = threading.Lock()
 
-Analyze = Callable[[Bundle, float], Any]
+
+@dataclass(frozen=True)
+class Analyzer:
+    """The analysis, and how to cut short the solver question in progress (any thread)."""
+
+    analyze: Callable[[Bundle, float], Any]
+    interrupt: Callable[[], None]
 
 
-def _load_analyzer() -> Analyze | None:
+def _load_analyzer() -> Analyzer | None:
     """analysis.check.analyze, or None when z3 (the `analyze` extra) is not installed."""
     try:
         check = importlib.import_module("signoff.analysis.check")
+        z3 = importlib.import_module("z3")
     except ModuleNotFoundError as exc:
         if exc.name != "z3":
             raise
@@ -63,7 +70,8 @@ def _load_analyzer() -> Analyze | None:
         # `signoff policy analyze` (and `policy test`) check them.
         return check.analyze(bundle, [], timeout)
 
-    return run
+    # Every solver of the analysis lives in z3's global context (see _Z3).
+    return Analyzer(run, lambda: z3.main_ctx().interrupt())
 
 
 @dataclass
@@ -79,19 +87,23 @@ class BundleAnalyses:
     def __init__(
         self,
         timeout: float,
-        loader: Callable[[], Analyze | None] = _load_analyzer,
+        loader: Callable[[], Analyzer | None] = _load_analyzer,
     ) -> None:
         self.timeout = timeout
         self._loader = loader
         self._current: _Run | None = None
         self._latest = ""  # the version last asked for: older queued runs are skipped
         self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
+        self._solving: Analyzer | None = None  # set while this cache's analysis holds _Z3
         self.computed = 0  # analyses run to completion (tests count them)
 
     async def get(self, bundle: Bundle, wait_s: float = 0.0) -> P.BundleAnalysis:
         """The analysis of `bundle`: done, or RUNNING after waiting up to `wait_s` for it."""
         run = self._current
         if run is None or run.version != bundle.version:
+            if self._closed:
+                return self._stopping(bundle)
             run = self._start(bundle)
         if not run.future.done() and wait_s > 0:
             # shield: a caller that gives up (or disconnects) must not cancel the shared run.
@@ -103,10 +115,26 @@ class BundleAnalyses:
         out.seconds = time.perf_counter() - run.started
         return out
 
-    def close(self) -> None:
-        """Stop taking work; a check already running ends at its time limit."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+    async def aclose(self, patience: float = 10.0) -> None:
+        """Drop queued analyses and cut the running one short: its questions answer unknown.
+
+        The worker thread is joined when the process exits, so an analysis left running
+        would hold a stopping server up for as long as its solver questions take.
+        """
+        self._closed = True
+        if self._pool is None:
+            return
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        run, loop = self._current, asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while run is not None and not run.future.done() and loop.time() < deadline:
+            if (solving := self._solving) is not None:
+                solving.interrupt()
+            # Polled, not awaited once: an interrupt ends the question in progress only,
+            # and the analysis asks its next one a moment later.
+            await asyncio.wait([run.future], timeout=0.02)
+        if run is not None and not run.future.done():
+            event(log, "analysis.not_stopped", logging.WARNING, version=run.version)
 
     def _start(self, bundle: Bundle) -> _Run:
         loop = asyncio.get_running_loop()
@@ -121,7 +149,7 @@ class BundleAnalyses:
         def settle(done: asyncio.Future[P.BundleAnalysis]) -> None:
             if done.cancelled():
                 result = self._base(bundle, P.ANALYSIS_STATE_FAILED)
-                result.detail = "the analysis was cancelled (the server is stopping)"
+                result.detail = "the server is stopping"
             elif (exc := done.exception()) is not None:
                 event(log, "analysis.failed", logging.ERROR, version=bundle.version, error=exc)
                 result = self._base(bundle, P.ANALYSIS_STATE_FAILED)
@@ -143,13 +171,25 @@ class BundleAnalyses:
             out = self._base(bundle, P.ANALYSIS_STATE_RUNNING)
             out.detail = "superseded by a newer bundle before it ran: ask again"
             return out
-        analyze = self._loader()
-        if analyze is None:
+        analyzer = self._loader()
+        if analyzer is None:
             out = self._base(bundle, P.ANALYSIS_STATE_UNAVAILABLE)
             out.detail = INSTALL_HINT
             return out
-        with _Z3:
-            analysis = analyze(bundle, self.timeout)
+        # Polled so that a server stopping while another's analysis holds the lock gives up.
+        while not _Z3.acquire(timeout=0.1):
+            if self._closed:
+                return self._stopping(bundle)
+        try:
+            if self._closed:
+                return self._stopping(bundle)
+            self._solving = analyzer
+            analysis = analyzer.analyze(bundle, self.timeout)
+        finally:
+            self._solving = None
+            _Z3.release()
+        if self._closed:
+            return self._stopping(bundle)  # cut short: its unknowns say nothing
         self.computed += 1
         event(
             log,
@@ -159,6 +199,11 @@ class BundleAnalyses:
             seconds=round(analysis.seconds, 3),
         )
         return findings_message(bundle, analysis, self.timeout)
+
+    def _stopping(self, bundle: Bundle) -> P.BundleAnalysis:
+        out = self._base(bundle, P.ANALYSIS_STATE_FAILED)
+        out.detail = "the server is stopping"
+        return out
 
     def _base(self, bundle: Bundle, state: int) -> P.BundleAnalysis:
         return P.BundleAnalysis(
