@@ -239,6 +239,11 @@ def test_the_answer_is_bounded() -> None:
     assert len(out.findings[0].message) == MAX_TEXT
     assert out.findings[0].message.endswith("…")
     assert out.findings[0].kind == "SHADOWED"
+    # An example request too long to show is left out, not cut into invalid JSON.
+    huge = '{"action": {"name": "%s"}}' % ("a" * MAX_TEXT)
+    example = Finding("default-applies", "p.yaml", 1, "p", "", f"no rule decides, e.g. {huge}")
+    [shown] = findings_message(bundle, Analysis((example,), (), 0.1), 10.0).findings
+    assert (shown.message, shown.example_json) == ("no rule decides", "")
 
 
 def test_split_example_takes_a_json_tail_only() -> None:
