@@ -132,6 +132,13 @@ CASES: dict[str, Case] = {
         lambda t: P.GetInsightsRequest(since=_ts(0), auto_allow_share=math.nan),
         "auto_allow_share",
     ),
+    # Analysis: how long a call may wait for it.
+    "analysis-negative-wait": Case(
+        "GetAnalysis", lambda t: P.GetAnalysisRequest(wait_ms=-1), "wait_ms"
+    ),
+    "analysis-wait-past-30s": Case(
+        "GetAnalysis", lambda t: P.GetAnalysisRequest(wait_ms=2**31 - 1), "wait_ms"
+    ),
     # Grants: a bound no param can be compared with.
     "grant-bound-nan": Case("SubmitReview", lambda t: _grant(t, math.nan), "grant.bounds[0].value"),
     "grant-bound-inf": Case("SubmitReview", lambda t: _grant(t, math.inf), "grant.bounds[0].value"),

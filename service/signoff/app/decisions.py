@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from signoff import pb
+from signoff.app.analysis_cache import BundleAnalyses
 from signoff.app.audit import guard as chain_guard
 from signoff.app.denials import DenialLog
 from signoff.app.grants.desk import GrantDesk
@@ -67,6 +68,7 @@ class Signoff:
         grant_settings: GrantSettings | None = None,
         directory: Directory | None = None,
         denial_audit: DenialAudit | None = None,
+        analysis_timeout: float = 10.0,
     ) -> None:
         self.policies = policies
         self.store = store
@@ -95,6 +97,7 @@ class Signoff:
         self.reviews.evaluate_edit = self._evaluate_edit
         self._reload_lock = asyncio.Lock()
         self.denials = DenialLog(store, clock, denial_audit or DenialAudit())
+        self.analyses = BundleAnalyses(analysis_timeout)
 
     @property
     def bundle(self) -> Bundle:

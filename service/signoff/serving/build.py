@@ -106,6 +106,7 @@ def build_app(
         grant_settings=settings.grants,
         directory=directory_for(settings),
         denial_audit=settings.limits.denials,
+        analysis_timeout=settings.analysis_timeout,
     )
 
 

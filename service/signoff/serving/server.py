@@ -86,6 +86,8 @@ class Running:
         grace = self.settings.shutdown_grace if grace is None else grace
         # Watch streams (both ports) end at once with UNAVAILABLE; clients reconnect.
         self.app.reviews.hub.close()
+        # Queued analyses are dropped, a running one is cut short (else the exit waits for it).
+        await self.app.analyses.aclose()
         # The HTTP port ends its streams at once (a console's live queue never ends by
         # itself) and gives other calls the configured grace.
         stops = [self.server.stop(grace)]

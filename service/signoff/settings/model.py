@@ -148,6 +148,14 @@ class Settings(BaseSettings):
         description="Seconds without further changes before the watcher reloads (a checkout "
         "that writes many files reloads once).",
     )
+    analysis_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Seconds each solver question of the console's policy analysis (Insights "
+        "page, GetAnalysis) may take; beyond it the finding is UNKNOWN. The same limit as "
+        "`signoff policy analyze --timeout`.",
+    )
     auth: AuthSettings = Field(
         default_factory=AuthSettings,
         description="Authentication; with nothing configured the server runs in dev mode.",

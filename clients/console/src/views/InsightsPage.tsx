@@ -5,6 +5,7 @@ import type { Insights, RuleInsight } from "../../../typescript/src/gen/signoff/
 import { messageOf, policies } from "../api";
 import { serverNow, serverTimeKnown } from "../clock";
 import { span, stamp } from "../format";
+import { AnalysisPanel } from "./AnalysisPanel";
 import { Notice } from "./common";
 
 const WINDOWS = [7, 30, 90];
@@ -51,7 +52,7 @@ export function InsightsPage() {
     <section aria-labelledby="insights-title" class="insights">
       <div class="page-head">
         <h1 id="insights-title">Policy insights</h1>
-        <p class="sub">Per rule, what the reviews it asked for became. Times are UTC.</p>
+        <p class="sub">Per rule, what the reviews it asked for became, and what the policy analysis finds in the bundle in force. Times are UTC.</p>
       </div>
       <form
         class="card buttons"
@@ -84,6 +85,7 @@ export function InsightsPage() {
         </Notice>
       )}
       {shown && <Report insights={shown} days={days} />}
+      <AnalysisPanel />
     </section>
   );
 }

@@ -3,12 +3,26 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from signoff_client._gen import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class AnalysisState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ANALYSIS_STATE_UNSPECIFIED: _ClassVar[AnalysisState]
+    ANALYSIS_STATE_RUNNING: _ClassVar[AnalysisState]
+    ANALYSIS_STATE_DONE: _ClassVar[AnalysisState]
+    ANALYSIS_STATE_UNAVAILABLE: _ClassVar[AnalysisState]
+    ANALYSIS_STATE_FAILED: _ClassVar[AnalysisState]
+ANALYSIS_STATE_UNSPECIFIED: AnalysisState
+ANALYSIS_STATE_RUNNING: AnalysisState
+ANALYSIS_STATE_DONE: AnalysisState
+ANALYSIS_STATE_UNAVAILABLE: AnalysisState
+ANALYSIS_STATE_FAILED: AnalysisState
 
 class GetBundleRequest(_message.Message):
     __slots__ = ()
@@ -159,3 +173,51 @@ class Insights(_message.Message):
     rules: _containers.RepeatedCompositeFieldContainer[RuleInsight]
     truncated: bool
     def __init__(self, since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reviews: _Optional[int] = ..., rules: _Optional[_Iterable[_Union[RuleInsight, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class GetAnalysisRequest(_message.Message):
+    __slots__ = ("wait_ms",)
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    wait_ms: int
+    def __init__(self, wait_ms: _Optional[int] = ...) -> None: ...
+
+class AnalysisFinding(_message.Message):
+    __slots__ = ("kind", "policy", "rule", "file", "line", "message", "example_json")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_JSON_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    policy: str
+    rule: str
+    file: str
+    line: int
+    message: str
+    example_json: str
+    def __init__(self, kind: _Optional[str] = ..., policy: _Optional[str] = ..., rule: _Optional[str] = ..., file: _Optional[str] = ..., line: _Optional[int] = ..., message: _Optional[str] = ..., example_json: _Optional[str] = ...) -> None: ...
+
+class BundleAnalysis(_message.Message):
+    __slots__ = ("bundle_version", "state", "detail", "rules", "findings", "total", "problems", "truncated", "seconds", "timeout_s")
+    BUNDLE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    bundle_version: str
+    state: AnalysisState
+    detail: str
+    rules: int
+    findings: _containers.RepeatedCompositeFieldContainer[AnalysisFinding]
+    total: int
+    problems: int
+    truncated: bool
+    seconds: float
+    timeout_s: float
+    def __init__(self, bundle_version: _Optional[str] = ..., state: _Optional[_Union[AnalysisState, str]] = ..., detail: _Optional[str] = ..., rules: _Optional[int] = ..., findings: _Optional[_Iterable[_Union[AnalysisFinding, _Mapping]]] = ..., total: _Optional[int] = ..., problems: _Optional[int] = ..., truncated: _Optional[bool] = ..., seconds: _Optional[float] = ..., timeout_s: _Optional[float] = ...) -> None: ...

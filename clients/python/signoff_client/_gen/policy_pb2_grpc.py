@@ -50,6 +50,11 @@ class PolicyServiceStub:
                 request_serializer=signoff_dot_v1_dot_policy__pb2.GetInsightsRequest.SerializeToString,
                 response_deserializer=signoff_dot_v1_dot_policy__pb2.Insights.FromString,
                 _registered_method=True)
+        self.GetAnalysis = channel.unary_unary(
+                '/signoff.v1.PolicyService/GetAnalysis',
+                request_serializer=signoff_dot_v1_dot_policy__pb2.GetAnalysisRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_policy__pb2.BundleAnalysis.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -79,6 +84,15 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAnalysis(self, request, context):
+        """What `signoff policy analyze` finds in the bundle in force (ineffective, matches-all
+        and shadowed rules, requests left to the default decision), computed once per bundle
+        version in the background; RUNNING until it is done (auditor or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +110,11 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.GetInsights,
                     request_deserializer=signoff_dot_v1_dot_policy__pb2.GetInsightsRequest.FromString,
                     response_serializer=signoff_dot_v1_dot_policy__pb2.Insights.SerializeToString,
+            ),
+            'GetAnalysis': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAnalysis,
+                    request_deserializer=signoff_dot_v1_dot_policy__pb2.GetAnalysisRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_policy__pb2.BundleAnalysis.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +199,33 @@ class PolicyService:
             '/signoff.v1.PolicyService/GetInsights',
             signoff_dot_v1_dot_policy__pb2.GetInsightsRequest.SerializeToString,
             signoff_dot_v1_dot_policy__pb2.Insights.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAnalysis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.PolicyService/GetAnalysis',
+            signoff_dot_v1_dot_policy__pb2.GetAnalysisRequest.SerializeToString,
+            signoff_dot_v1_dot_policy__pb2.BundleAnalysis.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,8 +2,8 @@
 // @generated from file signoff/v1/policy.proto (package signoff.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { RuleDecision } from "./common_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file signoff/v1/policy.proto.
  */
 export const file_signoff_v1_policy: GenFile = /*@__PURE__*/
-  fileDesc("ChdzaWdub2ZmL3YxL3BvbGljeS5wcm90bxIKc2lnbm9mZi52MSISChBHZXRCdW5kbGVSZXF1ZXN0IhUKE1JlbG9hZEJ1bmRsZVJlcXVlc3QigwEKCFJ1bGVJbmZvEgwKBG5hbWUYASABKAkSKgoIZGVjaXNpb24YAiABKA4yGC5zaWdub2ZmLnYxLlJ1bGVEZWNpc2lvbhIRCglyZXZpZXdlcnMYAyABKAkSDgoGc2hhZG93GAQgASgIEgwKBHdoZW4YBSABKAkSDAoEbGluZRgGIAEoBSJ3Cg5Qb2xpY3lGaWxlSW5mbxIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSDwoHYWN0aW9ucxgEIAMoCRIjCgVydWxlcxgFIAMoCzIULnNpZ25vZmYudjEuUnVsZUluZm8iigEKCkJ1bmRsZUluZm8SDwoHdmVyc2lvbhgBIAEoCRIRCglkaXJlY3RvcnkYAiABKAkSLQoJbG9hZGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgVmaWxlcxgEIAMoCzIaLnNpZ25vZmYudjEuUG9saWN5RmlsZUluZm8iWAoLUG9saWN5RXJyb3ISDAoEZmlsZRgBIAEoCRIMCgRsaW5lGAIgASgFEg4KBmNvbHVtbhgDIAEoBRIMCgRydWxlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkieQoUUmVsb2FkQnVuZGxlUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAgSJgoGYnVuZGxlGAIgASgLMhYuc2lnbm9mZi52MS5CdW5kbGVJbmZvEicKBmVycm9ycxgDIAMoCzIXLnNpZ25vZmYudjEuUG9saWN5RXJyb3IiyAEKEkdldEluc2lnaHRzUmVxdWVzdBIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnJldmlld2VyX2dyb3VwGAMgASgJEhMKC21pbl9yZXZpZXdzGAQgASgFEhgKEGF1dG9fYWxsb3dfc2hhcmUYBSABKAESFQoNZXhwaXJlZF9zaGFyZRgGIAEoASIrCgtJbnNpZ2h0RmxhZxIMCgRraW5kGAEgASgJEg4KBnJlYXNvbhgCIAEoCSLPAgoLUnVsZUluc2lnaHQSDgoGcG9saWN5GAEgASgJEgwKBHJ1bGUYAiABKAkSDAoEZmlsZRgDIAEoCRIMCgRsaW5lGAQgASgFEg8KB3Jldmlld3MYBSABKAUSGgoSYXBwcm92ZWRfdW5jaGFuZ2VkGAYgASgFEg4KBmVkaXRlZBgHIAEoBRIQCghyZWplY3RlZBgIIAEoBRIPCgdleHBpcmVkGAkgASgFEhEKCWNhbmNlbGxlZBgKIAEoBRIPCgdwZW5kaW5nGAsgASgFEhAKCG1lZGlhbl9zGAwgASgBEg0KBXA5MF9zGA0gASgBEhEKCXJldmlld2VycxgOIAEoBRIUCgxkaXNhZ3JlZW1lbnQYDyABKAESEAoIY29tcGFyZWQYECABKAUSJgoFZmxhZ3MYESADKAsyFy5zaWdub2ZmLnYxLkluc2lnaHRGbGFnIqwBCghJbnNpZ2h0cxIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3Jldmlld3MYAyABKAUSJgoFcnVsZXMYBCADKAsyFy5zaWdub2ZmLnYxLlJ1bGVJbnNpZ2h0EhEKCXRydW5jYXRlZBgFIAEoCDLqAQoNUG9saWN5U2VydmljZRJBCglHZXRCdW5kbGUSHC5zaWdub2ZmLnYxLkdldEJ1bmRsZVJlcXVlc3QaFi5zaWdub2ZmLnYxLkJ1bmRsZUluZm8SUQoMUmVsb2FkQnVuZGxlEh8uc2lnbm9mZi52MS5SZWxvYWRCdW5kbGVSZXF1ZXN0GiAuc2lnbm9mZi52MS5SZWxvYWRCdW5kbGVSZXNwb25zZRJDCgtHZXRJbnNpZ2h0cxIeLnNpZ25vZmYudjEuR2V0SW5zaWdodHNSZXF1ZXN0GhQuc2lnbm9mZi52MS5JbnNpZ2h0c2IGcHJvdG8z", [file_google_protobuf_timestamp, file_signoff_v1_common]);
+  fileDesc("ChdzaWdub2ZmL3YxL3BvbGljeS5wcm90bxIKc2lnbm9mZi52MSISChBHZXRCdW5kbGVSZXF1ZXN0IhUKE1JlbG9hZEJ1bmRsZVJlcXVlc3QigwEKCFJ1bGVJbmZvEgwKBG5hbWUYASABKAkSKgoIZGVjaXNpb24YAiABKA4yGC5zaWdub2ZmLnYxLlJ1bGVEZWNpc2lvbhIRCglyZXZpZXdlcnMYAyABKAkSDgoGc2hhZG93GAQgASgIEgwKBHdoZW4YBSABKAkSDAoEbGluZRgGIAEoBSJ3Cg5Qb2xpY3lGaWxlSW5mbxIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSDwoHYWN0aW9ucxgEIAMoCRIjCgVydWxlcxgFIAMoCzIULnNpZ25vZmYudjEuUnVsZUluZm8iigEKCkJ1bmRsZUluZm8SDwoHdmVyc2lvbhgBIAEoCRIRCglkaXJlY3RvcnkYAiABKAkSLQoJbG9hZGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgVmaWxlcxgEIAMoCzIaLnNpZ25vZmYudjEuUG9saWN5RmlsZUluZm8iWAoLUG9saWN5RXJyb3ISDAoEZmlsZRgBIAEoCRIMCgRsaW5lGAIgASgFEg4KBmNvbHVtbhgDIAEoBRIMCgRydWxlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkieQoUUmVsb2FkQnVuZGxlUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAgSJgoGYnVuZGxlGAIgASgLMhYuc2lnbm9mZi52MS5CdW5kbGVJbmZvEicKBmVycm9ycxgDIAMoCzIXLnNpZ25vZmYudjEuUG9saWN5RXJyb3IiyAEKEkdldEluc2lnaHRzUmVxdWVzdBIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnJldmlld2VyX2dyb3VwGAMgASgJEhMKC21pbl9yZXZpZXdzGAQgASgFEhgKEGF1dG9fYWxsb3dfc2hhcmUYBSABKAESFQoNZXhwaXJlZF9zaGFyZRgGIAEoASIrCgtJbnNpZ2h0RmxhZxIMCgRraW5kGAEgASgJEg4KBnJlYXNvbhgCIAEoCSLPAgoLUnVsZUluc2lnaHQSDgoGcG9saWN5GAEgASgJEgwKBHJ1bGUYAiABKAkSDAoEZmlsZRgDIAEoCRIMCgRsaW5lGAQgASgFEg8KB3Jldmlld3MYBSABKAUSGgoSYXBwcm92ZWRfdW5jaGFuZ2VkGAYgASgFEg4KBmVkaXRlZBgHIAEoBRIQCghyZWplY3RlZBgIIAEoBRIPCgdleHBpcmVkGAkgASgFEhEKCWNhbmNlbGxlZBgKIAEoBRIPCgdwZW5kaW5nGAsgASgFEhAKCG1lZGlhbl9zGAwgASgBEg0KBXA5MF9zGA0gASgBEhEKCXJldmlld2VycxgOIAEoBRIUCgxkaXNhZ3JlZW1lbnQYDyABKAESEAoIY29tcGFyZWQYECABKAUSJgoFZmxhZ3MYESADKAsyFy5zaWdub2ZmLnYxLkluc2lnaHRGbGFnIqwBCghJbnNpZ2h0cxIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3Jldmlld3MYAyABKAUSJgoFcnVsZXMYBCADKAsyFy5zaWdub2ZmLnYxLlJ1bGVJbnNpZ2h0EhEKCXRydW5jYXRlZBgFIAEoCCIlChJHZXRBbmFseXNpc1JlcXVlc3QSDwoHd2FpdF9tcxgBIAEoBSKAAQoPQW5hbHlzaXNGaW5kaW5nEgwKBGtpbmQYASABKAkSDgoGcG9saWN5GAIgASgJEgwKBHJ1bGUYAyABKAkSDAoEZmlsZRgEIAEoCRIMCgRsaW5lGAUgASgFEg8KB21lc3NhZ2UYBiABKAkSFAoMZXhhbXBsZV9qc29uGAcgASgJIvgBCg5CdW5kbGVBbmFseXNpcxIWCg5idW5kbGVfdmVyc2lvbhgBIAEoCRIoCgVzdGF0ZRgCIAEoDjIZLnNpZ25vZmYudjEuQW5hbHlzaXNTdGF0ZRIOCgZkZXRhaWwYAyABKAkSDQoFcnVsZXMYBCABKAUSLQoIZmluZGluZ3MYBSADKAsyGy5zaWdub2ZmLnYxLkFuYWx5c2lzRmluZGluZxINCgV0b3RhbBgGIAEoBRIQCghwcm9ibGVtcxgHIAEoBRIRCgl0cnVuY2F0ZWQYCCABKAgSDwoHc2Vjb25kcxgJIAEoARIRCgl0aW1lb3V0X3MYCiABKAEqnwEKDUFuYWx5c2lzU3RhdGUSHgoaQU5BTFlTSVNfU1RBVEVfVU5TUEVDSUZJRUQQABIaChZBTkFMWVNJU19TVEFURV9SVU5OSU5HEAESFwoTQU5BTFlTSVNfU1RBVEVfRE9ORRACEh4KGkFOQUxZU0lTX1NUQVRFX1VOQVZBSUxBQkxFEAMSGQoVQU5BTFlTSVNfU1RBVEVfRkFJTEVEEAQytQIKDVBvbGljeVNlcnZpY2USQQoJR2V0QnVuZGxlEhwuc2lnbm9mZi52MS5HZXRCdW5kbGVSZXF1ZXN0GhYuc2lnbm9mZi52MS5CdW5kbGVJbmZvElEKDFJlbG9hZEJ1bmRsZRIfLnNpZ25vZmYudjEuUmVsb2FkQnVuZGxlUmVxdWVzdBogLnNpZ25vZmYudjEuUmVsb2FkQnVuZGxlUmVzcG9uc2USQwoLR2V0SW5zaWdodHMSHi5zaWdub2ZmLnYxLkdldEluc2lnaHRzUmVxdWVzdBoULnNpZ25vZmYudjEuSW5zaWdodHMSSQoLR2V0QW5hbHlzaXMSHi5zaWdub2ZmLnYxLkdldEFuYWx5c2lzUmVxdWVzdBoaLnNpZ25vZmYudjEuQnVuZGxlQW5hbHlzaXNiBnByb3RvMw", [file_google_protobuf_timestamp, file_signoff_v1_common]);
 
 /**
  * No parameters.
@@ -543,6 +543,224 @@ export const InsightsSchema: GenMessage<Insights> = /*@__PURE__*/
   messageDesc(file_signoff_v1_policy, 10);
 
 /**
+ * How long GetAnalysis may wait for an analysis that is still running.
+ *
+ * @generated from message signoff.v1.GetAnalysisRequest
+ */
+export type GetAnalysisRequest = Message<"signoff.v1.GetAnalysisRequest"> & {
+  /**
+   * Milliseconds to wait for the result before answering RUNNING (0: answer at once; at
+   * most 30000). The analysis runs on whether or not anyone waits.
+   *
+   * @generated from field: int32 wait_ms = 1;
+   */
+  waitMs: number;
+};
+
+/**
+ * Describes the message signoff.v1.GetAnalysisRequest.
+ * Use `create(GetAnalysisRequestSchema)` to create a new message.
+ */
+export const GetAnalysisRequestSchema: GenMessage<GetAnalysisRequest> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_policy, 11);
+
+/**
+ * One thing the analysis found about a rule, or about a policy (`rule` empty).
+ *
+ * @generated from message signoff.v1.AnalysisFinding
+ */
+export type AnalysisFinding = Message<"signoff.v1.AnalysisFinding"> & {
+  /**
+   * INEFFECTIVE (never matches), MATCHES-ALL (matches every request it applies to),
+   * SHADOWED (a more severe or earlier rule always decides instead), UNKNOWN (the solver
+   * gave no answer within the time limit), NOT-ANALYSED (an expression outside the analysed
+   * subset, never guessed) or DEFAULT-APPLIES (some requests under the policy's actions are
+   * decided by no rule).
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * Policy name.
+   *
+   * @generated from field: string policy = 2;
+   */
+  policy: string;
+
+  /**
+   * Rule name ("" for a policy-wide finding).
+   *
+   * @generated from field: string rule = 3;
+   */
+  rule: string;
+
+  /**
+   * Policy file path relative to the policies directory.
+   *
+   * @generated from field: string file = 4;
+   */
+  file: string;
+
+  /**
+   * 1-based line of the rule (1 for a policy-wide finding).
+   *
+   * @generated from field: int32 line = 5;
+   */
+  line: number;
+
+  /**
+   * What was found (at most 2000 characters).
+   *
+   * @generated from field: string message = 6;
+   */
+  message: string;
+
+  /**
+   * An example request, as indented JSON, when the finding comes with one (DEFAULT-APPLIES).
+   *
+   * @generated from field: string example_json = 7;
+   */
+  exampleJson: string;
+};
+
+/**
+ * Describes the message signoff.v1.AnalysisFinding.
+ * Use `create(AnalysisFindingSchema)` to create a new message.
+ */
+export const AnalysisFindingSchema: GenMessage<AnalysisFinding> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_policy, 12);
+
+/**
+ * The analysis of the bundle in force.
+ *
+ * @generated from message signoff.v1.BundleAnalysis
+ */
+export type BundleAnalysis = Message<"signoff.v1.BundleAnalysis"> & {
+  /**
+   * The bundle version analysed.
+   *
+   * @generated from field: string bundle_version = 1;
+   */
+  bundleVersion: string;
+
+  /**
+   * @generated from field: signoff.v1.AnalysisState state = 2;
+   */
+  state: AnalysisState;
+
+  /**
+   * Why the state is UNAVAILABLE or FAILED (for UNAVAILABLE: how to install the solver).
+   *
+   * @generated from field: string detail = 3;
+   */
+  detail: string;
+
+  /**
+   * Rules in the bundle.
+   *
+   * @generated from field: int32 rules = 4;
+   */
+  rules: number;
+
+  /**
+   * Findings, in bundle order (at most 500: see `truncated`).
+   *
+   * @generated from field: repeated signoff.v1.AnalysisFinding findings = 5;
+   */
+  findings: AnalysisFinding[];
+
+  /**
+   * Findings in all, including those left out.
+   *
+   * @generated from field: int32 total = 6;
+   */
+  total: number;
+
+  /**
+   * Of those, findings that mean a rule is wrong or undecided: INEFFECTIVE, MATCHES-ALL,
+   * SHADOWED, UNKNOWN.
+   *
+   * @generated from field: int32 problems = 7;
+   */
+  problems: number;
+
+  /**
+   * True when more findings were made than `findings` holds.
+   *
+   * @generated from field: bool truncated = 8;
+   */
+  truncated: boolean;
+
+  /**
+   * Seconds the analysis took (while RUNNING: so far).
+   *
+   * @generated from field: double seconds = 9;
+   */
+  seconds: number;
+
+  /**
+   * The time limit of each solver question (setting `analysis_timeout`).
+   *
+   * @generated from field: double timeout_s = 10;
+   */
+  timeoutS: number;
+};
+
+/**
+ * Describes the message signoff.v1.BundleAnalysis.
+ * Use `create(BundleAnalysisSchema)` to create a new message.
+ */
+export const BundleAnalysisSchema: GenMessage<BundleAnalysis> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_policy, 13);
+
+/**
+ * Where the analysis of a bundle version stands.
+ *
+ * @generated from enum signoff.v1.AnalysisState
+ */
+export enum AnalysisState {
+  /**
+   * @generated from enum value: ANALYSIS_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Started and not finished: ask again (with wait_ms) for the result.
+   *
+   * @generated from enum value: ANALYSIS_STATE_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * Finished: the findings are final for this bundle version.
+   *
+   * @generated from enum value: ANALYSIS_STATE_DONE = 2;
+   */
+  DONE = 2,
+
+  /**
+   * The server cannot analyse: the z3 solver is not installed (`detail` says how).
+   *
+   * @generated from enum value: ANALYSIS_STATE_UNAVAILABLE = 3;
+   */
+  UNAVAILABLE = 3,
+
+  /**
+   * The analysis broke off (`detail` says why); it is not retried for this version.
+   *
+   * @generated from enum value: ANALYSIS_STATE_FAILED = 4;
+   */
+  FAILED = 4,
+}
+
+/**
+ * Describes the enum signoff.v1.AnalysisState.
+ */
+export const AnalysisStateSchema: GenEnum<AnalysisState> = /*@__PURE__*/
+  enumDesc(file_signoff_v1_policy, 0);
+
+/**
  * The policy bundle the server decides with.
  *
  * @generated from service signoff.v1.PolicyService
@@ -579,6 +797,18 @@ export const PolicyService: GenService<{
     methodKind: "unary";
     input: typeof GetInsightsRequestSchema;
     output: typeof InsightsSchema;
+  },
+  /**
+   * What `signoff policy analyze` finds in the bundle in force (ineffective, matches-all
+   * and shadowed rules, requests left to the default decision), computed once per bundle
+   * version in the background; RUNNING until it is done (auditor or admin).
+   *
+   * @generated from rpc signoff.v1.PolicyService.GetAnalysis
+   */
+  getAnalysis: {
+    methodKind: "unary";
+    input: typeof GetAnalysisRequestSchema;
+    output: typeof BundleAnalysisSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_signoff_v1_policy, 0);
