@@ -234,7 +234,7 @@ def test_settled_by_timeout_updates_the_message(server, slack, clock):
 
 def test_an_escalated_review_moves_to_the_new_groups_channel(server, slack, clock):
     d = _evaluate(server, amount=7)
-    message, ts = _posted(slack)
+    _, ts = _posted(slack)
     clock.advance(hours=2)
     assert server.call(server.running.app.reviews.sweep()) == 1
     update = slack.wait("chat.update")[0]
