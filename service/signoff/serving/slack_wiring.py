@@ -3,6 +3,7 @@ extra (`pip install 'signoff[slack]'`), and a server without Slack never imports
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from signoff.app.decisions import Signoff
@@ -23,6 +24,9 @@ def poster(settings: Settings) -> SlackPoster | None:
         raise ConfigError(
             f"notify.slack: needs the slack extra (pip install 'signoff[slack]'): {exc}"
         ) from None
+    # At DEBUG slack_sdk logs each request's JSON body and each answer: review params (even
+    # shown ones) do not belong in logs (docs/operators.md, logs are events).
+    logging.getLogger("slack_sdk").setLevel(logging.WARNING)
     return SlackPoster(settings.notify)
 
 
