@@ -183,6 +183,7 @@ def test_reject_opens_a_modal_and_its_comment_is_recorded(server, slack):
     assert _act(server, press(message, ts, "UALICE", "signoff.reject")).status_code == 200
     view = slack.wait("views.open")[0]["view"]
     assert view["blocks"][-1]["type"] == "input"
+    assert "Reject *payout.send*?" in json.dumps(view["blocks"][0])
     resp = _act(server, submit_view(view, "UALICE", "wrong account"))
     assert resp.status_code == 200
     assert resp.content == b""
@@ -284,6 +285,41 @@ def test_a_button_pressed_after_the_review_was_settled_is_refused(server, slack)
     told = slack.wait("chat.postEphemeral")[0]
     assert f"review {d.review_id} is APPROVED: resolved reviews cannot change" in told["text"]
     assert _get(server, d.review_id).acts[-1].reviewer == "alice"
+
+
+def test_reject_on_a_settled_review_opens_no_modal_and_says_why(server, slack):
+    d = _evaluate(server)
+    message, ts = _posted(slack)
+    _act(server, press(message, ts, "UALICE", "signoff.approve"))
+    _act(server, press(message, ts, "UBOB", "signoff.reject", n=1))
+    told = slack.wait("chat.postEphemeral")[0]
+    assert f"review {d.review_id} is APPROVED: resolved reviews cannot change" in told["text"]
+    assert slack.of("views.open") == []
+
+
+def test_a_slack_that_fails_never_fails_a_decision_or_an_act(make_server, policy_dir, tmp_path):
+    tokens = write_tokens(tmp_path, PEOPLE)
+    notify = {
+        "slack": {
+            "bot_token": "xoxb-test",
+            "signing_secret": SECRET,
+            "console_url": "https://signoff.example.com/",
+            "api_url": "http://127.0.0.1:9/api/",
+            "timeout_s": 0.5,
+        },
+        "routes": {"*": {"slack": {"channels": ["CALL"]}}},
+    }
+    server = make_server(
+        policy_dir({"payouts.yaml": POLICY}), auth={"tokens_file": tokens}, notify=notify
+    )
+    d = _evaluate(server)
+    approve = R.SubmitReviewRequest(
+        review_id=d.review_id, verdict=R.VERDICT_APPROVE, expected_version=1
+    )
+    r = review_pb2_grpc.ReviewServiceStub(server.channel()).SubmitReview(
+        approve, metadata=(("authorization", "Bearer alice"),)
+    )
+    assert r.state == R.REVIEW_STATE_APPROVED
 
 
 def test_a_refused_rejection_keeps_the_modal_open_with_the_reason(server, slack):

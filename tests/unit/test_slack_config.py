@@ -90,3 +90,17 @@ def test_roles_in_the_slack_map_for_an_identity_with_a_token_are_refused():
     with pytest.raises(ValueError, match=r"notify.slack.users.U1.roles: alice has a token"):
         check_users(s.slack, tokens)
     check_users(s.slack, Directory({}, {}))  # an OIDC-only deployment says roles here
+
+
+def test_replays_are_remembered_for_the_window_and_then_forgotten():
+    pytest.importorskip("slack_sdk")
+    from signoff.notify.slack_actions import WINDOW_S, _Seen
+
+    now = [1000.0]
+    seen = _Seen(lambda: now[0])
+    assert seen.first_time("sig-a", "trigger-a")
+    assert not seen.first_time("sig-a", "")  # the same signature
+    assert not seen.first_time("sig-b", "trigger-a")  # the same trigger id, signed anew
+    assert seen.first_time("sig-c", "")
+    now[0] += 2 * WINDOW_S + 1  # past any timestamp the verifier would still accept
+    assert seen.first_time("sig-a", "trigger-a")

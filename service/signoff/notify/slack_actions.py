@@ -166,9 +166,11 @@ class SlackActions:
         try:
             who = await self._identity(user)
             if action_id == blocks.REJECT:
-                view = blocks.reject_view(
-                    rid, version, _action_name(payload), {"channel": channel, "ts": ts}
-                )
+                # Read first: a settled or changed review, or one the user may not see, is
+                # refused now rather than after they typed their reason.
+                current = await self._current(who, rid, version)
+                where = {"channel": channel, "ts": ts}
+                view = blocks.reject_view(rid, version, current.request.action.name, where)
                 await self.poster.open_view(str(payload.get("trigger_id") or ""), view)
                 return
             review = await self._act(who, rid, version, S.VERDICT_APPROVE, "")
@@ -220,6 +222,22 @@ class SlackActions:
             )
             raise Refused(exc.message) from None
         log_event(log, "slack.act", review_id=rid, actor=who.id, verdict=S.Verdict.Name(verdict))
+        return review
+
+    async def _current(self, who: Identity, rid: str, version: int) -> pb.review.Review:
+        """The review as `who` may see it, still pending at `version`; Refused otherwise."""
+        try:
+            review = await self.get(who, rid)
+        except SignoffError as exc:
+            raise Refused(exc.message) from None
+        if review.state != S.REVIEW_STATE_PENDING:
+            state = S.ReviewState.Name(review.state).removeprefix("REVIEW_STATE_")
+            raise Refused(f"review {rid} is {state}: resolved reviews cannot change")
+        if review.version != version:
+            raise Refused(
+                f"review {rid} changed since you saw it (your version {version}, now "
+                f"{review.version}); look at it again before acting"
+            )
         return review
 
     async def _show_current(self, user: str, rid: str) -> None:
@@ -316,13 +334,6 @@ def _where(payload: dict[str, Any]) -> tuple[str, str, str]:
     container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
     ts = container.get("message_ts") or (payload.get("message") or {}).get("ts") or ""
     return str(user.get("id") or ""), str(channel.get("id") or ""), str(ts)
-
-
-def _action_name(payload: dict[str, Any]) -> str:
-    # Only for the modal's question; the act itself never trusts the message's text.
-    message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
-    text = message.get("text")
-    return text if isinstance(text, str) else "this action"
 
 
 def _comment(view: dict[str, Any]) -> str:
