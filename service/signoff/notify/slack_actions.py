@@ -43,6 +43,7 @@ S = pb.review
 WINDOW_S = 300
 MAX_REMEMBERED = 100_000
 CHANNEL = "slack"
+REFUSAL_LOG_S = 60.0
 
 Submit = Callable[[Identity, pb.review.SubmitReviewRequest, str], Awaitable[pb.review.Review]]
 Get = Callable[[Identity, str], Awaitable[pb.review.Review]]
@@ -114,27 +115,29 @@ class SlackActions:
         self._seen = _Seen(now)
         self._by_email: dict[str, tuple[str | None, float]] = {}
         self._now = now
+        self._refused: dict[str, int] = {}  # refusals by reason since the last log line
+        self._refused_logged = float("-inf")
         check_users(settings, directory)
 
     async def handle(self, request: web.Request) -> web.Response:
         """Verify, then act; every refusal says why, to Slack (status) and to the user."""
         body = await _read_bounded(request, self.settings.max_body_bytes)
         if body is None:
-            return _refuse(413, "too_large", f"body over {self.settings.max_body_bytes} bytes")
+            return self._refuse(413, "too_large", f"body over {self.settings.max_body_bytes} bytes")
         signature = request.headers.get("X-Slack-Signature", "")
         if not self._verified(body, request.headers.get("X-Slack-Request-Timestamp"), signature):
-            return _refuse(401, "bad_signature", "invalid or stale Slack signature")
+            return self._refuse(401, "bad_signature", "invalid or stale Slack signature")
         payload = _payload(body)
         if payload is None:
-            return _refuse(400, "bad_payload", "expected a form field `payload` holding JSON")
+            return self._refuse(400, "bad_payload", "expected a form field `payload` holding JSON")
         trigger = payload.get("trigger_id")
         if not self._seen.first_time(signature, trigger if isinstance(trigger, str) else ""):
-            return _refuse(409, "replayed", "this request was already received")
+            return self._refuse(409, "replayed", "this request was already received")
         team = (
             (payload.get("team") or {}).get("id") if isinstance(payload.get("team"), dict) else None
         )
         if self.settings.team_id and team != self.settings.team_id:
-            return _refuse(403, "other_team", "interaction from another Slack workspace")
+            return self._refuse(403, "other_team", "interaction from another Slack workspace")
         kind = payload.get("type")
         if kind == "block_actions":
             await self._button(payload)
@@ -142,6 +145,16 @@ class SlackActions:
         if kind == "view_submission":
             return await self._modal(payload)
         return web.Response(status=200)  # other interactions (view_closed...): nothing to do
+
+    def _refuse(self, status: int, reason: str, text: str) -> web.Response:
+        # Anyone can send these, so they are counted and logged at most once a minute: a
+        # flood of forged requests must not become a flood of log lines.
+        self._refused[reason] = self._refused.get(reason, 0) + 1
+        now = self._now()
+        if now - self._refused_logged >= REFUSAL_LOG_S:
+            log_event(log, "slack.refused", logging.WARNING, **self._refused)
+            self._refused, self._refused_logged = {}, now
+        return web.Response(status=status, text=text + "\n")
 
     def _verified(self, body: bytes, timestamp: str | None, signature: str) -> bool:
         try:
@@ -357,11 +370,6 @@ def _modal_error(text: str) -> web.Response:
     # Slack shows `errors` under the named input block, and keeps the modal open.
     errors = {blocks.COMMENT_BLOCK: text[:2000]}
     return web.json_response({"response_action": "errors", "errors": errors})
-
-
-def _refuse(status: int, reason: str, text: str) -> web.Response:
-    log_event(log, "slack.refused", logging.WARNING, reason=reason, status=status)
-    return web.Response(status=status, text=text + "\n")
 
 
 def slack_directory(tokens_file: Path | None) -> Directory:
