@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,6 +73,8 @@ class SlackPoster:
         self.console_url = str(self.app.console_url)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(queue_size)
         self._worker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._closed = False
         # review_id -> {channel: message ts}
         self._messages: OrderedDict[str, dict[str, str]] = OrderedDict()
@@ -79,6 +82,8 @@ class SlackPoster:
     async def start(self) -> None:
         """Start the sending worker on the running loop."""
         if self._worker is None:
+            self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
             self._worker = asyncio.create_task(self._work(), name="notify:slack")
 
     # A plain `timeout` argument, as Notifier.close: it bounds only the flush.
@@ -136,6 +141,16 @@ class SlackPoster:
         return email if isinstance(email, str) and email else None
 
     def _put(self, job: _Job) -> None:
+        try:
+            self._enqueue(job)
+        except Exception as exc:  # the caller is a review act: never fail it
+            log_event(log, "slack.publish_failed", logging.ERROR, error=type(exc).__name__)
+
+    def _enqueue(self, job: _Job) -> None:
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            # asyncio queues are not thread-safe; hop onto the loop that owns this one.
+            self._loop.call_soon_threadsafe(self._enqueue, job)
+            return
         if self._closed:
             log_event(log, "slack.closed_drop", logging.WARNING, kind=job.kind)
             return
