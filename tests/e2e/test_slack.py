@@ -144,7 +144,7 @@ def test_a_review_is_posted_with_the_shown_params_and_buttons(server, slack):
     assert "Every payout needs a finance reviewer." in text
     assert "<!date^" in text  # the deadline, in each reader's time zone
     assert IBAN not in text  # redaction applies: chat sees the shown request
-    assert "redacted: action.params.iban" in text
+    assert "Redacted: `action.params.iban`" in text
     ids = [e["action_id"] for b in message["blocks"] for e in b.get("elements", ())]
     assert ids[-3:] == ["signoff.approve", "signoff.reject", "signoff.open"]
     assert f"https://signoff.example.com/reviews/{d.review_id}" in text

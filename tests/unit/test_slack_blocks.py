@@ -87,8 +87,8 @@ def test_long_params_are_cut_to_fit_with_a_note():
     m = blocks.message(_review(blob="y" * 10_000), "https://c.example.com")
     params = m["blocks"][3]["text"]["text"]
     assert len(params) < 3000  # Slack's limit for a section's text
-    assert "cut to fit a Slack message" in params
-    assert "redacted: action.params.card_number" in params
+    assert "Cut to fit a Slack message" in params
+    assert "Redacted: `action.params.card_number`" in params
 
 
 def test_an_escalated_review_shows_where_it_went_without_buttons():
@@ -123,3 +123,27 @@ def test_the_reject_modal_collects_a_bounded_comment_and_remembers_the_message()
     field = view["blocks"][-1]
     assert field["block_id"] == blocks.COMMENT_BLOCK
     assert field["element"]["max_length"] <= 4096  # what a review comment may hold
+
+
+def test_the_block_kit_example_in_the_reviewers_guide_is_what_the_code_sends():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "reviewers.md").read_text()
+    start = doc.index("```json", doc.index("The message for a pending refund")) + len("```json")
+    example = json.loads(doc[start : doc.index("\n```\n", start)])
+    r = R.Review(
+        review_id="01J9ZK3V6W8X2R4T5Y7Q0M1N2P",
+        state=R.REVIEW_STATE_PENDING,
+        reviewer_group="finance",
+        reason="Refund above 500 needs a finance reviewer.",
+        approvals_required=1,
+        version=1,
+        redacted_paths=["action.params.card_number"],
+    )
+    r.request.action.name = "refund.issue"
+    r.request.principal.id = "support-bot"
+    r.request.principal.on_behalf_of = "jane@example.com"
+    r.request.justification = "Customer charged twice for order 8812."
+    r.request.action.params.update({"amount": 750, "currency": "EUR", "card_number": "[REDACTED]"})
+    r.expires_at.FromDatetime(dt.datetime(2026, 12, 6, 9, 30, tzinfo=dt.UTC))
+    assert blocks.message(r, "https://signoff.example.com") == example

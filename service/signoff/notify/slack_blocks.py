@@ -79,19 +79,21 @@ def _deadline(review: pb.review.Review) -> str:
     if not at.seconds:
         return "none"
     # Slack shows <!date^...> in each reader's own time zone; the text after | is the fallback.
-    return f"<!date^{at.seconds}^{{date_short_pretty}} {{time}}|{at.ToJsonString()}>"
+    fallback = at.ToDatetime().strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{at.seconds}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def _params(review: pb.review.Review) -> str:
-    text = json.dumps(struct_to_dict(review.request.action.params), indent=2, ensure_ascii=False)
+    params = struct_to_dict(review.request.action.params)
+    text = json.dumps(params, indent=2, ensure_ascii=False, sort_keys=True)
     cut = len(text) > PARAMS_CHARS
     body = _code(text[:PARAMS_CHARS] + ("\n…" if cut else ""))
     notes = []
     if cut:
-        notes.append("cut to fit a Slack message; the console shows them whole")
+        notes.append("Cut to fit a Slack message; the console shows them whole.")
     if review.redacted_paths:
-        notes.append("redacted: " + ", ".join(esc(p) for p in review.redacted_paths))
-    return f"*Params*\n{body}" + (f"\n_{'; '.join(notes)}_" if notes else "")
+        notes.append("Redacted: " + ", ".join(f"`{esc(p)}`" for p in review.redacted_paths))
+    return f"*Params*\n{body}" + "".join(f"\n{n}" for n in notes)
 
 
 def _acts(review: pb.review.Review) -> list[str]:
@@ -145,10 +147,10 @@ def message(review: pb.review.Review, console_url: str, *, moved_to: str = "") -
     ]
     link = f"{console_url.rstrip('/')}/reviews/{review.review_id}"
     acts = _acts(review)
-    if acts:
-        blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": a} for a in acts[-10:]]}
-        )
+    # At most ten acts: a context block holds ten elements.
+    history = [{"type": "context", "elements": [{"type": "mrkdwn", "text": a} for a in acts[-10:]]}]
+    if acts and pending:
+        blocks += history
     open_button = {
         "type": "button",
         "action_id": OPEN,
@@ -194,6 +196,8 @@ def message(review: pb.review.Review, console_url: str, *, moved_to: str = "") -
             f":arrow_double_up: Escalated to *{esc(moved_to)}*" if moved_to else _outcome(review)
         )
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": outcome}})
+        if acts:
+            blocks += history
         blocks.append({"type": "actions", "elements": [open_button]})
     fallback = f"{title} ({esc(review.reviewer_group)}, review {review.review_id})"
     return {"text": fallback, "blocks": blocks}
