@@ -166,6 +166,15 @@ def test_approve_from_slack_goes_through_submit_and_updates_the_message(server, 
     assert "signoff.approve" not in _text(update)  # no buttons once settled
 
 
+def test_open_in_console_is_a_link_and_does_nothing_else(server, slack):
+    d = _evaluate(server)
+    message, ts = _posted(slack)
+    assert _act(server, press(message, ts, "UMALLORY", "signoff.open")).status_code == 200
+    assert _get(server, d.review_id).state == R.REVIEW_STATE_PENDING
+    assert slack.of("chat.postEphemeral") == []
+    assert slack.of("views.open") == []
+
+
 def test_the_audit_entry_records_the_slack_channel(server, slack):
     d = _evaluate(server)
     message, ts = _posted(slack)
