@@ -104,3 +104,40 @@ def test_replays_are_remembered_for_the_window_and_then_forgotten():
     assert seen.first_time("sig-c", "")
     now[0] += 2 * WINDOW_S + 1  # past any timestamp the verifier would still accept
     assert seen.first_time("sig-a", "trigger-a")
+
+
+async def test_a_mapped_user_acts_with_the_tokens_roles_or_else_the_maps():
+    pytest.importorskip("slack_sdk")
+    from signoff.notify.slack_actions import Directory, Refused, SlackActions
+    from signoff.notify.slack_app import SlackPoster
+
+    settings = NotifySettings.model_validate(
+        {
+            "slack": {
+                **APP,
+                "users": {
+                    "UALICE": "alice",
+                    "UBOB": {"identity": "bob", "roles": ["reviewer:finance"]},
+                    "UEVE": "eve",
+                },
+            }
+        }
+    )
+    assert settings.slack is not None
+    tokens = {"alice": Identity("alice", frozenset({"reviewer:ops"}), act_for_others=True)}
+
+    async def never(*args):
+        raise AssertionError("no act in this test")
+
+    actions = SlackActions(
+        settings.slack, SlackPoster(settings), never, never, Directory(tokens, {})
+    )
+    alice = await actions._identity("UALICE")
+    assert (alice.id, alice.roles, alice.source) == ("alice", frozenset({"reviewer:ops"}), "slack")
+    assert not alice.act_for_others  # Slack never acts for others, whatever the token may
+    bob = await actions._identity("UBOB")
+    assert bob.roles == frozenset({"reviewer:finance"})
+    eve = await actions._identity("UEVE")  # mapped, but no token and no roles: may do nothing
+    assert eve.roles == frozenset()
+    with pytest.raises(Refused, match="Slack user UMALLORY is not mapped"):
+        await actions._identity("UMALLORY")
