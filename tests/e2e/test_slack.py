@@ -385,6 +385,39 @@ def test_bad_requests_are_refused_before_anything_is_done(server, slack):
     assert len(r.acts) == 1
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "block_actions", "team": {"id": TEAM}},
+        {"type": "block_actions", "team": {"id": TEAM}, "user": "UALICE", "actions": "x"},
+        {"type": "block_actions", "team": {"id": TEAM}, "actions": [{"action_id": 5}]},
+        {
+            "type": "block_actions",
+            "team": {"id": TEAM},
+            "user": {"id": "UALICE"},
+            "actions": [{"action_id": "signoff.approve", "value": '{"review_id": 1}'}],
+        },
+        {"type": "view_submission", "team": {"id": TEAM}, "view": "x"},
+        {
+            "type": "view_submission",
+            "team": {"id": TEAM},
+            "user": ["UALICE"],
+            "view": {"callback_id": "signoff.reject_view", "private_metadata": "[]"},
+        },
+        {"type": "shortcut", "team": {"id": TEAM}},
+    ],
+)
+def test_odd_but_signed_payloads_are_answered_not_crashed_on(server, slack, payload):
+    resp = _act(server, payload)
+    assert resp.status_code == 200, resp.text
+    assert _get_none_acted(server)
+
+
+def _get_none_acted(server) -> bool:
+    entries = server.call(server.running.app.store.read_audit(1, 100))
+    return not [e for e in entries if e.type in ("review.approved", "review.rejected")]
+
+
 def test_an_oversize_body_is_refused_without_a_content_length(server, slack):
     def chunks():
         yield b"payload="

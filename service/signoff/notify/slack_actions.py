@@ -210,15 +210,14 @@ class SlackActions:
         channel, ts = str(meta.get("channel") or ""), str(meta.get("ts") or "")
         self.poster.remember(rid, channel, ts)
         comment = _comment(view)
-        user = str((payload.get("user") or {}).get("id") or "")
+        user = _where(payload)[0]
         try:
             who = await self._identity(user)
-            review = await self._act(who, rid, version, S.VERDICT_REJECT, comment)
+            # A rejection always settles the review: the notifier hook updates the message.
+            await self._act(who, rid, version, S.VERDICT_REJECT, comment)
         except Refused as exc:
             await self._show_current(user, rid)
             return _modal_error(f"Not rejected: {exc}")
-        if review.state == S.REVIEW_STATE_PENDING:  # not reached for a reject; kept honest
-            self.poster.refresh(review)
         return web.Response(status=200)  # an empty 200 closes the modal
 
     async def _act(
@@ -345,7 +344,8 @@ def _where(payload: dict[str, Any]) -> tuple[str, str, str]:
     user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
     channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
     container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
-    ts = container.get("message_ts") or (payload.get("message") or {}).get("ts") or ""
+    message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+    ts = container.get("message_ts") or message.get("ts") or ""
     return str(user.get("id") or ""), str(channel.get("id") or ""), str(ts)
 
 
