@@ -160,6 +160,11 @@ def load_principals(path: Path) -> dict[str, PrincipalFacts]:
     return _load(Path(path))[1]
 
 
+def load_identities(path: Path) -> dict[str, Identity]:
+    """Each identity of a tokens file with its roles (its tokens agree on them, see _load)."""
+    return {identity.id: identity for _, identity in _load(Path(path))[0].values()}
+
+
 def _load(path: Path) -> tuple[dict[bytes, tuple[bytes, Identity]], dict[str, PrincipalFacts]]:
     """Parse and check a tokens file; AuthConfigError listing every problem with file:line."""
     root, data = load_document(path, "tokens file", AuthConfigError)

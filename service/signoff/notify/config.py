@@ -1,10 +1,13 @@
-"""Webhook settings: which URLs hear about which reviewer groups' reviews, and how."""
+"""Notification settings: webhooks, the Slack app, and which channels each reviewer group's
+reviews go to (`routes`)."""
 
 from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from signoff.notify.slack_config import SlackRoute, SlackSettings
 
 Event = Literal["review.opened", "review.resolved", "review.escalated"]
 EVENTS: tuple[Event, ...] = get_args(Event)
@@ -33,12 +36,72 @@ class WebhookSettings(BaseModel):
     max_attempts: int = Field(6, ge=1, le=100, description="Attempts before giving up.")
 
 
+class EmailRoute(BaseModel):
+    """Who is e-mailed a group's reviews (sent with the server's e-mail settings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    to: list[str] = Field(min_length=1, description="Reviewers' addresses.")
+
+
+class GroupRoute(BaseModel):
+    """The channels one reviewer group's reviews go to; any may be left out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list, description="Webhooks, as under `notify.webhooks`."
+    )
+    slack: SlackRoute | None = Field(
+        None, description="Slack channels the app (notify.slack) posts each review to."
+    )
+    email: EmailRoute | None = Field(None, description="Addresses e-mailed each review.")
+
+
 class NotifySettings(BaseModel):
-    """Webhooks per reviewer group; the group "*" hears about every group."""
+    """Where reviews are announced: per reviewer group ("*": every group), by webhook,
+    Slack message or e-mail."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     webhooks: dict[str, list[WebhookSettings]] = Field(
         default_factory=dict,
-        description='Reviewer group (or "*" for all) -> webhooks notified of its reviews.',
+        description='Reviewer group (or "*" for all) -> webhooks notified of its reviews '
+        "(the same as routes.<group>.webhooks; both lists are used).",
     )
+    routes: dict[str, GroupRoute] = Field(
+        default_factory=dict,
+        description='Reviewer group (or "*" for all) -> the channels its reviews go to: '
+        "webhooks, slack, email.",
+    )
+    slack: SlackSettings | None = Field(
+        None,
+        description="The Slack app posting interactive review messages (routes.<group>.slack "
+        "says where); its interactivity endpoint is /slack/interactivity on the HTTP port.",
+    )
+
+    @model_validator(mode="after")
+    def _slack_routes_need_the_app(self) -> NotifySettings:
+        routed = sorted(g for g, r in self.routes.items() if r.slack is not None)
+        if routed and self.slack is None:
+            raise ValueError(
+                f"routes.{routed[0]}.slack: needs notify.slack (the app's bot token and "
+                "signing secret)"
+            )
+        return self
+
+    def webhooks_by_group(self) -> dict[str, list[WebhookSettings]]:
+        """Every group's webhooks, from `webhooks` and from `routes`."""
+        out = {g: list(hooks) for g, hooks in self.webhooks.items()}
+        for group, route in self.routes.items():
+            out.setdefault(group, []).extend(route.webhooks)
+        return out
+
+    def slack_channels(self, group: str) -> list[str]:
+        """The Slack channels a review of `group` is posted to (its own route, then "*")."""
+        out: list[str] = []
+        for g in (group, ALL_GROUPS):
+            route = self.routes.get(g)
+            if route is not None and route.slack is not None:
+                out += [c for c in route.slack.channels if c not in out]
+        return out

@@ -139,7 +139,7 @@ class Notifier:
         # The same webhook listed under several groups (or also under "*") is one target,
         # so a review is announced to it once.
         by_settings: dict[tuple[object, ...], _Target] = {}
-        for group, hooks in settings.webhooks.items():
+        for group, hooks in settings.webhooks_by_group().items():
             for i, hook in enumerate(hooks):
                 key = _identity(hook)
                 target = by_settings.get(key)

@@ -5,12 +5,14 @@ these build; `workers` and `doctor` build the same parts without running a serve
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
+from signoff import pb
 from signoff.api.errors import Authenticator
 from signoff.app.audit.desk import Signer
 from signoff.app.decisions import Signoff
 from signoff.app.receipts import ReceiptIssuer
-from signoff.app.reviews.desk import ReviewDesk
+from signoff.app.reviews.desk import Publish, ReviewDesk
 from signoff.auth import (
     AuthConfigError,
     DevAuthenticator,
@@ -30,6 +32,9 @@ from signoff.settings.model import ConfigError, Settings
 from signoff.store.base import Store
 from signoff.store.sqlite.store import SqliteStore
 from signoff.telemetry.recorder import Telemetry
+
+if TYPE_CHECKING:  # slack_sdk is an extra: only a server with notify.slack loads it
+    from signoff.notify.slack_app import SlackPoster
 
 log = logging.getLogger("signoff.server")
 
@@ -61,8 +66,10 @@ def build_app(
     notifier: Notifier | None = None,
     telemetry: Telemetry | None = None,
     signer: Signer | None = None,
+    slack: SlackPoster | None = None,
 ) -> Signoff:
-    """Build the application and its store from settings; `signer` signs receipts."""
+    """Build the application and its store from settings; `signer` signs receipts; review
+    changes go to `notifier` (webhooks) and `slack` (the Slack app's messages)."""
     clock = clock or SystemClock()
     store = build_store(settings, clock)
     page_bytes, entry_bytes = settings.limits.fields.budgets(settings.max_message_bytes)
@@ -87,7 +94,7 @@ def build_app(
         store,
         clock,
         limits,
-        publish=notifier.publish if notifier else None,
+        publish=_fan_out([p.publish for p in (notifier, slack) if p is not None]),
         recheck_s=settings.watch_recheck,
         telemetry=telemetry,
         receipts=receipts,
@@ -108,6 +115,18 @@ def build_app(
         denial_audit=settings.limits.denials,
         analysis_timeout=settings.analysis_timeout,
     )
+
+
+def _fan_out(publishers: list[Publish]) -> Publish | None:
+    """One publish hook calling each of `publishers` (each never raises, never blocks)."""
+    if len(publishers) <= 1:
+        return publishers[0] if publishers else None
+
+    def publish(kind: str, review: pb.review.Review) -> None:
+        for p in publishers:
+            p(kind, review)
+
+    return publish
 
 
 def directory_for(settings: Settings) -> Directory:

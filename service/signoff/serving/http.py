@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Final
 from urllib.parse import unquote
@@ -37,6 +37,8 @@ MAX_HEADERS: Final = 128
 # closes the connection. Its default, 10 s, would let each refused upload hold a connection.
 LINGER_S: Final = 1.0
 
+PostHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 
 class HttpServer:
     """The aiohttp application and its one listening site."""
@@ -50,8 +52,12 @@ class HttpServer:
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
         metrics: Callable[[], bytes] | None = None,
+        posts: Mapping[str, PostHandler] | None = None,
     ) -> None:
         self.connect = connect
+        # Endpoints outside Connect that authenticate their own callers (the Slack app's
+        # interactivity endpoint verifies Slack's signature), by exact path.
+        self.posts = dict(posts or {})
         self.reuse_port = reuse_port  # `serve --workers`: every worker listens on the port
         self.metrics = metrics  # renders /metrics (Prometheus text); None: no such path
         self.static = static.resolve()
@@ -116,6 +122,8 @@ class HttpServer:
                 "requests addressed to localhost\n",
             )
         path = request.path
+        if request.method == "POST" and path in self.posts:
+            return await self.posts[path](request)
         if request.method == "POST" or self.connect.owns(path):
             return await self.connect.handle(request)
         if request.method not in ("GET", "HEAD"):

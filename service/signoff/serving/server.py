@@ -38,7 +38,7 @@ from signoff.limits.peers import PeerGate
 from signoff.logs import event
 from signoff.notify import Notifier
 from signoff.policy import Bundle
-from signoff.serving import tls
+from signoff.serving import slack_wiring, tls
 from signoff.serving.build import authenticator_for, build_app, signer_for
 from signoff.serving.http import HttpServer
 from signoff.serving.watch import PolicyWatcher
@@ -71,6 +71,9 @@ class Running:
     http: HttpServer | None = None
     http_port: int | None = None  # the console and Connect port; None when http_listen is ""
     limiter: Limiter | None = None
+    slack: slack_wiring.SlackPoster | None = (
+        None  # the Slack app's messages; None when not configured
+    )
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -108,6 +111,8 @@ class Running:
                     await self.audit.checkpoint_if_due(1, dt.timedelta(0))
         # Pending webhook deliveries get the same grace; the audit log is the durable record.
         await self.notifier.close(timeout=grace)
+        if self.slack is not None:
+            await self.slack.close(timeout=grace)
         try:
             async with asyncio.timeout_at(max(deadline, asyncio.get_running_loop().time() + 1)):
                 await self.app.store.close()
@@ -219,7 +224,11 @@ async def start(
     signer = signer_for(settings, dev_mode=isinstance(authenticator, DevAuthenticator))
     notifier = Notifier(settings.notify)
     telemetry = Telemetry(settings.telemetry, prometheus=bool(settings.http_listen))
-    app = build_app(settings, clock, notifier=notifier, telemetry=telemetry, signer=signer)
+    slack = slack_wiring.poster(settings)
+    app = build_app(
+        settings, clock, notifier=notifier, telemetry=telemetry, signer=signer, slack=slack
+    )
+    posts = slack_wiring.endpoints(settings, slack, app)
     telemetry.watch_store(app.store)
     await app.store.open()
     try:
@@ -228,6 +237,8 @@ async def start(
         await app.store.close()
         raise
     await notifier.start()
+    if slack is not None:
+        await slack.start()
     limiter = Limiter(settings.limits)
     telemetry.watch_limits(limiter)
     peers = PeerGate(settings.limits.peers)
@@ -273,6 +284,8 @@ async def start(
         port = server.add_secure_port(settings.listen, tls.grpc_credentials(tls_files))
     if port == 0:
         await notifier.close()
+        if slack is not None:
+            await slack.close()
         await app.store.close()
         raise OSError(f"cannot listen on {settings.listen}")
     await server.start()
@@ -287,6 +300,7 @@ async def start(
             ssl_context=tls.http_context(tls_files) if tls_files and settings.tls.http else None,
             reuse_port=worker is not None,
             metrics=telemetry.prometheus_page,
+            posts=posts,
         )
         host, _, want = settings.http_listen.rpartition(":")
         try:
@@ -294,6 +308,8 @@ async def start(
         except OSError as exc:
             await server.stop(0)
             await notifier.close()
+            if slack is not None:
+                await slack.close()
             await app.store.close()
             raise OSError(f"cannot listen on http_listen {settings.http_listen}: {exc}") from None
     loop = asyncio.get_running_loop()
@@ -342,6 +358,7 @@ async def start(
         http=http,
         http_port=http_port,
         limiter=limiter,
+        slack=slack,
     )
 
 

@@ -1,0 +1,259 @@
+"""The Slack app's messages: one per review and channel, posted when the review opens and
+updated in place at every change, whoever made it (Slack, console, CLI, the expiry sweep).
+
+Guarantees, in one place:
+- `publish` and `refresh` never await the network and never raise: a review act never
+  waits for, or fails because of, Slack. One worker sends in order, so a message is posted
+  before any update of it.
+- Which message shows which review is kept in memory by the process that posted it (or
+  that handled a button on it): after a restart, or under `serve --workers`/replicas where
+  another process settles the review, that message is not updated until someone presses one
+  of its buttons, which then shows the review as it stands and says why the act was refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from signoff import pb
+from signoff.core.reviews import FINAL_STATES
+from signoff.logs import event as log_event
+from signoff.notify.config import EVENTS, NotifySettings
+from signoff.notify.slack_blocks import message
+from signoff.notify.slack_config import SlackSettings
+
+log = logging.getLogger("signoff.notify.slack")
+
+# Reviews whose messages are remembered; the oldest are forgotten first (a review settles,
+# and is forgotten, long before this many newer ones open in any real deployment).
+MAX_TRACKED = 50_000
+CHANGED = "review.changed"  # an act that did not settle the review (one of N approvals)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One thing for the worker to send, in order."""
+
+    kind: str  # an event of EVENTS, CHANGED, or "ephemeral"
+    review: pb.review.Review | None = None
+    channel: str = ""
+    user: str = ""
+    text: str = ""
+
+
+class SlackPoster:
+    """Posts and updates the review messages of the groups routed to Slack."""
+
+    def __init__(
+        self,
+        settings: NotifySettings,
+        *,
+        client: AsyncWebClient | None = None,
+        queue_size: int = 10_000,
+    ) -> None:
+        """Route by `settings.routes`; nothing is sent until `start()`."""
+        if settings.slack is None:
+            raise ValueError("notify.slack is not configured")
+        self.settings = settings
+        self.app: SlackSettings = settings.slack
+        self.client = client or web_client(self.app)
+        self.console_url = str(self.app.console_url)
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue(queue_size)
+        self._worker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._closed = False
+        # review_id -> {channel: message ts}
+        self._messages: OrderedDict[str, dict[str, str]] = OrderedDict()
+
+    async def start(self) -> None:
+        """Start the sending worker on the running loop."""
+        if self._worker is None:
+            self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
+            self._worker = asyncio.create_task(self._work(), name="notify:slack")
+
+    # A plain `timeout` argument, as Notifier.close: it bounds only the flush.
+    async def close(self, timeout: float = 5) -> None:  # noqa: ASYNC109
+        """Stop accepting, send what can be within `timeout`, drop (and log) the rest."""
+        self._closed = True
+        if self._worker is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._queue.join()
+            except TimeoutError:
+                log_event(log, "slack.dropped", logging.WARNING, jobs=self._queue.qsize())
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
+
+    def publish(self, event: str, review: pb.review.Review) -> None:
+        """Queue the post or update this review event calls for; never blocks, never raises."""
+        if event in EVENTS:
+            self._put(_Job(event, _copy(review)))
+
+    def refresh(self, review: pb.review.Review) -> None:
+        """Queue an update of this review's messages (after an act that did not settle it)."""
+        self._put(_Job(CHANGED, _copy(review)))
+
+    def tell(self, channel: str, user: str, text: str) -> None:
+        """Queue a message only `user` sees in `channel` (why their act was refused)."""
+        self._put(_Job("ephemeral", channel=channel, user=user, text=text))
+
+    def remember(self, review_id: str, channel: str, ts: str) -> None:
+        """Note that the message `ts` in `channel` shows this review (from a button press)."""
+        if review_id and channel and ts:
+            self._messages.setdefault(review_id, {}).setdefault(channel, ts)
+            self._messages.move_to_end(review_id)
+            while len(self._messages) > MAX_TRACKED:
+                self._messages.popitem(last=False)
+
+    def messages_of(self, review_id: str) -> dict[str, str]:
+        """The messages known to show this review: channel -> ts."""
+        return dict(self._messages.get(review_id, {}))
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        """Open a modal now (a trigger id is good for 3 seconds, so this is not queued)."""
+        await self._call(self.client.views_open, trigger_id=trigger_id, view=view)
+
+    async def email_of(self, user: str) -> str | None:
+        """The e-mail Slack holds for `user` (users.info; needs users:read.email), or None."""
+        try:
+            resp = await self._call(self.client.users_info, user=user)
+        except (SlackClientError, TimeoutError, OSError) as exc:
+            log_event(log, "slack.users_info_failed", logging.WARNING, error=_why(exc))
+            return None
+        profile = (resp.get("user") or {}).get("profile") or {}
+        email = profile.get("email")
+        return email if isinstance(email, str) and email else None
+
+    def _put(self, job: _Job) -> None:
+        try:
+            self._enqueue(job)
+        except Exception as exc:  # the caller is a review act: never fail it
+            log_event(log, "slack.publish_failed", logging.ERROR, error=type(exc).__name__)
+
+    def _enqueue(self, job: _Job) -> None:
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            # asyncio queues are not thread-safe; hop onto the loop that owns this one.
+            self._loop.call_soon_threadsafe(self._enqueue, job)
+            return
+        if self._closed:
+            log_event(log, "slack.closed_drop", logging.WARNING, kind=job.kind)
+            return
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            rid = job.review.review_id if job.review else None
+            log_event(log, "slack.queue_full", logging.WARNING, kind=job.kind, review_id=rid)
+
+    async def _work(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._run(job)
+            except asyncio.CancelledError:
+                raise
+            except (SlackClientError, TimeoutError, OSError) as exc:
+                rid = job.review.review_id if job.review else None
+                log_event(
+                    log,
+                    "slack.failed",
+                    logging.ERROR,
+                    kind=job.kind,
+                    review_id=rid,
+                    error=_why(exc),
+                )
+            except Exception as exc:  # a bug here must not kill the worker for good
+                log_event(
+                    log, "slack.failed", logging.ERROR, kind=job.kind, error=type(exc).__name__
+                )
+            finally:
+                self._queue.task_done()
+
+    async def _run(self, job: _Job) -> None:
+        if job.kind == "ephemeral":
+            await self._call(
+                self.client.chat_postEphemeral, channel=job.channel, user=job.user, text=job.text
+            )
+            return
+        review = job.review
+        assert review is not None
+        rid = review.review_id
+        routed = self.settings.slack_channels(review.reviewer_group)
+        known = self.messages_of(rid)
+        for channel, ts in known.items():
+            moved = (
+                "" if channel in routed or review.state in FINAL_STATES else review.reviewer_group
+            )
+            await self._call(
+                self.client.chat_update,
+                channel=channel,
+                ts=ts,
+                **message(review, self.console_url, moved_to=moved),
+            )
+            log_event(log, "slack.updated", review_id=rid, channel=channel)
+        if job.kind in ("review.opened", "review.escalated"):
+            for channel in routed:
+                if channel in known:
+                    continue
+                resp = await self._call(
+                    self.client.chat_postMessage,
+                    channel=channel,
+                    **message(review, self.console_url),
+                )
+                ts = resp.get("ts")
+                if isinstance(ts, str):
+                    self.remember(rid, str(resp.get("channel") or channel), ts)
+                log_event(log, "slack.posted", review_id=rid, channel=channel)
+        if review.state in FINAL_STATES:
+            self._messages.pop(rid, None)
+
+    async def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
+        # The client's own timeout is per HTTP exchange; this bounds retries too.
+        async with asyncio.timeout(self.app.timeout_s * 2):
+            return await method(**kwargs)
+
+
+def web_client(app: SlackSettings) -> AsyncWebClient:
+    """slack_sdk's async Web API client for the app, pointed at `api_url`."""
+    return AsyncWebClient(
+        token=app.bot_token.get_secret_value(),
+        base_url=str(app.api_url),
+        timeout=max(1, round(app.timeout_s)),
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=1),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=1),
+        ],
+    )
+
+
+def _copy(review: pb.review.Review) -> pb.review.Review:
+    # The caller may reuse or change its message after publish() returns.
+    out = pb.review.Review()
+    out.CopyFrom(review)
+    return out
+
+
+def _why(exc: BaseException) -> str:
+    """An error for the log, without the response body (it can echo what we sent)."""
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            return f"{type(exc).__name__}: {response.get('error')}"
+        except Exception:
+            return type(exc).__name__
+    return type(exc).__name__
