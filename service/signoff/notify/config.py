@@ -6,6 +6,8 @@ from typing import Literal, get_args
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
 
+from signoff.notify.email_config import EmailSettings
+
 Event = Literal["review.opened", "review.resolved", "review.escalated"]
 EVENTS: tuple[Event, ...] = get_args(Event)
 
@@ -41,4 +43,7 @@ class NotifySettings(BaseModel):
     webhooks: dict[str, list[WebhookSettings]] = Field(
         default_factory=dict,
         description='Reviewer group (or "*" for all) -> webhooks notified of its reviews.',
+    )
+    email: EmailSettings | None = Field(
+        None, description="E-mail per review, with a link that opens it in the console."
     )

@@ -15,6 +15,8 @@ from aiohttp import web
 
 from signoff.api.connect import ConnectHandler
 from signoff.net import is_loopback
+from signoff.serving.email_link import PATH as EMAIL_REDEEM
+from signoff.serving.email_link import EmailLinks
 
 log = logging.getLogger("signoff.http")
 
@@ -50,10 +52,12 @@ class HttpServer:
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
         metrics: Callable[[], bytes] | None = None,
+        email_links: EmailLinks | None = None,
     ) -> None:
         self.connect = connect
         self.reuse_port = reuse_port  # `serve --workers`: every worker listens on the port
         self.metrics = metrics  # renders /metrics (Prometheus text); None: no such path
+        self.email_links = email_links  # POST /email/redeem; None: e-mail is not configured
         self.static = static.resolve()
         # In dev mode (no authentication) a page on any site could reach a loopback port
         # through DNS rebinding; the Host it sends then names that site, so it is refused.
@@ -116,6 +120,8 @@ class HttpServer:
                 "requests addressed to localhost\n",
             )
         path = request.path
+        if path == EMAIL_REDEEM and self.email_links is not None:
+            return await self.email_links.handle(request)
         if request.method == "POST" or self.connect.owns(path):
             return await self.connect.handle(request)
         if request.method not in ("GET", "HEAD"):
