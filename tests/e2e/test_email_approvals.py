@@ -4,22 +4,17 @@ their links followed with a real HTTP client, sessions used over the Connect API
 from __future__ import annotations
 
 import base64
-import email
-import email.policy
 import json
-import queue
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import EmailMessage
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from signoff.auth.review_links import PREFIX, ReviewClaim, issue, new_nonce
 
 from .conftest import FakeClock, free_port, write_tokens
+from .email_inbox import Inbox, email_settings, link_of, smtp_inbox  # noqa: F401 (a fixture)
 
 SECRET = "s" * 40
 WAIT = 15.0
@@ -42,42 +37,6 @@ RECIPIENTS = {
 }
 CARD = "4111 1111 1111 1111"
 LINK_RE = re.compile(r"(http://\S+/email#(\S+))")
-
-
-class Inbox:
-    """aiosmtpd's handler: every message received, in a queue the test waits on."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.mail: queue.Queue[tuple[list[str], EmailMessage]] = queue.Queue()
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.mail.put((list(envelope.rcpt_tos), msg))
-        return "250 OK"
-
-    def next(self) -> tuple[list[str], EmailMessage]:
-        """The next e-mail received (fails after WAIT seconds without one)."""
-        return self.mail.get(timeout=WAIT)
-
-    def for_each(self, n: int) -> dict[str, EmailMessage]:
-        """The next `n` e-mails, by recipient."""
-        out = {}
-        for _ in range(n):
-            to, msg = self.next()
-            out[to[0]] = msg
-        return out
-
-
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    box = Inbox(free_port())
-    ctl = Controller(box, hostname="127.0.0.1", port=box.port)
-    ctl.start()
-    try:
-        yield box
-    finally:
-        ctl.stop()
 
 
 @dataclass
@@ -124,14 +83,6 @@ class Env:
         return r.json()
 
 
-def link_of(msg: EmailMessage) -> tuple[str, str]:
-    """(the link, its token) from the plain-text part."""
-    text = msg.get_body(("plain",)).get_content()
-    m = LINK_RE.search(text)
-    assert m, text
-    return m.group(1), m.group(2)
-
-
 @pytest.fixture
 def env(make_server, inbox: Inbox, tmp_path) -> Env:
     return start(make_server, inbox, tmp_path)
@@ -140,16 +91,7 @@ def env(make_server, inbox: Inbox, tmp_path) -> Env:
 def start(make_server, inbox: Inbox, tmp_path, policies=None, **email) -> Env:
     clock = FakeClock()
     port = free_port()
-    settings = {
-        "host": "127.0.0.1",
-        "port": inbox.port,
-        "security": "none",
-        "from_address": "signoff@example.com",
-        "console_url": f"http://127.0.0.1:{port}",
-        "link_secret": SECRET,
-        "recipients": RECIPIENTS,
-        "max_attempts": 2,
-    } | email
+    settings = email_settings(inbox, port, SECRET, recipients=RECIPIENTS) | email
     server = make_server(
         policies=policies,
         clock=clock,

@@ -106,6 +106,8 @@ class EmailLinks:
             "review_id": claim.review_id,
             "reviewer": claim.reviewer,
             "expires_at": dt.datetime.fromtimestamp(expires, dt.UTC).isoformat(),
+            # The console shows time left on the server's clock; it has no queue to learn it from.
+            "server_time": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
         }
 
     def _remember(self, claim: ReviewClaim, now: float) -> None:

@@ -2,7 +2,8 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import type { Caller } from "../../../typescript/src/gen/signoff/v1/review_pb.js";
 import { failing } from "../connection";
 import { useKeys } from "../keys";
-import { linkClick, navigate, route as routeStore } from "../router";
+import { scopedReview } from "../email";
+import { linkClick, navigate, reviewPath, route as routeStore } from "../router";
 import { groupsText, isAuditor, queue as queueStore, session as sessionStore, signIn, signOut } from "../session";
 import { useStore } from "../store";
 import { getToken } from "../api";
@@ -41,7 +42,47 @@ export function App() {
   return <SignIn error={s.state === "signed-out" ? s.error : undefined} checking={s.state === "checking"} />;
 }
 
+/** A session from an e-mail link: its one review, and nothing else to navigate to. */
+function ScopedConsole({ caller, only }: { caller: Caller; only: string }) {
+  const r = useStore(routeStore);
+  const page =
+    r.name === "review" && r.id === only ? (
+      <ReviewPage key={r.id} id={r.id} caller={caller} />
+    ) : (
+      <Notice kind="info" alert>
+        This session, opened from an e-mail link, is for one review only.{" "}
+        <a href={reviewPath(only)} onClick={linkClick}>
+          Open it
+        </a>
+      </Notice>
+    );
+  return (
+    <>
+      <header class="top">
+        <nav aria-label="Console">
+          <span class="brand">Signoff</span>
+        </nav>
+        <div class="me">
+          <span class="who" data-testid="whoami">
+            <strong>{caller.id}</strong> <span class="sub">from an e-mail link, for this review only</span>
+          </span>
+          <button type="button" class="btn btn-quiet" onClick={() => signOut()}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main id="main">{page}</main>
+    </>
+  );
+}
+
 function Console({ caller }: { caller: Caller }) {
+  const only = scopedReview();
+  if (only) return <ScopedConsole caller={caller} only={only} />;
+  return <FullConsole caller={caller} />;
+}
+
+function FullConsole({ caller }: { caller: Caller }) {
   const r = useStore(routeStore);
   const q = useStore(queueStore);
   const down = useStore(failing);
