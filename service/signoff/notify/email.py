@@ -127,7 +127,7 @@ class EmailSender:
                 log,
                 "email.publish_failed",
                 logging.ERROR,
-                review_id=review.review_id,
+                review_id=getattr(review, "review_id", None),
                 error=type(exc).__name__,
             )
             return
