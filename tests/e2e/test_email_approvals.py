@@ -84,7 +84,8 @@ class Env:
 
 
 @pytest.fixture
-def env(make_server, inbox: Inbox, tmp_path) -> Env:
+def env(make_server, inbox: Inbox, tmp_path, backend) -> Env:
+    """A server with e-mail on, on each backend (the review's version lives in the store)."""
     return start(make_server, inbox, tmp_path)
 
 

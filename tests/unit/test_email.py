@@ -236,3 +236,33 @@ async def test_publish_never_raises_nor_blocks():
     sender.publish("review.opened", "not a review")  # type: ignore[arg-type]
     await asyncio.sleep(0)
     assert sender.sent == 0
+
+
+async def test_an_escalated_review_is_mailed_to_the_group_it_went_to():
+    handler = Flaky()
+    port = free_port()
+    ctl = Controller(handler, hostname="127.0.0.1", port=port)
+    ctl.start()
+    settings = _settings(port).model_dump() | {
+        "recipients": {
+            "finance": [{"address": "alice@example.com", "reviewer": "alice"}],
+            "leads": [{"address": "lee@example.com", "reviewer": "lee"}],
+            "*": [{"address": "all@example.com", "reviewer": "root"}],
+        }
+    }
+    try:
+        sender = EmailSender(EmailSettings(**settings), now=lambda: 1_767_268_800)
+        await sender.start()
+        review = _review()
+        review.reviewer_group = "leads"
+        review.escalated_from.append("finance")
+        review.version = 2
+        sender.publish("review.escalated", review)
+        await sender.close(timeout=30)
+    finally:
+        ctl.stop()
+    assert sorted(m["To"] for m in handler.accepted) == ["all@example.com", "lee@example.com"]
+    for m in handler.accepted:
+        token = m.get_body(("plain",)).get_content().split("/email#")[1].split()[0]
+        claim = verify(b"y" * 32, "link", token, now=1_767_268_800)
+        assert (claim.group, claim.version) == ("leads", 2)
