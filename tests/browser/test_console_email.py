@@ -58,6 +58,10 @@ def test_an_email_link_opens_the_review_and_the_reviewer_approves_there(
     screenshot(mail, "email-review")
 
     page = _open(mailing, link)
+    expect(page.get_by_role("heading", name="Open the review from your e-mail")).to_be_visible()
+    expect(page.get_by_text("signs you in as alice for review")).to_be_visible()
+    screenshot(page, "email-landing")
+    page.get_by_role("button", name="Open the review").click()
     expect(page.get_by_test_id("whoami")).to_contain_text("alice")
     expect(page.get_by_test_id("whoami")).to_contain_text("for this review only")
     expect(page).to_have_url(f"{mailing.url}/reviews/{d.review_id}")
@@ -94,9 +98,15 @@ def test_a_used_link_says_so_and_offers_to_sign_in(mailing: Console, inbox: Inbo
 
     mailing.refund()
     link, _ = link_of(inbox.next()[1])
+    # A mail scanner that loads the page, scripts and all, uses nothing up.
+    scanner = _open(mailing, link)
+    expect(scanner.get_by_role("button", name="Open the review")).to_be_visible()
     first = _open(mailing, link)
+    first.get_by_role("button", name="Open the review").click()
     expect(first.get_by_test_id("whoami")).to_contain_text("alice")
+    assert "#" not in first.url
     second = _open(mailing, link)
+    second.get_by_role("button", name="Open the review").click()
     expect(second.get_by_text("This e-mail link cannot be used")).to_be_visible()
     expect(second.get_by_text("already used")).to_be_visible()
     expect(second.get_by_label("Access token")).to_be_visible()

@@ -1,9 +1,9 @@
 import { render } from "preact";
 import "./styles.css";
-import { redeemLink } from "./email";
+import { captureLink } from "./email";
 import { resume } from "./session";
 import { App } from "./views/App";
 
-if (location.pathname === "/email") void redeemLink();
+if (location.pathname === "/email") captureLink();
 else resume();
 render(<App />, document.getElementById("app")!);

@@ -1,7 +1,8 @@
 """`POST /email/redeem`: an e-mail link's token, once, for a session on that one review.
 
 The link itself (`/email#<token>`) is a plain GET of the console, which acts on nothing:
-mail scanners that follow links see a page. The console then posts the token here; this
+mail scanners that follow links see a page. When the reviewer presses "Open the review",
+the console posts the token here; this
 checks it (signature, expiry, single use, the review still pending at the version mailed)
 and answers a session token scoped to that review (auth/review_links.py, api/scope.py).
 

@@ -2,13 +2,14 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import type { Caller } from "../../../typescript/src/gen/signoff/v1/review_pb.js";
 import { failing } from "../connection";
 import { useKeys } from "../keys";
-import { scopedReview } from "../email";
+import { pendingLink, scopedReview } from "../email";
 import { linkClick, navigate, reviewPath, route as routeStore } from "../router";
 import { groupsText, isAuditor, queue as queueStore, session as sessionStore, signIn, signOut } from "../session";
 import { useStore } from "../store";
 import { getToken } from "../api";
 import { AuditPage } from "./AuditPage";
 import { Kbd, Notice } from "./common";
+import { EmailLanding } from "./EmailLanding";
 import { GrantsPage } from "./GrantsPage";
 import { Help } from "./Help";
 import { InsightsPage } from "./InsightsPage";
@@ -18,7 +19,9 @@ import { SignIn } from "./SignIn";
 
 export function App() {
   const s = useStore(sessionStore);
+  const link = useStore(pendingLink);
   if (s.state === "signed-in") return <Console caller={s.caller} />;
+  if (link) return <EmailLanding link={link} checking={s.state === "checking"} />;
   if (s.state === "unreachable") {
     return (
       <main id="main" class="signin">
