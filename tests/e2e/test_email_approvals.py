@@ -376,3 +376,16 @@ def test_get_never_acts_and_the_redeem_endpoint_wants_a_json_post(env: Env):
         assert r.status_code == 400, body
     assert env.review(rid)["state"] == "REVIEW_STATE_PENDING"
     assert env.redeem(token).status_code == 200  # none of the above used the link up
+
+
+def test_email_without_the_http_port_is_a_config_error(make_server, inbox, tmp_path):
+    from signoff.settings.model import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"notify\.email: the links need the console; set http_listen"
+    ):
+        make_server(
+            auth={"tokens_file": write_tokens(tmp_path, PEOPLE)},
+            http_listen="",
+            notify={"email": email_settings(inbox, 1, SECRET)},
+        )

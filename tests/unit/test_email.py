@@ -154,6 +154,14 @@ def test_the_link_secret_is_long():
         EmailSettings(**_settings().model_dump() | {"link_secret": "short"})
 
 
+def test_no_smtp_password_goes_out_in_clear_text():
+    plain = _settings().model_dump() | {"username": "u", "password": "p"}
+    EmailSettings(**plain)  # to a relay on localhost: fine
+    with pytest.raises(ValidationError, match=r"in clear text to smtp\.example\.com"):
+        EmailSettings(**plain | {"host": "smtp.example.com"})
+    EmailSettings(**plain | {"host": "smtp.example.com", "security": "starttls"})
+
+
 # --- sending -----------------------------------------------------------------------------
 
 

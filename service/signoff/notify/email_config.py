@@ -5,7 +5,17 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from signoff.net import is_loopback
 
 # One address, no display name: it goes into an SMTP envelope as it is, so anything that
 # could carry a second address or a header (",", ";", "<", CR, LF, spaces) is refused.
@@ -77,3 +87,13 @@ class EmailSettings(BaseModel):
     max_attempts: int = Field(6, ge=1, le=100, description="Attempts before giving up.")
 
     _check_from = field_validator("from_address")(_address)
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> EmailSettings:
+        # A password sent without TLS is readable on every network hop to the server.
+        if self.security == "none" and self.username and not is_loopback(self.host):
+            raise ValueError(
+                f"security none sends the SMTP password in clear text to {self.host}: use "
+                "starttls or tls, or a relay on localhost"
+            )
+        return self

@@ -36,6 +36,7 @@ from signoff.logs import event
 from signoff.notify import Notifier
 from signoff.notify.email import EmailSender
 from signoff.notify.email_config import EmailSettings
+from signoff.settings.model import ConfigError, Settings
 
 log = logging.getLogger("signoff.email")
 A = TypeVar("A", bound=Authenticator)
@@ -152,17 +153,21 @@ def _json(body: object, status: int) -> web.Response:
 
 
 def wire(
-    settings: EmailSettings | None, desk: ReviewDesk, notifier: Notifier, authenticator: A
+    settings: Settings, desk: ReviewDesk, notifier: Notifier, authenticator: A
 ) -> tuple[A | ReviewSessionAuthenticator, EmailLinks | None]:
     """With e-mail configured: the mailer fed by `notifier`, the authenticator that also takes
     review sessions, and the redeem endpoint; without, the authenticator as it was."""
-    if settings is None:
+    email = settings.notify.email
+    if email is None:
         return authenticator, None
+    if not settings.http_listen:
+        # The links open the console, which only the HTTP port serves.
+        raise ConfigError("notify.email: the links need the console; set http_listen")
 
     def now() -> float:
         # The server's clock (tests move it): links expire on the time reviews run on.
         return desk.clock.now().timestamp()
 
-    notifier.attach(EmailSender(settings, now))
-    secret = settings.link_secret.get_secret_value().encode()
-    return ReviewSessionAuthenticator(secret, authenticator, now), EmailLinks(settings, desk, now)
+    notifier.attach(EmailSender(email, now))
+    secret = email.link_secret.get_secret_value().encode()
+    return ReviewSessionAuthenticator(secret, authenticator, now), EmailLinks(email, desk, now)

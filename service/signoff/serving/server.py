@@ -221,9 +221,8 @@ async def start(
     app = build_app(settings, clock, notifier=notifier, telemetry=telemetry, signer=signer)
     telemetry.watch_store(app.store)
     dev_mode = isinstance(authenticator, DevAuthenticator)  # before e-mail sessions wrap it
-    authenticator, email_links = email_link.wire(
-        settings.notify.email, app.reviews, notifier, authenticator
-    )
+    # Before the store opens: a ConfigError here leaves nothing to close.
+    authenticator, email_links = email_link.wire(settings, app.reviews, notifier, authenticator)
     await app.store.open()
     try:
         await app.start(checked)
