@@ -389,3 +389,19 @@ def test_email_without_the_http_port_is_a_config_error(make_server, inbox, tmp_p
             http_listen="",
             notify={"email": email_settings(inbox, 1, SECRET)},
         )
+
+
+def test_the_redeem_endpoint_counts_against_the_peer_rate(make_server, inbox, tmp_path):
+    port = free_port()
+    server = make_server(
+        auth={"tokens_file": write_tokens(tmp_path, PEOPLE)},
+        http_listen=f"127.0.0.1:{port}",
+        notify={"email": email_settings(inbox, port, SECRET)},
+        limits={"peers": {"rate": 0.001, "burst": 2}},
+    )
+    codes = [
+        httpx.post(f"{server.http_url}/email/redeem", json={"token": "x"}, timeout=30)
+        for _ in range(3)
+    ]
+    assert [c.status_code for c in codes] == [401, 401, 429]
+    assert int(codes[2].headers["retry-after"]) >= 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import Final, TypeVar
 
@@ -32,6 +33,7 @@ from signoff.auth.review_links import (
     session_identity,
     verify,
 )
+from signoff.limits.peers import PeerGate
 from signoff.logs import event
 from signoff.notify import Notifier
 from signoff.notify.email import EmailSender
@@ -52,7 +54,8 @@ STATUS: Final[dict[type[errors.SignoffError], int]] = {
     errors.PermissionDenied: 403,
     errors.NotFound: 404,
     errors.FailedPrecondition: 409,
-    errors.ResourceExhausted: 503,
+    errors.ResourceExhausted: 429,
+    errors.Unavailable: 503,
 }
 
 
@@ -65,18 +68,24 @@ class EmailLinks:
         self._desk = desk
         self._now = now
         self._used: dict[str, int] = {}  # nonce -> its link's expiry (forgotten after it)
+        # The per-address rate of the API ports (limits.peers), checked before the body is read.
+        self.peers: PeerGate | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         """The redeem endpoint: JSON in, JSON out, errors as {"error": message}."""
         if request.method != "POST":
             return web.Response(status=405, headers={"Allow": "POST"})
         try:
+            if self.peers is not None:
+                self.peers.admit(request.remote or "")
             token = await _token_of(request)
             body = await self.redeem(token)
         except errors.SignoffError as exc:
             status = STATUS.get(type(exc), 500)
             event(log, "email.redeem_refused", logging.WARNING, status=status, error=exc.message)
-            return _json({"error": exc.message}, status)
+            wait = getattr(exc, "retry_after", None)
+            headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait else {}
+            return _json({"error": exc.message}, status, headers)
         return _json(body, 200)
 
     async def redeem(self, token: str) -> dict[str, str]:
@@ -120,7 +129,7 @@ class EmailLinks:
         if len(self._used) >= MAX_USED:
             self._used = {n: exp for n, exp in self._used.items() if exp > now}
             if len(self._used) >= MAX_USED:
-                raise errors.ResourceExhausted("too many e-mail links in use; try again later")
+                raise errors.Unavailable("too many e-mail links in use; try again later")
         self._used[claim.nonce] = claim.expires_at
 
 
@@ -143,12 +152,12 @@ async def _token_of(request: web.Request) -> str:
     return token
 
 
-def _json(body: object, status: int) -> web.Response:
+def _json(body: object, status: int, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         status=status,
         text=json.dumps(body),
         content_type="application/json",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 

@@ -233,6 +233,8 @@ async def start(
     limiter = Limiter(settings.limits)
     telemetry.watch_limits(limiter)
     peers = PeerGate(settings.limits.peers)
+    if email_links is not None:
+        email_links.peers = peers  # one rate per address, whichever door it knocks on
     guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming, peers)
     audit = AuditDesk(app.store, app.clock, signer, app.limits.page_bytes)
     await audit.warn_if_untrusted()
