@@ -27,14 +27,32 @@ def test_routes_add_webhooks_to_those_of_the_same_group():
             "webhooks": {"finance": [{"url": "https://a.example"}]},
             "routes": {
                 "finance": {"webhooks": [{"url": "https://b.example"}]},
-                "ops": {"email": {"to": ["ops@example.com"]}},
+                "ops": {"webhooks": []},
             },
         }
     )
     by_group = s.webhooks_by_group()
     assert [str(h.url) for h in by_group["finance"]] == ["https://a.example/", "https://b.example/"]
     assert by_group["ops"] == []
-    assert s.routes["ops"].email is not None
+
+
+def test_an_email_route_needs_the_email_settings_and_names_the_route():
+    route = {"ops": {"email": {"to": [{"address": "ops@example.com", "reviewer": "olga"}]}}}
+    with pytest.raises(ValidationError, match=r"routes\.ops\.email: needs notify\.email"):
+        NotifySettings.model_validate({"routes": route})
+    email = {
+        "host": "127.0.0.1",
+        "from_address": "signoff@example.com",
+        "console_url": "https://signoff.example.com",
+        "link_secret": "y" * 32,
+    }
+    s = NotifySettings.model_validate({"routes": route, "email": email})
+    assert [r.reviewer for r in s.email_recipients()["ops"]] == ["olga"]
+
+
+def test_an_email_route_names_who_each_link_acts_as():
+    with pytest.raises(ValidationError, match=r"routes\.ops\.email\.to\.0"):
+        NotifySettings.model_validate({"routes": {"ops": {"email": {"to": ["ops@example.com"]}}}})
 
 
 def test_slack_channels_of_a_group_include_the_catch_all_route():

@@ -1,7 +1,9 @@
 import { render } from "preact";
 import "./styles.css";
+import { captureLink } from "./email";
 import { resume } from "./session";
 import { App } from "./views/App";
 
-resume();
+if (location.pathname === "/email") captureLink();
+else resume();
 render(<App />, document.getElementById("app")!);

@@ -85,6 +85,11 @@ sessionEnded.subscribe((why) => {
 function start(caller: Caller): void {
   session.set({ state: "signed-in", caller });
   stopQueue?.();
+  if (getToken().startsWith("sos1.")) {
+    // A session from an e-mail link sees its one review; the server refuses the queue.
+    queue.set({ state: "none", reason: "This session, from an e-mail link, is for one review only." });
+    return;
+  }
   if (!caller.reviewerGroups.length && !isAuditor(caller)) {
     queue.set({
       state: "none",

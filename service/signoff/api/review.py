@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from signoff import pb
 from signoff.api.methods import Method
+from signoff.api.scope import channel_of
 from signoff.app.grants.desk import GrantDesk
 from signoff.app.reviews.desk import Identity, ReviewDesk
 
@@ -29,7 +30,7 @@ def methods(desk: ReviewDesk, grants: GrantDesk) -> list[Method]:
             yield review
 
     async def submit_review(who: Identity, req: R.SubmitReviewRequest) -> R.Review:
-        return await desk.submit(who, req)
+        return await desk.submit(who, req, channel=channel_of(who))
 
     async def submit_reviews(who: Identity, req: R.SubmitReviewsRequest) -> R.SubmitReviewsResponse:
         return await desk.submit_batch(who, req)

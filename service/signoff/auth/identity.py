@@ -23,6 +23,15 @@ ALL_ROLES = frozenset({AGENT, f"{REVIEWER_PREFIX}{ALL_GROUPS}", AUDITOR, ADMIN})
 _GROUP_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 
 
+@dataclass(frozen=True)
+class ReviewScope:
+    """The one review a session (from an e-mail link) may see and act on, at one version."""
+
+    review_id: str
+    version: int
+    channel: str = "email"  # recorded on the act and its audit entry
+
+
 class AuthConfigError(ValueError):
     """Authentication is misconfigured (bad tokens file, role, JWKS); the message says where."""
 
@@ -63,10 +72,13 @@ class Identity:
     roles: frozenset[str]
     # A gateway may send requests whose principal.id is not its own identity.
     act_for_others: bool = False
-    source: str = "tokens"  # "tokens" | "jwt" | "mtls" | "dev"
+    source: str = "tokens"  # "tokens" | "jwt" | "mtls" | "dev" | "email"
     # Facts about this principal carried by the credential itself (JWT claims mapped by
     # auth.jwt.principal_claims); None: the `principals` directory says (see principals.py).
     facts: PrincipalFacts | None = None
+    # Set for a session from an e-mail link: the one review it may read and act on
+    # (api/scope.py refuses every other call); None for every other caller.
+    scope: ReviewScope | None = None
     # Derived once: authorization checks run on every RPC.
     _groups: frozenset[str] = field(init=False, repr=False, compare=False)
 

@@ -7,6 +7,7 @@ from typing import Literal, get_args
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from signoff.notify.email_config import EmailRecipient, EmailSettings
 from signoff.notify.slack_config import SlackRoute, SlackSettings
 
 Event = Literal["review.opened", "review.resolved", "review.escalated"]
@@ -37,11 +38,15 @@ class WebhookSettings(BaseModel):
 
 
 class EmailRoute(BaseModel):
-    """Who is e-mailed a group's reviews (sent with the server's e-mail settings)."""
+    """Who is e-mailed a group's reviews (sent with the server's settings, notify.email)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    to: list[str] = Field(min_length=1, description="Reviewers' addresses.")
+    to: list[EmailRecipient] = Field(
+        min_length=1,
+        description="Reviewers e-mailed each review, with the reviewer id their link acts as. "
+        "A review escalated to a group is mailed to that group.",
+    )
 
 
 class GroupRoute(BaseModel):
@@ -80,15 +85,24 @@ class NotifySettings(BaseModel):
         "says where); its interactivity endpoint is /slack/interactivity on the HTTP port.",
     )
 
+    email: EmailSettings | None = Field(
+        None,
+        description="The SMTP server and links of e-mailed reviews (routes.<group>.email says "
+        "who gets them); the links open the console on the HTTP port.",
+    )
+
     @model_validator(mode="after")
-    def _slack_routes_need_the_app(self) -> NotifySettings:
-        routed = sorted(g for g, r in self.routes.items() if r.slack is not None)
-        if routed and self.slack is None:
-            raise ValueError(
-                f"routes.{routed[0]}.slack: needs notify.slack (the app's bot token and "
-                "signing secret)"
-            )
+    def _routes_need_their_channel(self) -> NotifySettings:
+        for channel, needs in (("slack", "the app's bot token and signing secret"),
+                               ("email", "the SMTP server and the link secret")):  # fmt: skip
+            routed = sorted(g for g, r in self.routes.items() if getattr(r, channel) is not None)
+            if routed and getattr(self, channel) is None:
+                raise ValueError(f"routes.{routed[0]}.{channel}: needs notify.{channel} ({needs})")
         return self
+
+    def email_recipients(self) -> dict[str, list[EmailRecipient]]:
+        """Reviewer group (or "*") -> who is e-mailed its reviews, from `routes`."""
+        return {g: list(r.email.to) for g, r in self.routes.items() if r.email is not None}
 
     def webhooks_by_group(self) -> dict[str, list[WebhookSettings]]:
         """Every group's webhooks, from `webhooks` and from `routes`."""

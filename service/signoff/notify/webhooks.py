@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -35,6 +36,22 @@ from signoff.notify.signing import sign
 log = logging.getLogger("signoff.notify")
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class Sink(Protocol):
+    """Another channel fed by the same events (e-mail): the Notifier's own three verbs."""
+
+    async def start(self) -> None:
+        """Start sending on the running loop."""
+        ...
+
+    def publish(self, event: str, review: pb.review.Review) -> None:
+        """Queue what `event` calls for; never blocks, never raises."""
+        ...
+
+    async def close(self, timeout: float = 5) -> None:  # noqa: ASYNC109
+        """Send what can be within `timeout`, then stop."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -135,6 +152,7 @@ class Notifier:
         # Deliveries accepted and not yet finished (queued or in flight), for close().
         self._pending = 0
         self._targets: list[_Target] = []
+        self._sinks: list[Sink] = []
         self._routes: dict[str, list[_Target]] = {}
         # The same webhook listed under several groups (or also under "*") is one target,
         # so a review is announced to it once.
@@ -151,10 +169,16 @@ class Notifier:
                     self._targets.append(target)
                 self._routes.setdefault(group, []).append(target)
 
+    def attach(self, sink: Sink) -> None:
+        """Feed `sink` every event too (call before `start`)."""
+        self._sinks.append(sink)
+
     async def start(self) -> None:
         """Start the delivery workers on the running loop."""
         if self._loop is not None:
             return
+        for sink in self._sinks:
+            await sink.start()
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         if self._client is None and self._targets:
@@ -167,6 +191,8 @@ class Notifier:
 
     def publish(self, event: str, review: pb.review.Review) -> None:
         """Queue `event` about `review` for each matching webhook; never blocks, never raises."""
+        for sink in self._sinks:
+            sink.publish(event, review)
         try:
             self._publish(event, review)
         except Exception as exc:  # the caller is a decision or a review act: never fail it
@@ -241,6 +267,8 @@ class Notifier:
     async def close(self, timeout: float = 5) -> None:  # noqa: ASYNC109
         """Stop accepting events, deliver what can be within `timeout`, drop (and log) the rest."""
         self._closed = True
+        for sink in self._sinks:
+            await sink.close(timeout)
         queues = [t.queue for t in self._targets]
         if self._loop is not None and queues:
             try:

@@ -15,6 +15,8 @@ from aiohttp import web
 
 from signoff.api.connect import ConnectHandler
 from signoff.net import is_loopback
+from signoff.serving.email_link import PATH as EMAIL_REDEEM
+from signoff.serving.email_link import EmailLinks
 
 log = logging.getLogger("signoff.http")
 
@@ -53,6 +55,7 @@ class HttpServer:
         reuse_port: bool = False,
         metrics: Callable[[], bytes] | None = None,
         posts: Mapping[str, PostHandler] | None = None,
+        email_links: EmailLinks | None = None,
     ) -> None:
         self.connect = connect
         # Endpoints outside Connect that authenticate their own callers (the Slack app's
@@ -60,6 +63,7 @@ class HttpServer:
         self.posts = dict(posts or {})
         self.reuse_port = reuse_port  # `serve --workers`: every worker listens on the port
         self.metrics = metrics  # renders /metrics (Prometheus text); None: no such path
+        self.email_links = email_links  # POST /email/redeem; None: e-mail is not configured
         self.static = static.resolve()
         # In dev mode (no authentication) a page on any site could reach a loopback port
         # through DNS rebinding; the Host it sends then names that site, so it is refused.
@@ -124,6 +128,8 @@ class HttpServer:
         path = request.path
         if request.method == "POST" and path in self.posts:
             return await self.posts[path](request)
+        if path == EMAIL_REDEEM and self.email_links is not None:
+            return await self.email_links.handle(request)
         if request.method == "POST" or self.connect.owns(path):
             return await self.connect.handle(request)
         if request.method not in ("GET", "HEAD"):

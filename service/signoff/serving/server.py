@@ -27,6 +27,7 @@ from signoff.api import review as review_api
 from signoff.api.bounds import bounded
 from signoff.api.errors import Guard
 from signoff.api.methods import Method
+from signoff.api.scope import scoped
 from signoff.app.audit.desk import AuditDesk
 from signoff.app.decisions import Signoff
 from signoff.auth import (
@@ -38,7 +39,7 @@ from signoff.limits.peers import PeerGate
 from signoff.logs import event
 from signoff.notify import Notifier
 from signoff.policy import Bundle
-from signoff.serving import slack_wiring, tls
+from signoff.serving import email_link, slack_wiring, tls
 from signoff.serving.build import authenticator_for, build_app, signer_for
 from signoff.serving.http import HttpServer
 from signoff.serving.watch import PolicyWatcher
@@ -230,6 +231,9 @@ async def start(
     )
     posts = slack_wiring.endpoints(settings, slack, app)
     telemetry.watch_store(app.store)
+    dev_mode = isinstance(authenticator, DevAuthenticator)  # before e-mail sessions wrap it
+    # Before the store opens: a ConfigError here leaves nothing to close.
+    authenticator, email_links = email_link.wire(settings, app.reviews, notifier, authenticator)
     await app.store.open()
     try:
         await app.start(checked)
@@ -242,6 +246,8 @@ async def start(
     limiter = Limiter(settings.limits)
     telemetry.watch_limits(limiter)
     peers = PeerGate(settings.limits.peers)
+    if email_links is not None:
+        email_links.peers = peers  # one rate per address, whichever door it knocks on
     guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming, peers)
     audit = AuditDesk(app.store, app.clock, signer, app.limits.page_bytes)
     await audit.warn_if_untrusted()
@@ -255,13 +261,15 @@ async def start(
         ]
     )
     methods = bounded(
-        [
-            *decision_api.methods(app),
-            *policy_api.methods(app),
-            *review_api.methods(app.reviews, app.grants),
-            *audit_api.methods(audit),
-            *_bench_methods(),
-        ],
+        scoped(
+            [
+                *decision_api.methods(app),
+                *policy_api.methods(app),
+                *review_api.methods(app.reviews, app.grants),
+                *audit_api.methods(audit),
+                *_bench_methods(),
+            ]
+        ),
         app.limits.sizes,
     )
     server.add_generic_rpc_handlers(grpc_transport.handlers(methods, guard))
@@ -296,11 +304,12 @@ async def start(
                 methods, guard, settings.max_message_bytes, settings.limits.http
             ),
             grace=settings.shutdown_grace,
-            loopback_only=isinstance(authenticator, DevAuthenticator),
+            loopback_only=dev_mode,
             ssl_context=tls.http_context(tls_files) if tls_files and settings.tls.http else None,
             reuse_port=worker is not None,
             metrics=telemetry.prometheus_page,
             posts=posts,
+            email_links=email_links,
         )
         host, _, want = settings.http_listen.rpartition(":")
         try:

@@ -2,12 +2,14 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import type { Caller } from "../../../typescript/src/gen/signoff/v1/review_pb.js";
 import { failing } from "../connection";
 import { useKeys } from "../keys";
-import { linkClick, navigate, route as routeStore } from "../router";
+import { pendingLink, scopedReview } from "../email";
+import { linkClick, navigate, reviewPath, route as routeStore } from "../router";
 import { groupsText, isAuditor, queue as queueStore, session as sessionStore, signIn, signOut } from "../session";
 import { useStore } from "../store";
 import { getToken } from "../api";
 import { AuditPage } from "./AuditPage";
 import { Kbd, Notice } from "./common";
+import { EmailLanding } from "./EmailLanding";
 import { GrantsPage } from "./GrantsPage";
 import { Help } from "./Help";
 import { InsightsPage } from "./InsightsPage";
@@ -17,7 +19,9 @@ import { SignIn } from "./SignIn";
 
 export function App() {
   const s = useStore(sessionStore);
+  const link = useStore(pendingLink);
   if (s.state === "signed-in") return <Console caller={s.caller} />;
+  if (link) return <EmailLanding link={link} checking={s.state === "checking"} />;
   if (s.state === "unreachable") {
     return (
       <main id="main" class="signin">
@@ -41,7 +45,47 @@ export function App() {
   return <SignIn error={s.state === "signed-out" ? s.error : undefined} checking={s.state === "checking"} />;
 }
 
+/** A session from an e-mail link: its one review, and nothing else to navigate to. */
+function ScopedConsole({ caller, only }: { caller: Caller; only: string }) {
+  const r = useStore(routeStore);
+  const page =
+    r.name === "review" && r.id === only ? (
+      <ReviewPage key={r.id} id={r.id} caller={caller} />
+    ) : (
+      <Notice kind="info" alert>
+        This session, opened from an e-mail link, is for one review only.{" "}
+        <a href={reviewPath(only)} onClick={linkClick}>
+          Open it
+        </a>
+      </Notice>
+    );
+  return (
+    <>
+      <header class="top">
+        <nav aria-label="Console">
+          <span class="brand">Signoff</span>
+        </nav>
+        <div class="me">
+          <span class="who" data-testid="whoami">
+            <strong>{caller.id}</strong> <span class="sub">from an e-mail link, for this review only</span>
+          </span>
+          <button type="button" class="btn btn-quiet" onClick={() => signOut()}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main id="main">{page}</main>
+    </>
+  );
+}
+
 function Console({ caller }: { caller: Caller }) {
+  const only = scopedReview();
+  if (only) return <ScopedConsole caller={caller} only={only} />;
+  return <FullConsole caller={caller} />;
+}
+
+function FullConsole({ caller }: { caller: Caller }) {
   const r = useStore(routeStore);
   const q = useStore(queueStore);
   const down = useStore(failing);

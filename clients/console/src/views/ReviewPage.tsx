@@ -13,6 +13,7 @@ import { queue as queueStore } from "../session";
 import { Kbd, KeyValues, Notice, StateBadge, TimeLeft } from "./common";
 import { GrantForm } from "./GrantForm";
 
+import { scopedReview } from "../email";
 import { Acts, Editor, LoadError, Precedents, RequestDetails, Resolution } from "./ReviewParts";
 import { describeChange, doneText, staleText, inBandRequester, whyNot } from "./reviewText";
 type Load =
@@ -35,6 +36,8 @@ export function neighbour(id: string | undefined, step: 1 | -1): string | undefi
 
 export function ReviewPage(props: { id: string; caller: Caller }) {
   const { id, caller } = props;
+  // A session from an e-mail link: this review only (no precedents, grants or next review).
+  const scoped = scopedReview() !== "";
   const [load, setLoad] = useState<Load>({ state: "loading" });
   const [precedents, setPrecedents] = useState<Review[] | string | null>(null);
   const [live, setLive] = useState<string>(""); // what changed while the page was open
@@ -89,10 +92,12 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
       .catch((err) => {
         if (!gone) setLoad({ state: "error", error: asConnectError(err) });
       });
-    reviews
-      .listPrecedents({ reviewId: id, limit: 10 })
-      .then((p) => !gone && setPrecedents(p.precedents))
-      .catch((err) => !gone && setPrecedents(messageOf(err)));
+    if (!scoped) {
+      reviews
+        .listPrecedents({ reviewId: id, limit: 10 })
+        .then((p) => !gone && setPrecedents(p.precedents))
+        .catch((err) => !gone && setPrecedents(messageOf(err)));
+    }
     return () => {
       gone = true;
       stop?.();
@@ -233,10 +238,15 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
       <header class="review-head">
         <div>
           <p class="crumbs">
-            <a href="/" onClick={linkClick}>
-              Queue
-            </a>{" "}
-            / review <code>{short(r.reviewId)}</code>
+            {!scoped && (
+              <>
+                <a href="/" onClick={linkClick}>
+                  Queue
+                </a>{" "}
+                /{" "}
+              </>
+            )}
+            review <code>{short(r.reviewId)}</code>
           </p>
           <h1 id="review-title">
             <code>{r.request?.action?.name}</code>
@@ -301,7 +311,7 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
             </section>
           </div>
 
-          <Precedents list={precedents} />
+          {!scoped && <Precedents list={precedents} />}
 
           <section aria-labelledby="request-title" class="card">
             <h2 id="request-title">Request</h2>
@@ -356,7 +366,7 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
                     {commentError}
                   </p>
                 )}
-                {!editing && (
+                {!editing && !scoped && (
                   <GrantForm
                     offer={r.grantOffer}
                     draft={grant}
@@ -395,11 +405,13 @@ export function ReviewPage(props: { id: string; caller: Caller }) {
                 {approvedAlready && <p class="sub">You approved already; another reviewer must approve too.</p>}
               </form>
             )}
-            <div class="nav-next">
-              <button type="button" class="btn btn-quiet" ref={nextButton} onClick={() => go(1)}>
-                Next review <Kbd>n</Kbd>
-              </button>
-            </div>
+            {!scoped && (
+              <div class="nav-next">
+                <button type="button" class="btn btn-quiet" ref={nextButton} onClick={() => go(1)}>
+                  Next review <Kbd>n</Kbd>
+                </button>
+              </div>
+            )}
           </section>
         </aside>
       </div>
