@@ -248,6 +248,15 @@ def test_review_model_mirrors_the_message():
     assert review.timeout == dt.timedelta(hours=1)
     assert review.redacted_paths == (CARD_PATH,)
     assert review.acts[0].roles == ("reviewer:*",)
+    assert review.acts[0].channel == ""
+
+
+def test_an_acts_channel_reaches_the_client_model():
+    raw = _open(PARAMS)
+    change = server_reviews.submit(
+        raw, ALICE, pb.review.VERDICT_APPROVE, None, "", raw.version, NOW, Limits(), channel="slack"
+    )
+    assert Review.from_proto(change.review).acts[0].channel == "slack"
 
 
 # --- reconnecting a watch -----------------------------------------------------------------

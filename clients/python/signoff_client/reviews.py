@@ -83,6 +83,7 @@ class ReviewAct:
     at: dt.datetime
     roles: tuple[str, ...]
     in_band: bool = False  # settled in band by the person the request was made for
+    channel: str = ""  # where the act came from: "" (the API), "slack" or "email"
 
     @classmethod
     def from_proto(cls, raw: review_pb2.ReviewAct) -> ReviewAct:
@@ -95,6 +96,7 @@ class ReviewAct:
             at=_timestamp(raw.at),
             roles=tuple(raw.roles),
             in_band=raw.in_band,
+            channel=raw.channel,
         )
 
 
