@@ -87,6 +87,12 @@ def test_an_email_link_opens_the_review_and_the_reviewer_approves_there(
     entries = mailing.server.call(mailing.server.running.app.store.read_audit())
     acts = [(e.type, e.payload.get("channel")) for e in entries if e.review_id == d.review_id]
     assert acts[-1] == ("review.approved", "email")
+    assert r.acts[0].channel == "email"
+    # Another reviewer's console says where the act came from, on the review and its story.
+    bob = mailing.page("tok-bob", f"/reviews/{d.review_id}")
+    expect(bob.get_by_role("list", name="Acts so far")).to_contain_text("(from an e-mail link)")
+    ann = mailing.page("tok-ann", f"/audit?story={d.review_id}")  # the auditor
+    expect(ann.get_by_test_id("timeline")).to_contain_text("from an e-mail link")
 
     # Elsewhere in the console, this session sees nothing but a way back to its review.
     page.goto(f"{mailing.url}/audit")

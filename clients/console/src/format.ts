@@ -60,6 +60,13 @@ export function verdictText(v: Verdict): string {
   return VERDICT[v] ?? "?";
 }
 
+// Where a review act came from (ReviewAct.channel); the API's own ("") is not shown.
+const CHANNEL: Record<string, string> = { slack: "from Slack", email: "from an e-mail link" };
+
+export function channelText(channel: string): string {
+  return CHANNEL[channel] ?? "";
+}
+
 const RULE: Record<RuleDecision, string> = {
   [RuleDecision.UNSPECIFIED]: "?",
   [RuleDecision.ALLOW]: "allow",

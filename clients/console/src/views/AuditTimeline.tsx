@@ -3,14 +3,11 @@ import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { AuditEntry, AuditFilter } from "../../../typescript/src/gen/signoff/v1/audit_pb.js";
 import { audit, messageOf } from "../api";
-import { outcomeText, short, stamp } from "../format";
+import { channelText, outcomeText, short, stamp } from "../format";
 import { diff } from "../jsonedit";
 import { linkClick, navigate, reviewPath } from "../router";
 import { Notice } from "./common";
 import { DiffTable } from "./ReviewParts";
-
-// Where a review act came from (ReviewAct.channel); the API's own ("") is not shown.
-const CHANNELS: Record<string, string> = { slack: "Slack", email: "an e-mail link" };
 
 export function payload(e: AuditEntry): JsonObject {
   try {
@@ -173,7 +170,7 @@ function StoryEntry({ e }: { e: AuditEntry }) {
               </>
             )}
           </p>
-          {CHANNELS[str(act.channel)] && <p class="sub">from {CHANNELS[str(act.channel)]}</p>}
+          {channelText(str(act.channel)) && <p class="sub">{channelText(str(act.channel))}</p>}
           {str(act.comment) && <q>{str(act.comment)}</q>}
           {str(p.note) && <p class="sub">{str(p.note)}</p>}
           {edits && <DiffTable changes={edits} caption="Params: requested → approved" />}

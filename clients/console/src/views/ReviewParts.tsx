@@ -6,7 +6,7 @@ import type { Caller, Review, ReviewAct } from "../../../typescript/src/gen/sign
 import { ReviewState } from "../../../typescript/src/gen/signoff/v1/review_pb.js";
 import { Code, type ConnectError, isTransient, messageOf } from "../api";
 import { ms, serverNow } from "../clock";
-import { literal, scalar, span, stamp, stateText, verdictText } from "../format";
+import { channelText, literal, scalar, span, stamp, stateText, verdictText } from "../format";
 import { type Change, diff, leaves, type parseParams } from "../jsonedit";
 import { linkClick, reviewPath } from "../router";
 import { groupsText } from "../session";
@@ -123,6 +123,7 @@ export function Acts({ acts }: { acts: ReviewAct[] }) {
         <li key={i}>
           <strong>{a.reviewer}</strong> {verdictText(a.verdict)} <span class="sub">{stamp(a.at)}</span>
           {a.inBand && <span class="sub"> (in band, by the requester)</span>}
+          {channelText(a.channel) && <span class="sub"> ({channelText(a.channel)})</span>}
           {a.comment && <q class="comment">{a.comment}</q>}
         </li>
       ))}
