@@ -5,7 +5,7 @@ COPY clients/python /src/clients/python
 COPY pyproject.toml README.md /src/
 COPY service /src/service
 RUN python -m venv /opt/signoff \
- && /opt/signoff/bin/pip install --no-cache-dir ./clients/python . \
+ && /opt/signoff/bin/pip install --no-cache-dir ./clients/python '.[analyze,slack]' \
  && /opt/signoff/bin/python -m pip uninstall --yes --quiet pip setuptools \
  && find /opt/signoff -name '__pycache__' -prune -exec rm -rf {} +
 
