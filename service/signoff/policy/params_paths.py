@@ -67,9 +67,11 @@ class ParamsPath:
     steps: tuple[Step, ...]
 
 
-def params_paths(program: Program, text: str) -> list[ParamsPath]:
-    """Every path under the request's `action.params` that `program` (compiled from `text`)
-    reads by constant names, in the order of the AST."""
+def params_paths(
+    program: Program, text: str, tokens: list[Token] | None = None
+) -> list[ParamsPath]:
+    """Every path under the request's `action.params` that `program` (compiled from `text`,
+    which `tokens` are the scan of) reads by constant names, in the order of the AST."""
     checked = _fields(_one(_fields(program.serialized()), _ANY_VALUE))
     positions: dict[int, int] = {}
     for entry in _all(_fields(_one(checked, _SOURCE_INFO)), _POSITIONS):
@@ -77,8 +79,7 @@ def params_paths(program: Program, text: str) -> list[ParamsPath]:
         key, value = f.get(1, [0])[-1], f.get(2, [0])[-1]
         if isinstance(key, int) and isinstance(value, int):
             positions[key] = value
-    tokens = scan(text)
-    walk = _Walk(positions, tokens)
+    walk = _Walk(positions, scan(text) if tokens is None else tokens)
     return list(walk.paths(_one(checked, _CHECKED_EXPR), frozenset()))
 
 
@@ -224,7 +225,8 @@ class Rewritten:
 
 def rewrite(text: str, program: Program, schema: ParamSchema) -> Rewritten:
     """Typos found and declared paths replaced by typed identifiers (see the module doc)."""
-    idents = {t.text for t in scan(text) if t.kind == "ident"}
+    tokens = scan(text)
+    idents = {t.text for t in tokens if t.kind == "ident"}
     prefix = "_p"
     while any(i.startswith(prefix) for i in idents):
         prefix = "_" + prefix  # never a name the expression binds itself
@@ -232,7 +234,7 @@ def rewrite(text: str, program: Program, schema: ParamSchema) -> Rewritten:
     declared: dict[str, str] = {}
     typos: list[tuple[int, str]] = []
     replaced: list[tuple[int, int, str]] = []
-    for path in params_paths(program, text):
+    for path in params_paths(program, text, tokens):
         count, node, typo = _declared(path, schema)
         if typo is not None:
             typos.append(typo)
