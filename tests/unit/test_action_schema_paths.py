@@ -139,3 +139,12 @@ rules:
 )
 def test_paths_whose_names_join_alike_are_typed_each_by_its_schema(tmp_path, when, errors):
     assert load(tmp_path, PAIR.replace("{when}", when)) == errors
+
+
+def test_positions_count_characters_not_bytes(tmp_path):
+    # The engine's positions and Python's offsets agree past characters of 2 and 4 bytes.
+    assert load(tmp_path, with_when('\'"é😀" != "" && action.params.amout == 1.0\'')) == [
+        _typo(40, "action.params.amout")
+    ]
+    (error,) = load(tmp_path, with_when('\'"é😀" != "" && action.params.amount == "x"\''))
+    assert error.startswith("p.yaml:20:47: r: when: found no matching overload for '_==_'")
