@@ -154,8 +154,7 @@ class _Walk:
         j: int | None = self.by_start.get(start)
         for kind, name, pos in chain:
             shape = _SHAPES[kind]
-            found = j is not None and self._matches(j, shape, name)
-            if j is not None and found:
+            if j is not None and self._matches(j, shape, name):
                 at = self.tokens[j + shape.index("name") + 1].start
                 j += len(shape)
                 steps.append(Step(kind, name, at, self.tokens[j].end))
