@@ -13,7 +13,8 @@ from signoff.cli.remote import DEFAULT_SERVER, EXIT_UNAVAILABLE, EXIT_USAGE, TLS
 from signoff_client._extras import install_hint
 
 if TYPE_CHECKING:
-    from signoff.mcp_proxy.config import ProxyConfig
+    from signoff.mcp_proxy.config import ProxyConfig, UpstreamConfig
+    from signoff.mcp_proxy.schemas import Tool
 
 
 def add_parser(sub: Any) -> None:
@@ -44,6 +45,19 @@ def add_parser(sub: Any) -> None:
             type=Path,
             help=f"{text} (default: the config's signoff.{name}, ${env})",
         )
+    p.add_argument(
+        "--schemas",
+        action="store_true",
+        help="print a policy file declaring the params of every upstream tool (from its "
+        "inputSchema, in the subset action schemas support; each thing dropped is named on "
+        "stderr), then exit",
+    )
+    p.add_argument(
+        "--upstream",
+        action="append",
+        metavar="NAME",
+        help="with --schemas: only this upstream of the config (repeat for more)",
+    )
     p.add_argument("--log-format", choices=["text", "json"], default="text")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
 
@@ -69,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
     except McpConfigError as exc:
         print(f"signoff: config error:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.schemas or args.upstream:
+        if not args.schemas:
+            print("signoff: --upstream goes with --schemas", file=sys.stderr)
+            return EXIT_USAGE
+        return _print_schemas(config, args.upstream or [])
     http: tuple[str, int] | None = None
     if args.http is not None:
         host, sep, port = args.http.rpartition(":")
@@ -115,6 +134,49 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _print_schemas(config: ProxyConfig, names: list[str]) -> int:
+    """`--schemas`: 0 when every tool got its schema, 1 when one got none (the file is
+    written all the same), 2 for an unknown --upstream, 3 when an upstream cannot start."""
+    from signoff.mcp_proxy.schemas import policy_file
+    from signoff.mcp_proxy.upstreams import UpstreamError
+
+    known = [u.name for u in config.upstreams]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(
+            f"signoff: --upstream {unknown[0]}: not in the config (upstreams: {', '.join(known)})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    chosen = [u for u in config.upstreams if not names or u.name in names]
+    try:
+        tools = asyncio.run(_listed(chosen))
+    except UpstreamError as exc:
+        print(f"signoff: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    text, notes = policy_file([u.name for u in chosen], tools)
+    sys.stdout.write(text)
+    for note in notes:
+        print(f"signoff: {note}", file=sys.stderr)
+    return 1 if any(n.message.endswith("no schema written") for n in notes) else 0
+
+
+async def _listed(upstreams: list[UpstreamConfig]) -> list[Tool]:
+    """Every tool of the upstreams, each started, listed and stopped in turn."""
+    from signoff.mcp_proxy.schemas import Tool
+    from signoff.mcp_proxy.upstreams import Upstream
+
+    tools: list[Tool] = []
+    for config in upstreams:
+        upstream = Upstream(config)
+        try:
+            await upstream.start()
+            tools += [Tool(config.name, t.name, t.input_schema) for t in upstream.tools]
+        finally:
+            await upstream.close()
+    return tools
 
 
 def _tls_files(config: ProxyConfig, args: argparse.Namespace) -> tuple[ProxyConfig, dict[str, str]]:

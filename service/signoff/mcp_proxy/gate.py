@@ -106,8 +106,11 @@ class Gate:
             raise Refused(f"{call.action} was not approved: {exc}") from None
         except errors.InvalidArgument as exc:
             # The client refuses params that are not JSON before sending (NaN, huge ints).
+            # The message starts with the field (errors.InvalidArgument): named once here.
             field = exc.field.replace("action.params", "arguments", 1)
-            msg = exc.message.replace("action.params", "arguments", 1)
+            msg = exc.message.removeprefix(f"{exc.field}: ").replace(
+                "action.params", "arguments", 1
+            )
             raise Refused(f"Signoff cannot take these arguments ({field}): {msg}") from None
         except (errors.Unavailable, errors.DeadlineExceeded) as exc:
             return self._undecided(call, exc)

@@ -21,7 +21,7 @@ import yaml
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from signoff.policy import cel, params
+from signoff.policy import cel, params, params_paths
 from signoff.policy.bundle import (
     Bundle,
     BundleError,
@@ -375,7 +375,7 @@ class _Source:
             return None
         return_type = program.return_type
         if self._params is not None:
-            typed = self._typed(node, expr, label, prefix)
+            typed = self._typed(node, expr, program, label, prefix)
             if typed is None:
                 return None
             return_type = typed or return_type
@@ -387,11 +387,13 @@ class _Source:
             return None
         return program
 
-    def _typed(self, node: Node | None, expr: cel.Inlined, label: str, prefix: str) -> str | None:
+    def _typed(
+        self, node: Node | None, expr: cel.Inlined, program: cel.Program, label: str, prefix: str
+    ) -> str | None:
         """Check the params paths of `expr` against the file's action schema (params.py):
         its type with them typed ("" when it reads none), None after reporting errors."""
         assert self._params is not None
-        rewritten = params.rewrite(expr.text, self._params)
+        rewritten = params_paths.rewrite(expr.text, program, self._params)
         for offset, message in rewritten.typos:
             self._expr_error(node, expr.original_offset(offset), label, f"{prefix}{message}")
         if rewritten.typos:

@@ -3,13 +3,13 @@
 A policy file declares them under `params:` (an action glob -> a schema; an MCP tool's
 `inputSchema` pastes in as it is, YAML reads JSON). They work twice:
 
-- At load, `rewrite` finds every `action.params.<name>...` path in an expression of a
-  policy whose actions the schema's glob covers. A name the schema does not declare is an
-  error (a typo); a declared path is replaced by an identifier of exactly the same length
-  (`action.params.amount` -> `action_params_amount`), declared with the schema's type, and
-  the text is type-checked again (cel.check_typed). Same length keeps the engine's columns
-  the author's. The checked-then-run program is still the untyped one: the schema only
-  adds checks, never changes what a request evaluates to.
+- At load, params_paths.rewrite finds every path under `action.params` in an expression of
+  a policy whose actions the schema's glob covers (`.x`, `["x"]`, `.?x`, from the AST). A
+  name the schema does not declare is an error (a typo); a declared path is replaced by an
+  identifier padded to the same length, declared with the schema's type, and the text is
+  type-checked again (cel.check_typed). Same length keeps the engine's columns the
+  author's. The checked-then-run program is still the untyped one: the schema only adds
+  checks, never changes what a request evaluates to.
 - On each request, `check_request` validates the params with `jsonschema` (the subset
   below) before any rule runs: a request that breaks it is INVALID_ARGUMENT naming the
   field. That is what makes the load-time types true at run time.
@@ -21,7 +21,6 @@ only declare new types as protobuf descriptors, one set per environment.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +30,6 @@ from google.protobuf import json_format
 
 from signoff import pb
 from signoff.errors import InvalidArgument
-from signoff.policy.celtext import Token, prev_is_dot, scan
 from signoff.policy.globs import Glob
 
 SUPPORTED = ("type", "required", "enum", "minimum", "maximum", "minLength", "maxLength")
@@ -164,93 +162,7 @@ def check_request(
             raise InvalidArgument(f"{prefix}{field_name}", message)
 
 
-# --- load time: params paths in CEL text ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rewritten:
-    """An expression with its declared params paths as typed identifiers."""
-
-    text: str
-    declared: dict[str, str]  # identifier -> type (see cel.check_typed)
-    typos: list[tuple[int, str]]  # (offset, message)
-
-
-def rewrite(expr: str, schema: ParamSchema) -> Rewritten:
-    """See the module doc: typos found, declared paths replaced by typed identifiers."""
-    tokens = scan(expr)
-    parts: list[str] = []
-    declared: dict[str, str] = {}
-    typos: list[tuple[int, str]] = []
-    pos = i = 0
-    while i < len(tokens):
-        if not _params_at(tokens, i):
-            i += 1
-            continue
-        path, last, node, typo = _follow(tokens, i, schema)
-        if typo is not None:
-            typos.append(typo)
-        if _in_has(tokens, i, last) and len(path) > 2:
-            path, last, node = path[:-1], last - 2, _node(schema.schema, path[2:-1])
-        span = tokens[i : last + 1]
-        contiguous = all(a.end == b.start for a, b in itertools.pairwise(span))
-        name, kind = "_".join(path), cel_type(node)
-        # `a_b.c` and `a.b_c` would share a name: the second keeps its dyn select.
-        if len(path) > 2 and contiguous and declared.setdefault(name, kind) == kind:
-            parts += [expr[pos : tokens[i].start], name]
-            pos = tokens[last].end
-        i = last + 1
-    return Rewritten("".join(parts) + expr[pos:], declared, typos)
-
-
-def _params_at(tokens: list[Token], i: int) -> bool:
-    return (
-        tokens[i].text == "action"
-        and not prev_is_dot(tokens, i)
-        and i + 2 < len(tokens)
-        and tokens[i + 1].text == "."
-        and tokens[i + 2].text == "params"
-    )
-
-
-def _follow(
-    tokens: list[Token], i: int, schema: ParamSchema
-) -> tuple[list[str], int, Mapping[str, Any], tuple[int, str] | None]:
-    """The longest declared path from tokens[i], its last token, its schema, and a typo."""
-    path, j, node = ["action", "params"], i + 2, schema.schema
-    while "properties" in node and j + 2 < len(tokens) and tokens[j + 1].text == ".":
-        name_tok = tokens[j + 2]
-        if name_tok.kind != "ident" or (j + 3 < len(tokens) and tokens[j + 3].text == "("):
-            break  # `.?name` (optional select) or a member call: not a params name
-        properties = node["properties"]
-        if name_tok.text not in properties:
-            where = ".".join(path)
-            known = ", ".join(properties) or "none"
-            message = (
-                f"{where}.{name_tok.text} is not declared in the params schema of "
-                f"'{schema.glob}' (declared in {where}: {known})"
-            )
-            return path, j, node, (name_tok.start, message)
-        node, j = properties[name_tok.text], j + 2
-        path.append(name_tok.text)
-    return path, j, node, None
-
-
-def _in_has(tokens: list[Token], i: int, last: int) -> bool:
-    # has() needs a field selection as its argument: the last name stays one.
-    return (
-        i >= 2
-        and tokens[i - 1].text == "("
-        and tokens[i - 2].text == "has"
-        and last + 1 < len(tokens)
-        and tokens[last + 1].text == ")"
-    )
-
-
-def _node(schema: Mapping[str, Any], names: list[str]) -> Mapping[str, Any]:
-    for name in names:
-        schema = schema["properties"][name]
-    return schema
+# --- load time: the CEL type of a schema (paths: params_paths.py) -------------------
 
 
 def cel_type(schema: Mapping[str, Any]) -> str:
