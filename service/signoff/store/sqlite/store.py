@@ -59,7 +59,9 @@ from signoff.store.sqlite import decisions as decisions_sql
 from signoff.store.sqlite import reviews as reviews_sql
 from signoff.store.sqlite.chain import SqliteChain
 from signoff.store.sqlite.grants import SqliteGrants
+from signoff.store.sqlite import tree as tree_sql
 from signoff.store.sqlite.indexer import INDEX_EVERY, INDEX_IDLE, AuditIndexer
+from signoff.store.tree import TREE_EVERY, TREE_IDLE, Pending, TreeBuilder
 from signoff.store.sqlite.writer import GroupCommitWriter, WriterStats, unavailable
 
 T = TypeVar("T")
@@ -100,6 +102,8 @@ class SqliteStore(SqliteGrants, SqliteChain):
         call_later: CallLater | None = None,
         index_every: int = INDEX_EVERY,
         index_idle: float | None = INDEX_IDLE,
+        tree_every: int = TREE_EVERY,
+        tree_idle: float | None = TREE_IDLE,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
@@ -108,9 +112,14 @@ class SqliteStore(SqliteGrants, SqliteChain):
         # A step per `index_every` appended entries, or `index_idle` s after the last append
         # (None: only then, or when `index_audit` is called).
         self._indexer = AuditIndexer(self.maintenance, every=index_every, idle=index_idle)
+        # The Merkle tree, built the same way (store/tree.py): rows hashed off the writer's
+        # thread, written by it between batches.
+        self._tree = TreeBuilder(
+            self._tree_pending, self._tree_write, every=tree_every, idle=tree_idle
+        )
         self._writer = GroupCommitWriter(
             self._connect_writer,
-            lambda conn: _Tx(conn, self._indexer.appended),
+            lambda conn: _Tx(conn, self._appended),
             max_batch=max_batch,
             linger=commit_linger,
             call_later=call_later,  # the linger's timer: the loop's unless a test moves time
@@ -141,6 +150,7 @@ class SqliteStore(SqliteGrants, SqliteChain):
             await self._writer.stop()
             raise
         self._state = "open"
+        self._tree.start()
 
     async def close(self) -> None:
         """Commit every write queued so far, then close all connections."""
@@ -148,6 +158,7 @@ class SqliteStore(SqliteGrants, SqliteChain):
         self._state = "closed"
         if never_opened:
             return
+        await self._tree.stop()
         await self._indexer.stop()
         await self._writer.stop()
         while not self._readers.empty():
@@ -194,6 +205,28 @@ class SqliteStore(SqliteGrants, SqliteChain):
         """Bring the auditors' side index up to the head now; return its watermark."""
         # Queries are exact at any watermark; this is for a bulk load, a bench, a test.
         return await self._indexer.catch_up()
+
+    def _appended(self) -> None:
+        self._indexer.appended()
+        self._tree.appended()
+
+    async def build_tree(self) -> int:
+        """Build the audit log's Merkle tree up to the head now; return its size."""
+        return await self._tree.catch_up()
+
+    async def tree_size(self) -> int:
+        """The number of entries the stored Merkle tree holds."""
+        return await self._read(tree_sql.tree_size)
+
+    async def tree_rows(self, keys: Sequence[int]) -> dict[int, bytes]:
+        """The stored tree rows with these keys (core/log_tree.py says what they hold)."""
+        return await self._read(lambda conn: tree_sql.tree_rows(conn, keys))
+
+    async def _tree_pending(self, limit: int) -> Pending:
+        return await self._read(lambda conn: tree_sql.pending(conn, limit))
+
+    async def _tree_write(self, old: int, new: int, rows: list[tuple[int, bytes]]) -> bool:
+        return await self.maintenance(lambda conn: tree_sql.write(conn, old, new, rows))
 
     async def maintenance(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` in the writer thread between batches (pragmas, checkpoints)."""
