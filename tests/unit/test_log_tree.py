@@ -176,9 +176,7 @@ def test_every_proof_verifies_and_a_tampered_one_fails(data: st.DataObject) -> N
     first = data.draw(st.integers(1, n), label="first")
     root = log_tree.range_hash(0, n, nodes_for([(0, n)], rows))
     old_root = log_tree.range_hash(0, first, nodes_for([(0, first)], rows))
-    inc = log_tree.hashes(
-        r := log_tree.inclusion_ranges(index, n), nodes_for(r, rows)
-    )
+    inc = log_tree.hashes(r := log_tree.inclusion_ranges(index, n), nodes_for(r, rows))
     con = log_tree.hashes(r := log_tree.consistency_ranges(first, n), nodes_for(r, rows))
     leaf = leaf_hash(d[index])
     client_merkle.verify_inclusion(leaf, index, n, inc, root)

@@ -91,6 +91,7 @@ class TreeBuilder:
         self._lock = asyncio.Lock()  # one step at a time in this process
         self._task: asyncio.Task[None] | None = None
         self.altered = 0  # seq of an altered entry the tree stopped at (0: none)
+        self.caught_up = asyncio.Event()  # set once the first background catch-up ended
 
     def appended(self) -> None:
         """Count one appended entry (the writer's transaction, on the loop)."""
@@ -150,6 +151,7 @@ class TreeBuilder:
 
     async def _run(self) -> None:
         await self._guarded(progress=True)
+        self.caught_up.set()
         while True:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._idle)

@@ -13,12 +13,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from google.protobuf import unknown_fields
 
 from signoff import export, pb
+from signoff.app.audit import proofs
 from signoff.app.audit import tables as audit_tables
 from signoff.app.paging import fit_budget
 from signoff.app.reviews.desk import Identity
-from signoff.core import checkpoints, reviews, wire
+from signoff.core import checkpoints, log_tree, reviews, wire
 from signoff.core.audit import ENTRY_TYPES, GENESIS, AuditEntry, verify_chain
-from signoff.errors import InvalidArgument, PermissionDenied
+from signoff.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from signoff.ids import Clock
 from signoff.logs import event
 from signoff.policy import globs
@@ -49,9 +50,10 @@ class Signer:
         """Identifier of the public key."""
         return checkpoints.key_id(self.key.public_key())
 
-    def sign(self, seq: int, head_hash: str, now: dt.datetime) -> Checkpoint:
-        """A checkpoint of (seq, head_hash) at `now`."""
-        return checkpoints.sign(self.key, seq, head_hash, now)
+    def sign(self, seq: int, head_hash: str, now: dt.datetime, root_hash: str = "") -> Checkpoint:
+        """A checkpoint of (seq, head_hash) at `now`, and of the tree head (seq, root_hash)
+        when given (version 2)."""
+        return checkpoints.sign(self.key, seq, head_hash, now, root_hash=root_hash)
 
 
 def require_auditor(who: Identity) -> None:
@@ -125,7 +127,14 @@ def entry_proto(e: AuditEntry) -> A.AuditEntry:
 
 def checkpoint_proto(cp: Checkpoint) -> A.Checkpoint:
     """A checkpoint as its API message."""
-    out = A.Checkpoint(seq=cp.seq, head_hash=cp.head_hash, key_id=cp.key_id, signature=cp.signature)
+    out = A.Checkpoint(
+        seq=cp.seq,
+        head_hash=cp.head_hash,
+        key_id=cp.key_id,
+        signature=cp.signature,
+        tree_size=cp.tree_size,
+        root_hash=cp.root_hash,
+    )
     out.time.FromDatetime(cp.time)
     return out
 
@@ -367,6 +376,55 @@ class AuditDesk:
             out.key_id = self.signer.key_id
         return out
 
+    async def inclusion_proof(
+        self, who: Identity, req: A.GetInclusionProofRequest
+    ) -> A.GetInclusionProofResponse:
+        """The proof that entry `seq` is in the log of `tree_size` entries."""
+        require_auditor(who)
+        size = proofs.check_size("tree_size", req.tree_size, await proofs.signed_size(self.store))
+        if not 1 <= req.seq <= size:
+            raise InvalidArgument("seq", f"{req.seq} is not an entry of the log of size {size}")
+        ranges = log_tree.inclusion_ranges(req.seq - 1, size)
+        *path, root = await proofs.read(self.store, [*ranges, (0, size)])
+        [entry] = await self.store.read_audit(req.seq, 1)
+        leaf = log_tree.leaf_bytes(entry)
+        if leaf is None:  # the tree was built over the entry as it was: it changed since
+            raise FailedPrecondition(
+                f"audit entry seq {req.seq} no longer hashes to its chain hash (altered): run "
+                "`signoff audit verify`",
+                current_state="altered",
+            )
+        return A.GetInclusionProofResponse(
+            entry=entry_proto(entry),
+            leaf=leaf,
+            leaf_index=req.seq - 1,
+            tree_size=size,
+            proof=path,
+            root_hash=root.hex(),
+        )
+
+    async def consistency_proof(
+        self, who: Identity, req: A.GetConsistencyProofRequest
+    ) -> A.GetConsistencyProofResponse:
+        """The proof that the log of `first` entries is a prefix of the log of `second`."""
+        require_auditor(who)
+        second = proofs.check_size("second", req.second, await proofs.signed_size(self.store))
+        if req.first < 1:
+            raise InvalidArgument("first", f"must be at least 1, not {req.first}")
+        if req.first > second:
+            raise InvalidArgument("first", f"{req.first} is greater than second ({second})")
+        ranges = log_tree.consistency_ranges(req.first, second)
+        *proof, first_root, second_root = await proofs.read(
+            self.store, [*ranges, (0, req.first), (0, second)]
+        )
+        return A.GetConsistencyProofResponse(
+            first=req.first,
+            second=second,
+            proof=proof,
+            first_root_hash=first_root.hex(),
+            second_root_hash=second_root.hex(),
+        )
+
     async def warn_if_untrusted(self) -> None:
         """Log a warning when the newest checkpoint's key is not trusted (a rotation without
         audit.trusted_keys, or a replica with a key of its own): verification will fail."""
@@ -388,14 +446,19 @@ class AuditDesk:
         """Sign the head if `every` entries or `interval` passed since the last checkpoint."""
         if self.signer is None:
             return None
-        seq, head = await self.store.audit_head()
+        # A version 2 checkpoint signs the chain head and the tree head of the same log, so
+        # it signs as far as the tree is built: first build it up to the head (a step's
+        # worth under load; an existing log's whole tree once, after the upgrade).
+        seq = await self.store.build_tree()
         last = await self.store.last_checkpoint()
         if seq == 0 or (last is not None and last.seq >= seq):
             return None
         now = self.clock.now()
         if last is not None and seq - last.seq < every and now - last.time < interval:
             return None
-        cp = self.signer.sign(seq, head, now)
+        [entry] = await self.store.read_audit(seq, 1)
+        root = await proofs.root(self.store, seq)
+        cp = self.signer.sign(seq, entry.hash, now, root.hex())
         try:
             await self.store.add_checkpoint(cp)
         except CheckpointSuperseded as exc:

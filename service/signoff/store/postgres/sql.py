@@ -24,7 +24,6 @@ from signoff.store.base import (
     check_replay,
 )
 from signoff.store.postgres import tree as tree_sql
-from signoff.store.tree import edge_keys, tree_head_problem
 from signoff.store.rows import (
     AUDIT_COLUMNS,
     AUDIT_FIELDS,
@@ -35,6 +34,7 @@ from signoff.store.rows import (
     REVIEW_COLUMNS,
     REVIEW_FIELDS,
 )
+from signoff.store.tree import edge_keys, tree_head_problem
 
 Conn = AsyncConnection[Any]
 SELECT_DECISION = (

@@ -14,9 +14,9 @@ from typing import Any
 from signoff.core.audit import GENESIS, AuditEntry, format_time, parse_time
 from signoff.errors import FailedPrecondition
 from signoff.store.base import Checkpoint, CheckpointSuperseded
+from signoff.store.rows import AUDIT_COLUMNS, AUDIT_FIELDS, CHECKPOINT_COLUMNS, SQLITE
 from signoff.store.sqlite import tree as tree_sql
 from signoff.store.tree import edge_keys, tree_head_problem
-from signoff.store.rows import AUDIT_COLUMNS, AUDIT_FIELDS, CHECKPOINT_COLUMNS, SQLITE
 
 _INSERT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * len(AUDIT_FIELDS))})"
 _MICROSECOND = dt.timedelta(microseconds=1)

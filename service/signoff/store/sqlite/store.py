@@ -57,12 +57,12 @@ from signoff.store.sqlite import audit as audit_sql
 from signoff.store.sqlite import audit_query
 from signoff.store.sqlite import decisions as decisions_sql
 from signoff.store.sqlite import reviews as reviews_sql
+from signoff.store.sqlite import tree as tree_sql
 from signoff.store.sqlite.chain import SqliteChain
 from signoff.store.sqlite.grants import SqliteGrants
-from signoff.store.sqlite import tree as tree_sql
 from signoff.store.sqlite.indexer import INDEX_EVERY, INDEX_IDLE, AuditIndexer
-from signoff.store.tree import TREE_EVERY, TREE_IDLE, Pending, TreeBuilder
 from signoff.store.sqlite.writer import GroupCommitWriter, WriterStats, unavailable
+from signoff.store.tree import TREE_CHUNK, TREE_EVERY, TREE_IDLE, Pending, TreeBuilder
 
 T = TypeVar("T")
 log = logging.getLogger("signoff.store")
@@ -104,6 +104,7 @@ class SqliteStore(SqliteGrants, SqliteChain):
         index_idle: float | None = INDEX_IDLE,
         tree_every: int = TREE_EVERY,
         tree_idle: float | None = TREE_IDLE,
+        tree_chunk: int = TREE_CHUNK,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
@@ -115,7 +116,7 @@ class SqliteStore(SqliteGrants, SqliteChain):
         # The Merkle tree, built the same way (store/tree.py): rows hashed off the writer's
         # thread, written by it between batches.
         self._tree = TreeBuilder(
-            self._tree_pending, self._tree_write, every=tree_every, idle=tree_idle
+            self._tree_pending, self._tree_write, every=tree_every, idle=tree_idle, chunk=tree_chunk
         )
         self._writer = GroupCommitWriter(
             self._connect_writer,
