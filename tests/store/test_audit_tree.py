@@ -20,7 +20,7 @@ from signoff.auth.identity import Identity
 from signoff.core import log_tree
 from signoff.core.audit import GENESIS, AuditEntry, seal
 from signoff.core.merkle import leaf_hash
-from signoff.errors import InvalidArgument
+from signoff.errors import InvalidArgument, Unavailable
 from signoff.ids import Clock
 from signoff.store import Checkpoint, SqliteStore, Store
 from signoff.store import migrations as migrations_mod
@@ -240,3 +240,22 @@ async def test_proofs_wait_for_a_signed_tree_head(make_store: MakeStore, clock: 
     assert (cp.seq, cp.tree_size, cp.version) == (5, 5, 2)
     resp = await desk.inclusion_proof(auditor, req)
     assert resp.root_hash == cp.root_hash
+
+
+async def test_a_database_at_the_previous_migration_gets_its_tree_on_upgrade(
+    make_store: MakeStore, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The log is written by a store that knows the migrations before the tree's only.
+    real = migrations_mod.load
+    before_tree = {"sqlite": 7, "postgres": 3}[backend]
+    monkeypatch.setattr(migrations_mod, "load", lambda dialect: real(dialect)[:before_tree])
+    old = await make_store(tree_idle=None)
+    await old.append([record(n) for n in range(1, 41)])
+    with pytest.raises(Unavailable):  # no tree at that level
+        await old.tree_size()
+    await old.close()
+    monkeypatch.setattr(migrations_mod, "load", real)
+    store = await make_store(tree_idle=None)
+    assert await store.build_tree() == 40
+    hashes = leaves(await all_entries(store))
+    assert (await read_nodes(store, [(0, 40)]))[0] == root_of(hashes)
