@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -45,8 +45,10 @@ class Pending:
     entries: list[AuditEntry]
 
 
-# read(limit) -> Pending; write(old size, new size, rows) -> whether it moved the watermark.
-Read = Callable[[int], Awaitable[Pending]]
+# read(limit, recent) -> Pending; write(old size, new size, rows) -> whether it moved the
+# watermark. `recent` holds entries this process appended (by seq), which the read may use
+# instead of decoding their rows again.
+Read = Callable[[int, Mapping[int, AuditEntry]], Awaitable[Pending]]
 Write = Callable[[int, int, list[tuple[int, bytes]]], Awaitable[bool]]
 
 
@@ -92,9 +94,17 @@ class TreeBuilder:
         self._task: asyncio.Task[None] | None = None
         self.altered = 0  # seq of an altered entry the tree stopped at (0: none)
         self.caught_up = asyncio.Event()  # set once the first background catch-up ended
+        # Entries this process's writer appended, by seq, at most `chunk`: decoding a row
+        # back into an entry costs several times hashing it, and the writer had it at hand.
+        self._recent: dict[int, AuditEntry] = {}
 
-    def appended(self) -> None:
-        """Count one appended entry (the writer's transaction, on the loop)."""
+    def appended(self, entry: AuditEntry | None = None) -> None:
+        """Count one appended entry, and keep it for the next step (the writer's
+        transaction, on the loop; it may still roll back)."""
+        if entry is not None:
+            if len(self._recent) >= self._chunk:
+                del self._recent[next(iter(self._recent))]
+            self._recent[entry.seq] = entry
         self._pending += 1
         if self._pending >= self._every:
             self._wake.set()
@@ -130,7 +140,10 @@ class TreeBuilder:
             return size
 
     async def _step(self) -> tuple[int, bool]:
-        pending = await self._read(self._chunk)
+        # A copy: the read runs on another thread while the writer appends.
+        pending = await self._read(self._chunk, dict(self._recent))
+        for seq in [s for s in self._recent if s <= pending.size]:
+            del self._recent[seq]
         if not pending.entries:
             return pending.size, False
         rows, altered = await asyncio.to_thread(grow, pending)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -215,7 +215,8 @@ class PostgresStore(PostgresGrants, PostgresChain):
         """The stored tree rows with these keys (core/log_tree.py says what they hold)."""
         return await self._read(lambda conn: tree_sql.tree_rows(conn, keys))
 
-    async def _tree_pending(self, limit: int) -> Pending:
+    async def _tree_pending(self, limit: int, recent: Mapping[int, AuditEntry]) -> Pending:
+        # `recent` is empty: other replicas append too, every entry is read back.
         return await self._read(lambda conn: tree_sql.pending(conn, limit))
 
     async def _tree_write(self, old: int, new: int, rows: list[tuple[int, bytes]]) -> bool:

@@ -28,7 +28,7 @@ import datetime as dt
 import logging
 import queue
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -71,7 +71,7 @@ log = logging.getLogger("signoff.store")
 class _Tx:
     """What an operation sees inside the batch transaction: the connection and chain head."""
 
-    def __init__(self, conn: sqlite3.Connection, on_insert: Callable[[], None]) -> None:
+    def __init__(self, conn: sqlite3.Connection, on_insert: Callable[[AuditEntry], None]) -> None:
         self.conn, self._on_insert = conn, on_insert
         self.seq, self.hash = audit_sql.read_head(conn)
         self.high_water = audit_sql.high_water(conn)
@@ -84,7 +84,7 @@ class _Tx:
         """Insert `entry` and advance the head; FailedPrecondition unless it extends it."""
         self.high_water = audit_sql.insert(self.conn, entry, (self.seq, self.hash), self.high_water)
         self.seq, self.hash = entry.seq, entry.hash
-        self._on_insert()
+        self._on_insert(entry)
         return entry
 
 
@@ -207,9 +207,9 @@ class SqliteStore(SqliteGrants, SqliteChain):
         # Queries are exact at any watermark; this is for a bulk load, a bench, a test.
         return await self._indexer.catch_up()
 
-    def _appended(self) -> None:
+    def _appended(self, entry: AuditEntry) -> None:
         self._indexer.appended()
-        self._tree.appended()
+        self._tree.appended(entry)
 
     async def build_tree(self) -> int:
         """Build the audit log's Merkle tree up to the head now; return its size."""
@@ -223,8 +223,8 @@ class SqliteStore(SqliteGrants, SqliteChain):
         """The stored tree rows with these keys (core/log_tree.py says what they hold)."""
         return await self._read(lambda conn: tree_sql.tree_rows(conn, keys))
 
-    async def _tree_pending(self, limit: int) -> Pending:
-        return await self._read(lambda conn: tree_sql.pending(conn, limit))
+    async def _tree_pending(self, limit: int, recent: Mapping[int, AuditEntry]) -> Pending:
+        return await self._read(lambda conn: tree_sql.pending(conn, limit, recent))
 
     async def _tree_write(self, old: int, new: int, rows: list[tuple[int, bytes]]) -> bool:
         return await self.maintenance(lambda conn: tree_sql.write(conn, old, new, rows))

@@ -4,8 +4,9 @@ says what a row holds)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+from signoff.core.audit import AuditEntry
 from signoff.store.rows import AUDIT_COLUMNS, SQLITE
 from signoff.store.tree import Pending, edge_keys
 
@@ -25,12 +26,25 @@ def tree_rows(conn: sqlite3.Connection, keys: Iterable[int]) -> dict[int, bytes]
     return {int(seq): bytes(hashes) for seq, hashes in rows}
 
 
-def pending(conn: sqlite3.Connection, limit: int) -> Pending:
-    """The watermark, the right edge's rows and up to `limit` entries after it."""
+def pending(
+    conn: sqlite3.Connection, limit: int, recent: Mapping[int, AuditEntry] | None = None
+) -> Pending:
+    """The watermark, the right edge's rows and up to `limit` entries after it: those of
+    `recent` (this process's writer appended them) whose hash the committed row has, the
+    others decoded from their rows."""
     # Separate statements need no shared snapshot: rows up to the watermark and entries
     # never change, and the watermark is read first.
     size = tree_size(conn)
     edge = tree_rows(conn, edge_keys(size))
+    recent = recent or {}
+    heads = conn.execute(
+        "SELECT seq, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (size, limit)
+    ).fetchall()
+    # A recent entry counts only if the committed row has its hash: a rolled-back batch's
+    # entry shares its seq with the one committed later, never its hash.
+    known = [recent.get(seq) for seq, _ in heads]
+    if all(e is not None and e.hash == h for e, (_, h) in zip(known, heads, strict=True)):
+        return Pending(size, edge, [e for e in known if e is not None])
     rows = conn.execute(
         f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (size, limit)
     )
