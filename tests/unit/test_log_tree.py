@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +226,64 @@ def test_an_altered_entry_has_no_leaf() -> None:
     assert log_tree.leaf_bytes(altered) is None
     object.__setattr__(altered, "prev_hash", "é" * 64)
     assert log_tree.entry_leaf_hash(altered) is None
+
+
+# -- a signed tree head and a proof, as a fixture for the TypeScript client's test ----------
+
+FIXTURE = Path(__file__).parent / "data" / "audit_proof_fixture.json"
+
+
+def proof_fixture() -> dict[str, Any]:
+    """A version 2 checkpoint over 7 entries and the inclusion proof of entry 3 (Ed25519 is
+    deterministic: the same bytes every run)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from signoff.core.checkpoints import sign
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    entries, prev = [], GENESIS
+    for seq in range(1, 8):
+        entries.append(_entry(seq, prev, {"n": seq, "note": "é\n"}))
+        prev = entries[-1].hash
+    frontier, rows = log_tree.Frontier(), {}
+    for e in entries:
+        leaf = log_tree.entry_leaf_hash(e)
+        assert leaf is not None
+        rows[e.seq] = frontier.append(leaf)
+    at = dt.datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=dt.UTC)
+    cp = sign(key, 7, entries[-1].hash, at, root_hash=frontier.root().hex())
+    ranges = log_tree.inclusion_ranges(2, 7)
+    proof = log_tree.hashes(ranges, nodes_for(ranges, rows))
+    leaf_data = log_tree.leaf_bytes(entries[2])
+    assert leaf_data is not None
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {
+        "public_key_raw_b64": base64.b64encode(raw).decode(),
+        "checkpoint": {
+            "seq": cp.seq,
+            "head_hash": cp.head_hash,
+            "time_seconds": int(at.timestamp()),
+            "time_nanos": at.microsecond * 1000,
+            "key_id": cp.key_id,
+            "signature": cp.signature,
+            "tree_size": cp.tree_size,
+            "root_hash": cp.root_hash,
+        },
+        "inclusion": {
+            "entry_hash": entries[2].hash,
+            "leaf_b64": base64.b64encode(leaf_data).decode(),
+            "leaf_index": 2,
+            "tree_size": 7,
+            "proof_b64": [base64.b64encode(p).decode() for p in proof],
+        },
+    }
+
+
+def test_the_typescript_fixture_is_what_the_server_signs_and_proves() -> None:
+    # clients/typescript/test/audit-proofs.test.ts verifies this file; regenerate it with
+    # SIGNOFF_WRITE_FIXTURES=1 after a change of the contract.
+    expected = json.dumps(proof_fixture(), indent=2) + "\n"
+    if os.environ.get("SIGNOFF_WRITE_FIXTURES"):
+        FIXTURE.write_text(expected)
+    assert FIXTURE.read_text() == expected

@@ -49,6 +49,17 @@ export {
   type VerifyOptions,
 } from "./receipts.js";
 
+export {
+  ProofError,
+  checkpointBytes,
+  leafHash,
+  verifyCheckpoint,
+  verifyConsistency,
+  verifyConsistencyProof,
+  verifyInclusion,
+  verifyInclusionProof,
+} from "./auditProofs.js";
+
 export * from "./gen/signoff/v1/common_pb.js";
 export * from "./gen/signoff/v1/decision_pb.js";
 export * from "./gen/signoff/v1/review_pb.js";
