@@ -15,7 +15,8 @@ audit log's Merkle tree: its commit is the side index's (the tree is off the com
 and its bulk step every TREE_EVERY entries -- reading the tree's right edge and the new
 entries, hashing their canonical bytes, writing the rows (store/tree.py) -- is reported per
 decision too: in the store the reading and hashing run off the writer's thread, only the
-write on it (tree_write_us), all of it here on one thread.
+write on it (tree_write_us), all of it here on one thread; as in the store, the step takes
+the entries the writer appended instead of decoding their rows.
 
     python bench/audit_index_write.py   # BENCH_PREFILL=100000 BENCH_ROUNDS=10
 """
@@ -35,7 +36,7 @@ from typing import Any
 from audit_query import STEP, T0, _decision, _derive
 from common import write
 
-from signoff.core.audit import GENESIS, AuditRecord, seal
+from signoff.core.audit import GENESIS, AuditEntry, AuditRecord, seal
 from signoff.store import migrations
 from signoff.store.sqlite import audit as audit_sql
 from signoff.store.sqlite import audit_index
@@ -75,6 +76,7 @@ class Variant:
         self.step_pages = 0.0
         self.step_entries = 0
         self.untreed = 0
+        self.recent: dict[int, AuditEntry] = {}
         self.tree_us = 0.0
         self.tree_write_us = 0.0
         self.tree_pages = 0.0
@@ -106,6 +108,8 @@ class Variant:
             entry = seal(record, seq=self.head[0] + 1, prev_hash=self.head[1])
             high_water = audit_sql.insert(conn, entry, self.head, high_water)
             self.head = (entry.seq, entry.hash)
+            if self.tree:
+                self.recent[entry.seq] = entry  # as the store's writer hands them over
         conn.execute("COMMIT")
         if measured:
             self.commit_us.append((time.perf_counter() - start) * 1e6)
@@ -122,7 +126,8 @@ class Variant:
         self.untreed += len(records)
         if self.tree and self.untreed >= TREE_EVERY:
             before, start = self.frames(), time.perf_counter()
-            write_us = tree_step(conn)
+            write_us = tree_step(conn, self.recent)
+            self.recent.clear()
             if measured:
                 self.tree_us += (time.perf_counter() - start) * 1e6
                 self.tree_write_us += write_us
@@ -130,9 +135,10 @@ class Variant:
             self.untreed = 0
 
 
-def tree_step(conn: sqlite3.Connection) -> float:
-    """Build the tree up to the head as the store's step does; return the write's µs."""
-    pending = tree_sql.pending(conn, 10**9)
+def tree_step(conn: sqlite3.Connection, recent: dict[int, AuditEntry] | None = None) -> float:
+    """Build the tree up to the head as the store's step does (with the entries the writer
+    appended, when given); return the write's µs."""
+    pending = tree_sql.pending(conn, 10**9, recent)
     rows, _ = grow(pending)
     start = time.perf_counter()
     tree_sql.write(conn, pending.size, pending.size + len(rows), rows)
