@@ -5,12 +5,13 @@ them, bad sizes refused with the field named, auditors only."""
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 
 import grpc
 import pytest
 
 from signoff import pb
-from signoff.core.audit import AuditRecord
+from signoff.core.audit import AuditRecord, format_time
 from signoff_client import audit_proofs
 from signoff_client._gen import audit_pb2_grpc
 
@@ -162,3 +163,28 @@ def test_a_version_1_checkpoint_still_verifies_after_version_2_ones(server):
     assert report.ok, report
     assert report.checkpoints_verified == len(versions)
     assert report.tree_heads_verified == versions.count(2)
+
+
+def test_verify_audit_recomputes_the_tree_and_catches_a_signed_root_that_is_not_it(signoff):
+    # Whoever holds the key and the database could store a checkpoint whose root is not the
+    # log's tree (the store itself refuses to): VerifyAudit from seq 1 recomputes the tree.
+    server = signoff
+    _traffic(server, 4)
+    good = _checkpoint(server)
+    later = AuditRecord(type="policy.loaded", time=dt.datetime.now(dt.UTC), actor="signoff")
+    server.call(server.running.audit.store.append([later]))
+    store, signer = server.running.audit.store, server.running.audit.signer
+    seq, head = server.call(store.audit_head())
+    forged = signer.sign(seq, head, dt.datetime.now(dt.UTC), "ab" * 32)
+    with sqlite3.connect(server.db_path) as conn:
+        conn.execute(
+            "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (seq, head, format_time(forged.time), forged.key_id, forged.signature, seq, "ab" * 32),
+        )
+    resp = _audit(server).VerifyAudit(A.VerifyAuditRequest(), metadata=_md("ann"))
+    assert not resp.ok
+    assert resp.first_bad_seq == seq > good.seq
+    assert "the tree head does not match the log" in resp.problem
+    # A range that does not start at seq 1 cannot show the tree: its signature still counts.
+    resp = _audit(server).VerifyAudit(A.VerifyAuditRequest(from_seq=2), metadata=_md("ann"))
+    assert resp.ok, resp

@@ -175,6 +175,25 @@ def _disagrees(
     )
 
 
+def _tree_roots(
+    tree: log_tree.Frontier | None, page: list[AuditEntry], cps: list[Checkpoint]
+) -> dict[int, str] | None:
+    """Grow `tree` by the verified `page`; the roots at the seqs of version 2 checkpoints
+    (None: no tree to grow, or an entry without a leaf)."""
+    if tree is None:
+        return None
+    wanted = {cp.seq for cp in cps if cp.root_hash}
+    roots: dict[int, str] = {}
+    for e in page:
+        leaf = log_tree.entry_leaf_hash(e)
+        if leaf is None or e.seq != tree.size + 1:
+            return None
+        tree.append(leaf)
+        if e.seq in wanted:
+            roots[e.seq] = tree.root().hex()
+    return roots
+
+
 class AuditDesk:
     """Everything auditors do: read, export, verify; and the checkpoints that anchor it."""
 
@@ -271,6 +290,9 @@ class AuditDesk:
             prev = before[0].hash
         q = AuditQuery(from_seq=start, to_seq=req.to_seq)
         checked, head_seq, head_hash, cps_ok = 0, start - 1, prev, 0
+        # From seq 1 the tree is recomputed from the verified entries, and every version 2
+        # checkpoint's signed root compared with it (a range cannot show the tree).
+        tree: log_tree.Frontier | None = log_tree.Frontier() if start == 1 else None
         async for page, cps in self._pages(q):
             result = verify_chain(page, head_hash, head_seq + 1)
             checked += result.checked
@@ -286,8 +308,11 @@ class AuditDesk:
                     from_seq=start,
                 )
             by_seq = {e.seq: e.hash for e in page}
+            roots = _tree_roots(tree, page, cps)
+            if roots is None:
+                tree = None
             for cp in cps:
-                problem = self._check_checkpoint(cp, by_seq.get(cp.seq))
+                problem = self._check_checkpoint(cp, by_seq.get(cp.seq), (roots or {}).get(cp.seq))
                 if problem:
                     return A.VerifyAuditResponse(
                         ok=False,
@@ -349,7 +374,7 @@ class AuditDesk:
             yield rows, await self.store.checkpoints(rows[0].seq, rows[-1].seq)
             after = rows[-1].seq
 
-    def _check_checkpoint(self, cp: Checkpoint, entry_hash: str | None) -> str:
+    def _check_checkpoint(self, cp: Checkpoint, entry_hash: str | None, root: str | None) -> str:
         # A checkpoint vouches for the chain only if a trusted key signed it: anyone who can
         # write the database can also write a checkpoint naming a key id of their own.
         if problem := self.trusted.problem(cp):
@@ -358,6 +383,12 @@ class AuditDesk:
             return (
                 f"checkpoint mismatch: the signed checkpoint at seq {cp.seq} does not match "
                 "the chain (entries were rewritten)"
+            )
+        if root is not None and cp.root_hash and root != cp.root_hash:
+            return (
+                f"checkpoint mismatch: the signed checkpoint at seq {cp.seq} signs tree root "
+                f"{cp.root_hash[:12]}..., the entries give {root[:12]}... (the tree head "
+                "does not match the log)"
             )
         return ""
 
