@@ -21,6 +21,7 @@ from signoff.core import log_tree
 from signoff.core.audit import GENESIS, AuditEntry, seal
 from signoff.core.merkle import leaf_hash
 from signoff.errors import InvalidArgument, Unavailable
+from signoff.export import export_lines, verify_export
 from signoff.ids import Clock
 from signoff.store import Checkpoint, SqliteStore, Store
 from signoff.store import migrations as migrations_mod
@@ -276,5 +277,58 @@ async def test_an_entry_kept_from_a_rolled_back_batch_is_not_taken_for_the_commi
         assert await store.build_tree() == 8
         hashes = leaves(await all_entries(store))
         assert (await read_nodes(store, [(0, 8)]))[0] == root_of(hashes)
+    finally:
+        await store.close()
+
+
+DATA = Path(__file__).parent / "data"
+FIXTURE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+
+
+@pytest.mark.sqlite_only
+async def test_a_database_and_an_export_made_before_the_tree_keep_verifying(
+    tmp_path: Path, clock: Clock
+) -> None:
+    # Made by signoff before migration 0008 (the commit before the tree): 15 entries, version
+    # 1 checkpoints at 5, 10 and 15 signed with FIXTURE_KEY, and their export.
+    path = tmp_path / "v1.db"
+    path.write_bytes((DATA / "audit_v1_checkpoints.db").read_bytes())
+    old_export = (DATA / "audit_v1_export.jsonl").read_bytes().splitlines(keepends=True)
+    report = verify_export(iter(old_export), FIXTURE_KEY.public_key())
+    assert report.ok, report
+    assert (report.checkpoints_verified, report.tree_heads_verified) == (3, 0)
+
+    store = SqliteStore(path, clock, tree_idle=None)
+    await store.open()
+    try:
+        assert await store.build_tree() == 15
+        desk = AuditDesk(store, clock, Signer(FIXTURE_KEY))
+        auditor = Identity("ann", frozenset({"auditor"}))
+        resp = await desk.verify(auditor, pb.audit.VerifyAuditRequest())
+        assert resp.ok, resp
+        assert resp.checkpoints_verified == 3
+        # The log goes on; its first version 2 checkpoint signs the tree of all 17 entries.
+        await store.append([record(1), record(2)])
+        clock.advance(hours=1)
+        cp = await desk.checkpoint_if_due(1, dt.timedelta(0))
+        assert cp is not None
+        assert (cp.version, cp.tree_size) == (2, 17)
+        resp = await desk.verify(auditor, pb.audit.VerifyAuditRequest())
+        assert resp.ok, resp
+        assert resp.checkpoints_verified == 4
+        entries = await all_entries(store)
+        lines = export_lines(
+            entries, await store.checkpoints(), FIXTURE_KEY, filtered=False, now=clock.now
+        )
+        report = verify_export(lines, FIXTURE_KEY.public_key())
+        assert report.ok, report
+        assert (report.checkpoints_verified, report.tree_heads_verified) == (4, 1)
+        # An entry of the old log is proven in the new signed tree.
+        proof = await desk.inclusion_proof(
+            auditor, pb.audit.GetInclusionProofRequest(seq=3, tree_size=17)
+        )
+        leaf = log_tree.entry_leaf_hash(entries[2])
+        assert leaf is not None
+        client_merkle.verify_inclusion(leaf, 2, 17, list(proof.proof), bytes.fromhex(cp.root_hash))
     finally:
         await store.close()
