@@ -50,6 +50,14 @@ def root_of(hashes: list[bytes]) -> bytes:
     return frontier.root()
 
 
+async def quiet(make_store: MakeStore) -> Store:
+    """A store whose tree moves only when a test builds it: no step on a timer, and the
+    background catch-up of opening already over."""
+    store = await make_store(tree_idle=None)
+    await asyncio.wait_for(store._tree.caught_up.wait(), 60)  # type: ignore[attr-defined]
+    return store
+
+
 async def read_nodes(store: Store, ranges: list[log_tree.Range]) -> list[bytes]:
     nodes = log_tree.needed(ranges)
     rows = await store.tree_rows([log_tree.row_key(n) for n in nodes])
@@ -60,7 +68,7 @@ async def test_the_tree_is_built_off_the_commit_path_up_to_its_watermark(
     make_store: MakeStore,
 ) -> None:
     # No background step: whatever the writer commits, the tree stays where it was ...
-    store = await make_store(tree_idle=None)
+    store = await quiet(make_store)
     await store.build_tree()
     await store.append([record(n) for n in range(1, 31)])
     assert await store.tree_size() == 0
@@ -74,7 +82,7 @@ async def test_the_tree_is_built_off_the_commit_path_up_to_its_watermark(
 
 
 async def test_the_stored_tree_is_the_rfc_tree_of_the_entries(make_store: MakeStore) -> None:
-    store = await make_store(tree_idle=None)
+    store = await quiet(make_store)
     for start in range(1, 101, 9):  # several batches, several steps
         await store.append([record(n) for n in range(start, start + 9)])
         await store.build_tree()
@@ -97,10 +105,10 @@ async def test_racing_builders_build_one_tree(make_store: MakeStore) -> None:
     # Two stores on one database (replicas, for PostgreSQL) each step through the same
     # entries: one moves the watermark, the other's step writes nothing, and both end at
     # the head with no duplicate row.
-    one = await make_store(tree_idle=None)
+    one = await quiet(make_store)
     await one.append([record(n) for n in range(1, 60)])
     await one.close()
-    a, b = await make_store(tree_idle=None), await make_store(tree_idle=None)
+    a, b = await quiet(make_store), await quiet(make_store)
     sizes = await asyncio.gather(a.build_tree(), b.build_tree(), a.build_tree())
     assert max(sizes) == 59
     assert await b.build_tree() == 59
@@ -109,7 +117,7 @@ async def test_racing_builders_build_one_tree(make_store: MakeStore) -> None:
 
 
 async def test_a_version_2_checkpoint_signs_only_the_stored_tree(make_store: MakeStore) -> None:
-    store = await make_store(tree_idle=None)
+    store = await quiet(make_store)
     await store.append([record(n) for n in range(1, 11)])
     [e10] = await store.read_audit(10, 1)
     root = root_of(leaves(await all_entries(store)))
@@ -229,7 +237,7 @@ async def test_a_log_written_before_the_tree_gets_it_built_when_opened(
 
 
 async def test_proofs_wait_for_a_signed_tree_head(make_store: MakeStore, clock: Clock) -> None:
-    store = await make_store(tree_idle=None)
+    store = await quiet(make_store)
     await store.append([record(n) for n in range(1, 6)])
     desk = AuditDesk(store, clock, Signer(Ed25519PrivateKey.generate()))
     auditor = Identity("ann", frozenset({"auditor"}))
@@ -250,13 +258,13 @@ async def test_a_database_at_the_previous_migration_gets_its_tree_on_upgrade(
     real = migrations_mod.load
     before_tree = {"sqlite": 7, "postgres": 3}[backend]
     monkeypatch.setattr(migrations_mod, "load", lambda dialect: real(dialect)[:before_tree])
-    old = await make_store(tree_idle=None)
+    old = await quiet(make_store)
     await old.append([record(n) for n in range(1, 41)])
     with pytest.raises(Unavailable):  # no tree at that level
         await old.tree_size()
     await old.close()
     monkeypatch.setattr(migrations_mod, "load", real)
-    store = await make_store(tree_idle=None)
+    store = await quiet(make_store)
     assert await store.build_tree() == 40
     hashes = leaves(await all_entries(store))
     assert (await read_nodes(store, [(0, 40)]))[0] == root_of(hashes)

@@ -85,8 +85,12 @@ class TreeBuilder:
         every: int = TREE_EVERY,
         idle: float | None = TREE_IDLE,
         chunk: int = TREE_CHUNK,
+        lead: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._read, self._write = read, write
+        # Replicas on one database: only the lease holder's background task steps (the
+        # others' would compute the same rows for nothing); `catch_up` steps anywhere.
+        self._lead = lead
         self._every, self._idle, self._chunk = every, idle, chunk
         self._pending = 0
         self._wake = asyncio.Event()
@@ -174,6 +178,8 @@ class TreeBuilder:
 
     async def _guarded(self, *, progress: bool) -> None:
         try:
+            if self._lead is not None and not await self._lead():
+                return
             await self.catch_up(progress=progress)
         except Exception as exc:  # a read-only or full disk, a database restart
             log.warning("audit tree: step failed (%s); retried in a moment", exc)

@@ -19,7 +19,7 @@ from signoff.app.paging import fit_budget
 from signoff.app.reviews.desk import Identity
 from signoff.core import checkpoints, log_tree, reviews, wire
 from signoff.core.audit import ENTRY_TYPES, GENESIS, AuditEntry, verify_chain
-from signoff.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from signoff.errors import InvalidArgument, PermissionDenied
 from signoff.ids import Clock
 from signoff.logs import event
 from signoff.policy import globs
@@ -412,49 +412,14 @@ class AuditDesk:
     ) -> A.GetInclusionProofResponse:
         """The proof that entry `seq` is in the log of `tree_size` entries."""
         require_auditor(who)
-        size = proofs.check_size("tree_size", req.tree_size, await proofs.signed_size(self.store))
-        if not 1 <= req.seq <= size:
-            raise InvalidArgument("seq", f"{req.seq} is not an entry of the log of size {size}")
-        ranges = log_tree.inclusion_ranges(req.seq - 1, size)
-        *path, root = await proofs.read(self.store, [*ranges, (0, size)])
-        [entry] = await self.store.read_audit(req.seq, 1)
-        leaf = log_tree.leaf_bytes(entry)
-        if leaf is None:  # the tree was built over the entry as it was: it changed since
-            raise FailedPrecondition(
-                f"audit entry seq {req.seq} no longer hashes to its chain hash (altered): run "
-                "`signoff audit verify`",
-                current_state="altered",
-            )
-        return A.GetInclusionProofResponse(
-            entry=entry_proto(entry),
-            leaf=leaf,
-            leaf_index=req.seq - 1,
-            tree_size=size,
-            proof=path,
-            root_hash=root.hex(),
-        )
+        return await proofs.inclusion(self.store, req, entry_proto)
 
     async def consistency_proof(
         self, who: Identity, req: A.GetConsistencyProofRequest
     ) -> A.GetConsistencyProofResponse:
         """The proof that the log of `first` entries is a prefix of the log of `second`."""
         require_auditor(who)
-        second = proofs.check_size("second", req.second, await proofs.signed_size(self.store))
-        if req.first < 1:
-            raise InvalidArgument("first", f"must be at least 1, not {req.first}")
-        if req.first > second:
-            raise InvalidArgument("first", f"{req.first} is greater than second ({second})")
-        ranges = log_tree.consistency_ranges(req.first, second)
-        *proof, first_root, second_root = await proofs.read(
-            self.store, [*ranges, (0, req.first), (0, second)]
-        )
-        return A.GetConsistencyProofResponse(
-            first=req.first,
-            second=second,
-            proof=proof,
-            first_root_hash=first_root.hex(),
-            second_root_hash=second_root.hex(),
-        )
+        return await proofs.consistency(self.store, req)
 
     async def warn_if_untrusted(self) -> None:
         """Log a warning when the newest checkpoint's key is not trusted (a rotation without

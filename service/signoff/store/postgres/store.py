@@ -79,10 +79,16 @@ class PostgresStore(PostgresGrants, PostgresChain):
         tree_idle: float | None = TREE_IDLE,
     ) -> None:
         self.url = url
-        # The Merkle tree (store/tree.py), built behind the head by every replica: the one
-        # whose step moves the watermark first commits, the others' change nothing. It
-        # looks every `tree_idle` seconds (other replicas append too).
-        self._tree = TreeBuilder(self._tree_pending, self._tree_write, idle=tree_idle)
+        # The Merkle tree (store/tree.py), built behind the head by the replica holding the
+        # "audit-tree" lease, every `tree_idle` seconds (other replicas append too); any
+        # replica's checkpoint task steps it too: the step that moves the watermark first
+        # commits, a racing one changes nothing.
+        self._tree = TreeBuilder(
+            self._tree_pending,
+            self._tree_write,
+            idle=tree_idle,
+            lead=lambda: self.try_lead("audit-tree"),
+        )
         self._clock = clock
         self._connect_timeout = connect_timeout
         # Autocommit: reads are single statements; the writer opens its transactions itself.
