@@ -52,6 +52,18 @@ Read = Callable[[int, Mapping[int, AuditEntry]], Awaitable[Pending]]
 Write = Callable[[int, int, list[tuple[int, bytes]]], Awaitable[bool]]
 
 
+def known(
+    heads: list[tuple[int, str]], recent: Mapping[int, AuditEntry]
+) -> list[AuditEntry] | None:
+    """The entries of `recent` at the committed (seq, hash) `heads`, or None unless every
+    one is there with that hash (a rolled-back batch's entry shares a seq with the one
+    committed later, never its hash): then the rows are decoded instead."""
+    out = [recent.get(seq) for seq, _ in heads]
+    if all(e is not None and e.hash == h for e, (_, h) in zip(out, heads, strict=True)):
+        return [e for e in out if e is not None]
+    return None
+
+
 def edge_keys(size: int) -> list[int]:
     """The row keys holding the right edge of the tree of `size` leaves (a step reads them)."""
     return sorted({log_tree.row_key(n) for n in log_tree.pieces(0, size)})

@@ -112,6 +112,7 @@ class PostgresStore(PostgresGrants, PostgresChain):
             linger=commit_linger,
             call_later=call_later,  # the linger's timer: the loop's unless a test moves time
         )
+        self._writer.on_entries = self._committed  # the tree takes them (store/tree.py)
         self.feed = ReviewFeed(url, connect_timeout=connect_timeout)
         self._leases = Leases(url, connect_timeout=connect_timeout)
         self._channel = ""  # known after open(): it names the schema
@@ -209,6 +210,10 @@ class PostgresStore(PostgresGrants, PostgresChain):
         """Run `fn(connection)` in the writer task between batches (tests, operations)."""
         return await self._writer.maintain(fn)  # type: ignore[no-any-return]
 
+    def _committed(self, entries: list[AuditEntry]) -> None:
+        for entry in entries:
+            self._tree.appended(entry)
+
     async def build_tree(self) -> int:
         """Build the audit log's Merkle tree up to the head now; return its size."""
         return await self._tree.catch_up()
@@ -222,8 +227,8 @@ class PostgresStore(PostgresGrants, PostgresChain):
         return await self._read(lambda conn: tree_sql.tree_rows(conn, keys))
 
     async def _tree_pending(self, limit: int, recent: Mapping[int, AuditEntry]) -> Pending:
-        # `recent` is empty: other replicas append too, every entry is read back.
-        return await self._read(lambda conn: tree_sql.pending(conn, limit))
+        # `recent` holds this replica's committed entries; other replicas' are decoded.
+        return await self._read(lambda conn: tree_sql.pending(conn, limit, recent))
 
     async def _tree_write(self, old: int, new: int, rows: list[tuple[int, bytes]]) -> bool:
         return await self._read(lambda conn: tree_sql.write(conn, old, new, rows))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from psycopg import AsyncConnection
 
+from signoff.core.audit import AuditEntry
 from signoff.store.rows import AUDIT_COLUMNS, POSTGRES
-from signoff.store.tree import Pending, edge_keys
+from signoff.store.tree import Pending, edge_keys, known
 
 Conn = AsyncConnection[Any]  # as sql.py's (which imports this module)
 
@@ -30,10 +31,21 @@ async def tree_rows(conn: Conn, keys: Iterable[int]) -> dict[int, bytes]:
     return {int(seq): bytes(hashes) for seq, hashes in await cur.fetchall()}
 
 
-async def pending(conn: Conn, limit: int) -> Pending:
-    """The watermark, the right edge's rows and up to `limit` entries after it."""
+async def pending(
+    conn: Conn, limit: int, recent: Mapping[int, AuditEntry] | None = None
+) -> Pending:
+    """The watermark, the right edge's rows and up to `limit` entries after it: those of
+    `recent` (this replica's writer committed them) if the rows have their hashes, else
+    decoded from the rows."""
     size = await tree_size(conn)  # first: rows up to it and entries never change
     edge = await tree_rows(conn, edge_keys(size))
+    if recent:
+        cur = await conn.execute(
+            "SELECT seq, hash FROM audit WHERE seq > %s ORDER BY seq LIMIT %s", (size, limit)
+        )
+        heads = [(int(seq), str(h)) for seq, h in await cur.fetchall()]
+        if (entries := known(heads, recent)) is not None:
+            return Pending(size, edge, entries)
     cur = await conn.execute(
         f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > %s ORDER BY seq LIMIT %s", (size, limit)
     )

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 
 from signoff.core.audit import AuditEntry
 from signoff.store.rows import AUDIT_COLUMNS, SQLITE
-from signoff.store.tree import Pending, edge_keys
+from signoff.store.tree import Pending, edge_keys, known
 
 
 def tree_size(conn: sqlite3.Connection) -> int:
@@ -36,15 +36,11 @@ def pending(
     # never change, and the watermark is read first.
     size = tree_size(conn)
     edge = tree_rows(conn, edge_keys(size))
-    recent = recent or {}
     heads = conn.execute(
         "SELECT seq, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (size, limit)
     ).fetchall()
-    # A recent entry counts only if the committed row has its hash: a rolled-back batch's
-    # entry shares its seq with the one committed later, never its hash.
-    known = [recent.get(seq) for seq, _ in heads]
-    if all(e is not None and e.hash == h for e, (_, h) in zip(known, heads, strict=True)):
-        return Pending(size, edge, [e for e in known if e is not None])
+    if (entries := known(heads, recent or {})) is not None:
+        return Pending(size, edge, entries)
     rows = conn.execute(
         f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (size, limit)
     )
