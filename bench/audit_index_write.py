@@ -10,7 +10,13 @@ rule rows (and the review.opened entry of a REQUIRE_REVIEW), COMMIT -- synchrono
 that µs is CPU and page writes, not the fsync (one per commit in both). Pages are WAL frames
 appended by the commit (autocheckpoint off while measuring). For the side index, the bulk
 step that indexes every INDEX_EVERY entries (the store's default) is measured too, and
-reported per decision (amortized) beside the commit.
+reported per decision (amortized) beside the commit. The third variant (0008) adds the
+audit log's Merkle tree: its commit is the side index's (the tree is off the commit path),
+and its bulk step every TREE_EVERY entries -- reading the tree's right edge and the new
+entries, hashing their canonical bytes, writing the rows (store/tree.py) -- is reported per
+decision too: in the store the reading and hashing run off the writer's thread, only the
+write on it (tree_write_us), all of it here on one thread; as in the store, the step takes
+the entries the writer appended instead of decoding their rows.
 
     python bench/audit_index_write.py   # BENCH_PREFILL=100000 BENCH_ROUNDS=10
 """
@@ -30,11 +36,13 @@ from typing import Any
 from audit_query import STEP, T0, _decision, _derive
 from common import write
 
-from signoff.core.audit import GENESIS, AuditRecord, seal
+from signoff.core.audit import GENESIS, AuditEntry, AuditRecord, seal
 from signoff.store import migrations
 from signoff.store.sqlite import audit as audit_sql
 from signoff.store.sqlite import audit_index
+from signoff.store.sqlite import tree as tree_sql
 from signoff.store.sqlite.indexer import INDEX_EVERY
+from signoff.store.tree import TREE_EVERY, grow
 
 PREFILL = int(os.environ.get("BENCH_PREFILL", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "10"))
@@ -46,7 +54,7 @@ class Variant:
     """One database and its writer-side state."""
 
     def __init__(self, name: str, path: Path, upto: int) -> None:
-        self.name, self.side = name, upto >= 7
+        self.name, self.side, self.tree = name, upto >= 7, upto >= 8
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = OFF")
@@ -67,6 +75,11 @@ class Variant:
         self.step_us = 0.0
         self.step_pages = 0.0
         self.step_entries = 0
+        self.untreed = 0
+        self.recent: dict[int, AuditEntry] = {}
+        self.tree_us = 0.0
+        self.tree_write_us = 0.0
+        self.tree_pages = 0.0
 
     def frames(self) -> float:
         """WAL frames so far."""
@@ -95,6 +108,8 @@ class Variant:
             entry = seal(record, seq=self.head[0] + 1, prev_hash=self.head[1])
             high_water = audit_sql.insert(conn, entry, self.head, high_water)
             self.head = (entry.seq, entry.hash)
+            if self.tree:
+                self.recent[entry.seq] = entry  # as the store's writer hands them over
         conn.execute("COMMIT")
         if measured:
             self.commit_us.append((time.perf_counter() - start) * 1e6)
@@ -108,6 +123,26 @@ class Variant:
                 self.step_pages += self.frames() - before
                 self.step_entries += self.unindexed
             self.unindexed = 0
+        self.untreed += len(records)
+        if self.tree and self.untreed >= TREE_EVERY:
+            before, start = self.frames(), time.perf_counter()
+            write_us = tree_step(conn, self.recent)
+            self.recent.clear()
+            if measured:
+                self.tree_us += (time.perf_counter() - start) * 1e6
+                self.tree_write_us += write_us
+                self.tree_pages += self.frames() - before
+            self.untreed = 0
+
+
+def tree_step(conn: sqlite3.Connection, recent: dict[int, AuditEntry] | None = None) -> float:
+    """Build the tree up to the head as the store's step does (with the entries the writer
+    appended, when given); return the write's µs."""
+    pending = tree_sql.pending(conn, 10**9, recent)
+    rows, _ = grow(pending)
+    start = time.perf_counter()
+    tree_sql.write(conn, pending.size, pending.size + len(rows), rows)
+    return (time.perf_counter() - start) * 1e6
 
 
 def decisions(rnd: random.Random, start: int, n: int) -> list[list[AuditRecord]]:
@@ -138,6 +173,8 @@ def prefill(v: Variant, rnd: random.Random) -> None:
         n += 5000
     if v.side:
         audit_index.step(v.conn, 10**9)
+    if v.tree:
+        tree_step(v.conn)
     v.conn.execute("PRAGMA wal_autocheckpoint = 0")
     v.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -153,6 +190,9 @@ def summary(v: Variant) -> dict[str, Any]:
         "pages_per_commit_mean": round(statistics.fmean(v.commit_pages), 2),
         "index_step_us_per_decision": round(v.step_us / per, 1),
         "index_step_pages_per_decision": round(v.step_pages / per, 2),
+        "tree_step_us_per_decision": round(v.tree_us / per, 1),
+        "tree_write_us_per_decision": round(v.tree_write_us / per, 1),
+        "tree_step_pages_per_decision": round(v.tree_pages / per, 2),
     }
 
 
@@ -161,6 +201,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         variants = [Variant("per-column indexes (0006)", Path(tmp) / "old.db", 6)]
         variants.append(Variant("side index (0007)", Path(tmp) / "new.db", 7))
+        variants.append(Variant("side index + tree (0008)", Path(tmp) / "tree.db", 8))
         for v in variants:
             start = time.perf_counter()
             prefill(v, random.Random(7))
@@ -180,9 +221,17 @@ def main() -> int:
             f"{r['variant']:<28} {r['us_per_commit']:7.1f} µs/commit "
             f"{r['pages_per_commit']:5.1f} pages/commit (mean {r['pages_per_commit_mean']}); "
             f"index steps {r['index_step_us_per_decision']} µs, "
-            f"{r['index_step_pages_per_decision']} pages per decision"
+            f"{r['index_step_pages_per_decision']} pages per decision; tree steps "
+            f"{r['tree_step_us_per_decision']} µs (write {r['tree_write_us_per_decision']}), "
+            f"{r['tree_step_pages_per_decision']} pages per decision"
         )
-    out = {"prefill": PREFILL, "rounds": ROUNDS, "block": BLOCK, "index_every": INDEX_EVERY}
+    out = {
+        "prefill": PREFILL,
+        "rounds": ROUNDS,
+        "block": BLOCK,
+        "index_every": INDEX_EVERY,
+        "tree_every": TREE_EVERY,
+    }
     print(f"wrote {write('audit_index_write', {**out, 'rows': rows})}")
     return 0
 

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from signoff import pb
 from signoff.core.audit import AuditRecord
+from signoff.core.checkpoints import public_pem
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 
 from .conftest import ServerHandle
@@ -429,3 +431,37 @@ async def test_an_interrupted_export_leaves_no_file(server, tmp_path):
     assert "export interrupted after" in err, err
     assert f"{file} was not written" in err
     assert os.listdir(tmp_path) == []
+
+
+async def test_proof_checks_an_entry_and_a_prefix_against_signed_heads(server, tmp_path):
+    _traffic(server)
+    _checkpoint(server)
+    key = tmp_path / "signoff.pub"
+    code, _, err = await _cli(server, "checkpoints", "--public-key-out", str(key))
+    assert code == 0, err
+    first = server.call(server.running.audit.store.last_checkpoint()).tree_size
+    _evaluate(server, 90)
+    _checkpoint(server)
+    code, out, err = await _cli(server, "proof", "3", "--public-key", str(key))
+    assert (code, err) == (0, "")
+    assert out.startswith("ok: entry 3 (")
+    assert f"is in the log of {first + 1} entries" in out
+    code, out, err = await _cli(server, "proof", "2", "--size", str(first))
+    assert code == 0, err
+    assert "with the server's own key" in out
+    code, out, err = await _cli(server, "proof", "--since", str(first), "--public-key", str(key))
+    assert (code, err) == (0, "")
+    assert out.startswith(f"ok: the log of {first} entries signed at ")
+    assert f"is a prefix of the log of {first + 1} " in out
+    # Another key: the signed head does not verify, nothing is proven.
+    other = tmp_path / "other.pub"
+    other.write_bytes(public_pem(Ed25519PrivateKey.generate()))
+    code, out, _ = await _cli(server, "proof", "3", "--public-key", str(other))
+    assert code == 1
+    assert out.startswith("FAILED: checkpoint at seq")
+    code, _, err = await _cli(server, "proof", "3", "--size", "999")
+    assert code == 2
+    assert "no checkpoint signs a tree of 999 entries" in err
+    code, _, err = await _cli(server, "proof")
+    assert code == 2
+    assert "give either SEQ or --since SIZE" in err

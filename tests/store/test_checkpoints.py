@@ -186,7 +186,9 @@ async def test_the_database_refuses_to_change_delete_or_misplace_checkpoints(
         for seq in (2, 3, 6):  # behind the last checkpoint, or past the head
             with pytest.raises(sqlite3.IntegrityError, match="must follow the last checkpoint"):
                 conn.execute(
-                    "INSERT INTO checkpoints VALUES (?, ?, 't', 'k', 's')", (seq, cp.head_hash)
+                    "INSERT INTO checkpoints (seq, head_hash, time, key_id, signature) "
+                    "VALUES (?, ?, 't', 'k', 's')",
+                    (seq, cp.head_hash),
                 )
         for sql in (
             "UPDATE audit_time_regressions SET deficit_us = 1",

@@ -262,6 +262,8 @@ GRANT SELECT ON schema_migrations TO {role};
 GRANT SELECT, INSERT ON audit, audit_rules, checkpoints, decisions TO {role};
 GRANT SELECT, INSERT, UPDATE ON reviews TO {role};
 GRANT SELECT, INSERT, UPDATE ON grants TO {role};
+GRANT SELECT, INSERT ON audit_tree TO {role};
+GRANT SELECT, UPDATE ON audit_tree_state TO {role};
 """
 
 
@@ -294,6 +296,8 @@ async def test_a_service_role_with_insert_and_select_only_runs_the_store(
             )
             assert used is None
             assert verify_chain(await all_entries(store)).ok
+            # The Merkle tree is built with these grants too.
+            assert await store.build_tree() == len(await all_entries(store))
         finally:
             await store.close()
         with raw(url) as conn:
@@ -303,6 +307,7 @@ async def test_a_service_role_with_insert_and_select_only_runs_the_store(
                 "TRUNCATE audit CASCADE",
                 "DELETE FROM checkpoints",
                 "DELETE FROM grants",
+                "DELETE FROM audit_tree",
                 "UPDATE decisions SET outcome = 'DENY'",
                 "ALTER TABLE audit DISABLE TRIGGER audit_append_only",
             ):

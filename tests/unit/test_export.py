@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from signoff.core import log_tree
 from signoff.core.audit import GENESIS, AuditEntry, AuditRecord, entry_hash, seal
 from signoff.core.checkpoints import key_id, sign
 from signoff.errors import DataLoss
@@ -556,3 +557,63 @@ def test_a_forged_checkpoint_with_a_junk_signature_fails(kid: str, detail: str) 
     report = verify_export(lines, PUB)
     assert (report.problem, report.first_bad_seq, report.first_bad_line) == ("bad signature", 6, 8)
     assert detail in report.detail, report.detail
+
+
+# -- version 2 checkpoints: the tree head ----------------------------------------------------
+
+
+def tree_checkpoints(entries: list[AuditEntry], roots: dict[int, str] | None = None) -> list[Any]:
+    """Version 2 checkpoints at CHECKPOINT_SEQS, with the true roots unless `roots` says."""
+    at = {e.seq: e for e in entries}
+    out = []
+    for s in CHECKPOINT_SEQS:
+        frontier = log_tree.Frontier()
+        for e in entries[:s]:
+            leaf = log_tree.entry_leaf_hash(e)
+            assert leaf is not None
+            frontier.append(leaf)
+        root = (roots or {}).get(s, frontier.root().hex())
+        out.append(sign(KEY, s, at[s].hash, T0 + dt.timedelta(minutes=s), root_hash=root))
+    return out
+
+
+def test_version_2_checkpoints_carry_their_tree_head_and_verify() -> None:
+    cps = tree_checkpoints(ENTRIES)
+    lines = export(cps=cps)
+    line = json.loads(lines[cp_at(lines, 6)])["checkpoint"]
+    assert (line["tree_size"], line["root_hash"]) == (6, cps[1].root_hash)
+    report = verify_export(iter(lines), PUB)
+    assert report.ok, report
+    assert (report.checkpoints_verified, report.tree_heads_verified) == (3, 3)
+    # Mixed with version 1 checkpoints (stored before the tree): both kinds verify.
+    mixed = [checkpoints(ENTRIES)[0], *cps[1:]]
+    report = verify_export(iter(export(cps=mixed)), PUB)
+    assert report.ok, report
+    assert (report.checkpoints_verified, report.tree_heads_verified) == (3, 2)
+
+
+def test_a_signed_root_that_is_not_the_entries_tree_is_a_mismatch() -> None:
+    # Signed with the trusted key, so only the recomputed tree can tell.
+    cps = tree_checkpoints(ENTRIES, roots={6: "ab" * 32})
+    report = verify_export(iter(export(cps=cps)), PUB)
+    assert not report.ok
+    assert report.problem == "checkpoint mismatch"
+    assert report.first_bad_seq == 6
+    assert "tree head does not match the log" in report.detail
+
+
+def test_a_stripped_or_altered_tree_head_breaks_the_signature() -> None:
+    lines = export(cps=tree_checkpoints(ENTRIES))
+    i = cp_at(lines, 3)
+    obj = json.loads(lines[i])
+    for change in ({"root_hash": "cd" * 32}, {"tree_size": 4}, None):
+        cp = dict(obj["checkpoint"])
+        if change is None:  # downgraded to version 1: the signature covered version 2
+            del cp["tree_size"], cp["root_hash"]
+        else:
+            cp.update(change)
+        bad = [*lines[:i], json.dumps({"checkpoint": cp}).encode() + b"\n", *lines[i + 1 :]]
+        report = verify_export(iter(bad), PUB)
+        assert not report.ok
+        assert report.problem in {"bad signature", "malformed"}, report
+        assert report.first_bad_seq in {0, 3}

@@ -39,7 +39,7 @@ ROWS: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
         (7, T_PG, "decision", "p1", "r1", "d1", "", "a", "DENY", "p1", "", "", "",
          ["pol/r1", "pol/r2"], "v1", '{"k":1}', "00", "11"),
     ),
-    "checkpoint": ((5, "aa", T_SQL, "k1", "c2ln"), (5, "aa", T_PG, "k1", "c2ln")),
+    "checkpoint": ((5, "aa", T_SQL, "k1", "c2ln", 5, "bb"), (5, "aa", T_PG, "k1", "c2ln", 5, "bb")),
     "backlog": (("g", 2, T_SQL, format_time(LATER)), ("g", 2, T_PG, LATER)),
 }  # fmt: skip
 

@@ -52,6 +52,8 @@ export {
   type VerifyOptions,
 } from "./receipts.js";
 
+export { checkpointBytes, verifyCheckpoint, verifyConsistencyProof, verifyInclusionProof } from "./auditProofs.js";
+
 export * from "./gen/signoff/v1/common_pb.js";
 export * from "./gen/signoff/v1/decision_pb.js";
 export * from "./gen/signoff/v1/review_pb.js";

@@ -185,7 +185,7 @@ function receiptOf(value: Receipt | Uint8Array | { receipt?: Receipt } | undefin
   return r;
 }
 
-async function importKey(subtle: SubtleCrypto, key: CryptoKey | Uint8Array | string): Promise<CryptoKey> {
+export async function importKey(subtle: SubtleCrypto, key: CryptoKey | Uint8Array | string): Promise<CryptoKey> {
   if (typeof key === "string") {
     const body = key.replace(/-----(BEGIN|END) PUBLIC KEY-----/g, "").replace(/\s+/g, "");
     const der = Uint8Array.from(atob(body), (c) => c.charCodeAt(0));

@@ -1,4 +1,5 @@
-"""AuditService: QueryAudit, ExportAudit, VerifyAudit, GetCheckpoints (auditors only)."""
+"""AuditService: QueryAudit, ExportAudit, VerifyAudit, GetCheckpoints, GetInclusionProof,
+GetConsistencyProof (auditors only)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,16 @@ def methods(desk: AuditDesk) -> list[Method]:
     ) -> A.GetCheckpointsResponse:
         return await desk.list_checkpoints(who, req)
 
+    async def inclusion(
+        who: Identity, req: A.GetInclusionProofRequest
+    ) -> A.GetInclusionProofResponse:
+        return await desk.inclusion_proof(who, req)
+
+    async def consistency(
+        who: Identity, req: A.GetConsistencyProofRequest
+    ) -> A.GetConsistencyProofResponse:
+        return await desk.consistency_proof(who, req)
+
     return [
         Method(SERVICE, "QueryAudit", A.QueryAuditRequest, A.QueryAuditResponse, query),
         Method(SERVICE, "ExportAudit", A.ExportAuditRequest, A.ExportChunk, stream=export),
@@ -43,5 +54,19 @@ def methods(desk: AuditDesk) -> list[Method]:
             A.GetCheckpointsRequest,
             A.GetCheckpointsResponse,
             get_checkpoints,
+        ),
+        Method(
+            SERVICE,
+            "GetInclusionProof",
+            A.GetInclusionProofRequest,
+            A.GetInclusionProofResponse,
+            inclusion,
+        ),
+        Method(
+            SERVICE,
+            "GetConsistencyProof",
+            A.GetConsistencyProofRequest,
+            A.GetConsistencyProofResponse,
+            consistency,
         ),
     ]

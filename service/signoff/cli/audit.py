@@ -1,4 +1,4 @@
-"""`signoff audit`: query, show, export, verify and checkpoints of the audit log.
+"""`signoff audit`: query, show, export, verify, checkpoints and proofs of the audit log.
 
 Filters are `key=value`: since and until (`now`, a duration ago: -2h, 30m, 7d, or RFC 3339,
 a date; no zone means UTC; see signoff.cli.when), type and outcome (repeatable or
@@ -25,8 +25,8 @@ from typing import IO, Any
 import grpc
 from google.protobuf.message import Message
 
+from signoff.cli import audit_proof, short_ids
 from signoff.cli import audit_view as view
-from signoff.cli import short_ids
 from signoff.cli.audit_filters import FILTERS, parse_filters
 from signoff.cli.remote import (
     EXIT_REFUSED,
@@ -118,6 +118,11 @@ def add_parser(sub: Any) -> None:
     v.add_argument("--to", dest="to_seq", type=int, help="last seq to check (default the head)")
     v.add_argument("--batch", type=int, default=VERIFY_BATCH, help="entries per server call")
     v.add_argument("--progress", action="store_true", help="progress on stderr even if no TTY")
+
+    pr = asub.add_parser(
+        "proof", parents=[common], help="prove an entry is in the signed log, offline checks"
+    )
+    audit_proof.add_arguments(pr)
 
     cp = asub.add_parser("checkpoints", parents=[common], help="signed checkpoints and the key")
     cp.add_argument("--from", dest="from_seq", type=int, default=0, help="from this seq on")
@@ -405,4 +410,5 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "export": _export,
     "verify": _verify,
     "checkpoints": _checkpoints,
+    "proof": audit_proof.run,
 }

@@ -18,6 +18,13 @@ Signing contract (version 1) -- auditors re-implement this to check a checkpoint
 * The ``type`` member separates documents: an export's end signature (`signoff.export`) signs
   a ``"signoff.export"`` document, so neither can be replayed as the other.
 
+Version 2 (signoff 0.3) also signs the head of the log's Merkle tree (`signoff.core.log_tree`,
+RFC 9162): two more members, ``"tree_size": <int>`` (the number of entries the tree holds,
+equal to ``seq``: both heads describe the same log) and ``"root_hash": "<64 hex>"`` (its
+root), and ``"v": 2``. A version 1 checkpoint stays what it was: its document has neither
+member, and it verifies as signed. A verifier tells them apart by ``root_hash``: stripping it
+from a version 2 checkpoint changes the signed bytes, so a checkpoint cannot be downgraded.
+
 Key files are PEM: PKCS#8 for the private key (``openssl genpkey -algorithm ed25519``), and
 SubjectPublicKeyInfo for the public key given to auditors (`public_pem`).
 """
@@ -51,6 +58,7 @@ from signoff_client.canonical import canonical_json
 log = logging.getLogger("signoff.checkpoints")
 
 CHECKPOINT_VERSION = 1
+TREE_CHECKPOINT_VERSION = 2  # also signs (tree_size, root_hash)
 CHECKPOINT_TYPE = "signoff.checkpoint"
 
 _HASH = re.compile(r"[0-9a-f]{64}")
@@ -66,6 +74,13 @@ class Checkpoint:
     time: dt.datetime
     key_id: str
     signature: str  # base64 of the Ed25519 signature (opaque to the store)
+    tree_size: int = 0  # version 2: the Merkle tree's size (= seq); 0 in version 1
+    root_hash: str = ""  # version 2: its root, 64 hex; "" in version 1
+
+    @property
+    def version(self) -> int:
+        """2 when the checkpoint signs a tree head, else 1."""
+        return TREE_CHECKPOINT_VERSION if self.root_hash else CHECKPOINT_VERSION
 
 
 class SigningKeyError(ValueError):
@@ -255,20 +270,59 @@ def public_pem(key: Ed25519PublicKey | Ed25519PrivateKey) -> bytes:
 # -- the signed document ---------------------------------------------------------------------
 
 
-def checkpoint_bytes(seq: int, head_hash: str, time: dt.datetime, key_id: str) -> bytes:
-    """The bytes a checkpoint's signature covers (see the module docstring)."""
-    return signed_document(CHECKPOINT_TYPE, seq=seq, head_hash=head_hash, time=time, key_id=key_id)
+def checkpoint_bytes(
+    seq: int,
+    head_hash: str,
+    time: dt.datetime,
+    key_id: str,
+    tree_size: int = 0,
+    root_hash: str = "",
+) -> bytes:
+    """The bytes a checkpoint's signature covers (see the module docstring): version 2 when
+    `root_hash` is given, else version 1."""
+    if not root_hash:
+        if tree_size:
+            raise ValueError(f"tree_size {tree_size!r} without a root_hash")
+        return signed_document(
+            CHECKPOINT_TYPE, seq=seq, head_hash=head_hash, time=time, key_id=key_id
+        )
+    check_tree_head(seq, tree_size, root_hash)
+    return signed_document(
+        CHECKPOINT_TYPE,
+        version=TREE_CHECKPOINT_VERSION,
+        seq=seq,
+        head_hash=head_hash,
+        time=time,
+        key_id=key_id,
+        tree_size=tree_size,
+        root_hash=root_hash,
+    )
+
+
+def check_tree_head(seq: int, tree_size: int, root_hash: str) -> None:
+    """Raise ValueError unless (tree_size, root_hash) is a tree head of the log at `seq`."""
+    if type(tree_size) is not int or tree_size != seq:
+        raise ValueError(f"tree_size {tree_size!r} is not the checkpoint's seq {seq!r}")
+    if not isinstance(root_hash, str) or not _HASH.fullmatch(root_hash):
+        raise ValueError(f"root_hash {root_hash!r} is not 64 lowercase hex characters")
 
 
 def signed_document(
-    type_: str, *, seq: int, head_hash: str, time: dt.datetime, key_id: str, **extra: Any
+    type_: str,
+    *,
+    seq: int,
+    head_hash: str,
+    time: dt.datetime,
+    key_id: str,
+    version: int = CHECKPOINT_VERSION,
+    **extra: Any,
 ) -> bytes:
     """Canonical JSON of a signed statement about the chain head: `type_` separates uses."""
     check_head(seq, head_hash)
     if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
         raise ValueError(f"key_id {key_id!r} is not 16 lowercase hex characters")
     doc = {
-        "v": CHECKPOINT_VERSION,
+        "v": version,
         "type": type_,
         "seq": seq,
         "head_hash": head_hash,
@@ -302,16 +356,28 @@ def verify_bytes(public_key: Ed25519PublicKey, data: bytes, signature: str) -> b
     return True
 
 
-def sign(key: Ed25519PrivateKey, seq: int, head_hash: str, time: dt.datetime) -> Checkpoint:
-    """Sign "entry `seq` of the chain had hash `head_hash` at `time`"."""
+def sign(
+    key: Ed25519PrivateKey,
+    seq: int,
+    head_hash: str,
+    time: dt.datetime,
+    *,
+    root_hash: str = "",
+) -> Checkpoint:
+    """Sign "entry `seq` of the chain had hash `head_hash` at `time`" -- and, given the root
+    of the tree of the first `seq` entries, "the tree of `seq` entries had root `root_hash`"
+    (version 2)."""
     kid = key_id(key.public_key())
-    data = checkpoint_bytes(seq, head_hash, time, kid)
+    tree_size = seq if root_hash else 0
+    data = checkpoint_bytes(seq, head_hash, time, kid, tree_size, root_hash)
     return make_checkpoint(
         seq=seq,
         head_hash=head_hash,
         time=time.astimezone(dt.UTC),
         key_id=kid,
         signature=sign_bytes(key, data),
+        tree_size=tree_size,
+        root_hash=root_hash,
     )
 
 
@@ -320,7 +386,14 @@ def verify(public_key: Ed25519PublicKey, cp: CheckpointLike) -> bool:
     try:
         if cp.key_id != key_id(public_key):
             return False
-        data = checkpoint_bytes(cp.seq, cp.head_hash, cp.time, cp.key_id)
+        data = checkpoint_bytes(
+            cp.seq,
+            cp.head_hash,
+            cp.time,
+            cp.key_id,
+            getattr(cp, "tree_size", 0),
+            getattr(cp, "root_hash", ""),
+        )
     except (ValueError, TypeError, AttributeError):
         return False
     return verify_bytes(public_key, data, cp.signature)
@@ -366,7 +439,22 @@ class TrustedKeys:
 
 
 def make_checkpoint(
-    *, seq: int, head_hash: str, time: dt.datetime, key_id: str, signature: str
+    *,
+    seq: int,
+    head_hash: str,
+    time: dt.datetime,
+    key_id: str,
+    signature: str,
+    tree_size: int = 0,
+    root_hash: str = "",
 ) -> Checkpoint:
     """Build a `Checkpoint` (keyword arguments only, as the store and the export read them)."""
-    return Checkpoint(seq=seq, head_hash=head_hash, time=time, key_id=key_id, signature=signature)
+    return Checkpoint(
+        seq=seq,
+        head_hash=head_hash,
+        time=time,
+        key_id=key_id,
+        signature=signature,
+        tree_size=tree_size,
+        root_hash=root_hash,
+    )

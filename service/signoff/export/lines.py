@@ -15,6 +15,7 @@ from signoff.core.audit import GENESIS, AuditEntry, format_time, parse_time
 from signoff.core.checkpoints import (
     CheckpointLike,
     check_head,
+    check_tree_head,
     key_id,
     make_checkpoint,
     sign_bytes,
@@ -32,6 +33,7 @@ _STRING_FIELDS = (
     *("principal", "reviewer", "reviewer_group", "review_state", "policy_version"),
 )
 CHECKPOINT_FIELDS = ("seq", "head_hash", "time", "key_id", "signature")
+TREE_FIELDS = ("tree_size", "root_hash")  # version 2 checkpoints only (core/checkpoints.py)
 END_FIELDS = ("entries", "filtered", "digest", "checkpoint")
 END_TYPE = "signoff.export"
 
@@ -129,25 +131,34 @@ def _check_keys(obj: Any, expected: tuple[str, ...], what: str) -> None:
 
 
 def checkpoint_json(cp: CheckpointLike) -> dict[str, Any]:
-    """The object of a checkpoint line (and of an end line's `checkpoint`)."""
-    return {
+    """The object of a checkpoint line (and of an end line's `checkpoint`): a version 2
+    checkpoint adds its tree head, a version 1 checkpoint is written as it always was."""
+    out: dict[str, Any] = {
         "seq": cp.seq,
         "head_hash": cp.head_hash,
         "time": format_time(cp.time),
         "key_id": cp.key_id,
         "signature": cp.signature,
     }
+    if root_hash := getattr(cp, "root_hash", ""):
+        out["tree_size"] = getattr(cp, "tree_size", 0)
+        out["root_hash"] = root_hash
+    return out
 
 
-def checkpoint_from_json(obj: Any) -> CheckpointLike:
-    """Parse a checkpoint object; ValueError names the bad field (the signature is not checked)."""
-    _check_keys(obj, CHECKPOINT_FIELDS, "checkpoint")
+def checkpoint_from_json(obj: Any, *, tree: bool = True) -> CheckpointLike:
+    """Parse a checkpoint object (with a tree head only if `tree`: an end line signs none);
+    ValueError names the bad field (the signature is not checked)."""
+    v2 = tree and isinstance(obj, dict) and any(name in obj for name in TREE_FIELDS)
+    _check_keys(obj, CHECKPOINT_FIELDS + TREE_FIELDS if v2 else CHECKPOINT_FIELDS, "checkpoint")
     try:
         check_head(obj["seq"], obj["head_hash"])
         for name in ("key_id", "signature"):
             if not isinstance(obj[name], str):
                 raise ValueError(f"field {name!r} is not a string")
         time = _time(obj["time"])
+        if v2:
+            check_tree_head(obj["seq"], obj["tree_size"], obj["root_hash"])
     except ValueError as exc:
         raise ValueError(f"checkpoint: {exc}") from None
     return make_checkpoint(
@@ -156,6 +167,8 @@ def checkpoint_from_json(obj: Any) -> CheckpointLike:
         time=time,
         key_id=obj["key_id"],
         signature=obj["signature"],
+        tree_size=obj["tree_size"] if v2 else 0,
+        root_hash=obj["root_hash"] if v2 else "",
     )
 
 

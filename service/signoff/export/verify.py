@@ -10,6 +10,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from signoff.core import log_tree
 from signoff.core.audit import GENESIS, AuditEntry, hash_matches
 from signoff.core.checkpoints import CheckpointLike, TrustedKeys, verify_bytes
 from signoff.export.lines import (
@@ -43,6 +44,7 @@ class ExportReport:
     ok: bool
     entries: int = 0  # entry lines read (reading stops soon after the first problem)
     checkpoints_verified: int = 0  # signature valid and matching the entry at its seq
+    tree_heads_verified: int = 0  # version 2 roots recomputed from the entries and matching
     first_bad_seq: int = 0  # 0 when the problem is not about one entry
     first_bad_line: int = 0  # 1-based
     problem: str = ""  # one of PROBLEMS
@@ -112,6 +114,11 @@ class _Verifier:
         self.chain: _Problem | None = None  # the first gap or misorder (unfiltered only)
         self.missing_at = 0  # seq after a gap: a smaller next seq makes the gap a swap
         self.end: dict[str, Any] | None = None
+        # The log's Merkle tree, grown over the entries while they are the log from seq 1
+        # without a gap: a version 2 checkpoint's root is then recomputed and compared. An
+        # export of a range or a filter cannot show the tree (None).
+        self.tree: log_tree.Frontier | None = log_tree.Frontier()
+        self.tree_heads = 0  # version 2 roots recomputed and matching
 
     # -- recording problems --
 
@@ -158,6 +165,7 @@ class _Verifier:
         self.digest.update(entry.hash.encode("ascii"))
         self.check_order(entry)
         if not hash_matches(entry):  # the pre-0.2.0 number form too (core/audit.py)
+            self.tree = None
             self.fail("changed", f"seq {entry.seq}: content does not match its hash", entry.seq)
             return
         if entry.seq == self.expected and entry.prev_hash != self.link:
@@ -170,6 +178,12 @@ class _Verifier:
             )
         self.last_seq, self.last_hash = entry.seq, entry.hash
         self.expected, self.link = entry.seq + 1, entry.hash
+        if self.tree is not None:
+            leaf = log_tree.entry_leaf_hash(entry) if entry.seq == self.tree.size + 1 else None
+            if leaf is None:
+                self.tree = None
+            else:
+                self.tree.append(leaf)
 
     def check_order(self, entry: AuditEntry) -> None:
         """Record a gap or a step back; the chain resumes from this entry either way."""
@@ -239,11 +253,28 @@ class _Verifier:
                 "(the log was rewritten after the checkpoint was signed)",
                 cp.seq,
             )
+        elif problem := self.tree_problem(cp):
+            self.fail("checkpoint mismatch", problem, cp.seq)
         elif self.key is not None:
             self.checkpoints += 1
             self.last_cp_seq = cp.seq
         else:
             self.matched_unsigned += 1
+
+    def tree_problem(self, cp: CheckpointLike) -> str:
+        """Why `cp`'s signed tree head is not the tree of the entries read ("" if it is, or
+        if it signs none, or the export cannot show the tree)."""
+        root_hash = getattr(cp, "root_hash", "")
+        if not root_hash or self.tree is None or self.tree.size != cp.seq:
+            return ""
+        found = self.tree.root().hex()
+        if found != root_hash:
+            return (
+                f"checkpoint at seq {cp.seq} signs tree root {root_hash[:12]}..., the entries "
+                f"give {found[:12]}... (the tree head does not match the log)"
+            )
+        self.tree_heads += 1
+        return ""
 
     def read_end(self, obj: Any) -> None:
         try:
@@ -317,6 +348,7 @@ class _Verifier:
                 ok=True,
                 entries=self.entries,
                 checkpoints_verified=self.checkpoints,
+                tree_heads_verified=self.tree_heads,
                 head_seq=self.last_seq,
                 head_hash=self.last_hash,
                 notes=notes,
@@ -399,7 +431,7 @@ def _end_from_json(obj: Any) -> dict[str, Any]:
     if not isinstance(obj["digest"], str) or not _HASH.fullmatch(obj["digest"]):
         raise ValueError("end field 'digest' is not 64 lowercase hex characters")
     try:
-        cp = checkpoint_from_json(obj["checkpoint"])
+        cp = checkpoint_from_json(obj["checkpoint"], tree=False)
     except ValueError as exc:
         raise ValueError(f"end {exc}") from None
     return {**obj, "checkpoint": cp}

@@ -13,6 +13,8 @@ Contract shared by all backends (and checked by the one behavioural suite in tes
   audit entries; of two updates from the same version exactly one wins. A resolved review
   (state other than PENDING) is immutable and no review is ever deleted -- the database
   refuses both, whatever code path tries.
+* The Merkle tree over the audit log (core/log_tree.py) holds exactly entries 1..tree_size;
+  its rows never change. A version 2 checkpoint signs a tree head only within it.
 * `query_audit` pages by seq (keyset), so paging while entries are appended neither repeats
   nor skips one; checkpoints only move forward, never past the head, and are never changed.
 * `subscribe_reviews` callbacks run on the event loop after a review change committed -- in
@@ -238,6 +240,21 @@ class Store(Protocol):
         # Keyset pages: seq > after_seq ascending, seq < after_seq descending; appends (seq
         # only grows) neither repeat nor skip entries across pages. FailedPrecondition naming
         # the seq for a row that cannot be decoded, as read_audit.
+        ...
+
+    async def build_tree(self) -> int:
+        """Build the audit log's Merkle tree up to the head now; return its size."""
+        # A background task of the store builds it too, a short way behind the head
+        # (store/tree.py); this is for the checkpoint task, a bulk load, a test.
+        ...
+
+    async def tree_size(self) -> int:
+        """The number of entries the stored Merkle tree holds (0 .. the head's seq)."""
+        ...
+
+    async def tree_rows(self, keys: Sequence[int]) -> dict[int, bytes]:
+        """The stored tree rows with these keys, each the hashes of the perfect subtrees
+        ending at that seq (core/log_tree.py); absent keys are left out."""
         ...
 
     async def add_checkpoint(self, cp: Checkpoint) -> None:

@@ -39,7 +39,7 @@ AUDIT_FIELDS = (
     *("outcome", "principal", "reviewer", "reviewer_group", "review_state", "rules"),
     *("policy_version", "payload", "prev_hash", "hash"),
 )
-CHECKPOINT_FIELDS = ("seq", "head_hash", "time", "key_id", "signature")
+CHECKPOINT_FIELDS = ("seq", "head_hash", "time", "key_id", "signature", "tree_size", "root_hash")
 DECISION_COLUMNS = ", ".join(DECISION_FIELDS)
 REVIEW_COLUMNS = ", ".join(REVIEW_FIELDS)
 AUDIT_COLUMNS = ", ".join(AUDIT_FIELDS)
@@ -132,6 +132,8 @@ class Rows:
             time=time,
             key_id=str(row[3]),
             signature=str(row[4]),
+            tree_size=int(row[5]),
+            root_hash=str(row[6]),
         )
 
     def backlog(self, row: Sequence[Any]) -> GroupBacklog:

@@ -21,18 +21,22 @@ EXPORT_FORMAT_JSONL: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
 
 class Checkpoint(_message.Message):
-    __slots__ = ("seq", "head_hash", "time", "key_id", "signature")
+    __slots__ = ("seq", "head_hash", "time", "key_id", "signature", "tree_size", "root_hash")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     HEAD_HASH_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
     seq: int
     head_hash: str
     time: _timestamp_pb2.Timestamp
     key_id: str
     signature: str
-    def __init__(self, seq: _Optional[int] = ..., head_hash: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
+    tree_size: int
+    root_hash: str
+    def __init__(self, seq: _Optional[int] = ..., head_hash: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[str] = ...) -> None: ...
 
 class AuditEntry(_message.Message):
     __slots__ = ("seq", "time", "type", "actor", "request_id", "decision_id", "review_id", "action_name", "outcome", "policy_version", "payload_json", "prev_hash", "hash")
@@ -179,3 +183,49 @@ class GetCheckpointsResponse(_message.Message):
     public_key_pem: str
     key_id: str
     def __init__(self, checkpoints: _Optional[_Iterable[_Union[Checkpoint, _Mapping]]] = ..., public_key_pem: _Optional[str] = ..., key_id: _Optional[str] = ...) -> None: ...
+
+class GetInclusionProofRequest(_message.Message):
+    __slots__ = ("seq", "tree_size")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    tree_size: int
+    def __init__(self, seq: _Optional[int] = ..., tree_size: _Optional[int] = ...) -> None: ...
+
+class GetInclusionProofResponse(_message.Message):
+    __slots__ = ("entry", "leaf_index", "tree_size", "proof", "root_hash", "leaf")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    LEAF_FIELD_NUMBER: _ClassVar[int]
+    entry: AuditEntry
+    leaf_index: int
+    tree_size: int
+    proof: _containers.RepeatedScalarFieldContainer[bytes]
+    root_hash: str
+    leaf: bytes
+    def __init__(self, entry: _Optional[_Union[AuditEntry, _Mapping]] = ..., leaf_index: _Optional[int] = ..., tree_size: _Optional[int] = ..., proof: _Optional[_Iterable[bytes]] = ..., root_hash: _Optional[str] = ..., leaf: _Optional[bytes] = ...) -> None: ...
+
+class GetConsistencyProofRequest(_message.Message):
+    __slots__ = ("first", "second")
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    SECOND_FIELD_NUMBER: _ClassVar[int]
+    first: int
+    second: int
+    def __init__(self, first: _Optional[int] = ..., second: _Optional[int] = ...) -> None: ...
+
+class GetConsistencyProofResponse(_message.Message):
+    __slots__ = ("first", "second", "proof", "first_root_hash", "second_root_hash")
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    SECOND_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    SECOND_ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    first: int
+    second: int
+    proof: _containers.RepeatedScalarFieldContainer[bytes]
+    first_root_hash: str
+    second_root_hash: str
+    def __init__(self, first: _Optional[int] = ..., second: _Optional[int] = ..., proof: _Optional[_Iterable[bytes]] = ..., first_root_hash: _Optional[str] = ..., second_root_hash: _Optional[str] = ...) -> None: ...

@@ -55,6 +55,16 @@ class AuditServiceStub:
                 request_serializer=signoff_dot_v1_dot_audit__pb2.GetCheckpointsRequest.SerializeToString,
                 response_deserializer=signoff_dot_v1_dot_audit__pb2.GetCheckpointsResponse.FromString,
                 _registered_method=True)
+        self.GetInclusionProof = channel.unary_unary(
+                '/signoff.v1.AuditService/GetInclusionProof',
+                request_serializer=signoff_dot_v1_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_audit__pb2.GetInclusionProofResponse.FromString,
+                _registered_method=True)
+        self.GetConsistencyProof = channel.unary_unary(
+                '/signoff.v1.AuditService/GetConsistencyProof',
+                request_serializer=signoff_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_audit__pb2.GetConsistencyProofResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -89,6 +99,20 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetInclusionProof(self, request, context):
+        """Proof that one entry is in the log of a given size (RFC 9162 inclusion proof).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistencyProof(self, request, context):
+        """Proof that the log of one size is a prefix of the log of a larger size (RFC 9162).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +135,16 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.GetCheckpoints,
                     request_deserializer=signoff_dot_v1_dot_audit__pb2.GetCheckpointsRequest.FromString,
                     response_serializer=signoff_dot_v1_dot_audit__pb2.GetCheckpointsResponse.SerializeToString,
+            ),
+            'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInclusionProof,
+                    request_deserializer=signoff_dot_v1_dot_audit__pb2.GetInclusionProofRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_audit__pb2.GetInclusionProofResponse.SerializeToString,
+            ),
+            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProof,
+                    request_deserializer=signoff_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_audit__pb2.GetConsistencyProofResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +256,60 @@ class AuditService:
             '/signoff.v1.AuditService/GetCheckpoints',
             signoff_dot_v1_dot_audit__pb2.GetCheckpointsRequest.SerializeToString,
             signoff_dot_v1_dot_audit__pb2.GetCheckpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInclusionProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.AuditService/GetInclusionProof',
+            signoff_dot_v1_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
+            signoff_dot_v1_dot_audit__pb2.GetInclusionProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.AuditService/GetConsistencyProof',
+            signoff_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
+            signoff_dot_v1_dot_audit__pb2.GetConsistencyProofResponse.FromString,
             options,
             channel_credentials,
             insecure,

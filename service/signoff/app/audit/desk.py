@@ -13,10 +13,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from google.protobuf import unknown_fields
 
 from signoff import export, pb
+from signoff.app.audit import proofs
 from signoff.app.audit import tables as audit_tables
 from signoff.app.paging import fit_budget
 from signoff.app.reviews.desk import Identity
-from signoff.core import checkpoints, reviews, wire
+from signoff.core import checkpoints, log_tree, reviews, wire
 from signoff.core.audit import ENTRY_TYPES, GENESIS, AuditEntry, verify_chain
 from signoff.errors import InvalidArgument, PermissionDenied
 from signoff.ids import Clock
@@ -49,9 +50,10 @@ class Signer:
         """Identifier of the public key."""
         return checkpoints.key_id(self.key.public_key())
 
-    def sign(self, seq: int, head_hash: str, now: dt.datetime) -> Checkpoint:
-        """A checkpoint of (seq, head_hash) at `now`."""
-        return checkpoints.sign(self.key, seq, head_hash, now)
+    def sign(self, seq: int, head_hash: str, now: dt.datetime, root_hash: str = "") -> Checkpoint:
+        """A checkpoint of (seq, head_hash) at `now`, and of the tree head (seq, root_hash)
+        when given (version 2)."""
+        return checkpoints.sign(self.key, seq, head_hash, now, root_hash=root_hash)
 
 
 def require_auditor(who: Identity) -> None:
@@ -125,7 +127,14 @@ def entry_proto(e: AuditEntry) -> A.AuditEntry:
 
 def checkpoint_proto(cp: Checkpoint) -> A.Checkpoint:
     """A checkpoint as its API message."""
-    out = A.Checkpoint(seq=cp.seq, head_hash=cp.head_hash, key_id=cp.key_id, signature=cp.signature)
+    out = A.Checkpoint(
+        seq=cp.seq,
+        head_hash=cp.head_hash,
+        key_id=cp.key_id,
+        signature=cp.signature,
+        tree_size=cp.tree_size,
+        root_hash=cp.root_hash,
+    )
     out.time.FromDatetime(cp.time)
     return out
 
@@ -164,6 +173,25 @@ def _disagrees(
         checkpoints_verified=cps_ok,
         from_seq=start,
     )
+
+
+def _tree_roots(
+    tree: log_tree.Frontier | None, page: list[AuditEntry], cps: list[Checkpoint]
+) -> dict[int, str] | None:
+    """Grow `tree` by the verified `page`; the roots at the seqs of version 2 checkpoints
+    (None: no tree to grow, or an entry without a leaf)."""
+    if tree is None:
+        return None
+    wanted = {cp.seq for cp in cps if cp.root_hash}
+    roots: dict[int, str] = {}
+    for e in page:
+        leaf = log_tree.entry_leaf_hash(e)
+        if leaf is None or e.seq != tree.size + 1:
+            return None
+        tree.append(leaf)
+        if e.seq in wanted:
+            roots[e.seq] = tree.root().hex()
+    return roots
 
 
 class AuditDesk:
@@ -262,6 +290,9 @@ class AuditDesk:
             prev = before[0].hash
         q = AuditQuery(from_seq=start, to_seq=req.to_seq)
         checked, head_seq, head_hash, cps_ok = 0, start - 1, prev, 0
+        # From seq 1 the tree is recomputed from the verified entries, and every version 2
+        # checkpoint's signed root compared with it (a range cannot show the tree).
+        tree: log_tree.Frontier | None = log_tree.Frontier() if start == 1 else None
         async for page, cps in self._pages(q):
             result = verify_chain(page, head_hash, head_seq + 1)
             checked += result.checked
@@ -277,8 +308,11 @@ class AuditDesk:
                     from_seq=start,
                 )
             by_seq = {e.seq: e.hash for e in page}
+            roots = _tree_roots(tree, page, cps)
+            if roots is None:
+                tree = None
             for cp in cps:
-                problem = self._check_checkpoint(cp, by_seq.get(cp.seq))
+                problem = self._check_checkpoint(cp, by_seq.get(cp.seq), (roots or {}).get(cp.seq))
                 if problem:
                     return A.VerifyAuditResponse(
                         ok=False,
@@ -340,7 +374,7 @@ class AuditDesk:
             yield rows, await self.store.checkpoints(rows[0].seq, rows[-1].seq)
             after = rows[-1].seq
 
-    def _check_checkpoint(self, cp: Checkpoint, entry_hash: str | None) -> str:
+    def _check_checkpoint(self, cp: Checkpoint, entry_hash: str | None, root: str | None) -> str:
         # A checkpoint vouches for the chain only if a trusted key signed it: anyone who can
         # write the database can also write a checkpoint naming a key id of their own.
         if problem := self.trusted.problem(cp):
@@ -349,6 +383,12 @@ class AuditDesk:
             return (
                 f"checkpoint mismatch: the signed checkpoint at seq {cp.seq} does not match "
                 "the chain (entries were rewritten)"
+            )
+        if root is not None and cp.root_hash and root != cp.root_hash:
+            return (
+                f"checkpoint mismatch: the signed checkpoint at seq {cp.seq} signs tree root "
+                f"{cp.root_hash[:12]}..., the entries give {root[:12]}... (the tree head "
+                "does not match the log)"
             )
         return ""
 
@@ -366,6 +406,20 @@ class AuditDesk:
             out.public_key_pem = checkpoints.public_pem(self.signer.key.public_key()).decode()
             out.key_id = self.signer.key_id
         return out
+
+    async def inclusion_proof(
+        self, who: Identity, req: A.GetInclusionProofRequest
+    ) -> A.GetInclusionProofResponse:
+        """The proof that entry `seq` is in the log of `tree_size` entries."""
+        require_auditor(who)
+        return await proofs.inclusion(self.store, req, entry_proto)
+
+    async def consistency_proof(
+        self, who: Identity, req: A.GetConsistencyProofRequest
+    ) -> A.GetConsistencyProofResponse:
+        """The proof that the log of `first` entries is a prefix of the log of `second`."""
+        require_auditor(who)
+        return await proofs.consistency(self.store, req)
 
     async def warn_if_untrusted(self) -> None:
         """Log a warning when the newest checkpoint's key is not trusted (a rotation without
@@ -388,14 +442,19 @@ class AuditDesk:
         """Sign the head if `every` entries or `interval` passed since the last checkpoint."""
         if self.signer is None:
             return None
-        seq, head = await self.store.audit_head()
+        # A version 2 checkpoint signs the chain head and the tree head of the same log, so
+        # it signs as far as the tree is built: first build it up to the head (a step's
+        # worth under load; an existing log's whole tree once, after the upgrade).
+        seq = await self.store.build_tree()
         last = await self.store.last_checkpoint()
         if seq == 0 or (last is not None and last.seq >= seq):
             return None
         now = self.clock.now()
         if last is not None and seq - last.seq < every and now - last.time < interval:
             return None
-        cp = self.signer.sign(seq, head, now)
+        [entry] = await self.store.read_audit(seq, 1)
+        root = await proofs.root(self.store, seq)
+        cp = self.signer.sign(seq, entry.hash, now, root.hex())
         try:
             await self.store.add_checkpoint(cp)
         except CheckpointSuperseded as exc:

@@ -23,6 +23,7 @@ from signoff.store.base import (
     ReviewRecord,
     check_replay,
 )
+from signoff.store.postgres import tree as tree_sql
 from signoff.store.rows import (
     AUDIT_COLUMNS,
     AUDIT_FIELDS,
@@ -33,6 +34,7 @@ from signoff.store.rows import (
     REVIEW_COLUMNS,
     REVIEW_FIELDS,
 )
+from signoff.store.tree import edge_keys, tree_head_problem
 
 Conn = AsyncConnection[Any]
 SELECT_DECISION = (
@@ -245,9 +247,14 @@ async def insert_checkpoint(conn: Conn, cp: Checkpoint) -> None:
     if found[0] != cp.head_hash:
         # A signature over a hash the log does not hold would be a false statement.
         raise ValueError(f"checkpoint head_hash is not the hash of audit entry seq {cp.seq}")
+    if cp.root_hash:
+        built = await tree_sql.tree_size(conn)
+        edge = await tree_sql.tree_rows(conn, edge_keys(cp.tree_size))
+        if problem := tree_head_problem(cp.tree_size, cp.root_hash, built, edge):
+            raise ValueError(problem)
     await conn.execute(
-        f"INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
-        (cp.seq, cp.head_hash, aware(cp.time), cp.key_id, cp.signature),
+        f"INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (cp.seq, cp.head_hash, aware(cp.time), cp.key_id, cp.signature, cp.tree_size, cp.root_hash),
     )
 
 

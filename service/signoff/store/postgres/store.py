@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -50,6 +50,7 @@ from signoff.store.base import (
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.linger import DEFAULT_COMMIT_BATCH, DEFAULT_COMMIT_LINGER, CallLater
 from signoff.store.postgres import query, sql
+from signoff.store.postgres import tree as tree_sql
 from signoff.store.postgres.chain import PostgresChain
 from signoff.store.postgres.feed import Leases, ReviewCallback, ReviewFeed, channel_for
 from signoff.store.postgres.grants import PostgresGrants
@@ -57,6 +58,7 @@ from signoff.store.postgres.tx import Key, Tx, key_of
 from signoff.store.postgres.writer import MIGRATE_LOCK, GroupCommitWriter, unavailable
 from signoff.store.rows import POSTGRES
 from signoff.store.sqlite.writer import WriterStats
+from signoff.store.tree import TREE_IDLE, Pending, TreeBuilder
 
 T = TypeVar("T")
 
@@ -74,8 +76,19 @@ class PostgresStore(PostgresGrants, PostgresChain):
         pool_size: int = 8,
         connect_timeout: float = 5.0,
         call_later: CallLater | None = None,
+        tree_idle: float | None = TREE_IDLE,
     ) -> None:
         self.url = url
+        # The Merkle tree (store/tree.py), built behind the head by the replica holding the
+        # "audit-tree" lease, every `tree_idle` seconds (other replicas append too); any
+        # replica's checkpoint task steps it too: the step that moves the watermark first
+        # commits, a racing one changes nothing.
+        self._tree = TreeBuilder(
+            self._tree_pending,
+            self._tree_write,
+            idle=tree_idle,
+            lead=lambda: self.try_lead("audit-tree"),
+        )
         self._clock = clock
         self._connect_timeout = connect_timeout
         # Autocommit: reads are single statements; the writer opens its transactions itself.
@@ -99,6 +112,7 @@ class PostgresStore(PostgresGrants, PostgresChain):
             linger=commit_linger,
             call_later=call_later,  # the linger's timer: the loop's unless a test moves time
         )
+        self._writer.on_entries = self._committed  # the tree takes them (store/tree.py)
         self.feed = ReviewFeed(url, connect_timeout=connect_timeout)
         self._leases = Leases(url, connect_timeout=connect_timeout)
         self._channel = ""  # known after open(): it names the schema
@@ -139,6 +153,7 @@ class PostgresStore(PostgresGrants, PostgresChain):
         self._writer.start()
         self.feed.start(self._channel)
         self._state = "open"
+        self._tree.start()
 
     async def close(self) -> None:
         """Commit every write queued so far, then close the pool."""
@@ -146,6 +161,7 @@ class PostgresStore(PostgresGrants, PostgresChain):
         self._state = "closed"
         if never_opened:
             return
+        await self._tree.stop()
         await self.feed.stop()
         await self._writer.stop()
         await self._leases.close()
@@ -193,6 +209,29 @@ class PostgresStore(PostgresGrants, PostgresChain):
     async def maintenance(self, fn: Callable[[sql.Conn], Awaitable[T]]) -> T:
         """Run `fn(connection)` in the writer task between batches (tests, operations)."""
         return await self._writer.maintain(fn)  # type: ignore[no-any-return]
+
+    def _committed(self, entries: list[AuditEntry]) -> None:
+        for entry in entries:
+            self._tree.appended(entry)
+
+    async def build_tree(self) -> int:
+        """Build the audit log's Merkle tree up to the head now; return its size."""
+        return await self._tree.catch_up()
+
+    async def tree_size(self) -> int:
+        """The number of entries the stored Merkle tree holds."""
+        return await self._read(tree_sql.tree_size)
+
+    async def tree_rows(self, keys: Sequence[int]) -> dict[int, bytes]:
+        """The stored tree rows with these keys (core/log_tree.py says what they hold)."""
+        return await self._read(lambda conn: tree_sql.tree_rows(conn, keys))
+
+    async def _tree_pending(self, limit: int, recent: Mapping[int, AuditEntry]) -> Pending:
+        # `recent` holds this replica's committed entries; other replicas' are decoded.
+        return await self._read(lambda conn: tree_sql.pending(conn, limit, recent))
+
+    async def _tree_write(self, old: int, new: int, rows: list[tuple[int, bytes]]) -> bool:
+        return await self._read(lambda conn: tree_sql.write(conn, old, new, rows))
 
     async def find_decision(self, principal_id: str, request_id: str) -> DecisionRecord | None:
         """Return the decision stored for this idempotency key, if any."""

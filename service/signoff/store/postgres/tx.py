@@ -45,8 +45,12 @@ class Tx:
         hash_: str,
         *,
         stored: dict[Key, DecisionRecord] | None = None,
+        sealed: list[AuditEntry] | None = None,
     ) -> None:
         self.conn, self.seq, self.hash = conn, seq, hash_
+        # Every entry sealed here, kept for the Merkle tree's builder once the batch has
+        # committed (it checks each against the committed row's hash: an undone one fails).
+        self._sealed = sealed if sealed is not None else []
         # None in careful mode: the database answers each lookup.
         self._stored = stored
         self._added: list[Key] = []  # keys this batch inserted, in order, for undo()
@@ -128,6 +132,7 @@ class Tx:
             entry = seal_entry(record, seq=self.seq + 1, prev_hash=self.hash)
             entries.append(entry)
             self.seq, self.hash = entry.seq, entry.hash
+        self._sealed += entries
         if self._stored is not None:
             self._entries += entries
         elif entries:

@@ -45,6 +45,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
+from signoff.core.audit import AuditEntry
 from signoff.errors import FailedPrecondition, SignoffError, Unavailable
 from signoff.store.linger import DEFAULT_COMMIT_LINGER, CallLater, Linger, WriteQueue
 from signoff.store.postgres import sql
@@ -120,6 +121,8 @@ class GroupCommitWriter:
         self._stats = WriterStats()
         self.on_batch: Callable[[int, float], None] | None = None  # (size, seconds): telemetry
         self.sealer: Sealer | None = None  # signs each batch's receipt leaves once
+        # Called with the entries of each committed batch (the Merkle tree's builder).
+        self.on_entries: Callable[[list[AuditEntry]], None] | None = None
 
     @property
     def stats(self) -> WriterStats:
@@ -194,12 +197,14 @@ class GroupCommitWriter:
         try:
             # One signature for the batch's receipts, before any operation stores one.
             seal(self.sealer, [op.leaf for op in live if op.leaf is not None])
+            sealed: list[AuditEntry] = []
             async with self._pool.connection() as conn:
                 try:
-                    outcomes = await _pipelined(conn, live)
+                    outcomes = await _pipelined(conn, live, sealed)
                 except _Retry:
                     stats.retried_batches += 1
-                    outcomes = await _one_by_one(conn, live)
+                    sealed.clear()
+                    outcomes = await _one_by_one(conn, live, sealed)
         except Exception as exc:
             # Rolled back (or the connection is gone and the pool discards it).
             stats.failed_batches += 1
@@ -207,13 +212,17 @@ class GroupCommitWriter:
                 _settle(op.future, exc=unavailable(exc))
             return
         stats.commits += 1
+        if self.on_entries is not None and sealed:
+            self.on_entries(sealed)
         if self.on_batch is not None:
             self.on_batch(len(live), time.perf_counter() - started)
         for op, (ok, value) in zip(live, outcomes, strict=True):
             _settle(op.future, value if ok else None, exc=None if ok else value)
 
 
-async def _pipelined(conn: sql.Conn, live: list[_Op]) -> list[tuple[bool, Any]]:
+async def _pipelined(
+    conn: sql.Conn, live: list[_Op], sealed: list[AuditEntry]
+) -> list[tuple[bool, Any]]:
     """Run `live` in one transaction in pipeline mode: a few round trips for the whole batch.
 
     Round trips: the lock, the chain head and the stored decisions of the batch's keys come
@@ -234,7 +243,7 @@ async def _pipelined(conn: sql.Conn, live: list[_Op]) -> list[tuple[bool, Any]]:
             head = await conn.execute(sql.HEAD)
             found = await sql.send_select_decisions(conn, keys) if keys else None
             stored = await sql.fetch_decisions(found) if found is not None else {}
-            tx = Tx(conn, *await sql.fetch_head(head), stored=stored)
+            tx = Tx(conn, *await sql.fetch_head(head), stored=stored, sealed=sealed)
             for op in live:
                 outcomes.append(await _pipelined_op(conn, tx, op))
             await tx.flush()
@@ -277,12 +286,14 @@ async def _pipelined_op(conn: sql.Conn, tx: Tx, op: _Op) -> tuple[bool, Any]:
     return True, value
 
 
-async def _one_by_one(conn: sql.Conn, live: list[_Op]) -> list[tuple[bool, Any]]:
+async def _one_by_one(
+    conn: sql.Conn, live: list[_Op], sealed: list[AuditEntry]
+) -> list[tuple[bool, Any]]:
     """Run `live` in one transaction, a statement at a time, each op under a SAVEPOINT."""
     outcomes: list[tuple[bool, Any]] = []
     async with conn.transaction():
         await conn.execute(CHAIN_LOCK)
-        tx = Tx(conn, *await sql.read_head(conn))
+        tx = Tx(conn, *await sql.read_head(conn), sealed=sealed)
         for op in live:
             mark = tx.mark()
             try:

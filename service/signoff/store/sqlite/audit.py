@@ -15,6 +15,8 @@ from signoff.core.audit import GENESIS, AuditEntry, format_time, parse_time
 from signoff.errors import FailedPrecondition
 from signoff.store.base import Checkpoint, CheckpointSuperseded
 from signoff.store.rows import AUDIT_COLUMNS, AUDIT_FIELDS, CHECKPOINT_COLUMNS, SQLITE
+from signoff.store.sqlite import tree as tree_sql
+from signoff.store.tree import edge_keys, tree_head_problem
 
 _INSERT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * len(AUDIT_FIELDS))})"
 _MICROSECOND = dt.timedelta(microseconds=1)
@@ -96,9 +98,22 @@ def insert_checkpoint(conn: sqlite3.Connection, cp: Checkpoint) -> None:
     if found[0] != cp.head_hash:
         # A signature over a hash the log does not hold would be a false statement.
         raise ValueError(f"checkpoint head_hash is not the hash of audit entry seq {cp.seq}")
+    if cp.root_hash:
+        built = tree_sql.tree_size(conn)
+        edge = tree_sql.tree_rows(conn, edge_keys(cp.tree_size))
+        if problem := tree_head_problem(cp.tree_size, cp.root_hash, built, edge):
+            raise ValueError(problem)
     conn.execute(
-        f"INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-        (cp.seq, cp.head_hash, format_time(cp.time), cp.key_id, cp.signature),
+        f"INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            cp.seq,
+            cp.head_hash,
+            format_time(cp.time),
+            cp.key_id,
+            cp.signature,
+            cp.tree_size,
+            cp.root_hash,
+        ),
     )
 
 

@@ -28,7 +28,7 @@ import datetime as dt
 import logging
 import queue
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -57,10 +57,12 @@ from signoff.store.sqlite import audit as audit_sql
 from signoff.store.sqlite import audit_query
 from signoff.store.sqlite import decisions as decisions_sql
 from signoff.store.sqlite import reviews as reviews_sql
+from signoff.store.sqlite import tree as tree_sql
 from signoff.store.sqlite.chain import SqliteChain
 from signoff.store.sqlite.grants import SqliteGrants
 from signoff.store.sqlite.indexer import INDEX_EVERY, INDEX_IDLE, AuditIndexer
 from signoff.store.sqlite.writer import GroupCommitWriter, WriterStats, unavailable
+from signoff.store.tree import TREE_CHUNK, TREE_EVERY, TREE_IDLE, Pending, TreeBuilder
 
 T = TypeVar("T")
 log = logging.getLogger("signoff.store")
@@ -69,7 +71,7 @@ log = logging.getLogger("signoff.store")
 class _Tx:
     """What an operation sees inside the batch transaction: the connection and chain head."""
 
-    def __init__(self, conn: sqlite3.Connection, on_insert: Callable[[], None]) -> None:
+    def __init__(self, conn: sqlite3.Connection, on_insert: Callable[[AuditEntry], None]) -> None:
         self.conn, self._on_insert = conn, on_insert
         self.seq, self.hash = audit_sql.read_head(conn)
         self.high_water = audit_sql.high_water(conn)
@@ -82,7 +84,7 @@ class _Tx:
         """Insert `entry` and advance the head; FailedPrecondition unless it extends it."""
         self.high_water = audit_sql.insert(self.conn, entry, (self.seq, self.hash), self.high_water)
         self.seq, self.hash = entry.seq, entry.hash
-        self._on_insert()
+        self._on_insert(entry)
         return entry
 
 
@@ -100,6 +102,9 @@ class SqliteStore(SqliteGrants, SqliteChain):
         call_later: CallLater | None = None,
         index_every: int = INDEX_EVERY,
         index_idle: float | None = INDEX_IDLE,
+        tree_every: int = TREE_EVERY,
+        tree_idle: float | None = TREE_IDLE,
+        tree_chunk: int = TREE_CHUNK,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
@@ -108,9 +113,14 @@ class SqliteStore(SqliteGrants, SqliteChain):
         # A step per `index_every` appended entries, or `index_idle` s after the last append
         # (None: only then, or when `index_audit` is called).
         self._indexer = AuditIndexer(self.maintenance, every=index_every, idle=index_idle)
+        # The Merkle tree, built the same way (store/tree.py): rows hashed off the writer's
+        # thread, written by it between batches.
+        self._tree = TreeBuilder(
+            self._tree_pending, self._tree_write, every=tree_every, idle=tree_idle, chunk=tree_chunk
+        )
         self._writer = GroupCommitWriter(
             self._connect_writer,
-            lambda conn: _Tx(conn, self._indexer.appended),
+            lambda conn: _Tx(conn, self._appended),
             max_batch=max_batch,
             linger=commit_linger,
             call_later=call_later,  # the linger's timer: the loop's unless a test moves time
@@ -141,6 +151,7 @@ class SqliteStore(SqliteGrants, SqliteChain):
             await self._writer.stop()
             raise
         self._state = "open"
+        self._tree.start()
 
     async def close(self) -> None:
         """Commit every write queued so far, then close all connections."""
@@ -148,6 +159,7 @@ class SqliteStore(SqliteGrants, SqliteChain):
         self._state = "closed"
         if never_opened:
             return
+        await self._tree.stop()
         await self._indexer.stop()
         await self._writer.stop()
         while not self._readers.empty():
@@ -194,6 +206,28 @@ class SqliteStore(SqliteGrants, SqliteChain):
         """Bring the auditors' side index up to the head now; return its watermark."""
         # Queries are exact at any watermark; this is for a bulk load, a bench, a test.
         return await self._indexer.catch_up()
+
+    def _appended(self, entry: AuditEntry) -> None:
+        self._indexer.appended()
+        self._tree.appended(entry)
+
+    async def build_tree(self) -> int:
+        """Build the audit log's Merkle tree up to the head now; return its size."""
+        return await self._tree.catch_up()
+
+    async def tree_size(self) -> int:
+        """The number of entries the stored Merkle tree holds."""
+        return await self._read(tree_sql.tree_size)
+
+    async def tree_rows(self, keys: Sequence[int]) -> dict[int, bytes]:
+        """The stored tree rows with these keys (core/log_tree.py says what they hold)."""
+        return await self._read(lambda conn: tree_sql.tree_rows(conn, keys))
+
+    async def _tree_pending(self, limit: int, recent: Mapping[int, AuditEntry]) -> Pending:
+        return await self._read(lambda conn: tree_sql.pending(conn, limit, recent))
+
+    async def _tree_write(self, old: int, new: int, rows: list[tuple[int, bytes]]) -> bool:
+        return await self.maintenance(lambda conn: tree_sql.write(conn, old, new, rows))
 
     async def maintenance(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` in the writer thread between batches (pragmas, checkpoints)."""

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file signoff/v1/audit.proto.
  */
 export const file_signoff_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChZzaWdub2ZmL3YxL2F1ZGl0LnByb3RvEgpzaWdub2ZmLnYxInkKCkNoZWNrcG9pbnQSCwoDc2VxGAEgASgDEhEKCWhlYWRfaGFzaBgCIAEoCRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZrZXlfaWQYBCABKAkSEQoJc2lnbmF0dXJlGAUgASgJIqYCCgpBdWRpdEVudHJ5EgsKA3NlcRgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAMgASgJEg0KBWFjdG9yGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSEwoLZGVjaXNpb25faWQYBiABKAkSEQoJcmV2aWV3X2lkGAcgASgJEhMKC2FjdGlvbl9uYW1lGAggASgJEiQKB291dGNvbWUYCSABKA4yEy5zaWdub2ZmLnYxLk91dGNvbWUSFgoOcG9saWN5X3ZlcnNpb24YCiABKAkSFAoMcGF5bG9hZF9qc29uGAsgASgJEhEKCXByZXZfaGFzaBgMIAEoCRIMCgRoYXNoGA0gASgJIt4CCgtBdWRpdEZpbHRlchIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXR5cGVzGAMgAygJEg4KBmFjdGlvbhgEIAEoCRIlCghvdXRjb21lcxgFIAMoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIRCglwcmluY2lwYWwYBiABKAkSEAoIcmV2aWV3ZXIYByABKAkSFgoOcmV2aWV3ZXJfZ3JvdXAYCCABKAkSDAoEcnVsZRgJIAEoCRIUCgxyZXZpZXdfc3RhdGUYCiABKAkSFgoOcG9saWN5X3ZlcnNpb24YCyABKAkSEwoLZGVjaXNpb25faWQYDCABKAkSEQoJcmV2aWV3X2lkGA0gASgJEhIKCnJlcXVlc3RfaWQYDiABKAkidwoRUXVlcnlBdWRpdFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcuc2lnbm9mZi52MS5BdWRpdEZpbHRlchISCgpkZXNjZW5kaW5nGAIgASgIEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlYKElF1ZXJ5QXVkaXRSZXNwb25zZRInCgdlbnRyaWVzGAEgAygLMhYuc2lnbm9mZi52MS5BdWRpdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJnChJFeHBvcnRBdWRpdFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcuc2lnbm9mZi52MS5BdWRpdEZpbHRlchIoCgZmb3JtYXQYAiABKA4yGC5zaWdub2ZmLnYxLkV4cG9ydEZvcm1hdCIsCgtFeHBvcnRDaHVuaxIMCgRkYXRhGAEgASgMEg8KB2VudHJpZXMYAiABKAMiVAoSVmVyaWZ5QXVkaXRSZXF1ZXN0EhAKCGZyb21fc2VxGAEgASgDEg4KBnRvX3NlcRgCIAEoAxIcChRmcm9tX2xhc3RfY2hlY2twb2ludBgDIAEoCCK3AQoTVmVyaWZ5QXVkaXRSZXNwb25zZRIKCgJvaxgBIAEoCBIXCg9lbnRyaWVzX2NoZWNrZWQYAiABKAMSFQoNZmlyc3RfYmFkX3NlcRgDIAEoAxIPCgdwcm9ibGVtGAQgASgJEhEKCWhlYWRfaGFzaBgFIAEoCRIQCghoZWFkX3NlcRgGIAEoAxIcChRjaGVja3BvaW50c192ZXJpZmllZBgHIAEoAxIQCghmcm9tX3NlcRgIIAEoAyI4ChVHZXRDaGVja3BvaW50c1JlcXVlc3QSEAoIZnJvbV9zZXEYASABKAMSDQoFbGltaXQYAiABKAUibQoWR2V0Q2hlY2twb2ludHNSZXNwb25zZRIrCgtjaGVja3BvaW50cxgBIAMoCzIWLnNpZ25vZmYudjEuQ2hlY2twb2ludBIWCg5wdWJsaWNfa2V5X3BlbRgCIAEoCRIOCgZrZXlfaWQYAyABKAkqXQoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNFWFBPUlRfRk9STUFUX0pTT05MEAESFQoRRVhQT1JUX0ZPUk1BVF9DU1YQAjLOAgoMQXVkaXRTZXJ2aWNlEksKClF1ZXJ5QXVkaXQSHS5zaWdub2ZmLnYxLlF1ZXJ5QXVkaXRSZXF1ZXN0Gh4uc2lnbm9mZi52MS5RdWVyeUF1ZGl0UmVzcG9uc2USSAoLRXhwb3J0QXVkaXQSHi5zaWdub2ZmLnYxLkV4cG9ydEF1ZGl0UmVxdWVzdBoXLnNpZ25vZmYudjEuRXhwb3J0Q2h1bmswARJOCgtWZXJpZnlBdWRpdBIeLnNpZ25vZmYudjEuVmVyaWZ5QXVkaXRSZXF1ZXN0Gh8uc2lnbm9mZi52MS5WZXJpZnlBdWRpdFJlc3BvbnNlElcKDkdldENoZWNrcG9pbnRzEiEuc2lnbm9mZi52MS5HZXRDaGVja3BvaW50c1JlcXVlc3QaIi5zaWdub2ZmLnYxLkdldENoZWNrcG9pbnRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_signoff_v1_common]);
+  fileDesc("ChZzaWdub2ZmL3YxL2F1ZGl0LnByb3RvEgpzaWdub2ZmLnYxIp8BCgpDaGVja3BvaW50EgsKA3NlcRgBIAEoAxIRCgloZWFkX2hhc2gYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAQgASgJEhEKCXNpZ25hdHVyZRgFIAEoCRIRCgl0cmVlX3NpemUYBiABKAMSEQoJcm9vdF9oYXNoGAcgASgJIqYCCgpBdWRpdEVudHJ5EgsKA3NlcRgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAMgASgJEg0KBWFjdG9yGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSEwoLZGVjaXNpb25faWQYBiABKAkSEQoJcmV2aWV3X2lkGAcgASgJEhMKC2FjdGlvbl9uYW1lGAggASgJEiQKB291dGNvbWUYCSABKA4yEy5zaWdub2ZmLnYxLk91dGNvbWUSFgoOcG9saWN5X3ZlcnNpb24YCiABKAkSFAoMcGF5bG9hZF9qc29uGAsgASgJEhEKCXByZXZfaGFzaBgMIAEoCRIMCgRoYXNoGA0gASgJIt4CCgtBdWRpdEZpbHRlchIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXR5cGVzGAMgAygJEg4KBmFjdGlvbhgEIAEoCRIlCghvdXRjb21lcxgFIAMoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIRCglwcmluY2lwYWwYBiABKAkSEAoIcmV2aWV3ZXIYByABKAkSFgoOcmV2aWV3ZXJfZ3JvdXAYCCABKAkSDAoEcnVsZRgJIAEoCRIUCgxyZXZpZXdfc3RhdGUYCiABKAkSFgoOcG9saWN5X3ZlcnNpb24YCyABKAkSEwoLZGVjaXNpb25faWQYDCABKAkSEQoJcmV2aWV3X2lkGA0gASgJEhIKCnJlcXVlc3RfaWQYDiABKAkidwoRUXVlcnlBdWRpdFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcuc2lnbm9mZi52MS5BdWRpdEZpbHRlchISCgpkZXNjZW5kaW5nGAIgASgIEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlYKElF1ZXJ5QXVkaXRSZXNwb25zZRInCgdlbnRyaWVzGAEgAygLMhYuc2lnbm9mZi52MS5BdWRpdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJnChJFeHBvcnRBdWRpdFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcuc2lnbm9mZi52MS5BdWRpdEZpbHRlchIoCgZmb3JtYXQYAiABKA4yGC5zaWdub2ZmLnYxLkV4cG9ydEZvcm1hdCIsCgtFeHBvcnRDaHVuaxIMCgRkYXRhGAEgASgMEg8KB2VudHJpZXMYAiABKAMiVAoSVmVyaWZ5QXVkaXRSZXF1ZXN0EhAKCGZyb21fc2VxGAEgASgDEg4KBnRvX3NlcRgCIAEoAxIcChRmcm9tX2xhc3RfY2hlY2twb2ludBgDIAEoCCK3AQoTVmVyaWZ5QXVkaXRSZXNwb25zZRIKCgJvaxgBIAEoCBIXCg9lbnRyaWVzX2NoZWNrZWQYAiABKAMSFQoNZmlyc3RfYmFkX3NlcRgDIAEoAxIPCgdwcm9ibGVtGAQgASgJEhEKCWhlYWRfaGFzaBgFIAEoCRIQCghoZWFkX3NlcRgGIAEoAxIcChRjaGVja3BvaW50c192ZXJpZmllZBgHIAEoAxIQCghmcm9tX3NlcRgIIAEoAyI4ChVHZXRDaGVja3BvaW50c1JlcXVlc3QSEAoIZnJvbV9zZXEYASABKAMSDQoFbGltaXQYAiABKAUibQoWR2V0Q2hlY2twb2ludHNSZXNwb25zZRIrCgtjaGVja3BvaW50cxgBIAMoCzIWLnNpZ25vZmYudjEuQ2hlY2twb2ludBIWCg5wdWJsaWNfa2V5X3BlbRgCIAEoCRIOCgZrZXlfaWQYAyABKAkiOgoYR2V0SW5jbHVzaW9uUHJvb2ZSZXF1ZXN0EgsKA3NlcRgBIAEoAxIRCgl0cmVlX3NpemUYAiABKAMimQEKGUdldEluY2x1c2lvblByb29mUmVzcG9uc2USJQoFZW50cnkYASABKAsyFi5zaWdub2ZmLnYxLkF1ZGl0RW50cnkSEgoKbGVhZl9pbmRleBgCIAEoAxIRCgl0cmVlX3NpemUYAyABKAMSDQoFcHJvb2YYBCADKAwSEQoJcm9vdF9oYXNoGAUgASgJEgwKBGxlYWYYBiABKAwiOwoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSDQoFZmlyc3QYASABKAMSDgoGc2Vjb25kGAIgASgDIn4KG0dldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRINCgVmaXJzdBgBIAEoAxIOCgZzZWNvbmQYAiABKAMSDQoFcHJvb2YYAyADKAwSFwoPZmlyc3Rfcm9vdF9oYXNoGAQgASgJEhgKEHNlY29uZF9yb290X2hhc2gYBSABKAkqXQoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNFWFBPUlRfRk9STUFUX0pTT05MEAESFQoRRVhQT1JUX0ZPUk1BVF9DU1YQAjKYBAoMQXVkaXRTZXJ2aWNlEksKClF1ZXJ5QXVkaXQSHS5zaWdub2ZmLnYxLlF1ZXJ5QXVkaXRSZXF1ZXN0Gh4uc2lnbm9mZi52MS5RdWVyeUF1ZGl0UmVzcG9uc2USSAoLRXhwb3J0QXVkaXQSHi5zaWdub2ZmLnYxLkV4cG9ydEF1ZGl0UmVxdWVzdBoXLnNpZ25vZmYudjEuRXhwb3J0Q2h1bmswARJOCgtWZXJpZnlBdWRpdBIeLnNpZ25vZmYudjEuVmVyaWZ5QXVkaXRSZXF1ZXN0Gh8uc2lnbm9mZi52MS5WZXJpZnlBdWRpdFJlc3BvbnNlElcKDkdldENoZWNrcG9pbnRzEiEuc2lnbm9mZi52MS5HZXRDaGVja3BvaW50c1JlcXVlc3QaIi5zaWdub2ZmLnYxLkdldENoZWNrcG9pbnRzUmVzcG9uc2USYAoRR2V0SW5jbHVzaW9uUHJvb2YSJC5zaWdub2ZmLnYxLkdldEluY2x1c2lvblByb29mUmVxdWVzdBolLnNpZ25vZmYudjEuR2V0SW5jbHVzaW9uUHJvb2ZSZXNwb25zZRJmChNHZXRDb25zaXN0ZW5jeVByb29mEiYuc2lnbm9mZi52MS5HZXRDb25zaXN0ZW5jeVByb29mUmVxdWVzdBonLnNpZ25vZmYudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_signoff_v1_common]);
 
 /**
  * A signed statement that the chain had `head_hash` at `seq` at `time`. The signature is
@@ -57,6 +57,21 @@ export type Checkpoint = Message<"signoff.v1.Checkpoint"> & {
    * @generated from field: string signature = 5;
    */
   signature: string;
+
+  /**
+   * Version 2: the size of the log's Merkle tree the checkpoint signs (equal to `seq`);
+   * 0 in a version 1 checkpoint, which signs the chain head only.
+   *
+   * @generated from field: int64 tree_size = 6;
+   */
+  treeSize: bigint;
+
+  /**
+   * Version 2: that tree's root, 64 lowercase hex; "" in version 1.
+   *
+   * @generated from field: string root_hash = 7;
+   */
+  rootHash: string;
 };
 
 /**
@@ -581,6 +596,173 @@ export const GetCheckpointsResponseSchema: GenMessage<GetCheckpointsResponse> = 
   messageDesc(file_signoff_v1_audit, 10);
 
 /**
+ * Which entry, in the log of which size.
+ *
+ * @generated from message signoff.v1.GetInclusionProofRequest
+ */
+export type GetInclusionProofRequest = Message<"signoff.v1.GetInclusionProofRequest"> & {
+  /**
+   * The entry's sequence number (its leaf index is seq - 1).
+   *
+   * @generated from field: int64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * The size of the log (a version 2 checkpoint's tree_size), at least `seq` and at most
+   * the newest signed tree head's.
+   *
+   * @generated from field: int64 tree_size = 2;
+   */
+  treeSize: bigint;
+};
+
+/**
+ * Describes the message signoff.v1.GetInclusionProofRequest.
+ * Use `create(GetInclusionProofRequestSchema)` to create a new message.
+ */
+export const GetInclusionProofRequestSchema: GenMessage<GetInclusionProofRequest> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_audit, 11);
+
+/**
+ * An inclusion proof: with the entry's leaf hash it leads to the root of the tree of
+ * `tree_size` entries, which a version 2 checkpoint signs.
+ *
+ * @generated from message signoff.v1.GetInclusionProofResponse
+ */
+export type GetInclusionProofResponse = Message<"signoff.v1.GetInclusionProofResponse"> & {
+  /**
+   * The entry (its leaf hash is SHA-256(0x00 || the canonical bytes its `hash` covers)).
+   *
+   * @generated from field: signoff.v1.AuditEntry entry = 1;
+   */
+  entry?: AuditEntry | undefined;
+
+  /**
+   * seq - 1.
+   *
+   * @generated from field: int64 leaf_index = 2;
+   */
+  leafIndex: bigint;
+
+  /**
+   * The tree size the proof is for.
+   *
+   * @generated from field: int64 tree_size = 3;
+   */
+  treeSize: bigint;
+
+  /**
+   * The audit path, leaf up (32-byte SHA-256 hashes).
+   *
+   * @generated from field: repeated bytes proof = 4;
+   */
+  proof: Uint8Array[];
+
+  /**
+   * The root of the tree of `tree_size` entries, as this server computes it: compare it
+   * with a signed checkpoint's, never trust it alone.
+   *
+   * @generated from field: string root_hash = 5;
+   */
+  rootHash: string;
+
+  /**
+   * The leaf's payload: the entry's canonical bytes (RFC 8785 JSON of every field, see
+   * service/signoff/core/audit.py), the bytes its `hash` covers after `prev_hash`. The
+   * leaf hash is SHA-256(0x00 || leaf); reading the fields from it needs no trust either.
+   *
+   * @generated from field: bytes leaf = 6;
+   */
+  leaf: Uint8Array;
+};
+
+/**
+ * Describes the message signoff.v1.GetInclusionProofResponse.
+ * Use `create(GetInclusionProofResponseSchema)` to create a new message.
+ */
+export const GetInclusionProofResponseSchema: GenMessage<GetInclusionProofResponse> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_audit, 12);
+
+/**
+ * Two sizes of the log.
+ *
+ * @generated from message signoff.v1.GetConsistencyProofRequest
+ */
+export type GetConsistencyProofRequest = Message<"signoff.v1.GetConsistencyProofRequest"> & {
+  /**
+   * The smaller size, at least 1.
+   *
+   * @generated from field: int64 first = 1;
+   */
+  first: bigint;
+
+  /**
+   * The larger size, at least `first` and at most the newest signed tree head's.
+   *
+   * @generated from field: int64 second = 2;
+   */
+  second: bigint;
+};
+
+/**
+ * Describes the message signoff.v1.GetConsistencyProofRequest.
+ * Use `create(GetConsistencyProofRequestSchema)` to create a new message.
+ */
+export const GetConsistencyProofRequestSchema: GenMessage<GetConsistencyProofRequest> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_audit, 13);
+
+/**
+ * A consistency proof between the trees of `first` and `second` entries.
+ *
+ * @generated from message signoff.v1.GetConsistencyProofResponse
+ */
+export type GetConsistencyProofResponse = Message<"signoff.v1.GetConsistencyProofResponse"> & {
+  /**
+   * The smaller size.
+   *
+   * @generated from field: int64 first = 1;
+   */
+  first: bigint;
+
+  /**
+   * The larger size.
+   *
+   * @generated from field: int64 second = 2;
+   */
+  second: bigint;
+
+  /**
+   * The proof (32-byte SHA-256 hashes); empty when the sizes are equal.
+   *
+   * @generated from field: repeated bytes proof = 3;
+   */
+  proof: Uint8Array[];
+
+  /**
+   * The roots of both trees as this server computes them (64 hex): compare them with
+   * signed checkpoints'.
+   *
+   * @generated from field: string first_root_hash = 4;
+   */
+  firstRootHash: string;
+
+  /**
+   * The root of the tree of `second` entries.
+   *
+   * @generated from field: string second_root_hash = 5;
+   */
+  secondRootHash: string;
+};
+
+/**
+ * Describes the message signoff.v1.GetConsistencyProofResponse.
+ * Use `create(GetConsistencyProofResponseSchema)` to create a new message.
+ */
+export const GetConsistencyProofResponseSchema: GenMessage<GetConsistencyProofResponse> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_audit, 14);
+
+/**
  * Export format.
  *
  * @generated from enum signoff.v1.ExportFormat
@@ -659,6 +841,26 @@ export const AuditService: GenService<{
     methodKind: "unary";
     input: typeof GetCheckpointsRequestSchema;
     output: typeof GetCheckpointsResponseSchema;
+  },
+  /**
+   * Proof that one entry is in the log of a given size (RFC 9162 inclusion proof).
+   *
+   * @generated from rpc signoff.v1.AuditService.GetInclusionProof
+   */
+  getInclusionProof: {
+    methodKind: "unary";
+    input: typeof GetInclusionProofRequestSchema;
+    output: typeof GetInclusionProofResponseSchema;
+  },
+  /**
+   * Proof that the log of one size is a prefix of the log of a larger size (RFC 9162).
+   *
+   * @generated from rpc signoff.v1.AuditService.GetConsistencyProof
+   */
+  getConsistencyProof: {
+    methodKind: "unary";
+    input: typeof GetConsistencyProofRequestSchema;
+    output: typeof GetConsistencyProofResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_signoff_v1_audit, 0);
