@@ -55,6 +55,7 @@ expressions (a compile error).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import re
@@ -86,6 +87,11 @@ MAX_MACRO_LIST_ITEMS = 1000
 # split() makes at most len + 1 elements, so the lists it builds stay within the bound
 # above, and each of the 10,000 iterations the budget allows costs O(this).
 MAX_BUILDER_STRING_CHARS = 1000
+# What an evaluation that loops may read (cost.py prices it: iterations x characters or
+# elements each costed node can touch). The worst string scan measured costs ~1.4 ns a
+# unit (10,000 contains() of 200 KiB in 14 s), so this is ~15 ms; ordinary loops cost
+# thousands (100 items of short strings: ~30,000).
+MAX_EVAL_COST = 10_000_000
 
 _VARIABLES = {
     "action": cel.Type(pb.common.Action.DESCRIPTOR.full_name),
@@ -185,6 +191,7 @@ class Program:
     whole_request: bool = False  # reads the request as one variable (a batch)
     bounds_strings: bool = False  # builds lists/strings from strings inside a loop
     plain: bool = True  # of a type plain_value() converts safely (see _shown)
+    cost: tuple[Any, ...] = ()  # cost.Term: the work inside its loops (cost.shape)
 
     def eval(self, activation: Activation) -> Any:
         """Evaluate against a request; return a plain Python value or raise CelEvalError."""
@@ -200,6 +207,8 @@ class Program:
                 "expression that loops and calls split(), replace(), join() or format() runs "
                 f"only on strings of at most {MAX_BUILDER_STRING_CHARS}"
             )
+        if self.cost:
+            self._check_cost(activation)
         try:
             if self.whole_request:
                 data = {_REQUEST: activation.request, "now": activation.now}
@@ -223,6 +232,19 @@ class Program:
         """The checked expression: a cel.expr.CheckedExpr in a google.protobuf.Any."""
         return bytes(self._expression.serialize())
 
+    def _check_cost(self, activation: Activation) -> None:
+        """Refuse, before it runs, an evaluation whose loops could cost over MAX_EVAL_COST."""
+        from signoff.policy import cost  # cost reads the AST with reads.py, which imports us
+
+        found = cost.bound(self.cost, activation.request, activation.sizes, MAX_EVAL_COST)
+        if found.total > MAX_EVAL_COST:
+            raise CelEvalError(
+                f"on this request the loops of this expression could read {found.total:,} "
+                f"characters or elements, over the limit of {MAX_EVAL_COST:,}: "
+                f"{cost.describe(found)}; loop over fewer or smaller values, or keep "
+                "string functions on large values out of loops"
+            )
+
 
 class Activation:
     """The CEL variables of one request; build once, evaluate every rule against it."""
@@ -235,6 +257,7 @@ class Activation:
         self._cel: Any = None
         self._largest: int | None = None
         self._longest: int | None = None
+        self.sizes: dict[Any, Any] = {}  # cost.bound's, per request path
 
     @property
     def cel(self) -> Any:
@@ -312,7 +335,16 @@ def compile(expr: str) -> Program:
     strings = bool(calls.builders) and bool(calls.names & celtext.LOOPS)
     return_type = expression.return_type().name()
     plain = return_type in _PLAIN_TYPES
-    return Program(expr, return_type, macros, expression, bounds_strings=strings, plain=plain)
+    program = Program(expr, return_type, macros, expression, bounds_strings=strings, plain=plain)
+    return _costed(program)
+
+
+def _costed(program: Program) -> Program:
+    """`program` with the terms of its loops (cost.shape); as is when it has none."""
+    from signoff.policy import cost  # cost reads the AST with reads.py, which imports us
+
+    terms = cost.shape(program.serialized())
+    return dataclasses.replace(program, cost=terms) if terms else program
 
 
 def check_typed(expr: str, declared: dict[str, str]) -> str:
@@ -383,8 +415,8 @@ def combine(
     except RuntimeError:
         return None
     return_type = expression.return_type().name()
-    return Program(
-        text, return_type, uses_list_macros, expression, True, bounds_strings, plain=plain
+    return _costed(
+        Program(text, return_type, uses_list_macros, expression, True, bounds_strings, plain=plain)
     )
 
 
