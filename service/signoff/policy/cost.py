@@ -232,7 +232,8 @@ class _Walk:
         iter_range = _one(c, 2)
         ranged = self.sources(iter_range, env, loops)
         init = self.sources(_one(c, 4), env, loops)
-        elements = frozenset((*p, _ELEMENT) for p in ranged)
+        # Elements of elements are inside the elements: a path ends in one _ELEMENT at most.
+        elements = frozenset(p if p[-1:] == (_ELEMENT,) else (*p, _ELEMENT) for p in ranged)
         inner = {**env, **{v: elements for v in (_text(c, 1), _text(c, 8)) if v}}
         # The accumulator holds what the steps put in it: map() collects its elements.
         accu = init | ranged | _mentions(_one(c, 6), inner)
@@ -318,12 +319,12 @@ def _range(expr: bytes, env: dict[str, frozenset[Path]]) -> Range:
     f = _fields(expr)
     path = _path(f)
     if path is not None:
+        if path[0] in env:
+            return env[path[0]]  # inside an element of an outer range
         if path[0] == _BATCH_ROOT:
             return path[1:]
         if path[0] in _REQUEST_ROOTS:
             return path
-        if path[0] in env:
-            return env[path[0]]  # an element of an outer range: its widest list at most
     if _LIST in f:
         return len(_all(_fields(_one(f, _LIST)), 1))
     if _COMPREHENSION in f:
