@@ -96,13 +96,28 @@ def bound(terms: tuple[Term, ...], request: message.Message, cache: dict, limit:
     terms are priced again on the values themselves (walked in Python), largest first,
     stopping as soon as the total is over: then `total` is a lower bound, still over.
     """
+    total, quick = 0, []
+    for term in terms:
+        iterations = 1
+        for loop in term.loops:
+            if type(loop) is int:
+                n = loop
+            elif type(loop) is tuple:
+                n = _quick(loop, request, cache)[0]
+            else:  # at most one element per character or element of these values, plus one
+                n = max((_quick(p, request, cache)[1] for p in loop), default=0) + 1
+            iterations = min(ENGINE_ITERATIONS, iterations * n)
+        size = max((_quick(p, request, cache)[1] for p in term.sources), default=0)
+        total += term.weight * iterations * size
+        quick.append((term.weight * iterations * size, iterations, size, term))
+    quick.sort(key=lambda q: -q[0])
+    if total <= limit:
+        _, iterations, size, term = quick[0] if quick else (0, 0, 0, Term((), frozenset(), 0))
+        return Bound(total, iterations, size, term.loops, term.sources)
     sizes = _Sizes(request, cache)
-    quick = sorted(((_price(t, sizes, False), t) for t in terms), key=lambda pt: -pt[0].total)
-    if sum(b.total for b, _ in quick) <= limit:
-        return quick[0][0] if quick else Bound(0, 0, 0, (), frozenset())
     total, worst = 0, Bound(0, 0, 0, (), frozenset())
-    for _, term in quick:
-        priced = _price(term, sizes, True, limit - total)
+    for *_, term in quick:
+        priced = _price(term, sizes, limit - total)
         total += priced.total
         worst = max(worst, priced, key=lambda b: b.total)
         if total > limit:
@@ -110,22 +125,34 @@ def bound(terms: tuple[Term, ...], request: message.Message, cache: dict, limit:
     return Bound(total, worst.iterations, worst.size, worst.loops, worst.sources)
 
 
-def _price(term: Term, sizes: _Sizes, exact: bool, room: int = -1) -> Bound:
-    """The term's cost; with `room` >= 0, sources stop being measured once it is over."""
+def _quick(path: Path, request: message.Message, cache: dict) -> tuple[int, int]:
+    """(length, an upper bound of widest + longest) of the value at path, cached; a path
+    ending in _ELEMENT shares its value's (its elements are inside it)."""
+    if path[-1:] == (_ELEMENT,):
+        path = path[:-1]
+    found = cache.get(path)
+    if found is None:
+        value = _at(request, path)
+        found = cache[path] = (_length(value), _upper(value))
+    return found
+
+
+def _price(term: Term, sizes: _Sizes, room: int) -> Bound:
+    """The term's exact cost; sources stop being measured once it is over `room`."""
     iterations = 1
     for loop in term.loops:
         if isinstance(loop, int):
             n = loop
         elif isinstance(loop, tuple):
-            n = sizes.length(loop)
+            n = _length(sizes.value(loop))
         else:  # at most one element per character or element of these values, plus one
-            n = max((sizes.size(p, exact) for p in loop), default=0) + 1
+            n = max((sizes.size(p) for p in loop), default=0) + 1
         iterations = min(ENGINE_ITERATIONS, iterations * n)
     size = 0
     # Strings first: their sizes cost nothing, and one may be enough to refuse.
     for path in sorted(term.sources, key=sizes.needs_walk):
-        size = max(size, sizes.size(path, exact, term.copy))
-        if 0 <= room < term.weight * iterations * size:
+        size = max(size, sizes.size(path, term.copy))
+        if room < term.weight * iterations * size:
             break
     return Bound(term.weight * iterations * size, iterations, size, term.loops, term.sources)
 
@@ -345,60 +372,59 @@ def _range(expr: bytes, env: dict[str, frozenset[Path]]) -> Range:
 
 
 class _Sizes:
-    """The sizes of a request's values by path, each computed once (cached per request)."""
+    """The exact sizes of a request's values by path, each walked once (cached per request)."""
 
     def __init__(self, request: message.Message, cache: dict) -> None:
         self.request = request
         self.cache = cache
 
-    def _value(self, path: Path) -> Any:
+    def value(self, path: Path) -> Any:
+        """The value at path (for a path ending in _ELEMENT, the value holding them)."""
         key = ("value", path)
         if key not in self.cache:
-            self.cache[key] = _at(self.request, path)
+            self.cache[key] = _at(self.request, path[:-1] if path[-1:] == (_ELEMENT,) else path)
         return self.cache[key]
-
-    def length(self, path: Path) -> int:
-        """How many elements (or keys) the value at path has; 0 for anything else."""
-        value = self._value(path)
-        if type(value) is struct_pb2.Value:
-            value = _unwrap(value)
-        if isinstance(value, struct_pb2.Struct):
-            return len(value.fields)
-        if isinstance(value, struct_pb2.ListValue):
-            return len(value.values)
-        return len(value) if isinstance(value, Sequence) and not isinstance(value, str) else 0
 
     def needs_walk(self, path: Path) -> bool:
         """Whether the exact size of the value at path is not known yet."""
-        element = path[-1:] == (_ELEMENT,)
-        value = self._value(path[:-1] if element else path)
-        kind = value.WhichOneof("kind") if type(value) is struct_pb2.Value else ""
-        return not (isinstance(value, str) or kind == "string_value") and (
-            ("walk", path) not in self.cache
-        )
+        return not isinstance(_string(self.value(path)), str) and ("walk", path) not in self.cache
 
-    def size(self, path: Path, exact: bool, copy: bool = False) -> int:
+    def size(self, path: Path, copy: bool = False) -> int:
         """The widest list or map plus the longest string inside the value at path (for a
-        path ending in _ELEMENT, inside its elements); with `copy`, the longest string
-        alone; not `exact`, an upper bound."""
-        element = path[-1:] == (_ELEMENT,)
-        value = self._value(path[:-1] if element else path)
-        if type(value) is struct_pb2.Value and value.WhichOneof("kind") == "string_value":
-            value = value.string_value
+        path ending in _ELEMENT, inside its elements); with `copy`, the longest string."""
+        value = _string(self.value(path))
         if isinstance(value, str):
             return len(value)
-        if not exact:
-            return _upper(value)
         key = ("walk", path)
         if key not in self.cache:
-            self.cache[key] = _measure(value, element)
+            self.cache[key] = _measure(value, path[-1:] == (_ELEMENT,))
         widest, longest = self.cache[key]
         return longest if copy else widest + longest
+
+
+def _string(value: Any) -> Any:
+    """A string Value as its str; anything else as it is."""
+    if type(value) is struct_pb2.Value and value.WhichOneof("kind") == "string_value":
+        return value.string_value
+    return value
+
+
+def _length(value: Any) -> int:
+    """How many elements (or keys) `value` has; 0 for anything else."""
+    if type(value) is struct_pb2.Value:
+        value = _unwrap(value)
+    if isinstance(value, struct_pb2.Struct):
+        return len(value.fields)
+    if isinstance(value, struct_pb2.ListValue):
+        return len(value.values)
+    return len(value) if isinstance(value, Sequence) and not isinstance(value, str) else 0
 
 
 def _upper(value: Any) -> int:
     """At least the widest list or map plus the longest string or key inside `value`: each
     element takes a byte or more to serialize, each character one or more."""
+    if isinstance(value, str):
+        return len(value)
     if isinstance(value, message.Message):
         return value.ByteSize()
     if isinstance(value, Sequence) and not isinstance(value, str):  # a repeated field
@@ -409,15 +435,16 @@ def _upper(value: Any) -> int:
 def _at(value: Any, path: Path) -> Any:
     """The value at `path` of the request (a message, Struct, list or scalar), or None."""
     for name in path:
-        if isinstance(value, struct_pb2.Value):
+        kind = type(value)
+        if kind is struct_pb2.Value:
             value = _unwrap(value)
-        if isinstance(value, struct_pb2.Struct):
+            kind = type(value)
+        if kind is struct_pb2.Struct:
             value = value.fields.get(name)
-        elif isinstance(value, message.Message):
-            field = value.DESCRIPTOR.fields_by_name.get(name)
-            value = None if field is None else getattr(value, name)
+        elif isinstance(value, message.Message) and name in value.DESCRIPTOR.fields_by_name:
+            value = getattr(value, name)
         else:
-            return None  # a list indexed by name, or a scalar: the engine errors
+            return None  # no such field, a list indexed by name, a scalar: the engine errors
         if value is None:
             return None
     return value
