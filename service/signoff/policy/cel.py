@@ -191,7 +191,7 @@ class Program:
     whole_request: bool = False  # reads the request as one variable (a batch)
     bounds_strings: bool = False  # builds lists/strings from strings inside a loop
     plain: bool = True  # of a type plain_value() converts safely (see _shown)
-    cost: tuple[Any, ...] = ()  # cost.Term: the work inside its loops (cost.shape)
+    cost: Any = None  # cost.Shape: the work inside its loops; None without loops
 
     def eval(self, activation: Activation) -> Any:
         """Evaluate against a request; return a plain Python value or raise CelEvalError."""
@@ -236,8 +236,8 @@ class Program:
         """Refuse, before it runs, an evaluation whose loops could cost over MAX_EVAL_COST."""
         from signoff.policy import cost  # cost reads the AST with reads.py, which imports us
 
-        found = cost.bound(self.cost, activation.request, activation.sizes, MAX_EVAL_COST)
-        if found.total > MAX_EVAL_COST:
+        found = cost.over(self.cost, activation.request, activation.sizes, MAX_EVAL_COST)
+        if found is not None:
             raise CelEvalError(
                 f"on this request the loops of this expression could read {found.total:,} "
                 f"characters or elements, over the limit of {MAX_EVAL_COST:,}: "
@@ -343,8 +343,8 @@ def _costed(program: Program) -> Program:
     """`program` with the terms of its loops (cost.shape); as is when it has none."""
     from signoff.policy import cost  # cost reads the AST with reads.py, which imports us
 
-    terms = cost.shape(program.serialized())
-    return dataclasses.replace(program, cost=terms) if terms else program
+    found = cost.shape(program.serialized())
+    return program if found is None else dataclasses.replace(program, cost=found)
 
 
 def check_typed(expr: str, declared: dict[str, str]) -> str:

@@ -76,8 +76,20 @@ class Bound:
     sources: frozenset[Path]
 
 
-def shape(serialized: bytes) -> tuple[Term, ...]:
-    """The terms of a checked expression (Program.serialized()); () when it has no loop."""
+@dataclass(frozen=True)
+class Shape:
+    """A program's terms, and the same as a plan for the quick bound: each path it reads
+    once (`paths`, _ELEMENT stripped), and per term (weight, loops, sources) by index into
+    them. A loop is a count (>= 0), ~i (the length of paths[i]), or a tuple of indexes (at
+    most one more than the largest of those values)."""
+
+    terms: tuple[Term, ...]
+    paths: tuple[Path, ...]
+    plan: tuple[tuple[int, tuple[int | tuple[int, ...], ...], tuple[int, ...]], ...]
+
+
+def shape(serialized: bytes) -> Shape | None:
+    """The shape of a checked expression (Program.serialized()); None when it has no loop."""
     checked = _fields(_one(_fields(serialized), _ANY_VALUE))
     cheap = {
         int(_fields(entry)[1][0]): _cheap_type(_one(_fields(entry), 2))
@@ -85,56 +97,76 @@ def shape(serialized: bytes) -> tuple[Term, ...]:
     }
     walk = _Walk(cheap)
     walk.sources(_one(checked, _CHECKED_EXPR), {}, ())
-    return tuple(Term(loops, src, n, copy) for (loops, src, copy), n in walk.terms.items())
+    terms = tuple(Term(loops, src, n, copy) for (loops, src, copy), n in walk.terms.items())
+    if not terms:
+        return None
+    paths: dict[Path, int] = {}
+
+    def index(path: Path) -> int:
+        return paths.setdefault(_base(path), len(paths))
+
+    def loop(r: Range) -> int | tuple[int, ...]:
+        if isinstance(r, int):
+            return r
+        if isinstance(r, tuple):
+            return ~index(r)
+        return tuple(index(p) for p in sorted(r))
+
+    plan = tuple(
+        (t.weight, tuple(loop(r) for r in t.loops), tuple(index(p) for p in sorted(t.sources)))
+        for t in terms
+    )
+    return Shape(terms, tuple(paths), plan)
 
 
-def bound(terms: tuple[Term, ...], request: message.Message, cache: dict, limit: int) -> Bound:
-    """Price `terms` on `request`; `cache` keeps each path's sizes for the next program.
+def _base(path: Path) -> Path:
+    """The value a path reads: a path's elements are inside the value at the path."""
+    return path[:-1] if path[-1:] == (_ELEMENT,) else path
 
-    First with each value's serialized size (at least its widest list plus its longest
-    string, computed in C): an ordinary request passes in microseconds. Over `limit`, the
-    terms are priced again on the values themselves (walked in Python), largest first,
-    stopping as soon as the total is over: then `total` is a lower bound, still over.
+
+def quick(found: Shape, request: message.Message, cache: dict) -> list[int]:
+    """An upper bound of each term's cost, from serialized sizes (computed in C, once per
+    path)."""
+    values = []
+    for path in found.paths:
+        sizes = cache.get(path)
+        if sizes is None:
+            value = _at(request, path)
+            sizes = cache[path] = (_length(value), _upper(value))
+        values.append(sizes)
+    costs = []
+    for weight, loops, sources in found.plan:
+        iterations = 1  # capped once at the end: the same, as every factor is >= 0
+        for r in loops:
+            if type(r) is int:
+                iterations *= r if r >= 0 else values[~r][0]
+            else:
+                iterations *= max(values[i][1] for i in r) + 1
+        size = max(values[i][1] for i in sources) if sources else 0
+        costs.append(weight * min(ENGINE_ITERATIONS, iterations) * size)
+    return costs
+
+
+def over(found: Shape, request: message.Message, cache: dict, limit: int) -> Bound | None:
+    """None when one evaluation of `found` on `request` costs at most `limit`; else its
+    bound, over it. `cache` keeps each path's sizes for the request's next program.
+
+    First quick(): an ordinary request passes in microseconds. Over `limit`, the terms are
+    priced on the values themselves (walked in Python), largest quick term first, stopping
+    as soon as the total is over: then `total` is a lower bound, still over `limit`.
     """
-    total, quick = 0, []
-    for term in terms:
-        iterations = 1
-        for loop in term.loops:
-            if type(loop) is int:
-                n = loop
-            elif type(loop) is tuple:
-                n = _quick(loop, request, cache)[0]
-            else:  # at most one element per character or element of these values, plus one
-                n = max((_quick(p, request, cache)[1] for p in loop), default=0) + 1
-            iterations = min(ENGINE_ITERATIONS, iterations * n)
-        size = max((_quick(p, request, cache)[1] for p in term.sources), default=0)
-        total += term.weight * iterations * size
-        quick.append((term.weight * iterations * size, iterations, size, term))
-    quick.sort(key=lambda q: -q[0])
-    if total <= limit:
-        _, iterations, size, term = quick[0] if quick else (0, 0, 0, Term((), frozenset(), 0))
-        return Bound(total, iterations, size, term.loops, term.sources)
+    costs = quick(found, request, cache)
+    if sum(costs) <= limit:
+        return None
     sizes = _Sizes(request, cache)
     total, worst = 0, Bound(0, 0, 0, (), frozenset())
-    for *_, term in quick:
+    for _, term in sorted(zip(costs, found.terms, strict=True), key=lambda ct: -ct[0]):
         priced = _price(term, sizes, limit - total)
         total += priced.total
         worst = max(worst, priced, key=lambda b: b.total)
         if total > limit:
-            break
-    return Bound(total, worst.iterations, worst.size, worst.loops, worst.sources)
-
-
-def _quick(path: Path, request: message.Message, cache: dict) -> tuple[int, int]:
-    """(length, an upper bound of widest + longest) of the value at path, cached; a path
-    ending in _ELEMENT shares its value's (its elements are inside it)."""
-    if path[-1:] == (_ELEMENT,):
-        path = path[:-1]
-    found = cache.get(path)
-    if found is None:
-        value = _at(request, path)
-        found = cache[path] = (_length(value), _upper(value))
-    return found
+            return Bound(total, worst.iterations, worst.size, worst.loops, worst.sources)
+    return None
 
 
 def _price(term: Term, sizes: _Sizes, room: int) -> Bound:
