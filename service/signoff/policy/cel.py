@@ -45,12 +45,19 @@ and replace on a string literal excepted) refuses requests with a string longer 
 MAX_BUILDER_STRING_CHARS: 10,000 splits of 1,000 characters ≈ 0.45 s, and a split list
 fed to map() is within the list bound. replace()'s replacement and join()'s separator
 must be literals (a load error otherwise): `s.replace("", t)` is len(s) * len(t) long.
-Figures: bench/cel_hostile.py. Residual risk, left to policy review: an author who
-concatenates input inside an expression (`xs + xs + ...`, a cel.bind that doubles, chained
-replace() with long literals) can still build large values; and core CEL's linear string
-functions in a loop (`xs.exists(x, s.contains(x))`, 10,000 scans of a 200 KiB string ≈
-11 s) are not bounded. The parser has its own recursion limit for deeply nested
-expressions (a compile error).
+Figures: bench/cel_hostile.py.
+
+The cost bound (cost.py). Core CEL's string functions are linear too, and so is reading a
+request string (the engine copies it): in a loop, `xs.exists(x, s.contains(x))` scanned a
+200 KiB string 10,000 times in 11 s. The engine offers no cost limit, tracker or interrupt
+(cel-cpp's comprehension and cost options are not exposed by the binding), so compile()
+keeps the work inside each loop (cost.shape) and eval() prices it on the request before
+running, refusing more than MAX_EVAL_COST (a CelEvalError naming the loops and paths). A
+program without loops has no shape and pays nothing. Residual risk, left to policy
+review: values an expression builds (`s + s`, a cel.bind of a concatenation, chained
+replace() with long literals) count as the largest value they come from, a factor the
+author wrote. The parser has its own recursion limit for deeply nested expressions (a
+compile error).
 """
 
 from __future__ import annotations
@@ -87,10 +94,11 @@ MAX_MACRO_LIST_ITEMS = 1000
 # split() makes at most len + 1 elements, so the lists it builds stay within the bound
 # above, and each of the 10,000 iterations the budget allows costs O(this).
 MAX_BUILDER_STRING_CHARS = 1000
-# What an evaluation that loops may read (cost.py prices it: iterations x characters or
-# elements each costed node can touch). The worst string scan measured costs ~1.4 ns a
-# unit (10,000 contains() of 200 KiB in 14 s), so this is ~15 ms; ordinary loops cost
-# thousands (100 items of short strings: ~30,000).
+# What an evaluation that loops may read: per loop iteration, per call or field read in the
+# loop, the characters or elements it can touch (cost.py). The worst scan measured costs
+# ~1.4 ns a unit (10,000 contains() of 200 KiB in 11 s beside a 10,000-element list),
+# so this is ~15-35 ms of the worst; a loop over 100 items of short strings costs ~30,000.
+# A constant like the two above: it is the engine's speed, not a deployment's choice.
 MAX_EVAL_COST = 10_000_000
 
 _VARIABLES = {
