@@ -75,7 +75,7 @@ from google.protobuf import descriptor_pool, struct_pb2
 
 from signoff import pb
 from signoff.errors import SignoffError
-from signoff.policy import celtext
+from signoff.policy import celtext, cost
 
 # The source-text helpers moved to celtext; the loader still reads them here.
 from signoff.policy.celtext import Inlined as Inlined
@@ -242,8 +242,6 @@ class Program:
 
     def _check_cost(self, activation: Activation) -> None:
         """Refuse, before it runs, an evaluation whose loops could cost over MAX_EVAL_COST."""
-        from signoff.policy import cost  # cost reads the AST with reads.py, which imports us
-
         found = cost.over(self.cost, activation.request, activation.sizes, MAX_EVAL_COST)
         if found is not None:
             raise CelEvalError(
@@ -349,8 +347,6 @@ def compile(expr: str) -> Program:
 
 def _costed(program: Program) -> Program:
     """`program` with the terms of its loops (cost.shape); as is when it has none."""
-    from signoff.policy import cost  # cost reads the AST with reads.py, which imports us
-
     found = cost.shape(program.serialized())
     return program if found is None else dataclasses.replace(program, cost=found)
 

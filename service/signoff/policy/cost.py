@@ -32,7 +32,7 @@ from typing import Any
 
 from google.protobuf import message, struct_pb2
 
-from signoff.policy.reads import _all, _fields, _one, _text
+from signoff.policy import wire
 
 Path = tuple[str, ...]  # a request path; () is the whole request
 # A loop's iterations: a request path's length, a fixed count, or (a frozenset) at most one
@@ -90,13 +90,13 @@ class Shape:
 
 def shape(serialized: bytes) -> Shape | None:
     """The shape of a checked expression (Program.serialized()); None when it has no loop."""
-    checked = _fields(_one(_fields(serialized), _ANY_VALUE))
+    checked = wire.fields(wire.one(wire.fields(serialized), _ANY_VALUE))
     cheap = {
-        int(_fields(entry)[1][0]): _cheap_type(_one(_fields(entry), 2))
-        for entry in _all(checked, _TYPE_MAP)
+        int(wire.fields(entry)[1][0]): _cheap_type(wire.one(wire.fields(entry), 2))
+        for entry in wire.every(checked, _TYPE_MAP)
     }
     walk = _Walk(cheap)
-    walk.sources(_one(checked, _CHECKED_EXPR), {}, ())
+    walk.sources(wire.one(checked, _CHECKED_EXPR), {}, ())
     terms = tuple(Term(loops, src, n, copy) for (loops, src, copy), n in walk.terms.items())
     if not terms:
         return None
@@ -213,7 +213,7 @@ def _name(path: Path) -> str:
 
 def _cheap_type(data: bytes) -> bool:
     """Whether a cel.expr.Type is a number, bool, null, timestamp or duration."""
-    f = _fields(data)
+    f = wire.fields(data)
     primitive = f.get(3, []) + f.get(4, [])  # primitive, wrapper: BOOL..DOUBLE are 1..4
     return (
         2 in f
@@ -242,25 +242,24 @@ class _Walk:
 
     def sources(self, expr: bytes, env: dict[str, frozenset[Path]], loops: tuple) -> frozenset:
         """The request paths `expr`'s value can come from; records terms on the way."""
-        f = _fields(expr)
+        f = wire.fields(expr)
         chain = _chain(f, env)
         if chain is not None:
             if _IDENT not in f:  # a variable itself is a reference; a field read copies
                 self._count(f, chain, loops)
             return chain
         if _SELECT in f:
-            found = self.sources(_one(_fields(_one(f, _SELECT)), 1), env, loops)
+            found = self.sources(wire.one(wire.fields(wire.one(f, _SELECT)), 1), env, loops)
             self._count(f, found, loops)
             return found
         if _CALL in f:
             return self._call(f, env, loops)
         if _LIST in f:
-            return self._union(_all(_fields(_one(f, _LIST)), 1), env, loops)
+            return self._union(wire.every(wire.fields(wire.one(f, _LIST)), 1), env, loops)
         if _STRUCT in f:
-            entries = [_fields(e) for e in _all(_fields(_one(f, _STRUCT)), 2)]
-            return self._union([p for e in entries for p in _all(e, 3) + _all(e, 4)], env, loops)
+            return self._union(_children(_STRUCT, wire.fields(wire.one(f, _STRUCT))), env, loops)
         if _COMPREHENSION in f:
-            return self._comprehension(_fields(_one(f, _COMPREHENSION)), env, loops)
+            return self._comprehension(wire.fields(wire.one(f, _COMPREHENSION)), env, loops)
         return frozenset()  # a constant
 
     def _union(self, exprs: Iterable[bytes], env: dict, loops: tuple) -> frozenset[Path]:
@@ -270,15 +269,15 @@ class _Walk:
         return found
 
     def _call(self, f: dict, env: dict, loops: tuple) -> frozenset[Path]:
-        call = _fields(_one(f, _CALL))
-        function = _text(call, 2)
-        operands = _all(call, 1) + _all(call, 3)  # target, args
+        call = wire.fields(wire.one(f, _CALL))
+        function = wire.text(call, 2)
+        operands = wire.every(call, 1) + wire.every(call, 3)  # target, args
         found: frozenset[Path] = frozenset()
         cheap_operand = False
         for operand in operands:
             found |= self.sources(operand, env, loops)
-            cheap_operand = cheap_operand or self._is_cheap(_fields(operand))
-        all_cheap = all(self._is_cheap(_fields(o)) for o in operands)
+            cheap_operand = cheap_operand or self._is_cheap(wire.fields(operand))
+        all_cheap = all(self._is_cheap(wire.fields(o)) for o in operands)
         if function in _LOGICAL or all_cheap or (function in _COMPARISONS and cheap_operand):
             return found
         if loops and found:
@@ -288,19 +287,19 @@ class _Walk:
     def _comprehension(self, c: dict, env: dict, loops: tuple) -> frozenset[Path]:
         # cel-spec Comprehension: iter_var 1, iter_range 2, accu_var 3, accu_init 4,
         # loop_condition 5, loop_step 6, result 7, iter_var2 8 (two-variable macros).
-        iter_range = _one(c, 2)
+        iter_range = wire.one(c, 2)
         ranged = self.sources(iter_range, env, loops)
-        init = self.sources(_one(c, 4), env, loops)
+        init = self.sources(wire.one(c, 4), env, loops)
         # Elements of elements are inside the elements: a path ends in one _ELEMENT at most.
         elements = frozenset(p if p[-1:] == (_ELEMENT,) else (*p, _ELEMENT) for p in ranged)
-        inner = {**env, **{v: elements for v in (_text(c, 1), _text(c, 8)) if v}}
+        inner = {**env, **{v: elements for v in (wire.text(c, 1), wire.text(c, 8)) if v}}
         # The accumulator holds what the steps put in it: map() collects its elements.
-        accu = init | ranged | _mentions(_one(c, 6), inner)
-        inner[_text(c, 3)] = accu
+        accu = init | ranged | _mentions(wire.one(c, 6), inner)
+        inner[wire.text(c, 3)] = accu
         nested = (*loops, _range(iter_range, env))
-        self.sources(_one(c, 5), inner, nested)
-        self.sources(_one(c, 6), inner, nested)
-        return accu | self.sources(_one(c, 7), {**env, _text(c, 3): accu}, loops)
+        self.sources(wire.one(c, 5), inner, nested)
+        self.sources(wire.one(c, 6), inner, nested)
+        return accu | self.sources(wire.one(c, 7), {**env, wire.text(c, 3): accu}, loops)
 
 
 def _chain(f: dict, env: dict[str, frozenset[Path]]) -> frozenset[Path] | None:
@@ -323,22 +322,22 @@ def _chain(f: dict, env: dict[str, frozenset[Path]]) -> frozenset[Path] | None:
 def _path(f: dict) -> Path | None:
     """`ident(.field | ["key"])*` as a tuple of names, else None."""
     if _IDENT in f:
-        return (_text(_fields(_one(f, _IDENT)), 1),)
+        return (wire.text(wire.fields(wire.one(f, _IDENT)), 1),)
     if _SELECT in f:
-        select = _fields(_one(f, _SELECT))
+        select = wire.fields(wire.one(f, _SELECT))
         if any(v == 1 for v in select.get(3, [])):  # has(): a presence test reads nothing
             return None
-        operand = _path(_fields(_one(select, 1)))
-        return None if operand is None else (*operand, _text(select, 2))
+        operand = _path(wire.fields(wire.one(select, 1)))
+        return None if operand is None else (*operand, wire.text(select, 2))
     if _CALL in f:
-        call = _fields(_one(f, _CALL))
-        args = _all(call, 3)
-        if _text(call, 2) in _INDEXES and len(args) == 2 and not _all(call, 1):
-            key = _fields(args[1])
-            constant = _fields(_one(key, _CONST)) if _CONST in key else {}
-            operand = _path(_fields(args[0]))
+        call = wire.fields(wire.one(f, _CALL))
+        args = wire.every(call, 3)
+        if wire.text(call, 2) in _INDEXES and len(args) == 2 and not wire.every(call, 1):
+            key = wire.fields(args[1])
+            constant = wire.fields(wire.one(key, _CONST)) if _CONST in key else {}
+            operand = _path(wire.fields(args[0]))
             if 6 in constant and operand is not None:  # a string constant
-                return (*operand, _text(constant, 6))
+                return (*operand, wire.text(constant, 6))
     return None
 
 
@@ -347,7 +346,7 @@ def _mentions(expr: bytes, env: dict[str, frozenset[Path]]) -> frozenset[Path]:
     found: set[Path] = set()
     stack = [expr]
     while stack:
-        f = _fields(stack.pop())
+        f = wire.fields(stack.pop())
         path = _path(f)
         if path is not None:
             # A name bound inside `expr` (a nested loop's variable) adds nothing: the
@@ -357,25 +356,26 @@ def _mentions(expr: bytes, env: dict[str, frozenset[Path]]) -> frozenset[Path]:
             continue
         for kind in (_SELECT, _CALL, _LIST, _STRUCT, _COMPREHENSION):
             if kind in f:
-                stack.extend(_children(kind, _fields(_one(f, kind))))
+                stack.extend(_children(kind, wire.fields(wire.one(f, kind))))
     return frozenset(found)
 
 
 def _children(kind: int, f: dict) -> list[bytes]:
     if kind == _SELECT:
-        return _all(f, 1)
+        return wire.every(f, 1)
     if kind == _CALL:
-        return _all(f, 1) + _all(f, 3)
+        return wire.every(f, 1) + wire.every(f, 3)
     if kind == _LIST:
-        return _all(f, 1)
+        return wire.every(f, 1)
     if kind == _STRUCT:
-        return [p for e in _all(f, 2) for p in _all(_fields(e), 3) + _all(_fields(e), 4)]
-    return [p for n in (2, 4, 5, 6, 7) for p in _all(f, n)]
+        entries = [wire.fields(e) for e in wire.every(f, 2)]
+        return [p for e in entries for p in wire.every(e, 3) + wire.every(e, 4)]  # key, value
+    return [p for n in (2, 4, 5, 6, 7) for p in wire.every(f, n)]
 
 
 def _range(expr: bytes, env: dict[str, frozenset[Path]]) -> Range:
     """How many times a loop over `expr` can run, as far as the AST tells."""
-    f = _fields(expr)
+    f = wire.fields(expr)
     path = _path(f)
     if path is not None:
         if path[0] in env:
@@ -385,17 +385,17 @@ def _range(expr: bytes, env: dict[str, frozenset[Path]]) -> Range:
         if path[0] in _REQUEST_ROOTS:
             return path
     if _LIST in f:
-        return len(_all(_fields(_one(f, _LIST)), 1))
+        return len(wire.every(wire.fields(wire.one(f, _LIST)), 1))
     if _COMPREHENSION in f:
-        c = _fields(_one(f, _COMPREHENSION))
+        c = wire.fields(wire.one(f, _COMPREHENSION))
         # map(), filter() and transformList() keep at most one element per iteration.
-        if _text(c, 3) and _all(c, 2):
-            return _range(_one(c, 2), env)
+        if wire.text(c, 3) and wire.every(c, 2):
+            return _range(wire.one(c, 2), env)
     if _CALL in f:
-        call = _fields(_one(f, _CALL))
-        target = _all(call, 1)
+        call = wire.fields(wire.one(f, _CALL))
+        target = wire.every(call, 1)
         # s.split(sep) has at most one piece per character of s, plus one.
-        if _text(call, 2) == "split" and target and (found := _mentions(target[0], env)):
+        if wire.text(call, 2) == "split" and target and (found := _mentions(target[0], env)):
             return found
     return ENGINE_ITERATIONS
 
