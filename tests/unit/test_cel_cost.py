@@ -185,3 +185,33 @@ def test_without_the_bound_the_same_program_would_run(monkeypatch):
     with pytest.raises(cel.CelEvalError, match="over the limit"):
         program.eval(small)
     assert dataclasses.replace(program, cost=None).eval(small) is False
+
+
+REDACTED = """\
+name: notes
+redact: [action.params.note]
+rules:
+  - name: names-a-tag
+    when: action.params.tags.exists(t, action.params.note.contains(t + "!"))
+    decision: deny
+    on_error: review
+    reason: named
+"""
+
+
+def test_a_refusal_never_shows_the_size_of_a_redacted_value(tmp_path: Path):
+    # The bound names sizes; a redacted value's size is its own secret. The message comes
+    # from the redacted request (decide.py), where the note is the mask: it runs there.
+    (tmp_path / "p.yaml").write_text(REDACTED)
+    bundle = load_bundle(tmp_path)
+    note = "n" * 123_457
+    req = json_format.ParseDict(
+        {"action": {"name": "a", "params": {"note": note, "tags": ["t"] * 9_000}}},
+        pb.common.ActionRequest(),
+    )
+    result = evaluate(bundle, req, NOW, DefaultDecision("review", "default"))
+    (match,) = result.matched
+    assert match.decision == "review"  # refused on the real request: on_error
+    assert "withheld" in match.error
+    assert "123,457" not in match.error
+    assert "123457" not in match.error
