@@ -1,9 +1,9 @@
 """Just enough of the protobuf wire format to walk a checked CEL expression.
 
-No cel.expr protos ship with the engine's Python binding, so the messages cost.py reads
+No cel.expr protos ship with the engine's Python binding, so the messages loops.py reads
 (cel-spec's syntax.proto and checked.proto) are decoded field by field. This module
-imports nothing of the policy layer: cel.py's compile() uses it through cost.py.
-reads.py holds the same helpers (it imports cel.py, so cel.py cannot import it).
+imports nothing of the policy layer: cel.py's compile() uses it through cost.py and
+loops.py. reads.py holds the same helpers (it imports cel.py, so cel.py cannot import it).
 """
 
 from __future__ import annotations
