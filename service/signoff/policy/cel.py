@@ -45,16 +45,24 @@ and replace on a string literal excepted) refuses requests with a string longer 
 MAX_BUILDER_STRING_CHARS: 10,000 splits of 1,000 characters ≈ 0.45 s, and a split list
 fed to map() is within the list bound. replace()'s replacement and join()'s separator
 must be literals (a load error otherwise): `s.replace("", t)` is len(s) * len(t) long.
-Figures: bench/cel_hostile.py. Residual risk, left to policy review: an author who
-concatenates input inside an expression (`xs + xs + ...`, a cel.bind that doubles, chained
-replace() with long literals) can still build large values; and core CEL's linear string
-functions in a loop (`xs.exists(x, s.contains(x))`, 10,000 scans of a 200 KiB string ≈
-11 s) are not bounded. The parser has its own recursion limit for deeply nested
-expressions (a compile error).
+Figures: bench/cel_hostile.py.
+
+The cost bound (cost.py). Core CEL's string functions are linear too, and so is reading a
+request string (the engine copies it): in a loop, `xs.exists(x, s.contains(x))` scanned a
+200 KiB string 10,000 times in 11 s. The engine offers no cost limit, tracker or interrupt
+(cel-cpp's comprehension and cost options are not exposed by the binding), so compile()
+keeps the work inside each loop (cost.shape) and eval() prices it on the request before
+running, refusing more than MAX_EVAL_COST (a CelEvalError naming the loops and paths). A
+program without loops has no shape and pays nothing. Residual risk, left to policy
+review: values an expression builds (`s + s`, a cel.bind of a concatenation, chained
+replace() with long literals) count as the largest value they come from, a factor the
+author wrote. The parser has its own recursion limit for deeply nested expressions (a
+compile error).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import re
@@ -67,7 +75,7 @@ from google.protobuf import descriptor_pool, struct_pb2
 
 from signoff import pb
 from signoff.errors import SignoffError
-from signoff.policy import celtext
+from signoff.policy import celtext, cost
 
 # The source-text helpers moved to celtext; the loader still reads them here.
 from signoff.policy.celtext import Inlined as Inlined
@@ -86,6 +94,12 @@ MAX_MACRO_LIST_ITEMS = 1000
 # split() makes at most len + 1 elements, so the lists it builds stay within the bound
 # above, and each of the 10,000 iterations the budget allows costs O(this).
 MAX_BUILDER_STRING_CHARS = 1000
+# What an evaluation that loops may read: per loop iteration, per call or field read in the
+# loop, the characters or elements it can touch (cost.py). The worst scan measured costs
+# ~1.4 ns a unit (10,000 contains() of 200 KiB in 11 s beside a 10,000-element list),
+# so this is ~15-35 ms of the worst; a loop over 100 items of short strings costs ~30,000.
+# A constant like the two above: it is the engine's speed, not a deployment's choice.
+MAX_EVAL_COST = 10_000_000
 
 _VARIABLES = {
     "action": cel.Type(pb.common.Action.DESCRIPTOR.full_name),
@@ -185,6 +199,7 @@ class Program:
     whole_request: bool = False  # reads the request as one variable (a batch)
     bounds_strings: bool = False  # builds lists/strings from strings inside a loop
     plain: bool = True  # of a type plain_value() converts safely (see _shown)
+    cost: Any = None  # cost.Shape: the work inside its loops; None without loops
 
     def eval(self, activation: Activation) -> Any:
         """Evaluate against a request; return a plain Python value or raise CelEvalError."""
@@ -200,6 +215,8 @@ class Program:
                 "expression that loops and calls split(), replace(), join() or format() runs "
                 f"only on strings of at most {MAX_BUILDER_STRING_CHARS}"
             )
+        if self.cost:
+            self._check_cost(activation)
         try:
             if self.whole_request:
                 data = {_REQUEST: activation.request, "now": activation.now}
@@ -223,6 +240,17 @@ class Program:
         """The checked expression: a cel.expr.CheckedExpr in a google.protobuf.Any."""
         return bytes(self._expression.serialize())
 
+    def _check_cost(self, activation: Activation) -> None:
+        """Refuse, before it runs, an evaluation whose loops could cost over MAX_EVAL_COST."""
+        found = cost.over(self.cost, activation.request, activation.sizes, MAX_EVAL_COST)
+        if found is not None:
+            raise CelEvalError(
+                f"on this request the loops of this expression could read {found.total:,} "
+                f"characters or elements, over the limit of {MAX_EVAL_COST:,}: "
+                f"{cost.describe(found)}; loop over fewer or smaller values, or keep "
+                "string functions on large values out of loops"
+            )
+
 
 class Activation:
     """The CEL variables of one request; build once, evaluate every rule against it."""
@@ -235,6 +263,7 @@ class Activation:
         self._cel: Any = None
         self._largest: int | None = None
         self._longest: int | None = None
+        self.sizes: dict[Any, Any] = {}  # cost.bound's, per request path
 
     @property
     def cel(self) -> Any:
@@ -312,7 +341,14 @@ def compile(expr: str) -> Program:
     strings = bool(calls.builders) and bool(calls.names & celtext.LOOPS)
     return_type = expression.return_type().name()
     plain = return_type in _PLAIN_TYPES
-    return Program(expr, return_type, macros, expression, bounds_strings=strings, plain=plain)
+    program = Program(expr, return_type, macros, expression, bounds_strings=strings, plain=plain)
+    return _costed(program)
+
+
+def _costed(program: Program) -> Program:
+    """`program` with the terms of its loops (cost.shape); as is when it has none."""
+    found = cost.shape(program.serialized())
+    return program if found is None else dataclasses.replace(program, cost=found)
 
 
 def check_typed(expr: str, declared: dict[str, str]) -> str:
@@ -383,8 +419,8 @@ def combine(
     except RuntimeError:
         return None
     return_type = expression.return_type().name()
-    return Program(
-        text, return_type, uses_list_macros, expression, True, bounds_strings, plain=plain
+    return _costed(
+        Program(text, return_type, uses_list_macros, expression, True, bounds_strings, plain=plain)
     )
 
 
