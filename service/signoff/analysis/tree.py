@@ -10,8 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from signoff.policy import wire
 from signoff.policy.cel import Program
-from signoff.policy.reads import _all, _fields, _one, _text
 
 _ANY_VALUE, _CHECKED_EXPR = 2, 4
 _CONST, _IDENT, _SELECT, _CALL, _LIST = 3, 4, 5, 6, 7
@@ -70,30 +70,30 @@ Node = Const | Ident | Select | Call | ListLit | Other
 
 def tree(program: Program) -> Node:
     """The AST of a compiled program."""
-    checked = _one(_fields(program.serialized()), _ANY_VALUE)
-    return _node(_one(_fields(checked), _CHECKED_EXPR))
+    checked = wire.one(wire.fields(program.serialized()), _ANY_VALUE)
+    return _node(wire.one(wire.fields(checked), _CHECKED_EXPR))
 
 
 def _node(data: bytes) -> Node:
-    f = _fields(data)
+    f = wire.fields(data)
     if _CONST in f:
-        return Const(_constant(_fields(_one(f, _CONST))))
+        return Const(_constant(wire.fields(wire.one(f, _CONST))))
     if _IDENT in f:
-        return Ident(_text(_fields(_one(f, _IDENT)), 1))
+        return Ident(wire.text(wire.fields(wire.one(f, _IDENT)), 1))
     if _SELECT in f:
-        s = _fields(_one(f, _SELECT))
+        s = wire.fields(wire.one(f, _SELECT))
         test_only = any(v == 1 for v in s.get(3, []))
-        return Select(_node(_one(s, 1)), _text(s, 2), test_only)
+        return Select(_node(wire.one(s, 1)), wire.text(s, 2), test_only)
     if _CALL in f:
-        c = _fields(_one(f, _CALL))
-        target = _all(c, 1)
+        c = wire.fields(wire.one(f, _CALL))
+        target = wire.every(c, 1)
         return Call(
-            _text(c, 2),
+            wire.text(c, 2),
             _node(target[0]) if target else None,
-            tuple(_node(a) for a in _all(c, 3)),
+            tuple(_node(a) for a in wire.every(c, 3)),
         )
     if _LIST in f:
-        return ListLit(tuple(_node(e) for e in _all(_fields(_one(f, _LIST)), 1)))
+        return ListLit(tuple(_node(e) for e in wire.every(wire.fields(wire.one(f, _LIST)), 1)))
     return Other("a comprehension or a map/message literal")
 
 
@@ -112,5 +112,5 @@ def _constant(c: dict[int, list[int | bytes]]) -> object:
         assert isinstance(raw_bytes, bytes)
         return float(struct.unpack("<d", raw_bytes)[0])
     if _STRING in c:
-        return _text(c, _STRING)
+        return wire.text(c, _STRING)
     return Other("a bytes, duration or timestamp literal")

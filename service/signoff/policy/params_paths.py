@@ -21,9 +21,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from signoff.policy import wire
 from signoff.policy.celtext import Token, scan
 from signoff.policy.params import ParamSchema, cel_type
-from signoff.policy.reads import _all, _fields, _one, _text
 
 if TYPE_CHECKING:
     from signoff.policy.cel import Program
@@ -72,15 +72,15 @@ def params_paths(
 ) -> list[ParamsPath]:
     """Every path under the request's `action.params` that `program` (compiled from `text`,
     which `tokens` are the scan of) reads by constant names, in the order of the AST."""
-    checked = _fields(_one(_fields(program.serialized()), _ANY_VALUE))
+    checked = wire.fields(wire.one(wire.fields(program.serialized()), _ANY_VALUE))
     positions: dict[int, int] = {}
-    for entry in _all(_fields(_one(checked, _SOURCE_INFO)), _POSITIONS):
-        f = _fields(entry)
+    for entry in wire.every(wire.fields(wire.one(checked, _SOURCE_INFO)), _POSITIONS):
+        f = wire.fields(entry)
         key, value = f.get(1, [0])[-1], f.get(2, [0])[-1]
         if isinstance(key, int) and isinstance(value, int):
             positions[key] = value
     walk = _Walk(positions, scan(text) if tokens is None else tokens)
-    return list(walk.paths(_one(checked, _CHECKED_EXPR), frozenset()))
+    return list(walk.paths(wire.one(checked, _CHECKED_EXPR), frozenset()))
 
 
 class _Walk:
@@ -98,50 +98,50 @@ class _Walk:
                 if name == "params" and kind in ("select", "opt", "test") and len(chain) > 2:
                     yield self._located(start, chain[1:])
                 return  # other fields of action (or an unnamed part of params): nothing to check
-        f = _fields(expr)
+        f = wire.fields(expr)
         if _SELECT in f:
-            yield from self.paths(_one(_fields(_one(f, _SELECT)), 1), bound)
+            yield from self.paths(wire.one(wire.fields(wire.one(f, _SELECT)), 1), bound)
         elif _CALL in f:
-            call = _fields(_one(f, _CALL))
-            for part in [*_all(call, 1), *_all(call, 3)]:  # target, args
+            call = wire.fields(wire.one(f, _CALL))
+            for part in [*wire.every(call, 1), *wire.every(call, 3)]:  # target, args
                 yield from self.paths(part, bound)
         elif _LIST in f:
-            for element in _all(_fields(_one(f, _LIST)), 1):
+            for element in wire.every(wire.fields(wire.one(f, _LIST)), 1):
                 yield from self.paths(element, bound)
         elif _STRUCT in f:
-            for entry in _all(_fields(_one(f, _STRUCT)), 2):
-                e = _fields(entry)
-                for part in [*_all(e, 3), *_all(e, 4)]:  # map key, value
+            for entry in wire.every(wire.fields(wire.one(f, _STRUCT)), 2):
+                e = wire.fields(entry)
+                for part in [*wire.every(e, 3), *wire.every(e, 4)]:  # map key, value
                     yield from self.paths(part, bound)
         elif _COMPREHENSION in f:
             # The scoping of reads.py: the iteration variables (iter_var, iter_var2) are
             # bound in the loop, the accumulator (cel.bind's variable) in the loop and result.
-            c = _fields(_one(f, _COMPREHENSION))
-            iter_vars = {_text(c, 1), _text(c, 8)} - {""}
-            accu = bound | {_text(c, 3)}
-            for part in _all(c, 2) + _all(c, 4):  # range, accumulator's start
+            c = wire.fields(wire.one(f, _COMPREHENSION))
+            iter_vars = {wire.text(c, 1), wire.text(c, 8)} - {""}
+            accu = bound | {wire.text(c, 3)}
+            for part in wire.every(c, 2) + wire.every(c, 4):  # range, accumulator's start
                 yield from self.paths(part, bound)
-            for part in _all(c, 5) + _all(c, 6):  # loop condition, step
+            for part in wire.every(c, 5) + wire.every(c, 6):  # loop condition, step
                 yield from self.paths(part, accu | iter_vars)
-            for part in _all(c, 7):  # result
+            for part in wire.every(c, 7):  # result
                 yield from self.paths(part, accu)
 
     def _chain(self, expr: bytes) -> list[tuple[str, str, int]] | None:
         """(kind, name, position) from the root identifier through each constant step."""
-        f = _fields(expr)
+        f = wire.fields(expr)
         pos = self.positions.get(_int(f, _ID), -1)
         if _IDENT in f:
-            return [("ident", _text(_fields(_one(f, _IDENT)), 1), pos)]
+            return [("ident", wire.text(wire.fields(wire.one(f, _IDENT)), 1), pos)]
         if _SELECT in f:
-            select = _fields(_one(f, _SELECT))
-            operand = self._chain(_one(select, 1))
+            select = wire.fields(wire.one(f, _SELECT))
+            operand = self._chain(wire.one(select, 1))
             kind = "test" if _int(select, 3) else "select"
-            return None if operand is None else [*operand, (kind, _text(select, 2), pos)]
+            return None if operand is None else [*operand, (kind, wire.text(select, 2), pos)]
         if _CALL in f:
-            call = _fields(_one(f, _CALL))
-            function, args = _text(call, 2), _all(call, 3)
+            call = wire.fields(wire.one(f, _CALL))
+            function, args = wire.text(call, 2), wire.every(call, 3)
             kinds = {_INDEX: "index", _OPT_SELECT: "opt", _OPT_INDEX: "optindex"}
-            if function in kinds and len(args) == 2 and not _all(call, 1):
+            if function in kinds and len(args) == 2 and not wire.every(call, 1):
                 key = _constant_string(args[1])
                 operand = self._chain(args[0])
                 if key is not None and operand is not None:
@@ -203,11 +203,11 @@ def _int(fields: dict[int, list[int | bytes]], number: int) -> int:
 
 
 def _constant_string(expr: bytes) -> str | None:
-    f = _fields(expr)
+    f = wire.fields(expr)
     if _CONST not in f:
         return None
-    constant = _fields(_one(f, _CONST))
-    return _text(constant, _CONST_STRING) if _CONST_STRING in constant else None
+    constant = wire.fields(wire.one(f, _CONST))
+    return wire.text(constant, _CONST_STRING) if _CONST_STRING in constant else None
 
 
 # --- the check and the rewrite --------------------------------------------------------
