@@ -60,6 +60,7 @@ from signoff.store.sqlite import reviews as reviews_sql
 from signoff.store.sqlite.chain import SqliteChain
 from signoff.store.sqlite.grants import SqliteGrants
 from signoff.store.sqlite.indexer import INDEX_EVERY, INDEX_IDLE, AuditIndexer
+from signoff.store.sqlite.notify import SqliteNotify
 from signoff.store.sqlite.writer import GroupCommitWriter, WriterStats, unavailable
 
 T = TypeVar("T")
@@ -86,7 +87,7 @@ class _Tx:
         return entry
 
 
-class SqliteStore(SqliteGrants, SqliteChain):
+class SqliteStore(SqliteGrants, SqliteChain, SqliteNotify):
     """The embedded `Store`: a local SQLite file, durable group-committed writes."""
 
     def __init__(
