@@ -8,9 +8,11 @@ Guarantees, in one place:
 - Which message shows which review is in the store (store/notify_state.py), noted when it is
   posted or a button on it is pressed, and forgotten once the review is settled. Whichever
   process publishes a change -- another worker or replica, or this one after a restart --
-  reads it there and updates the message. A review settled elsewhere while this process was
-  posting is caught by re-reading the review after the message is noted: the later of the
-  two readers updates it.
+  reads it there and updates the message, drawn from the newest of the review it was given
+  and the stored one. A review changed elsewhere while this process was posting is caught
+  by re-reading it once the message is noted: the later of the two readers updates it.
+  Left open: two processes updating one message at the same moment land in Slack in either
+  order (chat.update has no condition); the next change, or a button press, redraws it.
 """
 
 from __future__ import annotations
@@ -92,6 +94,10 @@ class SlackPoster:
             self._loop = asyncio.get_running_loop()
             self._loop_thread = threading.get_ident()
             self._worker = asyncio.create_task(self._work(), name="notify:slack")
+
+    async def idle(self) -> None:
+        """Return once every job queued so far was sent (or failed and was logged)."""
+        await self._queue.join()
 
     # A plain `timeout` argument, as Notifier.close: it bounds only the flush.
     async def close(self, timeout: float = 5) -> None:  # noqa: ASYNC109
@@ -206,15 +212,16 @@ class SlackPoster:
                 self.client.chat_postEphemeral, channel=job.channel, user=job.user, text=job.text
             )
             return
-        review = job.review
-        assert review is not None
+        assert job.review is not None
+        # Drawn as it stands: a job that waited behind others, here or in the process that
+        # queued it, must not draw an older state over a newer one another process drew.
+        review = await self._newest(job.review)
         rid = review.review_id
+        settled = review.state in FINAL_STATES
         routed = self.settings.slack_channels(review.reviewer_group)
         known = await self.messages_of(rid)
         for channel, ts in known.items():
-            moved = (
-                "" if channel in routed or review.state in FINAL_STATES else review.reviewer_group
-            )
+            moved = "" if channel in routed or settled else review.reviewer_group
             await self._call(
                 self.client.chat_update,
                 channel=channel,
@@ -223,7 +230,7 @@ class SlackPoster:
             )
             log_event(log, "slack.updated", review_id=rid, channel=channel)
         posted = False
-        if job.kind in ("review.opened", "review.escalated"):
+        if job.kind in ("review.opened", "review.escalated") and not settled:
             for channel in routed:
                 if channel in known:
                     continue
@@ -237,19 +244,22 @@ class SlackPoster:
                     await self.remember(rid, str(resp.get("channel") or channel), ts)
                     posted = True
                 log_event(log, "slack.posted", review_id=rid, channel=channel)
-        if review.state in FINAL_STATES:
+        if settled:
             await self._state().forget_slack_messages(rid)
         elif posted:
-            await self._catch_up(review)
+            # Another process may have changed the review after we read it and before our
+            # message was noted: its update found no message to change. Now that ours is
+            # noted, whichever of us reads last sees both, so this re-read closes the gap.
+            newer = await self._newest(review)
+            if newer.version > review.version:
+                self.refresh(newer)
 
-    async def _catch_up(self, review: pb.review.Review) -> None:
-        """Update the new messages once more if the review changed while they were posted."""
-        # Another process may have settled it after we posted and before we noted the
-        # message: its update found no message to change. Now that ours is noted, whichever
-        # of us reads last sees both, so this re-read closes the gap.
+    async def _newest(self, review: pb.review.Review) -> pb.review.Review:
+        """`review`, or the stored one if that is newer."""
         rec = await self._state().get_review(review.review_id)
-        if rec is not None and rec.version > review.version:
-            self.refresh(pb.review.Review.FromString(rec.review))
+        if rec is None or rec.version <= review.version:
+            return review
+        return pb.review.Review.FromString(rec.review)
 
     async def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
         # The client's own timeout is per HTTP exchange; this bounds retries too.
