@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from signoff import pb
+from signoff.errors import Unavailable
 from signoff.notify.slack_blocks import parse_value
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 
@@ -277,3 +278,29 @@ def test_a_late_job_draws_the_review_as_it_stands_not_as_it_was(cluster: Cluster
     cluster.a.call(cluster.a.running.slack.idle())  # type: ignore[union-attr]
     assert len(cluster.slack.of("chat.postMessage")) == 1
     assert len(cluster.slack.of("chat.update")) == 1
+
+
+def test_with_the_store_failing_links_and_slack_requests_are_refused_not_let_through(
+    cluster: Cluster,
+):
+    _open_review(cluster.a)
+    message = _posted(cluster.a, cluster.slack)
+    links = _links(cluster.inbox)
+    store = cluster.a.running.app.store
+
+    async def down(*args: object) -> bool:
+        raise Unavailable("audit store unavailable: injected")
+
+    store.use_nonces = down  # type: ignore[method-assign]
+    try:
+        refused = _redeem(cluster.a, links["alice@example.com"])
+        assert refused.status_code == 503, refused.text
+        body = form(press(message, "1700000000.000001", "UALICE", "signoff.approve"))
+        headers = sign(SLACK_SECRET, body)
+        url = f"{cluster.a.http_url}/slack/interactivity"
+        assert httpx.post(url, content=body, headers=headers).status_code == 503
+    finally:
+        del store.use_nonces
+    # Nothing was used up or done: with the store back, both work.
+    assert _redeem(cluster.a, links["alice@example.com"]).status_code == 200
+    assert httpx.post(url, content=body, headers=headers).status_code == 200
