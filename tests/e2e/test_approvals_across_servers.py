@@ -7,6 +7,7 @@ SMTP server; on each backend."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -14,8 +15,10 @@ import httpx
 import pytest
 
 from signoff import pb
+from signoff.auth.review_links import verify
 from signoff.errors import Unavailable
 from signoff.notify.slack_blocks import parse_value
+from signoff.serving import server as server_module
 from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 
 from ..slack_fake import FakeSlack, button, form, press, sign
@@ -304,3 +307,33 @@ def test_with_the_store_failing_links_and_slack_requests_are_refused_not_let_thr
     # Nothing was used up or done: with the store back, both work.
     assert _redeem(cluster.a, links["alice@example.com"]).status_code == 200
     assert httpx.post(url, content=body, headers=headers).status_code == 200
+
+
+def test_the_sweep_drops_used_links_once_expired_and_notes_of_settled_reviews(
+    cluster: Cluster,
+):
+    opened_at = cluster.clock.now()
+    rid = _open_review(cluster.a)
+    _posted(cluster.a, cluster.slack)
+    token = _links(cluster.inbox)["alice@example.com"]
+    assert _redeem(cluster.a, token).status_code == 200
+    nonce = verify(LINK_SECRET.encode(), "link", token, cluster.clock.now().timestamp()).nonce
+    _approve(cluster.b, rid, "bob")
+    cluster.b.call(cluster.b.running.slack.idle())  # type: ignore[union-attr]
+    store = cluster.b.running.app.store
+    # A note the poster never dropped (its process died after updating the message).
+    cluster.b.call(store.add_slack_message(rid, "CGONE", "1", cluster.clock.now()))
+    sweep = server_module._sweep_notify_state
+
+    cluster.b.call(sweep(cluster.b.running.app))  # nothing is due yet: the link lives an hour
+    assert cluster.b.call(store.slack_messages(rid)) == {"CGONE": "1"}
+    assert cluster.b.call(store.use_nonces([("email.link", nonce)], opened_at, opened_at)) is False
+    cluster.clock.advance(minutes=61)
+    cluster.b.call(sweep(cluster.b.running.app))
+
+    assert cluster.b.call(store.slack_messages(rid)) == {}
+    # The row is gone: asked as of before the link expired, the nonce counts as unused.
+    key = [("email.link", nonce)]
+    later = opened_at + dt.timedelta(hours=2)
+    assert cluster.b.call(store.use_nonces(key, later, opened_at)) is True
+    assert cluster.b.call(store.use_nonces(key, later, opened_at)) is False
