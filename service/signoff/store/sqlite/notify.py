@@ -37,7 +37,7 @@ class SqliteNotify:
         for what, value in (("review_id", review_id), ("channel", channel), ("ts", ts)):
             ns.check_text(what, value)
         row = (review_id, channel, ts, format_time(now))
-        await self._submit(lambda tx: tx.conn.execute(_ADD, row))
+        await self._submit(lambda tx: _run(tx, _ADD, row))
 
     async def slack_messages(self, review_id: str) -> dict[str, str]:
         """The messages noted for the review: channel -> ts, in the order they were noted."""
@@ -49,7 +49,7 @@ class SqliteNotify:
 
     async def forget_slack_messages(self, review_id: str) -> None:
         """Drop the messages noted for the review (it is settled: nothing will change)."""
-        await self._submit(lambda tx: tx.conn.execute(_FORGET, (review_id,)))
+        await self._submit(lambda tx: _run(tx, _FORGET, (review_id,)))
 
     async def use_nonces(
         self, keys: Sequence[ns.NonceKey], expires_at: dt.datetime, now: dt.datetime
@@ -76,3 +76,8 @@ class SqliteNotify:
             return int(gone + tx.conn.execute(_SWEEP_MESSAGES, (before,)).rowcount)
 
         return await self._submit(apply)  # type: ignore[no-any-return]
+
+
+def _run(tx: Any, statement: str, args: tuple[Any, ...]) -> None:
+    # Nothing to answer: the writer's cursor stays in the writer.
+    tx.conn.execute(statement, args)
