@@ -9,6 +9,7 @@ import http.server
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -21,6 +22,9 @@ class FakeSlack:
     def __init__(self, emails: dict[str, str] | None = None) -> None:
         self.calls: list[tuple[str, dict[str, Any], dict[str, str]]] = []
         self.emails = emails or {}
+        # Called with (method, data) before a call is answered, outside the lock: a test
+        # makes something happen while Signoff waits for Slack.
+        self.before_reply: Callable[[str, dict[str, Any]], None] | None = None
         self._cond = threading.Condition()
         self._ts = 0
         fake = self
@@ -37,6 +41,8 @@ class FakeSlack:
 
             def _answer(self, data: dict[str, Any]) -> None:
                 method = urlsplit(self.path).path.rsplit("/", 1)[-1]
+                if fake.before_reply is not None:
+                    fake.before_reply(method, data)
                 reply = fake._reply(method, data, dict(self.headers))
                 out = json.dumps(reply).encode()
                 self.send_response(200)

@@ -264,6 +264,7 @@ GRANT SELECT, INSERT, UPDATE ON reviews TO {role};
 GRANT SELECT, INSERT, UPDATE ON grants TO {role};
 GRANT SELECT, INSERT ON audit_tree TO {role};
 GRANT SELECT, UPDATE ON audit_tree_state TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON slack_messages, used_nonces TO {role};
 """
 
 

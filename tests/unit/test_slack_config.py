@@ -6,7 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from signoff.auth.identity import Identity
+from signoff.ids import SystemClock
 from signoff.notify.config import NotifySettings
+from signoff.store import SqliteStore
 
 APP = {
     "bot_token": "xoxb-1",
@@ -110,21 +112,29 @@ def test_roles_in_the_slack_map_for_an_identity_with_a_token_are_refused():
     check_users(s.slack, Directory({}, {}))  # an OIDC-only deployment says roles here
 
 
-def test_replays_are_remembered_for_the_window_and_then_forgotten():
+async def test_replays_are_remembered_for_the_window_and_then_forgotten(tmp_path):
     pytest.importorskip("slack_sdk")
     from signoff.notify.slack_actions import WINDOW_S, _Seen
 
     now = [1000.0]
-    seen = _Seen(lambda: now[0])
-    assert seen.first_time("sig-a", "trigger-a")
-    assert not seen.first_time("sig-a", "")  # the same signature
-    assert not seen.first_time("sig-b", "trigger-a")  # the same trigger id, signed anew
-    assert seen.first_time("sig-c", "")
-    now[0] += 2 * WINDOW_S + 1  # past any timestamp the verifier would still accept
-    assert seen.first_time("sig-a", "trigger-a")
+    store = SqliteStore(tmp_path / "signoff.db", SystemClock())
+    await store.open()
+    try:
+        seen = _Seen(store, lambda: now[0])
+        assert await seen.first_time("sig-a", "trigger-a")
+        assert not await seen.first_time("sig-a", "")  # the same signature
+        assert not await seen.first_time("sig-b", "trigger-a")  # the same trigger id, signed anew
+        assert await seen.first_time("sig-c", "")
+        assert await seen.first_time("", "")  # nothing to remember: nothing to refuse
+        # Another process on the database (a worker, a replica, this one restarted) knows them.
+        assert not await _Seen(store, lambda: now[0]).first_time("sig-c", "")
+        now[0] += 2 * WINDOW_S + 1  # past any timestamp the verifier would still accept
+        assert await seen.first_time("sig-a", "trigger-a")
+    finally:
+        await store.close()
 
 
-async def test_a_mapped_user_acts_with_the_tokens_roles_or_else_the_maps():
+async def test_a_mapped_user_acts_with_the_tokens_roles_or_else_the_maps(tmp_path):
     pytest.importorskip("slack_sdk")
     from signoff.notify.slack_actions import Directory, Refused, SlackActions
     from signoff.notify.slack_app import SlackPoster
@@ -147,8 +157,9 @@ async def test_a_mapped_user_acts_with_the_tokens_roles_or_else_the_maps():
     async def never(*args):
         raise AssertionError("no act in this test")
 
+    store = SqliteStore(tmp_path / "signoff.db", SystemClock())  # never opened: not used
     actions = SlackActions(
-        settings.slack, SlackPoster(settings), never, never, Directory(tokens, {})
+        settings.slack, SlackPoster(settings), never, never, Directory(tokens, {}), store
     )
     alice = await actions._identity("UALICE")
     assert (alice.id, alice.roles, alice.source) == ("alice", frozenset({"reviewer:ops"}), "slack")

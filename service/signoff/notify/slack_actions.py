@@ -5,17 +5,19 @@ Order of checks, cheapest first, nothing parsed before the signature holds:
 1. the body's size (Content-Length, then as read) against `max_body_bytes`;
 2. `X-Slack-Signature` over `v0:<timestamp>:<body>` with the signing secret, and the
    timestamp within five minutes (slack_sdk's SignatureVerifier);
-3. a request seen before (same signature, or same trigger id) within that window: refused;
+3. a request seen before (same signature, or same trigger id) within that window: refused --
+   by any process on the database (the keys are in the store, store/notify_state.py);
 4. the payload, the workspace, the Slack user -> Signoff identity map;
 5. the act itself: group, separation of duties, version and N approvals, as for any act.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ from signoff.logs import event as log_event
 from signoff.notify import slack_blocks as blocks
 from signoff.notify.slack_app import SlackPoster
 from signoff.notify.slack_config import SlackSettings
+from signoff.store.notify_state import NotifyState
 
 log = logging.getLogger("signoff.notify.slack")
 
@@ -41,7 +44,7 @@ S = pb.review
 # Slack's own window (slack_sdk refuses a timestamp further than this from now); a replay
 # must be remembered at least this long on either side of it.
 WINDOW_S = 300
-MAX_REMEMBERED = 100_000
+MAX_REMEMBERED = 100_000  # users whose e-mail match is cached
 CHANNEL = "slack"
 REFUSAL_LOG_S = 60.0
 
@@ -66,27 +69,25 @@ class Directory:
 
 
 class _Seen:
-    """Keys (signatures, trigger ids) seen within the replay window."""
+    """Keys (signatures, trigger ids) seen within the replay window, by any process."""
 
-    def __init__(self, now: Callable[[], float]) -> None:
+    def __init__(self, state: NotifyState, now: Callable[[], float]) -> None:
+        self._state = state
         self._now = now
-        self._at: OrderedDict[str, float] = OrderedDict()
 
-    def first_time(self, *keys: str) -> bool:
-        """False if any key was seen in the window; otherwise remember them all."""
+    async def first_time(self, signature: str, trigger: str) -> bool:
+        """False if either key was seen in the window; otherwise remember both."""
+        # Digests: a fixed size in the table whatever Slack sends, and nothing replayable.
+        keys = [
+            (kind, hashlib.sha256(key.encode()).hexdigest()[:32])
+            for kind, key in (("slack.signature", signature), ("slack.trigger", trigger))
+            if key
+        ]
+        if not keys:
+            return True
         now = self._now()
-        while self._at and next(iter(self._at.values())) < now - 2 * WINDOW_S:
-            self._at.popitem(last=False)
-        if any(k in self._at for k in keys if k):
-            return False
-        for k in keys:
-            if k:
-                self._at[k] = now
-        # Only requests with a valid signature get here, so this bound is never reached by
-        # an attacker without the secret; it keeps a flood from Slack itself finite.
-        while len(self._at) > MAX_REMEMBERED:
-            self._at.popitem(last=False)
-        return True
+        until = dt.datetime.fromtimestamp(now + 2 * WINDOW_S, dt.UTC)
+        return await self._state.use_nonces(keys, until, dt.datetime.fromtimestamp(now, dt.UTC))
 
 
 class Refused(Exception):
@@ -103,16 +104,18 @@ class SlackActions:
         submit: Submit,
         get: Get,
         directory: Directory,
+        state: NotifyState,
         now: Callable[[], float] = time.time,
     ) -> None:
-        """Act through `submit` (ReviewDesk.submit) and re-read through `get`."""
+        """Act through `submit` (ReviewDesk.submit) and re-read through `get`; replays are
+        remembered in `state` (the store)."""
         self.settings = settings
         self.poster = poster
         self.submit = submit
         self.get = get
         self.directory = directory
         self.verifier = SignatureVerifier(settings.signing_secret.get_secret_value(), _Clock(now))
-        self._seen = _Seen(now)
+        self._seen = _Seen(state, now)
         self._by_email: dict[str, tuple[str | None, float]] = {}
         self._now = now
         self._refused: dict[str, int] = {}  # refusals by reason since the last log line
@@ -131,7 +134,13 @@ class SlackActions:
         if payload is None:
             return self._refuse(400, "bad_payload", "expected a form field `payload` holding JSON")
         trigger = payload.get("trigger_id")
-        if not self._seen.first_time(signature, trigger if isinstance(trigger, str) else ""):
+        trigger = trigger if isinstance(trigger, str) else ""
+        try:
+            first = await self._seen.first_time(signature, trigger)
+        except SignoffError as exc:  # the store is down: refuse, Slack retries
+            log_event(log, "slack.replay_check_failed", logging.WARNING, error=exc.message)
+            return web.Response(status=503, text="cannot check for replays now; retry\n")
+        if not first:
             return self._refuse(409, "replayed", "this request was already received")
         team = (
             (payload.get("team") or {}).get("id") if isinstance(payload.get("team"), dict) else None
@@ -174,7 +183,7 @@ class SlackActions:
             self.poster.tell(channel, user, blocks.refusal("act", "this button is not Signoff's"))
             return
         rid, version = target
-        self.poster.remember(rid, channel, ts)
+        await self.poster.remember(rid, channel, ts)
         verb = "approval" if action_id == blocks.APPROVE else "rejection"
         try:
             who = await self._identity(user)
@@ -208,7 +217,7 @@ class SlackActions:
             return _modal_error("this form is not Signoff's")
         rid, version = target
         channel, ts = str(meta.get("channel") or ""), str(meta.get("ts") or "")
-        self.poster.remember(rid, channel, ts)
+        await self.poster.remember(rid, channel, ts)
         comment = _comment(view)
         user = _where(payload)[0]
         try:

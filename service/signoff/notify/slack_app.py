@@ -5,18 +5,22 @@ Guarantees, in one place:
 - `publish` and `refresh` never await the network and never raise: a review act never
   waits for, or fails because of, Slack. One worker sends in order, so a message is posted
   before any update of it.
-- Which message shows which review is kept in memory by the process that posted it (or
-  that handled a button on it): after a restart, or under `serve --workers`/replicas where
-  another process settles the review, that message is not updated until someone presses one
-  of its buttons, which then shows the review as it stands and says why the act was refused.
+- Which message shows which review is in the store (store/notify_state.py), noted when it is
+  posted or a button on it is pressed, and forgotten once the review is settled. Whichever
+  process publishes a change -- another worker or replica, or this one after a restart --
+  reads it there and updates the message, drawn from the newest of the review it was given
+  and the stored one. A review changed elsewhere while this process was posting is caught
+  by re-reading it once the message is noted: the later of the two readers updates it.
+  Left open: two processes updating one message at the same moment land in Slack in either
+  order (chat.update has no condition); the next change, or a button press, redraws it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,12 +38,11 @@ from signoff.logs import event as log_event
 from signoff.notify.config import EVENTS, NotifySettings
 from signoff.notify.slack_blocks import message
 from signoff.notify.slack_config import SlackSettings
+from signoff.store.base import Store
+from signoff.store.notify_state import MAX_KEY_CHARS
 
 log = logging.getLogger("signoff.notify.slack")
 
-# Reviews whose messages are remembered; the oldest are forgotten first (a review settles,
-# and is forgotten, long before this many newer ones open in any real deployment).
-MAX_TRACKED = 50_000
 CHANGED = "review.changed"  # an act that did not settle the review (one of N approvals)
 
 
@@ -76,15 +79,25 @@ class SlackPoster:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._closed = False
-        # review_id -> {channel: message ts}
-        self._messages: OrderedDict[str, dict[str, str]] = OrderedDict()
+        self._store: Store | None = None
+        self._now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+
+    def use_store(self, store: Store, now: Callable[[], dt.datetime]) -> None:
+        """Keep which message shows which review in `store`, noted at `now()` (before start)."""
+        self._store, self._now = store, now
 
     async def start(self) -> None:
         """Start the sending worker on the running loop."""
+        if self._store is None:
+            raise RuntimeError("SlackPoster.use_store() must be called before start()")
         if self._worker is None:
             self._loop = asyncio.get_running_loop()
             self._loop_thread = threading.get_ident()
             self._worker = asyncio.create_task(self._work(), name="notify:slack")
+
+    async def idle(self) -> None:
+        """Return once every job queued so far was sent (or failed and was logged)."""
+        await self._queue.join()
 
     # A plain `timeout` argument, as Notifier.close: it bounds only the flush.
     async def close(self, timeout: float = 5) -> None:  # noqa: ASYNC109
@@ -113,17 +126,26 @@ class SlackPoster:
         """Queue a message only `user` sees in `channel` (why their act was refused)."""
         self._put(_Job("ephemeral", channel=channel, user=user, text=text))
 
-    def remember(self, review_id: str, channel: str, ts: str) -> None:
+    async def remember(self, review_id: str, channel: str, ts: str) -> None:
         """Note that the message `ts` in `channel` shows this review (from a button press)."""
-        if review_id and channel and ts:
-            self._messages.setdefault(review_id, {}).setdefault(channel, ts)
-            self._messages.move_to_end(review_id)
-            while len(self._messages) > MAX_TRACKED:
-                self._messages.popitem(last=False)
+        # Normally noted already, when it was posted: read first, write only what is new.
+        # Best effort: a failure leaves the message as it is, and must not refuse the act.
+        if not all(0 < len(v) <= MAX_KEY_CHARS for v in (review_id, channel, ts)):
+            return
+        try:
+            if channel not in await self.messages_of(review_id):
+                await self._state().add_slack_message(review_id, channel, ts, self._now())
+        except Exception as exc:
+            log_event(log, "slack.note_failed", logging.WARNING, error=type(exc).__name__)
 
-    def messages_of(self, review_id: str) -> dict[str, str]:
+    async def messages_of(self, review_id: str) -> dict[str, str]:
         """The messages known to show this review: channel -> ts."""
-        return dict(self._messages.get(review_id, {}))
+        return await self._state().slack_messages(review_id)
+
+    def _state(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("SlackPoster.use_store() was not called")
+        return self._store
 
     async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         """Open a modal now (a trigger id is good for 3 seconds, so this is not queued)."""
@@ -190,15 +212,16 @@ class SlackPoster:
                 self.client.chat_postEphemeral, channel=job.channel, user=job.user, text=job.text
             )
             return
-        review = job.review
-        assert review is not None
+        assert job.review is not None
+        # Drawn as it stands: a job that waited behind others, here or in the process that
+        # queued it, must not draw an older state over a newer one another process drew.
+        review = await self._newest(job.review)
         rid = review.review_id
+        settled = review.state in FINAL_STATES
         routed = self.settings.slack_channels(review.reviewer_group)
-        known = self.messages_of(rid)
+        known = await self.messages_of(rid)
         for channel, ts in known.items():
-            moved = (
-                "" if channel in routed or review.state in FINAL_STATES else review.reviewer_group
-            )
+            moved = "" if channel in routed or settled else review.reviewer_group
             await self._call(
                 self.client.chat_update,
                 channel=channel,
@@ -206,7 +229,8 @@ class SlackPoster:
                 **message(review, self.console_url, moved_to=moved),
             )
             log_event(log, "slack.updated", review_id=rid, channel=channel)
-        if job.kind in ("review.opened", "review.escalated"):
+        posted = False
+        if job.kind in ("review.opened", "review.escalated") and not settled:
             for channel in routed:
                 if channel in known:
                     continue
@@ -217,10 +241,25 @@ class SlackPoster:
                 )
                 ts = resp.get("ts")
                 if isinstance(ts, str):
-                    self.remember(rid, str(resp.get("channel") or channel), ts)
+                    await self.remember(rid, str(resp.get("channel") or channel), ts)
+                    posted = True
                 log_event(log, "slack.posted", review_id=rid, channel=channel)
-        if review.state in FINAL_STATES:
-            self._messages.pop(rid, None)
+        if settled:
+            await self._state().forget_slack_messages(rid)
+        elif posted:
+            # Another process may have changed the review after we read it and before our
+            # message was noted: its update found no message to change. Now that ours is
+            # noted, whichever of us reads last sees both, so this re-read closes the gap.
+            newer = await self._newest(review)
+            if newer.version > review.version:
+                self.refresh(newer)
+
+    async def _newest(self, review: pb.review.Review) -> pb.review.Review:
+        """`review`, or the stored one if that is newer."""
+        rec = await self._state().get_review(review.review_id)
+        if rec is None or rec.version <= review.version:
+            return review
+        return pb.review.Review.FromString(rec.review)
 
     async def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
         # The client's own timeout is per HTTP exchange; this bounds retries too.

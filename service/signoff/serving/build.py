@@ -72,6 +72,8 @@ def build_app(
     changes go to `notifier` (webhooks) and `slack` (the Slack app's messages)."""
     clock = clock or SystemClock()
     store = build_store(settings, clock)
+    if slack is not None:  # which message shows which review is shared through the store
+        slack.use_store(store, clock.now)
     page_bytes, entry_bytes = settings.limits.fields.budgets(settings.max_message_bytes)
     limits = Limits(
         page_bytes=page_bytes,

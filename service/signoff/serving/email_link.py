@@ -6,9 +6,10 @@ the console posts the token here; this
 checks it (signature, expiry, single use, the review still pending at the version mailed)
 and answers a session token scoped to that review (auth/review_links.py, api/scope.py).
 
-Single use is tracked in this process's memory: under `serve --workers` or on replicas a
-link could be redeemed once per process; every session still acts at most once, since it
-is bound to the review's version and an act moves it on.
+Single use is kept in the store (store/notify_state.py), so it holds across `serve
+--workers`, replicas and restarts: of two redeems of one link, wherever they arrive, exactly
+one gets a session. A link is used up by its first redeem that passes the signature and
+expiry, even when the review then turns out settled or changed.
 """
 
 from __future__ import annotations
@@ -39,15 +40,15 @@ from signoff.notify import Notifier
 from signoff.notify.email import EmailSender
 from signoff.notify.email_config import EmailSettings
 from signoff.settings.model import ConfigError, Settings
+from signoff.store.notify_state import MAX_KEY_CHARS, NotifyState
 
 log = logging.getLogger("signoff.email")
 A = TypeVar("A", bound=Authenticator)
 
 PATH: Final = "/email/redeem"
 MAX_BODY: Final = 4096
-# Nonces remembered at most; past it, expired ones are dropped, then new links are refused
-# (503) rather than letting memory grow without bound.
-MAX_USED: Final = 100_000
+NONCE_KIND: Final = "email.link"
+LAST_EXPIRY: Final = int(dt.datetime(9999, 1, 1, tzinfo=dt.UTC).timestamp())
 STATUS: Final[dict[type[errors.SignoffError], int]] = {
     errors.InvalidArgument: 400,
     errors.Unauthenticated: 401,
@@ -60,14 +61,20 @@ STATUS: Final[dict[type[errors.SignoffError], int]] = {
 
 
 class EmailLinks:
-    """Redeems link tokens: checks them against the review, remembers the used ones."""
+    """Redeems link tokens: checks them against the review, marks them used in the store."""
 
-    def __init__(self, settings: EmailSettings, desk: ReviewDesk, now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        settings: EmailSettings,
+        desk: ReviewDesk,
+        now: Callable[[], float],
+        used: NotifyState,
+    ) -> None:
         self._secret = settings.link_secret.get_secret_value().encode()
         self._session_ttl = settings.session_ttl_s
         self._desk = desk
         self._now = now
-        self._used: dict[str, int] = {}  # nonce -> its link's expiry (forgotten after it)
+        self._used = used  # the store: which link nonces were redeemed, until they expire
         # The per-address rate of the API ports (limits.peers), checked before the body is read.
         self.peers: PeerGate | None = None
 
@@ -92,7 +99,7 @@ class EmailLinks:
         """The session for a valid, unused link to a review still as mailed."""
         now = self._now()
         claim = verify(self._secret, "link", token, now)
-        self._remember(claim, now)  # before any await: two racing redeems cannot both pass
+        await self._use(claim, now)  # first: of two racing redeems, one passes
         who = session_identity(claim)
         review = await self._desk.get(who, claim.review_id)
         if review.state != pb.review.REVIEW_STATE_PENDING:
@@ -121,16 +128,19 @@ class EmailLinks:
             "server_time": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
         }
 
-    def _remember(self, claim: ReviewClaim, now: float) -> None:
-        if claim.nonce in self._used:
+    async def _use(self, claim: ReviewClaim, now: float) -> None:
+        """Mark the link used, in the store; Unauthenticated if it was used before."""
+        if not 0 < len(claim.nonce) <= MAX_KEY_CHARS:  # ours are 16; only our key signs
+            raise errors.Unauthenticated("e-mail link token: unreadable payload")
+        # Kept until the link is dead; a link signed to outlive the calendar, until its end.
+        until = dt.datetime.fromtimestamp(min(claim.expires_at, LAST_EXPIRY), dt.UTC)
+        first = await self._used.use_nonces(
+            [(NONCE_KIND, claim.nonce)], until, dt.datetime.fromtimestamp(now, dt.UTC)
+        )
+        if not first:
             raise errors.Unauthenticated(
                 "this e-mail link was already used; open the review from the console"
             )
-        if len(self._used) >= MAX_USED:
-            self._used = {n: exp for n, exp in self._used.items() if exp > now}
-            if len(self._used) >= MAX_USED:
-                raise errors.Unavailable("too many e-mail links in use; try again later")
-        self._used[claim.nonce] = claim.expires_at
 
 
 async def _token_of(request: web.Request) -> str:
@@ -179,4 +189,5 @@ def wire(
 
     notifier.attach(EmailSender(email, now, settings.notify.email_recipients()))
     secret = email.link_secret.get_secret_value().encode()
-    return ReviewSessionAuthenticator(secret, authenticator, now), EmailLinks(email, desk, now)
+    links = EmailLinks(email, desk, now, desk.store)
+    return ReviewSessionAuthenticator(secret, authenticator, now), links

@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,13 @@ from signoff.settings.model import ConfigError, Settings
 from signoff.telemetry.recorder import Telemetry
 
 log = logging.getLogger("signoff.server")
+
+# Used keys and the messages of settled reviews are swept this often (they are few; a key
+# stays refused until it expires whether or not its row is gone).
+NOTIFY_STATE_SWEEP_S = 60.0
+# A settled review's messages are dropped this long after they were noted (usually at once,
+# by the poster that updated them; this catches a process that died before it did).
+NOTIFY_MESSAGES_KEPT = dt.timedelta(hours=1)
 
 SERVICE_NAMES = (
     "signoff.v1.DecisionService",
@@ -376,6 +384,8 @@ async def _sweep_forever(app: Signoff, settings: Settings) -> None:
     # the server was down. Replicas on one database sweep under a lease, so exactly one of
     # them expires reviews; when it dies, another takes over within one interval.
     leading = False
+    approvals = settings.notify.slack is not None or settings.notify.email is not None
+    next_state_sweep = 0.0
     while True:
         try:
             now_leading = await app.store.try_lead("sweeper")
@@ -384,9 +394,20 @@ async def _sweep_forever(app: Signoff, settings: Settings) -> None:
                 event(log, "sweeper.lead" if leading else "sweeper.follow")
             if leading:
                 await app.reviews.sweep()
+            if leading and approvals and time.monotonic() >= next_state_sweep:
+                next_state_sweep = time.monotonic() + NOTIFY_STATE_SWEEP_S
+                await _sweep_notify_state(app)
         except Exception:
             log.exception("review sweep failed; retrying")
         await asyncio.sleep(settings.sweep_interval)
+
+
+async def _sweep_notify_state(app: Signoff) -> None:
+    """Drop used link and Slack keys once expired, and the messages of settled reviews."""
+    now = app.clock.now()
+    gone = await app.store.sweep_notify_state(now, now - NOTIFY_MESSAGES_KEPT)
+    if gone:
+        event(log, "sweeper.notify_state", rows=gone)
 
 
 async def _checkpoint_forever(audit: AuditDesk, settings: Settings) -> None:

@@ -46,6 +46,7 @@ def endpoints(
             app.reviews.submit,
             app.reviews.get,
             slack_directory(settings.auth.tokens_file),
+            app.store,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

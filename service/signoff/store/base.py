@@ -20,6 +20,8 @@ Contract shared by all backends (and checked by the one behavioural suite in tes
 * `subscribe_reviews` callbacks run on the event loop after a review change committed -- in
   this process, or for a shared database on any replica. Delivery is best effort (a dropped
   listener connection loses some): consumers re-read periodically, the feed only hurries them.
+* `use_nonces` is one atomic check-and-insert: of calls racing with one key, in any processes
+  on one database, exactly one is told the key was unused (store/notify_state.py).
 * `try_lead(name)` is true in at most one process per database at a time (modulo the moment
   a dead holder's connection takes to drop); jobs run under it must still be idempotent.
 """
@@ -35,6 +37,7 @@ from signoff.core.audit import AuditEntry, AuditRecord
 from signoff.core.checkpoints import Checkpoint
 from signoff.errors import AlreadyExists
 from signoff.store.grants_sql import GrantRecord
+from signoff.store.notify_state import NotifyState
 
 
 class CheckpointSuperseded(ValueError):
@@ -185,8 +188,9 @@ def check_review_update(new: ReviewRecord, expected_version: int) -> None:
 
 
 @runtime_checkable
-class Store(Protocol):
-    """Durable storage for decisions and the audit log (async; safe to share across tasks)."""
+class Store(NotifyState, Protocol):
+    """Durable storage for decisions and the audit log (async; safe to share across tasks);
+    the shared state of the Slack and e-mail approvals is in NotifyState."""
 
     async def open(self) -> None:
         """Create the database if needed and bring its schema up to date."""

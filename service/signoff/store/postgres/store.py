@@ -54,6 +54,7 @@ from signoff.store.postgres import tree as tree_sql
 from signoff.store.postgres.chain import PostgresChain
 from signoff.store.postgres.feed import Leases, ReviewCallback, ReviewFeed, channel_for
 from signoff.store.postgres.grants import PostgresGrants
+from signoff.store.postgres.notify import PostgresNotify
 from signoff.store.postgres.tx import Key, Tx, key_of
 from signoff.store.postgres.writer import MIGRATE_LOCK, GroupCommitWriter, unavailable
 from signoff.store.rows import POSTGRES
@@ -63,7 +64,7 @@ from signoff.store.tree import TREE_IDLE, Pending, TreeBuilder
 T = TypeVar("T")
 
 
-class PostgresStore(PostgresGrants, PostgresChain):
+class PostgresStore(PostgresGrants, PostgresChain, PostgresNotify):
     """The scale-out `Store`: one PostgreSQL database shared by every replica."""
 
     def __init__(

@@ -61,6 +61,7 @@ from signoff.store.sqlite import tree as tree_sql
 from signoff.store.sqlite.chain import SqliteChain
 from signoff.store.sqlite.grants import SqliteGrants
 from signoff.store.sqlite.indexer import INDEX_EVERY, INDEX_IDLE, AuditIndexer
+from signoff.store.sqlite.notify import SqliteNotify
 from signoff.store.sqlite.writer import GroupCommitWriter, WriterStats, unavailable
 from signoff.store.tree import TREE_CHUNK, TREE_EVERY, TREE_IDLE, Pending, TreeBuilder
 
@@ -88,7 +89,7 @@ class _Tx:
         return entry
 
 
-class SqliteStore(SqliteGrants, SqliteChain):
+class SqliteStore(SqliteGrants, SqliteChain, SqliteNotify):
     """The embedded `Store`: a local SQLite file, durable group-committed writes."""
 
     def __init__(
