@@ -242,8 +242,8 @@ def test_a_restart_keeps_used_links_and_which_message_shows_which_review(cluster
 def test_a_message_posted_while_another_server_settled_its_review_is_caught_up(
     cluster: Cluster,
 ):
-    """B settles the review while A waits for Slack to answer its post: B finds no message
-    to update, so A, once it noted its message, re-reads the review and updates it."""
+    """B settles the review while A waits for Slack to answer its post: B may find no message
+    to update yet, so A, once it noted its message, re-reads the review and updates it."""
     settled_by_b: list[R.Review] = []
 
     def settle_while_posting(method: str, data: dict) -> None:
@@ -262,7 +262,11 @@ def test_a_message_posted_while_another_server_settled_its_review_is_caught_up(
     assert "Approved* by *alice*" in _text(update)
     cluster.a.call(cluster.a.running.slack.idle())  # type: ignore[union-attr]
     assert cluster.a.call(cluster.a.running.app.store.slack_messages(rid)) == {}
-    assert len(cluster.slack.of("chat.update")) == 1  # B had nothing to update
+    # B's own job runs before or after A notes its message (B's worker is not ordered with
+    # A's post): the message is updated once or twice, always to the settled review.
+    updates = cluster.slack.of("chat.update")
+    assert 1 <= len(updates) <= 2
+    assert all("Approved* by *alice*" in _text(u) for u in updates)
 
 
 def test_a_late_job_draws_the_review_as_it_stands_not_as_it_was(cluster: Cluster):
