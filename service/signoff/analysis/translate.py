@@ -13,6 +13,8 @@ never invent one. A construct outside the subset raises `Unsupported`, and the c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import z3
@@ -27,14 +29,18 @@ from signoff.analysis.symbols import (
     STR,
     STRING_FIELDS,
     STRUCT_ROOTS,
+    Json,
     Path,
     Symbols,
 )
-from signoff.analysis.tree import Call, Const, Ident, ListLit, Node, Other, Select
+from signoff.analysis.tree import Call, Comprehension, Const, Ident, ListLit, Node, Other, Select
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _ORDER = {"_<_": "<", "_<=_": "<=", "_>_": ">", "_>=_": ">="}
 _ARITH = {"_+_", "_-_", "_*_"}
+MAX_UNROLLED = 64  # elements of a list literal a loop (all, exists, ...) is unrolled over
+_NOT_STRICTLY_FALSE = ("@not_strictly_false", "__not_strictly_false__")
+_OPTIONAL_SELECT = ("_?._", "_[?_]")
 
 
 class Unsupported(Exception):
@@ -45,11 +51,16 @@ class Unsupported(Exception):
 class Val:
     """A translated value: its sort, its term, and when evaluating it fails."""
 
-    sort: str  # bool | int | double | string | strlist | dyn | struct | msg | list
+    # bool | int | double | num (int or double, which one unknown: math.greatest(1, x)) |
+    # string | strlist | dyn | struct | msg | list | opt (an optional: `term` is whether
+    # it has a value, `path` where that value is)
+    sort: str
     term: object
     err: z3.BoolRef
     path: Path = ()
     items: tuple[Val, ...] = ()
+    # A dyn that is no single path (`x.?a.orValue(1.0)`): its JSON variables, computed.
+    json: Json | None = None
 
 
 FALSE = z3.BoolVal(False)
@@ -64,6 +75,20 @@ class Translator:
 
     def __init__(self, symbols: Symbols) -> None:
         self.symbols = symbols
+        self.locals: dict[str, Val] = {}  # loop and cel.bind variables in scope
+
+    @contextmanager
+    def _scope(self, names: dict[str, Val]) -> Iterator[None]:
+        saved = self.locals
+        self.locals = {**saved, **names}
+        try:
+            yield
+        finally:
+            self.locals = saved
+
+    def _json(self, v: Val) -> Json:
+        """The JSON variables of a dyn value."""
+        return v.json if v.json is not None else self.symbols.value(v.path)
 
     def condition(self, node: Node) -> tuple[z3.BoolRef, z3.BoolRef]:
         """(true without error, fails) of a boolean expression such as a rule's `when`."""
@@ -81,6 +106,8 @@ class Translator:
         if isinstance(node, Const):
             return self._const(node.value)
         if isinstance(node, Ident):
+            if node.name in self.locals:
+                return self.locals[node.name]
             return self._path((node.name,))
         if isinstance(node, Select):
             return self._select(node)
@@ -89,6 +116,8 @@ class Translator:
         if isinstance(node, ListLit):
             items = tuple(self.expr(e) for e in node.elements)
             return Val("list", None, z3.Or(FALSE, *(i.err for i in items)), items=items)
+        if isinstance(node, Comprehension):
+            return self._loop(node)
         assert isinstance(node, Other)
         raise Unsupported(node.what)
 
@@ -122,7 +151,7 @@ class Translator:
         """(path, present, error selecting the parent) of `base.key` on a struct or JSON."""
         if base.sort == "msg":
             raise Unsupported("a message field outside the request's fields")
-        if base.sort not in ("struct", "dyn"):
+        if base.sort not in ("struct", "dyn") or base.json is not None:
             raise Unsupported(f"selecting a field of a {base.sort}")
         path = (*base.path, key)
         v = self.symbols.value(path)
@@ -160,7 +189,7 @@ class Translator:
         if v.sort == "bool":
             return v
         if v.sort == "dyn":
-            j = self.symbols.value(v.path)
+            j = self._json(v)
             return Val("bool", j.bool, z3.Or(v.err, j.kind != BOOL))
         raise Unsupported(f"a {v.sort} used as a condition")
 
@@ -169,7 +198,7 @@ class Translator:
         if v.sort == "string":
             return v
         if v.sort == "dyn":
-            j = self.symbols.value(v.path)
+            j = self._json(v)
             return Val("string", j.str, z3.Or(v.err, j.kind != STR))
         raise Unsupported(f"a {v.sort} used as a string")
 
@@ -177,10 +206,10 @@ class Translator:
         """`v` as a real (ints and doubles compare numerically in CEL)."""
         if v.sort == "int":
             return Val("double", z3.ToReal(v.term), v.err)  # type: ignore[arg-type]
-        if v.sort == "double":
-            return v
+        if v.sort in ("double", "num"):
+            return Val("double", v.term, v.err)
         if v.sort == "dyn":
-            j = self.symbols.value(v.path)
+            j = self._json(v)
             return Val("double", j.num, z3.Or(v.err, j.kind != NUM))
         raise Unsupported(f"a {v.sort} used as a number")
 
@@ -232,6 +261,19 @@ class Translator:
             return self._size(self.expr(node.target if node.target is not None else args[0]))
         if fn in ("double", "int", "string") and node.target is None and len(args) == 1:
             return self._convert(fn, self.expr(args[0]))
+        if fn in _NOT_STRICTLY_FALSE:  # a loop's condition: true unless false
+            v = self.bool(self.expr(args[0]))
+            return _ok("bool", z3.Or(v.err, v.term))
+        if fn in ("math.@max", "math.@min"):
+            return self._extreme(fn == "math.@max", args)
+        if fn == "math.abs" and len(args) == 1:
+            return self._abs(self.expr(args[0]))
+        if fn in _OPTIONAL_SELECT:
+            return self._optional_select(self.expr(args[0]), args[1])
+        if fn in ("orValue", "hasValue", "value") and node.target is not None:
+            return self._optional_call(fn, self.expr(node.target), args)
+        if fn in ("indexOf", "substring", "charAt") and node.target is not None:
+            return self._text_call(fn, self.string(self.expr(node.target)), args)
         raise Unsupported(f"the function {fn.strip('_@!') or fn}()")
 
     def _logic(self, conj: bool, vs: list[Val]) -> Val:
@@ -260,8 +302,8 @@ class Translator:
             a, b = b, a
         if a.sort == "dyn":
             # Heterogeneous equality: a JSON value of another kind is unequal, not an error.
-            j = self.symbols.value(a.path)
-            if b.sort in ("int", "double"):
+            j = self._json(a)
+            if b.sort in ("int", "double", "num"):
                 term = z3.And(j.kind == NUM, j.num == self.number(b).term)
             elif b.sort == "string":
                 term = z3.And(j.kind == STR, j.str == b.term)
@@ -270,7 +312,7 @@ class Translator:
             else:
                 raise Unsupported(f"comparing an untyped value with a {b.sort}")
             return Val("bool", term, err)
-        if {a.sort, b.sort} <= {"int", "double"}:
+        if {a.sort, b.sort} <= {"int", "double", "num"}:
             return Val("bool", self.number(a).term == self.number(b).term, err)
         if a.sort == b.sort and a.sort in ("bool", "string", "strlist"):
             return Val("bool", a.term == b.term, err)  # type: ignore[operator]
@@ -280,6 +322,8 @@ class Translator:
         err = z3.Or(a.err, b.err)
         if fn == "_+_" and a.sort == "string" and b.sort == "string":
             return Val("string", z3.Concat(a.term, b.term), err)  # type: ignore[arg-type]
+        if a.json is not None or b.json is not None:
+            raise Unsupported("arithmetic on an optional's value")
         if "dyn" in (a.sort, b.sort):
             # Struct numbers are doubles: with an int the engine finds no overload.
             other = b if a.sort == "dyn" else a
@@ -310,7 +354,7 @@ class Translator:
         if v.sort == "list":
             return Val("int", z3.IntVal(len(v.items)), v.err)
         if v.sort == "dyn":
-            j = self.symbols.value(v.path)
+            j = self._json(v)
             ok = z3.Or(j.kind == STR, j.kind == LIST, j.kind == OBJ)
             return Val("int", j.size, z3.Or(v.err, z3.Not(ok)))
         raise Unsupported(f"size() of a {v.sort}")
@@ -319,7 +363,7 @@ class Translator:
         if fn == "double":
             if v.sort in ("int", "double"):
                 return self.number(v)
-            if v.sort == "dyn":
+            if v.sort == "dyn" and v.json is None:
                 # double("12.5") parses: a string's value is not modelled, only that it may work.
                 j = self.symbols.value(v.path)
                 self.symbols.parsed.add(v.path)
@@ -342,9 +386,154 @@ class Translator:
             err = v.err
             if v.sort == "dyn":
                 # Which JSON kinds string() accepts is not modelled: the solver may choose.
-                kind = self.symbols.value(v.path).kind
+                kind = self._json(v).kind
                 scalar = z3.Or(kind == STR, kind == NUM, kind == BOOL)
                 unknown = self.symbols.fresh(z3.BoolSort(), "string_failed")
                 err = z3.Or(err, z3.And(z3.Not(scalar), unknown))
             return Val("string", self.symbols.fresh(z3.StringSort(), "text"), err)
         raise Unsupported(f"string() of a {v.sort}")
+
+    # --- loops and cel.bind ----------------------------------------------------------
+
+    def _loop(self, c: Comprehension) -> Val:
+        """A macro's loop, unrolled over a list literal (cel.bind: over no element).
+
+        Each step is translated with the loop variables bound to the element's value, so
+        errors stay values as in the engine: `all` is false when one element is false
+        even if another fails, and a cel.bind whose value fails is fine unless used."""
+        rng = self.expr(c.range)
+        if rng.sort != "list":
+            raise Unsupported(f"a loop (all, exists, ...) over a {rng.sort}")
+        if len(rng.items) > MAX_UNROLLED:
+            raise Unsupported(f"a loop over more than {MAX_UNROLLED} elements")
+        accu = self.expr(c.init)
+        if accu.sort == "list":
+            raise Unsupported("a loop that builds a list (map, filter)")
+        running: z3.BoolRef = z3.BoolVal(True)
+        failed: z3.BoolRef = FALSE
+        for k, item in enumerate(rng.items):
+            bound = {c.var: item} if not c.var2 else {c.var: _ok("int", z3.IntVal(k)), c.var2: item}
+            with self._scope({**bound, c.accu: accu}):
+                cond = self.bool(self.expr(c.condition))
+                step = self.expr(c.step)
+            failed = z3.Or(failed, z3.And(running, cond.err))
+            running = z3.And(running, z3.Not(cond.err), cond.term)
+            accu = _merge(running, step, accu)
+        with self._scope({c.accu: accu}):
+            result = self.expr(c.result)
+        return Val(result.sort, result.term, z3.Or(rng.err, failed, result.err), result.path)
+
+    # --- extensions: math, optional values, strings -----------------------------------
+
+    def _extreme(self, greatest: bool, args: tuple[Node, ...]) -> Val:
+        """math.greatest / math.least: numeric, strict in every argument."""
+        if len(args) == 1:
+            only = self.expr(args[0])
+            if only.sort in ("int", "double"):
+                return only
+            if only.sort != "list":
+                raise Unsupported(f"math.{'greatest' if greatest else 'least'}() of a {only.sort}")
+            values = list(only.items)
+        else:
+            values = [self.expr(a) for a in args]
+        sorts = {"double" if v.sort == "dyn" else v.sort for v in values}
+        if not sorts <= {"int", "double"}:
+            raise Unsupported(f"math.greatest/least() of {', '.join(sorted(sorts))}")
+        # Mixed int and double: the result is whichever wins, so its type is unknown.
+        sort = "int" if sorts == {"int"} else "double" if sorts == {"double"} else "num"
+        terms = [v.term if sort == "int" else self.number(v).term for v in values]
+        errs = [v.err if sort == "int" else self.number(v).err for v in values]
+        best = terms[0]
+        for t in terms[1:]:
+            best = z3.If(t > best if greatest else t < best, t, best)  # type: ignore[operator]
+        return Val(sort, best, z3.Or(*errs))
+
+    def _abs(self, v: Val) -> Val:
+        if v.sort == "int":
+            x = v.term
+            return Val("int", z3.If(x >= 0, x, -x), z3.Or(v.err, x == INT64_MIN))  # type: ignore[operator]
+        if v.sort in ("double", "dyn"):
+            n = self.number(v)
+            return Val("double", z3.If(n.term >= 0, n.term, -n.term), n.err)  # type: ignore[operator]
+        raise Unsupported(f"math.abs() of a {v.sort}")
+
+    def _optional_select(self, base: Val, key: Node) -> Val:
+        """`base.?key`: an optional, empty when the key is missing."""
+        if not (isinstance(key, Const) and isinstance(key.value, str)):
+            raise Unsupported("an optional index with a computed or non-string key")
+        if base.sort == "opt":
+            # Chained: empty stays empty; a value that is not an object fails.
+            inner = self.symbols.value(base.path)
+            path = (*base.path, key.value)
+            child = self.symbols.value(path)
+            err = z3.Or(base.err, z3.And(base.term, inner.kind != OBJ))  # type: ignore[arg-type]
+            return Val("opt", z3.And(base.term, inner.kind == OBJ, child.present), err, path)  # type: ignore[arg-type]
+        path, present, parent_err = self._member(base, key.value)
+        return Val("opt", present, parent_err, path)
+
+    def _optional_call(self, fn: str, opt: Val, args: tuple[Node, ...]) -> Val:
+        if opt.sort != "opt":
+            raise Unsupported(f"{fn}() of a {opt.sort}")
+        has = opt.term
+        if fn == "hasValue":
+            return Val("bool", has, opt.err)
+        if fn == "value":
+            return Val("dyn", None, z3.Or(opt.err, z3.Not(has)), opt.path)  # type: ignore[arg-type]
+        default = self.expr(args[0])  # orValue: the default counts only when it is used
+        inner = self.symbols.value(opt.path)
+        other = self._lifted(default)
+        fields = ("present", "kind", "num", "str", "bool", "size", "parsed", "unparsable")
+        merged = Json(*(z3.If(has, getattr(inner, f), getattr(other, f)) for f in fields))
+        err = z3.Or(opt.err, z3.And(z3.Not(has), default.err))  # type: ignore[arg-type]
+        return Val("dyn", None, err, json=merged)
+
+    def _lifted(self, v: Val) -> Json:
+        """A typed value as JSON variables (an int is a number: compared, never added)."""
+        if v.sort == "dyn":
+            return self._json(v)
+        zero, empty = z3.RealVal(0), z3.StringVal("")
+        kind, num, text, flag = NUM, zero, empty, FALSE
+        if v.sort == "bool":
+            kind, flag = BOOL, v.term
+        elif v.sort in ("int", "double", "num"):
+            num = self.number(v).term
+        elif v.sort == "string":
+            kind, text = STR, v.term
+        else:
+            raise Unsupported(f"orValue() with a {v.sort}")
+        size = z3.Length(text)  # type: ignore[arg-type]
+        return Json(
+            z3.BoolVal(True), z3.IntVal(kind), num, text, flag, size, zero, z3.BoolVal(True)
+        )  # type: ignore[arg-type]
+
+    def _text_call(self, fn: str, s: Val, args: tuple[Node, ...]) -> Val:
+        """indexOf, substring, charAt: z3's string theory, with CEL's range errors."""
+        n = z3.Length(s.term)  # type: ignore[arg-type]
+        vals = [self.expr(a) for a in args]
+        needle = self.string(vals.pop(0)) if fn == "indexOf" else None
+        if any(v.sort != "int" for v in vals):
+            raise Unsupported(f"{fn}() with a position that is not an int")
+        err = z3.Or(s.err, *(v.err for v in vals), needle.err if needle else FALSE)
+        pos = [v.term for v in vals]
+        if needle is not None:
+            start = pos[0] if pos else z3.IntVal(0)
+            bad = z3.Or(start < 0, start > n)  # type: ignore[operator]
+            term = z3.IndexOf(s.term, needle.term, start)  # type: ignore[arg-type]
+            return Val("int", term, z3.Or(err, bad))
+        start = pos[0]
+        end = pos[1] if len(pos) > 1 else (start + 1 if fn == "charAt" else n)  # type: ignore[operator]
+        # charAt(size) is "", like a substring of length 0 there.
+        bad = z3.Or(start < 0, start > n)  # type: ignore[operator]
+        if fn == "substring" and len(pos) > 1:
+            # As the engine does it (cel-expr-python 0.1.3): substring(i, size) fails
+            # unless i == size, so "abc".substring(1, 3) is an error, not "bc".
+            bad = z3.Or(bad, end < start, end > n, z3.And(end == n, start < end))  # type: ignore[operator]
+        term = z3.SubString(s.term, start, end - start)  # type: ignore[arg-type,operator]
+        return Val("string", term, z3.Or(err, bad))
+
+
+def _merge(cond: z3.BoolRef, a: Val, b: Val) -> Val:
+    """`a` when `cond`, else `b` (a loop's accumulator after one step)."""
+    if a.sort != b.sort or a.sort not in ("bool", "int", "double", "string"):
+        raise Unsupported(f"a loop whose value is a {a.sort}")
+    return Val(a.sort, z3.If(cond, a.term, b.term), z3.If(cond, a.err, b.err))  # type: ignore[arg-type]
