@@ -44,6 +44,10 @@ CASES: list[tuple[str, list[dict[str, Any]]]] = [
         [{"a": 2.0}, {"a": 7.0}, {}, {"a": "2"}],
     ),
     ("cel.bind(x, action.params.missing, true)", [{}]),
+    (
+        "cel.bind(x, action.params.?a.orValue(2.0), x) == 2.0",
+        [{"a": 2.0}, {}, {"a": "2"}, {"a": 3.0}],
+    ),
     ("cel.bind(x, action.params.a, false && x == 1.0)", [{}]),
     (
         "action.params.?a.orValue(0.0) > 10.0",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import z3
 
@@ -421,7 +421,7 @@ class Translator:
             accu = _merge(running, step, accu)
         with self._scope({c.accu: accu}):
             result = self.expr(c.result)
-        return Val(result.sort, result.term, z3.Or(rng.err, failed, result.err), result.path)
+        return replace(result, err=z3.Or(rng.err, failed, result.err))
 
     # --- extensions: math, optional values, strings -----------------------------------
 
