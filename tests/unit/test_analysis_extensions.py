@@ -20,12 +20,15 @@ import z3
 from google.protobuf import json_format
 
 from signoff import pb
-from signoff.analysis.check import analyze_rules, facts
+from signoff.analysis.check import analyze_rules, check_invariant, facts
 from signoff.analysis.request import request_data
 from signoff.analysis.symbols import Symbols
 from signoff.analysis.translate import Translator, Unsupported
 from signoff.analysis.tree import tree
+from signoff.core.decide import DefaultDecision, evaluate
 from signoff.policy import CelEvalError, cel, load_bundle
+from signoff.policytest import load_cases
+from signoff.policytest.run import DEFAULT_NOW
 
 NOW = dt.datetime(2025, 1, 2, tzinfo=dt.UTC)
 
@@ -83,6 +86,10 @@ CASES: list[tuple[str, list[dict[str, Any]]]] = [
     ),
     ("[1.0, action.params.a].exists(i, v, i == 1 && v == 7.0)", [{"a": 7.0}, {"a": 1.0}]),
     ('["a", "b"].exists(x, x == action.params.s)', [{"s": "b"}, {"s": "c"}, {"s": 1.0}]),
+    (
+        "[action.params.a, action.params.b, 2.0].exists_one(v, v > 1.0)",
+        [{"a": 0.0, "b": 0.0}, {"a": 3.0, "b": 0.0}, {"a": 3.0, "b": 3.0}, {"a": "x", "b": 0.0}],
+    ),
 ]
 
 
@@ -193,3 +200,36 @@ def test_an_extension_outside_the_subset_is_reported_at_its_rule(tmp_path):
     )
     found = [(f.kind, f.rule, f.line, f.message) for f in analyze_rules(load_bundle(tmp_path))]
     assert found == [("not-analysed", "lowered", 7, "when: the function lowerAscii()")]
+
+
+def test_a_rule_written_with_extensions_is_analysed_and_its_counterexample_confirmed(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "name: p\nactions: [pay.*]\nrules:\n"
+        "  - name: big\n"
+        "    when: cel.bind(a, math.abs(action.params.?amount.orValue(0.0)), a > 1000.0)\n"
+        "    decision: deny\n    reason: big\n"
+        "  - name: rest\n    when: action.params.?note.orValue('').indexOf('ok') >= 0\n"
+        "    decision: allow\n    reason: fine\n"
+    )
+    (tmp_path / "p_test.yaml").write_text(
+        "cases: []\ninvariants:\n"
+        "  - name: a big refund, positive or negative, is never allowed\n"
+        "    never:\n      outcome: allow\n"
+        "      when: action.params.?amount.orValue(0.0) < -1000.0\n"
+        "  - name: a note saying ok is always allowed\n"
+        "    always:\n      outcome: allow\n"
+        "      when: action.name == 'pay.send' && action.params.?note.orValue('') == 'ok'\n"
+    )
+    bundle = load_bundle(tmp_path)
+    assert analyze_rules(bundle) == []
+    proved, broken = [i for f in load_cases(tmp_path) for i in f.invariants]
+    assert check_invariant(bundle, proved).status == "proved"
+    result = check_invariant(bundle, broken)
+    assert result.status == "violated"
+    assert result.counterexample is not None
+    request = json_format.ParseDict(result.counterexample, pb.common.ActionRequest())
+    ev = evaluate(bundle, request, DEFAULT_NOW, DefaultDecision())
+    # `big` decides: it denies a large amount, or fails (a null amount: on_error review).
+    assert ev.deciding_rule is not None
+    assert ev.deciding_rule.name == "big"
+    assert ev.outcome in ("deny", "review")

@@ -345,3 +345,28 @@ def test_a_diff_leaves_out_requests_the_schema_refuses(tmp_path):
     [change] = diff(load_bundle(old), load_bundle(new)).changes
     assert change.confirmed
     assert 600.0 < change.example["action"]["params"]["amount"] <= 1000.0
+
+
+def test_a_counterexample_the_schema_refuses_is_unknown_never_violated(tmp_path):
+    # double() of a string is some number not tied to its text (not modelled), so the
+    # solver's only way to deny writes "101" (or so) where the enum allows "7" or "8": the
+    # service would refuse that request before any rule runs, and so does the re-check.
+    rules = """
+    - name: big-code
+      when: double(action.params.code) > 100.0
+      decision: deny
+      reason: big
+    - name: rest
+      when: "true"
+      decision: allow
+      reason: fine
+    """
+    schema = "type: object\nrequired: [code]\nproperties:\n  code: {enum: ['7', '8']}\n"
+    never_denied = NEVER_REVIEWED.replace("outcome: review", "outcome: deny")
+    directory = _bundle(tmp_path, rules, schema, never_denied)
+    [result] = analyze(load_bundle(directory), [_invariant(directory)]).invariants
+    assert result.status == "unknown"
+    assert result.counterexample is None
+    assert "did not hold: not a valid request (action.params.code: must be one of" in (
+        result.message
+    )
