@@ -87,6 +87,19 @@ CASES: list[tuple[str, list[dict[str, Any]]]] = [
     ("[1.0, action.params.a].exists(i, v, i == 1 && v == 7.0)", [{"a": 7.0}, {"a": 1.0}]),
     ('["a", "b"].exists(x, x == action.params.s)', [{"s": "b"}, {"s": "c"}, {"s": 1.0}]),
     (
+        'action.params.s.lowerAscii() == "drop é1"',
+        [{"s": "DROP é1"}, {"s": "dRoP é1"}, {"s": "DROP É1"}, {"s": "drop"}, {"s": 1.0}],
+    ),
+    ('action.params.s.lowerAscii() == "Drop"', [{"s": "Drop"}, {"s": "drop"}]),
+    (
+        'action.params.s.upperAscii().startsWith("DR") && size(action.params.s.upperAscii()) > 3',
+        [{"s": "drop"}, {"s": "dr"}, {"s": "xdrop"}],
+    ),
+    ('action.params.s.lowerAscii().contains("drop")', [{"s": "x DROP y"}, {"s": "DRP"}]),
+    ('action.params.s.lowerAscii().endsWith("-x")', [{"s": "A-X"}, {"s": "A-Y"}]),
+    ('action.params.s.upperAscii() in ["A", "B1"]', [{"s": "b1"}, {"s": "c"}, {"s": "a"}]),
+    ('action.params.s.lowerAscii() != ""', [{"s": ""}, {"s": "Q"}]),
+    (
         "[action.params.a, action.params.b, 2.0].exists_one(v, v > 1.0)",
         [{"a": 0.0, "b": 0.0}, {"a": 3.0, "b": 0.0}, {"a": 3.0, "b": 3.0}, {"a": "x", "b": 0.0}],
     ),
@@ -176,7 +189,8 @@ def _pin(symbols: Symbols, params: dict[str, Any]) -> list[z3.BoolRef]:
 @pytest.mark.parametrize(
     ("expr", "why"),
     [
-        ('action.params.s.lowerAscii() == "a"', "the function lowerAscii()"),
+        ('action.params.s.lowerAscii() + "x" == "ax"', "arithmetic on lowerAscii and string"),
+        ("action.params.s.lowerAscii() == action.params.t", "lowerAscii.. compared with anything"),
         ('action.params.s.trim() == "a"', "the function trim()"),
         ('action.params.s.split(",").size() == 2', "the function split()"),
         ("principal.tags.exists(t, t == 'x')", "a loop (all, exists, ...) over a strlist"),
@@ -195,11 +209,11 @@ def test_an_extension_outside_the_subset_is_reported_at_its_rule(tmp_path):
         "name: p\nrules:\n"
         "  - name: bound\n    when: cel.bind(a, action.params.?a.orValue(0.0), a > 5.0)\n"
         "    decision: deny\n    reason: big\n"
-        "  - name: lowered\n    when: action.params.s.lowerAscii() == 'x'\n"
+        "  - name: trimmed\n    when: action.params.s.trim() == 'x'\n"
         "    decision: deny\n    reason: x\n"
     )
     found = [(f.kind, f.rule, f.line, f.message) for f in analyze_rules(load_bundle(tmp_path))]
-    assert found == [("not-analysed", "lowered", 7, "when: the function lowerAscii()")]
+    assert found == [("not-analysed", "trimmed", 7, "when: the function trim()")]
 
 
 def test_a_rule_written_with_extensions_is_analysed_and_its_counterexample_confirmed(tmp_path):

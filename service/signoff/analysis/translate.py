@@ -41,6 +41,9 @@ _ARITH = {"_+_", "_-_", "_*_"}
 MAX_UNROLLED = 64  # elements of a list literal a loop (all, exists, ...) is unrolled over
 _NOT_STRICTLY_FALSE = ("@not_strictly_false", "__not_strictly_false__")
 _OPTIONAL_SELECT = ("_?._", "_[?_]")
+# lowerAscii()/upperAscii(): a Val of this sort holds the text before folding.
+_FOLDED = ("lowerAscii", "upperAscii")
+_ANY = z3.Star(z3.AllChar(z3.ReSort(z3.StringSort())))
 
 
 class Unsupported(Exception):
@@ -253,7 +256,10 @@ class Translator:
             path, present, parent_err = self._member(base, key.value)
             return Val("dyn", None, z3.Or(parent_err, z3.Not(present)), path)
         if fn in ("startsWith", "endsWith", "contains") and node.target is not None:
-            s, t = self.string(self.expr(node.target)), self.string(self.expr(args[0]))
+            target, needle = self.expr(node.target), self.expr(args[0])
+            if target.sort in _FOLDED:
+                return _folded_match(fn, target, needle)
+            s, t = self.string(target), self.string(needle)
             op = {"startsWith": z3.PrefixOf, "endsWith": z3.SuffixOf, "contains": z3.Contains}
             term = op[fn](t.term, s.term) if fn != "contains" else z3.Contains(s.term, t.term)
             return Val("bool", term, z3.Or(s.err, t.err))
@@ -272,6 +278,10 @@ class Translator:
             return self._optional_select(self.expr(args[0]), args[1])
         if fn in ("orValue", "hasValue", "value") and node.target is not None:
             return self._optional_call(fn, self.expr(node.target), args)
+        if fn in _FOLDED and node.target is not None and not args:
+            # Kept as the original text: only a comparison with a literal is exact.
+            v = self.string(self.expr(node.target))
+            return Val(fn, v.term, v.err)
         if fn in ("indexOf", "substring", "charAt") and node.target is not None:
             return self._text_call(fn, self.string(self.expr(node.target)), args)
         raise Unsupported(f"the function {fn.strip('_@!') or fn}()")
@@ -296,6 +306,10 @@ class Translator:
 
     def _equal(self, a: Val, b: Val) -> Val:
         err = z3.Or(a.err, b.err)
+        if b.sort in _FOLDED:
+            a, b = b, a
+        if a.sort in _FOLDED:
+            return _folded_match("==", a, b)
         if a.sort == "dyn" and b.sort == "dyn":
             raise Unsupported("comparing two untyped values")
         if b.sort == "dyn":
@@ -349,7 +363,7 @@ class Translator:
         raise Unsupported(f"`in` on a {coll.sort}")
 
     def _size(self, v: Val) -> Val:
-        if v.sort in ("string", "strlist"):
+        if v.sort in ("string", "strlist", *_FOLDED):
             return Val("int", z3.Length(v.term), v.err)  # type: ignore[arg-type]
         if v.sort == "list":
             return Val("int", z3.IntVal(len(v.items)), v.err)
@@ -537,3 +551,27 @@ def _merge(cond: z3.BoolRef, a: Val, b: Val) -> Val:
     if a.sort != b.sort or a.sort not in ("bool", "int", "double", "string"):
         raise Unsupported(f"a loop whose value is a {a.sort}")
     return Val(a.sort, z3.If(cond, a.term, b.term), z3.If(cond, a.err, b.err))  # type: ignore[arg-type]
+
+
+def _folded_match(how: str, folded: Val, literal: Val) -> Val:
+    """`s.lowerAscii() == "abc"` (or startsWith, endsWith, contains a literal) as a regular
+    expression over `s`: each letter of the literal matches either case of it in `s`.
+
+    Exact: lowerAscii changes only A-Z, so a literal with an uppercase letter never
+    matches a lowered text (and the other way round for upperAscii)."""
+    if literal.sort != "string" or not z3.is_string_value(literal.term):
+        raise Unsupported(f"{folded.sort}() compared with anything but a string literal")
+    text = literal.term.as_string()  # type: ignore[attr-defined]
+    pieces: list[z3.ReRef] = []
+    for ch in text:
+        lower, upper = ch.lower(), ch.upper()
+        if not ch.isascii() or not ch.isalpha():
+            pieces.append(z3.Re(z3.StringVal(ch)))
+        elif ch != (lower if folded.sort == "lowerAscii" else upper):
+            return Val("bool", FALSE, folded.err)  # a letter the folded text cannot hold
+        else:
+            pieces.append(z3.Union(z3.Re(lower), z3.Re(upper)))
+    wrap = {"==": (), "startsWith": (1,), "endsWith": (0,), "contains": (0, 1)}[how]
+    parts = ([_ANY] if 0 in wrap else []) + pieces + ([_ANY] if 1 in wrap else [])
+    regex = z3.Re("") if not parts else parts[0] if len(parts) == 1 else z3.Concat(*parts)
+    return Val("bool", z3.InRe(folded.term, regex), z3.Or(folded.err, literal.err))  # type: ignore[arg-type]
