@@ -48,6 +48,10 @@ CASES: list[tuple[str, list[dict[str, Any]]]] = [
     ),
     ("cel.bind(x, action.params.missing, true)", [{}]),
     (
+        'cel.bind(xs, ["EUR", "USD"], action.params.c in xs)',
+        [{"c": "EUR"}, {"c": "GBP"}, {"c": 1.0}, {}],
+    ),
+    (
         "cel.bind(x, action.params.?a.orValue(2.0), x) == 2.0",
         [{"a": 2.0}, {}, {"a": "2"}, {"a": 3.0}],
     ),

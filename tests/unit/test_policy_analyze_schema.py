@@ -370,3 +370,28 @@ def test_a_counterexample_the_schema_refuses_is_unknown_never_violated(tmp_path)
     assert "did not hold: not a valid request (action.params.code: must be one of" in (
         result.message
     )
+
+
+def test_nested_objects_required_keys_and_integers():
+    schema = {
+        "type": "object",
+        "properties": {
+            "payee": {
+                "type": "object",
+                "required": ["iban"],
+                "properties": {"iban": {"type": "string", "minLength": 4}},
+            },
+            "n": {"type": "integer"},
+        },
+    }
+    symbols = Symbols(schemas=(ParamSchema.of("pay.*", schema),))
+    payee = symbols.value(("action", "params", "payee"))
+    iban = symbols.value(("action", "params", "payee", "iban"))
+    n = symbols.value(("action", "params", "n"))
+    assert _solvable(symbols, [z3.Not(payee.present)])  # not required itself
+    assert not _solvable(symbols, [payee.present, z3.Not(iban.present)])
+    assert not _solvable(symbols, [payee.present, payee.kind == STR])
+    assert not _solvable(symbols, [iban.present, z3.Length(iban.str) == 3])
+    assert _solvable(symbols, [iban.present, iban.str == z3.StringVal("DE00")])
+    assert not _solvable(symbols, [n.present, n.num == z3.RealVal("2.5")])
+    assert _solvable(symbols, [n.present, n.num == 3])

@@ -65,7 +65,7 @@ def _value(symbols: Symbols, path: Path, j: Json, schema: Mapping[str, Any]) -> 
     """Constraints on one present value: its kind, bounds, enum; an object's keys."""
     facts: list[z3.BoolRef] = []
     kind = schema.get("type")
-    if kind in _KINDS:
+    if isinstance(kind, str) and kind in _KINDS:
         facts.append(j.kind == _KINDS[kind])
     if kind == "integer":
         facts.append(z3.IsInt(j.num))

@@ -421,7 +421,7 @@ class Translator:
         if len(rng.items) > MAX_UNROLLED:
             raise Unsupported(f"a loop over more than {MAX_UNROLLED} elements")
         accu = self.expr(c.init)
-        if accu.sort == "list":
+        if accu.sort == "list" and rng.items:  # cel.bind of a list literal is fine
             raise Unsupported("a loop that builds a list (map, filter)")
         running: z3.BoolRef = z3.BoolVal(True)
         failed: z3.BoolRef = FALSE
