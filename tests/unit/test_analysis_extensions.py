@@ -69,6 +69,12 @@ CASES: list[tuple[str, list[dict[str, Any]]]] = [
         [{"s": "ab-c"}, {"s": "abc"}, {"s": "-a-"}, {"s": 3.0}],
     ),
     ('action.params.s.indexOf("a", 1) >= 0', [{"s": "aba"}, {"s": "ab"}, {"s": ""}]),
+    ('action.params.s.lastIndexOf("ab") == 2', [{"s": "abab"}, {"s": "ab"}, {"s": "xxab"}]),
+    ('action.params.s.lastIndexOf("") == 3', [{"s": "abc"}, {"s": "ab"}]),
+    (
+        'action.params.s.lastIndexOf("ab", 1) == 0',
+        [{"s": "abab"}, {"s": "xab"}, {"s": "a"}, {"s": ""}, {"s": "ab"}],
+    ),
     (
         # The engine refuses substring(i, size) for i < size: "abc".substring(1, 3) fails.
         'action.params.s.substring(1, 3) == "bc"',
@@ -201,6 +207,11 @@ def _pin(symbols: Symbols, params: dict[str, Any]) -> list[z3.BoolRef]:
         ("[1, 2].map(x, x * 2) == [2, 4]", "a loop that builds a list (map, filter)"),
         ("action.params.?a.orValue(0.0) + 1.0 > 2.0", "arithmetic on an optional's value"),
         ("math.greatest(action.params.xs) > 1.0", "math.greatest() of a dyn"),
+        (f"{list(range(65))}.exists(x, x == 1)", "a loop over more than 64 elements"),
+        (
+            "{0}.all(x, {0}.all(y, {0}.exists(z, x + y + z == 1)))".format(list(range(11))),
+            "loops of more than 1024 steps in all",
+        ),
     ],
 )
 def test_what_z3_cannot_express_exactly_is_not_analysed(expr, why):

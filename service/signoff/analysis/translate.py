@@ -39,6 +39,7 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _ORDER = {"_<_": "<", "_<=_": "<=", "_>_": ">", "_>=_": ">="}
 _ARITH = {"_+_", "_-_", "_*_"}
 MAX_UNROLLED = 64  # elements of a list literal a loop (all, exists, ...) is unrolled over
+MAX_STEPS = 1024  # unrolled steps per expression: nested loops multiply
 _NOT_STRICTLY_FALSE = ("@not_strictly_false", "__not_strictly_false__")
 _OPTIONAL_SELECT = ("_?._", "_[?_]")
 # lowerAscii()/upperAscii(): a Val of this sort holds the text before folding.
@@ -79,6 +80,7 @@ class Translator:
     def __init__(self, symbols: Symbols) -> None:
         self.symbols = symbols
         self.locals: dict[str, Val] = {}  # loop and cel.bind variables in scope
+        self.steps = 0  # loop steps unrolled so far
 
     @contextmanager
     def _scope(self, names: dict[str, Val]) -> Iterator[None]:
@@ -282,7 +284,7 @@ class Translator:
             # Kept as the original text: only a comparison with a literal is exact.
             v = self.string(self.expr(node.target))
             return Val(fn, v.term, v.err)
-        if fn in ("indexOf", "substring", "charAt") and node.target is not None:
+        if fn in ("indexOf", "lastIndexOf", "substring", "charAt") and node.target is not None:
             return self._text_call(fn, self.string(self.expr(node.target)), args)
         raise Unsupported(f"the function {fn.strip('_@!') or fn}()")
 
@@ -426,6 +428,9 @@ class Translator:
         running: z3.BoolRef = z3.BoolVal(True)
         failed: z3.BoolRef = FALSE
         for k, item in enumerate(rng.items):
+            self.steps += 1
+            if self.steps > MAX_STEPS:
+                raise Unsupported(f"loops of more than {MAX_STEPS} steps in all")
             bound = {c.var: item} if not c.var2 else {c.var: _ok("int", z3.IntVal(k)), c.var2: item}
             with self._scope({**bound, c.accu: accu}):
                 cond = self.bool(self.expr(c.condition))
@@ -521,18 +526,24 @@ class Translator:
         )  # type: ignore[arg-type]
 
     def _text_call(self, fn: str, s: Val, args: tuple[Node, ...]) -> Val:
-        """indexOf, substring, charAt: z3's string theory, with CEL's range errors."""
+        """indexOf, lastIndexOf, substring, charAt: z3's string theory, with the engine's
+        range errors (each checked against it in tests/unit/test_analysis_extensions.py)."""
         n = z3.Length(s.term)  # type: ignore[arg-type]
         vals = [self.expr(a) for a in args]
-        needle = self.string(vals.pop(0)) if fn == "indexOf" else None
+        needle = self.string(vals.pop(0)) if fn.endswith("ndexOf") else None
         if any(v.sort != "int" for v in vals):
             raise Unsupported(f"{fn}() with a position that is not an int")
         err = z3.Or(s.err, *(v.err for v in vals), needle.err if needle else FALSE)
         pos = [v.term for v in vals]
         if needle is not None:
-            start = pos[0] if pos else z3.IntVal(0)
+            last = fn == "lastIndexOf"
+            start = pos[0] if pos else (n if last else z3.IntVal(0))
             bad = z3.Or(start < 0, start > n)  # type: ignore[operator]
-            term = z3.IndexOf(s.term, needle.term, start)  # type: ignore[arg-type]
+            if not last:
+                term = z3.IndexOf(s.term, needle.term, start)  # type: ignore[arg-type]
+            else:  # the last match that starts at or before `start`
+                head = z3.SubString(s.term, 0, start + z3.Length(needle.term))  # type: ignore[arg-type,operator]
+                term = z3.LastIndexOf(head, needle.term)  # type: ignore[arg-type]
             return Val("int", term, z3.Or(err, bad))
         start = pos[0]
         end = pos[1] if len(pos) > 1 else (start + 1 if fn == "charAt" else n)  # type: ignore[operator]
