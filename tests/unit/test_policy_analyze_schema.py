@@ -8,6 +8,7 @@ Every counterexample here is evaluated again by the engine and validated by the 
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from signoff.analysis.decision import decision
 from signoff.analysis.diff import diff
 from signoff.analysis.schema import complete, constraints
 from signoff.analysis.symbols import NUM, STR, Symbols
+from signoff.cli.main import main
 from signoff.core.decide import SEVERITY, DefaultDecision, evaluate
 from signoff.policy import load_bundle
 from signoff.policy.params import ParamSchema, check_request
@@ -395,3 +397,31 @@ def test_nested_objects_required_keys_and_integers():
     assert _solvable(symbols, [iban.present, iban.str == z3.StringVal("DE00")])
     assert not _solvable(symbols, [n.present, n.num == z3.RealVal("2.5")])
     assert _solvable(symbols, [n.present, n.num == 3])
+
+
+def test_the_command_analyses_extensions_under_a_schema(tmp_path, capsys):
+    rules = """
+    - name: deny-big
+      when: cel.bind(a, math.abs(action.params.amount), a > 1000.0)
+      decision: deny
+      reason: too big
+    - name: pound
+      when: action.params.currency.lowerAscii() == "gbp"
+      decision: review
+      reviewers: fx
+      reason: foreign
+    - name: rest
+      when: action.params.amount <= 1000.0
+      decision: allow
+      reason: fine
+    """
+    schema = (
+        "type: object\nrequired: [amount, currency]\nproperties:\n"
+        "  amount: {type: number}\n  currency: {enum: [EUR, USD]}\n"
+    )
+    never = NEVER_REVIEWED.replace('action.name == "pay.send"', 'action.name.startsWith("pay.")')
+    directory = _bundle(tmp_path, rules, schema, never)
+    assert main(["policy", "analyze", str(directory), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(f["kind"], f["rule"]) for f in report["findings"]] == [("ineffective", "pound")]
+    assert [i["status"] for i in report["invariants"]] == ["proved"]
