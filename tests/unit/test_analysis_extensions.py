@@ -109,6 +109,23 @@ CASES: list[tuple[str, list[dict[str, Any]]]] = [
     ('action.params.s.lowerAscii().endsWith("-x")', [{"s": "A-X"}, {"s": "A-Y"}]),
     ('action.params.s.upperAscii() in ["A", "B1"]', [{"s": "b1"}, {"s": "c"}, {"s": "a"}]),
     ('action.params.s.lowerAscii() != ""', [{"s": ""}, {"s": "Q"}]),
+    # A conditional with a JSON value on one side is JSON: its kind is either side's.
+    (
+        '(action.params.f == true ? action.params.a : 1.0) == "x"',
+        [{"f": True, "a": "x"}, {"f": True, "a": 1.0}, {"f": False, "a": "x"}, {"f": 1.0}],
+    ),
+    (
+        "(has(action.params.a) ? action.params.a : 0.0) > 5.0",
+        [{"a": 6.0}, {"a": 1.0}, {}, {"a": "7"}],
+    ),
+    (
+        "(action.params.f == true ? action.params.a : action.params.b) == 2.0",
+        [{"f": True, "a": 2.0}, {"f": False, "b": 2.0}, {"f": False, "a": 2.0}],
+    ),
+    (
+        "(action.params.f == true ? action.params.a : 0) == 0 && size(action.params.s) > 0",
+        [{"f": False, "s": "x"}, {"f": True, "a": 0.0, "s": "y"}, {"f": True, "a": "0"}],
+    ),
     (
         "[action.params.a, action.params.b, 2.0].exists_one(v, v > 1.0)",
         [{"a": 0.0, "b": 0.0}, {"a": 3.0, "b": 0.0}, {"a": 3.0, "b": 3.0}, {"a": "x", "b": 0.0}],
@@ -205,7 +222,14 @@ def _pin(symbols: Symbols, params: dict[str, Any]) -> list[z3.BoolRef]:
         ('action.params.s.split(",").size() == 2', "the function split()"),
         ("principal.tags.exists(t, t == 'x')", "a loop (all, exists, ...) over a strlist"),
         ("[1, 2].map(x, x * 2) == [2, 4]", "a loop that builds a list (map, filter)"),
-        ("action.params.?a.orValue(0.0) + 1.0 > 2.0", "arithmetic on an optional's value"),
+        (
+            "action.params.?a.orValue(0.0) + 1.0 > 2.0",
+            "arithmetic on a computed JSON value (orValue, a conditional)",
+        ),
+        (
+            "(true ? action.params.a : 1.0) + 1.0 > 2.0",
+            "arithmetic on a computed JSON value (orValue, a conditional)",
+        ),
         ("math.greatest(action.params.xs) > 1.0", "math.greatest() of a dyn"),
         (f"{list(range(65))}.exists(x, x == 1)", "a loop over more than 64 elements"),
         (

@@ -75,13 +75,12 @@ class Extensions(Views):
             return Val("dyn", None, z3.Or(opt.err, z3.Not(has)), opt.path)  # type: ignore[arg-type]
         assert default is not None  # orValue: the default counts only when it is used
         inner = self.symbols.value(opt.path)
-        other = self._lifted(default)
-        fields = ("present", "kind", "num", "str", "bool", "size", "parsed", "unparsable")
-        merged = Json(*(z3.If(has, getattr(inner, f), getattr(other, f)) for f in fields))
+        other = self.lifted(default)
+        merged = merge_json(has, inner, other)  # type: ignore[arg-type]
         err = z3.Or(opt.err, z3.And(z3.Not(has), default.err))  # type: ignore[arg-type]
         return Val("dyn", None, err, json=merged)
 
-    def _lifted(self, v: Val) -> Json:
+    def lifted(self, v: Val) -> Json:
         """A typed value as JSON variables (an int is a number: compared, never added)."""
         if v.sort == "dyn":
             return self._json(v)
@@ -129,6 +128,12 @@ class Extensions(Views):
             bad = z3.Or(bad, end < start, end > n, z3.And(end == n, start < end))  # type: ignore[operator]
         term = z3.SubString(s.term, start, end - start)  # type: ignore[arg-type,operator]
         return Val("string", term, z3.Or(err, bad))
+
+
+def merge_json(cond: z3.BoolRef, a: Json, b: Json) -> Json:
+    """The JSON variables of `cond ? a : b`."""
+    fields = ("present", "kind", "num", "str", "bool", "size", "parsed", "unparsable")
+    return Json(*(z3.If(cond, getattr(a, f), getattr(b, f)) for f in fields))
 
 
 def folded_match(how: str, folded: Val, literal: Val) -> Val:

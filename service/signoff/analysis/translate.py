@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import z3
 
-from signoff.analysis.extensions import FOLDED, Extensions, folded_match
+from signoff.analysis.extensions import FOLDED, Extensions, folded_match, merge_json
 from signoff.analysis.symbols import (
     BOOL,
     LIST,
@@ -155,9 +155,15 @@ class Translator(Extensions):
         if fn == "_?_:_":
             c = self.bool(self.expr(args[0]))
             a, b = self.expr(args[1]), self.expr(args[2])
+            err = z3.Or(c.err, z3.If(c.term, a.err, b.err))
+            if "dyn" in (a.sort, b.sort):
+                # A JSON value on one side: the result is JSON of either side's kind (a
+                # string where a number was expected fails only where it is used).
+                merged = merge_json(c.term, self.lifted(a), self.lifted(b))  # type: ignore[arg-type]
+                return Val("dyn", None, err, json=merged)
             a, b = self._unify(a, b)
             term = z3.If(c.term, a.term, b.term)  # type: ignore[arg-type]
-            return Val(a.sort, term, z3.Or(c.err, z3.If(c.term, a.err, b.err)))
+            return Val(a.sort, term, err)
         if fn in ("_==_", "_!=_"):
             eq = self._equal(self.expr(args[0]), self.expr(args[1]))
             return eq if fn == "_==_" else Val("bool", z3.Not(eq.term), eq.err)
@@ -225,12 +231,8 @@ class Translator(Extensions):
     def _unify(self, a: Val, b: Val) -> tuple[Val, Val]:
         if a.sort == b.sort and a.sort in ("bool", "int", "double", "string"):
             return a, b
-        if {a.sort, b.sort} <= {"int", "double", "dyn"} and "dyn" not in (a.sort, b.sort):
+        if {a.sort, b.sort} <= {"int", "double"}:
             raise Unsupported("a conditional mixing int and double")
-        for want in ("bool", "string", "double", "int"):
-            if want in (a.sort, b.sort) and "dyn" in (a.sort, b.sort):
-                view = {"bool": self.bool, "string": self.string}.get(want, self.number)
-                return view(a), view(b)
         raise Unsupported(f"a conditional between {a.sort} and {b.sort}")
 
     def _equal(self, a: Val, b: Val) -> Val:
@@ -266,7 +268,7 @@ class Translator(Extensions):
         if fn == "_+_" and a.sort == "string" and b.sort == "string":
             return Val("string", z3.Concat(a.term, b.term), err)  # type: ignore[arg-type]
         if a.json is not None or b.json is not None:
-            raise Unsupported("arithmetic on an optional's value")
+            raise Unsupported("arithmetic on a computed JSON value (orValue, a conditional)")
         if "dyn" in (a.sort, b.sort):
             # Struct numbers are doubles: with an int the engine finds no overload.
             other = b if a.sort == "dyn" else a
