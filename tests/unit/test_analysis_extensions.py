@@ -126,6 +126,12 @@ CASES: list[tuple[str, list[dict[str, Any]]]] = [
         "(action.params.f == true ? action.params.a : 0) == 0 && size(action.params.s) > 0",
         [{"f": False, "s": "x"}, {"f": True, "a": 0.0, "s": "y"}, {"f": True, "a": "0"}],
     ),
+    # int() of JSON: numbers truncate (failing out of range), bools are 0 or 1.
+    (
+        "int(action.params.a) == 3",
+        [{"a": 3.7}, {"a": -3.7}, {"a": 4.0}, {"a": 1e30}, {"a": None}, {"a": [1.0]}],
+    ),
+    ("int(action.params.a) + 1 == 2", [{"a": True}, {"a": False}, {"a": 1.5}]),
     (
         "[action.params.a, action.params.b, 2.0].exists_one(v, v > 1.0)",
         [{"a": 0.0, "b": 0.0}, {"a": 3.0, "b": 0.0}, {"a": 3.0, "b": 3.0}, {"a": "x", "b": 0.0}],
@@ -202,7 +208,11 @@ def _pin(symbols: Symbols, params: dict[str, Any]) -> list[z3.BoolRef]:
         out.append(j.present == present)
         if not present:
             continue
-        if isinstance(node, bool):
+        if node is None:
+            out.append(j.kind == 0)
+        elif isinstance(node, list):
+            out += [j.kind == 4, j.size == len(node)]
+        elif isinstance(node, bool):
             out += [j.kind == 1, j.bool == node]
         elif isinstance(node, float):
             out += [j.kind == 2, j.num == z3.RealVal(node)]
@@ -286,3 +296,32 @@ def test_a_rule_written_with_extensions_is_analysed_and_its_counterexample_confi
     assert ev.deciding_rule is not None
     assert ev.deciding_rule.name == "big"
     assert ev.outcome in ("deny", "review")
+
+
+@pytest.mark.parametrize("text", ["12", " 12", "+12", "-0", "12.5", "12.0", "0x10", "1e3", "x"])
+def test_int_of_a_string_is_what_the_engine_says_or_left_open(text):
+    # A string's number is not tied to its text: pinned to it, the formula may not force
+    # the engine's answer, but it must allow it (every real outcome is a model).
+    expr = "int(action.params.a) == 12"
+    symbols, true, fails = _formula(expr)
+    engine = _engine(expr, _request({"a": text}))
+    j = symbols.value(("action", "params", "a"))
+    solver = z3.Solver()
+    solver.add(*facts(symbols), j.kind == 3, j.present)
+    solver.add(j.str == z3.StringVal(text), _outcome(true, fails, engine))
+    assert solver.check() == z3.sat
+
+
+def test_int_of_a_string_the_solver_writes_is_what_it_meant():
+    expr = "int(action.params.a) == 12"
+    symbols, true, fails = _formula(expr)
+    j = symbols.value(("action", "params", "a"))
+    for want in (True, None):
+        solver = z3.Solver()
+        solver.add(*facts(symbols), j.present, j.kind == 3, z3.Not(j.unparsable))
+        solver.add(_outcome(true, fails, want))
+        if want is None:  # refused though it is a whole number: written "12.0"
+            solver.add(j.parsed == 12)
+        assert solver.check() == z3.sat
+        data = request_data(solver.model(), symbols)
+        assert _engine(expr, _request(data["action"]["params"])) == want, data

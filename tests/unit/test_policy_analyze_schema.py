@@ -425,3 +425,26 @@ def test_the_command_analyses_extensions_under_a_schema(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert [(f["kind"], f["rule"]) for f in report["findings"]] == [("ineffective", "pound")]
     assert [i["status"] for i in report["invariants"]] == ["proved"]
+
+
+def test_int_of_a_typed_param_is_analysed(tmp_path):
+    rules = """
+    - name: few
+      when: int(action.params.count) <= 2
+      decision: allow
+      reason: few
+    - name: many
+      when: int(action.params.count) >= 3
+      decision: review
+      reviewers: ops
+      reason: many
+    """
+    schema = "type: object\nrequired: [count]\nproperties:\n  count: {type: integer, minimum: 0}\n"
+    tests = NEVER_REVIEWED.replace(
+        'action.name == "pay.send"', 'action.name == "pay.send" && action.params.count < 3.0'
+    )
+    directory = _bundle(tmp_path, rules, schema, tests)
+    bundle = load_bundle(directory)
+    assert analyze(bundle, []).findings == ()
+    [result] = analyze(bundle, [_invariant(directory)]).invariants
+    assert result.status == "proved"

@@ -74,7 +74,9 @@ class Symbols:
     json: dict[Path, Json] = field(default_factory=dict)
     fresh_count: int = 0
     opaques: dict[str, z3.ExprRef] = field(default_factory=dict)
-    parsed: set[Path] = field(default_factory=set)  # paths some rule reads with double()
+    parsed: set[Path] = field(default_factory=set)  # paths read with double() or int()
+    # Paths read with int(): whether int() refuses the text (request.py writes "12.0").
+    int_read: dict[Path, z3.BoolRef] = field(default_factory=dict)
     # The bundle's action schemas: requests that break one are refused (analysis/schema.py).
     schemas: tuple[ParamSchema, ...] = ()
 

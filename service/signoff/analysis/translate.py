@@ -319,7 +319,9 @@ class Translator(Extensions):
         if fn == "int":
             if v.sort == "int":
                 return v
-            if v.sort != "double":  # int("12") parses strings: not modelled
+            if v.sort == "dyn" and v.json is None:
+                return self._int_of_json(v)
+            if v.sort != "double":
                 raise Unsupported(f"int() of a {v.sort}")
             n, x = v, v.term
             term = z3.If(x >= 0, z3.ToInt(x), -z3.ToInt(-x))  # type: ignore[operator]
@@ -337,6 +339,30 @@ class Translator(Extensions):
                 err = z3.Or(err, z3.And(z3.Not(scalar), unknown))
             return Val("string", self.symbols.fresh(z3.StringSort(), "text"), err)
         raise Unsupported(f"string() of a {v.sort}")
+
+    def _int_of_json(self, v: Val) -> Val:
+        """int() of a JSON value: a number truncates (failing out of range), a bool is 0 or
+        1, a string parses. Like double(), a string's number is not tied to its text: it
+        is the path's parsed number when whole, and whether int() accepts the text is free
+        (int("12.0") fails where double() does not), so every real outcome is a model."""
+        j = self.symbols.value(v.path)
+        self.symbols.parsed.add(v.path)
+        key = "int_unparsable\0" + ".".join(v.path)
+        refused = self.symbols.opaque(z3.BoolSort(), "int_unparsable", key)
+        self.symbols.int_read[v.path] = refused  # type: ignore[assignment]
+        x = self.number(Val("double", j.num, FALSE)).term
+        truncated = z3.If(x >= 0, z3.ToInt(x), -z3.ToInt(-x))  # type: ignore[operator]
+        parsed = z3.ToInt(j.parsed)  # type: ignore[arg-type]
+        whole = z3.And(z3.Not(j.unparsable), z3.IsInt(j.parsed))  # type: ignore[arg-type]
+        term = z3.If(j.kind == NUM, truncated, z3.If(j.kind == BOOL, z3.If(j.bool, 1, 0), parsed))
+        in_range = z3.And(parsed >= INT64_MIN, parsed <= INT64_MAX)
+        err = z3.Or(
+            v.err,
+            z3.And(j.kind == NUM, z3.Or(x <= INT64_MIN - 1, x >= INT64_MAX + 1)),  # type: ignore[operator]
+            z3.And(j.kind == STR, z3.Or(refused, z3.Not(whole), z3.Not(in_range))),  # type: ignore[arg-type]
+            z3.Not(z3.Or(j.kind == NUM, j.kind == BOOL, j.kind == STR)),
+        )
+        return Val("int", term, err)
 
     # --- loops and cel.bind ----------------------------------------------------------
 
