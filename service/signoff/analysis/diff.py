@@ -7,8 +7,7 @@ again, until no request is left or the limit of regions is reached. Every exampl
 is evaluated by the real engine in both bundles: a region is "confirmed" only when the
 engine decides exactly what the solver said. Rules outside the analysed subset are free
 variables (shared between the bundles when the expression is the same), listed, never
-guessed. Requests an action schema of either bundle refuses are left out: they reach no
-rule there (a schema's own change is a change of what is accepted, not of a decision).
+guessed.
 """
 
 from __future__ import annotations
@@ -18,14 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import z3
+from google.protobuf import json_format
 
 from signoff import pb
-from signoff.analysis.check import DEFAULT_TIMEOUT, _counterexample, _solve, parsed
+from signoff.analysis.check import DEFAULT_TIMEOUT, _counterexample, _solve
 from signoff.analysis.decision import DecisionTerm, decision
 from signoff.analysis.request import request_data
-from signoff.analysis.schema import complete
 from signoff.analysis.symbols import Symbols, glob_re
 from signoff.core.decide import SEVERITY, DefaultDecision, Evaluation, evaluate
+from signoff.core.validate import Limits, validate_request
+from signoff.errors import InvalidArgument
 from signoff.policy import Bundle
 from signoff.policytest.run import DEFAULT_NOW
 
@@ -119,12 +120,11 @@ def confirm(
     old: Bundle, new: Bundle, data: dict[str, Any], default: DefaultDecision
 ) -> tuple[Side, Side] | str:
     """Both bundles' decisions on `data` by the engine, or why it is not a valid request."""
-    request = parsed(old, data)
-    if isinstance(request, str):
-        return request
-    refused = parsed(new, data)
-    if isinstance(refused, str):
-        return refused
+    try:
+        request = json_format.ParseDict(data, pb.common.ActionRequest())
+        validate_request(request, Limits())
+    except (json_format.ParseError, InvalidArgument) as exc:
+        return f"not a valid request ({exc})"
     return _engine(old, request, default), _engine(new, request, default)
 
 
@@ -145,7 +145,7 @@ def diff_glob(
     old: Bundle, new: Bundle, glob: str, timeout: float, default: DefaultDecision
 ) -> tuple[list[Change], list[Skipped]]:
     """The regions under one glob whose outcome changes (or why the search stopped)."""
-    symbols = Symbols(schemas=old.params + new.params)
+    symbols = Symbols()
     before, after = decision(old, symbols, default), decision(new, symbols, default)
     d_before, d_after = _decider(before), _decider(after)
     changed = z3.Or(before.severity != after.severity, before.group != after.group)
@@ -161,7 +161,7 @@ def diff_glob(
         old_side, old_region = _side(model, before, d_before)
         new_side, new_region = _side(model, after, d_after)
         goal.append(z3.Not(z3.And(old_region, new_region)))
-        data = complete(request_data(model, symbols), old.params + new.params)
+        data = request_data(model, symbols)
         engine = confirm(old, new, data, default)
         if isinstance(engine, str):
             confirmed, message = False, engine
