@@ -18,12 +18,14 @@ import z3
 from google.protobuf import json_format
 
 from signoff import pb
-from signoff.analysis.check import analyze, analyze_rules, check_invariant
+from signoff.analysis.check import analyze, analyze_rules, check_invariant, facts
 from signoff.analysis.decision import decision
 from signoff.analysis.symbols import Symbols
 from signoff.cli.main import main
 from signoff.core.decide import SEVERITY, DefaultDecision, evaluate
+from signoff.errors import InvalidArgument
 from signoff.policy import load_bundle
+from signoff.policy.params import check_request
 from signoff.policytest import load_cases
 from signoff.policytest.run import DEFAULT_NOW
 
@@ -329,19 +331,30 @@ def test_the_formula_decides_every_example_case_as_the_engine_does():
     for i, extra in enumerate(ODD_REQUESTS):
         parsed = json_format.ParseDict(extra, pb.common.ActionRequest())
         requests.append((f"odd request {i}", parsed, DefaultDecision()))
+    refused = 0
     for name, request, default in requests:
-        symbols = Symbols()
-        term = decision(bundle, symbols, default)
-        ev = evaluate(bundle, request, DEFAULT_NOW, default)
-        data = json_format.MessageToDict(request, preserving_proto_field_name=True)
-        expected = z3.And(
-            term.severity == SEVERITY[ev.outcome], term.group == z3.StringVal(ev.reviewer_group)
-        )
-        solver = z3.Solver()
-        solver.add(*symbols.axioms(), *_bind(symbols, data))
-        assert solver.check() == z3.sat, name  # the request is one the formula knows
-        solver.add(z3.Not(expected))
-        assert solver.check() == z3.unsat, name
+        for schemas in ((), bundle.params):
+            symbols = Symbols(schemas=schemas)
+            term = decision(bundle, symbols, default)
+            ev = evaluate(bundle, request, DEFAULT_NOW, default)
+            data = json_format.MessageToDict(request, preserving_proto_field_name=True)
+            expected = z3.And(
+                term.severity == SEVERITY[ev.outcome],
+                term.group == z3.StringVal(ev.reviewer_group),
+            )
+            solver = z3.Solver()
+            solver.add(*facts(symbols), *_bind(symbols, data))
+            try:
+                check_request(schemas, request)
+            except InvalidArgument:
+                # The schema refuses it before any rule runs: the formula must too.
+                assert solver.check() == z3.unsat, name
+                refused += 1
+                continue
+            assert solver.check() == z3.sat, name  # the request is one the formula knows
+            solver.add(z3.Not(expected))
+            assert solver.check() == z3.unsat, name
+    assert refused == 3  # the refunds schema: amount "20000", "lots" and true
 
 
 def test_a_rule_that_matches_everything_it_applies_to_is_found(tmp_path):

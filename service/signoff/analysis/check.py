@@ -19,6 +19,7 @@ from google.protobuf import json_format
 from signoff import pb
 from signoff.analysis.decision import DecisionTerm, applies, decision
 from signoff.analysis.request import request_data
+from signoff.analysis.schema import complete, constraints
 from signoff.analysis.symbols import Symbols
 from signoff.analysis.translate import Translator, Unsupported
 from signoff.analysis.tree import tree
@@ -26,6 +27,7 @@ from signoff.core.decide import SEVERITY, DefaultDecision, Evaluation, evaluate
 from signoff.core.validate import Limits, validate_request
 from signoff.errors import InvalidArgument
 from signoff.policy import Activation, Bundle, CelEvalError
+from signoff.policy.params import check_request
 from signoff.policytest.invariants import LoadedInvariant
 from signoff.policytest.run import DEFAULT_NOW
 
@@ -86,9 +88,15 @@ def _solve(
 ) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
     solver = z3.Solver()
     solver.set("timeout", max(1, int(timeout * 1000)))
-    solver.add(*symbols.axioms(), *goal)
+    solver.add(*facts(symbols), *goal)
     result = bounded_check(solver, timeout)
     return result, solver.model() if result == z3.sat else None
+
+
+def facts(symbols: Symbols) -> list[z3.BoolRef]:
+    """What every request that reaches the rules satisfies: JSON shapes, a valid action
+    name, and its action's params schemas."""
+    return symbols.axioms() + constraints(symbols, symbols.schemas)
 
 
 def bounded_check(solver: z3.Solver | z3.Optimize, timeout: float) -> z3.CheckSatResult:
@@ -113,7 +121,7 @@ def _counterexample(
     """Like _solve, but the model is the plainest request: what it need not hold, unset."""
     solver = z3.Optimize()
     solver.set("timeout", max(1, int(timeout * 1000)))
-    solver.add(*symbols.axioms(), *goal)
+    solver.add(*facts(symbols), *goal)
     # Soft: leave out keys, keep numbers numbers, prefer short texts; none changes the answer.
     for j in symbols.json.values():
         solver.add_soft(z3.Not(j.present), 2)
@@ -133,7 +141,7 @@ def _counterexample(
 
 def analyze_rules(bundle: Bundle, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
     """Per rule: not analysed, never matches, matches all it applies to, or shadowed."""
-    symbols = Symbols()
+    symbols = Symbols(schemas=bundle.params)
     term = decision(bundle, symbols, DefaultDecision())
     out: list[Finding] = []
     for i, r in enumerate(term.rules):
@@ -170,7 +178,7 @@ def analyze_policies(bundle: Bundle, timeout: float = DEFAULT_TIMEOUT) -> list[F
     """Per policy: requests under its actions that no rule decides, with a confirmed example."""
     out = []
     for policy in bundle.policies:
-        symbols = Symbols()
+        symbols = Symbols(schemas=bundle.params)
         term = decision(bundle, symbols, DefaultDecision())
         answer, model = _counterexample(
             symbols, [applies(policy, symbols), term.undecided], timeout
@@ -180,13 +188,12 @@ def analyze_policies(bundle: Bundle, timeout: float = DEFAULT_TIMEOUT) -> list[F
             out.append(Finding("unknown", policy.file, 1, policy.name, "", message))
         if answer != z3.sat or model is None:
             continue  # unsat: every request it applies to is decided by a rule
-        data = request_data(model, symbols)
+        data = complete(request_data(model, symbols), bundle.params)
         example = json.dumps(data, separators=(",", ":"))
-        try:
-            request = json_format.ParseDict(data, pb.common.ActionRequest())
-            confirmed = evaluate(bundle, request, DEFAULT_NOW, DefaultDecision()).default_applied
-        except json_format.ParseError:
-            confirmed = False
+        request = parsed(bundle, data)
+        confirmed = not isinstance(request, str) and (
+            evaluate(bundle, request, DEFAULT_NOW, DefaultDecision()).default_applied
+        )
         message = "no rule decides some of its requests (the default decision applies), e.g. "
         if not confirmed:
             message = "no rule may decide some of its requests (not confirmed), e.g. "
@@ -216,7 +223,7 @@ def check_invariant(
 ) -> InvariantResult:
     """Prove one invariant, or find a counterexample and confirm it with the engine."""
     start = time.perf_counter()
-    symbols = Symbols()
+    symbols = Symbols(schemas=bundle.params)
     term = decision(bundle, symbols, invariant.default)
 
     def result(status: Any, message: str, **more: Any) -> InvariantResult:
@@ -235,7 +242,7 @@ def check_invariant(
         return result("proved", "proved")
     if model is None:
         return result("unknown", f"the solver gave no answer within {timeout:g}s")
-    data = request_data(model, symbols)
+    data = complete(request_data(model, symbols), bundle.params)
     confirmed, why, evaluation = recheck(bundle, invariant, data)
     if not confirmed:
         rules = [r.rule.name for r in term.rules if r.unsupported or r.reason_unsupported]
@@ -248,11 +255,9 @@ def recheck(
     bundle: Bundle, invariant: LoadedInvariant, data: dict[str, Any]
 ) -> tuple[bool, str, Evaluation | None]:
     """Evaluate a counterexample with the engine: (it breaks the invariant, why, decision)."""
-    try:
-        request = json_format.ParseDict(data, pb.common.ActionRequest())
-        validate_request(request, Limits())
-    except (json_format.ParseError, InvalidArgument) as exc:
-        return False, f"not a valid request ({exc})", None
+    request = parsed(bundle, data)
+    if isinstance(request, str):
+        return False, request, None
     try:
         selected = invariant.program.eval(Activation(request, DEFAULT_NOW)) is True
     except CelEvalError as exc:
@@ -265,6 +270,18 @@ def recheck(
     rule = ev.deciding_rule.name if ev.deciding_rule else "the default decision"
     broken = selected and (holds if invariant.kind == "never" else not holds)
     return broken, f"the engine decides {got} ({rule})", ev
+
+
+def parsed(bundle: Bundle, data: dict[str, Any]) -> pb.common.ActionRequest | str:
+    """`data` as a request the service accepts (valid, its params as its schemas say), or
+    why it would be refused before any rule runs."""
+    try:
+        request = json_format.ParseDict(data, pb.common.ActionRequest())
+        validate_request(request, Limits())
+        check_request(bundle.params, request)
+    except (json_format.ParseError, InvalidArgument) as exc:
+        return f"not a valid request ({exc})"
+    return request
 
 
 def analyze(

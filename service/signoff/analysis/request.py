@@ -41,6 +41,9 @@ def request_data(model: z3.ModelRef, symbols: Symbols) -> dict[str, Any]:
             if path in symbols.parsed and parses:
                 # A string the rules read as a number: write that number as its text.
                 value = _number_text(model.eval(j.parsed, model_completion=True))
+                refused = symbols.int_read.get(path)
+                if refused is not None and z3.is_true(model.eval(refused, model_completion=True)):
+                    value = _refused_by_int(value)
         elif kind == LIST:
             value = [None] * min(size, 10_000)
         elif kind == OBJ:
@@ -55,6 +58,11 @@ def request_data(model: z3.ModelRef, symbols: Symbols) -> dict[str, Any]:
 def _number_text(value: z3.ExprRef) -> str:
     number = float(Fraction(str(value.as_fraction())))  # type: ignore[attr-defined]
     return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _refused_by_int(text: str) -> str:
+    """A number's text that int() refuses and double() reads the same: "12" -> "12.0"."""
+    return text if any(c in text for c in ".eEn") else text + ".0"
 
 
 def _text(value: z3.ExprRef) -> str:

@@ -12,8 +12,12 @@ object), so every model of the solver is a request that JSON can carry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import z3
+
+if TYPE_CHECKING:
+    from signoff.policy.params import ParamSchema
 
 NULL, BOOL, NUM, STR, LIST, OBJ = range(6)
 KIND_NAMES = {NULL: "null", BOOL: "bool", NUM: "number", STR: "string", LIST: "list", OBJ: "object"}
@@ -70,7 +74,11 @@ class Symbols:
     json: dict[Path, Json] = field(default_factory=dict)
     fresh_count: int = 0
     opaques: dict[str, z3.ExprRef] = field(default_factory=dict)
-    parsed: set[Path] = field(default_factory=set)  # paths some rule reads with double()
+    parsed: set[Path] = field(default_factory=set)  # paths read with double() or int()
+    # Paths read with int(): whether int() refuses the text (request.py writes "12.0").
+    int_read: dict[Path, z3.BoolRef] = field(default_factory=dict)
+    # The bundle's action schemas: requests that break one are refused (analysis/schema.py).
+    schemas: tuple[ParamSchema, ...] = ()
 
     def string(self, path: Path) -> z3.SeqRef:
         """The variable of a string field."""

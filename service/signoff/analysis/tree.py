@@ -14,7 +14,7 @@ from signoff.policy import wire
 from signoff.policy.cel import Program
 
 _ANY_VALUE, _CHECKED_EXPR = 2, 4
-_CONST, _IDENT, _SELECT, _CALL, _LIST = 3, 4, 5, 6, 7
+_CONST, _IDENT, _SELECT, _CALL, _LIST, _COMPREHENSION = 3, 4, 5, 6, 7, 9
 # Constant's oneof: null, bool, int64, uint64, double, string.
 _NULL, _BOOL, _INT, _UINT, _DOUBLE, _STRING = 1, 2, 3, 4, 5, 6
 
@@ -59,13 +59,29 @@ class ListLit:
 
 
 @dataclass(frozen=True)
+class Comprehension:
+    """A macro's loop (all, exists, cel.bind, ...) as the parser expands it: `accu` starts
+    as `init`; per element of `range` (`var`, or `var` = index and `var2` = element), while
+    `condition` holds, `accu` becomes `step`; the value is `result`."""
+
+    var: str
+    var2: str
+    range: Node
+    accu: str
+    init: Node
+    condition: Node
+    step: Node
+    result: Node
+
+
+@dataclass(frozen=True)
 class Other:
-    """Anything else (comprehensions, map and message literals): never analysed."""
+    """Anything else (map and message literals): never analysed."""
 
     what: str
 
 
-Node = Const | Ident | Select | Call | ListLit | Other
+Node = Const | Ident | Select | Call | ListLit | Comprehension | Other
 
 
 def tree(program: Program) -> Node:
@@ -94,7 +110,16 @@ def _node(data: bytes) -> Node:
         )
     if _LIST in f:
         return ListLit(tuple(_node(e) for e in wire.every(wire.fields(wire.one(f, _LIST)), 1)))
-    return Other("a comprehension or a map/message literal")
+    if _COMPREHENSION in f:
+        c = wire.fields(wire.one(f, _COMPREHENSION))
+        return Comprehension(
+            wire.text(c, 1),
+            wire.text(c, 8) if 8 in c else "",
+            *(_node(wire.one(c, n)) for n in (2,)),
+            wire.text(c, 3),
+            *(_node(wire.one(c, n)) for n in (4, 5, 6, 7)),
+        )
+    return Other("a map or message literal")
 
 
 def _constant(c: dict[int, list[int | bytes]]) -> object:
