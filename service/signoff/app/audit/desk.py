@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from google.protobuf import unknown_fields
 
 from signoff import export, pb
-from signoff.app.audit import proofs
+from signoff.app.audit import proofs, witness
 from signoff.app.audit import tables as audit_tables
 from signoff.app.paging import fit_budget
 from signoff.app.reviews.desk import Identity
@@ -395,13 +395,16 @@ class AuditDesk:
     async def list_checkpoints(
         self, who: Identity, req: A.GetCheckpointsRequest
     ) -> A.GetCheckpointsResponse:
-        """Checkpoints and the public key, for anchoring outside the database."""
-        require_auditor(who)
+        """Checkpoints (with their witnesses' co-signatures) and the public key, for anchoring
+        outside the database."""
+        witness.require_reader(who)
         limit = req.limit or 100
         if not 0 < limit <= 10_000:
             raise InvalidArgument("limit", "must be 1-10000")
         cps = (await self.store.checkpoints(req.from_seq, 0))[-limit:]
         out = A.GetCheckpointsResponse(checkpoints=[checkpoint_proto(c) for c in cps])
+        if cps:
+            witness.attach(out.checkpoints, await self.store.cosignatures(cps[0].seq, cps[-1].seq))
         if self.signer is not None:
             out.public_key_pem = checkpoints.public_pem(self.signer.key.public_key()).decode()
             out.key_id = self.signer.key_id
@@ -418,8 +421,14 @@ class AuditDesk:
         self, who: Identity, req: A.GetConsistencyProofRequest
     ) -> A.GetConsistencyProofResponse:
         """The proof that the log of `first` entries is a prefix of the log of `second`."""
-        require_auditor(who)
+        witness.require_reader(who)
         return await proofs.consistency(self.store, req)
+
+    async def add_cosignature(
+        self, who: Identity, req: A.AddCosignatureRequest
+    ) -> A.AddCosignatureResponse:
+        """Store a witness's checked co-signature of a stored checkpoint."""
+        return await witness.add_cosignature(self.store, who, req)
 
     async def warn_if_untrusted(self) -> None:
         """Log a warning when the newest checkpoint's key is not trusted (a rotation without
