@@ -86,7 +86,10 @@ def test_identities_compare_by_value():
 @pytest.mark.parametrize(
     ("role", "message"),
     [
-        ("superuser", "unknown role 'superuser': use agent, reviewer:<group>, auditor, admin or witness"),
+        (
+            "superuser",
+            "unknown role 'superuser': use agent, reviewer:<group>, auditor, admin or witness",
+        ),
         ("reviewer:", "unknown role 'reviewer:'"),
         ("reviewer:Big Group", "unknown role 'reviewer:Big Group'"),
         ("Admin", "unknown role 'Admin'"),
