@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -18,6 +19,7 @@ from signoff.auth.identity import Identity
 from signoff.core import checkpoints
 from signoff.core import witness as w
 from signoff.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from signoff.export import verify_export
 from signoff.store import Store
 from signoff.store import cosignatures as store_cosig
 from tests.store.audit_log import at_minutes, record
@@ -178,3 +180,28 @@ async def test_cosignatures_survive_reopening(make_store: MakeStore, clock: Step
     naive = dataclasses.replace(cs, time=dt.datetime(2024, 5, 1))
     with pytest.raises(ValueError, match="timezone-aware"):
         await store.add_cosignature(cp.seq, naive)
+
+
+async def test_exports_carry_cosignatures_and_still_verify(
+    make_store: MakeStore, clock: StepClock
+) -> None:
+    store, desk = await signed(make_store, clock)
+    cp = await store.last_checkpoint()
+    assert cp is not None
+    key = Ed25519PrivateKey.generate()
+    await desk.add_cosignature(WITNESS, request(cp, key))
+    data = b"".join(
+        [c.data async for c in desk.export(AUDITOR, A.ExportAuditRequest())]
+    ).splitlines(keepends=True)
+    [line] = [json.loads(x) for x in data if b'"checkpoint":{' in x and b'"end"' not in x]
+    assert line["checkpoint"]["seq"] == cp.seq
+    [cs] = [w.parse_cosignature(obj) for obj in line["cosignatures"]]
+    assert w.verify_cosignature(key.public_key(), cs)
+    assert w.covers(cs, cp)
+    report = verify_export(data, LOG_KEY.public_key())
+    assert report.ok, report
+    # A malformed co-signature makes the file malformed, naming it.
+    bad = [x.replace(b'"cosignatures":[{', b'"cosignatures":[{"extra":1,') for x in data]
+    report = verify_export(bad, LOG_KEY.public_key())
+    assert not report.ok
+    assert "cosignatures[0] field 'extra' is not part of the format" in report.detail

@@ -13,9 +13,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from signoff.core import log_tree
 from signoff.core.audit import GENESIS, AuditEntry, hash_matches
 from signoff.core.checkpoints import CheckpointLike, TrustedKeys, verify_bytes
+from signoff.core.witness import Cosignature
 from signoff.export.lines import (
     END_FIELDS,
     checkpoint_from_json,
+    cosignatures_from_json,
     decode_line,
     end_bytes,
     entry_from_json,
@@ -119,6 +121,9 @@ class _Verifier:
         # export of a range or a filter cannot show the tree (None).
         self.tree: log_tree.Frontier | None = log_tree.Frontier()
         self.tree_heads = 0  # version 2 roots recomputed and matching
+        # The newest checkpoint line and its witnesses' co-signatures (for a quorum check).
+        self.last_checkpoint: CheckpointLike | None = None
+        self.last_cosignatures: list[Cosignature] = []
 
     # -- recording problems --
 
@@ -142,6 +147,14 @@ class _Verifier:
             self.fail("malformed", f"line {self.line}: a line after the end line")
         elif isinstance(obj, dict) and obj.keys() == {"checkpoint"}:
             self.read_checkpoint(obj["checkpoint"])
+        elif isinstance(obj, dict) and obj.keys() == {"checkpoint", "cosignatures"}:
+            try:
+                cosigned = cosignatures_from_json(obj["cosignatures"])
+            except ValueError as exc:
+                self.fail("malformed", f"line {self.line}: {exc}")
+                return
+            self.read_checkpoint(obj["checkpoint"])
+            self.last_cosignatures = cosigned
         elif isinstance(obj, dict) and obj.keys() == {"end"}:
             self.read_end(obj["end"])
         else:
@@ -224,6 +237,7 @@ class _Verifier:
         except ValueError as exc:
             self.fail("malformed", f"line {self.line}: {exc}")
             return
+        self.last_checkpoint, self.last_cosignatures = cp, []
         if self.key is not None and (problem := self.key.problem(cp)):
             self.fail("bad signature", problem, cp.seq)
             return

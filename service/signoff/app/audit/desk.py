@@ -19,6 +19,7 @@ from signoff.app.paging import fit_budget
 from signoff.app.reviews.desk import Identity
 from signoff.core import checkpoints, log_tree, reviews, wire
 from signoff.core.audit import ENTRY_TYPES, GENESIS, AuditEntry, verify_chain
+from signoff.core.witness import Cosignature
 from signoff.errors import InvalidArgument, PermissionDenied
 from signoff.ids import Clock
 from signoff.logs import event
@@ -236,7 +237,10 @@ class AuditDesk:
         writer = export.ExportWriter(self.signer.key, filtered=q != AuditQuery())
         buf: list[bytes] = [export.csv_header()] if csv else []
         size = count = 0
+        cosigned: dict[int, list[Cosignature]] = {}
         async for e, cps in self._walk(q, with_checkpoints=not csv):
+            if cps:  # read per checkpoint met: memory stays flat however long the log
+                cosigned = await self.store.cosignatures(cps[0].seq, cps[-1].seq)
             line = export.csv_row(e) if csv else writer.entry(e)
             if buf and size + len(line) > self.page_bytes:
                 # The chunk would outgrow a message: send what is there first.
@@ -244,7 +248,7 @@ class AuditDesk:
                 buf, size = [], 0
             buf.append(line)
             size += len(line)
-            buf.extend(writer.checkpoint(cp) for cp in cps)
+            buf.extend(writer.checkpoint(cp, cosigned.get(cp.seq, ())) for cp in cps)
             count += 1
             if size >= min(CHUNK_BYTES, self.page_bytes):
                 yield A.ExportChunk(data=b"".join(buf), entries=count)
