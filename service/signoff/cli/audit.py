@@ -25,7 +25,7 @@ from typing import IO, Any
 import grpc
 from google.protobuf.message import Message
 
-from signoff.cli import audit_proof, short_ids
+from signoff.cli import audit_proof, audit_witness, short_ids
 from signoff.cli import audit_view as view
 from signoff.cli.audit_filters import FILTERS, parse_filters
 from signoff.cli.remote import (
@@ -123,6 +123,13 @@ def add_parser(sub: Any) -> None:
         "proof", parents=[common], help="prove an entry is in the signed log, offline checks"
     )
     audit_proof.add_arguments(pr)
+
+    wi = asub.add_parser(
+        "witness",
+        parents=[common],
+        help="co-sign the log's consistent tree heads from outside it (role witness)",
+    )
+    audit_witness.add_arguments(wi)
 
     cp = asub.add_parser("checkpoints", parents=[common], help="signed checkpoints and the key")
     cp.add_argument("--from", dest="from_seq", type=int, default=0, help="from this seq on")
@@ -411,4 +418,5 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "verify": _verify,
     "checkpoints": _checkpoints,
     "proof": audit_proof.run,
+    "witness": audit_witness.run,
 }
