@@ -5,11 +5,14 @@ alarm, and `--compare` catches two witnesses that were shown different logs."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import os
 import re
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,8 +30,12 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from signoff import pb
+from signoff.app.audit.desk import AuditDesk, Signer
+from signoff.auth.identity import Identity
 from signoff.core import checkpoints
 from signoff.core import witness as w
+from signoff.ids import SystemClock
+from signoff.store.sqlite.store import SqliteStore
 from signoff_client._gen import audit_pb2_grpc, decision_pb2_grpc
 
 from .conftest import EXAMPLE_POLICIES
@@ -44,8 +51,9 @@ def _md(who: str) -> tuple[tuple[str, str], ...]:
 class Served:
     """`signoff serve` in a child process (dev auth: every token has every role)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, db: Path | None = None) -> None:
         self.log_key = tmp / "log.pem"
+        self.db = db or tmp / "db.sqlite"
         env = {
             **os.environ,
             "SIGNOFF_AUDIT__SIGNING_KEY": str(self.log_key),
@@ -54,7 +62,7 @@ class Served:
         }
         self.proc = subprocess.Popen(
             [*CLI, "serve", "--listen", "127.0.0.1:0", "--policies", str(EXAMPLE_POLICIES),
-             "--db", f"sqlite:///{tmp / 'db.sqlite'}", "--log-format", "json"],
+             "--db", f"sqlite:///{self.db}", "--log-format", "json"],
             stderr=subprocess.PIPE, env=env,
         )  # fmt: skip
         assert self.proc.stderr is not None
@@ -71,11 +79,11 @@ class Served:
         self.public = tmp / "log.pub"
         self.public.write_bytes(checkpoints.public_pem(checkpoints.load_public_key(self.log_key)))
 
-    def traffic(self, n: int) -> None:
+    def traffic(self, n: int, tag: str = "req") -> None:
         stub = decision_pb2_grpc.DecisionServiceStub(self.channel)
         for _ in range(n):
             self.seq += 1
-            req = pb.common.ActionRequest(request_id=f"req-{self.seq}")
+            req = pb.common.ActionRequest(request_id=f"{tag}-{self.seq}")
             req.action.name = "email.send"
             req.principal.id = "bot"
             stub.Evaluate(req, metadata=_md("bot"))
@@ -274,3 +282,119 @@ def test_compare_catches_two_witnesses_shown_different_logs(
     )  # fmt: skip
     assert done.returncode == 4
     assert "ALARM (proof_fails): split view: size 1" in done.stderr
+
+
+# -- the attacks: someone holding the server's database and its key ---------------------------
+
+
+def cut_tail(db: Path, keep: int) -> None:
+    """Delete every entry past seq `keep`, with the checkpoints, co-signatures and tree rows
+    that covered them, as an attacker with the database would (the guards dropped first)."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    for name, _ in triggers:
+        conn.execute(f"DROP TRIGGER {name}")
+    ids = [r[0] for r in conn.execute("SELECT decision_id FROM audit WHERE seq > ?", (keep,))]
+    for table in ("cosignatures", "checkpoints", "audit_rules", "audit_time_regressions",
+                  "audit_tree", "audit_index", "audit"):  # fmt: skip
+        conn.execute(f"DELETE FROM {table} WHERE seq > ?", (keep,))
+    conn.executemany("DELETE FROM decisions WHERE decision_id = ?", [(i,) for i in ids if i])
+    conn.execute("UPDATE audit_tree_state SET tree_size = min(tree_size, ?)", (keep,))
+    conn.execute("UPDATE audit_index_state SET indexed_through = min(indexed_through, ?)", (keep,))
+    for _, sql in triggers:
+        conn.execute(sql)
+    conn.close()
+
+
+def public(path: Path) -> Path:
+    out = path.with_suffix(".pub")
+    out.write_bytes(checkpoints.public_pem(checkpoints.load_public_key(path)))
+    return out
+
+
+def export_db(db: Path, log_key: Path, out: Path) -> None:
+    """Export the database as the server would, without starting one (which would append
+    its own policy.loaded entry): the attacker's copy exactly as cut."""
+
+    async def run() -> bytes:
+        store = SqliteStore(db, SystemClock())
+        await store.open()
+        try:
+            signer = Signer(checkpoints.load_or_create_key(log_key, create=False))
+            desk = AuditDesk(store, SystemClock(), signer)
+            who = Identity("ann", frozenset({"auditor"}))
+            return b"".join([c.data async for c in desk.export(who, A.ExportAuditRequest())])
+        finally:
+            await store.close()
+
+    out.write_bytes(asyncio.run(run()))
+
+
+def export_and_verify(
+    served: Served | None, tmp: Path, keys: list[Path], head: w.Head, db: Path | None = None
+) -> str:
+    """Export the served log (or `db`), then verify the file offline with the witnesses."""
+    out = tmp / "export.jsonl"
+    if served is None:
+        assert db is not None
+        export_db(db, tmp / "log.pem", out)
+    else:
+        done = subprocess.run(
+            [*CLI, "audit", "export", "--server", served.target, "--token", "ann", "-o", str(out)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    args = [*CLI, "audit", "verify", str(out), "--public-key", str(tmp / "log.pub")]
+    for key in keys:
+        args += ["--witness-key", str(public(key))]
+    if keys:  # without witnesses: what the log key alone lets through
+        args += ["--quorum", str(len(keys)), "--trusted-head", f"{head.size}:{head.root}"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    return f"rc={done.returncode}\n{done.stdout}{done.stderr}"
+
+
+@pytest.mark.parametrize("regrow", [False, True], ids=["cut-tail", "re-signed-history"])
+def test_a_cut_or_rewritten_log_fails_offline_and_alarms_the_witnesses(
+    tmp_path: Path, regrow: bool
+) -> None:
+    keys = [witness_key(tmp_path / f"w{i}.pem") for i in (1, 2)]
+    states = [tmp_path / f"state{i}" for i in (1, 2)]
+    served = Served(tmp_path)
+    try:
+        served.traffic(6)
+        served.newest(6)
+        for key, state in zip(keys, states, strict=True):
+            assert witness(served, key, state).returncode == 0
+        head = state_of(states[0]).log(served.newest(1).key_id).last
+        assert head is not None
+        # Witnessed and intact: the export verifies with a quorum of two.
+        intact = export_and_verify(served, tmp_path, keys, head)
+        assert intact.startswith("rc=0"), intact
+    finally:
+        served.stop()
+    copy = tmp_path / "copy.sqlite"
+    shutil.copy(served.db, copy)
+    keep = head.size - 3
+    cut_tail(copy, keep)
+    if not regrow:  # exported as cut: the end line is signed afresh, the chain is whole
+        report = export_and_verify(None, tmp_path, keys, head, db=copy)
+        assert report.startswith("rc=1"), report
+        assert "not witnessed" in report
+        assert f"ends at seq {keep} here: seq {keep + 1}..{head.size} lost" in report
+        assert export_and_verify(None, tmp_path, [], head, db=copy).startswith("rc=0")
+    attacked = Served(tmp_path, copy)  # the same key: the attacker holds it
+    try:
+        if regrow:  # new entries past the old size, re-signed by the server's own key
+            attacked.traffic(5, tag="forged")
+            attacked.newest(head.size + 1)
+            report = export_and_verify(attacked, tmp_path, keys, head)
+            assert report.startswith("rc=1"), report
+            assert "not witnessed" in report
+            assert "history was rewritten and re-signed" in report
+        for key, state in zip(keys, states, strict=True):
+            done = witness(attacked, key, state)
+            assert done.returncode == 4, done.stdout + done.stderr
+            reason = "proof_fails" if regrow else "truncated"
+            assert f"ALARM ({reason})" in done.stderr
+    finally:
+        attacked.stop()

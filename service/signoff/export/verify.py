@@ -22,6 +22,7 @@ from signoff.export.lines import (
     end_bytes,
     entry_from_json,
 )
+from signoff.export.witnessed import Witnesses, head_problem, quorum_problem
 
 PROBLEMS = frozenset(
     {
@@ -32,6 +33,7 @@ PROBLEMS = frozenset(
         "bad signature",
         "checkpoint mismatch",
         "malformed",
+        "not witnessed",
     }
 )
 PROGRESS_EVERY = 10_000  # lines between progress callbacks
@@ -71,6 +73,7 @@ def verify_export(
     public_key: Ed25519PublicKey | Sequence[Ed25519PublicKey] | TrustedKeys | None,
     *,
     progress: Callable[[int], None] | None = None,
+    witnesses: Witnesses | None = None,
 ) -> ExportReport:
     """Check an export's hashes, chain, checkpoints and end line; report the first problem.
 
@@ -79,8 +82,11 @@ def verify_export(
     with the trusted key of its id, is a "bad signature". Without a key no signature is
     checked and `ok` covers hashes and links only (the report's notes say so).
     `progress` gets the number of lines read, every `PROGRESS_EVERY` lines and at the end.
+    With `witnesses`, the newest checkpoint must also carry their quorum of co-signatures and
+    the export must reach, with the same root, the trusted head (`export.witnessed`).
     """
     v = _Verifier(_trusted(public_key))
+    v.witnesses = witnesses
     for raw in lines:
         v.line += 1
         if progress is not None and v.line % PROGRESS_EVERY == 0:
@@ -124,6 +130,8 @@ class _Verifier:
         # The newest checkpoint line and its witnesses' co-signatures (for a quorum check).
         self.last_checkpoint: CheckpointLike | None = None
         self.last_cosignatures: list[Cosignature] = []
+        self.witnesses: Witnesses | None = None
+        self.root_at_trusted: str | None = None  # the tree's root at the trusted head's size
 
     # -- recording problems --
 
@@ -197,6 +205,9 @@ class _Verifier:
                 self.tree = None
             else:
                 self.tree.append(leaf)
+                w = self.witnesses
+                if w is not None and w.trusted_head and self.tree.size == w.trusted_head.size:
+                    self.root_at_trusted = self.tree.root().hex()
 
     def check_order(self, entry: AuditEntry) -> None:
         """Record a gap or a step back; the chain resumes from this entry either way."""
@@ -357,6 +368,10 @@ class _Verifier:
         # On the same line, a gap or misorder explains the rest (as in verify_chain): first.
         found = [p for p in (None if filtered else self.chain, self.hard) if p is not None]
         notes = self.notes(filtered)
+        if not found and self.witnesses is not None and (problem := self.witness_problem()):
+            found = [
+                _Problem(self.line, 0, "not witnessed", problem, self.last_seq, self.last_hash)
+            ]
         if not found:
             return ExportReport(
                 ok=True,
@@ -380,6 +395,16 @@ class _Verifier:
             head_hash=first.head_hash,
             notes=notes,
         )
+
+    def witness_problem(self) -> str:
+        """Why the witnesses do not vouch for this export ("" when they do)."""
+        assert self.witnesses is not None
+        head = self.witnesses.trusted_head
+        if head is not None and (
+            problem := head_problem(head, self.last_seq, self.root_at_trusted)
+        ):
+            return problem
+        return quorum_problem(self.witnesses, self.last_checkpoint, self.last_cosignatures)
 
     def notes(self, filtered: bool) -> list[str]:
         notes: list[str] = []
