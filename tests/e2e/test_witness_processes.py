@@ -398,3 +398,52 @@ def test_a_cut_or_rewritten_log_fails_offline_and_alarms_the_witnesses(
             assert f"ALARM ({reason})" in done.stderr
     finally:
         attacked.stop()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--quorum", "1"], "--quorum and --trusted-head need --witness-key"),
+        (["--trusted-head", "3:" + "ab" * 32], "--quorum and --trusted-head need --witness-key"),
+        (["--witness-key", "{a}", "--quorum", "2"], "--quorum must be 1-1"),
+        (["--witness-key", "{a}", "--quorum", "0"], "--quorum must be 1-1"),
+        (["--witness-key", "{a}", "--trusted-head", "3"], "--trusted-head: '3' is not SIZE:ROOT"),
+        (["--witness-key", "{missing}"], "cannot read public key"),
+    ],
+)
+def test_bad_witness_flags_of_verify_exit_2_naming_them(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    a = public(witness_key(tmp_path / "a.pem"))
+    export = tmp_path / "export.jsonl"
+    export.write_text("")
+    names = {"a": str(a), "missing": str(tmp_path / "nope.pub")}
+    args = [f.format(**names) for f in flags]
+    done = subprocess.run(
+        [*CLI, "audit", "verify", str(export), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("drop", "message"),
+    [
+        ("--witness-key", "witness needs --witness-key"),
+        ("--log-key", "witness needs --log-key"),
+        ("--state", "witness needs --state"),
+    ],
+)
+def test_a_witness_without_its_key_log_key_or_state_exits_2(
+    tmp_path: Path, drop: str, message: str
+) -> None:
+    key = witness_key(tmp_path / "w.pem")
+    given = {"--witness-key": str(key), "--log-key": str(key), "--state": str(tmp_path / "s")}
+    args = [x for k, v in given.items() if k != drop for x in (k, v)]
+    done = subprocess.run(
+        [*CLI, "audit", "witness", "--server", "127.0.0.1:1", "--once", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
