@@ -301,11 +301,7 @@ async def test_verify_file_bad_input(server, tmp_path):
     assert code == 2
     assert "not a PEM public key" in err
     code, _, err = await _cli(server, "verify", "--public-key", str(tmp_path / "k.pem"))
-    assert (code, err) == (
-        2,
-        "signoff: --public-key, --witness-key and --trusted-head verify a FILE; give the "
-        "exported file\n",
-    )
+    assert (code, err) == (2, "signoff: --public-key verifies a FILE; give the exported file\n")
 
 
 async def test_export_csv_to_stdout(server):

@@ -312,6 +312,16 @@ def public(path: Path) -> Path:
     return out
 
 
+def verify_live(served: Served, keys: list[Path], head: w.Head) -> str:
+    """`signoff audit verify` against the live log, with the witnesses; the output."""
+    args = [*CLI, "audit", "verify", "--server", served.target, "--token", "ann"]
+    for key in keys:
+        args += ["--witness-key", str(public(key))]
+    args += ["--quorum", str(len(keys)), "--trusted-head", f"{head.size}:{head.root}"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    return f"rc={done.returncode}\n{done.stdout}{done.stderr}"
+
+
 def export_db(db: Path, log_key: Path, out: Path) -> None:
     """Export the database as the server would, without starting one (which would append
     its own policy.loaded entry): the attacker's copy exactly as cut."""
@@ -370,6 +380,9 @@ def test_a_cut_or_rewritten_log_fails_offline_and_alarms_the_witnesses(
         # Witnessed and intact: the export verifies with a quorum of two.
         intact = export_and_verify(served, tmp_path, keys, head)
         assert intact.startswith("rc=0"), intact
+        live = verify_live(served, keys, head)
+        assert live.startswith("rc=0"), live
+        assert "ok: witnessed" in live
     finally:
         served.stop()
     copy = tmp_path / "copy.sqlite"
@@ -391,6 +404,9 @@ def test_a_cut_or_rewritten_log_fails_offline_and_alarms_the_witnesses(
             assert report.startswith("rc=1"), report
             assert "not witnessed" in report
             assert "history was rewritten and re-signed" in report
+        live = verify_live(attacked, keys, head)
+        assert live.startswith("rc=1"), live
+        assert "NOT OK: not witnessed" in live
         for key, state in zip(keys, states, strict=True):
             done = witness(attacked, key, state)
             assert done.returncode == 4, done.stdout + done.stderr

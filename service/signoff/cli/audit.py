@@ -321,11 +321,9 @@ def _verify(client: Client, args: argparse.Namespace) -> int:
         if args.from_seq is not None or args.from_checkpoint or args.to_seq is not None:
             raise CliError("--from, --from-checkpoint and --to are for the server", EXIT_USAGE)
         return _verify_file(args)
-    if args.public_key is not None or args.witness_key or args.trusted_head:
-        raise CliError(
-            "--public-key, --witness-key and --trusted-head verify a FILE; give the exported file",
-            EXIT_USAGE,
-        )
+    if args.public_key is not None:
+        raise CliError("--public-key verifies a FILE; give the exported file", EXIT_USAGE)
+    witnesses = _witnesses(args)
     if args.batch < 1:
         raise CliError("--batch must be positive", EXIT_USAGE)
     head = client.call("QueryAudit", A.QueryAuditRequest(descending=True, page_size=1)).entries
@@ -366,6 +364,10 @@ def _verify(client: Client, args: argparse.Namespace) -> int:
         lo = hi + 1
     progress.clear()
     print(view.verify_json(total) if args.json else view.verify_report(total))
+    if total.ok and witnesses is not None:
+        problem = audit_witness.live_problem(client, witnesses)
+        print(f"NOT OK: not witnessed: {problem}" if problem else "ok: witnessed")
+        return EXIT_REFUSED if problem else 0
     return 0 if total.ok else EXIT_REFUSED
 
 

@@ -26,12 +26,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from signoff.app.audit.witness import cosignature_proto
+from signoff.app.audit.witness import cosignature_from_proto, cosignature_proto
 from signoff.cli.remote import EXIT_USAGE, CliError
 from signoff.cli.when import duration_type
 from signoff.core import checkpoints
 from signoff.core import witness as w
 from signoff.core.wire import timestamp
+from signoff.export.witnessed import Witnesses, quorum_problem
 from signoff_client._gen import audit_pb2 as A
 
 EXIT_ALARM = 4  # the log is inconsistent with what a witness saw: someone must look
@@ -224,3 +225,29 @@ def compare(client: Any, dir_a: Path, dir_b: Path, webhook: str | None) -> int:
         heads = f"{a.log(kid).last} / {b.log(kid).last}"
         print(f"ok: log {kid}: the two witnesses saw one log ({heads})")
     return 0
+
+
+def live_problem(client: Any, witnesses: Witnesses) -> str:
+    """Why the live log's newest checkpoint is not vouched for by the witnesses ("" if it
+    is): a quorum of valid co-signatures, and consistent with the trusted head if given."""
+    resp = client.call("GetCheckpoints", A.GetCheckpointsRequest(limit=1))
+    if not resp.checkpoints:
+        return "the server holds no checkpoint"
+    msg = resp.checkpoints[-1]
+    cp = core_checkpoint(msg)
+    if problem := quorum_problem(
+        witnesses, cp, [cosignature_from_proto(c) for c in msg.cosignatures]
+    ):
+        return problem
+    head = witnesses.trusted_head
+    if head is None:
+        return ""
+    if head.size > cp.tree_size:
+        return (
+            f"the newest witnessed checkpoint signs {cp.tree_size} entries, the trusted head "
+            f"{head.size}: seq {cp.tree_size + 1}..{head.size} lost (the tail was cut)"
+        )
+    req = A.GetConsistencyProofRequest(first=head.size, second=cp.tree_size)
+    proof = [] if head.size == cp.tree_size else list(client.call("GetConsistencyProof", req).proof)
+    alarm = w.check_pair(head, w.Head(cp.tree_size, cp.root_hash), proof)
+    return "" if alarm is None else alarm.message.removeprefix("split view: ")
