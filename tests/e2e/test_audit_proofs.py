@@ -188,3 +188,57 @@ def test_verify_audit_recomputes_the_tree_and_catches_a_signed_root_that_is_not_
     # A range that does not start at seq 1 cannot show the tree: its signature still counts.
     resp = _audit(server).VerifyAudit(A.VerifyAuditRequest(from_seq=2), metadata=_md("ann"))
     assert resp.ok, resp
+
+
+def test_a_witness_token_cosigns_over_grpc_and_auditors_see_it(make_server, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from signoff.app.audit.witness import cosignature_proto
+    from signoff.core import checkpoints as core_checkpoints
+    from signoff.core import witness as core_witness
+    from signoff.core.wire import timestamp
+
+    people = {
+        "wit-token": ("wit", ["witness"]),
+        "ann-token": ("ann", ["auditor"]),
+        "bot-token": ("bot", ["agent"]),
+    }
+    server = make_server(auth={"tokens_file": write_tokens(tmp_path, people)})
+    cp = _checkpoint(server, "wit-token")  # a witness reads checkpoints
+    core_cp = core_checkpoints.make_checkpoint(
+        seq=cp.seq, head_hash=cp.head_hash, time=timestamp(cp.time, "time"), key_id=cp.key_id,
+        signature=cp.signature, tree_size=cp.tree_size, root_hash=cp.root_hash,
+    )  # fmt: skip
+    key = Ed25519PrivateKey.generate()
+    cs = core_witness.cosign(key, core_cp, dt.datetime.now(dt.UTC))
+    req = A.AddCosignatureRequest(
+        seq=cp.seq,
+        cosignature=cosignature_proto(cs),
+        public_key_pem=core_checkpoints.public_pem(key).decode(),
+    )
+    stub = _audit(server)
+    for token in ("ann-token", "bot-token"):
+        with pytest.raises(grpc.RpcError) as info:
+            stub.AddCosignature(req, metadata=_md(token))
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert stub.AddCosignature(req, metadata=_md("wit-token")).cosignatures == 1
+    missing = A.AddCosignatureRequest()
+    missing.CopyFrom(req)
+    missing.seq = cp.seq + 100
+    with pytest.raises(grpc.RpcError) as info:
+        stub.AddCosignature(missing, metadata=_md("wit-token"))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    forged = A.AddCosignatureRequest()
+    forged.CopyFrom(req)
+    forged.cosignature.root_hash = "ab" * 32
+    with pytest.raises(grpc.RpcError) as info:
+        stub.AddCosignature(forged, metadata=_md("wit-token"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    got = stub.GetCheckpoints(A.GetCheckpointsRequest(), metadata=_md("ann-token"))
+    [mine] = [c for c in got.checkpoints if c.seq == cp.seq]
+    [back] = mine.cosignatures
+    assert back.key_id == core_checkpoints.key_id(key)
+    assert back.signature == cs.signature
+    with pytest.raises(grpc.RpcError) as info:  # a witness sees no entry content
+        stub.QueryAudit(A.QueryAuditRequest(), metadata=_md("wit-token"))
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -86,7 +86,10 @@ def test_identities_compare_by_value():
 @pytest.mark.parametrize(
     ("role", "message"),
     [
-        ("superuser", "unknown role 'superuser': use agent, reviewer:<group>, auditor or admin"),
+        (
+            "superuser",
+            "unknown role 'superuser': use agent, reviewer:<group>, auditor, admin or witness",
+        ),
         ("reviewer:", "unknown role 'reviewer:'"),
         ("reviewer:Big Group", "unknown role 'reviewer:Big Group'"),
         ("Admin", "unknown role 'Admin'"),
@@ -98,7 +101,15 @@ def test_unknown_role_is_a_config_error_naming_it(role, message):
 
 
 def test_valid_roles_parse():
-    roles = ["agent", "reviewer:refunds", "reviewer:*", "auditor", "admin", "reviewer:a.b-c_d"]
+    roles = [
+        "agent",
+        "reviewer:refunds",
+        "reviewer:*",
+        "auditor",
+        "admin",
+        "witness",
+        "reviewer:a.b-c_d",
+    ]
     assert parse_roles(roles) == frozenset(roles)
 
 
@@ -242,7 +253,7 @@ def test_missing_tokens_file(tmp_path):
 def test_dev_mode_without_token_is_dev_with_every_role():
     who = DevAuthenticator().authenticate(None)
     assert who == Identity("dev", ALL_ROLES, act_for_others=True, source="dev")
-    assert who.roles == {"agent", "reviewer:*", "auditor", "admin"}
+    assert who.roles == {"agent", "reviewer:*", "auditor", "admin", "witness"}
 
 
 def test_dev_mode_token_names_the_identity():

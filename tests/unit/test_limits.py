@@ -240,5 +240,5 @@ def test_limits_from_a_config_file(tmp_path: Path):
         load_settings(config_file=config)
     assert str(err.value) == (
         f"config file {config}: limits.roles (SIGNOFF_LIMITS__ROLES): unknown role 'agnet': "
-        "use agent, reviewer:<group>, auditor or admin"
+        "use agent, reviewer:<group>, auditor, admin or witness"
     )

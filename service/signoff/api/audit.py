@@ -1,5 +1,6 @@
 """AuditService: QueryAudit, ExportAudit, VerifyAudit, GetCheckpoints, GetInclusionProof,
-GetConsistencyProof (auditors only)."""
+GetConsistencyProof (auditors; checkpoints and consistency proofs also witnesses),
+AddCosignature (witnesses)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,11 @@ def methods(desk: AuditDesk) -> list[Method]:
     ) -> A.GetConsistencyProofResponse:
         return await desk.consistency_proof(who, req)
 
+    async def add_cosignature(
+        who: Identity, req: A.AddCosignatureRequest
+    ) -> A.AddCosignatureResponse:
+        return await desk.add_cosignature(who, req)
+
     return [
         Method(SERVICE, "QueryAudit", A.QueryAuditRequest, A.QueryAuditResponse, query),
         Method(SERVICE, "ExportAudit", A.ExportAuditRequest, A.ExportChunk, stream=export),
@@ -68,5 +74,12 @@ def methods(desk: AuditDesk) -> list[Method]:
             A.GetConsistencyProofRequest,
             A.GetConsistencyProofResponse,
             consistency,
+        ),
+        Method(
+            SERVICE,
+            "AddCosignature",
+            A.AddCosignatureRequest,
+            A.AddCosignatureResponse,
+            add_cosignature,
         ),
     ]

@@ -1,7 +1,8 @@
 """Authentication: bearer tokens (a tokens file or OIDC JWTs) or mTLS client certificates
 to identities with roles.
 
-Roles: `agent`, `reviewer:<group>` (`reviewer:*` for every group), `auditor`, `admin`.
+Roles: `agent`, `reviewer:<group>` (`reviewer:*` for every group), `auditor`, `admin`,
+`witness` (runs `signoff audit witness`: checkpoints, consistency proofs, co-signatures).
 Authorization (which RPC needs which role) is decided by the API layer from the Identity.
 """
 

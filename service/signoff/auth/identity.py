@@ -12,11 +12,13 @@ if TYPE_CHECKING:
 
 AGENT = "agent"
 AUDITOR = "auditor"
+# Runs `signoff audit witness`: reads checkpoints and consistency proofs, adds co-signatures.
+WITNESS = "witness"
 ADMIN = "admin"
 REVIEWER_PREFIX = "reviewer:"
 ALL_GROUPS = "*"
 # The roles a dev-mode caller gets: everything, so one person can play every part locally.
-ALL_ROLES = frozenset({AGENT, f"{REVIEWER_PREFIX}{ALL_GROUPS}", AUDITOR, ADMIN})
+ALL_ROLES = frozenset({AGENT, f"{REVIEWER_PREFIX}{ALL_GROUPS}", AUDITOR, ADMIN, WITNESS})
 
 # Same shape as reviewer-group names in policy files (policy/model.py NAME_RE), so a role
 # can only name a group a policy could route to.
@@ -40,7 +42,7 @@ def role_error(role: object) -> str | None:
     """Why `role` is not a Signoff role, or None if it is one."""
     if not isinstance(role, str):
         return f"role must be a string, got {type(role).__name__}"
-    if role in (AGENT, AUDITOR, ADMIN):
+    if role in (AGENT, AUDITOR, ADMIN, WITNESS):
         return None
     if role.startswith(REVIEWER_PREFIX):
         group = role.removeprefix(REVIEWER_PREFIX)
@@ -50,7 +52,7 @@ def role_error(role: object) -> str | None:
             f"unknown role {role!r}: a reviewer group is lower-case letters, digits, '_', '.'"
             " or '-' (or '*' for every group)"
         )
-    return f"unknown role {role!r}: use agent, reviewer:<group>, auditor or admin"
+    return f"unknown role {role!r}: use agent, reviewer:<group>, auditor, admin or witness"
 
 
 def parse_roles(roles: Iterable[object]) -> frozenset[str]:

@@ -41,7 +41,9 @@ class MtlsIdentity(BaseModel):
     identity: str | None = Field(
         None, min_length=1, description="The identity id; default: the subject's CN, or the URI."
     )
-    roles: list[str] = Field(description="Signoff roles: agent, reviewer:<group>, auditor, admin.")
+    roles: list[str] = Field(
+        description="Signoff roles: agent, reviewer:<group>, auditor, admin, witness."
+    )
     act_for_others: bool = Field(
         False, description="May send requests whose principal is not this identity."
     )

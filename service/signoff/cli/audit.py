@@ -25,7 +25,7 @@ from typing import IO, Any
 import grpc
 from google.protobuf.message import Message
 
-from signoff.cli import audit_proof, short_ids
+from signoff.cli import audit_proof, audit_witness, short_ids
 from signoff.cli import audit_view as view
 from signoff.cli.audit_filters import FILTERS, parse_filters
 from signoff.cli.remote import (
@@ -115,6 +115,19 @@ def add_parser(sub: Any) -> None:
     start.add_argument(
         "--from-checkpoint", action="store_true", help="start at the last signed checkpoint"
     )
+    v.add_argument(
+        "--witness-key",
+        type=Path,
+        action="append",
+        help="a witness's PEM public key (repeat it): the FILE's newest checkpoint must carry "
+        "--quorum valid co-signatures of these keys",
+    )
+    v.add_argument("--quorum", type=int, help="co-signatures required (default: every key)")
+    v.add_argument(
+        "--trusted-head",
+        metavar="SIZE:ROOT",
+        help="the newest head a witness co-signed: the FILE must reach it with that root",
+    )
     v.add_argument("--to", dest="to_seq", type=int, help="last seq to check (default the head)")
     v.add_argument("--batch", type=int, default=VERIFY_BATCH, help="entries per server call")
     v.add_argument("--progress", action="store_true", help="progress on stderr even if no TTY")
@@ -123,6 +136,13 @@ def add_parser(sub: Any) -> None:
         "proof", parents=[common], help="prove an entry is in the signed log, offline checks"
     )
     audit_proof.add_arguments(pr)
+
+    wi = asub.add_parser(
+        "witness",
+        parents=[common],
+        help="co-sign the log's consistent tree heads from outside it (role witness)",
+    )
+    audit_witness.add_arguments(wi)
 
     cp = asub.add_parser("checkpoints", parents=[common], help="signed checkpoints and the key")
     cp.add_argument("--from", dest="from_seq", type=int, default=0, help="from this seq on")
@@ -303,6 +323,7 @@ def _verify(client: Client, args: argparse.Namespace) -> int:
         return _verify_file(args)
     if args.public_key is not None:
         raise CliError("--public-key verifies a FILE; give the exported file", EXIT_USAGE)
+    witnesses = _witnesses(args)
     if args.batch < 1:
         raise CliError("--batch must be positive", EXIT_USAGE)
     head = client.call("QueryAudit", A.QueryAuditRequest(descending=True, page_size=1)).entries
@@ -343,6 +364,10 @@ def _verify(client: Client, args: argparse.Namespace) -> int:
         lo = hi + 1
     progress.clear()
     print(view.verify_json(total) if args.json else view.verify_report(total))
+    if total.ok and witnesses is not None:
+        problem = audit_witness.live_problem(client, witnesses)
+        print(f"NOT OK: not witnessed: {problem}" if problem else "ok: witnessed")
+        return EXIT_REFUSED if problem else 0
     return 0 if total.ok else EXIT_REFUSED
 
 
@@ -361,13 +386,37 @@ def _verify_file(args: argparse.Namespace) -> int:
         handle = open(args.file, "rb")  # noqa: SIM115 - closed below, after streaming
     except OSError as exc:
         raise CliError(f"{args.file}: {exc.strerror or exc}", EXIT_USAGE) from None
+    witnesses = _witnesses(args)
     progress = view.Progress(sys.stderr, "read", forced=args.progress, total=size, unit="bytes")
     with handle:
-        report = verify_export(progress.counting(handle), keys)
+        report = verify_export(progress.counting(handle), keys, witnesses=witnesses)
     progress.clear()
     out = view.file_json(report, keys) if args.json else view.file_report(report, keys, args.file)
     print(out)
     return 0 if report.ok else EXIT_REFUSED
+
+
+def _witnesses(args: argparse.Namespace) -> Any:
+    """The --witness-key / --quorum / --trusted-head trust, or None without witness keys."""
+    from signoff.core.checkpoints import SigningKeyError, load_public_key
+    from signoff.export.witnessed import Witnesses, parse_head
+
+    if not args.witness_key:
+        if args.quorum is not None or args.trusted_head:
+            raise CliError("--quorum and --trusted-head need --witness-key", EXIT_USAGE)
+        return None
+    try:
+        keys = [load_public_key(path) for path in args.witness_key]
+    except SigningKeyError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    quorum = len(keys) if args.quorum is None else args.quorum
+    if not 1 <= quorum <= len(keys):
+        raise CliError(f"--quorum must be 1-{len(keys)} (the witness keys given)", EXIT_USAGE)
+    try:
+        head = parse_head(args.trusted_head) if args.trusted_head else None
+    except ValueError as exc:
+        raise CliError(f"--trusted-head: {exc}", EXIT_USAGE) from None
+    return Witnesses(keys, quorum, head)
 
 
 def _checkpoints(client: Client, args: argparse.Namespace) -> int:
@@ -411,4 +460,5 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "verify": _verify,
     "checkpoints": _checkpoints,
     "proof": audit_proof.run,
+    "witness": audit_witness.run,
 }

@@ -202,11 +202,19 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     if b"PRIVATE KEY-----" in data:
         return _private_from_pem(path, data).public_key()
     try:
+        return public_key_from_pem(data)
+    except ValueError as exc:
+        raise SigningKeyError(f"{path}: {exc}") from exc
+
+
+def public_key_from_pem(data: bytes) -> Ed25519PublicKey:
+    """The Ed25519 public key in PEM `data`; ValueError saying what it is instead."""
+    try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as exc:
-        raise SigningKeyError(f"{path}: not a PEM public key ({_reason(exc)})") from exc
+        raise ValueError(f"not a PEM public key ({_reason(exc)})") from exc
     if not isinstance(key, Ed25519PublicKey):
-        raise SigningKeyError(f"{path}: holds a public key of type {_kind(key)}, not Ed25519")
+        raise ValueError(f"holds a public key of type {_kind(key)}, not Ed25519")
     return key
 
 

@@ -113,6 +113,11 @@ TABLE: dict[str, Bound] = {
     f"{_P}AuditFilter.decision_id": Bound("name"),
     f"{_P}AuditFilter.review_id": Bound("name"),
     f"{_P}AuditFilter.request_id": Bound("name"),
+    f"{_P}AddCosignatureRequest.public_key_pem": Bound("text"),
+    f"{_P}Cosignature.log_key_id": Bound("name"),
+    f"{_P}Cosignature.root_hash": Bound("name"),
+    f"{_P}Cosignature.key_id": Bound("name"),
+    f"{_P}Cosignature.signature": Bound("name"),
     # PolicyService
     f"{_P}GetInsightsRequest.reviewer_group": Bound("name"),
 }

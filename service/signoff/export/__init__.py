@@ -15,6 +15,10 @@ JSON Lines format (version 1) -- a contract: auditors verify these files with th
 * **Checkpoint lines**: ``{"checkpoint": {"seq", "head_hash", "time", "key_id",
   "signature"}}``, a stored signed checkpoint (`signoff.core.checkpoints`) placed right after the
   entry line with that ``seq``. A filtered export carries only those of its exported entries.
+  A checkpoint whose tree head witnesses co-signed has a second key on its line,
+  ``"cosignatures": [{"log_key_id", "tree_size", "root_hash", "time", "key_id",
+  "signature"}, ...]`` (1 to 32, `signoff.core.witness`): checked by whoever holds the
+  witnesses' public keys (``signoff audit verify --witness-key``).
 * **The end line**, last in every complete export: ``{"end": {"entries": N, "filtered": bool,
   "digest": "<64 hex>", "checkpoint": {"seq", "head_hash", "time", "key_id", "signature"}}}``.
   ``entries`` counts the entry lines; ``filtered`` says whether entries were selected by a

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -21,6 +21,7 @@ from signoff.core.checkpoints import (
     sign_bytes,
     signed_document,
 )
+from signoff.core.witness import Cosignature, cosignature_json, parse_cosignature
 from signoff.errors import DataLoss
 
 ENTRY_FIELDS = (
@@ -172,6 +173,27 @@ def checkpoint_from_json(obj: Any, *, tree: bool = True) -> CheckpointLike:
     )
 
 
+COSIGNATURE_FIELDS = ("log_key_id", "tree_size", "root_hash", "time", "key_id", "signature")
+MAX_COSIGNATURES = 32  # as the store keeps at most (store/cosignatures.py)
+
+
+def cosignatures_from_json(value: Any) -> list[Cosignature]:
+    """Parse a checkpoint line's `cosignatures` array; ValueError names the bad one (their
+    signatures are checked by whoever holds the witnesses' keys)."""
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_COSIGNATURES:
+        raise ValueError(f"cosignatures: not an array of 1-{MAX_COSIGNATURES} co-signatures")
+    out = []
+    for i, obj in enumerate(value):
+        _check_keys(obj, COSIGNATURE_FIELDS, f"cosignatures[{i}]")
+        if type(obj["tree_size"]) is not int:
+            raise ValueError(f"cosignatures[{i}]: tree_size is not an integer")
+        try:
+            out.append(parse_cosignature(obj))
+        except ValueError as exc:
+            raise ValueError(f"cosignatures[{i}]: {exc}") from None
+    return out
+
+
 def end_bytes(cp: CheckpointLike, *, entries: int, filtered: bool, digest: str) -> bytes:
     """The bytes an end line's signature covers (`signoff.export` document, see __init__)."""
     return signed_document(
@@ -246,14 +268,18 @@ class ExportWriter:
         self._digest.update(entry.hash.encode("ascii"))
         return encode_line(entry_json(entry))
 
-    def checkpoint(self, cp: CheckpointLike) -> bytes:
-        """The line for a stored checkpoint of the entry just written."""
+    def checkpoint(self, cp: CheckpointLike, cosignatures: Sequence[Cosignature] = ()) -> bytes:
+        """The line for a stored checkpoint of the entry just written, with the witnesses'
+        co-signatures of its tree head when it has any."""
         self._check_open()
         # Only the position is checked: a checkpoint that no longer matches its entry is
         # evidence of a rewritten log, and is exported as stored for the verifier to report.
         if not self.entries or cp.seq != self._seq:
             raise ValueError(f"checkpoint at seq {cp.seq} does not follow its entry")
-        return encode_line({"checkpoint": checkpoint_json(cp)})
+        line: dict[str, Any] = {"checkpoint": checkpoint_json(cp)}
+        if cosignatures:
+            line["cosignatures"] = [cosignature_json(cs) for cs in cosignatures]
+        return encode_line(line)
 
     def end(self, time: dt.datetime) -> bytes:
         """The signed end line, made at `time` (now): no line may follow it."""

@@ -13,13 +13,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from signoff.core import log_tree
 from signoff.core.audit import GENESIS, AuditEntry, hash_matches
 from signoff.core.checkpoints import CheckpointLike, TrustedKeys, verify_bytes
+from signoff.core.witness import Cosignature
 from signoff.export.lines import (
     END_FIELDS,
     checkpoint_from_json,
+    cosignatures_from_json,
     decode_line,
     end_bytes,
     entry_from_json,
 )
+from signoff.export.witnessed import Witnesses, head_problem, quorum_problem
 
 PROBLEMS = frozenset(
     {
@@ -30,6 +33,7 @@ PROBLEMS = frozenset(
         "bad signature",
         "checkpoint mismatch",
         "malformed",
+        "not witnessed",
     }
 )
 PROGRESS_EVERY = 10_000  # lines between progress callbacks
@@ -69,6 +73,7 @@ def verify_export(
     public_key: Ed25519PublicKey | Sequence[Ed25519PublicKey] | TrustedKeys | None,
     *,
     progress: Callable[[int], None] | None = None,
+    witnesses: Witnesses | None = None,
 ) -> ExportReport:
     """Check an export's hashes, chain, checkpoints and end line; report the first problem.
 
@@ -77,8 +82,11 @@ def verify_export(
     with the trusted key of its id, is a "bad signature". Without a key no signature is
     checked and `ok` covers hashes and links only (the report's notes say so).
     `progress` gets the number of lines read, every `PROGRESS_EVERY` lines and at the end.
+    With `witnesses`, the newest checkpoint must also carry their quorum of co-signatures and
+    the export must reach, with the same root, the trusted head (`export.witnessed`).
     """
     v = _Verifier(_trusted(public_key))
+    v.witnesses = witnesses
     for raw in lines:
         v.line += 1
         if progress is not None and v.line % PROGRESS_EVERY == 0:
@@ -119,6 +127,11 @@ class _Verifier:
         # export of a range or a filter cannot show the tree (None).
         self.tree: log_tree.Frontier | None = log_tree.Frontier()
         self.tree_heads = 0  # version 2 roots recomputed and matching
+        # The newest checkpoint line and its witnesses' co-signatures (for a quorum check).
+        self.last_checkpoint: CheckpointLike | None = None
+        self.last_cosignatures: list[Cosignature] = []
+        self.witnesses: Witnesses | None = None
+        self.root_at_trusted: str | None = None  # the tree's root at the trusted head's size
 
     # -- recording problems --
 
@@ -142,6 +155,14 @@ class _Verifier:
             self.fail("malformed", f"line {self.line}: a line after the end line")
         elif isinstance(obj, dict) and obj.keys() == {"checkpoint"}:
             self.read_checkpoint(obj["checkpoint"])
+        elif isinstance(obj, dict) and obj.keys() == {"checkpoint", "cosignatures"}:
+            try:
+                cosigned = cosignatures_from_json(obj["cosignatures"])
+            except ValueError as exc:
+                self.fail("malformed", f"line {self.line}: {exc}")
+                return
+            self.read_checkpoint(obj["checkpoint"])
+            self.last_cosignatures = cosigned
         elif isinstance(obj, dict) and obj.keys() == {"end"}:
             self.read_end(obj["end"])
         else:
@@ -184,6 +205,9 @@ class _Verifier:
                 self.tree = None
             else:
                 self.tree.append(leaf)
+                w = self.witnesses
+                if w is not None and w.trusted_head and self.tree.size == w.trusted_head.size:
+                    self.root_at_trusted = self.tree.root().hex()
 
     def check_order(self, entry: AuditEntry) -> None:
         """Record a gap or a step back; the chain resumes from this entry either way."""
@@ -224,6 +248,7 @@ class _Verifier:
         except ValueError as exc:
             self.fail("malformed", f"line {self.line}: {exc}")
             return
+        self.last_checkpoint, self.last_cosignatures = cp, []
         if self.key is not None and (problem := self.key.problem(cp)):
             self.fail("bad signature", problem, cp.seq)
             return
@@ -343,6 +368,10 @@ class _Verifier:
         # On the same line, a gap or misorder explains the rest (as in verify_chain): first.
         found = [p for p in (None if filtered else self.chain, self.hard) if p is not None]
         notes = self.notes(filtered)
+        if not found and self.witnesses is not None and (problem := self.witness_problem()):
+            found = [
+                _Problem(self.line, 0, "not witnessed", problem, self.last_seq, self.last_hash)
+            ]
         if not found:
             return ExportReport(
                 ok=True,
@@ -366,6 +395,16 @@ class _Verifier:
             head_hash=first.head_hash,
             notes=notes,
         )
+
+    def witness_problem(self) -> str:
+        """Why the witnesses do not vouch for this export ("" when they do)."""
+        assert self.witnesses is not None
+        head = self.witnesses.trusted_head
+        if head is not None and (
+            problem := head_problem(head, self.last_seq, self.root_at_trusted)
+        ):
+            return problem
+        return quorum_problem(self.witnesses, self.last_checkpoint, self.last_cosignatures)
 
     def notes(self, filtered: bool) -> list[str]:
         notes: list[str] = []

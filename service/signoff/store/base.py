@@ -35,6 +35,7 @@ from typing import Protocol, runtime_checkable
 
 from signoff.core.audit import AuditEntry, AuditRecord
 from signoff.core.checkpoints import Checkpoint
+from signoff.core.witness import Cosignature
 from signoff.errors import AlreadyExists
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.notify_state import NotifyState
@@ -275,6 +276,23 @@ class Store(NotifyState, Protocol):
 
     async def last_checkpoint(self) -> Checkpoint | None:
         """Return the latest checkpoint, if any."""
+        ...
+
+    async def add_cosignature(self, seq: int, cs: Cosignature) -> int:
+        """Store witness co-signature `cs` of the checkpoint at `seq`; return how many that
+        checkpoint carries now (a repeat from the same witness key changes nothing).
+
+        NotFound without a checkpoint at `seq`; InvalidArgument unless `cs` names its tree
+        head and log key; FailedPrecondition past `cosignatures.MAX_PER_CHECKPOINT`. The
+        signature itself is the caller's to check (the store has no witness keys).
+        """
+        ...
+
+    async def cosignatures(
+        self, from_seq: int = 0, to_seq: int = 0
+    ) -> dict[int, list[Cosignature]]:
+        """The co-signatures of the checkpoints with from_seq <= seq <= to_seq (0 = no
+        bound), by checkpoint seq, ordered by witness key id."""
         ...
 
     async def get_review(self, review_id: str) -> ReviewRecord | None:

@@ -26,45 +26,51 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from signoff_client._gen import common_pb2 as signoff_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16signoff/v1/audit.proto\x12\nsignoff.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17signoff/v1/common.proto\"\x9f\x01\n\nCheckpoint\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x11\n\thead_hash\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\t\x12\x11\n\ttree_size\x18\x06 \x01(\x03\x12\x11\n\troot_hash\x18\x07 \x01(\t\"\xa6\x02\n\nAuditEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x06 \x01(\t\x12\x11\n\treview_id\x18\x07 \x01(\t\x12\x13\n\x0b\x61\x63tion_name\x18\x08 \x01(\t\x12$\n\x07outcome\x18\t \x01(\x0e\x32\x13.signoff.v1.Outcome\x12\x16\n\x0epolicy_version\x18\n \x01(\t\x12\x14\n\x0cpayload_json\x18\x0b \x01(\t\x12\x11\n\tprev_hash\x18\x0c \x01(\t\x12\x0c\n\x04hash\x18\r \x01(\t\"\xde\x02\n\x0b\x41uditFilter\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05types\x18\x03 \x03(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12%\n\x08outcomes\x18\x05 \x03(\x0e\x32\x13.signoff.v1.Outcome\x12\x11\n\tprincipal\x18\x06 \x01(\t\x12\x10\n\x08reviewer\x18\x07 \x01(\t\x12\x16\n\x0ereviewer_group\x18\x08 \x01(\t\x12\x0c\n\x04rule\x18\t \x01(\t\x12\x14\n\x0creview_state\x18\n \x01(\t\x12\x16\n\x0epolicy_version\x18\x0b \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x0c \x01(\t\x12\x11\n\treview_id\x18\r \x01(\t\x12\x12\n\nrequest_id\x18\x0e \x01(\t\"w\n\x11QueryAuditRequest\x12\'\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x17.signoff.v1.AuditFilter\x12\x12\n\ndescending\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"V\n\x12QueryAuditResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.signoff.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"g\n\x12\x45xportAuditRequest\x12\'\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x17.signoff.v1.AuditFilter\x12(\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x18.signoff.v1.ExportFormat\",\n\x0b\x45xportChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x03\"T\n\x12VerifyAuditRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x03\x12\x0e\n\x06to_seq\x18\x02 \x01(\x03\x12\x1c\n\x14\x66rom_last_checkpoint\x18\x03 \x01(\x08\"\xb7\x01\n\x13VerifyAuditResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x17\n\x0f\x65ntries_checked\x18\x02 \x01(\x03\x12\x15\n\rfirst_bad_seq\x18\x03 \x01(\x03\x12\x0f\n\x07problem\x18\x04 \x01(\t\x12\x11\n\thead_hash\x18\x05 \x01(\t\x12\x10\n\x08head_seq\x18\x06 \x01(\x03\x12\x1c\n\x14\x63heckpoints_verified\x18\x07 \x01(\x03\x12\x10\n\x08\x66rom_seq\x18\x08 \x01(\x03\"8\n\x15GetCheckpointsRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x03\x12\r\n\x05limit\x18\x02 \x01(\x05\"m\n\x16GetCheckpointsResponse\x12+\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x16.signoff.v1.Checkpoint\x12\x16\n\x0epublic_key_pem\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\":\n\x18GetInclusionProofRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\"\x99\x01\n\x19GetInclusionProofResponse\x12%\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x16.signoff.v1.AuditEntry\x12\x12\n\nleaf_index\x18\x02 \x01(\x03\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x12\r\n\x05proof\x18\x04 \x03(\x0c\x12\x11\n\troot_hash\x18\x05 \x01(\t\x12\x0c\n\x04leaf\x18\x06 \x01(\x0c\";\n\x1aGetConsistencyProofRequest\x12\r\n\x05\x66irst\x18\x01 \x01(\x03\x12\x0e\n\x06second\x18\x02 \x01(\x03\"~\n\x1bGetConsistencyProofResponse\x12\r\n\x05\x66irst\x18\x01 \x01(\x03\x12\x0e\n\x06second\x18\x02 \x01(\x03\x12\r\n\x05proof\x18\x03 \x03(\x0c\x12\x17\n\x0f\x66irst_root_hash\x18\x04 \x01(\t\x12\x18\n\x10second_root_hash\x18\x05 \x01(\t*]\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XPORT_FORMAT_JSONL\x10\x01\x12\x15\n\x11\x45XPORT_FORMAT_CSV\x10\x02\x32\x98\x04\n\x0c\x41uditService\x12K\n\nQueryAudit\x12\x1d.signoff.v1.QueryAuditRequest\x1a\x1e.signoff.v1.QueryAuditResponse\x12H\n\x0b\x45xportAudit\x12\x1e.signoff.v1.ExportAuditRequest\x1a\x17.signoff.v1.ExportChunk0\x01\x12N\n\x0bVerifyAudit\x12\x1e.signoff.v1.VerifyAuditRequest\x1a\x1f.signoff.v1.VerifyAuditResponse\x12W\n\x0eGetCheckpoints\x12!.signoff.v1.GetCheckpointsRequest\x1a\".signoff.v1.GetCheckpointsResponse\x12`\n\x11GetInclusionProof\x12$.signoff.v1.GetInclusionProofRequest\x1a%.signoff.v1.GetInclusionProofResponse\x12\x66\n\x13GetConsistencyProof\x12&.signoff.v1.GetConsistencyProofRequest\x1a\'.signoff.v1.GetConsistencyProofResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16signoff/v1/audit.proto\x12\nsignoff.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17signoff/v1/common.proto\"\xce\x01\n\nCheckpoint\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x11\n\thead_hash\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\t\x12\x11\n\ttree_size\x18\x06 \x01(\x03\x12\x11\n\troot_hash\x18\x07 \x01(\t\x12-\n\x0c\x63osignatures\x18\x08 \x03(\x0b\x32\x17.signoff.v1.Cosignature\"\x94\x01\n\x0b\x43osignature\x12\x12\n\nlog_key_id\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\troot_hash\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12\x11\n\tsignature\x18\x06 \x01(\t\"\xa6\x02\n\nAuditEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x06 \x01(\t\x12\x11\n\treview_id\x18\x07 \x01(\t\x12\x13\n\x0b\x61\x63tion_name\x18\x08 \x01(\t\x12$\n\x07outcome\x18\t \x01(\x0e\x32\x13.signoff.v1.Outcome\x12\x16\n\x0epolicy_version\x18\n \x01(\t\x12\x14\n\x0cpayload_json\x18\x0b \x01(\t\x12\x11\n\tprev_hash\x18\x0c \x01(\t\x12\x0c\n\x04hash\x18\r \x01(\t\"\xde\x02\n\x0b\x41uditFilter\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05types\x18\x03 \x03(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12%\n\x08outcomes\x18\x05 \x03(\x0e\x32\x13.signoff.v1.Outcome\x12\x11\n\tprincipal\x18\x06 \x01(\t\x12\x10\n\x08reviewer\x18\x07 \x01(\t\x12\x16\n\x0ereviewer_group\x18\x08 \x01(\t\x12\x0c\n\x04rule\x18\t \x01(\t\x12\x14\n\x0creview_state\x18\n \x01(\t\x12\x16\n\x0epolicy_version\x18\x0b \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x0c \x01(\t\x12\x11\n\treview_id\x18\r \x01(\t\x12\x12\n\nrequest_id\x18\x0e \x01(\t\"w\n\x11QueryAuditRequest\x12\'\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x17.signoff.v1.AuditFilter\x12\x12\n\ndescending\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"V\n\x12QueryAuditResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.signoff.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"g\n\x12\x45xportAuditRequest\x12\'\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x17.signoff.v1.AuditFilter\x12(\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x18.signoff.v1.ExportFormat\",\n\x0b\x45xportChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x03\"T\n\x12VerifyAuditRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x03\x12\x0e\n\x06to_seq\x18\x02 \x01(\x03\x12\x1c\n\x14\x66rom_last_checkpoint\x18\x03 \x01(\x08\"\xb7\x01\n\x13VerifyAuditResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x17\n\x0f\x65ntries_checked\x18\x02 \x01(\x03\x12\x15\n\rfirst_bad_seq\x18\x03 \x01(\x03\x12\x0f\n\x07problem\x18\x04 \x01(\t\x12\x11\n\thead_hash\x18\x05 \x01(\t\x12\x10\n\x08head_seq\x18\x06 \x01(\x03\x12\x1c\n\x14\x63heckpoints_verified\x18\x07 \x01(\x03\x12\x10\n\x08\x66rom_seq\x18\x08 \x01(\x03\"8\n\x15GetCheckpointsRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x03\x12\r\n\x05limit\x18\x02 \x01(\x05\"m\n\x16GetCheckpointsResponse\x12+\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x16.signoff.v1.Checkpoint\x12\x16\n\x0epublic_key_pem\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\":\n\x18GetInclusionProofRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\"\x99\x01\n\x19GetInclusionProofResponse\x12%\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x16.signoff.v1.AuditEntry\x12\x12\n\nleaf_index\x18\x02 \x01(\x03\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x12\r\n\x05proof\x18\x04 \x03(\x0c\x12\x11\n\troot_hash\x18\x05 \x01(\t\x12\x0c\n\x04leaf\x18\x06 \x01(\x0c\";\n\x1aGetConsistencyProofRequest\x12\r\n\x05\x66irst\x18\x01 \x01(\x03\x12\x0e\n\x06second\x18\x02 \x01(\x03\"~\n\x1bGetConsistencyProofResponse\x12\r\n\x05\x66irst\x18\x01 \x01(\x03\x12\x0e\n\x06second\x18\x02 \x01(\x03\x12\r\n\x05proof\x18\x03 \x03(\x0c\x12\x17\n\x0f\x66irst_root_hash\x18\x04 \x01(\t\x12\x18\n\x10second_root_hash\x18\x05 \x01(\t\"j\n\x15\x41\x64\x64\x43osignatureRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12,\n\x0b\x63osignature\x18\x02 \x01(\x0b\x32\x17.signoff.v1.Cosignature\x12\x16\n\x0epublic_key_pem\x18\x03 \x01(\t\".\n\x16\x41\x64\x64\x43osignatureResponse\x12\x14\n\x0c\x63osignatures\x18\x01 \x01(\x05*]\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XPORT_FORMAT_JSONL\x10\x01\x12\x15\n\x11\x45XPORT_FORMAT_CSV\x10\x02\x32\xf1\x04\n\x0c\x41uditService\x12K\n\nQueryAudit\x12\x1d.signoff.v1.QueryAuditRequest\x1a\x1e.signoff.v1.QueryAuditResponse\x12H\n\x0b\x45xportAudit\x12\x1e.signoff.v1.ExportAuditRequest\x1a\x17.signoff.v1.ExportChunk0\x01\x12N\n\x0bVerifyAudit\x12\x1e.signoff.v1.VerifyAuditRequest\x1a\x1f.signoff.v1.VerifyAuditResponse\x12W\n\x0eGetCheckpoints\x12!.signoff.v1.GetCheckpointsRequest\x1a\".signoff.v1.GetCheckpointsResponse\x12`\n\x11GetInclusionProof\x12$.signoff.v1.GetInclusionProofRequest\x1a%.signoff.v1.GetInclusionProofResponse\x12\x66\n\x13GetConsistencyProof\x12&.signoff.v1.GetConsistencyProofRequest\x1a\'.signoff.v1.GetConsistencyProofResponse\x12W\n\x0e\x41\x64\x64\x43osignature\x12!.signoff.v1.AddCosignatureRequest\x1a\".signoff.v1.AddCosignatureResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'signoff.v1.audit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EXPORTFORMAT']._serialized_start=2114
-  _globals['_EXPORTFORMAT']._serialized_end=2207
+  _globals['_EXPORTFORMAT']._serialized_start=2468
+  _globals['_EXPORTFORMAT']._serialized_end=2561
   _globals['_CHECKPOINT']._serialized_start=97
-  _globals['_CHECKPOINT']._serialized_end=256
-  _globals['_AUDITENTRY']._serialized_start=259
-  _globals['_AUDITENTRY']._serialized_end=553
-  _globals['_AUDITFILTER']._serialized_start=556
-  _globals['_AUDITFILTER']._serialized_end=906
-  _globals['_QUERYAUDITREQUEST']._serialized_start=908
-  _globals['_QUERYAUDITREQUEST']._serialized_end=1027
-  _globals['_QUERYAUDITRESPONSE']._serialized_start=1029
-  _globals['_QUERYAUDITRESPONSE']._serialized_end=1115
-  _globals['_EXPORTAUDITREQUEST']._serialized_start=1117
-  _globals['_EXPORTAUDITREQUEST']._serialized_end=1220
-  _globals['_EXPORTCHUNK']._serialized_start=1222
-  _globals['_EXPORTCHUNK']._serialized_end=1266
-  _globals['_VERIFYAUDITREQUEST']._serialized_start=1268
-  _globals['_VERIFYAUDITREQUEST']._serialized_end=1352
-  _globals['_VERIFYAUDITRESPONSE']._serialized_start=1355
-  _globals['_VERIFYAUDITRESPONSE']._serialized_end=1538
-  _globals['_GETCHECKPOINTSREQUEST']._serialized_start=1540
-  _globals['_GETCHECKPOINTSREQUEST']._serialized_end=1596
-  _globals['_GETCHECKPOINTSRESPONSE']._serialized_start=1598
-  _globals['_GETCHECKPOINTSRESPONSE']._serialized_end=1707
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1709
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1767
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1770
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1923
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1925
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1984
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1986
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=2112
-  _globals['_AUDITSERVICE']._serialized_start=2210
-  _globals['_AUDITSERVICE']._serialized_end=2746
+  _globals['_CHECKPOINT']._serialized_end=303
+  _globals['_COSIGNATURE']._serialized_start=306
+  _globals['_COSIGNATURE']._serialized_end=454
+  _globals['_AUDITENTRY']._serialized_start=457
+  _globals['_AUDITENTRY']._serialized_end=751
+  _globals['_AUDITFILTER']._serialized_start=754
+  _globals['_AUDITFILTER']._serialized_end=1104
+  _globals['_QUERYAUDITREQUEST']._serialized_start=1106
+  _globals['_QUERYAUDITREQUEST']._serialized_end=1225
+  _globals['_QUERYAUDITRESPONSE']._serialized_start=1227
+  _globals['_QUERYAUDITRESPONSE']._serialized_end=1313
+  _globals['_EXPORTAUDITREQUEST']._serialized_start=1315
+  _globals['_EXPORTAUDITREQUEST']._serialized_end=1418
+  _globals['_EXPORTCHUNK']._serialized_start=1420
+  _globals['_EXPORTCHUNK']._serialized_end=1464
+  _globals['_VERIFYAUDITREQUEST']._serialized_start=1466
+  _globals['_VERIFYAUDITREQUEST']._serialized_end=1550
+  _globals['_VERIFYAUDITRESPONSE']._serialized_start=1553
+  _globals['_VERIFYAUDITRESPONSE']._serialized_end=1736
+  _globals['_GETCHECKPOINTSREQUEST']._serialized_start=1738
+  _globals['_GETCHECKPOINTSREQUEST']._serialized_end=1794
+  _globals['_GETCHECKPOINTSRESPONSE']._serialized_start=1796
+  _globals['_GETCHECKPOINTSRESPONSE']._serialized_end=1905
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1907
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1965
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1968
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=2121
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=2123
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=2182
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=2184
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=2310
+  _globals['_ADDCOSIGNATUREREQUEST']._serialized_start=2312
+  _globals['_ADDCOSIGNATUREREQUEST']._serialized_end=2418
+  _globals['_ADDCOSIGNATURERESPONSE']._serialized_start=2420
+  _globals['_ADDCOSIGNATURERESPONSE']._serialized_end=2466
+  _globals['_AUDITSERVICE']._serialized_start=2564
+  _globals['_AUDITSERVICE']._serialized_end=3189
 # @@protoc_insertion_point(module_scope)

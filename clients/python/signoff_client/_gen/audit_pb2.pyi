@@ -21,7 +21,7 @@ EXPORT_FORMAT_JSONL: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
 
 class Checkpoint(_message.Message):
-    __slots__ = ("seq", "head_hash", "time", "key_id", "signature", "tree_size", "root_hash")
+    __slots__ = ("seq", "head_hash", "time", "key_id", "signature", "tree_size", "root_hash", "cosignatures")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     HEAD_HASH_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class Checkpoint(_message.Message):
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
     ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    COSIGNATURES_FIELD_NUMBER: _ClassVar[int]
     seq: int
     head_hash: str
     time: _timestamp_pb2.Timestamp
@@ -36,7 +37,24 @@ class Checkpoint(_message.Message):
     signature: str
     tree_size: int
     root_hash: str
-    def __init__(self, seq: _Optional[int] = ..., head_hash: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[str] = ...) -> None: ...
+    cosignatures: _containers.RepeatedCompositeFieldContainer[Cosignature]
+    def __init__(self, seq: _Optional[int] = ..., head_hash: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[str] = ..., cosignatures: _Optional[_Iterable[_Union[Cosignature, _Mapping]]] = ...) -> None: ...
+
+class Cosignature(_message.Message):
+    __slots__ = ("log_key_id", "tree_size", "root_hash", "time", "key_id", "signature")
+    LOG_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    log_key_id: str
+    tree_size: int
+    root_hash: str
+    time: _timestamp_pb2.Timestamp
+    key_id: str
+    signature: str
+    def __init__(self, log_key_id: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
 
 class AuditEntry(_message.Message):
     __slots__ = ("seq", "time", "type", "actor", "request_id", "decision_id", "review_id", "action_name", "outcome", "policy_version", "payload_json", "prev_hash", "hash")
@@ -229,3 +247,19 @@ class GetConsistencyProofResponse(_message.Message):
     first_root_hash: str
     second_root_hash: str
     def __init__(self, first: _Optional[int] = ..., second: _Optional[int] = ..., proof: _Optional[_Iterable[bytes]] = ..., first_root_hash: _Optional[str] = ..., second_root_hash: _Optional[str] = ...) -> None: ...
+
+class AddCosignatureRequest(_message.Message):
+    __slots__ = ("seq", "cosignature", "public_key_pem")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    COSIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    cosignature: Cosignature
+    public_key_pem: str
+    def __init__(self, seq: _Optional[int] = ..., cosignature: _Optional[_Union[Cosignature, _Mapping]] = ..., public_key_pem: _Optional[str] = ...) -> None: ...
+
+class AddCosignatureResponse(_message.Message):
+    __slots__ = ("cosignatures",)
+    COSIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    cosignatures: int
+    def __init__(self, cosignatures: _Optional[int] = ...) -> None: ...

@@ -65,6 +65,11 @@ class AuditServiceStub:
                 request_serializer=signoff_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
                 response_deserializer=signoff_dot_v1_dot_audit__pb2.GetConsistencyProofResponse.FromString,
                 _registered_method=True)
+        self.AddCosignature = channel.unary_unary(
+                '/signoff.v1.AuditService/AddCosignature',
+                request_serializer=signoff_dot_v1_dot_audit__pb2.AddCosignatureRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_audit__pb2.AddCosignatureResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -113,6 +118,13 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddCosignature(self, request, context):
+        """A witness hands back its co-signature of a stored checkpoint's tree head (role witness).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +157,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.GetConsistencyProof,
                     request_deserializer=signoff_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.FromString,
                     response_serializer=signoff_dot_v1_dot_audit__pb2.GetConsistencyProofResponse.SerializeToString,
+            ),
+            'AddCosignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCosignature,
+                    request_deserializer=signoff_dot_v1_dot_audit__pb2.AddCosignatureRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_audit__pb2.AddCosignatureResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +327,33 @@ class AuditService:
             '/signoff.v1.AuditService/GetConsistencyProof',
             signoff_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
             signoff_dot_v1_dot_audit__pb2.GetConsistencyProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCosignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.AuditService/AddCosignature',
+            signoff_dot_v1_dot_audit__pb2.AddCosignatureRequest.SerializeToString,
+            signoff_dot_v1_dot_audit__pb2.AddCosignatureResponse.FromString,
             options,
             channel_credentials,
             insecure,

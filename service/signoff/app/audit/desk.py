@@ -13,12 +13,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from google.protobuf import unknown_fields
 
 from signoff import export, pb
-from signoff.app.audit import proofs
+from signoff.app.audit import proofs, witness
 from signoff.app.audit import tables as audit_tables
 from signoff.app.paging import fit_budget
 from signoff.app.reviews.desk import Identity
 from signoff.core import checkpoints, log_tree, reviews, wire
 from signoff.core.audit import ENTRY_TYPES, GENESIS, AuditEntry, verify_chain
+from signoff.core.witness import Cosignature
 from signoff.errors import InvalidArgument, PermissionDenied
 from signoff.ids import Clock
 from signoff.logs import event
@@ -236,7 +237,10 @@ class AuditDesk:
         writer = export.ExportWriter(self.signer.key, filtered=q != AuditQuery())
         buf: list[bytes] = [export.csv_header()] if csv else []
         size = count = 0
+        cosigned: dict[int, list[Cosignature]] = {}
         async for e, cps in self._walk(q, with_checkpoints=not csv):
+            if cps:  # read per checkpoint met: memory stays flat however long the log
+                cosigned = await self.store.cosignatures(cps[0].seq, cps[-1].seq)
             line = export.csv_row(e) if csv else writer.entry(e)
             if buf and size + len(line) > self.page_bytes:
                 # The chunk would outgrow a message: send what is there first.
@@ -244,7 +248,7 @@ class AuditDesk:
                 buf, size = [], 0
             buf.append(line)
             size += len(line)
-            buf.extend(writer.checkpoint(cp) for cp in cps)
+            buf.extend(writer.checkpoint(cp, cosigned.get(cp.seq, ())) for cp in cps)
             count += 1
             if size >= min(CHUNK_BYTES, self.page_bytes):
                 yield A.ExportChunk(data=b"".join(buf), entries=count)
@@ -395,13 +399,16 @@ class AuditDesk:
     async def list_checkpoints(
         self, who: Identity, req: A.GetCheckpointsRequest
     ) -> A.GetCheckpointsResponse:
-        """Checkpoints and the public key, for anchoring outside the database."""
-        require_auditor(who)
+        """Checkpoints (with their witnesses' co-signatures) and the public key, for anchoring
+        outside the database."""
+        witness.require_reader(who)
         limit = req.limit or 100
         if not 0 < limit <= 10_000:
             raise InvalidArgument("limit", "must be 1-10000")
         cps = (await self.store.checkpoints(req.from_seq, 0))[-limit:]
         out = A.GetCheckpointsResponse(checkpoints=[checkpoint_proto(c) for c in cps])
+        if cps:
+            witness.attach(out.checkpoints, await self.store.cosignatures(cps[0].seq, cps[-1].seq))
         if self.signer is not None:
             out.public_key_pem = checkpoints.public_pem(self.signer.key.public_key()).decode()
             out.key_id = self.signer.key_id
@@ -418,8 +425,14 @@ class AuditDesk:
         self, who: Identity, req: A.GetConsistencyProofRequest
     ) -> A.GetConsistencyProofResponse:
         """The proof that the log of `first` entries is a prefix of the log of `second`."""
-        require_auditor(who)
+        witness.require_reader(who)
         return await proofs.consistency(self.store, req)
+
+    async def add_cosignature(
+        self, who: Identity, req: A.AddCosignatureRequest
+    ) -> A.AddCosignatureResponse:
+        """Store a witness's checked co-signature of a stored checkpoint."""
+        return await witness.add_cosignature(self.store, who, req)
 
     async def warn_if_untrusted(self) -> None:
         """Log a warning when the newest checkpoint's key is not trusted (a rotation without

@@ -32,6 +32,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from signoff.core.audit import AuditEntry, AuditRecord, format_time
+from signoff.core.witness import Cosignature
 from signoff.errors import Unavailable
 from signoff.ids import Clock
 from signoff.store import grants_sql as gsql
@@ -49,6 +50,7 @@ from signoff.store.base import (
 )
 from signoff.store.grants_sql import GrantRecord
 from signoff.store.linger import DEFAULT_COMMIT_BATCH, DEFAULT_COMMIT_LINGER, CallLater
+from signoff.store.postgres import cosign as cosign_sql
 from signoff.store.postgres import query, sql
 from signoff.store.postgres import tree as tree_sql
 from signoff.store.postgres.chain import PostgresChain
@@ -283,6 +285,17 @@ class PostgresStore(PostgresGrants, PostgresChain, PostgresNotify):
     async def last_checkpoint(self) -> Checkpoint | None:
         """Return the latest checkpoint, if any."""
         return await self._read(sql.last_checkpoint)
+
+    async def add_cosignature(self, seq: int, cs: Cosignature) -> int:
+        """Store a witness's co-signature of the checkpoint at `seq` (see base.Store)."""
+        format_time(cs.time)  # a naive time fails here, at the caller, not in the batch
+        return await self._submit(lambda tx: cosign_sql.insert(tx.conn, seq, cs))
+
+    async def cosignatures(
+        self, from_seq: int = 0, to_seq: int = 0
+    ) -> dict[int, list[Cosignature]]:
+        """The co-signatures of the checkpoints in [from_seq, to_seq], by checkpoint seq."""
+        return await self._read(lambda conn: cosign_sql.select(conn, from_seq, to_seq))
 
     async def get_review(self, review_id: str) -> ReviewRecord | None:
         """Return the review with this id, if any."""

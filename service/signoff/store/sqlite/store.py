@@ -34,6 +34,7 @@ from typing import TypeVar
 
 from signoff.core.audit import AuditEntry, AuditRecord, format_time
 from signoff.core.audit import seal as seal_entry
+from signoff.core.witness import Cosignature
 from signoff.errors import Unavailable
 from signoff.ids import Clock
 from signoff.store import grants_sql as gsql
@@ -55,6 +56,7 @@ from signoff.store.migrations import migrate_sqlite
 from signoff.store.rows import AUDIT_COLUMNS, SQLITE
 from signoff.store.sqlite import audit as audit_sql
 from signoff.store.sqlite import audit_query
+from signoff.store.sqlite import cosign as cosign_sql
 from signoff.store.sqlite import decisions as decisions_sql
 from signoff.store.sqlite import reviews as reviews_sql
 from signoff.store.sqlite import tree as tree_sql
@@ -286,6 +288,17 @@ class SqliteStore(SqliteGrants, SqliteChain, SqliteNotify):
     async def last_checkpoint(self) -> Checkpoint | None:
         """Return the latest checkpoint, if any."""
         return await self._read(audit_sql.last_checkpoint)
+
+    async def add_cosignature(self, seq: int, cs: Cosignature) -> int:
+        """Store a witness's co-signature of the checkpoint at `seq` (see base.Store)."""
+        format_time(cs.time)  # a naive time fails here, at the caller, not in the batch
+        return await self._submit(lambda tx: cosign_sql.insert(tx.conn, seq, cs))
+
+    async def cosignatures(
+        self, from_seq: int = 0, to_seq: int = 0
+    ) -> dict[int, list[Cosignature]]:
+        """The co-signatures of the checkpoints in [from_seq, to_seq], by checkpoint seq."""
+        return await self._read(lambda conn: cosign_sql.select(conn, from_seq, to_seq))
 
     async def get_review(self, review_id: str) -> ReviewRecord | None:
         """Return the review with this id, if any."""

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file signoff/v1/audit.proto.
  */
 export const file_signoff_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChZzaWdub2ZmL3YxL2F1ZGl0LnByb3RvEgpzaWdub2ZmLnYxIp8BCgpDaGVja3BvaW50EgsKA3NlcRgBIAEoAxIRCgloZWFkX2hhc2gYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAQgASgJEhEKCXNpZ25hdHVyZRgFIAEoCRIRCgl0cmVlX3NpemUYBiABKAMSEQoJcm9vdF9oYXNoGAcgASgJIqYCCgpBdWRpdEVudHJ5EgsKA3NlcRgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAMgASgJEg0KBWFjdG9yGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSEwoLZGVjaXNpb25faWQYBiABKAkSEQoJcmV2aWV3X2lkGAcgASgJEhMKC2FjdGlvbl9uYW1lGAggASgJEiQKB291dGNvbWUYCSABKA4yEy5zaWdub2ZmLnYxLk91dGNvbWUSFgoOcG9saWN5X3ZlcnNpb24YCiABKAkSFAoMcGF5bG9hZF9qc29uGAsgASgJEhEKCXByZXZfaGFzaBgMIAEoCRIMCgRoYXNoGA0gASgJIt4CCgtBdWRpdEZpbHRlchIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXR5cGVzGAMgAygJEg4KBmFjdGlvbhgEIAEoCRIlCghvdXRjb21lcxgFIAMoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIRCglwcmluY2lwYWwYBiABKAkSEAoIcmV2aWV3ZXIYByABKAkSFgoOcmV2aWV3ZXJfZ3JvdXAYCCABKAkSDAoEcnVsZRgJIAEoCRIUCgxyZXZpZXdfc3RhdGUYCiABKAkSFgoOcG9saWN5X3ZlcnNpb24YCyABKAkSEwoLZGVjaXNpb25faWQYDCABKAkSEQoJcmV2aWV3X2lkGA0gASgJEhIKCnJlcXVlc3RfaWQYDiABKAkidwoRUXVlcnlBdWRpdFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcuc2lnbm9mZi52MS5BdWRpdEZpbHRlchISCgpkZXNjZW5kaW5nGAIgASgIEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlYKElF1ZXJ5QXVkaXRSZXNwb25zZRInCgdlbnRyaWVzGAEgAygLMhYuc2lnbm9mZi52MS5BdWRpdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJnChJFeHBvcnRBdWRpdFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcuc2lnbm9mZi52MS5BdWRpdEZpbHRlchIoCgZmb3JtYXQYAiABKA4yGC5zaWdub2ZmLnYxLkV4cG9ydEZvcm1hdCIsCgtFeHBvcnRDaHVuaxIMCgRkYXRhGAEgASgMEg8KB2VudHJpZXMYAiABKAMiVAoSVmVyaWZ5QXVkaXRSZXF1ZXN0EhAKCGZyb21fc2VxGAEgASgDEg4KBnRvX3NlcRgCIAEoAxIcChRmcm9tX2xhc3RfY2hlY2twb2ludBgDIAEoCCK3AQoTVmVyaWZ5QXVkaXRSZXNwb25zZRIKCgJvaxgBIAEoCBIXCg9lbnRyaWVzX2NoZWNrZWQYAiABKAMSFQoNZmlyc3RfYmFkX3NlcRgDIAEoAxIPCgdwcm9ibGVtGAQgASgJEhEKCWhlYWRfaGFzaBgFIAEoCRIQCghoZWFkX3NlcRgGIAEoAxIcChRjaGVja3BvaW50c192ZXJpZmllZBgHIAEoAxIQCghmcm9tX3NlcRgIIAEoAyI4ChVHZXRDaGVja3BvaW50c1JlcXVlc3QSEAoIZnJvbV9zZXEYASABKAMSDQoFbGltaXQYAiABKAUibQoWR2V0Q2hlY2twb2ludHNSZXNwb25zZRIrCgtjaGVja3BvaW50cxgBIAMoCzIWLnNpZ25vZmYudjEuQ2hlY2twb2ludBIWCg5wdWJsaWNfa2V5X3BlbRgCIAEoCRIOCgZrZXlfaWQYAyABKAkiOgoYR2V0SW5jbHVzaW9uUHJvb2ZSZXF1ZXN0EgsKA3NlcRgBIAEoAxIRCgl0cmVlX3NpemUYAiABKAMimQEKGUdldEluY2x1c2lvblByb29mUmVzcG9uc2USJQoFZW50cnkYASABKAsyFi5zaWdub2ZmLnYxLkF1ZGl0RW50cnkSEgoKbGVhZl9pbmRleBgCIAEoAxIRCgl0cmVlX3NpemUYAyABKAMSDQoFcHJvb2YYBCADKAwSEQoJcm9vdF9oYXNoGAUgASgJEgwKBGxlYWYYBiABKAwiOwoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSDQoFZmlyc3QYASABKAMSDgoGc2Vjb25kGAIgASgDIn4KG0dldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRINCgVmaXJzdBgBIAEoAxIOCgZzZWNvbmQYAiABKAMSDQoFcHJvb2YYAyADKAwSFwoPZmlyc3Rfcm9vdF9oYXNoGAQgASgJEhgKEHNlY29uZF9yb290X2hhc2gYBSABKAkqXQoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNFWFBPUlRfRk9STUFUX0pTT05MEAESFQoRRVhQT1JUX0ZPUk1BVF9DU1YQAjKYBAoMQXVkaXRTZXJ2aWNlEksKClF1ZXJ5QXVkaXQSHS5zaWdub2ZmLnYxLlF1ZXJ5QXVkaXRSZXF1ZXN0Gh4uc2lnbm9mZi52MS5RdWVyeUF1ZGl0UmVzcG9uc2USSAoLRXhwb3J0QXVkaXQSHi5zaWdub2ZmLnYxLkV4cG9ydEF1ZGl0UmVxdWVzdBoXLnNpZ25vZmYudjEuRXhwb3J0Q2h1bmswARJOCgtWZXJpZnlBdWRpdBIeLnNpZ25vZmYudjEuVmVyaWZ5QXVkaXRSZXF1ZXN0Gh8uc2lnbm9mZi52MS5WZXJpZnlBdWRpdFJlc3BvbnNlElcKDkdldENoZWNrcG9pbnRzEiEuc2lnbm9mZi52MS5HZXRDaGVja3BvaW50c1JlcXVlc3QaIi5zaWdub2ZmLnYxLkdldENoZWNrcG9pbnRzUmVzcG9uc2USYAoRR2V0SW5jbHVzaW9uUHJvb2YSJC5zaWdub2ZmLnYxLkdldEluY2x1c2lvblByb29mUmVxdWVzdBolLnNpZ25vZmYudjEuR2V0SW5jbHVzaW9uUHJvb2ZSZXNwb25zZRJmChNHZXRDb25zaXN0ZW5jeVByb29mEiYuc2lnbm9mZi52MS5HZXRDb25zaXN0ZW5jeVByb29mUmVxdWVzdBonLnNpZ25vZmYudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_signoff_v1_common]);
+  fileDesc("ChZzaWdub2ZmL3YxL2F1ZGl0LnByb3RvEgpzaWdub2ZmLnYxIs4BCgpDaGVja3BvaW50EgsKA3NlcRgBIAEoAxIRCgloZWFkX2hhc2gYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAQgASgJEhEKCXNpZ25hdHVyZRgFIAEoCRIRCgl0cmVlX3NpemUYBiABKAMSEQoJcm9vdF9oYXNoGAcgASgJEi0KDGNvc2lnbmF0dXJlcxgIIAMoCzIXLnNpZ25vZmYudjEuQ29zaWduYXR1cmUilAEKC0Nvc2lnbmF0dXJlEhIKCmxvZ19rZXlfaWQYASABKAkSEQoJdHJlZV9zaXplGAIgASgDEhEKCXJvb3RfaGFzaBgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZrZXlfaWQYBSABKAkSEQoJc2lnbmF0dXJlGAYgASgJIqYCCgpBdWRpdEVudHJ5EgsKA3NlcRgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAMgASgJEg0KBWFjdG9yGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSEwoLZGVjaXNpb25faWQYBiABKAkSEQoJcmV2aWV3X2lkGAcgASgJEhMKC2FjdGlvbl9uYW1lGAggASgJEiQKB291dGNvbWUYCSABKA4yEy5zaWdub2ZmLnYxLk91dGNvbWUSFgoOcG9saWN5X3ZlcnNpb24YCiABKAkSFAoMcGF5bG9hZF9qc29uGAsgASgJEhEKCXByZXZfaGFzaBgMIAEoCRIMCgRoYXNoGA0gASgJIt4CCgtBdWRpdEZpbHRlchIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXR5cGVzGAMgAygJEg4KBmFjdGlvbhgEIAEoCRIlCghvdXRjb21lcxgFIAMoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIRCglwcmluY2lwYWwYBiABKAkSEAoIcmV2aWV3ZXIYByABKAkSFgoOcmV2aWV3ZXJfZ3JvdXAYCCABKAkSDAoEcnVsZRgJIAEoCRIUCgxyZXZpZXdfc3RhdGUYCiABKAkSFgoOcG9saWN5X3ZlcnNpb24YCyABKAkSEwoLZGVjaXNpb25faWQYDCABKAkSEQoJcmV2aWV3X2lkGA0gASgJEhIKCnJlcXVlc3RfaWQYDiABKAkidwoRUXVlcnlBdWRpdFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcuc2lnbm9mZi52MS5BdWRpdEZpbHRlchISCgpkZXNjZW5kaW5nGAIgASgIEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlYKElF1ZXJ5QXVkaXRSZXNwb25zZRInCgdlbnRyaWVzGAEgAygLMhYuc2lnbm9mZi52MS5BdWRpdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJnChJFeHBvcnRBdWRpdFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcuc2lnbm9mZi52MS5BdWRpdEZpbHRlchIoCgZmb3JtYXQYAiABKA4yGC5zaWdub2ZmLnYxLkV4cG9ydEZvcm1hdCIsCgtFeHBvcnRDaHVuaxIMCgRkYXRhGAEgASgMEg8KB2VudHJpZXMYAiABKAMiVAoSVmVyaWZ5QXVkaXRSZXF1ZXN0EhAKCGZyb21fc2VxGAEgASgDEg4KBnRvX3NlcRgCIAEoAxIcChRmcm9tX2xhc3RfY2hlY2twb2ludBgDIAEoCCK3AQoTVmVyaWZ5QXVkaXRSZXNwb25zZRIKCgJvaxgBIAEoCBIXCg9lbnRyaWVzX2NoZWNrZWQYAiABKAMSFQoNZmlyc3RfYmFkX3NlcRgDIAEoAxIPCgdwcm9ibGVtGAQgASgJEhEKCWhlYWRfaGFzaBgFIAEoCRIQCghoZWFkX3NlcRgGIAEoAxIcChRjaGVja3BvaW50c192ZXJpZmllZBgHIAEoAxIQCghmcm9tX3NlcRgIIAEoAyI4ChVHZXRDaGVja3BvaW50c1JlcXVlc3QSEAoIZnJvbV9zZXEYASABKAMSDQoFbGltaXQYAiABKAUibQoWR2V0Q2hlY2twb2ludHNSZXNwb25zZRIrCgtjaGVja3BvaW50cxgBIAMoCzIWLnNpZ25vZmYudjEuQ2hlY2twb2ludBIWCg5wdWJsaWNfa2V5X3BlbRgCIAEoCRIOCgZrZXlfaWQYAyABKAkiOgoYR2V0SW5jbHVzaW9uUHJvb2ZSZXF1ZXN0EgsKA3NlcRgBIAEoAxIRCgl0cmVlX3NpemUYAiABKAMimQEKGUdldEluY2x1c2lvblByb29mUmVzcG9uc2USJQoFZW50cnkYASABKAsyFi5zaWdub2ZmLnYxLkF1ZGl0RW50cnkSEgoKbGVhZl9pbmRleBgCIAEoAxIRCgl0cmVlX3NpemUYAyABKAMSDQoFcHJvb2YYBCADKAwSEQoJcm9vdF9oYXNoGAUgASgJEgwKBGxlYWYYBiABKAwiOwoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSDQoFZmlyc3QYASABKAMSDgoGc2Vjb25kGAIgASgDIn4KG0dldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRINCgVmaXJzdBgBIAEoAxIOCgZzZWNvbmQYAiABKAMSDQoFcHJvb2YYAyADKAwSFwoPZmlyc3Rfcm9vdF9oYXNoGAQgASgJEhgKEHNlY29uZF9yb290X2hhc2gYBSABKAkiagoVQWRkQ29zaWduYXR1cmVSZXF1ZXN0EgsKA3NlcRgBIAEoAxIsCgtjb3NpZ25hdHVyZRgCIAEoCzIXLnNpZ25vZmYudjEuQ29zaWduYXR1cmUSFgoOcHVibGljX2tleV9wZW0YAyABKAkiLgoWQWRkQ29zaWduYXR1cmVSZXNwb25zZRIUCgxjb3NpZ25hdHVyZXMYASABKAUqXQoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNFWFBPUlRfRk9STUFUX0pTT05MEAESFQoRRVhQT1JUX0ZPUk1BVF9DU1YQAjLxBAoMQXVkaXRTZXJ2aWNlEksKClF1ZXJ5QXVkaXQSHS5zaWdub2ZmLnYxLlF1ZXJ5QXVkaXRSZXF1ZXN0Gh4uc2lnbm9mZi52MS5RdWVyeUF1ZGl0UmVzcG9uc2USSAoLRXhwb3J0QXVkaXQSHi5zaWdub2ZmLnYxLkV4cG9ydEF1ZGl0UmVxdWVzdBoXLnNpZ25vZmYudjEuRXhwb3J0Q2h1bmswARJOCgtWZXJpZnlBdWRpdBIeLnNpZ25vZmYudjEuVmVyaWZ5QXVkaXRSZXF1ZXN0Gh8uc2lnbm9mZi52MS5WZXJpZnlBdWRpdFJlc3BvbnNlElcKDkdldENoZWNrcG9pbnRzEiEuc2lnbm9mZi52MS5HZXRDaGVja3BvaW50c1JlcXVlc3QaIi5zaWdub2ZmLnYxLkdldENoZWNrcG9pbnRzUmVzcG9uc2USYAoRR2V0SW5jbHVzaW9uUHJvb2YSJC5zaWdub2ZmLnYxLkdldEluY2x1c2lvblByb29mUmVxdWVzdBolLnNpZ25vZmYudjEuR2V0SW5jbHVzaW9uUHJvb2ZSZXNwb25zZRJmChNHZXRDb25zaXN0ZW5jeVByb29mEiYuc2lnbm9mZi52MS5HZXRDb25zaXN0ZW5jeVByb29mUmVxdWVzdBonLnNpZ25vZmYudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlElcKDkFkZENvc2lnbmF0dXJlEiEuc2lnbm9mZi52MS5BZGRDb3NpZ25hdHVyZVJlcXVlc3QaIi5zaWdub2ZmLnYxLkFkZENvc2lnbmF0dXJlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_signoff_v1_common]);
 
 /**
  * A signed statement that the chain had `head_hash` at `seq` at `time`. The signature is
@@ -72,6 +72,14 @@ export type Checkpoint = Message<"signoff.v1.Checkpoint"> & {
    * @generated from field: string root_hash = 7;
    */
   rootHash: string;
+
+  /**
+   * Witnesses' co-signatures of this checkpoint's tree head, as the server stored them
+   * (each checked when it was added; verify them with the witnesses' own public keys).
+   *
+   * @generated from field: repeated signoff.v1.Cosignature cosignatures = 8;
+   */
+  cosignatures: Cosignature[];
 };
 
 /**
@@ -80,6 +88,62 @@ export type Checkpoint = Message<"signoff.v1.Checkpoint"> & {
  */
 export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
   messageDesc(file_signoff_v1_audit, 0);
+
+/**
+ * A witness's signed statement that the log `log_key_id` had the tree head (tree_size,
+ * root_hash) at `time`: Ed25519 over the RFC 8785 canonical JSON described in
+ * service/signoff/core/witness.py (its own "type", so it never passes for a checkpoint).
+ *
+ * @generated from message signoff.v1.Cosignature
+ */
+export type Cosignature = Message<"signoff.v1.Cosignature"> & {
+  /**
+   * Key id of the log's signing key (the checkpoint's key_id).
+   *
+   * @generated from field: string log_key_id = 1;
+   */
+  logKeyId: string;
+
+  /**
+   * The tree head co-signed.
+   *
+   * @generated from field: int64 tree_size = 2;
+   */
+  treeSize: bigint;
+
+  /**
+   * @generated from field: string root_hash = 3;
+   */
+  rootHash: string;
+
+  /**
+   * When the witness co-signed it.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 4;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * Key id of the witness's key.
+   *
+   * @generated from field: string key_id = 5;
+   */
+  keyId: string;
+
+  /**
+   * Base64 Ed25519 signature.
+   *
+   * @generated from field: string signature = 6;
+   */
+  signature: string;
+};
+
+/**
+ * Describes the message signoff.v1.Cosignature.
+ * Use `create(CosignatureSchema)` to create a new message.
+ */
+export const CosignatureSchema: GenMessage<Cosignature> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_audit, 1);
 
 /**
  * One audit log entry.
@@ -187,7 +251,7 @@ export type AuditEntry = Message<"signoff.v1.AuditEntry"> & {
  * Use `create(AuditEntrySchema)` to create a new message.
  */
 export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 1);
+  messageDesc(file_signoff_v1_audit, 2);
 
 /**
  * Which entries to return. Empty fields do not filter.
@@ -299,7 +363,7 @@ export type AuditFilter = Message<"signoff.v1.AuditFilter"> & {
  * Use `create(AuditFilterSchema)` to create a new message.
  */
 export const AuditFilterSchema: GenMessage<AuditFilter> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 2);
+  messageDesc(file_signoff_v1_audit, 3);
 
 /**
  * A page query.
@@ -341,7 +405,7 @@ export type QueryAuditRequest = Message<"signoff.v1.QueryAuditRequest"> & {
  * Use `create(QueryAuditRequestSchema)` to create a new message.
  */
 export const QueryAuditRequestSchema: GenMessage<QueryAuditRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 3);
+  messageDesc(file_signoff_v1_audit, 4);
 
 /**
  * A page of entries.
@@ -369,7 +433,7 @@ export type QueryAuditResponse = Message<"signoff.v1.QueryAuditResponse"> & {
  * Use `create(QueryAuditResponseSchema)` to create a new message.
  */
 export const QueryAuditResponseSchema: GenMessage<QueryAuditResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 4);
+  messageDesc(file_signoff_v1_audit, 5);
 
 /**
  * What to export.
@@ -397,7 +461,7 @@ export type ExportAuditRequest = Message<"signoff.v1.ExportAuditRequest"> & {
  * Use `create(ExportAuditRequestSchema)` to create a new message.
  */
 export const ExportAuditRequestSchema: GenMessage<ExportAuditRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 5);
+  messageDesc(file_signoff_v1_audit, 6);
 
 /**
  * A piece of an export; concatenating `data` gives the file.
@@ -425,7 +489,7 @@ export type ExportChunk = Message<"signoff.v1.ExportChunk"> & {
  * Use `create(ExportChunkSchema)` to create a new message.
  */
 export const ExportChunkSchema: GenMessage<ExportChunk> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 6);
+  messageDesc(file_signoff_v1_audit, 7);
 
 /**
  * Which part of the chain to verify.
@@ -460,7 +524,7 @@ export type VerifyAuditRequest = Message<"signoff.v1.VerifyAuditRequest"> & {
  * Use `create(VerifyAuditRequestSchema)` to create a new message.
  */
 export const VerifyAuditRequestSchema: GenMessage<VerifyAuditRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 7);
+  messageDesc(file_signoff_v1_audit, 8);
 
 /**
  * Result of a verification.
@@ -530,7 +594,7 @@ export type VerifyAuditResponse = Message<"signoff.v1.VerifyAuditResponse"> & {
  * Use `create(VerifyAuditResponseSchema)` to create a new message.
  */
 export const VerifyAuditResponseSchema: GenMessage<VerifyAuditResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 8);
+  messageDesc(file_signoff_v1_audit, 9);
 
 /**
  * Which checkpoints to return.
@@ -558,7 +622,7 @@ export type GetCheckpointsRequest = Message<"signoff.v1.GetCheckpointsRequest"> 
  * Use `create(GetCheckpointsRequestSchema)` to create a new message.
  */
 export const GetCheckpointsRequestSchema: GenMessage<GetCheckpointsRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 9);
+  messageDesc(file_signoff_v1_audit, 10);
 
 /**
  * Checkpoints and the key that signed them.
@@ -593,7 +657,7 @@ export type GetCheckpointsResponse = Message<"signoff.v1.GetCheckpointsResponse"
  * Use `create(GetCheckpointsResponseSchema)` to create a new message.
  */
 export const GetCheckpointsResponseSchema: GenMessage<GetCheckpointsResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 10);
+  messageDesc(file_signoff_v1_audit, 11);
 
 /**
  * Which entry, in the log of which size.
@@ -622,7 +686,7 @@ export type GetInclusionProofRequest = Message<"signoff.v1.GetInclusionProofRequ
  * Use `create(GetInclusionProofRequestSchema)` to create a new message.
  */
 export const GetInclusionProofRequestSchema: GenMessage<GetInclusionProofRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 11);
+  messageDesc(file_signoff_v1_audit, 12);
 
 /**
  * An inclusion proof: with the entry's leaf hash it leads to the root of the tree of
@@ -682,7 +746,7 @@ export type GetInclusionProofResponse = Message<"signoff.v1.GetInclusionProofRes
  * Use `create(GetInclusionProofResponseSchema)` to create a new message.
  */
 export const GetInclusionProofResponseSchema: GenMessage<GetInclusionProofResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 12);
+  messageDesc(file_signoff_v1_audit, 13);
 
 /**
  * Two sizes of the log.
@@ -710,7 +774,7 @@ export type GetConsistencyProofRequest = Message<"signoff.v1.GetConsistencyProof
  * Use `create(GetConsistencyProofRequestSchema)` to create a new message.
  */
 export const GetConsistencyProofRequestSchema: GenMessage<GetConsistencyProofRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 13);
+  messageDesc(file_signoff_v1_audit, 14);
 
 /**
  * A consistency proof between the trees of `first` and `second` entries.
@@ -760,7 +824,59 @@ export type GetConsistencyProofResponse = Message<"signoff.v1.GetConsistencyProo
  * Use `create(GetConsistencyProofResponseSchema)` to create a new message.
  */
 export const GetConsistencyProofResponseSchema: GenMessage<GetConsistencyProofResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 14);
+  messageDesc(file_signoff_v1_audit, 15);
+
+/**
+ * @generated from message signoff.v1.AddCosignatureRequest
+ */
+export type AddCosignatureRequest = Message<"signoff.v1.AddCosignatureRequest"> & {
+  /**
+   * The seq of the stored checkpoint co-signed.
+   *
+   * @generated from field: int64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: signoff.v1.Cosignature cosignature = 2;
+   */
+  cosignature?: Cosignature | undefined;
+
+  /**
+   * The witness's Ed25519 public key (SubjectPublicKeyInfo PEM); its key id must be the
+   * co-signature's key_id. The server only checks the signature with it: which witnesses
+   * count is the verifier's choice.
+   *
+   * @generated from field: string public_key_pem = 3;
+   */
+  publicKeyPem: string;
+};
+
+/**
+ * Describes the message signoff.v1.AddCosignatureRequest.
+ * Use `create(AddCosignatureRequestSchema)` to create a new message.
+ */
+export const AddCosignatureRequestSchema: GenMessage<AddCosignatureRequest> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_audit, 16);
+
+/**
+ * @generated from message signoff.v1.AddCosignatureResponse
+ */
+export type AddCosignatureResponse = Message<"signoff.v1.AddCosignatureResponse"> & {
+  /**
+   * How many co-signatures the checkpoint now carries.
+   *
+   * @generated from field: int32 cosignatures = 1;
+   */
+  cosignatures: number;
+};
+
+/**
+ * Describes the message signoff.v1.AddCosignatureResponse.
+ * Use `create(AddCosignatureResponseSchema)` to create a new message.
+ */
+export const AddCosignatureResponseSchema: GenMessage<AddCosignatureResponse> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_audit, 17);
 
 /**
  * Export format.
@@ -861,6 +977,16 @@ export const AuditService: GenService<{
     methodKind: "unary";
     input: typeof GetConsistencyProofRequestSchema;
     output: typeof GetConsistencyProofResponseSchema;
+  },
+  /**
+   * A witness hands back its co-signature of a stored checkpoint's tree head (role witness).
+   *
+   * @generated from rpc signoff.v1.AuditService.AddCosignature
+   */
+  addCosignature: {
+    methodKind: "unary";
+    input: typeof AddCosignatureRequestSchema;
+    output: typeof AddCosignatureResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_signoff_v1_audit, 0);

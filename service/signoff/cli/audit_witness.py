@@ -1,0 +1,253 @@
+"""`signoff audit witness`: vouch for a log from outside it, and compare two witnesses.
+
+    signoff audit witness --server H:P --token T --witness-key WITNESS.pem --log-key LOG.pub \\
+        --state DIR [--interval 30s] [--once] [--webhook URL]
+    signoff audit witness --compare STATE_A STATE_B --server H:P --token T
+
+Each round reads the newest checkpoint, checks it with the pinned log key, fetches a
+consistency proof from the last head this witness co-signed and checks it here
+(`signoff_client.merkle`), then co-signs and hands the co-signature back (AddCosignature).
+The memory (`core/witness.py`) lives in DIR/state.json on the witness's own disk, replaced
+atomically and fsynced before the co-signature leaves, so a crash never forgets a head it
+vouched for. An inconsistent checkpoint is not co-signed: the alarm names the sizes and
+roots, goes to stderr and to --webhook, and the command exits 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from signoff.app.audit.witness import cosignature_from_proto, cosignature_proto
+from signoff.cli.remote import EXIT_USAGE, CliError
+from signoff.cli.when import duration_type
+from signoff.core import checkpoints
+from signoff.core import witness as w
+from signoff.core.wire import timestamp
+from signoff.export.witnessed import Witnesses, quorum_problem
+from signoff_client._gen import audit_pb2 as A
+
+EXIT_ALARM = 4  # the log is inconsistent with what a witness saw: someone must look
+STATE_FILE = "state.json"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of `audit witness`."""
+    # Not --key: that is the TLS client key of every command that reaches the server.
+    p.add_argument(
+        "--witness-key", type=Path, help="the witness's Ed25519 private key (PEM, kept here)"
+    )
+    p.add_argument("--log-key", type=Path, help="the log's public key (PEM), pinned")
+    p.add_argument("--state", type=Path, help="directory of the witness's state (its own disk)")
+    p.add_argument(
+        "--interval",
+        type=duration_type,
+        default=dt.timedelta(seconds=30),
+        help="time between polls (default 30s)",
+    )
+    p.add_argument("--once", action="store_true", help="one round, then exit")
+    p.add_argument("--webhook", help="URL to POST an alarm to (JSON)")
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("STATE_A", "STATE_B"),
+        help="compare two witnesses' state directories (split view detection)",
+    )
+
+
+def run(client: Any, args: argparse.Namespace) -> int:
+    """Witness rounds until an alarm (or one, with --once); or compare two states."""
+    if args.compare:
+        return compare(client, *args.compare, args.webhook)
+    missing = [
+        f"--{n.replace('_', '-')}"
+        for n in ("witness_key", "log_key", "state")
+        if not getattr(args, n)
+    ]
+    if missing:
+        raise CliError(f"witness needs {', '.join(missing)}", EXIT_USAGE)
+    try:
+        key = checkpoints.load_or_create_key(args.witness_key, create=False)
+        log_key = checkpoints.load_public_key(args.log_key)
+    except checkpoints.SigningKeyError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    checkpoints.make_private_dir(args.state)
+    while True:
+        alarm = round_once(client, key, log_key, args.state)
+        if alarm is not None:
+            raise_alarm(alarm, args.webhook, checkpoints.key_id(log_key))
+            return EXIT_ALARM
+        if args.once:
+            return 0
+        time.sleep(args.interval.total_seconds())  # a poll: nothing to await in a CLI loop
+
+
+def round_once(client: Any, key: Any, log_key: Any, state_dir: Path) -> w.Alarm | None:
+    """One poll: judge the newest checkpoint; co-sign it or return the alarm."""
+    state = load_state(state_dir)
+    log_kid = checkpoints.key_id(log_key)
+    resp = client.call("GetCheckpoints", A.GetCheckpointsRequest(limit=1))
+    if not resp.checkpoints:
+        print("witness: no checkpoint yet", flush=True)
+        return None
+    msg = resp.checkpoints[-1]
+    cp = core_checkpoint(msg)
+    mine = state.log(log_kid)
+    last = mine.last
+    proof: list[bytes] | None = None
+    if last is not None and 0 < last.size < cp.tree_size and cp.key_id == log_kid:
+        req = A.GetConsistencyProofRequest(first=last.size, second=cp.tree_size)
+        proof = list(client.call("GetConsistencyProof", req).proof)
+    verdict = w.decide(mine, cp, log_key, proof)
+    if isinstance(verdict, w.Alarm):
+        return verdict
+    # Remembered (durably) before the co-signature leaves: a head vouched for is never lost.
+    save_state(state_dir, state.with_log(log_kid, mine.advance(verdict.head)))
+    if any(c.key_id == checkpoints.key_id(key) for c in msg.cosignatures):
+        print(f"witness: tree head {cp.tree_size} already co-signed", flush=True)
+        return None
+    cs = w.cosign(key, cp, dt.datetime.now(dt.UTC))
+    add = A.AddCosignatureRequest(
+        seq=cp.seq,
+        cosignature=cosignature_proto(cs),
+        public_key_pem=checkpoints.public_pem(key).decode(),
+    )
+    count = client.call("AddCosignature", add).cosignatures
+    print(
+        f"witness: co-signed tree head {cp.tree_size} (root {cp.root_hash[:16]}) at seq "
+        f"{cp.seq}; it carries {count} co-signature(s)",
+        flush=True,  # one line per round, seen as it happens when piped to a log
+    )
+    return None
+
+
+def core_checkpoint(msg: A.Checkpoint) -> checkpoints.Checkpoint:
+    """A checkpoint message as the core's dataclass (its signature is checked later)."""
+    return checkpoints.make_checkpoint(
+        seq=msg.seq,
+        head_hash=msg.head_hash,
+        time=timestamp(msg.time, "checkpoint.time"),
+        key_id=msg.key_id,
+        signature=msg.signature,
+        tree_size=msg.tree_size,
+        root_hash=msg.root_hash,
+    )
+
+
+# -- state on the witness's own disk ---------------------------------------------------------
+
+
+def load_state(state_dir: Path) -> w.WitnessState:
+    """The state in `state_dir` (empty if none yet); CliError naming the file if unreadable."""
+    path = state_dir / STATE_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return w.WitnessState()
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror or exc}", EXIT_USAGE) from None
+    try:
+        return w.state_from_json(json.loads(text), str(path))
+    except ValueError as exc:
+        raise CliError(f"{exc} (refusing to start from nothing: restore it)", EXIT_USAGE) from None
+
+
+def save_state(state_dir: Path, state: w.WitnessState) -> None:
+    """Replace the state file atomically: write a temporary file, fsync, rename, fsync dir."""
+    path = state_dir / STATE_FILE
+    tmp = state_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
+    data = json.dumps(w.state_to_json(state), indent=1, sort_keys=True).encode() + b"\n"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(state_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself is durable only once the directory is
+    finally:
+        os.close(dir_fd)
+
+
+# -- alarms ----------------------------------------------------------------------------------
+
+
+def raise_alarm(alarm: w.Alarm, webhook: str | None, log_key_id: str) -> None:
+    """Print the alarm and POST it to `webhook` (a failed delivery is reported, not fatal)."""
+    print(f"ALARM ({alarm.reason}): {alarm.message}", file=sys.stderr)
+    if not webhook:
+        return
+    body = json.dumps(
+        {
+            "alarm": str(alarm.reason),
+            "message": alarm.message,
+            "log_key_id": log_key_id,
+            "time": dt.datetime.now(dt.UTC).isoformat(),
+        }
+    ).encode()
+    req = urllib.request.Request(
+        webhook, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"witness: the alarm could not be posted to {webhook}: {exc}", file=sys.stderr)
+
+
+def compare(client: Any, dir_a: Path, dir_b: Path, webhook: str | None) -> int:
+    """Split-view check of two witnesses' states; exit 4 on an inconsistency."""
+    a, b = load_state(dir_a), load_state(dir_b)
+    shared = sorted(set(a.logs) & set(b.logs))
+    if not shared:
+        raise CliError(f"{dir_a} and {dir_b} share no log key: nothing to compare", EXIT_USAGE)
+    for kid in shared:
+        found = w.compare(a.log(kid), b.log(kid))
+        if isinstance(found, tuple):
+            small, big = found
+            req = A.GetConsistencyProofRequest(first=small.size, second=big.size)
+            proof = list(client.call("GetConsistencyProof", req).proof) if small.size else []
+            found = w.check_pair(small, big, proof)
+        if found is not None:
+            raise_alarm(found, webhook, kid)
+            return EXIT_ALARM
+        heads = f"{a.log(kid).last} / {b.log(kid).last}"
+        print(f"ok: log {kid}: the two witnesses saw one log ({heads})")
+    return 0
+
+
+def live_problem(client: Any, witnesses: Witnesses) -> str:
+    """Why the live log's newest checkpoint is not vouched for by the witnesses ("" if it
+    is): a quorum of valid co-signatures, and consistent with the trusted head if given."""
+    resp = client.call("GetCheckpoints", A.GetCheckpointsRequest(limit=1))
+    if not resp.checkpoints:
+        return "the server holds no checkpoint"
+    msg = resp.checkpoints[-1]
+    cp = core_checkpoint(msg)
+    if problem := quorum_problem(
+        witnesses, cp, [cosignature_from_proto(c) for c in msg.cosignatures]
+    ):
+        return problem
+    head = witnesses.trusted_head
+    if head is None:
+        return ""
+    if head.size > cp.tree_size:
+        return (
+            f"the newest witnessed checkpoint signs {cp.tree_size} entries, the trusted head "
+            f"{head.size}: seq {cp.tree_size + 1}..{head.size} lost (the tail was cut)"
+        )
+    req = A.GetConsistencyProofRequest(first=head.size, second=cp.tree_size)
+    proof = [] if head.size == cp.tree_size else list(client.call("GetConsistencyProof", req).proof)
+    alarm = w.check_pair(head, w.Head(cp.tree_size, cp.root_hash), proof)
+    return "" if alarm is None else alarm.message.removeprefix("split view: ")
