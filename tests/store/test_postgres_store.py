@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import random
 import urllib.parse
 from typing import Any
 
 import psycopg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from signoff.app.audit.desk import AuditDesk, Signer
+from signoff.auth.identity import Identity
 from signoff.core.audit import AuditRecord, verify_chain
 from signoff.errors import FailedPrecondition, Unavailable
 from signoff.ids import Clock
@@ -26,6 +30,7 @@ from tests.store.audit_log import at_minutes, record
 from tests.store.conftest import MakeStore
 from tests.store.helpers import all_entries
 from tests.store.reviews import change_audit, changed, open_review, opening
+from tests.store.test_cosignatures import request as cosign_request
 
 pytestmark = pytest.mark.postgres_only
 
@@ -255,6 +260,9 @@ async def test_tampering_is_detected(store: Store, pg_url: str) -> None:
         await store.query_audit(AuditQuery(to_seq=8))
 
 
+_LOG_KEY = Ed25519PrivateKey.generate()
+_WITNESS = Identity("wit", frozenset({"witness"}))
+
 # The grants of docs/operators.md (Deployment shapes), with the schema and role names substituted.
 SERVICE_GRANTS = """
 GRANT USAGE ON SCHEMA {schema} TO {role};
@@ -265,6 +273,7 @@ GRANT SELECT, INSERT, UPDATE ON grants TO {role};
 GRANT SELECT, INSERT ON audit_tree TO {role};
 GRANT SELECT, UPDATE ON audit_tree_state TO {role};
 GRANT SELECT, INSERT, UPDATE, DELETE ON slack_messages, used_nonces TO {role};
+GRANT SELECT, INSERT ON cosignatures TO {role};
 """
 
 
@@ -299,6 +308,14 @@ async def test_a_service_role_with_insert_and_select_only_runs_the_store(
             assert verify_chain(await all_entries(store)).ok
             # The Merkle tree is built with these grants too.
             assert await store.build_tree() == len(await all_entries(store))
+            # And a checkpoint is signed, and a witness's co-signature of it stored.
+            desk = AuditDesk(store, clock, Signer(_LOG_KEY))
+            cp = await desk.checkpoint_if_due(1, dt.timedelta(0))
+            assert cp is not None
+            added = await desk.add_cosignature(
+                _WITNESS, cosign_request(cp, Ed25519PrivateKey.generate())
+            )
+            assert added.cosignatures == 1
         finally:
             await store.close()
         with raw(url) as conn:

@@ -10,10 +10,14 @@ from signoff.store.rows import CHECKPOINT_COLUMNS, POSTGRES, utc
 
 async def insert(conn: Conn, seq: int, cs: Cosignature) -> int:
     """Store `cs` for the checkpoint at `seq` (checked first); return how many it carries."""
-    # Locks the checkpoint's row: two witnesses adding at once count one after the other.
-    cur = await conn.execute(
-        f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE seq = %s FOR UPDATE", (seq,)
+    # Two witnesses adding at once count one after the other. A transaction advisory lock,
+    # not SELECT ... FOR UPDATE: a row lock needs UPDATE privilege on checkpoints, which the
+    # least-privilege service role (docs/operators.md) does not have.
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.cosign'), %s::int4)",
+        (seq % 2**31,),
     )
+    cur = await conn.execute(f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE seq = %s", (seq,))
     row = await cur.fetchone()
     cur = await conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE key_id = %s) FROM cosignatures WHERE seq = %s",

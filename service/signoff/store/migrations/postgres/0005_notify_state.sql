@@ -1,5 +1,5 @@
--- 0004 (PostgreSQL): what the Slack and e-mail approvals share across replicas and restarts,
--- as sqlite/0008: which Slack message shows which review, and the single-use keys already
+-- 0005 (PostgreSQL): what the Slack and e-mail approvals share across replicas and restarts,
+-- as sqlite/0009: which Slack message shows which review, and the single-use keys already
 -- used (e-mail link nonces, Slack request signatures and trigger ids) until they expire.
 -- Neither is part of the audit chain: rows are deleted when no longer needed.
 CREATE TABLE slack_messages (

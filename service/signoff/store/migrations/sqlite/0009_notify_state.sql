@@ -1,4 +1,4 @@
--- 0008: what the Slack and e-mail approvals share across the processes serving this file
+-- 0009: what the Slack and e-mail approvals share across the processes serving this file
 -- (`serve --workers`, restarts): which Slack message shows which review, and the single-use
 -- keys already used (e-mail link nonces, Slack request signatures and trigger ids) until
 -- they expire. Neither is part of the audit chain: rows are deleted when no longer needed.

@@ -1,4 +1,4 @@
--- 0009: witnesses' co-signatures of the checkpoints' tree heads (core/witness.py).
+-- 0010: witnesses' co-signatures of the checkpoints' tree heads (core/witness.py).
 --
 -- A witness (someone other than the operator) checks each new version 2 checkpoint is
 -- consistent with the last one it co-signed, and hands back its Ed25519 co-signature; the

@@ -1,5 +1,5 @@
--- 0005 (PostgreSQL): witnesses' co-signatures of the checkpoints' tree heads, as
--- sqlite/0009: one per witness key and checkpoint, checked before it is stored, never changed.
+-- 0006 (PostgreSQL): witnesses' co-signatures of the checkpoints' tree heads, as
+-- sqlite/0010: one per witness key and checkpoint, checked before it is stored, never changed.
 CREATE TABLE cosignatures (
     seq        bigint NOT NULL REFERENCES checkpoints (seq),
     key_id     text NOT NULL CHECK (length(key_id) = 16),
