@@ -186,6 +186,31 @@ def test_an_edit_to_a_denied_amount_is_refused_naming_the_rule(server):
 
 
 @pytest.mark.parametrize(
+    ("edit", "details"),
+    [
+        ({"amount": "lots"}, "params.amount: must be a number"),
+        ({"amount": -5}, "params.amount: must be at least 0"),
+        ({"amount": 500, "currency": "EURO"}, "params.currency: must have at most 3 characters"),
+    ],
+    ids=["type", "minimum", "max-length"],
+)
+def test_an_edit_that_breaks_the_actions_schema_is_refused_naming_the_field(server, edit, details):
+    # policies/refunds.yaml declares refund.*'s params: the edit is what the agent runs.
+    review_id = _open(
+        server, "refund.issue", {"amount": 750, "currency": "EUR", "card_number": CARD}
+    )
+    before = _audit(server)
+    with pytest.raises(grpc.RpcError) as err:
+        _modify(server, review_id, {"currency": "EUR", "card_number": MASK} | edit)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == details
+    _assert_untouched(server, review_id, before)
+    # Within the schema, the same reviewer's edit is taken.
+    done = _modify(server, review_id, {"amount": 500, "currency": "EUR", "card_number": MASK})
+    assert done.state == R.REVIEW_STATE_MODIFIED
+
+
+@pytest.mark.parametrize(
     ("amount", "refusal"),
     [
         (25000, "the policy would deny the edited action (rule {payouts/payout-over-limit})"),

@@ -26,7 +26,7 @@ from signoff.core.decide import DefaultDecision, Evaluation, evaluate
 from signoff.core.explanation import RULE_DECISIONS, decision_message, explanation
 from signoff.core.jsonify import RequestView, decision_to_dict, request_view
 from signoff.core.validate import Limits, validate_batch, validate_request
-from signoff.errors import AlreadyExists, PermissionDenied
+from signoff.errors import AlreadyExists, InvalidArgument, PermissionDenied
 from signoff.ids import Clock, IdFactory
 from signoff.limits.ingress import DenialAudit
 from signoff.logs import event
@@ -313,6 +313,13 @@ class Signoff:
 
     def _evaluate_edit(self, edited: pb.common.ActionRequest) -> review_edits.Recheck:
         bundle = self.bundle  # as _decide: the bundle in force, the same default decision
+        # The edit is what the agent will run: it meets the action's schema as a request must
+        # (named as the field the reviewer sent, `params.<path>`), before any rule runs.
+        try:
+            check_params(bundle.params, edited)
+        except InvalidArgument as exc:
+            field = "params" + exc.field.removeprefix("action.params")
+            raise InvalidArgument(field, str(exc).removeprefix(f"{exc.field}: ")) from None
         ev = evaluate(bundle, edited, self.clock.now(), self.default)
         return review_edits.recheck(ev, bundle.version)
 
