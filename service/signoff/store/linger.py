@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from signoff.errors import Unavailable
+
+log = logging.getLogger("signoff.store")
 
 DEFAULT_COMMIT_LINGER = 0.002  # seconds: about two decisions of event-loop time
 DEFAULT_COMMIT_BATCH = 512
@@ -162,3 +165,17 @@ class WriteQueue(Generic[OpT]):
     def settled(self, count: int) -> None:
         """`count` operations of a taken batch were committed, failed or skipped."""
         self.linger.settled(count)
+
+
+async def stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel a background loop and wait until it has ended.
+
+    Cancelled again each tenth of a second until it has: a cancel can be swallowed (Python
+    3.11's asyncio.wait_for returns a result that arrived with the cancel), and a loop that
+    then goes back to waiting would hold its store's close() forever.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("background task %s ended with %r", task.get_name(), task.exception())

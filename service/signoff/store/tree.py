@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from signoff.core import log_tree
 from signoff.core.audit import AuditEntry
 from signoff.core.merkle import leaf_hash
+from signoff.store.linger import stop_task
 
 log = logging.getLogger("signoff.store")
 
@@ -133,9 +134,7 @@ class TreeBuilder:
     async def stop(self) -> None:
         """Stop the task (an interrupted step commits nothing; the next open goes on)."""
         if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
 
     async def catch_up(self, *, progress: bool = False) -> int:
@@ -183,7 +182,8 @@ class TreeBuilder:
         self.caught_up.set()
         while True:
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._idle)
+                async with asyncio.timeout(self._idle):
+                    await self._wake.wait()
             self._wake.clear()
             self._pending = 0
             await self._guarded(progress=False)

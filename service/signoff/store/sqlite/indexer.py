@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
+from signoff.store.linger import stop_task
 from signoff.store.sqlite import audit_index
 
 log = logging.getLogger("signoff.store")
@@ -75,9 +76,7 @@ class AuditIndexer:
     async def stop(self) -> None:
         """Stop the task (an interrupted step rolls back; the next open goes on from it)."""
         if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
 
     async def catch_up(self, *, progress: bool = False) -> int:
@@ -105,7 +104,8 @@ class AuditIndexer:
             await self._wake.wait()
             if self._pending < self._every:
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self._idle)
+                    async with asyncio.timeout(self._idle):
+                        await self._full.wait()
             self._wake.clear()
             self._full.clear()
             self._pending = 0
