@@ -303,8 +303,10 @@ class Telemetry:
                 await self.refresh_pending(store)
             except Exception as exc:
                 event(log, "telemetry.pending_failed", logging.WARNING, error=str(exc))
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._pending_changed.wait(), self.settings.pending_refresh)
+                async with asyncio.timeout(self.settings.pending_refresh):
+                    await self._pending_changed.wait()
             await asyncio.sleep(PENDING_MIN_GAP)
 
     async def refresh_pending(self, store: Store) -> None:
