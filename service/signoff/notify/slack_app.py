@@ -244,7 +244,10 @@ class SlackPoster:
                     await self.remember(rid, str(resp.get("channel") or channel), ts)
                     posted = True
                 log_event(log, "slack.posted", review_id=rid, channel=channel)
-        if settled:
+        if settled and known:
+            # Only once it updated what it read: a message another process notes between
+            # this read and the forget would be dropped unseen, and that process's re-read
+            # (below) would find nothing left to update.
             await self._state().forget_slack_messages(rid)
         elif posted:
             # Another process may have changed the review after we read it and before our
