@@ -85,7 +85,9 @@ OpenStore = Callable[..., AbstractAsyncContextManager["Opened"]]
 @pytest.fixture
 def opened(backend: str, tmp_path: Path, pg_url: str, timer: FakeTimer) -> OpenStore:
     """Open a store of `backend` whose linger runs on `timer`; closed (within the guard) on
-    the way out."""
+    the way out. Its background steps (side index, audit tree) run only when asked: one
+    that ran after an idle second would hold the writer between batches, and the counts
+    here would depend on the machine's speed."""
 
     @contextlib.asynccontextmanager
     async def open_store(commit_linger: float = LINGER) -> AsyncIterator[Opened]:
@@ -94,12 +96,20 @@ def opened(backend: str, tmp_path: Path, pg_url: str, timer: FakeTimer) -> OpenS
             from signoff.store.postgres.store import PostgresStore
 
             store = PostgresStore(
-                pg_url, StepClock(), commit_linger=commit_linger, call_later=timer
+                pg_url, StepClock(), commit_linger=commit_linger, call_later=timer, tree_idle=None
             )
         else:
             path = tmp_path / "signoff.db"
-            store = SqliteStore(path, StepClock(), commit_linger=commit_linger, call_later=timer)
+            store = SqliteStore(
+                path,
+                StepClock(),
+                commit_linger=commit_linger,
+                call_later=timer,
+                index_idle=None,
+                tree_idle=None,
+            )
         await store.open()
+        await within(store._tree.caught_up.wait())  # the tree's step at open, done
         try:
             yield store
         finally:
