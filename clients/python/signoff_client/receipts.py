@@ -47,6 +47,8 @@ __all__ = [
     "UnknownKey",
     "VerifiedReceipt",
     "WrongAction",
+    "check_action",
+    "read",
     "verify",
 ]
 
@@ -121,6 +123,21 @@ def verify(
     is about to execute, as `evaluate` takes it: a `Request` or a mapping with "action",
     "params", "principal", "resource" (the principal and resource as the agent sent them).
     """
+    verified = read(receipt, public_key)
+    check_action(verified, action)
+    at = now or dt.datetime.now(dt.UTC)
+    if at.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if at < verified.issued_at - leeway:
+        raise ReceiptNotYetValid(f"receipt issued at {verified.issued_at}, it is now {at}")
+    if at > verified.expires_at + leeway:
+        raise ReceiptExpired(f"receipt expired at {verified.expires_at}, it is now {at}")
+    return verified
+
+
+def read(receipt: common_pb2.Receipt | Any, public_key: Any) -> VerifiedReceipt:
+    """Return what `receipt` states if `public_key` signed it, whatever the action and the
+    time (`verify` checks those too); raise ReceiptError if not."""
     raw = _receipt_of(receipt)
     key = _load_key(public_key)
     kid = key_id(key)
@@ -135,19 +152,15 @@ def verify(
         key.verify(raw.signature, _signed_bytes(raw, kid))
     except InvalidSignature:
         raise BadSignature("receipt signature does not match its payload") from None
-    verified = _parse(raw.payload, kid, version)
+    return _parse(raw.payload, kid, version)
+
+
+def check_action(verified: VerifiedReceipt, action: Request | Mapping[str, Any]) -> None:
+    """Raise WrongAction unless `verified` allows exactly `action` (as `verify` takes it)."""
     digests = _digests_of(action, verified.redacted_paths)
     # The second digest, if any, is the pre-0.2.0 number form a receipt signed then carries.
     if verified.action_digest not in digests:
         raise WrongAction(verified.action_digest, digests[0])
-    at = now or dt.datetime.now(dt.UTC)
-    if at.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    if at < verified.issued_at - leeway:
-        raise ReceiptNotYetValid(f"receipt issued at {verified.issued_at}, it is now {at}")
-    if at > verified.expires_at + leeway:
-        raise ReceiptExpired(f"receipt expired at {verified.expires_at}, it is now {at}")
-    return verified
 
 
 def key_id(key: Ed25519PublicKey) -> str:

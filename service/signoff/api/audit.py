@@ -1,6 +1,6 @@
 """AuditService: QueryAudit, ExportAudit, VerifyAudit, GetCheckpoints, GetInclusionProof,
 GetConsistencyProof (auditors; checkpoints and consistency proofs also witnesses),
-AddCosignature (witnesses)."""
+AddCosignature (witnesses), GetReceiptProof (auditors, and agents for their own receipts)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ def methods(desk: AuditDesk) -> list[Method]:
     ) -> A.AddCosignatureResponse:
         return await desk.add_cosignature(who, req)
 
+    async def receipt_proof(who: Identity, req: A.GetReceiptProofRequest) -> A.ReceiptProof:
+        return await desk.receipt_proof(who, req)
+
     return [
         Method(SERVICE, "QueryAudit", A.QueryAuditRequest, A.QueryAuditResponse, query),
         Method(SERVICE, "ExportAudit", A.ExportAuditRequest, A.ExportChunk, stream=export),
@@ -82,4 +85,5 @@ def methods(desk: AuditDesk) -> list[Method]:
             A.AddCosignatureResponse,
             add_cosignature,
         ),
+        Method(SERVICE, "GetReceiptProof", A.GetReceiptProofRequest, A.ReceiptProof, receipt_proof),
     ]

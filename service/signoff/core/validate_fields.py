@@ -118,6 +118,12 @@ TABLE: dict[str, Bound] = {
     f"{_P}Cosignature.root_hash": Bound("name"),
     f"{_P}Cosignature.key_id": Bound("name"),
     f"{_P}Cosignature.signature": Bound("name"),
+    # GetReceiptProof: a receipt as the server issued it (a payload of a few hundred bytes,
+    # a 64-byte signature, a path of at most 64 hashes of 32 bytes)
+    f"{_P}Receipt.payload": Bound("text"),
+    f"{_P}Receipt.signature": Bound("name"),
+    f"{_P}Receipt.key_id": Bound("name"),
+    f"{_P}Receipt.path": Bound("name", "list"),
     # PolicyService
     f"{_P}GetInsightsRequest.reviewer_group": Bound("name"),
 }

@@ -6,7 +6,8 @@ signed it and a consistency proof shows the head it remembers is a prefix of the
 Anything else is an alarm: the server (or whoever holds its key) cut, rewrote or forked the
 log. Everything here is pure: the caller fetches checkpoints and proofs and persists state.
 
-Co-signature contract (version 1) -- auditors re-implement this to check one. The signed
+Co-signature contract (version 1), built by `signoff_client.audit_proofs.cosignature_bytes`
+-- auditors re-implement this to check one. The signed
 bytes are the RFC 8785 canonical JSON (see `signoff.core.checkpoints`) of::
 
     {"v": 1, "type": "signoff.witness.cosignature", "log_key_id": "<16 hex>",
@@ -36,11 +37,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from signoff.core.audit import format_time, parse_time
 from signoff.core.checkpoints import Checkpoint, key_id, sign_bytes, verify, verify_bytes
-from signoff_client.canonical import canonical_json
+from signoff_client.audit_proofs import cosignature_bytes
 from signoff_client.merkle import BadPath, verify_consistency
 
-COSIGNATURE_VERSION = 1
-COSIGNATURE_TYPE = "signoff.witness.cosignature"
 HISTORY_LIMIT = 256  # heads kept per log: enough to compare with a peer, small on disk
 STATE_VERSION = 1
 
@@ -61,29 +60,6 @@ class Cosignature:
     time: dt.datetime
     key_id: str  # the witness's key
     signature: str  # base64 Ed25519
-
-
-def cosignature_bytes(
-    log_key_id: str, tree_size: int, root_hash: str, time: dt.datetime, witness_key_id: str
-) -> bytes:
-    """The bytes a co-signature covers (see the module docstring); ValueError if malformed."""
-    for what, kid in (("log_key_id", log_key_id), ("key_id", witness_key_id)):
-        if not isinstance(kid, str) or not _KEY_ID.fullmatch(kid):
-            raise ValueError(f"{what} {kid!r} is not 16 lowercase hex characters")
-    if type(tree_size) is not int or tree_size < 0:
-        raise ValueError(f"tree_size {tree_size!r} is not a non-negative integer")
-    if not isinstance(root_hash, str) or not _HASH.fullmatch(root_hash):
-        raise ValueError(f"root_hash {root_hash!r} is not 64 lowercase hex characters")
-    doc = {
-        "v": COSIGNATURE_VERSION,
-        "type": COSIGNATURE_TYPE,
-        "log_key_id": log_key_id,
-        "tree_size": tree_size,
-        "root_hash": root_hash,
-        "time": format_time(time),
-        "key_id": witness_key_id,
-    }
-    return canonical_json(doc).encode("utf-8")
 
 
 def cosign(key: Ed25519PrivateKey, cp: Checkpoint, time: dt.datetime) -> Cosignature:

@@ -226,6 +226,32 @@ class GetInclusionProofResponse(_message.Message):
     leaf: bytes
     def __init__(self, entry: _Optional[_Union[AuditEntry, _Mapping]] = ..., leaf_index: _Optional[int] = ..., tree_size: _Optional[int] = ..., proof: _Optional[_Iterable[bytes]] = ..., root_hash: _Optional[str] = ..., leaf: _Optional[bytes] = ...) -> None: ...
 
+class GetReceiptProofRequest(_message.Message):
+    __slots__ = ("receipt", "tree_size", "min_cosignatures", "unwitnessed")
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MIN_COSIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    UNWITNESSED_FIELD_NUMBER: _ClassVar[int]
+    receipt: _common_pb2.Receipt
+    tree_size: int
+    min_cosignatures: int
+    unwitnessed: bool
+    def __init__(self, receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., tree_size: _Optional[int] = ..., min_cosignatures: _Optional[int] = ..., unwitnessed: _Optional[bool] = ...) -> None: ...
+
+class ReceiptProof(_message.Message):
+    __slots__ = ("receipt", "leaf", "leaf_index", "proof", "checkpoint")
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    LEAF_FIELD_NUMBER: _ClassVar[int]
+    LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    receipt: _common_pb2.Receipt
+    leaf: bytes
+    leaf_index: int
+    proof: _containers.RepeatedScalarFieldContainer[bytes]
+    checkpoint: Checkpoint
+    def __init__(self, receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., leaf: _Optional[bytes] = ..., leaf_index: _Optional[int] = ..., proof: _Optional[_Iterable[bytes]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ...) -> None: ...
+
 class GetConsistencyProofRequest(_message.Message):
     __slots__ = ("first", "second")
     FIRST_FIELD_NUMBER: _ClassVar[int]

@@ -70,6 +70,11 @@ class AuditServiceStub:
                 request_serializer=signoff_dot_v1_dot_audit__pb2.AddCosignatureRequest.SerializeToString,
                 response_deserializer=signoff_dot_v1_dot_audit__pb2.AddCosignatureResponse.FromString,
                 _registered_method=True)
+        self.GetReceiptProof = channel.unary_unary(
+                '/signoff.v1.AuditService/GetReceiptProof',
+                request_serializer=signoff_dot_v1_dot_audit__pb2.GetReceiptProofRequest.SerializeToString,
+                response_deserializer=signoff_dot_v1_dot_audit__pb2.ReceiptProof.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -125,6 +130,15 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReceiptProof(self, request, context):
+        """A receipt upgraded with the proof that its allow is in the log, up to a checkpoint
+        witnesses co-signed: checkable offline by anyone holding the keys (auditors, and the
+        agent the receipt was issued to).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +176,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.AddCosignature,
                     request_deserializer=signoff_dot_v1_dot_audit__pb2.AddCosignatureRequest.FromString,
                     response_serializer=signoff_dot_v1_dot_audit__pb2.AddCosignatureResponse.SerializeToString,
+            ),
+            'GetReceiptProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReceiptProof,
+                    request_deserializer=signoff_dot_v1_dot_audit__pb2.GetReceiptProofRequest.FromString,
+                    response_serializer=signoff_dot_v1_dot_audit__pb2.ReceiptProof.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +373,33 @@ class AuditService:
             '/signoff.v1.AuditService/AddCosignature',
             signoff_dot_v1_dot_audit__pb2.AddCosignatureRequest.SerializeToString,
             signoff_dot_v1_dot_audit__pb2.AddCosignatureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReceiptProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signoff.v1.AuditService/GetReceiptProof',
+            signoff_dot_v1_dot_audit__pb2.GetReceiptProofRequest.SerializeToString,
+            signoff_dot_v1_dot_audit__pb2.ReceiptProof.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from google.protobuf import unknown_fields
 
 from signoff import export, pb
-from signoff.app.audit import proofs, witness
+from signoff.app.audit import proofs, receipt_proofs, witness
 from signoff.app.audit import tables as audit_tables
 from signoff.app.paging import fit_budget
 from signoff.app.reviews.desk import Identity
@@ -427,6 +427,12 @@ class AuditDesk:
         """The proof that the log of `first` entries is a prefix of the log of `second`."""
         witness.require_reader(who)
         return await proofs.consistency(self.store, req)
+
+    async def receipt_proof(self, who: Identity, req: A.GetReceiptProofRequest) -> A.ReceiptProof:
+        """The receipt of `req` with the proof that the log records its allow."""
+        return await receipt_proofs.receipt_proof(
+            self.store, self.trusted, who, req, checkpoint_proto
+        )
 
     async def add_cosignature(
         self, who: Identity, req: A.AddCosignatureRequest

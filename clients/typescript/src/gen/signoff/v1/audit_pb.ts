@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Outcome } from "./common_pb.js";
+import type { Outcome, Receipt } from "./common_pb.js";
 import { file_signoff_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file signoff/v1/audit.proto.
  */
 export const file_signoff_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChZzaWdub2ZmL3YxL2F1ZGl0LnByb3RvEgpzaWdub2ZmLnYxIs4BCgpDaGVja3BvaW50EgsKA3NlcRgBIAEoAxIRCgloZWFkX2hhc2gYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAQgASgJEhEKCXNpZ25hdHVyZRgFIAEoCRIRCgl0cmVlX3NpemUYBiABKAMSEQoJcm9vdF9oYXNoGAcgASgJEi0KDGNvc2lnbmF0dXJlcxgIIAMoCzIXLnNpZ25vZmYudjEuQ29zaWduYXR1cmUilAEKC0Nvc2lnbmF0dXJlEhIKCmxvZ19rZXlfaWQYASABKAkSEQoJdHJlZV9zaXplGAIgASgDEhEKCXJvb3RfaGFzaBgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZrZXlfaWQYBSABKAkSEQoJc2lnbmF0dXJlGAYgASgJIqYCCgpBdWRpdEVudHJ5EgsKA3NlcRgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAMgASgJEg0KBWFjdG9yGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSEwoLZGVjaXNpb25faWQYBiABKAkSEQoJcmV2aWV3X2lkGAcgASgJEhMKC2FjdGlvbl9uYW1lGAggASgJEiQKB291dGNvbWUYCSABKA4yEy5zaWdub2ZmLnYxLk91dGNvbWUSFgoOcG9saWN5X3ZlcnNpb24YCiABKAkSFAoMcGF5bG9hZF9qc29uGAsgASgJEhEKCXByZXZfaGFzaBgMIAEoCRIMCgRoYXNoGA0gASgJIt4CCgtBdWRpdEZpbHRlchIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXR5cGVzGAMgAygJEg4KBmFjdGlvbhgEIAEoCRIlCghvdXRjb21lcxgFIAMoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIRCglwcmluY2lwYWwYBiABKAkSEAoIcmV2aWV3ZXIYByABKAkSFgoOcmV2aWV3ZXJfZ3JvdXAYCCABKAkSDAoEcnVsZRgJIAEoCRIUCgxyZXZpZXdfc3RhdGUYCiABKAkSFgoOcG9saWN5X3ZlcnNpb24YCyABKAkSEwoLZGVjaXNpb25faWQYDCABKAkSEQoJcmV2aWV3X2lkGA0gASgJEhIKCnJlcXVlc3RfaWQYDiABKAkidwoRUXVlcnlBdWRpdFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcuc2lnbm9mZi52MS5BdWRpdEZpbHRlchISCgpkZXNjZW5kaW5nGAIgASgIEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlYKElF1ZXJ5QXVkaXRSZXNwb25zZRInCgdlbnRyaWVzGAEgAygLMhYuc2lnbm9mZi52MS5BdWRpdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJnChJFeHBvcnRBdWRpdFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcuc2lnbm9mZi52MS5BdWRpdEZpbHRlchIoCgZmb3JtYXQYAiABKA4yGC5zaWdub2ZmLnYxLkV4cG9ydEZvcm1hdCIsCgtFeHBvcnRDaHVuaxIMCgRkYXRhGAEgASgMEg8KB2VudHJpZXMYAiABKAMiVAoSVmVyaWZ5QXVkaXRSZXF1ZXN0EhAKCGZyb21fc2VxGAEgASgDEg4KBnRvX3NlcRgCIAEoAxIcChRmcm9tX2xhc3RfY2hlY2twb2ludBgDIAEoCCK3AQoTVmVyaWZ5QXVkaXRSZXNwb25zZRIKCgJvaxgBIAEoCBIXCg9lbnRyaWVzX2NoZWNrZWQYAiABKAMSFQoNZmlyc3RfYmFkX3NlcRgDIAEoAxIPCgdwcm9ibGVtGAQgASgJEhEKCWhlYWRfaGFzaBgFIAEoCRIQCghoZWFkX3NlcRgGIAEoAxIcChRjaGVja3BvaW50c192ZXJpZmllZBgHIAEoAxIQCghmcm9tX3NlcRgIIAEoAyI4ChVHZXRDaGVja3BvaW50c1JlcXVlc3QSEAoIZnJvbV9zZXEYASABKAMSDQoFbGltaXQYAiABKAUibQoWR2V0Q2hlY2twb2ludHNSZXNwb25zZRIrCgtjaGVja3BvaW50cxgBIAMoCzIWLnNpZ25vZmYudjEuQ2hlY2twb2ludBIWCg5wdWJsaWNfa2V5X3BlbRgCIAEoCRIOCgZrZXlfaWQYAyABKAkiOgoYR2V0SW5jbHVzaW9uUHJvb2ZSZXF1ZXN0EgsKA3NlcRgBIAEoAxIRCgl0cmVlX3NpemUYAiABKAMimQEKGUdldEluY2x1c2lvblByb29mUmVzcG9uc2USJQoFZW50cnkYASABKAsyFi5zaWdub2ZmLnYxLkF1ZGl0RW50cnkSEgoKbGVhZl9pbmRleBgCIAEoAxIRCgl0cmVlX3NpemUYAyABKAMSDQoFcHJvb2YYBCADKAwSEQoJcm9vdF9oYXNoGAUgASgJEgwKBGxlYWYYBiABKAwiOwoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSDQoFZmlyc3QYASABKAMSDgoGc2Vjb25kGAIgASgDIn4KG0dldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRINCgVmaXJzdBgBIAEoAxIOCgZzZWNvbmQYAiABKAMSDQoFcHJvb2YYAyADKAwSFwoPZmlyc3Rfcm9vdF9oYXNoGAQgASgJEhgKEHNlY29uZF9yb290X2hhc2gYBSABKAkiagoVQWRkQ29zaWduYXR1cmVSZXF1ZXN0EgsKA3NlcRgBIAEoAxIsCgtjb3NpZ25hdHVyZRgCIAEoCzIXLnNpZ25vZmYudjEuQ29zaWduYXR1cmUSFgoOcHVibGljX2tleV9wZW0YAyABKAkiLgoWQWRkQ29zaWduYXR1cmVSZXNwb25zZRIUCgxjb3NpZ25hdHVyZXMYASABKAUqXQoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNFWFBPUlRfRk9STUFUX0pTT05MEAESFQoRRVhQT1JUX0ZPUk1BVF9DU1YQAjLxBAoMQXVkaXRTZXJ2aWNlEksKClF1ZXJ5QXVkaXQSHS5zaWdub2ZmLnYxLlF1ZXJ5QXVkaXRSZXF1ZXN0Gh4uc2lnbm9mZi52MS5RdWVyeUF1ZGl0UmVzcG9uc2USSAoLRXhwb3J0QXVkaXQSHi5zaWdub2ZmLnYxLkV4cG9ydEF1ZGl0UmVxdWVzdBoXLnNpZ25vZmYudjEuRXhwb3J0Q2h1bmswARJOCgtWZXJpZnlBdWRpdBIeLnNpZ25vZmYudjEuVmVyaWZ5QXVkaXRSZXF1ZXN0Gh8uc2lnbm9mZi52MS5WZXJpZnlBdWRpdFJlc3BvbnNlElcKDkdldENoZWNrcG9pbnRzEiEuc2lnbm9mZi52MS5HZXRDaGVja3BvaW50c1JlcXVlc3QaIi5zaWdub2ZmLnYxLkdldENoZWNrcG9pbnRzUmVzcG9uc2USYAoRR2V0SW5jbHVzaW9uUHJvb2YSJC5zaWdub2ZmLnYxLkdldEluY2x1c2lvblByb29mUmVxdWVzdBolLnNpZ25vZmYudjEuR2V0SW5jbHVzaW9uUHJvb2ZSZXNwb25zZRJmChNHZXRDb25zaXN0ZW5jeVByb29mEiYuc2lnbm9mZi52MS5HZXRDb25zaXN0ZW5jeVByb29mUmVxdWVzdBonLnNpZ25vZmYudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlElcKDkFkZENvc2lnbmF0dXJlEiEuc2lnbm9mZi52MS5BZGRDb3NpZ25hdHVyZVJlcXVlc3QaIi5zaWdub2ZmLnYxLkFkZENvc2lnbmF0dXJlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_signoff_v1_common]);
+  fileDesc("ChZzaWdub2ZmL3YxL2F1ZGl0LnByb3RvEgpzaWdub2ZmLnYxIs4BCgpDaGVja3BvaW50EgsKA3NlcRgBIAEoAxIRCgloZWFkX2hhc2gYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAQgASgJEhEKCXNpZ25hdHVyZRgFIAEoCRIRCgl0cmVlX3NpemUYBiABKAMSEQoJcm9vdF9oYXNoGAcgASgJEi0KDGNvc2lnbmF0dXJlcxgIIAMoCzIXLnNpZ25vZmYudjEuQ29zaWduYXR1cmUilAEKC0Nvc2lnbmF0dXJlEhIKCmxvZ19rZXlfaWQYASABKAkSEQoJdHJlZV9zaXplGAIgASgDEhEKCXJvb3RfaGFzaBgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZrZXlfaWQYBSABKAkSEQoJc2lnbmF0dXJlGAYgASgJIqYCCgpBdWRpdEVudHJ5EgsKA3NlcRgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAMgASgJEg0KBWFjdG9yGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSEwoLZGVjaXNpb25faWQYBiABKAkSEQoJcmV2aWV3X2lkGAcgASgJEhMKC2FjdGlvbl9uYW1lGAggASgJEiQKB291dGNvbWUYCSABKA4yEy5zaWdub2ZmLnYxLk91dGNvbWUSFgoOcG9saWN5X3ZlcnNpb24YCiABKAkSFAoMcGF5bG9hZF9qc29uGAsgASgJEhEKCXByZXZfaGFzaBgMIAEoCRIMCgRoYXNoGA0gASgJIt4CCgtBdWRpdEZpbHRlchIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXR5cGVzGAMgAygJEg4KBmFjdGlvbhgEIAEoCRIlCghvdXRjb21lcxgFIAMoDjITLnNpZ25vZmYudjEuT3V0Y29tZRIRCglwcmluY2lwYWwYBiABKAkSEAoIcmV2aWV3ZXIYByABKAkSFgoOcmV2aWV3ZXJfZ3JvdXAYCCABKAkSDAoEcnVsZRgJIAEoCRIUCgxyZXZpZXdfc3RhdGUYCiABKAkSFgoOcG9saWN5X3ZlcnNpb24YCyABKAkSEwoLZGVjaXNpb25faWQYDCABKAkSEQoJcmV2aWV3X2lkGA0gASgJEhIKCnJlcXVlc3RfaWQYDiABKAkidwoRUXVlcnlBdWRpdFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcuc2lnbm9mZi52MS5BdWRpdEZpbHRlchISCgpkZXNjZW5kaW5nGAIgASgIEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlYKElF1ZXJ5QXVkaXRSZXNwb25zZRInCgdlbnRyaWVzGAEgAygLMhYuc2lnbm9mZi52MS5BdWRpdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJnChJFeHBvcnRBdWRpdFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcuc2lnbm9mZi52MS5BdWRpdEZpbHRlchIoCgZmb3JtYXQYAiABKA4yGC5zaWdub2ZmLnYxLkV4cG9ydEZvcm1hdCIsCgtFeHBvcnRDaHVuaxIMCgRkYXRhGAEgASgMEg8KB2VudHJpZXMYAiABKAMiVAoSVmVyaWZ5QXVkaXRSZXF1ZXN0EhAKCGZyb21fc2VxGAEgASgDEg4KBnRvX3NlcRgCIAEoAxIcChRmcm9tX2xhc3RfY2hlY2twb2ludBgDIAEoCCK3AQoTVmVyaWZ5QXVkaXRSZXNwb25zZRIKCgJvaxgBIAEoCBIXCg9lbnRyaWVzX2NoZWNrZWQYAiABKAMSFQoNZmlyc3RfYmFkX3NlcRgDIAEoAxIPCgdwcm9ibGVtGAQgASgJEhEKCWhlYWRfaGFzaBgFIAEoCRIQCghoZWFkX3NlcRgGIAEoAxIcChRjaGVja3BvaW50c192ZXJpZmllZBgHIAEoAxIQCghmcm9tX3NlcRgIIAEoAyI4ChVHZXRDaGVja3BvaW50c1JlcXVlc3QSEAoIZnJvbV9zZXEYASABKAMSDQoFbGltaXQYAiABKAUibQoWR2V0Q2hlY2twb2ludHNSZXNwb25zZRIrCgtjaGVja3BvaW50cxgBIAMoCzIWLnNpZ25vZmYudjEuQ2hlY2twb2ludBIWCg5wdWJsaWNfa2V5X3BlbRgCIAEoCRIOCgZrZXlfaWQYAyABKAkiOgoYR2V0SW5jbHVzaW9uUHJvb2ZSZXF1ZXN0EgsKA3NlcRgBIAEoAxIRCgl0cmVlX3NpemUYAiABKAMimQEKGUdldEluY2x1c2lvblByb29mUmVzcG9uc2USJQoFZW50cnkYASABKAsyFi5zaWdub2ZmLnYxLkF1ZGl0RW50cnkSEgoKbGVhZl9pbmRleBgCIAEoAxIRCgl0cmVlX3NpemUYAyABKAMSDQoFcHJvb2YYBCADKAwSEQoJcm9vdF9oYXNoGAUgASgJEgwKBGxlYWYYBiABKAwigAEKFkdldFJlY2VpcHRQcm9vZlJlcXVlc3QSJAoHcmVjZWlwdBgBIAEoCzITLnNpZ25vZmYudjEuUmVjZWlwdBIRCgl0cmVlX3NpemUYAiABKAMSGAoQbWluX2Nvc2lnbmF0dXJlcxgDIAEoBRITCgt1bndpdG5lc3NlZBgEIAEoCCKRAQoMUmVjZWlwdFByb29mEiQKB3JlY2VpcHQYASABKAsyEy5zaWdub2ZmLnYxLlJlY2VpcHQSDAoEbGVhZhgCIAEoDBISCgpsZWFmX2luZGV4GAMgASgDEg0KBXByb29mGAQgAygMEioKCmNoZWNrcG9pbnQYBSABKAsyFi5zaWdub2ZmLnYxLkNoZWNrcG9pbnQiOwoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSDQoFZmlyc3QYASABKAMSDgoGc2Vjb25kGAIgASgDIn4KG0dldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRINCgVmaXJzdBgBIAEoAxIOCgZzZWNvbmQYAiABKAMSDQoFcHJvb2YYAyADKAwSFwoPZmlyc3Rfcm9vdF9oYXNoGAQgASgJEhgKEHNlY29uZF9yb290X2hhc2gYBSABKAkiagoVQWRkQ29zaWduYXR1cmVSZXF1ZXN0EgsKA3NlcRgBIAEoAxIsCgtjb3NpZ25hdHVyZRgCIAEoCzIXLnNpZ25vZmYudjEuQ29zaWduYXR1cmUSFgoOcHVibGljX2tleV9wZW0YAyABKAkiLgoWQWRkQ29zaWduYXR1cmVSZXNwb25zZRIUCgxjb3NpZ25hdHVyZXMYASABKAUqXQoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNFWFBPUlRfRk9STUFUX0pTT05MEAESFQoRRVhQT1JUX0ZPUk1BVF9DU1YQAjLCBQoMQXVkaXRTZXJ2aWNlEksKClF1ZXJ5QXVkaXQSHS5zaWdub2ZmLnYxLlF1ZXJ5QXVkaXRSZXF1ZXN0Gh4uc2lnbm9mZi52MS5RdWVyeUF1ZGl0UmVzcG9uc2USSAoLRXhwb3J0QXVkaXQSHi5zaWdub2ZmLnYxLkV4cG9ydEF1ZGl0UmVxdWVzdBoXLnNpZ25vZmYudjEuRXhwb3J0Q2h1bmswARJOCgtWZXJpZnlBdWRpdBIeLnNpZ25vZmYudjEuVmVyaWZ5QXVkaXRSZXF1ZXN0Gh8uc2lnbm9mZi52MS5WZXJpZnlBdWRpdFJlc3BvbnNlElcKDkdldENoZWNrcG9pbnRzEiEuc2lnbm9mZi52MS5HZXRDaGVja3BvaW50c1JlcXVlc3QaIi5zaWdub2ZmLnYxLkdldENoZWNrcG9pbnRzUmVzcG9uc2USYAoRR2V0SW5jbHVzaW9uUHJvb2YSJC5zaWdub2ZmLnYxLkdldEluY2x1c2lvblByb29mUmVxdWVzdBolLnNpZ25vZmYudjEuR2V0SW5jbHVzaW9uUHJvb2ZSZXNwb25zZRJmChNHZXRDb25zaXN0ZW5jeVByb29mEiYuc2lnbm9mZi52MS5HZXRDb25zaXN0ZW5jeVByb29mUmVxdWVzdBonLnNpZ25vZmYudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlElcKDkFkZENvc2lnbmF0dXJlEiEuc2lnbm9mZi52MS5BZGRDb3NpZ25hdHVyZVJlcXVlc3QaIi5zaWdub2ZmLnYxLkFkZENvc2lnbmF0dXJlUmVzcG9uc2USTwoPR2V0UmVjZWlwdFByb29mEiIuc2lnbm9mZi52MS5HZXRSZWNlaXB0UHJvb2ZSZXF1ZXN0Ghguc2lnbm9mZi52MS5SZWNlaXB0UHJvb2ZiBnByb3RvMw", [file_google_protobuf_timestamp, file_signoff_v1_common]);
 
 /**
  * A signed statement that the chain had `head_hash` at `seq` at `time`. The signature is
@@ -749,6 +749,103 @@ export const GetInclusionProofResponseSchema: GenMessage<GetInclusionProofRespon
   messageDesc(file_signoff_v1_audit, 13);
 
 /**
+ * Which receipt to prove, and into which checkpoint.
+ *
+ * @generated from message signoff.v1.GetReceiptProofRequest
+ */
+export type GetReceiptProofRequest = Message<"signoff.v1.GetReceiptProofRequest"> & {
+  /**
+   * The receipt as Evaluate, GetReview, WatchReview or SubmitReview returned it.
+   *
+   * @generated from field: signoff.v1.Receipt receipt = 1;
+   */
+  receipt?: Receipt | undefined;
+
+  /**
+   * The checkpoint to prove into, by its tree size; 0: the newest one covering the entry
+   * that carries at least `min_cosignatures` co-signatures.
+   *
+   * @generated from field: int64 tree_size = 2;
+   */
+  treeSize: bigint;
+
+  /**
+   * Co-signatures the chosen checkpoint must carry when `tree_size` is 0 (0 means 1).
+   *
+   * @generated from field: int32 min_cosignatures = 3;
+   */
+  minCosignatures: number;
+
+  /**
+   * Accept a checkpoint no witness co-signed (a deployment without witnesses): the proof
+   * then rests on the server's key alone.
+   *
+   * @generated from field: bool unwitnessed = 4;
+   */
+  unwitnessed: boolean;
+};
+
+/**
+ * Describes the message signoff.v1.GetReceiptProofRequest.
+ * Use `create(GetReceiptProofRequestSchema)` to create a new message.
+ */
+export const GetReceiptProofRequestSchema: GenMessage<GetReceiptProofRequest> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_audit, 14);
+
+/**
+ * A receipt and the proof that the audit log records its allow: the receipt's decision
+ * (AUTO_ALLOW) or its review's approving act is the entry at seq `leaf_index` + 1, in the
+ * tree `checkpoint` signs and its witnesses co-signed. Verify it with
+ * signoff_client.receipt_proofs.verify or the TypeScript verifyReceiptProof: no server.
+ *
+ * @generated from message signoff.v1.ReceiptProof
+ */
+export type ReceiptProof = Message<"signoff.v1.ReceiptProof"> & {
+  /**
+   * The receipt, unchanged.
+   *
+   * @generated from field: signoff.v1.Receipt receipt = 1;
+   */
+  receipt?: Receipt | undefined;
+
+  /**
+   * The entry's canonical bytes (RFC 8785 JSON of every field, the bytes its chain hash
+   * covers after prev_hash): the tree's leaf is SHA-256(0x00 || leaf).
+   *
+   * @generated from field: bytes leaf = 2;
+   */
+  leaf: Uint8Array;
+
+  /**
+   * seq - 1.
+   *
+   * @generated from field: int64 leaf_index = 3;
+   */
+  leafIndex: bigint;
+
+  /**
+   * The audit path from the leaf up to the checkpoint's root (32-byte hashes).
+   *
+   * @generated from field: repeated bytes proof = 4;
+   */
+  proof: Uint8Array[];
+
+  /**
+   * A version 2 checkpoint (tree_size >= seq) with the co-signatures stored for it.
+   *
+   * @generated from field: signoff.v1.Checkpoint checkpoint = 5;
+   */
+  checkpoint?: Checkpoint | undefined;
+};
+
+/**
+ * Describes the message signoff.v1.ReceiptProof.
+ * Use `create(ReceiptProofSchema)` to create a new message.
+ */
+export const ReceiptProofSchema: GenMessage<ReceiptProof> = /*@__PURE__*/
+  messageDesc(file_signoff_v1_audit, 15);
+
+/**
  * Two sizes of the log.
  *
  * @generated from message signoff.v1.GetConsistencyProofRequest
@@ -774,7 +871,7 @@ export type GetConsistencyProofRequest = Message<"signoff.v1.GetConsistencyProof
  * Use `create(GetConsistencyProofRequestSchema)` to create a new message.
  */
 export const GetConsistencyProofRequestSchema: GenMessage<GetConsistencyProofRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 14);
+  messageDesc(file_signoff_v1_audit, 16);
 
 /**
  * A consistency proof between the trees of `first` and `second` entries.
@@ -824,7 +921,7 @@ export type GetConsistencyProofResponse = Message<"signoff.v1.GetConsistencyProo
  * Use `create(GetConsistencyProofResponseSchema)` to create a new message.
  */
 export const GetConsistencyProofResponseSchema: GenMessage<GetConsistencyProofResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 15);
+  messageDesc(file_signoff_v1_audit, 17);
 
 /**
  * @generated from message signoff.v1.AddCosignatureRequest
@@ -857,7 +954,7 @@ export type AddCosignatureRequest = Message<"signoff.v1.AddCosignatureRequest"> 
  * Use `create(AddCosignatureRequestSchema)` to create a new message.
  */
 export const AddCosignatureRequestSchema: GenMessage<AddCosignatureRequest> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 16);
+  messageDesc(file_signoff_v1_audit, 18);
 
 /**
  * @generated from message signoff.v1.AddCosignatureResponse
@@ -876,7 +973,7 @@ export type AddCosignatureResponse = Message<"signoff.v1.AddCosignatureResponse"
  * Use `create(AddCosignatureResponseSchema)` to create a new message.
  */
 export const AddCosignatureResponseSchema: GenMessage<AddCosignatureResponse> = /*@__PURE__*/
-  messageDesc(file_signoff_v1_audit, 17);
+  messageDesc(file_signoff_v1_audit, 19);
 
 /**
  * Export format.
@@ -987,6 +1084,18 @@ export const AuditService: GenService<{
     methodKind: "unary";
     input: typeof AddCosignatureRequestSchema;
     output: typeof AddCosignatureResponseSchema;
+  },
+  /**
+   * A receipt upgraded with the proof that its allow is in the log, up to a checkpoint
+   * witnesses co-signed: checkable offline by anyone holding the keys (auditors, and the
+   * agent the receipt was issued to).
+   *
+   * @generated from rpc signoff.v1.AuditService.GetReceiptProof
+   */
+  getReceiptProof: {
+    methodKind: "unary";
+    input: typeof GetReceiptProofRequestSchema;
+    output: typeof ReceiptProofSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_signoff_v1_audit, 0);
