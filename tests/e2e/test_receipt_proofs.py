@@ -6,6 +6,7 @@ each way a proof can lie caught; who may ask; what an unwitnessed log answers.""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import grpc
 import pytest
@@ -264,3 +265,77 @@ def _entry_principal(server: ServerHandle, decision_id: str) -> str:
         .entries
     )
     return entries[0].actor
+
+
+async def test_the_python_clients_upgrade_a_decisions_receipt(server):
+    from signoff_client import AsyncClient, Client
+    from signoff_client.errors import FailedPrecondition
+
+    with Client(server.target, token="bot-0") as signoff:
+        decision = signoff.evaluate("refund.issue", {"amount": 10}, principal="bot-0")
+        assert decision.receipt is not None
+        _checkpoint(server)
+        with pytest.raises(FailedPrecondition, match="ask again later"):
+            signoff.receipt_proof(decision)
+        cp = _checkpoint(server)  # nothing new to sign: the same checkpoint
+        _cosign(server, cp)
+        proof = signoff.receipt_proof(decision)
+        with pytest.raises(TypeError, match="receipt"):
+            signoff.receipt_proof(object())
+    async with AsyncClient(server.target, token="bot-0") as signoff:
+        again = await signoff.receipt_proof(decision.receipt, min_cosignatures=2)
+    assert again == proof
+    logged = receipt_proofs.verify(proof, _key(server), witness_keys=WITNESS_PEMS, quorum=2)
+    assert logged.receipt.decision_id == decision.decision_id
+
+
+async def test_the_cli_upgrades_a_receipt_and_a_third_party_checks_it_offline(server, tmp_path):
+    from google.protobuf import json_format
+
+    from .test_cli_audit import _cli
+
+    allowed, review = _receipts(server)
+    cp = _checkpoint(server)
+    _cosign(server, cp)
+    log_pub = tmp_path / "log.pub"
+    log_pub.write_text(_key(server))
+    wits = []
+    for i, pem in enumerate(WITNESS_PEMS):
+        wits += ["--witness-key", str(tmp_path / f"w{i}.pub")]
+        (tmp_path / f"w{i}.pub").write_text(pem)
+    receipt = tmp_path / "receipt.bin"
+    receipt.write_bytes(allowed.receipt.SerializeToString())
+    proof = tmp_path / "proof.bin"
+    code, out, err = await _cli(server, "receipt", str(receipt), "-o", str(proof), *wits)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"ok: the AUTO_ALLOW of decision {allowed.decision_id} is entry ")
+    assert "co-signed by 2 witness(es)" in out
+    assert "with the server's own key" in out
+    # The third party: no server (an address nothing listens on), the keys it trusts.
+    offline = ["--check", str(proof), "--public-key", str(log_pub), *wits, "--json"]
+    code, out, err = await _cli(None, "receipt", *offline, target="127.0.0.1:1")
+    assert (code, err) == (0, "")
+    shown = json.loads(out)
+    assert shown["decision_id"] == allowed.decision_id
+    assert shown["entry_type"] == "decision"
+    assert len(shown["witnesses"]) == 2
+    # A review's receipt, given as JSON; the proof must hold a quorum of 3: it does not.
+    as_json = tmp_path / "review-receipt.json"
+    as_json.write_text(json_format.MessageToJson(review.receipt))
+    code, out, err = await _cli(server, "receipt", str(as_json), "-o", str(proof), *wits)
+    assert (code, err) == (0, "")
+    assert f"APPROVED of review {review.review_id}" in out
+    code, out, err = await _cli(
+        None, "receipt", *offline[:-1], "--quorum", "3", target="127.0.0.1:1"
+    )
+    assert code == 1
+    assert err.startswith("FAILED: ")
+    assert "3 needed" in err
+    # Bad input: named, exit 2.
+    (tmp_path / "junk").write_bytes(b"\xff\x00junk")
+    code, _, err = await _cli(server, "receipt", str(tmp_path / "junk"), "-o", "x")
+    assert code == 2
+    assert "not a Receipt" in err
+    code, _, err = await _cli(server, "receipt", str(receipt))
+    assert code == 2
+    assert "-o/--output" in err

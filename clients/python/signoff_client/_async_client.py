@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from signoff_client import _approval
 from signoff_client._base import BaseClient, ChannelOptions, PrincipalLike, ResourceLike
-from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
+from signoff_client._gen import audit_pb2, audit_pb2_grpc, decision_pb2_grpc, review_pb2_grpc
 from signoff_client.models import Decision, Explanation, Request, Screening
 from signoff_client.reviews import Approval, Review, ReviewPage, ReviewState, Verdict
 
@@ -52,6 +52,7 @@ class AsyncClient(BaseClient):
             self._channel = grpc.aio.secure_channel(target, credentials, options=self._options)
         self._decisions = decision_pb2_grpc.DecisionServiceStub(self._channel)
         self._reviews = review_pb2_grpc.ReviewServiceStub(self._channel)
+        self._audit = audit_pb2_grpc.AuditServiceStub(self._channel)
 
     async def evaluate(
         self,
@@ -213,6 +214,22 @@ class AsyncClient(BaseClient):
         """Approve, modify (with `params`) or reject, as a reviewer; returns the new review."""
         req = self._submit_request(review_id, verdict, expected_version, params, comment)
         return Review.from_proto(await self._call(self._reviews.SubmitReview, req, timeout))
+
+    async def receipt_proof(
+        self,
+        receipt: Any,
+        *,
+        tree_size: int = 0,
+        min_cosignatures: int = 0,
+        unwitnessed: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> audit_pb2.ReceiptProof:
+        """Upgrade `receipt` (a Receipt, or a Decision, Review or Approval carrying one)
+        with the proof that the log records its allow, up to a checkpoint witnesses
+        co-signed; check it offline with `receipt_proofs.verify`. FailedPrecondition
+        until a witness co-signed a checkpoint covering it: ask again later."""
+        req = self._receipt_proof_request(receipt, tree_size, min_cosignatures, unwitnessed)
+        return await self._call(self._audit.GetReceiptProof, req, timeout)
 
     async def cancel_review(
         self,

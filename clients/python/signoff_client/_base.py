@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 
 from signoff_client import _request, _struct
-from signoff_client._gen import common_pb2, decision_pb2, review_pb2
+from signoff_client._gen import audit_pb2, common_pb2, decision_pb2, review_pb2
 from signoff_client._retry import RETRYABLE, Attempts, Reconnects, RetryPolicy
 from signoff_client.errors import (
     InvalidArgument,
@@ -126,6 +126,23 @@ class BaseClient:
 
     def _watch_request(self, review_id: str) -> review_pb2.WatchReviewRequest:
         return review_pb2.WatchReviewRequest(review_id=_review_id(review_id))
+
+    def _receipt_proof_request(
+        self, receipt: Any, tree_size: int, min_cosignatures: int, unwitnessed: bool
+    ) -> audit_pb2.GetReceiptProofRequest:
+        raw = (
+            receipt
+            if isinstance(receipt, common_pb2.Receipt)
+            else getattr(receipt, "receipt", None)
+        )
+        if not isinstance(raw, common_pb2.Receipt) or not raw.payload:
+            raise TypeError("receipt: expected a Receipt, or a Decision/Review/Approval with one")
+        return audit_pb2.GetReceiptProofRequest(
+            receipt=raw,
+            tree_size=tree_size,
+            min_cosignatures=min_cosignatures,
+            unwitnessed=unwitnessed,
+        )
 
     def _cancel_request(self, review_id: str, reason: str) -> review_pb2.CancelReviewRequest:
         _check_str(reason, "reason")

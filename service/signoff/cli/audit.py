@@ -25,7 +25,7 @@ from typing import IO, Any
 import grpc
 from google.protobuf.message import Message
 
-from signoff.cli import audit_proof, audit_witness, short_ids
+from signoff.cli import audit_proof, audit_receipt, audit_witness, short_ids
 from signoff.cli import audit_view as view
 from signoff.cli.audit_filters import FILTERS, parse_filters
 from signoff.cli.remote import (
@@ -136,6 +136,13 @@ def add_parser(sub: Any) -> None:
         "proof", parents=[common], help="prove an entry is in the signed log, offline checks"
     )
     audit_proof.add_arguments(pr)
+
+    rc = asub.add_parser(
+        "receipt",
+        parents=[common],
+        help="upgrade a receipt with the proof its allow is in the witnessed log, or check one",
+    )
+    audit_receipt.add_arguments(rc)
 
     wi = asub.add_parser(
         "witness",
@@ -460,5 +467,6 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "verify": _verify,
     "checkpoints": _checkpoints,
     "proof": audit_proof.run,
+    "receipt": audit_receipt.run,
     "witness": audit_witness.run,
 }
