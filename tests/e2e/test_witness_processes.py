@@ -242,6 +242,36 @@ def test_a_head_inconsistent_with_the_witness_memory_raises_the_alarm(
     assert state_of(state).log(cp.key_id).last == w.Head(cp.tree_size + 50, "ab" * 32)
 
 
+def test_a_server_that_refuses_a_consistency_proof_raises_the_alarm(
+    served: Served, tmp_path: Path, hook: str
+) -> None:
+    import sqlite3
+
+    key, state = witness_key(tmp_path / "w.pem"), tmp_path / "state"
+    served.traffic(3)
+    first = served.newest(3)
+    assert witness(served, key, state).returncode == 0
+    served.traffic(4)
+    second = served.newest(first.tree_size + 4)
+    # Whoever holds the database drops the tree's guard and its nodes: the server can no
+    # longer show that the head the witness co-signed is a prefix of the new one, and says
+    # so (FAILED_PRECONDITION).
+    with sqlite3.connect(served.db) as db:
+        db.execute("DROP TRIGGER audit_tree_no_delete")
+        db.execute("DELETE FROM audit_tree")
+    done = witness(served, key, state, "--webhook", hook)
+    assert done.returncode == 4, done.stderr
+    assert "ALARM (proof_fails)" in done.stderr
+    assert (
+        f"refused a consistency proof from size {first.tree_size} to size {second.tree_size}"
+        in done.stderr
+    )
+    assert "lacks node" in done.stderr
+    [posted] = Hook.posted
+    assert posted["alarm"] == "proof_fails"
+    assert state_of(state).log(first.key_id).last == w.Head(first.tree_size, first.root_hash)
+
+
 def test_a_state_file_that_is_not_a_witness_state_is_refused(
     served: Served, tmp_path: Path
 ) -> None:

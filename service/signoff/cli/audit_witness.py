@@ -26,6 +26,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from signoff.app.audit.witness import cosignature_from_proto, cosignature_proto
 from signoff.cli.remote import EXIT_USAGE, CliError
 from signoff.cli.when import duration_type
@@ -37,6 +39,17 @@ from signoff_client._gen import audit_pb2 as A
 
 EXIT_ALARM = 4  # the log is inconsistent with what a witness saw: someone must look
 STATE_FILE = "state.json"
+# A server that answers one of these to a consistency proof between two heads it signed
+# says it cannot show they are one log: the alarm. Other failures (unreachable, too slow,
+# a token problem) are the witness's or the network's, and the next poll tries again.
+REFUSALS = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.OUT_OF_RANGE,
+    }
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -105,8 +118,9 @@ def round_once(client: Any, key: Any, log_key: Any, state_dir: Path) -> w.Alarm 
     last = mine.last
     proof: list[bytes] | None = None
     if last is not None and 0 < last.size < cp.tree_size and cp.key_id == log_kid:
-        req = A.GetConsistencyProofRequest(first=last.size, second=cp.tree_size)
-        proof = list(client.call("GetConsistencyProof", req).proof)
+        proof = consistency(client, last.size, cp.tree_size)
+        if isinstance(proof, w.Alarm):
+            return proof
     verdict = w.decide(mine, cp, log_key, proof)
     if isinstance(verdict, w.Alarm):
         return verdict
@@ -128,6 +142,24 @@ def round_once(client: Any, key: Any, log_key: Any, state_dir: Path) -> w.Alarm 
         flush=True,  # one line per round, seen as it happens when piped to a log
     )
     return None
+
+
+def consistency(client: Any, first: int, second: int) -> list[bytes] | w.Alarm:
+    """The server's consistency proof between sizes `first` and `second` (both heads it
+    signed), or the PROOF_FAILS alarm if it refuses to give one."""
+    req = A.GetConsistencyProofRequest(first=first, second=second)
+    try:
+        return list(client.call("GetConsistencyProof", req).proof)
+    except grpc.RpcError as exc:
+        code = exc.code() if isinstance(exc, grpc.Call) else None
+        if code not in REFUSALS:
+            raise
+        details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+        return w.Alarm(
+            w.Reason.PROOF_FAILS,
+            f"the server refused a consistency proof from size {first} to size {second}, "
+            f"two heads it signed: {details}",
+        )
 
 
 def core_checkpoint(msg: A.Checkpoint) -> checkpoints.Checkpoint:
@@ -216,9 +248,8 @@ def compare(client: Any, dir_a: Path, dir_b: Path, webhook: str | None) -> int:
         found = w.compare(a.log(kid), b.log(kid))
         if isinstance(found, tuple):
             small, big = found
-            req = A.GetConsistencyProofRequest(first=small.size, second=big.size)
-            proof = list(client.call("GetConsistencyProof", req).proof) if small.size else []
-            found = w.check_pair(small, big, proof)
+            proof = consistency(client, small.size, big.size) if small.size else []
+            found = proof if isinstance(proof, w.Alarm) else w.check_pair(small, big, proof)
         if found is not None:
             raise_alarm(found, webhook, kid)
             return EXIT_ALARM
@@ -247,7 +278,8 @@ def live_problem(client: Any, witnesses: Witnesses) -> str:
             f"the newest witnessed checkpoint signs {cp.tree_size} entries, the trusted head "
             f"{head.size}: seq {cp.tree_size + 1}..{head.size} lost (the tail was cut)"
         )
-    req = A.GetConsistencyProofRequest(first=head.size, second=cp.tree_size)
-    proof = [] if head.size == cp.tree_size else list(client.call("GetConsistencyProof", req).proof)
+    proof = [] if head.size == cp.tree_size else consistency(client, head.size, cp.tree_size)
+    if isinstance(proof, w.Alarm):
+        return proof.message
     alarm = w.check_pair(head, w.Head(cp.tree_size, cp.root_hash), proof)
     return "" if alarm is None else alarm.message.removeprefix("split view: ")
