@@ -272,6 +272,48 @@ def test_a_server_that_refuses_a_consistency_proof_raises_the_alarm(
     assert state_of(state).log(first.key_id).last == w.Head(first.tree_size, first.root_hash)
 
 
+def test_a_rotated_log_key_must_extend_what_the_witness_co_signed(
+    served: Served, tmp_path: Path, hook: str
+) -> None:
+    key, state = witness_key(tmp_path / "w.pem"), tmp_path / "state"
+    served.traffic(3)
+    old = served.newest(3)
+    assert witness(served, key, state).returncode == 0
+    served.stop()
+    # The operator rotates the log key: the same database, a new signing key.
+    (tmp_path / "rotated").mkdir()
+    rotated = Served(tmp_path / "rotated", db=served.db)
+    try:
+        rotated.traffic(2, tag="after")
+        new = rotated.newest(old.tree_size + 2)
+        assert new.key_id != old.key_id
+        # Pinned to the new key alone, the witness would start a new memory: refused.
+        only_new = [*CLI, "audit", "witness", "--server", rotated.target, "--token", "wit",
+                    "--witness-key", str(key), "--log-key", str(rotated.public),
+                    "--state", str(state), "--once"]  # fmt: skip
+        done = subprocess.run(only_new, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2
+        assert f"remembers log key(s) {old.key_id}" in done.stderr
+        assert "--log-key OLD.pub --log-key NEW.pub" in done.stderr
+        # Both keys: the new key's head must extend the old key's, by a consistency proof.
+        both = [*only_new, "--log-key", str(served.public)]
+        done = subprocess.run(both, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert f"co-signed tree head {new.tree_size}" in done.stdout
+        assert state_of(state).log(new.key_id).last == w.Head(new.tree_size, new.root_hash)
+        # Had the old key co-signed a longer log, the new key's shorter one is the alarm.
+        doc = json.loads((state / "state.json").read_text())
+        doc["logs"][old.key_id].append({"size": new.tree_size + 50, "root": "ab" * 32})
+        (state / "state.json").write_text(json.dumps(doc))
+        done = subprocess.run(
+            [*both, "--webhook", hook], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 4
+        assert "ALARM (size_went_down)" in done.stderr
+    finally:
+        rotated.stop()
+
+
 def test_a_state_file_that_is_not_a_witness_state_is_refused(
     served: Served, tmp_path: Path
 ) -> None:

@@ -328,3 +328,13 @@ def test_witnesses_that_agree_need_nothing() -> None:
     head = w.Head(3, Log(3).root(3))
     assert w.compare(remembered(head), remembered(head)) is None
     assert w.compare(remembered(head), w.LogState()) is None
+
+
+def test_the_memory_of_a_log_spans_its_rotated_keys() -> None:
+    a, b = w.Head(3, "aa" * 32), w.Head(9, "bb" * 32)
+    state = (
+        w.WitnessState().with_log("1" * 16, w.LogState((b,))).with_log("2" * 16, w.LogState((a,)))
+    )
+    assert w.merged(state, ["1" * 16, "2" * 16]).heads == (a, b)  # by size: the last is 9
+    assert w.merged(state, ["2" * 16]).last == a  # one key: its own memory, as stored
+    assert w.merged(state, ["3" * 16]).last is None

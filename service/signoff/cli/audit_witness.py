@@ -58,7 +58,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--witness-key", type=Path, help="the witness's Ed25519 private key (PEM, kept here)"
     )
-    p.add_argument("--log-key", type=Path, help="the log's public key (PEM), pinned")
+    p.add_argument(
+        "--log-key",
+        type=Path,
+        action="append",
+        help="the log's public key (PEM), pinned; repeat it across a rotation: every key's "
+        "checkpoints must extend the one log this witness remembers",
+    )
     p.add_argument("--state", type=Path, help="directory of the witness's state (its own disk)")
     p.add_argument(
         "--interval",
@@ -67,6 +73,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="time between polls (default 30s)",
     )
     p.add_argument("--once", action="store_true", help="one round, then exit")
+    p.add_argument(
+        "--new-log",
+        action="store_true",
+        help="the --state remembers other log keys only, and this is another log: start "
+        "its memory at its next checkpoint (never for a rotated key: pin the old one too)",
+    )
     p.add_argument("--webhook", help="URL to POST an alarm to (JSON)")
     p.add_argument(
         "--compare",
@@ -90,34 +102,51 @@ def run(client: Any, args: argparse.Namespace) -> int:
         raise CliError(f"witness needs {', '.join(missing)}", EXIT_USAGE)
     try:
         key = checkpoints.load_or_create_key(args.witness_key, create=False)
-        log_key = checkpoints.load_public_key(args.log_key)
+        log_keys = [checkpoints.load_public_key(p) for p in args.log_key]
     except checkpoints.SigningKeyError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     checkpoints.make_private_dir(args.state)
+    pinned = [checkpoints.key_id(k) for k in log_keys]
+    known = sorted(load_state(args.state).logs)
+    if known and not set(pinned) & set(known) and not args.new_log:
+        # A key the memory has never seen would start from trust on first use: after a
+        # rotation that would let whoever holds the server cut the tail past this witness.
+        raise CliError(
+            f"{args.state} remembers log key(s) {', '.join(known)}, not {', '.join(pinned)}: "
+            "after a rotation pass the old key too (--log-key OLD.pub --log-key NEW.pub), so "
+            "the new key's checkpoints must extend what this witness co-signed; for another "
+            "log, --new-log",
+            EXIT_USAGE,
+        )
     while True:
-        alarm = round_once(client, key, log_key, args.state)
+        alarm = round_once(client, key, log_keys, args.state)
         if alarm is not None:
-            raise_alarm(alarm, args.webhook, checkpoints.key_id(log_key))
+            raise_alarm(alarm, args.webhook, checkpoints.key_id(log_keys[-1]))
             return EXIT_ALARM
         if args.once:
             return 0
         time.sleep(args.interval.total_seconds())  # a poll: nothing to await in a CLI loop
 
 
-def round_once(client: Any, key: Any, log_key: Any, state_dir: Path) -> w.Alarm | None:
+def round_once(client: Any, key: Any, log_keys: list[Any], state_dir: Path) -> w.Alarm | None:
     """One poll: judge the newest checkpoint; co-sign it or return the alarm."""
     state = load_state(state_dir)
-    log_kid = checkpoints.key_id(log_key)
+    pinned = {checkpoints.key_id(k): k for k in log_keys}
     resp = client.call("GetCheckpoints", A.GetCheckpointsRequest(limit=1))
     if not resp.checkpoints:
         print("witness: no checkpoint yet", flush=True)
         return None
     msg = resp.checkpoints[-1]
     cp = core_checkpoint(msg)
-    mine = state.log(log_kid)
+    # Any pinned key's checkpoint (the log's key before and after a rotation) must extend
+    # everything co-signed under any of them: a new key never starts a new memory, so a
+    # rotation cannot be used to cut the tail past a witness.
+    log_kid = cp.key_id if cp.key_id in pinned else checkpoints.key_id(log_keys[-1])
+    log_key = pinned[log_kid]
+    mine = w.merged(state, list(pinned))
     last = mine.last
     proof: list[bytes] | None = None
-    if last is not None and 0 < last.size < cp.tree_size and cp.key_id == log_kid:
+    if last is not None and 0 < last.size < cp.tree_size and cp.key_id in pinned:
         proof = consistency(client, last.size, cp.tree_size)
         if isinstance(proof, w.Alarm):
             return proof

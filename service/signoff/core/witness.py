@@ -150,6 +150,16 @@ class WitnessState:
         return WitnessState({**self.logs, log_key_id: state})
 
 
+def merged(state: WitnessState, log_key_ids: Sequence[str]) -> LogState:
+    """The memory of one log signed by any of `log_key_ids` (its keys across rotations):
+    every head co-signed under any of them, by size (a log only grows, so the largest is
+    the last), the newest HISTORY_LIMIT."""
+    if len(log_key_ids) == 1:
+        return state.log(log_key_ids[0])
+    heads = {h for kid in log_key_ids for h in state.log(kid).heads}
+    return LogState(tuple(sorted(heads, key=lambda h: (h.size, h.root)))[-HISTORY_LIMIT:])
+
+
 def state_to_json(state: WitnessState) -> dict[str, Any]:
     """The JSON form a witness persists (versioned)."""
     return {
