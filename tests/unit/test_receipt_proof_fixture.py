@@ -3,10 +3,13 @@
 tests/unit/data/receipt_proof_fixture.json holds two ReceiptProofs (GetReceiptProof's
 answer, serialized): an AUTO_ALLOW decision's version 2 receipt and an approved review's
 version 1 receipt, each with its allow's audit entry, the entry's inclusion path and a
-version 2 checkpoint two witnesses co-signed. Everything is made from fixed Ed25519 seeds
-and fixed times (Ed25519 is deterministic), so the file is the same every run: this test
-keeps it fresh and checks that `signoff_client.receipt_proofs.verify` accepts it;
-clients/typescript/test/receipt-proofs.test.ts checks that `verifyReceiptProof` does too.
+version 2 checkpoint two witnesses co-signed. The log goes on with entries a lying server
+could log to pass off as a receipt's allow (each off in one field `_bind` checks): the
+fixture's `binding_lies` put them, with their inclusion paths, under the receipts, and
+both verifiers must refuse each for that field. Everything is made from fixed Ed25519
+seeds and fixed times (Ed25519 is deterministic), so the file is the same every run: this
+test keeps it fresh and checks `signoff_client.receipt_proofs.verify` on it;
+clients/typescript/test/receipt-proofs.test.ts checks `verifyReceiptProof` the same way.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import base64
 import datetime as dt
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -29,8 +34,8 @@ from signoff.core import checkpoints, log_tree
 from signoff.core.audit import GENESIS, AuditEntry, AuditRecord, seal
 from signoff.core.merkle import leaf_hash
 from signoff.core.witness import cosign
-from signoff_client import receipt_proofs
-from signoff_client.audit_proofs import cosignature_bytes
+from signoff_client import audit_proofs, receipt_proofs
+from signoff_client.audit_proofs import ProofError, cosignature_bytes
 from signoff_client.canonical import action_digest
 
 FIXTURE = Path(__file__).parent / "data" / "receipt_proof_fixture.json"
@@ -131,9 +136,82 @@ def _records() -> list[AuditRecord]:
     ]
 
 
-def _receipts(issuer: ReceiptIssuer) -> tuple[pb.common.Receipt, pb.common.Receipt]:
-    """The decision's version 2 receipt (sealed in a batch of two) and the review's
-    version 1 receipt."""
+def _lying_records() -> list[AuditRecord]:
+    """Entries at seq 7.. a lying server could show as a receipt's allow, each off in one
+    field (`BINDING_LIES` names it)."""
+    digest = _digest(REVIEW_ACTION)
+    approved = {"state": "APPROVED", "action_digest": digest, "final_digest": digest}
+    review = {"decision_id": "dec-2", "review_id": "rev-2", "actor": "alice"}
+    return [
+        AuditRecord(type="review.opened", time=_at(40), decision_id="dec-1", outcome="AUTO_ALLOW"),
+        AuditRecord(type="decision", time=_at(41), decision_id="dec-1", outcome="DENY"),
+        AuditRecord(
+            type="decision",
+            time=_at(42),
+            decision_id="dec-1",
+            review_id="rev-9",
+            outcome="AUTO_ALLOW",
+        ),
+        AuditRecord(
+            type="review.modified",
+            time=_at(43),
+            review_state="APPROVED",
+            payload=approved,
+            **review,
+        ),
+        AuditRecord(
+            type="review.approved",
+            time=_at(44),
+            review_state="PENDING",
+            payload=approved,
+            **review,
+        ),
+        AuditRecord(
+            type="review.approved",
+            time=_at(45),
+            decision_id="dec-2",
+            review_id="rev-3",
+            review_state="APPROVED",
+            payload=approved,
+        ),
+        AuditRecord(
+            type="review.approved",
+            time=_at(46),
+            review_state="APPROVED",
+            payload={**approved, "final_digest": "e" * 64},
+            **review,
+        ),
+    ]
+
+
+# (receipt, seq of the entry put under it, the field that gives it away; None: the
+# receipt's outcome allows nothing at all)
+BINDING_LIES: list[tuple[str, int, str | None]] = [
+    ("decision", 5, "decision_id"),  # the review's genuine allow, another decision's
+    ("review", 2, "decision_id"),  # the decision's genuine allow, another decision's
+    ("review", 3, "payload.final_digest"),  # the review's decision: no final digest
+    ("review", 4, "payload.final_digest"),  # the review opened: not approved yet
+    ("decision", 7, "type"),
+    ("decision", 8, "outcome"),
+    ("decision", 9, "review_id"),
+    ("review", 10, "type"),
+    ("review", 11, "review_state"),
+    ("review", 12, "review_id"),
+    ("review", 13, "payload.final_digest"),
+    ("rejected", 5, None),
+]
+
+
+def lie_pattern(seq: int, field: str | None) -> str:
+    """The start of the ProofError message both verifiers give for a binding lie."""
+    if field is None:
+        return "^the receipt's outcome .REJECTED. allows nothing$"
+    return f"^entry seq {seq} is not this receipt's allow: {re.escape(field)} is "
+
+
+def _receipts(issuer: ReceiptIssuer) -> dict[str, pb.common.Receipt]:
+    """The decision's version 2 receipt (sealed in a batch of two), the review's version 1
+    receipt, and a receipt the server never issues: the review's, with outcome REJECTED."""
     leaves = [
         issuer.document(
             version=2,
@@ -148,16 +226,19 @@ def _receipts(issuer: ReceiptIssuer) -> tuple[pb.common.Receipt, pb.common.Recei
         for decision_id, digest in (("dec-0", "f" * 64), ("dec-1", _digest(DECISION_ACTION)))
     ]
     decision = pb.common.Decision.FromString(issuer.seal(leaves)[1]).receipt
-    review = issuer.sign(
-        decision_id="dec-2",
-        review_id="rev-2",
-        digest=_digest(REVIEW_ACTION),
-        redacted_paths=[],
-        outcome="APPROVED",
-        approvers=["alice"],
-        issued_at=_at(30),
-    )
-    return decision, review
+    review = {
+        "decision_id": "dec-2",
+        "review_id": "rev-2",
+        "digest": _digest(REVIEW_ACTION),
+        "redacted_paths": [],
+        "approvers": ["alice"],
+        "issued_at": _at(30),
+    }
+    return {
+        "decision": decision,
+        "review": issuer.sign(outcome="APPROVED", **review),
+        "rejected": issuer.sign(outcome="REJECTED", **review),
+    }
 
 
 def _raw(key: Ed25519PrivateKey) -> str:
@@ -170,7 +251,7 @@ def receipt_proof_fixture() -> dict[str, Any]:
     witnesses = [Ed25519PrivateKey.from_private_bytes(s) for s in WITNESS_SEEDS]
     entries: list[AuditEntry] = []
     prev = GENESIS
-    for seq, record in enumerate(_records(), start=1):
+    for seq, record in enumerate([*_records(), *_lying_records()], start=1):
         entries.append(seal(record, seq=seq, prev_hash=prev))
         prev = entries[-1].hash
     leaves: list[bytes] = []
@@ -188,15 +269,15 @@ def receipt_proof_fixture() -> dict[str, Any]:
     cp_msg = checkpoint_proto(cp)
     attach([cp_msg], {cp.seq: cosigs})
 
-    decision, review = _receipts(ReceiptIssuer(log_key, dt.timedelta(minutes=15)))
-    proofs = {}
-    for name, receipt, seq in (("decision", decision, 2), ("review", review, 5)):
+    def path(seq: int) -> list[bytes]:
         ranges = log_tree.inclusion_ranges(seq - 1, size)
-        nodes = log_tree.from_rows(log_tree.needed(ranges), rows)
-        out = pb.audit.ReceiptProof(
-            leaf=leaves[seq - 1], leaf_index=seq - 1, proof=log_tree.hashes(ranges, nodes)
-        )
-        out.receipt.CopyFrom(receipt)
+        return log_tree.hashes(ranges, log_tree.from_rows(log_tree.needed(ranges), rows))
+
+    receipts = _receipts(ReceiptIssuer(log_key, dt.timedelta(minutes=15)))
+    proofs = {}
+    for name, seq in (("decision", 2), ("review", 5), ("rejected", 5)):
+        out = pb.audit.ReceiptProof(leaf=leaves[seq - 1], leaf_index=seq - 1, proof=path(seq))
+        out.receipt.CopyFrom(receipts[name])
         out.checkpoint.CopyFrom(cp_msg)
         proofs[name] = {
             "seq": seq,
@@ -204,6 +285,17 @@ def receipt_proof_fixture() -> dict[str, Any]:
                 out.SerializeToString(deterministic=True)
             ).decode(),
         }
+    lies = [
+        {
+            "receipt": name,
+            "seq": seq,
+            "field": field,
+            "pattern": lie_pattern(seq, field),
+            "leaf_b64": base64.b64encode(leaves[seq - 1]).decode(),
+            "proof_b64": [base64.b64encode(h).decode() for h in path(seq)],
+        }
+        for name, seq, field in BINDING_LIES
+    ]
     first = cosigs[0]
     return {
         "log_public_key_raw_b64": _raw(log_key),
@@ -212,6 +304,7 @@ def receipt_proof_fixture() -> dict[str, Any]:
         "decision_action": DECISION_ACTION,
         "review_action": REVIEW_ACTION,
         "proofs": proofs,
+        "binding_lies": lies,
         "cosignature_bytes": {
             "log_key_id": first.log_key_id,
             "tree_size": first.tree_size,
@@ -253,3 +346,35 @@ def test_the_python_verifier_accepts_both_proofs_with_two_witnesses() -> None:
         assert logged.seq == proof["seq"]
         assert logged.entry["type"] == entry_type
         assert list(logged.witnesses) == doc["witness_key_ids"]
+
+
+def _lie(doc: dict[str, Any], lie: dict[str, Any]) -> pb.audit.ReceiptProof:
+    """The proof of `lie["receipt"]` with the entry at `lie["seq"]` and its path put in."""
+    proof = pb.audit.ReceiptProof.FromString(
+        base64.b64decode(doc["proofs"][lie["receipt"]]["receipt_proof_b64"])
+    )
+    proof.leaf = base64.b64decode(lie["leaf_b64"])
+    proof.leaf_index = lie["seq"] - 1
+    del proof.proof[:]
+    proof.proof.extend(base64.b64decode(h) for h in lie["proof_b64"])
+    return proof
+
+
+@pytest.mark.parametrize(
+    ("receipt", "seq", "field"), BINDING_LIES, ids=[f"{r}-{s}-{f}" for r, s, f in BINDING_LIES]
+)
+def test_an_entry_that_is_not_the_receipts_allow_is_refused_for_its_field(
+    receipt: str, seq: int, field: str | None
+) -> None:
+    doc = json.loads(FIXTURE.read_text())
+    lie = next(x for x in doc["binding_lies"] if (x["receipt"], x["seq"]) == (receipt, seq))
+    proof = _lie(doc, lie)
+    key = base64.b64decode(doc["log_public_key_raw_b64"])
+    witness_keys = [base64.b64decode(k) for k in doc["witness_public_keys_raw_b64"]]
+    with pytest.raises(ProofError, match=lie["pattern"]):
+        receipt_proofs.verify(proof, key, witness_keys=witness_keys, quorum=2)
+    # The entry is genuine and proven: only the binding refuses it.
+    fields = audit_proofs.verify_leaf(
+        proof.leaf, proof.leaf_index, list(proof.proof), proof.checkpoint
+    )
+    assert fields["seq"] == seq

@@ -2,7 +2,9 @@
 // (tests/unit/data/receipt_proof_fixture.json, kept fresh by
 // tests/unit/test_receipt_proof_fixture.py, which also checks that Python accepts it): an
 // AUTO_ALLOW decision's version 2 receipt and an approved review's version 1 receipt, each
-// proven into a checkpoint two witnesses co-signed. Each lie a proof can tell is refused.
+// proven into a checkpoint two witnesses co-signed. Each lie a proof can tell is refused:
+// the fixture's `binding_lies` (entries a lying server could log, each off in one field)
+// with the same message Python gives.
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -26,6 +28,8 @@ import {
 } from "../src/index.js";
 
 type Named = { seq: number; receipt_proof_b64: string };
+type Lie = { receipt: Name; seq: number; field: string | null; pattern: string; leaf_b64: string; proof_b64: string[] };
+type Name = "decision" | "review" | "rejected";
 const fixture = JSON.parse(
   readFileSync(join(__dirname, "..", "..", "..", "tests", "unit", "data", "receipt_proof_fixture.json"), "utf8"),
 ) as {
@@ -34,7 +38,8 @@ const fixture = JSON.parse(
   witness_key_ids: string[];
   decision_action: ActionInput;
   review_action: ActionInput;
-  proofs: { decision: Named; review: Named };
+  proofs: Record<Name, Named>;
+  binding_lies: Lie[];
   cosignature_bytes: {
     log_key_id: string;
     tree_size: number;
@@ -49,8 +54,8 @@ const fixture = JSON.parse(
 const b64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 const KEY = b64(fixture.log_public_key_raw_b64);
 const WITNESSES = fixture.witness_public_keys_raw_b64.map(b64);
-const bytesOf = (name: "decision" | "review") => b64(fixture.proofs[name].receipt_proof_b64);
-const proofOf = (name: "decision" | "review"): ReceiptProof => fromBinary(ReceiptProofSchema, bytesOf(name));
+const bytesOf = (name: Name) => b64(fixture.proofs[name].receipt_proof_b64);
+const proofOf = (name: Name): ReceiptProof => fromBinary(ReceiptProofSchema, bytesOf(name));
 const strong = { witnessKeys: WITNESSES, quorum: 2 };
 
 async function freshKey(): Promise<Uint8Array> {
@@ -73,7 +78,7 @@ describe("the server's proofs verify", () => {
       expect(logged.entry.seq).toBe(want.seq);
       expect(logged.entry.decision_id).toBe(logged.receipt.decisionId);
       expect(logged.receipt.outcome).toBe(outcome);
-      expect(logged.treeSize).toBe(6n);
+      expect(logged.treeSize).toBe(13n);
       expect(logged.rootHash).toBe(fixture.cosignature_bytes.root_hash);
       expect(logged.entry.hash).toMatch(/^[0-9a-f]{64}$/);
     }
@@ -123,7 +128,7 @@ describe("each lie is refused", () => {
   test("a zeroed path hash", async () => {
     const p = proofOf("decision");
     p.proof[0] = new Uint8Array(32);
-    await refused(p, /^entry seq 2: entry 1 is not in the tree of size 6 with this root$/);
+    await refused(p, /^entry seq 2: entry 1 is not in the tree of size 13 with this root$/);
   });
 
   test("another leaf_index", async () => {
@@ -156,14 +161,43 @@ describe("each lie is refused", () => {
     await refused(q, /^entry seq 2 is not this receipt's allow: decision_id is "dec-1", the receipt says "dec-2"$/);
   });
 
+  test.each(fixture.binding_lies.map((lie) => [`${lie.receipt} receipt, entry ${lie.seq}`, lie] as const))(
+    "an entry that is not the receipt's allow: %s",
+    async (_, lie) => {
+      const p = proofOf(lie.receipt);
+      p.leaf = b64(lie.leaf_b64);
+      p.leafIndex = BigInt(lie.seq - 1);
+      p.proof = lie.proof_b64.map(b64);
+      await refused(p, new RegExp(lie.pattern));
+      if (lie.field !== null) expect(lie.pattern).toContain(`allow: ${lie.field.replace(".", "\\.")} is `);
+    },
+  );
+
+  test("the lies cover every field the binding checks", () => {
+    expect(new Set(fixture.binding_lies.map((l) => `${l.receipt}:${l.field}`))).toEqual(
+      new Set([
+        "decision:decision_id",
+        "decision:type",
+        "decision:outcome",
+        "decision:review_id",
+        "review:decision_id",
+        "review:payload.final_digest",
+        "review:type",
+        "review:review_id",
+        "review:review_state",
+        "rejected:null",
+      ]),
+    );
+  });
+
   test("a checkpoint root altered", async () => {
     const p = proofOf("decision");
     p.checkpoint!.rootHash = "ab".repeat(32);
-    await refused(p, /^checkpoint at seq 6: the signature does not verify$/);
+    await refused(p, /^checkpoint at seq 13: the signature does not verify$/);
   });
 
   test("a checkpoint signed by another key than the one named", async () => {
-    await refused(bytesOf("decision"), /^checkpoint at seq 6 is signed by key "[0-9a-f]{16}", not this key$/, {
+    await refused(bytesOf("decision"), /^checkpoint at seq 13 is signed by key "[0-9a-f]{16}", not this key$/, {
       ...strong,
       checkpointKey: await freshKey(),
     });
