@@ -7,7 +7,7 @@
  *     });
  *     logged.seq, logged.witnesses; // the entry that recorded the allow, who vouched
  *
- * `proof` is a `ReceiptProof` (GetReceiptProof, `signoff audit receipt-proof`) or its bytes:
+ * `proof` is a `ReceiptProof` (the answer of `GetReceiptProof`) or its serialized bytes:
  * the receipt, the audit entry that recorded its allow, that entry's inclusion path and a
  * version 2 checkpoint with its witnesses' co-signatures. The same checks, in the same
  * order, as Python's `signoff_client.receipt_proofs.verify`, with no call to the server:
