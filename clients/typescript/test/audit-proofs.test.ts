@@ -118,6 +118,12 @@ describe("a signed tree head and an inclusion proof from the server's code", () 
     const bad = inclusion();
     bad.proof[0] = new Uint8Array(32);
     await expect(verifyInclusionProof(bad, signed())).rejects.toThrow(/is not in the tree of size/);
+    // Base64 as Python's b64decode(validate=True) reads it: padded, nothing else.
+    for (const signature of [signed().signature.replace(/=+$/, ""), ` ${signed().signature}`]) {
+      const loose = signed();
+      loose.signature = signature;
+      await expect(verifyCheckpoint(loose, key)).rejects.toThrow(/the signature is not base64/);
+    }
     const other = new Uint8Array(key);
     other[0]! ^= 1;
     await expect(verifyCheckpoint(signed(), other)).rejects.toBeInstanceOf(Error);
