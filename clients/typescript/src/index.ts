@@ -47,12 +47,26 @@ export {
   ReceiptNotYetValid,
   UnknownKey,
   WrongAction,
+  checkAction,
+  readReceipt,
   verifyReceipt,
+  type PublicKeyInput,
   type VerifiedReceipt,
   type VerifyOptions,
 } from "./receipts.js";
 
-export { checkpointBytes, verifyCheckpoint, verifyConsistencyProof, verifyInclusionProof } from "./auditProofs.js";
+export {
+  COSIGNATURE_TYPE,
+  COSIGNATURE_VERSION,
+  checkpointBytes,
+  cosignatureBytes,
+  verifyCheckpoint,
+  verifyConsistencyProof,
+  verifyCosignatures,
+  verifyInclusionProof,
+  verifyLeaf,
+} from "./auditProofs.js";
+export { verifyReceiptProof, type LoggedReceipt, type ReceiptProofOptions } from "./receiptProofs.js";
 
 export * from "./gen/signoff/v1/common_pb.js";
 export * from "./gen/signoff/v1/decision_pb.js";

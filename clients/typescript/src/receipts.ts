@@ -77,6 +77,9 @@ export interface VerifyOptions {
   leewayMs?: number;
 }
 
+/** An Ed25519 public key as the verifiers take it: PEM (SPKI), the 32 raw bytes, or a CryptoKey. */
+export type PublicKeyInput = CryptoKey | Uint8Array | string;
+
 /**
  * Resolve to what `receipt` states if it is valid for `action` now; reject with a
  * `ReceiptError` if not. `receipt`: a `Receipt`, its serialized bytes, or a Decision or
@@ -85,9 +88,30 @@ export interface VerifyOptions {
  */
 export async function verifyReceipt(
   receipt: Receipt | Uint8Array | { receipt?: Receipt } | undefined,
-  publicKey: CryptoKey | Uint8Array | string,
+  publicKey: PublicKeyInput,
   action: ActionInput,
   options: VerifyOptions = {},
+): Promise<VerifiedReceipt> {
+  const v = await readReceipt(receipt, publicKey);
+  await checkAction(v, action);
+  const now = (options.now ?? new Date()).getTime();
+  const leeway = options.leewayMs ?? DEFAULT_LEEWAY_MS;
+  if (now < v.issuedAt.getTime() - leeway) {
+    throw new ReceiptNotYetValid(`receipt issued at ${v.issuedAt.toISOString()}, it is ${new Date(now).toISOString()}`);
+  }
+  if (now > v.expiresAt.getTime() + leeway) {
+    throw new ReceiptExpired(`receipt expired at ${v.expiresAt.toISOString()}, it is ${new Date(now).toISOString()}`);
+  }
+  return v;
+}
+
+/**
+ * Resolve to what `receipt` states if `publicKey` signed it, whatever the action and the
+ * time (`verifyReceipt` checks those too); reject with a `ReceiptError` if not.
+ */
+export async function readReceipt(
+  receipt: Receipt | Uint8Array | { receipt?: Receipt } | undefined,
+  publicKey: PublicKeyInput,
 ): Promise<VerifiedReceipt> {
   const r = receiptOf(receipt);
   const subtle = globalThis.crypto?.subtle;
@@ -103,19 +127,14 @@ export async function verifyReceipt(
   if (!(await subtle.verify({ name: "Ed25519" }, key, owned(r.signature), signed))) {
     throw new BadSignature("receipt signature does not match its payload");
   }
-  const v = parse(r.payload, kid, version);
-  const digests = await digestsOf(action, v.redactedPaths);
+  return parse(r.payload, kid, version);
+}
+
+/** Reject with `WrongAction` unless `verified` allows exactly `action` (as `verifyReceipt` takes it). */
+export async function checkAction(verified: VerifiedReceipt, action: ActionInput): Promise<void> {
+  const digests = await digestsOf(action, verified.redactedPaths);
   // The second digest, if any, is the pre-0.2.0 number form a receipt signed then carries.
-  if (!digests.includes(v.actionDigest)) throw new WrongAction(v.actionDigest, digests[0]!);
-  const now = (options.now ?? new Date()).getTime();
-  const leeway = options.leewayMs ?? DEFAULT_LEEWAY_MS;
-  if (now < v.issuedAt.getTime() - leeway) {
-    throw new ReceiptNotYetValid(`receipt issued at ${v.issuedAt.toISOString()}, it is ${new Date(now).toISOString()}`);
-  }
-  if (now > v.expiresAt.getTime() + leeway) {
-    throw new ReceiptExpired(`receipt expired at ${v.expiresAt.toISOString()}, it is ${new Date(now).toISOString()}`);
-  }
-  return v;
+  if (!digests.includes(verified.actionDigest)) throw new WrongAction(verified.actionDigest, digests[0]!);
 }
 
 /** What the signature must cover: the payload (version 1), or the root document of the
@@ -185,7 +204,7 @@ function receiptOf(value: Receipt | Uint8Array | { receipt?: Receipt } | undefin
   return r;
 }
 
-export async function importKey(subtle: SubtleCrypto, key: CryptoKey | Uint8Array | string): Promise<CryptoKey> {
+export async function importKey(subtle: SubtleCrypto, key: PublicKeyInput): Promise<CryptoKey> {
   if (typeof key === "string") {
     const body = key.replace(/-----(BEGIN|END) PUBLIC KEY-----/g, "").replace(/\s+/g, "");
     const der = Uint8Array.from(atob(body), (c) => c.charCodeAt(0));

@@ -107,10 +107,23 @@ describe("a signed tree head and an inclusion proof from the server's code", () 
     await expect(verifyInclusionProof(inclusion(), cp)).rejects.toThrow(/entry seq 3/);
     const altered = inclusion();
     altered.leaf = new TextEncoder().encode(new TextDecoder().decode(altered.leaf).replace('"n":3', '"n":4'));
-    await expect(verifyInclusionProof(altered, signed())).rejects.toThrow(/not the entry whose hash/);
+    // The path is checked first, as in Python: an edited leaf is not in the signed tree.
+    await expect(verifyInclusionProof(altered, signed())).rejects.toThrow(/entry seq 3: .* not in the tree/);
+    const otherEntry = inclusion();
+    otherEntry.entry!.hash = "00".repeat(32);
+    await expect(verifyInclusionProof(otherEntry, signed())).rejects.toThrow(/not the entry whose hash/);
+    const noEntry = inclusion();
+    noEntry.entry = create(AuditEntrySchema);
+    expect((await verifyInclusionProof(noEntry, signed())).seq).toBe(3); // an empty entry names no hash
     const bad = inclusion();
     bad.proof[0] = new Uint8Array(32);
     await expect(verifyInclusionProof(bad, signed())).rejects.toThrow(/is not in the tree of size/);
+    // Base64 as Python's b64decode(validate=True) reads it: padded, nothing else.
+    for (const signature of [signed().signature.replace(/=+$/, ""), ` ${signed().signature}`]) {
+      const loose = signed();
+      loose.signature = signature;
+      await expect(verifyCheckpoint(loose, key)).rejects.toThrow(/the signature is not base64/);
+    }
     const other = new Uint8Array(key);
     other[0]! ^= 1;
     await expect(verifyCheckpoint(signed(), other)).rejects.toBeInstanceOf(Error);

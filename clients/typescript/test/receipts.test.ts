@@ -1,4 +1,5 @@
-// Signed receipts from a real `signoff serve`, verified offline with verifyReceipt.
+// Signed receipts from a real `signoff serve`, verified offline with verifyReceipt; and
+// upgraded with GetReceiptProof, verified offline with verifyReceiptProof.
 
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -6,19 +7,25 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { create, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   BadSignature,
   DEFAULT_LEEWAY_MS,
   MalformedReceipt,
   Outcome,
+  ProofError,
   ReceiptExpired,
   ReceiptNotYetValid,
+  ReceiptProofSchema,
   ReceiptSchema,
   ReviewState,
   UnknownKey,
   WrongAction,
   verifyReceipt,
+  verifyReceiptProof,
   type ActionInput,
+  type Receipt,
+  type ReceiptProof,
 } from "../src/index.js";
 import { createSignoffNodeClient, type SignoffNodeClient } from "../src/node.js";
 import { AGENT, REVIEWER, WAIT_MS, refund } from "./flows.js";
@@ -42,7 +49,8 @@ beforeAll(async () => {
   keyDir = await mkdtemp(join(tmpdir(), "signoff-ts-key-"));
   const keyFile = join(keyDir, "key.pem");
   await writeFile(keyFile, keys.privateKey.export({ type: "pkcs8", format: "pem" }));
-  server = await startServer({ SIGNOFF_AUDIT__SIGNING_KEY: keyFile });
+  // A checkpoint every entry (the server checks each second): receipt proofs need one.
+  server = await startServer({ SIGNOFF_AUDIT__SIGNING_KEY: keyFile, SIGNOFF_AUDIT__CHECKPOINT_EVERY: "1" });
   agent = createSignoffNodeClient({ baseUrl: server.grpcUrl, token: server.tokens.agent });
   reviewer = createSignoffNodeClient({ baseUrl: server.grpcUrl, token: server.tokens.reviewer });
 });
@@ -162,5 +170,50 @@ describe("reviews", () => {
     expect(v.approvers).toEqual([REVIEWER]);
     expect(v.actionDigest).toBe(review.finalDigest);
     await expect(verifyReceipt(review, publicPem, action(750))).rejects.toBeInstanceOf(WrongAction);
+  }, WAIT_MS);
+});
+
+describe("receipt proofs", () => {
+  // This server has no witnesses: the upgrade asks for a checkpoint none co-signed, and the
+  // proof rests on the server's key alone (quorum 0).
+  async function upgraded(receipt: Receipt): Promise<ReceiptProof> {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
+        return await agent.audit.getReceiptProof({ receipt, unwitnessed: true });
+      } catch (err) {
+        // No checkpoint covers the entry yet: the next one is a second away.
+        const early = err instanceof ConnectError && err.code === Code.FailedPrecondition;
+        if (!early || Date.now() > deadline) throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  test("a decision's and a modified review's receipts verify, with the log's entries of their allow", async () => {
+    const decision = await agent.evaluate(action(122));
+    const pending = await agent.evaluate(action(760));
+    const review = await reviewer.getReview(pending.reviewId);
+    await reviewer.modify(review, { ...review.request!.action!.params!, amount: 610 });
+    const modified = await reviewer.getReview(pending.reviewId);
+    for (const [receipt, act, type] of [
+      [decision.receipt!, action(122), "decision"],
+      [modified.receipt!, action(610), "review.modified"],
+    ] as const) {
+      const proof = await upgraded(receipt);
+      expect(proof.checkpoint!.cosignatures).toEqual([]);
+      const logged = await verifyReceiptProof(proof, publicPem, { quorum: 0, action: act });
+      expect(logged.entry.type).toBe(type);
+      expect(logged.entry.decision_id).toBe(logged.receipt.decisionId);
+      expect(logged.seq).toBe(proof.leafIndex + 1n);
+      expect(logged.treeSize).toBeGreaterThanOrEqual(logged.seq);
+      expect(logged.witnesses).toEqual([]);
+      await expect(verifyReceiptProof(proof, publicPem, { action: act })).rejects.toThrow(/0 valid .* 1 needed/);
+      await expect(verifyReceiptProof(proof, publicPem, { quorum: 0, action: action(1) })).rejects.toBeInstanceOf(
+        WrongAction,
+      );
+      const moved = create(ReceiptProofSchema, { ...proof, leafIndex: proof.leafIndex + 1n });
+      await expect(verifyReceiptProof(moved, publicPem, { quorum: 0 })).rejects.toBeInstanceOf(ProofError);
+    }
   }, WAIT_MS);
 });
