@@ -6,7 +6,7 @@
                                    witness_keys=[alice_pem, bob_pem], quorum=2)
     logged.seq, logged.witnesses   # the entry that recorded the allow, who vouched
 
-`proof` is a `ReceiptProof` (GetReceiptProof, `signoff audit receipt-proof`): the receipt,
+`proof` is a `ReceiptProof` (GetReceiptProof, `signoff audit receipt`): the receipt,
 the audit entry that recorded its allow, that entry's inclusion path and a version 2
 checkpoint with its witnesses' co-signatures. `verify` checks, with no call to the server:
 
