@@ -434,3 +434,25 @@ def test_without_slack_configured_the_path_is_not_an_endpoint(make_server):
     server = make_server()
     resp = httpx.post(f"{server.http_url}/slack/interactivity", content=b"payload=%7B%7D")
     assert resp.status_code == 404, resp.text  # Connect's answer to an unknown path
+
+
+def test_the_endpoint_takes_posts_only_and_counts_against_the_peer_rate(
+    make_server, policy_dir, tmp_path, slack
+):
+    notify = {
+        "slack": {"bot_token": "xoxb-test", "signing_secret": SECRET, "team_id": TEAM,
+                  "console_url": "https://signoff.example.com/", "api_url": slack.url},
+        "routes": {"finance": {"slack": {"channels": ["CFINANCE"]}}},
+    }  # fmt: skip
+    server = make_server(
+        policy_dir({"payouts.yaml": POLICY}),
+        auth={"tokens_file": write_tokens(tmp_path, PEOPLE)},
+        notify=notify,
+        limits={"peers": {"rate": 0.001, "burst": 2}},
+    )
+    url = f"{server.http_url}/slack/interactivity"
+    assert httpx.get(url).status_code == 405
+    # Unsigned: refused by the signature check, yet each took a token of the address's rate.
+    codes = [httpx.post(url, content=b"payload=%7B%7D") for _ in range(3)]
+    assert [c.status_code for c in codes] == [401, 401, 429]
+    assert int(codes[2].headers["retry-after"]) >= 1

@@ -34,7 +34,6 @@ from signoff.auth.review_links import (
     session_identity,
     verify,
 )
-from signoff.limits.peers import PeerGate
 from signoff.logs import event
 from signoff.notify import Notifier
 from signoff.notify.email import EmailSender
@@ -75,16 +74,11 @@ class EmailLinks:
         self._desk = desk
         self._now = now
         self._used = used  # the store: which link nonces were redeemed, until they expire
-        # The per-address rate of the API ports (limits.peers), checked before the body is read.
-        self.peers: PeerGate | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
-        """The redeem endpoint: JSON in, JSON out, errors as {"error": message}."""
-        if request.method != "POST":
-            return web.Response(status=405, headers={"Allow": "POST"})
+        """POST PATH (HttpServer.posts, which took the address's rate token): JSON in, JSON
+        out, errors as {"error": message}."""
         try:
-            if self.peers is not None:
-                self.peers.admit(request.remote or "")
             token = await _token_of(request)
             body = await self.redeem(token)
         except errors.SignoffError as exc:

@@ -5,6 +5,7 @@ gRPC server."""
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -13,10 +14,10 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from signoff import errors
 from signoff.api.connect import ConnectHandler
+from signoff.limits.peers import PeerGate
 from signoff.net import is_loopback
-from signoff.serving.email_link import PATH as EMAIL_REDEEM
-from signoff.serving.email_link import EmailLinks
 
 log = logging.getLogger("signoff.http")
 
@@ -55,15 +56,17 @@ class HttpServer:
         reuse_port: bool = False,
         metrics: Callable[[], bytes] | None = None,
         posts: Mapping[str, PostHandler] | None = None,
-        email_links: EmailLinks | None = None,
+        peers: PeerGate | None = None,
     ) -> None:
         self.connect = connect
-        # Endpoints outside Connect that authenticate their own callers (the Slack app's
-        # interactivity endpoint verifies Slack's signature), by exact path.
+        # Endpoints outside Connect that authenticate their own callers, by exact path: the
+        # Slack app's interactivity endpoint (Slack's signature), the e-mail link redeem
+        # (the link's). POST only; each call first takes a token of its address's rate
+        # (`peers`, as every RPC does): what it costs before its caller is known is bounded.
         self.posts = dict(posts or {})
+        self.peers = peers
         self.reuse_port = reuse_port  # `serve --workers`: every worker listens on the port
         self.metrics = metrics  # renders /metrics (Prometheus text); None: no such path
-        self.email_links = email_links  # POST /email/redeem; None: e-mail is not configured
         self.static = static.resolve()
         # In dev mode (no authentication) a page on any site could reach a loopback port
         # through DNS rebinding; the Host it sends then names that site, so it is refused.
@@ -126,10 +129,8 @@ class HttpServer:
                 "requests addressed to localhost\n",
             )
         path = request.path
-        if request.method == "POST" and path in self.posts:
-            return await self.posts[path](request)
-        if path == EMAIL_REDEEM and self.email_links is not None:
-            return await self.email_links.handle(request)
+        if path in self.posts:
+            return await self._post(request, self.posts[path])
         if request.method == "POST" or self.connect.owns(path):
             return await self.connect.handle(request)
         if request.method not in ("GET", "HEAD"):
@@ -152,6 +153,19 @@ class HttpServer:
         if any(p in (".", "..") or "\\" in p or "\0" in p for p in raw.split("/")):
             return web.Response(status=404, text="not found\n")
         return self._file(path)
+
+    async def _post(self, request: web.Request, handler: PostHandler) -> web.StreamResponse:
+        if request.method != "POST":
+            return web.Response(status=405, headers={"Allow": "POST"})
+        if self.peers is not None:
+            try:
+                self.peers.admit(request.remote or "")
+            except errors.ResourceExhausted as exc:
+                wait = max(1, math.ceil(exc.retry_after or 1))
+                return web.json_response(
+                    {"error": exc.message}, status=429, headers={"Retry-After": str(wait)}
+                )
+        return await handler(request)
 
     def _file(self, path: str) -> web.StreamResponse:
         """A console file, or index.html for the app's own routes (/reviews/<id>, /audit)."""

@@ -255,7 +255,7 @@ async def start(
     telemetry.watch_limits(limiter)
     peers = PeerGate(settings.limits.peers)
     if email_links is not None:
-        email_links.peers = peers  # one rate per address, whichever door it knocks on
+        posts[email_link.PATH] = email_links.handle
     guard = Guard(authenticator, app.audit_denied, limiter, telemetry.incoming, peers)
     audit = AuditDesk(app.store, app.clock, signer, app.limits.page_bytes)
     await audit.warn_if_untrusted()
@@ -317,7 +317,7 @@ async def start(
             reuse_port=worker is not None,
             metrics=telemetry.prometheus_page,
             posts=posts,
-            email_links=email_links,
+            peers=peers,  # one rate per address, whichever door it knocks on
         )
         host, _, want = settings.http_listen.rpartition(":")
         try:
