@@ -23,11 +23,13 @@ from signoff import pb
 from signoff.analysis.check import DEFAULT_TIMEOUT, _counterexample, _solve
 from signoff.analysis.decision import DecisionTerm, decision
 from signoff.analysis.request import request_data
+from signoff.analysis.schema import complete
 from signoff.analysis.symbols import Symbols, glob_re
 from signoff.core.decide import SEVERITY, DefaultDecision, Evaluation, evaluate
 from signoff.core.validate import Limits, validate_request
 from signoff.errors import InvalidArgument
 from signoff.policy import Bundle
+from signoff.policy.params import check_request as check_params
 from signoff.policytest.run import DEFAULT_NOW
 
 MAX_REGIONS = 20  # per glob: past it the diff says it stopped
@@ -123,6 +125,8 @@ def confirm(
     try:
         request = json_format.ParseDict(data, pb.common.ActionRequest())
         validate_request(request, Limits())
+        for bundle in (old, new):  # refused by a schema: no rule of that bundle would run
+            check_params(bundle.params, request)
     except (json_format.ParseError, InvalidArgument) as exc:
         return f"not a valid request ({exc})"
     return _engine(old, request, default), _engine(new, request, default)
@@ -145,7 +149,10 @@ def diff_glob(
     old: Bundle, new: Bundle, glob: str, timeout: float, default: DefaultDecision
 ) -> tuple[list[Change], list[Skipped]]:
     """The regions under one glob whose outcome changes (or why the search stopped)."""
-    symbols = Symbols()
+    # Only requests both bundles' action schemas admit reach both bundles' rules; one that
+    # breaks a schema is refused before any rule runs (`schema_note` says so for the diff).
+    schemas = (*old.params, *new.params)
+    symbols = Symbols(schemas=schemas)
     before, after = decision(old, symbols, default), decision(new, symbols, default)
     d_before, d_after = _decider(before), _decider(after)
     changed = z3.Or(before.severity != after.severity, before.group != after.group)
@@ -161,7 +168,7 @@ def diff_glob(
         old_side, old_region = _side(model, before, d_before)
         new_side, new_region = _side(model, after, d_after)
         goal.append(z3.Not(z3.And(old_region, new_region)))
-        data = request_data(model, symbols)
+        data = complete(request_data(model, symbols), schemas)
         engine = confirm(old, new, data, default)
         if isinstance(engine, str):
             confirmed, message = False, engine
@@ -185,6 +192,18 @@ def not_analysed(old: Bundle, new: Bundle) -> list[Skipped]:
     return [Skipped(" and ".join(s), *where) for where, s in sides.items()]
 
 
+def schema_note(old: Bundle, new: Bundle) -> list[Skipped]:
+    """A note when the bundles' action schemas differ: requests that only one admits are
+    refused (INVALID_ARGUMENT) by the other before any rule, a change the diff leaves out."""
+    if [(p.glob, p.schema) for p in old.params] == [(p.glob, p.schema) for p in new.params]:
+        return []
+    why = (
+        "the action schemas differ: requests valid under only one bundle's schemas are "
+        "refused by the other before any rule runs, and are not compared here"
+    )
+    return [Skipped("", "", 0, "*", why)]
+
+
 def diff(
     old: Bundle,
     new: Bundle,
@@ -195,7 +214,7 @@ def diff(
     start = time.perf_counter()
     default = default or DefaultDecision()
     changes: list[Change] = []
-    skipped = not_analysed(old, new)
+    skipped = not_analysed(old, new) + schema_note(old, new)
     every = globs(old, new)
     for glob in every:
         found, stopped = diff_glob(old, new, glob, timeout, default)
