@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+from typing import NamedTuple
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -31,15 +32,31 @@ WITNESS = Identity("wit", frozenset({"witness"}))
 AUDITOR = Identity("ann", frozenset({"auditor"}))
 
 
-async def signed(make_store: MakeStore, clock: StepClock, n: int = 5) -> tuple[Store, AuditDesk]:
-    """A store holding `n` entries and a version 2 checkpoint of them, and its desk."""
+class Signed(NamedTuple):
+    """A store holding five entries, its desk, and the checkpoint of them it stored."""
+
+    store: Store
+    desk: AuditDesk
+    cp: checkpoints.Checkpoint
+
+
+@pytest.fixture
+async def signed(make_store: MakeStore, clock: StepClock) -> Signed:
+    """Five entries and a version 2 checkpoint of them, read back from the store."""
     store = await make_store()
-    await store.append([record(i) for i in range(1, n + 1)])
+    await store.append([record(i) for i in range(1, 6)])
     desk = AuditDesk(store, clock, Signer(LOG_KEY))
-    cp = await desk.checkpoint_if_due(1, dt.timedelta(0))
+    made = await desk.checkpoint_if_due(1, dt.timedelta(0))
+    assert made is not None
+    assert made.tree_size == 5
+    cp = await store.last_checkpoint()
     assert cp is not None
-    assert cp.tree_size == n
-    return store, desk
+    return Signed(store, desk, cp)
+
+
+def witness_key() -> Ed25519PrivateKey:
+    """A fresh witness signing key."""
+    return Ed25519PrivateKey.generate()
 
 
 def request(cp: checkpoints.Checkpoint, key: Ed25519PrivateKey) -> A.AddCosignatureRequest:
@@ -51,13 +68,9 @@ def request(cp: checkpoints.Checkpoint, key: Ed25519PrivateKey) -> A.AddCosignat
     )
 
 
-async def test_cosignatures_are_stored_per_checkpoint_and_returned_with_it(
-    make_store: MakeStore, clock: StepClock
-) -> None:
-    store, desk = await signed(make_store, clock)
-    cp = await store.last_checkpoint()
-    assert cp is not None
-    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+async def test_cosignatures_are_stored_per_checkpoint_and_returned_with_it(signed: Signed) -> None:
+    store, desk, cp = signed
+    a, b = witness_key(), witness_key()
     assert (await desk.add_cosignature(WITNESS, request(cp, a))).cosignatures == 1
     assert (await desk.add_cosignature(WITNESS, request(cp, b))).cosignatures == 2
     # A repeat from the same witness keeps the first one.
@@ -76,26 +89,18 @@ async def test_cosignatures_are_stored_per_checkpoint_and_returned_with_it(
     assert await store.cosignatures(from_seq=cp.seq + 1) == {}
 
 
-async def test_a_cosignature_of_no_stored_checkpoint_is_not_found(
-    make_store: MakeStore, clock: StepClock
-) -> None:
-    store, desk = await signed(make_store, clock)
-    cp = await store.last_checkpoint()
-    assert cp is not None
-    req = request(cp, Ed25519PrivateKey.generate())
+async def test_a_cosignature_of_no_stored_checkpoint_is_not_found(signed: Signed) -> None:
+    store, desk, cp = signed
+    req = request(cp, witness_key())
     req.seq = cp.seq - 1
     with pytest.raises(NotFound, match=f"no stored checkpoint at seq {cp.seq - 1}"):
         await desk.add_cosignature(WITNESS, req)
     assert await store.cosignatures() == {}
 
 
-async def test_a_cosignature_of_another_tree_head_is_refused(
-    make_store: MakeStore, clock: StepClock
-) -> None:
-    store, desk = await signed(make_store, clock)
-    cp = await store.last_checkpoint()
-    assert cp is not None
-    key = Ed25519PrivateKey.generate()
+async def test_a_cosignature_of_another_tree_head_is_refused(signed: Signed) -> None:
+    store, desk, cp = signed
+    key = witness_key()
     other_root = dataclasses.replace(cp, root_hash="ab" * 32)
     with pytest.raises(InvalidArgument, match="not the checkpoint at seq"):
         await desk.add_cosignature(WITNESS, request(other_root, key))
@@ -106,13 +111,9 @@ async def test_a_cosignature_of_another_tree_head_is_refused(
     assert await store.cosignatures() == {}
 
 
-async def test_a_cosignature_that_does_not_verify_is_refused(
-    make_store: MakeStore, clock: StepClock
-) -> None:
-    store, desk = await signed(make_store, clock)
-    cp = await store.last_checkpoint()
-    assert cp is not None
-    key = Ed25519PrivateKey.generate()
+async def test_a_cosignature_that_does_not_verify_is_refused(signed: Signed) -> None:
+    store, desk, cp = signed
+    key = witness_key()
     req = request(cp, key)
     bad = A.AddCosignatureRequest()
     bad.CopyFrom(req)
@@ -120,7 +121,7 @@ async def test_a_cosignature_that_does_not_verify_is_refused(
     with pytest.raises(InvalidArgument, match=r"cosignature\.signature: does not verify"):
         await desk.add_cosignature(WITNESS, bad)
     bad.CopyFrom(req)
-    bad.public_key_pem = checkpoints.public_pem(Ed25519PrivateKey.generate()).decode()
+    bad.public_key_pem = checkpoints.public_pem(witness_key()).decode()
     with pytest.raises(InvalidArgument, match=r"cosignature\.key_id"):
         await desk.add_cosignature(WITNESS, bad)
     bad.public_key_pem = "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n"
@@ -137,14 +138,10 @@ async def test_a_cosignature_that_does_not_verify_is_refused(
     assert (await desk.add_cosignature(WITNESS, req)).cosignatures == 1
 
 
-async def test_only_witnesses_add_and_only_auditors_or_witnesses_read(
-    make_store: MakeStore, clock: StepClock
-) -> None:
-    store, desk = await signed(make_store, clock)
-    cp = await store.last_checkpoint()
-    assert cp is not None
+async def test_only_witnesses_add_and_only_auditors_or_witnesses_read(signed: Signed) -> None:
+    _, desk, cp = signed
     with pytest.raises(PermissionDenied, match="ann needs the role witness"):
-        await desk.add_cosignature(AUDITOR, request(cp, Ed25519PrivateKey.generate()))
+        await desk.add_cosignature(AUDITOR, request(cp, witness_key()))
     agent = Identity("bot", frozenset({"agent"}))
     with pytest.raises(PermissionDenied, match="auditor or witness"):
         await desk.list_checkpoints(agent, A.GetCheckpointsRequest())
@@ -154,13 +151,9 @@ async def test_only_witnesses_add_and_only_auditors_or_witnesses_read(
         await desk.query(WITNESS, A.QueryAuditRequest())  # entries stay for auditors
 
 
-async def test_a_checkpoint_carries_a_bounded_number_of_cosignatures(
-    make_store: MakeStore, clock: StepClock
-) -> None:
-    store, _ = await signed(make_store, clock)
-    cp = await store.last_checkpoint()
-    assert cp is not None
-    keys = [Ed25519PrivateKey.generate() for _ in range(store_cosig.MAX_PER_CHECKPOINT + 1)]
+async def test_a_checkpoint_carries_a_bounded_number_of_cosignatures(signed: Signed) -> None:
+    store, _, cp = signed
+    keys = [witness_key() for _ in range(store_cosig.MAX_PER_CHECKPOINT + 1)]
     sigs = [w.cosign(k, cp, at_minutes(90)) for k in keys]
     counts = await asyncio.gather(*(store.add_cosignature(cp.seq, cs) for cs in sigs[:-1]))
     assert sorted(counts) == list(range(1, store_cosig.MAX_PER_CHECKPOINT + 1))
@@ -168,11 +161,9 @@ async def test_a_checkpoint_carries_a_bounded_number_of_cosignatures(
         await store.add_cosignature(cp.seq, sigs[-1])
 
 
-async def test_cosignatures_survive_reopening(make_store: MakeStore, clock: StepClock) -> None:
-    store, _ = await signed(make_store, clock)
-    cp = await store.last_checkpoint()
-    assert cp is not None
-    cs = w.cosign(Ed25519PrivateKey.generate(), cp, at_minutes(90))
+async def test_cosignatures_survive_reopening(make_store: MakeStore, signed: Signed) -> None:
+    store, _, cp = signed
+    cs = w.cosign(witness_key(), cp, at_minutes(90))
     await store.add_cosignature(cp.seq, cs)
     await store.close()
     store = await make_store()
@@ -182,13 +173,9 @@ async def test_cosignatures_survive_reopening(make_store: MakeStore, clock: Step
         await store.add_cosignature(cp.seq, naive)
 
 
-async def test_exports_carry_cosignatures_and_still_verify(
-    make_store: MakeStore, clock: StepClock
-) -> None:
-    store, desk = await signed(make_store, clock)
-    cp = await store.last_checkpoint()
-    assert cp is not None
-    key = Ed25519PrivateKey.generate()
+async def test_exports_carry_cosignatures_and_still_verify(signed: Signed) -> None:
+    _, desk, cp = signed
+    key = witness_key()
     await desk.add_cosignature(WITNESS, request(cp, key))
     data = b"".join(
         [c.data async for c in desk.export(AUDITOR, A.ExportAuditRequest())]

@@ -19,7 +19,7 @@ from signoff.notify.payloads import (
     slack_payload,
     summary,
 )
-from signoff.notify.webhooks import backoff_delay, parse_retry_after
+from signoff.notify.retry import backoff_delay, parse_retry_after
 
 R = pb.review
 

@@ -30,9 +30,10 @@ from signoff.notify.config import ALL_GROUPS
 from signoff.notify.email_config import EmailRecipient, EmailSettings
 from signoff.notify.email_render import message
 from signoff.notify.payloads import review_to_dict
-from signoff.notify.webhooks import Sleep, backoff_delay
+from signoff.notify.retry import Backoff, Events, Outcome, Sleep, deliver
 
 log = logging.getLogger("signoff.notify.email")
+DELIVERY_EVENTS = Events(log, "email.sent", "email.retry", "email.failed")
 
 # Events that put a review in front of a group that has not seen it yet.
 MAILED_EVENTS = ("review.opened", "review.escalated")
@@ -98,10 +99,7 @@ class EmailSender:
         self.settings = settings
         self.recipients = recipients  # reviewer group (or "*") -> who is mailed (routes)
         self._now = now  # unix seconds from the server's clock, which the redeemer also uses
-        self._sleep = sleep
-        self._backoff_base = backoff_base
-        self._backoff_max = backoff_max
-        self._rng = rng or random.Random()
+        self._backoff = Backoff(backoff_base, backoff_max, rng or random.Random(), sleep)
         self._queue: asyncio.Queue[Mail] = asyncio.Queue(queue_size)
         self._workers_wanted = max(1, workers)
         self._workers: list[asyncio.Task[None]] = []
@@ -206,51 +204,24 @@ class EmailSender:
 
     async def _deliver(self, mail: Mail) -> None:
         fields = {"review_id": mail.review_id, "reviewer": mail.reviewer}
-        attempts = self.settings.max_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                await asyncio.to_thread(self._send_once, mail.message)
-            except (OSError, smtplib.SMTPException) as exc:
-                error = type(exc).__name__
-                if permanent(exc):
-                    log_event(
-                        log,
-                        "email.failed",
-                        logging.ERROR,
-                        error=error,
-                        attempts=attempt,
-                        retried=False,
-                        **fields,
-                    )
-                    return
-                if attempt == attempts:
-                    log_event(
-                        log,
-                        "email.failed",
-                        logging.ERROR,
-                        error=error,
-                        attempts=attempt,
-                        retried=True,
-                        **fields,
-                    )
-                    return
-                delay = backoff_delay(
-                    attempt, self._backoff_base, self._backoff_max, None, self._rng
-                )
-                log_event(
-                    log,
-                    "email.retry",
-                    logging.WARNING,
-                    error=error,
-                    attempt=attempt,
-                    delay_s=round(delay, 3),
-                    **fields,
-                )
-                await self._sleep(delay)
-                continue
+        if await deliver(
+            lambda: self._attempt(mail.message),
+            max_attempts=self.settings.max_attempts,
+            backoff=self._backoff,
+            events=DELIVERY_EVENTS,
+            fields=fields,
+        ):
             self.sent += 1
-            log_event(log, "email.sent", attempts=attempt, **fields)
-            return
+
+    async def _attempt(self, msg: EmailMessage) -> Outcome:
+        """Send once, and say how it went."""
+        try:
+            await asyncio.to_thread(self._send_once, msg)
+        except (OSError, smtplib.SMTPException) as exc:
+            return Outcome(
+                ok=False, retryable=not permanent(exc), fields={"error": type(exc).__name__}
+            )
+        return Outcome(ok=True)
 
     def _send_once(self, msg: EmailMessage) -> None:
         """Connect, secure, log in, send one message (in a worker thread)."""

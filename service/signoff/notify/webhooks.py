@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import email.utils
 import logging
 import random
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -31,11 +30,11 @@ from signoff import pb
 from signoff.logs import event as log_event
 from signoff.notify.config import ALL_GROUPS, EVENTS, NotifySettings, WebhookSettings
 from signoff.notify.payloads import JsonDict, encode, json_payload, review_to_dict, slack_payload
+from signoff.notify.retry import Backoff, Events, Outcome, Sleep, deliver, parse_retry_after
 from signoff.notify.signing import sign
 
 log = logging.getLogger("signoff.notify")
-
-Sleep = Callable[[float], Awaitable[None]]
+DELIVERY_EVENTS = Events(log, "notify.delivered", "notify.retry", "notify.failed")
 
 
 class Sink(Protocol):
@@ -74,33 +73,20 @@ class _Target:
     workers: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-def backoff_delay(
-    attempt: int, base: float, cap: float, retry_after: float | None, rng: random.Random
-) -> float:
-    """Seconds to wait after failed `attempt` (1-based): full jitter, at least Retry-After."""
-    # Full jitter (uniform in [0, base * 2^(attempt-1)]) spreads retries of many deliveries
-    # that failed together, instead of hitting a recovering endpoint in waves.
-    delay = rng.uniform(0, min(cap, base * 2 ** (attempt - 1)))
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    # Capped even against Retry-After: a receiver must not park our workers for hours.
-    return min(delay, cap)
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, when.timestamp() - now)
+def outcome(status: int | None, retry_after: float | None, error: str | None) -> Outcome:
+    """How one POST went: 2xx is delivered; no response (None), 429 and 5xx are retried."""
+    if status is not None and 200 <= status < 300:
+        return Outcome(ok=True, fields={"status": status})
+    if status is None or status == 429 or status >= 500:
+        return Outcome(
+            ok=False,
+            retryable=True,
+            retry_after=retry_after,
+            fields={"status": status, "error": error},
+        )
+    # Anything else (4xx, a redirect) will be answered the same way next time; there is no
+    # error to name, only the status.
+    return Outcome(ok=False, fields={"status": status})
 
 
 def _identity(hook: WebhookSettings) -> tuple[object, ...]:
@@ -140,12 +126,9 @@ class Notifier:
         """Route events per group; nothing is sent until `start()`."""
         self._client = client
         self._own_client = client is None
-        self._sleep = sleep
-        self._backoff_base = backoff_base
-        self._backoff_max = backoff_max
+        self._backoff = Backoff(backoff_base, backoff_max, rng or random.Random(), sleep)
         self._workers_per_webhook = max(1, workers_per_webhook)
         self._clock = clock
-        self._rng = rng or random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._closed = False
@@ -320,54 +303,16 @@ class Notifier:
             "review_id": d.review["review_id"],
             "delivery_id": d.delivery_id,
         }
-        for attempt in range(1, hook.max_attempts + 1):
-            status, retry_after, error = await self._attempt(hook, d, body)
-            if status is not None and 200 <= status < 300:
-                log_event(log, "notify.delivered", status=status, attempts=attempt, **fields)
-                return
-            retryable = status is None or status == 429 or status >= 500
-            if not retryable:
-                log_event(
-                    log,
-                    "notify.failed",
-                    logging.ERROR,
-                    status=status,
-                    attempts=attempt,
-                    retried=False,
-                    **fields,
-                )
-                return
-            if attempt == hook.max_attempts:
-                log_event(
-                    log,
-                    "notify.failed",
-                    logging.ERROR,
-                    status=status,
-                    error=error,
-                    attempts=attempt,
-                    retried=True,
-                    **fields,
-                )
-                return
-            delay = backoff_delay(
-                attempt, self._backoff_base, self._backoff_max, retry_after, self._rng
-            )
-            log_event(
-                log,
-                "notify.retry",
-                logging.WARNING,
-                status=status,
-                error=error,
-                attempt=attempt,
-                delay_s=round(delay, 3),
-                **fields,
-            )
-            await self._sleep(delay)
+        await deliver(
+            lambda: self._attempt(hook, d, body),
+            max_attempts=hook.max_attempts,
+            backoff=self._backoff,
+            events=DELIVERY_EVENTS,
+            fields=fields,
+        )
 
-    async def _attempt(
-        self, hook: WebhookSettings, d: Delivery, body: bytes
-    ) -> tuple[int | None, float | None, str | None]:
-        """POST once: (status, Retry-After seconds, error name); status None if no response."""
+    async def _attempt(self, hook: WebhookSettings, d: Delivery, body: bytes) -> Outcome:
+        """POST once, and say how it went."""
         if self._client is None:
             raise RuntimeError("Notifier.start() was not called")
         now = self._clock()
@@ -393,8 +338,8 @@ class Notifier:
                 # could send an endless one.
                 await response.aclose()
         except TimeoutError:
-            return None, None, "Timeout"
+            return outcome(None, None, "Timeout")
         except httpx.HTTPError as exc:
-            return None, None, type(exc).__name__
+            return outcome(None, None, type(exc).__name__)
         retry_after = parse_retry_after(response.headers.get("retry-after"), now)
-        return response.status_code, retry_after, None
+        return outcome(response.status_code, retry_after, None)
