@@ -30,7 +30,8 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from signoff import pb
-from signoff.app.audit.desk import AuditDesk, Signer
+from signoff.app.audit.checkpoints import Signer
+from signoff.app.audit.desk import AuditDesk
 from signoff.auth.identity import Identity
 from signoff.core import checkpoints
 from signoff.core import witness as w

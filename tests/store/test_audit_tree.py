@@ -15,7 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from signoff import pb
-from signoff.app.audit.desk import AuditDesk, Signer
+from signoff.app.audit.checkpoints import Signer
+from signoff.app.audit.desk import AuditDesk
 from signoff.auth.identity import Identity
 from signoff.core import log_tree
 from signoff.core.audit import GENESIS, AuditEntry, seal

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from signoff.app.audit.desk import AuditDesk, Signer
+from signoff.app.audit.checkpoints import Signer
+from signoff.app.audit.desk import AuditDesk
 from signoff.core.audit import GENESIS, seal, verify_chain
 from signoff.store import AuditQuery, Checkpoint, CheckpointSuperseded, Store
 from signoff.store import migrations as migrations_module

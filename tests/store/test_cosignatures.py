@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from signoff import pb
 from signoff.app.audit import witness as app_witness
-from signoff.app.audit.desk import AuditDesk, Signer
+from signoff.app.audit.checkpoints import Signer
+from signoff.app.audit.desk import AuditDesk
 from signoff.auth.identity import Identity
 from signoff.core import checkpoints
 from signoff.core import witness as w

@@ -18,7 +18,8 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from signoff.app.audit.desk import AuditDesk, Signer
+from signoff.app.audit.checkpoints import Signer
+from signoff.app.audit.desk import AuditDesk
 from signoff.auth.identity import Identity
 from signoff.core.audit import AuditRecord, verify_chain
 from signoff.errors import FailedPrecondition, Unavailable

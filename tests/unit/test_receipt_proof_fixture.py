@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from signoff import pb
-from signoff.app.audit.desk import checkpoint_proto
+from signoff.app.audit.checkpoints import checkpoint_proto
 from signoff.app.audit.witness import attach
 from signoff.app.receipts import ReceiptIssuer
 from signoff.core import checkpoints, log_tree

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from signoff import pb
 from signoff.api.errors import Authenticator
-from signoff.app.audit.desk import Signer
+from signoff.app.audit.checkpoints import Signer
 from signoff.app.decisions import Signoff
 from signoff.app.receipts import ReceiptIssuer
 from signoff.app.reviews.desk import Publish, ReviewDesk

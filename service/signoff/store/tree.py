@@ -10,7 +10,7 @@ PostgreSQL database, or a step racing `build_tree` -- can both compute a step; o
 the other's transaction changes nothing. After a crash the tree is exactly leaves
 1..tree_size, and the next step goes on from there.
 
-Checkpoints sign tree heads only up to the watermark (app/audit/desk.py). An entry whose
+Checkpoints sign tree heads only up to the watermark (app/audit/checkpoints.py). An entry whose
 stored row no longer hashes to its chain hash stops the tree before it (logged as an
 error): the tree never vouches for an altered entry, and `audit verify` names it.
 """

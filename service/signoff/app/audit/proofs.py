@@ -8,11 +8,11 @@ something against a root that a checkpoint signed (and witnesses saw).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from signoff import pb
+from signoff.app.audit.query import entry_proto
 from signoff.core import log_tree
-from signoff.core.audit import AuditEntry
 from signoff.errors import FailedPrecondition, InvalidArgument
 from signoff.store.base import Store
 
@@ -60,11 +60,7 @@ def check_size(field: str, value: int, signed: int) -> int:
     return value
 
 
-async def inclusion(
-    store: Store,
-    req: A.GetInclusionProofRequest,
-    entry_proto: Callable[[AuditEntry], A.AuditEntry],
-) -> A.GetInclusionProofResponse:
+async def inclusion(store: Store, req: A.GetInclusionProofRequest) -> A.GetInclusionProofResponse:
     """GetInclusionProof: entry `seq`, its leaf and its path in the log of `tree_size`."""
     size = check_size("tree_size", req.tree_size, await signed_size(store))
     if not 1 <= req.seq <= size:

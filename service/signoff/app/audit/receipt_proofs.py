@@ -16,10 +16,9 @@ reviewers, with the policy's `redact` paths masked -- which that principal sent 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from signoff import pb
 from signoff.app.audit import proofs, witness
+from signoff.app.audit.checkpoints import checkpoint_proto
 from signoff.app.reviews.desk import Identity
 from signoff.core import checkpoints, log_tree
 from signoff.core.audit import AuditEntry
@@ -38,7 +37,6 @@ async def receipt_proof(
     trusted: checkpoints.TrustedKeys,
     who: Identity,
     req: A.GetReceiptProofRequest,
-    checkpoint_proto: Callable[[Checkpoint], A.Checkpoint],
 ) -> A.ReceiptProof:
     """The receipt of `req`, its allow's entry and the path to a (witnessed) checkpoint."""
     if not {"auditor", "agent"} & who.roles:
