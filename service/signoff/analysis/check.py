@@ -99,18 +99,22 @@ def facts(symbols: Symbols) -> list[z3.BoolRef]:
     return symbols.axioms() + constraints(symbols, symbols.schemas)
 
 
-def bounded_check(solver: z3.Solver | z3.Optimize, timeout: float) -> z3.CheckSatResult:
-    """`solver.check()`, interrupted once `timeout` (plus a grace second) has passed.
+def bounded_check(solver: z3.Solver, timeout: float, *assumptions: z3.BoolRef) -> z3.CheckSatResult:
+    """`solver.check(*assumptions)`, interrupted once `timeout` (plus a grace second) has
+    passed: z3's own timeout is not always honoured. Z3_interrupt, called from a timer
+    thread while the check runs in C (ctypes releases the GIL), stops it; the answer is then
+    unknown.
 
-    z3's own timeout is not always honoured: an Optimize over string constraints ran for
-    over ten minutes with a 2 s timeout set. Z3_interrupt, called from a timer thread while
-    the check runs in C (ctypes releases the GIL), stops it; the answer is then unknown.
+    Only plain solvers, never z3's Optimize: an Optimize over string constraints ran for
+    over ten minutes with a 2 s timeout set, deaf to repeated interrupts, inside
+    `smt::context::push` (its MaxSMT loop pushes, and the sequence theory's `solve_eqs`
+    there checks no limit). Assumptions need no push.
     """
     timer = threading.Timer(timeout + 1.0, solver.ctx.interrupt)
     timer.daemon = True
     timer.start()
     try:
-        return solver.check()
+        return solver.check(*assumptions)
     finally:
         timer.cancel()
 
@@ -118,25 +122,40 @@ def bounded_check(solver: z3.Solver | z3.Optimize, timeout: float) -> z3.CheckSa
 def _counterexample(
     symbols: Symbols, goal: list[z3.BoolRef], timeout: float
 ) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
-    """Like _solve, but the model is the plainest request: what it need not hold, unset."""
-    solver = z3.Optimize()
-    solver.set("timeout", max(1, int(timeout * 1000)))
+    """Like _solve, but the model is the plainest request: what it need not hold, unset.
+
+    "Plainest" is soft: each wish is an assumption, and the wishes an unsat core names are
+    dropped before asking again (a coarse MaxSAT, within `timeout` in all); if time runs
+    out first, the plain answer of `_solve`.
+    """
+    solver = z3.Solver()
     solver.add(*facts(symbols), *goal)
-    # Soft: leave out keys, keep numbers numbers, prefer short texts; none changes the answer.
+    wishes: list[z3.BoolRef] = []
+    # Leave out keys, keep numbers numbers, prefer short texts: none changes the answer.
     for j in symbols.json.values():
-        solver.add_soft(z3.Not(j.present), 2)
-        solver.add_soft(j.unparsable, 2)
-    for var in symbols.strings.values():
-        solver.add_soft(z3.Length(var) <= 12, 1)
-    for seq in symbols.lists.values():
-        solver.add_soft(z3.Length(seq) == 0, 1)
+        wishes += [z3.Not(j.present), j.unparsable]
+    wishes += [z3.Length(var) <= 12 for var in symbols.strings.values()]
+    wishes += [z3.Length(seq) == 0 for seq in symbols.lists.values()]
     lower = z3.Range("a", "z")
     plain = z3.Concat(z3.Plus(lower), z3.Star(z3.Concat(z3.Re("."), z3.Plus(lower))))
-    solver.add_soft(z3.InRe(symbols.string(("action", "name")), plain), 1)
-    result = bounded_check(solver, timeout)
-    if result == z3.unknown:  # optimising may be what ran out of time: just ask
-        return _solve(symbols, goal, timeout)
-    return result, solver.model() if result == z3.sat else None
+    wishes.append(z3.InRe(symbols.string(("action", "name")), plain))
+    # A fresh literal names each wish, so that a core can name it back.
+    marks = [z3.Bool(f"signoff.wish.{i}") for i in range(len(wishes))]
+    solver.add(*(z3.Implies(m, w) for m, w in zip(marks, wishes, strict=True)))
+    active = set(marks)
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        solver.set("timeout", max(1, int(left * 1000)))
+        result = bounded_check(solver, left, *active)
+        if result == z3.sat:
+            return result, solver.model()
+        if result == z3.unknown:
+            break
+        core = {m for m in marks if any(m.eq(c) for c in solver.unsat_core())}
+        if not core:  # unsat whatever the wishes: the goal itself cannot hold
+            return z3.unsat, None
+        active -= core
+    return _solve(symbols, goal, timeout)
 
 
 def analyze_rules(bundle: Bundle, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:

@@ -33,8 +33,9 @@ from signoff.policy.params import check_request as check_params
 from signoff.policytest.run import DEFAULT_NOW
 
 MAX_REGIONS = 20  # per glob: past it the diff says it stopped
-# Looking for the plainest example (z3.Optimize) can take long on a region with many soft
-# constraints; past this it asks for any example instead (the region is the same).
+# Looking for the plainest example (check._counterexample: wishes dropped by unsat cores)
+# can take long on a region with many wishes; past this it asks for any example instead
+# (the region is the same).
 PLAIN_SECONDS = 2.0
 OUTCOMES = {v: k for k, v in SEVERITY.items() if v > 0}
 
