@@ -19,6 +19,7 @@ from signoff.cli.main import main
 from signoff.core.decide import DefaultDecision, evaluate
 from signoff.policy import load_bundle
 from signoff.policytest.run import DEFAULT_NOW
+from tests.unit.test_policy_analyze_schema import PAY_RULES, _bundle
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -140,18 +141,8 @@ def test_a_broken_bundle_is_reported_and_nothing_compared(tmp_path, capsys):
     assert "nothing compared" in capsys.readouterr().err
 
 
-PAY_OLD = """
-- name: deny-big
-  when: action.params.amount > 1000.0
-  decision: deny
-  reason: too big
-- name: allow-rest
-  when: "true"
-  decision: allow
-  reason: fine
-"""
 # The same, plus a currency the schema never admits: a change only outside the schema.
-PAY_NEW = PAY_OLD.replace(
+PAY_NEW = PAY_RULES.replace(
     "action.params.amount > 1000.0",
     'action.params.amount > 1000.0 || action.params.currency == "XXX"',
 )
@@ -164,26 +155,16 @@ properties:
 """
 
 
-def _pay(directory: Path, rules: str, schema: str = "") -> Path:
-    import textwrap
-
-    directory.mkdir()
-    text = "name: pay\nactions: [pay.*]\nrules:\n" + textwrap.dedent(rules)
-    if schema:
-        text += "params:\n  pay.*:\n" + textwrap.indent(textwrap.dedent(schema), "    ")
-    (directory / "pay.yaml").write_text(text)
-    return directory
-
-
 def test_a_change_only_for_requests_the_schemas_refuse_is_no_difference(tmp_path):
-    old = load_bundle(_pay(tmp_path / "old", PAY_OLD, PAY_SCHEMA))
-    new = load_bundle(_pay(tmp_path / "new", PAY_NEW, PAY_SCHEMA))
+    old = load_bundle(_bundle(tmp_path / "old", PAY_RULES, PAY_SCHEMA))
+    new = load_bundle(_bundle(tmp_path / "new", PAY_NEW, PAY_SCHEMA))
     result = diff(old, new)
     assert result.changes == ()
     assert not [s for s in result.skipped if "schemas differ" in s.message]
     # The control: without the schemas the currency "XXX" is a real region of change.
     bare = diff(
-        load_bundle(_pay(tmp_path / "o2", PAY_OLD)), load_bundle(_pay(tmp_path / "n2", PAY_NEW))
+        load_bundle(_bundle(tmp_path / "o2", PAY_RULES)),
+        load_bundle(_bundle(tmp_path / "n2", PAY_NEW)),
     )
     assert bare.changes
     assert all(c.confirmed for c in bare.changes)
@@ -192,8 +173,8 @@ def test_a_change_only_for_requests_the_schemas_refuse_is_no_difference(tmp_path
 
 def test_examples_satisfy_both_schemas_and_differing_schemas_are_noted(tmp_path):
     looser = PAY_SCHEMA.replace("enum: [EUR, USD]", "enum: [EUR, USD, XXX]")
-    old = load_bundle(_pay(tmp_path / "old", PAY_OLD, PAY_SCHEMA))
-    new = load_bundle(_pay(tmp_path / "new", PAY_NEW.replace('"XXX"', '"USD"'), looser))
+    old = load_bundle(_bundle(tmp_path / "old", PAY_RULES, PAY_SCHEMA))
+    new = load_bundle(_bundle(tmp_path / "new", PAY_NEW.replace('"XXX"', '"USD"'), looser))
     result = diff(old, new)
     [change] = result.changes
     assert change.confirmed, change.message
