@@ -18,7 +18,7 @@ from signoff.core import checkpoints as core_checkpoints
 from signoff.core import witness as core_witness
 from signoff.core.wire import timestamp
 from signoff_client import receipt_proofs, receipts
-from signoff_client._gen import review_pb2_grpc
+from signoff_client._gen import decision_pb2_grpc, review_pb2_grpc
 from signoff_client.audit_proofs import ProofError
 
 from .conftest import ServerHandle, write_tokens
@@ -56,6 +56,20 @@ def _receipts(server: ServerHandle) -> tuple[pb.common.Decision, pb.review.Revie
     assert allowed.receipt.payload
     assert review.receipt.payload
     return allowed, review
+
+
+def _more(server: ServerHandle, n: int) -> None:
+    """`n` more entries (_traffic's request ids again would be replays, logging nothing)."""
+    stub = decision_pb2_grpc.DecisionServiceStub(server.channel())
+    for i in range(n):
+        req = pb.common.ActionRequest(request_id=f"more-{server.call(_seq(server))}-{i}")
+        req.action.name = "email.send"
+        stub.Evaluate(req, metadata=_md("bot-0"))
+
+
+async def _seq(server: ServerHandle) -> int:
+    last = await server.running.audit.store.last_checkpoint()
+    return 0 if last is None else last.seq
 
 
 def _proof(server: ServerHandle, receipt, token: str = "ann", **fields) -> A.ReceiptProof:
@@ -186,21 +200,23 @@ def test_a_log_no_witness_co_signed_answers_later_or_on_the_server_key_alone(ser
     assert "ask again later" in err.details()
     proof = _proof(server, allowed.receipt, unwitnessed=True)
     assert not proof.checkpoint.cosignatures
+    first_size = proof.checkpoint.tree_size
     with pytest.raises(ProofError, match="1 needed"):
         receipt_proofs.verify(proof, _key(server))  # a quorum of 1 by default
     assert receipt_proofs.verify(proof, _key(server), quorum=0).witnesses == ()
     # One witness co-signs a newer checkpoint: the upgrade goes there.
-    _traffic(server, 2)
+    _more(server, 2)
     newer = _checkpoint(server)
+    assert newer.tree_size > proof.checkpoint.tree_size
     _cosign(server, newer, WITNESSES[:1])
     proof = _proof(server, allowed.receipt)
     assert proof.checkpoint.tree_size == newer.tree_size
     assert _error(server, allowed.receipt, min_cosignatures=2).code() == (
         grpc.StatusCode.FAILED_PRECONDITION
     )
-    # Named by its tree size, an older checkpoint serves too.
-    older = _proof(server, allowed.receipt, tree_size=proof.checkpoint.tree_size)
-    assert older.checkpoint.seq == newer.seq
+    # Named by its tree size, the older (unwitnessed) checkpoint serves too.
+    first = _proof(server, allowed.receipt, unwitnessed=True, tree_size=first_size)
+    assert first.checkpoint.tree_size == first_size
 
 
 @pytest.mark.parametrize(
@@ -339,3 +355,26 @@ async def test_the_cli_upgrades_a_receipt_and_a_third_party_checks_it_offline(se
     code, _, err = await _cli(server, "receipt", str(receipt))
     assert code == 2
     assert "-o/--output" in err
+
+
+def test_an_older_witnessed_checkpoint_is_found_within_a_bounded_walk(server, monkeypatch):
+    from signoff.app.audit import receipt_proofs as server_side
+
+    allowed, _ = _receipts(server)
+    witnessed = _checkpoint(server)
+    _cosign(server, witnessed)
+    _more(server, 4)
+    newest = _checkpoint(server)  # not co-signed yet
+    assert newest.tree_size > witnessed.tree_size
+    monkeypatch.setattr(server_side, "WINDOW", 2)
+    monkeypatch.setattr(server_side, "WINDOWS", 100)
+    assert _proof(server, allowed.receipt).checkpoint.tree_size == witnessed.tree_size
+    # Fewer windows than the distance back to it: refused, saying how far it looked.
+    monkeypatch.setattr(server_side, "WINDOWS", 1)
+    err = _error(server, allowed.receipt)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "within the newest 2 entries" in err.details()
+    assert f"the newest, seq {newest.seq}, has 0" in err.details()
+    # Named by its tree size, it still serves.
+    named = _proof(server, allowed.receipt, tree_size=witnessed.tree_size)
+    assert named.checkpoint.seq == witnessed.seq

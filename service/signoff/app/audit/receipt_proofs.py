@@ -28,7 +28,8 @@ from signoff_client import receipts
 from signoff_client.receipts import VerifiedReceipt
 
 A = pb.audit
-WINDOW = 256  # newest checkpoints looked at for enough co-signatures (witnesses sign the new)
+WINDOW = 10_000  # entries of checkpoints read at a time, back from the head
+WINDOWS = 8  # windows looked at before giving up (a checkpoint can still be named)
 APPROVING = {"APPROVED": "review.approved", "MODIFIED": "review.modified"}
 
 
@@ -118,16 +119,31 @@ async def _checkpoint(store: Store, seq: int, req: A.GetReceiptProofRequest) -> 
         if not named:
             raise InvalidArgument("tree_size", f"no version 2 checkpoint signs {size} entries")
         return named[0]
-    cps = [c for c in await store.checkpoints(seq, 0) if c.root_hash][-WINDOW:]
     need = 0 if req.unwitnessed else max(1, req.min_cosignatures)
-    counts = await store.cosignatures(cps[0].seq, cps[-1].seq) if cps and need else {}
-    for cp in reversed(cps):
-        if len(counts.get(cp.seq, ())) >= need:
-            return cp
-    newest = f"the newest, seq {cps[-1].seq}, has {len(counts.get(cps[-1].seq, ()))}" if cps else ""
+    last = await store.last_checkpoint()
+    if last is None or last.tree_size < seq:
+        raise FailedPrecondition(
+            f"no checkpoint signs a tree head up to entry seq {seq} yet: ask again later",
+            current_state="not signed",
+        )
+    # Witnesses co-sign the newest checkpoint as they poll: it almost always serves. Else
+    # windows of the log back from the head, so that what one call reads stays bounded
+    # however old the receipt (an older checkpoint can be named by `tree_size`).
+    hi = last.seq
+    for _ in range(WINDOWS):
+        lo = max(seq, hi - WINDOW + 1)
+        cps = [c for c in await store.checkpoints(lo, hi) if c.root_hash]
+        counts = await store.cosignatures(lo, hi) if cps and need else {}
+        for cp in reversed(cps):
+            if len(counts.get(cp.seq, ())) >= need:
+                return cp
+        if lo == seq:
+            break
+        hi = lo - 1
+    has = len((await store.cosignatures(last.seq, last.seq)).get(last.seq, ()))
     raise FailedPrecondition(
-        f"no checkpoint covering entry seq {seq} carries {need} co-signature(s) yet"
-        + (f" ({newest})" if newest else " (none signs a tree head that far yet)")
-        + ": witnesses co-sign checkpoints as they poll; ask again later",
+        f"no checkpoint covering entry seq {seq} within the newest {WINDOW * WINDOWS} "
+        f"entries carries {need} co-signature(s) (the newest, seq {last.seq}, has {has}): "
+        "witnesses co-sign checkpoints as they poll; ask again later",
         current_state="not witnessed",
     )
