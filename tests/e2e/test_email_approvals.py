@@ -259,6 +259,34 @@ def test_a_link_or_session_to_a_review_at_another_version_is_refused(
     assert "this link is for version 1, not 2" in stated.json()["message"]
 
 
+def test_after_one_of_two_approvals_the_other_reviewer_gets_a_link_that_works(
+    make_server, inbox, tmp_path, policy_dir
+):
+    env = start(make_server, inbox, tmp_path, policies=policy_dir({"two.yaml": TWO_APPROVALS}))
+    body = {"principal": {"id": "support-bot"}, "action": {"name": "wire.send"}}
+    rid = env.call("/signoff.v1.DecisionService/Evaluate", body, "tok-bot").json()["reviewId"]
+    first = env.inbox.for_each(2)
+    alice = env.session(link_of(first["alice@example.com"])[1])
+    approved = env.call(
+        f"{SVC}/SubmitReview",
+        {"reviewId": rid, "verdict": "VERDICT_APPROVE", "expectedVersion": 1},
+        alice,
+    )
+    assert approved.json()["state"] == "REVIEW_STATE_PENDING", approved.text
+    # Bob's first link is for version 1; the review is now at 2: he is mailed a new one.
+    to, again = env.inbox.next()
+    assert to == ["bob@example.com"]
+    assert env.redeem(link_of(first["bob@example.com"])[1]).status_code == 409
+    bob = env.session(link_of(again)[1])
+    done = env.call(
+        f"{SVC}/SubmitReview",
+        {"reviewId": rid, "verdict": "VERDICT_APPROVE", "expectedVersion": 2},
+        bob,
+    )
+    assert done.json()["state"] == "REVIEW_STATE_APPROVED", done.text
+    assert [a["reviewer"] for a in env.review(rid)["acts"]] == ["alice", "bob"]
+
+
 def _altered(token: str, field: str, value: object) -> str:
     """The token with one payload field changed and the MAC kept (a forgery)."""
     payload, mac = token.rsplit(".", 1)

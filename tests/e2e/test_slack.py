@@ -232,6 +232,23 @@ def test_settled_in_the_console_or_cli_updates_the_message(server, slack):
     assert "via" not in _text(update)  # the API act has no channel
 
 
+def test_one_of_two_approvals_in_the_console_updates_the_buttons_too(server, slack):
+    d = _evaluate(server, amount=5000)
+    message, ts = _posted(slack)
+    approve = R.SubmitReviewRequest(
+        review_id=d.review_id, verdict=R.VERDICT_APPROVE, expected_version=1
+    )
+    review_pb2_grpc.ReviewServiceStub(server.channel()).SubmitReview(
+        approve, metadata=(("authorization", "Bearer alice"),)
+    )
+    update = slack.wait("chat.update")[0]
+    assert update["ts"] == ts
+    assert "1 of 2" in _text(update)
+    # Its buttons carry the new version: Bob's press settles the review.
+    _act(server, press({**update, "text": message["text"]}, ts, "UBOB", "signoff.approve", n=1))
+    assert _get(server, d.review_id).state == R.REVIEW_STATE_APPROVED
+
+
 def test_settled_by_timeout_updates_the_message(server, slack, clock):
     d = _evaluate(server)
     _posted(slack)

@@ -274,3 +274,32 @@ async def test_an_escalated_review_is_mailed_to_the_group_it_went_to():
         token = m.get_body(("plain",)).get_content().split("/email#")[1].split()[0]
         claim = verify(b"y" * 32, "link", token, now=1_767_268_800)
         assert (claim.group, claim.version) == ("leads", 2)
+
+
+async def test_one_of_two_approvals_mails_a_new_link_to_those_yet_to_act():
+    handler = Flaky()
+    port = free_port()
+    ctl = Controller(handler, hostname="127.0.0.1", port=port)
+    ctl.start()
+    to = {
+        "finance": [
+            EmailRecipient(address="alice@example.com", reviewer="alice"),
+            EmailRecipient(address="bob@example.com", reviewer="bob"),
+        ]
+    }
+    try:
+        sender = EmailSender(_settings(port), lambda: 1_767_268_800, to)
+        await sender.start()
+        review = _review()
+        review.approvals_required, review.version = 2, 2
+        review.acts.add(reviewer="alice", verdict=pb.review.VERDICT_APPROVE)
+        sender.publish("review.changed", review)
+        sender.publish("review.resolved", review)  # never mailed
+        await sender.close(timeout=30)
+    finally:
+        ctl.stop()
+    [mail] = handler.accepted  # alice approved already: no link for her
+    assert mail["To"] == "bob@example.com"
+    token = mail.get_body(("plain",)).get_content().split("/email#")[1].split()[0]
+    claim = verify(b"y" * 32, "link", token, now=1_767_268_800)
+    assert (claim.reviewer, claim.version) == ("bob", 2)

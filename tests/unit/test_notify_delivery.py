@@ -258,6 +258,14 @@ async def test_escalation_reaches_the_group_it_left(receiver):
     ]
 
 
+async def test_one_of_n_approvals_is_not_a_webhook_event(receiver, events):
+    async with running(settings(finance=[{"url": receiver.url("/f")}])) as n:
+        n.publish("review.changed", make_review())
+        n.publish("review.resolved", make_review())
+    assert [r.json()["event"] for r in receiver.on("/f")] == ["review.resolved"]
+    assert events.named("notify.publish_failed") == []
+
+
 async def test_500_twice_then_200_is_delivered_once_with_the_same_id(receiver, events):
     receiver.scripts["/flaky"] = [500, 503, 200]
     sleeps = Sleeps()

@@ -12,6 +12,9 @@ from signoff.notify.slack_config import SlackRoute, SlackSettings
 
 Event = Literal["review.opened", "review.resolved", "review.escalated"]
 EVENTS: tuple[Event, ...] = get_args(Event)
+# One of N approvals landed: the review is still pending, at a new version. Slack and e-mail
+# act on it; webhooks are not sent it (their events are EVENTS).
+CHANGED = "review.changed"
 
 # The key of `NotifySettings.webhooks` whose webhooks hear about every group's reviews.
 ALL_GROUPS = "*"

@@ -26,7 +26,7 @@ from signoff import pb
 from signoff.auth.review_links import ReviewClaim, issue, new_nonce
 from signoff.core.reviews import requesters
 from signoff.logs import event as log_event
-from signoff.notify.config import ALL_GROUPS
+from signoff.notify.config import ALL_GROUPS, CHANGED
 from signoff.notify.email_config import EmailRecipient, EmailSettings
 from signoff.notify.email_render import message
 from signoff.notify.payloads import review_to_dict
@@ -36,7 +36,9 @@ log = logging.getLogger("signoff.notify.email")
 DELIVERY_EVENTS = Events(log, "email.sent", "email.retry", "email.failed")
 
 # Events that put a review in front of a group that has not seen it yet.
-MAILED_EVENTS = ("review.opened", "review.escalated")
+# A review still pending at a new version (one of N approvals) is mailed again to those who
+# have not acted: a link is for the version mailed, so theirs stopped working.
+MAILED_EVENTS = ("review.opened", "review.escalated", CHANGED)
 LINK_PATH = "/email"
 
 
@@ -122,7 +124,7 @@ class EmailSender:
         try:
             if event not in MAILED_EVENTS or self._closed:
                 return
-            mails = self._mails(review)
+            mails = self._mails(review, acted=event == CHANGED)
         except Exception as exc:  # the caller is a decision or a review act: never fail it
             log_event(
                 log,
@@ -140,10 +142,12 @@ class EmailSender:
         else:
             self._enqueue(mails)
 
-    def _mails(self, review: pb.review.Review) -> list[Mail]:
+    def _mails(self, review: pb.review.Review, *, acted: bool = False) -> list[Mail]:
         s, to = self.settings, self.recipients
         who = [*to.get(review.reviewer_group, ()), *to.get(ALL_GROUPS, ())]
         asked = requesters(review.request.principal)
+        if acted:  # who already acted on it may not act again: no new link for them
+            asked = asked | {a.reviewer for a in review.acts}
         data = review_to_dict(review)
         now = self._now()
         out: list[Mail] = []

@@ -195,7 +195,9 @@ class SlackActions:
                 view = blocks.reject_view(rid, version, current.request.action.name, where)
                 await self.poster.open_view(str(payload.get("trigger_id") or ""), view)
                 return
-            review = await self._act(who, rid, version, S.VERDICT_APPROVE, "")
+            # The desk's notes redraw the message: `review.changed` when one of N approvals
+            # landed, `review.resolved` when it settled -- whichever door the act came by.
+            await self._act(who, rid, version, S.VERDICT_APPROVE, "")
         except Refused as exc:
             self.poster.tell(channel, user, blocks.refusal(verb, str(exc)))
             await self._show_current(user, rid)
@@ -204,8 +206,6 @@ class SlackActions:
             log_event(log, "slack.view_failed", logging.WARNING, error=type(exc).__name__)
             self.poster.tell(channel, user, blocks.refusal(verb, "Slack did not open the form"))
             return
-        if review.state == S.REVIEW_STATE_PENDING:
-            self.poster.refresh(review)  # a settled review is updated by the notifier hook
 
     async def _modal(self, payload: dict[str, Any]) -> web.Response:
         view = payload.get("view") if isinstance(payload.get("view"), dict) else {}

@@ -35,15 +35,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from signoff import pb
 from signoff.core.reviews import FINAL_STATES
 from signoff.logs import event as log_event
-from signoff.notify.config import EVENTS, NotifySettings
+from signoff.notify.config import CHANGED, EVENTS, NotifySettings
 from signoff.notify.slack_blocks import message
 from signoff.notify.slack_config import SlackSettings
 from signoff.store.base import Store
 from signoff.store.notify_state import MAX_KEY_CHARS
 
 log = logging.getLogger("signoff.notify.slack")
-
-CHANGED = "review.changed"  # an act that did not settle the review (one of N approvals)
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,7 @@ class SlackPoster:
 
     def publish(self, event: str, review: pb.review.Review) -> None:
         """Queue the post or update this review event calls for; never blocks, never raises."""
-        if event in EVENTS:
+        if event in EVENTS or event == CHANGED:
             self._put(_Job(event, _copy(review)))
 
     def refresh(self, review: pb.review.Review) -> None:

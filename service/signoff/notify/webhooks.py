@@ -28,7 +28,7 @@ import httpx
 
 from signoff import pb
 from signoff.logs import event as log_event
-from signoff.notify.config import ALL_GROUPS, EVENTS, NotifySettings, WebhookSettings
+from signoff.notify.config import ALL_GROUPS, CHANGED, EVENTS, NotifySettings, WebhookSettings
 from signoff.notify.payloads import JsonDict, encode, json_payload, review_to_dict, slack_payload
 from signoff.notify.retry import Backoff, Events, Outcome, Sleep, deliver, parse_retry_after
 from signoff.notify.signing import sign
@@ -176,6 +176,8 @@ class Notifier:
         """Queue `event` about `review` for each matching webhook; never blocks, never raises."""
         for sink in self._sinks:
             sink.publish(event, review)
+        if event == CHANGED:  # one of N approvals: for the sinks (e-mail); not a webhook event
+            return
         try:
             self._publish(event, review)
         except Exception as exc:  # the caller is a decision or a review act: never fail it

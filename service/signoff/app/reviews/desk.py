@@ -35,6 +35,7 @@ from signoff.errors import (
 )
 from signoff.ids import Clock
 from signoff.logs import event
+from signoff.notify.config import CHANGED
 from signoff.policy import globs
 from signoff.store.base import ReviewQuery, Store
 from signoff.store.grants_sql import GrantRecord
@@ -90,6 +91,11 @@ class ReviewDesk:
             note = "review.opened" if kind == "review.opened" else kind
             if kind not in ("review.opened", "review.escalated"):
                 note = "review.resolved" if review.state in reviews.FINAL_STATES else ""
+            if not note and kind == "review.approved":
+                # One of N approvals: still pending, at a new version. Slack redraws its
+                # buttons, e-mail sends the reviewers yet to act a link to this version;
+                # webhooks hear only opened, escalated and resolved.
+                note = CHANGED
             if note:
                 self._publish(note, review)
 
