@@ -91,8 +91,9 @@ class ReviewDesk:
             note = "review.opened" if kind == "review.opened" else kind
             if kind not in ("review.opened", "review.escalated"):
                 note = "review.resolved" if review.state in reviews.FINAL_STATES else ""
-            if not note and kind == "review.approved":
-                # One of N approvals: still pending, at a new version. Slack redraws its
+            if not note and kind in ("review.approved", "review.modified"):
+                # One of N approvals (an edit is one too): still pending, at a new version,
+                # the edit shown to whoever approves next. Slack redraws its
                 # buttons, e-mail sends the reviewers yet to act a link to this version;
                 # webhooks hear only opened, escalated and resolved.
                 note = CHANGED
