@@ -12,6 +12,7 @@
  * 2.1.3.2 and 2.1.4.2, tested on transparency-dev/merkle's vectors.
  */
 
+import { hex, keyId, sha256, subtleCrypto } from "./bytes.js";
 import { canonicalJson } from "./canonical.js";
 import { toBinary } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -31,35 +32,10 @@ const KEY_ID = /^[0-9a-f]{16}$/;
 // Padded standard base64 only, as Python's b64decode(validate=True) takes it.
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-function subtleCrypto(): SubtleCrypto {
-  const subtle = globalThis.crypto?.subtle;
-  if (!subtle) throw new Error("WebCrypto (crypto.subtle) is not available");
-  return subtle;
-}
-
-async function sha256(parts: Uint8Array[]): Promise<Uint8Array> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return new Uint8Array(await subtleCrypto().digest("SHA-256", out));
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** The bytes of strict (padded) base64 `text`; null if it is not that. */
 function unbase64(text: string): Uint8Array | null {
   if (!BASE64.test(text)) return null;
   return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-}
-
-async function keyIdOf(subtle: SubtleCrypto, key: CryptoKey): Promise<string> {
-  const raw = new Uint8Array(await subtle.exportKey("raw", key));
-  return hex(await sha256([raw])).slice(0, 16);
 }
 
 /** RFC 3339 UTC with six fractional digits and "Z", as every signed document writes it (an
@@ -98,7 +74,7 @@ export function checkpointBytes(cp: Checkpoint): Uint8Array {
 export async function verifyCheckpoint(cp: Checkpoint, publicKey: PublicKeyInput): Promise<void> {
   const subtle = subtleCrypto();
   const key = await importKey(subtle, publicKey);
-  const kid = await keyIdOf(subtle, key);
+  const kid = await keyId(key);
   if (cp.keyId !== kid) throw new ProofError(`checkpoint at seq ${cp.seq} is signed by key "${cp.keyId}", not this key`);
   if (!cp.rootHash) throw new ProofError(`checkpoint at seq ${cp.seq} signs no tree head (version 1)`);
   if (cp.treeSize !== cp.seq) throw new ProofError(`checkpoint at seq ${cp.seq} signs a tree of ${cp.treeSize} entries`);
@@ -162,7 +138,7 @@ export async function verifyCosignatures(
   const keys = new Map<string, CryptoKey>();
   for (const input of witnessKeys) {
     const key = await importKey(subtle, input);
-    keys.set(await keyIdOf(subtle, key), key);
+    keys.set(await keyId(key), key);
   }
   const valid = new Set<string>();
   for (const cs of cp.cosignatures) {
@@ -218,7 +194,7 @@ export async function verifyLeaf(
     if (err instanceof ProofError) throw new ProofError(`entry seq ${seq}: ${err.message}`);
     throw err;
   }
-  return { ...fields, hash: hex(await sha256([new TextEncoder().encode(prev), leaf])) };
+  return { ...fields, hash: hex(await sha256(new TextEncoder().encode(prev), leaf)) };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

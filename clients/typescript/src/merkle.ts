@@ -6,6 +6,8 @@
  * browsers; the server and the Python client compute the same hashes.
  */
 
+import { sha256 } from "./bytes.js";
+
 /** A proof that does not verify, with the reason. */
 export class ProofError extends Error {
   override name = "ProofError";
@@ -15,7 +17,7 @@ type Size = bigint | number;
 
 /** SHA-256(0x00 || data): the hash of one leaf. */
 export async function leafHash(data: Uint8Array): Promise<Uint8Array> {
-  return sha256(concat(Uint8Array.of(0), data));
+  return sha256(Uint8Array.of(0), data);
 }
 
 /**
@@ -106,23 +108,7 @@ function checkHash(h: Uint8Array, what: string): void {
 }
 
 async function node(left: Uint8Array, right: Uint8Array): Promise<Uint8Array> {
-  return sha256(concat(Uint8Array.of(1), left, right));
-}
-
-async function sha256(data: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
-  const subtle = globalThis.crypto?.subtle;
-  if (!subtle) throw new Error("WebCrypto (crypto.subtle) is not available");
-  return new Uint8Array(await subtle.digest("SHA-256", data));
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return sha256(Uint8Array.of(1), left, right);
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {

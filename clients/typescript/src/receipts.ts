@@ -15,10 +15,11 @@
  */
 
 import { fromBinary, type JsonObject } from "@bufbuild/protobuf";
+import { hex, keyId, owned, subtleCrypto } from "./bytes.js";
 import { actionDigests, canonicalJson, type DigestPrincipal, type DigestResource } from "./canonical.js";
 import { ReceiptSchema, type Receipt } from "./gen/signoff/v1/common_pb.js";
 import { mask } from "./masking.js";
-import { ProofError, rootFromInclusionProof } from "./merkle.js";
+import { ProofError, leafHash, rootFromInclusionProof } from "./merkle.js";
 import type { ActionInput } from "./request.js";
 
 export const RECEIPT_VERSION = 1;
@@ -114,16 +115,14 @@ export async function readReceipt(
   publicKey: PublicKeyInput,
 ): Promise<VerifiedReceipt> {
   const r = receiptOf(receipt);
-  const subtle = globalThis.crypto?.subtle;
-  if (!subtle) throw new Error("WebCrypto (crypto.subtle) is not available");
+  const subtle = subtleCrypto();
   const key = await importKey(subtle, publicKey);
-  const raw = new Uint8Array(await subtle.exportKey("raw", key));
-  const kid = (await sha256Bytes(subtle, raw)).slice(0, 16);
+  const kid = await keyId(key);
   if (r.keyId !== kid) throw new UnknownKey(`receipt key_id "${r.keyId}" is not the given key's "${kid}"`);
   // The version is read from the message's tree fields, then required of the payload
   // (`parse`): a payload signed alone is never taken for a leaf, nor a leaf for one.
   const version = r.treeSize > 0n ? BATCH_VERSION : RECEIPT_VERSION;
-  const signed = await signedBytes(subtle, r, kid);
+  const signed = await signedBytes(r, kid);
   if (!(await subtle.verify({ name: "Ed25519" }, key, owned(r.signature), signed))) {
     throw new BadSignature("receipt signature does not match its payload");
   }
@@ -139,12 +138,12 @@ export async function checkAction(verified: VerifiedReceipt, action: ActionInput
 
 /** What the signature must cover: the payload (version 1), or the root document of the
  * batch the payload's inclusion path leads to (version 2). */
-async function signedBytes(subtle: SubtleCrypto, r: Receipt, kid: string): Promise<Uint8Array<ArrayBuffer>> {
+async function signedBytes(r: Receipt, kid: string): Promise<Uint8Array<ArrayBuffer>> {
   if (r.treeSize === 0n) {
     if (r.path.length > 0 || r.leafIndex !== 0n) throw new MalformedReceipt("receipt has a path but no tree size");
     return owned(r.payload);
   }
-  const root = await rootFromPath(subtle, r.payload, r.leafIndex, r.treeSize, r.path);
+  const root = await rootFromPath(r.payload, r.leafIndex, r.treeSize, r.path);
   const doc = { v: BATCH_VERSION, type: BATCH_TYPE, tree_size: Number(r.treeSize), root: hex(root), key_id: kid };
   return owned(new TextEncoder().encode(canonicalJson(doc)));
 }
@@ -152,37 +151,18 @@ async function signedBytes(subtle: SubtleCrypto, r: Receipt, kid: string): Promi
 /** The root a leaf's inclusion path leads to (RFC 9162 2.1.3.2); BadSignature if the path
  * cannot belong to leaf `index` of a tree of `size`. */
 async function rootFromPath(
-  subtle: SubtleCrypto,
   payload: Uint8Array,
   index: bigint,
   size: bigint,
   path: Uint8Array[],
 ): Promise<Uint8Array> {
-  const leaf = await sha256(subtle, concat(Uint8Array.of(0), payload));
+  const leaf = await leafHash(payload);
   try {
     return await rootFromInclusionProof(leaf, index, size, path);
   } catch (e) {
     if (e instanceof ProofError) throw new BadSignature(`receipt inclusion path: ${e.message}`);
     throw e;
   }
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-async function sha256(subtle: SubtleCrypto, data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await subtle.digest("SHA-256", owned(data)));
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function receiptOf(value: Receipt | Uint8Array | { receipt?: Receipt } | undefined): Receipt {
@@ -215,16 +195,6 @@ export async function importKey(subtle: SubtleCrypto, key: PublicKeyInput): Prom
     return subtle.importKey("raw", owned(key), { name: "Ed25519" }, true, ["verify"]);
   }
   return key;
-}
-
-/** A copy backed by a plain ArrayBuffer, as WebCrypto's types ask. */
-function owned(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(bytes);
-}
-
-async function sha256Bytes(subtle: SubtleCrypto, data: Uint8Array): Promise<string> {
-  const hash = new Uint8Array(await subtle.digest("SHA-256", owned(data)));
-  return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function parse(payload: Uint8Array, kid: string, version: number): VerifiedReceipt {
