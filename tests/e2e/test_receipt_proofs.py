@@ -6,6 +6,7 @@ each way a proof can lie caught; who may ask; what an unwitnessed log answers.""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 
 import grpc
@@ -26,6 +27,7 @@ from .test_audit import _md, _traffic
 from .test_audit_proofs import _audit, _checkpoint, _key
 
 A = pb.audit
+FRESH = itertools.count()
 WITNESSES = [Ed25519PrivateKey.generate() for _ in range(2)]
 WITNESS_PEMS = [core_checkpoints.public_pem(k).decode() for k in WITNESSES]
 
@@ -61,15 +63,10 @@ def _receipts(server: ServerHandle) -> tuple[pb.common.Decision, pb.review.Revie
 def _more(server: ServerHandle, n: int) -> None:
     """`n` more entries (_traffic's request ids again would be replays, logging nothing)."""
     stub = decision_pb2_grpc.DecisionServiceStub(server.channel())
-    for i in range(n):
-        req = pb.common.ActionRequest(request_id=f"more-{server.call(_seq(server))}-{i}")
+    for _ in range(n):
+        req = pb.common.ActionRequest(request_id=f"more-{next(FRESH)}")
         req.action.name = "email.send"
         stub.Evaluate(req, metadata=_md("bot-0"))
-
-
-async def _seq(server: ServerHandle) -> int:
-    last = await server.running.audit.store.last_checkpoint()
-    return 0 if last is None else last.seq
 
 
 def _proof(server: ServerHandle, receipt, token: str = "ann", **fields) -> A.ReceiptProof:

@@ -129,7 +129,7 @@ async def _checkpoint(store: Store, seq: int, req: A.GetReceiptProofRequest) -> 
     # Witnesses co-sign the newest checkpoint as they poll: it almost always serves. Else
     # windows of the log back from the head, so that what one call reads stays bounded
     # however old the receipt (an older checkpoint can be named by `tree_size`).
-    hi = last.seq
+    hi, has = last.seq, 0
     for _ in range(WINDOWS):
         lo = max(seq, hi - WINDOW + 1)
         cps = [c for c in await store.checkpoints(lo, hi) if c.root_hash]
@@ -137,10 +137,11 @@ async def _checkpoint(store: Store, seq: int, req: A.GetReceiptProofRequest) -> 
         for cp in reversed(cps):
             if len(counts.get(cp.seq, ())) >= need:
                 return cp
+        if hi == last.seq:  # the first window holds the newest: for the refusal below
+            has = len(counts.get(last.seq, ()))
         if lo == seq:
             break
         hi = lo - 1
-    has = len((await store.cosignatures(last.seq, last.seq)).get(last.seq, ()))
     raise FailedPrecondition(
         f"no checkpoint covering entry seq {seq} within the newest {WINDOW * WINDOWS} "
         f"entries carries {need} co-signature(s) (the newest, seq {last.seq}, has {has}): "
